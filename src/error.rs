@@ -1,0 +1,89 @@
+//! The crate's error type, grouped by what the caller can do about it.
+//!
+//! MQ failures keep their reason code ([`Reason`]) so callers can branch on its class
+//! (retry, reconnect, config); file problems keep file, line and field; a missing IBM
+//! library names every path that was tried.
+
+use std::path::PathBuf;
+
+use crate::mq::reason::Reason;
+
+/// Everything that can go wrong in mqpilot's library code.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// IBM's MQ client library could not be loaded from any of the paths tried.
+    #[error(
+        "cannot load the IBM MQ client library (tried: {}); install the IBM MQ redistributable client \
+         (for example under /opt/mqm) or point MQ_LIB at libmqm_r.so",
+        tried.join(", ")
+    )]
+    Library {
+        /// Every path or name that was tried, in order.
+        tried: Vec<String>,
+        /// The loader's error for the last attempt.
+        #[source]
+        source: Option<dlopen2::Error>,
+    },
+
+    /// An MQ call failed; what to do depends on the reason code's class.
+    #[error("{verb} of {object} failed: {reason}{}", detail.as_ref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Mq {
+        /// The MQI verb, e.g. `MQOPEN`.
+        verb: &'static str,
+        /// What the call was about: a queue, the queue manager, a connection.
+        object: String,
+        /// The reason code.
+        reason: Reason,
+        /// Context that helps, e.g. `the connection already holds MAXHANDS=256 handles`.
+        detail: Option<String>,
+    },
+
+    /// A configuration or model file is invalid.
+    #[error("{}:{line}:{column}: {field}: {message}", path.display())]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line (0 when unknown).
+        line: usize,
+        /// 1-based column (0 when unknown).
+        column: usize,
+        /// The field or key that is wrong.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+
+    /// A connection option (argument or environment variable) is invalid.
+    #[error("{source_name}: {message}")]
+    Options {
+        /// Where the value came from: a flag (`--server`) or a variable (`MQSERVER`).
+        source_name: String,
+        /// What is wrong, naming the bad part.
+        message: String,
+    },
+
+    /// Reading a file failed.
+    #[error("cannot read {}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// The MQ reason code, when this error came from an MQ call.
+    #[must_use]
+    pub const fn reason(&self) -> Option<Reason> {
+        match self {
+            Self::Mq { reason, .. } => Some(*reason),
+            _ => None,
+        }
+    }
+}
+
+/// Shorthand for results with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

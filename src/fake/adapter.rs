@@ -1,0 +1,682 @@
+//! The fake queue manager behind `libmqm_sys::Mqi`: C structures in, safe calls out.
+//!
+//! This is the only file of the fake with `unsafe`. Each verb reads the caller's structures
+//! (MQCNO with its MQCD and MQCSP, MQOD, MQMD version 1 or 2, MQGMO, MQPMO, MQINQ arrays),
+//! calls the safe [`FakeQm`] verb and writes results back with the completion and reason
+//! codes MQ would set. Verbs the fake does not implement answer MQCC_FAILED with 2298.
+
+use std::ffi::c_void;
+use std::mem::size_of;
+use std::ptr;
+
+use libmqm_sys as mq;
+
+use super::verbs::{Attr, ConnectRequest, GetOptions, ObjectRef};
+use super::{FakeQm, default_md};
+
+/// One client process's view of a [`FakeQm`]: an MQI library (`mqi::Library`) whose
+/// connections carry this process's client address and share channel instances only with
+/// each other. Make one with [`FakeQm::library`].
+#[derive(Clone)]
+pub struct FakeMqi {
+    qm: FakeQm,
+    process: u64,
+    client_address: String,
+    default_channel: Option<String>,
+}
+
+impl std::fmt::Debug for FakeMqi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeMqi")
+            .field("process", &self.process)
+            .field("client_address", &self.client_address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FakeMqi {
+    pub(super) const fn new(qm: FakeQm, process: u64, client_address: String) -> Self {
+        Self {
+            qm,
+            process,
+            client_address,
+            default_channel: None,
+        }
+    }
+
+    /// The channel used when MQCONNX names none (like an MQSERVER default). Default: none,
+    /// which makes a bindings connection that uses no channel instance.
+    #[must_use]
+    pub fn with_default_channel(mut self, channel: impl Into<String>) -> Self {
+        self.default_channel = Some(channel.into());
+        self
+    }
+
+    /// The queue manager behind this library.
+    #[must_use]
+    pub const fn queue_manager(&self) -> &FakeQm {
+        &self.qm
+    }
+}
+
+impl mqi::Library for FakeMqi {
+    type MQ = Self;
+
+    fn lib(&self) -> &Self::MQ {
+        self
+    }
+}
+
+fn set(cc: &mut mq::MQLONG, rc: &mut mq::MQLONG, reason: i32) {
+    *rc = reason;
+    *cc = match reason {
+        mq::MQRC_NONE => mq::MQCC_OK,
+        mq::MQRC_TRUNCATED_MSG_ACCEPTED
+        | mq::MQRC_TRUNCATED_MSG_FAILED
+        | mq::MQRC_NO_MSG_LOCKED
+        | mq::MQRC_CHAR_ATTRS_TOO_SHORT
+        | mq::MQRC_INT_ATTR_COUNT_TOO_SMALL => mq::MQCC_WARNING,
+        _ => mq::MQCC_FAILED,
+    };
+}
+
+fn outcome(cc: &mut mq::MQLONG, rc: &mut mq::MQLONG, result: Result<(), i32>) {
+    set(cc, rc, result.err().unwrap_or(mq::MQRC_NONE));
+}
+
+/// A blank-padded MQCHAR field as a trimmed string.
+fn text(field: &[mq::MQCHAR]) -> String {
+    // MQCHAR is a C char: reinterpret each byte.
+    let bytes: Vec<u8> = field.iter().map(|&c| c as u8).take_while(|&b| b != 0).collect();
+    String::from_utf8_lossy(&bytes).trim_end().to_owned()
+}
+
+/// A structure at `base + offset`, or at `ptr` when that is set (MQ prefers the pointer).
+///
+/// # Safety
+/// `ptr`, or `base + offset` when `ptr` is null and `offset` is not 0, must point at a
+/// valid `T` for the duration of the call.
+unsafe fn linked<'a, T>(base: *const c_void, ptr: *const c_void, offset: mq::MQLONG) -> Option<&'a T> {
+    if !ptr.is_null() {
+        // SAFETY: the caller promises a non-null pointer is valid.
+        return Some(unsafe { &*ptr.cast::<T>() });
+    }
+    if offset == 0 {
+        return None;
+    }
+    // SAFETY: the caller promises base + offset is a valid T (mqi lays MQCNO's structures
+    // out in one allocation and sets offsets from it).
+    Some(unsafe { &*base.cast::<u8>().offset(offset as isize).cast::<T>() })
+}
+
+/// Bytes at `base + offset` (or `ptr`), `len` long.
+///
+/// # Safety
+/// As [`linked`], for `len` bytes.
+unsafe fn linked_str(base: *const c_void, ptr: *const c_void, offset: mq::MQLONG, len: mq::MQLONG) -> Option<String> {
+    let len = usize::try_from(len).ok().filter(|&l| l > 0)?;
+    let start: *const u8 = if ptr.is_null() {
+        if offset == 0 {
+            return None;
+        }
+        // SAFETY: the caller promises base + offset is valid for len bytes.
+        unsafe { base.cast::<u8>().offset(offset as isize) }
+    } else {
+        ptr.cast()
+    };
+    // SAFETY: as above.
+    let bytes = unsafe { std::slice::from_raw_parts(start, len) };
+    Some(String::from_utf8_lossy(bytes).into_owned())
+}
+
+impl FakeMqi {
+    /// Builds the connect request from MQCNO and the structures it points at.
+    ///
+    /// # Safety
+    /// `cno` and every structure its offsets or pointers name must be valid.
+    unsafe fn connect_request(&self, qmgr: &mq::MQCHAR48, cno: &mq::MQCNO) -> ConnectRequest {
+        let base = ptr::from_ref(cno).cast::<c_void>();
+        let mut req = ConnectRequest {
+            qmgr_name: text(qmgr),
+            channel: self.default_channel.clone(),
+            client_address: self.client_address.clone(),
+            process: self.process,
+            appl_name: if cno.Version >= mq::MQCNO_VERSION_7 {
+                text(&cno.ApplName)
+            } else {
+                String::new()
+            },
+            ..ConnectRequest::default()
+        };
+        if cno.Version >= mq::MQCNO_VERSION_2 {
+            // SAFETY: mqi sets ClientConnOffset to an MQCD inside the same allocation.
+            if let Some(cd) = unsafe { linked::<mq::MQCD>(base, cno.ClientConnPtr, cno.ClientConnOffset) } {
+                req.channel = Some(text(&cd.ChannelName));
+                if cd.Version >= mq::MQCD_VERSION_10 {
+                    req.client_sharecnv = u32::try_from(cd.SharingConversations).ok();
+                }
+                if cd.Version >= mq::MQCD_VERSION_7 && !text(&cd.LocalAddress).is_empty() {
+                    req.client_address = text(&cd.LocalAddress);
+                }
+            }
+        }
+        if cno.Version >= mq::MQCNO_VERSION_5 {
+            let csp_ptr = cno.SecurityParmsPtr.cast::<c_void>();
+            // SAFETY: as above, for the MQCSP.
+            if let Some(csp) = unsafe { linked::<mq::MQCSP>(base, csp_ptr, cno.SecurityParmsOffset) } {
+                let csp_base = ptr::from_ref(csp).cast::<c_void>();
+                // SAFETY: MQCSP's user and password offsets are relative to the MQCSP.
+                unsafe {
+                    req.user = linked_str(csp_base, csp.CSPUserIdPtr, csp.CSPUserIdOffset, csp.CSPUserIdLength);
+                    req.password = linked_str(
+                        csp_base,
+                        csp.CSPPasswordPtr,
+                        csp.CSPPasswordOffset,
+                        csp.CSPPasswordLength,
+                    );
+                }
+            }
+        }
+        req
+    }
+}
+
+/// Reads an MQMD of version 1 or 2 into a full MQMD.
+///
+/// # Safety
+/// `md` must point at an MQMD1 or, when its Version is 2, an MQMD.
+unsafe fn read_md(md: *const c_void) -> Result<mq::MQMD, i32> {
+    if md.is_null() {
+        return Err(mq::MQRC_MD_ERROR);
+    }
+    let mut full = default_md();
+    // SAFETY: every MQMD version starts with StrucId and Version, as MQMD1.
+    let head = unsafe { &*md.cast::<mq::MQMD1>() };
+    if head.StrucId != full.StrucId || !(1..=2).contains(&head.Version) {
+        return Err(mq::MQRC_MD_ERROR);
+    }
+    let len = if head.Version >= 2 {
+        size_of::<mq::MQMD>()
+    } else {
+        size_of::<mq::MQMD1>()
+    };
+    // SAFETY: `len` is the caller's structure size for its version; MQMD1 is a prefix of MQMD.
+    unsafe { ptr::copy_nonoverlapping(md.cast::<u8>(), ptr::from_mut(&mut full).cast::<u8>(), len) };
+    Ok(full)
+}
+
+/// Writes a full MQMD back into the caller's version-1 or -2 structure, keeping its Version.
+///
+/// # Safety
+/// As [`read_md`], and writable.
+unsafe fn write_md(md: *mut c_void, value: &mq::MQMD) {
+    // SAFETY: read_md has already checked the header.
+    let version = unsafe { (*md.cast::<mq::MQMD1>()).Version };
+    let mut out = *value;
+    out.Version = version;
+    let len = if version >= 2 {
+        size_of::<mq::MQMD>()
+    } else {
+        size_of::<mq::MQMD1>()
+    };
+    // SAFETY: `len` bytes of the caller's structure are writable.
+    unsafe { ptr::copy_nonoverlapping(ptr::from_ref(&out).cast::<u8>(), md.cast::<u8>(), len) };
+}
+
+/// A caller's buffer as a slice (empty when null or zero length).
+///
+/// # Safety
+/// `buffer` must be valid for `len` bytes.
+unsafe fn buffer<'a>(buffer: mq::PMQVOID, len: mq::MQLONG) -> Result<&'a mut [u8], i32> {
+    let len = usize::try_from(len).map_err(|_| mq::MQRC_BUFFER_LENGTH_ERROR)?;
+    if len == 0 || buffer.is_null() {
+        return Ok(&mut []);
+    }
+    // SAFETY: the caller promises `len` valid bytes.
+    Ok(unsafe { std::slice::from_raw_parts_mut(buffer.cast::<u8>(), len) })
+}
+
+fn object_ref(od: &mq::MQOD) -> ObjectRef {
+    ObjectRef {
+        object_type: od.ObjectType,
+        name: text(&od.ObjectName),
+    }
+}
+
+/// Lays MQINQ answers out as MQ does: integers in selector order, then texts concatenated.
+fn lay_out(attrs: &[Attr], ints: &mut [mq::MQLONG], chars: &mut [u8]) -> i32 {
+    let (mut i, mut c, mut warning) = (0, 0, mq::MQRC_NONE);
+    for attr in attrs {
+        match attr {
+            Attr::Int(v) if i < ints.len() => {
+                ints[i] = *v;
+                i += 1;
+            }
+            Attr::Int(_) => warning = mq::MQRC_INT_ATTR_COUNT_TOO_SMALL,
+            Attr::Text(s, width) => {
+                let bytes = s.as_bytes();
+                for k in 0..*width {
+                    if c + k >= chars.len() {
+                        warning = mq::MQRC_CHAR_ATTRS_TOO_SHORT;
+                        break;
+                    }
+                    chars[c + k] = bytes.get(k).copied().unwrap_or(b' ');
+                }
+                c += width;
+            }
+        }
+    }
+    warning
+}
+
+#[allow(non_snake_case, clippy::too_many_arguments)]
+impl mq::Mqi for FakeMqi {
+    unsafe fn MQBACK(&self, Hconn: mq::MQHCONN, CompCode: &mut mq::MQLONG, Reason: &mut mq::MQLONG) {
+        outcome(CompCode, Reason, self.qm.backout(Hconn));
+    }
+
+    unsafe fn MQBEGIN(&self, _: mq::MQHCONN, _: Option<&mut mq::MQBO>, cc: &mut mq::MQLONG, rc: &mut mq::MQLONG) {
+        set(cc, rc, self.qm.unsupported());
+    }
+
+    unsafe fn MQBUFMH(
+        &self,
+        _: mq::MQHCONN,
+        _: mq::MQHMSG,
+        _: &mq::MQBMHO,
+        _: mq::PMQVOID,
+        _: mq::MQLONG,
+        _: mq::PMQVOID,
+        _: &mut mq::MQLONG,
+        cc: &mut mq::MQLONG,
+        rc: &mut mq::MQLONG,
+    ) {
+        set(cc, rc, self.qm.unsupported());
+    }
+
+    unsafe fn MQCB(
+        &self,
+        _: mq::MQHCONN,
+        _: mq::MQLONG,
+        _: Option<&mq::MQCBD>,
+        _: mq::MQHOBJ,
+        _: mq::PMQVOID,
+        _: Option<&mq::MQGMO>,
+        cc: &mut mq::MQLONG,
+        rc: &mut mq::MQLONG,
+    ) {
+        set(cc, rc, self.qm.unsupported());
+    }
+
+    unsafe fn MQCLOSE(
+        &self,
+        Hconn: mq::MQHCONN,
+        Hobj: &mut mq::MQHOBJ,
+        _Options: mq::MQLONG,
+        CompCode: &mut mq::MQLONG,
+        Reason: &mut mq::MQLONG,
+    ) {
+        let result = self.qm.close(Hconn, *Hobj);
+        if result.is_ok() {
+            *Hobj = mq::MQHO_UNUSABLE_HOBJ;
+        }
+        outcome(CompCode, Reason, result);
+    }
+
+    unsafe fn MQCMIT(&self, Hconn: mq::MQHCONN, CompCode: &mut mq::MQLONG, Reason: &mut mq::MQLONG) {
+        outcome(CompCode, Reason, self.qm.commit(Hconn));
+    }
+
+    unsafe fn MQCONN(
+        &self,
+        QMgrName: &mq::MQCHAR48,
+        Hconn: &mut mq::MQHCONN,
+        CompCode: &mut mq::MQLONG,
+        Reason: &mut mq::MQLONG,
+    ) {
+        let mut cno = libmqm_default::MQCNO_DEFAULT;
+        // SAFETY: a default MQCNO names no other structure.
+        unsafe { self.MQCONNX(QMgrName, &mut cno, Hconn, CompCode, Reason) };
+    }
+
+    unsafe fn MQCONNX(
+        &self,
+        QMgrName: &mq::MQCHAR48,
+        ConnectOpts: &mut mq::MQCNO,
+        Hconn: &mut mq::MQHCONN,
+        CompCode: &mut mq::MQLONG,
+        Reason: &mut mq::MQLONG,
+    ) {
+        // SAFETY: the caller (mqi) populates MQCNO with valid offsets and pointers.
+        let req = unsafe { self.connect_request(QMgrName, ConnectOpts) };
+        match self.qm.connect(&req) {
+            Ok(h) => {
+                *Hconn = h;
+                set(CompCode, Reason, mq::MQRC_NONE);
+            }
+            Err(reason) => {
+                *Hconn = mq::MQHC_UNUSABLE_HCONN;
+                set(CompCode, Reason, reason);
+            }
+        }
+    }
+
+    unsafe fn MQCRTMH(
+        &self,
+        _: mq::MQHCONN,
+        _: &mq::MQCMHO,
+        _: &mut mq::MQHMSG,
+        cc: &mut mq::MQLONG,
+        rc: &mut mq::MQLONG,
+    ) {
+        set(cc, rc, self.qm.unsupported());
+    }
+
+    unsafe fn MQCTL(&self, _: mq::MQHCONN, _: mq::MQLONG, _: &mq::MQCTLO, cc: &mut mq::MQLONG, rc: &mut mq::MQLONG) {
+        set(cc, rc, self.qm.unsupported());
+    }
+
+    unsafe fn MQDISC(&self, Hconn: &mut mq::MQHCONN, CompCode: &mut mq::MQLONG, Reason: &mut mq::MQLONG) {
+        let result = self.qm.disconnect(*Hconn);
+        *Hconn = mq::MQHC_UNUSABLE_HCONN;
+        outcome(CompCode, Reason, result);
+    }
+
+    unsafe fn MQDLTMH(
+        &self,
+        _: mq::MQHCONN,
+        _: &mut mq::MQHMSG,
+        _: &mq::MQDMHO,
+        cc: &mut mq::MQLONG,
+        rc: &mut mq::MQLONG,
+    ) {
+        set(cc, rc, self.qm.unsupported());
+    }
+
+    unsafe fn MQDLTMP(
+        &self,
+        _: mq::MQHCONN,
+        _: mq::MQHMSG,
+        _: &mq::MQDMPO,
+        _: &mq::MQCHARV,
+        cc: &mut mq::MQLONG,
+        rc: &mut mq::MQLONG,
+    ) {
+        set(cc, rc, self.qm.unsupported());
+    }
+
+    unsafe fn MQGET(
+        &self,
+        Hconn: mq::MQHCONN,
+        Hobj: mq::MQHOBJ,
+        MsgDesc: mq::PMQVOID,
+        GetMsgOpts: &mut mq::MQGMO,
+        BufferLength: mq::MQLONG,
+        Buffer: mq::PMQVOID,
+        DataLength: &mut mq::MQLONG,
+        CompCode: &mut mq::MQLONG,
+        Reason: &mut mq::MQLONG,
+    ) {
+        // SAFETY: the caller passes an MQMD of the version it declares.
+        let md = unsafe { read_md(MsgDesc) };
+        // SAFETY: the caller passes a buffer of BufferLength bytes.
+        let buf = unsafe { buffer(Buffer, BufferLength) };
+        let (mut md, buf) = match (md, buf) {
+            (Ok(md), Ok(buf)) => (md, buf),
+            (Err(reason), _) | (_, Err(reason)) => return set(CompCode, Reason, reason),
+        };
+        let gmo = GetOptions {
+            options: GetMsgOpts.Options,
+            wait_interval: GetMsgOpts.WaitInterval,
+            match_options: if GetMsgOpts.Version >= mq::MQGMO_VERSION_2 {
+                GetMsgOpts.MatchOptions
+            } else {
+                mq::MQMO_MATCH_MSG_ID | mq::MQMO_MATCH_CORREL_ID
+            },
+        };
+        let buffer_len = buf.len();
+        match self.qm.get(Hconn, Hobj, &mut md, &gmo, buf) {
+            Ok(got) => {
+                if got.data_length > 0 || got.warning != mq::MQRC_NO_MSG_LOCKED {
+                    // SAFETY: checked by read_md above.
+                    unsafe { write_md(MsgDesc, &md) };
+                }
+                *DataLength = mq::MQLONG::try_from(got.data_length).unwrap_or(mq::MQLONG::MAX);
+                if GetMsgOpts.Version >= mq::MQGMO_VERSION_3 {
+                    GetMsgOpts.ReturnedLength =
+                        mq::MQLONG::try_from(got.data_length.min(buffer_len)).unwrap_or(mq::MQLONG::MAX);
+                }
+                set(CompCode, Reason, got.warning);
+            }
+            Err(reason) => {
+                *DataLength = 0;
+                set(CompCode, Reason, reason);
+            }
+        }
+    }
+
+    unsafe fn MQINQ(
+        &self,
+        Hconn: mq::MQHCONN,
+        Hobj: mq::MQHOBJ,
+        SelectorCount: mq::MQLONG,
+        Selectors: mq::PMQLONG,
+        IntAttrCount: mq::MQLONG,
+        IntAttrs: mq::PMQLONG,
+        CharAttrLength: mq::MQLONG,
+        CharAttrs: mq::PMQCHAR,
+        CompCode: &mut mq::MQLONG,
+        Reason: &mut mq::MQLONG,
+    ) {
+        let (Ok(n), Ok(ni), Ok(nc)) = (
+            usize::try_from(SelectorCount),
+            usize::try_from(IntAttrCount),
+            usize::try_from(CharAttrLength),
+        ) else {
+            return set(CompCode, Reason, mq::MQRC_SELECTOR_COUNT_ERROR);
+        };
+        let slice = |p: *mut mq::MQLONG, len: usize| -> &mut [mq::MQLONG] {
+            if p.is_null() || len == 0 {
+                &mut []
+            } else {
+                // SAFETY: the caller passes arrays of the counts it declares.
+                unsafe { std::slice::from_raw_parts_mut(p, len) }
+            }
+        };
+        let selectors = slice(Selectors, n).to_vec();
+        let ints = slice(IntAttrs, ni);
+        let chars: &mut [u8] = if CharAttrs.is_null() || nc == 0 {
+            &mut []
+        } else {
+            // SAFETY: the caller passes CharAttrLength bytes.
+            unsafe { std::slice::from_raw_parts_mut(CharAttrs.cast::<u8>(), nc) }
+        };
+        match self.qm.inquire(Hconn, Hobj, &selectors) {
+            Ok(attrs) => set(CompCode, Reason, lay_out(&attrs, ints, chars)),
+            Err(reason) => set(CompCode, Reason, reason),
+        }
+    }
+
+    unsafe fn MQINQMP(
+        &self,
+        _: mq::MQHCONN,
+        _: mq::MQHMSG,
+        _: &mut mq::MQIMPO,
+        _: &mq::MQCHARV,
+        _: &mut mq::MQPD,
+        _: &mut mq::MQLONG,
+        _: mq::MQLONG,
+        _: mq::PMQVOID,
+        _: &mut mq::MQLONG,
+        cc: &mut mq::MQLONG,
+        rc: &mut mq::MQLONG,
+    ) {
+        set(cc, rc, self.qm.unsupported());
+    }
+
+    unsafe fn MQMHBUF(
+        &self,
+        _: mq::MQHCONN,
+        _: mq::MQHMSG,
+        _: &mq::MQMHBO,
+        _: &mq::MQCHARV,
+        _: mq::PMQVOID,
+        _: mq::MQLONG,
+        _: mq::PMQVOID,
+        _: &mut mq::MQLONG,
+        cc: &mut mq::MQLONG,
+        rc: &mut mq::MQLONG,
+    ) {
+        set(cc, rc, self.qm.unsupported());
+    }
+
+    unsafe fn MQOPEN(
+        &self,
+        Hconn: mq::MQHCONN,
+        ObjDesc: &mut mq::MQOD,
+        Options: mq::MQLONG,
+        Hobj: &mut mq::MQHOBJ,
+        CompCode: &mut mq::MQLONG,
+        Reason: &mut mq::MQLONG,
+    ) {
+        match self.qm.open(Hconn, &object_ref(ObjDesc), Options) {
+            Ok(h) => {
+                *Hobj = h;
+                set(CompCode, Reason, mq::MQRC_NONE);
+            }
+            Err(reason) => {
+                *Hobj = mq::MQHO_UNUSABLE_HOBJ;
+                set(CompCode, Reason, reason);
+            }
+        }
+    }
+
+    unsafe fn MQPUT(
+        &self,
+        Hconn: mq::MQHCONN,
+        Hobj: mq::MQHOBJ,
+        MsgDesc: mq::PMQVOID,
+        PutMsgOpts: &mut mq::MQPMO,
+        BufferLength: mq::MQLONG,
+        Buffer: mq::PMQVOID,
+        CompCode: &mut mq::MQLONG,
+        Reason: &mut mq::MQLONG,
+    ) {
+        // SAFETY: as in MQGET.
+        let (md, buf) = unsafe { (read_md(MsgDesc), buffer(Buffer, BufferLength)) };
+        let result = md.and_then(|mut md| {
+            self.qm.put(Hconn, Hobj, &mut md, PutMsgOpts.Options, buf?)?;
+            // SAFETY: checked by read_md.
+            unsafe { write_md(MsgDesc, &md) };
+            Ok(())
+        });
+        outcome(CompCode, Reason, result);
+    }
+
+    unsafe fn MQPUT1(
+        &self,
+        Hconn: mq::MQHCONN,
+        ObjDesc: &mut mq::MQOD,
+        MsgDesc: mq::PMQVOID,
+        PutMsgOpts: &mut mq::MQPMO,
+        BufferLength: mq::MQLONG,
+        Buffer: mq::PMQVOID,
+        CompCode: &mut mq::MQLONG,
+        Reason: &mut mq::MQLONG,
+    ) {
+        // SAFETY: as in MQGET.
+        let (md, buf) = unsafe { (read_md(MsgDesc), buffer(Buffer, BufferLength)) };
+        let object = object_ref(ObjDesc);
+        let result = md.and_then(|mut md| {
+            self.qm.put1(Hconn, &object, &mut md, PutMsgOpts.Options, buf?)?;
+            // SAFETY: checked by read_md.
+            unsafe { write_md(MsgDesc, &md) };
+            Ok(())
+        });
+        outcome(CompCode, Reason, result);
+    }
+
+    unsafe fn MQSET(
+        &self,
+        _: mq::MQHCONN,
+        _: mq::MQHOBJ,
+        _: mq::MQLONG,
+        _: mq::PMQLONG,
+        _: mq::MQLONG,
+        _: mq::PMQLONG,
+        _: mq::MQLONG,
+        _: mq::PMQCHAR,
+        cc: &mut mq::MQLONG,
+        rc: &mut mq::MQLONG,
+    ) {
+        set(cc, rc, self.qm.unsupported());
+    }
+
+    unsafe fn MQSETMP(
+        &self,
+        _: mq::MQHCONN,
+        _: mq::MQHMSG,
+        _: &mq::MQSMPO,
+        _: &mq::MQCHARV,
+        _: &mut mq::MQPD,
+        _: mq::MQLONG,
+        _: mq::MQLONG,
+        _: mq::PMQVOID,
+        cc: &mut mq::MQLONG,
+        rc: &mut mq::MQLONG,
+    ) {
+        set(cc, rc, self.qm.unsupported());
+    }
+
+    unsafe fn MQSTAT(
+        &self,
+        _: mq::MQHCONN,
+        _: mq::MQLONG,
+        _: &mut mq::MQSTS,
+        cc: &mut mq::MQLONG,
+        rc: &mut mq::MQLONG,
+    ) {
+        set(cc, rc, self.qm.unsupported());
+    }
+
+    unsafe fn MQSUB(
+        &self,
+        _: mq::MQHCONN,
+        _: &mut mq::MQSD,
+        _: Option<&mut mq::MQHOBJ>,
+        _: &mut mq::MQHOBJ,
+        cc: &mut mq::MQLONG,
+        rc: &mut mq::MQLONG,
+    ) {
+        set(cc, rc, self.qm.unsupported());
+    }
+
+    unsafe fn MQSUBRQ(
+        &self,
+        _: mq::MQHCONN,
+        _: mq::MQHOBJ,
+        _: mq::MQLONG,
+        _: Option<&mut mq::MQSRO>,
+        cc: &mut mq::MQLONG,
+        rc: &mut mq::MQLONG,
+    ) {
+        set(cc, rc, self.qm.unsupported());
+    }
+
+    unsafe fn MQXCNVC(
+        &self,
+        _: mq::MQHCONN,
+        _: mq::MQLONG,
+        _: mq::MQLONG,
+        _: mq::MQLONG,
+        _: mq::PMQCHAR,
+        _: mq::MQLONG,
+        _: mq::MQLONG,
+        _: mq::PMQCHAR,
+        _: &mut mq::MQLONG,
+        cc: &mut mq::MQLONG,
+        rc: &mut mq::MQLONG,
+    ) {
+        set(cc, rc, self.qm.unsupported());
+    }
+}

@@ -1,0 +1,851 @@
+//! The MQI verbs of the fake queue manager, in safe Rust.
+//!
+//! Each verb checks in the order IBM MQ does: connection, options, object, limits, then
+//! acts. Every outcome (success, warning or failure) is counted per verb. The `Mqi` adapter
+//! (`adapter.rs`) turns C structures into these calls; the remote library of a networked
+//! fake would call them too.
+
+use std::sync::MutexGuard;
+use std::time::{Duration, Instant};
+
+use libmqm_sys as mq;
+
+use super::FakeQm;
+use super::config::Sharing;
+use super::queue::{Msg, MsgState, Selector};
+use super::state::{Conn, Handle, Reason, State, Target, Verb, Work, breaks_connection, unlock};
+
+/// What a client asks for at MQCONNX.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectRequest {
+    /// Queue manager name asked for; blank means "the one there is".
+    pub qmgr_name: String,
+    /// Server-connection channel; `None` is a bindings connection (no channel instance).
+    pub channel: Option<String>,
+    /// The client's network address, counted by MAXINSTC.
+    pub client_address: String,
+    /// Which client process this is: only its own connections share a channel instance.
+    pub process: u64,
+    /// Client-side SHARECNV (default 10); the lower of client and server applies.
+    pub client_sharecnv: Option<u32>,
+    /// User id for CONNAUTH.
+    pub user: Option<String>,
+    /// Password for CONNAUTH.
+    pub password: Option<String>,
+    /// Application name, stored in PutApplName.
+    pub appl_name: String,
+}
+
+/// The object an MQOPEN names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRef {
+    /// MQOT_Q or MQOT_Q_MGR (others get 2043).
+    pub object_type: i32,
+    /// Object name, blank for the queue manager.
+    pub name: String,
+}
+
+/// The parts of MQGMO the fake acts on.
+#[derive(Debug, Clone, Copy)]
+pub struct GetOptions {
+    /// MQGMO_* flags.
+    pub options: i32,
+    /// WaitInterval in milliseconds (MQWI_UNLIMITED = -1).
+    pub wait_interval: i32,
+    /// MQMO_* match options.
+    pub match_options: i32,
+}
+
+impl Default for GetOptions {
+    fn default() -> Self {
+        Self {
+            options: mq::MQGMO_NO_SYNCPOINT,
+            wait_interval: 0,
+            match_options: mq::MQMO_MATCH_MSG_ID | mq::MQMO_MATCH_CORREL_ID,
+        }
+    }
+}
+
+/// A successful or warning MQGET.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Got {
+    /// The message's full length (DataLength), which may exceed what was copied.
+    pub data_length: usize,
+    /// 0, or a warning reason (2079, 2080, 2209).
+    pub warning: i32,
+}
+
+/// One attribute returned by MQINQ.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attr {
+    /// An MQIA_* value.
+    Int(i32),
+    /// An MQCA_* value, blank-padded to `width` bytes.
+    Text(String, usize),
+}
+
+impl FakeQm {
+    /// Locks the state for one call, after the configured latency; returns an injected
+    /// failure for `verb` instead when one is planned (breaking the connection if the
+    /// reason code would).
+    fn begin(&self, verb: Verb, hconn: Option<i32>) -> Result<MutexGuard<'_, State>, Reason> {
+        let latency = self.latency();
+        if !latency.is_zero() {
+            std::thread::sleep(latency);
+        }
+        let mut st = self.lock();
+        if let Some(reason) = st.injected(verb) {
+            if let Some(hconn) = hconn.filter(|_| breaks_connection(reason)) {
+                st.break_conn(hconn, reason);
+            }
+            return Err(st.record::<()>(verb, Err(reason), 0).unwrap_err());
+        }
+        Ok(st)
+    }
+
+    /// MQCONNX: connects, starting or sharing a channel instance.
+    ///
+    /// # Errors
+    /// 2161 while quiescing, 2059 when stopped or the channel is unknown, 2058 for another
+    /// queue manager's name, 2035 for bad credentials, 2025 past the connection limit,
+    /// 2537 past MAXINST, MAXINSTC or MaxChannels.
+    pub fn connect(&self, req: &ConnectRequest) -> Result<i32, Reason> {
+        let mut st = self.begin(Verb::Connx, None)?;
+        let result = connect(&mut st, req);
+        st.record(Verb::Connx, result, 0)
+    }
+
+    /// MQDISC: commits the unit of work, closes every handle, ends the conversation.
+    ///
+    /// # Errors
+    /// 2018 for an unknown connection; a broken one is removed and reports why it broke.
+    pub fn disconnect(&self, hconn: i32) -> Result<(), Reason> {
+        let mut st = self.begin(Verb::Disc, Some(hconn))?;
+        let result = match st.conns.get(&hconn).map(|c| c.broken) {
+            None => Err(mq::MQRC_HCONN_ERROR),
+            Some(Some(reason)) => {
+                st.conns.remove(&hconn);
+                Err(reason)
+            }
+            Some(None) => {
+                st.commit_uow(hconn);
+                let hobjs: Vec<i32> = st.conns[&hconn].handles.keys().copied().collect();
+                for hobj in hobjs {
+                    st.close_handle(hconn, hobj);
+                }
+                if let Some((name, instance)) = st.conns.remove(&hconn).and_then(|c| c.channel) {
+                    st.leave_channel(&name, instance);
+                }
+                Ok(())
+            }
+        };
+        st.record(Verb::Disc, result, 0)
+    }
+
+    /// MQOPEN.
+    ///
+    /// # Errors
+    /// 2046 bad options, 2085 unknown queue, 2043/2045 wrong object type, 2017 when the
+    /// connection already holds MAXHANDS handles, 2042 input-sharing conflict, 2161.
+    pub fn open(&self, hconn: i32, object: &ObjectRef, options: i32) -> Result<i32, Reason> {
+        let mut st = self.begin(Verb::Open, Some(hconn))?;
+        let result = open(&mut st, hconn, object, options);
+        st.record(Verb::Open, result, 0)
+    }
+
+    /// MQCLOSE: releases the handle's lock and open counts.
+    ///
+    /// # Errors
+    /// 2019 for an unknown handle; connection errors.
+    pub fn close(&self, hconn: i32, hobj: i32) -> Result<(), Reason> {
+        let mut st = self.begin(Verb::Close, Some(hconn))?;
+        let result = st
+            .live(hconn)
+            .and_then(|c| c.handles.contains_key(&hobj).then_some(()).ok_or(mq::MQRC_HOBJ_ERROR))
+            .map(|()| {
+                st.close_handle(hconn, hobj);
+            });
+        st.record(Verb::Close, result, 0)
+    }
+
+    /// MQPUT on an open handle; fills MsgId, PutDate and PutTime in `md`.
+    ///
+    /// # Errors
+    /// 2039 not open for output, 2051, 2030, 2031, 2053, 2024, 2046, connection errors.
+    pub fn put(&self, hconn: i32, hobj: i32, md: &mut mq::MQMD, options: i32, data: &[u8]) -> Result<(), Reason> {
+        let mut st = self.begin(Verb::Put, Some(hconn))?;
+        let result = st.live(hconn).and_then(|conn| {
+            let handle = conn.handles.get(&hobj).ok_or(mq::MQRC_HOBJ_ERROR)?;
+            match handle.target {
+                Target::Queue(q) if handle.options & mq::MQOO_OUTPUT != 0 => Ok(q),
+                _ => Err(mq::MQRC_NOT_OPEN_FOR_OUTPUT),
+            }
+        });
+        let result = result.and_then(|q| put_on(&mut st, hconn, q, md, options, data));
+        st.record(Verb::Put, result, 0)
+    }
+
+    /// MQPUT1: open, put and close in one call. The handle counts against MAXHANDS while the
+    /// call runs.
+    ///
+    /// # Errors
+    /// As [`FakeQm::open`] and [`FakeQm::put`].
+    pub fn put1(
+        &self,
+        hconn: i32,
+        object: &ObjectRef,
+        md: &mut mq::MQMD,
+        options: i32,
+        data: &[u8],
+    ) -> Result<(), Reason> {
+        let mut st = self.begin(Verb::Put1, Some(hconn))?;
+        let result = put1(&mut st, hconn, object, md, options, data);
+        st.record(Verb::Put1, result, 0)
+    }
+
+    /// MQGET, waiting up to the wait interval without holding the state lock.
+    ///
+    /// # Errors
+    /// 2033 nothing to get, 2034 nothing under the cursor, 2016 get inhibited, 2024, 2036,
+    /// 2037, 2046, 2090, 2161, and connection errors (2009, 2162) that also cancel a wait.
+    pub fn get(
+        &self,
+        hconn: i32,
+        hobj: i32,
+        md: &mut mq::MQMD,
+        gmo: &GetOptions,
+        buffer: &mut [u8],
+    ) -> Result<Got, Reason> {
+        let mut st = self.begin(Verb::Get, Some(hconn))?;
+        let wait = gmo.options & mq::MQGMO_WAIT != 0;
+        let deadline = (wait && gmo.wait_interval >= 0)
+            .then(|| Instant::now() + Duration::from_millis(gmo.wait_interval.unsigned_abs().into()));
+        let result = loop {
+            let (q, outcome) = match try_get(&mut st, hconn, hobj, md, gmo, buffer) {
+                Ok((_, Some(got))) => break Ok(got),
+                Ok((q, None)) => (q, mq::MQRC_NO_MSG_AVAILABLE),
+                Err(reason) => break Err(reason),
+            };
+            let remaining = match deadline {
+                _ if !wait => break Err(outcome),
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(r) if !r.is_zero() => r,
+                    _ => break Err(outcome),
+                },
+                None => Duration::from_secs(3600),
+            };
+            let cv = std::sync::Arc::clone(&st.queues[q].cv);
+            st.queues[q].waiters += 1;
+            st = cv
+                .wait_timeout(st, remaining)
+                .map_or_else(|p| p.into_inner().0, |(g, _)| g);
+            st.queues[q].waiters -= 1;
+        };
+        let warning = result.map_or(0, |g| g.warning);
+        st.record(Verb::Get, result, warning)
+    }
+
+    /// MQINQ.
+    ///
+    /// # Errors
+    /// 2038 not open for inquire, 2067 unknown selector, 2068 selector not for this type.
+    pub fn inquire(&self, hconn: i32, hobj: i32, selectors: &[i32]) -> Result<Vec<Attr>, Reason> {
+        let mut st = self.begin(Verb::Inq, Some(hconn))?;
+        let result = inquire(&mut st, hconn, hobj, selectors);
+        st.record(Verb::Inq, result, 0)
+    }
+
+    /// MQCMIT: got messages are removed, put messages become visible.
+    ///
+    /// # Errors
+    /// Connection errors.
+    pub fn commit(&self, hconn: i32) -> Result<(), Reason> {
+        let mut st = self.begin(Verb::Cmit, Some(hconn))?;
+        let result = st.live(hconn).map(|_| ());
+        if result.is_ok() {
+            st.commit_uow(hconn);
+        }
+        st.record(Verb::Cmit, result, 0)
+    }
+
+    /// MQBACK: got messages return with BackoutCount + 1, put messages vanish.
+    ///
+    /// # Errors
+    /// Connection errors.
+    pub fn backout(&self, hconn: i32) -> Result<(), Reason> {
+        let mut st = self.begin(Verb::Back, Some(hconn))?;
+        let result = st.live(hconn).map(|_| ());
+        if result.is_ok() {
+            st.backout_uow(hconn);
+        }
+        st.record(Verb::Back, result, 0)
+    }
+
+    /// Any verb the fake does not implement: 2298, counted.
+    pub fn unsupported(&self) -> Reason {
+        let mut st = self.lock();
+        st.record::<()>(Verb::Other, Err(mq::MQRC_FUNCTION_NOT_SUPPORTED), 0)
+            .unwrap_err()
+    }
+}
+
+fn connect(st: &mut State, req: &ConnectRequest) -> Result<i32, Reason> {
+    match st.status {
+        super::QmgrStatus::Quiescing => return Err(mq::MQRC_Q_MGR_QUIESCING),
+        super::QmgrStatus::Stopped => return Err(mq::MQRC_Q_MGR_NOT_AVAILABLE),
+        super::QmgrStatus::Running => {}
+    }
+    let name = req.qmgr_name.trim();
+    if !name.is_empty() && name != st.def.name && !name.starts_with('*') {
+        return Err(mq::MQRC_Q_MGR_NAME_ERROR);
+    }
+    if !st.def.users.is_empty() {
+        let ok = st.def.users.iter().any(|u| {
+            Some(u.name.as_str()) == req.user.as_deref() && Some(u.password.as_str()) == req.password.as_deref()
+        });
+        if !ok {
+            return Err(mq::MQRC_NOT_AUTHORIZED);
+        }
+    }
+    if st
+        .def
+        .max_connections
+        .is_some_and(|max| st.live_count() >= max as usize)
+    {
+        return Err(mq::MQRC_MAX_CONNS_LIMIT_REACHED);
+    }
+    let channel = match &req.channel {
+        Some(name) => {
+            let instance = st.join_channel(
+                name,
+                req.process,
+                &req.client_address,
+                req.client_sharecnv.unwrap_or(10),
+            )?;
+            Some((name.clone(), instance))
+        }
+        None => None,
+    };
+    let hconn = st.next_hconn;
+    st.next_hconn += 1;
+    st.conns.insert(
+        hconn,
+        Conn {
+            process: req.process,
+            client_address: req.client_address.clone(),
+            appl_name: req.appl_name.clone(),
+            channel,
+            handles: std::collections::HashMap::new(),
+            next_hobj: 1,
+            peak_handles: 0,
+            uow: Vec::new(),
+            broken: None,
+        },
+    );
+    st.peak_connections = st.peak_connections.max(st.live_count());
+    Ok(hconn)
+}
+
+const INPUT_OPTIONS: i32 = mq::MQOO_INPUT_AS_Q_DEF | mq::MQOO_INPUT_SHARED | mq::MQOO_INPUT_EXCLUSIVE;
+const ACCESS_OPTIONS: i32 = INPUT_OPTIONS | mq::MQOO_BROWSE | mq::MQOO_OUTPUT | mq::MQOO_INQUIRE | mq::MQOO_SET;
+
+/// Resolves the object an open or put1 names.
+fn resolve(st: &State, object: &ObjectRef, options: i32) -> Result<Target, Reason> {
+    let name = object.name.trim();
+    match object.object_type {
+        mq::MQOT_Q => st
+            .queue_index
+            .get(name)
+            .map(|&q| Target::Queue(q))
+            .ok_or(mq::MQRC_UNKNOWN_OBJECT_NAME),
+        mq::MQOT_Q_MGR if !name.is_empty() && name != st.def.name => Err(mq::MQRC_UNKNOWN_OBJECT_NAME),
+        mq::MQOT_Q_MGR if options & (INPUT_OPTIONS | mq::MQOO_BROWSE | mq::MQOO_OUTPUT) != 0 => {
+            Err(mq::MQRC_OPTION_NOT_VALID_FOR_TYPE)
+        }
+        mq::MQOT_Q_MGR => Ok(Target::QueueManager),
+        _ => Err(mq::MQRC_OBJECT_TYPE_ERROR),
+    }
+}
+
+fn open(st: &mut State, hconn: i32, object: &ObjectRef, options: i32) -> Result<i32, Reason> {
+    st.live(hconn)?;
+    st.check_quiescing(options & mq::MQOO_FAIL_IF_QUIESCING != 0)?;
+    if (options & INPUT_OPTIONS).count_ones() > 1 || options & ACCESS_OPTIONS == 0 {
+        return Err(mq::MQRC_OPTIONS_ERROR);
+    }
+    let target = resolve(st, object, options)?;
+    let max_handles = usize::try_from(st.def.max_handles).unwrap_or(0);
+    if st.conns[&hconn].handles.len() >= max_handles {
+        return Err(mq::MQRC_HANDLE_NOT_AVAILABLE);
+    }
+    let mut input = None;
+    if let Target::Queue(q) = target {
+        let queue = &mut st.queues[q];
+        if options & INPUT_OPTIONS != 0 {
+            let asked = if options & mq::MQOO_INPUT_SHARED != 0 {
+                Sharing::Shared
+            } else if options & mq::MQOO_INPUT_EXCLUSIVE != 0 {
+                Sharing::Exclusive
+            } else {
+                queue.def.default_share
+            };
+            let mode = if queue.def.share == Sharing::Exclusive {
+                Sharing::Exclusive
+            } else {
+                asked
+            };
+            let conflict = match mode {
+                Sharing::Shared => queue.exclusive_inputs > 0,
+                Sharing::Exclusive => queue.ipprocs > 0,
+            };
+            if conflict {
+                return Err(mq::MQRC_OBJECT_IN_USE);
+            }
+            queue.ipprocs += 1;
+            if mode == Sharing::Exclusive {
+                queue.exclusive_inputs += 1;
+            }
+            input = Some(mode);
+        }
+        if options & mq::MQOO_OUTPUT != 0 {
+            queue.opprocs += 1;
+        }
+    }
+    let conn = st.conns.get_mut(&hconn).expect("checked live above");
+    let hobj = conn.next_hobj;
+    conn.next_hobj += 1;
+    conn.handles.insert(
+        hobj,
+        Handle {
+            target,
+            options,
+            input,
+            cursor: None,
+            locked: None,
+        },
+    );
+    conn.peak_handles = conn.peak_handles.max(conn.handles.len());
+    Ok(hobj)
+}
+
+fn put1(
+    st: &mut State,
+    hconn: i32,
+    object: &ObjectRef,
+    md: &mut mq::MQMD,
+    options: i32,
+    data: &[u8],
+) -> Result<(), Reason> {
+    st.live(hconn)?;
+    st.check_quiescing(options & mq::MQPMO_FAIL_IF_QUIESCING != 0)?;
+    let target = resolve(st, object, mq::MQOO_OUTPUT)?;
+    let max_handles = usize::try_from(st.def.max_handles).unwrap_or(0);
+    let conn = st.conns.get_mut(&hconn).expect("checked live above");
+    if conn.handles.len() >= max_handles {
+        return Err(mq::MQRC_HANDLE_NOT_AVAILABLE);
+    }
+    conn.peak_handles = conn.peak_handles.max(conn.handles.len() + 1);
+    let Target::Queue(q) = target else {
+        return Err(mq::MQRC_OBJECT_TYPE_ERROR);
+    };
+    put_on(st, hconn, q, md, options, data)
+}
+
+/// Puts a message on queue `q` for connection `hconn` (or the admin API when 0).
+pub(super) fn put_on(
+    st: &mut State,
+    hconn: i32,
+    q: usize,
+    md: &mut mq::MQMD,
+    options: i32,
+    data: &[u8],
+) -> Result<(), Reason> {
+    if hconn != 0 {
+        st.check_quiescing(options & mq::MQPMO_FAIL_IF_QUIESCING != 0)?;
+    }
+    let syncpoint = options & mq::MQPMO_SYNCPOINT != 0;
+    if syncpoint && options & mq::MQPMO_NO_SYNCPOINT != 0 {
+        return Err(mq::MQRC_OPTIONS_ERROR);
+    }
+    let queue = &st.queues[q];
+    if !queue.def.put_enabled {
+        return Err(mq::MQRC_PUT_INHIBITED);
+    }
+    let len = i64::try_from(data.len()).unwrap_or(i64::MAX);
+    if len > i64::from(queue.def.max_msg_length) {
+        return Err(mq::MQRC_MSG_TOO_BIG_FOR_Q);
+    }
+    if len > i64::from(st.def.max_msg_length) {
+        return Err(mq::MQRC_MSG_TOO_BIG_FOR_Q_MGR);
+    }
+    if queue.depth() >= queue.def.max_depth {
+        return Err(mq::MQRC_Q_FULL);
+    }
+    if syncpoint && st.conns[&hconn].uow.len() >= usize::try_from(st.def.max_uncommitted).unwrap_or(0) {
+        return Err(mq::MQRC_SYNCPOINT_LIMIT_REACHED);
+    }
+    md.Priority = match md.Priority {
+        mq::MQPRI_PRIORITY_AS_Q_DEF => queue.def.default_priority,
+        p if p < 0 => return Err(mq::MQRC_PRIORITY_ERROR),
+        p => p.min(9),
+    };
+    md.Persistence = match md.Persistence {
+        mq::MQPER_PERSISTENCE_AS_Q_DEF => i32::from(queue.def.default_persistent),
+        p @ (mq::MQPER_NOT_PERSISTENT | mq::MQPER_PERSISTENT) => p,
+        _ => return Err(mq::MQRC_PERSISTENCE_ERROR),
+    };
+    let seq = st.next_seq;
+    st.next_seq += 1;
+    if options & mq::MQPMO_NEW_MSG_ID != 0 || md.MsgId == [0; 24] {
+        md.MsgId = message_id(&st.def.name, seq);
+    }
+    if options & mq::MQPMO_NEW_CORREL_ID != 0 {
+        md.CorrelId = message_id(&st.def.name, seq);
+    }
+    md.BackoutCount = 0;
+    stamp_put_time(md);
+    if let Some(conn) = st.conns.get(&hconn) {
+        copy_padded(&mut md.PutApplName, &conn.appl_name);
+    }
+    let queue = &mut st.queues[q];
+    let key = queue.key_for(md.Priority, seq);
+    let state = if syncpoint {
+        MsgState::PutPending(hconn)
+    } else {
+        MsgState::Visible
+    };
+    queue.insert(
+        key,
+        Msg {
+            md: *md,
+            data: data.to_vec(),
+            state,
+        },
+    );
+    if syncpoint {
+        queue.uncommitted += 1;
+        st.conns
+            .get_mut(&hconn)
+            .expect("checked live")
+            .uow
+            .push(Work::Put(q, key));
+    } else {
+        queue.wake();
+    }
+    Ok(())
+}
+
+const BROWSE_OPTIONS: i32 = mq::MQGMO_BROWSE_FIRST | mq::MQGMO_BROWSE_NEXT | mq::MQGMO_BROWSE_MSG_UNDER_CURSOR;
+
+/// Checks MQGMO options against each other and against how the handle was opened.
+fn check_get_options(o: i32, wait_interval: i32, handle_options: i32, input: bool) -> Result<(), Reason> {
+    let browse = o & BROWSE_OPTIONS;
+    let under_cursor = o & mq::MQGMO_MSG_UNDER_CURSOR != 0;
+    let lock = o & mq::MQGMO_LOCK != 0;
+    let unlock = o & mq::MQGMO_UNLOCK != 0;
+    let syncpoint = o & (mq::MQGMO_SYNCPOINT | mq::MQGMO_SYNCPOINT_IF_PERSISTENT) != 0;
+    let bad = browse.count_ones() > 1
+        || (browse != 0 && (under_cursor || syncpoint))
+        || (o & mq::MQGMO_SYNCPOINT != 0 && o & mq::MQGMO_NO_SYNCPOINT != 0)
+        || (lock && (unlock || browse == 0))
+        || (unlock && (browse != 0 || under_cursor || o & mq::MQGMO_WAIT != 0));
+    if bad {
+        return Err(mq::MQRC_OPTIONS_ERROR);
+    }
+    if (browse != 0 || under_cursor) && handle_options & mq::MQOO_BROWSE == 0 {
+        return Err(mq::MQRC_NOT_OPEN_FOR_BROWSE);
+    }
+    if browse == 0 && !unlock && !input {
+        return Err(mq::MQRC_NOT_OPEN_FOR_INPUT);
+    }
+    if o & mq::MQGMO_WAIT != 0 && wait_interval < 0 && wait_interval != mq::MQWI_UNLIMITED {
+        return Err(mq::MQRC_WAIT_INTERVAL_ERROR);
+    }
+    Ok(())
+}
+
+/// One attempt at an MQGET. `Ok((q, None))` means nothing is there yet (the caller may wait
+/// on queue `q`).
+fn try_get(
+    st: &mut State,
+    hconn: i32,
+    hobj: i32,
+    md: &mut mq::MQMD,
+    gmo: &GetOptions,
+    buffer: &mut [u8],
+) -> Result<(usize, Option<Got>), Reason> {
+    let o = gmo.options;
+    let quiescing = st.check_quiescing(o & mq::MQGMO_FAIL_IF_QUIESCING != 0);
+    let max_uncommitted = usize::try_from(st.def.max_uncommitted).unwrap_or(0);
+    let State { conns, queues, .. } = st;
+    let conn = conns.get_mut(&hconn).ok_or(mq::MQRC_HCONN_ERROR)?;
+    if let Some(reason) = conn.broken {
+        return Err(reason);
+    }
+    let handle = conn.handles.get_mut(&hobj).ok_or(mq::MQRC_HOBJ_ERROR)?;
+    let Target::Queue(q) = handle.target else {
+        return Err(mq::MQRC_NOT_OPEN_FOR_INPUT);
+    };
+    check_get_options(o, gmo.wait_interval, handle.options, handle.input.is_some())?;
+    quiescing?;
+    let queue = &mut queues[q];
+    if o & mq::MQGMO_UNLOCK != 0 {
+        return Ok(match handle.locked.take() {
+            Some(key) => {
+                unlock(queue, key);
+                (
+                    q,
+                    Some(Got {
+                        data_length: 0,
+                        warning: 0,
+                    }),
+                )
+            }
+            None => (
+                q,
+                Some(Got {
+                    data_length: 0,
+                    warning: mq::MQRC_NO_MSG_LOCKED,
+                }),
+            ),
+        });
+    }
+    if !queue.def.get_enabled {
+        return Err(mq::MQRC_GET_INHIBITED);
+    }
+    let viewer = (hconn, hobj);
+    let browse = o & BROWSE_OPTIONS;
+    let under_cursor = o & (mq::MQGMO_BROWSE_MSG_UNDER_CURSOR | mq::MQGMO_MSG_UNDER_CURSOR) != 0;
+    if browse & (mq::MQGMO_BROWSE_FIRST | mq::MQGMO_BROWSE_NEXT) != 0
+        && let Some(key) = handle.locked.take()
+    {
+        // The cursor leaves the locked message, so the lock goes.
+        unlock(queue, key);
+    }
+    let found = if under_cursor {
+        let on_cursor = handle.cursor.filter(|k| {
+            queue
+                .msgs
+                .get(k)
+                .is_some_and(|m| super::queue::visible_to(m.state, viewer))
+        });
+        Some(on_cursor.ok_or(mq::MQRC_NO_MSG_UNDER_CURSOR)?)
+    } else {
+        let after = if browse == mq::MQGMO_BROWSE_NEXT {
+            handle.cursor
+        } else {
+            None
+        };
+        queue.find(after, viewer, &Selector::from_md(md, gmo.match_options))
+    };
+    let Some(key) = found else { return Ok((q, None)) };
+    let msg = queue.msgs.get_mut(&key).expect("found above");
+    let destructive = browse == 0;
+    let syncpoint = destructive
+        && (o & mq::MQGMO_SYNCPOINT != 0
+            || (o & mq::MQGMO_SYNCPOINT_IF_PERSISTENT != 0 && msg.md.Persistence == mq::MQPER_PERSISTENT));
+    if syncpoint && conn.uow.len() >= max_uncommitted {
+        return Err(mq::MQRC_SYNCPOINT_LIMIT_REACHED);
+    }
+    let data_length = msg.data.len();
+    let copied = data_length.min(buffer.len());
+    buffer[..copied].copy_from_slice(&msg.data[..copied]);
+    *md = msg.md;
+    let truncated = data_length > buffer.len();
+    if truncated && o & mq::MQGMO_ACCEPT_TRUNCATED_MSG == 0 {
+        // 2080: the message stays where it is; a browse cursor moves onto it so that
+        // BROWSE_MSG_UNDER_CURSOR with a bigger buffer can read it again.
+        if browse != 0 {
+            handle.cursor = Some(key);
+        }
+        return Ok((
+            q,
+            Some(Got {
+                data_length,
+                warning: mq::MQRC_TRUNCATED_MSG_FAILED,
+            }),
+        ));
+    }
+    let warning = if truncated { mq::MQRC_TRUNCATED_MSG_ACCEPTED } else { 0 };
+    if !destructive {
+        handle.cursor = Some(key);
+        if o & mq::MQGMO_LOCK != 0 {
+            msg.state = MsgState::Locked { hconn, hobj };
+            handle.locked = Some(key);
+        }
+        return Ok((q, Some(Got { data_length, warning })));
+    }
+    if handle.locked == Some(key) {
+        handle.locked = None;
+    }
+    if syncpoint {
+        msg.state = MsgState::GetPending(hconn);
+        queue.uncommitted += 1;
+        conn.uow.push(Work::Got(q, key));
+    } else {
+        queue.remove(key);
+    }
+    Ok((q, Some(Got { data_length, warning })))
+}
+
+fn inquire(st: &mut State, hconn: i32, hobj: i32, selectors: &[i32]) -> Result<Vec<Attr>, Reason> {
+    let handle = st.live(hconn)?.handles.get(&hobj).ok_or(mq::MQRC_HOBJ_ERROR)?;
+    if handle.options & mq::MQOO_INQUIRE == 0 {
+        return Err(mq::MQRC_NOT_OPEN_FOR_INQUIRE);
+    }
+    let target = handle.target;
+    selectors
+        .iter()
+        .map(|&s| match target {
+            Target::QueueManager => inquire_qmgr(st, s),
+            Target::Queue(q) => inquire_queue(st, q, s),
+        })
+        .collect()
+}
+
+fn inquire_qmgr(st: &State, selector: i32) -> Result<Attr, Reason> {
+    let d = &st.def;
+    Ok(match selector {
+        mq::MQCA_Q_MGR_NAME => Attr::Text(d.name.clone(), 48),
+        mq::MQIA_MAX_HANDLES => Attr::Int(d.max_handles),
+        mq::MQIA_MAX_UNCOMMITTED_MSGS => Attr::Int(d.max_uncommitted),
+        mq::MQIA_MAX_MSG_LENGTH => Attr::Int(d.max_msg_length),
+        mq::MQIA_COMMAND_LEVEL => Attr::Int(mq::MQCMDL_LEVEL_930),
+        mq::MQIA_PLATFORM => Attr::Int(mq::MQPL_UNIX),
+        s if is_queue_selector(s) => return Err(mq::MQRC_SELECTOR_NOT_FOR_TYPE),
+        _ => return Err(mq::MQRC_SELECTOR_ERROR),
+    })
+}
+
+fn is_queue_selector(s: i32) -> bool {
+    [
+        mq::MQCA_Q_NAME,
+        mq::MQCA_Q_DESC,
+        mq::MQCA_BACKOUT_REQ_Q_NAME,
+        mq::MQIA_CURRENT_Q_DEPTH,
+        mq::MQIA_MAX_Q_DEPTH,
+        mq::MQIA_OPEN_INPUT_COUNT,
+        mq::MQIA_OPEN_OUTPUT_COUNT,
+        mq::MQIA_BACKOUT_THRESHOLD,
+        mq::MQIA_INHIBIT_GET,
+        mq::MQIA_INHIBIT_PUT,
+        mq::MQIA_Q_TYPE,
+        mq::MQIA_DEF_INPUT_OPEN_OPTION,
+        mq::MQIA_SHAREABILITY,
+        mq::MQIA_MSG_DELIVERY_SEQUENCE,
+        mq::MQIA_DEF_PRIORITY,
+        mq::MQIA_DEF_PERSISTENCE,
+    ]
+    .contains(&s)
+}
+
+fn inquire_queue(st: &State, q: usize, selector: i32) -> Result<Attr, Reason> {
+    let queue = &st.queues[q];
+    let d = &queue.def;
+    let flag = |inhibited: bool| {
+        if inhibited {
+            mq::MQQA_GET_INHIBITED
+        } else {
+            mq::MQQA_GET_ALLOWED
+        }
+    };
+    Ok(match selector {
+        mq::MQCA_Q_NAME => Attr::Text(d.name.clone(), 48),
+        mq::MQCA_Q_DESC => Attr::Text(d.description.clone(), 64),
+        mq::MQCA_BACKOUT_REQ_Q_NAME => Attr::Text(d.backout_queue.clone(), 48),
+        mq::MQIA_CURRENT_Q_DEPTH => Attr::Int(queue.depth()),
+        mq::MQIA_MAX_Q_DEPTH => Attr::Int(d.max_depth),
+        mq::MQIA_OPEN_INPUT_COUNT => Attr::Int(i32::try_from(queue.ipprocs).unwrap_or(i32::MAX)),
+        mq::MQIA_OPEN_OUTPUT_COUNT => Attr::Int(i32::try_from(queue.opprocs).unwrap_or(i32::MAX)),
+        mq::MQIA_BACKOUT_THRESHOLD => Attr::Int(d.backout_threshold),
+        // MQQA_GET_INHIBITED and MQQA_PUT_INHIBITED are both 1.
+        mq::MQIA_INHIBIT_GET => Attr::Int(flag(!d.get_enabled)),
+        mq::MQIA_INHIBIT_PUT => Attr::Int(flag(!d.put_enabled)),
+        mq::MQIA_MAX_MSG_LENGTH => Attr::Int(d.max_msg_length),
+        mq::MQIA_Q_TYPE => Attr::Int(mq::MQQT_LOCAL),
+        mq::MQIA_DEF_INPUT_OPEN_OPTION => Attr::Int(match d.default_share {
+            Sharing::Shared => mq::MQOO_INPUT_SHARED,
+            Sharing::Exclusive => mq::MQOO_INPUT_EXCLUSIVE,
+        }),
+        mq::MQIA_SHAREABILITY => Attr::Int(match d.share {
+            Sharing::Shared => mq::MQQA_SHAREABLE,
+            Sharing::Exclusive => mq::MQQA_NOT_SHAREABLE,
+        }),
+        mq::MQIA_MSG_DELIVERY_SEQUENCE => Attr::Int(match d.delivery {
+            super::config::Delivery::Priority => mq::MQMDS_PRIORITY,
+            super::config::Delivery::Fifo => mq::MQMDS_FIFO,
+        }),
+        mq::MQIA_DEF_PRIORITY => Attr::Int(d.default_priority),
+        mq::MQIA_DEF_PERSISTENCE => Attr::Int(i32::from(d.default_persistent)),
+        mq::MQCA_Q_MGR_NAME | mq::MQIA_MAX_HANDLES | mq::MQIA_MAX_UNCOMMITTED_MSGS => {
+            return Err(mq::MQRC_SELECTOR_NOT_FOR_TYPE);
+        }
+        _ => return Err(mq::MQRC_SELECTOR_ERROR),
+    })
+}
+
+/// A unique 24-byte message id: `AMQ `, the queue manager name (12 bytes), a sequence number.
+fn message_id(qmgr: &str, seq: u64) -> [u8; 24] {
+    let mut id = [b' '; 24];
+    id[..4].copy_from_slice(b"AMQ ");
+    let name = qmgr.as_bytes();
+    let n = name.len().min(12);
+    id[4..4 + n].copy_from_slice(&name[..n]);
+    id[16..].copy_from_slice(&seq.to_be_bytes());
+    id
+}
+
+/// Copies `text` into a blank-padded MQCHAR field.
+pub(crate) fn copy_padded(field: &mut [mq::MQCHAR], text: &str) {
+    for (i, slot) in field.iter_mut().enumerate() {
+        // MQCHAR is a C char: the byte is reinterpreted, not converted.
+        *slot = text.as_bytes().get(i).copied().unwrap_or(b' ') as mq::MQCHAR;
+    }
+}
+
+/// Sets PutDate (`YYYYMMDD`) and PutTime (`HHMMSSTH`) in UTC, as MQ does.
+fn stamp_put_time(md: &mut mq::MQMD) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs();
+    let (y, m, d) = civil_from_days(i64::try_from(secs / 86_400).unwrap_or(0));
+    let s = secs % 86_400;
+    let hundredths = now.subsec_millis() / 10;
+    copy_padded(&mut md.PutDate, &format!("{y:04}{m:02}{d:02}"));
+    copy_padded(
+        &mut md.PutTime,
+        &format!("{:02}{:02}{:02}{hundredths:02}", s / 3600, s / 60 % 60, s % 60),
+    );
+}
+
+/// Days since 1970-01-01 to (year, month, day), Howard Hinnant's algorithm.
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates_are_right() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_454), (2026, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn message_ids_are_unique_and_24_bytes() {
+        assert_ne!(message_id("QM1", 1), message_id("QM1", 2));
+        assert_eq!(&message_id("QM1", 1)[..7], b"AMQ QM1");
+    }
+}
