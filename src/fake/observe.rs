@@ -260,6 +260,13 @@ impl FakeQm {
         self.lock().reasons.get(&(verb, reason)).copied().unwrap_or(0)
     }
 
+    /// Gets currently waiting on a queue (0 if it is not defined).
+    #[must_use]
+    pub fn waiting_gets(&self, queue: &str) -> usize {
+        let st = self.lock();
+        st.queue_index.get(queue).map_or(0, |&q| st.queues[q].waiters as usize)
+    }
+
     /// Running, quiescing or stopped.
     #[must_use]
     pub fn status(&self) -> QmgrStatus {

@@ -4,5 +4,8 @@
 //! in-process fake), explains reason codes and turns connection settings into MQCONNX
 //! options. Everything above it speaks mqpilot's own types.
 
+pub mod library;
 pub mod options;
 pub mod reason;
+
+pub use library::MqLibrary;

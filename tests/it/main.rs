@@ -1,4 +1,9 @@
 //! Integration tests: production code through `mqi` against the fake queue manager.
 
 mod fake_basics;
+mod fake_browse;
+mod fake_limits;
+mod fake_model;
+mod fake_waits;
+mod library;
 mod support;

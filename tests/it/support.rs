@@ -57,3 +57,25 @@ pub fn put(obj: &Object<&Conn>, data: &str) -> Result<(), i32> {
         .map(mqi::result::Completion::discard_warning)
         .map_err(|e| e.2.0)
 }
+
+/// A client connection over `channel`, as MQSERVER would make it.
+pub fn connect_client(lib: FakeMqi, channel: &str) -> Result<Conn, i32> {
+    let server = format!("{channel}/TCP/localhost(1414)");
+    let server = mqi::connection::MqServer::try_from(server.as_str()).expect("MQSERVER syntax");
+    mqi::connect_lib(lib, &server)
+        .map(mqi::result::Completion::discard_warning)
+        .map_err(|e| e.2.0)
+}
+
+/// The handle of the connection made most recently.
+pub fn last_hconn(qm: &FakeQm) -> i32 {
+    qm.connections().iter().map(|c| c.hconn).max().expect("a connection")
+}
+
+/// The reason code of an mqi result.
+pub fn rc<T>(r: mqi::result::ResultComp<T>) -> i32 {
+    match r {
+        Ok(c) => c.warning().map_or(0, |(rc, _)| rc.0),
+        Err(e) => e.2.0,
+    }
+}

@@ -1,0 +1,202 @@
+//! Which MQI implementation mqpilot talks to: IBM's client library or the fake.
+//!
+//! Both sit behind one `mqi::Library` ([`MqLibrary`]), so everything above this file runs
+//! the same code either way. IBM's `libmqm_r` is loaded at run time with dlopen2; when it is
+//! missing the error lists every path tried and says how to install it. Nothing panics.
+
+use std::sync::Arc;
+
+use dlopen2::wrapper::Container;
+use libmqm_sys as mq;
+use libmqm_sys::dlopen2::{MqWrapper, MqmContainer};
+
+use crate::Error;
+use crate::fake::FakeMqi;
+
+/// Where IBM's library is looked for after `MQ_LIB`: the loader's search path, then the
+/// default installation directory.
+pub const DEFAULT_IBM_LIBRARY_PATHS: [&str; 2] = ["libmqm_r.so", "/opt/mqm/lib64/libmqm_r.so"];
+
+/// The MQI implementation behind a connection.
+pub enum Backend {
+    /// IBM's client library, loaded at run time.
+    Ibm(Box<MqmContainer>),
+    /// The in-process fake queue manager.
+    Fake(FakeMqi),
+}
+
+/// An MQI library for `mqi`: IBM's or the fake. Cheap to clone.
+#[derive(Clone)]
+pub struct MqLibrary(Arc<Backend>);
+
+impl std::fmt::Debug for MqLibrary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match *self.0 {
+            Backend::Ibm(_) => "MqLibrary(IBM MQ client)",
+            Backend::Fake(_) => "MqLibrary(fake queue manager)",
+        })
+    }
+}
+
+impl MqLibrary {
+    /// The fake queue manager, as one client process sees it.
+    #[must_use]
+    pub fn fake(lib: FakeMqi) -> Self {
+        Self(Arc::new(Backend::Fake(lib)))
+    }
+
+    /// IBM's client library from `MQ_LIB` (read through `env`), then
+    /// [`DEFAULT_IBM_LIBRARY_PATHS`].
+    ///
+    /// # Errors
+    /// [`Error::Library`] naming every path tried when none loads.
+    pub fn ibm_from_env(env: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let mut candidates: Vec<String> = env("MQ_LIB").filter(|p| !p.trim().is_empty()).into_iter().collect();
+        candidates.extend(DEFAULT_IBM_LIBRARY_PATHS.iter().map(|s| (*s).to_owned()));
+        Self::ibm_from(&candidates)
+    }
+
+    /// IBM's client library from the first of `candidates` that loads.
+    ///
+    /// # Errors
+    /// [`Error::Library`] naming every candidate when none loads.
+    pub fn ibm_from(candidates: &[String]) -> Result<Self, Error> {
+        let mut last = None;
+        for path in candidates {
+            // SAFETY: loading IBM's MQ client runs its initialisers; that library is built to
+            // be loaded into any process. The symbols are checked against MqWrapper's
+            // signatures by name only, as with any C library.
+            match unsafe { Container::<MqWrapper>::load(path) } {
+                Ok(container) => {
+                    tracing::info!(library = %path, "loaded the IBM MQ client library");
+                    return Ok(Self(Arc::new(Backend::Ibm(Box::new(container)))));
+                }
+                Err(e) => {
+                    tracing::debug!(library = %path, error = %e, "IBM MQ client library not loaded");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(Error::Library {
+            tried: candidates.to_vec(),
+            source: last,
+        })
+    }
+
+    /// `true` for the fake.
+    #[must_use]
+    pub fn is_fake(&self) -> bool {
+        matches!(*self.0, Backend::Fake(_))
+    }
+
+    /// The fake behind this library, if it is the fake.
+    #[must_use]
+    pub fn as_fake(&self) -> Option<&FakeMqi> {
+        match &*self.0 {
+            Backend::Fake(f) => Some(f),
+            Backend::Ibm(_) => None,
+        }
+    }
+}
+
+impl mqi::Library for MqLibrary {
+    type MQ = Backend;
+
+    fn lib(&self) -> &Self::MQ {
+        &self.0
+    }
+}
+
+/// Forwards every `Mqi` verb to the backend unchanged.
+macro_rules! forward {
+    ($( fn $name:ident ( $($arg:ident : $ty:ty),* $(,)? ); )*) => {
+        #[allow(non_snake_case, clippy::too_many_arguments)]
+        impl mq::Mqi for Backend {
+            $(
+                unsafe fn $name(&self, $($arg: $ty),*) {
+                    // SAFETY: the arguments are passed on unchanged, so the caller's
+                    // guarantees for this verb hold for the backend too.
+                    unsafe {
+                        match self {
+                            Self::Ibm(lib) => <MqmContainer as mq::Mqi>::$name(lib.as_ref(), $($arg),*),
+                            Self::Fake(lib) => <FakeMqi as mq::Mqi>::$name(lib, $($arg),*),
+                        }
+                    }
+                }
+            )*
+        }
+    };
+}
+
+forward! {
+    fn MQBACK(hconn: mq::MQHCONN, cc: &mut mq::MQLONG, rc: &mut mq::MQLONG);
+    fn MQBEGIN(hconn: mq::MQHCONN, bo: Option<&mut mq::MQBO>, cc: &mut mq::MQLONG, rc: &mut mq::MQLONG);
+    fn MQBUFMH(hconn: mq::MQHCONN, hmsg: mq::MQHMSG, bmho: &mq::MQBMHO, md: mq::PMQVOID, len: mq::MQLONG,
+        buf: mq::PMQVOID, data_len: &mut mq::MQLONG, cc: &mut mq::MQLONG, rc: &mut mq::MQLONG);
+    fn MQCB(hconn: mq::MQHCONN, op: mq::MQLONG, cbd: Option<&mq::MQCBD>, hobj: mq::MQHOBJ, md: mq::PMQVOID,
+        gmo: Option<&mq::MQGMO>, cc: &mut mq::MQLONG, rc: &mut mq::MQLONG);
+    fn MQCLOSE(hconn: mq::MQHCONN, hobj: &mut mq::MQHOBJ, options: mq::MQLONG, cc: &mut mq::MQLONG,
+        rc: &mut mq::MQLONG);
+    fn MQCMIT(hconn: mq::MQHCONN, cc: &mut mq::MQLONG, rc: &mut mq::MQLONG);
+    fn MQCONN(qmgr: &mq::MQCHAR48, hconn: &mut mq::MQHCONN, cc: &mut mq::MQLONG, rc: &mut mq::MQLONG);
+    fn MQCONNX(qmgr: &mq::MQCHAR48, cno: &mut mq::MQCNO, hconn: &mut mq::MQHCONN, cc: &mut mq::MQLONG,
+        rc: &mut mq::MQLONG);
+    fn MQCRTMH(hconn: mq::MQHCONN, cmho: &mq::MQCMHO, hmsg: &mut mq::MQHMSG, cc: &mut mq::MQLONG,
+        rc: &mut mq::MQLONG);
+    fn MQCTL(hconn: mq::MQHCONN, op: mq::MQLONG, ctlo: &mq::MQCTLO, cc: &mut mq::MQLONG, rc: &mut mq::MQLONG);
+    fn MQDISC(hconn: &mut mq::MQHCONN, cc: &mut mq::MQLONG, rc: &mut mq::MQLONG);
+    fn MQDLTMH(hconn: mq::MQHCONN, hmsg: &mut mq::MQHMSG, dmho: &mq::MQDMHO, cc: &mut mq::MQLONG,
+        rc: &mut mq::MQLONG);
+    fn MQDLTMP(hconn: mq::MQHCONN, hmsg: mq::MQHMSG, dmpo: &mq::MQDMPO, name: &mq::MQCHARV,
+        cc: &mut mq::MQLONG, rc: &mut mq::MQLONG);
+    fn MQGET(hconn: mq::MQHCONN, hobj: mq::MQHOBJ, md: mq::PMQVOID, gmo: &mut mq::MQGMO, len: mq::MQLONG,
+        buf: mq::PMQVOID, data_len: &mut mq::MQLONG, cc: &mut mq::MQLONG, rc: &mut mq::MQLONG);
+    fn MQINQ(hconn: mq::MQHCONN, hobj: mq::MQHOBJ, count: mq::MQLONG, selectors: mq::PMQLONG,
+        int_count: mq::MQLONG, ints: mq::PMQLONG, char_len: mq::MQLONG, chars: mq::PMQCHAR,
+        cc: &mut mq::MQLONG, rc: &mut mq::MQLONG);
+    fn MQINQMP(hconn: mq::MQHCONN, hmsg: mq::MQHMSG, impo: &mut mq::MQIMPO, name: &mq::MQCHARV,
+        pd: &mut mq::MQPD, typ: &mut mq::MQLONG, len: mq::MQLONG, value: mq::PMQVOID,
+        data_len: &mut mq::MQLONG, cc: &mut mq::MQLONG, rc: &mut mq::MQLONG);
+    fn MQMHBUF(hconn: mq::MQHCONN, hmsg: mq::MQHMSG, mhbo: &mq::MQMHBO, name: &mq::MQCHARV, md: mq::PMQVOID,
+        len: mq::MQLONG, buf: mq::PMQVOID, data_len: &mut mq::MQLONG, cc: &mut mq::MQLONG,
+        rc: &mut mq::MQLONG);
+    fn MQOPEN(hconn: mq::MQHCONN, od: &mut mq::MQOD, options: mq::MQLONG, hobj: &mut mq::MQHOBJ,
+        cc: &mut mq::MQLONG, rc: &mut mq::MQLONG);
+    fn MQPUT(hconn: mq::MQHCONN, hobj: mq::MQHOBJ, md: mq::PMQVOID, pmo: &mut mq::MQPMO, len: mq::MQLONG,
+        buf: mq::PMQVOID, cc: &mut mq::MQLONG, rc: &mut mq::MQLONG);
+    fn MQPUT1(hconn: mq::MQHCONN, od: &mut mq::MQOD, md: mq::PMQVOID, pmo: &mut mq::MQPMO, len: mq::MQLONG,
+        buf: mq::PMQVOID, cc: &mut mq::MQLONG, rc: &mut mq::MQLONG);
+    fn MQSET(hconn: mq::MQHCONN, hobj: mq::MQHOBJ, count: mq::MQLONG, selectors: mq::PMQLONG,
+        int_count: mq::MQLONG, ints: mq::PMQLONG, char_len: mq::MQLONG, chars: mq::PMQCHAR,
+        cc: &mut mq::MQLONG, rc: &mut mq::MQLONG);
+    fn MQSETMP(hconn: mq::MQHCONN, hmsg: mq::MQHMSG, smpo: &mq::MQSMPO, name: &mq::MQCHARV, pd: &mut mq::MQPD,
+        typ: mq::MQLONG, len: mq::MQLONG, value: mq::PMQVOID, cc: &mut mq::MQLONG, rc: &mut mq::MQLONG);
+    fn MQSTAT(hconn: mq::MQHCONN, typ: mq::MQLONG, sts: &mut mq::MQSTS, cc: &mut mq::MQLONG, rc: &mut mq::MQLONG);
+    fn MQSUB(hconn: mq::MQHCONN, sd: &mut mq::MQSD, hobj: Option<&mut mq::MQHOBJ>, hsub: &mut mq::MQHOBJ,
+        cc: &mut mq::MQLONG, rc: &mut mq::MQLONG);
+    fn MQSUBRQ(hconn: mq::MQHCONN, hsub: mq::MQHOBJ, action: mq::MQLONG, sro: Option<&mut mq::MQSRO>,
+        cc: &mut mq::MQLONG, rc: &mut mq::MQLONG);
+    fn MQXCNVC(hconn: mq::MQHCONN, options: mq::MQLONG, src_ccsid: mq::MQLONG, src_len: mq::MQLONG,
+        src: mq::PMQCHAR, dst_ccsid: mq::MQLONG, dst_len: mq::MQLONG, dst: mq::PMQCHAR,
+        data_len: &mut mq::MQLONG, cc: &mut mq::MQLONG, rc: &mut mq::MQLONG);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_ibm_library_names_every_path_tried() {
+        let env = |k: &str| (k == "MQ_LIB").then(|| "/nonexistent/libmqm_r.so".to_owned());
+        let err = MqLibrary::ibm_from_env(env).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(err, Error::Library { ref tried, .. } if tried.len() == 3),
+            "{text}"
+        );
+        assert!(text.contains("/nonexistent/libmqm_r.so"), "{text}");
+        assert!(text.contains("/opt/mqm/lib64/libmqm_r.so"), "{text}");
+        assert!(text.contains("install the IBM MQ redistributable client"), "{text}");
+        assert!(std::error::Error::source(&err).is_some());
+    }
+}
