@@ -34,6 +34,8 @@ pub(crate) struct Msg {
     pub md: mq::MQMD,
     pub data: Vec<u8>,
     pub state: MsgState,
+    /// When it was put, for MSGAGE.
+    pub arrived: std::time::Instant,
 }
 
 /// A local queue and its run-time status.
@@ -48,10 +50,10 @@ pub(crate) struct Queue {
     pub opprocs: u32,
     /// Messages got or put under syncpoint and not yet committed (UNCOM).
     pub uncommitted: u32,
+    /// Messages got under syncpoint and not yet committed (hidden from CURDEPTH).
+    pub got_pending: u32,
     /// Highest CURDEPTH seen.
     pub peak_depth: i32,
-    /// Time each message arrived, for MSGAGE.
-    pub arrived: BTreeMap<u64, std::time::Instant>,
     /// Waiting gets sleep here; every change that can satisfy or cancel a wait notifies it.
     pub cv: Arc<Condvar>,
     /// Gets currently waiting on this queue.
@@ -67,8 +69,8 @@ impl Queue {
             exclusive_inputs: 0,
             opprocs: 0,
             uncommitted: 0,
+            got_pending: 0,
             peak_depth: 0,
-            arrived: BTreeMap::new(),
             cv: Arc::new(Condvar::new()),
             waiters: 0,
         }
@@ -85,24 +87,17 @@ impl Queue {
 
     /// CURDEPTH: every message but those got under syncpoint (uncommitted puts count).
     pub fn depth(&self) -> i32 {
-        let hidden = self
-            .msgs
-            .values()
-            .filter(|m| matches!(m.state, MsgState::GetPending(_)))
-            .count();
-        i32::try_from(self.msgs.len() - hidden).unwrap_or(i32::MAX)
+        i32::try_from(self.msgs.len() - self.got_pending as usize).unwrap_or(i32::MAX)
     }
 
     /// Inserts a message and records the peak depth.
     pub fn insert(&mut self, key: Key, msg: Msg) {
         self.msgs.insert(key, msg);
-        self.arrived.insert(key.1, std::time::Instant::now());
         self.peak_depth = self.peak_depth.max(self.depth());
     }
 
     /// Removes a message for good.
     pub fn remove(&mut self, key: Key) -> Option<Msg> {
-        self.arrived.remove(&key.1);
         self.msgs.remove(&key)
     }
 
@@ -129,7 +124,11 @@ impl Queue {
 
     /// Age in seconds of the oldest message (MSGAGE), 0 when empty.
     pub fn oldest_age_secs(&self) -> u64 {
-        self.arrived.values().map(|t| t.elapsed().as_secs()).max().unwrap_or(0)
+        self.msgs
+            .values()
+            .map(|m| m.arrived.elapsed().as_secs())
+            .max()
+            .unwrap_or(0)
     }
 }
 

@@ -326,6 +326,7 @@ impl State {
                     let queue = &mut self.queues[q];
                     queue.remove(key);
                     queue.uncommitted -= 1;
+                    queue.got_pending -= 1;
                 }
                 Work::Put(q, key) => {
                     let queue = &mut self.queues[q];
@@ -353,6 +354,7 @@ impl State {
                         m.md.BackoutCount += 1;
                     }
                     queue.uncommitted -= 1;
+                    queue.got_pending -= 1;
                     queue.wake();
                 }
                 Work::Put(q, key) => {

@@ -520,6 +520,7 @@ pub(super) fn put_on(
             md: *md,
             data: data.to_vec(),
             state,
+            arrived: Instant::now(),
         },
     );
     if syncpoint {
@@ -681,6 +682,7 @@ fn try_get(
     if syncpoint {
         msg.state = MsgState::GetPending(hconn);
         queue.uncommitted += 1;
+        queue.got_pending += 1;
         conn.uow.push(Work::Got(q, key));
     } else {
         queue.remove(key);

@@ -1,1 +1,1040 @@
-//! placeholder
+//! Connection settings: where they come from, how they are checked, and MQCONNX.
+//!
+//! Settings flow one way: the environment ([`ConnectOptions::from_env`]), then explicit
+//! setters (which win), then [`ConnectOptionsBuilder::build`], which checks every value
+//! against MQ's limits and returns [`ConnectOptions`]. A built `ConnectOptions` always
+//! converts into `mqi` connect options. Passwords come from the environment or a file, never
+//! from argv, and are wrapped in [`Secret`] so no `Debug`, `Display` or log line shows them.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use mqi::connection::{Ccdt, ConnectOption, Credentials, MqServer, ThreadNoBlock};
+use mqi::types::{ApplName, CipherSpec, KeyRepo, MQCNO, QueueManagerName};
+
+use crate::error::Error;
+use crate::mq::reason::Reason;
+
+/// Port a connection name without `(port)` uses, as in the MQ client.
+pub const DEFAULT_PORT: u16 = 1414;
+
+/// The form `MQSERVER` takes, quoted in error messages.
+const MQSERVER_FORM: &str = "CHANNEL/TCP/HOST(PORT)";
+
+/// The characters MQ allows in object names, quoted in error messages.
+const NAME_CHARS: &str = "A-Z a-z 0-9 . / _ %";
+
+/// A password or other secret. `Debug` and `Display` print `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps `value`. Take it from the environment or a file, never from argv.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for handing to MQ and nothing else.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// A client channel's transport. MQ also knows LU62, NETBIOS and SPX; mqpilot speaks TCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// TCP/IP.
+    #[default]
+    Tcp,
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TCP")
+    }
+}
+
+/// A client-connection channel, as `MQSERVER` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientChannel {
+    /// The server-connection channel's name (at most 20 characters).
+    pub name: String,
+    /// The transport.
+    pub transport: Transport,
+    /// `host(port)[,host(port)...]`, every entry with its port.
+    pub conn_name: String,
+}
+
+impl fmt::Display for ClientChannel {
+    /// The `MQSERVER` form: `APP.SVRCONN/TCP/host(1414)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.name, self.transport, self.conn_name)
+    }
+}
+
+/// TLS settings for a client channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    /// The channel's cipher spec (SSLCIPH), e.g. `ANY_TLS13_OR_HIGHER`; at most 32 characters.
+    pub cipher_spec: String,
+    /// The key repository stem, without extension (e.g. `/var/mqm/ssl/key` for `key.kdb`).
+    /// `None` leaves it to `MQSSLKEYR` or mqclient.ini.
+    pub key_repository: Option<PathBuf>,
+}
+
+/// Whether the MQ client reconnects by itself after a broken connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reconnect {
+    /// As the client configuration says (`MQCNO_RECONNECT_AS_DEF`, mqclient.ini `DefRecon`).
+    #[default]
+    Default,
+    /// Never (`MQCNO_RECONNECT_DISABLED`).
+    Disabled,
+    /// Only to the same queue manager (`MQCNO_RECONNECT_Q_MGR`).
+    QueueManager,
+    /// To any queue manager the channel definitions lead to (`MQCNO_RECONNECT`).
+    Any,
+}
+
+impl Reconnect {
+    fn mqcno(self) -> MQCNO {
+        match self {
+            Self::Default => mqi::constants::MQCNO_RECONNECT_AS_DEF,
+            Self::Disabled => mqi::constants::MQCNO_RECONNECT_DISABLED,
+            Self::QueueManager => mqi::constants::MQCNO_RECONNECT_Q_MGR,
+            Self::Any => mqi::constants::MQCNO_RECONNECT,
+        }
+    }
+}
+
+/// Where a password comes from; files are read by [`ConnectOptionsBuilder::build`].
+#[derive(Debug, Clone)]
+enum PasswordSource {
+    Value { secret: Secret, source_name: String },
+    File { path: PathBuf, source_name: String },
+}
+
+impl PasswordSource {
+    fn source_name(&self) -> &str {
+        match self {
+            Self::Value { source_name, .. } | Self::File { source_name, .. } => source_name,
+        }
+    }
+
+    fn resolve(&self) -> Result<Secret, Error> {
+        match self {
+            Self::Value { secret, .. } => Ok(secret.clone()),
+            Self::File { path, source_name } => read_password_file(path, source_name),
+        }
+    }
+}
+
+/// Connection settings, checked against MQ's limits. Build one with
+/// [`ConnectOptions::from_env`] or [`ConnectOptions::builder`].
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    queue_manager: Option<String>,
+    channel: Option<ClientChannel>,
+    ccdt_url: Option<String>,
+    application_name: Option<String>,
+    credentials: Option<(String, Secret)>,
+    tls: Option<Tls>,
+    reconnect: Reconnect,
+}
+
+/// Collects connection settings; the last setting of a field wins.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptionsBuilder {
+    queue_manager: Option<String>,
+    channel: Option<ClientChannel>,
+    ccdt_url: Option<String>,
+    application_name: Option<String>,
+    user: Option<String>,
+    password: Option<PasswordSource>,
+    tls: Option<Tls>,
+    reconnect: Reconnect,
+}
+
+impl ConnectOptions {
+    /// A builder with nothing set.
+    #[must_use]
+    pub fn builder() -> ConnectOptionsBuilder {
+        ConnectOptionsBuilder::default()
+    }
+
+    /// A builder filled from the environment, read through `env` (pass
+    /// `|name| std::env::var(name).ok()` in production). Empty variables count as unset.
+    ///
+    /// - `MQSERVER`: the client channel, `CHANNEL/TCP/HOST(PORT)`.
+    /// - `MQCCDTURL`: a client channel definition table, used only when `MQSERVER` is unset
+    ///   (the MQ client gives `MQSERVER` the same precedence).
+    /// - `MQ_PASSWORD` or `MQ_PASSWORD_FILE` (not both): the password; the file is read by
+    ///   [`ConnectOptionsBuilder::build`], trailing newline removed.
+    ///
+    /// # Errors
+    /// [`Error::Options`] naming the variable when `MQSERVER` is malformed or both password
+    /// variables are set.
+    pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<ConnectOptionsBuilder, Error> {
+        let var = |name: &str| env(name).filter(|value| !value.trim().is_empty());
+        let mut builder = ConnectOptionsBuilder::default();
+        if let Some(server) = var("MQSERVER") {
+            builder.channel = Some(parse_mqserver(&server, "MQSERVER")?);
+        } else if let Some(url) = var("MQCCDTURL") {
+            builder.ccdt_url = Some(url.trim().to_owned());
+        }
+        builder.password = match (var("MQ_PASSWORD"), var("MQ_PASSWORD_FILE")) {
+            (Some(_), Some(_)) => {
+                return Err(options_error(
+                    "MQ_PASSWORD_FILE",
+                    "MQ_PASSWORD is set as well: set only one of them",
+                ));
+            }
+            (Some(password), None) => Some(PasswordSource::Value {
+                secret: Secret(password),
+                source_name: "MQ_PASSWORD".to_owned(),
+            }),
+            (None, Some(path)) => Some(PasswordSource::File {
+                path: PathBuf::from(path.trim()),
+                source_name: "MQ_PASSWORD_FILE".to_owned(),
+            }),
+            (None, None) => None,
+        };
+        Ok(builder)
+    }
+
+    /// The queue manager name; `None` means the client's default queue manager.
+    #[must_use]
+    pub fn queue_manager(&self) -> Option<&str> {
+        self.queue_manager.as_deref()
+    }
+
+    /// The explicit client channel, if any.
+    #[must_use]
+    pub fn channel(&self) -> Option<&ClientChannel> {
+        self.channel.as_ref()
+    }
+
+    /// The client channel definition table URL, if any.
+    #[must_use]
+    pub fn ccdt_url(&self) -> Option<&str> {
+        self.ccdt_url.as_deref()
+    }
+
+    /// The application name MQ shows in DISPLAY CONN, if set.
+    #[must_use]
+    pub fn application_name(&self) -> Option<&str> {
+        self.application_name.as_deref()
+    }
+
+    /// The user whose credentials are sent, if any.
+    #[must_use]
+    pub fn user(&self) -> Option<&str> {
+        self.credentials.as_ref().map(|(user, _)| user.as_str())
+    }
+
+    /// The password sent with [`user`](Self::user), if any.
+    #[must_use]
+    pub fn password(&self) -> Option<&Secret> {
+        self.credentials.as_ref().map(|(_, password)| password)
+    }
+
+    /// The TLS settings, if any.
+    #[must_use]
+    pub fn tls(&self) -> Option<&Tls> {
+        self.tls.as_ref()
+    }
+
+    /// The reconnect behaviour.
+    #[must_use]
+    pub fn reconnect(&self) -> Reconnect {
+        self.reconnect
+    }
+
+    /// What MQCONNX connects to, for messages: the queue manager or "default queue manager".
+    #[must_use]
+    pub fn target(&self) -> &str {
+        self.queue_manager().unwrap_or("default queue manager")
+    }
+
+    /// Connects through `lib` (IBM's library or the fake) with MQCONNX. A warning is logged
+    /// and otherwise ignored.
+    ///
+    /// # Errors
+    /// [`Error::Mq`] with verb `MQCONNX` when the queue manager refuses; for 2035, 2059, 2537
+    /// and 2538 the detail says which route was tried and what to do.
+    pub fn connect<L>(&self, lib: L) -> Result<mqi::Connection<L, ThreadNoBlock>, Error>
+    where
+        L: mqi::Library<MQ: libmqm_sys::Mqi>,
+    {
+        let parts = MqiParts::new(self)?;
+        let options = parts.connect_options(self)?;
+        tracing::debug!(options = ?self, "connecting");
+        match mqi::connect_lib::<ThreadNoBlock, L>(lib, &options) {
+            Ok(mqi::result::Completion(connection, warning)) => {
+                if let Some((rc, verb)) = warning {
+                    let reason = Reason::from(rc);
+                    tracing::warn!(verb, %reason, queue_manager = self.target(), "connected with a warning");
+                }
+                Ok(connection)
+            }
+            Err(error) => {
+                let reason = Reason::from(&error);
+                Err(Error::Mq {
+                    verb: "MQCONNX",
+                    object: self.target().to_owned(),
+                    reason,
+                    detail: self.failure_detail(reason),
+                })
+            }
+        }
+    }
+
+    /// The route that was tried and the advice, for the connect failures people hit most.
+    fn failure_detail(&self, reason: Reason) -> Option<String> {
+        let advice = match reason {
+            Reason::NOT_AUTHORIZED
+            | Reason::Q_MGR_NOT_AVAILABLE
+            | Reason::CHANNEL_NOT_AVAILABLE
+            | Reason::HOST_NOT_AVAILABLE => reason.info()?.advice,
+            _ => return None,
+        };
+        let route = match (&self.channel, &self.ccdt_url) {
+            (Some(channel), _) => format!("channel {} to {}", channel.name, channel.conn_name),
+            (None, Some(url)) => format!("channel from CCDT {url}"),
+            (None, None) => "the MQ client's own channel configuration".to_owned(),
+        };
+        let user = match (reason, self.user()) {
+            (Reason::NOT_AUTHORIZED, Some(user)) => format!(" as user {user}"),
+            _ => String::new(),
+        };
+        Some(format!("{route}{user}: {advice}"))
+    }
+}
+
+impl ConnectOptionsBuilder {
+    /// The queue manager to connect to (at most 48 characters; a leading `*` lets a CCDT pick
+    /// any queue manager in a group). Default: none, the client's default queue manager.
+    #[must_use]
+    pub fn with_queue_manager(mut self, name: impl Into<String>) -> Self {
+        self.queue_manager = Some(name.into());
+        self
+    }
+
+    /// The client channel (see [`parse_mqserver`]); replaces any CCDT URL.
+    /// Default: `MQSERVER` when read by [`ConnectOptions::from_env`], else none.
+    #[must_use]
+    pub fn with_channel(mut self, channel: ClientChannel) -> Self {
+        self.channel = Some(channel);
+        self.ccdt_url = None;
+        self
+    }
+
+    /// A client channel definition table URL (`file:///...`, `https://...`); replaces any
+    /// channel. Default: `MQCCDTURL` when `MQSERVER` is unset, else none.
+    #[must_use]
+    pub fn with_ccdt_url(mut self, url: impl Into<String>) -> Self {
+        self.ccdt_url = Some(url.into());
+        self.channel = None;
+        self
+    }
+
+    /// The application name shown in DISPLAY CONN (at most 28 characters).
+    /// Default: none, MQ uses the program's name.
+    #[must_use]
+    pub fn with_application_name(mut self, name: impl Into<String>) -> Self {
+        self.application_name = Some(name.into());
+        self
+    }
+
+    /// The user to authenticate as; needs a password too. Default: none, no credentials
+    /// are sent and the channel's rules decide the identity.
+    #[must_use]
+    pub fn with_user(mut self, user: impl Into<String>) -> Self {
+        self.user = Some(user.into());
+        self
+    }
+
+    /// The password for [`with_user`](Self::with_user). Never wire this to a command-line
+    /// argument. Default: `MQ_PASSWORD` or `MQ_PASSWORD_FILE` when read by
+    /// [`ConnectOptions::from_env`], else none.
+    #[must_use]
+    pub fn with_password(mut self, password: Secret) -> Self {
+        self.password = Some(PasswordSource::Value {
+            secret: password,
+            source_name: "password".to_owned(),
+        });
+        self
+    }
+
+    /// Reads the password from `path` when [`build`](Self::build) runs, dropping a trailing
+    /// newline. Default: as [`with_password`](Self::with_password).
+    #[must_use]
+    pub fn with_password_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.password = Some(PasswordSource::File {
+            path: path.into(),
+            source_name: "password file".to_owned(),
+        });
+        self
+    }
+
+    /// TLS for the client channel; needs an explicit channel. Default: none, plain TCP.
+    #[must_use]
+    pub fn with_tls(mut self, tls: Tls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Whether the MQ client reconnects by itself. Default: [`Reconnect::Default`], as the
+    /// client configuration says.
+    #[must_use]
+    pub fn with_reconnect(mut self, reconnect: Reconnect) -> Self {
+        self.reconnect = reconnect;
+        self
+    }
+
+    /// Checks every setting and reads the password file.
+    ///
+    /// # Errors
+    /// [`Error::Options`] naming the setting that breaks an MQ limit, a password without a
+    /// user (or a user without a password), or TLS without a channel; [`Error::Io`] when
+    /// the password file cannot be read.
+    pub fn build(self) -> Result<ConnectOptions, Error> {
+        self.check_fields()?;
+        let credentials = self.credentials()?;
+        let options = ConnectOptions {
+            queue_manager: self.queue_manager,
+            channel: self.channel,
+            ccdt_url: self.ccdt_url,
+            application_name: self.application_name,
+            credentials,
+            tls: self.tls,
+            reconnect: self.reconnect,
+        };
+        // Converting once here means `connect` cannot fail to convert later.
+        MqiParts::new(&options)?;
+        Ok(options)
+    }
+
+    /// Each setting on its own against MQ's limits.
+    fn check_fields(&self) -> Result<(), Error> {
+        if let Some(name) = &self.queue_manager {
+            let object_name = name.strip_prefix('*').unwrap_or(name);
+            check_name(object_name, libmqm_sys::MQ_Q_MGR_NAME_LENGTH, "queue manager name")
+                .map_err(|message| options_error("queue manager", message))?;
+        }
+        if let Some(channel) = &self.channel {
+            parse_mqserver(&channel.to_string(), "channel")?;
+        }
+        if let Some(url) = &self.ccdt_url
+            && url.trim().is_empty()
+        {
+            return Err(options_error("CCDT URL", "is empty"));
+        }
+        if let Some(name) = &self.application_name {
+            check_length(name, libmqm_sys::MQ_APPL_NAME_LENGTH, "application name")
+                .map_err(|message| options_error("application name", message))?;
+        }
+        match &self.tls {
+            Some(tls) => check_tls(tls, self.channel.is_some()),
+            None => Ok(()),
+        }
+    }
+
+    /// User and password, both or neither.
+    fn credentials(&self) -> Result<Option<(String, Secret)>, Error> {
+        match (&self.user, &self.password) {
+            (None, None) => Ok(None),
+            (Some(user), _) if user.trim().is_empty() => Err(options_error("user", "is empty")),
+            (Some(user), Some(password)) => Ok(Some((user.clone(), password.resolve()?))),
+            (None, Some(password)) => Err(options_error(
+                password.source_name(),
+                "a password is set but no user: set the user as well, or drop the password",
+            )),
+            (Some(user), None) => Err(options_error(
+                "user",
+                format!("user {user:?} is set but no password: set MQ_PASSWORD or MQ_PASSWORD_FILE"),
+            )),
+        }
+    }
+}
+
+/// Parses `CHANNEL/TCP/HOST(PORT)` as `MQSERVER` holds it. The connection name may be a
+/// comma-separated list; an entry without `(port)` gets port 1414. `source_name` (a variable
+/// or a flag) starts every error message.
+///
+/// # Errors
+/// [`Error::Options`] whose message names the bad part and quotes the whole value.
+pub fn parse_mqserver(s: &str, source_name: &str) -> Result<ClientChannel, Error> {
+    let text = s.trim();
+    if text.is_empty() {
+        return Err(options_error(
+            source_name,
+            format!("is empty (expected {MQSERVER_FORM})"),
+        ));
+    }
+    let fail = |message: String| options_error(source_name, format!("{message} in {text:?}"));
+    let parts: Vec<&str> = text.split('/').collect();
+    let [name, transport, conn_name] = parts[..] else {
+        return Err(fail(match parts.len() {
+            1 => format!("transport and connection name are missing (expected {MQSERVER_FORM})"),
+            2 => format!("connection name is missing (expected {MQSERVER_FORM})"),
+            n => format!("has {n} parts separated by '/' (expected 3: {MQSERVER_FORM})"),
+        }));
+    };
+    check_name(name, libmqm_sys::MQ_CHANNEL_NAME_LENGTH, "channel name").map_err(&fail)?;
+    if !transport.eq_ignore_ascii_case("TCP") {
+        return Err(fail(format!("transport {transport:?} is not supported (expected TCP)")));
+    }
+    let conn_name = parse_conn_names(conn_name).map_err(&fail)?;
+    Ok(ClientChannel {
+        name: name.to_owned(),
+        transport: Transport::Tcp,
+        conn_name,
+    })
+}
+
+/// `host(port)[,host(port)...]` with every port spelled out, or what is wrong with it.
+fn parse_conn_names(list: &str) -> Result<String, String> {
+    if list.trim().is_empty() {
+        return Err("connection name is empty".to_owned());
+    }
+    let entries = list
+        .split(',')
+        .map(|entry| parse_conn_name(entry.trim()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let normalized = entries.join(",");
+    check_length(&normalized, libmqm_sys::MQ_CONN_NAME_LENGTH, "connection name")?;
+    Ok(normalized)
+}
+
+/// One `host(port)` or `host` entry.
+fn parse_conn_name(entry: &str) -> Result<String, String> {
+    if entry.is_empty() {
+        return Err("connection name list has an empty entry".to_owned());
+    }
+    let (host, port) = match entry.split_once('(') {
+        None => (entry, DEFAULT_PORT),
+        Some((host, rest)) => {
+            let port = rest
+                .strip_suffix(')')
+                .ok_or_else(|| format!("connection name {entry:?} is missing \")\""))?;
+            (host, parse_port(port)?)
+        }
+    };
+    if host.is_empty() {
+        return Err(format!("connection name {entry:?} has no host"));
+    }
+    if let Some(bad) = host.chars().find(|c| c.is_whitespace() || matches!(c, '(' | ')' | '/')) {
+        return Err(format!("host {host:?} contains {bad:?}"));
+    }
+    Ok(format!("{host}({port})"))
+}
+
+fn parse_port(port: &str) -> Result<u16, String> {
+    if port.is_empty() {
+        return Err("port is empty".to_owned());
+    }
+    if !port.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("port {port:?} is not a number"));
+    }
+    match port.parse::<u16>() {
+        Ok(number) if number > 0 => Ok(number),
+        _ => Err(format!("port {port:?} is out of range (1-65535)")),
+    }
+}
+
+/// An MQ object name: not empty, at most `max` characters from [`NAME_CHARS`].
+fn check_name(name: &str, max: usize, what: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err(format!("{what} is empty"));
+    }
+    check_length(name, max, what)?;
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '/' | '_' | '%');
+    match name.chars().find(|&c| !allowed(c)) {
+        Some(bad) => Err(format!(
+            "{what} {name:?} contains {bad:?} (MQ names use only {NAME_CHARS})"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// At most `max` bytes, the unit of MQ's fixed-width fields.
+fn check_length(value: &str, max: usize, what: &str) -> Result<(), String> {
+    if value.len() > max {
+        return Err(format!(
+            "{what} {value:?} is {} characters long (at most {max})",
+            value.len()
+        ));
+    }
+    Ok(())
+}
+
+fn check_tls(tls: &Tls, has_channel: bool) -> Result<(), Error> {
+    let fail = |message: String| options_error("TLS", message);
+    if !has_channel {
+        return Err(fail(
+            "a cipher spec needs an explicit channel (MQSERVER); with a CCDT the channel \
+             definition's SSLCIPH applies and MQSSLKEYR names the key repository"
+                .to_owned(),
+        ));
+    }
+    if tls.cipher_spec.trim().is_empty() {
+        return Err(fail("cipher spec is empty".to_owned()));
+    }
+    let cipher_spec_max = libmqm_sys::MQ_SSL_CIPHER_SPEC_LENGTH;
+    check_length(&tls.cipher_spec, cipher_spec_max, "cipher spec").map_err(fail)?;
+    if let Some(path) = &tls.key_repository {
+        let text = path
+            .to_str()
+            .ok_or_else(|| fail(format!("key repository {} is not UTF-8", path.display())))?;
+        let repository_max = libmqm_sys::MQ_SSL_KEY_REPOSITORY_LENGTH;
+        check_length(text, repository_max, "key repository").map_err(fail)?;
+    }
+    Ok(())
+}
+
+fn read_password_file(path: &Path, source_name: &str) -> Result<Secret, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let password = text.strip_suffix('\n').unwrap_or(&text);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        return Err(options_error(source_name, format!("{} is empty", path.display())));
+    }
+    Ok(Secret::new(password))
+}
+
+fn options_error(source_name: &str, message: impl Into<String>) -> Error {
+    Error::Options {
+        source_name: source_name.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// The settings in `mqi`'s fixed-width types, converted (and so checked) in one place.
+struct MqiParts {
+    queue_manager: Option<QueueManagerName>,
+    application_name: Option<ApplName>,
+    /// The channel in `MQSERVER` form, which `mqi::connection::MqServer` borrows.
+    server: Option<String>,
+    cipher_spec: Option<CipherSpec>,
+    key_repository: Option<KeyRepo>,
+}
+
+impl MqiParts {
+    fn new(options: &ConnectOptions) -> Result<Self, Error> {
+        let tls = options.tls.as_ref();
+        let key_repository = tls
+            .and_then(|tls| tls.key_repository.as_deref())
+            .map(|path| mq_str(&path.to_string_lossy(), "TLS"))
+            .transpose()?;
+        Ok(Self {
+            queue_manager: options
+                .queue_manager
+                .as_deref()
+                .map(|name| mq_str(name, "queue manager"))
+                .transpose()?,
+            application_name: options
+                .application_name
+                .as_deref()
+                .map(|name| mq_str(name, "application name"))
+                .transpose()?,
+            server: options.channel.as_ref().map(ClientChannel::to_string),
+            cipher_spec: tls.map(|tls| mq_str(&tls.cipher_spec, "TLS")).transpose()?,
+            key_repository,
+        })
+    }
+
+    /// The tuple `mqi::connect_lib` takes. The leftmost option wins where two set one field;
+    /// `build` makes sure none do.
+    fn connect_options<'a>(&'a self, options: &'a ConnectOptions) -> Result<impl ConnectOption<'a> + 'a, Error> {
+        let server = self
+            .server
+            .as_deref()
+            .map(|server| {
+                MqServer::try_from(server).map_err(|error| options_error("channel", format!("{error} in {server:?}")))
+            })
+            .transpose()?;
+        let credentials = options
+            .credentials
+            .as_ref()
+            .map(|(user, password)| Credentials::User(user.as_str(), password.expose().into()));
+        let tls = self
+            .key_repository
+            .as_ref()
+            .zip(self.cipher_spec.as_ref())
+            .map(|(repository, cipher)| mqi::connection::Tls::new(repository, None, cipher));
+        // Without a key repository only the cipher spec goes into the MQCD.
+        let cipher_spec = if tls.is_none() { self.cipher_spec } else { None };
+        Ok((
+            self.queue_manager,
+            self.application_name,
+            server,
+            options.ccdt_url.as_deref().map(Ccdt),
+            credentials,
+            tls,
+            cipher_spec,
+            options.reconnect.mqcno(),
+        ))
+    }
+}
+
+/// Converts `value` into one of `mqi`'s fixed-width string types.
+fn mq_str<T>(value: &str, source_name: &str) -> Result<T, Error>
+where
+    T: std::str::FromStr<Err = mqi::string::MqStrError>,
+{
+    value
+        .parse()
+        .map_err(|error| options_error(source_name, format!("{value:?}: {error}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use mqi::MqStr;
+    use mqi::connection::ConnectStructs;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    /// The `Error::Options` message, or a panic naming what came back instead.
+    fn options_message(result: Result<impl fmt::Debug, Error>) -> (String, String) {
+        match result {
+            Err(Error::Options { source_name, message }) => (source_name, message),
+            other => panic!("expected Error::Options, got {other:?}"),
+        }
+    }
+
+    fn mqserver_error(input: &str) -> String {
+        let error = parse_mqserver(input, "MQSERVER").expect_err(input);
+        error.to_string()
+    }
+
+    /// A file under the temp dir that is removed when dropped.
+    struct TempFile(PathBuf);
+
+    impl TempFile {
+        fn new(name: &str, contents: &str) -> Self {
+            let path = std::env::temp_dir().join(format!("mqpilot-options-{}-{name}", std::process::id()));
+            std::fs::write(&path, contents).expect("write temp file");
+            Self(path)
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    fn mq_text<const N: usize>(chars: &[libmqm_sys::MQCHAR]) -> String {
+        MqStr::<N>::from_mqchar_slice(chars).expect("field width").to_string()
+    }
+
+    #[test]
+    fn mqserver_with_port() {
+        let channel = parse_mqserver("APP.SVRCONN/TCP/mq.example.com(1415)", "MQSERVER").expect("valid");
+        assert_eq!(channel.name, "APP.SVRCONN");
+        assert_eq!(channel.transport, Transport::Tcp);
+        assert_eq!(channel.conn_name, "mq.example.com(1415)");
+        assert_eq!(channel.to_string(), "APP.SVRCONN/TCP/mq.example.com(1415)");
+    }
+
+    #[test]
+    fn mqserver_host_without_port_gets_1414() {
+        let channel = parse_mqserver(" DEV.APP.SVRCONN/tcp/localhost ", "MQSERVER").expect("valid");
+        assert_eq!(channel.conn_name, "localhost(1414)");
+    }
+
+    #[test]
+    fn mqserver_accepts_a_list_of_conn_names() {
+        let channel = parse_mqserver("APP.SVRCONN/TCP/host1(1414), host2,10.0.0.3(1420)", "MQSERVER").expect("valid");
+        assert_eq!(channel.conn_name, "host1(1414),host2(1414),10.0.0.3(1420)");
+        let ipv6 = parse_mqserver("APP.SVRCONN/TCP/2001:db8::1(1414)", "MQSERVER").expect("valid");
+        assert_eq!(ipv6.conn_name, "2001:db8::1(1414)");
+    }
+
+    #[test]
+    fn mqserver_rejects_other_transports() {
+        assert_eq!(
+            mqserver_error("APP.SVRCONN/UDP/host(1414)"),
+            "MQSERVER: transport \"UDP\" is not supported (expected TCP) in \"APP.SVRCONN/UDP/host(1414)\""
+        );
+        assert!(mqserver_error("APP.SVRCONN//host").contains("transport \"\""));
+    }
+
+    #[test]
+    fn mqserver_names_the_bad_port() {
+        assert!(mqserver_error("APP.SVRCONN/TCP/host(14x4)").contains("port \"14x4\" is not a number"));
+        assert!(mqserver_error("APP.SVRCONN/TCP/host(70000)").contains("port \"70000\" is out of range"));
+        assert!(mqserver_error("APP.SVRCONN/TCP/host(0)").contains("port \"0\" is out of range"));
+        assert!(mqserver_error("APP.SVRCONN/TCP/host()").contains("port is empty"));
+        assert!(mqserver_error("APP.SVRCONN/TCP/host(1414").contains("\"host(1414\" is missing \")\""));
+    }
+
+    #[test]
+    fn mqserver_names_missing_parts() {
+        assert!(mqserver_error("").contains("is empty (expected CHANNEL/TCP/HOST(PORT))"));
+        assert!(mqserver_error("APP.SVRCONN").contains("transport and connection name are missing"));
+        assert!(mqserver_error("APP.SVRCONN/TCP").contains("connection name is missing"));
+        assert!(mqserver_error("APP.SVRCONN/TCP/").contains("connection name is empty"));
+        assert!(mqserver_error("A/B/TCP/host").contains("has 4 parts"));
+        assert!(mqserver_error("APP.SVRCONN/TCP/(1414)").contains("\"(1414)\" has no host"));
+        assert!(mqserver_error("APP.SVRCONN/TCP/h1,,h2").contains("empty entry"));
+    }
+
+    #[test]
+    fn mqserver_checks_the_channel_name() {
+        assert!(mqserver_error("/TCP/host").contains("channel name is empty"));
+        let long = "A".repeat(21);
+        let message = mqserver_error(&format!("{long}/TCP/host"));
+        assert!(
+            message.contains(&format!("channel name \"{long}\" is 21 characters long (at most 20)")),
+            "{message}"
+        );
+        assert!(mqserver_error("APP-SVRCONN/TCP/host").contains("channel name \"APP-SVRCONN\" contains '-'"));
+    }
+
+    #[test]
+    fn mqserver_error_starts_with_the_source_name() {
+        let error = parse_mqserver("X/UDP/h", "--server").expect_err("bad transport");
+        let (source_name, message) = options_message(Err::<(), _>(error));
+        assert_eq!(source_name, "--server");
+        assert!(message.ends_with("in \"X/UDP/h\""), "{message}");
+    }
+
+    #[test]
+    fn env_supplies_channel_and_password() {
+        let vars = env(&[("MQSERVER", "APP.SVRCONN/TCP/host(1414)"), ("MQ_PASSWORD", "s3cret")]);
+        let options = ConnectOptions::from_env(vars)
+            .expect("env")
+            .with_user("app")
+            .build()
+            .expect("valid");
+        assert_eq!(options.channel().map(|c| c.name.as_str()), Some("APP.SVRCONN"));
+        assert_eq!(options.user(), Some("app"));
+        assert_eq!(options.password().map(Secret::expose), Some("s3cret"));
+        assert_eq!(options.reconnect(), Reconnect::Default);
+    }
+
+    #[test]
+    fn explicit_settings_win_over_env() {
+        let vars = env(&[("MQSERVER", "ENV.SVRCONN/TCP/envhost"), ("MQ_PASSWORD", "from-env")]);
+        let explicit = parse_mqserver("CLI.SVRCONN/TCP/clihost", "--server").expect("valid");
+        let options = ConnectOptions::from_env(vars)
+            .expect("env")
+            .with_channel(explicit)
+            .with_user("app")
+            .with_password(Secret::new("explicit"))
+            .build()
+            .expect("valid");
+        assert_eq!(options.channel().map(|c| c.name.as_str()), Some("CLI.SVRCONN"));
+        assert_eq!(options.password().map(Secret::expose), Some("explicit"));
+    }
+
+    #[test]
+    fn mqserver_wins_over_mqccdturl_and_explicit_ccdt_wins_over_both() {
+        let vars = env(&[("MQSERVER", "APP.SVRCONN/TCP/host"), ("MQCCDTURL", "file:///ccdt.json")]);
+        let from_env = ConnectOptions::from_env(&vars).expect("env").build().expect("valid");
+        assert!(from_env.channel().is_some());
+        assert_eq!(from_env.ccdt_url(), None);
+
+        let explicit = ConnectOptions::from_env(&vars)
+            .expect("env")
+            .with_ccdt_url("file:///other.json");
+        let explicit = explicit.build().expect("valid");
+        assert_eq!(explicit.ccdt_url(), Some("file:///other.json"));
+        assert!(explicit.channel().is_none());
+    }
+
+    #[test]
+    fn empty_env_values_count_as_unset() {
+        let vars = env(&[
+            ("MQSERVER", " "),
+            ("MQCCDTURL", "file:///ccdt.json"),
+            ("MQ_PASSWORD", ""),
+        ]);
+        let options = ConnectOptions::from_env(vars).expect("env").build().expect("valid");
+        assert_eq!(options.ccdt_url(), Some("file:///ccdt.json"));
+        assert!(options.password().is_none());
+    }
+
+    #[test]
+    fn bad_mqserver_in_env_names_the_variable() {
+        let (source_name, message) = options_message(ConnectOptions::from_env(env(&[("MQSERVER", "A/TCP/h(x)")])));
+        assert_eq!(source_name, "MQSERVER");
+        assert!(message.contains("port \"x\" is not a number"), "{message}");
+    }
+
+    #[test]
+    fn password_file_drops_the_trailing_newline_only() {
+        for (name, contents, expected) in [
+            ("lf", "pa ss\n", "pa ss"),
+            ("crlf", "pa ss\r\n", "pa ss"),
+            ("none", " pw", " pw"),
+        ] {
+            let file = TempFile::new(name, contents);
+            let vars = env(&[("MQ_PASSWORD_FILE", file.0.to_str().expect("utf-8 temp dir"))]);
+            let options = ConnectOptions::from_env(vars)
+                .expect("env")
+                .with_user("app")
+                .build()
+                .expect("valid");
+            assert_eq!(options.password().map(Secret::expose), Some(expected), "{name}");
+        }
+    }
+
+    #[test]
+    fn unreadable_password_file_is_an_io_error_naming_it() {
+        let path = std::env::temp_dir().join("mqpilot-options-no-such-file");
+        let result = ConnectOptions::builder()
+            .with_user("app")
+            .with_password_file(&path)
+            .build();
+        match result {
+            Err(Error::Io { path: failed, .. }) => assert_eq!(failed, path),
+            other => panic!("expected Error::Io, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn both_password_variables_are_an_error() {
+        let vars = env(&[("MQ_PASSWORD", "a"), ("MQ_PASSWORD_FILE", "/tmp/pw")]);
+        let (source_name, message) = options_message(ConnectOptions::from_env(vars));
+        assert_eq!(source_name, "MQ_PASSWORD_FILE");
+        assert!(message.contains("MQ_PASSWORD is set as well"), "{message}");
+    }
+
+    #[test]
+    fn password_without_user_names_both() {
+        let vars = env(&[("MQ_PASSWORD", "s3cret")]);
+        let (source_name, message) = options_message(ConnectOptions::from_env(vars).expect("env").build());
+        assert_eq!(source_name, "MQ_PASSWORD");
+        assert!(message.contains("password") && message.contains("no user"), "{message}");
+        assert!(!message.contains("s3cret"));
+    }
+
+    #[test]
+    fn user_without_password_is_an_error() {
+        let (source_name, message) = options_message(ConnectOptions::builder().with_user("app").build());
+        assert_eq!(source_name, "user");
+        assert!(message.contains("no password"), "{message}");
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let builder = ConnectOptions::builder()
+            .with_user("app")
+            .with_password(Secret::new("hunter2-secret"));
+        assert!(!format!("{builder:?}").contains("hunter2"));
+        let options = builder.build().expect("valid");
+        let debug = format!("{options:?} {:#?}", options.password());
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("***"), "{debug}");
+        assert_eq!(Secret::new("hunter2").to_string(), "***");
+    }
+
+    #[test]
+    fn names_longer_than_mq_allows_are_rejected() {
+        let qm = "Q".repeat(49);
+        let (source_name, message) = options_message(ConnectOptions::builder().with_queue_manager(&qm).build());
+        assert_eq!(source_name, "queue manager");
+        assert!(message.contains("is 49 characters long (at most 48)"), "{message}");
+        let app = "a".repeat(29);
+        let (source_name, message) = options_message(ConnectOptions::builder().with_application_name(app).build());
+        assert_eq!(source_name, "application name");
+        assert!(message.contains("(at most 28)"), "{message}");
+        assert!(ConnectOptions::builder().with_queue_manager("*QMGROUP").build().is_ok());
+    }
+
+    #[test]
+    fn tls_needs_an_explicit_channel() {
+        let tls = Tls {
+            cipher_spec: "ANY_TLS13_OR_HIGHER".to_owned(),
+            key_repository: None,
+        };
+        let (source_name, message) = options_message(ConnectOptions::builder().with_tls(tls).build());
+        assert_eq!(source_name, "TLS");
+        assert!(message.contains("explicit channel"), "{message}");
+    }
+
+    #[test]
+    fn mqi_options_carry_every_setting() {
+        let channel = parse_mqserver("APP.SVRCONN/TCP/host(1415)", "MQSERVER").expect("valid");
+        let options = ConnectOptions::builder()
+            .with_queue_manager("QM1")
+            .with_channel(channel)
+            .with_application_name("mqpilot")
+            .with_user("app")
+            .with_password(Secret::new("pw"))
+            .with_tls(Tls {
+                cipher_spec: "ANY_TLS13_OR_HIGHER".to_owned(),
+                key_repository: Some(PathBuf::from("/var/mqm/ssl/key")),
+            })
+            .with_reconnect(Reconnect::QueueManager)
+            .build()
+            .expect("valid");
+        let parts = MqiParts::new(&options).expect("converts");
+        let mqi_options = parts.connect_options(&options).expect("converts");
+        let mut structs = ConnectStructs::default();
+        mqi_options.apply_param(&mut structs);
+
+        let qm = mqi_options.queue_manager_name().map(|name| name.0.to_string());
+        assert_eq!(qm.as_deref(), Some("QM1"));
+        let cno = MQCNO(structs.cno.Options);
+        assert!(cno.contains(mqi::constants::MQCNO_RECONNECT_Q_MGR));
+        assert!(cno.contains(mqi::constants::MQCNO_CLIENT_BINDING));
+        assert_eq!(mq_text::<28>(&structs.cno.ApplName), "mqpilot");
+        assert_eq!(mq_text::<20>(&structs.cd.ChannelName), "APP.SVRCONN");
+        assert_eq!(mq_text::<264>(&structs.cd.ConnectionName), "host(1415)");
+        assert_eq!(mq_text::<32>(&structs.cd.SSLCipherSpec), "ANY_TLS13_OR_HIGHER");
+        assert_eq!(mq_text::<256>(&structs.sco.KeyRepository), "/var/mqm/ssl/key");
+        assert_eq!(structs.csp.CSPUserIdLength, 3);
+        assert_eq!(structs.csp.CSPPasswordLength, 2);
+    }
+
+    #[test]
+    fn mqi_options_for_a_ccdt() {
+        let options = ConnectOptions::builder()
+            .with_ccdt_url("file:///ccdt.json")
+            .build()
+            .expect("valid");
+        let parts = MqiParts::new(&options).expect("converts");
+        let mqi_options = parts.connect_options(&options).expect("converts");
+        let mut structs = ConnectStructs::default();
+        mqi_options.apply_param(&mut structs);
+        assert_eq!(structs.cno.CCDTUrlLength, 17);
+        assert!(mqi_options.queue_manager_name().is_none());
+        assert!(!MQCNO(structs.cno.Options).contains(mqi::constants::MQCNO_RECONNECT));
+    }
+
+    #[test]
+    fn connect_failure_detail_names_route_and_advice() {
+        let channel = parse_mqserver("APP.SVRCONN/TCP/host(1414)", "MQSERVER").expect("valid");
+        let options = ConnectOptions::builder().with_channel(channel).build().expect("valid");
+        let detail = options.failure_detail(Reason::CHANNEL_NOT_AVAILABLE).expect("detail");
+        assert!(detail.starts_with("channel APP.SVRCONN to host(1414): "), "{detail}");
+        assert!(detail.contains("MAXINST"), "{detail}");
+        assert!(options.failure_detail(Reason::Q_FULL).is_none());
+        assert_eq!(options.target(), "default queue manager");
+    }
+}
