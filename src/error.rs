@@ -75,6 +75,23 @@ pub enum Error {
 }
 
 impl Error {
+    /// Adds context to an MQ error, e.g. `the connection already holds MAXHANDS=256 handles`.
+    /// Other errors are returned unchanged.
+    #[must_use]
+    pub fn with_detail(self, text: impl Into<String>) -> Self {
+        match self {
+            Self::Mq {
+                verb, object, reason, ..
+            } => Self::Mq {
+                verb,
+                object,
+                reason,
+                detail: Some(text.into()),
+            },
+            other => other,
+        }
+    }
+
     /// The MQ reason code, when this error came from an MQ call.
     #[must_use]
     pub const fn reason(&self) -> Option<Reason> {

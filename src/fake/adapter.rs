@@ -75,7 +75,8 @@ fn set(cc: &mut mq::MQLONG, rc: &mut mq::MQLONG, reason: i32) {
         | mq::MQRC_TRUNCATED_MSG_FAILED
         | mq::MQRC_NO_MSG_LOCKED
         | mq::MQRC_CHAR_ATTRS_TOO_SHORT
-        | mq::MQRC_INT_ATTR_COUNT_TOO_SMALL => mq::MQCC_WARNING,
+        | mq::MQRC_INT_ATTR_COUNT_TOO_SMALL
+        | mq::MQRC_SELECTOR_NOT_FOR_TYPE => mq::MQCC_WARNING,
         _ => mq::MQCC_FAILED,
     };
 }
@@ -253,6 +254,19 @@ fn lay_out(attrs: &[Attr], ints: &mut [mq::MQLONG], chars: &mut [u8]) -> i32 {
                 i += 1;
             }
             Attr::Int(_) => warning = mq::MQRC_INT_ATTR_COUNT_TOO_SMALL,
+            Attr::NotApplicable(0) => {
+                if i < ints.len() {
+                    ints[i] = mq::MQIAV_NOT_APPLICABLE;
+                    i += 1;
+                }
+                warning = mq::MQRC_SELECTOR_NOT_FOR_TYPE;
+            }
+            Attr::NotApplicable(width) => {
+                let end = (c + width).min(chars.len());
+                chars[c.min(end)..end].fill(b' ');
+                c += width;
+                warning = mq::MQRC_SELECTOR_NOT_FOR_TYPE;
+            }
             Attr::Text(s, width) => {
                 let bytes = s.as_bytes();
                 for k in 0..*width {

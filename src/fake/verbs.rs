@@ -82,6 +82,9 @@ pub enum Attr {
     Int(i32),
     /// An MQCA_* value, blank-padded to `width` bytes.
     Text(String, usize),
+    /// A selector valid in MQ but not for this object type (2068, a warning): MQIAV_NOT_APPLICABLE
+    /// for an integer (width 0), blanks of `width` bytes for a text.
+    NotApplicable(usize),
 }
 
 impl FakeQm {
@@ -245,10 +248,11 @@ impl FakeQm {
         st.record(Verb::Get, result, warning)
     }
 
-    /// MQINQ.
+    /// MQINQ. A selector that MQ knows but that does not apply to the object comes back as
+    /// [`Attr::NotApplicable`], which the caller reports as warning 2068.
     ///
     /// # Errors
-    /// 2038 not open for inquire, 2067 unknown selector, 2068 selector not for this type.
+    /// 2038 not open for inquire, 2067 unknown selector.
     pub fn inquire(&self, hconn: i32, hobj: i32, selectors: &[i32]) -> Result<Vec<Attr>, Reason> {
         let mut st = self.begin(Verb::Inq, Some(hconn))?;
         let result = inquire(&mut st, hconn, hobj, selectors);
@@ -714,7 +718,9 @@ fn inquire_qmgr(st: &State, selector: i32) -> Result<Attr, Reason> {
         mq::MQIA_MAX_MSG_LENGTH => Attr::Int(d.max_msg_length),
         mq::MQIA_COMMAND_LEVEL => Attr::Int(mq::MQCMDL_LEVEL_930),
         mq::MQIA_PLATFORM => Attr::Int(mq::MQPL_UNIX),
-        s if is_queue_selector(s) => return Err(mq::MQRC_SELECTOR_NOT_FOR_TYPE),
+        mq::MQCA_Q_NAME | mq::MQCA_BACKOUT_REQ_Q_NAME => Attr::NotApplicable(48),
+        mq::MQCA_Q_DESC => Attr::NotApplicable(64),
+        s if is_queue_selector(s) => Attr::NotApplicable(0),
         _ => return Err(mq::MQRC_SELECTOR_ERROR),
     })
 }
@@ -779,9 +785,8 @@ fn inquire_queue(st: &State, q: usize, selector: i32) -> Result<Attr, Reason> {
         }),
         mq::MQIA_DEF_PRIORITY => Attr::Int(d.default_priority),
         mq::MQIA_DEF_PERSISTENCE => Attr::Int(i32::from(d.default_persistent)),
-        mq::MQCA_Q_MGR_NAME | mq::MQIA_MAX_HANDLES | mq::MQIA_MAX_UNCOMMITTED_MSGS => {
-            return Err(mq::MQRC_SELECTOR_NOT_FOR_TYPE);
-        }
+        mq::MQCA_Q_MGR_NAME => Attr::NotApplicable(48),
+        mq::MQIA_MAX_HANDLES | mq::MQIA_MAX_UNCOMMITTED_MSGS => Attr::NotApplicable(0),
         _ => return Err(mq::MQRC_SELECTOR_ERROR),
     })
 }

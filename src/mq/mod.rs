@@ -9,3 +9,15 @@ pub mod options;
 pub mod reason;
 
 pub use library::MqLibrary;
+
+/// Turns an `mqi` failure into [`crate::Error::Mq`] about `object`, e.g.
+/// `MQOPEN of ORDERS.IN failed: 2017 MQRC_HANDLE_NOT_AVAILABLE`.
+#[must_use]
+pub fn mq_error(error: &mqi::result::Error, object: impl Into<String>) -> crate::Error {
+    crate::Error::Mq {
+        verb: error.1,
+        object: object.into(),
+        reason: reason::Reason::from(error),
+        detail: None,
+    }
+}
