@@ -119,3 +119,61 @@ fn a_commit_of_a_put_under_syncpoint_wakes_a_waiter() {
     let _ = mqi::Syncpoint::new(&conn).commit().unwrap();
     assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), Ok(b"later".to_vec()));
 }
+
+#[test]
+fn many_threads_on_many_connections_move_every_message_exactly_once() {
+    const PER_PRODUCER: usize = 250;
+    let qm = qm();
+    let producers: Vec<_> = (0..4)
+        .map(|p| {
+            let qm = qm.clone();
+            thread::spawn(move || {
+                let conn = connect(&qm);
+                let q = open(&conn, "A", MQOO_OUTPUT).unwrap();
+                for i in 0..PER_PRODUCER {
+                    assert_eq!(rc(q.put_message(&MQPMO_SYNCPOINT, format!("{p}-{i}").as_str())), 0);
+                    if i % 10 == 9 {
+                        let _ = mqi::Syncpoint::new(&conn).commit().unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    let consumers: Vec<_> = (0..4)
+        .map(|_| {
+            let qm = qm.clone();
+            thread::spawn(move || {
+                let conn = connect(&qm);
+                let q = open(&conn, "A", MQOO_INPUT_SHARED).unwrap();
+                let mut seen = Vec::new();
+                let mut buf = vec![0u8; 64];
+                loop {
+                    let got = q.get_data(&(MQGMO_SYNCPOINT, GetWait::Wait(300)), &mut buf[..]).unwrap();
+                    match got.discard_warning() {
+                        Some(data) => seen.push(String::from_utf8(data.to_vec()).unwrap()),
+                        None => break,
+                    }
+                    let _ = mqi::Syncpoint::new(&conn).commit().unwrap();
+                }
+                seen
+            })
+        })
+        .collect();
+    for p in producers {
+        p.join().unwrap();
+    }
+    let mut all: Vec<String> = consumers.into_iter().flat_map(|c| c.join().unwrap()).collect();
+    // Consumers stop after 300 ms without a message; whatever a slow producer put after
+    // that is still on the queue and must be there exactly once too.
+    let conn = connect(&qm);
+    let q = open(&conn, "A", MQOO_INPUT_SHARED).unwrap();
+    while let Ok(data) = get(&q, MQGMO_NO_SYNCPOINT) {
+        all.push(String::from_utf8(data).unwrap());
+    }
+    all.sort();
+    let total = all.len();
+    all.dedup();
+    assert_eq!(total, 4 * PER_PRODUCER, "every message arrived once");
+    assert_eq!(all.len(), total, "no message twice");
+    assert_eq!(qm.depth("A"), Some(0));
+}
