@@ -1,7 +1,8 @@
 //! mqpilot: run IBM MQ consumers that cannot exhaust the queue manager, plan fleets before
 //! they do, and test all of it against a faithful fake queue manager.
 //!
-//! - [`mq`]: the MQ layer: library selection (IBM or fake), reason codes, connection options.
+//! - [`mq`]: the MQ layer: library selection (IBM or fake), reason codes, connection options
+//!   and the MQSERVER client channel.
 //! - [`fake`]: the pure-Rust fake queue manager: a safe state machine and its `Mqi` adapter.
 //! - [`error`]: the crate's error type.
 

@@ -4,6 +4,7 @@
 //! in-process fake), explains reason codes and turns connection settings into MQCONNX
 //! options. Everything above it speaks mqpilot's own types.
 
+pub mod channel;
 pub mod library;
 pub mod options;
 pub mod reason;

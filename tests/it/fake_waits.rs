@@ -146,7 +146,7 @@ fn many_threads_on_many_connections_move_every_message_exactly_once() {
                 let conn = connect(&qm);
                 let q = open(&conn, "A", MQOO_INPUT_SHARED).unwrap();
                 let mut seen = Vec::new();
-                let mut buf = vec![0u8; 64];
+                let mut buf = [0u8; 64];
                 loop {
                     let got = q.get_data(&(MQGMO_SYNCPOINT, GetWait::Wait(300)), &mut buf[..]).unwrap();
                     match got.discard_warning() {
