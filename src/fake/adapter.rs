@@ -211,17 +211,20 @@ unsafe fn read_md(md: *const c_void) -> Result<mq::MQMD, i32> {
 /// # Safety
 /// As [`read_md`], and writable.
 unsafe fn write_md(md: *mut c_void, value: &mq::MQMD) {
+    let head = md.cast::<mq::MQMD1>();
     // SAFETY: read_md has already checked the header.
-    let version = unsafe { (*md.cast::<mq::MQMD1>()).Version };
-    let mut out = *value;
-    out.Version = version;
+    let version = unsafe { (*head).Version };
     let len = if version >= 2 {
         size_of::<mq::MQMD>()
     } else {
         size_of::<mq::MQMD1>()
     };
-    // SAFETY: `len` bytes of the caller's structure are writable.
-    unsafe { ptr::copy_nonoverlapping(ptr::from_ref(&out).cast::<u8>(), md.cast::<u8>(), len) };
+    // SAFETY: `len` bytes of the caller's structure are writable, and Version sits at the
+    // same place in every MQMD version.
+    unsafe {
+        ptr::copy_nonoverlapping(ptr::from_ref(value).cast::<u8>(), md.cast::<u8>(), len);
+        (*head).Version = version;
+    }
 }
 
 /// A caller's buffer as a slice (empty when null or zero length).

@@ -251,13 +251,24 @@ impl FakeQm {
     /// How many times each (verb, reason code) was returned; reason 0 counts successes.
     #[must_use]
     pub fn reason_counts(&self) -> BTreeMap<(Verb, i32), u64> {
-        self.lock().reasons.iter().map(|(k, v)| (*k, *v)).collect()
+        let st = self.lock();
+        let ok = Verb::ALL
+            .iter()
+            .zip(st.successes)
+            .filter(|(_, n)| *n > 0)
+            .map(|(v, n)| ((*v, 0), n));
+        st.reasons.iter().map(|(k, v)| (*k, *v)).chain(ok).collect()
     }
 
     /// How many times `verb` returned `reason`.
     #[must_use]
     pub fn reason_count(&self, verb: Verb, reason: i32) -> u64 {
-        self.lock().reasons.get(&(verb, reason)).copied().unwrap_or(0)
+        let st = self.lock();
+        if reason == 0 {
+            st.successes[verb as usize]
+        } else {
+            st.reasons.get(&(verb, reason)).copied().unwrap_or(0)
+        }
     }
 
     /// Gets currently waiting on a queue (0 if it is not defined).

@@ -34,8 +34,8 @@ pub(crate) struct Msg {
     pub md: mq::MQMD,
     pub data: Vec<u8>,
     pub state: MsgState,
-    /// When it was put, for MSGAGE.
-    pub arrived: std::time::Instant,
+    /// When it was put (also its PutDate/PutTime), for MSGAGE.
+    pub arrived: std::time::SystemTime,
 }
 
 /// A local queue and its run-time status.
@@ -126,7 +126,7 @@ impl Queue {
     pub fn oldest_age_secs(&self) -> u64 {
         self.msgs
             .values()
-            .map(|m| m.arrived.elapsed().as_secs())
+            .map(|m| m.arrived.elapsed().unwrap_or_default().as_secs())
             .max()
             .unwrap_or(0)
     }

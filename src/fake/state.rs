@@ -4,7 +4,7 @@
 //! sleeps on its queue's condition variable, which releases it. Every rule that decides a
 //! reason code lives here or in `verbs.rs`, in the order IBM MQ checks it.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use libmqm_sys as mq;
 
@@ -53,6 +53,21 @@ pub enum Verb {
 }
 
 impl Verb {
+    /// Every verb, in declaration order (`Verb::ALL[v as usize] == v`).
+    pub const ALL: [Self; 11] = [
+        Self::Connx,
+        Self::Disc,
+        Self::Open,
+        Self::Close,
+        Self::Get,
+        Self::Put,
+        Self::Put1,
+        Self::Inq,
+        Self::Cmit,
+        Self::Back,
+        Self::Other,
+    ];
+
     /// The MQI name, e.g. `MQGET`.
     #[must_use]
     pub const fn name(self) -> &'static str {
@@ -150,7 +165,10 @@ pub(crate) struct State {
     pub next_seq: u64,
     pub next_instance: u64,
     pub peak_connections: usize,
+    /// Calls that failed or warned, per verb and reason code.
     pub reasons: HashMap<(Verb, i32), u64>,
+    /// Calls that completed with MQRC_NONE, per verb (indexed by `Verb as usize`).
+    pub successes: [u64; Verb::ALL.len()],
     pub faults: Vec<Fault>,
 }
 
@@ -169,13 +187,14 @@ impl State {
             status: QmgrStatus::Running,
             channels: Vec::new(),
             queues: Vec::new(),
-            queue_index: HashMap::new(),
-            conns: HashMap::new(),
+            queue_index: HashMap::default(),
+            conns: HashMap::default(),
             next_hconn: 1,
             next_seq: 1,
             next_instance: 1,
             peak_connections: 0,
-            reasons: HashMap::new(),
+            reasons: HashMap::default(),
+            successes: [0; Verb::ALL.len()],
             faults: Vec::new(),
         };
         for c in config.channels {
@@ -219,7 +238,12 @@ impl State {
             Ok(_) => warning,
             Err(rc) => *rc,
         };
-        *self.reasons.entry((verb, rc)).or_default() += 1;
+        // Successes are most calls: count them without hashing.
+        if rc == mq::MQRC_NONE {
+            self.successes[verb as usize] += 1;
+        } else {
+            *self.reasons.entry((verb, rc)).or_default() += 1;
+        }
         result
     }
 
@@ -319,8 +343,8 @@ impl State {
     /// Commits the connection's unit of work: got messages go, put messages appear.
     pub fn commit_uow(&mut self, hconn: i32) {
         let Some(conn) = self.conns.get_mut(&hconn) else { return };
-        let work = std::mem::take(&mut conn.uow);
-        for w in work {
+        let mut work = std::mem::take(&mut conn.uow);
+        for &w in &work {
             match w {
                 Work::Got(q, key) => {
                     let queue = &mut self.queues[q];
@@ -338,14 +362,15 @@ impl State {
                 }
             }
         }
+        self.reuse_uow(hconn, work);
     }
 
     /// Backs out the connection's unit of work: got messages return with BackoutCount + 1,
     /// put messages vanish.
     pub fn backout_uow(&mut self, hconn: i32) {
         let Some(conn) = self.conns.get_mut(&hconn) else { return };
-        let work = std::mem::take(&mut conn.uow);
-        for w in work {
+        let mut work = std::mem::take(&mut conn.uow);
+        for &w in &work {
             match w {
                 Work::Got(q, key) => {
                     let queue = &mut self.queues[q];
@@ -363,6 +388,16 @@ impl State {
                     queue.uncommitted -= 1;
                 }
             }
+        }
+        self.reuse_uow(hconn, work);
+    }
+
+    /// Gives an ended unit of work's list back to its connection, so the next unit of work
+    /// does not allocate.
+    fn reuse_uow(&mut self, hconn: i32, mut work: Vec<Work>) {
+        work.clear();
+        if let Some(conn) = self.conns.get_mut(&hconn) {
+            conn.uow = work;
         }
     }
 
@@ -432,3 +467,15 @@ pub(crate) fn unlock(queue: &mut Queue, key: Key) {
 }
 
 use super::config::QueueDef;
+
+#[cfg(test)]
+mod tests {
+    use super::Verb;
+
+    #[test]
+    fn verb_all_is_indexed_by_discriminant() {
+        for (i, v) in Verb::ALL.iter().enumerate() {
+            assert_eq!(*v as usize, i);
+        }
+    }
+}

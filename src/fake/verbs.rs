@@ -339,7 +339,7 @@ fn connect(st: &mut State, req: &ConnectRequest) -> Result<i32, Reason> {
             client_address: req.client_address.clone(),
             appl_name: req.appl_name.clone(),
             channel,
-            handles: std::collections::HashMap::new(),
+            handles: rustc_hash::FxHashMap::default(),
             next_hobj: 1,
             peak_handles: 0,
             uow: Vec::new(),
@@ -507,7 +507,8 @@ pub(super) fn put_on(
         md.CorrelId = message_id(&st.def.name, seq);
     }
     md.BackoutCount = 0;
-    stamp_put_time(md);
+    let now = std::time::SystemTime::now();
+    stamp_put_time(md, now);
     if let Some(conn) = st.conns.get(&hconn) {
         copy_padded(&mut md.PutApplName, &conn.appl_name);
     }
@@ -524,7 +525,7 @@ pub(super) fn put_on(
             md: *md,
             data: data.to_vec(),
             state,
-            arrived: Instant::now(),
+            arrived: now,
         },
     );
     if syncpoint {
@@ -811,19 +812,29 @@ pub(crate) fn copy_padded(field: &mut [mq::MQCHAR], text: &str) {
 }
 
 /// Sets PutDate (`YYYYMMDD`) and PutTime (`HHMMSSTH`) in UTC, as MQ does.
-fn stamp_put_time(md: &mut mq::MQMD) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = now.as_secs();
+fn stamp_put_time(md: &mut mq::MQMD, now: std::time::SystemTime) {
+    let since_epoch = now.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = since_epoch.as_secs();
     let (y, m, d) = civil_from_days(i64::try_from(secs / 86_400).unwrap_or(0));
     let s = secs % 86_400;
-    let hundredths = now.subsec_millis() / 10;
-    copy_padded(&mut md.PutDate, &format!("{y:04}{m:02}{d:02}"));
-    copy_padded(
-        &mut md.PutTime,
-        &format!("{:02}{:02}{:02}{hundredths:02}", s / 3600, s / 60 % 60, s % 60),
-    );
+    let hundredths = u64::from(since_epoch.subsec_millis() / 10);
+    write_digits(&mut md.PutDate[..4], u64::try_from(y).unwrap_or(0));
+    write_digits(&mut md.PutDate[4..6], u64::try_from(m).unwrap_or(0));
+    write_digits(&mut md.PutDate[6..8], u64::try_from(d).unwrap_or(0));
+    write_digits(&mut md.PutTime[..2], s / 3600);
+    write_digits(&mut md.PutTime[2..4], s / 60 % 60);
+    write_digits(&mut md.PutTime[4..6], s % 60);
+    write_digits(&mut md.PutTime[6..8], hundredths);
+}
+
+/// Writes `value` as zero-padded decimal digits filling `field` (this runs on every put, so
+/// it does not allocate).
+fn write_digits(field: &mut [mq::MQCHAR], mut value: u64) {
+    for slot in field.iter_mut().rev() {
+        // A decimal digit is ASCII, so the cast to a C char keeps it.
+        *slot = (b'0' + (value % 10) as u8) as mq::MQCHAR;
+        value /= 10;
+    }
 }
 
 /// Days since 1970-01-01 to (year, month, day), Howard Hinnant's algorithm.
@@ -848,6 +859,16 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(20_454), (2026, 1, 1));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn put_date_and_time_are_mq_formatted() {
+        let mut md = crate::fake::default_md();
+        let t = std::time::UNIX_EPOCH + Duration::from_millis(1_764_160_496_789);
+        stamp_put_time(&mut md, t);
+        let text = |f: &[mq::MQCHAR]| f.iter().map(|&c| c as u8 as char).collect::<String>();
+        assert_eq!(text(&md.PutDate), "20251126");
+        assert_eq!(text(&md.PutTime), "12345678");
     }
 
     #[test]

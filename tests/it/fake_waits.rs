@@ -148,7 +148,9 @@ fn many_threads_on_many_connections_move_every_message_exactly_once() {
                 let mut seen = Vec::new();
                 let mut buf = [0u8; 64];
                 loop {
-                    let got = q.get_data(&(MQGMO_SYNCPOINT, GetWait::Wait(300)), &mut buf[..]).unwrap();
+                    let got = q
+                        .get_data(&(MQGMO_SYNCPOINT, GetWait::Wait(300)), &mut buf[..])
+                        .unwrap();
                     match got.discard_warning() {
                         Some(data) => seen.push(String::from_utf8(data.to_vec()).unwrap()),
                         None => break,
