@@ -343,7 +343,7 @@ impl State {
     /// Commits the connection's unit of work: got messages go, put messages appear.
     pub fn commit_uow(&mut self, hconn: i32) {
         let Some(conn) = self.conns.get_mut(&hconn) else { return };
-        let mut work = std::mem::take(&mut conn.uow);
+        let work = std::mem::take(&mut conn.uow);
         for &w in &work {
             match w {
                 Work::Got(q, key) => {
@@ -369,7 +369,7 @@ impl State {
     /// put messages vanish.
     pub fn backout_uow(&mut self, hconn: i32) {
         let Some(conn) = self.conns.get_mut(&hconn) else { return };
-        let mut work = std::mem::take(&mut conn.uow);
+        let work = std::mem::take(&mut conn.uow);
         for &w in &work {
             match w {
                 Work::Got(q, key) => {
