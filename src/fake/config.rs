@@ -274,7 +274,16 @@ impl FakeConfig {
     /// [`Error::Config`] naming the line, column and field that is wrong.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Self, Error> {
         let config: Self = toml::from_str(text).map_err(|e| toml_error(&e, text, origin))?;
-        config.validate(origin)?;
+        config.validate().map_err(|(field, message)| {
+            let (line, column) = locate(text, &field);
+            Error::Config {
+                path: origin.to_owned(),
+                line,
+                column,
+                field,
+                message,
+            }
+        })?;
         Ok(config)
     }
 
@@ -290,14 +299,9 @@ impl FakeConfig {
         Self::from_toml(&text, path)
     }
 
-    fn validate(&self, origin: &Path) -> Result<(), Error> {
-        let invalid = |field: String, message: String| Error::Config {
-            path: origin.to_owned(),
-            line: 0,
-            column: 0,
-            field,
-            message,
-        };
+    /// Checks what serde cannot: ranges, lengths, duplicates. The error is (field, message).
+    fn validate(&self) -> Result<(), (String, String)> {
+        let invalid = |field: String, message: String| (field, message);
         let q = &self.queue_manager;
         if q.name.is_empty() || q.name.len() > 48 {
             return Err(invalid(
@@ -351,16 +355,75 @@ impl FakeConfig {
     }
 }
 
-/// Turns a TOML error into [`Error::Config`] with line, column and the key it names.
+/// Turns a TOML error into [`Error::Config`] with line, column and the key it is about
+/// (`queue[1].max_depth`, or the unknown key's name).
 pub(crate) fn toml_error(e: &toml::de::Error, text: &str, origin: &Path) -> Error {
-    let (line, column) = e.span().map(|span| line_col(text, span.start)).unwrap_or((0, 0));
+    let offset = e.span().map(|span| span.start);
+    let (line, column) = offset.map_or((0, 0), |o| line_col(text, o));
+    let named = e.message().split('`').nth(1).map(str::to_owned);
     Error::Config {
         path: origin.to_owned(),
         line,
         column,
-        field: e.message().split('`').nth(1).unwrap_or("document").to_owned(),
-        message: e.message().to_owned(),
+        field: named
+            .or_else(|| offset.and_then(|o| key_at(text, o)))
+            .unwrap_or_else(|| "document".to_owned()),
+        message: e.message().trim().to_owned(),
     }
+}
+
+/// Where a dotted key (`queue[1].name`) is set: its line and column, or its table's header
+/// when the key is not written (a default), or (0, 0).
+pub(crate) fn locate(text: &str, field: &str) -> (usize, usize) {
+    let mut table = String::new();
+    let mut header = (0, 0);
+    let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (n, raw) in text.lines().enumerate() {
+        let l = raw.trim();
+        if let Some(name) = l.strip_prefix("[[").and_then(|r| r.strip_suffix("]]")) {
+            let i = counts.entry(name.trim().to_owned()).or_insert(0);
+            table = format!("{}[{}]", name.trim(), *i);
+            *i += 1;
+        } else if let Some(name) = l.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+            table = name.trim().to_owned();
+        } else if let Some((key, _)) = l.split_once('=') {
+            if format!("{table}.{}", key.trim()) == field {
+                return (n + 1, raw.len() - raw.trim_start().len() + 1);
+            }
+            continue;
+        } else {
+            continue;
+        }
+        if field.starts_with(&format!("{table}.")) {
+            header = (n + 1, 1);
+        }
+    }
+    header
+}
+
+/// The dotted key of the `key = value` line holding byte `offset`, with its table and array
+/// index: `queue[1].max_depth`.
+pub(crate) fn key_at(text: &str, offset: usize) -> Option<String> {
+    let before = &text[..offset.min(text.len())];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next()?;
+    let key = line.split_once('=')?.0.trim().trim_matches('"');
+    let mut table = String::new();
+    let mut counts: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for l in text[..line_start].lines().map(str::trim) {
+        if let Some(name) = l.strip_prefix("[[").and_then(|r| r.strip_suffix("]]")) {
+            let n = counts.entry(name.trim()).or_insert(0);
+            table = format!("{}[{}]", name.trim(), *n);
+            *n += 1;
+        } else if let Some(name) = l.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+            table = name.trim().to_owned();
+        }
+    }
+    Some(if table.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{table}.{key}")
+    })
 }
 
 /// 1-based line and column of a byte offset.
@@ -412,12 +475,38 @@ backout_queue = "ORDERS.BACKOUT"
     }
 
     #[test]
+    fn a_wrong_type_names_the_table_entry_and_key() {
+        let text = "[[queue]]\nname = \"A\"\n\n[[queue]]\nname = \"B\"\nmax_depth = \"lots\"\n";
+        let err = FakeConfig::from_toml(text, Path::new("fake.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("fake.toml:6:"), "{err}");
+        assert!(err.contains("queue[1].max_depth"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_file_is_an_io_error_naming_it() {
+        let err = FakeConfig::from_file(Path::new("/no/such/fake.toml")).unwrap_err();
+        assert!(matches!(err, Error::Io { .. }));
+        assert!(err.to_string().contains("/no/such/fake.toml"));
+    }
+
+    #[test]
+    fn the_example_definition_file_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/fake-qm.toml");
+        let config = FakeConfig::from_file(&path).unwrap();
+        assert_eq!(config.channels[0].max_instc, 5);
+        assert_eq!(config.queues[0].backout_queue, "ORDERS.BACKOUT");
+    }
+
+    #[test]
     fn duplicate_queue_is_rejected() {
         let text = "[[queue]]\nname = \"A\"\n[[queue]]\nname = \"A\"\n";
         let err = FakeConfig::from_toml(text, Path::new("f.toml"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("queue[1].name") && err.contains("duplicate"), "{err}");
+        assert!(err.starts_with("f.toml:4:1: queue[1].name"), "{err}");
+        assert!(err.contains("duplicate"), "{err}");
     }
 
     #[test]

@@ -9,6 +9,9 @@
 
 mod adapter;
 pub mod config;
+mod descriptor;
+mod get;
+mod inquire;
 mod observe;
 mod queue;
 mod state;
@@ -155,7 +158,7 @@ impl FakeQm {
         md.Persistence = spec.persistent.map_or(mq::MQPER_PERSISTENCE_AS_Q_DEF, i32::from);
         md.CorrelId = spec.correl_id.unwrap_or([0; 24]);
         md.MsgId = spec.msg_id.unwrap_or([0; 24]);
-        verbs::copy_padded(&mut md.Format, spec.format.as_deref().unwrap_or("MQSTR"));
+        descriptor::copy_padded(&mut md.Format, spec.format.as_deref().unwrap_or("MQSTR"));
         verbs::put_on(&mut st, 0, q, &mut md, mq::MQPMO_NO_SYNCPOINT, &spec.data)?;
         if spec.backout_count > 0 {
             let queue = &mut st.queues[q];

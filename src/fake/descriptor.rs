@@ -1,0 +1,94 @@
+//! Message descriptor fields the queue manager fills in at MQPUT: MsgId, PutDate, PutTime.
+//!
+//! These run on every put, so they write into the MQMD's fixed-size fields in place and do not
+//! allocate.
+
+use std::time::SystemTime;
+
+use libmqm_sys as mq;
+
+/// A unique 24-byte message id: `AMQ `, the queue manager name (12 bytes), a sequence number.
+pub(super) fn message_id(qmgr: &str, seq: u64) -> [u8; 24] {
+    let mut id = [b' '; 24];
+    id[..4].copy_from_slice(b"AMQ ");
+    let name = qmgr.as_bytes();
+    let n = name.len().min(12);
+    id[4..4 + n].copy_from_slice(&name[..n]);
+    id[16..].copy_from_slice(&seq.to_be_bytes());
+    id
+}
+
+/// Copies `text` into a blank-padded MQCHAR field.
+pub(crate) fn copy_padded(field: &mut [mq::MQCHAR], text: &str) {
+    for (i, slot) in field.iter_mut().enumerate() {
+        // MQCHAR is a C char: the byte is reinterpreted, not converted.
+        *slot = text.as_bytes().get(i).copied().unwrap_or(b' ') as mq::MQCHAR;
+    }
+}
+
+/// Sets PutDate (`YYYYMMDD`) and PutTime (`HHMMSSTH`) in UTC, as MQ does.
+pub(super) fn stamp_put_time(md: &mut mq::MQMD, now: SystemTime) {
+    let since_epoch = now.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = since_epoch.as_secs();
+    let (y, m, d) = civil_from_days(i64::try_from(secs / 86_400).unwrap_or(0));
+    let s = secs % 86_400;
+    let hundredths = u64::from(since_epoch.subsec_millis() / 10);
+    write_digits(&mut md.PutDate[..4], u64::try_from(y).unwrap_or(0));
+    write_digits(&mut md.PutDate[4..6], u64::try_from(m).unwrap_or(0));
+    write_digits(&mut md.PutDate[6..8], u64::try_from(d).unwrap_or(0));
+    write_digits(&mut md.PutTime[..2], s / 3600);
+    write_digits(&mut md.PutTime[2..4], s / 60 % 60);
+    write_digits(&mut md.PutTime[4..6], s % 60);
+    write_digits(&mut md.PutTime[6..8], hundredths);
+}
+
+/// Writes `value` as zero-padded decimal digits filling `field` (this runs on every put, so
+/// it does not allocate).
+fn write_digits(field: &mut [mq::MQCHAR], mut value: u64) {
+    for slot in field.iter_mut().rev() {
+        // A decimal digit is ASCII, so the cast to a C char keeps it.
+        *slot = (b'0' + (value % 10) as u8) as mq::MQCHAR;
+        value /= 10;
+    }
+}
+
+/// Days since 1970-01-01 to (year, month, day), Howard Hinnant's algorithm.
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates_are_right() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_454), (2026, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn put_date_and_time_are_mq_formatted() {
+        let mut md = crate::fake::default_md();
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_764_160_496_789);
+        stamp_put_time(&mut md, t);
+        let text = |f: &[mq::MQCHAR]| f.iter().map(|&c| c as u8 as char).collect::<String>();
+        assert_eq!(text(&md.PutDate), "20251126");
+        assert_eq!(text(&md.PutTime), "12345678");
+    }
+
+    #[test]
+    fn message_ids_are_unique_and_24_bytes() {
+        assert_ne!(message_id("QM1", 1), message_id("QM1", 2));
+        assert_eq!(&message_id("QM1", 1)[..7], b"AMQ QM1");
+    }
+}
