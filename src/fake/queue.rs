@@ -41,7 +41,8 @@ pub(crate) struct Msg {
 /// A local queue and its run-time status.
 pub(crate) struct Queue {
     pub def: QueueDef,
-    pub msgs: BTreeMap<Key, Msg>,
+    /// Boxed so that B-tree rebalancing moves pointers, not ~420-byte descriptors.
+    pub msgs: BTreeMap<Key, Box<Msg>>,
     /// Handles open for input (IPPROCS).
     pub ipprocs: u32,
     /// Handles open for exclusive input.
@@ -92,12 +93,12 @@ impl Queue {
 
     /// Inserts a message and records the peak depth.
     pub fn insert(&mut self, key: Key, msg: Msg) {
-        self.msgs.insert(key, msg);
+        self.msgs.insert(key, Box::new(msg));
         self.peak_depth = self.peak_depth.max(self.depth());
     }
 
     /// Removes a message for good.
-    pub fn remove(&mut self, key: Key) -> Option<Msg> {
+    pub fn remove(&mut self, key: Key) -> Option<Box<Msg>> {
         self.msgs.remove(&key)
     }
 
