@@ -6,8 +6,10 @@
 
 pub mod channel;
 pub mod library;
+pub mod message;
 pub mod options;
 pub mod reason;
+pub mod session;
 
 pub use library::MqLibrary;
 

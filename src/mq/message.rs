@@ -1,0 +1,145 @@
+//! A message as mqpilot hands it around: payload plus the MQMD fields users act on.
+//!
+//! It keeps the whole MQMD it was received with, so forwarding it (backout queue, queue sink)
+//! puts the same ids, format, priority and persistence; the readable fields are views of it.
+
+use libmqm_sys as mq;
+
+/// One message received from a queue.
+#[derive(Clone)]
+pub struct Message {
+    /// The queue it came from.
+    pub queue: String,
+    /// The payload.
+    pub data: Vec<u8>,
+    md: mq::MQMD,
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Message")
+            .field("queue", &self.queue)
+            .field("msg_id", &self.msg_id_hex())
+            .field("backout_count", &self.backout_count())
+            .field("len", &self.data.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// MQCHAR field as trimmed text.
+fn text(field: &[mq::MQCHAR]) -> String {
+    // MQCHAR is a C char: reinterpret each byte.
+    let bytes: Vec<u8> = field.iter().map(|&c| c as u8).take_while(|&b| b != 0).collect();
+    String::from_utf8_lossy(&bytes).trim_end().to_owned()
+}
+
+/// Lower-case hex of a byte string.
+#[must_use]
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+impl Message {
+    /// A message from what MQGET returned.
+    #[must_use]
+    pub fn new(queue: impl Into<String>, md: mq::MQMD, data: Vec<u8>) -> Self {
+        Self {
+            queue: queue.into(),
+            data,
+            md,
+        }
+    }
+
+    /// The full MQMD, for putting the message on elsewhere.
+    #[must_use]
+    pub const fn md(&self) -> &mq::MQMD {
+        &self.md
+    }
+
+    /// MsgId.
+    #[must_use]
+    pub const fn msg_id(&self) -> [u8; 24] {
+        self.md.MsgId
+    }
+
+    /// MsgId in hex.
+    #[must_use]
+    pub fn msg_id_hex(&self) -> String {
+        hex(&self.md.MsgId)
+    }
+
+    /// CorrelId in hex.
+    #[must_use]
+    pub fn correl_id_hex(&self) -> String {
+        hex(&self.md.CorrelId)
+    }
+
+    /// BackoutCount: how often this message was backed out.
+    #[must_use]
+    pub const fn backout_count(&self) -> i32 {
+        self.md.BackoutCount
+    }
+
+    /// Priority 0..=9.
+    #[must_use]
+    pub const fn priority(&self) -> i32 {
+        self.md.Priority
+    }
+
+    /// Whether it is persistent.
+    #[must_use]
+    pub const fn persistent(&self) -> bool {
+        self.md.Persistence == mq::MQPER_PERSISTENT
+    }
+
+    /// Format, e.g. `MQSTR`.
+    #[must_use]
+    pub fn format(&self) -> String {
+        text(&self.md.Format)
+    }
+
+    /// ReplyToQ.
+    #[must_use]
+    pub fn reply_to_queue(&self) -> String {
+        text(&self.md.ReplyToQ)
+    }
+
+    /// Put time as ISO 8601 UTC (`2026-11-26T10:44:30.12Z`), from PutDate and PutTime.
+    #[must_use]
+    pub fn put_time(&self) -> String {
+        let d = text(&self.md.PutDate);
+        let t = text(&self.md.PutTime);
+        if d.len() != 8 || t.len() != 8 {
+            return format!("{d} {t}").trim().to_owned();
+        }
+        format!("{}-{}-{}T{}:{}:{}.{}Z", &d[..4], &d[4..6], &d[6..], &t[..2], &t[2..4], &t[4..6], &t[6..])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_read_from_the_descriptor() {
+        let mut md = libmqm_default::MQMD_DEFAULT;
+        md.MsgId[0] = 0xab;
+        md.BackoutCount = 2;
+        for (i, b) in b"20261126".iter().enumerate() {
+            md.PutDate[i] = *b as mq::MQCHAR;
+        }
+        for (i, b) in b"10443012".iter().enumerate() {
+            md.PutTime[i] = *b as mq::MQCHAR;
+        }
+        let m = Message::new("Q", md, b"x".to_vec());
+        assert!(m.msg_id_hex().starts_with("ab00"));
+        assert_eq!(m.msg_id_hex().len(), 48);
+        assert_eq!(m.backout_count(), 2);
+        assert_eq!(m.put_time(), "2026-11-26T10:44:30.12Z");
+        assert!(!format!("{m:?}").contains("data"));
+    }
+}

@@ -1,0 +1,350 @@
+//! One MQ connection and the queue handles open on it, in mqpilot's own types.
+//!
+//! A `Session` lives on one thread (the pool's connection thread) and is never shared. It
+//! opens a handle only when asked and keeps it until told to close it: how many handles stay
+//! open is the pool's decision (its handle budget), not this file's. Every failure is an
+//! [`Error::Mq`] that keeps the reason code, so the caller can tell a connection-level failure
+//! (reconnect) from one that concerns a single queue.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use mqi::connection::ThreadNoBlock;
+use mqi::constants::*;
+use mqi::get::GetWait;
+use mqi::types::{MQGMO, MQOO, MQPMO, MessageFormat, QueueManagerName, QueueName};
+use mqi::{Connection, Object, Syncpoint, attribute, structs};
+
+use super::library::MqLibrary;
+use super::message::Message;
+use super::options::ConnectOptions;
+use super::reason::Reason;
+use super::{mq_error, reason};
+use crate::Error;
+
+type Conn = Connection<MqLibrary, ThreadNoBlock>;
+
+/// Largest message MQ allows (MAXMSGL's upper bound): the buffer never grows past it.
+pub const MAX_MESSAGE_BYTES: usize = 104_857_600;
+
+/// What a handle is opened for. Each (queue, access) pair is one cached handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Access {
+    /// MQOO_INPUT_AS_Q_DEF: destructive gets.
+    Input,
+    /// MQOO_OUTPUT: puts.
+    Output,
+    /// MQOO_INQUIRE: attributes.
+    Inquire,
+}
+
+impl Access {
+    fn options(self) -> MQOO {
+        let base = match self {
+            Self::Input => MQOO_INPUT_AS_Q_DEF,
+            Self::Output => MQOO_OUTPUT,
+            Self::Inquire => MQOO_INQUIRE,
+        };
+        base | MQOO_FAIL_IF_QUIESCING
+    }
+}
+
+/// How to get one message.
+#[derive(Debug, Clone, Copy)]
+pub struct GetRequest {
+    /// Under syncpoint (the unit of work decides) or not (at-most-once).
+    pub syncpoint: bool,
+    /// Milliseconds to wait for a message; 0 = do not wait.
+    pub wait_ms: u32,
+}
+
+/// The queue attributes the worker and tools act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueAttrs {
+    /// CURDEPTH.
+    pub depth: i32,
+    /// MAXDEPTH.
+    pub max_depth: i32,
+    /// IPPROCS.
+    pub open_input: i32,
+    /// OPPROCS.
+    pub open_output: i32,
+    /// BOTHRESH (0 = none).
+    pub backout_threshold: i32,
+    /// BOQNAME (empty = none).
+    pub backout_queue: String,
+    /// GET(ENABLED).
+    pub get_enabled: bool,
+    /// PUT(ENABLED).
+    pub put_enabled: bool,
+    /// MAXMSGL.
+    pub max_msg_length: i32,
+}
+
+/// A connection to a queue manager with its open queue handles.
+pub struct Session {
+    // Field order matters: handles close before the connection disconnects.
+    handles: HashMap<(String, Access), Object<Rc<Conn>>>,
+    conn: Rc<Conn>,
+    target: String,
+    buffer: Vec<u8>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("target", &self.target)
+            .field("handles", &self.handles.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn queue_name(queue: &str) -> Result<QueueName, Error> {
+    queue.parse().map_err(|_| Error::Options {
+        source_name: "queue".into(),
+        message: format!("{queue:?} is not a valid MQ queue name (1 to 48 characters of A-Z a-z 0-9 . / _ %)"),
+    })
+}
+
+impl Session {
+    /// Connects with `options` through `lib`. `buffer_bytes` is the starting get buffer;
+    /// it grows when a message does not fit (MQ's 2080), up to [`MAX_MESSAGE_BYTES`].
+    ///
+    /// # Errors
+    /// [`Error::Mq`] from MQCONNX.
+    pub fn connect(lib: MqLibrary, options: &ConnectOptions, buffer_bytes: usize) -> Result<Self, Error> {
+        let conn = options.connect(lib)?;
+        Ok(Self {
+            handles: HashMap::new(),
+            conn: Rc::new(conn),
+            target: options.target().to_owned(),
+            buffer: vec![0; buffer_bytes.clamp(1, MAX_MESSAGE_BYTES)],
+        })
+    }
+
+    /// MAXHANDS of the queue manager (MQINQ on the queue manager object, opened and closed
+    /// again, so it briefly needs one free handle).
+    ///
+    /// # Errors
+    /// [`Error::Mq`] from MQOPEN or MQINQ.
+    pub fn max_handles(&self) -> Result<i32, Error> {
+        let qmgr = Object::open(Rc::clone(&self.conn), &(QueueManagerName::default(), MQOO_INQUIRE))
+            .map_err(|e| mq_error(&e, &self.target))?
+            .discard_warning();
+        let value = qmgr
+            .inquire_integer(attribute::MQIA_MAX_HANDLES)
+            .map_err(|e| mq_error(&e, &self.target))?
+            .discard_warning();
+        drop(qmgr);
+        value.ok_or_else(|| Error::Mq {
+            verb: "MQINQ",
+            object: self.target.clone(),
+            reason: Reason::SELECTOR_ERROR,
+            detail: Some("the queue manager did not return MAXHANDS".into()),
+        })
+    }
+
+    /// Handles open on this connection, by (queue, access).
+    #[must_use]
+    pub fn open_handles(&self) -> Vec<(String, Access)> {
+        self.handles.keys().cloned().collect()
+    }
+
+    /// Whether a handle for (queue, access) is open.
+    #[must_use]
+    pub fn is_open(&self, queue: &str, access: Access) -> bool {
+        self.handles.contains_key(&(queue.to_owned(), access))
+    }
+
+    /// Opens a handle for (queue, access) unless one is open already.
+    ///
+    /// # Errors
+    /// [`Error::Mq`] from MQOPEN (2017 when the connection holds MAXHANDS handles, 2085 for an
+    /// unknown queue, ...), or [`Error::Options`] for a name MQ cannot take.
+    pub fn open(&mut self, queue: &str, access: Access) -> Result<(), Error> {
+        let key = (queue.to_owned(), access);
+        if self.handles.contains_key(&key) {
+            return Ok(());
+        }
+        let name = queue_name(queue)?;
+        let object = Object::open(Rc::clone(&self.conn), &(name, access.options()))
+            .map_err(|e| {
+                let err = mq_error(&e, queue);
+                if err.reason() == Some(Reason::HANDLE_NOT_AVAILABLE) {
+                    let held = self.handles.len();
+                    err.with_detail(format!("the connection already holds {held} handles"))
+                } else {
+                    err
+                }
+            })?
+            .discard_warning();
+        self.handles.insert(key, object);
+        Ok(())
+    }
+
+    /// Closes the handle for (queue, access) if it is open.
+    pub fn close(&mut self, queue: &str, access: Access) {
+        if let Some(object) = self.handles.remove(&(queue.to_owned(), access))
+            && let Err(e) = object.close()
+        {
+            tracing::debug!(queue, error = %e, "MQCLOSE failed");
+        }
+    }
+
+    fn handle(&mut self, queue: &str, access: Access) -> Result<&Object<Rc<Conn>>, Error> {
+        self.open(queue, access)?;
+        Ok(&self.handles[&(queue.to_owned(), access)])
+    }
+
+    /// Gets one message, waiting up to `wait_ms`; `None` when there is none (2033). A message
+    /// longer than the buffer (2080) stays on the queue, the buffer doubles and the get is
+    /// tried again; truncation is never accepted.
+    ///
+    /// # Errors
+    /// [`Error::Mq`] from MQOPEN or MQGET.
+    pub fn get(&mut self, queue: &str, request: GetRequest) -> Result<Option<Message>, Error> {
+        self.open(queue, Access::Input)?;
+        let sync = if request.syncpoint { MQGMO_SYNCPOINT } else { MQGMO_NO_SYNCPOINT };
+        let options: MQGMO = sync | MQGMO_FAIL_IF_QUIESCING;
+        let wait = || {
+            if request.wait_ms == 0 {
+                GetWait::NoWait
+            } else {
+                GetWait::Wait(i32::try_from(request.wait_ms).unwrap_or(i32::MAX))
+            }
+        };
+        loop {
+            let object = &self.handles[&(queue.to_owned(), Access::Input)];
+            let capacity = self.buffer.len();
+            let got = object
+                .get_data_with::<structs::MQMD, _>(&(options, wait()), &mut self.buffer[..])
+                .map_err(|e| mq_error(&e, queue))?;
+            let truncated = got.warning().is_some_and(|(rc, _)| rc == MQRC_TRUNCATED_MSG_FAILED);
+            if truncated && capacity < MAX_MESSAGE_BYTES {
+                drop(got);
+                let bigger = (capacity * 2).min(MAX_MESSAGE_BYTES);
+                tracing::debug!(queue, bytes = bigger, "message longer than the buffer (2080): growing it");
+                self.buffer.resize(bigger, 0);
+                continue;
+            }
+            if truncated {
+                return Err(Error::Mq {
+                    verb: "MQGET",
+                    object: queue.to_owned(),
+                    reason: Reason::TRUNCATED_MSG_FAILED,
+                    detail: Some(format!("the message is longer than {MAX_MESSAGE_BYTES} bytes")),
+                });
+            }
+            return Ok(got
+                .discard_warning()
+                .map(|(data, md)| Message::new(queue, *md, data.to_vec())));
+        }
+    }
+
+    /// Puts `message` (its MQMD: ids, format, priority, persistence) with `data` on `queue`.
+    ///
+    /// # Errors
+    /// [`Error::Mq`] from MQOPEN or MQPUT.
+    pub fn put(&mut self, queue: &str, message: &Message, data: &[u8], syncpoint: bool) -> Result<(), Error> {
+        let md = structs::MQMD::new(*message.md());
+        let format = MessageFormat::from_mqmd(&md);
+        let sync: MQPMO = if syncpoint { MQPMO_SYNCPOINT } else { MQPMO_NO_SYNCPOINT };
+        let object = self.handle(queue, Access::Output)?;
+        object
+            .put_message(&(sync | MQPMO_FAIL_IF_QUIESCING, md), &(data, format))
+            .map_err(|e| mq_error(&e, queue))?
+            .discard_warning();
+        Ok(())
+    }
+
+    /// Puts a new text message (default MQMD, format MQSTR) on `queue`, outside any unit of
+    /// work unless `syncpoint`.
+    ///
+    /// # Errors
+    /// [`Error::Mq`] from MQOPEN or MQPUT.
+    pub fn put_text(&mut self, queue: &str, text: &str, syncpoint: bool) -> Result<(), Error> {
+        let sync: MQPMO = if syncpoint { MQPMO_SYNCPOINT } else { MQPMO_NO_SYNCPOINT };
+        let object = self.handle(queue, Access::Output)?;
+        object
+            .put_message(&(sync | MQPMO_FAIL_IF_QUIESCING), text)
+            .map_err(|e| mq_error(&e, queue))?
+            .discard_warning();
+        Ok(())
+    }
+
+    /// MQCMIT.
+    ///
+    /// # Errors
+    /// [`Error::Mq`]; 2003 means MQ backed the unit of work out instead.
+    pub fn commit(&self) -> Result<(), Error> {
+        Syncpoint::new(&self.conn)
+            .commit()
+            .map_err(|e| mq_error(&e, &self.target))?
+            .discard_warning();
+        Ok(())
+    }
+
+    /// MQBACK.
+    ///
+    /// # Errors
+    /// [`Error::Mq`].
+    pub fn backout(&self) -> Result<(), Error> {
+        Syncpoint::new(&self.conn)
+            .backout()
+            .map_err(|e| mq_error(&e, &self.target))?
+            .discard_warning();
+        Ok(())
+    }
+
+    /// The queue's attributes (MQINQ on an inquire handle, cached like any other).
+    ///
+    /// # Errors
+    /// [`Error::Mq`] from MQOPEN or MQINQ.
+    pub fn queue_attrs(&mut self, queue: &str) -> Result<QueueAttrs, Error> {
+        let object = self.handle(queue, Access::Inquire)?;
+        let items = object
+            .inquire(&[
+                attribute::MQIA_CURRENT_Q_DEPTH,
+                attribute::MQIA_MAX_Q_DEPTH,
+                attribute::MQIA_OPEN_INPUT_COUNT,
+                attribute::MQIA_OPEN_OUTPUT_COUNT,
+                attribute::MQIA_BACKOUT_THRESHOLD,
+                attribute::MQIA_INHIBIT_GET,
+                attribute::MQIA_INHIBIT_PUT,
+                attribute::MQIA_MAX_MSG_LENGTH,
+                attribute::MQCA_BACKOUT_REQ_Q_NAME,
+            ])
+            .map_err(|e| mq_error(&e, queue))?
+            .discard_warning();
+        let mut ints = Vec::new();
+        let mut boq = String::new();
+        for item in items.iter() {
+            match item.into_tuple().1 {
+                attribute::AttributeValue::Long(v) => ints.push(v),
+                attribute::AttributeValue::Text(t) => {
+                    // MQCHAR is a C char: reinterpret each byte.
+                    let bytes: Vec<u8> = t.iter().map(|&c| c as u8).collect();
+                    String::from_utf8_lossy(&bytes).trim().clone_into(&mut boq);
+                }
+            }
+        }
+        let int = |i: usize| ints.get(i).copied().unwrap_or(0);
+        Ok(QueueAttrs {
+            depth: int(0),
+            max_depth: int(1),
+            open_input: int(2),
+            open_output: int(3),
+            backout_threshold: int(4),
+            get_enabled: int(5) == MQQA_GET_ALLOWED.0,
+            put_enabled: int(6) == MQQA_PUT_ALLOWED.0,
+            max_msg_length: int(7),
+            backout_queue: boq,
+        })
+    }
+}
+
+/// Whether an error means the connection is gone and must be rebuilt.
+#[must_use]
+pub fn is_connection_lost(error: &Error) -> bool {
+    error.reason().is_some_and(|r| r.class() == reason::ReasonClass::Reconnect)
+}
