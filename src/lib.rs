@@ -4,10 +4,14 @@
 //! - [`mq`]: the MQ layer: library selection (IBM or fake), reason codes, connection options
 //!   and the MQSERVER client channel.
 //! - [`fake`]: the pure-Rust fake queue manager: a safe state machine and its `Mqi` adapter.
+//! - [`pool`]: the bounded pool of MQ connections and the handle budget of each.
+//! - [`worker`]: the polling connector: pollers, receive modes, sinks, poison handling.
 //! - [`error`]: the crate's error type.
 
 pub mod error;
 pub mod fake;
 pub mod mq;
+pub mod pool;
+pub mod worker;
 
 pub use error::{Error, Result};

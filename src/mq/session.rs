@@ -204,7 +204,11 @@ impl Session {
     /// [`Error::Mq`] from MQOPEN or MQGET.
     pub fn get(&mut self, queue: &str, request: GetRequest) -> Result<Option<Message>, Error> {
         self.open(queue, Access::Input)?;
-        let sync = if request.syncpoint { MQGMO_SYNCPOINT } else { MQGMO_NO_SYNCPOINT };
+        let sync = if request.syncpoint {
+            MQGMO_SYNCPOINT
+        } else {
+            MQGMO_NO_SYNCPOINT
+        };
         let options: MQGMO = sync | MQGMO_FAIL_IF_QUIESCING;
         let wait = || {
             if request.wait_ms == 0 {
@@ -223,7 +227,11 @@ impl Session {
             if truncated && capacity < MAX_MESSAGE_BYTES {
                 drop(got);
                 let bigger = (capacity * 2).min(MAX_MESSAGE_BYTES);
-                tracing::debug!(queue, bytes = bigger, "message longer than the buffer (2080): growing it");
+                tracing::debug!(
+                    queue,
+                    bytes = bigger,
+                    "message longer than the buffer (2080): growing it"
+                );
                 self.buffer.resize(bigger, 0);
                 continue;
             }
@@ -346,5 +354,7 @@ impl Session {
 /// Whether an error means the connection is gone and must be rebuilt.
 #[must_use]
 pub fn is_connection_lost(error: &Error) -> bool {
-    error.reason().is_some_and(|r| r.class() == reason::ReasonClass::Reconnect)
+    error
+        .reason()
+        .is_some_and(|r| r.class() == reason::ReasonClass::Reconnect)
 }

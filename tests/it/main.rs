@@ -7,3 +7,4 @@ mod fake_model;
 mod fake_waits;
 mod library;
 mod support;
+mod worker;

@@ -1,0 +1,217 @@
+//! One pooled connection as its own thread sees it: the MQ session plus the handle budget.
+//!
+//! The budget is min(configured maximum, MAXHANDS read at connect - reserve), at least 1. A
+//! handle that would pass it first closes the least recently used one (closing a handle does
+//! not touch the unit of work, which belongs to the connection), so this connection never
+//! issues an MQOPEN past its budget. If MQ still answers 2017 (another application shares the
+//! limit), the budget shrinks to what is open, one handle is closed, the open is retried once,
+//! and the event is counted.
+
+use std::sync::Arc;
+
+use crate::Error;
+use crate::mq::message::Message;
+use crate::mq::reason::Reason;
+use crate::mq::session::{Access, GetRequest, QueueAttrs, Session};
+
+use super::stats::PoolStats;
+
+/// A connection and its cached handles, owned by one pool thread.
+#[derive(Debug)]
+pub struct PooledConn {
+    session: Session,
+    /// Open handles, least recently used first.
+    lru: Vec<(String, Access)>,
+    budget: usize,
+    id: usize,
+    stats: Arc<PoolStats>,
+    in_unit_of_work: bool,
+}
+
+/// The handle budget for a connection.
+#[must_use]
+pub fn budget(configured: usize, max_handles: usize, reserve: usize) -> usize {
+    configured.min(max_handles.saturating_sub(reserve)).max(1)
+}
+
+impl PooledConn {
+    pub(crate) fn new(
+        session: Session,
+        id: usize,
+        configured: usize,
+        reserve: usize,
+        stats: Arc<PoolStats>,
+    ) -> Result<Self, Error> {
+        let max_handles = usize::try_from(session.max_handles()?).unwrap_or(1);
+        let budget = budget(configured, max_handles, reserve);
+        stats.connected(id, max_handles, budget);
+        Ok(Self {
+            session,
+            lru: Vec::new(),
+            budget,
+            id,
+            stats,
+            in_unit_of_work: false,
+        })
+    }
+
+    /// The pool slot this connection fills.
+    #[must_use]
+    pub const fn id(&self) -> usize {
+        self.id
+    }
+
+    /// The current handle budget.
+    #[must_use]
+    pub const fn budget(&self) -> usize {
+        self.budget
+    }
+
+    /// Handles open now.
+    #[must_use]
+    pub fn handles(&self) -> usize {
+        self.lru.len()
+    }
+
+    /// Whether gets or puts under syncpoint are waiting for commit or backout.
+    #[must_use]
+    pub const fn in_unit_of_work(&self) -> bool {
+        self.in_unit_of_work
+    }
+
+    /// Makes sure (queue, access) is open within the budget and marks it most recently used.
+    fn ensure_open(&mut self, queue: &str, access: Access) -> Result<(), Error> {
+        let key = (queue.to_owned(), access);
+        if let Some(pos) = self.lru.iter().position(|k| *k == key) {
+            let k = self.lru.remove(pos);
+            self.lru.push(k);
+            return Ok(());
+        }
+        while self.lru.len() >= self.budget {
+            self.close_least_recent();
+            self.stats.closed_for_budget();
+        }
+        match self.session.open(queue, access) {
+            Ok(()) => {}
+            Err(e) if e.reason() == Some(Reason::HANDLE_NOT_AVAILABLE) => {
+                // Someone else's handles count against this connection's MAXHANDS too.
+                self.budget = self.lru.len().max(1);
+                self.stats.budget_shrunk(self.id, self.budget);
+                tracing::warn!(
+                    connection = self.id,
+                    queue,
+                    budget = self.budget,
+                    "MQOPEN got 2017 MQRC_HANDLE_NOT_AVAILABLE below the handle budget: budget shrunk, retrying once"
+                );
+                self.close_least_recent();
+                self.session.open(queue, access)?;
+            }
+            Err(e) => return Err(e),
+        }
+        self.lru.push(key);
+        self.stats.handles(self.id, self.lru.len());
+        Ok(())
+    }
+
+    fn close_least_recent(&mut self) {
+        if self.lru.is_empty() {
+            return;
+        }
+        let (queue, access) = self.lru.remove(0);
+        self.session.close(&queue, access);
+        self.stats.handles(self.id, self.lru.len());
+    }
+
+    /// Gets one message (see [`Session::get`]).
+    ///
+    /// # Errors
+    /// [`Error::Mq`].
+    pub fn get(&mut self, queue: &str, request: GetRequest) -> Result<Option<Message>, Error> {
+        self.ensure_open(queue, Access::Input)?;
+        let got = self.session.get(queue, request)?;
+        if got.is_some() && request.syncpoint {
+            self.in_unit_of_work = true;
+        }
+        Ok(got)
+    }
+
+    /// Puts a copy of `message` with `data` (see [`Session::put`]).
+    ///
+    /// # Errors
+    /// [`Error::Mq`].
+    pub fn put(&mut self, queue: &str, message: &Message, data: &[u8], syncpoint: bool) -> Result<(), Error> {
+        self.ensure_open(queue, Access::Output)?;
+        self.session.put(queue, message, data, syncpoint)?;
+        self.in_unit_of_work |= syncpoint;
+        Ok(())
+    }
+
+    /// Puts a new text message (see [`Session::put_text`]).
+    ///
+    /// # Errors
+    /// [`Error::Mq`].
+    pub fn put_text(&mut self, queue: &str, text: &str, syncpoint: bool) -> Result<(), Error> {
+        self.ensure_open(queue, Access::Output)?;
+        self.session.put_text(queue, text, syncpoint)?;
+        self.in_unit_of_work |= syncpoint;
+        Ok(())
+    }
+
+    /// MQCMIT.
+    ///
+    /// # Errors
+    /// [`Error::Mq`].
+    pub fn commit(&mut self) -> Result<(), Error> {
+        let result = self.session.commit();
+        self.in_unit_of_work = false;
+        result
+    }
+
+    /// MQBACK.
+    ///
+    /// # Errors
+    /// [`Error::Mq`].
+    pub fn backout(&mut self) -> Result<(), Error> {
+        let result = self.session.backout();
+        self.in_unit_of_work = false;
+        result
+    }
+
+    /// The queue's attributes (an inquire handle, counted against the budget like any other).
+    ///
+    /// # Errors
+    /// [`Error::Mq`].
+    pub fn queue_attrs(&mut self, queue: &str) -> Result<QueueAttrs, Error> {
+        self.ensure_open(queue, Access::Inquire)?;
+        let attrs = self.session.queue_attrs(queue);
+        // Inquiries are rare: give the handle back rather than let it take a budget slot.
+        self.lru.retain(|k| !(k.0 == queue && k.1 == Access::Inquire));
+        self.session.close(queue, Access::Inquire);
+        self.stats.handles(self.id, self.lru.len());
+        attrs
+    }
+}
+
+impl Drop for PooledConn {
+    fn drop(&mut self) {
+        if self.in_unit_of_work
+            && let Err(e) = self.session.backout()
+        {
+            tracing::debug!(connection = self.id, error = %e, "MQBACK at disconnect failed");
+        }
+        self.stats.disconnected(self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::budget;
+
+    #[test]
+    fn budget_is_the_smaller_of_configured_and_maxhands_minus_reserve() {
+        assert_eq!(budget(256, 256, 8), 248);
+        assert_eq!(budget(10, 256, 8), 10);
+        assert_eq!(budget(256, 4, 8), 1, "never below one handle");
+        assert_eq!(budget(256, 20, 0), 20);
+    }
+}

@@ -1,0 +1,405 @@
+//! Bounded pool of MQ connections and their cached queue handles.
+//!
+//! A pool holds at most `connections` connections to one queue manager. Each connection lives
+//! on its own thread, because MQI calls block (an MQGET with wait blocks its thread); async
+//! code reaches it through a [`Lease`], which runs closures on that thread one at a time.
+//! Checking a connection out is the back-pressure point for pollers. A connection that
+//! reports a connection-level reason code (2009, 2018, 2161, 2162, 2202, 2203, 2548) is
+//! dropped with its handles and replaced on the next checkout, after an exponential backoff
+//! with jitter; so are failed connects with 2537, 2538, 2059 and 2025, logged with their
+//! reason-code advice. Each connection keeps its handles within its budget (see `conn.rs`).
+
+mod backoff;
+mod conn;
+mod stats;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio_util::sync::CancellationToken;
+
+pub use backoff::{Backoff, BackoffConfig};
+pub use conn::{PooledConn, budget};
+pub use stats::{ConnectionStats, PoolSnapshot, PoolStats};
+
+use crate::Error;
+use crate::mq::MqLibrary;
+use crate::mq::options::ConnectOptions;
+use crate::mq::reason::{Reason, ReasonClass};
+use crate::mq::session::{Session, is_connection_lost};
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Connections per process. Default 2.
+    pub connections: usize,
+    /// Configured maximum handles per connection. Default 256.
+    pub max_handles: usize,
+    /// Handles left free below MAXHANDS for others (and MQ's own use). Default 8.
+    pub handle_reserve: usize,
+    /// Reconnect backoff. Default 100 ms doubling to 30 s.
+    pub backoff: BackoffConfig,
+    /// Starting MQGET buffer per connection. Default 64 KiB.
+    pub buffer_bytes: usize,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            connections: 2,
+            max_handles: 256,
+            handle_reserve: 8,
+            backoff: BackoffConfig::default(),
+            buffer_bytes: 64 * 1024,
+        }
+    }
+}
+
+type Job = Box<dyn FnOnce(&mut PooledConn) + Send>;
+
+/// The handle async code holds on one connection thread.
+#[derive(Debug)]
+struct ConnThread {
+    id: usize,
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+struct Inner {
+    library: MqLibrary,
+    options: ConnectOptions,
+    config: PoolConfig,
+    stats: Arc<PoolStats>,
+    permits: Arc<Semaphore>,
+    idle: Mutex<Vec<ConnThread>>,
+    /// Slot ids not in use by a live connection.
+    free_ids: Mutex<Vec<usize>>,
+    backoff: Mutex<Backoff>,
+}
+
+/// A bounded pool of connections. Cheap to clone.
+#[derive(Clone)]
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("library", &self.inner.library)
+            .field("target", &self.inner.options.target())
+            .field("connections", &self.inner.config.connections)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Exclusive use of one pooled connection until dropped.
+///
+/// Dropping a lease whose connection is inside a unit of work backs that unit of work out
+/// before the connection is used again.
+pub struct Lease {
+    conn: Option<ConnThread>,
+    pool: Arc<Inner>,
+    healthy: bool,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease")
+            .field("connection", &self.connection_id())
+            .field("healthy", &self.healthy)
+            .finish()
+    }
+}
+
+/// Reason codes a connect can fail with that are worth retrying.
+fn connect_retryable(error: &Error) -> bool {
+    match error.reason() {
+        Some(r) => matches!(r.class(), ReasonClass::Retry | ReasonClass::Reconnect) || r == Reason::Q_MGR_NOT_AVAILABLE,
+        None => false,
+    }
+}
+
+impl Pool {
+    /// A pool of connections made with `options` through `library`. Nothing connects until
+    /// the first checkout.
+    #[must_use]
+    pub fn new(library: MqLibrary, options: ConnectOptions, config: PoolConfig) -> Self {
+        let connections = config.connections.max(1);
+        Self {
+            inner: Arc::new(Inner {
+                library,
+                options,
+                stats: Arc::new(PoolStats::default()),
+                permits: Arc::new(Semaphore::new(connections)),
+                idle: Mutex::new(Vec::new()),
+                free_ids: Mutex::new((0..connections).rev().collect()),
+                backoff: Mutex::new(Backoff::new(config.backoff)),
+                config,
+            }),
+        }
+    }
+
+    /// The pool's counters.
+    #[must_use]
+    pub fn stats(&self) -> Arc<PoolStats> {
+        Arc::clone(&self.inner.stats)
+    }
+
+    /// The settings it was made with.
+    #[must_use]
+    pub fn config(&self) -> &PoolConfig {
+        &self.inner.config
+    }
+
+    /// Waits for a free connection, connecting (with backoff on retryable failures) when
+    /// none is idle.
+    ///
+    /// # Errors
+    /// A connect failure that will not fix itself (bad credentials, unknown queue manager,
+    /// library missing), or `cancel` fired while waiting.
+    pub async fn checkout(&self, cancel: &CancellationToken) -> Result<Lease, Error> {
+        let permits = Arc::clone(&self.inner.permits);
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                self.inner.stats.waited_for_connection();
+                tokio::select! {
+                    p = permits.acquire_owned() => p.expect("the pool never closes its semaphore"),
+                    () = cancel.cancelled() => return Err(cancelled()),
+                }
+            }
+        };
+        let idle = self
+            .inner
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => self.connect(cancel).await?,
+        };
+        Ok(Lease {
+            conn: Some(conn),
+            pool: Arc::clone(&self.inner),
+            healthy: true,
+            _permit: permit,
+        })
+    }
+
+    async fn connect(&self, cancel: &CancellationToken) -> Result<ConnThread, Error> {
+        loop {
+            match self.try_connect().await {
+                Ok(conn) => {
+                    self.inner
+                        .backoff
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .reset();
+                    return Ok(conn);
+                }
+                Err(e) if connect_retryable(&e) => {
+                    self.inner.stats.connect_failed();
+                    let delay = self
+                        .inner
+                        .backoff
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .next_delay();
+                    let advice = e.reason().and_then(|r| r.info()).map_or("", |i| i.advice);
+                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, advice, "connect failed");
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = cancel.cancelled() => return Err(cancelled()),
+                    }
+                }
+                Err(e) => {
+                    self.inner.stats.connect_failed();
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Starts a connection thread and waits for its MQCONNX and MAXHANDS inquiry.
+    async fn try_connect(&self) -> Result<ConnThread, Error> {
+        let id = self
+            .inner
+            .free_ids
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop()
+            .expect("a permit guarantees a free slot id");
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let (jobs, rx) = std::sync::mpsc::channel::<Job>();
+        let inner = Arc::clone(&self.inner);
+        let spawned = std::thread::Builder::new()
+            .name(format!("mq-conn-{id}"))
+            .spawn(move || connection_thread(&inner, id, ready_tx, &rx));
+        if let Err(e) = spawned {
+            self.release_id(id);
+            return Err(Error::Io {
+                path: "thread".into(),
+                source: e,
+            });
+        }
+        match ready_rx.await {
+            Ok(Ok(())) => Ok(ConnThread { id, jobs }),
+            Ok(Err(e)) => {
+                self.release_id(id);
+                Err(e)
+            }
+            Err(_) => {
+                self.release_id(id);
+                Err(Error::Options {
+                    source_name: "pool".into(),
+                    message: "the connection thread stopped before connecting".into(),
+                })
+            }
+        }
+    }
+
+    fn release_id(&self, id: usize) {
+        release_id(&self.inner, id);
+    }
+
+    /// Disconnects every idle connection (leased ones disconnect when their lease drops).
+    pub fn close_idle(&self) {
+        self.inner
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+}
+
+fn release_id(inner: &Inner, id: usize) {
+    inner
+        .free_ids
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(id);
+}
+
+fn cancelled() -> Error {
+    Error::Options {
+        source_name: "pool".into(),
+        message: "shutting down".into(),
+    }
+}
+
+/// The body of a connection thread: connect, then run jobs until the last sender is gone.
+/// Dropping the connection backs out an open unit of work, closes handles and disconnects.
+fn connection_thread(
+    inner: &Arc<Inner>,
+    id: usize,
+    ready: oneshot::Sender<Result<(), Error>>,
+    jobs: &std::sync::mpsc::Receiver<Job>,
+) {
+    let connected = Session::connect(inner.library.clone(), &inner.options, inner.config.buffer_bytes).and_then(|s| {
+        PooledConn::new(
+            s,
+            id,
+            inner.config.max_handles,
+            inner.config.handle_reserve,
+            Arc::clone(&inner.stats),
+        )
+    });
+    let mut conn = match connected {
+        Ok(conn) => {
+            tracing::debug!(connection = id, budget = conn.budget(), "connected");
+            let _ = ready.send(Ok(()));
+            conn
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    while let Ok(job) = jobs.recv() {
+        job(&mut conn);
+    }
+    drop(conn);
+    release_id(inner, id);
+}
+
+impl Lease {
+    /// The pool slot of this connection (0-based).
+    #[must_use]
+    pub fn connection_id(&self) -> usize {
+        self.conn.as_ref().map_or(usize::MAX, |c| c.id)
+    }
+
+    /// Runs `f` on the connection's thread and returns what it returns. An error that means
+    /// the connection is gone marks it for replacement when the lease drops.
+    ///
+    /// # Errors
+    /// What `f` returns; a connection-lost error if the connection thread has stopped.
+    pub async fn run<R, F>(&mut self, f: F) -> Result<R, Error>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut PooledConn) -> Result<R, Error> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let _ = tx.send(f(conn));
+        });
+        let sent = self.conn.as_ref().is_some_and(|c| c.jobs.send(job).is_ok());
+        let result = if sent {
+            rx.await.unwrap_or_else(|_| Err(lost()))
+        } else {
+            Err(lost())
+        };
+        if let Err(e) = &result
+            && is_connection_lost(e)
+        {
+            self.healthy = false;
+        }
+        result
+    }
+
+    /// Whether the connection is still usable.
+    #[must_use]
+    pub const fn is_healthy(&self) -> bool {
+        self.healthy
+    }
+}
+
+fn lost() -> Error {
+    Error::Mq {
+        verb: "MQI",
+        object: "connection".into(),
+        reason: Reason::CONNECTION_BROKEN,
+        detail: Some("the connection thread stopped".into()),
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else { return };
+        if !self.healthy {
+            // Dropping the sender ends the thread, which disconnects.
+            self.pool.stats.reconnect();
+            drop(conn);
+            return;
+        }
+        // Whatever the lease left in a unit of work is backed out before reuse.
+        let _ = conn.jobs.send(Box::new(|c: &mut PooledConn| {
+            if c.in_unit_of_work()
+                && let Err(e) = c.backout()
+            {
+                tracing::warn!(connection = c.id(), error = %e, "MQBACK of an abandoned unit of work failed");
+            }
+        }));
+        self.pool
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(conn);
+    }
+}
+
+/// How long a shutdown waits for connection threads to finish their current call.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);

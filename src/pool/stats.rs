@@ -1,0 +1,144 @@
+//! What the pool has done, for logs, the status line, metrics and tests.
+//!
+//! Counters are atomics updated by the connection threads; per-connection figures (handles
+//! now, peak, budget) sit behind a small mutex and are only touched when a handle opens or
+//! closes, never per message.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Live counters of one pool.
+#[derive(Debug, Default)]
+pub struct PoolStats {
+    connects: AtomicU64,
+    connect_failures: AtomicU64,
+    reconnects: AtomicU64,
+    waits_for_connection: AtomicU64,
+    budget_shrinks: AtomicU64,
+    handle_closes_for_budget: AtomicU64,
+    per_connection: Mutex<BTreeMap<usize, ConnectionStats>>,
+}
+
+/// One connection's handle figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectionStats {
+    /// Handles open now.
+    pub handles: usize,
+    /// Most handles open at once.
+    pub peak_handles: usize,
+    /// The handle budget: min(configured, MAXHANDS - reserve), lowered after a 2017.
+    pub budget: usize,
+    /// MAXHANDS as the queue manager reported it.
+    pub max_handles: usize,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolSnapshot {
+    /// Successful connects.
+    pub connects: u64,
+    /// Failed connect attempts.
+    pub connect_failures: u64,
+    /// Connections dropped for a connection-level reason code and replaced.
+    pub reconnects: u64,
+    /// Checkouts that had to wait for a free connection.
+    pub waits_for_connection: u64,
+    /// Times a 2017 shrank a connection's budget.
+    pub budget_shrinks: u64,
+    /// Handles closed to stay within the budget.
+    pub handle_closes_for_budget: u64,
+    /// Connections open now, by pool slot id.
+    pub connections: BTreeMap<usize, ConnectionStats>,
+}
+
+impl PoolSnapshot {
+    /// The highest peak handle count of any connection, ever.
+    #[must_use]
+    pub fn peak_handles(&self) -> usize {
+        self.connections.values().map(|c| c.peak_handles).max().unwrap_or(0)
+    }
+}
+
+impl PoolStats {
+    pub(crate) fn connected(&self, id: usize, max_handles: usize, budget: usize) {
+        self.connects.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("mqpilot_connects_total").increment(1);
+        let mut per = self.lock();
+        let peak = per.get(&id).map_or(0, |c| c.peak_handles);
+        per.insert(
+            id,
+            ConnectionStats {
+                handles: 0,
+                peak_handles: peak,
+                budget,
+                max_handles,
+            },
+        );
+        metrics::gauge!("mqpilot_connections").set(per.len() as f64);
+    }
+
+    pub(crate) fn disconnected(&self, id: usize) {
+        let mut per = self.lock();
+        if let Some(c) = per.get_mut(&id) {
+            c.handles = 0;
+        }
+        metrics::gauge!("mqpilot_handles", "connection" => id.to_string()).set(0.0);
+    }
+
+    pub(crate) fn connect_failed(&self) {
+        self.connect_failures.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("mqpilot_connect_failures_total").increment(1);
+    }
+
+    pub(crate) fn reconnect(&self) {
+        self.reconnects.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("mqpilot_reconnects_total").increment(1);
+    }
+
+    pub(crate) fn waited_for_connection(&self) {
+        self.waits_for_connection.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("mqpilot_connection_waits_total").increment(1);
+    }
+
+    pub(crate) fn budget_shrunk(&self, id: usize, budget: usize) {
+        self.budget_shrinks.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("mqpilot_budget_shrinks_total").increment(1);
+        if let Some(c) = self.lock().get_mut(&id) {
+            c.budget = budget;
+        }
+        metrics::gauge!("mqpilot_handle_budget", "connection" => id.to_string()).set(budget as f64);
+    }
+
+    pub(crate) fn closed_for_budget(&self) {
+        self.handle_closes_for_budget.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn handles(&self, id: usize, handles: usize) {
+        if let Some(c) = self.lock().get_mut(&id) {
+            c.handles = handles;
+            c.peak_handles = c.peak_handles.max(handles);
+        }
+        metrics::gauge!("mqpilot_handles", "connection" => id.to_string()).set(handles as f64);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<usize, ConnectionStats>> {
+        self.per_connection
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A copy of every counter.
+    #[must_use]
+    pub fn snapshot(&self) -> PoolSnapshot {
+        PoolSnapshot {
+            connects: self.connects.load(Ordering::Relaxed),
+            connect_failures: self.connect_failures.load(Ordering::Relaxed),
+            reconnects: self.reconnects.load(Ordering::Relaxed),
+            waits_for_connection: self.waits_for_connection.load(Ordering::Relaxed),
+            budget_shrinks: self.budget_shrinks.load(Ordering::Relaxed),
+            handle_closes_for_budget: self.handle_closes_for_budget.load(Ordering::Relaxed),
+            connections: self.lock().clone(),
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The polling connector on the fake: pool, pollers, sinks, poison, limits.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use mqpilot::fake::{ChannelDef, FakeConfig, FakeQm, PutSpec, QueueDef, Verb};
+use mqpilot::mq::MqLibrary;
+use mqpilot::mq::message::Message;
+use mqpilot::mq::options::{ConnectOptions, parse_mqserver};
+use mqpilot::pool::{Pool, PoolConfig};
+use mqpilot::worker::poller::{PollEnd, PollPlan, RunLimits, SinkTarget};
+use mqpilot::worker::run::{QueueRun, RunSummary, start};
+use mqpilot::worker::sink::{Delivery, Sink, SinkError};
+use tokio_util::sync::CancellationToken;
+
+/// A sink that keeps what it is given and fails the first `fail` batches.
+#[derive(Default)]
+pub struct Collect {
+    pub got: Mutex<Vec<Message>>,
+    pub fail: AtomicUsize,
+}
+
+impl Sink for Collect {
+    fn deliver<'a>(&'a self, batch: &'a [Message]) -> Delivery<'a> {
+        Box::pin(async move {
+            if self.fail.load(Ordering::SeqCst) > 0 {
+                self.fail.fetch_sub(1, Ordering::SeqCst);
+                return Err(SinkError {
+                    sink: "collect",
+                    message: "planned failure".into(),
+                });
+            }
+            self.got.lock().unwrap().extend_from_slice(batch);
+            Ok(())
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        "collect"
+    }
+}
+
+pub fn fake(max_handles: i32) -> FakeQm {
+    let mut config = FakeConfig::default();
+    config.queue_manager.max_handles = max_handles;
+    config.channels.push(ChannelDef::new("APP.SVRCONN"));
+    config.queues.push(QueueDef::new("IN").backout(3, "IN.BACKOUT"));
+    config.queues.push(QueueDef::new("IN.BACKOUT"));
+    config.queues.push(QueueDef::new("OUT"));
+    config.queues.push(QueueDef::new("NOBOQ").backout(2, ""));
+    FakeQm::new(config)
+}
+
+pub fn pool(qm: &FakeQm, connections: usize) -> Pool {
+    let options = ConnectOptions::builder()
+        .with_channel(parse_mqserver("APP.SVRCONN/TCP/localhost(1414)", "test").unwrap())
+        .build()
+        .unwrap();
+    let config = PoolConfig {
+        connections,
+        handle_reserve: 0,
+        ..PoolConfig::default()
+    };
+    Pool::new(MqLibrary::fake(qm.library("10.0.0.1")), options, config)
+}
+
+pub fn plan(queue: &str, batch: usize, sink: SinkTarget) -> Arc<PollPlan> {
+    Arc::new(PollPlan {
+        queue: queue.into(),
+        syncpoint: true,
+        batch,
+        max_batch_bytes: 1 << 20,
+        wait_ms: 50,
+        backout_threshold: 3,
+        backout_queue: Some("IN.BACKOUT".into()),
+        sink,
+    })
+}
+
+pub fn seed(qm: &FakeQm, queue: &str, n: usize) {
+    for i in 0..n {
+        qm.put_message(queue, PutSpec::text(format!("m{i}"))).unwrap();
+    }
+}
+
+pub async fn run_until_empty(pool: &Pool, queues: Vec<QueueRun>) -> RunSummary {
+    let cancel = CancellationToken::new();
+    let (_handle, run) = start(pool, &queues, RunLimits::new(true, None), &cancel);
+    run.finish().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_sink_moves_every_message_exactly_once() {
+    let qm = fake(256);
+    seed(&qm, "IN", 200);
+    let pool = pool(&qm, 2);
+    let queues = vec![QueueRun {
+        plan: plan("IN", 20, SinkTarget::Queue("OUT".into())),
+        workers: 3,
+    }];
+    let summary = run_until_empty(&pool, queues).await;
+    assert_eq!(qm.depth("IN"), Some(0));
+    assert_eq!(qm.depth("OUT"), Some(200));
+    let mut ids: Vec<_> = qm.browse("OUT").into_iter().map(|m| m.data).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 200);
+    assert_eq!(summary.total().delivered, 200);
+    // One input and one output handle per connection: the budget's worth, nothing per message.
+    assert!(
+        qm.connections().iter().all(|c| c.peak_handles <= 3),
+        "{:?}",
+        qm.connections()
+    );
+    assert!(summary.stopped().is_empty(), "{:?}", summary.stopped());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_sink_backs_out_and_poison_goes_to_the_backout_queue() {
+    let qm = fake(256);
+    seed(&qm, "IN", 5);
+    let pool = pool(&qm, 1);
+    let sink = Arc::new(Collect::default());
+    sink.fail.store(3, Ordering::SeqCst);
+    let queues = vec![QueueRun {
+        plan: plan("IN", 10, SinkTarget::External(sink.clone())),
+        workers: 1,
+    }];
+    let summary = run_until_empty(&pool, queues).await;
+    // Three failures raise every backout count to 3 = BOTHRESH: all five are poison now.
+    assert_eq!(qm.depth("IN.BACKOUT"), Some(5));
+    assert!(qm.browse("IN.BACKOUT").iter().all(|m| m.state == "visible"));
+    assert!(sink.got.lock().unwrap().is_empty());
+    let totals = summary.total();
+    assert_eq!((totals.poisoned, totals.sink_failures, totals.backed_out), (5, 3, 15));
+    assert_eq!(qm.depth("IN"), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_without_a_backout_queue_stops_the_poller_and_keeps_the_message() {
+    let qm = fake(256);
+    qm.put_message(
+        "NOBOQ",
+        PutSpec {
+            backout_count: 2,
+            ..PutSpec::text("bad")
+        },
+    )
+    .unwrap();
+    let pool = pool(&qm, 1);
+    let mut p = (*plan("NOBOQ", 10, SinkTarget::External(Arc::new(Collect::default())))).clone();
+    p.backout_threshold = 2;
+    p.backout_queue = None;
+    let summary = run_until_empty(
+        &pool,
+        vec![QueueRun {
+            plan: Arc::new(p),
+            workers: 1,
+        }],
+    )
+    .await;
+    let stopped = summary.stopped();
+    assert_eq!(stopped.len(), 1);
+    assert!(stopped[0].1.contains("no backout queue"), "{}", stopped[0].1);
+    assert_eq!(qm.depth("NOBOQ"), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_messages_stops_after_exactly_that_many() {
+    let qm = fake(256);
+    seed(&qm, "IN", 50);
+    let pool = pool(&qm, 2);
+    let sink = Arc::new(Collect::default());
+    let queues = vec![QueueRun {
+        plan: plan("IN", 7, SinkTarget::External(sink.clone())),
+        workers: 3,
+    }];
+    let cancel = CancellationToken::new();
+    let (_h, run) = start(&pool, &queues, RunLimits::new(false, Some(23)), &cancel);
+    let summary = run.finish().await;
+    assert_eq!(sink.got.lock().unwrap().len(), 23);
+    assert_eq!(qm.depth("IN"), Some(27));
+    assert!(summary.queues[0].2.iter().all(|e| *e == PollEnd::Limit));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_connections_are_replaced_and_nothing_is_lost() {
+    let qm = fake(256);
+    seed(&qm, "IN", 100);
+    let pool = pool(&qm, 2);
+    qm.fail_next(Verb::Get, 3, 2009);
+    qm.fail_next(Verb::Cmit, 1, 2009);
+    let queues = vec![QueueRun {
+        plan: plan("IN", 10, SinkTarget::Queue("OUT".into())),
+        workers: 2,
+    }];
+    let summary = run_until_empty(&pool, queues).await;
+    assert_eq!(qm.depth("OUT").unwrap() + qm.depth("IN").unwrap(), 100);
+    assert_eq!(qm.depth("OUT"), Some(100));
+    assert!(summary.pool.reconnects >= 4, "{:?}", summary.pool);
+}
