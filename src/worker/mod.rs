@@ -1,10 +1,19 @@
 //! The polling connector: per-queue pollers that receive under syncpoint, hand batches to a
 //! sink, commit only after the sink succeeded, and move poison messages aside.
+//!
+//! - `config`: the worker's TOML file and its validation (file:line:field errors).
+//! - `prepare`: from configuration to poll plans: queues checked, backout settings, sinks.
+//! - `poller`: one poller's loop: receive, deliver, commit or back out, poison handling.
+//! - `run`: all pollers of a run, limits, the summary.
+//! - `sink`: where batches go (stdout, exec, http; the queue sink lives in the poller).
+//! - `demo`: the embedded demo queue manager.
 
+pub mod config;
+mod counters;
+pub mod demo;
+pub mod poller;
+pub mod prepare;
+pub mod run;
 pub mod sink;
 
-mod counters;
-pub mod poller;
-
 pub use counters::{QueueCounters, QueueTotals};
-pub mod run;

@@ -17,7 +17,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 pub use exec::ExecSink;
-pub use http::HttpSink;
+pub use http::{HttpSink, resolve_headers};
 pub use stdout::StdoutSink;
 
 use crate::mq::message::Message;
@@ -87,7 +87,7 @@ pub struct HeaderConfig {
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum SinkConfig {
     /// JSON lines on standard output.
-    Stdout,
+    Stdout {},
     /// Run a command (no shell): payload on stdin, MQMD fields as environment variables.
     Exec {
         /// Program and arguments, e.g. `["./handle.sh", "--fast"]`.

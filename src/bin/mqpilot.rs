@@ -1,0 +1,375 @@
+//! `mqpilot`: the command line. clap -> configuration -> library calls; nothing else.
+//!
+//! Exit codes: 0 the run ended as asked (signal, `--until-empty`, `--max-messages`);
+//! 1 a queue's pollers stopped on a problem that will not fix itself (the summary says
+//! which); 2 bad flags or configuration; 3 the queue manager or a queue could not be used
+//! at start (connect, unknown queue, sink set-up); 130 a second signal (in-flight units of
+//! work are backed out by MQ when the process ends).
+
+use std::io::IsTerminal as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use mqpilot::fake::{FakeConfig, FakeQm};
+use mqpilot::mq::MqLibrary;
+use mqpilot::pool::{BackoffConfig, Pool, PoolConfig};
+use mqpilot::worker::config::{ConnectionOverrides, QueueConfig, Receive, WorkerConfig};
+use mqpilot::worker::demo::{DEMO_CHANNEL, DEMO_QUEUE, demo_queue_manager};
+use mqpilot::worker::poller::RunLimits;
+use mqpilot::worker::run::{RunHandle, RunSummary, start};
+use mqpilot::worker::sink::SinkConfig;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mqpilot",
+    version,
+    about = "IBM MQ connector that cannot exhaust the queue manager"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Poll queues: receive in batches under syncpoint, deliver to a sink, commit.
+    Poll(Box<PollArgs>),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SinkKind {
+    Stdout,
+    Queue,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug)]
+struct PollArgs {
+    /// Worker configuration file (TOML). Flags below override it.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Run on an embedded fake queue manager seeded with DEMO.IN (1,000 messages).
+    #[arg(long)]
+    fake: bool,
+    /// Define the embedded fake queue manager from this file instead of the demo.
+    #[arg(long, value_name = "FILE", requires = "fake")]
+    fake_config: Option<PathBuf>,
+
+    /// Queue to poll (repeat for several). With --fake and no queue: DEMO.IN.
+    #[arg(long = "queue", short = 'q', value_name = "NAME")]
+    queues: Vec<String>,
+    /// Sink for queues given with --queue: stdout (JSON lines) or queue (see --to).
+    #[arg(long, value_enum, default_value = "stdout")]
+    sink: SinkKind,
+    /// Target queue for --sink queue.
+    #[arg(long, value_name = "QUEUE", required_if_eq("sink", "queue"))]
+    to: Option<String>,
+    /// Messages per batch (1..=10000) for queues given with --queue.
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Wait for the first message of a batch, in milliseconds (0..=60000).
+    #[arg(long)]
+    wait_ms: Option<u32>,
+    /// Pollers per queue.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// batch, single or no-syncpoint (at-most-once: a failed delivery loses messages).
+    #[arg(long, value_parser = ["batch", "single", "no-syncpoint"])]
+    receive: Option<String>,
+
+    /// Connections in the pool (P).
+    #[arg(long)]
+    connections: Option<usize>,
+    /// Most handles per connection; the budget is min(this, MAXHANDS - reserve).
+    #[arg(long)]
+    max_handles: Option<usize>,
+
+    /// Queue manager name.
+    #[arg(long = "qmgr", value_name = "NAME")]
+    queue_manager: Option<String>,
+    /// Client channel, MQSERVER syntax: CHANNEL/TCP/host(port). Default: $MQSERVER.
+    #[arg(long = "conn", value_name = "CHANNEL/TCP/HOST(PORT)")]
+    server: Option<String>,
+    /// CCDT URL. Default: $MQCCDTURL.
+    #[arg(long, value_name = "URL")]
+    ccdt_url: Option<String>,
+    /// User id; the password comes from $MQ_PASSWORD or --password-file, never a flag.
+    #[arg(long)]
+    user: Option<String>,
+    /// File holding the MQ password.
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// Application name shown in DISPLAY CONN.
+    #[arg(long)]
+    application_name: Option<String>,
+    /// TLS cipher spec (needs --conn).
+    #[arg(long)]
+    cipher_spec: Option<String>,
+    /// TLS key repository.
+    #[arg(long, value_name = "PATH")]
+    key_repository: Option<PathBuf>,
+
+    /// Stop when every queue is empty.
+    #[arg(long)]
+    until_empty: bool,
+    /// Stop after this many messages.
+    #[arg(long, value_name = "N")]
+    max_messages: Option<u64>,
+
+    /// Log format on stderr (level from RUST_LOG, default info).
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
+}
+
+/// A failure with the exit code it maps to.
+struct Failure(u8, anyhow::Error);
+
+fn usage(e: impl Into<anyhow::Error>) -> Failure {
+    Failure(2, e.into())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let Command::Poll(args) = cli.command;
+    init_logging(args.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mqpilot: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(poll(*args)) {
+        Ok(code) => ExitCode::from(code),
+        Err(Failure(code, e)) => {
+            eprintln!("mqpilot: {e:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// The worker configuration from the file and the flags, validated before anything connects.
+fn worker_config(args: &PollArgs) -> Result<WorkerConfig, Failure> {
+    let mut config = match &args.config {
+        Some(path) => WorkerConfig::from_file(path).map_err(usage)?,
+        None => WorkerConfig::from_queues(Vec::new()),
+    };
+    let mut queues = args.queues.clone();
+    if queues.is_empty() && config.queues.is_empty() && args.fake && args.fake_config.is_none() {
+        queues.push(DEMO_QUEUE.to_owned());
+    }
+    for name in queues {
+        let mut q = QueueConfig::new(name);
+        if let SinkKind::Queue = args.sink {
+            q.sink = SinkConfig::Queue {
+                queue: args.to.clone().unwrap_or_default(),
+            };
+        }
+        config.queues.push(q);
+    }
+    let receive = match args.receive.as_deref() {
+        Some("single") => Some(Receive::Single),
+        Some("no-syncpoint") => Some(Receive::NoSyncpoint),
+        Some(_) => Some(Receive::Batch),
+        None => None,
+    };
+    for q in &mut config.queues {
+        if let Some(r) = receive {
+            q.receive = r;
+            q.batch = r.default_batch().max(if r == Receive::Single { 1 } else { q.batch });
+        }
+        q.batch = args.batch.unwrap_or(q.batch);
+        q.wait_ms = args.wait_ms.unwrap_or(q.wait_ms);
+        q.workers = args.workers.unwrap_or(q.workers);
+    }
+    config.pool.connections = args.connections.unwrap_or(config.pool.connections);
+    config.pool.max_handles = args.max_handles.unwrap_or(config.pool.max_handles);
+    if config.queues.is_empty() {
+        return Err(usage(anyhow::anyhow!(
+            "no queue to poll: give --queue NAME, a --config file with [[queue]], or --fake for the demo"
+        )));
+    }
+    let origin = args.config.as_ref().map_or_else(
+        || "command line".to_owned(),
+        |p| format!("{} and the command line", p.display()),
+    );
+    config.validate(&origin).map_err(usage)?;
+    Ok(config)
+}
+
+async fn poll(args: PollArgs) -> Result<u8, Failure> {
+    let config = worker_config(&args)?;
+    let overrides = ConnectionOverrides {
+        queue_manager: args.queue_manager.clone(),
+        server: args
+            .server
+            .clone()
+            .or_else(|| args.fake.then(|| format!("{DEMO_CHANNEL}/TCP/localhost(1414)"))),
+        ccdt_url: args.ccdt_url.clone(),
+        user: args.user.clone(),
+        password_file: args.password_file.clone(),
+        application_name: args.application_name.clone(),
+        cipher_spec: args.cipher_spec.clone(),
+        key_repository: args.key_repository.clone(),
+    };
+    let env = |k: &str| std::env::var(k).ok();
+    let options = config.connection.connect_options(env, &overrides).map_err(usage)?;
+    let (library, fake) = if args.fake {
+        let qm = match &args.fake_config {
+            Some(path) => FakeQm::new(FakeConfig::from_file(path).map_err(usage)?),
+            None => demo_queue_manager(),
+        };
+        (MqLibrary::fake(qm.library("127.0.0.1")), Some(qm))
+    } else {
+        let lib = MqLibrary::ibm_from_env(env).map_err(|e| Failure(3, e.into()))?;
+        (lib, None)
+    };
+    if let Some(addr) = args.metrics_listen {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .install()
+            .with_context(|| format!("cannot serve metrics on {addr}"))
+            .map_err(|e| Failure(3, e))?;
+        tracing::info!(%addr, "serving Prometheus metrics at /metrics");
+    }
+    let pool_config = PoolConfig {
+        connections: config.pool.connections,
+        max_handles: config.pool.max_handles,
+        handle_reserve: config.pool.handle_reserve,
+        backoff: BackoffConfig {
+            initial: config.pool.reconnect_initial,
+            max: config.pool.reconnect_max,
+        },
+        buffer_bytes: config.queues.iter().map(|q| q.buffer_bytes).max().unwrap_or(64 * 1024),
+    };
+    let pool = Pool::new(library, options, pool_config);
+    let cancel = CancellationToken::new();
+    tokio::spawn(watch_signals(cancel.clone()));
+    let queues = mqpilot::worker::prepare::prepare(&pool, &config.queues, &cancel)
+        .await
+        .map_err(|e| Failure(3, anyhow::Error::new(e).context("cannot start")))?;
+    let limits = RunLimits::new(args.until_empty, args.max_messages);
+    let (handle, run) = start(&pool, &queues, limits, &cancel);
+    let status = std::io::stderr()
+        .is_terminal()
+        .then(|| tokio::spawn(status_line(handle.clone())));
+    let summary = run.finish().await;
+    if let Some(task) = status {
+        task.abort();
+    }
+    print_summary(&summary, fake.as_ref());
+    Ok(if summary.stopped().is_empty() { 0 } else { 1 })
+}
+
+/// First SIGINT/SIGTERM: stop new gets and let in-flight batches finish. Second: exit now;
+/// MQ backs out whatever is uncommitted when the process ends.
+async fn watch_signals(cancel: CancellationToken) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM");
+            return;
+        }
+    };
+    for n in 0..2 {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        if n == 0 {
+            tracing::info!("stopping: finishing in-flight batches (signal again to stop at once)");
+            cancel.cancel();
+        } else {
+            eprintln!("mqpilot: second signal: exiting now; MQ backs out uncommitted work");
+            std::process::exit(130);
+        }
+    }
+}
+
+async fn status_line(handle: RunHandle) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let totals: Vec<String> = handle
+            .totals()
+            .iter()
+            .map(|(q, t)| {
+                format!(
+                    "{q}: {} delivered, {} backed out, {} poisoned",
+                    t.delivered, t.backed_out, t.poisoned
+                )
+            })
+            .collect();
+        let pool = handle.pool();
+        eprintln!(
+            "mqpilot: {} | connections {} | peak handles/connection {} | reconnects {}",
+            totals.join("; "),
+            pool.connections.len(),
+            pool.peak_handles(),
+            pool.reconnects
+        );
+    }
+}
+
+fn print_summary(summary: &RunSummary, fake: Option<&FakeQm>) {
+    eprintln!("mqpilot: summary");
+    for (queue, t, _) in &summary.queues {
+        eprintln!(
+            "  {queue}: received {}, delivered {}, backed out {}, poisoned {}, sink failures {}{}",
+            t.received,
+            t.delivered,
+            t.backed_out,
+            t.poisoned,
+            t.sink_failures,
+            if t.lost_at_most_once > 0 {
+                format!(", LOST (no syncpoint) {}", t.lost_at_most_once)
+            } else {
+                String::new()
+            }
+        );
+    }
+    for (id, c) in &summary.pool.connections {
+        eprintln!(
+            "  connection {id}: peak handles {} of budget {} (MAXHANDS {})",
+            c.peak_handles, c.budget, c.max_handles
+        );
+    }
+    eprintln!(
+        "  pool: {} connects, {} reconnects, {} budget shrinks after 2017",
+        summary.pool.connects, summary.pool.reconnects, summary.pool.budget_shrinks
+    );
+    for (queue, why) in summary.stopped() {
+        eprintln!("  STOPPED {queue}: {why}");
+    }
+    if let Some(qm) = fake {
+        let depths: Vec<String> = qm.queues().iter().map(|q| format!("{} {}", q.name, q.depth)).collect();
+        eprintln!("  fake queue manager depths: {}", depths.join(", "));
+    }
+}

@@ -1,0 +1,115 @@
+//! From configuration to running pollers: check each queue on the queue manager, resolve its
+//! backout threshold and queue, and build its sink.
+//!
+//! Everything that can be checked before messages move is checked here, so a run either
+//! starts whole or not at all: an unknown queue (2085), a sink that cannot be built, a header
+//! secret that cannot be read.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::config::{QueueConfig, Receive};
+use super::poller::{PollPlan, SinkTarget};
+use super::run::QueueRun;
+use super::sink::{ExecSink, HttpSink, SinkConfig, StdoutSink, resolve_headers};
+use crate::Error;
+use crate::pool::Pool;
+
+/// Builds the sink a queue's batches go to.
+///
+/// # Errors
+/// [`Error::Options`] or [`Error::Io`] when the sink's settings cannot be used.
+pub fn build_sink(config: &SinkConfig) -> Result<SinkTarget, Error> {
+    Ok(match config {
+        SinkConfig::Stdout {} => SinkTarget::External(Arc::new(StdoutSink::new())),
+        SinkConfig::Exec {
+            command,
+            per,
+            timeout_ms,
+        } => SinkTarget::External(Arc::new(ExecSink::new(
+            command.clone(),
+            *per,
+            Duration::from_millis(*timeout_ms),
+        )?)),
+        SinkConfig::Http {
+            url,
+            body,
+            per,
+            headers,
+            timeout_ms,
+        } => SinkTarget::External(Arc::new(HttpSink::new(
+            url,
+            *body,
+            *per,
+            resolve_headers(headers)?,
+            Duration::from_millis(*timeout_ms),
+        )?)),
+        SinkConfig::Queue { queue } => SinkTarget::Queue(queue.clone()),
+    })
+}
+
+/// Checks every queue on the queue manager and plans its pollers.
+///
+/// # Errors
+/// The first queue that cannot be opened or inquired (2085 unknown, 2035 not authorized ...),
+/// or a sink that cannot be built.
+pub async fn prepare(pool: &Pool, queues: &[QueueConfig], cancel: &CancellationToken) -> Result<Vec<QueueRun>, Error> {
+    let mut runs = Vec::with_capacity(queues.len());
+    for q in queues {
+        let sink = build_sink(&q.sink)?;
+        let mut lease = pool.checkout(cancel).await?;
+        let name = q.name.clone();
+        let attrs = lease.run(move |c| c.queue_attrs(&name)).await?;
+        if let SinkTarget::Queue(target) = &sink {
+            let target = target.clone();
+            lease.run(move |c| c.queue_attrs(&target).map(|_| ())).await?;
+        }
+        drop(lease);
+        let threshold = q
+            .backout_threshold
+            .unwrap_or_else(|| u32::try_from(attrs.backout_threshold).unwrap_or(0));
+        let backout_queue = q
+            .backout_queue
+            .clone()
+            .or_else(|| (!attrs.backout_queue.is_empty()).then(|| attrs.backout_queue.clone()));
+        if threshold > 0 && backout_queue.is_none() {
+            tracing::warn!(
+                queue = %q.name,
+                threshold,
+                "no backout queue (BOQNAME) is set: a poison message will stop this queue's pollers"
+            );
+        }
+        if !attrs.get_enabled {
+            tracing::warn!(queue = %q.name, "GET(DISABLED): pollers will retry until it is enabled");
+        }
+        if q.receive == Receive::NoSyncpoint {
+            tracing::warn!(
+                queue = %q.name,
+                "receive = no-syncpoint: messages are removed before delivery; a failed delivery loses them"
+            );
+        }
+        tracing::info!(
+            queue = %q.name,
+            depth = attrs.depth,
+            backout_threshold = threshold,
+            backout_queue = backout_queue.as_deref().unwrap_or(""),
+            "queue ready"
+        );
+        runs.push(QueueRun {
+            plan: Arc::new(PollPlan {
+                queue: q.name.clone(),
+                syncpoint: q.receive != Receive::NoSyncpoint,
+                batch: if q.receive == Receive::Single { 1 } else { q.batch },
+                max_batch_bytes: q.max_batch_bytes,
+                wait_ms: q.wait_ms,
+                backout_threshold: threshold,
+                backout_queue,
+                sink,
+            }),
+            workers: q.workers,
+        });
+    }
+    Ok(runs)
+}

@@ -1,0 +1,297 @@
+//! The `exec` sink: runs a command (no shell) per batch or per message and judges it by its exit.
+//!
+//! Exit status 0 is the only success. A non-zero exit, death by a signal, a program that cannot
+//! be started or one that outlives the timeout (it is killed) fails the batch. The child's
+//! stdout is sent to our stderr and its stderr is inherited, so a handler's output can never
+//! corrupt a `stdout` sink's JSON lines or be mistaken for our own output.
+
+use std::fmt;
+use std::io;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt as _;
+use tokio::process::{Child, Command};
+
+use super::stdout::json_lines;
+use super::{Delivery, Per, Sink, SinkError, message_fields};
+use crate::Error;
+use crate::mq::message::Message;
+
+/// Runs a program with the batch (JSON lines) or one message's payload on its stdin.
+///
+/// Per batch the environment carries `MQ_BATCH_SIZE` and `MQ_QUEUE`; per message it carries
+/// `MQ_` plus each [`message_fields`] name (`MQ_MSG_ID`, `MQ_CORREL_ID`, ...). The rest of the
+/// environment is inherited.
+#[derive(Debug, Clone)]
+pub struct ExecSink {
+    command: Vec<String>,
+    per: Per,
+    timeout: Duration,
+}
+
+/// One run of the command: what goes on stdin and which variables are added.
+struct Run {
+    stdin: Vec<u8>,
+    env: Vec<(String, String)>,
+    /// Which message(s) the run is for, for error messages.
+    what: String,
+}
+
+impl ExecSink {
+    /// A sink running `command` (program, then arguments) once per batch or per message; a run
+    /// still going after `timeout` is killed and fails the batch.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Options`] when `command` is empty or its program is an empty string.
+    pub fn new(command: Vec<String>, per: Per, timeout: Duration) -> Result<Self, Error> {
+        if command.first().is_none_or(String::is_empty) {
+            return Err(Error::Options {
+                source_name: "sink.command".to_owned(),
+                message: "names no program".to_owned(),
+            });
+        }
+        Ok(Self { command, per, timeout })
+    }
+
+    /// The runs a batch needs, in order.
+    fn runs(&self, batch: &[Message]) -> Vec<Run> {
+        match self.per {
+            Per::Batch => vec![Run {
+                stdin: json_lines(batch),
+                env: vec![
+                    ("MQ_BATCH_SIZE".to_owned(), batch.len().to_string()),
+                    (
+                        "MQ_QUEUE".to_owned(),
+                        batch.first().map(|m| m.queue.clone()).unwrap_or_default(),
+                    ),
+                ],
+                what: format!("a batch of {}", batch.len()),
+            }],
+            Per::Message => batch
+                .iter()
+                .map(|m| Run {
+                    stdin: m.data.clone(),
+                    env: message_fields(m)
+                        .into_iter()
+                        .map(|(suffix, value)| (format!("MQ_{suffix}"), value))
+                        .collect(),
+                    what: format!("message {}", m.msg_id_hex()),
+                })
+                .collect(),
+        }
+    }
+
+    /// Starts the command with stdin piped, stdout sent to our stderr and stderr inherited.
+    /// The MQ password variables are not passed on: the command has no business with them.
+    fn spawn(&self, env: Vec<(String, String)>) -> Result<Child, SinkError> {
+        let program = &self.command[0];
+        Command::new(program)
+            .args(&self.command[1..])
+            .env_remove("MQ_PASSWORD")
+            .env_remove("MQ_PASSWORD_FILE")
+            .envs(env)
+            .stdin(Stdio::piped())
+            .stdout(io::stderr())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| fail(format!("cannot run {program}: {e}")))
+    }
+
+    /// Runs the command once and waits for it, killing it at the timeout.
+    async fn run(&self, run: Run) -> Result<(), SinkError> {
+        let mut child = self.spawn(run.env)?;
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        let input = run.stdin;
+        let feed = async move {
+            let written = stdin.write_all(&input).await;
+            // Dropping stdin closes it, so the command sees end of input.
+            drop(stdin);
+            written
+        };
+        let what = run.what;
+        let finished = tokio::time::timeout(self.timeout, async { tokio::join!(feed, child.wait()) }).await;
+        let Ok((written, status)) = finished else {
+            // Kill and reap; if it exited in the meantime there is nothing left to kill.
+            let _ = child.kill().await;
+            let ms = self.timeout.as_millis();
+            return Err(fail(format!(
+                "{self} timed out after {ms} ms for {what} and was killed"
+            )));
+        };
+        let status = status.map_err(|e| fail(format!("waiting for {self} ({what}): {e}")))?;
+        if !status.success() {
+            return Err(fail(format!("{self} {} for {what}", describe(status))));
+        }
+        // The exit status is the command's verdict: one that exits 0 without reading all of
+        // its input (a closed pipe) has chosen to. Any other write error is ours, and fails.
+        match written {
+            Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+                Err(fail(format!("writing stdin of {self} ({what}): {e}")))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl fmt::Display for ExecSink {
+    /// The command as one line, for error messages.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}`", self.command.join(" "))
+    }
+}
+
+impl Sink for ExecSink {
+    fn deliver<'a>(&'a self, batch: &'a [Message]) -> Delivery<'a> {
+        Box::pin(async move {
+            for run in self.runs(batch) {
+                self.run(run).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        "exec"
+    }
+}
+
+/// How a command ended, e.g. `exited with status 3` or `was killed by signal 9`.
+fn describe(status: ExitStatus) -> String {
+    if let Some(code) = status.code() {
+        return format!("exited with status {code}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt as _;
+        if let Some(signal) = status.signal() {
+            return format!("was killed by signal {signal}");
+        }
+    }
+    format!("ended with {status}")
+}
+
+fn fail(message: String) -> SinkError {
+    SinkError { sink: "exec", message }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn message(data: &[u8], msg_id: u8) -> Message {
+        let mut md = libmqm_default::MQMD_DEFAULT;
+        md.MsgId[0] = msg_id;
+        md.BackoutCount = 1;
+        Message::new("IN.Q", md, data.to_vec())
+    }
+
+    /// A fresh path in the temp directory for one test's output.
+    fn scratch(name: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("mqpilot-exec-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        path
+    }
+
+    /// `sh -c script` with `$1` set to `arg`.
+    fn sh(script: &str, arg: &std::path::Path, per: Per) -> ExecSink {
+        let command = ["sh", "-c", script, "sh", arg.to_str().unwrap()];
+        ExecSink::new(command.map(String::from).to_vec(), per, Duration::from_secs(10)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn per_batch_gets_json_lines_and_batch_variables() {
+        let out = scratch("batch");
+        let sink = sh(
+            r#"cat > "$1"; echo "$MQ_BATCH_SIZE $MQ_QUEUE" >> "$1""#,
+            &out,
+            Per::Batch,
+        );
+        sink.deliver(&[message(b"one", 1), message(b"two", 2)]).await.unwrap();
+
+        let text = std::fs::read_to_string(&out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        let first: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        let second: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
+        assert_eq!(first["payload"], "one");
+        assert_eq!(second["payload"], "two");
+        assert_eq!(lines[2], "2 IN.Q");
+        let _ = std::fs::remove_file(out);
+    }
+
+    #[tokio::test]
+    async fn per_message_gets_raw_payload_and_mqmd_variables_in_order() {
+        let out = scratch("message");
+        let script = r#"cat >> "$1"; echo " $MQ_MSG_ID $MQ_BACKOUT_COUNT $MQ_QUEUE $MQ_PERSISTENT" >> "$1""#;
+        let sink = sh(script, &out, Per::Message);
+        let batch = [message(b"alpha", 0xa1), message(b"beta", 0xb2)];
+        sink.deliver(&batch).await.unwrap();
+
+        let text = std::fs::read_to_string(&out).unwrap();
+        let expected = format!(
+            "alpha {} 1 IN.Q false\nbeta {} 1 IN.Q false\n",
+            batch[0].msg_id_hex(),
+            batch[1].msg_id_hex()
+        );
+        assert_eq!(text, expected);
+        let _ = std::fs::remove_file(out);
+    }
+
+    #[tokio::test]
+    async fn a_non_zero_exit_fails_and_stops_the_batch() {
+        let out = scratch("exit");
+        // The first run records itself and fails; a second run would record itself too.
+        let sink = sh(r#"echo run >> "$1"; exit 3"#, &out, Per::Message);
+        let err = sink.deliver(&[message(b"a", 1), message(b"b", 2)]).await.unwrap_err();
+        assert_eq!(err.sink, "exec");
+        assert!(err.message.contains("exited with status 3"), "{err}");
+        assert!(err.message.contains("sh -c"), "{err}");
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "run\n");
+        let _ = std::fs::remove_file(out);
+    }
+
+    #[tokio::test]
+    async fn a_missing_program_fails_naming_it() {
+        let program = "/nonexistent/mqpilot-handler";
+        let sink = ExecSink::new(vec![program.to_owned()], Per::Batch, Duration::from_secs(5)).unwrap();
+        let err = sink.deliver(&[message(b"a", 1)]).await.unwrap_err();
+        assert!(err.message.contains(program), "{err}");
+        assert!(err.message.contains("cannot run"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_command_past_its_timeout_is_killed_and_fails() {
+        let command = ["sleep", "5"].map(String::from).to_vec();
+        let sink = ExecSink::new(command, Per::Batch, Duration::from_millis(200)).unwrap();
+        let err = sink.deliver(&[message(b"a", 1)]).await.unwrap_err();
+        assert!(err.message.contains("timed out after 200 ms"), "{err}");
+        assert!(err.message.contains("`sleep 5`"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_command_killed_by_a_signal_fails() {
+        let command = ["sh", "-c", "kill -9 $$"].map(String::from).to_vec();
+        let sink = ExecSink::new(command, Per::Batch, Duration::from_secs(5)).unwrap();
+        let err = sink.deliver(&[message(b"a", 1)]).await.unwrap_err();
+        assert!(err.message.contains("killed by signal 9"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn exit_zero_without_reading_stdin_is_success() {
+        let command = ["true"].map(String::from).to_vec();
+        let sink = ExecSink::new(command, Per::Batch, Duration::from_secs(5)).unwrap();
+        let big = vec![b'x'; 1 << 20];
+        sink.deliver(&[message(&big, 1)]).await.unwrap();
+    }
+
+    #[test]
+    fn an_empty_command_is_rejected() {
+        assert!(ExecSink::new(Vec::new(), Per::Batch, Duration::from_secs(1)).is_err());
+        assert!(ExecSink::new(vec![String::new()], Per::Batch, Duration::from_secs(1)).is_err());
+    }
+}
