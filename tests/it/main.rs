@@ -1,5 +1,6 @@
 //! Integration tests: production code through `mqi` against the fake queue manager.
 
+mod cli;
 mod fake_basics;
 mod fake_browse;
 mod fake_limits;
@@ -8,3 +9,4 @@ mod fake_waits;
 mod library;
 mod support;
 mod worker;
+mod worker_props;
