@@ -1232,3 +1232,18 @@ receive = "single"
         );
     }
 }
+
+#[cfg(test)]
+mod example_file {
+    use super::*;
+
+    #[test]
+    fn the_readme_worker_file_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/worker.toml");
+        let config = WorkerConfig::from_file(&path).unwrap();
+        assert_eq!(config.queues.len(), 3);
+        assert_eq!(config.pool.connections, 4);
+        assert_eq!(config.queues[1].receive, Receive::Single);
+        assert!(matches!(config.queues[2].sink, SinkConfig::Queue { ref queue } if queue == "BRIDGE.OUT"));
+    }
+}
