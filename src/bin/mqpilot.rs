@@ -202,7 +202,9 @@ fn worker_config(args: &PollArgs) -> Result<WorkerConfig, Failure> {
     for q in &mut config.queues {
         if let Some(r) = receive {
             q.receive = r;
-            q.batch = r.default_batch().max(if r == Receive::Single { 1 } else { q.batch });
+            if r == Receive::Single {
+                q.batch = 1;
+            }
         }
         q.batch = args.batch.unwrap_or(q.batch);
         q.wait_ms = args.wait_ms.unwrap_or(q.wait_ms);
@@ -227,10 +229,11 @@ async fn poll(args: PollArgs) -> Result<u8, Failure> {
     let config = worker_config(&args)?;
     let overrides = ConnectionOverrides {
         queue_manager: args.queue_manager.clone(),
-        server: args
-            .server
-            .clone()
-            .or_else(|| args.fake.then(|| format!("{DEMO_CHANNEL}/TCP/localhost(1414)"))),
+        // The demo connects over its channel; a fake from --fake-config without --conn gets a
+        // bindings connection, which needs no channel definition.
+        server: args.server.clone().or_else(|| {
+            (args.fake && args.fake_config.is_none()).then(|| format!("{DEMO_CHANNEL}/TCP/localhost(1414)"))
+        }),
         ccdt_url: args.ccdt_url.clone(),
         user: args.user.clone(),
         password_file: args.password_file.clone(),

@@ -152,9 +152,7 @@ pub(super) fn try_get(
         handle.locked = None;
     }
     if syncpoint {
-        msg.state = MsgState::GetPending(hconn);
-        queue.uncommitted += 1;
-        queue.got_pending += 1;
+        queue.get_under_syncpoint(key, hconn);
         conn.uow.push(Work::Got(q, key));
     } else {
         queue.remove(key);

@@ -229,8 +229,8 @@ impl FakeQm {
             return Vec::new();
         };
         st.queues[q]
-            .msgs
-            .values()
+            .all()
+            .into_iter()
             .map(|m| MessageView {
                 msg_id: m.md.MsgId,
                 correl_id: m.md.CorrelId,

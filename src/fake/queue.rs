@@ -1,7 +1,9 @@
 //! One local queue of the fake: its messages, their states and the order MQ delivers them.
 //!
-//! Messages stay in one ordered map for their whole life; a state says who may see each one
-//! (everyone, the handle that locked it, nobody while an uncommitted get or put holds it).
+//! Messages sit in one ordered map; a state says who may see each one (everyone, the handle
+//! that locked it, nobody while an uncommitted put holds it). A message got under syncpoint
+//! moves to a second map under the same key until commit (gone) or backout (back in its
+//! place), so gets never step over a unit of work's messages.
 //! The order is priority then arrival (`MSGDLVSQ(PRIORITY)`) or arrival only (`FIFO`); the key
 //! of a message never changes, so cursors, locks and units of work point at keys.
 
@@ -51,8 +53,8 @@ pub(crate) struct Queue {
     pub opprocs: u32,
     /// Messages got or put under syncpoint and not yet committed (UNCOM).
     pub uncommitted: u32,
-    /// Messages got under syncpoint and not yet committed (hidden from CURDEPTH).
-    pub got_pending: u32,
+    /// Messages got under syncpoint and not yet committed, by key (hidden from CURDEPTH).
+    pub got: BTreeMap<Key, Box<Msg>>,
     /// Highest CURDEPTH seen.
     pub peak_depth: i32,
     /// Waiting gets sleep here; every change that can satisfy or cancel a wait notifies it.
@@ -70,7 +72,7 @@ impl Queue {
             exclusive_inputs: 0,
             opprocs: 0,
             uncommitted: 0,
-            got_pending: 0,
+            got: BTreeMap::new(),
             peak_depth: 0,
             cv: Arc::new(Condvar::new()),
             waiters: 0,
@@ -88,7 +90,41 @@ impl Queue {
 
     /// CURDEPTH: every message but those got under syncpoint (uncommitted puts count).
     pub fn depth(&self) -> i32 {
-        i32::try_from(self.msgs.len() - self.got_pending as usize).unwrap_or(i32::MAX)
+        i32::try_from(self.msgs.len()).unwrap_or(i32::MAX)
+    }
+
+    /// Moves a message into `hconn`'s unit of work.
+    pub fn get_under_syncpoint(&mut self, key: Key, hconn: i32) {
+        if let Some(mut m) = self.msgs.remove(&key) {
+            m.state = MsgState::GetPending(hconn);
+            self.got.insert(key, m);
+            self.uncommitted += 1;
+        }
+    }
+
+    /// Commit of a get: the message is gone.
+    pub fn commit_get(&mut self, key: Key) {
+        if self.got.remove(&key).is_some() {
+            self.uncommitted -= 1;
+        }
+    }
+
+    /// Backout of a get: the message returns to its place with BackoutCount + 1.
+    pub fn backout_get(&mut self, key: Key) {
+        if let Some(mut m) = self.got.remove(&key) {
+            m.state = MsgState::Visible;
+            m.md.BackoutCount += 1;
+            self.msgs.insert(key, m);
+            self.uncommitted -= 1;
+            self.wake();
+        }
+    }
+
+    /// Every message, pending gets included, in delivery order.
+    pub fn all(&self) -> Vec<&Msg> {
+        let mut all: Vec<(&Key, &Box<Msg>)> = self.msgs.iter().chain(self.got.iter()).collect();
+        all.sort_by_key(|(k, _)| **k);
+        all.into_iter().map(|(_, m)| m.as_ref()).collect()
     }
 
     /// Inserts a message and records the peak depth.
@@ -127,6 +163,7 @@ impl Queue {
     pub fn oldest_age_secs(&self) -> u64 {
         self.msgs
             .values()
+            .chain(self.got.values())
             .map(|m| m.arrived.elapsed().unwrap_or_default().as_secs())
             .max()
             .unwrap_or(0)

@@ -346,12 +346,7 @@ impl State {
         let work = std::mem::take(&mut conn.uow);
         for &w in &work {
             match w {
-                Work::Got(q, key) => {
-                    let queue = &mut self.queues[q];
-                    queue.remove(key);
-                    queue.uncommitted -= 1;
-                    queue.got_pending -= 1;
-                }
+                Work::Got(q, key) => self.queues[q].commit_get(key),
                 Work::Put(q, key) => {
                     let queue = &mut self.queues[q];
                     if let Some(m) = queue.msgs.get_mut(&key) {
@@ -372,16 +367,7 @@ impl State {
         let work = std::mem::take(&mut conn.uow);
         for &w in &work {
             match w {
-                Work::Got(q, key) => {
-                    let queue = &mut self.queues[q];
-                    if let Some(m) = queue.msgs.get_mut(&key) {
-                        m.state = MsgState::Visible;
-                        m.md.BackoutCount += 1;
-                    }
-                    queue.uncommitted -= 1;
-                    queue.got_pending -= 1;
-                    queue.wake();
-                }
+                Work::Got(q, key) => self.queues[q].backout_get(key),
                 Work::Put(q, key) => {
                     let queue = &mut self.queues[q];
                     queue.remove(key);

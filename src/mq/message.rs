@@ -8,8 +8,8 @@ use libmqm_sys as mq;
 /// One message received from a queue.
 #[derive(Clone)]
 pub struct Message {
-    /// The queue it came from.
-    pub queue: String,
+    /// The queue it came from (shared by every message of a batch).
+    pub queue: std::sync::Arc<str>,
     /// The payload.
     pub data: Vec<u8>,
     md: mq::MQMD,
@@ -46,7 +46,7 @@ pub fn hex(bytes: &[u8]) -> String {
 impl Message {
     /// A message from what MQGET returned.
     #[must_use]
-    pub fn new(queue: impl Into<String>, md: mq::MQMD, data: Vec<u8>) -> Self {
+    pub fn new(queue: impl Into<std::sync::Arc<str>>, md: mq::MQMD, data: Vec<u8>) -> Self {
         Self {
             queue: queue.into(),
             data,

@@ -6,7 +6,6 @@
 //! [`Error::Mq`] that keeps the reason code, so the caller can tell a connection-level failure
 //! (reconnect) from one that concerns a single queue.
 
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use mqi::connection::ThreadNoBlock;
@@ -83,8 +82,9 @@ pub struct QueueAttrs {
 
 /// A connection to a queue manager with its open queue handles.
 pub struct Session {
-    // Field order matters: handles close before the connection disconnects.
-    handles: HashMap<(String, Access), Object<Rc<Conn>>>,
+    // Field order matters: handles close before the connection disconnects. A handful of
+    // handles at most (the pool's budget), so a list searched without allocating a key.
+    handles: Vec<(String, Access, Object<Rc<Conn>>)>,
     conn: Rc<Conn>,
     target: String,
     buffer: Vec<u8>,
@@ -115,7 +115,7 @@ impl Session {
     pub fn connect(lib: MqLibrary, options: &ConnectOptions, buffer_bytes: usize) -> Result<Self, Error> {
         let conn = options.connect(lib)?;
         Ok(Self {
-            handles: HashMap::new(),
+            handles: Vec::new(),
             conn: Rc::new(conn),
             target: options.target().to_owned(),
             buffer: vec![0; buffer_bytes.clamp(1, MAX_MESSAGE_BYTES)],
@@ -147,13 +147,17 @@ impl Session {
     /// Handles open on this connection, by (queue, access).
     #[must_use]
     pub fn open_handles(&self) -> Vec<(String, Access)> {
-        self.handles.keys().cloned().collect()
+        self.handles.iter().map(|(q, a, _)| (q.clone(), *a)).collect()
+    }
+
+    fn position(&self, queue: &str, access: Access) -> Option<usize> {
+        self.handles.iter().position(|(q, a, _)| q == queue && *a == access)
     }
 
     /// Whether a handle for (queue, access) is open.
     #[must_use]
     pub fn is_open(&self, queue: &str, access: Access) -> bool {
-        self.handles.contains_key(&(queue.to_owned(), access))
+        self.position(queue, access).is_some()
     }
 
     /// Opens a handle for (queue, access) unless one is open already.
@@ -162,8 +166,7 @@ impl Session {
     /// [`Error::Mq`] from MQOPEN (2017 when the connection holds MAXHANDS handles, 2085 for an
     /// unknown queue, ...), or [`Error::Options`] for a name MQ cannot take.
     pub fn open(&mut self, queue: &str, access: Access) -> Result<(), Error> {
-        let key = (queue.to_owned(), access);
-        if self.handles.contains_key(&key) {
+        if self.position(queue, access).is_some() {
             return Ok(());
         }
         let name = queue_name(queue)?;
@@ -178,14 +181,14 @@ impl Session {
                 }
             })?
             .discard_warning();
-        self.handles.insert(key, object);
+        self.handles.push((queue.to_owned(), access, object));
         Ok(())
     }
 
     /// Closes the handle for (queue, access) if it is open.
     pub fn close(&mut self, queue: &str, access: Access) {
-        if let Some(object) = self.handles.remove(&(queue.to_owned(), access))
-            && let Err(e) = object.close()
+        if let Some(i) = self.position(queue, access)
+            && let Err(e) = self.handles.swap_remove(i).2.close()
         {
             tracing::debug!(queue, error = %e, "MQCLOSE failed");
         }
@@ -193,7 +196,8 @@ impl Session {
 
     fn handle(&mut self, queue: &str, access: Access) -> Result<&Object<Rc<Conn>>, Error> {
         self.open(queue, access)?;
-        Ok(&self.handles[&(queue.to_owned(), access)])
+        let i = self.position(queue, access).expect("opened above");
+        Ok(&self.handles[i].2)
     }
 
     /// Gets one message, waiting up to `wait_ms`; `None` when there is none (2033). A message
@@ -202,7 +206,8 @@ impl Session {
     ///
     /// # Errors
     /// [`Error::Mq`] from MQOPEN or MQGET.
-    pub fn get(&mut self, queue: &str, request: GetRequest) -> Result<Option<Message>, Error> {
+    pub fn get(&mut self, shared: &std::sync::Arc<str>, request: GetRequest) -> Result<Option<Message>, Error> {
+        let queue: &str = shared;
         self.open(queue, Access::Input)?;
         let sync = if request.syncpoint {
             MQGMO_SYNCPOINT
@@ -218,7 +223,8 @@ impl Session {
             }
         };
         loop {
-            let object = &self.handles[&(queue.to_owned(), Access::Input)];
+            let i = self.position(queue, Access::Input).expect("opened above");
+            let object = &self.handles[i].2;
             let capacity = self.buffer.len();
             let got = object
                 .get_data_with::<structs::MQMD, _>(&(options, wait()), &mut self.buffer[..])
@@ -245,7 +251,7 @@ impl Session {
             }
             return Ok(got
                 .discard_warning()
-                .map(|(data, md)| Message::new(queue, *md, data.to_vec())));
+                .map(|(data, md)| Message::new(std::sync::Arc::clone(shared), *md, data.to_vec())));
         }
     }
 

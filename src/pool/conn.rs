@@ -81,10 +81,11 @@ impl PooledConn {
 
     /// Makes sure (queue, access) is open within the budget and marks it most recently used.
     fn ensure_open(&mut self, queue: &str, access: Access) -> Result<(), Error> {
-        let key = (queue.to_owned(), access);
-        if let Some(pos) = self.lru.iter().position(|k| *k == key) {
-            let k = self.lru.remove(pos);
-            self.lru.push(k);
+        if let Some(pos) = self.lru.iter().position(|(q, a)| q == queue && *a == access) {
+            if pos + 1 < self.lru.len() {
+                let k = self.lru.remove(pos);
+                self.lru.push(k);
+            }
             return Ok(());
         }
         while self.lru.len() >= self.budget {
@@ -108,7 +109,7 @@ impl PooledConn {
             }
             Err(e) => return Err(e),
         }
-        self.lru.push(key);
+        self.lru.push((queue.to_owned(), access));
         self.stats.handles(self.id, self.lru.len());
         Ok(())
     }
@@ -126,8 +127,8 @@ impl PooledConn {
     ///
     /// # Errors
     /// [`Error::Mq`].
-    pub fn get(&mut self, queue: &str, request: GetRequest) -> Result<Option<Message>, Error> {
-        self.ensure_open(queue, Access::Input)?;
+    pub fn get(&mut self, queue: &std::sync::Arc<str>, request: GetRequest) -> Result<Option<Message>, Error> {
+        self.ensure_open(&queue[..], Access::Input)?;
         let got = self.session.get(queue, request)?;
         if got.is_some() && request.syncpoint {
             self.in_unit_of_work = true;

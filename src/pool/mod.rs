@@ -72,8 +72,9 @@ struct Inner {
     stats: Arc<PoolStats>,
     permits: Arc<Semaphore>,
     idle: Mutex<Vec<ConnThread>>,
-    /// Slot ids not in use by a live connection.
-    free_ids: Mutex<Vec<usize>>,
+    /// The id the next connection gets (ids are never reused, so a connection that is still
+    /// disconnecting never shares one with its replacement).
+    next_id: std::sync::atomic::AtomicUsize,
     backoff: Mutex<Backoff>,
 }
 
@@ -134,7 +135,7 @@ impl Pool {
                 stats: Arc::new(PoolStats::default()),
                 permits: Arc::new(Semaphore::new(connections)),
                 idle: Mutex::new(Vec::new()),
-                free_ids: Mutex::new((0..connections).rev().collect()),
+                next_id: std::sync::atomic::AtomicUsize::new(0),
                 backoff: Mutex::new(Backoff::new(config.backoff)),
                 config,
             }),
@@ -225,44 +226,25 @@ impl Pool {
 
     /// Starts a connection thread and waits for its MQCONNX and MAXHANDS inquiry.
     async fn try_connect(&self) -> Result<ConnThread, Error> {
-        let id = self
-            .inner
-            .free_ids
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .pop()
-            .expect("a permit guarantees a free slot id");
+        let id = self.inner.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (ready_tx, ready_rx) = oneshot::channel();
         let (jobs, rx) = std::sync::mpsc::channel::<Job>();
         let inner = Arc::clone(&self.inner);
-        let spawned = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name(format!("mq-conn-{id}"))
-            .spawn(move || connection_thread(&inner, id, ready_tx, &rx));
-        if let Err(e) = spawned {
-            self.release_id(id);
-            return Err(Error::Io {
+            .spawn(move || connection_thread(&inner, id, ready_tx, &rx))
+            .map_err(|source| Error::Io {
                 path: "thread".into(),
-                source: e,
-            });
-        }
+                source,
+            })?;
         match ready_rx.await {
             Ok(Ok(())) => Ok(ConnThread { id, jobs }),
-            Ok(Err(e)) => {
-                self.release_id(id);
-                Err(e)
-            }
-            Err(_) => {
-                self.release_id(id);
-                Err(Error::Options {
-                    source_name: "pool".into(),
-                    message: "the connection thread stopped before connecting".into(),
-                })
-            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Error::Options {
+                source_name: "pool".into(),
+                message: "the connection thread stopped before connecting".into(),
+            }),
         }
-    }
-
-    fn release_id(&self, id: usize) {
-        release_id(&self.inner, id);
     }
 
     /// Disconnects every idle connection (leased ones disconnect when their lease drops).
@@ -273,14 +255,6 @@ impl Pool {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clear();
     }
-}
-
-fn release_id(inner: &Inner, id: usize) {
-    inner
-        .free_ids
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .push(id);
 }
 
 fn cancelled() -> Error {
@@ -322,7 +296,6 @@ fn connection_thread(
         job(&mut conn);
     }
     drop(conn);
-    release_id(inner, id);
 }
 
 impl Lease {
@@ -358,6 +331,11 @@ impl Lease {
             self.healthy = false;
         }
         result
+    }
+
+    /// Marks the connection as lost: it is disconnected and replaced instead of reused.
+    pub fn mark_broken(&mut self) {
+        self.healthy = false;
     }
 
     /// Whether the connection is still usable.

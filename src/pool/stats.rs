@@ -18,6 +18,8 @@ pub struct PoolStats {
     budget_shrinks: AtomicU64,
     handle_closes_for_budget: AtomicU64,
     per_connection: Mutex<BTreeMap<usize, ConnectionStats>>,
+    /// The highest peak of connections that are gone.
+    retired_peak: AtomicU64,
 }
 
 /// One connection's handle figures.
@@ -48,15 +50,22 @@ pub struct PoolSnapshot {
     pub budget_shrinks: u64,
     /// Handles closed to stay within the budget.
     pub handle_closes_for_budget: u64,
-    /// Connections open now, by pool slot id.
+    /// Connections open now, by connection id.
     pub connections: BTreeMap<usize, ConnectionStats>,
+    /// The highest peak handle count of connections that have since closed.
+    pub retired_peak_handles: usize,
 }
 
 impl PoolSnapshot {
-    /// The highest peak handle count of any connection, ever.
+    /// The highest peak handle count of any connection, open or closed.
     #[must_use]
     pub fn peak_handles(&self) -> usize {
-        self.connections.values().map(|c| c.peak_handles).max().unwrap_or(0)
+        self.connections
+            .values()
+            .map(|c| c.peak_handles)
+            .max()
+            .unwrap_or(0)
+            .max(self.retired_peak_handles)
     }
 }
 
@@ -65,12 +74,11 @@ impl PoolStats {
         self.connects.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("mqpilot_connects_total").increment(1);
         let mut per = self.lock();
-        let peak = per.get(&id).map_or(0, |c| c.peak_handles);
         per.insert(
             id,
             ConnectionStats {
                 handles: 0,
-                peak_handles: peak,
+                peak_handles: 0,
                 budget,
                 max_handles,
             },
@@ -80,9 +88,10 @@ impl PoolStats {
 
     pub(crate) fn disconnected(&self, id: usize) {
         let mut per = self.lock();
-        if let Some(c) = per.get_mut(&id) {
-            c.handles = 0;
+        if let Some(c) = per.remove(&id) {
+            self.retired_peak.fetch_max(c.peak_handles as u64, Ordering::Relaxed);
         }
+        metrics::gauge!("mqpilot_connections").set(per.len() as f64);
         metrics::gauge!("mqpilot_handles", "connection" => id.to_string()).set(0.0);
     }
 
@@ -139,6 +148,7 @@ impl PoolStats {
             budget_shrinks: self.budget_shrinks.load(Ordering::Relaxed),
             handle_closes_for_budget: self.handle_closes_for_budget.load(Ordering::Relaxed),
             connections: self.lock().clone(),
+            retired_peak_handles: usize::try_from(self.retired_peak.load(Ordering::Relaxed)).unwrap_or(usize::MAX),
         }
     }
 }

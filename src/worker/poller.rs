@@ -20,7 +20,7 @@ use crate::Error;
 use crate::mq::message::Message;
 use crate::mq::reason::ReasonClass;
 use crate::mq::session::{GetRequest, is_connection_lost};
-use crate::pool::{Backoff, BackoffConfig, Lease, Pool, PooledConn};
+use crate::pool::{Backoff, BackoffConfig, Pool, PooledConn};
 
 /// Where a queue's batches go.
 #[derive(Clone)]
@@ -44,7 +44,7 @@ impl std::fmt::Debug for SinkTarget {
 #[derive(Debug, Clone)]
 pub struct PollPlan {
     /// The queue.
-    pub queue: String,
+    pub queue: Arc<str>,
     /// Under syncpoint (batch, single) or not (no-syncpoint).
     pub syncpoint: bool,
     /// Most messages per batch (1 for single).
@@ -122,6 +122,10 @@ pub enum PollEnd {
     Stopped(String),
 }
 
+/// Most batches one checkout runs before the connection goes back to the pool, so pollers
+/// that outnumber connections get their turn.
+const ROUNDS_PER_CHECKOUT: usize = 16;
+
 /// Polls `plan.queue` until cancelled, a limit is reached or a problem that will not fix
 /// itself. Connection-level failures are retried on a new connection.
 pub async fn poll(
@@ -135,41 +139,37 @@ pub async fn poll(
         initial: Duration::from_millis(100),
         max: Duration::from_secs(5),
     });
+    let runtime = tokio::runtime::Handle::current();
     loop {
         if cancel.is_cancelled() {
             return PollEnd::Cancelled;
         }
-        let room = limits.claim(plan.batch);
-        if room == 0 {
-            return PollEnd::Limit;
-        }
         let mut lease = match pool.checkout(&cancel).await {
             Ok(lease) => lease,
-            Err(_) if cancel.is_cancelled() => {
-                limits.unclaim(room);
-                return PollEnd::Cancelled;
-            }
-            Err(e) => {
-                limits.unclaim(room);
-                return PollEnd::Stopped(format!("cannot connect: {e}"));
-            }
+            Err(_) if cancel.is_cancelled() => return PollEnd::Cancelled,
+            Err(e) => return PollEnd::Stopped(format!("cannot connect: {e}")),
         };
-        let outcome = poll_once(&mut lease, &plan, &counters, room).await;
+        // Rounds run on the connection's thread: one hand-over for several batches.
+        let (p, c, l, k, rt) = (
+            Arc::clone(&plan),
+            Arc::clone(&counters),
+            Arc::clone(&limits),
+            cancel.clone(),
+            runtime.clone(),
+        );
+        let outcome = lease
+            .run(move |conn| Ok(rounds(conn, &p, &c, &l, &k, &rt)))
+            .await
+            .unwrap_or_else(|e| Err(classify(&e)));
+        if matches!(outcome, Err(Stop::Lost(_))) {
+            lease.mark_broken();
+        }
         drop(lease);
         match outcome {
-            Ok(received) => {
-                limits.unclaim(room - received.min(room));
-                if received == 0 && limits.until_empty {
-                    return PollEnd::Empty;
-                }
-                pause.reset();
-            }
-            Err(Stop::Fatal(why)) => {
-                limits.unclaim(room);
-                return PollEnd::Stopped(why);
-            }
-            Err(Stop::Retry(why, received)) => {
-                limits.unclaim(room - received.min(room));
+            Ok(Some(end)) => return end,
+            Ok(None) => pause.reset(),
+            Err(Stop::Fatal(why)) => return PollEnd::Stopped(why),
+            Err(Stop::Retry(why) | Stop::Lost(why)) => {
                 let delay = pause.next_delay();
                 tracing::warn!(queue = %plan.queue, retry_in_ms = delay.as_millis() as u64, "{why}");
                 tokio::select! {
@@ -181,85 +181,121 @@ pub async fn poll(
     }
 }
 
-/// Why one round did not complete: retry later, or stop polling this queue.
+/// Up to [`ROUNDS_PER_CHECKOUT`] rounds on one connection. `Ok(Some(end))` ends the
+/// poller, `Ok(None)` gives the connection back and carries on.
+fn rounds(
+    c: &mut PooledConn,
+    plan: &PollPlan,
+    counters: &QueueCounters,
+    limits: &RunLimits,
+    cancel: &CancellationToken,
+    rt: &tokio::runtime::Handle,
+) -> Result<Option<PollEnd>, Stop> {
+    for _ in 0..ROUNDS_PER_CHECKOUT {
+        if cancel.is_cancelled() {
+            return Ok(Some(PollEnd::Cancelled));
+        }
+        let room = limits.claim(plan.batch);
+        if room == 0 {
+            return Ok(Some(PollEnd::Limit));
+        }
+        let result = round(c, plan, counters, room, rt);
+        let received = match &result {
+            Ok(n) => *n,
+            Err(_) => 0,
+        };
+        limits.unclaim(room - received.min(room));
+        match result {
+            Ok(0) if limits.until_empty => return Ok(Some(PollEnd::Empty)),
+            // An empty wait already took wait_ms: give the connection back.
+            Ok(0) => return Ok(None),
+            Ok(_) => {}
+            Err(stop) => return Err(stop),
+        }
+    }
+    Ok(None)
+}
+
+/// Why a round did not complete: retry later (on a new connection if it was lost), or stop
+/// polling this queue. Messages received in that round were backed out (or, without
+/// syncpoint, counted as lost).
 enum Stop {
-    Retry(String, usize),
+    Retry(String),
+    Lost(String),
     Fatal(String),
 }
 
 /// Sorts an MQ error into retry (after a pause) or stop.
-fn classify(e: &Error, received: usize) -> Stop {
+fn classify(e: &Error) -> Stop {
     match e.reason().map(|r| r.class()) {
-        Some(ReasonClass::Config) => Stop::Fatal(e.to_string()),
-        None => Stop::Fatal(e.to_string()),
-        _ if is_connection_lost(e) => Stop::Retry(format!("{e}; reconnecting"), received),
-        _ => Stop::Retry(e.to_string(), received),
+        Some(ReasonClass::Config) | None => Stop::Fatal(e.to_string()),
+        _ if is_connection_lost(e) => Stop::Lost(format!("{e}; reconnecting")),
+        _ => Stop::Retry(e.to_string()),
     }
 }
 
-/// One round: receive, deliver, commit. Returns how many messages were received.
-async fn poll_once(
-    lease: &mut Lease,
-    plan: &Arc<PollPlan>,
+/// One round on the connection's thread: receive, deliver, commit (or back out). Returns
+/// how many messages were received. `rt` runs the sink's future: this thread is not one of
+/// the runtime's, so blocking on it here is allowed, and the connection is this batch's
+/// until the round ends anyway.
+fn round(
+    c: &mut PooledConn,
+    plan: &PollPlan,
     counters: &QueueCounters,
     room: usize,
+    rt: &tokio::runtime::Handle,
 ) -> Result<usize, Stop> {
-    let p = Arc::clone(plan);
-    let batch = lease
-        .run(move |c| receive(c, &p, room))
-        .await
-        .map_err(|e| classify(&e, 0))?;
+    let batch = receive(c, plan, room).map_err(|e| {
+        back_out(c, plan, counters, 0);
+        classify(&e)
+    })?;
     if batch.is_empty() {
         return Ok(0);
     }
     let received = batch.len();
     counters.received(&plan.queue, received);
-    let threshold = plan.backout_threshold;
+    let threshold = i32::try_from(plan.backout_threshold).unwrap_or(i32::MAX);
     let (poison, good): (Vec<Message>, Vec<Message>) = batch
         .into_iter()
-        .partition(|m| threshold > 0 && m.backout_count() >= i32::try_from(threshold).unwrap_or(i32::MAX));
-    if !poison.is_empty() && plan.backout_queue.is_none() {
-        back_out(lease, plan, counters, received).await;
+        .partition(|m| threshold > 0 && m.backout_count() >= threshold);
+    if let Some(first) = poison.first()
+        && plan.backout_queue.is_none()
+    {
+        back_out(c, plan, counters, received);
         return Err(Stop::Fatal(format!(
             "message {} has backout count {} (threshold {threshold}) and {} has no backout queue \
              (BOQNAME) and none is configured: stopped polling it rather than loop; set backout_queue",
-            poison[0].msg_id_hex(),
-            poison[0].backout_count(),
+            first.msg_id_hex(),
+            first.backout_count(),
             plan.queue
         )));
     }
     if !plan.syncpoint {
-        return deliver_at_most_once(plan, counters, good).await.map(|()| received);
+        return deliver_at_most_once(plan, counters, &good, rt).map(|()| received);
     }
-    let delivered = good.len();
-    if let Err(why) = deliver(lease, plan, good).await {
+    if let Err(why) = deliver(c, plan, &good, rt) {
         counters.sink_failed(&plan.queue);
-        back_out(lease, plan, counters, received).await;
-        return Err(Stop::Retry(why, received));
+        back_out(c, plan, counters, received);
+        return Err(Stop::Retry(why));
     }
-    let p = Arc::clone(plan);
-    let poisoned = poison.len();
-    let finish = lease
-        .run(move |c| {
-            if let Some(boq) = &p.backout_queue {
-                for m in &poison {
-                    c.put(boq, m, &m.data, true)?;
-                }
-            }
-            c.commit()
+    let finish = plan
+        .backout_queue
+        .as_deref()
+        .map_or(Ok(()), |boq| {
+            poison.iter().try_for_each(|m| c.put(boq, m, &m.data, true))
         })
-        .await;
+        .and_then(|()| c.commit());
     match finish {
         Ok(()) => {
-            counters.committed(&plan.queue, delivered, poisoned);
-            if poisoned > 0 {
-                tracing::warn!(queue = %plan.queue, count = poisoned, "moved poison messages to the backout queue");
+            counters.committed(&plan.queue, good.len(), poison.len());
+            if !poison.is_empty() {
+                tracing::warn!(queue = %plan.queue, count = poison.len(), "moved poison messages to the backout queue");
             }
             Ok(received)
         }
         Err(e) => {
-            back_out(lease, plan, counters, received).await;
-            Err(classify(&e, received))
+            back_out(c, plan, counters, received);
+            Err(classify(&e))
         }
     }
 }
@@ -275,7 +311,8 @@ fn receive(c: &mut PooledConn, plan: &PollPlan, room: usize) -> Result<Vec<Messa
         return Ok(Vec::new());
     };
     let mut bytes = m.data.len();
-    let mut batch = vec![m];
+    let mut batch = Vec::with_capacity(room);
+    batch.push(m);
     let next = GetRequest { wait_ms: 0, ..first };
     while batch.len() < room && bytes < plan.max_batch_bytes {
         match c.get(&plan.queue, next)? {
@@ -290,34 +327,45 @@ fn receive(c: &mut PooledConn, plan: &PollPlan, room: usize) -> Result<Vec<Messa
 }
 
 /// Hands the batch to the sink. For a queue sink the puts join the unit of work.
-async fn deliver(lease: &mut Lease, plan: &PollPlan, good: Vec<Message>) -> Result<(), String> {
+fn deliver(c: &mut PooledConn, plan: &PollPlan, good: &[Message], rt: &tokio::runtime::Handle) -> Result<(), String> {
     if good.is_empty() {
         return Ok(());
     }
     let started = std::time::Instant::now();
     let result = match &plan.sink {
-        SinkTarget::External(sink) => sink.deliver(&good).await.map_err(|e| e.to_string()),
-        SinkTarget::Queue(target) => {
-            let target = target.clone();
-            lease
-                .run(move |c| {
-                    for m in &good {
-                        c.put(&target, m, &m.data, true)?;
-                    }
-                    Ok(())
-                })
-                .await
-                .map_err(|e| e.to_string())
-        }
+        SinkTarget::External(sink) => deliver_external(sink.as_ref(), good, rt),
+        SinkTarget::Queue(target) => good
+            .iter()
+            .try_for_each(|m| c.put(target, m, &m.data, true))
+            .map_err(|e| e.to_string()),
     };
-    metrics::histogram!("mqpilot_sink_seconds", "queue" => plan.queue.clone()).record(started.elapsed().as_secs_f64());
+    metrics::histogram!("mqpilot_sink_seconds", "queue" => plan.queue.to_string())
+        .record(started.elapsed().as_secs_f64());
     result
 }
 
-async fn deliver_at_most_once(plan: &PollPlan, counters: &QueueCounters, good: Vec<Message>) -> Result<(), Stop> {
+/// Runs a sink to completion on this (connection) thread. A sink that panics, or a runtime
+/// that is shutting down under it, fails the batch instead of taking the thread down.
+fn deliver_external(sink: &dyn Sink, good: &[Message], rt: &tokio::runtime::Handle) -> Result<(), String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(sink.deliver(good))))
+        .unwrap_or_else(|_| {
+            Err(super::sink::SinkError {
+                sink: sink.name(),
+                message: "the sink panicked".into(),
+            })
+        })
+        .map_err(|e| e.to_string())
+}
+
+fn deliver_at_most_once(
+    plan: &PollPlan,
+    counters: &QueueCounters,
+    good: &[Message],
+    rt: &tokio::runtime::Handle,
+) -> Result<(), Stop> {
     let n = good.len();
     let result = match &plan.sink {
-        SinkTarget::External(sink) => sink.deliver(&good).await.map_err(|e| e.to_string()),
+        SinkTarget::External(sink) => deliver_external(sink.as_ref(), good, rt),
         SinkTarget::Queue(_) => Err("a queue sink needs syncpoint; use receive = \"batch\"".to_owned()),
     };
     match result {
@@ -329,14 +377,16 @@ async fn deliver_at_most_once(plan: &PollPlan, counters: &QueueCounters, good: V
             counters.sink_failed(&plan.queue);
             counters.lost(n);
             tracing::error!(queue = %plan.queue, count = n, "{why}: these messages were received without syncpoint and are lost");
-            Err(Stop::Retry(why, n))
+            Err(Stop::Retry(why))
         }
     }
 }
 
-async fn back_out(lease: &mut Lease, plan: &PollPlan, counters: &QueueCounters, n: usize) {
-    counters.backed_out(&plan.queue, n);
-    if let Err(e) = lease.run(PooledConn::backout).await {
+fn back_out(c: &mut PooledConn, plan: &PollPlan, counters: &QueueCounters, n: usize) {
+    if n > 0 {
+        counters.backed_out(&plan.queue, n);
+    }
+    if let Err(e) = c.backout() {
         // A broken connection backs the unit of work out by itself.
         tracing::debug!(queue = %plan.queue, error = %e, "MQBACK failed");
     }

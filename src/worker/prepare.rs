@@ -99,7 +99,7 @@ pub async fn prepare(pool: &Pool, queues: &[QueueConfig], cancel: &CancellationT
         );
         runs.push(QueueRun {
             plan: Arc::new(PollPlan {
-                queue: q.name.clone(),
+                queue: q.name.as_str().into(),
                 syncpoint: q.receive != Receive::NoSyncpoint,
                 batch: if q.receive == Receive::Single { 1 } else { q.batch },
                 max_batch_bytes: q.max_batch_bytes,

@@ -87,7 +87,7 @@ pub fn start(pool: &Pool, queues: &[QueueRun], limits: RunLimits, cancel: &Cance
     let mut counters = Vec::new();
     for (qi, q) in queues.iter().enumerate() {
         let c = Arc::new(QueueCounters::default());
-        counters.push((q.plan.queue.clone(), Arc::clone(&c)));
+        counters.push((q.plan.queue.to_string(), Arc::clone(&c)));
         for _ in 0..q.workers.max(1) {
             let (pool, plan, c, limits, cancel) = (
                 pool.clone(),
@@ -131,6 +131,7 @@ impl Run {
                 Err(e) => tracing::error!(error = %e, "a poller panicked"),
             }
         }
+        let pool = self.handle.pool.stats().snapshot();
         self.handle.pool.close_idle();
         RunSummary {
             queues: self
@@ -140,7 +141,7 @@ impl Run {
                 .zip(ends)
                 .map(|((q, c), e)| (q.clone(), c.totals(), e))
                 .collect(),
-            pool: self.handle.pool.stats().snapshot(),
+            pool,
         }
     }
 }

@@ -1,1 +1,432 @@
-//! (tests to come)
+//! The `mqpilot` binary end to end: exit codes, JSON lines on stdout, messages on stderr.
+//!
+//! Every test runs the real binary as a child process on the embedded fake queue manager (or,
+//! once, without it), with the MQ variables of the machine removed so results do not depend on
+//! where the tests run. A run that outlives `RUN_DEADLINE` is killed and fails its test.
+
+use std::collections::BTreeSet;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Longest a run may take before it is killed; the runs here take well under a second.
+const RUN_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Variables that would change what the binary connects to or authenticates with.
+const MACHINE_VARS: [&str; 6] = [
+    "MQSERVER",
+    "MQCCDTURL",
+    "MQ_PASSWORD",
+    "MQ_PASSWORD_FILE",
+    "MQ_LIB",
+    "RUST_LOG",
+];
+
+/// The demo drain: poll DEMO.IN until it is empty, with short waits.
+const DEMO_UNTIL_EMPTY: [&str; 5] = ["poll", "--fake", "--until-empty", "--wait-ms", "50"];
+
+/// How a run of the binary ended.
+struct Run {
+    /// Exit code; `None` when a signal ended it.
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// Panics, showing stderr, unless the run exited with `code`.
+    fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "exit code; stderr:\n{}\nstdout (first 500 bytes):\n{}",
+            self.stderr,
+            self.stdout.chars().take(500).collect::<String>()
+        );
+        self
+    }
+
+    /// Panics unless stderr contains every one of `parts`.
+    fn stderr_has(&self, parts: &[&str]) -> &Self {
+        for part in parts {
+            assert!(self.stderr.contains(part), "stderr lacks {part:?}:\n{}", self.stderr);
+        }
+        self
+    }
+
+    /// Panics unless stderr starts with `prefix`.
+    fn stderr_starts(&self, prefix: &str) -> &Self {
+        assert!(
+            self.stderr.starts_with(prefix),
+            "stderr does not start with {prefix:?}:\n{}",
+            self.stderr
+        );
+        self
+    }
+
+    fn stdout_empty(&self) -> &Self {
+        assert!(self.stdout.is_empty(), "stdout is not empty:\n{}", self.stdout);
+        self
+    }
+}
+
+/// Runs `mqpilot args` with the machine's MQ variables removed.
+fn mqpilot(args: &[&str]) -> Run {
+    mqpilot_env(args, &[])
+}
+
+/// Runs `mqpilot args` with the machine's MQ variables removed and `env` added.
+fn mqpilot_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mqpilot"));
+    command.args(args);
+    for var in MACHINE_VARS {
+        command.env_remove(var);
+    }
+    command.envs(env.iter().copied());
+    run_within(command, RUN_DEADLINE)
+}
+
+/// Runs `command` with stdin closed, killing it after `deadline`.
+fn run_within(mut command: Command, deadline: Duration) -> Run {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("start mqpilot");
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                pipe.read_to_string(&mut text).expect("read mqpilot's output");
+            }
+            text
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for mqpilot") {
+            break status;
+        }
+        if started.elapsed() > deadline {
+            child.kill().expect("kill mqpilot");
+            child.wait().expect("reap mqpilot");
+            let stderr = stderr.join().expect("stderr reader");
+            panic!("mqpilot still running after {deadline:?}, killed; stderr:\n{stderr}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Run {
+        code: status.code(),
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
+
+/// A file under the temp directory, unique to this process and test, removed on drop.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(name: &str, contents: &str) -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("mqpilot-cli-{}-{n}-{name}", std::process::id()));
+        std::fs::write(&path, contents).expect("write temp file");
+        Self(path)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn arg(&self) -> &str {
+        self.0.to_str().expect("temp path is UTF-8")
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Parses stdout's JSON lines, checking the fields every line carries; returns each payload's
+/// `order` number.
+fn demo_orders(stdout: &str) -> Vec<u64> {
+    stdout
+        .lines()
+        .map(|line| {
+            let message: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            assert_eq!(message["queue"], "DEMO.IN", "{line}");
+            let msg_id = message["msg_id"].as_str().unwrap_or_else(|| panic!("msg_id: {line}"));
+            assert!(
+                msg_id.len() == 48 && msg_id.bytes().all(|b| b.is_ascii_hexdigit()),
+                "msg_id is not 48 hex digits: {line}"
+            );
+            let payload = message["payload"].as_str().unwrap_or_else(|| panic!("payload: {line}"));
+            let body: Value = serde_json::from_str(payload).unwrap_or_else(|e| panic!("{e}: {line}"));
+            body["order"].as_u64().unwrap_or_else(|| panic!("order: {line}"))
+        })
+        .collect()
+}
+
+/// Every 100th demo message (order 1099, 1199, ...) was backed out three times already.
+fn is_demo_poison(order: u64) -> bool {
+    order % 100 == 99
+}
+
+#[test]
+fn demo_until_empty_prints_990_json_lines_and_moves_10_poison_messages() {
+    let run = mqpilot(&DEMO_UNTIL_EMPTY);
+    run.expect_code(0).stderr_has(&[
+        "DEMO.IN: received 1000, delivered 990, backed out 0, poisoned 10, sink failures 0",
+        "fake queue manager depths: DEMO.IN 0, DEMO.BACKOUT 10, DEMO.OUT 0",
+    ]);
+    let orders = demo_orders(&run.stdout);
+    assert_eq!(orders.len(), 990);
+    let printed: BTreeSet<u64> = orders.into_iter().collect();
+    let expected: BTreeSet<u64> = (1000..2000).filter(|&o| !is_demo_poison(o)).collect();
+    assert_eq!(printed, expected, "each good message exactly once, no poison");
+}
+
+#[test]
+fn queue_sink_moves_990_messages_to_the_target_and_prints_nothing() {
+    let run = mqpilot(&[&DEMO_UNTIL_EMPTY[..], &["--sink", "queue", "--to", "DEMO.OUT"]].concat());
+    run.expect_code(0).stdout_empty().stderr_has(&[
+        "DEMO.IN: received 1000, delivered 990, backed out 0, poisoned 10",
+        "fake queue manager depths: DEMO.IN 0, DEMO.BACKOUT 10, DEMO.OUT 990",
+    ]);
+}
+
+#[test]
+fn max_messages_counts_poison_messages_as_received() {
+    let run = mqpilot(&["poll", "--fake", "--max-messages", "100", "--wait-ms", "50"]);
+    run.expect_code(0).stderr_has(&[
+        "DEMO.IN: received 100, delivered 99, backed out 0, poisoned 1,",
+        "fake queue manager depths: DEMO.IN 900, DEMO.BACKOUT 1, DEMO.OUT 0",
+    ]);
+    let orders = demo_orders(&run.stdout);
+    let expected: Vec<u64> = (1000..1099).collect();
+    assert_eq!(orders, expected, "the first 100 messages but the poison one, in order");
+}
+
+#[test]
+fn an_unknown_flag_is_a_usage_error() {
+    mqpilot(&["poll", "--fake", "--no-such-flag"])
+        .expect_code(2)
+        .stdout_empty()
+        .stderr_has(&["unexpected argument '--no-such-flag'"]);
+}
+
+#[test]
+fn batch_zero_is_a_usage_error_naming_the_field() {
+    mqpilot(&[&DEMO_UNTIL_EMPTY[..], &["--batch", "0"]].concat())
+        .expect_code(2)
+        .stdout_empty()
+        .stderr_starts("mqpilot: command line:0:0: queue[0].batch: is 0, must be 1 to 10000");
+}
+
+#[test]
+fn a_queue_sink_needs_a_target_other_than_the_queue() {
+    mqpilot(&[&DEMO_UNTIL_EMPTY[..], &["--sink", "queue"]].concat())
+        .expect_code(2)
+        .stdout_empty()
+        .stderr_has(&["the following required arguments were not provided", "--to <QUEUE>"]);
+    mqpilot(&[&DEMO_UNTIL_EMPTY[..], &["--sink", "queue", "--to", "DEMO.IN"]].concat())
+        .expect_code(2)
+        .stdout_empty()
+        .stderr_starts("mqpilot: command line:0:0: queue[0].sink.queue: is the queue itself");
+}
+
+#[test]
+fn an_unknown_key_in_the_config_file_names_file_line_column_and_field() {
+    let config = TempFile::new("worker.toml", "[[queue]]\nname = \"DEMO.IN\"\nbacth = 5\n");
+    let expected = format!(
+        "mqpilot: {}:3:1: queue[0].bacth: unknown field `bacth`",
+        config.path().display()
+    );
+    mqpilot(&["poll", "--fake", "--until-empty", "--config", config.arg()])
+        .expect_code(2)
+        .stdout_empty()
+        .stderr_starts(&expected);
+}
+
+#[test]
+fn a_missing_config_file_is_a_usage_error_naming_it() {
+    let missing = std::env::temp_dir().join(format!("mqpilot-cli-{}-absent.toml", std::process::id()));
+    let missing = missing.to_str().expect("temp path is UTF-8");
+    mqpilot(&["poll", "--fake", "--until-empty", "--config", missing])
+        .expect_code(2)
+        .stdout_empty()
+        .stderr_starts(&format!("mqpilot: cannot read {missing}"));
+}
+
+#[test]
+fn an_unreadable_password_file_is_a_usage_error_naming_it() {
+    let args = [&DEMO_UNTIL_EMPTY[..], &["--password-file", "/no/such/mq-password"]].concat();
+    mqpilot(&[&args[..], &["--user", "app"]].concat())
+        .expect_code(2)
+        .stdout_empty()
+        .stderr_starts("mqpilot: cannot read /no/such/mq-password");
+    // Without a user the file is not read: the missing user is reported first.
+    mqpilot(&args)
+        .expect_code(2)
+        .stdout_empty()
+        .stderr_starts("mqpilot: password file: a password is set but no user");
+}
+
+#[test]
+fn an_unknown_queue_fails_the_start_with_2085() {
+    mqpilot(&[&DEMO_UNTIL_EMPTY[..], &["--queue", "NOPE"]].concat())
+        .expect_code(3)
+        .stdout_empty()
+        .stderr_starts("mqpilot: cannot start: MQOPEN of NOPE failed: 2085 MQRC_UNKNOWN_OBJECT_NAME");
+}
+
+#[test]
+fn an_unknown_sink_queue_fails_the_start_with_2085() {
+    mqpilot(&[&DEMO_UNTIL_EMPTY[..], &["--sink", "queue", "--to", "NOPE.OUT"]].concat())
+        .expect_code(3)
+        .stdout_empty()
+        .stderr_starts("mqpilot: cannot start: MQOPEN of NOPE.OUT failed: 2085 MQRC_UNKNOWN_OBJECT_NAME");
+}
+
+#[test]
+fn without_the_ibm_library_the_real_path_names_the_paths_tried() {
+    if Path::new("/opt/mqm/lib64/libmqm_r.so").exists() {
+        eprintln!("skipped: the IBM MQ client is installed here, so it would be loaded");
+        return;
+    }
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mqpilot"));
+    command.args(["poll", "--queue", "Q", "--conn", "CH/TCP/localhost(1414)"]);
+    for var in MACHINE_VARS.into_iter().chain(["LD_LIBRARY_PATH"]) {
+        command.env_remove(var);
+    }
+    command.env("MQ_LIB", "/no/such/libmqm_r.so");
+    run_within(command, RUN_DEADLINE)
+        .expect_code(3)
+        .stdout_empty()
+        .stderr_starts(
+            "mqpilot: cannot load the IBM MQ client library \
+             (tried: /no/such/libmqm_r.so, libmqm_r.so, /opt/mqm/lib64/libmqm_r.so); \
+             install the IBM MQ redistributable client",
+        );
+}
+
+/// A small fake queue manager whose only channel is APP.SVRCONN, as in examples/fake-qm.toml.
+const ORDERS_QM: &str = r#"[queue_manager]
+name = "QM1"
+max_handles = 64
+
+[[channel]]
+name = "APP.SVRCONN"
+
+[[queue]]
+name = "ORDERS.IN"
+backout_threshold = 3
+backout_queue = "ORDERS.BACKOUT"
+
+[[queue]]
+name = "ORDERS.BACKOUT"
+"#;
+
+#[test]
+fn fake_config_defines_the_queue_manager_and_an_empty_queue_ends_the_run() {
+    let fake = TempFile::new("fake-qm.toml", ORDERS_QM);
+    let args = ["poll", "--fake", "--fake-config", fake.arg(), "--queue", "ORDERS.IN"];
+    let conn = [
+        "--conn",
+        "APP.SVRCONN/TCP/localhost(1414)",
+        "--until-empty",
+        "--wait-ms",
+        "50",
+    ];
+    mqpilot(&[&args[..], &conn].concat())
+        .expect_code(0)
+        .stdout_empty()
+        .stderr_has(&[
+            "ORDERS.IN: received 0, delivered 0, backed out 0, poisoned 0",
+            "peak handles 1 of budget 56 (MAXHANDS 64)",
+            "fake queue manager depths: ORDERS.IN 0, ORDERS.BACKOUT 0",
+        ]);
+}
+
+#[test]
+fn an_unknown_key_in_the_fake_config_names_file_and_line() {
+    let fake = TempFile::new("bad-fake-qm.toml", &format!("{ORDERS_QM}max_dept = 5\n"));
+    let run = mqpilot(&["poll", "--fake", "--fake-config", fake.arg(), "--queue", "ORDERS.IN"]);
+    run.expect_code(2)
+        .stdout_empty()
+        .stderr_starts(&format!("mqpilot: {}:15:1: ", fake.path().display()))
+        .stderr_has(&["max_dept: unknown field `max_dept`"]);
+}
+
+/// Regression: `--fake-config` without `--conn` connects over the demo's DEV.APP.SVRCONN,
+/// which a definition like examples/fake-qm.toml does not have, and the pool retries 2059
+/// forever instead of ending the run.
+#[test]
+fn fake_config_without_conn_ends_the_run() {
+    let fake = TempFile::new("fake-qm-no-conn.toml", ORDERS_QM);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mqpilot"));
+    command.args(["poll", "--fake", "--fake-config", fake.arg(), "--queue", "ORDERS.IN"]);
+    command.args(["--until-empty", "--wait-ms", "50"]);
+    for var in MACHINE_VARS {
+        command.env_remove(var);
+    }
+    let run = run_within(command, Duration::from_secs(10));
+    assert!(
+        run.code == Some(0) || run.code == Some(3),
+        "exit {:?}; stderr:\n{}",
+        run.code,
+        run.stderr
+    );
+}
+
+/// Regression: `--receive batch` sets every queue's batch to at least 20
+/// (`r.default_batch().max(q.batch)`), so a file's `batch = 5` becomes 20.
+#[test]
+fn receive_flag_keeps_the_files_batch_size() {
+    let config = TempFile::new(
+        "exec-worker.toml",
+        "[[queue]]\nname = \"DEMO.IN\"\nbatch = 5\n\n[queue.sink]\ntype = \"exec\"\n\
+         command = [\"sh\", \"-c\", \"echo batch-size=$MQ_BATCH_SIZE\"]\n",
+    );
+    let args = ["poll", "--fake", "--config", config.arg(), "--max-messages", "20"];
+    for receive in [&[][..], &["--receive", "batch"]] {
+        let run = mqpilot(&[&args[..], &["--wait-ms", "50"], receive].concat());
+        run.expect_code(0);
+        let sizes: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("batch-size=")).collect();
+        assert_eq!(sizes, ["batch-size=5"; 4], "with {receive:?}; stderr:\n{}", run.stderr);
+    }
+}
+
+#[test]
+fn the_password_never_reaches_stdout_or_stderr() {
+    let secret = format!("pw-{}-Zq8vR2", std::process::id());
+    let password_file = TempFile::new("mq-password", &format!("{secret}\n"));
+    let user = [&DEMO_UNTIL_EMPTY[..], &["--user", "app"]].concat();
+    // Without a password, --user alone is refused: the runs below do use the secret.
+    mqpilot(&user)
+        .expect_code(2)
+        .stderr_starts("mqpilot: user: user \"app\" is set but no password");
+    let debug = [("RUST_LOG", "debug"), ("MQ_PASSWORD", secret.as_str())];
+    let from_file = [&user[..], &["--password-file", password_file.arg()]].concat();
+    let json_log = [&user[..], &["--log-format", "json"]].concat();
+    let unknown_queue = [&user[..], &["--queue", "NOPE"]].concat();
+    let runs = [
+        (mqpilot_env(&user, &debug), 0),
+        (mqpilot_env(&json_log, &debug), 0),
+        (mqpilot_env(&from_file, &[("RUST_LOG", "debug")]), 0),
+        (mqpilot_env(&unknown_queue, &debug), 3),
+    ];
+    for (run, code) in &runs {
+        run.expect_code(*code).stderr_has(&["***"]);
+        assert!(!run.stdout.contains(&secret), "password on stdout");
+        assert!(!run.stderr.contains(&secret), "password on stderr:\n{}", run.stderr);
+    }
+}

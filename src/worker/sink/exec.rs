@@ -64,7 +64,7 @@ impl ExecSink {
                     ("MQ_BATCH_SIZE".to_owned(), batch.len().to_string()),
                     (
                         "MQ_QUEUE".to_owned(),
-                        batch.first().map(|m| m.queue.clone()).unwrap_or_default(),
+                        batch.first().map(|m| m.queue.to_string()).unwrap_or_default(),
                     ),
                 ],
                 what: format!("a batch of {}", batch.len()),

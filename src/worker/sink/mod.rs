@@ -138,7 +138,7 @@ pub fn message_json(m: &Message) -> serde_json::Value {
         Err(_) => ("base64", base64::engine::general_purpose::STANDARD.encode(&m.data)),
     };
     serde_json::json!({
-        "queue": m.queue,
+        "queue": &*m.queue,
         "msg_id": m.msg_id_hex(),
         "correl_id": m.correl_id_hex(),
         "put_time": m.put_time(),
@@ -156,7 +156,7 @@ pub fn message_json(m: &Message) -> serde_json::Value {
 #[must_use]
 pub fn message_fields(m: &Message) -> Vec<(&'static str, String)> {
     vec![
-        ("QUEUE", m.queue.clone()),
+        ("QUEUE", m.queue.to_string()),
         ("MSG_ID", m.msg_id_hex()),
         ("CORREL_ID", m.correl_id_hex()),
         ("PUT_TIME", m.put_time()),

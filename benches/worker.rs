@@ -1,0 +1,201 @@
+//! What the polling connector costs against hand-written MQI loops on the same fake.
+//!
+//! - `worker_drain` vs `tight_loop`: draining 2,000 messages with the worker (P=4, four
+//!   pollers, batch 50, a sink that discards) against one connection doing MQGET under
+//!   syncpoint 50 times and MQCMIT, through `mqi` on the same fake. Target: the worker reaches
+//!   at least 50% of the tight loop's messages per second.
+//! - `worker_one_connection_100us` vs `open_get_close_100us`: with 100 µs added to every MQI
+//!   call (a network round trip), the worker on one connection (batch 50) against the Logic
+//!   Apps built-in connector's pattern of MQOPEN, MQGET, MQCLOSE per message. Target: at least
+//!   2.5x the messages per second per connection, holding one handle instead of one per
+//!   message in flight.
+//!
+//! Numbers and the commands are in BENCHMARKS.md.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use divan::counter::ItemsCount;
+use divan::{Bencher, black_box};
+use mqi::connection::{NO_CONNECT_OPTIONS, ThreadNone};
+use mqi::constants::{MQGMO_NO_WAIT, MQGMO_SYNCPOINT, MQOO_INPUT_AS_Q_DEF};
+use mqi::types::QueueName;
+use mqi::{Object, Syncpoint};
+use mqpilot::fake::{ChannelDef, FakeConfig, FakeQm, PutSpec, QueueDef};
+use mqpilot::mq::MqLibrary;
+use mqpilot::mq::message::Message;
+use mqpilot::mq::options::{ConnectOptions, parse_mqserver};
+use mqpilot::pool::{Pool, PoolConfig};
+use mqpilot::worker::poller::{PollPlan, RunLimits, SinkTarget};
+use mqpilot::worker::run::{QueueRun, start};
+use mqpilot::worker::sink::{Delivery, Sink};
+use tokio_util::sync::CancellationToken;
+
+const QUEUE: &str = "BENCH.IN";
+const MESSAGES: usize = 10000;
+const LATENCY_MESSAGES: usize = 200;
+const BATCH: usize = 50;
+
+fn main() {
+    divan::main();
+}
+
+/// A sink that takes everything and keeps nothing.
+struct Discard;
+
+impl Sink for Discard {
+    fn deliver<'a>(&'a self, batch: &'a [Message]) -> Delivery<'a> {
+        black_box(batch.len());
+        Box::pin(async { Ok(()) })
+    }
+
+    fn name(&self) -> &'static str {
+        "discard"
+    }
+}
+
+fn seeded(messages: usize, latency: Duration) -> FakeQm {
+    let mut config = FakeConfig::default();
+    config.channels.push(ChannelDef::new("BENCH.SVRCONN"));
+    config.queues.push(QueueDef::new(QUEUE).max_depth(100_000));
+    let qm = FakeQm::new(config);
+    let payload = vec![b'x'; 512];
+    for _ in 0..messages {
+        qm.put_message(QUEUE, PutSpec::text(payload.clone())).expect("seed");
+    }
+    qm.set_latency(latency);
+    qm
+}
+
+/// Drains the queue with the real worker; returns messages delivered.
+fn drain_with_worker(runtime: &tokio::runtime::Runtime, qm: &FakeQm, connections: usize) -> u64 {
+    let options = ConnectOptions::builder()
+        .with_channel(parse_mqserver("BENCH.SVRCONN/TCP/localhost(1414)", "bench").expect("channel"))
+        .build()
+        .expect("options");
+    let config = PoolConfig {
+        connections,
+        ..PoolConfig::default()
+    };
+    let pool = Pool::new(MqLibrary::fake(qm.library("10.0.0.1")), options, config);
+    let plan = Arc::new(PollPlan {
+        queue: QUEUE.into(),
+        syncpoint: true,
+        batch: BATCH,
+        max_batch_bytes: usize::MAX,
+        wait_ms: 0,
+        backout_threshold: 0,
+        backout_queue: None,
+        sink: SinkTarget::External(Arc::new(Discard)),
+    });
+    let queues = [QueueRun {
+        plan,
+        workers: connections,
+    }];
+    runtime.block_on(async {
+        let cancel = CancellationToken::new();
+        let (_handle, run) = start(&pool, &queues, RunLimits::new(true, None), &cancel);
+        run.finish().await.total().delivered
+    })
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+#[divan::bench(sample_count = 20, sample_size = 1)]
+fn worker_drain(bencher: Bencher) {
+    let rt = runtime();
+    bencher
+        .counter(ItemsCount::new(MESSAGES))
+        .with_inputs(|| seeded(MESSAGES, Duration::ZERO))
+        .bench_local_values(|qm| assert_eq!(drain_with_worker(&rt, &qm, 1), MESSAGES as u64));
+}
+
+/// One connection: 50 gets under syncpoint, MQCMIT, until the queue is empty.
+fn tight_loop_drain(qm: &FakeQm) -> usize {
+    let conn = mqi::connect_lib::<ThreadNone, _>(qm.library("10.0.0.1"), NO_CONNECT_OPTIONS)
+        .expect("connect")
+        .discard_warning();
+    let q = Object::open(&conn, &(QueueName::from_str(QUEUE).expect("name"), MQOO_INPUT_AS_Q_DEF))
+        .expect("open")
+        .discard_warning();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut n = 0;
+    loop {
+        let mut in_batch = 0;
+        while in_batch < BATCH {
+            match q
+                .get_data(&(MQGMO_SYNCPOINT | MQGMO_NO_WAIT), &mut buf[..])
+                .expect("get")
+                .discard_warning()
+            {
+                Some(data) => {
+                    black_box(data);
+                    in_batch += 1;
+                }
+                None => break,
+            }
+        }
+        let _ = Syncpoint::new(&conn).commit().expect("commit");
+        n += in_batch;
+        if in_batch < BATCH {
+            return n;
+        }
+    }
+}
+
+#[divan::bench(sample_count = 20, sample_size = 1)]
+fn tight_loop(bencher: Bencher) {
+    bencher
+        .counter(ItemsCount::new(MESSAGES))
+        .with_inputs(|| seeded(MESSAGES, Duration::ZERO))
+        .bench_local_values(|qm| assert_eq!(tight_loop_drain(&qm), MESSAGES));
+}
+
+#[divan::bench(sample_count = 5, sample_size = 1)]
+fn worker_one_connection_100us(bencher: Bencher) {
+    let rt = runtime();
+    bencher
+        .counter(ItemsCount::new(LATENCY_MESSAGES))
+        .with_inputs(|| seeded(LATENCY_MESSAGES, Duration::from_micros(100)))
+        .bench_local_values(|qm| assert_eq!(drain_with_worker(&rt, &qm, 1), LATENCY_MESSAGES as u64));
+}
+
+/// The Logic Apps built-in connector's way: open the queue, get one message, close, per message.
+fn open_get_close_drain(qm: &FakeQm) -> usize {
+    let conn = mqi::connect_lib::<ThreadNone, _>(qm.library("10.0.0.1"), NO_CONNECT_OPTIONS)
+        .expect("connect")
+        .discard_warning();
+    let name = QueueName::from_str(QUEUE).expect("name");
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut n = 0;
+    loop {
+        let q = Object::open(&conn, &(name, MQOO_INPUT_AS_Q_DEF))
+            .expect("open")
+            .discard_warning();
+        let got = q
+            .get_data(&MQGMO_NO_WAIT, &mut buf[..])
+            .expect("get")
+            .discard_warning()
+            .is_some();
+        let _ = q.close().expect("close");
+        if !got {
+            return n;
+        }
+        n += 1;
+    }
+}
+
+#[divan::bench(sample_count = 5, sample_size = 1)]
+fn open_get_close_100us(bencher: Bencher) {
+    bencher
+        .counter(ItemsCount::new(LATENCY_MESSAGES))
+        .with_inputs(|| seeded(LATENCY_MESSAGES, Duration::from_micros(100)))
+        .bench_local_values(|qm| assert_eq!(open_get_close_drain(&qm), LATENCY_MESSAGES));
+}
