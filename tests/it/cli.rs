@@ -430,3 +430,84 @@ fn the_password_never_reaches_stdout_or_stderr() {
         assert!(!run.stderr.contains(&secret), "password on stderr:\n{}", run.stderr);
     }
 }
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// GET `path` from 127.0.0.1:`port`; the body, once the server answers 200.
+fn http_get(port: u16, path: &str, deadline: Instant) -> String {
+    use std::io::Write as _;
+    loop {
+        assert!(Instant::now() < deadline, "no answer on port {port}");
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+            let mut text = String::new();
+            let _ = s.read_to_string(&mut text);
+            if text.starts_with("HTTP/1.1 200") && text.contains("mqpilot_messages_committed_total") {
+                return text;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn metrics_are_served_and_sigterm_drains_and_exits_zero() {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mqpilot"));
+    for var in MACHINE_VARS {
+        cmd.env_remove(var);
+    }
+    let mut child = cmd
+        .args([
+            "poll",
+            "--fake",
+            "--sink",
+            "queue",
+            "--to",
+            "DEMO.OUT",
+            "--wait-ms",
+            "100",
+        ])
+        .args(["--metrics-listen", &listen])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start mqpilot");
+    let deadline = Instant::now() + RUN_DEADLINE;
+    let body = http_get(port, "/metrics", deadline);
+    assert!(body.contains("mqpilot_connections"), "{body}");
+    // SIGTERM: stop new gets, finish in-flight batches, exit 0 with a summary.
+    let pid = i32::try_from(child.id()).expect("pid");
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "mqpilot did not stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("mqpilot: summary"), "{stderr}");
+    assert!(
+        stderr.contains("DEMO.OUT 990"),
+        "every message was moved before the signal:\n{stderr}"
+    );
+}

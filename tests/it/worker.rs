@@ -199,3 +199,82 @@ async fn broken_connections_are_replaced_and_nothing_is_lost() {
     assert_eq!(qm.depth("OUT"), Some(100));
     assert!(summary.pool.reconnects >= 4, "{:?}", summary.pool);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_longer_than_the_buffer_grows_it_and_is_never_truncated() {
+    let qm = fake(256);
+    let big = "x".repeat(100_000);
+    qm.put_message("IN", PutSpec::text(big.clone())).unwrap();
+    let options = ConnectOptions::builder().build().unwrap();
+    let config = PoolConfig {
+        connections: 1,
+        buffer_bytes: 64,
+        ..PoolConfig::default()
+    };
+    let pool = Pool::new(MqLibrary::fake(qm.library("h")), options, config);
+    let sink = Arc::new(Collect::default());
+    let queues = vec![QueueRun {
+        plan: plan("IN", 5, SinkTarget::External(sink.clone())),
+        workers: 1,
+    }];
+    run_until_empty(&pool, queues).await;
+    let got = sink.got.lock().unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].data, big.as_bytes());
+    assert_eq!(qm.reason_count(Verb::Get, 2079), 0, "truncation is never accepted");
+    assert!(
+        qm.reason_count(Verb::Get, 2080) >= 1,
+        "the 64-byte buffer was too small at first"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_refused_with_2537_backs_off_until_an_instance_is_free() {
+    let qm = fake(256);
+    qm.define_channel(ChannelDef::new("APP.SVRCONN").max_inst(1).sharecnv(0));
+    let first = pool(&qm, 1);
+    let second = pool(&qm, 1);
+    let cancel = CancellationToken::new();
+    let held = first.checkout(&cancel).await.unwrap();
+    let waiting = tokio::spawn({
+        let (second, cancel) = (second.clone(), cancel.clone());
+        async move { second.checkout(&cancel).await.map(|lease| lease.connection_id()) }
+    });
+    // The second pool keeps getting 2537 and backing off while the instance is taken.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while second.stats().snapshot().connect_failures < 2 {
+        assert!(std::time::Instant::now() < deadline, "no retries seen");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(qm.reason_count(Verb::Connx, 2537) >= 2);
+    drop(held);
+    first.close_idle();
+    let id = tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        id.is_ok(),
+        "the second pool connected once the instance was free: {id:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unexpected_2017_shrinks_the_budget_and_the_work_still_completes() {
+    let qm = fake(256);
+    seed(&qm, "IN", 30);
+    let pool = pool(&qm, 1);
+    let cancel = CancellationToken::new();
+    // Connect while MAXHANDS is 256, then lower it: the pool's budget no longer fits.
+    drop(pool.checkout(&cancel).await.unwrap());
+    qm.alter_qmgr(|q| q.max_handles = 1);
+    let queues = vec![QueueRun {
+        plan: plan("IN", 10, SinkTarget::Queue("OUT".into())),
+        workers: 1,
+    }];
+    let summary = run_until_empty(&pool, queues).await;
+    assert_eq!(qm.depth("OUT"), Some(30));
+    assert_eq!(summary.pool.budget_shrinks, 1);
+    assert_eq!(summary.pool.peak_handles(), 1, "{:?}", summary.pool);
+    assert_eq!(qm.reason_count(Verb::Open, 2017), 1, "one 2017, then the budget holds");
+}
