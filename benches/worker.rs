@@ -1,9 +1,10 @@
 //! What the polling connector costs against hand-written MQI loops on the same fake.
 //!
-//! - `worker_drain` vs `tight_loop`: draining 2,000 messages with the worker (P=4, four
+//! - `worker_drain` vs `tight_loop`: draining 10,000 messages with the worker (P=4, four
 //!   pollers, batch 50, a sink that discards) against one connection doing MQGET under
-//!   syncpoint 50 times and MQCMIT, through `mqi` on the same fake. Target: the worker reaches
-//!   at least 50% of the tight loop's messages per second.
+//!   syncpoint 50 times and MQCMIT, through `mqi` on the same fake (and against four such
+//!   loops on four connections, `tight_loop_4_connections`). Target: the worker reaches at
+//!   least 50% of the tight loop's messages per second.
 //! - `worker_one_connection_100us` vs `open_get_close_100us`: with 100 µs added to every MQI
 //!   call (a network round trip), the worker on one connection (batch 50) against the Logic
 //!   Apps built-in connector's pattern of MQOPEN, MQGET, MQCLOSE per message. Target: at least
@@ -114,7 +115,7 @@ fn worker_drain(bencher: Bencher) {
     bencher
         .counter(ItemsCount::new(MESSAGES))
         .with_inputs(|| seeded(MESSAGES, Duration::ZERO))
-        .bench_local_values(|qm| assert_eq!(drain_with_worker(&rt, &qm, 1), MESSAGES as u64));
+        .bench_local_values(|qm| assert_eq!(drain_with_worker(&rt, &qm, 4), MESSAGES as u64));
 }
 
 /// One connection: 50 gets under syncpoint, MQCMIT, until the queue is empty.
@@ -156,6 +157,22 @@ fn tight_loop(bencher: Bencher) {
         .counter(ItemsCount::new(MESSAGES))
         .with_inputs(|| seeded(MESSAGES, Duration::ZERO))
         .bench_local_values(|qm| assert_eq!(tight_loop_drain(&qm), MESSAGES));
+}
+
+/// The tight loop on four threads, one connection each, sharing the queue: the same
+/// parallelism the worker gets with P=4.
+#[divan::bench(sample_count = 20, sample_size = 1)]
+fn tight_loop_4_connections(bencher: Bencher) {
+    bencher
+        .counter(ItemsCount::new(MESSAGES))
+        .with_inputs(|| seeded(MESSAGES, Duration::ZERO))
+        .bench_local_values(|qm| {
+            let total: usize = std::thread::scope(|s| {
+                let threads: Vec<_> = (0..4).map(|_| s.spawn(|| tight_loop_drain(&qm))).collect();
+                threads.into_iter().map(|t| t.join().expect("tight loop")).sum()
+            });
+            assert_eq!(total, MESSAGES);
+        });
 }
 
 #[divan::bench(sample_count = 5, sample_size = 1)]

@@ -208,7 +208,13 @@ impl Session {
     /// [`Error::Mq`] from MQOPEN or MQGET.
     pub fn get(&mut self, shared: &std::sync::Arc<str>, request: GetRequest) -> Result<Option<Message>, Error> {
         let queue: &str = shared;
-        self.open(queue, Access::Input)?;
+        let i = match self.position(queue, Access::Input) {
+            Some(i) => i,
+            None => {
+                self.open(queue, Access::Input)?;
+                self.handles.len() - 1
+            }
+        };
         let sync = if request.syncpoint {
             MQGMO_SYNCPOINT
         } else {
@@ -223,7 +229,6 @@ impl Session {
             }
         };
         loop {
-            let i = self.position(queue, Access::Input).expect("opened above");
             let object = &self.handles[i].2;
             let capacity = self.buffer.len();
             let got = object

@@ -149,18 +149,22 @@ pub async fn poll(
             Err(_) if cancel.is_cancelled() => return PollEnd::Cancelled,
             Err(e) => return PollEnd::Stopped(format!("cannot connect: {e}")),
         };
-        // Rounds run on the connection's thread: one hand-over for several batches.
-        let (p, c, l, k, rt) = (
+        // Rounds run on the connection's thread: one hand-over for several batches. If this
+        // future is dropped (the run is abandoned), `waiting` tells them to start no more.
+        let waiting = Waiting::new();
+        let (p, c, l, k, rt, w) = (
             Arc::clone(&plan),
             Arc::clone(&counters),
             Arc::clone(&limits),
             cancel.clone(),
             runtime.clone(),
+            Arc::clone(&waiting.0),
         );
         let outcome = lease
-            .run(move |conn| Ok(rounds(conn, &p, &c, &l, &k, &rt)))
+            .run(move |conn| Ok(rounds(conn, &p, &c, &l, &k, &rt, &w)))
             .await
             .unwrap_or_else(|e| Err(classify(&e)));
+        drop(waiting);
         if matches!(outcome, Err(Stop::Lost(_))) {
             lease.mark_broken();
         }
@@ -181,6 +185,22 @@ pub async fn poll(
     }
 }
 
+/// Set while a poller waits for its rounds; cleared when it stops waiting, even by being
+/// dropped.
+struct Waiting(Arc<std::sync::atomic::AtomicBool>);
+
+impl Waiting {
+    fn new() -> Self {
+        Self(Arc::new(std::sync::atomic::AtomicBool::new(true)))
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 /// Up to [`ROUNDS_PER_CHECKOUT`] rounds on one connection. `Ok(Some(end))` ends the
 /// poller, `Ok(None)` gives the connection back and carries on.
 fn rounds(
@@ -190,9 +210,10 @@ fn rounds(
     limits: &RunLimits,
     cancel: &CancellationToken,
     rt: &tokio::runtime::Handle,
+    waiting: &std::sync::atomic::AtomicBool,
 ) -> Result<Option<PollEnd>, Stop> {
     for _ in 0..ROUNDS_PER_CHECKOUT {
-        if cancel.is_cancelled() {
+        if cancel.is_cancelled() || !waiting.load(Ordering::Acquire) {
             return Ok(Some(PollEnd::Cancelled));
         }
         let room = limits.claim(plan.batch);
@@ -255,9 +276,12 @@ fn round(
     let received = batch.len();
     counters.received(&plan.queue, received);
     let threshold = i32::try_from(plan.backout_threshold).unwrap_or(i32::MAX);
-    let (poison, good): (Vec<Message>, Vec<Message>) = batch
-        .into_iter()
-        .partition(|m| threshold > 0 && m.backout_count() >= threshold);
+    let is_poison = |m: &Message| threshold > 0 && m.backout_count() >= threshold;
+    let (poison, good): (Vec<Message>, Vec<Message>) = if batch.iter().any(is_poison) {
+        batch.into_iter().partition(is_poison)
+    } else {
+        (Vec::new(), batch)
+    };
     if let Some(first) = poison.first()
         && plan.backout_queue.is_none()
     {
