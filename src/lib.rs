@@ -7,11 +7,13 @@
 //! - [`pool`]: the bounded pool of MQ connections and the handle budget of each.
 //! - [`worker`]: the polling connector: pollers, receive modes, sinks, poison handling.
 //! - [`error`]: the crate's error type.
+//! - `toml_location`: where a key sits in a TOML config file, for file:line:field errors.
 
 pub mod error;
 pub mod fake;
 pub mod mq;
 pub mod pool;
+pub(crate) mod toml_location;
 pub mod worker;
 
 pub use error::{Error, Result};

@@ -9,6 +9,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::Error;
+use crate::toml_location;
 
 /// Input sharing for a queue (`SHARE` / `NOSHARE`, `DEFSOPT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -273,17 +274,10 @@ impl FakeConfig {
     /// # Errors
     /// [`Error::Config`] naming the line, column and field that is wrong.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Self, Error> {
-        let config: Self = toml::from_str(text).map_err(|e| toml_error(&e, text, origin))?;
-        config.validate().map_err(|(field, message)| {
-            let (line, column) = locate(text, &field);
-            Error::Config {
-                path: origin.to_owned(),
-                line,
-                column,
-                field,
-                message,
-            }
-        })?;
+        let config: Self = toml::from_str(text).map_err(|e| toml_location::parse_error(&e, text, origin))?;
+        config
+            .validate()
+            .map_err(|(field, message)| toml_location::field_error(text, origin, field, message))?;
         Ok(config)
     }
 
@@ -355,85 +349,6 @@ impl FakeConfig {
     }
 }
 
-/// Turns a TOML error into [`Error::Config`] with line, column and the key it is about
-/// (`queue[1].max_depth`, or the unknown key's name).
-pub(crate) fn toml_error(e: &toml::de::Error, text: &str, origin: &Path) -> Error {
-    let offset = e.span().map(|span| span.start);
-    let (line, column) = offset.map_or((0, 0), |o| line_col(text, o));
-    let named = e.message().split('`').nth(1).map(str::to_owned);
-    Error::Config {
-        path: origin.to_owned(),
-        line,
-        column,
-        field: named
-            .or_else(|| offset.and_then(|o| key_at(text, o)))
-            .unwrap_or_else(|| "document".to_owned()),
-        message: e.message().trim().to_owned(),
-    }
-}
-
-/// Where a dotted key (`queue[1].name`) is set: its line and column, or its table's header
-/// when the key is not written (a default), or (0, 0).
-pub(crate) fn locate(text: &str, field: &str) -> (usize, usize) {
-    let mut table = String::new();
-    let mut header = (0, 0);
-    let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    for (n, raw) in text.lines().enumerate() {
-        let l = raw.trim();
-        if let Some(name) = l.strip_prefix("[[").and_then(|r| r.strip_suffix("]]")) {
-            let i = counts.entry(name.trim().to_owned()).or_insert(0);
-            table = format!("{}[{}]", name.trim(), *i);
-            *i += 1;
-        } else if let Some(name) = l.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
-            table = name.trim().to_owned();
-        } else if let Some((key, _)) = l.split_once('=') {
-            if format!("{table}.{}", key.trim()) == field {
-                return (n + 1, raw.len() - raw.trim_start().len() + 1);
-            }
-            continue;
-        } else {
-            continue;
-        }
-        if field.starts_with(&format!("{table}.")) {
-            header = (n + 1, 1);
-        }
-    }
-    header
-}
-
-/// The dotted key of the `key = value` line holding byte `offset`, with its table and array
-/// index: `queue[1].max_depth`.
-pub(crate) fn key_at(text: &str, offset: usize) -> Option<String> {
-    let before = &text[..offset.min(text.len())];
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let line = text[line_start..].lines().next()?;
-    let key = line.split_once('=')?.0.trim().trim_matches('"');
-    let mut table = String::new();
-    let mut counts: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    for l in text[..line_start].lines().map(str::trim) {
-        if let Some(name) = l.strip_prefix("[[").and_then(|r| r.strip_suffix("]]")) {
-            let n = counts.entry(name.trim()).or_insert(0);
-            table = format!("{}[{}]", name.trim(), *n);
-            *n += 1;
-        } else if let Some(name) = l.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
-            table = name.trim().to_owned();
-        }
-    }
-    Some(if table.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{table}.{key}")
-    })
-}
-
-/// 1-based line and column of a byte offset.
-pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -470,8 +385,22 @@ backout_queue = "ORDERS.BACKOUT"
         let err = FakeConfig::from_toml(text, Path::new("fake.toml"))
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("fake.toml:3:"), "{err}");
-        assert!(err.contains("max_handlez"), "{err}");
+        assert!(
+            err.starts_with("fake.toml:3:1: queue_manager.max_handlez: unknown field `max_handlez`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_in_an_array_entry_names_the_entry() {
+        let text = "[[queue]]\nname = \"A\"\n[[queue]]\nname = \"B\"\nmax_dept = 5\n";
+        let err = FakeConfig::from_toml(text, Path::new("fake.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("fake.toml:5:1: queue[1].max_dept: unknown field `max_dept`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -437,7 +437,7 @@ impl ConnectOptionsBuilder {
 }
 
 /// An MQ object name: not empty, at most `max` characters from [`NAME_CHARS`].
-pub(super) fn check_name(name: &str, max: usize, what: &str) -> Result<(), String> {
+pub(crate) fn check_name(name: &str, max: usize, what: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err(format!("{what} is empty"));
     }

@@ -14,7 +14,6 @@ mod conn;
 mod stats;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -378,6 +377,3 @@ impl Drop for Lease {
             .push(conn);
     }
 }
-
-/// How long a shutdown waits for connection threads to finish their current call.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);

@@ -140,6 +140,7 @@ pub async fn poll(
         max: Duration::from_secs(5),
     });
     let runtime = tokio::runtime::Handle::current();
+    let mut lost_in_a_row = 0_u32;
     loop {
         if cancel.is_cancelled() {
             return PollEnd::Cancelled;
@@ -160,20 +161,33 @@ pub async fn poll(
             runtime.clone(),
             Arc::clone(&waiting.0),
         );
-        let outcome = lease
+        let Rounds(progressed, outcome) = lease
             .run(move |conn| Ok(rounds(conn, &p, &c, &l, &k, &rt, &w)))
             .await
-            .unwrap_or_else(|e| Err(classify(&e)));
+            .unwrap_or_else(|e| Rounds(false, Err(classify(&e))));
         drop(waiting);
+        if progressed {
+            pause.reset();
+            lost_in_a_row = 0;
+        }
         if matches!(outcome, Err(Stop::Lost(_))) {
             lease.mark_broken();
         }
         drop(lease);
         match outcome {
             Ok(Some(end)) => return end,
-            Ok(None) => pause.reset(),
+            Ok(None) => {}
             Err(Stop::Fatal(why)) => return PollEnd::Stopped(why),
+            Err(Stop::Lost(why)) if lost_in_a_row == 0 => {
+                // The queue manager likely dropped the idle connections too (a restart, a
+                // network cut): let them go and retry at once on a new one. A second loss
+                // in a row pauses like any other failure.
+                lost_in_a_row += 1;
+                pool.close_idle();
+                tracing::warn!(queue = %plan.queue, "{why}");
+            }
             Err(Stop::Retry(why) | Stop::Lost(why)) => {
+                lost_in_a_row += 1;
                 let delay = pause.next_delay();
                 tracing::warn!(queue = %plan.queue, retry_in_ms = delay.as_millis() as u64, "{why}");
                 tokio::select! {
@@ -211,14 +225,15 @@ fn rounds(
     cancel: &CancellationToken,
     rt: &tokio::runtime::Handle,
     waiting: &std::sync::atomic::AtomicBool,
-) -> Result<Option<PollEnd>, Stop> {
+) -> Rounds {
+    let mut progressed = false;
     for _ in 0..ROUNDS_PER_CHECKOUT {
         if cancel.is_cancelled() || !waiting.load(Ordering::Acquire) {
-            return Ok(Some(PollEnd::Cancelled));
+            return Rounds(progressed, Ok(Some(PollEnd::Cancelled)));
         }
         let room = limits.claim(plan.batch);
         if room == 0 {
-            return Ok(Some(PollEnd::Limit));
+            return Rounds(progressed, Ok(Some(PollEnd::Limit)));
         }
         let result = round(c, plan, counters, room, rt);
         let received = match &result {
@@ -227,15 +242,19 @@ fn rounds(
         };
         limits.unclaim(room - received.min(room));
         match result {
-            Ok(0) if limits.until_empty => return Ok(Some(PollEnd::Empty)),
+            Ok(0) if limits.until_empty => return Rounds(progressed, Ok(Some(PollEnd::Empty))),
             // An empty wait already took wait_ms: give the connection back.
-            Ok(0) => return Ok(None),
-            Ok(_) => {}
-            Err(stop) => return Err(stop),
+            Ok(0) => return Rounds(progressed, Ok(None)),
+            Ok(_) => progressed = true,
+            Err(stop) => return Rounds(progressed, Err(stop)),
         }
     }
-    Ok(None)
+    Rounds(progressed, Ok(None))
 }
+
+/// What a checkout's rounds came to: whether any batch completed, and how they ended
+/// (`Ok(Some(end))` ends the poller, `Ok(None)` carries on).
+struct Rounds(bool, Result<Option<PollEnd>, Stop>);
 
 /// Why a round did not complete: retry later (on a new connection if it was lost), or stop
 /// polling this queue. Messages received in that round were backed out (or, without
@@ -297,10 +316,10 @@ fn round(
     if !plan.syncpoint {
         return deliver_at_most_once(plan, counters, &good, rt).map(|()| received);
     }
-    if let Err(why) = deliver(c, plan, &good, rt) {
+    if let Err(stop) = deliver(c, plan, &good, rt) {
         counters.sink_failed(&plan.queue);
         back_out(c, plan, counters, received);
-        return Err(Stop::Retry(why));
+        return Err(stop);
     }
     let finish = plan
         .backout_queue
@@ -350,18 +369,19 @@ fn receive(c: &mut PooledConn, plan: &PollPlan, room: usize) -> Result<Vec<Messa
     Ok(batch)
 }
 
-/// Hands the batch to the sink. For a queue sink the puts join the unit of work.
-fn deliver(c: &mut PooledConn, plan: &PollPlan, good: &[Message], rt: &tokio::runtime::Handle) -> Result<(), String> {
+/// Hands the batch to the sink. For a queue sink the puts join the unit of work, and a put's
+/// reason code decides what happens next like any other MQ failure.
+fn deliver(c: &mut PooledConn, plan: &PollPlan, good: &[Message], rt: &tokio::runtime::Handle) -> Result<(), Stop> {
     if good.is_empty() {
         return Ok(());
     }
     let started = std::time::Instant::now();
     let result = match &plan.sink {
-        SinkTarget::External(sink) => deliver_external(sink.as_ref(), good, rt),
+        SinkTarget::External(sink) => deliver_external(sink.as_ref(), good, rt).map_err(Stop::Retry),
         SinkTarget::Queue(target) => good
             .iter()
             .try_for_each(|m| c.put(target, m, &m.data, true))
-            .map_err(|e| e.to_string()),
+            .map_err(|e| classify(&e)),
     };
     metrics::histogram!("mqpilot_sink_seconds", "queue" => plan.queue.to_string())
         .record(started.elapsed().as_secs_f64());

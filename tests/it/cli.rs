@@ -363,7 +363,7 @@ fn an_unknown_key_in_the_fake_config_names_file_and_line() {
     run.expect_code(2)
         .stdout_empty()
         .stderr_starts(&format!("mqpilot: {}:15:1: ", fake.path().display()))
-        .stderr_has(&["max_dept: unknown field `max_dept`"]);
+        .stderr_has(&[": queue[1].max_dept: unknown field `max_dept`"]);
 }
 
 /// Regression: `--fake-config` without `--conn` connects over the demo's DEV.APP.SVRCONN,

@@ -1,0 +1,348 @@
+//! Where the worker connects: the file's `[connection]` settings, the flags over them, and
+//! the connect options both become.
+//!
+//! Layering happens only when connecting, in [`ConnectionSettings::connect_options`]: each flag
+//! that is set wins over the file, which wins over the environment. Each file setting is also
+//! checked up front against the same builder rules, so a bad value is reported with its line
+//! rather than at connect time. The file never holds a password, only its path; the password
+//! file is read when connecting, not here.
+
+use std::path::{Path, PathBuf};
+
+use super::{DEFAULT_APPLICATION_NAME, Invalid, invalid};
+use crate::Error;
+use crate::mq::options::{
+    ClientChannel, ConnectOptions, ConnectOptionsBuilder, Reconnect, Tls, Transport, parse_mqserver,
+};
+
+/// Connection settings from the file (`[connection]`), checked against MQ's limits.
+/// Each is optional: flags override it, and the environment fills what neither sets.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConnectionSettings {
+    /// Queue manager name. Default: the client's default queue manager.
+    pub queue_manager: Option<String>,
+    /// Client channel (`server`, MQSERVER syntax). Not together with `ccdt_url`.
+    pub server: Option<ClientChannel>,
+    /// Client channel definition table URL.
+    pub ccdt_url: Option<String>,
+    /// Application name. Default [`DEFAULT_APPLICATION_NAME`].
+    pub application_name: Option<String>,
+    /// User to authenticate as.
+    pub user: Option<String>,
+    /// File holding the password (read when connecting).
+    pub password_file: Option<PathBuf>,
+    /// Client reconnect behaviour. Default [`Reconnect::Default`].
+    pub reconnect: Reconnect,
+    /// TLS for the client channel.
+    pub tls: Option<Tls>,
+}
+
+/// Connection settings given as command-line flags; each one set wins over the file.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionOverrides {
+    /// `--queue-manager`.
+    pub queue_manager: Option<String>,
+    /// `--server`, MQSERVER syntax.
+    pub server: Option<String>,
+    /// `--ccdt-url`.
+    pub ccdt_url: Option<String>,
+    /// `--user`.
+    pub user: Option<String>,
+    /// `--password-file`.
+    pub password_file: Option<PathBuf>,
+    /// `--application-name`.
+    pub application_name: Option<String>,
+    /// `--cipher-spec`.
+    pub cipher_spec: Option<String>,
+    /// `--key-repository`.
+    pub key_repository: Option<PathBuf>,
+}
+
+impl ConnectionSettings {
+    /// The options to connect with: each flag in `overrides` that is set wins over the file,
+    /// which wins over the environment read through `env` (`MQSERVER`, `MQCCDTURL`,
+    /// `MQ_PASSWORD`, `MQ_PASSWORD_FILE`; see [`ConnectOptions::from_env`]). The application
+    /// name defaults to [`DEFAULT_APPLICATION_NAME`]. Reads the password file.
+    ///
+    /// # Errors
+    /// [`Error::Options`] naming the flag or variable that is wrong, or the setting that
+    /// breaks an MQ limit; [`Error::Io`] when the password file cannot be read.
+    pub fn connect_options(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+        overrides: &ConnectionOverrides,
+    ) -> Result<ConnectOptions, Error> {
+        let builder = ConnectOptions::from_env(env)?.with_reconnect(self.reconnect);
+        let mut builder = layer(
+            builder,
+            self.queue_manager.as_deref(),
+            self.server.clone(),
+            self.ccdt_url.as_deref(),
+            self.user.as_deref(),
+            self.password_file.as_deref(),
+        );
+        let application_name = (overrides.application_name.as_deref())
+            .or(self.application_name.as_deref())
+            .unwrap_or(DEFAULT_APPLICATION_NAME);
+        builder = overrides.apply(builder)?.with_application_name(application_name);
+        if let Some(tls) = self.tls_with(overrides)? {
+            builder = builder.with_tls(tls);
+        }
+        builder.build()
+    }
+
+    /// The file's TLS settings with the flags' on top, field by field.
+    fn tls_with(&self, overrides: &ConnectionOverrides) -> Result<Option<Tls>, Error> {
+        let file = self.tls.as_ref();
+        let cipher_spec = (overrides.cipher_spec.clone()).or_else(|| file.map(|tls| tls.cipher_spec.clone()));
+        let key_repository =
+            (overrides.key_repository.clone()).or_else(|| file.and_then(|tls| tls.key_repository.clone()));
+        match (cipher_spec, key_repository) {
+            (Some(cipher_spec), key_repository) => Ok(Some(Tls {
+                cipher_spec,
+                key_repository,
+            })),
+            (None, Some(_)) => Err(Error::Options {
+                source_name: "--key-repository".to_owned(),
+                message: "needs a cipher spec: set --cipher-spec or connection.tls.cipher_spec".to_owned(),
+            }),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// Each setting against the rules the connection builder applies, so a bad value in the
+    /// file is reported with its line rather than when connecting.
+    pub(super) fn check(&self) -> Result<(), Invalid> {
+        let builder = ConnectOptions::builder;
+        if self.server.is_some() && self.ccdt_url.is_some() {
+            return Err(invalid(
+                "connection.ccdt_url",
+                "server is set as well: set only one of them",
+            ));
+        }
+        if let Some(name) = &self.queue_manager {
+            check_setting("connection.queue_manager", builder().with_queue_manager(name))?;
+        }
+        if let Some(channel) = &self.server {
+            check_setting("connection.server", builder().with_channel(channel.clone()))?;
+        }
+        if let Some(url) = &self.ccdt_url {
+            check_setting("connection.ccdt_url", builder().with_ccdt_url(url))?;
+        }
+        if let Some(name) = &self.application_name {
+            check_setting("connection.application_name", builder().with_application_name(name))?;
+        }
+        if self.user.as_deref().is_some_and(|user| user.trim().is_empty()) {
+            return Err(invalid("connection.user", "is empty"));
+        }
+        if self
+            .password_file
+            .as_ref()
+            .is_some_and(|path| path.as_os_str().is_empty())
+        {
+            return Err(invalid("connection.password_file", "is empty"));
+        }
+        if let Some(tls) = &self.tls {
+            // TLS needs a channel, which a flag or MQSERVER may still supply: check the
+            // values themselves against a stand-in.
+            let channel = self.server.clone().unwrap_or_else(|| ClientChannel {
+                name: "CHECK".to_owned(),
+                transport: Transport::Tcp,
+                conn_name: "localhost(1414)".to_owned(),
+            });
+            let cipher_only = Tls {
+                key_repository: None,
+                ..tls.clone()
+            };
+            let with_channel = || builder().with_channel(channel.clone());
+            check_setting("connection.tls.cipher_spec", with_channel().with_tls(cipher_only))?;
+            check_setting("connection.tls.key_repository", with_channel().with_tls(tls.clone()))?;
+        }
+        Ok(())
+    }
+}
+
+impl ConnectionOverrides {
+    /// Applies every flag that is set to `builder`.
+    fn apply(&self, builder: ConnectOptionsBuilder) -> Result<ConnectOptionsBuilder, Error> {
+        if self.server.is_some() && self.ccdt_url.is_some() {
+            return Err(Error::Options {
+                source_name: "--ccdt-url".to_owned(),
+                message: "--server is set as well: set only one of them".to_owned(),
+            });
+        }
+        let server = self
+            .server
+            .as_deref()
+            .map(|server| parse_mqserver(server, "--server"))
+            .transpose()?;
+        Ok(layer(
+            builder,
+            self.queue_manager.as_deref(),
+            server,
+            self.ccdt_url.as_deref(),
+            self.user.as_deref(),
+            self.password_file.as_deref(),
+        ))
+    }
+}
+
+/// Sets on `builder` each of one layer's settings that is there, so it wins over the layers
+/// applied before.
+fn layer(
+    mut builder: ConnectOptionsBuilder,
+    queue_manager: Option<&str>,
+    channel: Option<ClientChannel>,
+    ccdt_url: Option<&str>,
+    user: Option<&str>,
+    password_file: Option<&Path>,
+) -> ConnectOptionsBuilder {
+    if let Some(name) = queue_manager {
+        builder = builder.with_queue_manager(name);
+    }
+    if let Some(channel) = channel {
+        builder = builder.with_channel(channel);
+    }
+    if let Some(url) = ccdt_url {
+        builder = builder.with_ccdt_url(url);
+    }
+    if let Some(user) = user {
+        builder = builder.with_user(user);
+    }
+    if let Some(path) = password_file {
+        builder = builder.with_password_file(path);
+    }
+    builder
+}
+
+/// Runs the connection builder's checks on one setting, keeping only its message.
+fn check_setting(field: &str, builder: ConnectOptionsBuilder) -> Result<(), Invalid> {
+    match builder.build() {
+        Ok(_) => Ok(()),
+        Err(Error::Options { message, .. }) => Err(invalid(field, message)),
+        Err(other) => Err(invalid(field, other.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::worker::config::WorkerConfig;
+    use crate::worker::config::tests::assert_error_starts;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    /// A password file under the temp dir, removed when dropped.
+    struct PasswordFile(PathBuf);
+
+    impl PasswordFile {
+        fn new(name: &str, password: &str) -> Self {
+            let path = std::env::temp_dir().join(format!("mqpilot-worker-config-{}-{name}", std::process::id()));
+            std::fs::write(&path, format!("{password}\n")).expect("write temp file");
+            Self(path)
+        }
+    }
+
+    impl Drop for PasswordFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_bad_server_names_the_connection_field() {
+        let text = "[connection]\nserver = \"APP/UDP/host\"\n[[queue]]\nname = \"A\"\n";
+        assert_error_starts(
+            text,
+            "w.toml:2:1: connection.server: transport \"UDP\" is not supported",
+        );
+        let text = "[connection]\nserver = \"APP/TCP/host\"\nccdt_url = \"file:///c.json\"\n[[queue]]\nname = \"A\"\n";
+        assert_error_starts(text, "w.toml:3:1: connection.ccdt_url: server is set as well");
+    }
+
+    #[test]
+    fn flags_win_over_the_file_which_wins_over_the_environment() {
+        let file_password = PasswordFile::new("file", "file-pw");
+        let flag_password = PasswordFile::new("flag", "flag-pw");
+        let text = format!(
+            "[connection]\nqueue_manager = \"FILEQM\"\nserver = \"FILE.SVRCONN/TCP/filehost\"\nuser = \"fileuser\"\n\
+             password_file = {:?}\n[[queue]]\nname = \"A\"\n",
+            file_password.0
+        );
+        let config = WorkerConfig::from_toml(&text, Path::new("w.toml")).unwrap();
+        let vars = env(&[("MQSERVER", "ENV.SVRCONN/TCP/envhost"), ("MQ_PASSWORD", "env-pw")]);
+        let password = |options: &ConnectOptions| options.password().map(|p| p.expose().to_owned());
+
+        let from_file = config
+            .connection
+            .connect_options(&vars, &ConnectionOverrides::default())
+            .unwrap();
+        assert_eq!(from_file.channel().map(|c| c.name.as_str()), Some("FILE.SVRCONN"));
+        assert_eq!(
+            (from_file.queue_manager(), from_file.user()),
+            (Some("FILEQM"), Some("fileuser"))
+        );
+        assert_eq!(password(&from_file).as_deref(), Some("file-pw"));
+        assert_eq!(from_file.application_name(), Some(DEFAULT_APPLICATION_NAME));
+
+        let flags = ConnectionOverrides {
+            queue_manager: Some("FLAGQM".to_owned()),
+            server: Some("FLAG.SVRCONN/TCP/flaghost".to_owned()),
+            user: Some("flaguser".to_owned()),
+            password_file: Some(flag_password.0.clone()),
+            application_name: Some("flag-app".to_owned()),
+            ..ConnectionOverrides::default()
+        };
+        let from_flags = config.connection.connect_options(&vars, &flags).unwrap();
+        assert_eq!(from_flags.channel().map(|c| c.name.as_str()), Some("FLAG.SVRCONN"));
+        assert_eq!(
+            (from_flags.queue_manager(), from_flags.user()),
+            (Some("FLAGQM"), Some("flaguser"))
+        );
+        assert_eq!(password(&from_flags).as_deref(), Some("flag-pw"));
+        assert_eq!(from_flags.application_name(), Some("flag-app"));
+
+        let ccdt = ConnectionOverrides {
+            ccdt_url: Some("file:///ccdt.json".to_owned()),
+            ..ConnectionOverrides::default()
+        };
+        let from_ccdt = config.connection.connect_options(&vars, &ccdt).unwrap();
+        assert!(from_ccdt.channel().is_none());
+        assert_eq!(from_ccdt.ccdt_url(), Some("file:///ccdt.json"));
+
+        let user_only = ConnectionOverrides {
+            user: Some("flaguser".to_owned()),
+            ..ConnectionOverrides::default()
+        };
+        let from_env = ConnectionSettings::default()
+            .connect_options(&vars, &user_only)
+            .unwrap();
+        assert_eq!(from_env.channel().map(|c| c.name.as_str()), Some("ENV.SVRCONN"));
+        assert_eq!(password(&from_env).as_deref(), Some("env-pw"));
+    }
+
+    #[test]
+    fn tls_flags_override_the_file_field_by_field() {
+        let text = "[connection]\nserver = \"APP.SVRCONN/TCP/host\"\n[connection.tls]\ncipher_spec = \"ANY_TLS13\"\n\
+                    [[queue]]\nname = \"A\"\n";
+        let config = WorkerConfig::from_toml(text, Path::new("w.toml")).unwrap();
+        let flags = ConnectionOverrides {
+            key_repository: Some(PathBuf::from("/flag/key")),
+            ..ConnectionOverrides::default()
+        };
+        let options = config.connection.connect_options(env(&[]), &flags).unwrap();
+        let tls = options.tls().unwrap();
+        assert_eq!(tls.cipher_spec, "ANY_TLS13");
+        assert_eq!(tls.key_repository.as_deref(), Some(Path::new("/flag/key")));
+        let error = ConnectionSettings::default()
+            .connect_options(env(&[]), &flags)
+            .unwrap_err();
+        assert!(
+            error.to_string().starts_with("--key-repository: needs a cipher spec"),
+            "{error}"
+        );
+    }
+}

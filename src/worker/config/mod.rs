@@ -1,0 +1,599 @@
+//! The worker's configuration: the validated settings a run starts from, and their checks.
+//!
+//! Settings flow one way: the file is read into raw serde types (`raw.rs`,
+//! `deny_unknown_fields`), turned into a [`WorkerConfig`] with every default filled, then
+//! checked here; an error names the file, line, column and dotted field (`queue[1].batch`). A
+//! config built from flags goes through the same checks ([`WorkerConfig::validate`]), so a
+//! `WorkerConfig` that passed them is one a run can start from. Connection settings and their
+//! layering over flags and the environment are in `connection.rs`
+//! ([`ConnectionSettings::connect_options`]). The file never holds a password, only its path.
+
+mod connection;
+mod raw;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use self::connection::{ConnectionOverrides, ConnectionSettings};
+use self::raw::RawConfig;
+use super::sink::{HttpBody, Per, SinkConfig};
+use crate::Error;
+use crate::mq::options::check_name;
+use crate::toml_location;
+
+/// Messages per batch when `batch` is not set (1 with [`Receive::Single`]).
+pub const DEFAULT_BATCH: usize = 20;
+/// Bytes after which a batch stops growing, when `max_batch_bytes` is not set.
+pub const DEFAULT_MAX_BATCH_BYTES: usize = 1024 * 1024;
+/// Wait for the first message of a batch, when `wait_ms` is not set.
+pub const DEFAULT_WAIT_MS: u32 = 5_000;
+/// Starting MQGET buffer, when `buffer_bytes` is not set.
+pub const DEFAULT_BUFFER_BYTES: usize = 64 * 1024;
+/// The application name MQ shows in DISPLAY CONN unless a flag or the file sets one.
+pub const DEFAULT_APPLICATION_NAME: &str = "mqpilot";
+
+const DEFAULT_RECONNECT_INITIAL_MS: u64 = 100;
+const DEFAULT_RECONNECT_MAX_MS: u64 = 30_000;
+const MAX_BATCH: usize = 10_000;
+/// Waits stay short so that shutdown is prompt.
+const MAX_WAIT_MS: u32 = 60_000;
+const MAX_WORKERS: usize = 64;
+/// 100 MiB, MQ's largest MAXMSGL.
+const MAX_BUFFER_BYTES: usize = 100 * 1024 * 1024;
+const MAX_CONNECTIONS: usize = 1_000;
+/// MQ_Q_NAME_LENGTH.
+const Q_NAME_LENGTH: usize = 48;
+
+/// How a queue's messages are received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Receive {
+    /// Up to `batch` messages per unit of work (default).
+    #[default]
+    Batch,
+    /// One message per unit of work; `batch` is 1.
+    Single,
+    /// Outside syncpoint: a message leaves the queue when received, so a failed delivery loses
+    /// it. Opt-in; the worker warns at start (see [`WorkerConfig::without_syncpoint`]).
+    NoSyncpoint,
+}
+
+impl Receive {
+    /// Whether messages are received under syncpoint, so a failure backs them out.
+    #[must_use]
+    pub const fn syncpoint(self) -> bool {
+        !matches!(self, Self::NoSyncpoint)
+    }
+
+    /// The batch size used when none is configured: 1 for `Single`, else [`DEFAULT_BATCH`].
+    #[must_use]
+    pub const fn default_batch(self) -> usize {
+        match self {
+            Self::Single => 1,
+            Self::Batch | Self::NoSyncpoint => DEFAULT_BATCH,
+        }
+    }
+}
+
+/// The whole worker configuration, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerConfig {
+    /// Where to connect; flags and the environment are layered on when connecting.
+    pub connection: ConnectionSettings,
+    /// The connection pool.
+    pub pool: PoolSettings,
+    /// The queues to poll, at least one, names unique.
+    pub queues: Vec<QueueConfig>,
+}
+
+/// Pool settings (`[pool]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// Connections per process, 1 to 1000. Default 2.
+    pub connections: usize,
+    /// Configured maximum handles per connection; the budget is the smaller of this and
+    /// MAXHANDS minus `handle_reserve`. At least 1. Default 256.
+    pub max_handles: usize,
+    /// Handles left free below MAXHANDS. Default 8.
+    pub handle_reserve: usize,
+    /// First reconnect delay, at least 1 ms. Default 100 ms.
+    pub reconnect_initial: Duration,
+    /// Largest reconnect delay, at least `reconnect_initial`. Default 30 s.
+    pub reconnect_max: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            connections: 2,
+            max_handles: 256,
+            handle_reserve: 8,
+            reconnect_initial: Duration::from_millis(DEFAULT_RECONNECT_INITIAL_MS),
+            reconnect_max: Duration::from_millis(DEFAULT_RECONNECT_MAX_MS),
+        }
+    }
+}
+
+/// One queue to poll (`[[queue]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// Queue name: 1 to 48 characters of `A-Z a-z 0-9 . / _ %`.
+    pub name: String,
+    /// How messages are received. Default [`Receive::Batch`].
+    pub receive: Receive,
+    /// Most messages per batch, 1 to 10000; exactly 1 with [`Receive::Single`].
+    /// Default [`DEFAULT_BATCH`].
+    pub batch: usize,
+    /// A batch stops growing once it holds this many bytes; at least 1.
+    /// Default [`DEFAULT_MAX_BATCH_BYTES`].
+    pub max_batch_bytes: usize,
+    /// Wait for the first message of a batch, 0 to 60000 ms. Default [`DEFAULT_WAIT_MS`].
+    pub wait_ms: u32,
+    /// Pollers for this queue, 1 to 64. Default 1.
+    pub workers: usize,
+    /// Overrides the queue's BOTHRESH; at least 1. Default: BOTHRESH.
+    pub backout_threshold: Option<u32>,
+    /// Overrides the queue's BOQNAME; not the queue itself. Default: BOQNAME.
+    pub backout_queue: Option<String>,
+    /// Starting MQGET buffer, 1 byte to 100 MiB. Default [`DEFAULT_BUFFER_BYTES`].
+    pub buffer_bytes: usize,
+    /// Where messages go. Default [`SinkConfig::Stdout`].
+    pub sink: SinkConfig,
+}
+
+impl QueueConfig {
+    /// A queue with every default and a stdout sink.
+    #[must_use]
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            receive: Receive::Batch,
+            batch: DEFAULT_BATCH,
+            max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
+            wait_ms: DEFAULT_WAIT_MS,
+            workers: 1,
+            backout_threshold: None,
+            backout_queue: None,
+            buffer_bytes: DEFAULT_BUFFER_BYTES,
+            sink: SinkConfig::Stdout {},
+        }
+    }
+}
+
+impl WorkerConfig {
+    /// A config for `queues` with default connection and pool settings (for flags, no file).
+    /// Check it with [`validate`](Self::validate).
+    #[must_use]
+    pub fn from_queues(queues: Vec<QueueConfig>) -> Self {
+        Self {
+            connection: ConnectionSettings::default(),
+            pool: PoolSettings::default(),
+            queues,
+        }
+    }
+
+    /// Reads and checks a TOML file.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the file when it cannot be read, [`Error::Config`] when it is
+    /// invalid.
+    pub fn from_file(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text, path)
+    }
+
+    /// Parses and checks TOML text; `origin` names the file in errors.
+    ///
+    /// # Errors
+    /// [`Error::Config`] with the line and column of the key that is wrong (of its table's
+    /// header when the key is not written) and its dotted name, e.g. `queue[1].batch`.
+    pub fn from_toml(text: &str, origin: &Path) -> Result<Self, Error> {
+        let at_key = |Invalid { field, message }| toml_location::field_error(text, origin, field, message);
+        let config = RawConfig::parse(text, origin)?.into_config().map_err(at_key)?;
+        config.check().map_err(at_key)?;
+        Ok(config)
+    }
+
+    /// Checks a config built in code, e.g. from flags; `origin` (such as `command line`)
+    /// stands where a file name would, with line and column 0.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the dotted field that is wrong.
+    pub fn validate(&self, origin: &str) -> Result<(), Error> {
+        self.check().map_err(|Invalid { field, message }| Error::Config {
+            path: PathBuf::from(origin),
+            line: 0,
+            column: 0,
+            field,
+            message,
+        })
+    }
+
+    /// The queues received without syncpoint, which lose a batch whose delivery fails; the
+    /// worker warns about each at start.
+    pub fn without_syncpoint(&self) -> impl Iterator<Item = &QueueConfig> {
+        self.queues.iter().filter(|q| !q.receive.syncpoint())
+    }
+
+    fn check(&self) -> Result<(), Invalid> {
+        self.connection.check()?;
+        self.pool.check()?;
+        if self.queues.is_empty() {
+            return Err(invalid("queue", "at least one [[queue]] is required"));
+        }
+        let mut seen = HashMap::new();
+        for (i, queue) in self.queues.iter().enumerate() {
+            queue.check(i)?;
+            if let Some(first) = seen.insert(queue.name.as_str(), i) {
+                return Err(invalid(
+                    format!("queue[{i}].name"),
+                    format!("duplicate queue {} (also queue[{first}])", queue.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl PoolSettings {
+    fn check(&self) -> Result<(), Invalid> {
+        check_range("pool.connections", self.connections, 1, Some(MAX_CONNECTIONS))?;
+        check_range("pool.max_handles", self.max_handles, 1, None)?;
+        if self.reconnect_initial < Duration::from_millis(1) {
+            return Err(invalid("pool.reconnect_initial_ms", "must be at least 1"));
+        }
+        if self.reconnect_max < self.reconnect_initial {
+            return Err(invalid(
+                "pool.reconnect_max_ms",
+                format!(
+                    "is {} ms, less than reconnect_initial_ms ({} ms)",
+                    self.reconnect_max.as_millis(),
+                    self.reconnect_initial.as_millis()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl QueueConfig {
+    /// Checks the queue as `queue[index]`.
+    fn check(&self, index: usize) -> Result<(), Invalid> {
+        let field = |key: &str| format!("queue[{index}].{key}");
+        check_queue_name(&field("name"), &self.name)?;
+        check_range(&field("batch"), self.batch, 1, Some(MAX_BATCH))?;
+        if self.receive == Receive::Single && self.batch != 1 {
+            return Err(invalid(
+                field("batch"),
+                format!(
+                    "is {}, but receive = \"single\" takes one message at a time: set 1 or leave it out",
+                    self.batch
+                ),
+            ));
+        }
+        check_range(&field("max_batch_bytes"), self.max_batch_bytes, 1, None)?;
+        check_range(&field("wait_ms"), self.wait_ms, 0, Some(MAX_WAIT_MS))?;
+        check_range(&field("workers"), self.workers, 1, Some(MAX_WORKERS))?;
+        if self.backout_threshold == Some(0) {
+            return Err(invalid(
+                field("backout_threshold"),
+                "must be at least 1 (leave it out to use the queue's BOTHRESH)",
+            ));
+        }
+        if let Some(backout) = &self.backout_queue {
+            check_queue_name(&field("backout_queue"), backout)?;
+            if *backout == self.name {
+                return Err(invalid(field("backout_queue"), "is the queue itself"));
+            }
+        }
+        check_range(&field("buffer_bytes"), self.buffer_bytes, 1, Some(MAX_BUFFER_BYTES))?;
+        self.check_sink(index)
+    }
+
+    /// The sink's own rules, as `queue[index].sink`.
+    fn check_sink(&self, index: usize) -> Result<(), Invalid> {
+        let field = |key: &str| format!("queue[{index}].sink.{key}");
+        match &self.sink {
+            SinkConfig::Stdout {} => Ok(()),
+            SinkConfig::Exec {
+                command, timeout_ms, ..
+            } => {
+                if command.first().is_none_or(|program| program.trim().is_empty()) {
+                    return Err(invalid(field("command"), "is empty: name the program to run"));
+                }
+                check_range(&field("timeout_ms"), *timeout_ms, 1, None)
+            }
+            SinkConfig::Http {
+                url,
+                body,
+                per,
+                headers,
+                timeout_ms,
+            } => {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(invalid(
+                        field("url"),
+                        format!("{url:?} must start with http:// or https://"),
+                    ));
+                }
+                if *body == HttpBody::Raw && *per != Per::Message {
+                    return Err(invalid(
+                        field("body"),
+                        "body = \"raw\" sends one message per request: set per = \"message\"",
+                    ));
+                }
+                for (j, header) in headers.iter().enumerate() {
+                    if header.name.trim().is_empty() {
+                        return Err(invalid(field(&format!("headers[{j}].name")), "is empty"));
+                    }
+                    let sources = [
+                        header.value.is_some(),
+                        header.value_env.is_some(),
+                        header.value_file.is_some(),
+                    ];
+                    if sources.iter().filter(|&&set| set).count() != 1 {
+                        return Err(invalid(
+                            field(&format!("headers[{j}]")),
+                            "set exactly one of value, value_env and value_file",
+                        ));
+                    }
+                }
+                check_range(&field("timeout_ms"), *timeout_ms, 1, None)
+            }
+            SinkConfig::Queue { queue } => {
+                check_queue_name(&field("queue"), queue)?;
+                if *queue == self.name {
+                    return Err(invalid(
+                        field("queue"),
+                        "is the queue itself: messages would go round forever",
+                    ));
+                }
+                if !self.receive.syncpoint() {
+                    return Err(invalid(
+                        format!("queue[{index}].receive"),
+                        "a queue sink puts inside the unit of work: use receive = \"batch\" or \"single\"",
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A field that is wrong and what is wrong with it; placed in a file or on the command line
+/// by the caller.
+struct Invalid {
+    field: String,
+    message: String,
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> Invalid {
+    Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// `min <= value`, and `value <= max` when there is a `max`.
+fn check_range<T: PartialOrd + std::fmt::Display>(
+    field: &str,
+    value: T,
+    min: T,
+    max: Option<T>,
+) -> Result<(), Invalid> {
+    if value >= min && max.as_ref().is_none_or(|max| value <= *max) {
+        return Ok(());
+    }
+    let message = match max {
+        Some(max) => format!("is {value}, must be {min} to {max}"),
+        None => format!("is {value}, must be at least {min}"),
+    };
+    Err(invalid(field, message))
+}
+
+/// MQ's rule for a queue name ([`check_name`]), as an error about `field`.
+fn check_queue_name(field: &str, name: &str) -> Result<(), Invalid> {
+    check_name(name, Q_NAME_LENGTH, "queue name").map_err(|message| invalid(field, message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(text: &str) -> String {
+        WorkerConfig::from_toml(text, Path::new("w.toml"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    pub(super) fn assert_error_starts(text: &str, prefix: &str) {
+        let error = error_of(text);
+        assert!(error.starts_with(prefix), "expected {prefix:?}, got {error:?}");
+    }
+
+    #[test]
+    fn an_unknown_key_names_its_line_and_dotted_field() {
+        assert_error_starts(
+            "[[queue]]\nname = \"A\"\nbacth = 5\n",
+            "w.toml:3:1: queue[0].bacth: unknown field `bacth`",
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_in_a_sink_names_the_queue_entry() {
+        let text = "[[queue]]\nname = \"A\"\n[[queue]]\nname = \"B\"\n[queue.sink]\ntype = \"http\"\nurl = \"http://x/in\"\ncolour = 1\n";
+        assert_error_starts(text, "w.toml:8:1: queue[1].sink.colour: unknown field `colour`");
+    }
+
+    #[test]
+    fn a_wrong_type_names_its_line_and_dotted_field() {
+        let text = "[[queue]]\nname = \"A\"\n\n[[queue]]\nname = \"B\"\nwait_ms = \"soon\"\n";
+        assert_error_starts(text, "w.toml:6:11: queue[1].wait_ms: invalid type");
+        assert_error_starts(
+            "[[queue]]\nname = \"A\"\nreceive = \"fast\"\n",
+            "w.toml:3:11: queue[0].receive: unknown variant",
+        );
+    }
+
+    #[test]
+    fn a_missing_required_key_points_at_its_table() {
+        assert_error_starts(
+            "[[queue]]\nname = \"A\"\n[[queue]]\nbatch = 1\n",
+            "w.toml:3:1: queue[1].name: missing field `name`",
+        );
+    }
+
+    #[test]
+    fn batch_zero_is_out_of_range() {
+        let text = "[[queue]]\nname = \"A\"\n\n[[queue]]\nname = \"B\"\nbatch = 0\n";
+        assert_error_starts(text, "w.toml:6:1: queue[1].batch: is 0, must be 1 to 10000");
+    }
+
+    #[test]
+    fn a_default_that_breaks_a_rule_points_at_the_table_header() {
+        let text = "[[queue]]\nname = \"A\"\n\n[pool]\nreconnect_initial_ms = 60000\n";
+        assert_error_starts(text, "w.toml:4:1: pool.reconnect_max_ms: is 30000 ms, less than");
+    }
+
+    #[test]
+    fn single_rejects_an_explicit_batch_and_defaults_to_one() {
+        let text = "[[queue]]\nname = \"A\"\nreceive = \"single\"\nbatch = 5\n";
+        assert_error_starts(text, "w.toml:4:1: queue[0].batch: is 5, but receive = \"single\"");
+        let text = "[[queue]]\nname = \"A\"\nreceive = \"single\"\nbatch = 1\n";
+        assert_eq!(
+            WorkerConfig::from_toml(text, Path::new("w.toml")).unwrap().queues[0].batch,
+            1
+        );
+    }
+
+    #[test]
+    fn a_duplicate_queue_is_rejected() {
+        let text = "[[queue]]\nname = \"A\"\n[[queue]]\nname = \"A\"\n";
+        assert_error_starts(text, "w.toml:4:1: queue[1].name: duplicate queue A (also queue[0])");
+    }
+
+    #[test]
+    fn a_bad_queue_name_is_rejected() {
+        assert_error_starts(
+            "[[queue]]\nname = \"ORDERS-IN\"\n",
+            "w.toml:2:1: queue[0].name: queue name \"ORDERS-IN\" contains '-'",
+        );
+        let text = "[[queue]]\nname = \"A\"\nbackout_queue = \"A\"\n";
+        assert_error_starts(text, "w.toml:3:1: queue[0].backout_queue: is the queue itself");
+        let long = format!("[[queue]]\nname = \"{}\"\n", "Q".repeat(49));
+        assert_error_starts(&long, "w.toml:2:1: queue[0].name: queue name \"QQQ");
+        assert!(
+            error_of(&long).ends_with("is 49 characters long (at most 48)"),
+            "{}",
+            error_of(&long)
+        );
+    }
+
+    #[test]
+    fn a_queue_sink_must_not_target_its_own_queue() {
+        let text = "[[queue]]\nname = \"A\"\n[queue.sink]\ntype = \"queue\"\nqueue = \"A\"\n";
+        assert_error_starts(text, "w.toml:5:1: queue[0].sink.queue: is the queue itself");
+    }
+
+    #[test]
+    fn no_syncpoint_is_flagged_and_refuses_a_queue_sink() {
+        let text = "[[queue]]\nname = \"A\"\nreceive = \"no-syncpoint\"\n[[queue]]\nname = \"B\"\n";
+        let config = WorkerConfig::from_toml(text, Path::new("w.toml")).unwrap();
+        let flagged: Vec<&str> = config.without_syncpoint().map(|q| q.name.as_str()).collect();
+        assert_eq!(flagged, ["A"]);
+        let text =
+            "[[queue]]\nname = \"A\"\nreceive = \"no-syncpoint\"\n[queue.sink]\ntype = \"queue\"\nqueue = \"B\"\n";
+        assert_error_starts(
+            text,
+            "w.toml:3:1: queue[0].receive: a queue sink puts inside the unit of work",
+        );
+    }
+
+    #[test]
+    fn at_least_one_queue_is_required() {
+        assert_error_starts(
+            "[pool]\nconnections = 1\n",
+            "w.toml:0:0: queue: at least one [[queue]] is required",
+        );
+    }
+
+    #[test]
+    fn a_raw_http_body_needs_per_message() {
+        let text = "[[queue]]\nname = \"A\"\n[queue.sink]\ntype = \"http\"\nurl = \"http://x/in\"\nbody = \"raw\"\n";
+        assert_error_starts(
+            text,
+            "w.toml:6:1: queue[0].sink.body: body = \"raw\" sends one message per request",
+        );
+        let fixed = format!("{text}per = \"message\"\n");
+        assert!(WorkerConfig::from_toml(&fixed, Path::new("w.toml")).is_ok());
+        let text = "[[queue]]\nname = \"A\"\n[queue.sink]\ntype = \"http\"\nurl = \"ftp://x\"\n";
+        assert_error_starts(
+            text,
+            "w.toml:5:1: queue[0].sink.url: \"ftp://x\" must start with http:// or https://",
+        );
+    }
+
+    #[test]
+    fn an_empty_exec_command_is_rejected() {
+        let text = "[[queue]]\nname = \"A\"\n[queue.sink]\ntype = \"exec\"\ncommand = []\n";
+        assert_error_starts(text, "w.toml:5:1: queue[0].sink.command: is empty");
+    }
+
+    #[test]
+    fn a_password_in_the_file_is_an_unknown_key() {
+        let text = "[connection]\npassword = \"hunter2\"\n[[queue]]\nname = \"A\"\n";
+        let error = error_of(text);
+        assert!(
+            error.starts_with("w.toml:2:1: connection.password: unknown field `password`"),
+            "{error}"
+        );
+        assert!(error.contains("password_file") && !error.contains("hunter2"), "{error}");
+    }
+
+    #[test]
+    fn a_missing_file_is_an_io_error_naming_it() {
+        let error = WorkerConfig::from_file(Path::new("/no/such/worker.toml")).unwrap_err();
+        assert!(matches!(error, Error::Io { .. }));
+        assert!(error.to_string().contains("/no/such/worker.toml"));
+    }
+
+    #[test]
+    fn a_config_from_flags_is_checked_with_its_origin() {
+        let good = WorkerConfig::from_queues(vec![QueueConfig::new("ORDERS.IN")]);
+        assert!(good.validate("command line").is_ok());
+        let bad = WorkerConfig::from_queues(vec![
+            QueueConfig::new("A"),
+            QueueConfig {
+                workers: 65,
+                ..QueueConfig::new("B")
+            },
+        ]);
+        let error = bad.validate("command line").unwrap_err().to_string();
+        assert_eq!(error, "command line:0:0: queue[1].workers: is 65, must be 1 to 64");
+        let none = WorkerConfig::from_queues(Vec::new())
+            .validate("command line")
+            .unwrap_err();
+        assert!(none.to_string().starts_with("command line:0:0: queue: "), "{none}");
+    }
+}
+
+#[cfg(test)]
+mod example_file {
+    use super::*;
+
+    #[test]
+    fn the_readme_worker_file_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/worker.toml");
+        let config = WorkerConfig::from_file(&path).unwrap();
+        assert_eq!(config.queues.len(), 3);
+        assert_eq!(config.pool.connections, 4);
+        assert_eq!(config.queues[1].receive, Receive::Single);
+        assert!(matches!(config.queues[2].sink, SinkConfig::Queue { ref queue } if queue == "BRIDGE.OUT"));
+    }
+}

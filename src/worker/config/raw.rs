@@ -1,0 +1,268 @@
+//! The worker file as written: serde types that mirror the TOML, and the defaults they fill.
+//!
+//! Every table is `deny_unknown_fields`, so a misspelt key is an error naming its line, and
+//! `[connection]` has no `password` key at all: the file names a password file, never a
+//! password. Nothing is checked here beyond what serde and the `server` syntax check; the
+//! result is a [`WorkerConfig`] with every default filled, which the parent module validates.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{
+    ConnectionSettings, DEFAULT_RECONNECT_INITIAL_MS, DEFAULT_RECONNECT_MAX_MS, Invalid, PoolSettings, QueueConfig,
+    Receive, WorkerConfig, invalid,
+};
+use crate::Error;
+use crate::mq::options::{Reconnect, Tls, parse_mqserver};
+use crate::toml_location;
+use crate::worker::sink::SinkConfig;
+
+/// The whole file: `[connection]`, `[pool]`, `[[queue]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    connection: RawConnection,
+    #[serde(default)]
+    pool: RawPool,
+    #[serde(default, rename = "queue")]
+    queues: Vec<RawQueue>,
+}
+
+/// `[connection]`: every setting optional; flags and the environment fill the rest.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConnection {
+    queue_manager: Option<String>,
+    server: Option<String>,
+    ccdt_url: Option<String>,
+    application_name: Option<String>,
+    user: Option<String>,
+    password_file: Option<PathBuf>,
+    #[serde(default)]
+    reconnect: RawReconnect,
+    tls: Option<RawTls>,
+}
+
+/// `reconnect`, as the file spells it.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum RawReconnect {
+    #[default]
+    Default,
+    Disabled,
+    QueueManager,
+    Any,
+}
+
+/// `[connection.tls]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cipher_spec: String,
+    key_repository: Option<PathBuf>,
+}
+
+/// `[pool]`, each key defaulting to [`PoolSettings::default`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawPool {
+    connections: usize,
+    max_handles: usize,
+    handle_reserve: usize,
+    reconnect_initial_ms: u64,
+    reconnect_max_ms: u64,
+}
+
+impl Default for RawPool {
+    fn default() -> Self {
+        let pool = PoolSettings::default();
+        Self {
+            connections: pool.connections,
+            max_handles: pool.max_handles,
+            handle_reserve: pool.handle_reserve,
+            reconnect_initial_ms: DEFAULT_RECONNECT_INITIAL_MS,
+            reconnect_max_ms: DEFAULT_RECONNECT_MAX_MS,
+        }
+    }
+}
+
+/// One `[[queue]]`; a key left out takes [`QueueConfig::new`]'s default.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQueue {
+    name: String,
+    #[serde(default)]
+    receive: Receive,
+    batch: Option<usize>,
+    max_batch_bytes: Option<usize>,
+    wait_ms: Option<u32>,
+    workers: Option<usize>,
+    backout_threshold: Option<u32>,
+    backout_queue: Option<String>,
+    buffer_bytes: Option<usize>,
+    sink: Option<SinkConfig>,
+}
+
+impl RawConfig {
+    /// Parses TOML text; `origin` names the file in errors.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the dotted key that is wrong, with its line and column; a
+    /// `password` under `[connection]` also says where the password goes instead.
+    pub(super) fn parse(text: &str, origin: &Path) -> Result<Self, Error> {
+        toml::from_str(text).map_err(|e| {
+            let mut error = toml_location::parse_error(&e, text, origin);
+            if let Error::Config { field, message, .. } = &mut error
+                && field == "connection.password"
+            {
+                message.push_str("; the file never holds a password: set password_file, or MQ_PASSWORD_FILE");
+            }
+            error
+        })
+    }
+
+    /// Fills the defaults; only the `server` text can be wrong at this stage.
+    pub(super) fn into_config(self) -> Result<WorkerConfig, Invalid> {
+        let c = self.connection;
+        let server = c
+            .server
+            .map(|server| parse_mqserver(&server, "connection.server"))
+            .transpose()
+            .map_err(|error| match error {
+                Error::Options { message, .. } => invalid("connection.server", message),
+                other => invalid("connection.server", other.to_string()),
+            })?;
+        let connection = ConnectionSettings {
+            queue_manager: c.queue_manager,
+            server,
+            ccdt_url: c.ccdt_url,
+            application_name: c.application_name,
+            user: c.user,
+            password_file: c.password_file,
+            reconnect: match c.reconnect {
+                RawReconnect::Default => Reconnect::Default,
+                RawReconnect::Disabled => Reconnect::Disabled,
+                RawReconnect::QueueManager => Reconnect::QueueManager,
+                RawReconnect::Any => Reconnect::Any,
+            },
+            tls: c.tls.map(|tls| Tls {
+                cipher_spec: tls.cipher_spec,
+                key_repository: tls.key_repository,
+            }),
+        };
+        let pool = PoolSettings {
+            connections: self.pool.connections,
+            max_handles: self.pool.max_handles,
+            handle_reserve: self.pool.handle_reserve,
+            reconnect_initial: Duration::from_millis(self.pool.reconnect_initial_ms),
+            reconnect_max: Duration::from_millis(self.pool.reconnect_max_ms),
+        };
+        let queues = self.queues.into_iter().map(RawQueue::into_config).collect();
+        Ok(WorkerConfig {
+            connection,
+            pool,
+            queues,
+        })
+    }
+}
+
+impl RawQueue {
+    fn into_config(self) -> QueueConfig {
+        let defaults = QueueConfig::new(self.name);
+        QueueConfig {
+            receive: self.receive,
+            batch: self.batch.unwrap_or(self.receive.default_batch()),
+            max_batch_bytes: self.max_batch_bytes.unwrap_or(defaults.max_batch_bytes),
+            wait_ms: self.wait_ms.unwrap_or(defaults.wait_ms),
+            workers: self.workers.unwrap_or(defaults.workers),
+            backout_threshold: self.backout_threshold,
+            backout_queue: self.backout_queue,
+            buffer_bytes: self.buffer_bytes.unwrap_or(defaults.buffer_bytes),
+            sink: self.sink.unwrap_or(defaults.sink.clone()),
+            ..defaults
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::worker::config::DEFAULT_WAIT_MS;
+    use crate::worker::sink::Per;
+
+    const FULL: &str = r#"
+[connection]
+queue_manager = "QM1"
+server = "APP.SVRCONN/TCP/mq.example.com(1414)"
+application_name = "orders-worker"
+user = "app"
+password_file = "/run/secrets/mq-password"
+reconnect = "queue-manager"
+[connection.tls]
+cipher_spec = "TLS_AES_128_GCM_SHA256"
+key_repository = "/etc/mq/keys"
+
+[pool]
+connections = 4
+reconnect_max_ms = 60000
+
+[[queue]]
+name = "ORDERS.IN"
+batch = 50
+backout_threshold = 3
+backout_queue = "ORDERS.BACKOUT"
+[queue.sink]
+type = "http"
+url = "https://orders.example.com/in"
+
+[[queue]]
+name = "AUDIT.IN"
+receive = "single"
+"#;
+
+    #[test]
+    fn a_full_file_loads_with_defaults_filled() {
+        let config = WorkerConfig::from_toml(FULL, Path::new("w.toml")).unwrap();
+        let c = &config.connection;
+        assert_eq!(c.queue_manager.as_deref(), Some("QM1"));
+        assert_eq!(
+            c.server.as_ref().map(|s| s.conn_name.as_str()),
+            Some("mq.example.com(1414)")
+        );
+        assert_eq!(c.password_file.as_deref(), Some(Path::new("/run/secrets/mq-password")));
+        assert_eq!(c.reconnect, Reconnect::QueueManager);
+        assert_eq!(
+            c.tls.as_ref().map(|t| t.cipher_spec.as_str()),
+            Some("TLS_AES_128_GCM_SHA256")
+        );
+        let pool = PoolSettings {
+            connections: 4,
+            reconnect_max: Duration::from_secs(60),
+            ..PoolSettings::default()
+        };
+        assert_eq!(config.pool, pool);
+        assert_eq!(config.pool.reconnect_initial, Duration::from_millis(100));
+        let orders = &config.queues[0];
+        assert_eq!((orders.batch, orders.backout_threshold), (50, Some(3)));
+        assert_eq!(orders.backout_queue.as_deref(), Some("ORDERS.BACKOUT"));
+        assert!(matches!(
+            &orders.sink,
+            SinkConfig::Http {
+                per: Per::Batch,
+                timeout_ms: 30_000,
+                ..
+            }
+        ));
+        let audit = QueueConfig {
+            receive: Receive::Single,
+            batch: 1,
+            ..QueueConfig::new("AUDIT.IN")
+        };
+        assert_eq!(config.queues[1], audit);
+        assert_eq!(config.queues[1].wait_ms, DEFAULT_WAIT_MS);
+        assert_eq!(config.without_syncpoint().count(), 0);
+    }
+}
