@@ -6,7 +6,8 @@
 //! converts into `mqi` connect options. Passwords come from the environment or a file, never
 //! from argv, and are wrapped in [`Secret`] so no `Debug`, `Display` or log line shows them.
 //! The client channel (`MQSERVER`) is parsed in [`super::channel`] and re-exported here;
-//! the MQ name and length checks both files use stay here.
+//! the MQ name and length checks (used by the channel and the worker configuration too) stay
+//! here.
 
 use std::fmt;
 use std::path::{Path, PathBuf};

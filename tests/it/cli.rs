@@ -511,3 +511,80 @@ fn metrics_are_served_and_sigterm_drains_and_exits_zero() {
         "every message was moved before the signal:\n{stderr}"
     );
 }
+
+#[test]
+fn a_second_signal_exits_at_once_with_130() {
+    let dir = std::env::temp_dir().join(format!("mqpilot-cli-{}-second-signal", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join("worker.toml");
+    // A sink that takes 3 s: the first signal would wait for it, the second does not. (The
+    // orphaned `sleep` keeps the stderr pipe open until it ends, so it must be short.)
+    std::fs::write(
+        &config,
+        "[[queue]]\nname = \"DEMO.IN\"\nbatch = 5\n[queue.sink]\ntype = \"exec\"\ncommand = [\"sleep\", \"3\"]\n",
+    )
+    .expect("write config");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mqpilot"));
+    for var in MACHINE_VARS {
+        cmd.env_remove(var);
+    }
+    let mut child = cmd
+        .args(["poll", "--fake", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start mqpilot");
+    let stderr = child.stderr.take().expect("stderr");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = std::thread::spawn({
+        let seen = std::sync::Arc::clone(&seen);
+        move || {
+            use std::io::BufRead as _;
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut text = seen.lock().unwrap();
+                text.push_str(&line);
+                text.push('\n');
+            }
+            seen.lock().unwrap().clone()
+        }
+    });
+    let pid = child.id().to_string();
+    // Once the queue is ready the first batch goes to the sink at once; give it a moment.
+    let ready_by = Instant::now() + RUN_DEADLINE;
+    while !seen.lock().unwrap().contains("queue ready") {
+        assert!(Instant::now() < ready_by, "mqpilot never got ready");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    for _ in 0..2 {
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .expect("kill")
+                .success()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            started.elapsed() < RUN_DEADLINE,
+            "mqpilot did not exit after two signals"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let exited_after = started.elapsed();
+    let text = reader.join().expect("stderr reader");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(status.code(), Some(130), "{text}");
+    assert!(
+        exited_after < Duration::from_millis(1500),
+        "it waited for the sink: {exited_after:?}"
+    );
+    assert!(text.contains("second signal"), "{text}");
+}
