@@ -1,8 +1,8 @@
 //! mqpilot: run IBM MQ consumers that cannot exhaust the queue manager, plan fleets before
 //! they do, and test all of it against a faithful fake queue manager.
 //!
-//! - [`mq`]: the MQ layer: library selection (IBM or fake), reason codes, connection options
-//!   and the MQSERVER client channel.
+//! - [`mq`]: the MQ layer: library selection (IBM or fake), reason codes, connection options,
+//!   the MQSERVER client channel, a session (connection plus handles), the message type.
 //! - [`fake`]: the pure-Rust fake queue manager: a safe state machine and its `Mqi` adapter.
 //! - [`pool`]: the bounded pool of MQ connections and the handle budget of each.
 //! - [`worker`]: the polling connector: pollers, receive modes, sinks, poison handling.
