@@ -108,13 +108,37 @@ impl PasswordSource {
     }
 }
 
+/// A CCDT URL. IBM allows credentials in it (`ftp://user:password@host/ccdt.json`), so its
+/// `Debug` and [`redact_url`] never show them.
+#[derive(Clone, PartialEq, Eq)]
+struct CcdtUrl(String);
+
+impl fmt::Debug for CcdtUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", redact_url(&self.0))
+    }
+}
+
+/// A URL with any `user:password@` replaced by `***@`, for logs and messages.
+#[must_use]
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
 /// Connection settings, checked against MQ's limits. Build one with
 /// [`ConnectOptions::from_env`] or [`ConnectOptions::builder`].
 #[derive(Debug, Clone, Default)]
 pub struct ConnectOptions {
     queue_manager: Option<String>,
     channel: Option<ClientChannel>,
-    ccdt_url: Option<String>,
+    ccdt_url: Option<CcdtUrl>,
     application_name: Option<String>,
     credentials: Option<(String, Secret)>,
     tls: Option<Tls>,
@@ -126,7 +150,7 @@ pub struct ConnectOptions {
 pub struct ConnectOptionsBuilder {
     queue_manager: Option<String>,
     channel: Option<ClientChannel>,
-    ccdt_url: Option<String>,
+    ccdt_url: Option<CcdtUrl>,
     application_name: Option<String>,
     user: Option<String>,
     password: Option<PasswordSource>,
@@ -159,7 +183,7 @@ impl ConnectOptions {
         if let Some(server) = var("MQSERVER") {
             builder.channel = Some(parse_mqserver(&server, "MQSERVER")?);
         } else if let Some(url) = var("MQCCDTURL") {
-            builder.ccdt_url = Some(url.trim().to_owned());
+            builder.ccdt_url = Some(CcdtUrl(url.trim().to_owned()));
         }
         builder.password = match (var("MQ_PASSWORD"), var("MQ_PASSWORD_FILE")) {
             (Some(_), Some(_)) => {
@@ -196,7 +220,7 @@ impl ConnectOptions {
     /// The client channel definition table URL, if any.
     #[must_use]
     pub fn ccdt_url(&self) -> Option<&str> {
-        self.ccdt_url.as_deref()
+        self.ccdt_url.as_ref().map(|u| u.0.as_str())
     }
 
     /// The application name MQ shows in DISPLAY CONN, if set.
@@ -279,7 +303,7 @@ impl ConnectOptions {
         };
         let route = match (&self.channel, &self.ccdt_url) {
             (Some(channel), _) => format!("channel {} to {}", channel.name, channel.conn_name),
-            (None, Some(url)) => format!("channel from CCDT {url}"),
+            (None, Some(url)) => format!("channel from CCDT {}", redact_url(&url.0)),
             (None, None) => "the MQ client's own channel configuration".to_owned(),
         };
         let user = match (reason, self.user()) {
@@ -312,7 +336,7 @@ impl ConnectOptionsBuilder {
     /// channel. Default: `MQCCDTURL` when `MQSERVER` is unset, else none.
     #[must_use]
     pub fn with_ccdt_url(mut self, url: impl Into<String>) -> Self {
-        self.ccdt_url = Some(url.into());
+        self.ccdt_url = Some(CcdtUrl(url.into()));
         self.channel = None;
         self
     }
@@ -405,7 +429,7 @@ impl ConnectOptionsBuilder {
             parse_mqserver(&channel.to_string(), "channel")?;
         }
         if let Some(url) = &self.ccdt_url
-            && url.trim().is_empty()
+            && url.0.trim().is_empty()
         {
             return Err(options_error("CCDT URL", "is empty"));
         }
@@ -566,7 +590,7 @@ impl MqiParts {
             self.queue_manager,
             self.application_name,
             server,
-            options.ccdt_url.as_deref().map(Ccdt),
+            options.ccdt_url.as_ref().map(|u| Ccdt(u.0.as_str())),
             credentials,
             tls,
             cipher_spec,
@@ -583,6 +607,23 @@ where
     value
         .parse()
         .map_err(|error| options_error(source_name, format!("{value:?}: {error}")))
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::*;
+
+    #[test]
+    fn ccdt_credentials_never_show() {
+        assert_eq!(redact_url("ftp://app:pw@host/ccdt.json"), "ftp://***@host/ccdt.json");
+        assert_eq!(redact_url("file:///etc/ccdt.json"), "file:///etc/ccdt.json");
+        let options = ConnectOptions::builder()
+            .with_ccdt_url("ftp://app:s3cret@host/c.json")
+            .build()
+            .unwrap();
+        assert!(!format!("{options:?}").contains("s3cret"));
+        assert_eq!(options.ccdt_url(), Some("ftp://app:s3cret@host/c.json"));
+    }
 }
 
 #[cfg(test)]

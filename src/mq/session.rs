@@ -315,6 +315,14 @@ impl Session {
         Ok(())
     }
 
+    /// Makes sure this connection is never disconnected by us: MQDISC commits, so when an
+    /// MQBACK failed on a connection that is still alive, the safe way out is to leave the
+    /// connection to MQ, which backs its unit of work out when the process ends. (Its handles
+    /// still close; closing a handle does not end the unit of work.)
+    pub fn abandon(&self) {
+        std::mem::forget(Rc::clone(&self.conn));
+    }
+
     /// The queue's attributes (MQINQ on an inquire handle, cached like any other).
     ///
     /// # Errors

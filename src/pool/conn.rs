@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::Error;
 use crate::mq::message::Message;
 use crate::mq::reason::Reason;
-use crate::mq::session::{Access, GetRequest, QueueAttrs, Session};
+use crate::mq::session::{Access, GetRequest, QueueAttrs, Session, is_connection_lost};
 
 use super::stats::PoolStats;
 
@@ -174,7 +174,11 @@ impl PooledConn {
     /// [`Error::Mq`].
     pub fn backout(&mut self) -> Result<(), Error> {
         let result = self.session.backout();
-        self.in_unit_of_work = false;
+        // Only a backout that happened (or a lost connection, which MQ backs out itself)
+        // ends the unit of work; otherwise it is still open and must not be committed.
+        if result.as_ref().map_or_else(is_connection_lost, |()| true) {
+            self.in_unit_of_work = false;
+        }
         result
     }
 
@@ -194,11 +198,20 @@ impl PooledConn {
 }
 
 impl Drop for PooledConn {
+    /// Backs out an open unit of work before the session disconnects, because MQDISC commits.
+    /// If that backout fails on a live connection, the connection is abandoned instead of
+    /// disconnected, and MQ backs the unit of work out when the process ends.
     fn drop(&mut self) {
         if self.in_unit_of_work
-            && let Err(e) = self.session.backout()
+            && let Err(e) = self.backout()
+            && !is_connection_lost(&e)
         {
-            tracing::debug!(connection = self.id, error = %e, "MQBACK at disconnect failed");
+            tracing::error!(
+                connection = self.id,
+                error = %e,
+                "MQBACK failed on a connection with uncommitted messages: leaving it open so MQ backs them out"
+            );
+            self.session.abandon();
         }
         self.stats.disconnected(self.id);
     }

@@ -285,15 +285,17 @@ fn round(
     room: usize,
     rt: &tokio::runtime::Handle,
 ) -> Result<usize, Stop> {
-    let batch = receive(c, plan, room).map_err(|e| {
-        back_out(c, plan, counters, 0);
-        classify(&e)
-    })?;
+    let batch = receive(c, plan, room).map_err(|e| back_out(c, plan, counters, 0).unwrap_or_else(|| classify(&e)))?;
     if batch.is_empty() {
         return Ok(0);
     }
     let received = batch.len();
     counters.received(&plan.queue, received);
+    if !plan.syncpoint {
+        // Already off the queue: there is nothing to back out or move, so everything goes to
+        // the sink, poison or not.
+        return deliver_at_most_once(plan, counters, &batch, rt).map(|()| received);
+    }
     let threshold = i32::try_from(plan.backout_threshold).unwrap_or(i32::MAX);
     let is_poison = |m: &Message| threshold > 0 && m.backout_count() >= threshold;
     let (poison, good): (Vec<Message>, Vec<Message>) = if batch.iter().any(is_poison) {
@@ -304,7 +306,9 @@ fn round(
     if let Some(first) = poison.first()
         && plan.backout_queue.is_none()
     {
-        back_out(c, plan, counters, received);
+        if let Some(lost) = back_out(c, plan, counters, received) {
+            return Err(lost);
+        }
         return Err(Stop::Fatal(format!(
             "message {} has backout count {} (threshold {threshold}) and {} has no backout queue \
              (BOQNAME) and none is configured: stopped polling it rather than loop; set backout_queue",
@@ -313,13 +317,9 @@ fn round(
             plan.queue
         )));
     }
-    if !plan.syncpoint {
-        return deliver_at_most_once(plan, counters, &good, rt).map(|()| received);
-    }
     if let Err(stop) = deliver(c, plan, &good, rt) {
         counters.sink_failed(&plan.queue);
-        back_out(c, plan, counters, received);
-        return Err(stop);
+        return Err(back_out(c, plan, counters, received).unwrap_or(stop));
     }
     let finish = plan
         .backout_queue
@@ -336,10 +336,7 @@ fn round(
             }
             Ok(received)
         }
-        Err(e) => {
-            back_out(c, plan, counters, received);
-            Err(classify(&e))
-        }
+        Err(e) => Err(back_out(c, plan, counters, received).unwrap_or_else(|| classify(&e))),
     }
 }
 
@@ -358,12 +355,19 @@ fn receive(c: &mut PooledConn, plan: &PollPlan, room: usize) -> Result<Vec<Messa
     batch.push(m);
     let next = GetRequest { wait_ms: 0, ..first };
     while batch.len() < room && bytes < plan.max_batch_bytes {
-        match c.get(&plan.queue, next)? {
-            Some(m) => {
+        match c.get(&plan.queue, next) {
+            Ok(Some(m)) => {
                 bytes += m.data.len();
                 batch.push(m);
             }
-            None => break,
+            Ok(None) => break,
+            // Without syncpoint the messages got so far are already off the queue: deliver
+            // them; the next round meets the error again.
+            Err(e) if !plan.syncpoint => {
+                tracing::warn!(queue = %plan.queue, error = %e, "MQGET failed mid-batch; delivering what was got");
+                break;
+            }
+            Err(e) => return Err(e),
         }
     }
     Ok(batch)
@@ -426,14 +430,18 @@ fn deliver_at_most_once(
     }
 }
 
-fn back_out(c: &mut PooledConn, plan: &PollPlan, counters: &QueueCounters, n: usize) {
+/// Backs the round's unit of work out. `Some(stop)` when MQBACK failed: the connection must
+/// then be replaced (a lost connection was backed out by MQ; a live one is abandoned rather
+/// than disconnected, since MQDISC would commit).
+fn back_out(c: &mut PooledConn, plan: &PollPlan, counters: &QueueCounters, n: usize) -> Option<Stop> {
     if n > 0 {
         counters.backed_out(&plan.queue, n);
     }
-    if let Err(e) = c.backout() {
-        // A broken connection backs the unit of work out by itself.
-        tracing::debug!(queue = %plan.queue, error = %e, "MQBACK failed");
+    let e = c.backout().err()?;
+    if !is_connection_lost(&e) {
+        tracing::error!(queue = %plan.queue, error = %e, "MQBACK failed: replacing the connection");
     }
+    Some(Stop::Lost(format!("{e}; reconnecting")))
 }
 
 #[cfg(test)]

@@ -278,3 +278,56 @@ async fn an_unexpected_2017_shrinks_the_budget_and_the_work_still_completes() {
     assert_eq!(summary.pool.peak_handles(), 1, "{:?}", summary.pool);
     assert_eq!(qm.reason_count(Verb::Open, 2017), 1, "one 2017, then the budget holds");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_mqback_replaces_the_connection_and_loses_nothing() {
+    let qm = fake(256);
+    seed(&qm, "IN", 5);
+    let pool = pool(&qm, 1);
+    let sink = Arc::new(Collect::default());
+    sink.fail.store(1, Ordering::SeqCst);
+    qm.fail_next(Verb::Back, 1, 2195);
+    let queues = vec![QueueRun {
+        plan: plan("IN", 10, SinkTarget::External(sink.clone())),
+        workers: 1,
+    }];
+    let summary = run_until_empty(&pool, queues).await;
+    // The unit of work survived the failed MQBACK; the connection was replaced (its drop backed
+    // the batch out), and the retry delivered every message once.
+    assert_eq!(sink.got.lock().unwrap().len(), 5);
+    assert!(summary.pool.reconnects >= 1, "{:?}", summary.pool);
+    assert_eq!(qm.depth("IN"), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_mqback_keeps_failing_the_connection_is_abandoned_not_committed() {
+    let qm = fake(256);
+    seed(&qm, "IN", 5);
+    let pool = pool(&qm, 1);
+    let sink = Arc::new(Collect::default());
+    sink.fail.store(100, Ordering::SeqCst);
+    qm.fail_next(Verb::Back, 2, 2195);
+    let queues = vec![QueueRun {
+        plan: plan("IN", 10, SinkTarget::External(sink.clone())),
+        workers: 1,
+    }];
+    let cancel = CancellationToken::new();
+    let (_h, run) = start(&pool, &queues, RunLimits::new(true, None), &cancel);
+    // The first connection's batch can be neither backed out nor committed: it stays with MQ.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while qm.browse("IN").iter().filter(|m| m.state == "got-uncommitted").count() < 5 {
+        assert!(std::time::Instant::now() < deadline, "{:?}", qm.browse("IN"));
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    cancel.cancel();
+    run.finish().await;
+    assert!(sink.got.lock().unwrap().is_empty());
+    // The abandoned connection is still there, holding the batch: MQDISC would have committed it.
+    assert!(
+        qm.connections().iter().any(|c| c.uncommitted == 5),
+        "{:?}",
+        qm.connections()
+    );
+    let states: Vec<_> = qm.browse("IN").iter().map(|m| m.state).collect();
+    assert_eq!(states, ["got-uncommitted"; 5], "nothing was committed");
+}

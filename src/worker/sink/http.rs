@@ -225,7 +225,14 @@ fn resolve_header(h: &HeaderConfig) -> Result<(String, String), Error> {
     let value = match (&h.value, &h.value_env, &h.value_file) {
         (Some(value), None, None) => value.clone(),
         (None, Some(var), None) => {
-            let value = std::env::var(var).map_err(|e| options_error(&source, format!("value_env {var}: {e}")))?;
+            let value = std::env::var(var).map_err(|e| {
+                // Never echo the variable: a value that is not Unicode would be printed.
+                let why = match e {
+                    std::env::VarError::NotPresent => "is not set",
+                    std::env::VarError::NotUnicode(_) => "is not valid Unicode",
+                };
+                options_error(&source, format!("value_env {var} {why}"))
+            })?;
             if value.is_empty() {
                 return Err(options_error(&source, format!("value_env {var} is empty")));
             }

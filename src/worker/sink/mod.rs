@@ -68,8 +68,9 @@ pub enum HttpBody {
 }
 
 /// An HTTP header whose value is given, or read from an environment variable or a file (for
-/// secrets such as `Authorization`; never put a secret in the config text itself).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// secrets such as `Authorization`; never put a secret in the config text itself). `Debug`
+/// shows where the value comes from, never the value.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HeaderConfig {
     /// Header name.
@@ -80,6 +81,17 @@ pub struct HeaderConfig {
     pub value_env: Option<String>,
     /// File holding the value (trailing newline trimmed).
     pub value_file: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for HeaderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeaderConfig")
+            .field("name", &self.name)
+            .field("value", &self.value.as_ref().map(|_| "***"))
+            .field("value_env", &self.value_env)
+            .field("value_file", &self.value_file)
+            .finish()
+    }
 }
 
 /// A sink as configured (`[queue.sink]` in the worker config).
@@ -201,5 +213,7 @@ mod tests {
         let c: SinkConfig = toml::from_str("type = \"queue\"\nqueue = \"OUT\"").unwrap();
         assert_eq!(c, SinkConfig::Queue { queue: "OUT".into() });
         assert!(toml::from_str::<SinkConfig>("type = \"stdout\"\nextra = 1").is_err());
+        let h: HeaderConfig = toml::from_str("name = \"Authorization\"\nvalue = \"Bearer s3cret\"").unwrap();
+        assert!(!format!("{h:?}").contains("s3cret"));
     }
 }
