@@ -36,18 +36,15 @@ pub(crate) fn parse_error(e: &toml::de::Error, text: &str, origin: &Path) -> Err
             (quoted.to_owned(), at)
         }
     };
-    Error::Config {
-        path: origin.to_owned(),
-        line,
-        column,
-        field,
-        message,
-    }
+    config_error(origin, (line, column), field, message)
 }
 
 /// A checked file's error about dotted `field` as [`Error::Config`], placed by [`locate`].
 pub(crate) fn field_error(text: &str, origin: &Path, field: String, message: String) -> Error {
-    let (line, column) = locate(text, &field);
+    config_error(origin, locate(text, &field), field, message)
+}
+
+fn config_error(origin: &Path, (line, column): (usize, usize), field: String, message: String) -> Error {
     Error::Config {
         path: origin.to_owned(),
         line,

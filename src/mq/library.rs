@@ -88,15 +88,6 @@ impl MqLibrary {
     pub fn is_fake(&self) -> bool {
         matches!(*self.0, Backend::Fake(_))
     }
-
-    /// The fake behind this library, if it is the fake.
-    #[must_use]
-    pub fn as_fake(&self) -> Option<&FakeMqi> {
-        match &*self.0 {
-            Backend::Fake(f) => Some(f),
-            Backend::Ibm(_) => None,
-        }
-    }
 }
 
 impl mqi::Library for MqLibrary {

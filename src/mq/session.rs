@@ -144,20 +144,8 @@ impl Session {
         })
     }
 
-    /// Handles open on this connection, by (queue, access).
-    #[must_use]
-    pub fn open_handles(&self) -> Vec<(String, Access)> {
-        self.handles.iter().map(|(q, a, _)| (q.clone(), *a)).collect()
-    }
-
     fn position(&self, queue: &str, access: Access) -> Option<usize> {
         self.handles.iter().position(|(q, a, _)| q == queue && *a == access)
-    }
-
-    /// Whether a handle for (queue, access) is open.
-    #[must_use]
-    pub fn is_open(&self, queue: &str, access: Access) -> bool {
-        self.position(queue, access).is_some()
     }
 
     /// Opens a handle for (queue, access) unless one is open already.
@@ -271,21 +259,6 @@ impl Session {
         let object = self.handle(queue, Access::Output)?;
         object
             .put_message(&(sync | MQPMO_FAIL_IF_QUIESCING, md), &(data, format))
-            .map_err(|e| mq_error(&e, queue))?
-            .discard_warning();
-        Ok(())
-    }
-
-    /// Puts a new text message (default MQMD, format MQSTR) on `queue`, outside any unit of
-    /// work unless `syncpoint`.
-    ///
-    /// # Errors
-    /// [`Error::Mq`] from MQOPEN or MQPUT.
-    pub fn put_text(&mut self, queue: &str, text: &str, syncpoint: bool) -> Result<(), Error> {
-        let sync: MQPMO = if syncpoint { MQPMO_SYNCPOINT } else { MQPMO_NO_SYNCPOINT };
-        let object = self.handle(queue, Access::Output)?;
-        object
-            .put_message(&(sync | MQPMO_FAIL_IF_QUIESCING), text)
             .map_err(|e| mq_error(&e, queue))?
             .discard_warning();
         Ok(())

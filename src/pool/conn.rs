@@ -147,17 +147,6 @@ impl PooledConn {
         Ok(())
     }
 
-    /// Puts a new text message (see [`Session::put_text`]).
-    ///
-    /// # Errors
-    /// [`Error::Mq`].
-    pub fn put_text(&mut self, queue: &str, text: &str, syncpoint: bool) -> Result<(), Error> {
-        self.ensure_open(queue, Access::Output)?;
-        self.session.put_text(queue, text, syncpoint)?;
-        self.in_unit_of_work |= syncpoint;
-        Ok(())
-    }
-
     /// MQCMIT.
     ///
     /// # Errors

@@ -147,12 +147,6 @@ impl Pool {
         Arc::clone(&self.inner.stats)
     }
 
-    /// The settings it was made with.
-    #[must_use]
-    pub fn config(&self) -> &PoolConfig {
-        &self.inner.config
-    }
-
     /// Waits for a free connection, connecting (with backoff on retryable failures) when
     /// none is idle.
     ///
@@ -357,9 +351,16 @@ impl Drop for Lease {
     fn drop(&mut self) {
         let Some(conn) = self.conn.take() else { return };
         if !self.healthy {
-            // Dropping the sender ends the thread, which disconnects.
+            // Dropping the sender ends the thread, which disconnects. Whatever lost this
+            // connection (a queue manager restart, a network cut) most likely took the idle
+            // ones too: drop them as well rather than find each dead one a checkout at a time.
             self.pool.stats.reconnect();
             drop(conn);
+            self.pool
+                .idle
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clear();
             return;
         }
         // Whatever the lease left in a unit of work is backed out before reuse.

@@ -179,11 +179,9 @@ pub async fn poll(
             Ok(None) => {}
             Err(Stop::Fatal(why)) => return PollEnd::Stopped(why),
             Err(Stop::Lost(why)) if lost_in_a_row == 0 => {
-                // The queue manager likely dropped the idle connections too (a restart, a
-                // network cut): let them go and retry at once on a new one. A second loss
-                // in a row pauses like any other failure.
+                // The pool has dropped the idle connections with this one: retry at once on a
+                // new connection. A second loss in a row pauses like any other failure.
                 lost_in_a_row += 1;
-                pool.close_idle();
                 tracing::warn!(queue = %plan.queue, "{why}");
             }
             Err(Stop::Retry(why) | Stop::Lost(why)) => {

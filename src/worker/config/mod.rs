@@ -215,12 +215,6 @@ impl WorkerConfig {
         })
     }
 
-    /// The queues received without syncpoint, which lose a batch whose delivery fails; the
-    /// worker warns about each at start.
-    pub fn without_syncpoint(&self) -> impl Iterator<Item = &QueueConfig> {
-        self.queues.iter().filter(|q| !q.receive.syncpoint())
-    }
-
     fn check(&self) -> Result<(), Invalid> {
         self.connection.check()?;
         self.pool.check()?;
@@ -505,8 +499,9 @@ mod tests {
     fn no_syncpoint_is_flagged_and_refuses_a_queue_sink() {
         let text = "[[queue]]\nname = \"A\"\nreceive = \"no-syncpoint\"\n[[queue]]\nname = \"B\"\n";
         let config = WorkerConfig::from_toml(text, Path::new("w.toml")).unwrap();
-        let flagged: Vec<&str> = config.without_syncpoint().map(|q| q.name.as_str()).collect();
-        assert_eq!(flagged, ["A"]);
+        assert_eq!(config.queues[0].receive, Receive::NoSyncpoint);
+        assert!(!config.queues[0].receive.syncpoint());
+        assert!(config.queues[1].receive.syncpoint());
         let text =
             "[[queue]]\nname = \"A\"\nreceive = \"no-syncpoint\"\n[queue.sink]\ntype = \"queue\"\nqueue = \"B\"\n";
         assert_error_starts(

@@ -263,6 +263,6 @@ receive = "single"
         };
         assert_eq!(config.queues[1], audit);
         assert_eq!(config.queues[1].wait_ms, DEFAULT_WAIT_MS);
-        assert_eq!(config.without_syncpoint().count(), 0);
+        assert!(config.queues.iter().all(|q| q.receive.syncpoint()));
     }
 }

@@ -286,7 +286,8 @@ mod tests {
         let command = ["true"].map(String::from).to_vec();
         let sink = ExecSink::new(command, Per::Batch, Duration::from_secs(5)).unwrap();
         let big = vec![b'x'; 1 << 20];
-        sink.deliver(&[message(&big, 1)]).await.unwrap();
+        let result = sink.deliver(&[message(&big, 1)]).await;
+        assert!(result.is_ok(), "a command may ignore its stdin: {result:?}");
     }
 
     #[test]
