@@ -1,19 +1,12 @@
-//! `mqpilot`: the command line. clap -> configuration -> library calls; nothing else.
-//!
-//! Exit codes: 0 the run ended as asked (signal, `--until-empty`, `--max-messages`);
-//! 1 a queue's pollers stopped on a problem that will not fix itself (the summary says
-//! which); 2 bad flags or configuration; 3 the queue manager or a queue could not be used
-//! at start (connect, unknown queue, sink set-up); 130 a second signal (in-flight units of
-//! work are backed out by MQ when the process ends).
+//! `mqpilot poll`: flags and configuration file -> worker configuration -> pool -> run.
 
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, ValueEnum};
 use mqpilot::fake::{FakeConfig, FakeQm};
 use mqpilot::mq::MqLibrary;
 use mqpilot::pool::{BackoffConfig, Pool, PoolConfig};
@@ -24,22 +17,7 @@ use mqpilot::worker::run::{RunHandle, RunSummary, start};
 use mqpilot::worker::sink::SinkConfig;
 use tokio_util::sync::CancellationToken;
 
-#[derive(Parser, Debug)]
-#[command(
-    name = "mqpilot",
-    version,
-    about = "IBM MQ connector that cannot exhaust the queue manager"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Poll queues: receive in batches under syncpoint, deliver to a sink, commit.
-    Poll(Box<PollArgs>),
-}
+use crate::{Failure, LogFormat, usage};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum SinkKind {
@@ -47,14 +25,8 @@ enum SinkKind {
     Queue,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
 #[derive(Args, Debug)]
-struct PollArgs {
+pub(crate) struct PollArgs {
     /// Worker configuration file (TOML). Flags below override it.
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
@@ -129,49 +101,10 @@ struct PollArgs {
 
     /// Log format on stderr (level from RUST_LOG, default info).
     #[arg(long, value_enum, default_value = "text")]
-    log_format: LogFormat,
+    pub(crate) log_format: LogFormat,
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
-}
-
-/// A failure with the exit code it maps to.
-struct Failure(u8, anyhow::Error);
-
-fn usage(e: impl Into<anyhow::Error>) -> Failure {
-    Failure(2, e.into())
-}
-
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let Command::Poll(args) = cli.command;
-    init_logging(args.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("mqpilot: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    match runtime.block_on(poll(*args)) {
-        Ok(code) => ExitCode::from(code),
-        Err(Failure(code, e)) => {
-            eprintln!("mqpilot: {e:#}");
-            ExitCode::from(code)
-        }
-    }
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => builder.json().init(),
-    }
 }
 
 /// The worker configuration from the file and the flags, validated before anything connects.
@@ -225,7 +158,7 @@ fn worker_config(args: &PollArgs) -> Result<WorkerConfig, Failure> {
     Ok(config)
 }
 
-async fn poll(args: PollArgs) -> Result<u8, Failure> {
+pub(crate) async fn run(args: PollArgs) -> Result<u8, Failure> {
     let config = worker_config(&args)?;
     let overrides = ConnectionOverrides {
         queue_manager: args.queue_manager.clone(),

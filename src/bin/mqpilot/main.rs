@@ -1,0 +1,82 @@
+//! `mqpilot`: the command line. clap -> configuration -> library calls; nothing else.
+//! One file per subcommand.
+//!
+//! `poll` exit codes: 0 the run ended as asked (signal, `--until-empty`, `--max-messages`);
+//! 1 a queue's pollers stopped on a problem that will not fix itself (the summary says
+//! which); 2 bad flags or configuration; 3 the queue manager or a queue could not be used
+//! at start (connect, unknown queue, sink set-up); 130 a second signal (in-flight units of
+//! work are backed out by MQ when the process ends).
+
+mod poll;
+
+use std::io::IsTerminal as _;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mqpilot",
+    version,
+    about = "IBM MQ connector that cannot exhaust the queue manager"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Poll queues: receive in batches under syncpoint, deliver to a sink, commit.
+    Poll(Box<poll::PollArgs>),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A failure with the exit code it maps to.
+pub(crate) struct Failure(u8, anyhow::Error);
+
+pub(crate) fn usage(e: impl Into<anyhow::Error>) -> Failure {
+    Failure(2, e.into())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let log_format = match &cli.command {
+        Command::Poll(args) => args.log_format,
+    };
+    init_logging(log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mqpilot: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let outcome = match cli.command {
+        Command::Poll(args) => runtime.block_on(poll::run(*args)),
+    };
+    match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(Failure(code, e)) => {
+            eprintln!("mqpilot: {e:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
