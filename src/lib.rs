@@ -6,11 +6,13 @@
 //! - [`fake`]: the pure-Rust fake queue manager: a safe state machine and its `Mqi` adapter.
 //! - [`pool`]: the bounded pool of MQ connections and the handle budget of each.
 //! - [`worker`]: the polling connector: pollers, receive modes, sinks, poison handling.
+//! - [`mcp`]: the MCP server: queues as tools for AI agents, policy, locks, HTTP and auth.
 //! - [`error`]: the crate's error type.
 //! - `toml_location`: where a key sits in a TOML config file, for file:line:field errors.
 
 pub mod error;
 pub mod fake;
+pub mod mcp;
 pub mod mq;
 pub mod pool;
 pub(crate) mod toml_location;

@@ -1,13 +1,15 @@
 //! `mqpilot`: the command line. clap -> configuration -> library calls; nothing else.
 //! One file per subcommand.
 //!
-//! `poll` exit codes: 0 the run ended as asked (signal, `--until-empty`, `--max-messages`);
+//! `mcp` exit codes are in `mcp.rs`. `poll` exit codes: 0 the run ended as asked (signal, `--until-empty`, `--max-messages`);
 //! 1 a queue's pollers stopped on a problem that will not fix itself (the summary says
 //! which); 2 bad flags or configuration; 3 the queue manager or a queue could not be used
 //! at start (connect, unknown queue, sink set-up); 130 a second signal (in-flight units of
 //! work are backed out by MQ when the process ends).
 
+mod mcp;
 mod poll;
+mod signals;
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
@@ -29,6 +31,8 @@ struct Cli {
 enum Command {
     /// Poll queues: receive in batches under syncpoint, deliver to a sink, commit.
     Poll(Box<poll::PollArgs>),
+    /// Serve queues as MCP tools for AI agents (stdio or streamable HTTP), deny-by-default.
+    Mcp(Box<mcp::McpArgs>),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -48,6 +52,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let log_format = match &cli.command {
         Command::Poll(args) => args.log_format,
+        Command::Mcp(args) => args.log_format,
     };
     init_logging(log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -59,6 +64,7 @@ fn main() -> ExitCode {
     };
     let outcome = match cli.command {
         Command::Poll(args) => runtime.block_on(poll::run(*args)),
+        Command::Mcp(args) => runtime.block_on(mcp::run(*args)),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),

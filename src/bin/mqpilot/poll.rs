@@ -206,7 +206,7 @@ pub(crate) async fn run(args: PollArgs) -> Result<u8, Failure> {
     };
     let pool = Pool::new(library, options, pool_config);
     let cancel = CancellationToken::new();
-    tokio::spawn(watch_signals(cancel.clone()));
+    tokio::spawn(crate::signals::watch_signals(cancel.clone()));
     let queues = mqpilot::worker::prepare::prepare(&pool, &config.queues, &cancel)
         .await
         .map_err(|e| Failure(3, anyhow::Error::new(e).context("cannot start")))?;
@@ -221,31 +221,6 @@ pub(crate) async fn run(args: PollArgs) -> Result<u8, Failure> {
     }
     print_summary(&summary, fake.as_ref());
     Ok(if summary.stopped().is_empty() { 0 } else { 1 })
-}
-
-/// First SIGINT/SIGTERM: stop new gets and let in-flight batches finish. Second: exit now;
-/// MQ backs out whatever is uncommitted when the process ends.
-async fn watch_signals(cancel: CancellationToken) {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch SIGTERM");
-            return;
-        }
-    };
-    for n in 0..2 {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        if n == 0 {
-            tracing::info!("stopping: finishing in-flight batches (signal again to stop at once)");
-            cancel.cancel();
-        } else {
-            eprintln!("mqpilot: second signal: exiting now; MQ backs out uncommitted work");
-            std::process::exit(130);
-        }
-    }
 }
 
 async fn status_line(handle: RunHandle) {

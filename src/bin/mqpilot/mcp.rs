@@ -1,0 +1,203 @@
+//! `mqpilot mcp`: flags -> policy, credentials, connection -> MCP server over stdio or HTTP.
+//!
+//! Exit codes: 0 the server stopped as asked (signal, stdin closed); 2 bad flags, policy or
+//! credential files, or a non-loopback `--listen` without auth; 3 the listener or the IBM
+//! library could not be set up. Logs go to stderr only: on `--stdio`, stdout is the protocol.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Args;
+use mqpilot::fake::{FakeConfig, FakeQm};
+use mqpilot::mcp::{self, Authenticator, Catalog, HttpOptions, JwtConfig, Listed, Policy};
+use mqpilot::mq::MqLibrary;
+use mqpilot::pool::PoolConfig;
+use mqpilot::worker::config::{ConnectionOverrides, WorkerConfig};
+use mqpilot::worker::demo::{DEMO_CHANNEL, demo_queue_manager};
+use tokio_util::sync::CancellationToken;
+
+use crate::{Failure, LogFormat, usage};
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("transport").required(true).args(["stdio", "listen"])))]
+pub(crate) struct McpArgs {
+    /// Serve MCP on stdin/stdout (for Claude Desktop, VS Code and other local agents).
+    #[arg(long)]
+    stdio: bool,
+    /// Serve streamable HTTP at http://ADDR/mcp (loopback unless auth is configured).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Policy file (TOML). Default: inspect, browse and plan on every non-SYSTEM queue.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+
+    /// Run on an embedded fake queue manager seeded with DEMO.IN (1,000 messages).
+    #[arg(long)]
+    fake: bool,
+    /// Define the embedded fake queue manager from this file instead of the demo.
+    #[arg(long, value_name = "FILE", requires = "fake")]
+    fake_config: Option<PathBuf>,
+
+    /// Connections in the pool (locks hold one each; one always stays free for other tools).
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Most handles per connection; the budget is min(this, MAXHANDS - reserve).
+    #[arg(long, default_value_t = 256)]
+    max_handles: usize,
+    /// Queue manager name.
+    #[arg(long = "qmgr", value_name = "NAME")]
+    queue_manager: Option<String>,
+    /// Client channel, MQSERVER syntax: CHANNEL/TCP/host(port). Default: $MQSERVER.
+    #[arg(long = "conn", value_name = "CHANNEL/TCP/HOST(PORT)")]
+    server: Option<String>,
+    /// CCDT URL. Default: $MQCCDTURL.
+    #[arg(long, value_name = "URL")]
+    ccdt_url: Option<String>,
+    /// User id; the password comes from $MQ_PASSWORD or --password-file, never a flag.
+    #[arg(long)]
+    user: Option<String>,
+    /// File holding the MQ password.
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// Application name shown in DISPLAY CONN.
+    #[arg(long)]
+    application_name: Option<String>,
+    /// TLS cipher spec (needs --conn).
+    #[arg(long)]
+    cipher_spec: Option<String>,
+    /// TLS key repository.
+    #[arg(long, value_name = "PATH")]
+    key_repository: Option<PathBuf>,
+
+    /// Static bearer tokens (TOML: [[token]] name, token, capabilities).
+    #[arg(long, value_name = "FILE")]
+    tokens_file: Option<PathBuf>,
+    /// Accept HS256 JWTs signed with the secret in this file.
+    #[arg(long, value_name = "FILE", conflicts_with = "jwks_file", requires_all = ["jwt_issuer", "jwt_audience"])]
+    jwt_secret_file: Option<PathBuf>,
+    /// Accept RS256/ES256 JWTs signed by a key in this JWKS file.
+    #[arg(long, value_name = "FILE", requires_all = ["jwt_issuer", "jwt_audience"])]
+    jwks_file: Option<PathBuf>,
+    /// Required JWT issuer (`iss`).
+    #[arg(long, value_name = "URL")]
+    jwt_issuer: Option<String>,
+    /// Required JWT audience (`aud`), normally this server's URL.
+    #[arg(long, value_name = "AUD")]
+    jwt_audience: Option<String>,
+    /// Authorization server named in /.well-known/oauth-protected-resource (repeatable).
+    #[arg(long = "authorization-server", value_name = "URL")]
+    authorization_servers: Vec<String>,
+    /// Public URL of the endpoint, when behind a proxy. Default http://ADDR/mcp.
+    #[arg(long, value_name = "URL")]
+    resource_url: Option<String>,
+    /// Extra Host header value to accept (repeatable); loopback names are always accepted.
+    #[arg(long = "allowed-host", value_name = "HOST")]
+    allowed_hosts: Vec<String>,
+    /// Origin to accept (repeatable). Default: loopback origins only.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    allowed_origins: Vec<String>,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    max_body_bytes: usize,
+    /// Tool calls in flight per caller.
+    #[arg(long, default_value_t = 16)]
+    max_in_flight: usize,
+
+    /// Log format on stderr (level from RUST_LOG, default info).
+    #[arg(long, value_enum, default_value = "text")]
+    pub(crate) log_format: LogFormat,
+}
+
+fn authenticator(args: &McpArgs) -> Result<Authenticator, Failure> {
+    let mut auth = Authenticator::none();
+    if let Some(path) = &args.tokens_file {
+        auth = auth.with_tokens_file(path).map_err(usage)?;
+    }
+    let issuer = args.jwt_issuer.clone().unwrap_or_default();
+    let audience = args.jwt_audience.clone().unwrap_or_default();
+    if let Some(path) = &args.jwt_secret_file {
+        auth = auth.with_jwt(JwtConfig::hs256(path, issuer.clone(), audience.clone()).map_err(usage)?);
+    }
+    if let Some(path) = &args.jwks_file {
+        auth = auth.with_jwt(JwtConfig::jwks(path, issuer, audience).map_err(usage)?);
+    }
+    Ok(auth)
+}
+
+pub(crate) async fn run(args: McpArgs) -> Result<u8, Failure> {
+    let policy = match &args.policy {
+        Some(path) => Policy::from_file(path).map_err(usage)?,
+        None => Policy::default(),
+    };
+    let auth = authenticator(&args)?;
+    if let Some(addr) = args.listen {
+        mcp::http::check_listen(addr, &auth).map_err(usage)?;
+    }
+    let overrides = ConnectionOverrides {
+        queue_manager: args.queue_manager.clone(),
+        server: args.server.clone().or_else(|| {
+            (args.fake && args.fake_config.is_none()).then(|| format!("{DEMO_CHANNEL}/TCP/localhost(1414)"))
+        }),
+        ccdt_url: args.ccdt_url.clone(),
+        user: args.user.clone(),
+        password_file: args.password_file.clone(),
+        application_name: args.application_name.clone().or_else(|| Some("mqpilot-mcp".into())),
+        cipher_spec: args.cipher_spec.clone(),
+        key_repository: args.key_repository.clone(),
+    };
+    let env = |k: &str| std::env::var(k).ok();
+    let settings = WorkerConfig::from_queues(Vec::new()).connection;
+    let options = settings.connect_options(env, &overrides).map_err(usage)?;
+    let (library, catalog): (MqLibrary, Arc<dyn Catalog>) = if args.fake {
+        let qm = match &args.fake_config {
+            Some(path) => FakeQm::new(FakeConfig::from_file(path).map_err(usage)?),
+            None => demo_queue_manager(),
+        };
+        (MqLibrary::fake(qm.library("127.0.0.1")), Arc::new(qm))
+    } else {
+        let lib = MqLibrary::ibm_from_env(env).map_err(|e| Failure(3, e.into()))?;
+        (lib, Arc::new(Listed(policy.queues.clone())))
+    };
+    let pool_config = PoolConfig {
+        connections: args.connections.max(1),
+        max_handles: args.max_handles,
+        ..PoolConfig::default()
+    };
+    let cancel = CancellationToken::new();
+    tokio::spawn(crate::signals::watch_signals(cancel.clone()));
+    let server = mcp::build(library, options, pool_config, catalog, policy, &cancel);
+    if args.stdio {
+        tracing::info!("serving MCP on stdio");
+        mcp::serve_stream(server, tokio::io::stdin(), tokio::io::stdout(), cancel)
+            .await
+            .map_err(|e| Failure(3, e.into()))?;
+        return Ok(0);
+    }
+    let addr = args.listen.expect("clap requires --stdio or --listen");
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))
+        .map_err(|e| Failure(3, e))?;
+    let bound = listener.local_addr().map_err(|e| Failure(3, e.into()))?;
+    let mut http = HttpOptions {
+        allowed_origins: args.allowed_origins.clone(),
+        max_body_bytes: args.max_body_bytes,
+        max_in_flight: args.max_in_flight,
+        resource: args.resource_url.clone(),
+        authorization_servers: args.authorization_servers.clone(),
+        ..HttpOptions::default()
+    };
+    http.allowed_hosts.extend(args.allowed_hosts.iter().cloned());
+    let queues = server.queues().clone();
+    let router = mcp::http::router(server, &http, Arc::new(auth), bound, &cancel);
+    tracing::info!(url = %format!("http://{bound}{}", mcp::http::MCP_PATH), "serving MCP over streamable HTTP");
+    let served = mcp::http::serve(listener, router, cancel).await;
+    let released = queues.shutdown().await;
+    if released > 0 {
+        tracing::info!(locks = released, "backed out locks held at shutdown");
+    }
+    served.map_err(|e| Failure(3, e.into()))?;
+    Ok(0)
+}

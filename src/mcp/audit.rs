@@ -1,0 +1,41 @@
+//! One audit line per tool call: caller, tool, queue, outcome, reason code.
+//!
+//! Lines go to the `mqpilot::audit` tracing target at info level (so `RUST_LOG` and
+//! `--log-format json` apply). They never carry payloads, arguments other than the queue, or
+//! credentials: the caller is the token's name or the JWT subject.
+
+use super::auth::Caller;
+
+/// How a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It did what was asked.
+    Ok,
+    /// The policy or the caller's credential refused it; MQ was not called.
+    Denied,
+    /// MQ or the arguments refused it.
+    Failed,
+}
+
+impl Outcome {
+    const fn name(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Denied => "denied",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// Writes the audit line of one call.
+pub fn record(caller: &Caller, tool: &str, queue: Option<&str>, outcome: Outcome, reason_code: Option<i32>) {
+    tracing::info!(
+        target: "mqpilot::audit",
+        caller = %caller.name,
+        tool,
+        queue = queue.unwrap_or(""),
+        outcome = outcome.name(),
+        reason_code = reason_code.unwrap_or(0),
+        "tool call"
+    );
+}

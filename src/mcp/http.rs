@@ -1,0 +1,312 @@
+//! Streamable HTTP: the MCP endpoint at `/mcp` behind Host/Origin checks, bearer auth and a
+//! per-caller limit on calls in flight, plus the RFC 9728 protected-resource metadata.
+//!
+//! Refuses to listen on a non-loopback address without auth. Order of checks on every
+//! request: Host and Origin (403), credentials (401 with `WWW-Authenticate: Bearer
+//! resource_metadata="..."`), then calls in flight for that caller (429). The body limit
+//! (413) and the MCP protocol are rmcp's: protocol 2026-07-28 requests are served
+//! statelessly, older clients get `initialize` and a session (`Mcp-Session-Id`).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::auth::{Authenticator, Caller};
+use super::policy::Capability;
+use super::server::McpServer;
+use crate::Error;
+
+/// The path of the MCP endpoint.
+pub const MCP_PATH: &str = "/mcp";
+/// The RFC 9728 metadata path.
+pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
+
+/// HTTP settings.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Host names (with or without port) accepted in `Host`. Default: `localhost`,
+    /// `127.0.0.1`, `::1` and the address listened on.
+    pub allowed_hosts: Vec<String>,
+    /// Origins accepted in `Origin` (`scheme://host[:port]`). Requests without `Origin` pass.
+    /// Default: loopback origins on any port.
+    pub allowed_origins: Vec<String>,
+    /// Largest request body. Default 4 MiB.
+    pub max_body_bytes: usize,
+    /// Calls in flight per caller. Default 16.
+    pub max_in_flight: usize,
+    /// Public URL of the MCP endpoint (the RFC 9728 `resource`). Default
+    /// `http://ADDR/mcp`.
+    pub resource: Option<String>,
+    /// Authorization servers named in the metadata (where agents get JWTs). Default none.
+    pub authorization_servers: Vec<String>,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            allowed_origins: Vec::new(),
+            max_body_bytes: 4 * 1024 * 1024,
+            max_in_flight: 16,
+            resource: None,
+            authorization_servers: Vec::new(),
+        }
+    }
+}
+
+/// Refuses a non-loopback address without credentials.
+///
+/// # Errors
+/// [`Error::Options`] naming `--listen`.
+pub fn check_listen(addr: SocketAddr, auth: &Authenticator) -> Result<(), Error> {
+    if !addr.ip().is_loopback() && !auth.enabled() {
+        return Err(Error::Options {
+            source_name: "--listen".into(),
+            message: format!(
+                "{addr} is not a loopback address: give --tokens-file and/or a JWT key (--jwt-secret-file or --jwks-file) so callers must authenticate"
+            ),
+        });
+    }
+    Ok(())
+}
+
+struct Gate {
+    auth: Arc<Authenticator>,
+    hosts: Vec<String>,
+    origins: Vec<String>,
+    metadata_url: String,
+    max_in_flight: usize,
+    in_flight: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+fn host_name(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+fn loopback_origin(origin: &str) -> bool {
+    let Some(rest) = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    matches!(host_name(rest), "localhost" | "127.0.0.1" | "::1")
+}
+
+fn refuse(status: StatusCode, text: &str) -> Response {
+    (status, text.to_owned()).into_response()
+}
+
+impl Gate {
+    fn host_ok(&self, req: &Request) -> bool {
+        let Some(host) = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()) else {
+            return false;
+        };
+        let name = host_name(host);
+        self.hosts
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(host) || h.eq_ignore_ascii_case(name))
+    }
+
+    fn origin_ok(&self, req: &Request) -> bool {
+        match req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
+            None => true,
+            Some(o) if self.origins.is_empty() => loopback_origin(o),
+            Some(o) => self.origins.iter().any(|a| a.eq_ignore_ascii_case(o)),
+        }
+    }
+
+    fn unauthorized(&self, why: &str) -> Response {
+        let challenge = format!(
+            "Bearer resource_metadata=\"{}\", error=\"invalid_token\"",
+            self.metadata_url
+        );
+        let mut r = refuse(StatusCode::UNAUTHORIZED, why);
+        if let Ok(v) = HeaderValue::from_str(&challenge) {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        r
+    }
+
+    fn permits(&self, caller: &str) -> Arc<Semaphore> {
+        let mut map = self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(
+            map.entry(caller.to_owned())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.max_in_flight))),
+        )
+    }
+}
+
+async fn guard(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -> Response {
+    if !gate.host_ok(&req) {
+        return refuse(StatusCode::FORBIDDEN, "Host not allowed");
+    }
+    if !gate.origin_ok(&req) {
+        return refuse(StatusCode::FORBIDDEN, "Origin not allowed");
+    }
+    if req.uri().path().starts_with(METADATA_PATH) {
+        return next.run(req).await;
+    }
+    let caller = if gate.auth.enabled() {
+        let header = req.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
+        match gate.auth.authenticate(header) {
+            Ok(c) => c,
+            Err(why) => {
+                tracing::info!(target: "mqpilot::audit", outcome = "unauthorized", why, "request refused");
+                return gate.unauthorized(&why);
+            }
+        }
+    } else {
+        Caller::local("http")
+    };
+    let permit = if req.method() == axum::http::Method::POST {
+        match gate.permits(&caller.name).try_acquire_owned() {
+            Ok(p) => Some(p),
+            Err(_) => {
+                let mut r = refuse(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many calls in flight for this caller",
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return r;
+            }
+        }
+    } else {
+        None
+    };
+    req.extensions_mut().insert(caller);
+    let response = next.run(req).await;
+    drop(permit);
+    response
+}
+
+async fn metadata(State(meta): State<Arc<serde_json::Value>>) -> Response {
+    axum::Json((*meta).clone()).into_response()
+}
+
+#[derive(Clone)]
+struct AppState {
+    gate: Arc<Gate>,
+    meta: Arc<serde_json::Value>,
+}
+
+impl axum::extract::FromRef<AppState> for Arc<Gate> {
+    fn from_ref(s: &AppState) -> Self {
+        Arc::clone(&s.gate)
+    }
+}
+
+impl axum::extract::FromRef<AppState> for Arc<serde_json::Value> {
+    fn from_ref(s: &AppState) -> Self {
+        Arc::clone(&s.meta)
+    }
+}
+
+/// The axum router: `/mcp` and the metadata, behind the checks. `addr` is where it listens.
+pub fn router(
+    server: McpServer,
+    options: &HttpOptions,
+    auth: Arc<Authenticator>,
+    addr: SocketAddr,
+    cancel: &CancellationToken,
+) -> axum::Router {
+    let mut hosts = options.allowed_hosts.clone();
+    hosts.push(addr.ip().to_string());
+    hosts.push(addr.to_string());
+    let resource = options
+        .resource
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}{MCP_PATH}"));
+    let base = resource.strip_suffix(MCP_PATH).unwrap_or(&resource).to_owned();
+    let gate = Arc::new(Gate {
+        auth,
+        hosts: hosts.clone(),
+        origins: options.allowed_origins.clone(),
+        metadata_url: format!("{base}{METADATA_PATH}"),
+        max_in_flight: options.max_in_flight.max(1),
+        in_flight: Mutex::new(HashMap::new()),
+    });
+    let meta = Arc::new(serde_json::json!({
+        "resource": resource,
+        "authorization_servers": options.authorization_servers,
+        "bearer_methods_supported": ["header"],
+        "scopes_supported": Capability::ALL.iter().map(|c| format!("mq:{c}")).collect::<Vec<_>>(),
+        "resource_name": "mqpilot MCP server",
+    }));
+    // Host and Origin are checked by the guard above; rmcp's own checks are left off so
+    // one list decides.
+    let config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(true)
+        .with_json_response(true)
+        .with_max_request_body_bytes(options.max_body_bytes)
+        .with_cancellation_token(cancel.child_token())
+        .disable_allowed_hosts()
+        .disable_allowed_origins();
+    let service: StreamableHttpService<McpServer, LocalSessionManager> =
+        StreamableHttpService::new(move || Ok(server.clone()), Arc::default(), config);
+    let state = AppState {
+        gate: Arc::clone(&gate),
+        meta,
+    };
+    axum::Router::new()
+        .nest_service(MCP_PATH, service)
+        .route(METADATA_PATH, axum::routing::get(metadata))
+        .route(&format!("{METADATA_PATH}{MCP_PATH}"), axum::routing::get(metadata))
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&gate), guard))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `cancel` fires.
+///
+/// # Errors
+/// [`Error::Io`] when serving fails.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    cancel: CancellationToken,
+) -> Result<(), Error> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { cancel.cancelled_owned().await })
+        .await
+        .map_err(|source| Error::Io {
+            path: "http listener".into(),
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names_drop_the_port() {
+        assert_eq!(host_name("127.0.0.1:8808"), "127.0.0.1");
+        assert_eq!(host_name("[::1]:8808"), "::1");
+        assert_eq!(host_name("localhost"), "localhost");
+        assert!(loopback_origin("http://localhost:6274"));
+        assert!(!loopback_origin("https://evil.example"));
+    }
+
+    #[test]
+    fn non_loopback_needs_auth() {
+        let none = Authenticator::none();
+        assert!(check_listen("0.0.0.0:8808".parse().unwrap(), &none).is_err());
+        assert!(check_listen("127.0.0.1:8808".parse().unwrap(), &none).is_ok());
+    }
+}

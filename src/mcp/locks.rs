@@ -1,0 +1,299 @@
+//! Message locks: messages got under syncpoint on a pool connection reserved for the lock.
+//!
+//! A lock holds its pool lease until it is completed (commit: the messages are gone; abort:
+//! MQBACK, they are back with backout count + 1), expires (MQBACK) or the server shuts down
+//! (MQBACK). Lock ids are 128 random bits in hex, bound to the caller that took them: another
+//! caller's id is answered exactly like an unknown one. Every path that does not commit backs
+//! out, and a lease dropped in a unit of work is backed out by the pool as well.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::Error;
+use crate::pool::Lease;
+
+/// One held lock.
+struct Held {
+    owner: String,
+    queue: String,
+    lease: Lease,
+    messages: usize,
+    expires: Instant,
+}
+
+/// How a lock ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// MQCMIT.
+    Commit,
+    /// MQBACK.
+    Abort,
+}
+
+/// The table of held locks. Cheap to clone.
+#[derive(Clone)]
+pub struct Locks {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    held: Mutex<HashMap<String, Held>>,
+    /// Ids that expired recently, with their owner, so a late completion gets a clear answer.
+    expired: Mutex<VecDeque<(String, String)>>,
+    max: usize,
+    shutdown: CancellationToken,
+}
+
+const EXPIRED_REMEMBERED: usize = 1024;
+
+/// Why a lock operation failed.
+#[derive(Debug)]
+pub enum LockError {
+    /// The id is not a lock this caller holds.
+    Unknown,
+    /// The lock expired and its messages were backed out.
+    Expired,
+    /// Too many locks are held.
+    Full(usize),
+    /// The commit or backout failed.
+    Mq(Error),
+}
+
+impl std::fmt::Display for LockError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unknown => f.write_str("no such lock is held by this caller (a wrong id, or already completed)"),
+            Self::Expired => f.write_str("the lock expired: its messages were backed out and are on the queue again"),
+            Self::Full(n) => write!(f, "{n} locks are held already (limits.max_locks): complete one first"),
+            Self::Mq(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// A random, opaque lock id.
+fn new_id() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the operating system provides random bytes");
+    crate::mq::message::hex(&bytes)
+}
+
+/// `when` as RFC 3339 UTC, to the second.
+#[must_use]
+pub fn rfc3339(when: SystemTime) -> String {
+    let secs = when.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+async fn back_out(mut lease: Lease) -> Result<(), Error> {
+    lease
+        .run(|c| if c.in_unit_of_work() { c.backout() } else { Ok(()) })
+        .await
+}
+
+impl Locks {
+    /// A table holding at most `max` locks; `shutdown` backs every lock out.
+    #[must_use]
+    pub fn new(max: usize, shutdown: CancellationToken) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                held: Mutex::new(HashMap::new()),
+                expired: Mutex::new(VecDeque::new()),
+                max,
+                shutdown,
+            }),
+        }
+    }
+
+    /// Locks held now.
+    #[must_use]
+    pub fn held(&self) -> usize {
+        self.inner
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
+    /// Whether another lock may be taken (checked before reserving a connection).
+    ///
+    /// # Errors
+    /// [`LockError::Full`].
+    pub fn room(&self) -> Result<(), LockError> {
+        if self.held() >= self.inner.max {
+            Err(LockError::Full(self.inner.max))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Registers a lease holding `messages` uncommitted gets as a lock of `owner` for `ttl`;
+    /// returns its id and expiry time.
+    ///
+    /// # Errors
+    /// [`LockError::Full`]: the lease is backed out.
+    pub async fn insert(
+        &self,
+        owner: &str,
+        queue: &str,
+        lease: Lease,
+        messages: usize,
+        ttl: Duration,
+    ) -> Result<(String, SystemTime), LockError> {
+        let id = new_id();
+        let refused = {
+            let mut held = self
+                .inner
+                .held
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if held.len() >= self.inner.max {
+                Some(lease)
+            } else {
+                held.insert(
+                    id.clone(),
+                    Held {
+                        owner: owner.to_owned(),
+                        queue: queue.to_owned(),
+                        lease,
+                        messages,
+                        expires: Instant::now() + ttl,
+                    },
+                );
+                None
+            }
+        };
+        if let Some(lease) = refused {
+            back_out(lease).await.map_err(LockError::Mq)?;
+            return Err(LockError::Full(self.inner.max));
+        }
+        let locks = self.clone();
+        let expiry_id = id.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep(ttl) => locks.expire(&expiry_id).await,
+                () = locks.inner.shutdown.cancelled() => {}
+            }
+        });
+        Ok((id, SystemTime::now() + ttl))
+    }
+
+    async fn expire(&self, id: &str) {
+        let taken = self
+            .inner
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(id);
+        let Some(held) = taken else { return };
+        tracing::info!(queue = %held.queue, messages = held.messages, "lock expired: backing its messages out");
+        {
+            let mut expired = self
+                .inner
+                .expired
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            expired.push_back((id.to_owned(), held.owner.clone()));
+            if expired.len() > EXPIRED_REMEMBERED {
+                expired.pop_front();
+            }
+        }
+        if let Err(e) = back_out(held.lease).await {
+            tracing::warn!(queue = %held.queue, error = %e, "MQBACK of an expired lock failed; MQ backs it out when the connection ends");
+        }
+    }
+
+    /// Commits or backs out lock `id` of `owner`; returns its queue and message count.
+    ///
+    /// # Errors
+    /// [`LockError::Unknown`], [`LockError::Expired`] or [`LockError::Mq`].
+    pub async fn complete(&self, owner: &str, id: &str, action: Action) -> Result<(String, usize), LockError> {
+        let taken = {
+            let mut held = self
+                .inner
+                .held
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match held.get(id) {
+                Some(h) if h.owner == owner && h.expires > Instant::now() => held.remove(id),
+                _ => None,
+            }
+        };
+        let Some(held) = taken else {
+            let expired = self
+                .inner
+                .expired
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            return Err(if expired.iter().any(|(i, o)| i == id && o == owner) {
+                LockError::Expired
+            } else {
+                LockError::Unknown
+            });
+        };
+        let mut lease = held.lease;
+        let result = match action {
+            Action::Commit => lease.run(|c| c.commit()).await,
+            Action::Abort => lease.run(|c| c.backout()).await,
+        };
+        result.map_err(LockError::Mq)?;
+        Ok((held.queue, held.messages))
+    }
+
+    /// Backs out every held lock (server shutdown). Returns how many there were.
+    pub async fn release_all(&self) -> usize {
+        let all: Vec<Held> = self
+            .inner
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .drain()
+            .map(|(_, h)| h)
+            .collect();
+        let n = all.len();
+        for held in all {
+            if let Err(e) = back_out(held.lease).await {
+                tracing::warn!(queue = %held.queue, error = %e, "MQBACK of a lock at shutdown failed; MQ backs it out when the connection ends");
+            }
+        }
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_utc() {
+        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_689_870);
+        assert_eq!(rfc3339(t), "2026-11-26T10:44:30Z");
+    }
+
+    #[test]
+    fn ids_are_random_and_opaque() {
+        let a = new_id();
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, new_id());
+    }
+}

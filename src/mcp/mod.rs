@@ -1,0 +1,98 @@
+//! The MCP server: IBM MQ queues as Model Context Protocol tools, deny-by-default.
+//!
+//! - [`server`]: the tools and the handler rmcp drives (which tools exist, what each needs).
+//! - [`policy`]: capabilities and queue globs; every call is checked before MQ is called.
+//! - [`queues`]: the queue operations, all through the connection pool and its budget.
+//! - [`locks`]: messages held under syncpoint on a reserved connection until completed or
+//!   expired.
+//! - [`browser`]: non-destructive reads on the pool's connection threads.
+//! - [`descriptor`]: the MQMD of a put.
+//! - [`catalog`]: queue names and the status MQINQ cannot give.
+//! - [`auth`]: bearer tokens and JWTs for HTTP callers.
+//! - [`http`]: streamable HTTP with Host/Origin checks, auth, limits and RFC 9728 metadata.
+//! - [`audit`]: one line per tool call.
+//!
+//! Invariant: a call the policy or the caller's credential refuses never reaches MQ, and
+//! every destructive get is either committed after its result is built or backed out.
+
+pub mod audit;
+pub mod auth;
+pub mod browser;
+pub mod catalog;
+pub mod descriptor;
+pub mod http;
+pub mod locks;
+pub mod policy;
+pub mod queues;
+pub mod schema;
+pub mod server;
+
+use std::sync::Arc;
+
+use rmcp::ServiceExt as _;
+use tokio_util::sync::CancellationToken;
+
+pub use auth::{Authenticator, Caller, JwtConfig};
+pub use catalog::{Catalog, Listed};
+pub use http::HttpOptions;
+pub use policy::{Capability, Policy};
+pub use queues::Queues;
+pub use server::McpServer;
+
+use crate::Error;
+use crate::mq::MqLibrary;
+use crate::mq::options::ConnectOptions;
+use crate::pool::{Pool, PoolConfig};
+
+/// Builds the server: a pool of `pool_config.connections` connections made with `options`
+/// through `library`, under `policy`. Nothing connects until the first tool call. `cancel`
+/// stops waits for connections and expiry timers; call [`Queues::shutdown`] afterwards to
+/// back out held locks.
+#[must_use]
+pub fn build(
+    library: MqLibrary,
+    options: ConnectOptions,
+    pool_config: PoolConfig,
+    catalog: Arc<dyn Catalog>,
+    policy: Policy,
+    cancel: &CancellationToken,
+) -> McpServer {
+    let connections = pool_config.connections.max(1);
+    let pool = Pool::new(library.clone(), options.clone(), pool_config);
+    // A lock holds a connection: keep one free for every other tool.
+    let max_locks = policy.limits.max_locks.min(connections.saturating_sub(1));
+    let queues = Queues::new(pool, library, options, catalog, connections, max_locks, cancel.clone());
+    McpServer::new(queues, policy)
+}
+
+/// Serves MCP over a byte stream pair (stdin/stdout, or an in-memory pipe) until the peer
+/// closes it or `cancel` fires, then backs out held locks.
+///
+/// # Errors
+/// [`Error::Io`] when the MCP session cannot start.
+pub async fn serve_stream<R, W>(server: McpServer, read: R, write: W, cancel: CancellationToken) -> Result<(), Error>
+where
+    R: tokio::io::AsyncRead + Send + Unpin + 'static,
+    W: tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let queues = server.queues().clone();
+    let running = server
+        .serve_with_ct((read, write), cancel.child_token())
+        .await
+        .map_err(|e| Error::Io {
+            path: "MCP stream".into(),
+            source: std::io::Error::other(e.to_string()),
+        });
+    let result = match running {
+        Ok(running) => {
+            let _ = running.waiting().await;
+            Ok(())
+        }
+        Err(e) => Err(e),
+    };
+    let released = queues.shutdown().await;
+    if released > 0 {
+        tracing::info!(locks = released, "backed out locks held at shutdown");
+    }
+    result
+}

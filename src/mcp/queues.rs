@@ -1,0 +1,238 @@
+//! The queue operations behind the tools, all through the connection pool.
+//!
+//! Every call checks a connection out of the pool (the back-pressure point), runs on its
+//! thread and gives it back, so the handle budget of each connection holds for the MCP
+//! server as for the worker. Destructive gets are under syncpoint: `receive` commits only
+//! after the result is built, `lock` keeps the lease (and so the unit of work) in
+//! [`Locks`]. Policy checks happen before any of this, in the tools.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::browser::{self, BrowseRequest};
+use super::catalog::{AdminStatus, Catalog};
+use super::locks::{LockError, Locks};
+use super::schema::MessageOut;
+use crate::Error;
+use crate::mq::MqLibrary;
+use crate::mq::message::Message;
+use crate::mq::options::ConnectOptions;
+use crate::mq::session::{GetRequest, QueueAttrs};
+use crate::pool::{Lease, Pool};
+
+/// The MQ side of the server. Cheap to clone.
+#[derive(Clone)]
+pub struct Queues {
+    pub(crate) pool: Pool,
+    library: MqLibrary,
+    options: ConnectOptions,
+    pub(crate) catalog: Arc<dyn Catalog>,
+    pub(crate) locks: Locks,
+    pub(crate) max_connections: usize,
+    cancel: CancellationToken,
+}
+
+impl std::fmt::Debug for Queues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queues")
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one destructive get loop returns.
+fn get_batch(
+    conn: &mut crate::pool::PooledConn,
+    queue: &Arc<str>,
+    limit: usize,
+    wait_ms: u32,
+) -> Result<Vec<Message>, Error> {
+    let mut got = Vec::with_capacity(limit);
+    while got.len() < limit {
+        let wait = if got.is_empty() { wait_ms } else { 0 };
+        match conn.get(
+            queue,
+            GetRequest {
+                syncpoint: true,
+                wait_ms: wait,
+            },
+        )? {
+            Some(m) => got.push(m),
+            None => break,
+        }
+    }
+    Ok(got)
+}
+
+impl Queues {
+    /// The MQ side over `pool`; `library` and `options` must be the pool's (browse uses
+    /// them for its companion connections); `max_locks` locks at most.
+    #[must_use]
+    pub fn new(
+        pool: Pool,
+        library: MqLibrary,
+        options: ConnectOptions,
+        catalog: Arc<dyn Catalog>,
+        max_connections: usize,
+        max_locks: usize,
+        cancel: CancellationToken,
+    ) -> Self {
+        Self {
+            pool,
+            library,
+            options,
+            catalog,
+            locks: Locks::new(max_locks, cancel.clone()),
+            max_connections,
+            cancel,
+        }
+    }
+
+    async fn lease(&self) -> Result<Lease, Error> {
+        self.pool.checkout(&self.cancel).await
+    }
+
+    /// MQINQ of the queue's attributes.
+    ///
+    /// # Errors
+    /// [`Error::Mq`] (2085 for an unknown queue).
+    pub async fn attrs(&self, queue: &str) -> Result<QueueAttrs, Error> {
+        let q = queue.to_owned();
+        self.lease().await?.run(move |c| c.queue_attrs(&q)).await
+    }
+
+    /// MQINQ of several queues on one connection; each result separately.
+    ///
+    /// # Errors
+    /// A checkout failure; per-queue failures are in the list.
+    pub async fn attrs_many(&self, queues: Vec<String>) -> Result<Vec<(String, Result<QueueAttrs, Error>)>, Error> {
+        self.lease()
+            .await?
+            .run(move |c| {
+                Ok(queues
+                    .into_iter()
+                    .map(|q| {
+                        let a = c.queue_attrs(&q);
+                        (q, a)
+                    })
+                    .collect())
+            })
+            .await
+    }
+
+    /// UNCOM and MSGAGE, when the catalog knows them.
+    #[must_use]
+    pub fn admin_status(&self, queue: &str) -> AdminStatus {
+        self.catalog.status(queue)
+    }
+
+    /// Browses up to `limit` messages, `max_payload_bytes` of each.
+    ///
+    /// # Errors
+    /// [`Error::Mq`].
+    pub async fn browse(
+        &self,
+        queue: &str,
+        limit: usize,
+        max_payload_bytes: usize,
+    ) -> Result<Vec<browser::Browsed>, Error> {
+        let (lib, opts, q) = (self.library.clone(), self.options.clone(), queue.to_owned());
+        self.lease()
+            .await?
+            .run(move |c| {
+                let request = BrowseRequest {
+                    limit,
+                    max_payload_bytes,
+                    handle_budget: c.budget(),
+                };
+                browser::browse(&lib, &opts, &q, request)
+            })
+            .await
+    }
+
+    /// Gets up to `limit` messages under syncpoint, builds the result, then commits. A failed
+    /// get or commit backs out: nothing is lost.
+    ///
+    /// # Errors
+    /// [`Error::Mq`].
+    pub async fn receive(&self, queue: &str, limit: usize, wait_ms: u32) -> Result<Vec<MessageOut>, Error> {
+        let q: Arc<str> = queue.into();
+        self.lease()
+            .await?
+            .run(move |c| {
+                let got = match get_batch(c, &q, limit, wait_ms) {
+                    Ok(got) => got,
+                    Err(e) => {
+                        if c.in_unit_of_work() {
+                            let _ = c.backout();
+                        }
+                        return Err(e);
+                    }
+                };
+                let out: Vec<MessageOut> = got.iter().map(|m| MessageOut::new(m, true, false)).collect();
+                if c.in_unit_of_work() {
+                    c.commit()?;
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    /// Gets up to `limit` messages under syncpoint on a connection that stays reserved for
+    /// the lock; `None` id when no message came (nothing is held).
+    ///
+    /// # Errors
+    /// [`LockError`].
+    pub async fn lock(
+        &self,
+        owner: &str,
+        queue: &str,
+        limit: usize,
+        ttl: Duration,
+    ) -> Result<(Option<(String, std::time::SystemTime)>, Vec<MessageOut>), LockError> {
+        self.locks.room()?;
+        let mut lease = self.lease().await.map_err(LockError::Mq)?;
+        let q: Arc<str> = queue.into();
+        let got = lease
+            .run(move |c| match get_batch(c, &q, limit, 0) {
+                Ok(got) => Ok(got),
+                Err(e) => {
+                    if c.in_unit_of_work() {
+                        let _ = c.backout();
+                    }
+                    Err(e)
+                }
+            })
+            .await
+            .map_err(LockError::Mq)?;
+        let out: Vec<MessageOut> = got.iter().map(|m| MessageOut::new(m, true, false)).collect();
+        if got.is_empty() {
+            return Ok((None, out));
+        }
+        let held = self.locks.insert(owner, queue, lease, got.len(), ttl).await?;
+        Ok((Some(held), out))
+    }
+
+    /// Puts one message outside syncpoint.
+    ///
+    /// # Errors
+    /// [`Error::Mq`] (2030/2031 past MAXMSGL, 2053 queue full, 2051 put inhibited).
+    pub async fn put(&self, message: Message, data: Vec<u8>) -> Result<(), Error> {
+        self.lease()
+            .await?
+            .run(move |c| {
+                let queue = message.queue.clone();
+                c.put(&queue, &message, &data, false)
+            })
+            .await
+    }
+
+    /// Backs out every lock and closes idle connections.
+    pub async fn shutdown(&self) -> usize {
+        let n = self.locks.release_all().await;
+        self.pool.close_idle();
+        n
+    }
+}

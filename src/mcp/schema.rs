@@ -1,0 +1,369 @@
+//! The shapes agents see: every tool's arguments and structured result, with their JSON
+//! schemas (schemars). Results never carry secrets; payloads appear only in message tools.
+
+use base64::Engine as _;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::mq::message::Message;
+use crate::mq::session::QueueAttrs;
+
+/// `list_queues` arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListQueuesArgs {
+    /// Queue name glob (`*` and `?`); default all queues the policy lets you inspect.
+    pub pattern: Option<String>,
+}
+
+/// Arguments naming one queue.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QueueArgs {
+    /// Queue name.
+    pub queue: String,
+}
+
+/// `browse_messages` arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BrowseArgs {
+    /// Queue name.
+    pub queue: String,
+    /// Messages to return, 1..=100 (default 10).
+    pub limit: Option<u32>,
+    /// Payload bytes per message (default 4096, at most 1048576).
+    pub max_payload_bytes: Option<u32>,
+    /// Include payloads (default true).
+    pub include_payload: Option<bool>,
+}
+
+/// `receive_messages` arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiveArgs {
+    /// Queue name.
+    pub queue: String,
+    /// Messages to take, 1..=100 (default 1).
+    pub limit: Option<u32>,
+    /// Wait for the first message, 0..=10000 ms (default 0).
+    pub wait_ms: Option<u32>,
+}
+
+/// `lock_messages` arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LockArgs {
+    /// Queue name.
+    pub queue: String,
+    /// Messages to lock, 1..=100 (default 1).
+    pub limit: Option<u32>,
+    /// Seconds until the lock expires and its messages go back, 1..=300 (default 60).
+    pub lock_seconds: Option<u32>,
+}
+
+/// What to do with a lock.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CompleteAction {
+    /// Remove the messages for good.
+    Commit,
+    /// Put them back (backout count + 1).
+    Abort,
+}
+
+/// `complete_messages` arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteArgs {
+    /// The id `lock_messages` returned.
+    pub lock_id: String,
+    /// `commit` or `abort`.
+    pub action: CompleteAction,
+}
+
+/// Payload encoding.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    /// UTF-8 text.
+    #[default]
+    Text,
+    /// Base64 bytes.
+    Base64,
+}
+
+/// `put_message` arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutArgs {
+    /// Queue name.
+    pub queue: String,
+    /// The payload, as text or base64.
+    pub payload: String,
+    /// `text` (default) or `base64`.
+    pub encoding: Option<Encoding>,
+    /// MQMD Format (default `MQSTR` for text, blank for base64).
+    pub format: Option<String>,
+    /// Correlation id, hex, at most 24 bytes.
+    pub correl_id: Option<String>,
+    /// Reply-to queue.
+    pub reply_to: Option<String>,
+    /// Priority 0..=9.
+    pub priority: Option<i32>,
+    /// Persistent (default: the queue's default).
+    pub persistent: Option<bool>,
+}
+
+/// A reason code as a number or a name.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ReasonArg {
+    /// 2085.
+    Code(i32),
+    /// `MQRC_UNKNOWN_OBJECT_NAME` or `UNKNOWN_OBJECT_NAME`.
+    Name(String),
+}
+
+/// `explain_reason_code` arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonArgs {
+    /// The reason code: a number (2085) or a name (MQRC_UNKNOWN_OBJECT_NAME).
+    pub code: ReasonArg,
+}
+
+/// A queue as `list_queues` shows it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct QueueInfo {
+    /// Queue name.
+    pub name: String,
+    /// CURDEPTH.
+    pub depth: i32,
+    /// MAXDEPTH.
+    pub max_depth: i32,
+    /// IPPROCS: handles open for input.
+    pub open_input: i32,
+    /// OPPROCS: handles open for output.
+    pub open_output: i32,
+    /// GET(ENABLED).
+    pub get_enabled: bool,
+    /// PUT(ENABLED).
+    pub put_enabled: bool,
+}
+
+impl QueueInfo {
+    /// From MQINQ attributes.
+    #[must_use]
+    pub fn new(name: &str, a: &QueueAttrs) -> Self {
+        Self {
+            name: name.to_owned(),
+            depth: a.depth,
+            max_depth: a.max_depth,
+            open_input: a.open_input,
+            open_output: a.open_output,
+            get_enabled: a.get_enabled,
+            put_enabled: a.put_enabled,
+        }
+    }
+}
+
+/// `list_queues` result.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct QueueList {
+    /// The queues, by name.
+    pub queues: Vec<QueueInfo>,
+    /// Where the names came from: `queue manager` or `policy`.
+    pub names_from: String,
+    /// Queues that matched but could not be inquired, with the reason.
+    pub errors: Vec<String>,
+}
+
+/// `queue_status` result.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct QueueStatus {
+    /// The attributes `list_queues` shows.
+    #[serde(flatten)]
+    pub queue: QueueInfo,
+    /// UNCOM: messages in open units of work (null when the queue manager cannot say).
+    pub uncommitted: Option<u32>,
+    /// MSGAGE: seconds the oldest message has waited (null when unknown).
+    pub oldest_message_age_secs: Option<u64>,
+    /// BOTHRESH (0 = none).
+    pub backout_threshold: i32,
+    /// BOQNAME (empty = none).
+    pub backout_queue: String,
+    /// MAXMSGL.
+    pub max_message_length: i32,
+}
+
+/// One message as the message tools return it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct MessageOut {
+    /// MsgId, hex.
+    pub msg_id: String,
+    /// CorrelId, hex.
+    pub correl_id: String,
+    /// Put time, ISO 8601 UTC.
+    pub put_time: String,
+    /// Priority 0..=9.
+    pub priority: i32,
+    /// Persistent.
+    pub persistent: bool,
+    /// MQMD Format.
+    pub format: String,
+    /// BackoutCount.
+    pub backout_count: i32,
+    /// ReplyToQ (empty = none).
+    pub reply_to: String,
+    /// The payload (absent when not asked for).
+    pub payload: Option<String>,
+    /// `text` (valid UTF-8) or `base64`.
+    pub payload_encoding: Option<String>,
+    /// Bytes returned in `payload`.
+    pub payload_bytes: usize,
+    /// Whether the payload was cut at `max_payload_bytes`.
+    pub truncated: bool,
+}
+
+impl MessageOut {
+    /// A message, with its payload when `include_payload`.
+    #[must_use]
+    pub fn new(m: &Message, include_payload: bool, truncated: bool) -> Self {
+        let (payload, encoding) = if include_payload {
+            match std::str::from_utf8(&m.data) {
+                Ok(text) => (Some(text.to_owned()), Some("text".to_owned())),
+                Err(_) => (
+                    Some(base64::engine::general_purpose::STANDARD.encode(&m.data)),
+                    Some("base64".to_owned()),
+                ),
+            }
+        } else {
+            (None, None)
+        };
+        Self {
+            msg_id: m.msg_id_hex(),
+            correl_id: m.correl_id_hex(),
+            put_time: m.put_time(),
+            priority: m.priority(),
+            persistent: m.persistent(),
+            format: m.format(),
+            backout_count: m.backout_count(),
+            reply_to: m.reply_to_queue(),
+            payload,
+            payload_encoding: encoding,
+            payload_bytes: if include_payload { m.data.len() } else { 0 },
+            truncated,
+        }
+    }
+}
+
+/// `browse_messages` and `receive_messages` result.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Messages {
+    /// The queue.
+    pub queue: String,
+    /// The messages, in delivery order.
+    pub messages: Vec<MessageOut>,
+}
+
+/// `lock_messages` result.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Locked {
+    /// Pass to `complete_messages`; null when no message was available (nothing is held).
+    pub lock_id: Option<String>,
+    /// When the lock expires and the messages go back (RFC 3339 UTC).
+    pub expires_at: Option<String>,
+    /// The queue.
+    pub queue: String,
+    /// The locked messages.
+    pub messages: Vec<MessageOut>,
+}
+
+/// `complete_messages` result.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Completed {
+    /// The lock.
+    pub lock_id: String,
+    /// What was done.
+    pub action: CompleteAction,
+    /// The queue.
+    pub queue: String,
+    /// Messages committed or put back.
+    pub messages: usize,
+}
+
+/// `put_message` result.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Put {
+    /// The queue.
+    pub queue: String,
+    /// Payload bytes put.
+    pub bytes: usize,
+}
+
+/// `explain_reason_code` result.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Explained {
+    /// The number.
+    pub code: i32,
+    /// IBM's name.
+    pub name: String,
+    /// `normal`, `retry`, `reconnect` or `config`.
+    pub class: String,
+    /// What happened.
+    pub meaning: String,
+    /// What to do.
+    pub advice: String,
+}
+
+/// One pooled connection in `pool_status`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ConnectionOut {
+    /// Pool slot id.
+    pub id: usize,
+    /// Handles open now.
+    pub handles: usize,
+    /// Most handles open at once.
+    pub peak_handles: usize,
+    /// The handle budget: min(configured, MAXHANDS - reserve).
+    pub budget: usize,
+    /// MAXHANDS as the queue manager reported it.
+    pub max_handles: usize,
+}
+
+/// `pool_status` result.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PoolStatus {
+    /// Connections open now.
+    pub connections: Vec<ConnectionOut>,
+    /// Connections the pool may open.
+    pub max_connections: usize,
+    /// Locks holding a connection now.
+    pub locks_held: usize,
+    /// Successful connects.
+    pub connects: u64,
+    /// Connections replaced after a connection-level reason code.
+    pub reconnects: u64,
+    /// Times a 2017 shrank a budget.
+    pub budget_shrinks: u64,
+    /// Checkouts that waited for a free connection.
+    pub waits_for_connection: u64,
+}
+
+/// A tool failure as agents see it (`isError: true`).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Failure {
+    /// What went wrong.
+    pub error: String,
+    /// The MQ reason code, when MQ refused.
+    pub reason_code: Option<i32>,
+    /// Its name.
+    pub reason_name: Option<String>,
+    /// What it means.
+    pub meaning: Option<String>,
+    /// What to do about it.
+    pub advice: Option<String>,
+    /// The policy rule that refused, when the policy did.
+    pub rule: Option<String>,
+}

@@ -1,0 +1,591 @@
+//! The MCP tools: arguments in, policy checked, queue operation run, structured result out.
+//!
+//! Each tool names the capability it needs ([`TOOLS`]); tools whose capability the policy
+//! does not enable are removed from the router, so they are neither listed nor callable.
+//! Every call is checked against the caller's credential and the policy before any MQ call
+//! (a refusal names the rule), returns its result both as structured content (with an
+//! output schema) and as the same JSON in text, and writes one audit line.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::IntoCallToolResult;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResponse, CallToolResult, Implementation, ServerCapabilities, ServerConfig};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, Json, RoleServer, ServerHandler, tool, tool_handler, tool_router};
+
+use super::audit::{self, Outcome};
+use super::auth::Caller;
+use super::descriptor::{self, PutFields};
+use super::locks::{Action, LockError};
+use super::policy::{Capability, Policy, glob_matches};
+use super::queues::Queues;
+use super::schema::*;
+use crate::Error;
+use crate::mq::reason::{Reason, parse_reason};
+
+/// Every tool and the capability it needs. A new tool is one `#[tool]` method plus one row.
+pub const TOOLS: &[(&str, Capability)] = &[
+    ("list_queues", Capability::Inspect),
+    ("queue_status", Capability::Inspect),
+    ("pool_status", Capability::Inspect),
+    ("explain_reason_code", Capability::Inspect),
+    ("browse_messages", Capability::Browse),
+    ("receive_messages", Capability::Consume),
+    ("lock_messages", Capability::Consume),
+    ("complete_messages", Capability::Consume),
+    ("put_message", Capability::Produce),
+];
+
+const DEFAULT_BROWSE_LIMIT: u32 = 10;
+const DEFAULT_PAYLOAD_BYTES: u32 = 4096;
+const MAX_PAYLOAD_BYTES: u32 = 1024 * 1024;
+const MAX_WAIT_MS: u32 = 10_000;
+const DEFAULT_LOCK_SECONDS: u32 = 60;
+
+/// A refused or failed call.
+#[derive(Debug)]
+pub enum Fail {
+    /// Arguments out of range: a JSON-RPC invalid-params error.
+    Invalid(String),
+    /// A tool error (`isError: true`) with what the agent needs to act on it.
+    Tool(Box<Failure>, Outcome),
+}
+
+impl IntoCallToolResult for Fail {
+    fn into_call_tool_result(self) -> Result<CallToolResponse, ErrorData> {
+        match self {
+            Self::Invalid(message) => Err(ErrorData::invalid_params(message, None)),
+            Self::Tool(failure, _) => {
+                let value = serde_json::to_value(&failure).unwrap_or_default();
+                Ok(CallToolResult::structured_error(value).into())
+            }
+        }
+    }
+}
+
+fn failure(error: String) -> Failure {
+    Failure {
+        error,
+        reason_code: None,
+        reason_name: None,
+        meaning: None,
+        advice: None,
+        rule: None,
+    }
+}
+
+impl From<Error> for Fail {
+    fn from(e: Error) -> Self {
+        let mut f = failure(e.to_string());
+        if let Some(reason) = e.reason() {
+            f.reason_code = Some(reason.0);
+            f.reason_name = Some(reason.name().to_owned());
+            if let Some(info) = reason.info() {
+                f.meaning = Some(info.meaning.to_owned());
+                f.advice = Some(info.advice.to_owned());
+            }
+        }
+        Self::Tool(Box::new(f), Outcome::Failed)
+    }
+}
+
+fn invalid<T>(message: impl Into<String>) -> Result<T, Fail> {
+    Err(Fail::Invalid(message.into()))
+}
+
+fn in_range(name: &str, value: Option<u32>, default: u32, max: u32, min: u32) -> Result<u32, Fail> {
+    let v = value.unwrap_or(default);
+    if v < min || v > max {
+        return invalid(format!("{name} must be {min}..={max}, got {v}"));
+    }
+    Ok(v)
+}
+
+/// Shared state of every server instance (HTTP builds one per session or request).
+pub struct State {
+    pub(crate) queues: Queues,
+    pub(crate) policy: Policy,
+}
+
+/// The MCP server handler. Cheap to clone.
+#[derive(Clone)]
+pub struct McpServer {
+    state: Arc<State>,
+    tool_router: ToolRouter<Self>,
+}
+
+impl std::fmt::Debug for McpServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpServer")
+            .field("queues", &self.state.queues)
+            .finish_non_exhaustive()
+    }
+}
+
+fn caller(ctx: &RequestContext<RoleServer>) -> Caller {
+    match ctx.extensions.get::<axum::http::request::Parts>() {
+        // Over HTTP the auth layer always sets a caller; a request without one gets nothing.
+        Some(parts) => parts.extensions.get::<Caller>().cloned().unwrap_or_else(|| Caller {
+            name: "unauthenticated".into(),
+            capabilities: Some(std::collections::BTreeSet::new()),
+        }),
+        None => Caller::local("stdio"),
+    }
+}
+
+#[tool_router]
+impl McpServer {
+    /// A server over `queues` under `policy`; tools the policy disables are removed.
+    #[must_use]
+    pub fn new(queues: Queues, policy: Policy) -> Self {
+        let mut tool_router = Self::tool_router();
+        for (name, cap) in TOOLS {
+            if !policy.enabled(*cap) {
+                tool_router.remove_route(name);
+            }
+        }
+        Self {
+            state: Arc::new(State { queues, policy }),
+            tool_router,
+        }
+    }
+
+    /// The MQ side, for shutdown.
+    #[must_use]
+    pub fn queues(&self) -> &Queues {
+        &self.state.queues
+    }
+
+    /// Checks the credential and the policy; MQ is not called when this fails.
+    fn gate(&self, who: &Caller, cap: Capability, queue: Option<&str>) -> Result<(), Fail> {
+        if !who.may(cap) {
+            let mut f = failure(format!(
+                "the credential of {} does not grant the {cap} capability",
+                who.name
+            ));
+            f.rule = Some(format!("credential capabilities of {}", who.name));
+            return Err(Fail::Tool(Box::new(f), Outcome::Denied));
+        }
+        if let Some(q) = queue
+            && let Err(d) = self.state.policy.check(cap, q)
+        {
+            let mut f = failure(format!("{cap} on queue {q} is denied by the policy: {d}"));
+            f.rule = Some(d.rule);
+            return Err(Fail::Tool(Box::new(f), Outcome::Denied));
+        }
+        Ok(())
+    }
+
+    /// Audits the call and shapes the result.
+    #[allow(clippy::unused_self)]
+    fn finish<T>(
+        &self,
+        who: &Caller,
+        tool: &str,
+        queue: Option<&str>,
+        result: Result<T, Fail>,
+    ) -> Result<Json<T>, Fail> {
+        match &result {
+            Ok(_) => audit::record(who, tool, queue, Outcome::Ok, None),
+            Err(Fail::Invalid(_)) => audit::record(who, tool, queue, Outcome::Failed, None),
+            Err(Fail::Tool(f, outcome)) => audit::record(who, tool, queue, *outcome, f.reason_code),
+        }
+        result.map(Json)
+    }
+
+    #[tool(
+        description = "List queues with depth, max depth, open input/output counts and whether get/put are enabled.",
+        annotations(
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn list_queues(
+        &self,
+        Parameters(args): Parameters<ListQueuesArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<QueueList>, Fail> {
+        let who = caller(&ctx);
+        let result = async {
+            self.gate(&who, Capability::Inspect, None)?;
+            let pattern = args.pattern.as_deref().unwrap_or("*");
+            let q = &self.state.queues;
+            let names: Vec<String> = q
+                .catalog
+                .names()
+                .into_iter()
+                .filter(|n| glob_matches(pattern, n) && self.state.policy.check(Capability::Inspect, n).is_ok())
+                .collect();
+            let mut list = QueueList {
+                queues: Vec::new(),
+                names_from: q.catalog.source().to_owned(),
+                errors: Vec::new(),
+            };
+            if names.is_empty() {
+                return Ok(list);
+            }
+            for (name, attrs) in q.attrs_many(names).await? {
+                match attrs {
+                    Ok(a) => list.queues.push(QueueInfo::new(&name, &a)),
+                    Err(e) => list.errors.push(format!("{name}: {e}")),
+                }
+            }
+            Ok(list)
+        }
+        .await;
+        self.finish(&who, "list_queues", None, result)
+    }
+
+    #[tool(
+        description = "One queue's attributes plus uncommitted count, oldest message age, backout threshold and backout queue.",
+        annotations(
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn queue_status(
+        &self,
+        Parameters(args): Parameters<QueueArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<QueueStatus>, Fail> {
+        let who = caller(&ctx);
+        let queue = args.queue;
+        let result = async {
+            self.gate(&who, Capability::Inspect, Some(&queue))?;
+            let a = self.state.queues.attrs(&queue).await?;
+            let admin = self.state.queues.admin_status(&queue);
+            Ok(QueueStatus {
+                queue: QueueInfo::new(&queue, &a),
+                uncommitted: admin.uncommitted,
+                oldest_message_age_secs: admin.oldest_age_secs,
+                backout_threshold: a.backout_threshold,
+                backout_queue: a.backout_queue,
+                max_message_length: a.max_msg_length,
+            })
+        }
+        .await;
+        self.finish(&who, "queue_status", Some(&queue), result)
+    }
+
+    #[tool(
+        description = "Browse messages without removing them: MQMD summary (ids in hex, put time, priority, persistence, format, backout count) and the payload as UTF-8 text or base64, cut at max_payload_bytes.",
+        annotations(
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn browse_messages(
+        &self,
+        Parameters(args): Parameters<BrowseArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<Messages>, Fail> {
+        let who = caller(&ctx);
+        let queue = args.queue;
+        let result = async {
+            let max = u32::try_from(self.state.policy.limits.max_messages).unwrap_or(100);
+            let limit = in_range("limit", args.limit, DEFAULT_BROWSE_LIMIT.min(max), max, 1)?;
+            let bytes = in_range(
+                "max_payload_bytes",
+                args.max_payload_bytes,
+                DEFAULT_PAYLOAD_BYTES,
+                MAX_PAYLOAD_BYTES,
+                0,
+            )?;
+            let include = args.include_payload.unwrap_or(true);
+            self.gate(&who, Capability::Browse, Some(&queue))?;
+            let read_bytes = if include { bytes as usize } else { 0 };
+            let got = self.state.queues.browse(&queue, limit as usize, read_bytes).await?;
+            Ok(Messages {
+                queue: queue.clone(),
+                messages: got
+                    .iter()
+                    .map(|b| MessageOut::new(&b.message, include, b.truncated && include))
+                    .collect(),
+            })
+        }
+        .await;
+        self.finish(&who, "browse_messages", Some(&queue), result)
+    }
+
+    #[tool(
+        description = "Take messages off a queue: gets under syncpoint, committed only after the result is built (the messages are gone afterwards).",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn receive_messages(
+        &self,
+        Parameters(args): Parameters<ReceiveArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<Messages>, Fail> {
+        let who = caller(&ctx);
+        let queue = args.queue;
+        let result = async {
+            let max = u32::try_from(self.state.policy.limits.max_messages).unwrap_or(100);
+            let limit = in_range("limit", args.limit, 1, max, 1)?;
+            let wait = in_range("wait_ms", args.wait_ms, 0, MAX_WAIT_MS, 0)?;
+            self.gate(&who, Capability::Consume, Some(&queue))?;
+            let messages = self.state.queues.receive(&queue, limit as usize, wait).await?;
+            Ok(Messages {
+                queue: queue.clone(),
+                messages,
+            })
+        }
+        .await;
+        self.finish(&who, "receive_messages", Some(&queue), result)
+    }
+
+    #[tool(
+        description = "Lock messages for up to lock_seconds: they are hidden from other consumers until complete_messages commits (removes) or aborts (returns) them; an expired lock returns them (backout count + 1).",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn lock_messages(
+        &self,
+        Parameters(args): Parameters<LockArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<Locked>, Fail> {
+        let who = caller(&ctx);
+        let queue = args.queue;
+        let result = async {
+            let limits = &self.state.policy.limits;
+            let max = u32::try_from(limits.max_messages).unwrap_or(100);
+            let limit = in_range("limit", args.limit, 1, max, 1)?;
+            let secs = in_range(
+                "lock_seconds",
+                args.lock_seconds,
+                DEFAULT_LOCK_SECONDS.min(limits.max_lock_seconds),
+                limits.max_lock_seconds,
+                1,
+            )?;
+            self.gate(&who, Capability::Consume, Some(&queue))?;
+            let (held, messages) = self
+                .state
+                .queues
+                .lock(&who.name, &queue, limit as usize, Duration::from_secs(secs.into()))
+                .await
+                .map_err(lock_failure)?;
+            Ok(Locked {
+                lock_id: held.as_ref().map(|h| h.0.clone()),
+                expires_at: held.map(|h| super::locks::rfc3339(h.1)),
+                queue: queue.clone(),
+                messages,
+            })
+        }
+        .await;
+        self.finish(&who, "lock_messages", Some(&queue), result)
+    }
+
+    #[tool(
+        description = "Finish a lock from lock_messages: commit removes its messages for good, abort puts them back (backout count + 1).",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn complete_messages(
+        &self,
+        Parameters(args): Parameters<CompleteArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<Completed>, Fail> {
+        let who = caller(&ctx);
+        let mut queue = None;
+        let result = async {
+            self.gate(&who, Capability::Consume, None)?;
+            let action = match args.action {
+                CompleteAction::Commit => Action::Commit,
+                CompleteAction::Abort => Action::Abort,
+            };
+            let (q, messages) = self
+                .state
+                .queues
+                .locks
+                .complete(&who.name, &args.lock_id, action)
+                .await
+                .map_err(lock_failure)?;
+            queue = Some(q.clone());
+            Ok(Completed {
+                lock_id: args.lock_id.clone(),
+                action: args.action,
+                queue: q,
+                messages,
+            })
+        }
+        .await;
+        self.finish(&who, "complete_messages", queue.as_deref(), result)
+    }
+
+    #[tool(
+        description = "Put one message on a queue (payload as text or base64; optional format, correlation id, reply-to queue, priority, persistence).",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn put_message(
+        &self,
+        Parameters(args): Parameters<PutArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<Put>, Fail> {
+        let who = caller(&ctx);
+        let queue = args.queue.clone();
+        let result = async {
+            let encoding = args.encoding.unwrap_or_default();
+            let data = match encoding {
+                Encoding::Text => args.payload.into_bytes(),
+                Encoding::Base64 => {
+                    use base64::Engine as _;
+                    match base64::engine::general_purpose::STANDARD.decode(args.payload.as_bytes()) {
+                        Ok(d) => d,
+                        Err(e) => return invalid(format!("payload is not valid base64: {e}")),
+                    }
+                }
+            };
+            let fields = PutFields {
+                format: args
+                    .format
+                    .or_else(|| (encoding == Encoding::Text).then(|| "MQSTR".to_owned())),
+                correl_id_hex: args.correl_id,
+                reply_to: args.reply_to,
+                priority: args.priority,
+                persistent: args.persistent,
+            };
+            let message = match descriptor::message(&queue, &fields) {
+                Ok(m) => m,
+                Err(e) => return invalid(e),
+            };
+            self.gate(&who, Capability::Produce, Some(&queue))?;
+            let max = self.state.policy.limits.max_put_bytes;
+            if data.len() > max {
+                let mut f = failure(format!(
+                    "the payload is {} bytes; this server accepts at most {max} (limits.max_put_bytes)",
+                    data.len()
+                ));
+                f.rule = Some("limits.max_put_bytes".into());
+                return Err(Fail::Tool(Box::new(f), Outcome::Denied));
+            }
+            let bytes = data.len();
+            self.state.queues.put(message, data).await?;
+            Ok(Put {
+                queue: queue.clone(),
+                bytes,
+            })
+        }
+        .await;
+        self.finish(&who, "put_message", Some(&queue), result)
+    }
+
+    #[tool(
+        description = "Explain an MQ reason code (number like 2085 or name like MQRC_UNKNOWN_OBJECT_NAME): name, meaning, class and advice.",
+        annotations(
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn explain_reason_code(
+        &self,
+        Parameters(args): Parameters<ReasonArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<Explained>, Fail> {
+        let who = caller(&ctx);
+        let result = (|| {
+            self.gate(&who, Capability::Inspect, None)?;
+            let reason = match args.code {
+                ReasonArg::Code(c) => Reason(c),
+                ReasonArg::Name(n) => match parse_reason(&n) {
+                    Ok(r) => r,
+                    Err(e) => return invalid(e.to_string()),
+                },
+            };
+            let Some(info) = reason.info() else {
+                return Err(Fail::Tool(Box::new(failure(reason.explain())), Outcome::Failed));
+            };
+            Ok(Explained {
+                code: info.code,
+                name: info.name.to_owned(),
+                class: info.class.to_string(),
+                meaning: info.meaning.to_owned(),
+                advice: info.advice.to_owned(),
+            })
+        })();
+        self.finish(&who, "explain_reason_code", None, result)
+    }
+
+    #[tool(
+        description = "The connection pool: connections, handles per connection against the budget and MAXHANDS, reconnects, locks held.",
+        annotations(
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn pool_status(&self, ctx: RequestContext<RoleServer>) -> Result<Json<PoolStatus>, Fail> {
+        let who = caller(&ctx);
+        let result = self.gate(&who, Capability::Inspect, None).map(|()| {
+            let q = &self.state.queues;
+            let s = q.pool.stats().snapshot();
+            PoolStatus {
+                connections: s
+                    .connections
+                    .iter()
+                    .map(|(id, c)| ConnectionOut {
+                        id: *id,
+                        handles: c.handles,
+                        peak_handles: c.peak_handles,
+                        budget: c.budget,
+                        max_handles: c.max_handles,
+                    })
+                    .collect(),
+                max_connections: q.max_connections,
+                locks_held: q.locks.held(),
+                connects: s.connects,
+                reconnects: s.reconnects,
+                budget_shrinks: s.budget_shrinks,
+                waits_for_connection: s.waits_for_connection,
+            }
+        });
+        self.finish(&who, "pool_status", None, result)
+    }
+}
+
+fn lock_failure(e: LockError) -> Fail {
+    match e {
+        LockError::Mq(e) => Fail::from(e),
+        other => Fail::Tool(Box::new(failure(other.to_string())), Outcome::Failed),
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for McpServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("mqpilot", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "IBM MQ queues as tools. Tools the server's policy does not allow are not listed; \
+                 a refused queue names the policy rule. Locks expire and return their messages.",
+            )
+    }
+}
