@@ -9,9 +9,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use rmcp::handler::server::common::{FromContextPart, schema_for_input};
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::handler::server::tool::IntoCallToolResult;
-use rmcp::handler::server::wrapper::Parameters;
+use rmcp::handler::server::tool::{IntoCallToolResult, ToolCallContext};
+use rmcp::model::JsonObject;
 use rmcp::model::{CallToolResponse, CallToolResult, Implementation, ServerCapabilities, ServerConfig};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, Json, RoleServer, ServerHandler, tool, tool_handler, tool_router};
@@ -64,6 +65,25 @@ impl IntoCallToolResult for Fail {
             }
         }
     }
+}
+
+/// Tool arguments that must match their schema: a mismatch (missing field, wrong type,
+/// unknown field) is a JSON-RPC invalid-params error, like an out-of-range value, and the
+/// tool does not run.
+pub struct Args<T>(pub T);
+
+impl<S, T: serde::de::DeserializeOwned> FromContextPart<ToolCallContext<'_, S>> for Args<T> {
+    fn from_context_part(context: &mut ToolCallContext<'_, S>) -> Result<Self, ErrorData> {
+        let arguments = context.arguments.take().unwrap_or_default();
+        serde_json::from_value(serde_json::Value::Object(arguments))
+            .map(Args)
+            .map_err(|e| ErrorData::invalid_params(format!("invalid arguments: {e}"), None))
+    }
+}
+
+/// The input schema of `T`, for the `#[tool]` attributes.
+fn input<T: schemars::JsonSchema + 'static>() -> Arc<JsonObject> {
+    schema_for_input::<T>().unwrap_or_else(|e| panic!("input schema of {}: {e}", std::any::type_name::<T>()))
 }
 
 fn failure(error: String) -> Failure {
@@ -198,6 +218,7 @@ impl McpServer {
 
     #[tool(
         description = "List queues with depth, max depth, open input/output counts and whether get/put are enabled.",
+        input_schema = input::<ListQueuesArgs>(),
         annotations(
             read_only_hint = true,
             destructive_hint = false,
@@ -207,7 +228,7 @@ impl McpServer {
     )]
     async fn list_queues(
         &self,
-        Parameters(args): Parameters<ListQueuesArgs>,
+        Args(args): Args<ListQueuesArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<QueueList>, Fail> {
         let who = caller(&ctx);
@@ -243,6 +264,7 @@ impl McpServer {
 
     #[tool(
         description = "One queue's attributes plus uncommitted count, oldest message age, backout threshold and backout queue.",
+        input_schema = input::<QueueArgs>(),
         annotations(
             read_only_hint = true,
             destructive_hint = false,
@@ -252,7 +274,7 @@ impl McpServer {
     )]
     async fn queue_status(
         &self,
-        Parameters(args): Parameters<QueueArgs>,
+        Args(args): Args<QueueArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<QueueStatus>, Fail> {
         let who = caller(&ctx);
@@ -276,6 +298,7 @@ impl McpServer {
 
     #[tool(
         description = "Browse messages without removing them: MQMD summary (ids in hex, put time, priority, persistence, format, backout count) and the payload as UTF-8 text or base64, cut at max_payload_bytes.",
+        input_schema = input::<BrowseArgs>(),
         annotations(
             read_only_hint = true,
             destructive_hint = false,
@@ -285,7 +308,7 @@ impl McpServer {
     )]
     async fn browse_messages(
         &self,
-        Parameters(args): Parameters<BrowseArgs>,
+        Args(args): Args<BrowseArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<Messages>, Fail> {
         let who = caller(&ctx);
@@ -318,6 +341,7 @@ impl McpServer {
 
     #[tool(
         description = "Take messages off a queue: gets under syncpoint, committed only after the result is built (the messages are gone afterwards).",
+        input_schema = input::<ReceiveArgs>(),
         annotations(
             read_only_hint = false,
             destructive_hint = true,
@@ -327,7 +351,7 @@ impl McpServer {
     )]
     async fn receive_messages(
         &self,
-        Parameters(args): Parameters<ReceiveArgs>,
+        Args(args): Args<ReceiveArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<Messages>, Fail> {
         let who = caller(&ctx);
@@ -349,6 +373,7 @@ impl McpServer {
 
     #[tool(
         description = "Lock messages for up to lock_seconds: they are hidden from other consumers until complete_messages commits (removes) or aborts (returns) them; an expired lock returns them (backout count + 1).",
+        input_schema = input::<LockArgs>(),
         annotations(
             read_only_hint = false,
             destructive_hint = true,
@@ -358,7 +383,7 @@ impl McpServer {
     )]
     async fn lock_messages(
         &self,
-        Parameters(args): Parameters<LockArgs>,
+        Args(args): Args<LockArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<Locked>, Fail> {
         let who = caller(&ctx);
@@ -394,6 +419,7 @@ impl McpServer {
 
     #[tool(
         description = "Finish a lock from lock_messages: commit removes its messages for good, abort puts them back (backout count + 1).",
+        input_schema = input::<CompleteArgs>(),
         annotations(
             read_only_hint = false,
             destructive_hint = true,
@@ -403,7 +429,7 @@ impl McpServer {
     )]
     async fn complete_messages(
         &self,
-        Parameters(args): Parameters<CompleteArgs>,
+        Args(args): Args<CompleteArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<Completed>, Fail> {
         let who = caller(&ctx);
@@ -435,6 +461,7 @@ impl McpServer {
 
     #[tool(
         description = "Put one message on a queue (payload as text or base64; optional format, correlation id, reply-to queue, priority, persistence).",
+        input_schema = input::<PutArgs>(),
         annotations(
             read_only_hint = false,
             destructive_hint = false,
@@ -442,11 +469,7 @@ impl McpServer {
             open_world_hint = false
         )
     )]
-    async fn put_message(
-        &self,
-        Parameters(args): Parameters<PutArgs>,
-        ctx: RequestContext<RoleServer>,
-    ) -> Result<Json<Put>, Fail> {
+    async fn put_message(&self, Args(args): Args<PutArgs>, ctx: RequestContext<RoleServer>) -> Result<Json<Put>, Fail> {
         let who = caller(&ctx);
         let queue = args.queue.clone();
         let result = async {
@@ -497,6 +520,7 @@ impl McpServer {
 
     #[tool(
         description = "Explain an MQ reason code (number like 2085 or name like MQRC_UNKNOWN_OBJECT_NAME): name, meaning, class and advice.",
+        input_schema = input::<ReasonArgs>(),
         annotations(
             read_only_hint = true,
             destructive_hint = false,
@@ -506,7 +530,7 @@ impl McpServer {
     )]
     async fn explain_reason_code(
         &self,
-        Parameters(args): Parameters<ReasonArgs>,
+        Args(args): Args<ReasonArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<Explained>, Fail> {
         let who = caller(&ctx);

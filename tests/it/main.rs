@@ -7,6 +7,7 @@ mod fake_limits;
 mod fake_model;
 mod fake_waits;
 mod library;
+mod mcp;
 mod support;
 mod worker;
 mod worker_props;

@@ -1,0 +1,553 @@
+//! The MCP server through rmcp's real client over an in-memory stdio pipe, against the fake:
+//! tool lists, each tool's happy path and errors, policy refusals that never reach MQ, locks
+//! that never lose a message, and the handle budget under concurrent calls.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mqpilot::fake::{ChannelDef, FakeConfig, FakeQm, PutSpec, QueueDef};
+use mqpilot::mcp::{self, Capability, McpServer, Policy};
+use mqpilot::mq::MqLibrary;
+use mqpilot::mq::options::{ConnectOptions, parse_mqserver};
+use mqpilot::pool::PoolConfig;
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::{ServiceError, ServiceExt as _};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+pub type Client = RunningService<RoleClient, ()>;
+
+/// QM1 with ORDERS (5 messages, BOTHRESH 3), OUT (MAXMSGL 64), SYSTEM.ADMIN.COMMAND.QUEUE,
+/// PAYROLL, and Q00..Q19 for the handle-budget test.
+pub fn qm() -> FakeQm {
+    let mut config = FakeConfig::default();
+    config.channels.push(ChannelDef::new("APP.SVRCONN"));
+    config.queues.push(QueueDef::new("ORDERS").backout(3, "ORDERS.BACKOUT"));
+    config.queues.push(QueueDef::new("ORDERS.BACKOUT"));
+    config.queues.push(QueueDef::new("OUT").max_msg_length(64));
+    config.queues.push(QueueDef::new("PAYROLL"));
+    config.queues.push(QueueDef::new("SYSTEM.ADMIN.COMMAND.QUEUE"));
+    for i in 0..20 {
+        config.queues.push(QueueDef::new(format!("Q{i:02}")));
+    }
+    let qm = FakeQm::new(config);
+    for i in 0..5 {
+        qm.put_message("ORDERS", PutSpec::text(format!("order {i}")))
+            .expect("put");
+    }
+    qm
+}
+
+/// Every capability on every queue but PAYROLL.
+pub fn open_policy() -> Policy {
+    Policy::with(&Capability::ALL, &["*"]).deny(Capability::Browse, &["PAYROLL"])
+}
+
+pub fn server(
+    qm: &FakeQm,
+    policy: Policy,
+    connections: usize,
+    max_handles: usize,
+    cancel: &CancellationToken,
+) -> McpServer {
+    let options = ConnectOptions::builder()
+        .with_channel(parse_mqserver("APP.SVRCONN/TCP/localhost(1414)", "test").expect("channel"))
+        .build()
+        .expect("options");
+    let pool = PoolConfig {
+        connections,
+        max_handles,
+        ..PoolConfig::default()
+    };
+    mcp::build(
+        MqLibrary::fake(qm.library("127.0.0.1")),
+        options,
+        pool,
+        Arc::new(qm.clone()),
+        policy,
+        cancel,
+    )
+}
+
+/// A client connected to `server` over an in-memory pipe; the server task ends (backing
+/// out its locks) when the client goes away.
+pub async fn stdio_client(server: McpServer, cancel: &CancellationToken) -> (Client, tokio::task::JoinHandle<()>) {
+    let (ours, theirs) = tokio::io::duplex(1 << 20);
+    let (read, write) = tokio::io::split(theirs);
+    let task = tokio::spawn({
+        let cancel = cancel.clone();
+        async move {
+            mcp::serve_stream(server, read, write, cancel).await.expect("served");
+        }
+    });
+    let client = ().serve(ours).await.expect("client initialized");
+    (client, task)
+}
+
+pub async fn call(client: &Client, tool: &str, args: Value) -> Result<CallToolResult, ServiceError> {
+    let Value::Object(map) = args else {
+        panic!("arguments must be an object")
+    };
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        client.call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(map)),
+    )
+    .await
+    .expect("call finished in time")
+}
+
+/// The structured result of a successful call.
+pub async fn ok(client: &Client, tool: &str, args: Value) -> Value {
+    let r = call(client, tool, args).await.expect("call");
+    assert_ne!(r.is_error, Some(true), "{tool} failed: {:?}", r.structured_content);
+    let s = r.structured_content.clone().expect("structured content");
+    let text = r.content[0].as_text().expect("text content").text.clone();
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).expect("text is JSON"),
+        s,
+        "text and structured content agree"
+    );
+    s
+}
+
+/// The structured error of a call that failed as a tool error.
+pub async fn tool_error(client: &Client, tool: &str, args: Value) -> Value {
+    let r = call(client, tool, args).await.expect("call");
+    assert_eq!(r.is_error, Some(true), "{tool} should fail: {:?}", r.structured_content);
+    r.structured_content.expect("structured error")
+}
+
+fn depth(qm: &FakeQm, q: &str) -> i32 {
+    qm.depth(q).expect("queue exists")
+}
+
+async fn names(client: &Client) -> Vec<String> {
+    let mut n: Vec<String> = client
+        .list_all_tools()
+        .await
+        .expect("tools")
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    n.sort();
+    n
+}
+
+#[tokio::test]
+async fn tools_list_matches_the_policy() {
+    let qm = qm();
+    let cancel = CancellationToken::new();
+    let (client, _) = stdio_client(server(&qm, Policy::default(), 2, 32, &cancel), &cancel).await;
+    assert_eq!(
+        names(&client).await,
+        [
+            "browse_messages",
+            "explain_reason_code",
+            "list_queues",
+            "pool_status",
+            "queue_status"
+        ]
+    );
+    let (full, _) = stdio_client(server(&qm, open_policy(), 2, 32, &cancel), &cancel).await;
+    let tools = full.list_all_tools().await.expect("tools");
+    assert_eq!(tools.len(), 9);
+    let get = |n: &str| tools.iter().find(|t| t.name == n).expect("tool listed").clone();
+    let browse = get("browse_messages").annotations.expect("annotations");
+    assert_eq!(
+        (browse.read_only_hint, browse.destructive_hint),
+        (Some(true), Some(false))
+    );
+    let receive = get("receive_messages").annotations.expect("annotations");
+    assert_eq!(
+        (receive.read_only_hint, receive.destructive_hint),
+        (Some(false), Some(true))
+    );
+    assert!(get("lock_messages").annotations.expect("annotations").destructive_hint == Some(true));
+    assert!(
+        tools.iter().all(|t| t.output_schema.is_some()),
+        "every tool has an output schema"
+    );
+    // A disabled tool is not callable either.
+    let r = call(&client, "receive_messages", json!({"queue": "ORDERS"})).await;
+    assert!(r.is_err() || r.expect("result").is_error == Some(true));
+    assert_eq!(depth(&qm, "ORDERS"), 5);
+}
+
+#[tokio::test]
+async fn inspect_tools_report_queues_pool_and_reason_codes() {
+    let qm = qm();
+    let cancel = CancellationToken::new();
+    let (client, _) = stdio_client(server(&qm, open_policy(), 2, 32, &cancel), &cancel).await;
+    let list = ok(&client, "list_queues", json!({"pattern": "ORD*"})).await;
+    let queues = list["queues"].as_array().expect("queues");
+    assert_eq!(queues.len(), 2, "{list}");
+    assert_eq!(queues[0]["name"], "ORDERS");
+    assert_eq!(queues[0]["depth"], 5);
+    assert_eq!(queues[0]["get_enabled"], true);
+    let all = ok(&client, "list_queues", json!({})).await;
+    assert!(
+        all["queues"]
+            .as_array()
+            .expect("queues")
+            .iter()
+            .all(|q| q["name"] != "SYSTEM.ADMIN.COMMAND.QUEUE"),
+        "SYSTEM queues are not listed without an explicit allow"
+    );
+    let status = ok(&client, "queue_status", json!({"queue": "ORDERS"})).await;
+    assert_eq!(status["depth"], 5);
+    assert_eq!(status["backout_threshold"], 3);
+    assert_eq!(status["backout_queue"], "ORDERS.BACKOUT");
+    assert_eq!(status["uncommitted"], 0);
+    let explained = ok(
+        &client,
+        "explain_reason_code",
+        json!({"code": "MQRC_HANDLE_NOT_AVAILABLE"}),
+    )
+    .await;
+    assert_eq!(explained["code"], 2017);
+    let by_number = ok(&client, "explain_reason_code", json!({"code": 2085})).await;
+    assert_eq!(by_number["name"], "MQRC_UNKNOWN_OBJECT_NAME");
+    let pool = ok(&client, "pool_status", json!({})).await;
+    let conns = pool["connections"].as_array().expect("connections");
+    assert!(!conns.is_empty() && conns.len() <= 2, "{pool}");
+    assert_eq!(conns[0]["budget"], 32);
+}
+
+#[tokio::test]
+async fn browse_is_non_destructive_and_truncates() {
+    let qm = qm();
+    qm.put_message("Q00", PutSpec::text(vec![0xff, 0xfe, 0x00, 0x01]))
+        .expect("put");
+    let cancel = CancellationToken::new();
+    let (client, _) = stdio_client(server(&qm, open_policy(), 2, 32, &cancel), &cancel).await;
+    let got = ok(
+        &client,
+        "browse_messages",
+        json!({"queue": "ORDERS", "limit": 3, "max_payload_bytes": 5}),
+    )
+    .await;
+    let msgs = got["messages"].as_array().expect("messages");
+    assert_eq!(msgs.len(), 3);
+    assert_eq!(msgs[0]["payload"], "order");
+    assert_eq!(msgs[0]["truncated"], true);
+    assert_eq!(msgs[0]["format"], "MQSTR");
+    assert_eq!(msgs[0]["msg_id"].as_str().expect("hex").len(), 48);
+    assert_eq!(depth(&qm, "ORDERS"), 5, "browse leaves the messages");
+    let whole = ok(&client, "browse_messages", json!({"queue": "ORDERS"})).await;
+    assert_eq!(
+        whole["messages"].as_array().expect("messages").len(),
+        5,
+        "the next browse starts at the front again"
+    );
+    assert_eq!(whole["messages"][4]["payload"], "order 4");
+    assert_eq!(whole["messages"][4]["truncated"], false);
+    let binary = ok(&client, "browse_messages", json!({"queue": "Q00"})).await;
+    assert_eq!(binary["messages"][0]["payload_encoding"], "base64");
+    assert_eq!(binary["messages"][0]["payload"], "//4AAQ==");
+    let bare = ok(
+        &client,
+        "browse_messages",
+        json!({"queue": "ORDERS", "limit": 1, "include_payload": false}),
+    )
+    .await;
+    assert!(bare["messages"][0]["payload"].is_null());
+}
+
+#[tokio::test]
+async fn receive_commits_and_put_sets_the_descriptor() {
+    let qm = qm();
+    let cancel = CancellationToken::new();
+    let (client, _) = stdio_client(server(&qm, open_policy(), 2, 32, &cancel), &cancel).await;
+    let got = ok(&client, "receive_messages", json!({"queue": "ORDERS", "limit": 2})).await;
+    assert_eq!(got["messages"].as_array().expect("messages").len(), 2);
+    assert_eq!(got["messages"][0]["payload"], "order 0");
+    assert_eq!(depth(&qm, "ORDERS"), 3);
+    assert_eq!(qm.queue_status("ORDERS").expect("status").uncommitted, 0, "committed");
+    let empty = ok(&client, "receive_messages", json!({"queue": "Q01", "wait_ms": 10})).await;
+    assert!(empty["messages"].as_array().expect("messages").is_empty());
+
+    let put = ok(
+        &client,
+        "put_message",
+        json!({"queue": "Q02", "payload": "aGk=", "encoding": "base64", "correl_id": "c0ffee", "priority": 7, "format": "MQSTR"}),
+    )
+    .await;
+    assert_eq!(put["bytes"], 2);
+    let seen = qm.browse("Q02");
+    assert_eq!(seen[0].data, b"hi");
+    assert_eq!(seen[0].priority, 7);
+    assert_eq!(&seen[0].correl_id[..3], &[0xc0, 0xff, 0xee]);
+}
+
+#[tokio::test]
+async fn mq_errors_are_tool_errors_with_the_reason_explained() {
+    let qm = qm();
+    let cancel = CancellationToken::new();
+    let (client, _) = stdio_client(server(&qm, open_policy(), 2, 32, &cancel), &cancel).await;
+    let e = tool_error(&client, "browse_messages", json!({"queue": "NO.SUCH.QUEUE"})).await;
+    assert_eq!(e["reason_code"], 2085);
+    assert_eq!(e["reason_name"], "MQRC_UNKNOWN_OBJECT_NAME");
+    assert!(e["advice"].as_str().is_some_and(|a| !a.is_empty()));
+    let e = tool_error(&client, "queue_status", json!({"queue": "NO.SUCH.QUEUE"})).await;
+    assert_eq!(e["reason_code"], 2085);
+    // OUT has MAXMSGL 64: MQ refuses, the server says why.
+    let e = tool_error(
+        &client,
+        "put_message",
+        json!({"queue": "OUT", "payload": "x".repeat(65)}),
+    )
+    .await;
+    assert_eq!(e["reason_code"], 2030, "{e}");
+    assert_eq!(depth(&qm, "OUT"), 0);
+}
+
+#[tokio::test]
+async fn oversize_put_is_refused_before_mq() {
+    let qm = qm();
+    let cancel = CancellationToken::new();
+    let policy = Policy::from_toml(
+        "capabilities = [\"produce\"]\n[produce]\nallow = [\"Q*\"]\n[limits]\nmax_put_bytes = 8\n",
+        std::path::Path::new("policy.toml"),
+    )
+    .expect("policy");
+    let (client, _) = stdio_client(server(&qm, policy, 2, 32, &cancel), &cancel).await;
+    let e = tool_error(&client, "put_message", json!({"queue": "Q03", "payload": "123456789"})).await;
+    assert!(e["error"].as_str().expect("error").contains("at most 8"), "{e}");
+    assert_eq!(e["rule"], "limits.max_put_bytes");
+    assert_eq!(qm.peak_connections(), 0, "no MQ call was made");
+}
+
+#[tokio::test]
+async fn denied_queues_name_the_rule_and_never_reach_mq() {
+    let qm = qm();
+    let cancel = CancellationToken::new();
+    let (client, _) = stdio_client(server(&qm, open_policy(), 2, 32, &cancel), &cancel).await;
+    let before = qm.reason_counts();
+    let e = tool_error(&client, "browse_messages", json!({"queue": "PAYROLL"})).await;
+    assert_eq!(e["rule"], "browse.deny[0] \"PAYROLL\" in a built-in policy");
+    let e = tool_error(&client, "queue_status", json!({"queue": "SYSTEM.ADMIN.COMMAND.QUEUE"})).await;
+    assert!(e["rule"].as_str().expect("rule").contains("SYSTEM.*"), "{e}");
+    let e = tool_error(
+        &client,
+        "receive_messages",
+        json!({"queue": "SYSTEM.ADMIN.COMMAND.QUEUE"}),
+    )
+    .await;
+    assert!(e["rule"].as_str().expect("rule").contains("SYSTEM.*"), "{e}");
+    assert_eq!(qm.peak_connections(), 0, "the queue manager saw no connection");
+    assert_eq!(qm.reason_counts(), before, "and no MQI call");
+}
+
+#[tokio::test]
+async fn invalid_arguments_are_json_rpc_invalid_params() {
+    let qm = qm();
+    let cancel = CancellationToken::new();
+    let (client, _) = stdio_client(server(&qm, open_policy(), 2, 32, &cancel), &cancel).await;
+    for (tool, args) in [
+        ("browse_messages", json!({"queue": "ORDERS", "limit": 0})),
+        ("browse_messages", json!({"queue": "ORDERS", "limit": 101})),
+        ("browse_messages", json!({"limit": 1})),
+        ("receive_messages", json!({"queue": "ORDERS", "wait_ms": 60000})),
+        ("lock_messages", json!({"queue": "ORDERS", "lock_seconds": 301})),
+        ("complete_messages", json!({"lock_id": "x", "action": "rollback"})),
+        (
+            "put_message",
+            json!({"queue": "Q00", "payload": "%%%", "encoding": "base64"}),
+        ),
+        (
+            "put_message",
+            json!({"queue": "Q00", "payload": "x", "correl_id": "nothex"}),
+        ),
+        ("explain_reason_code", json!({"code": "NOT_A_REASON"})),
+    ] {
+        match call(&client, tool, args.clone()).await {
+            Err(ServiceError::McpError(e)) => assert_eq!(e.code.0, -32602, "{tool} {args}: {e:?}"),
+            other => panic!("{tool} {args}: expected invalid params, got {other:?}"),
+        }
+    }
+    assert_eq!(qm.peak_connections(), 0);
+    assert_eq!(depth(&qm, "ORDERS"), 5);
+}
+
+fn backout_counts(qm: &FakeQm, q: &str) -> Vec<i32> {
+    qm.browse(q)
+        .iter()
+        .filter(|m| m.state == "visible")
+        .map(|m| m.backout_count)
+        .collect()
+}
+
+#[tokio::test]
+async fn locks_commit_abort_and_reject_wrong_ids() {
+    let qm = qm();
+    let cancel = CancellationToken::new();
+    let (client, _) = stdio_client(server(&qm, open_policy(), 3, 32, &cancel), &cancel).await;
+    let lock = ok(
+        &client,
+        "lock_messages",
+        json!({"queue": "ORDERS", "limit": 2, "lock_seconds": 60}),
+    )
+    .await;
+    let id = lock["lock_id"].as_str().expect("lock id").to_owned();
+    assert_eq!(lock["messages"].as_array().expect("messages").len(), 2);
+    assert!(lock["expires_at"].as_str().expect("expiry").ends_with('Z'));
+    assert_eq!(depth(&qm, "ORDERS"), 3, "locked messages are hidden");
+    let e = tool_error(
+        &client,
+        "complete_messages",
+        json!({"lock_id": "0123456789abcdef0123456789abcdef", "action": "commit"}),
+    )
+    .await;
+    assert!(e["error"].as_str().expect("error").contains("no such lock"), "{e}");
+    let done = ok(&client, "complete_messages", json!({"lock_id": id, "action": "abort"})).await;
+    assert_eq!(done["messages"], 2);
+    assert_eq!(depth(&qm, "ORDERS"), 5);
+    assert_eq!(
+        backout_counts(&qm, "ORDERS"),
+        [1, 1, 0, 0, 0],
+        "aborted messages come back with backout count + 1"
+    );
+    let e = tool_error(&client, "complete_messages", json!({"lock_id": id, "action": "commit"})).await;
+    assert!(
+        e["error"].as_str().expect("error").contains("no such lock"),
+        "a completed id is gone: {e}"
+    );
+
+    let lock = ok(&client, "lock_messages", json!({"queue": "ORDERS", "limit": 1})).await;
+    let id = lock["lock_id"].as_str().expect("lock id").to_owned();
+    ok(&client, "complete_messages", json!({"lock_id": id, "action": "commit"})).await;
+    assert_eq!(depth(&qm, "ORDERS"), 4);
+    let none = ok(&client, "lock_messages", json!({"queue": "Q05"})).await;
+    assert!(none["lock_id"].is_null(), "nothing to lock holds nothing: {none}");
+    assert_eq!(ok(&client, "pool_status", json!({})).await["locks_held"], 0);
+}
+
+#[tokio::test]
+async fn expired_locks_put_messages_back() {
+    let qm = qm();
+    let cancel = CancellationToken::new();
+    let (client, _) = stdio_client(server(&qm, open_policy(), 2, 32, &cancel), &cancel).await;
+    let lock = ok(
+        &client,
+        "lock_messages",
+        json!({"queue": "ORDERS", "limit": 3, "lock_seconds": 1}),
+    )
+    .await;
+    let id = lock["lock_id"].as_str().expect("lock id").to_owned();
+    assert_eq!(depth(&qm, "ORDERS"), 2);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while depth(&qm, "ORDERS") != 5 {
+        assert!(tokio::time::Instant::now() < deadline, "the lock never expired");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(backout_counts(&qm, "ORDERS"), [1, 1, 1, 0, 0]);
+    let e = tool_error(&client, "complete_messages", json!({"lock_id": id, "action": "commit"})).await;
+    assert!(e["error"].as_str().expect("error").contains("expired"), "{e}");
+    assert_eq!(depth(&qm, "ORDERS"), 5);
+}
+
+#[tokio::test]
+async fn shutdown_backs_out_held_locks() {
+    let qm = qm();
+    let cancel = CancellationToken::new();
+    let (client, task) = stdio_client(server(&qm, open_policy(), 3, 32, &cancel), &cancel).await;
+    ok(
+        &client,
+        "lock_messages",
+        json!({"queue": "ORDERS", "limit": 2, "lock_seconds": 300}),
+    )
+    .await;
+    ok(
+        &client,
+        "lock_messages",
+        json!({"queue": "ORDERS", "limit": 1, "lock_seconds": 300}),
+    )
+    .await;
+    let e = tool_error(&client, "lock_messages", json!({"queue": "ORDERS"})).await;
+    assert!(
+        e["error"].as_str().expect("error").contains("locks are held"),
+        "one connection stays free: {e}"
+    );
+    assert_eq!(depth(&qm, "ORDERS"), 2);
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("server stopped")
+        .expect("task");
+    assert_eq!(depth(&qm, "ORDERS"), 5);
+    assert_eq!(backout_counts(&qm, "ORDERS"), [1, 1, 1, 0, 0]);
+    drop(client);
+}
+
+#[tokio::test]
+async fn concurrent_calls_never_exceed_the_handle_budget() {
+    let qm = qm();
+    let cancel = CancellationToken::new();
+    let budget = 4;
+    let (client, _) = stdio_client(server(&qm, open_policy(), 3, budget, &cancel), &cancel).await;
+    let client = Arc::new(client);
+    let mut calls = Vec::new();
+    for i in 0..60 {
+        let client = Arc::clone(&client);
+        calls.push(tokio::spawn(async move {
+            let q = format!("Q{:02}", i % 20);
+            let (tool, args) = match i % 3 {
+                0 => ("browse_messages", json!({"queue": q})),
+                1 => ("queue_status", json!({"queue": q})),
+                _ => ("put_message", json!({"queue": q, "payload": "m"})),
+            };
+            ok(&client, tool, args).await
+        }));
+    }
+    for c in calls {
+        c.await.expect("call task");
+    }
+    let conns = qm.connections();
+    assert!(!conns.is_empty());
+    for c in &conns {
+        assert!(
+            c.peak_handles <= budget,
+            "connection {} peaked at {} handles (budget {budget})",
+            c.hconn,
+            c.peak_handles
+        );
+    }
+    let pool = ok(&client, "pool_status", json!({})).await;
+    assert!(pool["connections"].as_array().expect("connections").len() <= 3);
+    assert_eq!(qm.reason_count(mqpilot::fake::Verb::Open, 2017), 0, "no 2017");
+}
+
+#[tokio::test]
+async fn the_binary_serves_stdio_on_the_fake() {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqpilot"))
+        .args(["mcp", "--stdio", "--fake"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn mqpilot");
+    let stdout = child.stdout.take().expect("stdout");
+    let stdin = child.stdin.take().expect("stdin");
+    let client = tokio::time::timeout(Duration::from_secs(10), ().serve((stdout, stdin)))
+        .await
+        .expect("initialized in time")
+        .expect("initialized");
+    let got = ok(&client, "browse_messages", json!({"queue": "DEMO.IN", "limit": 2})).await;
+    assert_eq!(got["messages"].as_array().expect("messages").len(), 2);
+    assert!(
+        got["messages"][0]["payload"]
+            .as_str()
+            .expect("payload")
+            .contains("\"order\":1000")
+    );
+    let status = ok(&client, "queue_status", json!({"queue": "DEMO.IN"})).await;
+    assert_eq!(status["depth"], 1000);
+    drop(client);
+    let code = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exited")
+        .expect("status");
+    assert_eq!(code.code(), Some(0), "stdin closed: a clean exit");
+}
