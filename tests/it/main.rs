@@ -8,6 +8,7 @@ mod fake_model;
 mod fake_waits;
 mod library;
 mod mcp;
+mod mcp_http;
 mod support;
 mod worker;
 mod worker_props;

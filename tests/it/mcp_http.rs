@@ -1,0 +1,396 @@
+//! The MCP server over streamable HTTP on loopback: rmcp's client in both lifecycles
+//! (2026-07-28 stateless discovery and 2025-11-25 initialize with a session), bearer tokens,
+//! JWTs (HS256 and ES256 from a JWKS), the 401 challenge and its metadata, Host/Origin
+//! checks, per-caller in-flight limits, and locks bound to their caller.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use mqpilot::mcp::{self, Authenticator, HttpOptions, JwtConfig, Policy};
+use rmcp::model::ProtocolVersion;
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{ClientLifecycleMode, ClientServiceExt as _};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::mcp::{Client, call, ok, open_policy, qm, server, tool_error};
+
+const OPS_TOKEN: &str = "ops-0123456789abcdef";
+const READER_TOKEN: &str = "reader-0123456789abcdef";
+const HS_SECRET: &str = "0123456789abcdef0123456789abcdef-test-secret";
+const ISSUER: &str = "https://issuer.example";
+const AUDIENCE: &str = "https://mq.example/mcp";
+/// A P-256 key made for these tests only (PKCS#8 DER, base64); its public half is in
+/// `examples/mcp-jwks.json`.
+const ES256_TEST_KEY: &str = "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgSEp7rXfPcAa6yWPOoelPLSvocf8v9faEhpC3GIyuIWihRANCAATPjTg54oX20wBgxCGvuEFSbzd3qy2ZKJ8IzruLXo9Tli4fsw6MOFATTL39nqwq0MM9C2F4dgxUAStzxxThmU5G";
+
+fn temp_file(name: &str, text: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("mqpilot-mcp-http-{}-{name}", std::process::id()));
+    std::fs::write(&path, text).expect("write temp file");
+    path
+}
+
+fn tokens_auth() -> Authenticator {
+    let file = temp_file(
+        "tokens.toml",
+        &format!(
+            "[[token]]\nname = \"ops\"\ntoken = \"{OPS_TOKEN}\"\ncapabilities = [\"inspect\", \"browse\", \"consume\"]\n\n\
+             [[token]]\nname = \"reader\"\ntoken = \"{READER_TOKEN}\"\ncapabilities = [\"inspect\", \"consume\"]\n"
+        ),
+    );
+    Authenticator::none().with_tokens_file(&file).expect("tokens file")
+}
+
+struct Http {
+    url: String,
+    addr: SocketAddr,
+    cancel: CancellationToken,
+    qm: mqpilot::fake::FakeQm,
+}
+
+impl Drop for Http {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+async fn start(policy: Policy, auth: Authenticator, options: HttpOptions) -> Http {
+    let qm = qm();
+    let cancel = CancellationToken::new();
+    let server = server(&qm, policy, 3, 32, &cancel);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = mcp::http::router(server, &options, Arc::new(auth), addr, &cancel);
+    tokio::spawn(mcp::http::serve(listener, router, cancel.clone()));
+    Http {
+        url: format!("http://{addr}/mcp"),
+        addr,
+        cancel,
+        qm,
+    }
+}
+
+async fn client(
+    url: &str,
+    token: Option<&str>,
+    lifecycle: ClientLifecycleMode,
+) -> Result<Client, rmcp::service::ClientInitializeError> {
+    let mut config = StreamableHttpClientTransportConfig::with_uri(url.to_owned());
+    if let Some(t) = token {
+        config = config.auth_header(t.to_owned());
+    }
+    let transport = StreamableHttpClientTransport::from_config(config);
+    tokio::time::timeout(Duration::from_secs(10), ().serve_with_lifecycle(transport, lifecycle))
+        .await
+        .expect("client start finished in time")
+}
+
+fn modern() -> ClientLifecycleMode {
+    ClientLifecycleMode::Discover {
+        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+    }
+}
+
+fn version(c: &RunningService<RoleClient, ()>) -> String {
+    c.peer_info().expect("peer info").protocol_version.to_string()
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+fn initialize_body() -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}})
+}
+
+async fn post(url: &str, token: Option<&str>, body: &Value) -> reqwest::Response {
+    let mut req = http()
+        .post(url)
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json, text/event-stream")
+        .json(body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req.send().await.expect("response")
+}
+
+fn jwt(claims: &Value) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(HS_SECRET.as_bytes()),
+    )
+    .expect("jwt")
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs()
+}
+
+fn claims(iss: &str, aud: &str, exp: u64) -> Value {
+    json!({"sub": "agent-7", "iss": iss, "aud": aud, "exp": exp, "scope": "mq:inspect mq:browse"})
+}
+
+#[tokio::test]
+async fn both_protocol_generations_work_over_http() {
+    let h = start(open_policy(), Authenticator::none(), HttpOptions::default()).await;
+    let new = client(&h.url, None, modern()).await.expect("2026-07-28 client");
+    assert_eq!(version(&new), "2026-07-28");
+    let got = ok(&new, "browse_messages", json!({"queue": "ORDERS", "limit": 2})).await;
+    assert_eq!(got["messages"].as_array().expect("messages").len(), 2);
+    assert_eq!(new.list_all_tools().await.expect("tools").len(), 9);
+
+    let old = client(&h.url, None, ClientLifecycleMode::Initialize)
+        .await
+        .expect("2025-11-25 client");
+    assert_eq!(version(&old), "2025-11-25");
+    let status = ok(&old, "queue_status", json!({"queue": "ORDERS"})).await;
+    assert_eq!(status["depth"], 5);
+
+    // On the wire: initialize opens a session; discovery is stateless.
+    let init = post(&h.url, None, &initialize_body()).await;
+    assert_eq!(init.status(), 200);
+    assert!(
+        init.headers().get("mcp-session-id").is_some(),
+        "legacy initialize gets a session"
+    );
+    let discover = json!({"jsonrpc": "2.0", "id": 2, "method": "server/discover", "params": {"_meta": {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {}}}});
+    let d = http()
+        .post(&h.url)
+        .header("Accept", "application/json, text/event-stream")
+        .header("MCP-Protocol-Version", "2026-07-28")
+        .header("Mcp-Method", "server/discover")
+        .json(&discover)
+        .send()
+        .await
+        .expect("discover");
+    assert_eq!(d.status(), 200);
+    assert!(d.headers().get("mcp-session-id").is_none(), "2026-07-28 is stateless");
+    let body: Value = d.json().await.expect("json");
+    assert!(
+        body["result"]["supportedVersions"]
+            .as_array()
+            .expect("versions")
+            .iter()
+            .any(|v| v == "2026-07-28")
+    );
+}
+
+#[tokio::test]
+async fn missing_or_wrong_tokens_get_401_with_the_metadata_challenge() {
+    let h = start(open_policy(), tokens_auth(), HttpOptions::default()).await;
+    for token in [None, Some("wrong-token-0123456789")] {
+        let r = post(&h.url, token, &initialize_body()).await;
+        assert_eq!(r.status(), 401, "token {token:?}");
+        let challenge = r.headers()["www-authenticate"].to_str().expect("ascii").to_owned();
+        let expected = format!(
+            "Bearer resource_metadata=\"http://{}/.well-known/oauth-protected-resource\"",
+            h.addr
+        );
+        assert!(challenge.starts_with(&expected), "{challenge}");
+    }
+    let meta: Value = http()
+        .get(format!("http://{}/.well-known/oauth-protected-resource", h.addr))
+        .send()
+        .await
+        .expect("metadata")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(meta["resource"], h.url);
+    assert!(meta["authorization_servers"].is_array());
+    assert!(
+        client(&h.url, None, modern()).await.is_err(),
+        "the rmcp client is refused too"
+    );
+    assert_eq!(h.qm.peak_connections(), 0);
+}
+
+#[tokio::test]
+async fn a_token_without_the_capability_gets_a_tool_error() {
+    let h = start(open_policy(), tokens_auth(), HttpOptions::default()).await;
+    let reader = client(&h.url, Some(READER_TOKEN), modern()).await.expect("reader");
+    let e = tool_error(&reader, "browse_messages", json!({"queue": "ORDERS"})).await;
+    assert!(
+        e["error"]
+            .as_str()
+            .expect("error")
+            .contains("does not grant the browse capability"),
+        "{e}"
+    );
+    assert_eq!(h.qm.peak_connections(), 0, "MQ was not called");
+    let e = tool_error(&reader, "put_message", json!({"queue": "Q00", "payload": "x"})).await;
+    assert!(e["error"].as_str().expect("error").contains("produce"), "{e}");
+    let ops = client(&h.url, Some(OPS_TOKEN), modern()).await.expect("ops");
+    ok(&ops, "browse_messages", json!({"queue": "ORDERS"})).await;
+}
+
+#[tokio::test]
+async fn locks_are_bound_to_their_caller() {
+    let h = start(open_policy(), tokens_auth(), HttpOptions::default()).await;
+    let ops = client(&h.url, Some(OPS_TOKEN), modern()).await.expect("ops");
+    let reader = client(&h.url, Some(READER_TOKEN), ClientLifecycleMode::Initialize)
+        .await
+        .expect("reader");
+    let lock = ok(&ops, "lock_messages", json!({"queue": "ORDERS", "limit": 2})).await;
+    let id = lock["lock_id"].as_str().expect("id").to_owned();
+    let e = tool_error(&reader, "complete_messages", json!({"lock_id": id, "action": "commit"})).await;
+    assert!(e["error"].as_str().expect("error").contains("no such lock"), "{e}");
+    assert_eq!(
+        h.qm.depth("ORDERS"),
+        Some(3),
+        "still locked, not committed by the other caller"
+    );
+    ok(&ops, "complete_messages", json!({"lock_id": id, "action": "commit"})).await;
+    assert_eq!(h.qm.depth("ORDERS"), Some(3));
+    assert_eq!(h.qm.queue_status("ORDERS").expect("status").uncommitted, 0);
+}
+
+#[tokio::test]
+async fn jwts_are_checked_for_issuer_audience_and_expiry() {
+    let secret = temp_file("hs256.secret", HS_SECRET);
+    let auth =
+        Authenticator::none().with_jwt(JwtConfig::hs256(&secret, ISSUER.into(), AUDIENCE.into()).expect("jwt config"));
+    let h = start(open_policy(), auth, HttpOptions::default()).await;
+    let later = now() + 600;
+    for (why, token) in [
+        (
+            "wrong audience",
+            jwt(&claims(ISSUER, "https://other.example/mcp", later)),
+        ),
+        ("wrong issuer", jwt(&claims("https://evil.example", AUDIENCE, later))),
+        ("expired", jwt(&claims(ISSUER, AUDIENCE, now() - 600))),
+    ] {
+        let r = post(&h.url, Some(&token), &initialize_body()).await;
+        assert_eq!(r.status(), 401, "{why}");
+        assert!(r.headers().contains_key("www-authenticate"), "{why}");
+    }
+    let good = jwt(&claims(ISSUER, AUDIENCE, later));
+    let agent = client(&h.url, Some(&good), modern()).await.expect("valid JWT");
+    ok(&agent, "browse_messages", json!({"queue": "ORDERS", "limit": 1})).await;
+    let e = tool_error(&agent, "receive_messages", json!({"queue": "ORDERS"})).await;
+    assert!(
+        e["error"].as_str().expect("error").contains("consume"),
+        "scope without mq:consume: {e}"
+    );
+}
+
+#[tokio::test]
+async fn es256_jwts_are_checked_against_the_jwks() {
+    let jwks = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/mcp-jwks.json");
+    let auth = Authenticator::none().with_jwt(JwtConfig::jwks(&jwks, ISSUER.into(), AUDIENCE.into()).expect("jwks"));
+    let h = start(open_policy(), auth, HttpOptions::default()).await;
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(ES256_TEST_KEY)
+        .expect("key");
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some("test-es256".into());
+    let token = jsonwebtoken::encode(
+        &header,
+        &claims(ISSUER, AUDIENCE, now() + 600),
+        &EncodingKey::from_ec_der(&der),
+    )
+    .expect("sign");
+    let agent = client(&h.url, Some(&token), modern())
+        .await
+        .expect("ES256 JWT accepted");
+    ok(&agent, "list_queues", json!({})).await;
+    let hs = jwt(&claims(ISSUER, AUDIENCE, now() + 600));
+    assert_eq!(
+        post(&h.url, Some(&hs), &initialize_body()).await.status(),
+        401,
+        "HS256 is not accepted with a JWKS"
+    );
+}
+
+#[tokio::test]
+async fn foreign_host_and_origin_are_refused() {
+    let h = start(open_policy(), Authenticator::none(), HttpOptions::default()).await;
+    let r = http()
+        .post(&h.url)
+        .header("Host", "attacker.example")
+        .header("Accept", "application/json, text/event-stream")
+        .json(&initialize_body())
+        .send()
+        .await
+        .expect("response");
+    assert_eq!(r.status(), 403);
+    let r = http()
+        .post(&h.url)
+        .header("Origin", "https://attacker.example")
+        .header("Accept", "application/json, text/event-stream")
+        .json(&initialize_body())
+        .send()
+        .await
+        .expect("response");
+    assert_eq!(r.status(), 403);
+    let r = http()
+        .post(&h.url)
+        .header("Origin", "http://localhost:6274")
+        .header("Accept", "application/json, text/event-stream")
+        .json(&initialize_body())
+        .send()
+        .await
+        .expect("response");
+    assert_eq!(r.status(), 200, "a loopback origin (the MCP Inspector) is fine");
+}
+
+#[tokio::test]
+async fn body_limit_and_calls_in_flight_per_caller() {
+    let options = HttpOptions {
+        max_body_bytes: 4096,
+        max_in_flight: 1,
+        ..HttpOptions::default()
+    };
+    let h = start(open_policy(), tokens_auth(), options).await;
+    let mut big = initialize_body();
+    big["params"]["clientInfo"]["name"] = json!("x".repeat(8192));
+    assert_eq!(post(&h.url, Some(OPS_TOKEN), &big).await.status(), 413);
+
+    let ops = Arc::new(client(&h.url, Some(OPS_TOKEN), modern()).await.expect("ops"));
+    let waiting = tokio::spawn({
+        let ops = Arc::clone(&ops);
+        async move { call(&ops, "receive_messages", json!({"queue": "Q09", "wait_ms": 1500})).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = call(&ops, "queue_status", json!({"queue": "ORDERS"})).await;
+    let refused = format!(
+        "{:?}",
+        second.expect_err("a second call in flight for the same caller is refused")
+    );
+    assert!(refused.contains("429"), "{refused}");
+    let reader = client(&h.url, Some(READER_TOKEN), modern()).await.expect("reader");
+    ok(&reader, "queue_status", json!({"queue": "ORDERS"})).await;
+    let first = waiting.await.expect("task").expect("first call");
+    assert_ne!(first.is_error, Some(true));
+    ok(&ops, "queue_status", json!({"queue": "ORDERS"})).await;
+}
+
+#[tokio::test]
+async fn the_binary_refuses_a_public_address_without_auth() {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqpilot"))
+        .args(["mcp", "--listen", "0.0.0.0:0", "--fake"])
+        .output()
+        .await
+        .expect("run mqpilot");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--listen") && err.contains("not a loopback address"),
+        "{err}"
+    );
+}
