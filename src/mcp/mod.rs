@@ -7,6 +7,7 @@
 //!   expired.
 //! - [`browser`]: non-destructive reads on the pool's connection threads.
 //! - [`descriptor`]: the MQMD of a put.
+//! - [`failure`]: tool errors and argument checks.
 //! - [`catalog`]: queue names and the status MQINQ cannot give.
 //! - [`auth`]: bearer tokens and JWTs for HTTP callers.
 //! - [`http`]: streamable HTTP with Host/Origin checks, auth, limits and RFC 9728 metadata.
@@ -20,6 +21,7 @@ pub mod auth;
 pub mod browser;
 pub mod catalog;
 pub mod descriptor;
+pub mod failure;
 pub mod http;
 pub mod locks;
 pub mod policy;

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::browser::{self, BrowseRequest};
 use super::catalog::{AdminStatus, Catalog};
 use super::locks::{LockError, Locks};
-use super::schema::MessageOut;
+use super::schema::{ConnectionOut, MessageOut, PoolStatus};
 use crate::Error;
 use crate::mq::MqLibrary;
 use crate::mq::message::Message;
@@ -227,6 +227,31 @@ impl Queues {
                 c.put(&queue, &message, &data, false)
             })
             .await
+    }
+
+    /// The pool's connections, handles against budget and MAXHANDS, and counters.
+    #[must_use]
+    pub fn pool_status(&self) -> PoolStatus {
+        let s = self.pool.stats().snapshot();
+        PoolStatus {
+            connections: s
+                .connections
+                .iter()
+                .map(|(id, c)| ConnectionOut {
+                    id: *id,
+                    handles: c.handles,
+                    peak_handles: c.peak_handles,
+                    budget: c.budget,
+                    max_handles: c.max_handles,
+                })
+                .collect(),
+            max_connections: self.max_connections,
+            locks_held: self.locks.held(),
+            connects: s.connects,
+            reconnects: s.reconnects,
+            budget_shrinks: s.budget_shrinks,
+            waits_for_connection: s.waits_for_connection,
+        }
     }
 
     /// Backs out every lock and closes idle connections.

@@ -9,22 +9,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rmcp::handler::server::common::{FromContextPart, schema_for_input};
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::handler::server::tool::{IntoCallToolResult, ToolCallContext};
-use rmcp::model::JsonObject;
-use rmcp::model::{CallToolResponse, CallToolResult, Implementation, ServerCapabilities, ServerConfig};
+use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
 use rmcp::service::RequestContext;
-use rmcp::{ErrorData, Json, RoleServer, ServerHandler, tool, tool_handler, tool_router};
+use rmcp::{Json, RoleServer, ServerHandler, tool, tool_handler, tool_router};
 
 use super::audit::{self, Outcome};
 use super::auth::Caller;
 use super::descriptor::{self, PutFields};
+use super::failure::{Args, Fail, failure, in_range, input, invalid};
 use super::locks::{Action, LockError};
 use super::policy::{Capability, Policy, glob_matches};
 use super::queues::Queues;
 use super::schema::*;
-use crate::Error;
 use crate::mq::reason::{Reason, parse_reason};
 
 /// Every tool and the capability it needs. A new tool is one `#[tool]` method plus one row.
@@ -45,84 +42,6 @@ const DEFAULT_PAYLOAD_BYTES: u32 = 4096;
 const MAX_PAYLOAD_BYTES: u32 = 1024 * 1024;
 const MAX_WAIT_MS: u32 = 10_000;
 const DEFAULT_LOCK_SECONDS: u32 = 60;
-
-/// A refused or failed call.
-#[derive(Debug)]
-pub enum Fail {
-    /// Arguments out of range: a JSON-RPC invalid-params error.
-    Invalid(String),
-    /// A tool error (`isError: true`) with what the agent needs to act on it.
-    Tool(Box<Failure>, Outcome),
-}
-
-impl IntoCallToolResult for Fail {
-    fn into_call_tool_result(self) -> Result<CallToolResponse, ErrorData> {
-        match self {
-            Self::Invalid(message) => Err(ErrorData::invalid_params(message, None)),
-            Self::Tool(failure, _) => {
-                let value = serde_json::to_value(&failure).unwrap_or_default();
-                Ok(CallToolResult::structured_error(value).into())
-            }
-        }
-    }
-}
-
-/// Tool arguments that must match their schema: a mismatch (missing field, wrong type,
-/// unknown field) is a JSON-RPC invalid-params error, like an out-of-range value, and the
-/// tool does not run.
-pub struct Args<T>(pub T);
-
-impl<S, T: serde::de::DeserializeOwned> FromContextPart<ToolCallContext<'_, S>> for Args<T> {
-    fn from_context_part(context: &mut ToolCallContext<'_, S>) -> Result<Self, ErrorData> {
-        let arguments = context.arguments.take().unwrap_or_default();
-        serde_json::from_value(serde_json::Value::Object(arguments))
-            .map(Args)
-            .map_err(|e| ErrorData::invalid_params(format!("invalid arguments: {e}"), None))
-    }
-}
-
-/// The input schema of `T`, for the `#[tool]` attributes.
-fn input<T: schemars::JsonSchema + 'static>() -> Arc<JsonObject> {
-    schema_for_input::<T>().unwrap_or_else(|e| panic!("input schema of {}: {e}", std::any::type_name::<T>()))
-}
-
-fn failure(error: String) -> Failure {
-    Failure {
-        error,
-        reason_code: None,
-        reason_name: None,
-        meaning: None,
-        advice: None,
-        rule: None,
-    }
-}
-
-impl From<Error> for Fail {
-    fn from(e: Error) -> Self {
-        let mut f = failure(e.to_string());
-        if let Some(reason) = e.reason() {
-            f.reason_code = Some(reason.0);
-            f.reason_name = Some(reason.name().to_owned());
-            if let Some(info) = reason.info() {
-                f.meaning = Some(info.meaning.to_owned());
-                f.advice = Some(info.advice.to_owned());
-            }
-        }
-        Self::Tool(Box::new(f), Outcome::Failed)
-    }
-}
-
-fn invalid<T>(message: impl Into<String>) -> Result<T, Fail> {
-    Err(Fail::Invalid(message.into()))
-}
-
-fn in_range(name: &str, value: Option<u32>, default: u32, max: u32, min: u32) -> Result<u32, Fail> {
-    let v = value.unwrap_or(default);
-    if v < min || v > max {
-        return invalid(format!("{name} must be {min}..={max}, got {v}"));
-    }
-    Ok(v)
-}
 
 /// Shared state of every server instance (HTTP builds one per session or request).
 pub struct State {
@@ -568,29 +487,9 @@ impl McpServer {
     )]
     async fn pool_status(&self, ctx: RequestContext<RoleServer>) -> Result<Json<PoolStatus>, Fail> {
         let who = caller(&ctx);
-        let result = self.gate(&who, Capability::Inspect, None).map(|()| {
-            let q = &self.state.queues;
-            let s = q.pool.stats().snapshot();
-            PoolStatus {
-                connections: s
-                    .connections
-                    .iter()
-                    .map(|(id, c)| ConnectionOut {
-                        id: *id,
-                        handles: c.handles,
-                        peak_handles: c.peak_handles,
-                        budget: c.budget,
-                        max_handles: c.max_handles,
-                    })
-                    .collect(),
-                max_connections: q.max_connections,
-                locks_held: q.locks.held(),
-                connects: s.connects,
-                reconnects: s.reconnects,
-                budget_shrinks: s.budget_shrinks,
-                waits_for_connection: s.waits_for_connection,
-            }
-        });
+        let result = self
+            .gate(&who, Capability::Inspect, None)
+            .map(|()| self.state.queues.pool_status());
         self.finish(&who, "pool_status", None, result)
     }
 }

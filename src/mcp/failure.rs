@@ -1,0 +1,95 @@
+//! What a refused or failed tool call returns, and how tool arguments are read.
+//!
+//! Arguments that do not match their schema or are out of range are JSON-RPC invalid-params
+//! errors and the tool does not run; refusals (policy, credential, limits) and MQ failures
+//! are tool results with `isError: true` and a structured [`Failure`] naming the rule or the
+//! reason code with its meaning and advice.
+
+use std::sync::Arc;
+
+use rmcp::ErrorData;
+use rmcp::handler::server::common::{FromContextPart, schema_for_input};
+use rmcp::handler::server::tool::{IntoCallToolResult, ToolCallContext};
+use rmcp::model::{CallToolResponse, CallToolResult, JsonObject};
+
+use super::audit::Outcome;
+use super::schema::Failure;
+use crate::Error;
+
+/// A refused or failed call.
+#[derive(Debug)]
+pub enum Fail {
+    /// Arguments out of range: a JSON-RPC invalid-params error.
+    Invalid(String),
+    /// A tool error (`isError: true`) with what the agent needs to act on it.
+    Tool(Box<Failure>, Outcome),
+}
+
+impl IntoCallToolResult for Fail {
+    fn into_call_tool_result(self) -> Result<CallToolResponse, ErrorData> {
+        match self {
+            Self::Invalid(message) => Err(ErrorData::invalid_params(message, None)),
+            Self::Tool(failure, _) => {
+                let value = serde_json::to_value(&failure).unwrap_or_default();
+                Ok(CallToolResult::structured_error(value).into())
+            }
+        }
+    }
+}
+
+/// Tool arguments that must match their schema: a mismatch (missing field, wrong type,
+/// unknown field) is a JSON-RPC invalid-params error, like an out-of-range value, and the
+/// tool does not run.
+pub struct Args<T>(pub T);
+
+impl<S, T: serde::de::DeserializeOwned> FromContextPart<ToolCallContext<'_, S>> for Args<T> {
+    fn from_context_part(context: &mut ToolCallContext<'_, S>) -> Result<Self, ErrorData> {
+        let arguments = context.arguments.take().unwrap_or_default();
+        serde_json::from_value(serde_json::Value::Object(arguments))
+            .map(Args)
+            .map_err(|e| ErrorData::invalid_params(format!("invalid arguments: {e}"), None))
+    }
+}
+
+/// The input schema of `T`, for the `#[tool]` attributes.
+pub(crate) fn input<T: schemars::JsonSchema + 'static>() -> Arc<JsonObject> {
+    schema_for_input::<T>().unwrap_or_else(|e| panic!("input schema of {}: {e}", std::any::type_name::<T>()))
+}
+
+pub(crate) fn failure(error: String) -> Failure {
+    Failure {
+        error,
+        reason_code: None,
+        reason_name: None,
+        meaning: None,
+        advice: None,
+        rule: None,
+    }
+}
+
+impl From<Error> for Fail {
+    fn from(e: Error) -> Self {
+        let mut f = failure(e.to_string());
+        if let Some(reason) = e.reason() {
+            f.reason_code = Some(reason.0);
+            f.reason_name = Some(reason.name().to_owned());
+            if let Some(info) = reason.info() {
+                f.meaning = Some(info.meaning.to_owned());
+                f.advice = Some(info.advice.to_owned());
+            }
+        }
+        Self::Tool(Box::new(f), Outcome::Failed)
+    }
+}
+
+pub(crate) fn invalid<T>(message: impl Into<String>) -> Result<T, Fail> {
+    Err(Fail::Invalid(message.into()))
+}
+
+pub(crate) fn in_range(name: &str, value: Option<u32>, default: u32, max: u32, min: u32) -> Result<u32, Fail> {
+    let v = value.unwrap_or(default);
+    if v < min || v > max {
+        return invalid(format!("{name} must be {min}..={max}, got {v}"));
+    }
+    Ok(v)
+}
