@@ -33,7 +33,10 @@ const MEASURE: Duration = Duration::from_secs(5);
 type Client = RunningService<RoleClient, ()>;
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 /// An HTTP server on loopback over a fake with 100 messages on `BENCH.IN`; returns its URL.
@@ -43,8 +46,11 @@ async fn start(cancel: &CancellationToken) -> String {
     config.queues.push(QueueDef::new(QUEUE));
     let qm = FakeQm::new(config);
     for i in 0..100 {
-        qm.put_message(QUEUE, PutSpec::text(format!(r#"{{"order":{i},"item":"widget","quantity":3}}"#)))
-            .expect("seed");
+        qm.put_message(
+            QUEUE,
+            PutSpec::text(format!(r#"{{"order":{i},"item":"widget","quantity":3}}"#)),
+        )
+        .expect("seed");
     }
     let options = ConnectOptions::builder()
         .with_channel(parse_mqserver("APP.SVRCONN/TCP/localhost(1414)", "bench").expect("channel"))
@@ -87,7 +93,9 @@ async fn client(url: &str) -> Client {
 
 async fn browse(c: &Client) {
     let args = json!({"queue": QUEUE, "limit": 10, "max_payload_bytes": 256});
-    let serde_json::Value::Object(map) = args else { unreachable!() };
+    let serde_json::Value::Object(map) = args else {
+        unreachable!()
+    };
     let r = c
         .call_tool(CallToolRequestParams::new("browse_messages").with_arguments(map))
         .await

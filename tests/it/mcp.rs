@@ -551,3 +551,15 @@ async fn the_binary_serves_stdio_on_the_fake() {
         .expect("status");
     assert_eq!(code.code(), Some(0), "stdin closed: a clean exit");
 }
+
+#[test]
+fn the_example_files_load() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let policy = Policy::from_file(&root.join("mcp-policy.toml")).expect("example policy");
+    assert!(policy.check(Capability::Consume, "DEMO.IN").is_ok());
+    assert!(policy.check(Capability::Browse, "DEMO.BACKOUT").is_err());
+    assert!(policy.check(Capability::Inspect, "SYSTEM.DEAD.LETTER.QUEUE").is_ok());
+    mcp::Authenticator::none()
+        .with_tokens_file(&root.join("mcp-tokens.toml"))
+        .expect("example tokens");
+}
