@@ -53,7 +53,8 @@ pub struct State {
 #[derive(Clone)]
 pub struct McpServer {
     state: Arc<State>,
-    tool_router: ToolRouter<Self>,
+    // Shared: HTTP builds a handler per session or stateless request.
+    tool_router: Arc<ToolRouter<Self>>,
 }
 
 impl std::fmt::Debug for McpServer {
@@ -88,7 +89,7 @@ impl McpServer {
         }
         Self {
             state: Arc::new(State { queues, policy }),
-            tool_router,
+            tool_router: Arc::new(tool_router),
         }
     }
 
