@@ -563,3 +563,35 @@ fn the_example_files_load() {
         .with_tokens_file(&root.join("mcp-tokens.toml"))
         .expect("example tokens");
 }
+
+#[tokio::test]
+async fn stdio_serves_2026_07_28_discovery_clients_too() {
+    use rmcp::{ClientLifecycleMode, ClientServiceExt as _};
+    let qm = qm();
+    let cancel = CancellationToken::new();
+    let (ours, theirs) = tokio::io::duplex(1 << 20);
+    let (read, write) = tokio::io::split(theirs);
+    tokio::spawn(mcp::serve_stream(
+        server(&qm, open_policy(), 2, 32, &cancel),
+        read,
+        write,
+        cancel.clone(),
+    ));
+    let lifecycle = ClientLifecycleMode::Discover {
+        preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+    };
+    let client = ().serve_with_lifecycle(ours, lifecycle).await.expect("discovered");
+    assert_eq!(
+        client.peer_info().expect("peer").protocol_version.to_string(),
+        "2026-07-28"
+    );
+    let got = ok(&client, "browse_messages", json!({"queue": "ORDERS", "limit": 1})).await;
+    assert_eq!(got["messages"][0]["payload"], "order 0");
+    let legacy = stdio_client(server(&qm, open_policy(), 2, 32, &cancel), &cancel)
+        .await
+        .0;
+    assert_eq!(
+        legacy.peer_info().expect("peer").protocol_version.to_string(),
+        "2025-11-25"
+    );
+}
