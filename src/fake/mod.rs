@@ -17,8 +17,10 @@ mod queue;
 mod state;
 mod verbs;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+
+use parking_lot::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use libmqm_sys as mq;
@@ -106,11 +108,8 @@ impl FakeQm {
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, state::State> {
         // A panic while holding the lock leaves consistent state (every rule finishes
-        // before it mutates), so a poisoned lock is still usable.
-        self.inner
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        // before it mutates); parking_lot's mutex has no poisoning.
+        self.inner.state.lock()
     }
 
     fn latency(&self) -> Duration {

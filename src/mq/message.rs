@@ -10,8 +10,8 @@ use libmqm_sys as mq;
 pub struct Message {
     /// The queue it came from (shared by every message of a batch).
     pub queue: std::sync::Arc<str>,
-    /// The payload.
-    pub data: Vec<u8>,
+    /// The payload (cheap to clone: messages of a batch share their allocations).
+    pub data: bytes::Bytes,
     md: mq::MQMD,
 }
 
@@ -46,10 +46,10 @@ pub fn hex(bytes: &[u8]) -> String {
 impl Message {
     /// A message from what MQGET returned.
     #[must_use]
-    pub fn new(queue: impl Into<std::sync::Arc<str>>, md: mq::MQMD, data: Vec<u8>) -> Self {
+    pub fn new(queue: impl Into<std::sync::Arc<str>>, md: mq::MQMD, data: impl Into<bytes::Bytes>) -> Self {
         Self {
             queue: queue.into(),
-            data,
+            data: data.into(),
             md,
         }
     }

@@ -20,7 +20,7 @@ use crate::Error;
 use crate::mq::message::Message;
 use crate::mq::reason::ReasonClass;
 use crate::mq::session::{GetRequest, is_connection_lost};
-use crate::pool::{Backoff, BackoffConfig, Pool, PooledConn};
+use crate::pool::{Backoff, BackoffConfig, Pool, PooledConn, Waiters};
 
 /// Where a queue's batches go.
 #[derive(Clone)]
@@ -122,9 +122,13 @@ pub enum PollEnd {
     Stopped(String),
 }
 
-/// Most batches one checkout runs before the connection goes back to the pool, so pollers
-/// that outnumber connections get their turn.
+/// Batches one checkout runs before it gives the connection back if another poller is
+/// waiting for one, so pollers that outnumber connections get their turn.
 const ROUNDS_PER_CHECKOUT: usize = 16;
+
+/// Most batches one checkout runs even when nobody waits: the poller's task sees its
+/// results (progress, backoff) at least this often.
+const MAX_ROUNDS_PER_CHECKOUT: usize = 1024;
 
 /// Polls `plan.queue` until cancelled, a limit is reached or a problem that will not fix
 /// itself. Connection-level failures are retried on a new connection.
@@ -138,6 +142,12 @@ pub async fn poll(
     let mut pause = Backoff::new(BackoffConfig {
         initial: Duration::from_millis(100),
         max: Duration::from_secs(5),
+    });
+    // Every message carries its queue's name; a private copy keeps the reference count of
+    // that name on this poller's core instead of bouncing between pollers.
+    let plan = Arc::new(PollPlan {
+        queue: Arc::from(&*plan.queue),
+        ..PollPlan::clone(&plan)
     });
     let runtime = tokio::runtime::Handle::current();
     let mut lost_in_a_row = 0_u32;
@@ -153,16 +163,17 @@ pub async fn poll(
         // Rounds run on the connection's thread: one hand-over for several batches. If this
         // future is dropped (the run is abandoned), `waiting` tells them to start no more.
         let waiting = Waiting::new();
-        let (p, c, l, k, rt, w) = (
-            Arc::clone(&plan),
-            Arc::clone(&counters),
-            Arc::clone(&limits),
-            cancel.clone(),
-            runtime.clone(),
-            Arc::clone(&waiting.0),
-        );
+        let turn = Turn {
+            plan: Arc::clone(&plan),
+            counters: Arc::clone(&counters),
+            limits: Arc::clone(&limits),
+            cancel: cancel.clone(),
+            rt: runtime.clone(),
+            waiting: Arc::clone(&waiting.0),
+            others: lease.waiters(),
+        };
         let Rounds(progressed, outcome) = lease
-            .run(move |conn| Ok(rounds(conn, &p, &c, &l, &k, &rt, &w)))
+            .run(move |conn| Ok(rounds(conn, &turn)))
             .await
             .unwrap_or_else(|e| Rounds(false, Err(classify(&e))));
         drop(waiting);
@@ -213,27 +224,39 @@ impl Drop for Waiting {
     }
 }
 
-/// Up to [`ROUNDS_PER_CHECKOUT`] rounds on one connection. `Ok(Some(end))` ends the
-/// poller, `Ok(None)` gives the connection back and carries on.
-fn rounds(
-    c: &mut PooledConn,
-    plan: &PollPlan,
-    counters: &QueueCounters,
-    limits: &RunLimits,
-    cancel: &CancellationToken,
-    rt: &tokio::runtime::Handle,
-    waiting: &std::sync::atomic::AtomicBool,
-) -> Rounds {
+/// What one checkout's rounds need, moved to the connection's thread.
+struct Turn {
+    plan: Arc<PollPlan>,
+    counters: Arc<QueueCounters>,
+    limits: Arc<RunLimits>,
+    cancel: CancellationToken,
+    rt: tokio::runtime::Handle,
+    /// Cleared when the poller stops waiting for these rounds.
+    waiting: Arc<std::sync::atomic::AtomicBool>,
+    /// Other checkouts waiting for a connection.
+    others: Waiters,
+}
+
+/// Rounds on one connection: [`ROUNDS_PER_CHECKOUT`] if another poller waits for a
+/// connection, else up to [`MAX_ROUNDS_PER_CHECKOUT`]. `Ok(Some(end))` ends the poller,
+/// `Ok(None)` gives the connection back and carries on.
+fn rounds(c: &mut PooledConn, turn: &Turn) -> Rounds {
+    let Turn {
+        plan, counters, limits, ..
+    } = turn;
     let mut progressed = false;
-    for _ in 0..ROUNDS_PER_CHECKOUT {
-        if cancel.is_cancelled() || !waiting.load(Ordering::Acquire) {
+    for n in 0..MAX_ROUNDS_PER_CHECKOUT {
+        if n >= ROUNDS_PER_CHECKOUT && turn.others.any() {
+            break;
+        }
+        if turn.cancel.is_cancelled() || !turn.waiting.load(Ordering::Acquire) {
             return Rounds(progressed, Ok(Some(PollEnd::Cancelled)));
         }
         let room = limits.claim(plan.batch);
         if room == 0 {
             return Rounds(progressed, Ok(Some(PollEnd::Limit)));
         }
-        let result = round(c, plan, counters, room, rt);
+        let result = round(c, plan, counters, room, &turn.rt);
         let received = match &result {
             Ok(n) => *n,
             Err(_) => 0,

@@ -32,7 +32,7 @@ pub struct ExecSink {
 
 /// One run of the command: what goes on stdin and which variables are added.
 struct Run {
-    stdin: Vec<u8>,
+    stdin: bytes::Bytes,
     env: Vec<(String, String)>,
     /// Which message(s) the run is for, for error messages.
     what: String,
@@ -59,7 +59,7 @@ impl ExecSink {
     fn runs(&self, batch: &[Message]) -> Vec<Run> {
         match self.per {
             Per::Batch => vec![Run {
-                stdin: json_lines(batch),
+                stdin: json_lines(batch).into(),
                 env: vec![
                     ("MQ_BATCH_SIZE".to_owned(), batch.len().to_string()),
                     (
