@@ -257,17 +257,16 @@ fn rounds(c: &mut PooledConn, turn: &Turn) -> Rounds {
             return Rounds(progressed, Ok(Some(PollEnd::Limit)));
         }
         let result = round(c, plan, counters, room, &turn.rt);
-        let received = match &result {
-            Ok(n) => *n,
-            Err(_) => 0,
+        let gone = match &result {
+            Ok(n) | Err((n, _)) => *n,
         };
-        limits.unclaim(room - received.min(room));
+        limits.unclaim(room - gone.min(room));
         match result {
             Ok(0) if limits.until_empty => return Rounds(progressed, Ok(Some(PollEnd::Empty))),
             // An empty wait already took wait_ms: give the connection back.
             Ok(0) => return Rounds(progressed, Ok(None)),
             Ok(_) => progressed = true,
-            Err(stop) => return Rounds(progressed, Err(stop)),
+            Err((_, stop)) => return Rounds(progressed, Err(stop)),
         }
     }
     Rounds(progressed, Ok(None))
@@ -299,14 +298,18 @@ fn classify(e: &Error) -> Stop {
 /// how many messages were received. `rt` runs the sink's future: this thread is not one of
 /// the runtime's, so blocking on it here is allowed, and the connection is this batch's
 /// until the round ends anyway.
+///
+/// A failed round still reports the messages it took off the queue for good (only without
+/// syncpoint: they were delivered or lost), so `--max-messages` counts them.
 fn round(
     c: &mut PooledConn,
     plan: &PollPlan,
     counters: &QueueCounters,
     room: usize,
     rt: &tokio::runtime::Handle,
-) -> Result<usize, Stop> {
-    let batch = receive(c, plan, room).map_err(|e| back_out(c, plan, counters, 0).unwrap_or_else(|| classify(&e)))?;
+) -> Result<usize, (usize, Stop)> {
+    let batch =
+        receive(c, plan, room).map_err(|e| (0, back_out(c, plan, counters, 0).unwrap_or_else(|| classify(&e))))?;
     if batch.is_empty() {
         return Ok(0);
     }
@@ -315,8 +318,23 @@ fn round(
     if !plan.syncpoint {
         // Already off the queue: there is nothing to back out or move, so everything goes to
         // the sink, poison or not.
-        return deliver_at_most_once(plan, counters, &batch, rt).map(|()| received);
+        return deliver_at_most_once(plan, counters, &batch, rt)
+            .map(|()| received)
+            .map_err(|stop| (received, stop));
     }
+    syncpoint_round(c, plan, counters, batch, rt).map_err(|stop| (0, stop))
+}
+
+/// The rest of a round under syncpoint: poison to the backout queue, the good messages to
+/// the sink, then commit; any failure backs the whole batch out.
+fn syncpoint_round(
+    c: &mut PooledConn,
+    plan: &PollPlan,
+    counters: &QueueCounters,
+    batch: Vec<Message>,
+    rt: &tokio::runtime::Handle,
+) -> Result<usize, Stop> {
+    let received = batch.len();
     let threshold = i32::try_from(plan.backout_threshold).unwrap_or(i32::MAX);
     let is_poison = |m: &Message| threshold > 0 && m.backout_count() >= threshold;
     let (poison, good): (Vec<Message>, Vec<Message>) = if batch.iter().any(is_poison) {
