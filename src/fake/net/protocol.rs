@@ -206,6 +206,18 @@ impl Request {
     }
 }
 
+/// An MQMD as the protocol carries it.
+#[must_use]
+pub fn encode_md(md: &libmqm_sys::MQMD) -> Vec<u8> {
+    super::super::adapter::md_to_bytes(md).to_vec()
+}
+
+/// An MQMD from the protocol's bytes; `None` unless exactly [`MD_BYTES`] long.
+#[must_use]
+pub fn decode_md(bytes: &[u8]) -> Option<libmqm_sys::MQMD> {
+    super::super::adapter::md_from_bytes(bytes)
+}
+
 /// Appends protocol values to a frame body.
 #[derive(Debug, Default)]
 pub struct Encoder {
