@@ -30,7 +30,7 @@
 //! | 7 MQGET | i32 hconn, i32 hobj, i32 options, i32 wait, i32 match options, u32 buffer length, MQMD | when ok: u64 data length, MQMD, data (at most the buffer length) |
 //! | 8 MQINQ | i32 hconn, i32 hobj, u32 n, n x i32 selector | u32 n, n x (u8 tag: 0 i32 / 1 text, u32 width / 2 u32 width) |
 //! | 9 MQCMIT, 10 MQBACK | i32 hconn | |
-//! | 11 other verb | | (reason 2298) |
+//! | 11 other verb | | (reason 2298; counted under `other`. `RemoteMqi` answers 2298 itself) |
 //! | 32 admin | JSON request | JSON reply |
 //!
 //! Replies are kind 128: `ok` is 1 when the call completed (`reason` is then 0 or a
