@@ -8,6 +8,7 @@ mod fake_model;
 mod fake_waits;
 mod library;
 mod net;
+mod net_cli;
 mod net_crash;
 mod net_fuzz;
 mod net_procs;

@@ -105,6 +105,21 @@ fn connections_of_one_library_share_a_channel_instance_up_to_sharecnv() {
     server.shutdown();
 }
 
+#[test]
+fn maxinstc_counts_the_client_address_over_tcp() {
+    let (qm, mut server) = serve();
+    qm.define_channel(ChannelDef::new("APP.SVRCONN").sharecnv(1).max_inst(10).max_instc(2));
+    let addr = server.local_addr().to_string();
+    let lib = RemoteMqi::connect_to(addr.clone());
+    let first = connect(lib.clone()).expect("first");
+    let second = connect(RemoteMqi::connect_to(addr)).expect("second process, same address");
+    assert_eq!(connect(lib).err(), Some(2537), "a third instance from 127.0.0.1");
+    let channel = qm.channel("APP.SVRCONN").expect("channel");
+    assert_eq!(channel.per_address.get("127.0.0.1"), Some(&2));
+    drop((first, second));
+    server.shutdown();
+}
+
 /// Sends a request frame on a raw socket and reads the answer's kind and body.
 fn call(stream: &mut TcpStream, request: &Request) -> (u8, Vec<u8>) {
     let mut e = Encoder::default();

@@ -98,6 +98,8 @@ fn a_worker_killed_mid_batch_loses_nothing_and_its_batch_returns_with_backout_co
     let mut caught = false;
     for _ in 0..200 {
         workers.iter().for_each(|w| w.signal("STOP"));
+        // Let the server finish any call that was sent before the stop.
+        std::thread::sleep(Duration::from_millis(30));
         let status = server.status();
         let victim_uow: usize = status
             .connections
@@ -114,6 +116,12 @@ fn a_worker_killed_mid_batch_loses_nothing_and_its_batch_returns_with_backout_co
     }
     assert!(caught, "the victim was never inside a unit of work");
     let before = got_uncommitted(&server);
+    std::thread::sleep(Duration::from_millis(30));
+    assert_eq!(
+        got_uncommitted(&server),
+        before,
+        "nothing moves while the workers are stopped"
+    );
     let instances_before = server.status().channels[0].instances;
 
     let mut victim = victim;
