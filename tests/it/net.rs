@@ -234,6 +234,38 @@ fn a_call_in_flight_when_the_server_goes_away_answers_2009() {
 }
 
 #[test]
+fn a_server_that_stops_answering_gets_2009_after_the_call_deadline() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    // Answers MQCONNX, then reads every later frame and never answers.
+    let silent = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        let mut body = Vec::new();
+        read_frame(&mut s, &mut body).expect("connect frame");
+        let mut e = Encoder::frame(kind::REPLY);
+        e.u8(1).i32(0).i32(1);
+        s.write_all(e.finish()).expect("reply");
+        let _ = read_frame(&mut s, &mut body);
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+    });
+    let lib = RemoteMqi::over(RemoteVerbs::new(addr).with_call_timeout(Duration::from_millis(200)));
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let conn = connect(lib).expect("connect");
+        let first = open(&conn, "A", MQOO_OUTPUT).err();
+        let second = open(&conn, "A", MQOO_OUTPUT).err();
+        let _ = tx.send((first, second));
+    });
+    // Without the deadline the call would wait for ever; the bound here only keeps a broken
+    // build from hanging the test run.
+    let (first, second) = rx.recv_timeout(Duration::from_secs(20)).expect("the call returned");
+    assert_eq!(first, Some(2009));
+    assert_eq!(second, Some(2009), "and broken from then on");
+    silent.join().expect("silent server");
+}
+
+#[test]
 fn connecting_to_no_server_answers_2538() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

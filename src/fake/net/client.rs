@@ -208,7 +208,8 @@ impl RemoteVerbs {
     ) -> Result<T, i32> {
         let link = self.link(hconn)?;
         let mut link = link.lock().unwrap_or_else(PoisonError::into_inner);
-        let timeout = wait.map(|w| w + self.inner.call_timeout);
+        // A zero socket timeout is invalid (and would mean "none"): at least a millisecond.
+        let timeout = wait.map(|w| (w + self.inner.call_timeout).max(Duration::from_millis(1)));
         link.call(request, timeout).map_err(|()| BROKEN)?;
         let (status, d) = link.reply().map_err(|()| BROKEN)?;
         read(status, d)

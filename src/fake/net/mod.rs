@@ -52,6 +52,7 @@ mod admin;
 mod client;
 pub mod protocol;
 mod server;
+mod watcher;
 
 pub use admin::{AdminMessage, AdminReply, AdminRequest, BrowsedMessage, ReasonCount, Status};
 pub use client::{DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, RemoteAdmin, RemoteMqi, RemoteVerbs};

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::io::{BufReader, Write as _};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -20,7 +20,8 @@ use libmqm_sys as mq;
 use super::super::FakeQm;
 use super::super::adapter::{md_from_bytes, md_to_bytes};
 use super::admin;
-use super::protocol::{Encoder, FrameError, Request, encode_attrs, kind, read_frame};
+use super::protocol::{Encoder, FrameError, Request, encode_attrs, kind, read_frame_idle};
+use super::watcher::Watcher;
 
 /// How long the rest of a frame may take once its first bytes arrived.
 const FRAME_STALL: Duration = Duration::from_secs(10);
@@ -62,7 +63,7 @@ impl std::fmt::Debug for Server {
 #[derive(Debug)]
 pub struct ServerHandle {
     addr: SocketAddr,
-    shared: Arc<SharedRef>,
+    shared: SharedRef,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -115,7 +116,7 @@ impl Server {
             .spawn(move || accept_loop(&self.listener, &self.shared))?;
         Ok(ServerHandle {
             addr,
-            shared: Arc::new(SharedRef(shared)),
+            shared: SharedRef(shared),
             thread: Some(thread),
         })
     }
@@ -228,7 +229,7 @@ impl Connection {
     fn serve(mut self) {
         let mut body = Vec::new();
         loop {
-            let refused = match read_frame(&mut self.reader, &mut body) {
+            let refused = match read_frame_idle(&mut self.reader, &mut body) {
                 Ok(k) => match Request::decode(k, &body) {
                     Ok(request) => match self.execute(request) {
                         Outcome::Reply => {
@@ -468,102 +469,5 @@ fn end_connection(qm: &FakeQm, hconn: i32) {
     if st.conns.contains_key(&hconn) {
         st.break_conn(hconn, mq::MQRC_CONNECTION_BROKEN);
         st.conns.remove(&hconn);
-    }
-}
-
-/// Watches the socket while an MQGET waits: if the client goes away (or sends a frame
-/// before its answer), the connection is broken so the wait ends at once with 2009.
-///
-/// The connection arms it with a new sequence number after reading a waiting MQGET and
-/// disarms it before answering; data seen under an older number belongs to a later request.
-struct Watcher {
-    state: Arc<(Mutex<WatchState>, Condvar)>,
-    thread: Option<JoinHandle<()>>,
-}
-
-#[derive(Default)]
-struct WatchState {
-    armed: Option<u64>,
-    seq: u64,
-    closed: bool,
-}
-
-impl Watcher {
-    fn start(stream: TcpStream, qm: FakeQm, hconn: i32) -> Self {
-        let state = Arc::new((Mutex::new(WatchState::default()), Condvar::new()));
-        let shared = Arc::clone(&state);
-        let thread = std::thread::Builder::new()
-            .name("fake-qm-watch".into())
-            .spawn(move || watch(&stream, &shared, &qm, hconn))
-            .ok();
-        Self { state, thread }
-    }
-
-    /// A watcher that watches nothing (when no thread could be started).
-    fn inert() -> Self {
-        Self {
-            state: Arc::new((Mutex::new(WatchState::default()), Condvar::new())),
-            thread: None,
-        }
-    }
-
-    fn arm(&self) {
-        let mut s = lock(&self.state.0);
-        s.seq += 1;
-        s.armed = Some(s.seq);
-        self.state.1.notify_one();
-    }
-
-    fn disarm(&self) {
-        lock(&self.state.0).armed = None;
-    }
-
-    fn stop(mut self, stream: &TcpStream) {
-        lock(&self.state.0).closed = true;
-        self.state.1.notify_one();
-        let _ = stream.shutdown(Shutdown::Both);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn watch(stream: &TcpStream, state: &(Mutex<WatchState>, Condvar), qm: &FakeQm, hconn: i32) {
-    let mut byte = [0u8; 1];
-    loop {
-        let seq = {
-            let mut s = lock(&state.0);
-            loop {
-                if s.closed {
-                    return;
-                }
-                if let Some(seq) = s.armed {
-                    break seq;
-                }
-                s = state.1.wait(s).unwrap_or_else(PoisonError::into_inner);
-            }
-        };
-        match stream.peek(&mut byte) {
-            Ok(0) => {
-                // The client closed: end the wait now.
-                qm.break_connection(hconn);
-                return;
-            }
-            Ok(_) => {
-                if lock(&state.0).armed == Some(seq) {
-                    tracing::warn!(hconn, "a frame arrived while an MQGET was in flight: closing");
-                    qm.break_connection(hconn);
-                    let _ = stream.shutdown(Shutdown::Both);
-                    return;
-                }
-                // Data of a later request, read by the connection since: watch again once
-                // the next waiting MQGET arms.
-            }
-            Err(e) if super::protocol::is_timeout(&e) || e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => {
-                qm.break_connection(hconn);
-                return;
-            }
-        }
     }
 }
