@@ -209,6 +209,10 @@ fn workers_reconnect_after_every_connection_breaks_and_finish() {
     );
     assert_eq!(server.depth("IN"), 0);
     assert_eq!(unique_out_ids(&server), N);
+    assert!(
+        reconnects.iter().all(|e| e.contains("fake queue manager depths: IN ")),
+        "the summary shows the server's depths"
+    );
     let status = server.status();
     assert!(
         status.reasons.iter().any(|r| r.reason == 2009 && r.count > 0),

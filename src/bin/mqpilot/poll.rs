@@ -226,7 +226,23 @@ pub(crate) async fn run(args: PollArgs) -> Result<u8, Failure> {
         task.abort();
     }
     print_summary(&summary, fake.as_ref());
+    if let Some(addr) = args.fake_qm.clone() {
+        print_server_depths(addr).await;
+    }
     Ok(if summary.stopped().is_empty() { 0 } else { 1 })
+}
+
+/// The depths on a `fake-qm` server, as the summary shows them for the embedded fake.
+async fn print_server_depths(addr: String) {
+    let status = tokio::task::spawn_blocking(move || mqpilot::fake::net::RemoteAdmin::new(addr).status()).await;
+    if let Ok(Ok(status)) = status {
+        let depths: Vec<String> = status
+            .queues
+            .iter()
+            .map(|q| format!("{} {}", q.name, q.depth))
+            .collect();
+        eprintln!("  fake queue manager depths: {}", depths.join(", "));
+    }
 }
 
 /// First SIGINT/SIGTERM: stop new gets and let in-flight batches finish. Second: exit now;
