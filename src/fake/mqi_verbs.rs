@@ -9,7 +9,7 @@ use libmqm_sys as mq;
 use super::FakeQm;
 use super::verbs::{Attr, ConnectRequest, GetOptions, Got, ObjectRef};
 
-/// The MQI verbs in safe Rust: what [`MqiAdapter`] calls after reading the C structures.
+/// The MQI verbs in safe Rust: what [`MqiAdapter`](super::MqiAdapter) calls after reading the C structures.
 ///
 /// Implemented by [`FakeQm`] (in process) and by the network client (`net::RemoteVerbs`).
 /// Every method answers like the fake's verb of the same name: `Err(reason)` for MQCC_FAILED.

@@ -45,7 +45,8 @@
 //!   of work backed out (backout count + 1), its handles and locks released and its channel
 //!   instance freed; a waiting MQGET notices at once.
 //! - A call in flight when the server goes away answers 2009; a silent server answers 2009
-//!   after the call's deadline (the MQGET wait plus 30 s by default). A server that cannot
+//!   after the call's deadline (the MQGET wait plus 30 s by default; an unlimited wait has
+//!   none while the socket stays open). A server that cannot
 //!   be reached at MQCONNX answers 2538.
 
 mod admin;
