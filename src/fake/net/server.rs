@@ -29,6 +29,9 @@ const FRAME_STALL: Duration = Duration::from_secs(10);
 /// Largest MQGET buffer the server allocates (IBM MQ's largest message).
 const MAX_GET_BUFFER: usize = 100 * 1024 * 1024;
 
+/// A connection keeps its MQGET buffer between calls up to this size.
+const KEPT_GET_BUFFER: usize = 1024 * 1024;
+
 /// Process ids the server hands out start here, clear of in-process libraries' ids.
 const FIRST_PROCESS: u64 = 1 << 40;
 
@@ -36,8 +39,8 @@ const FIRST_PROCESS: u64 = 1 << 40;
 struct Shared {
     qm: FakeQm,
     stopping: AtomicBool,
-    /// (client address, client token) -> the fake's process id.
-    processes: Mutex<HashMap<(IpAddr, u64), u64>>,
+    /// (client address, client token) -> the fake's process id and its live connections.
+    processes: Mutex<HashMap<(IpAddr, u64), (u64, usize)>>,
     next_process: AtomicU64,
     /// Open sockets by connection number, to close them on shutdown.
     sockets: Mutex<HashMap<u64, TcpStream>>,
@@ -202,6 +205,8 @@ struct Connection {
     peer: SocketAddr,
     shared: Arc<Shared>,
     hconn: Option<i32>,
+    /// The client process this connection belongs to, once connected.
+    process_key: Option<(IpAddr, u64)>,
     watcher: Option<Watcher>,
     enc: Encoder,
     get_buffer: Vec<u8>,
@@ -220,6 +225,7 @@ impl Connection {
             peer,
             shared,
             hconn: None,
+            process_key: None,
             watcher: None,
             enc: Encoder::default(),
             get_buffer: Vec::new(),
@@ -265,6 +271,7 @@ impl Connection {
         if let Some(hconn) = self.hconn.take() {
             tracing::debug!(peer = %self.peer, hconn, "client gone: backing out its unit of work");
             end_connection(&self.shared.qm, hconn);
+            self.left();
         }
         if let Some(w) = self.watcher.take() {
             w.stop(&self.stream);
@@ -296,10 +303,11 @@ impl Connection {
                 if self.hconn.is_some() {
                     return Outcome::Refuse("MQCONNX on a connection that is already connected".into());
                 }
-                let process = self.process(token);
+                let process = self.join_process(token);
                 let result = qm.connect(&req.into_request(self.peer.ip().to_string(), process));
-                if let Ok(h) = result {
-                    self.hconn = Some(h);
+                match result {
+                    Ok(h) => self.hconn = Some(h),
+                    Err(_) => self.left(),
                 }
                 self.reply_status(result.map(|_| ()));
                 self.enc.i32(result.unwrap_or(mq::MQHC_UNUSABLE_HCONN));
@@ -307,6 +315,7 @@ impl Connection {
             Request::Disc { hconn } => {
                 let result = self.own(hconn).and_then(|h| {
                     self.hconn = None;
+                    self.left();
                     qm.disconnect(h)
                 });
                 self.reply_status(result);
@@ -440,14 +449,37 @@ impl Connection {
                 self.enc.u8(0).i32(reason);
             }
         }
+        if self.get_buffer.len() > KEPT_GET_BUFFER {
+            self.get_buffer = Vec::new();
+        }
         Outcome::Reply
     }
 
-    /// The fake's process id for this client address and token.
-    fn process(&self, token: u64) -> u64 {
-        *lock(&self.shared.processes)
-            .entry((self.peer.ip(), token))
-            .or_insert_with(|| self.shared.next_process.fetch_add(1, Ordering::Relaxed))
+    /// The fake's process id for this client address and token, counting this connection
+    /// in it (under one lock, so a process is never forgotten while it connects).
+    fn join_process(&mut self, token: u64) -> u64 {
+        let key = (self.peer.ip(), token);
+        let mut processes = lock(&self.shared.processes);
+        let entry = processes
+            .entry(key)
+            .or_insert_with(|| (self.shared.next_process.fetch_add(1, Ordering::Relaxed), 0));
+        entry.1 += 1;
+        let id = entry.0;
+        drop(processes);
+        self.process_key = Some(key);
+        id
+    }
+
+    /// Uncounts it; a client process with no connection left is forgotten.
+    fn left(&mut self) {
+        let Some(key) = self.process_key.take() else { return };
+        let mut processes = lock(&self.shared.processes);
+        if let Some(entry) = processes.get_mut(&key) {
+            entry.1 = entry.1.saturating_sub(1);
+            if entry.1 == 0 {
+                processes.remove(&key);
+            }
+        }
     }
 
     /// The watcher for waiting gets, started on first use.
