@@ -3,7 +3,8 @@
 //!
 //! - [`mq`]: the MQ layer: library selection (IBM or fake), reason codes, connection options,
 //!   the MQSERVER client channel, a session (connection plus handles), the message type.
-//! - [`fake`]: the pure-Rust fake queue manager: a safe state machine and its `Mqi` adapter.
+//! - [`fake`]: the pure-Rust fake queue manager: a safe state machine and its `Mqi` adapter;
+//!   `fake::net` serves it over TCP (`mqpilot fake-qm`) with a client library and admin.
 //! - [`pool`]: the bounded pool of MQ connections and the handle budget of each.
 //! - [`worker`]: the polling connector: pollers, receive modes, sinks, poison handling.
 //! - [`error`]: the crate's error type.

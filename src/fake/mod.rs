@@ -12,6 +12,8 @@ pub mod config;
 mod descriptor;
 mod get;
 mod inquire;
+mod mqi_verbs;
+pub mod net;
 mod observe;
 mod queue;
 mod state;
@@ -25,8 +27,9 @@ use std::time::Duration;
 
 use libmqm_sys as mq;
 
-pub use adapter::FakeMqi;
+pub use adapter::{FakeMqi, MqiAdapter};
 pub use config::{ChannelDef, Delivery, FakeConfig, QmgrDef, QueueDef, Sharing};
+pub use mqi_verbs::Verbs;
 pub use observe::{ChannelStatus, ConnStatus, HandleStatus, MessageView, QueueStatus};
 pub use state::{QmgrStatus, Verb};
 pub use verbs::{Attr, ConnectRequest, GetOptions, Got, ObjectRef};

@@ -7,6 +7,7 @@
 //! at start (connect, unknown queue, sink set-up); 130 a second signal (in-flight units of
 //! work are backed out by MQ when the process ends).
 
+mod fake_qm;
 mod poll;
 
 use std::io::IsTerminal as _;
@@ -29,6 +30,9 @@ struct Cli {
 enum Command {
     /// Poll queues: receive in batches under syncpoint, deliver to a sink, commit.
     Poll(Box<poll::PollArgs>),
+    /// Serve the fake queue manager over TCP, or administer one (put, browse, depth, status,
+    /// break, quiesce, start).
+    FakeQm(fake_qm::FakeQmArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -48,6 +52,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let log_format = match &cli.command {
         Command::Poll(args) => args.log_format,
+        Command::FakeQm(_) => LogFormat::Text,
     };
     init_logging(log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -59,6 +64,7 @@ fn main() -> ExitCode {
     };
     let outcome = match cli.command {
         Command::Poll(args) => runtime.block_on(poll::run(*args)),
+        Command::FakeQm(args) => runtime.block_on(fake_qm::run(args)),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),
