@@ -37,7 +37,7 @@ fn golden(name: &str, actual: &str) -> Result<(), String> {
         .lines()
         .zip(actual.lines())
         .position(|(e, a)| e != a)
-        .map_or_else(|| expected.lines().count().min(actual.lines().count()), |n| n);
+        .unwrap_or_else(|| expected.lines().count().min(actual.lines().count()));
     Err(format!(
         "{} differs at line {}:\n  expected: {:?}\n  actual:   {:?}",
         path.display(),
