@@ -154,7 +154,7 @@ fn app_strategy(i: usize) -> impl Strategy<Value = Value> {
             None => instances,
         };
         app["name"] = json!(format!("app{i}"));
-        app["channel"] = json!(if i % 2 == 0 { "C1" } else { "C2" });
+        app["channel"] = json!(if i.is_multiple_of(2) { "C1" } else { "C2" });
         app["instances"] = json!(instances);
         app["client_address"] = json!(address);
         app["sharecnv"] = json!(sharecnv);
