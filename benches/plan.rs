@@ -29,7 +29,11 @@ fn fleet(apps: usize) -> String {
         );
     }
     for a in 0..apps {
-        let address = if a % 3 == 0 { format!("nat-{}", a % 7) } else { "per-instance".into() };
+        let address = if a % 3 == 0 {
+            format!("nat-{}", a % 7)
+        } else {
+            "per-instance".into()
+        };
         let _ = write!(
             text,
             "[[app]]\nname = \"app{a}\"\nchannel = \"CH{}.SVRCONN\"\ninstances = {}\nclient_address = \"{address}\"\n",
@@ -37,11 +41,21 @@ fn fleet(apps: usize) -> String {
             1 + a % 9
         );
         let body = match a % 6 {
-            0 => "profile = \"logicapps-builtin\"\nconnections = 10\n[[app.workload]]\nqueue = \"Q\"\nkind = \"browse-lock-trigger\"\nbatch = 20\nconcurrency = 10\n",
-            1 => "profile = \"mqpilot\"\nconnections = 4\n[[app.workload]]\nqueue = \"Q\"\nkind = \"poll\"\nbatch = 50\nconcurrency = 4\nbackout_queue = \"Q.BO\"\n",
-            2 => "profile = \"jms\"\n[[app.workload]]\nqueue = \"Q\"\nkind = \"listener\"\nconcurrency = 5\nqueues = [\"R\"]\n",
-            3 => "profile = \"ace\"\n[[app.workload]]\nqueue = \"Q\"\nkind = \"flow\"\nconcurrency = 3\nqueues = [\"R\", \"S\"]\n",
-            4 => "profile = \"tibco\"\n[[app.workload]]\nqueue = \"Q\"\nkind = \"process\"\nactivities = 2\nconcurrency = 3\n",
+            0 => {
+                "profile = \"logicapps-builtin\"\nconnections = 10\n[[app.workload]]\nqueue = \"Q\"\nkind = \"browse-lock-trigger\"\nbatch = 20\nconcurrency = 10\n"
+            }
+            1 => {
+                "profile = \"mqpilot\"\nconnections = 4\n[[app.workload]]\nqueue = \"Q\"\nkind = \"poll\"\nbatch = 50\nconcurrency = 4\nbackout_queue = \"Q.BO\"\n"
+            }
+            2 => {
+                "profile = \"jms\"\n[[app.workload]]\nqueue = \"Q\"\nkind = \"listener\"\nconcurrency = 5\nqueues = [\"R\"]\n"
+            }
+            3 => {
+                "profile = \"ace\"\n[[app.workload]]\nqueue = \"Q\"\nkind = \"flow\"\nconcurrency = 3\nqueues = [\"R\", \"S\"]\n"
+            }
+            4 => {
+                "profile = \"tibco\"\n[[app.workload]]\nqueue = \"Q\"\nkind = \"process\"\nactivities = 2\nconcurrency = 3\n"
+            }
             _ => "profile = \"custom\"\nconnections = 3\nhandles_per_connection = 4\nuncommitted = 10\n",
         };
         text.push_str(body);

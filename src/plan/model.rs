@@ -256,7 +256,8 @@ impl Model {
             field,
             message,
         };
-        let text = toml::to_string(value).map_err(|e| config_error("document".into(), e.to_string()))?;
+        let text =
+            toml::to_string(&without_nulls(value)).map_err(|e| config_error("document".into(), e.to_string()))?;
         Self::from_toml(&text, origin).map_err(|e| match e {
             Error::Config { field, message, .. } => config_error(field, message),
             other => other,
@@ -323,6 +324,22 @@ impl Model {
     #[must_use]
     pub fn app(&self, name: &str) -> Option<usize> {
         self.apps.iter().position(|a| a.name == name)
+    }
+}
+
+/// `value` with every `null` member dropped: TOML has no null, and an absent key means the
+/// same (the default).
+fn without_nulls(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), without_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(without_nulls).collect()),
+        other => other.clone(),
     }
 }
 
@@ -562,6 +579,9 @@ batch = 20
         let m = Model::from_toml(GOOD, Path::new("m.toml")).unwrap();
         let value: serde_json::Value = serde_json::to_value(toml::from_str::<toml::Value>(GOOD).unwrap()).unwrap();
         assert_eq!(Model::from_json(&value, Path::new("json")).unwrap(), m);
+        let mut with_null = value.clone();
+        with_null["queue_manager"]["max_connections"] = serde_json::Value::Null;
+        assert_eq!(Model::from_json(&with_null, Path::new("json")).unwrap(), m);
         let mut bad = value;
         bad["app"][0]["instances"] = serde_json::json!(0);
         let e = Model::from_json(&bad, Path::new("json")).unwrap_err().to_string();

@@ -187,3 +187,28 @@ fn paint(status: Status, colour: bool, upper: bool) -> String {
     };
     format!("\x1b[{code}m{word}\x1b[0m")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_marks_status_words_only_when_asked() {
+        let report = crate::plan::check_text(
+            "[queue_manager]\nname = \"QM1\"\n[[queue_manager.channel]]\nname = \"C\"\n[[app]]\nname = \"a\"\n\
+             profile = \"tibco\"\nchannel = \"C\"\ninstances = 1\n[[app.workload]]\nqueue = \"Q\"\nkind = \"process\"\n",
+            "t.toml",
+            20.0,
+        )
+        .unwrap();
+        let plain = render_text(&report, false);
+        assert!(!plain.contains('\x1b'));
+        assert!(plain.contains("status: ok"));
+        let coloured = render_text(&report, true);
+        assert!(coloured.contains("\x1b[32mok\x1b[0m"));
+        assert_eq!(
+            coloured.replace("\x1b[32m", "").replace("\x1b[0m", ""),
+            plain.replace("OK", "OK")
+        );
+    }
+}
