@@ -280,12 +280,13 @@ pub struct FirstFailure {
     pub reason_code: i32,
 }
 
-/// The first failure of `app` scaled alone (the others at `instances`), searched up to
-/// `search_max`; ties go to the limit listed first by [`requirements`].
+/// The first failure of `app` scaled alone (the others at `instances`) among the checks it
+/// takes part in, searched up to `search_max`; ties go to the limit listed first by
+/// [`requirements`]. Another app's own MAXHANDS or MAXUMSGS is not this app's failure.
 #[must_use]
 pub fn first_failure(reqs: &[Requirement], app: usize, instances: &[u64], search_max: u64) -> Option<FirstFailure> {
     reqs.iter()
-        .filter(|r| r.involves(app) || r.required(instances) > r.configured)
+        .filter(|r| r.involves(app))
         .filter_map(|r| r.first_failure(app, instances).map(|at| (at, r.limit)))
         .filter(|&(at, _)| at <= search_max)
         .min_by_key(|&(at, _)| at)

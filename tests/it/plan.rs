@@ -242,3 +242,26 @@ fn charts_render_as_png_and_svg_with_axis_labels() {
     ]);
     assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
 }
+
+#[test]
+fn another_apps_maxhands_is_not_this_apps_first_failure() {
+    let text = format!(
+        "{SMALL}\n[[app]]\nname = \"bw\"\nprofile = \"tibco\"\nchannel = \"APP.SVRCONN\"\ninstances = 1\n\
+         [[app.workload]]\nqueue = \"BW.IN\"\nkind = \"process\"\n"
+    )
+    .replace("max_handles = 50", "max_handles = 10")
+    .replace("max_inst = 8", "max_inst = 100")
+    .replace("max_channels = 10", "max_channels = 1000");
+    let report = plan::check_text(&text, "t.toml", 20.0).expect("valid");
+    assert_eq!(report.status, Status::Fails);
+    let orders = &report.apps[0];
+    assert_eq!(
+        orders.first_failure.map(|f| (f.instances, f.reason_code)),
+        Some((1, 2017))
+    );
+    assert_eq!(orders.max_safe_instances, 0);
+    let bw = &report.apps[1];
+    // bw's own limits: 3 instances of orders take 3 of MAXINST 100, so its 98th instance fails.
+    assert_eq!(bw.first_failure.map(|f| (f.instances, f.reason_code)), Some((98, 2537)));
+    assert_eq!(bw.max_safe_instances, 97);
+}
