@@ -22,9 +22,9 @@ pub struct SweepRow {
     pub qmgr_channel_instances: u64,
     /// Handles on one of its connections (does not grow with instances).
     pub handles_per_connection: u64,
-    /// The worst check.
+    /// The worst of the checks the app takes part in.
     pub status: Status,
-    /// The limits that fail at this count.
+    /// The limits among them that fail at this count.
     pub failing: Vec<Limit>,
 }
 
@@ -52,17 +52,9 @@ pub fn sweep(plan: &Plan, app: usize, from: u64, to: u64, headroom: f64) -> Swee
     let channel = plan.model.apps[app].channel;
     let n = &plan.numbers[app];
     let qm = &plan.model.queue_manager;
-    let (involved, fixed): (Vec<_>, Vec<_>) = plan.requirements.iter().partition(|r| r.involves(app));
-    let fixed_status = fixed
-        .iter()
-        .map(|r| status(r, r.required(&instances), headroom))
-        .max()
-        .unwrap_or(Status::Ok);
-    let fixed_failing: Vec<Limit> = fixed
-        .iter()
-        .filter(|r| status(r, r.required(&instances), headroom) == Status::Fails)
-        .map(|r| r.limit)
-        .collect();
+    // Only the checks the app takes part in, as for its first failure: another app's own
+    // MAXHANDS does not change with this app's instances.
+    let involved: Vec<_> = plan.requirements.iter().filter(|r| r.involves(app)).collect();
     let c = n.channel_instances;
     let others_on_channel: u64 = (0..instances.len())
         .filter(|&j| j != app && plan.model.apps[j].channel == channel)
@@ -75,8 +67,8 @@ pub fn sweep(plan: &Plan, app: usize, from: u64, to: u64, headroom: f64) -> Swee
     let rows = (from..=to)
         .map(|i| {
             instances[app] = i;
-            let mut worst = fixed_status;
-            let mut failing = fixed_failing.clone();
+            let mut worst = Status::Ok;
+            let mut failing = Vec::new();
             for r in &involved {
                 let s = status(r, r.required(&instances), headroom);
                 worst = worst.max(s);
