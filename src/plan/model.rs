@@ -2,7 +2,7 @@
 //! [`Model`] out.
 //!
 //! Two stages, as everywhere in mqpilot: serde reads the raw file (`deny_unknown_fields`, so a
-//! misspelt key is an error), then [`Model::from_raw`] checks counts, names and references and
+//! misspelt key is an error), then `Model::from_raw` checks counts, names and references and
 //! fills defaults. Every error is an [`Error::Config`] naming the file, line, column and the
 //! dotted field (`app[1].workload[0].batch`). A [`Model`] that exists is consistent: every app's
 //! channel is defined, every count is at least 1, `min <= max`.
