@@ -302,14 +302,21 @@ impl Plan {
                     ),
                 ));
             }
-            if n.sharecnv == 0 && n.demand.connections > 1 {
+            let shared = n.demand.connections.div_ceil(10);
+            if n.sharecnv < 10 && n.channel_instances > shared {
+                let what = if n.sharecnv == 0 {
+                    "SHARECNV 0 starts a channel instance per connection".to_owned()
+                } else {
+                    format!(
+                        "SHARECNV {} packs {} connections into each channel instance",
+                        n.sharecnv, n.sharecnv
+                    )
+                };
                 out.push(design(
                     &app.name,
                     format!(
-                        "SHARECNV 0 starts a channel instance per connection ({} per instance); SHARECNV 10 would \
-                         start {}",
-                        n.demand.connections,
-                        n.demand.connections.div_ceil(10)
+                        "{what} ({} per instance); SHARECNV 10 would start {shared}",
+                        n.channel_instances
                     ),
                 ));
             }
