@@ -307,8 +307,9 @@ impl Plan {
                 let what = if n.sharecnv == 0 {
                     "SHARECNV 0 starts a channel instance per connection".to_owned()
                 } else {
+                    let plural = if n.sharecnv == 1 { "" } else { "s" };
                     format!(
-                        "SHARECNV {} packs {} connections into each channel instance",
+                        "SHARECNV {} allows {} conversation{plural} per channel instance",
                         n.sharecnv, n.sharecnv
                     )
                 };
