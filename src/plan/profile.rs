@@ -146,6 +146,11 @@ pub struct Demand {
     pub assumptions: Vec<String>,
 }
 
+/// `s` unless `n` is 1.
+const fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
 /// ceil(a / b) for b >= 1.
 const fn ceil_div(a: u64, b: u64) -> u64 {
     a.div_ceil(b)
@@ -218,9 +223,10 @@ fn mqpilot(app: &App) -> Demand {
                  instance"
             ),
             format!(
-                "one cached handle per queue per connection, and any connection may serve any queue: {} queues \
+                "one cached handle per queue per connection, and any connection may serve any queue: {} queue{} \
                  ({})",
                 queues.len(),
+                plural(queues.len() as u64),
                 queues.join(", ")
             ),
             "a batch is received under syncpoint on that one handle; forward puts in the same unit of work".into(),
@@ -242,7 +248,10 @@ fn jms(app: &App) -> Demand {
             format!(
                 "each JMS connection and each JMS session is its own MQ connection: sum of (concurrency + 1) = {k}"
             ),
-            format!("a session holds its destination plus the extra `queues`: {h} handles"),
+            format!(
+                "a session holds its destination plus the extra `queues`: {h} handle{}",
+                plural(h)
+            ),
             "one message per unit of work (transacted session or client acknowledge)".into(),
         ],
     }
@@ -269,7 +278,10 @@ fn ace(app: &App) -> Demand {
         uncommitted: 1,
         assumptions: vec![
             format!("one connection per flow thread (1 + additional instances): {k}"),
-            format!("each thread keeps every distinct queue of its flow open: {h} handles"),
+            format!(
+                "each thread keeps every distinct queue of its flow open: {h} handle{}",
+                plural(h)
+            ),
             "one message per unit of work".into(),
         ],
     }

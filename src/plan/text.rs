@@ -126,7 +126,7 @@ fn app_text(out: &mut String, app: &AppReport) {
     );
     let _ = writeln!(
         out,
-        "  connections: {} per instance, {} in all; SHARECNV {} -> {} channel instances per instance, {} in all",
+        "  connections: {} per instance, {} in all; SHARECNV {}; channel instances: {} per instance, {} in all",
         app.connections_per_instance,
         app.connections,
         app.sharecnv,
