@@ -265,3 +265,19 @@ fn another_apps_maxhands_is_not_this_apps_first_failure() {
     assert_eq!(bw.first_failure.map(|f| (f.instances, f.reason_code)), Some((98, 2537)));
     assert_eq!(bw.max_safe_instances, 97);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, failure_persistence: None, ..Default::default() })]
+    /// The closed-form first failure is the first failing row of a sweep, for every app.
+    #[test]
+    fn first_failure_is_where_the_sweep_first_fails(model in crate::plan_validate::model_strategy()) {
+        let plan = Plan::new(Model::from_json(&model, "generated".as_ref()).expect("valid"));
+        let report = plan.report("generated", 20.0);
+        for (a, app) in report.apps.iter().enumerate() {
+            let s = sweep::sweep(&plan, a, 1, 300, 20.0);
+            let swept = s.rows.iter().find(|r| r.status == Status::Fails).map(|r| r.instances);
+            let solved = app.first_failure.map(|f| f.instances).filter(|&i| i <= 300);
+            proptest::prop_assert_eq!(swept, solved, "app {}", app.name);
+        }
+    }
+}

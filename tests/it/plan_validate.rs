@@ -175,7 +175,7 @@ fn limit(tight: std::ops::RangeInclusive<u64>, loose: u64) -> impl Strategy<Valu
 }
 
 prop_compose! {
-    fn model_strategy()(
+    pub fn model_strategy()(
         apps in prop::collection::vec(any::<prop::sample::Index>(), 1..=3)
             .prop_flat_map(|n| (0..n.len()).map(app_strategy).collect::<Vec<_>>()),
         worker in prop::option::weighted(0.4, mqpilot_strategy()),
