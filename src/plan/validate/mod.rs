@@ -125,8 +125,9 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
             let rt = runtime.as_ref().expect("a runtime exists when an mqpilot app does");
             let _guard = rt.enter();
             let expected = gate.arrived() + expected_arrivals(plan, a);
+            let reasons_before: u64 = observed_reasons(&qm).values().sum();
             runs.extend(start_mqpilot(plan, a, &qm, &gate, &cancel, &mut notes));
-            wait_for(&qm, || gate.arrived() >= expected);
+            wait_for(&qm, reasons_before, || gate.arrived() >= expected);
             if gate.arrived() < expected {
                 let depth = app
                     .workloads
@@ -134,10 +135,9 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
                     .map(|w| qm.depth(&w.queue).unwrap_or(0))
                     .sum::<i32>();
                 notes.push(format!(
-                    "{}: {} of {expected} pollers reached the gate within {} s (queue depth left: {depth})",
+                    "{}: {} of {expected} pollers reached the gate before the snapshot (queue depth left: {depth})",
                     app.name,
-                    gate.arrived(),
-                    GATE_WAIT.as_secs()
+                    gate.arrived()
                 ));
             }
             continue;
@@ -250,13 +250,13 @@ pub(super) fn address(app: &App, instance: u64) -> String {
     }
 }
 
-/// Waits until `done`, or until a watched reason code appeared and the fleet settled, or
-/// [`GATE_WAIT`].
-fn wait_for(qm: &FakeQm, done: impl Fn() -> bool) {
+/// Waits until `done`, or until more watched reason codes than `before` were returned and the
+/// fleet settled, or [`GATE_WAIT`].
+fn wait_for(qm: &FakeQm, before: u64, done: impl Fn() -> bool) {
     let deadline = Instant::now() + GATE_WAIT;
     let mut failed_at: Option<Instant> = None;
     while !done() && Instant::now() < deadline {
-        if failed_at.is_none() && observed_reasons(qm).values().any(|&n| n > 0) {
+        if failed_at.is_none() && observed_reasons(qm).values().sum::<u64>() > before {
             failed_at = Some(Instant::now());
         }
         if failed_at.is_some_and(|t| t.elapsed() >= SETTLE) {
