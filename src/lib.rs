@@ -7,12 +7,15 @@
 //!   `fake::net` serves it over TCP (`mqpilot fake-qm`) with a client library and admin.
 //! - [`pool`]: the bounded pool of MQ connections and the handle budget of each.
 //! - [`worker`]: the polling connector: pollers, receive modes, sinks, poison handling.
+//! - [`plan`]: the capacity planner: fleet model, the math of connections, channel instances and
+//!   handles, checks, reports, sweeps, charts, MQSC/KEDA emitters, validation on the fake.
 //! - [`error`]: the crate's error type.
 //! - `toml_location`: where a key sits in a TOML config file, for file:line:field errors.
 
 pub mod error;
 pub mod fake;
 pub mod mq;
+pub mod plan;
 pub mod pool;
 pub(crate) mod toml_location;
 pub mod worker;
