@@ -12,7 +12,8 @@ pub struct Message {
     pub queue: std::sync::Arc<str>,
     /// The payload (cheap to clone: messages of a batch share their allocations).
     pub data: bytes::Bytes,
-    md: mq::MQMD,
+    /// Boxed: batches move messages around, and an MQMD is 364 bytes.
+    md: Box<mq::MQMD>,
 }
 
 impl std::fmt::Debug for Message {
@@ -47,6 +48,12 @@ impl Message {
     /// A message from what MQGET returned.
     #[must_use]
     pub fn new(queue: impl Into<std::sync::Arc<str>>, md: mq::MQMD, data: impl Into<bytes::Bytes>) -> Self {
+        Self::from_boxed(queue, Box::new(md), data)
+    }
+
+    /// A message whose MQMD is already on the heap.
+    #[must_use]
+    pub fn from_boxed(queue: impl Into<std::sync::Arc<str>>, md: Box<mq::MQMD>, data: impl Into<bytes::Bytes>) -> Self {
         Self {
             queue: queue.into(),
             data: data.into(),
