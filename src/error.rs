@@ -72,6 +72,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+
+    /// A `mqpilot fake-qm` server could not be reached, or refused an admin request.
+    #[error("fake queue manager at {server}: {message}")]
+    FakeServer {
+        /// The server's address.
+        server: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 impl Error {

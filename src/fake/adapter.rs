@@ -2,8 +2,10 @@
 //!
 //! This is the only file of the fake with `unsafe`. Each verb reads the caller's structures
 //! (MQCNO with its MQCD and MQCSP, MQOD, MQMD version 1 or 2, MQGMO, MQPMO, MQINQ arrays),
-//! calls the safe [`FakeQm`] verb and writes results back with the completion and reason
-//! codes MQ would set. Verbs the fake does not implement answer MQCC_FAILED with 2298.
+//! calls a safe verb ([`Verbs`]) and writes results back with the completion and reason
+//! codes MQ would set. The verbs run either on an in-process [`FakeQm`] ([`FakeMqi`]) or on
+//! a `mqpilot fake-qm` server over TCP (`net::RemoteMqi`): the translation is the same.
+//! Verbs the fake does not implement answer MQCC_FAILED with 2298.
 
 use std::ffi::c_void;
 use std::mem::size_of;
@@ -11,31 +13,34 @@ use std::ptr;
 
 use libmqm_sys as mq;
 
+use super::mqi_verbs::Verbs;
 use super::verbs::{Attr, ConnectRequest, GetOptions, ObjectRef};
 use super::{FakeQm, default_md};
 
-/// One client process's view of a [`FakeQm`]: an MQI library (`mqi::Library`) whose
-/// connections carry this process's client address and share channel instances only with
-/// each other. Make one with [`FakeQm::library`].
+/// One client process's MQI library (`mqi::Library`) over some [`Verbs`]: its connections
+/// carry this process's client address and share channel instances only with each other.
 #[derive(Clone)]
-pub struct FakeMqi {
-    qm: FakeQm,
+pub struct MqiAdapter<V> {
+    qm: V,
     process: u64,
     client_address: String,
     default_channel: Option<String>,
 }
 
-impl std::fmt::Debug for FakeMqi {
+/// The in-process fake as an MQI library. Make one with [`FakeQm::library`].
+pub type FakeMqi = MqiAdapter<FakeQm>;
+
+impl<V> std::fmt::Debug for MqiAdapter<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FakeMqi")
+        f.debug_struct("MqiAdapter")
             .field("process", &self.process)
             .field("client_address", &self.client_address)
             .finish_non_exhaustive()
     }
 }
 
-impl FakeMqi {
-    pub(super) const fn new(qm: FakeQm, process: u64, client_address: String) -> Self {
+impl<V> MqiAdapter<V> {
+    pub(super) const fn new(qm: V, process: u64, client_address: String) -> Self {
         Self {
             qm,
             process,
@@ -52,6 +57,14 @@ impl FakeMqi {
         self
     }
 
+    /// The verbs behind this library.
+    #[must_use]
+    pub const fn verbs(&self) -> &V {
+        &self.qm
+    }
+}
+
+impl MqiAdapter<FakeQm> {
     /// The queue manager behind this library.
     #[must_use]
     pub const fn queue_manager(&self) -> &FakeQm {
@@ -59,7 +72,26 @@ impl FakeMqi {
     }
 }
 
-impl mqi::Library for FakeMqi {
+/// MQMD (version 2) as the bytes the network protocol carries.
+pub(crate) fn md_to_bytes(md: &mq::MQMD) -> &[u8] {
+    // SAFETY: MQMD is a C structure of MQLONGs and byte arrays whose sizes are multiples of
+    // four, so it has no padding and every byte is initialised; the slice borrows `md`.
+    unsafe { std::slice::from_raw_parts(ptr::from_ref(md).cast::<u8>(), size_of::<mq::MQMD>()) }
+}
+
+/// An MQMD from the network protocol's bytes; `None` unless exactly one MQMD long.
+pub(crate) fn md_from_bytes(bytes: &[u8]) -> Option<mq::MQMD> {
+    if bytes.len() != size_of::<mq::MQMD>() {
+        return None;
+    }
+    let mut md = default_md();
+    // SAFETY: the lengths match (checked above) and every bit pattern is a valid MQMD (it
+    // holds only integers and byte arrays).
+    unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), ptr::from_mut(&mut md).cast::<u8>(), bytes.len()) };
+    Some(md)
+}
+
+impl<V: Verbs> mqi::Library for MqiAdapter<V> {
     type MQ = Self;
 
     fn lib(&self) -> &Self::MQ {
@@ -130,7 +162,7 @@ unsafe fn linked_str(base: *const c_void, ptr: *const c_void, offset: mq::MQLONG
     Some(String::from_utf8_lossy(bytes).into_owned())
 }
 
-impl FakeMqi {
+impl<V> MqiAdapter<V> {
     /// Builds the connect request from MQCNO and the structures it points at.
     ///
     /// # Safety
@@ -287,7 +319,7 @@ fn lay_out(attrs: &[Attr], ints: &mut [mq::MQLONG], chars: &mut [u8]) -> i32 {
 }
 
 #[allow(non_snake_case, clippy::too_many_arguments)]
-impl mq::Mqi for FakeMqi {
+impl<V: Verbs> mq::Mqi for MqiAdapter<V> {
     unsafe fn MQBACK(&self, Hconn: mq::MQHCONN, CompCode: &mut mq::MQLONG, Reason: &mut mq::MQLONG) {
         outcome(CompCode, Reason, self.qm.backout(Hconn));
     }

@@ -12,19 +12,24 @@ pub mod config;
 mod descriptor;
 mod get;
 mod inquire;
+mod mqi_verbs;
+pub mod net;
 mod observe;
 mod queue;
 mod state;
 mod verbs;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+
+use parking_lot::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use libmqm_sys as mq;
 
-pub use adapter::FakeMqi;
+pub use adapter::{FakeMqi, MqiAdapter};
 pub use config::{ChannelDef, Delivery, FakeConfig, QmgrDef, QueueDef, Sharing};
+pub use mqi_verbs::Verbs;
 pub use observe::{ChannelStatus, ConnStatus, HandleStatus, MessageView, QueueStatus};
 pub use state::{QmgrStatus, Verb};
 pub use verbs::{Attr, ConnectRequest, GetOptions, Got, ObjectRef};
@@ -106,11 +111,8 @@ impl FakeQm {
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, state::State> {
         // A panic while holding the lock leaves consistent state (every rule finishes
-        // before it mutates), so a poisoned lock is still usable.
-        self.inner
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        // before it mutates); parking_lot's mutex has no poisoning.
+        self.inner.state.lock()
     }
 
     fn latency(&self) -> Duration {

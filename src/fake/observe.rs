@@ -12,7 +12,7 @@ use super::queue::MsgState;
 use super::state::{QmgrStatus, Target, Verb};
 
 /// One open handle of a connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HandleStatus {
     /// Object handle.
     pub hobj: i32,
@@ -25,7 +25,7 @@ pub struct HandleStatus {
 }
 
 /// One connection, like `DISPLAY CONN(*) TYPE(ALL)`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConnStatus {
     /// Connection handle.
     pub hconn: i32,
@@ -50,7 +50,7 @@ pub struct ConnStatus {
 }
 
 /// One channel, like `DISPLAY CHSTATUS` summed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChannelStatus {
     /// Channel name.
     pub name: String,
@@ -65,7 +65,7 @@ pub struct ChannelStatus {
 }
 
 /// One queue, like `DISPLAY QSTATUS` plus the attributes MQ users look at.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct QueueStatus {
     /// Queue name.
     pub name: String,

@@ -8,7 +8,9 @@
 //! of a message never changes, so cursors, locks and units of work point at keys.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Condvar};
+use std::sync::Arc;
+
+use parking_lot::Condvar;
 
 use libmqm_sys as mq;
 

@@ -1,7 +1,7 @@
 //! Which MQI implementation mqpilot talks to: IBM's client library or the fake.
 //!
-//! Both sit behind one `mqi::Library` ([`MqLibrary`]), so everything above this file runs
-//! the same code either way. IBM's `libmqm_r` is loaded at run time with dlopen2; when it is
+//! All sit behind one `mqi::Library` ([`MqLibrary`]), so everything above this file runs
+//! the same code either way; the fake is in process or a `mqpilot fake-qm` server over TCP. IBM's `libmqm_r` is loaded at run time with dlopen2; when it is
 //! missing the error lists every path tried and says how to install it. Nothing panics.
 
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use libmqm_sys::dlopen2::{MqWrapper, MqmContainer};
 
 use crate::Error;
 use crate::fake::FakeMqi;
+use crate::fake::net::RemoteMqi;
 
 /// Where IBM's library is looked for after `MQ_LIB`: the loader's search path, then the
 /// default installation directory.
@@ -23,6 +24,8 @@ pub enum Backend {
     Ibm(Box<MqmContainer>),
     /// The in-process fake queue manager.
     Fake(FakeMqi),
+    /// A `mqpilot fake-qm` server over TCP.
+    Remote(RemoteMqi),
 }
 
 /// An MQI library for `mqi`: IBM's or the fake. Cheap to clone.
@@ -31,10 +34,11 @@ pub struct MqLibrary(Arc<Backend>);
 
 impl std::fmt::Debug for MqLibrary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match *self.0 {
-            Backend::Ibm(_) => "MqLibrary(IBM MQ client)",
-            Backend::Fake(_) => "MqLibrary(fake queue manager)",
-        })
+        match &*self.0 {
+            Backend::Ibm(_) => f.write_str("MqLibrary(IBM MQ client)"),
+            Backend::Fake(_) => f.write_str("MqLibrary(fake queue manager)"),
+            Backend::Remote(lib) => write!(f, "MqLibrary(fake queue manager at {})", lib.verbs().server()),
+        }
     }
 }
 
@@ -43,6 +47,13 @@ impl MqLibrary {
     #[must_use]
     pub fn fake(lib: FakeMqi) -> Self {
         Self(Arc::new(Backend::Fake(lib)))
+    }
+
+    /// A `mqpilot fake-qm` server at `server` (`host:port`), as one client process sees it:
+    /// each connection is one TCP connection to it. Nothing connects until MQCONNX.
+    #[must_use]
+    pub fn remote(server: impl Into<String>) -> Self {
+        Self(Arc::new(Backend::Remote(RemoteMqi::connect_to(server))))
     }
 
     /// IBM's client library from `MQ_LIB` (read through `env`), then
@@ -83,10 +94,10 @@ impl MqLibrary {
         })
     }
 
-    /// `true` for the fake.
+    /// `true` for the fake, in process or over TCP.
     #[must_use]
     pub fn is_fake(&self) -> bool {
-        matches!(*self.0, Backend::Fake(_))
+        matches!(*self.0, Backend::Fake(_) | Backend::Remote(_))
     }
 }
 
@@ -111,6 +122,7 @@ macro_rules! forward {
                         match self {
                             Self::Ibm(lib) => <MqmContainer as mq::Mqi>::$name(lib.as_ref(), $($arg),*),
                             Self::Fake(lib) => <FakeMqi as mq::Mqi>::$name(lib, $($arg),*),
+                            Self::Remote(lib) => <RemoteMqi as mq::Mqi>::$name(lib, $($arg),*),
                         }
                     }
                 }

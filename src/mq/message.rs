@@ -10,9 +10,10 @@ use libmqm_sys as mq;
 pub struct Message {
     /// The queue it came from (shared by every message of a batch).
     pub queue: std::sync::Arc<str>,
-    /// The payload.
-    pub data: Vec<u8>,
-    md: mq::MQMD,
+    /// The payload (cheap to clone: messages of a batch share their allocations).
+    pub data: bytes::Bytes,
+    /// Boxed: batches move messages around, and an MQMD is 364 bytes.
+    md: Box<mq::MQMD>,
 }
 
 impl std::fmt::Debug for Message {
@@ -46,10 +47,16 @@ pub fn hex(bytes: &[u8]) -> String {
 impl Message {
     /// A message from what MQGET returned.
     #[must_use]
-    pub fn new(queue: impl Into<std::sync::Arc<str>>, md: mq::MQMD, data: Vec<u8>) -> Self {
+    pub fn new(queue: impl Into<std::sync::Arc<str>>, md: mq::MQMD, data: impl Into<bytes::Bytes>) -> Self {
+        Self::from_boxed(queue, Box::new(md), data)
+    }
+
+    /// A message whose MQMD is already on the heap.
+    #[must_use]
+    pub fn from_boxed(queue: impl Into<std::sync::Arc<str>>, md: Box<mq::MQMD>, data: impl Into<bytes::Bytes>) -> Self {
         Self {
             queue: queue.into(),
-            data,
+            data: data.into(),
             md,
         }
     }

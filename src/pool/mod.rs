@@ -70,6 +70,8 @@ struct Inner {
     config: PoolConfig,
     stats: Arc<PoolStats>,
     permits: Arc<Semaphore>,
+    /// Checkouts waiting for a connection right now.
+    waiting: Waiters,
     idle: Mutex<Vec<ConnThread>>,
     /// The id the next connection gets (ids are never reused, so a connection that is still
     /// disconnecting never shares one with its replacement).
@@ -133,6 +135,7 @@ impl Pool {
                 options,
                 stats: Arc::new(PoolStats::default()),
                 permits: Arc::new(Semaphore::new(connections)),
+                waiting: Waiters::default(),
                 idle: Mutex::new(Vec::new()),
                 next_id: std::sync::atomic::AtomicUsize::new(0),
                 backoff: Mutex::new(Backoff::new(config.backoff)),
@@ -159,6 +162,7 @@ impl Pool {
             Ok(p) => p,
             Err(_) => {
                 self.inner.stats.waited_for_connection();
+                let _waiting = self.inner.waiting.enter();
                 tokio::select! {
                     p = permits.acquire_owned() => p.expect("the pool never closes its semaphore"),
                     () = cancel.cancelled() => return Err(cancelled()),
@@ -291,7 +295,40 @@ fn connection_thread(
     drop(conn);
 }
 
+/// How many checkouts are waiting for a connection: a lease holder that loops on its
+/// connection gives it back when this is not zero. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Waiters(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Waiters {
+    /// Whether any checkout is waiting for a connection now.
+    #[must_use]
+    pub fn any(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed) > 0
+    }
+
+    /// Counts one waiter until the guard drops (also when the waiting future is dropped).
+    fn enter(&self) -> WaiterGuard<'_> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        WaiterGuard(self)
+    }
+}
+
+struct WaiterGuard<'a>(&'a Waiters);
+
+impl Drop for WaiterGuard<'_> {
+    fn drop(&mut self) {
+        self.0.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 impl Lease {
+    /// Checkouts of the same pool waiting for a connection.
+    #[must_use]
+    pub fn waiters(&self) -> Waiters {
+        self.pool.waiting.clone()
+    }
+
     /// The pool slot of this connection (0-based).
     #[must_use]
     pub fn connection_id(&self) -> usize {

@@ -20,7 +20,7 @@ use crate::Error;
 use crate::mq::message::Message;
 use crate::mq::reason::ReasonClass;
 use crate::mq::session::{GetRequest, is_connection_lost};
-use crate::pool::{Backoff, BackoffConfig, Pool, PooledConn};
+use crate::pool::{Backoff, BackoffConfig, Pool, PooledConn, Waiters};
 
 /// Where a queue's batches go.
 #[derive(Clone)]
@@ -122,9 +122,13 @@ pub enum PollEnd {
     Stopped(String),
 }
 
-/// Most batches one checkout runs before the connection goes back to the pool, so pollers
-/// that outnumber connections get their turn.
+/// Batches one checkout runs before it gives the connection back if another poller is
+/// waiting for one, so pollers that outnumber connections get their turn.
 const ROUNDS_PER_CHECKOUT: usize = 16;
+
+/// Most batches one checkout runs even when nobody waits: the poller's task sees its
+/// results (progress, backoff) at least this often.
+const MAX_ROUNDS_PER_CHECKOUT: usize = 1024;
 
 /// Polls `plan.queue` until cancelled, a limit is reached or a problem that will not fix
 /// itself. Connection-level failures are retried on a new connection.
@@ -138,6 +142,12 @@ pub async fn poll(
     let mut pause = Backoff::new(BackoffConfig {
         initial: Duration::from_millis(100),
         max: Duration::from_secs(5),
+    });
+    // Every message carries its queue's name; a private copy keeps the reference count of
+    // that name on this poller's core instead of bouncing between pollers.
+    let plan = Arc::new(PollPlan {
+        queue: Arc::from(&*plan.queue),
+        ..PollPlan::clone(&plan)
     });
     let runtime = tokio::runtime::Handle::current();
     let mut lost_in_a_row = 0_u32;
@@ -153,16 +163,17 @@ pub async fn poll(
         // Rounds run on the connection's thread: one hand-over for several batches. If this
         // future is dropped (the run is abandoned), `waiting` tells them to start no more.
         let waiting = Waiting::new();
-        let (p, c, l, k, rt, w) = (
-            Arc::clone(&plan),
-            Arc::clone(&counters),
-            Arc::clone(&limits),
-            cancel.clone(),
-            runtime.clone(),
-            Arc::clone(&waiting.0),
-        );
+        let turn = Turn {
+            plan: Arc::clone(&plan),
+            counters: Arc::clone(&counters),
+            limits: Arc::clone(&limits),
+            cancel: cancel.clone(),
+            rt: runtime.clone(),
+            waiting: Arc::clone(&waiting.0),
+            others: lease.waiters(),
+        };
         let Rounds(progressed, outcome) = lease
-            .run(move |conn| Ok(rounds(conn, &p, &c, &l, &k, &rt, &w)))
+            .run(move |conn| Ok(rounds(conn, &turn)))
             .await
             .unwrap_or_else(|e| Rounds(false, Err(classify(&e))));
         drop(waiting);
@@ -213,38 +224,49 @@ impl Drop for Waiting {
     }
 }
 
-/// Up to [`ROUNDS_PER_CHECKOUT`] rounds on one connection. `Ok(Some(end))` ends the
-/// poller, `Ok(None)` gives the connection back and carries on.
-fn rounds(
-    c: &mut PooledConn,
-    plan: &PollPlan,
-    counters: &QueueCounters,
-    limits: &RunLimits,
-    cancel: &CancellationToken,
-    rt: &tokio::runtime::Handle,
-    waiting: &std::sync::atomic::AtomicBool,
-) -> Rounds {
+/// What one checkout's rounds need, moved to the connection's thread.
+struct Turn {
+    plan: Arc<PollPlan>,
+    counters: Arc<QueueCounters>,
+    limits: Arc<RunLimits>,
+    cancel: CancellationToken,
+    rt: tokio::runtime::Handle,
+    /// Cleared when the poller stops waiting for these rounds.
+    waiting: Arc<std::sync::atomic::AtomicBool>,
+    /// Other checkouts waiting for a connection.
+    others: Waiters,
+}
+
+/// Rounds on one connection: [`ROUNDS_PER_CHECKOUT`] if another poller waits for a
+/// connection, else up to [`MAX_ROUNDS_PER_CHECKOUT`]. `Ok(Some(end))` ends the poller,
+/// `Ok(None)` gives the connection back and carries on.
+fn rounds(c: &mut PooledConn, turn: &Turn) -> Rounds {
+    let Turn {
+        plan, counters, limits, ..
+    } = turn;
     let mut progressed = false;
-    for _ in 0..ROUNDS_PER_CHECKOUT {
-        if cancel.is_cancelled() || !waiting.load(Ordering::Acquire) {
+    for n in 0..MAX_ROUNDS_PER_CHECKOUT {
+        if n >= ROUNDS_PER_CHECKOUT && turn.others.any() {
+            break;
+        }
+        if turn.cancel.is_cancelled() || !turn.waiting.load(Ordering::Acquire) {
             return Rounds(progressed, Ok(Some(PollEnd::Cancelled)));
         }
         let room = limits.claim(plan.batch);
         if room == 0 {
             return Rounds(progressed, Ok(Some(PollEnd::Limit)));
         }
-        let result = round(c, plan, counters, room, rt);
-        let received = match &result {
-            Ok(n) => *n,
-            Err(_) => 0,
+        let result = round(c, plan, counters, room, &turn.rt);
+        let gone = match &result {
+            Ok(n) | Err((n, _)) => *n,
         };
-        limits.unclaim(room - received.min(room));
+        limits.unclaim(room - gone.min(room));
         match result {
             Ok(0) if limits.until_empty => return Rounds(progressed, Ok(Some(PollEnd::Empty))),
             // An empty wait already took wait_ms: give the connection back.
             Ok(0) => return Rounds(progressed, Ok(None)),
             Ok(_) => progressed = true,
-            Err(stop) => return Rounds(progressed, Err(stop)),
+            Err((_, stop)) => return Rounds(progressed, Err(stop)),
         }
     }
     Rounds(progressed, Ok(None))
@@ -276,14 +298,18 @@ fn classify(e: &Error) -> Stop {
 /// how many messages were received. `rt` runs the sink's future: this thread is not one of
 /// the runtime's, so blocking on it here is allowed, and the connection is this batch's
 /// until the round ends anyway.
+///
+/// A failed round still reports the messages it took off the queue for good (only without
+/// syncpoint: they were delivered or lost), so `--max-messages` counts them.
 fn round(
     c: &mut PooledConn,
     plan: &PollPlan,
     counters: &QueueCounters,
     room: usize,
     rt: &tokio::runtime::Handle,
-) -> Result<usize, Stop> {
-    let batch = receive(c, plan, room).map_err(|e| back_out(c, plan, counters, 0).unwrap_or_else(|| classify(&e)))?;
+) -> Result<usize, (usize, Stop)> {
+    let batch =
+        receive(c, plan, room).map_err(|e| (0, back_out(c, plan, counters, 0).unwrap_or_else(|| classify(&e))))?;
     if batch.is_empty() {
         return Ok(0);
     }
@@ -292,8 +318,23 @@ fn round(
     if !plan.syncpoint {
         // Already off the queue: there is nothing to back out or move, so everything goes to
         // the sink, poison or not.
-        return deliver_at_most_once(plan, counters, &batch, rt).map(|()| received);
+        return deliver_at_most_once(plan, counters, &batch, rt)
+            .map(|()| received)
+            .map_err(|stop| (received, stop));
     }
+    syncpoint_round(c, plan, counters, batch, rt).map_err(|stop| (0, stop))
+}
+
+/// The rest of a round under syncpoint: poison to the backout queue, the good messages to
+/// the sink, then commit; any failure backs the whole batch out.
+fn syncpoint_round(
+    c: &mut PooledConn,
+    plan: &PollPlan,
+    counters: &QueueCounters,
+    batch: Vec<Message>,
+    rt: &tokio::runtime::Handle,
+) -> Result<usize, Stop> {
+    let received = batch.len();
     let threshold = i32::try_from(plan.backout_threshold).unwrap_or(i32::MAX);
     let is_poison = |m: &Message| threshold > 0 && m.backout_count() >= threshold;
     let (poison, good): (Vec<Message>, Vec<Message>) = if batch.iter().any(is_poison) {

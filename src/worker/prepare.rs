@@ -17,22 +17,22 @@ use super::sink::{ExecSink, HttpSink, SinkConfig, StdoutSink, resolve_headers};
 use crate::Error;
 use crate::pool::Pool;
 
-/// Builds the sink a queue's batches go to.
+/// Builds the sink a queue's batches go to. An exec sink's command does not inherit the
+/// variables named in `secret_env` (the header secrets of http sinks).
 ///
 /// # Errors
 /// [`Error::Options`] or [`Error::Io`] when the sink's settings cannot be used.
-pub fn build_sink(config: &SinkConfig) -> Result<SinkTarget, Error> {
+pub fn build_sink(config: &SinkConfig, secret_env: &[String]) -> Result<SinkTarget, Error> {
     Ok(match config {
         SinkConfig::Stdout {} => SinkTarget::External(Arc::new(StdoutSink::new())),
         SinkConfig::Exec {
             command,
             per,
             timeout_ms,
-        } => SinkTarget::External(Arc::new(ExecSink::new(
-            command.clone(),
-            *per,
-            Duration::from_millis(*timeout_ms),
-        )?)),
+        } => SinkTarget::External(Arc::new(
+            ExecSink::new(command.clone(), *per, Duration::from_millis(*timeout_ms))?
+                .hiding_env(secret_env.iter().cloned()),
+        )),
         SinkConfig::Http {
             url,
             body,
@@ -57,8 +57,17 @@ pub fn build_sink(config: &SinkConfig) -> Result<SinkTarget, Error> {
 /// or a sink that cannot be built.
 pub async fn prepare(pool: &Pool, queues: &[QueueConfig], cancel: &CancellationToken) -> Result<Vec<QueueRun>, Error> {
     let mut runs = Vec::with_capacity(queues.len());
+    // Header secrets of every http sink: no exec sink's command inherits them.
+    let secret_env: Vec<String> = queues
+        .iter()
+        .filter_map(|q| match &q.sink {
+            SinkConfig::Http { headers, .. } => Some(headers.iter().filter_map(|h| h.value_env.clone())),
+            _ => None,
+        })
+        .flatten()
+        .collect();
     for q in queues {
-        let sink = build_sink(&q.sink)?;
+        let sink = build_sink(&q.sink, &secret_env)?;
         let mut lease = pool.checkout(cancel).await?;
         let name = q.name.clone();
         let attrs = lease.run(move |c| c.queue_attrs(&name)).await?;

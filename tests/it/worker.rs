@@ -184,6 +184,30 @@ async fn max_messages_stops_after_exactly_that_many() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_syncpoint_max_messages_counts_what_a_failing_sink_lost() {
+    let qm = fake(256);
+    seed(&qm, "IN", 50);
+    let pool = pool(&qm, 1);
+    let sink = Arc::new(Collect::default());
+    sink.fail.store(usize::MAX, Ordering::SeqCst);
+    let mut plan = PollPlan::clone(&plan("IN", 7, SinkTarget::External(sink.clone())));
+    plan.syncpoint = false;
+    let queues = vec![QueueRun {
+        plan: Arc::new(plan),
+        workers: 1,
+    }];
+    let cancel = CancellationToken::new();
+    let (_h, run) = start(&pool, &queues, RunLimits::new(false, Some(10)), &cancel);
+    let summary = tokio::time::timeout(std::time::Duration::from_secs(10), run.finish())
+        .await
+        .expect("the run ends at the limit");
+    // 7 lost in the first batch, 3 in the second: then the limit is reached.
+    assert_eq!(qm.depth("IN"), Some(40));
+    assert_eq!(summary.total().lost_at_most_once, 10);
+    assert!(summary.queues[0].2.iter().all(|e| *e == PollEnd::Limit));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_connections_are_replaced_and_nothing_is_lost() {
     let qm = fake(256);
     seed(&qm, "IN", 100);
@@ -330,4 +354,76 @@ async fn when_mqback_keeps_failing_the_connection_is_abandoned_not_committed() {
     );
     let states: Vec<_> = qm.browse("IN").iter().map(|m| m.state).collect();
     assert_eq!(states, ["got-uncommitted"; 5], "nothing was committed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_holder_sees_a_checkout_waiting_for_its_connection() {
+    let qm = fake(256);
+    let pool = pool(&qm, 1);
+    let cancel = CancellationToken::new();
+    let first = pool.checkout(&cancel).await.unwrap();
+    assert!(!first.waiters().any());
+    let second = tokio::spawn({
+        let (pool, cancel) = (pool.clone(), cancel.clone());
+        async move { pool.checkout(&cancel).await.map(|lease| lease.connection_id()) }
+    });
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !first.waiters().any() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the waiting checkout was never counted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let waiters = first.waiters();
+    let id = first.connection_id();
+    drop(first);
+    assert_eq!(second.await.unwrap().unwrap(), id);
+    assert!(
+        !waiters.any(),
+        "a checkout that got its connection no longer counts as waiting"
+    );
+}
+
+/// Records which queue each delivered batch came from.
+#[derive(Default)]
+struct Order(Mutex<Vec<String>>);
+
+impl Sink for Order {
+    fn deliver<'a>(&'a self, batch: &'a [Message]) -> Delivery<'a> {
+        self.0.lock().unwrap().push(batch[0].queue.to_string());
+        Box::pin(async { Ok(()) })
+    }
+
+    fn name(&self) -> &'static str {
+        "order"
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pollers_sharing_one_connection_take_turns() {
+    let qm = fake(256);
+    seed(&qm, "IN", 3000);
+    seed(&qm, "OUT", 3000);
+    let pool = pool(&qm, 1);
+    let order = Arc::new(Order::default());
+    let queues = ["IN", "OUT"]
+        .into_iter()
+        .map(|q| QueueRun {
+            plan: plan(q, 10, SinkTarget::External(Arc::clone(&order) as Arc<dyn Sink>)),
+            workers: 1,
+        })
+        .collect();
+    let summary = run_until_empty(&pool, queues).await;
+    assert_eq!(summary.total().delivered, 6000);
+    let order = order.0.lock().unwrap();
+    // Without turns, the first poller would keep the connection for hundreds of batches.
+    let first_switch = order
+        .iter()
+        .position(|q| *q != order[0])
+        .expect("both queues delivered");
+    assert!(
+        first_switch <= 40,
+        "the other queue waited {first_switch} batches for the connection"
+    );
 }

@@ -393,7 +393,7 @@ impl Sink for Flaky {
             drop(failed);
             let mut calls = self.calls.lock().unwrap();
             for m in batch {
-                calls.entry(m.data.clone()).or_default().push(Call {
+                calls.entry(m.data.to_vec()).or_default().push(Call {
                     backout_count: m.backout_count(),
                     succeeded,
                 });
@@ -910,7 +910,7 @@ async fn wait_for_calls(entered: &mut mpsc::UnboundedReceiver<usize>, n: usize) 
 }
 
 fn payloads(messages: &[Message]) -> HashSet<Vec<u8>> {
-    messages.iter().map(|m| m.data.clone()).collect()
+    messages.iter().map(|m| m.data.to_vec()).collect()
 }
 
 /// Waits (up to 5 s) until `done` holds.

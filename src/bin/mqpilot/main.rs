@@ -7,6 +7,7 @@
 //! at start (connect, unknown queue, sink set-up); 130 a second signal (in-flight units of
 //! work are backed out by MQ when the process ends).
 
+mod fake_qm;
 mod mcp;
 mod poll;
 mod signals;
@@ -33,6 +34,9 @@ enum Command {
     Poll(Box<poll::PollArgs>),
     /// Serve queues as MCP tools for AI agents (stdio or streamable HTTP), deny-by-default.
     Mcp(Box<mcp::McpArgs>),
+    /// Serve the fake queue manager over TCP, or administer one (put, browse, depth, status,
+    /// break, quiesce, start).
+    FakeQm(fake_qm::FakeQmArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
     let log_format = match &cli.command {
         Command::Poll(args) => args.log_format,
         Command::Mcp(args) => args.log_format,
+        Command::FakeQm(_) => LogFormat::Text,
     };
     init_logging(log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -65,6 +70,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Poll(args) => runtime.block_on(poll::run(*args)),
         Command::Mcp(args) => runtime.block_on(mcp::run(*args)),
+        Command::FakeQm(args) => runtime.block_on(fake_qm::run(args)),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),

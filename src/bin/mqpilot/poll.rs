@@ -37,6 +37,10 @@ pub(crate) struct PollArgs {
     /// Define the embedded fake queue manager from this file instead of the demo.
     #[arg(long, value_name = "FILE", requires = "fake")]
     fake_config: Option<PathBuf>,
+    /// Use the `mqpilot fake-qm` server at this address (host:port) instead of a real queue
+    /// manager. --conn names the channel; without it connections use no channel instance.
+    #[arg(long, value_name = "ADDR", conflicts_with = "fake")]
+    fake_qm: Option<String>,
 
     /// Queue to poll (repeat for several). With --fake and no queue: DEMO.IN.
     #[arg(long = "queue", short = 'q', value_name = "NAME")]
@@ -182,6 +186,8 @@ pub(crate) async fn run(args: PollArgs) -> Result<u8, Failure> {
             None => demo_queue_manager(),
         };
         (MqLibrary::fake(qm.library("127.0.0.1")), Some(qm))
+    } else if let Some(addr) = &args.fake_qm {
+        (MqLibrary::remote(addr.clone()), None)
     } else {
         let lib = MqLibrary::ibm_from_env(env).map_err(|e| Failure(3, e.into()))?;
         (lib, None)
@@ -220,7 +226,23 @@ pub(crate) async fn run(args: PollArgs) -> Result<u8, Failure> {
         task.abort();
     }
     print_summary(&summary, fake.as_ref());
+    if let Some(addr) = args.fake_qm.clone() {
+        print_server_depths(addr).await;
+    }
     Ok(if summary.stopped().is_empty() { 0 } else { 1 })
+}
+
+/// The depths on a `fake-qm` server, as the summary shows them for the embedded fake.
+async fn print_server_depths(addr: String) {
+    let status = tokio::task::spawn_blocking(move || mqpilot::fake::net::RemoteAdmin::new(addr).status()).await;
+    if let Ok(Ok(status)) = status {
+        let depths: Vec<String> = status
+            .queues
+            .iter()
+            .map(|q| format!("{} {}", q.name, q.depth))
+            .collect();
+        eprintln!("  fake queue manager depths: {}", depths.join(", "));
+    }
 }
 
 async fn status_line(handle: RunHandle) {

@@ -28,11 +28,14 @@ pub struct ExecSink {
     command: Vec<String>,
     per: Per,
     timeout: Duration,
+    /// Variables the command must not inherit besides the MQ password ones: those that hold
+    /// other sinks' secrets.
+    hidden_env: Vec<String>,
 }
 
 /// One run of the command: what goes on stdin and which variables are added.
 struct Run {
-    stdin: Vec<u8>,
+    stdin: bytes::Bytes,
     env: Vec<(String, String)>,
     /// Which message(s) the run is for, for error messages.
     what: String,
@@ -52,14 +55,26 @@ impl ExecSink {
                 message: "names no program".to_owned(),
             });
         }
-        Ok(Self { command, per, timeout })
+        Ok(Self {
+            command,
+            per,
+            timeout,
+            hidden_env: Vec::new(),
+        })
+    }
+
+    /// Also keeps these environment variables (secrets of other sinks) from the command.
+    #[must_use]
+    pub fn hiding_env(mut self, names: impl IntoIterator<Item = String>) -> Self {
+        self.hidden_env.extend(names);
+        self
     }
 
     /// The runs a batch needs, in order.
     fn runs(&self, batch: &[Message]) -> Vec<Run> {
         match self.per {
             Per::Batch => vec![Run {
-                stdin: json_lines(batch),
+                stdin: json_lines(batch).into(),
                 env: vec![
                     ("MQ_BATCH_SIZE".to_owned(), batch.len().to_string()),
                     (
@@ -87,10 +102,17 @@ impl ExecSink {
     /// The MQ password variables are not passed on: the command has no business with them.
     fn spawn(&self, env: Vec<(String, String)>) -> Result<Child, SinkError> {
         let program = &self.command[0];
-        Command::new(program)
+        let mut command = Command::new(program);
+        for name in self
+            .hidden_env
+            .iter()
+            .map(String::as_str)
+            .chain(["MQ_PASSWORD", "MQ_PASSWORD_FILE"])
+        {
+            command.env_remove(name);
+        }
+        command
             .args(&self.command[1..])
-            .env_remove("MQ_PASSWORD")
-            .env_remove("MQ_PASSWORD_FILE")
             .envs(env)
             .stdin(Stdio::piped())
             .stdout(io::stderr())
@@ -288,6 +310,20 @@ mod tests {
         let big = vec![b'x'; 1 << 20];
         let result = sink.deliver(&[message(&big, 1)]).await;
         assert!(result.is_ok(), "a command may ignore its stdin: {result:?}");
+    }
+
+    #[tokio::test]
+    async fn hidden_variables_do_not_reach_the_command() {
+        // HOME stands in for a secret another sink reads: it is set wherever tests run.
+        assert!(std::env::var_os("HOME").is_some());
+        let command = ["sh", "-c", "test -z \"$HOME\""].map(String::from).to_vec();
+        let shown = ExecSink::new(command.clone(), Per::Batch, Duration::from_secs(5)).unwrap();
+        assert!(shown.deliver(&[message(b"a", 1)]).await.is_err());
+        let hidden = ExecSink::new(command, Per::Batch, Duration::from_secs(5))
+            .unwrap()
+            .hiding_env(["HOME".to_owned()]);
+        let result = hidden.deliver(&[message(b"a", 1)]).await;
+        assert!(result.is_ok(), "{result:?}");
     }
 
     #[test]

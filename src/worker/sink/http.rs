@@ -44,7 +44,7 @@ struct Endpoint {
 
 /// One request to make.
 struct Request {
-    body: Vec<u8>,
+    body: bytes::Bytes,
     content_type: &'static str,
     /// `X-MQ-*` headers of a raw request.
     headers: Vec<(HeaderName, HeaderValue)>,
@@ -121,7 +121,7 @@ impl Endpoint {
             (HttpBody::Json, Per::Batch) => {
                 let array: Vec<_> = batch.iter().map(message_json).collect();
                 Ok(vec![Request {
-                    body: serde_json::to_vec(&array).expect("serialising JSON into memory"),
+                    body: serde_json::to_vec(&array).expect("serialising JSON into memory").into(),
                     content_type: "application/json",
                     headers: Vec::new(),
                     what: format!("a batch of {}", batch.len()),
@@ -130,7 +130,9 @@ impl Endpoint {
             (HttpBody::Json, Per::Message) => Ok(batch
                 .iter()
                 .map(|m| Request {
-                    body: serde_json::to_vec(&message_json(m)).expect("serialising JSON into memory"),
+                    body: serde_json::to_vec(&message_json(m))
+                        .expect("serialising JSON into memory")
+                        .into(),
                     content_type: "application/json",
                     headers: Vec::new(),
                     what: format!("message {}", m.msg_id_hex()),

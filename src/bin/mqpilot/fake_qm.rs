@@ -1,0 +1,270 @@
+//! `mqpilot fake-qm`: serve the fake queue manager over TCP, or administer a running one.
+//!
+//! Exit codes: 0 done (the server: stopped by a signal); 1 an admin request failed (the
+//! server could not be reached or refused it, e.g. an unknown queue); 2 bad flags or
+//! configuration; 3 the server could not listen on its address.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use mqpilot::fake::net::{AdminMessage, RemoteAdmin, Server, Status};
+use mqpilot::fake::{FakeConfig, FakeQm};
+
+use crate::{Failure, usage};
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub(crate) struct FakeQmArgs {
+    #[command(subcommand)]
+    admin: Option<AdminCommand>,
+    /// Address to listen on (host:port; port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:1414")]
+    listen: String,
+    /// Queue manager, channels and queues (TOML, as examples/fake-qm.toml). Default: QM1 with
+    /// channel DEV.APP.SVRCONN and queues DEV.QUEUE.1..3, like IBM's developer image.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct ServerArg {
+    /// The `mqpilot fake-qm` server (host:port).
+    #[arg(long, env = "MQPILOT_FAKE_QM", default_value = "127.0.0.1:1414")]
+    server: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminCommand {
+    /// Put messages outside any unit of work; prints their message ids.
+    Put {
+        #[command(flatten)]
+        server: ServerArg,
+        /// Target queue.
+        #[arg(long, short = 'q')]
+        queue: String,
+        /// Payload text; `{n}` becomes the message's number (1, 2, ...).
+        #[arg(long, default_value = "")]
+        data: String,
+        /// How many messages.
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+        /// Priority 0..=9 (default: the queue's DEFPRTY).
+        #[arg(long)]
+        priority: Option<i32>,
+        /// Initial backout count (to seed poison messages).
+        #[arg(long, default_value_t = 0)]
+        backout_count: i32,
+    },
+    /// Every message on a queue, whatever its state, as JSON lines.
+    Browse {
+        #[command(flatten)]
+        server: ServerArg,
+        /// The queue.
+        #[arg(long, short = 'q')]
+        queue: String,
+    },
+    /// CURDEPTH of a queue.
+    Depth {
+        #[command(flatten)]
+        server: ServerArg,
+        /// The queue.
+        #[arg(long, short = 'q')]
+        queue: String,
+    },
+    /// Connections (handles, peaks), channel instances, queues and reason-code counts.
+    Status {
+        #[command(flatten)]
+        server: ServerArg,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Break one connection or every one (their next call gets 2009).
+    Break {
+        #[command(flatten)]
+        server: ServerArg,
+        /// The connection handle (see `status`); all connections when absent.
+        #[arg(long)]
+        hconn: Option<i32>,
+    },
+    /// Quiesce the queue manager, like `endmqm` (FAIL_IF_QUIESCING calls get 2161).
+    Quiesce {
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// Run again after `quiesce`, like `strmqm`.
+    Start {
+        #[command(flatten)]
+        server: ServerArg,
+    },
+}
+
+pub(crate) async fn run(args: FakeQmArgs) -> Result<u8, Failure> {
+    match args.admin {
+        None => serve(&args.listen, args.config.as_ref()).await,
+        Some(command) => tokio::task::spawn_blocking(move || admin(command))
+            .await
+            .map_err(|e| Failure(1, e.into()))?,
+    }
+}
+
+async fn serve(listen: &str, config: Option<&PathBuf>) -> Result<u8, Failure> {
+    let qm = match config {
+        Some(path) => FakeQm::new(FakeConfig::from_file(path).map_err(usage)?),
+        None => FakeQm::developer(),
+    };
+    let server = Server::bind(listen, qm.clone())
+        .with_context(|| format!("cannot listen on {listen}"))
+        .map_err(|e| Failure(3, e))?;
+    let addr = server.local_addr().map_err(|e| Failure(3, e.into()))?;
+    let mut handle = server.spawn().map_err(|e| Failure(3, e.into()))?;
+    let queues: Vec<String> = qm.queues().into_iter().map(|q| q.name).collect();
+    let channels: Vec<String> = qm.channels().into_iter().map(|c| c.name).collect();
+    println!("mqpilot fake-qm: queue manager {} listening on {addr}", qm.name());
+    println!("  channels: {}", channels.join(", "));
+    println!("  queues: {}", queues.join(", "));
+    let _ = std::io::stdout().flush();
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| Failure(3, e.into()))?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("stopping: closing every client connection");
+    tokio::task::spawn_blocking(move || handle.shutdown())
+        .await
+        .map_err(|e| Failure(1, e.into()))?;
+    Ok(0)
+}
+
+fn admin(command: AdminCommand) -> Result<u8, Failure> {
+    let fail = |e: mqpilot::Error| Failure(1, e.into());
+    let mut out = std::io::stdout().lock();
+    let mut print = |text: String| {
+        let _ = out.write_all(text.as_bytes());
+    };
+    match command {
+        AdminCommand::Put {
+            server,
+            queue,
+            data,
+            count,
+            priority,
+            backout_count,
+        } => {
+            let messages = (1..=count)
+                .map(|n| AdminMessage {
+                    data: data.replace("{n}", &n.to_string()),
+                    priority,
+                    persistent: None,
+                    backout_count,
+                })
+                .collect();
+            let ids = RemoteAdmin::new(server.server).put(&queue, messages).map_err(fail)?;
+            print(ids.iter().fold(String::new(), |mut s, id| {
+                let _ = writeln!(s, "{id}");
+                s
+            }));
+        }
+        AdminCommand::Browse { server, queue } => {
+            let messages = RemoteAdmin::new(server.server).browse(&queue).map_err(fail)?;
+            let mut text = String::new();
+            for m in messages {
+                let line = serde_json::to_string(&m).map_err(|e| Failure(1, e.into()))?;
+                let _ = writeln!(text, "{line}");
+            }
+            print(text);
+        }
+        AdminCommand::Depth { server, queue } => {
+            let depth = RemoteAdmin::new(server.server).depth(&queue).map_err(fail)?;
+            print(format!("{depth}\n"));
+        }
+        AdminCommand::Status { server, json } => {
+            let status = RemoteAdmin::new(server.server).status().map_err(fail)?;
+            if json {
+                let text = serde_json::to_string_pretty(&status).map_err(|e| Failure(1, e.into()))?;
+                print(format!("{text}\n"));
+            } else {
+                print(render_status(&status));
+            }
+        }
+        AdminCommand::Break { server, hconn } => {
+            let n = RemoteAdmin::new(server.server).break_connections(hconn).map_err(fail)?;
+            print(format!("broke {n} connection(s)\n"));
+        }
+        AdminCommand::Quiesce { server } => {
+            RemoteAdmin::new(server.server).quiesce().map_err(fail)?;
+            print("quiescing\n".into());
+        }
+        AdminCommand::Start { server } => {
+            RemoteAdmin::new(server.server).start().map_err(fail)?;
+            print("running\n".into());
+        }
+    }
+    Ok(0)
+}
+
+/// `status` as text: one block per kind of object, like MQSC's DISPLAY output condensed.
+fn render_status(s: &Status) -> String {
+    let mut t = String::new();
+    let live = s.connections.iter().filter(|c| c.broken.is_none()).count();
+    let _ = writeln!(
+        t,
+        "queue manager {} ({}): {live} connections, peak {}",
+        s.queue_manager, s.state, s.peak_connections
+    );
+    for c in &s.connections {
+        let handles: Vec<&str> = c
+            .handles
+            .iter()
+            .map(|h| {
+                if h.object.is_empty() {
+                    "(qmgr)"
+                } else {
+                    h.object.as_str()
+                }
+            })
+            .collect();
+        let _ = writeln!(
+            t,
+            "  conn {} {} {} process {} channel {} instance {}: handles {} (peak {}) [{}], uncommitted {}{}",
+            c.hconn,
+            c.client_address,
+            if c.appl_name.is_empty() { "-" } else { &c.appl_name },
+            c.process,
+            c.channel.as_deref().unwrap_or("-"),
+            c.instance.map_or_else(|| "-".to_owned(), |i| i.to_string()),
+            c.handles.len(),
+            c.peak_handles,
+            handles.join(", "),
+            c.uncommitted,
+            c.broken.map(|r| format!(", BROKEN {r}")).unwrap_or_default()
+        );
+    }
+    for c in &s.channels {
+        let per: Vec<String> = c.per_address.iter().map(|(a, n)| format!("{a} {n}")).collect();
+        let _ = writeln!(
+            t,
+            "  channel {}: {} instances (peak {}), {} conversations; per address: {}",
+            c.name,
+            c.instances,
+            c.peak_instances,
+            c.conversations,
+            if per.is_empty() { "-".to_owned() } else { per.join(", ") }
+        );
+    }
+    for q in &s.queues {
+        let _ = writeln!(
+            t,
+            "  queue {}: depth {} (peak {}, max {}), uncommitted {}, ipprocs {}, opprocs {}",
+            q.name, q.depth, q.peak_depth, q.max_depth, q.uncommitted, q.ipprocs, q.opprocs
+        );
+    }
+    for r in &s.reasons {
+        let _ = writeln!(t, "  {} {} {}: {}", r.verb, r.reason, r.name, r.count);
+    }
+    t
+}

@@ -1,0 +1,254 @@
+//! `mqplan`: the capacity planner's command line. clap -> model -> plan -> report; nothing else.
+//!
+//! Exit codes: `check` 0 every check ok, 1 something at risk, 2 something fails; `validate` 0
+//! observed matches predicted, 1 a mismatch; `sweep` and `emit` 0; every command 65 when the
+//! model is invalid, 64 for bad flags, 74 when a file cannot be read or written.
+
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use mqpilot::Error;
+use mqpilot::plan::{self, Model, Plan, Status};
+
+const EXIT_USAGE: u8 = 64;
+const EXIT_INVALID_MODEL: u8 = 65;
+const EXIT_IO: u8 = 74;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mqplan",
+    version,
+    about = "Capacity planner for IBM MQ fleets: which limit breaks first, at what scale, with which reason code"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check a model against every limit; exit 0 ok, 1 at risk, 2 fails.
+    Check {
+        /// The model (TOML).
+        model: PathBuf,
+        /// Report format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Headroom in percent below which a check is at risk.
+        #[arg(long, default_value_t = plan::DEFAULT_HEADROOM_PCT)]
+        headroom: f64,
+        /// Colour in text reports.
+        #[arg(long, value_enum, default_value_t = Colour::Auto)]
+        color: Colour,
+    },
+    /// Scale one app over a range of instance counts: a table, and optionally a chart.
+    Sweep {
+        /// The model (TOML).
+        model: PathBuf,
+        /// The app to scale.
+        #[arg(long)]
+        app: String,
+        /// Instance counts, `FROM..TO`.
+        #[arg(long, default_value = "1..50", value_parser = parse_range)]
+        instances: (u64, u64),
+        /// Also draw a chart: FILE.png or FILE.svg.
+        #[arg(long)]
+        chart: Option<PathBuf>,
+        /// Headroom in percent below which a check is at risk.
+        #[arg(long, default_value_t = plan::DEFAULT_HEADROOM_PCT)]
+        headroom: f64,
+    },
+    /// Write MQSC or a KEDA ScaledObject for a model.
+    Emit {
+        #[command(subcommand)]
+        what: Emit,
+    },
+    /// Run the model on the embedded fake queue manager and compare observed with predicted.
+    Validate {
+        /// The model (TOML).
+        model: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum Emit {
+    /// ALTER QMGR / ALTER CHANNEL commands that cover the plan, and the qm.ini note.
+    Mqsc {
+        /// The model (TOML).
+        model: PathBuf,
+        /// Headroom in percent.
+        #[arg(long, default_value_t = plan::DEFAULT_HEADROOM_PCT)]
+        headroom: f64,
+    },
+    /// A KEDA ScaledObject whose maxReplicaCount is the app's max safe instances.
+    Keda {
+        /// The model (TOML).
+        model: PathBuf,
+        /// The app.
+        #[arg(long)]
+        app: String,
+        /// Headroom in percent.
+        #[arg(long, default_value_t = plan::DEFAULT_HEADROOM_PCT)]
+        headroom: f64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Markdown,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Colour {
+    Auto,
+    Always,
+    Never,
+}
+
+fn parse_range(s: &str) -> Result<(u64, u64), String> {
+    let (from, to) = s.split_once("..").ok_or("expected FROM..TO, e.g. 1..50")?;
+    let from: u64 = from.trim().parse().map_err(|_| format!("{from:?} is not a count"))?;
+    let to: u64 = to
+        .trim()
+        .trim_start_matches('=')
+        .parse()
+        .map_err(|_| format!("{to:?} is not a count"))?;
+    if from == 0 || from > to {
+        return Err(format!("expected 1 <= FROM <= TO, got {from}..{to}"));
+    }
+    Ok((from, to))
+}
+
+struct Failure(u8, anyhow::Error);
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        let code = match &e {
+            Error::Config { .. } => EXIT_INVALID_MODEL,
+            Error::Options { .. } => EXIT_USAGE,
+            _ => EXIT_IO,
+        };
+        Self(code, e.into())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match run(cli.command) {
+        Ok(code) => ExitCode::from(code),
+        Err(Failure(code, e)) => {
+            eprintln!("mqplan: {e:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn load(path: &Path) -> Result<(String, Plan), Failure> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {}", path.display()))
+        .map_err(|e| Failure(EXIT_IO, e))?;
+    let model = Model::from_toml(&text, path)?;
+    Ok((path.display().to_string(), Plan::new(model)))
+}
+
+fn app_index(plan: &Plan, name: &str) -> Result<usize, Failure> {
+    plan.model.app(name).ok_or_else(|| {
+        let names = plan.names().join(", ");
+        Failure(
+            EXIT_USAGE,
+            anyhow::anyhow!("--app: no app {name:?} in the model (apps: {names})"),
+        )
+    })
+}
+
+fn status_code(status: Status) -> u8 {
+    match status {
+        Status::Ok => 0,
+        Status::AtRisk => 1,
+        Status::Fails => 2,
+    }
+}
+
+fn run(command: Command) -> Result<u8, Failure> {
+    match command {
+        Command::Check {
+            model,
+            format,
+            headroom,
+            color,
+        } => {
+            plan::headroom(headroom)?;
+            let (origin, plan) = load(&model)?;
+            let report = plan.report(&origin, headroom);
+            let colour = match color {
+                Colour::Always => true,
+                Colour::Never => false,
+                Colour::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            };
+            let out = match format {
+                Format::Text => plan::text::render_text(&report, colour),
+                Format::Markdown => plan::markdown::render_markdown(&report),
+                Format::Json => {
+                    let mut json = serde_json::to_string_pretty(&report).map_err(|e| Failure(EXIT_IO, e.into()))?;
+                    json.push('\n');
+                    json
+                }
+            };
+            print!("{out}");
+            Ok(status_code(report.status))
+        }
+        Command::Sweep {
+            model,
+            app,
+            instances: (from, to),
+            chart,
+            headroom,
+        } => {
+            plan::headroom(headroom)?;
+            let (_, plan) = load(&model)?;
+            let app = app_index(&plan, &app)?;
+            let sweep = plan::sweep::sweep(&plan, app, from, to, headroom);
+            print!("{}", plan::sweep::render_sweep(&sweep));
+            if let Some(path) = chart {
+                plan::chart::write_chart(&sweep, &path)?;
+                eprintln!("mqplan: chart written to {}", path.display());
+            }
+            Ok(0)
+        }
+        Command::Emit {
+            what: Emit::Mqsc { model, headroom },
+        } => {
+            plan::headroom(headroom)?;
+            let (_, plan) = load(&model)?;
+            print!("{}", plan::emit::mqsc(&plan, headroom));
+            Ok(0)
+        }
+        Command::Emit {
+            what: Emit::Keda { model, app, headroom },
+        } => {
+            plan::headroom(headroom)?;
+            let (_, plan) = load(&model)?;
+            let app = app_index(&plan, &app)?;
+            print!("{}", plan::emit::keda(&plan, app, headroom));
+            Ok(0)
+        }
+        Command::Validate { model } => {
+            let (_, plan) = load(&model)?;
+            let outcome = plan::validate::run(&plan)?;
+            print!("{}", plan::validate::render(&outcome));
+            Ok(u8::from(!outcome.matches()))
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! The fake queue manager as a network service (`mqpilot fake-qm`) and its client library.
+//!
+//! Several processes can then share one fake queue manager, and killing one breaks its
+//! connection the way MQ sees it. The server ([`Server`]) runs the same safe verbs as the
+//! in-process fake; the client ([`RemoteMqi`]) is the same `Mqi` adapter over [`RemoteVerbs`],
+//! so the C-structure translation exists once.
+//!
+//! # Protocol (version 1)
+//!
+//! TCP, one MQ connection (hconn) per TCP connection; the client's IP address is what
+//! MAXINSTC counts, and a token sent at MQCONNX identifies the client process whose
+//! connections share channel instances (SHARECNV). Every frame is
+//!
+//! ```text
+//! u32 length (LE, bytes after this field, 2..=100 MiB + 64 KiB) | u8 version (1) | u8 kind | body
+//! ```
+//!
+//! Integers are little-endian; strings and byte strings are a u32 length then the bytes
+//! (strings UTF-8); an optional string is a byte 0 (absent) or 1 then the string; an MQMD is
+//! a byte string holding a version-2 MQMD as laid out in memory (364 bytes).
+//!
+//! | kind | request body | reply body after `u8 ok, i32 reason` |
+//! |---|---|---|
+//! | 1 MQCONNX | u64 token, qmgr, opt channel, u8 has-sharecnv, u32 sharecnv, opt user, opt password, appl name | i32 hconn |
+//! | 2 MQDISC | i32 hconn | |
+//! | 3 MQOPEN | i32 hconn, i32 object type, name, i32 options | i32 hobj |
+//! | 4 MQCLOSE | i32 hconn, i32 hobj | |
+//! | 5 MQPUT | i32 hconn, i32 hobj, i32 options, MQMD, data | MQMD |
+//! | 6 MQPUT1 | i32 hconn, i32 object type, name, i32 options, MQMD, data | MQMD |
+//! | 7 MQGET | i32 hconn, i32 hobj, i32 options, i32 wait, i32 match options, u32 buffer length, MQMD | when ok: u64 data length, MQMD, data (at most the buffer length) |
+//! | 8 MQINQ | i32 hconn, i32 hobj, u32 n, n x i32 selector | u32 n, n x (u8 tag: 0 i32 / 1 text, u32 width / 2 u32 width) |
+//! | 9 MQCMIT, 10 MQBACK | i32 hconn | |
+//! | 11 other verb | | (reason 2298; counted under `other`. `RemoteMqi` answers 2298 itself) |
+//! | 32 admin | JSON request | JSON reply |
+//!
+//! Replies are kind 128: `ok` is 1 when the call completed (`reason` is then 0 or a
+//! warning such as 2079, 2080), 0 when it failed (`reason` is the reason code). A frame the
+//! server cannot accept (unknown version or kind, too long, malformed, a second MQCONNX, a
+//! frame while an MQGET is in flight) gets kind 129 with a UTF-8 explanation, and the server
+//! closes that connection only. Calls are strictly one at a time per connection.
+//!
+//! # Guarantees
+//!
+//! - A client socket that closes or fails (the process died, the network cut) has its unit
+//!   of work backed out (backout count + 1), its handles and locks released and its channel
+//!   instance freed; a waiting MQGET notices at once.
+//! - A call in flight when the server goes away answers 2009; a silent server answers 2009
+//!   after the call's deadline (the MQGET wait plus 30 s by default; an unlimited wait has
+//!   none while the socket stays open). A server that cannot
+//!   be reached at MQCONNX answers 2538.
+
+mod admin;
+mod client;
+pub mod protocol;
+mod server;
+mod watcher;
+
+pub use admin::{AdminMessage, AdminReply, AdminRequest, BrowsedMessage, ReasonCount, Status};
+pub use client::{DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, RemoteAdmin, RemoteMqi, RemoteVerbs};
+pub use server::{Server, ServerHandle};

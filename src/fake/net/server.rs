@@ -1,0 +1,505 @@
+//! The TCP server: one thread per client connection, each running the fake's safe verbs.
+//!
+//! A TCP connection carries at most one MQ connection (hconn) and may only name its own.
+//! When the socket closes, fails or sends a bad frame, the connection's unit of work is
+//! backed out (backout count + 1), its handles and locks are released and its channel
+//! conversation ends, as when MQ loses a client. An MQGET that waits is watched: a client
+//! that goes away during the wait breaks its connection at once instead of when the wait
+//! ends. A bad frame closes only its own connection, after an `ERROR` frame saying why.
+
+use std::collections::HashMap;
+use std::io::{BufReader, Write as _};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use libmqm_sys as mq;
+
+use super::super::FakeQm;
+use super::super::adapter::{md_from_bytes, md_to_bytes};
+use super::admin;
+use super::protocol::{Encoder, FrameError, Request, encode_attrs, kind, read_frame_idle};
+use super::watcher::Watcher;
+
+/// How long the rest of a frame may take once its first bytes arrived.
+const FRAME_STALL: Duration = Duration::from_secs(10);
+
+/// Largest MQGET buffer the server allocates (IBM MQ's largest message).
+const MAX_GET_BUFFER: usize = 100 * 1024 * 1024;
+
+/// A connection keeps its MQGET buffer between calls up to this size.
+const KEPT_GET_BUFFER: usize = 1024 * 1024;
+
+/// Process ids the server hands out start here, clear of in-process libraries' ids.
+const FIRST_PROCESS: u64 = 1 << 40;
+
+/// What the server's connections share.
+struct Shared {
+    qm: FakeQm,
+    stopping: AtomicBool,
+    /// (client address, client token) -> the fake's process id and its live connections.
+    processes: Mutex<HashMap<(IpAddr, u64), (u64, usize)>>,
+    next_process: AtomicU64,
+    /// Open sockets by connection number, to close them on shutdown.
+    sockets: Mutex<HashMap<u64, TcpStream>>,
+    next_socket: AtomicU64,
+    protocol_errors: AtomicU64,
+}
+
+/// A bound `mqpilot fake-qm` server; [`Server::spawn`] starts serving.
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("addr", &self.listener.local_addr().ok())
+            .finish()
+    }
+}
+
+/// A running server. Dropping it does not stop it; call [`ServerHandle::shutdown`].
+#[derive(Debug)]
+pub struct ServerHandle {
+    addr: SocketAddr,
+    shared: SharedRef,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Debug-printable handle on the shared state.
+struct SharedRef(Arc<Shared>);
+
+impl std::fmt::Debug for SharedRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Shared")
+    }
+}
+
+impl Server {
+    /// Binds `addr` (`127.0.0.1:0` picks a free port) for `qm`.
+    ///
+    /// # Errors
+    /// The bind error.
+    pub fn bind(addr: impl ToSocketAddrs, qm: FakeQm) -> std::io::Result<Self> {
+        Ok(Self {
+            listener: TcpListener::bind(addr)?,
+            shared: Arc::new(Shared {
+                qm,
+                stopping: AtomicBool::new(false),
+                processes: Mutex::new(HashMap::new()),
+                next_process: AtomicU64::new(FIRST_PROCESS),
+                sockets: Mutex::new(HashMap::new()),
+                next_socket: AtomicU64::new(1),
+                protocol_errors: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The address it listens on.
+    ///
+    /// # Errors
+    /// The socket's error.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Accepts connections on a thread of its own until [`ServerHandle::shutdown`].
+    ///
+    /// # Errors
+    /// The socket's or the thread's error.
+    pub fn spawn(self) -> std::io::Result<ServerHandle> {
+        let addr = self.listener.local_addr()?;
+        let shared = Arc::clone(&self.shared);
+        let thread = std::thread::Builder::new()
+            .name("fake-qm-accept".into())
+            .spawn(move || accept_loop(&self.listener, &self.shared))?;
+        Ok(ServerHandle {
+            addr,
+            shared: SharedRef(shared),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl ServerHandle {
+    /// The address it listens on.
+    #[must_use]
+    pub const fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Frames refused since the start (bad frames, unknown versions, oversized frames).
+    #[must_use]
+    pub fn protocol_errors(&self) -> u64 {
+        self.shared.0.protocol_errors.load(Ordering::Relaxed)
+    }
+
+    /// Stops accepting, closes every client socket (their calls get 2009) and waits for the
+    /// accept thread.
+    pub fn shutdown(&mut self) {
+        let shared = &self.shared.0;
+        shared.stopping.store(true, Ordering::SeqCst);
+        // Wake the accept call; the loop sees `stopping` and ends.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        for s in lock(&shared.sockets).values() {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
+    for stream in listener.incoming() {
+        if shared.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        let stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        let id = shared.next_socket.fetch_add(1, Ordering::Relaxed);
+        if let Ok(clone) = stream.try_clone() {
+            lock(&shared.sockets).insert(id, clone);
+        }
+        let shared = Arc::clone(shared);
+        let spawned = std::thread::Builder::new()
+            .name(format!("fake-qm-conn-{id}"))
+            .spawn(move || {
+                if let Some(c) = Connection::new(stream, Arc::clone(&shared)) {
+                    c.serve();
+                }
+                lock(&shared.sockets).remove(&id);
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start a connection thread");
+        }
+    }
+}
+
+/// What a verb's answer is made of.
+enum Outcome {
+    /// Answer with this reply frame (already encoded in the connection's encoder).
+    Reply,
+    /// Refuse the frame: send an `ERROR` frame with this text and close.
+    Refuse(String),
+}
+
+/// One client TCP connection.
+struct Connection {
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    hconn: Option<i32>,
+    /// The client process this connection belongs to, once connected.
+    process_key: Option<(IpAddr, u64)>,
+    watcher: Option<Watcher>,
+    enc: Encoder,
+    get_buffer: Vec<u8>,
+}
+
+impl Connection {
+    fn new(stream: TcpStream, shared: Arc<Shared>) -> Option<Self> {
+        let peer = stream.peer_addr().ok()?;
+        let _ = stream.set_nodelay(true);
+        let _ = stream.set_read_timeout(Some(FRAME_STALL));
+        let reader = BufReader::with_capacity(64 * 1024, stream.try_clone().ok()?);
+        tracing::debug!(%peer, "client connected");
+        Some(Self {
+            stream,
+            reader,
+            peer,
+            shared,
+            hconn: None,
+            process_key: None,
+            watcher: None,
+            enc: Encoder::default(),
+            get_buffer: Vec::new(),
+        })
+    }
+
+    fn serve(mut self) {
+        let mut body = Vec::new();
+        loop {
+            let refused = match read_frame_idle(&mut self.reader, &mut body) {
+                Ok(k) => match Request::decode(k, &body) {
+                    Ok(request) => match self.execute(request) {
+                        Outcome::Reply => {
+                            let frame = self.enc.finish();
+                            if self.stream.write_all(frame).is_err() {
+                                break;
+                            }
+                            continue;
+                        }
+                        Outcome::Refuse(why) => why,
+                    },
+                    Err(e) => e.to_string(),
+                },
+                Err(FrameError::Closed) => break,
+                Err(FrameError::Io(e)) => {
+                    tracing::debug!(peer = %self.peer, error = %e, "client connection failed");
+                    break;
+                }
+                Err(e) => e.to_string(),
+            };
+            self.shared.protocol_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(peer = %self.peer, error = %refused, "bad frame: closing the connection");
+            let mut e = Encoder::frame(kind::ERROR);
+            e.str(&refused);
+            let _ = self.stream.write_all(e.finish());
+            break;
+        }
+        self.end();
+    }
+
+    /// The client is gone: back out, release, end the conversation, forget the connection.
+    fn end(&mut self) {
+        if let Some(hconn) = self.hconn.take() {
+            tracing::debug!(peer = %self.peer, hconn, "client gone: backing out its unit of work");
+            end_connection(&self.shared.qm, hconn);
+            self.left();
+        }
+        if let Some(w) = self.watcher.take() {
+            w.stop(&self.stream);
+        }
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    /// The connection's own hconn, or 2018.
+    fn own(&self, hconn: i32) -> Result<i32, i32> {
+        match self.hconn {
+            Some(h) if h == hconn => Ok(h),
+            _ => Err(mq::MQRC_HCONN_ERROR),
+        }
+    }
+
+    fn reply_status(&mut self, result: Result<(), i32>) {
+        self.enc.start(kind::REPLY);
+        match result {
+            Ok(()) => self.enc.u8(1).i32(0),
+            Err(reason) => self.enc.u8(0).i32(reason),
+        };
+    }
+
+    /// Runs one request, leaving its reply in `self.enc`.
+    fn execute(&mut self, request: Request) -> Outcome {
+        let qm = self.shared.qm.clone();
+        match request {
+            Request::Connect { token, req } => {
+                if self.hconn.is_some() {
+                    return Outcome::Refuse("MQCONNX on a connection that is already connected".into());
+                }
+                let process = self.join_process(token);
+                let result = qm.connect(&req.into_request(self.peer.ip().to_string(), process));
+                match result {
+                    Ok(h) => self.hconn = Some(h),
+                    Err(_) => self.left(),
+                }
+                self.reply_status(result.map(|_| ()));
+                self.enc.i32(result.unwrap_or(mq::MQHC_UNUSABLE_HCONN));
+            }
+            Request::Disc { hconn } => {
+                let result = self.own(hconn).and_then(|h| {
+                    self.hconn = None;
+                    self.left();
+                    qm.disconnect(h)
+                });
+                self.reply_status(result);
+            }
+            Request::Open {
+                hconn,
+                object_type,
+                name,
+                options,
+            } => {
+                let object = Request::object(object_type, &name);
+                let result = self.own(hconn).and_then(|h| qm.open(h, &object, options));
+                self.reply_status(result.map(|_| ()));
+                self.enc.i32(result.unwrap_or(mq::MQHO_UNUSABLE_HOBJ));
+            }
+            Request::Close { hconn, hobj } => {
+                let result = self.own(hconn).and_then(|h| qm.close(h, hobj));
+                self.reply_status(result);
+            }
+            Request::Put {
+                hconn,
+                hobj,
+                options,
+                md,
+                data,
+            } => {
+                let Some(mut md) = md_from_bytes(&md) else {
+                    return Outcome::Refuse("MQMD of the wrong size".into());
+                };
+                let result = self.own(hconn).and_then(|h| qm.put(h, hobj, &mut md, options, &data));
+                self.reply_status(result);
+                self.enc.bytes(md_to_bytes(&md));
+            }
+            Request::Put1 {
+                hconn,
+                object_type,
+                name,
+                options,
+                md,
+                data,
+            } => {
+                let Some(mut md) = md_from_bytes(&md) else {
+                    return Outcome::Refuse("MQMD of the wrong size".into());
+                };
+                let object = Request::object(object_type, &name);
+                let result = self
+                    .own(hconn)
+                    .and_then(|h| qm.put1(h, &object, &mut md, options, &data));
+                self.reply_status(result);
+                self.enc.bytes(md_to_bytes(&md));
+            }
+            Request::Get {
+                hconn,
+                hobj,
+                options,
+                wait_interval,
+                match_options,
+                buffer_len,
+                md,
+            } => {
+                return self.get(
+                    hconn,
+                    hobj,
+                    Request::get_options(options, wait_interval, match_options),
+                    buffer_len,
+                    &md,
+                );
+            }
+            Request::Inq { hconn, hobj, selectors } => {
+                let result = self.own(hconn).and_then(|h| qm.inquire(h, hobj, &selectors));
+                self.reply_status(result.as_ref().map(|_| ()).map_err(|r| *r));
+                encode_attrs(&mut self.enc, result.as_deref().unwrap_or(&[]));
+            }
+            Request::Cmit { hconn } => {
+                let result = self.own(hconn).and_then(|h| qm.commit(h));
+                self.reply_status(result);
+            }
+            Request::Back { hconn } => {
+                let result = self.own(hconn).and_then(|h| qm.backout(h));
+                self.reply_status(result);
+            }
+            Request::Other => {
+                let reason = qm.unsupported();
+                self.reply_status(Err(reason));
+            }
+            Request::Admin(json) => {
+                let reply = admin::handle(&qm, &json);
+                self.reply_status(Ok(()));
+                self.enc.bytes(&reply);
+            }
+        }
+        Outcome::Reply
+    }
+
+    /// MQGET: the reply carries the warning, DataLength, the MQMD and the bytes copied.
+    fn get(&mut self, hconn: i32, hobj: i32, gmo: super::super::GetOptions, buffer_len: u32, md: &[u8]) -> Outcome {
+        let Some(mut md) = md_from_bytes(md) else {
+            return Outcome::Refuse("MQMD of the wrong size".into());
+        };
+        let h = match self.own(hconn) {
+            Ok(h) => h,
+            Err(reason) => {
+                self.reply_status(Err(reason));
+                return Outcome::Reply;
+            }
+        };
+        let len = (buffer_len as usize).min(MAX_GET_BUFFER);
+        if self.get_buffer.len() < len {
+            self.get_buffer.resize(len, 0);
+        }
+        let waits = gmo.options & mq::MQGMO_WAIT != 0 && gmo.wait_interval != 0;
+        if waits {
+            self.watcher(h).arm();
+        }
+        let result = self.shared.qm.get(h, hobj, &mut md, &gmo, &mut self.get_buffer[..len]);
+        if waits && let Some(w) = &self.watcher {
+            w.disarm();
+        }
+        self.enc.start(kind::REPLY);
+        match result {
+            Ok(got) => {
+                let copied = got.data_length.min(len);
+                self.enc
+                    .u8(1)
+                    .i32(got.warning)
+                    .u64(got.data_length as u64)
+                    .bytes(md_to_bytes(&md))
+                    .bytes(&self.get_buffer[..copied]);
+            }
+            Err(reason) => {
+                self.enc.u8(0).i32(reason);
+            }
+        }
+        if self.get_buffer.len() > KEPT_GET_BUFFER {
+            self.get_buffer = Vec::new();
+        }
+        Outcome::Reply
+    }
+
+    /// The fake's process id for this client address and token, counting this connection
+    /// in it (under one lock, so a process is never forgotten while it connects).
+    fn join_process(&mut self, token: u64) -> u64 {
+        let key = (self.peer.ip(), token);
+        let mut processes = lock(&self.shared.processes);
+        let entry = processes
+            .entry(key)
+            .or_insert_with(|| (self.shared.next_process.fetch_add(1, Ordering::Relaxed), 0));
+        entry.1 += 1;
+        let id = entry.0;
+        drop(processes);
+        self.process_key = Some(key);
+        id
+    }
+
+    /// Uncounts it; a client process with no connection left is forgotten.
+    fn left(&mut self) {
+        let Some(key) = self.process_key.take() else { return };
+        let mut processes = lock(&self.shared.processes);
+        if let Some(entry) = processes.get_mut(&key) {
+            entry.1 = entry.1.saturating_sub(1);
+            if entry.1 == 0 {
+                processes.remove(&key);
+            }
+        }
+    }
+
+    /// The watcher for waiting gets, started on first use.
+    fn watcher(&mut self, hconn: i32) -> &Watcher {
+        if self.watcher.is_none() {
+            match self.stream.try_clone() {
+                Ok(s) => self.watcher = Some(Watcher::start(s, self.shared.qm.clone(), hconn)),
+                Err(e) => tracing::warn!(error = %e, "cannot watch a waiting get"),
+            }
+        }
+        self.watcher.get_or_insert_with(Watcher::inert)
+    }
+}
+
+/// Breaks `hconn` (backing out its unit of work, releasing handles, locks and its channel
+/// conversation) and forgets it.
+fn end_connection(qm: &FakeQm, hconn: i32) {
+    let mut st = qm.lock();
+    if st.conns.contains_key(&hconn) {
+        st.break_conn(hconn, mq::MQRC_CONNECTION_BROKEN);
+        st.conns.remove(&hconn);
+    }
+}

@@ -1,0 +1,112 @@
+//! The watch on a client socket while its MQGET waits.
+//!
+//! A client that goes away (or sends a frame before its answer) while the server waits on
+//! its behalf has its connection broken at once, so the wait ends with 2009 and its unit of
+//! work is backed out, instead of when the wait interval runs out.
+
+use std::net::{Shutdown, TcpStream};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+use super::super::FakeQm;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Watches the socket while an MQGET waits: if the client goes away (or sends a frame
+/// before its answer), the connection is broken so the wait ends at once with 2009.
+///
+/// The connection arms it with a new sequence number after reading a waiting MQGET and
+/// disarms it before answering; data seen under an older number belongs to a later request.
+pub(super) struct Watcher {
+    state: Arc<(Mutex<WatchState>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct WatchState {
+    armed: Option<u64>,
+    seq: u64,
+    closed: bool,
+}
+
+impl Watcher {
+    pub(super) fn start(stream: TcpStream, qm: FakeQm, hconn: i32) -> Self {
+        let state = Arc::new((Mutex::new(WatchState::default()), Condvar::new()));
+        let shared = Arc::clone(&state);
+        let thread = std::thread::Builder::new()
+            .name("fake-qm-watch".into())
+            .spawn(move || watch(&stream, &shared, &qm, hconn))
+            .ok();
+        Self { state, thread }
+    }
+
+    /// A watcher that watches nothing (when no thread could be started).
+    pub(super) fn inert() -> Self {
+        Self {
+            state: Arc::new((Mutex::new(WatchState::default()), Condvar::new())),
+            thread: None,
+        }
+    }
+
+    pub(super) fn arm(&self) {
+        let mut s = lock(&self.state.0);
+        s.seq += 1;
+        s.armed = Some(s.seq);
+        self.state.1.notify_one();
+    }
+
+    pub(super) fn disarm(&self) {
+        lock(&self.state.0).armed = None;
+    }
+
+    pub(super) fn stop(mut self, stream: &TcpStream) {
+        lock(&self.state.0).closed = true;
+        self.state.1.notify_one();
+        let _ = stream.shutdown(Shutdown::Both);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn watch(stream: &TcpStream, state: &(Mutex<WatchState>, Condvar), qm: &FakeQm, hconn: i32) {
+    let mut byte = [0u8; 1];
+    loop {
+        let seq = {
+            let mut s = lock(&state.0);
+            loop {
+                if s.closed {
+                    return;
+                }
+                if let Some(seq) = s.armed {
+                    break seq;
+                }
+                s = state.1.wait(s).unwrap_or_else(PoisonError::into_inner);
+            }
+        };
+        match stream.peek(&mut byte) {
+            Ok(0) => {
+                // The client closed: end the wait now.
+                qm.break_connection(hconn);
+                return;
+            }
+            Ok(_) => {
+                if lock(&state.0).armed == Some(seq) {
+                    tracing::warn!(hconn, "a frame arrived while an MQGET was in flight: closing");
+                    qm.break_connection(hconn);
+                    let _ = stream.shutdown(Shutdown::Both);
+                    return;
+                }
+                // Data of a later request, read by the connection since: watch again once
+                // the next waiting MQGET arms.
+            }
+            Err(e) if super::protocol::is_timeout(&e) || e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => {
+                qm.break_connection(hconn);
+                return;
+            }
+        }
+    }
+}

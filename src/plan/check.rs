@@ -1,0 +1,145 @@
+//! One check of a requirement against its limit: required, configured, headroom, status.
+//!
+//! Status is `fails` when required exceeds configured, `at-risk` when the headroom left is
+//! below the asked-for percentage, else `ok`. The one exception is a capped requirement
+//! (mqpilot's handle budget): past the limit it is `at-risk`, because the pool closes handles
+//! instead of letting MQ answer 2017.
+
+use serde::Serialize;
+
+use super::math::{Limit, Requirement};
+
+/// How a check came out. Ordered: `Ok < AtRisk < Fails`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Within the limit with the headroom asked for.
+    Ok,
+    /// Within the limit, but with less headroom than asked for.
+    AtRisk,
+    /// Past the limit: MQ returns the reason code.
+    Fails,
+}
+
+impl Status {
+    /// `ok`, `at-risk` or `fails`.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::AtRisk => "at-risk",
+            Self::Fails => "fails",
+        }
+    }
+}
+
+/// A requirement checked against its limit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Check {
+    /// The limit.
+    pub limit: Limit,
+    /// Where it applies.
+    pub scope: String,
+    /// What the fleet needs.
+    pub required: u64,
+    /// What is configured.
+    pub configured: u64,
+    /// (configured - required) / configured x 100, one decimal; negative when failing.
+    pub headroom_pct: f64,
+    /// ok, at-risk or fails.
+    pub status: Status,
+    /// The reason code MQ returns past the limit.
+    pub reason_code: i32,
+    /// The apps that take part.
+    pub apps: Vec<String>,
+}
+
+/// Headroom in percent, to one decimal.
+#[must_use]
+pub fn headroom_pct(required: u64, configured: u64) -> f64 {
+    let pct = (configured as f64 - required as f64) / configured as f64 * 100.0;
+    (pct * 10.0).round() / 10.0
+}
+
+/// The smallest value of a limit that covers `required` with `headroom` percent left.
+#[must_use]
+pub fn covering(required: u64, headroom: f64) -> u64 {
+    let mut v = ((required as f64 * 100.0) / (100.0 - headroom)).ceil().max(1.0) as u64;
+    while (v as f64 - required as f64) / (v as f64) * 100.0 < headroom {
+        v += 1;
+    }
+    while v > 1 && v > required && ((v - 1) as f64 - required as f64) / ((v - 1) as f64) * 100.0 >= headroom {
+        v -= 1;
+    }
+    v
+}
+
+/// The status of `req` when the fleet requires `required`.
+#[must_use]
+pub fn status(req: &Requirement, required: u64, headroom: f64) -> Status {
+    if required > req.configured {
+        if req.capped { Status::AtRisk } else { Status::Fails }
+    } else if headroom_pct(required, req.configured) < headroom {
+        Status::AtRisk
+    } else {
+        Status::Ok
+    }
+}
+
+/// Checks `req` with these instance counts; `names` are the apps' names by index.
+#[must_use]
+pub fn check(req: &Requirement, instances: &[u64], headroom: f64, names: &[&str]) -> Check {
+    let required = req.required(instances);
+    let pct = headroom_pct(required, req.configured);
+    Check {
+        status: status(req, required, headroom),
+        limit: req.limit,
+        scope: req.scope.clone(),
+        required,
+        configured: req.configured,
+        headroom_pct: pct,
+        reason_code: req.limit.reason_code(),
+        apps: req.terms.iter().map(|&(a, _)| names[a].to_owned()).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(constant: u64, configured: u64, capped: bool) -> Requirement {
+        Requirement {
+            limit: Limit::MaxHands,
+            scope: "app a".into(),
+            constant,
+            terms: vec![(0, 0)],
+            configured,
+            capped,
+        }
+    }
+
+    #[test]
+    fn status_follows_required_configured_and_headroom() {
+        let names = ["a"];
+        assert_eq!(check(&req(200, 256, false), &[1], 20.0, &names).status, Status::Ok);
+        assert_eq!(check(&req(210, 256, false), &[1], 20.0, &names).status, Status::AtRisk);
+        let c = check(&req(300, 256, false), &[1], 20.0, &names);
+        assert_eq!((c.status, c.reason_code, c.headroom_pct), (Status::Fails, 2017, -17.2));
+        assert_eq!(check(&req(300, 256, true), &[1], 20.0, &names).status, Status::AtRisk);
+    }
+
+    #[test]
+    fn covering_leaves_exactly_the_headroom() {
+        assert_eq!(covering(200, 20.0), 250);
+        assert_eq!(covering(201, 20.0), 252);
+        assert_eq!(covering(1, 0.0), 1);
+        assert_eq!(covering(0, 20.0), 1);
+        for r in 1..500 {
+            let v = covering(r, 20.0);
+            assert!(
+                headroom_pct(r, v) >= 19.95 && (v as f64 - r as f64) / v as f64 >= 0.2,
+                "{r} -> {v}"
+            );
+        }
+    }
+}

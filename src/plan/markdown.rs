@@ -1,0 +1,106 @@
+//! The markdown report: for a pull request, a wiki page or an issue.
+//!
+//! Same content as the text report, as headings, lists and tables. Reads only [`Report`].
+
+use std::fmt::Write as _;
+
+use super::report::Report;
+
+/// Renders `report` as GitHub-flavoured markdown.
+#[must_use]
+pub fn render_markdown(report: &Report) -> String {
+    let mut out = String::new();
+    let qm = &report.queue_manager;
+    let _ = writeln!(out, "# Capacity plan for {}: {}\n", qm.name, report.status.name());
+    let _ = writeln!(
+        out,
+        "Model: `{}`. Headroom asked: {}%.\n",
+        report.origin, report.headroom_pct
+    );
+    out.push_str("## Queue manager\n\n");
+    out.push_str(
+        "| MAXHANDS | MaxChannels | MaxActiveChannels | MAXUMSGS | connection limit |\n|---|---|---|---|---|\n",
+    );
+    let _ = writeln!(
+        out,
+        "| {} | {} | {} | {} | {} |\n",
+        qm.max_handles,
+        qm.max_channels,
+        qm.max_active_channels,
+        qm.max_uncommitted,
+        qm.max_connections.map_or_else(|| "none".to_owned(), |n| n.to_string())
+    );
+    out.push_str("| channel | MAXINST | MAXINSTC | SHARECNV |\n|---|---|---|---|\n");
+    for c in &qm.channels {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            c.name, c.max_inst, c.max_instc, c.sharecnv
+        );
+    }
+    out.push_str("\n## Apps\n\n");
+    out.push_str(
+        "| app | profile | channel | address | instances | connections (per instance) | channel instances \
+         (per instance) | handles per connection | messages per unit of work | first failure | max safe |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for a in &report.apps {
+        let first = a.first_failure.map_or_else(
+            || "none".to_owned(),
+            |f| format!("{} ({}) at {}", f.reason_code, f.limit.name(), f.instances),
+        );
+        let range = a
+            .instances_range
+            .map(|r| format!(" ({}..{})", r.min, r.max))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {}{range} | {} ({}) | {} ({}) | {} | {} | {first} | {} |",
+            a.name,
+            a.profile_name(),
+            a.channel,
+            a.client_address,
+            a.instances,
+            a.connections,
+            a.connections_per_instance,
+            a.channel_instances,
+            a.channel_instances_per_instance,
+            a.peak_handles_per_connection,
+            a.uncommitted_per_unit_of_work,
+            a.max_safe_instances
+        );
+    }
+    out.push_str("\n### Assumptions\n");
+    for a in &report.apps {
+        let _ = writeln!(out, "\n**{}** ({}):\n", a.name, a.profile_name());
+        for line in &a.assumptions {
+            let _ = writeln!(out, "- {line}");
+        }
+    }
+    out.push_str("\n## Checks\n\n| status | limit | scope | required | configured | headroom | reason |\n|---|---|---|---|---|---|---|\n");
+    for c in &report.checks {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {:.1}% | {} |",
+            c.status.name(),
+            c.limit.name(),
+            c.scope,
+            c.required,
+            c.configured,
+            c.headroom_pct,
+            c.reason_code
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nTotal open handles over all connections: {} (information only: MQ limits handles per connection).",
+        report.total_open_handles
+    );
+    if !report.recommendations.is_empty() {
+        out.push_str("\n## Recommendations\n\n");
+        for r in &report.recommendations {
+            let _ = writeln!(out, "- {}", r.text);
+        }
+    }
+    out
+}

@@ -1,0 +1,590 @@
+//! The planner's model of a fleet and its queue manager: TOML (or JSON) in, a checked
+//! [`Model`] out.
+//!
+//! Two stages, as everywhere in mqpilot: serde reads the raw file (`deny_unknown_fields`, so a
+//! misspelt key is an error), then `Model::from_raw` checks counts, names and references and
+//! fills defaults. Every error is an [`Error::Config`] naming the file, line, column and the
+//! dotted field (`app[1].workload[0].batch`). A [`Model`] that exists is consistent: every app's
+//! channel is defined, every count is at least 1, `min <= max`.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::profile::{Kind, Profile};
+use crate::Error;
+use crate::toml_location::{field_error, parse_error};
+
+/// IBM's "unlimited" for MAXINST and MAXINSTC.
+pub const UNLIMITED: u64 = 999_999_999;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    queue_manager: RawQmgr,
+    #[serde(default)]
+    app: Vec<RawApp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQmgr {
+    name: String,
+    #[serde(default = "default_max_handles")]
+    max_handles: i64,
+    #[serde(default = "default_max_channels")]
+    max_channels: i64,
+    max_active_channels: Option<i64>,
+    #[serde(default = "default_max_uncommitted")]
+    max_uncommitted: i64,
+    max_connections: Option<i64>,
+    #[serde(default)]
+    channel: Vec<RawChannel>,
+}
+
+const fn default_max_handles() -> i64 {
+    256
+}
+const fn default_max_channels() -> i64 {
+    100
+}
+const fn default_max_uncommitted() -> i64 {
+    10_000
+}
+const fn unlimited() -> i64 {
+    UNLIMITED as i64
+}
+const fn default_sharecnv() -> i64 {
+    10
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChannel {
+    name: String,
+    #[serde(default = "unlimited")]
+    max_inst: i64,
+    #[serde(default = "unlimited")]
+    max_instc: i64,
+    #[serde(default = "default_sharecnv")]
+    sharecnv: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawInstances {
+    Count(i64),
+    Range(RawRange),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRange {
+    min: i64,
+    max: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApp {
+    name: String,
+    profile: Profile,
+    channel: String,
+    instances: RawInstances,
+    #[serde(default = "per_instance")]
+    client_address: String,
+    connections: Option<i64>,
+    sharecnv: Option<i64>,
+    handles_per_connection: Option<i64>,
+    uncommitted: Option<i64>,
+    #[serde(default)]
+    workload: Vec<RawWorkload>,
+}
+
+fn per_instance() -> String {
+    PER_INSTANCE.to_owned()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWorkload {
+    queue: String,
+    kind: String,
+    batch: Option<i64>,
+    concurrency: Option<i64>,
+    to: Option<String>,
+    backout_queue: Option<String>,
+    #[serde(default)]
+    queues: Vec<String>,
+    activities: Option<i64>,
+}
+
+/// The `client_address` value that gives every instance its own address.
+pub const PER_INSTANCE: &str = "per-instance";
+
+/// A checked model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Model {
+    /// The queue manager and its channels.
+    pub queue_manager: QueueManager,
+    /// The apps, in file order.
+    pub apps: Vec<App>,
+}
+
+/// The queue manager's limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueManager {
+    /// Queue manager name.
+    pub name: String,
+    /// MAXHANDS: handles per connection. Default 256.
+    pub max_handles: u64,
+    /// MaxChannels (qm.ini). Default 100.
+    pub max_channels: u64,
+    /// MaxActiveChannels (qm.ini). Default `max_channels`.
+    pub max_active_channels: u64,
+    /// MAXUMSGS. Default 10000.
+    pub max_uncommitted: u64,
+    /// The optional connection limit.
+    pub max_connections: Option<u64>,
+    /// Server-connection channels.
+    pub channels: Vec<Channel>,
+}
+
+/// A server-connection channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Channel {
+    /// Channel name.
+    pub name: String,
+    /// MAXINST. Default 999999999.
+    pub max_inst: u64,
+    /// MAXINSTC. Default 999999999.
+    pub max_instc: u64,
+    /// SHARECNV; 0 = no sharing. Default 10.
+    pub sharecnv: u64,
+}
+
+/// Where an app's instances connect from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Address {
+    /// Each instance its own address (MAXINSTC counts each instance alone).
+    PerInstance,
+    /// A shared address (a NAT, one host) counted together by MAXINSTC.
+    Group(String),
+}
+
+/// One app of the fleet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct App {
+    /// App name.
+    pub name: String,
+    /// How it spends connections and handles.
+    pub profile: Profile,
+    /// Index of its channel in [`QueueManager::channels`].
+    pub channel: usize,
+    /// Fewest instances planned (equal to `max` for a fixed count).
+    pub min_instances: u64,
+    /// Most instances planned: the count every check uses.
+    pub max_instances: u64,
+    /// Whether `instances` was a `{ min, max }` range.
+    pub range: bool,
+    /// Client address.
+    pub address: Address,
+    /// `connections`, when given.
+    pub connections: Option<u64>,
+    /// Client-side SHARECNV. Default 10.
+    pub sharecnv: u64,
+    /// `handles_per_connection` (custom profile).
+    pub handles_per_connection: Option<u64>,
+    /// `uncommitted` (custom profile).
+    pub uncommitted: Option<u64>,
+    /// What it does.
+    pub workloads: Vec<Workload>,
+}
+
+/// One workload of an app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workload {
+    /// The queue.
+    pub queue: String,
+    /// The profile's kind of operation.
+    pub kind: Kind,
+    /// Messages per operation. Default 1.
+    pub batch: u64,
+    /// Operations in flight at once per instance. Default 1.
+    pub concurrency: u64,
+    /// Forward target (mqpilot `forward`).
+    pub to: Option<String>,
+    /// Backout queue (mqpilot `poll`).
+    pub backout_queue: Option<String>,
+    /// Further queues (jms: extra destinations; ace: the flow's other queues).
+    pub queues: Vec<String>,
+    /// MQ activities (tibco `process`). Default 1.
+    pub activities: u64,
+}
+
+impl Model {
+    /// Reads a model from TOML text; `origin` names it in errors.
+    ///
+    /// # Errors
+    /// [`Error::Config`] with file:line:column and the field path.
+    pub fn from_toml(text: &str, origin: &Path) -> Result<Self, Error> {
+        let raw: RawModel = toml::from_str(text).map_err(|e| {
+            let mut error = parse_error(&e, text, origin);
+            if let Error::Config { message, .. } = &mut error
+                && message.contains("untagged enum RawInstances")
+            {
+                *message = "expected a count (instances = 12) or a range (instances = { min = 1, max = 40 })".into();
+            }
+            error
+        })?;
+        Self::from_raw(raw, &|field: String, message: String| {
+            field_error(text, origin, field, message)
+        })
+    }
+
+    /// Reads a model from a JSON object with the TOML file's structure (the MCP tool's
+    /// input). Errors name the field; line and column are 0.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming `origin` and the field.
+    pub fn from_json(value: &serde_json::Value, origin: &Path) -> Result<Self, Error> {
+        let config_error = |field: String, message: String| Error::Config {
+            path: origin.to_owned(),
+            line: 0,
+            column: 0,
+            field,
+            message,
+        };
+        let text =
+            toml::to_string(&without_nulls(value)).map_err(|e| config_error("document".into(), e.to_string()))?;
+        Self::from_toml(&text, origin).map_err(|e| match e {
+            Error::Config { field, message, .. } => config_error(field, message),
+            other => other,
+        })
+    }
+
+    fn from_raw(raw: RawModel, err: &dyn Fn(String, String) -> Error) -> Result<Self, Error> {
+        let q = raw.queue_manager;
+        let count = |field: &str, v: i64| -> Result<u64, Error> {
+            u64::try_from(v)
+                .ok()
+                .filter(|&n| n >= 1)
+                .ok_or_else(|| err(field.into(), format!("must be at least 1, not {v}")))
+        };
+        if q.name.trim().is_empty() {
+            return Err(err("queue_manager.name".into(), "must not be empty".into()));
+        }
+        let max_channels = count("queue_manager.max_channels", q.max_channels)?;
+        let mut channels = Vec::new();
+        let mut names = HashSet::new();
+        for (i, c) in q.channel.into_iter().enumerate() {
+            let at = |k: &str| format!("queue_manager.channel[{i}].{k}");
+            if !names.insert(c.name.clone()) {
+                return Err(err(at("name"), format!("channel {:?} is defined twice", c.name)));
+            }
+            let sharecnv = u64::try_from(c.sharecnv).map_err(|_| err(at("sharecnv"), "must be 0 or more".into()))?;
+            channels.push(Channel {
+                name: c.name,
+                max_inst: count(&at("max_inst"), c.max_inst)?,
+                max_instc: count(&at("max_instc"), c.max_instc)?,
+                sharecnv,
+            });
+        }
+        let queue_manager = QueueManager {
+            name: q.name,
+            max_handles: count("queue_manager.max_handles", q.max_handles)?,
+            max_channels,
+            max_active_channels: match q.max_active_channels {
+                Some(v) => count("queue_manager.max_active_channels", v)?,
+                None => max_channels,
+            },
+            max_uncommitted: count("queue_manager.max_uncommitted", q.max_uncommitted)?,
+            max_connections: q
+                .max_connections
+                .map(|v| count("queue_manager.max_connections", v))
+                .transpose()?,
+            channels,
+        };
+        let mut apps = Vec::new();
+        let mut app_names = HashSet::new();
+        for (i, a) in raw.app.into_iter().enumerate() {
+            if !app_names.insert(a.name.clone()) {
+                return Err(err(
+                    format!("app[{i}].name"),
+                    format!("app {:?} is defined twice", a.name),
+                ));
+            }
+            apps.push(check_app(i, a, &queue_manager, err)?);
+        }
+        Ok(Self { queue_manager, apps })
+    }
+
+    /// The app called `name`.
+    #[must_use]
+    pub fn app(&self, name: &str) -> Option<usize> {
+        self.apps.iter().position(|a| a.name == name)
+    }
+}
+
+/// `value` with every `null` member dropped: TOML has no null, and an absent key means the
+/// same (the default).
+fn without_nulls(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), without_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(without_nulls).collect()),
+        other => other.clone(),
+    }
+}
+
+fn check_app(i: usize, a: RawApp, qm: &QueueManager, err: &dyn Fn(String, String) -> Error) -> Result<App, Error> {
+    let at = |k: &str| format!("app[{i}].{k}");
+    let count = |field: String, v: i64| -> Result<u64, Error> {
+        u64::try_from(v)
+            .ok()
+            .filter(|&n| n >= 1)
+            .ok_or_else(|| err(field, format!("must be at least 1, not {v}")))
+    };
+    if a.name.trim().is_empty() {
+        return Err(err(at("name"), "must not be empty".into()));
+    }
+    let channel = qm.channels.iter().position(|c| c.name == a.channel).ok_or_else(|| {
+        let known: Vec<&str> = qm.channels.iter().map(|c| c.name.as_str()).collect();
+        err(
+            at("channel"),
+            format!(
+                "channel {:?} is not defined under [[queue_manager.channel]] (defined: {})",
+                a.channel,
+                if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                }
+            ),
+        )
+    })?;
+    let (min, max, range) = match a.instances {
+        RawInstances::Count(n) => {
+            let n = count(at("instances"), n)?;
+            (n, n, false)
+        }
+        RawInstances::Range(r) => {
+            let min = count(at("instances.min"), r.min)?;
+            let max = count(at("instances.max"), r.max)?;
+            if min > max {
+                return Err(err(at("instances"), format!("min ({min}) is greater than max ({max})")));
+            }
+            (min, max, true)
+        }
+    };
+    let address = match a.client_address.trim() {
+        "" => return Err(err(at("client_address"), "must not be empty".into())),
+        PER_INSTANCE => Address::PerInstance,
+        group => Address::Group(group.to_owned()),
+    };
+    let sharecnv = match a.sharecnv {
+        Some(v) => u64::try_from(v).map_err(|_| err(at("sharecnv"), format!("must be 0 or more, not {v}")))?,
+        None => 10,
+    };
+    let mut workloads = Vec::new();
+    for (w, raw) in a.workload.into_iter().enumerate() {
+        workloads.push(check_workload(&format!("app[{i}].workload[{w}]"), a.profile, raw, err)?);
+    }
+    if workloads.is_empty() && a.profile != Profile::Custom {
+        return Err(err(at("workload"), "an app needs at least one [[app.workload]]".into()));
+    }
+    let app = App {
+        name: a.name,
+        profile: a.profile,
+        channel,
+        min_instances: min,
+        max_instances: max,
+        range,
+        address,
+        connections: a.connections.map(|v| count(at("connections"), v)).transpose()?,
+        sharecnv,
+        handles_per_connection: a
+            .handles_per_connection
+            .map(|v| count(at("handles_per_connection"), v))
+            .transpose()?,
+        uncommitted: a
+            .uncommitted
+            .map(|v| u64::try_from(v).map_err(|_| err(at("uncommitted"), format!("must be 0 or more, not {v}"))))
+            .transpose()?,
+        workloads,
+    };
+    if app.profile == Profile::Custom {
+        for (field, given) in [
+            ("connections", app.connections.is_some()),
+            ("handles_per_connection", app.handles_per_connection.is_some()),
+            ("uncommitted", app.uncommitted.is_some()),
+        ] {
+            if !given {
+                return Err(err(at(field), format!("the custom profile needs `{field}`")));
+            }
+        }
+    }
+    Ok(app)
+}
+
+fn check_workload(
+    at: &str,
+    profile: Profile,
+    w: RawWorkload,
+    err: &dyn Fn(String, String) -> Error,
+) -> Result<Workload, Error> {
+    let field = |k: &str| format!("{at}.{k}");
+    let count = |k: &str, v: Option<i64>| -> Result<u64, Error> {
+        match v {
+            None => Ok(1),
+            Some(v) => u64::try_from(v)
+                .ok()
+                .filter(|&n| n >= 1)
+                .ok_or_else(|| err(field(k), format!("must be at least 1, not {v}"))),
+        }
+    };
+    let kind = Kind::parse(profile, &w.kind).ok_or_else(|| {
+        err(
+            field("kind"),
+            format!(
+                "unknown kind {:?} for profile {}; expected one of: {}",
+                w.kind,
+                profile.name(),
+                profile.kinds().join(", ")
+            ),
+        )
+    })?;
+    if w.queue.trim().is_empty() {
+        return Err(err(field("queue"), "must not be empty".into()));
+    }
+    if kind == Kind::Forward && w.to.is_none() {
+        return Err(err(
+            field("to"),
+            "a forward workload needs `to`, the target queue".into(),
+        ));
+    }
+    Ok(Workload {
+        queue: w.queue,
+        kind,
+        batch: count("batch", w.batch)?,
+        concurrency: count("concurrency", w.concurrency)?,
+        to: w.to,
+        backout_queue: w.backout_queue,
+        queues: w.queues,
+        activities: count("activities", w.activities)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "\
+[queue_manager]
+name = \"QM1\"
+max_handles = 256
+
+[[queue_manager.channel]]
+name = \"APP.SVRCONN\"
+
+[[app]]
+name = \"orders\"
+profile = \"logicapps-builtin\"
+channel = \"APP.SVRCONN\"
+instances = { min = 1, max = 40 }
+
+[[app.workload]]
+queue = \"ORDERS.IN\"
+kind = \"browse-lock-trigger\"
+batch = 20
+";
+
+    fn error(text: &str) -> String {
+        Model::from_toml(text, Path::new("m.toml")).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_good_model_fills_defaults() {
+        let m = Model::from_toml(GOOD, Path::new("m.toml")).unwrap();
+        assert_eq!(m.queue_manager.max_channels, 100);
+        assert_eq!(m.queue_manager.max_active_channels, 100);
+        assert_eq!(m.queue_manager.channels[0].sharecnv, 10);
+        let app = &m.apps[0];
+        assert_eq!((app.min_instances, app.max_instances, app.range), (1, 40, true));
+        assert_eq!(app.address, Address::PerInstance);
+        assert_eq!(app.workloads[0].concurrency, 1);
+    }
+
+    #[test]
+    fn an_unknown_field_names_line_and_path() {
+        let e = error(&GOOD.replace("batch = 20", "batch = 20\nbatchsize = 3"));
+        assert!(
+            e.starts_with("m.toml:18:1: app[0].workload[0].batchsize: unknown field"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_profile_and_kind_are_errors() {
+        let e = error(&GOOD.replace("\"logicapps-builtin\"", "\"mulesoft\""));
+        assert!(
+            e.starts_with("m.toml:10:11: app[0].profile: unknown variant `mulesoft`"),
+            "{e}"
+        );
+        let e = error(&GOOD.replace("\"browse-lock-trigger\"", "\"poll\""));
+        assert!(
+            e.starts_with("m.toml:16:1: app[0].workload[0].kind: unknown kind \"poll\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn zero_negative_and_reversed_counts_are_errors() {
+        let e = error(&GOOD.replace("batch = 20", "batch = 0"));
+        assert!(
+            e.starts_with("m.toml:17:1: app[0].workload[0].batch: must be at least 1, not 0"),
+            "{e}"
+        );
+        let e = error(&GOOD.replace("max_handles = 256", "max_handles = -3"));
+        assert!(
+            e.starts_with("m.toml:3:1: queue_manager.max_handles: must be at least 1"),
+            "{e}"
+        );
+        let e = error(&GOOD.replace("min = 1, max = 40", "min = 50, max = 40"));
+        assert!(
+            e.starts_with("m.toml:12:1: app[0].instances: min (50) is greater than max (40)"),
+            "{e}"
+        );
+        let e = error(&GOOD.replace("min = 1, max = 40", "lo = 1"));
+        assert!(e.contains("app[0].instances: expected a count"), "{e}");
+    }
+
+    #[test]
+    fn an_undefined_channel_is_an_error() {
+        let e = error(&GOOD.replace("channel = \"APP.SVRCONN\"", "channel = \"OTHER\""));
+        assert!(
+            e.starts_with("m.toml:11:1: app[0].channel: channel \"OTHER\" is not defined"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn json_models_read_like_toml() {
+        let m = Model::from_toml(GOOD, Path::new("m.toml")).unwrap();
+        let value: serde_json::Value = serde_json::to_value(toml::from_str::<toml::Value>(GOOD).unwrap()).unwrap();
+        assert_eq!(Model::from_json(&value, Path::new("json")).unwrap(), m);
+        let mut with_null = value.clone();
+        with_null["queue_manager"]["max_connections"] = serde_json::Value::Null;
+        assert_eq!(Model::from_json(&with_null, Path::new("json")).unwrap(), m);
+        let mut bad = value;
+        bad["app"][0]["instances"] = serde_json::json!(0);
+        let e = Model::from_json(&bad, Path::new("json")).unwrap_err().to_string();
+        assert_eq!(e, "json:0:0: app[0].instances: must be at least 1, not 0");
+    }
+}

@@ -1,0 +1,373 @@
+//! The plan of a fleet: per-app numbers, every check, recommendations and the overall status.
+//!
+//! [`Report`] is the JSON contract (`mqplan check --format json`, the MCP tool): field names
+//! and meanings are documented in the README and only ever added to. The text and markdown
+//! renderers read the same struct, so all three formats say the same thing.
+
+use serde::Serialize;
+
+use super::check::{Check, Status, check, covering};
+use super::math::{
+    AppNumbers, FirstFailure, Limit, Requirement, SEARCH_LIMIT, app_numbers, first_failure, requirements,
+};
+use super::model::{Address, Model, PER_INSTANCE};
+use super::profile::{Kind, Profile};
+
+/// Version of the JSON contract; raised only for a change that is not an addition.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A checked plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Version of this structure.
+    pub schema_version: u32,
+    /// Where the model came from (a path, or what the caller named it).
+    pub origin: String,
+    /// The headroom asked for, in percent.
+    pub headroom_pct: f64,
+    /// The queue manager's limits as modelled.
+    pub queue_manager: QmgrReport,
+    /// Per app.
+    pub apps: Vec<AppReport>,
+    /// Every limit in every scope.
+    pub checks: Vec<Check>,
+    /// Settings and design changes.
+    pub recommendations: Vec<Recommendation>,
+    /// Information only: handles open over all connections (MQ limits handles per connection).
+    pub total_open_handles: u64,
+    /// The worst check.
+    pub status: Status,
+}
+
+/// The queue manager as modelled.
+#[derive(Debug, Clone, Serialize)]
+pub struct QmgrReport {
+    /// Name.
+    pub name: String,
+    /// MAXHANDS.
+    pub max_handles: u64,
+    /// MaxChannels.
+    pub max_channels: u64,
+    /// MaxActiveChannels.
+    pub max_active_channels: u64,
+    /// MAXUMSGS.
+    pub max_uncommitted: u64,
+    /// Connection limit, if any.
+    pub max_connections: Option<u64>,
+    /// Channels.
+    pub channels: Vec<ChannelReport>,
+}
+
+/// A channel as modelled.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChannelReport {
+    /// Name.
+    pub name: String,
+    /// MAXINST.
+    pub max_inst: u64,
+    /// MAXINSTC.
+    pub max_instc: u64,
+    /// SHARECNV.
+    pub sharecnv: u64,
+}
+
+/// A planned instance range.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Range {
+    /// Fewest.
+    pub min: u64,
+    /// Most.
+    pub max: u64,
+}
+
+/// One app's plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppReport {
+    /// Name.
+    pub name: String,
+    /// Profile.
+    pub profile: Profile,
+    /// Channel.
+    pub channel: String,
+    /// `per-instance` or the address group.
+    pub client_address: String,
+    /// Instances the checks use (the range's max).
+    pub instances: u64,
+    /// The planned range, when one was given.
+    pub instances_range: Option<Range>,
+    /// K.
+    pub connections_per_instance: u64,
+    /// instances x K.
+    pub connections: u64,
+    /// Effective SHARECNV.
+    pub sharecnv: u64,
+    /// C.
+    pub channel_instances_per_instance: u64,
+    /// instances x C.
+    pub channel_instances: u64,
+    /// H.
+    pub peak_handles_per_connection: u64,
+    /// U.
+    pub uncommitted_per_unit_of_work: u64,
+    /// Scaling this app alone: where a check first fails.
+    pub first_failure: Option<FirstFailure>,
+    /// The most instances at which no check fails (up to the range max or 100,000).
+    pub max_safe_instances: u64,
+    /// How the numbers were worked out.
+    pub assumptions: Vec<String>,
+}
+
+/// A recommended setting or design change.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recommendation {
+    /// The limit to change; `None` for design advice.
+    pub limit: Option<Limit>,
+    /// Where: `queue manager`, `channel APP.SVRCONN`, or an app.
+    pub scope: String,
+    /// The value now.
+    pub current: Option<u64>,
+    /// A value that covers the plan with the headroom.
+    pub recommended: Option<u64>,
+    /// In words.
+    pub text: String,
+}
+
+/// Everything [`Report`] is computed from, kept for sweeps and emitters.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The model.
+    pub model: Model,
+    /// Per app numbers.
+    pub numbers: Vec<AppNumbers>,
+    /// Requirements.
+    pub requirements: Vec<Requirement>,
+    /// Planned instance counts (each app's max).
+    pub instances: Vec<u64>,
+}
+
+impl Plan {
+    /// Works out the numbers of `model`.
+    #[must_use]
+    pub fn new(model: Model) -> Self {
+        let numbers = app_numbers(&model);
+        let requirements = requirements(&model, &numbers);
+        let instances = model.apps.iter().map(|a| a.max_instances).collect();
+        Self {
+            model,
+            numbers,
+            requirements,
+            instances,
+        }
+    }
+
+    /// The names of the apps, by index.
+    #[must_use]
+    pub fn names(&self) -> Vec<&str> {
+        self.model.apps.iter().map(|a| a.name.as_str()).collect()
+    }
+
+    /// Every check with these instance counts.
+    #[must_use]
+    pub fn checks(&self, instances: &[u64], headroom: f64) -> Vec<Check> {
+        let names = self.names();
+        self.requirements
+            .iter()
+            .map(|r| check(r, instances, headroom, &names))
+            .collect()
+    }
+
+    /// How far `app` is searched for a first failure.
+    #[must_use]
+    pub fn search_max(&self, app: usize) -> u64 {
+        let a = &self.model.apps[app];
+        if a.range { a.max_instances } else { SEARCH_LIMIT }
+    }
+
+    /// The report, with `headroom` percent asked for.
+    #[must_use]
+    pub fn report(&self, origin: &str, headroom: f64) -> Report {
+        let qm = &self.model.queue_manager;
+        let checks = self.checks(&self.instances, headroom);
+        let apps = self.app_reports();
+        let total_open_handles = apps
+            .iter()
+            .map(|a| a.connections.saturating_mul(a.peak_handles_per_connection))
+            .sum();
+        let status = checks.iter().map(|c| c.status).max().unwrap_or(Status::Ok);
+        Report {
+            schema_version: SCHEMA_VERSION,
+            origin: origin.to_owned(),
+            headroom_pct: headroom,
+            queue_manager: QmgrReport {
+                name: qm.name.clone(),
+                max_handles: qm.max_handles,
+                max_channels: qm.max_channels,
+                max_active_channels: qm.max_active_channels,
+                max_uncommitted: qm.max_uncommitted,
+                max_connections: qm.max_connections,
+                channels: qm
+                    .channels
+                    .iter()
+                    .map(|c| ChannelReport {
+                        name: c.name.clone(),
+                        max_inst: c.max_inst,
+                        max_instc: c.max_instc,
+                        sharecnv: c.sharecnv,
+                    })
+                    .collect(),
+            },
+            recommendations: self.recommendations(&checks, headroom),
+            apps,
+            checks,
+            total_open_handles,
+            status,
+        }
+    }
+
+    fn app_reports(&self) -> Vec<AppReport> {
+        let qm = &self.model.queue_manager;
+        self.model
+            .apps
+            .iter()
+            .zip(&self.numbers)
+            .enumerate()
+            .map(|(i, (app, n))| {
+                let instances = self.instances[i];
+                let first = first_failure(&self.requirements, i, &self.instances, self.search_max(i));
+                AppReport {
+                    name: app.name.clone(),
+                    profile: app.profile,
+                    channel: qm.channels[app.channel].name.clone(),
+                    client_address: match &app.address {
+                        Address::PerInstance => PER_INSTANCE.to_owned(),
+                        Address::Group(g) => g.clone(),
+                    },
+                    instances,
+                    instances_range: app.range.then_some(Range {
+                        min: app.min_instances,
+                        max: app.max_instances,
+                    }),
+                    connections_per_instance: n.demand.connections,
+                    connections: instances * n.demand.connections,
+                    sharecnv: n.sharecnv,
+                    channel_instances_per_instance: n.channel_instances,
+                    channel_instances: instances * n.channel_instances,
+                    peak_handles_per_connection: n.demand.handles,
+                    uncommitted_per_unit_of_work: n.demand.uncommitted,
+                    max_safe_instances: first.map_or(self.search_max(i), |f| f.instances - 1),
+                    first_failure: first,
+                    assumptions: n.demand.assumptions.clone(),
+                }
+            })
+            .collect()
+    }
+
+    /// One setting per limit and scope that is not ok (the most any of its checks needs),
+    /// then design advice.
+    fn recommendations(&self, checks: &[Check], headroom: f64) -> Vec<Recommendation> {
+        let mut out: Vec<Recommendation> = Vec::new();
+        for c in checks.iter().filter(|c| c.status != Status::Ok) {
+            let scope = setting_scope(c);
+            let needed = covering(c.required, headroom);
+            if let Some(r) = out.iter_mut().find(|r| r.limit == Some(c.limit) && r.scope == scope) {
+                if needed > r.recommended.unwrap_or(0) {
+                    r.recommended = Some(needed);
+                    r.text = setting_text(c.limit, &scope, c.configured, needed, headroom);
+                }
+                continue;
+            }
+            out.push(Recommendation {
+                limit: Some(c.limit),
+                text: setting_text(c.limit, &scope, c.configured, needed, headroom),
+                scope,
+                current: Some(c.configured),
+                recommended: Some(needed),
+            });
+        }
+        out.extend(self.design_advice());
+        out
+    }
+
+    fn design_advice(&self) -> Vec<Recommendation> {
+        let mut out = Vec::new();
+        for (app, n) in self.model.apps.iter().zip(&self.numbers) {
+            let locks = app.workloads.iter().any(|w| w.kind.browse_locks());
+            if app.profile == Profile::LogicappsBuiltin && locks && n.demand.handles > 1 {
+                out.push(design(
+                    &app.name,
+                    format!(
+                        "receiving these batches under syncpoint (mqpilot `poll`) needs 1 handle per connection \
+                         instead of {}",
+                        n.demand.handles
+                    ),
+                ));
+            }
+            let shared = n.demand.connections.div_ceil(10);
+            if n.sharecnv < 10 && n.channel_instances > shared {
+                let what = if n.sharecnv == 0 {
+                    "SHARECNV 0 starts a channel instance per connection".to_owned()
+                } else {
+                    let plural = if n.sharecnv == 1 { "" } else { "s" };
+                    format!(
+                        "SHARECNV {} allows {} conversation{plural} per channel instance",
+                        n.sharecnv, n.sharecnv
+                    )
+                };
+                out.push(design(
+                    &app.name,
+                    format!(
+                        "{what} ({} per instance); SHARECNV 10 would start {shared}",
+                        n.channel_instances
+                    ),
+                ));
+            }
+            if app.profile == Profile::Mqpilot
+                && n.demand.uncommitted > self.model.queue_manager.max_uncommitted
+                && app.workloads.iter().any(|w| w.kind == Kind::Forward)
+            {
+                out.push(design(
+                    &app.name,
+                    "a forward batch counts its gets and its puts against MAXUMSGS: halve the batch".into(),
+                ));
+            }
+        }
+        out
+    }
+}
+
+fn design(app: &str, text: String) -> Recommendation {
+    Recommendation {
+        limit: None,
+        scope: format!("app {app}"),
+        current: None,
+        recommended: None,
+        text,
+    }
+}
+
+/// Where a limit is set: MAXINST and MAXINSTC on the channel, the rest on the queue manager.
+fn setting_scope(c: &Check) -> String {
+    match c.limit {
+        Limit::MaxInst | Limit::MaxInstc => c.scope.split(',').next().unwrap_or(&c.scope).to_owned(),
+        _ => "queue manager".into(),
+    }
+}
+
+fn setting_text(limit: Limit, scope: &str, current: u64, needed: u64, headroom: f64) -> String {
+    let what = match limit {
+        Limit::MaxHands => format!("ALTER QMGR MAXHANDS({needed})"),
+        Limit::MaxInst | Limit::MaxInstc => format!(
+            "ALTER CHANNEL({}) CHLTYPE(SVRCONN) {}({needed})",
+            scope.trim_start_matches("channel "),
+            limit.name()
+        ),
+        Limit::MaxChannels => format!("MaxChannels={needed} in qm.ini's CHANNELS stanza"),
+        Limit::MaxActiveChannels => format!("MaxActiveChannels={needed} in qm.ini's CHANNELS stanza"),
+        Limit::MaxConnections => format!("a connection limit of at least {needed}"),
+        Limit::MaxUmsgs => format!("ALTER QMGR MAXUMSGS({needed})"),
+    };
+    format!(
+        "{} on {scope}: {current} -> {needed} ({what}) covers the plan with {headroom}% headroom",
+        limit.name()
+    )
+}

@@ -1,0 +1,140 @@
+//! Scaling one app: every check's numbers at each instance count, the rest of the fleet fixed.
+//!
+//! A sweep row costs one pass over the requirements, so 10,000 counts of a 200-app fleet stay
+//! well under a frame's time; the first failure comes from the same closed form as the report.
+
+use serde::Serialize;
+
+use super::check::{Status, status};
+use super::math::{FirstFailure, Limit, first_failure};
+use super::report::Plan;
+
+/// One instance count of a sweep.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SweepRow {
+    /// The app's instance count.
+    pub instances: u64,
+    /// The app's channel instances (instances x C).
+    pub channel_instances: u64,
+    /// Channel instances on its channel over all apps (MAXINST's view).
+    pub channel_total: u64,
+    /// Channel instances on the queue manager (MaxChannels' view).
+    pub qmgr_channel_instances: u64,
+    /// Handles on one of its connections (does not grow with instances).
+    pub handles_per_connection: u64,
+    /// The worst of the checks the app takes part in.
+    pub status: Status,
+    /// The limits among them that fail at this count.
+    pub failing: Vec<Limit>,
+}
+
+/// A sweep of one app.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sweep {
+    /// The app.
+    pub app: String,
+    /// The rows, by instance count.
+    pub rows: Vec<SweepRow>,
+    /// Where the app first fails (searched to the sweep's end).
+    pub first_failure: Option<FirstFailure>,
+    /// MAXINST of its channel.
+    pub max_inst: u64,
+    /// MaxChannels (or MaxActiveChannels if lower).
+    pub max_channels: u64,
+    /// MAXHANDS.
+    pub max_handles: u64,
+}
+
+/// Sweeps app `app` over `from..=to` instances.
+#[must_use]
+pub fn sweep(plan: &Plan, app: usize, from: u64, to: u64, headroom: f64) -> Sweep {
+    let mut instances = plan.instances.clone();
+    let channel = plan.model.apps[app].channel;
+    let n = &plan.numbers[app];
+    let qm = &plan.model.queue_manager;
+    // Only the checks the app takes part in, as for its first failure: another app's own
+    // MAXHANDS does not change with this app's instances.
+    let involved: Vec<_> = plan.requirements.iter().filter(|r| r.involves(app)).collect();
+    let c = n.channel_instances;
+    let others_on_channel: u64 = (0..instances.len())
+        .filter(|&j| j != app && plan.model.apps[j].channel == channel)
+        .map(|j| instances[j] * plan.numbers[j].channel_instances)
+        .sum();
+    let others_on_qmgr: u64 = (0..instances.len())
+        .filter(|&j| j != app)
+        .map(|j| instances[j] * plan.numbers[j].channel_instances)
+        .sum();
+    let rows = (from..=to)
+        .map(|i| {
+            instances[app] = i;
+            let mut worst = Status::Ok;
+            let mut failing = Vec::new();
+            for r in &involved {
+                let s = status(r, r.required(&instances), headroom);
+                worst = worst.max(s);
+                if s == Status::Fails && !failing.contains(&r.limit) {
+                    failing.push(r.limit);
+                }
+            }
+            SweepRow {
+                instances: i,
+                channel_instances: i * c,
+                channel_total: others_on_channel + i * c,
+                qmgr_channel_instances: others_on_qmgr + i * c,
+                handles_per_connection: n.demand.handles,
+                status: worst,
+                failing,
+            }
+        })
+        .collect();
+    Sweep {
+        app: plan.model.apps[app].name.clone(),
+        rows,
+        first_failure: first_failure(&plan.requirements, app, &plan.instances, to),
+        max_inst: qm.channels[channel].max_inst,
+        max_channels: qm.max_channels.min(qm.max_active_channels),
+        max_handles: qm.max_handles,
+    }
+}
+
+/// The sweep as a text table.
+#[must_use]
+pub fn render_sweep(s: &Sweep) -> String {
+    use std::fmt::Write as _;
+    let mut out = format!(
+        "mqplan sweep: {} (MAXINST {}, MaxChannels {}, MAXHANDS {})\n",
+        s.app, s.max_inst, s.max_channels, s.max_handles
+    );
+    let _ = writeln!(
+        out,
+        "{:>9}  {:>17}  {:>13}  {:>14}  {:>17}  {:<7}  failing",
+        "instances", "channel instances", "channel total", "qmgr instances", "handles per conn", "status"
+    );
+    for r in &s.rows {
+        let failing: Vec<&str> = r.failing.iter().map(|l| l.name()).collect();
+        let line = format!(
+            "{:>9}  {:>17}  {:>13}  {:>14}  {:>17}  {:<7}  {}",
+            r.instances,
+            r.channel_instances,
+            r.channel_total,
+            r.qmgr_channel_instances,
+            r.handles_per_connection,
+            r.status.name(),
+            failing.join(", ")
+        );
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    match s.first_failure {
+        Some(f) => {
+            let _ = writeln!(
+                out,
+                "first failure: {} ({}) at {} instances",
+                f.reason_code,
+                f.limit.name(),
+                f.instances
+            );
+        }
+        None => out.push_str("first failure: none in this range\n"),
+    }
+    out
+}

@@ -1,0 +1,211 @@
+//! The plain-text report: what `mqplan check` prints on a terminal.
+//!
+//! It reads only [`Report`], so it says exactly what the JSON says. Colour (ANSI) marks the
+//! status words and nothing else, and only when asked for: tests and pipes get plain text.
+
+use std::fmt::Write as _;
+
+use super::check::Status;
+use super::report::{AppReport, Report};
+
+/// Renders `report`; `colour` adds ANSI colours to status words.
+#[must_use]
+pub fn render_text(report: &Report, colour: bool) -> String {
+    let mut out = String::new();
+    let qm = &report.queue_manager;
+    let _ = writeln!(
+        out,
+        "mqplan: {} ({}): {}",
+        qm.name,
+        report.origin,
+        paint(report.status, colour, true)
+    );
+    let _ = writeln!(
+        out,
+        "queue manager {}: MAXHANDS {}, MaxChannels {}, MaxActiveChannels {}, MAXUMSGS {}, connection limit {}",
+        qm.name,
+        qm.max_handles,
+        qm.max_channels,
+        qm.max_active_channels,
+        qm.max_uncommitted,
+        qm.max_connections.map_or_else(|| "none".to_owned(), |n| n.to_string())
+    );
+    for c in &qm.channels {
+        let _ = writeln!(
+            out,
+            "  channel {}: MAXINST {}, MAXINSTC {}, SHARECNV {}",
+            c.name, c.max_inst, c.max_instc, c.sharecnv
+        );
+    }
+    for app in &report.apps {
+        out.push('\n');
+        app_text(&mut out, app);
+    }
+    let _ = writeln!(out, "\nchecks (headroom asked: {}%):", report.headroom_pct);
+    let rows: Vec<[String; 7]> = report
+        .checks
+        .iter()
+        .map(|c| {
+            [
+                c.status.name().to_owned(),
+                c.limit.name().to_owned(),
+                c.scope.clone(),
+                c.required.to_string(),
+                c.configured.to_string(),
+                format!("{:.1}%", c.headroom_pct),
+                c.reason_code.to_string(),
+            ]
+        })
+        .collect();
+    let header = [
+        "status",
+        "limit",
+        "scope",
+        "required",
+        "configured",
+        "headroom",
+        "reason",
+    ]
+    .map(str::to_owned);
+    let widths: Vec<usize> = (0..7)
+        .map(|i| {
+            rows.iter()
+                .chain(std::iter::once(&header))
+                .map(|r| r[i].len())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for (n, row) in std::iter::once(&header).chain(&rows).enumerate() {
+        out.push_str("  ");
+        for (i, cell) in row.iter().enumerate() {
+            let padded = if (3..=6).contains(&i) {
+                format!("{cell:>w$}", w = widths[i])
+            } else {
+                format!("{cell:<w$}", w = widths[i])
+            };
+            if i == 0 && n > 0 {
+                out.push_str(&padded.replace(cell, &paint(report.checks[n - 1].status, colour, false)));
+            } else {
+                out.push_str(&padded);
+            }
+            out.push_str(if i < 6 { "  " } else { "" });
+        }
+        let trimmed = out.trim_end_matches(' ').len();
+        out.truncate(trimmed);
+        out.push('\n');
+    }
+    let _ = writeln!(
+        out,
+        "total open handles over all connections: {} (information only: MQ limits handles per connection)",
+        report.total_open_handles
+    );
+    if !report.recommendations.is_empty() {
+        out.push_str("\nrecommendations:\n");
+        for r in &report.recommendations {
+            let _ = writeln!(out, "  - {}", r.text);
+        }
+    }
+    let _ = writeln!(out, "\nstatus: {}", paint(report.status, colour, false));
+    out
+}
+
+fn app_text(out: &mut String, app: &AppReport) {
+    let range = app
+        .instances_range
+        .map(|r| format!(" (planned {}..{})", r.min, r.max))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "app {} ({}) on {}: {} instances{range}, client address {}",
+        app.name,
+        app.profile_name(),
+        app.channel,
+        app.instances,
+        app.client_address
+    );
+    let _ = writeln!(
+        out,
+        "  connections: {} per instance, {} in all; SHARECNV {}; channel instances: {} per instance, {} in all",
+        app.connections_per_instance,
+        app.connections,
+        app.sharecnv,
+        app.channel_instances_per_instance,
+        app.channel_instances
+    );
+    let _ = writeln!(
+        out,
+        "  peak handles per connection: {}; messages per unit of work: {}",
+        app.peak_handles_per_connection, app.uncommitted_per_unit_of_work
+    );
+    match app.first_failure {
+        Some(f) => {
+            let _ = writeln!(
+                out,
+                "  first failure: {} ({}) at {} instances; max safe instances: {}",
+                f.reason_code,
+                f.limit.name(),
+                f.instances,
+                app.max_safe_instances
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "  first failure: none up to {} instances; max safe instances: {}",
+                app.max_safe_instances, app.max_safe_instances
+            );
+        }
+    }
+    out.push_str("  assumptions:\n");
+    for a in &app.assumptions {
+        let _ = writeln!(out, "    - {a}");
+    }
+}
+
+impl AppReport {
+    /// The profile's name.
+    #[must_use]
+    pub const fn profile_name(&self) -> &'static str {
+        self.profile.name()
+    }
+}
+
+fn paint(status: Status, colour: bool, upper: bool) -> String {
+    let word = if upper {
+        status.name().to_uppercase()
+    } else {
+        status.name().to_owned()
+    };
+    if !colour {
+        return word;
+    }
+    let code = match status {
+        Status::Ok => "32",
+        Status::AtRisk => "33",
+        Status::Fails => "1;31",
+    };
+    format!("\x1b[{code}m{word}\x1b[0m")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_marks_status_words_only_when_asked() {
+        let report = crate::plan::check_text(
+            "[queue_manager]\nname = \"QM1\"\n[[queue_manager.channel]]\nname = \"C\"\n[[app]]\nname = \"a\"\n\
+             profile = \"tibco\"\nchannel = \"C\"\ninstances = 1\n[[app.workload]]\nqueue = \"Q\"\nkind = \"process\"\n",
+            "t.toml",
+            20.0,
+        )
+        .unwrap();
+        let plain = render_text(&report, false);
+        assert!(!plain.contains('\x1b'));
+        assert!(plain.contains("status: ok"));
+        let coloured = render_text(&report, true);
+        assert!(coloured.contains("\x1b[32mok\x1b[0m"));
+        assert_eq!(coloured.replace("\x1b[32m", "").replace("\x1b[0m", ""), plain);
+    }
+}

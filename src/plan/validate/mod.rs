@@ -1,0 +1,322 @@
+//! The fleet runner: a model executed on the fake queue manager with each profile's call
+//! pattern, everything held in flight at once, then what the fake observed set against the
+//! prediction.
+//!
+//! Apps run in file order, instance by instance, and nothing is released until the snapshot:
+//! that is the worst case the planner predicts. logicapps-builtin, jms, ace, tibco and custom
+//! instances are driven through the fake's safe verbs (each instance one client process);
+//! mqpilot instances run the real [`crate::pool::Pool`] and worker, whose sink waits at a gate until every
+//! poller holds a batch. The outcome matches when the reason codes the fake returned are the
+//! ones of the failing checks and, unless a connection-level limit fails (which stops part of
+//! the fleet from connecting at all), connections, channel instances and handles per
+//! connection equal the prediction.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::model::App;
+use super::profile::Profile;
+use super::report::Plan;
+use crate::Error;
+use crate::fake::{ChannelDef, FakeConfig, FakeQm, PutSpec, QueueDef};
+use crate::plan::math::{MQRC_CHANNEL_NOT_AVAILABLE, MQRC_MAX_CONNS_LIMIT_REACHED};
+use crate::plan::model::Address;
+use crate::plan::profile::Kind;
+use crate::worker::run::Run;
+
+mod instance;
+mod observe;
+mod worker;
+
+use instance::drive_instance;
+use observe::observe;
+use worker::{Gate, expected_arrivals, start_mqpilot};
+
+/// How long the runner waits for an mqpilot app's pollers to reach the gate.
+pub(super) const GATE_WAIT: Duration = Duration::from_secs(5);
+/// After a limit's reason code appears, how long the fleet may still settle.
+const SETTLE: Duration = Duration::from_millis(150);
+/// Process ids for instances driven through the safe verbs, far above the fake's own.
+const PROCESS_BASE: u64 = 1 << 40;
+
+/// One number, predicted and observed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compared {
+    /// What is compared.
+    pub what: String,
+    /// The planner's number.
+    pub predicted: u64,
+    /// The fake's number.
+    pub observed: u64,
+}
+
+/// What a validation run found.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Numbers that must be equal (empty when a connection-level limit fails).
+    pub numbers: Vec<Compared>,
+    /// Reason codes of the failing checks.
+    pub predicted_reasons: BTreeSet<i32>,
+    /// Reason codes the fake returned, with counts.
+    pub observed_reasons: BTreeMap<i32, u64>,
+    /// Whether a connection-level limit (2537, 2025) is predicted to fail.
+    pub connect_limited: bool,
+    /// What the runner could not drive, and why.
+    pub notes: Vec<String>,
+}
+
+impl Outcome {
+    /// Whether the fake did what the planner said.
+    #[must_use]
+    pub fn matches(&self) -> bool {
+        self.reasons_match() && self.numbers.iter().all(|c| c.predicted == c.observed)
+    }
+
+    /// Every observed reason code was predicted; anything predicted to fail produced at least
+    /// one of its codes; and without a connection-level failure, every predicted code appeared.
+    #[must_use]
+    pub fn reasons_match(&self) -> bool {
+        let observed: BTreeSet<i32> = self.observed_reasons.keys().copied().collect();
+        if !observed.is_subset(&self.predicted_reasons) {
+            return false;
+        }
+        if self.connect_limited {
+            !self.predicted_reasons.is_empty() && !observed.is_empty()
+        } else {
+            observed == self.predicted_reasons
+        }
+    }
+}
+
+/// The reason codes the runner watches for.
+const WATCHED: [i32; 4] = [2017, 2024, MQRC_MAX_CONNS_LIMIT_REACHED, MQRC_CHANNEL_NOT_AVAILABLE];
+
+/// Runs `plan`'s model on a fresh fake queue manager.
+///
+/// # Errors
+/// [`Error::Io`] if the async runtime for mqpilot apps cannot start.
+pub fn run(plan: &Plan) -> Result<Outcome, Error> {
+    let qm = FakeQm::new(fake_config(plan));
+    seed(plan, &qm);
+    let runtime = if plan.model.apps.iter().any(|a| a.profile == Profile::Mqpilot) {
+        Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|source| Error::Io {
+                    path: "tokio runtime".into(),
+                    source,
+                })?,
+        )
+    } else {
+        None
+    };
+    let mut notes = Vec::new();
+    let gate = Gate::new();
+    let cancel = CancellationToken::new();
+    let mut runs: Vec<Run> = Vec::new();
+    let mut process = PROCESS_BASE;
+    for (a, app) in plan.model.apps.iter().enumerate() {
+        if app.profile == Profile::Mqpilot {
+            let rt = runtime.as_ref().expect("a runtime exists when an mqpilot app does");
+            let _guard = rt.enter();
+            let expected = gate.arrived() + expected_arrivals(plan, a);
+            let reasons_before: u64 = observed_reasons(&qm).values().sum();
+            runs.extend(start_mqpilot(plan, a, &qm, &gate, &cancel, &mut notes));
+            wait_for(&qm, reasons_before, || gate.arrived() >= expected);
+            if gate.arrived() < expected {
+                let depth = app
+                    .workloads
+                    .iter()
+                    .map(|w| qm.depth(&w.queue).unwrap_or(0))
+                    .sum::<i32>();
+                notes.push(format!(
+                    "{}: {} of {expected} pollers reached the gate before the snapshot (queue depth left: {depth})",
+                    app.name,
+                    gate.arrived()
+                ));
+            }
+            continue;
+        }
+        for i in 0..app.max_instances {
+            process += 1;
+            drive_instance(plan, a, i, process, &qm);
+        }
+    }
+    let outcome = observe(plan, &qm, notes);
+    gate.release();
+    cancel.cancel();
+    if let Some(rt) = runtime {
+        rt.block_on(async {
+            for run in runs {
+                let _ = tokio::time::timeout(Duration::from_secs(10), run.finish()).await;
+            }
+        });
+        rt.shutdown_timeout(Duration::from_secs(2));
+    }
+    Ok(outcome)
+}
+
+fn clamp_i32(n: u64) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+pub(super) fn clamp_u32(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn fake_config(plan: &Plan) -> FakeConfig {
+    let m = &plan.model.queue_manager;
+    let mut config = FakeConfig::default();
+    config.queue_manager.name.clone_from(&m.name);
+    config.queue_manager.max_handles = clamp_i32(m.max_handles);
+    config.queue_manager.max_uncommitted = clamp_i32(m.max_uncommitted);
+    config.queue_manager.max_channels = clamp_u32(m.max_channels);
+    config.queue_manager.max_active_channels = Some(clamp_u32(m.max_active_channels));
+    config.queue_manager.max_connections = m.max_connections.map(clamp_u32);
+    for c in &m.channels {
+        config.channels.push(
+            ChannelDef::new(c.name.clone())
+                .max_inst(clamp_u32(c.max_inst))
+                .max_instc(clamp_u32(c.max_instc))
+                .sharecnv(clamp_u32(c.sharecnv)),
+        );
+    }
+    let mut queues = BTreeSet::new();
+    for app in &plan.model.apps {
+        queues.insert(custom_queue(app));
+        for w in &app.workloads {
+            queues.insert(w.queue.clone());
+            queues.extend(w.queues.iter().cloned());
+            queues.extend(w.to.iter().cloned());
+            queues.extend(w.backout_queue.iter().cloned());
+        }
+    }
+    for q in queues {
+        let mut def = QueueDef::new(q);
+        def.max_depth = i32::MAX;
+        config.queues.push(def);
+    }
+    config
+}
+
+/// The queue a custom app's handles are opened on.
+pub(super) fn custom_queue(app: &App) -> String {
+    app.workloads
+        .first()
+        .map_or_else(|| format!("MQPLAN.{}", app.name.to_uppercase()), |w| w.queue.clone())
+}
+
+/// Puts the messages every held operation needs: a browse-lock per handle, a batch per
+/// mqpilot connection, U per custom connection.
+fn seed(plan: &Plan, qm: &FakeQm) {
+    for (app, n) in plan.model.apps.iter().zip(&plan.numbers) {
+        let k = n.demand.connections;
+        let mut need: Vec<(String, u64)> = Vec::new();
+        match app.profile {
+            Profile::LogicappsBuiltin => {
+                for w in app.workloads.iter().filter(|w| w.kind.browse_locks()) {
+                    need.push((w.queue.clone(), w.concurrency * w.batch));
+                }
+            }
+            Profile::Mqpilot => {
+                for w in app
+                    .workloads
+                    .iter()
+                    .filter(|w| matches!(w.kind, Kind::Poll | Kind::Forward))
+                {
+                    need.push((w.queue.clone(), k * w.batch));
+                }
+            }
+            Profile::Custom => need.push((custom_queue(app), k * n.demand.uncommitted)),
+            Profile::Jms | Profile::Ace | Profile::Tibco => {}
+        }
+        for (queue, per_instance) in need {
+            for _ in 0..per_instance * app.max_instances {
+                let _ = qm.put_message(&queue, PutSpec::text("mqplan"));
+            }
+        }
+    }
+}
+
+pub(super) fn address(app: &App, instance: u64) -> String {
+    match &app.address {
+        Address::PerInstance => format!("{}#{instance}", app.name),
+        Address::Group(g) => g.clone(),
+    }
+}
+
+/// Waits until `done`, or until more watched reason codes than `before` were returned and the
+/// fleet settled, or [`GATE_WAIT`].
+fn wait_for(qm: &FakeQm, before: u64, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + GATE_WAIT;
+    let mut failed_at: Option<Instant> = None;
+    while !done() && Instant::now() < deadline {
+        if failed_at.is_none() && observed_reasons(qm).values().sum::<u64>() > before {
+            failed_at = Some(Instant::now());
+        }
+        if failed_at.is_some_and(|t| t.elapsed() >= SETTLE) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+pub(super) fn observed_reasons(qm: &FakeQm) -> BTreeMap<i32, u64> {
+    let mut out = BTreeMap::new();
+    for ((_, reason), n) in qm.reason_counts() {
+        if WATCHED.contains(&reason) && n > 0 {
+            *out.entry(reason).or_insert(0) += n;
+        }
+    }
+    out
+}
+
+/// The outcome as text: predicted against observed.
+#[must_use]
+pub fn render(o: &Outcome) -> String {
+    let mut out = String::from("mqplan validate: the model on the embedded fake queue manager\n");
+    if o.connect_limited {
+        out.push_str(
+            "  a connection-level limit fails, so part of the fleet cannot connect: counts are not compared\n",
+        );
+    }
+    for c in &o.numbers {
+        let mark = if c.predicted == c.observed {
+            "ok      "
+        } else {
+            "MISMATCH"
+        };
+        let _ = writeln!(
+            out,
+            "  {mark}  {}: predicted {}, observed {}",
+            c.what, c.predicted, c.observed
+        );
+    }
+    let predicted: Vec<String> = o.predicted_reasons.iter().map(ToString::to_string).collect();
+    let observed: Vec<String> = o.observed_reasons.iter().map(|(r, n)| format!("{r} x{n}")).collect();
+    let _ = writeln!(
+        out,
+        "  {}  reason codes: predicted [{}], observed [{}]",
+        if o.reasons_match() { "ok      " } else { "MISMATCH" },
+        predicted.join(", "),
+        observed.join(", ")
+    );
+    for n in &o.notes {
+        let _ = writeln!(out, "  note: {n}");
+    }
+    let _ = writeln!(
+        out,
+        "result: {}",
+        if o.matches() {
+            "observed matches predicted"
+        } else {
+            "mismatch"
+        }
+    );
+    out
+}

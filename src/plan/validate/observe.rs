@@ -1,0 +1,123 @@
+//! The snapshot: what the fake observed, set against the plan.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{Compared, Outcome, observed_reasons};
+use crate::fake::FakeQm;
+use crate::plan::check::Status;
+use crate::plan::math::{Limit, MQRC_CHANNEL_NOT_AVAILABLE, MQRC_MAX_CONNS_LIMIT_REACHED};
+use crate::plan::model::Address;
+use crate::plan::profile::Profile;
+use crate::plan::report::Plan;
+
+/// Reads the fake and sets it against the plan.
+pub(super) fn observe(plan: &Plan, qm: &FakeQm, mut notes: Vec<String>) -> Outcome {
+    let report = plan.report("validate", 0.0);
+    let failing: Vec<_> = report.checks.iter().filter(|c| c.status == Status::Fails).collect();
+    let predicted_reasons: BTreeSet<i32> = failing.iter().map(|c| c.reason_code).collect();
+    let connect_limited = predicted_reasons
+        .iter()
+        .any(|r| [MQRC_CHANNEL_NOT_AVAILABLE, MQRC_MAX_CONNS_LIMIT_REACHED].contains(r));
+    let conns: Vec<_> = qm.connections().into_iter().filter(|c| c.broken.is_none()).collect();
+    let channels = qm.channels();
+    // The worker stops a queue's pollers on 2024 (it will not fix itself), so an mqpilot app
+    // whose batch passes MAXUMSGS never holds its worst case: its counts are not compared.
+    let stopped: BTreeSet<&str> = plan
+        .model
+        .apps
+        .iter()
+        .filter(|a| a.profile == Profile::Mqpilot)
+        .filter(|a| {
+            failing
+                .iter()
+                .any(|c| c.limit == Limit::MaxUmsgs && c.apps.contains(&a.name))
+        })
+        .map(|a| a.name.as_str())
+        .collect();
+    for name in &stopped {
+        notes.push(format!(
+            "{name}: the worker stops its pollers on 2024 (MAXUMSGS), so its connections and channel instances \
+             are not compared"
+        ));
+    }
+    let mut numbers = Vec::new();
+    if !connect_limited {
+        let max_handles = plan.model.queue_manager.max_handles;
+        for (app, r) in plan.model.apps.iter().zip(&report.apps) {
+            if stopped.contains(app.name.as_str()) {
+                continue;
+            }
+            let mine: Vec<_> = conns.iter().filter(|c| c.appl_name == app.name).collect();
+            let instances: BTreeSet<(Option<String>, Option<u64>)> =
+                mine.iter().map(|c| (c.channel.clone(), c.instance)).collect();
+            let mut per_process: BTreeMap<u64, BTreeSet<Option<u64>>> = BTreeMap::new();
+            for c in &mine {
+                per_process.entry(c.process).or_default().insert(c.instance);
+            }
+            let push = |numbers: &mut Vec<Compared>, what: &str, predicted: u64, observed: usize| {
+                numbers.push(Compared {
+                    what: format!("{}: {what}", app.name),
+                    predicted,
+                    observed: observed as u64,
+                });
+            };
+            push(&mut numbers, "connections", r.connections, mine.len());
+            push(&mut numbers, "channel instances", r.channel_instances, instances.len());
+            push(
+                &mut numbers,
+                "channel instances per instance",
+                r.channel_instances_per_instance,
+                per_process.values().map(BTreeSet::len).max().unwrap_or(0),
+            );
+            push(
+                &mut numbers,
+                "peak handles per connection",
+                r.peak_handles_per_connection.min(max_handles),
+                mine.iter().map(|c| c.peak_handles).max().unwrap_or(0),
+            );
+        }
+        for (c, channel) in plan.model.queue_manager.channels.iter().enumerate() {
+            if plan
+                .model
+                .apps
+                .iter()
+                .any(|a| a.channel == c && stopped.contains(a.name.as_str()))
+            {
+                continue;
+            }
+            let status = channels.iter().find(|s| s.name == channel.name);
+            let predicted: u64 = report
+                .apps
+                .iter()
+                .zip(&plan.model.apps)
+                .filter(|(_, a)| a.channel == c)
+                .map(|(r, _)| r.channel_instances)
+                .sum();
+            numbers.push(Compared {
+                what: format!("channel {} instances", channel.name),
+                predicted,
+                observed: status.map_or(0, |s| s.instances as u64),
+            });
+            let mut groups: BTreeMap<&str, u64> = BTreeMap::new();
+            for (r, a) in report.apps.iter().zip(&plan.model.apps).filter(|(_, a)| a.channel == c) {
+                if let Address::Group(g) = &a.address {
+                    *groups.entry(g.as_str()).or_insert(0) += r.channel_instances;
+                }
+            }
+            for (g, predicted) in groups {
+                numbers.push(Compared {
+                    what: format!("channel {} address group {g} instances", channel.name),
+                    predicted,
+                    observed: status.and_then(|s| s.per_address.get(g)).map_or(0, |&n| n as u64),
+                });
+            }
+        }
+    }
+    Outcome {
+        numbers,
+        predicted_reasons,
+        observed_reasons: observed_reasons(qm),
+        connect_limited,
+        notes,
+    }
+}

@@ -1,0 +1,148 @@
+//! mqpilot instances: the real pool and worker on the fake, each instance its own pool (one
+//! client process), every batch held at a gate until the snapshot is taken.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio_util::sync::CancellationToken;
+
+use super::address;
+use crate::fake::FakeQm;
+use crate::mq::MqLibrary;
+use crate::mq::message::Message;
+use crate::mq::options::{ConnectOptions, parse_mqserver};
+use crate::plan::profile::Kind;
+use crate::plan::report::Plan;
+use crate::pool::{Pool, PoolConfig};
+use crate::worker::poller::{PollPlan, RunLimits, SinkTarget};
+use crate::worker::run::{QueueRun, Run, start};
+use crate::worker::sink::{Delivery, Sink};
+
+/// A sink that holds every batch until released: the barrier the worst case is read at.
+#[derive(Clone)]
+pub(super) struct Gate {
+    arrived: Arc<AtomicUsize>,
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl Gate {
+    pub(super) fn new() -> Self {
+        Self {
+            arrived: Arc::new(AtomicUsize::new(0)),
+            open: tokio::sync::watch::Sender::new(false),
+        }
+    }
+
+    pub(super) fn arrived(&self) -> usize {
+        self.arrived.load(Ordering::SeqCst)
+    }
+
+    pub(super) fn release(&self) {
+        self.open.send_replace(true);
+    }
+}
+
+impl Sink for Gate {
+    fn deliver<'a>(&'a self, _batch: &'a [Message]) -> Delivery<'a> {
+        let mut open = self.open.subscribe();
+        self.arrived.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            let _ = open.wait_for(|o| *o).await;
+            Ok(())
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        "gate"
+    }
+}
+
+/// Pollers of an mqpilot app that reach the gate at once: min(K, pollers) per instance.
+pub(super) fn expected_arrivals(plan: &Plan, a: usize) -> usize {
+    let app = &plan.model.apps[a];
+    let pollers: u64 = app
+        .workloads
+        .iter()
+        .filter(|w| matches!(w.kind, Kind::Poll | Kind::Forward))
+        .map(|w| w.concurrency)
+        .sum();
+    usize::try_from(plan.numbers[a].demand.connections.min(pollers) * app.max_instances).unwrap_or(usize::MAX)
+}
+
+/// Starts every instance of mqpilot app `a`: its own pool (one client process) and pollers.
+pub(super) fn start_mqpilot(
+    plan: &Plan,
+    a: usize,
+    qm: &FakeQm,
+    gate: &Gate,
+    cancel: &CancellationToken,
+    notes: &mut Vec<String>,
+) -> Vec<Run> {
+    let app = &plan.model.apps[a];
+    let channel = &plan.model.queue_manager.channels[app.channel].name;
+    if app.sharecnv != 10 {
+        notes.push(format!(
+            "{}: the worker connects with the client default SHARECNV 10, not the model's {}",
+            app.name, app.sharecnv
+        ));
+    }
+    for w in &app.workloads {
+        let skipped = match w.kind {
+            Kind::Send => Some("send workloads are not driven (the worker only polls)"),
+            Kind::Forward => Some("forward targets are not opened (the gate stands in for the queue sink)"),
+            _ if w.backout_queue.is_some() => Some("backout queues are opened only for poison messages"),
+            _ => None,
+        };
+        if let Some(why) = skipped {
+            notes.push(format!("{} ({}): {why}", app.name, w.queue));
+        }
+    }
+    let sink: Arc<dyn Sink> = Arc::new(gate.clone());
+    let queues: Vec<QueueRun> = app
+        .workloads
+        .iter()
+        .filter(|w| matches!(w.kind, Kind::Poll | Kind::Forward))
+        .map(|w| QueueRun {
+            plan: Arc::new(PollPlan {
+                queue: w.queue.as_str().into(),
+                syncpoint: true,
+                batch: usize::try_from(w.batch).unwrap_or(usize::MAX),
+                max_batch_bytes: usize::MAX,
+                wait_ms: 50,
+                backout_threshold: 0,
+                backout_queue: None,
+                sink: SinkTarget::External(Arc::clone(&sink)),
+            }),
+            workers: usize::try_from(w.concurrency).unwrap_or(usize::MAX),
+        })
+        .collect();
+    let Ok(server) = parse_mqserver(&format!("{channel}/TCP/localhost(1414)"), "model") else {
+        notes.push(format!(
+            "{}: channel {channel} is not a valid MQSERVER channel name",
+            app.name
+        ));
+        return Vec::new();
+    };
+    let Ok(options) = ConnectOptions::builder()
+        .with_channel(server)
+        .with_application_name(app.name.clone())
+        .build()
+    else {
+        return Vec::new();
+    };
+    let config = PoolConfig {
+        connections: usize::try_from(app.connections.unwrap_or(2)).unwrap_or(usize::MAX),
+        handle_reserve: 0,
+        ..PoolConfig::default()
+    };
+    (0..app.max_instances)
+        .map(|i| {
+            let pool = Pool::new(
+                MqLibrary::fake(qm.library(address(app, i))),
+                options.clone(),
+                config.clone(),
+            );
+            start(&pool, &queues, RunLimits::default(), cancel).1
+        })
+        .collect()
+}

@@ -1,0 +1,332 @@
+//! The fake queue manager over TCP, in this process: the remote library runs the real `mqi`
+//! API, a vanished client is backed out, a vanished server answers 2009, and bad frames
+//! close only their own connection.
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::str::FromStr;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use mqi::connection::{MqServer, ThreadNoBlock};
+use mqi::constants::{MQGMO_NO_WAIT, MQGMO_SYNCPOINT, MQOO_INPUT_AS_Q_DEF, MQOO_OUTPUT, MQPMO_NO_SYNCPOINT};
+use mqi::types::QueueName;
+use mqi::{Connection, Object, Syncpoint};
+use mqpilot::fake::net::protocol::{Encoder, Request, WireConnect, encode_md, kind, read_frame};
+use mqpilot::fake::net::{RemoteAdmin, RemoteMqi, RemoteVerbs, Server, ServerHandle};
+use mqpilot::fake::{ChannelDef, FakeConfig, FakeQm, QueueDef, default_md};
+
+type Conn = Connection<RemoteMqi, ThreadNoBlock>;
+
+fn serve() -> (FakeQm, ServerHandle) {
+    let mut config = FakeConfig::default();
+    config.queue_manager.max_handles = 3;
+    config
+        .channels
+        .push(ChannelDef::new("APP.SVRCONN").sharecnv(2).max_inst(5));
+    config.queues.push(QueueDef::new("A"));
+    config.queues.push(QueueDef::new("B"));
+    let qm = FakeQm::new(config);
+    let handle = Server::bind("127.0.0.1:0", qm.clone())
+        .and_then(Server::spawn)
+        .expect("serve on loopback");
+    (qm, handle)
+}
+
+fn connect(lib: RemoteMqi) -> Result<Conn, i32> {
+    let server = MqServer::try_from("APP.SVRCONN/TCP/localhost(1414)").expect("MQSERVER syntax");
+    mqi::connect_lib(lib, &server)
+        .map(mqi::result::Completion::discard_warning)
+        .map_err(|e| e.2.0)
+}
+
+fn open<'c>(conn: &'c Conn, queue: &str, options: mqi::types::MQOO) -> Result<Object<&'c Conn>, i32> {
+    Object::open(conn, &(QueueName::from_str(queue).expect("name"), options))
+        .map(mqi::result::Completion::discard_warning)
+        .map_err(|e| e.2.0)
+}
+
+fn get(obj: &Object<&Conn>, options: mqi::types::MQGMO) -> Result<Option<Vec<u8>>, i32> {
+    let mut buf = vec![0u8; 1024];
+    obj.get_data(&options, &mut buf[..])
+        .map(|c| c.discard_warning().map(<[u8]>::to_vec))
+        .map_err(|e| e.2.0)
+}
+
+#[test]
+fn the_remote_library_runs_mqi_with_the_fakes_reason_codes() {
+    let (qm, mut server) = serve();
+    let addr = server.local_addr().to_string();
+    let conn = connect(RemoteMqi::connect_to(addr.clone())).expect("connect");
+    let out = open(&conn, "A", MQOO_OUTPUT).expect("open A for output");
+    out.put_message(&MQPMO_NO_SYNCPOINT, "hello")
+        .expect("put")
+        .discard_warning();
+    let input = open(&conn, "A", MQOO_INPUT_AS_Q_DEF).expect("open A for input");
+    assert_eq!(
+        get(&input, MQGMO_SYNCPOINT | MQGMO_NO_WAIT).expect("get"),
+        Some(b"hello".to_vec())
+    );
+    let _ = Syncpoint::new(&conn).backout().expect("backout");
+    assert_eq!(
+        qm.browse("A")[0].backout_count,
+        1,
+        "MQBACK over TCP raises the backout count"
+    );
+    assert_eq!(get(&input, MQGMO_NO_WAIT).expect("get"), Some(b"hello".to_vec()));
+    assert_eq!(get(&input, MQGMO_NO_WAIT).expect("get on empty"), None, "2033");
+    // MAXHANDS 3: the third open fills it, the fourth gets 2017.
+    let _third = open(&conn, "B", MQOO_OUTPUT).expect("third handle");
+    assert_eq!(open(&conn, "B", MQOO_INPUT_AS_Q_DEF).err(), Some(2017));
+    assert_eq!(open(&conn, "NOPE", MQOO_OUTPUT).err(), Some(2085));
+    // Connections of one library share an instance (SHARECNV 2), another library's do not.
+    let second = connect(RemoteMqi::connect_to(addr.clone())).expect("second process");
+    let same = connect(RemoteMqi::connect_to(addr)).expect("third process");
+    let channel = qm.channel("APP.SVRCONN").expect("channel");
+    assert_eq!((channel.instances, channel.conversations), (3, 3));
+    assert_eq!(qm.connections()[0].client_address, "127.0.0.1");
+    drop((second, same));
+    server.shutdown();
+}
+
+#[test]
+fn connections_of_one_library_share_a_channel_instance_up_to_sharecnv() {
+    let (qm, mut server) = serve();
+    let lib = RemoteMqi::connect_to(server.local_addr().to_string());
+    let conns: Vec<Conn> = (0..3).map(|_| connect(lib.clone()).expect("connect")).collect();
+    let channel = qm.channel("APP.SVRCONN").expect("channel");
+    assert_eq!((channel.instances, channel.conversations), (2, 3), "SHARECNV 2");
+    drop(conns);
+    assert_eq!(
+        qm.channel("APP.SVRCONN").expect("channel").instances,
+        0,
+        "MQDISC ends them"
+    );
+    server.shutdown();
+}
+
+#[test]
+fn maxinstc_counts_the_client_address_over_tcp() {
+    let (qm, mut server) = serve();
+    qm.define_channel(ChannelDef::new("APP.SVRCONN").sharecnv(1).max_inst(10).max_instc(2));
+    let addr = server.local_addr().to_string();
+    let lib = RemoteMqi::connect_to(addr.clone());
+    let first = connect(lib.clone()).expect("first");
+    let second = connect(RemoteMqi::connect_to(addr)).expect("second process, same address");
+    assert_eq!(connect(lib).err(), Some(2537), "a third instance from 127.0.0.1");
+    let channel = qm.channel("APP.SVRCONN").expect("channel");
+    assert_eq!(channel.per_address.get("127.0.0.1"), Some(&2));
+    drop((first, second));
+    server.shutdown();
+}
+
+/// Sends a request frame on a raw socket and reads the answer's kind and body.
+fn call(stream: &mut TcpStream, request: &Request) -> (u8, Vec<u8>) {
+    let mut e = Encoder::default();
+    request.encode(&mut e);
+    stream.write_all(e.finish()).expect("send");
+    let mut body = Vec::new();
+    let k = read_frame(stream, &mut body).expect("answer");
+    (k, body)
+}
+
+/// A raw client: connected over the channel, with `queue` open for input; returns hconn, hobj.
+fn raw_client(addr: &str, queue: &str) -> (TcpStream, i32, i32) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let connect = Request::Connect {
+        token: 7,
+        req: WireConnect {
+            channel: Some("APP.SVRCONN".into()),
+            ..WireConnect::default()
+        },
+    };
+    let (k, body) = call(&mut s, &connect);
+    assert_eq!((k, body[0]), (kind::REPLY, 1), "connected");
+    let hconn = i32::from_le_bytes(body[5..9].try_into().expect("hconn"));
+    let open = Request::Open {
+        hconn,
+        object_type: 1,
+        name: queue.into(),
+        options: MQOO_INPUT_AS_Q_DEF.0,
+    };
+    let (_, body) = call(&mut s, &open);
+    assert_eq!(body[0], 1, "opened");
+    let hobj = i32::from_le_bytes(body[5..9].try_into().expect("hobj"));
+    (s, hconn, hobj)
+}
+
+fn get_request(hconn: i32, hobj: i32, options: i32, wait: i32) -> Request {
+    Request::Get {
+        hconn,
+        hobj,
+        options,
+        wait_interval: wait,
+        match_options: 0,
+        buffer_len: 1024,
+        md: encode_md(&default_md()),
+    }
+}
+
+fn wait_for(what: &str, check: impl Fn() -> bool) {
+    let started = std::time::Instant::now();
+    while !check() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_client_that_vanishes_mid_unit_of_work_is_backed_out_and_its_instance_freed() {
+    let (qm, mut server) = serve();
+    qm.put_message("A", mqpilot::fake::PutSpec::text("one")).expect("put");
+    let (mut s, hconn, hobj) = raw_client(&server.local_addr().to_string(), "A");
+    let (_, body) = call(&mut s, &get_request(hconn, hobj, MQGMO_SYNCPOINT.0, 0));
+    assert_eq!(body[0], 1, "got under syncpoint");
+    assert_eq!(qm.browse("A")[0].state, "got-uncommitted");
+    drop(s);
+    wait_for("the server to drop the connection", || qm.connections().is_empty());
+    let m = &qm.browse("A")[0];
+    assert_eq!((m.state, m.backout_count), ("visible", 1));
+    assert_eq!(qm.queue_status("A").expect("A").ipprocs, 0, "handle released");
+    assert_eq!(qm.channel("APP.SVRCONN").expect("channel").instances, 0);
+    server.shutdown();
+}
+
+#[test]
+fn a_client_that_vanishes_during_a_waiting_get_is_noticed_at_once() {
+    let (qm, mut server) = serve();
+    let (mut s, hconn, hobj) = raw_client(&server.local_addr().to_string(), "A");
+    let mut e = Encoder::default();
+    get_request(hconn, hobj, mqi::constants::MQGMO_WAIT.0, 60_000).encode(&mut e);
+    s.write_all(e.finish()).expect("send");
+    wait_for("the get to wait", || qm.waiting_gets("A") == 1);
+    drop(s);
+    // The wait is 60 s: the connection goes well before that.
+    wait_for("the server to drop the connection", || qm.connections().is_empty());
+    assert_eq!(qm.waiting_gets("A"), 0);
+    server.shutdown();
+}
+
+#[test]
+fn a_call_in_flight_when_the_server_goes_away_answers_2009() {
+    let (qm, mut server) = serve();
+    let lib =
+        RemoteMqi::over(RemoteVerbs::new(server.local_addr().to_string()).with_call_timeout(Duration::from_secs(5)));
+    let (tx, rx) = mpsc::channel();
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let conn = connect(lib).expect("connect");
+            let input = open(&conn, "A", MQOO_INPUT_AS_Q_DEF).expect("open");
+            let wait = mqi::constants::MQGMO_WAIT;
+            let mut buf = [0u8; 16];
+            let result = input.get_data(&(wait, mqi::get::GetWait::Wait(30_000)), &mut buf[..]);
+            tx.send(result.err().map(|e| e.2.0)).expect("report");
+        });
+        wait_for("the get to wait", || qm.waiting_gets("A") == 1);
+        server.shutdown();
+        let reason = rx.recv_timeout(Duration::from_secs(10)).expect("the get returned");
+        assert_eq!(reason, Some(2009));
+    });
+}
+
+#[test]
+fn a_server_that_stops_answering_gets_2009_after_the_call_deadline() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    // Answers MQCONNX, then reads every later frame and never answers.
+    let silent = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        let mut body = Vec::new();
+        read_frame(&mut s, &mut body).expect("connect frame");
+        let mut e = Encoder::frame(kind::REPLY);
+        e.u8(1).i32(0).i32(1);
+        s.write_all(e.finish()).expect("reply");
+        let _ = read_frame(&mut s, &mut body);
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+    });
+    let lib = RemoteMqi::over(RemoteVerbs::new(addr).with_call_timeout(Duration::from_millis(200)));
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let conn = connect(lib).expect("connect");
+        let first = open(&conn, "A", MQOO_OUTPUT).err();
+        let second = open(&conn, "A", MQOO_OUTPUT).err();
+        let _ = tx.send((first, second));
+    });
+    // Without the deadline the call would wait for ever; the bound here only keeps a broken
+    // build from hanging the test run.
+    let (first, second) = rx.recv_timeout(Duration::from_secs(20)).expect("the call returned");
+    assert_eq!(first, Some(2009));
+    assert_eq!(second, Some(2009), "and broken from then on");
+    silent.join().expect("silent server");
+}
+
+#[test]
+fn connecting_to_no_server_answers_2538() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let lib = RemoteMqi::connect_to(format!("127.0.0.1:{port}"));
+    assert_eq!(connect(lib).err(), Some(2538));
+    let admin = RemoteAdmin::new(format!("127.0.0.1:{port}"));
+    let err = admin.status().unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}")) && err.contains("cannot connect"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_connection_may_only_use_its_own_hconn() {
+    let (_qm, mut server) = serve();
+    let addr = server.local_addr().to_string();
+    let (_a, hconn_a, _) = raw_client(&addr, "A");
+    let (mut b, _, _) = raw_client(&addr, "B");
+    let (_, body) = call(&mut b, &Request::Cmit { hconn: hconn_a });
+    assert_eq!(
+        (body[0], i32::from_le_bytes(body[1..5].try_into().expect("rc"))),
+        (0, 2018)
+    );
+    server.shutdown();
+}
+
+#[test]
+fn bad_frames_get_an_error_frame_and_only_their_connection_closes() {
+    let (qm, mut server) = serve();
+    let addr = server.local_addr().to_string();
+    let good = connect(RemoteMqi::connect_to(addr.clone())).expect("connect");
+    let cases: [&[u8]; 4] = [
+        &[6, 0, 0, 0, 9, kind::CMIT, 1, 0, 0, 0], // version 9
+        &[0xff, 0xff, 0xff, 0x7f, 1, kind::PUT],  // 2 GiB frame
+        &[2, 0, 0, 0, 1, 200],                    // unknown kind
+        &[3, 0, 0, 0, 1, kind::CMIT, 1],          // truncated integer
+    ];
+    for (i, frame) in cases.iter().enumerate() {
+        let mut s = TcpStream::connect(&addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        s.write_all(frame).expect("send");
+        let mut body = Vec::new();
+        assert_eq!(
+            read_frame(&mut s, &mut body).expect("error frame"),
+            kind::ERROR,
+            "case {i}"
+        );
+        let text = String::from_utf8_lossy(&body[4..]).into_owned();
+        assert!(!text.is_empty(), "case {i} says why");
+        let mut rest = Vec::new();
+        assert_eq!(s.read_to_end(&mut rest).expect("closed"), 0, "case {i}: closed");
+    }
+    assert_eq!(server.protocol_errors(), 4);
+    // The well-behaved connection is unaffected.
+    let out = open(&good, "A", MQOO_OUTPUT).expect("open");
+    out.put_message(&MQPMO_NO_SYNCPOINT, "still here")
+        .expect("put")
+        .discard_warning();
+    assert_eq!(qm.depth("A"), Some(1));
+    server.shutdown();
+}

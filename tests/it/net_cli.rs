@@ -1,0 +1,112 @@
+//! `mqpilot fake-qm` on the command line: the admin subcommands against a server process,
+//! and the server's own start-up errors.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::net_procs::{FakeQmProcess, Scratch};
+
+const CONFIG: &str = r#"
+[[channel]]
+name = "APP.SVRCONN"
+
+[[queue]]
+name = "IN"
+"#;
+
+/// Runs `mqpilot args` to completion (bounded); exit code, stdout, stderr.
+fn mqpilot(args: &[&str]) -> (Option<i32>, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mqpilot"))
+        .args(args)
+        .env_remove("MQPILOT_FAKE_QM")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start mqpilot");
+    let started = std::time::Instant::now();
+    while child.try_wait().expect("try_wait").is_none() {
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("mqpilot {args:?} did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().expect("output");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn admin_subcommands_put_browse_depth_status_break_and_quiesce() {
+    let server = FakeQmProcess::start(CONFIG);
+    let s = server.addr.as_str();
+    let (code, out, err) = mqpilot(&[
+        "fake-qm",
+        "put",
+        "--server",
+        s,
+        "-q",
+        "IN",
+        "--data",
+        "order {n}",
+        "--count",
+        "3",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.lines().count(), 3, "three message ids: {out}");
+    assert!(out.lines().all(|l| l.len() == 48), "{out}");
+
+    let (code, out, _) = mqpilot(&["fake-qm", "depth", "--server", s, "-q", "IN"]);
+    assert_eq!((code, out.trim()), (Some(0), "3"));
+
+    let (_, out, _) = mqpilot(&["fake-qm", "browse", "--server", s, "-q", "IN"]);
+    let data: Vec<String> = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON line")["data"].to_string())
+        .collect();
+    assert_eq!(data, [r#""order 1""#, r#""order 2""#, r#""order 3""#]);
+
+    let (code, out, _) = mqpilot(&["fake-qm", "status", "--server", s]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("queue IN: depth 3"), "{out}");
+    assert!(out.contains("channel APP.SVRCONN: 0 instances"), "{out}");
+    let (_, out, _) = mqpilot(&["fake-qm", "status", "--server", s, "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&out).expect("status JSON");
+    assert_eq!(status["queue_manager"], "QM1");
+
+    let (code, out, _) = mqpilot(&["fake-qm", "break", "--server", s]);
+    assert_eq!((code, out.trim()), (Some(0), "broke 0 connection(s)"));
+
+    let (code, _, err) = mqpilot(&["fake-qm", "depth", "--server", s, "-q", "NOPE"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("unknown queue NOPE") && err.contains(s), "{err}");
+
+    let (code, out, _) = mqpilot(&["fake-qm", "quiesce", "--server", s]);
+    assert_eq!((code, out.trim()), (Some(0), "quiescing"));
+    assert_eq!(server.status().state, "quiescing");
+    let (code, _, _) = mqpilot(&["fake-qm", "start", "--server", s]);
+    assert_eq!(code, Some(0));
+    assert_eq!(server.status().state, "running");
+}
+
+#[test]
+fn a_bad_config_exits_2_naming_file_and_line_and_a_busy_port_exits_3() {
+    let bad = Scratch::new("bad.toml", "[[queue]]\nname = \"Q\"\ncolour = \"red\"\n");
+    let (code, _, err) = mqpilot(&["fake-qm", "--listen", "127.0.0.1:0", "--config", bad.arg()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains(bad.arg()) && err.contains(":3:"), "{err}");
+
+    let server = FakeQmProcess::start(CONFIG);
+    let (code, _, err) = mqpilot(&["fake-qm", "--listen", &server.addr]);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("cannot listen on"), "{err}");
+    let (code, _, err) = mqpilot(&["fake-qm", "status", "--server", "127.0.0.1:1"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("cannot connect"), "{err}");
+}

@@ -1,0 +1,283 @@
+//! The planner through its library entry points and the `mqplan` binary: exit codes, errors,
+//! emitters, sweeps and charts.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use mqpilot::plan::{self, Plan, Status, chart, model::Model, sweep};
+
+fn mqplan(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mqplan"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run mqplan")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn temp(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mqplan-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write");
+    path
+}
+
+const SMALL: &str = "\
+[queue_manager]
+name = \"QM1\"
+max_handles = 50
+max_channels = 10
+
+[[queue_manager.channel]]
+name = \"APP.SVRCONN\"
+max_inst = 8
+sharecnv = 10
+
+[[app]]
+name = \"orders\"
+profile = \"logicapps-builtin\"
+channel = \"APP.SVRCONN\"
+instances = 3
+connections = 10
+
+[[app.workload]]
+queue = \"ORDERS.IN\"
+kind = \"browse-lock-trigger\"
+batch = 20
+concurrency = 10
+";
+
+#[test]
+fn check_exit_codes_follow_the_worst_status() {
+    let ok = mqplan(&["check", "models/logicapps-standard.toml"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    assert!(stdout(&ok).contains("status: ok"));
+    let at_risk = mqplan(&["check", "models/mixed-fleet.toml"]);
+    assert_eq!(at_risk.status.code(), Some(1));
+    let fails = mqplan(&["check", "models/ace.toml", "--format", "json"]);
+    assert_eq!(fails.status.code(), Some(2));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&fails)).expect("json");
+    assert_eq!(json["status"], "fails");
+}
+
+#[test]
+fn json_report_keeps_its_documented_fields() {
+    let report = plan::check_text(SMALL, "small.toml", 20.0).expect("valid");
+    let json = serde_json::to_value(&report).expect("json");
+    for key in [
+        "schema_version",
+        "queue_manager",
+        "apps",
+        "checks",
+        "recommendations",
+        "status",
+        "total_open_handles",
+    ] {
+        assert!(json.get(key).is_some(), "missing {key}");
+    }
+    let app = &json["apps"][0];
+    for key in [
+        "name",
+        "profile",
+        "instances",
+        "connections_per_instance",
+        "connections",
+        "channel_instances_per_instance",
+        "channel_instances",
+        "peak_handles_per_connection",
+        "uncommitted_per_unit_of_work",
+        "first_failure",
+        "max_safe_instances",
+        "assumptions",
+    ] {
+        assert!(app.get(key).is_some(), "apps[0] lacks {key}");
+    }
+    for key in [
+        "limit",
+        "scope",
+        "required",
+        "configured",
+        "headroom_pct",
+        "status",
+        "reason_code",
+    ] {
+        assert!(json["checks"][0].get(key).is_some(), "checks[0] lacks {key}");
+    }
+    // 20 locks + 0 transient = 20 of 50 handles: ok; 3 channel instances of MAXINST 8: ok;
+    // scaling alone, the 9th instance needs a 9th channel instance: 2537.
+    assert_eq!(app["peak_handles_per_connection"], 20);
+    assert_eq!(app["first_failure"]["instances"], 9);
+    assert_eq!(app["first_failure"]["limit"], "MAXINST");
+    assert_eq!(app["first_failure"]["reason_code"], 2537);
+    assert_eq!(app["max_safe_instances"], 8);
+}
+
+#[test]
+fn json_objects_check_like_toml_text() {
+    let value = serde_json::to_value(toml::from_str::<toml::Value>(SMALL).expect("toml")).expect("json");
+    let from_json = plan::check_value(&value, "small.toml", 20.0).expect("valid");
+    let from_text = plan::check_text(SMALL, "small.toml", 20.0).expect("valid");
+    assert_eq!(
+        serde_json::to_value(&from_json).expect("json"),
+        serde_json::to_value(&from_text).expect("json")
+    );
+}
+
+#[test]
+fn an_invalid_model_exits_65_naming_file_line_and_field() {
+    let path = temp("bad.toml", &SMALL.replace("batch = 20", "batch = -4"));
+    let out = mqplan(&["check", path.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(65));
+    let err = stderr(&out);
+    assert!(
+        err.contains("bad.toml:21:1: app[0].workload[0].batch: must be at least 1, not -4"),
+        "{err}"
+    );
+    let path = temp(
+        "unknown.toml",
+        &SMALL.replace("sharecnv = 10", "sharecnv = 10\nshare_cnv = 3"),
+    );
+    let err = stderr(&mqplan(&["check", path.to_str().expect("utf-8")]));
+    assert!(
+        err.contains("unknown.toml:10:1: queue_manager.channel[0].share_cnv: unknown field"),
+        "{err}"
+    );
+}
+
+#[test]
+fn usage_errors_exit_64_and_help_exits_0() {
+    assert_eq!(mqplan(&["check"]).status.code(), Some(64));
+    assert_eq!(mqplan(&["frobnicate"]).status.code(), Some(64));
+    assert_eq!(
+        mqplan(&["check", "models/ace.toml", "--headroom", "120"]).status.code(),
+        Some(64)
+    );
+    assert_eq!(
+        mqplan(&["sweep", "models/ace.toml", "--app", "nobody"]).status.code(),
+        Some(64)
+    );
+    let help = mqplan(&["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(stdout(&help).contains("check"));
+    assert_eq!(mqplan(&["--version"]).status.code(), Some(0));
+}
+
+#[test]
+fn emit_mqsc_raises_what_the_plan_needs_and_says_why() {
+    let out = mqplan(&["emit", "mqsc", "models/ace.toml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mqsc = stdout(&out);
+    // 21 instances from the ace-nodes address; 21 / 0.8 -> 27.
+    assert!(
+        mqsc.contains("ALTER CHANNEL(ACE.SVRCONN) CHLTYPE(SVRCONN) MAXINST(60) MAXINSTC(27) SHARECNV(0)"),
+        "{mqsc}"
+    );
+    assert!(mqsc.contains("ALTER QMGR MAXHANDS(256)"), "{mqsc}");
+    assert!(mqsc.contains("MaxChannels=100"), "{mqsc}");
+    assert!(mqsc.lines().filter(|l| l.starts_with("ALTER")).count() == 2, "{mqsc}");
+}
+
+#[test]
+fn emit_keda_caps_replicas_at_max_safe_instances() {
+    let out = mqplan(&["emit", "keda", "models/mixed-fleet.toml", "--app", "orders"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let yaml = stdout(&out);
+    assert!(yaml.contains("maxReplicaCount: 6"), "{yaml}");
+    assert!(yaml.contains("queueName: ORDERS.IN"), "{yaml}");
+    assert!(yaml.contains("type: ibmmq"), "{yaml}");
+}
+
+#[test]
+fn a_sweep_marks_the_first_failure_where_the_report_does() {
+    let model = Model::from_toml(SMALL, "small.toml".as_ref()).expect("valid");
+    let plan = Plan::new(model);
+    let s = sweep::sweep(&plan, 0, 1, 12, 20.0);
+    assert_eq!(s.rows.len(), 12);
+    let first_failing = s.rows.iter().find(|r| r.status == Status::Fails).map(|r| r.instances);
+    assert_eq!(first_failing, Some(9));
+    assert_eq!(s.first_failure.map(|f| f.instances), Some(9));
+    assert_eq!(s.rows[7].channel_total, 8);
+}
+
+#[test]
+fn charts_render_as_png_and_svg_with_axis_labels() {
+    let model = Model::from_toml(SMALL, "small.toml".as_ref()).expect("valid");
+    let plan = Plan::new(model);
+    let s = sweep::sweep(&plan, 0, 1, 20, 20.0);
+    let svg = chart::render_svg(&s).expect("svg");
+    assert!(svg.starts_with("<svg"), "{}", &svg[..40]);
+    for label in [
+        "instances",
+        "channel instances",
+        "handles per connection",
+        "MAXINST 8",
+        "MAXHANDS 50",
+    ] {
+        assert!(svg.contains(label), "the SVG lacks {label:?}");
+    }
+    let png = temp("chart.png", "");
+    chart::write_chart(&s, &png).expect("png");
+    let bytes = std::fs::read(&png).expect("read png");
+    assert!(
+        bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.len() > 10_000,
+        "{} bytes",
+        bytes.len()
+    );
+    let out = mqplan(&[
+        "sweep",
+        "models/ace.toml",
+        "--app",
+        "integration",
+        "--chart",
+        "/tmp/x.gif",
+    ]);
+    assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+}
+
+#[test]
+fn another_apps_maxhands_is_not_this_apps_first_failure() {
+    let text = format!(
+        "{SMALL}\n[[app]]\nname = \"bw\"\nprofile = \"tibco\"\nchannel = \"APP.SVRCONN\"\ninstances = 1\n\
+         [[app.workload]]\nqueue = \"BW.IN\"\nkind = \"process\"\n"
+    )
+    .replace("max_handles = 50", "max_handles = 10")
+    .replace("max_inst = 8", "max_inst = 100")
+    .replace("max_channels = 10", "max_channels = 1000");
+    let report = plan::check_text(&text, "t.toml", 20.0).expect("valid");
+    assert_eq!(report.status, Status::Fails);
+    let orders = &report.apps[0];
+    assert_eq!(
+        orders.first_failure.map(|f| (f.instances, f.reason_code)),
+        Some((1, 2017))
+    );
+    assert_eq!(orders.max_safe_instances, 0);
+    let bw = &report.apps[1];
+    // bw's own limits: 3 instances of orders take 3 of MAXINST 100, so its 98th instance fails.
+    assert_eq!(bw.first_failure.map(|f| (f.instances, f.reason_code)), Some((98, 2537)));
+    assert_eq!(bw.max_safe_instances, 97);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, failure_persistence: None, ..Default::default() })]
+    /// The closed-form first failure is the first failing row of a sweep, for every app.
+    #[test]
+    fn first_failure_is_where_the_sweep_first_fails(model in crate::plan_validate::model_strategy()) {
+        let plan = Plan::new(Model::from_json(&model, "generated".as_ref()).expect("valid"));
+        let report = plan.report("generated", 20.0);
+        for (a, app) in report.apps.iter().enumerate() {
+            let s = sweep::sweep(&plan, a, 1, 300, 20.0);
+            let swept = s.rows.iter().find(|r| r.status == Status::Fails).map(|r| r.instances);
+            let solved = app.first_failure.map(|f| f.instances).filter(|&i| i <= 300);
+            proptest::prop_assert_eq!(swept, solved, "app {}", app.name);
+        }
+    }
+}

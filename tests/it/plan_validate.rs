@@ -1,0 +1,217 @@
+//! The planner against the fake queue manager: every model in `models/`, hand-picked failing
+//! fleets, and random fleets (proptest) run with each profile's call pattern, all operations
+//! held at once. Observed connections, channel instances (per channel and per address group)
+//! and peak handles per connection equal the prediction, and the fake returns a limit's reason
+//! code exactly when the planner says that limit fails.
+
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+use mqpilot::plan::validate::{self, Outcome};
+use mqpilot::plan::{Plan, model::Model};
+
+fn run(model: &Value) -> (Plan, Outcome) {
+    let model = Model::from_json(model, "generated".as_ref()).expect("a valid model");
+    let plan = Plan::new(model);
+    let outcome = validate::run(&plan).expect("validation runs");
+    (plan, outcome)
+}
+
+fn assert_matches(model: &Value, outcome: &Outcome) {
+    assert!(
+        outcome.matches(),
+        "{}\nmodel: {}",
+        validate::render(outcome),
+        serde_json::to_string(model).unwrap_or_default()
+    );
+}
+
+fn qmgr(max_handles: u64, max_channels: u64, channel: Value) -> Value {
+    json!({ "name": "QM1", "max_handles": max_handles, "max_channels": max_channels, "channel": [channel] })
+}
+
+#[test]
+fn every_model_file_validates_on_the_fake() {
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/models")).expect("models/") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("model");
+        let plan = Plan::new(Model::from_toml(&text, &path).expect("valid"));
+        let outcome = validate::run(&plan).expect("runs");
+        assert!(outcome.matches(), "{}: {}", path.display(), validate::render(&outcome));
+    }
+}
+
+#[test]
+fn browse_lock_batches_past_maxhands_get_2017_at_maxhands() {
+    let model = json!({
+        "queue_manager": qmgr(30, 100, json!({ "name": "C" })),
+        "app": [{ "name": "la", "profile": "logicapps-builtin", "channel": "C", "instances": 2, "connections": 2,
+                  "workload": [{ "queue": "Q", "kind": "browse-lock-trigger", "batch": 20, "concurrency": 3 }] }]
+    });
+    let (_, outcome) = run(&model);
+    assert_matches(&model, &outcome);
+    assert!(outcome.observed_reasons.get(&2017).copied().unwrap_or(0) > 0);
+    let handles = outcome
+        .numbers
+        .iter()
+        .find(|c| c.what == "la: peak handles per connection")
+        .expect("compared");
+    assert_eq!((handles.predicted, handles.observed), (30, 30));
+}
+
+#[test]
+fn an_address_group_past_maxinstc_gets_2537() {
+    let model = json!({
+        "queue_manager": qmgr(256, 100, json!({ "name": "C", "max_instc": 5, "sharecnv": 2 })),
+        "app": [
+            { "name": "a", "profile": "tibco", "channel": "C", "instances": 2, "client_address": "nat",
+              "workload": [{ "queue": "Q", "kind": "process", "activities": 2, "concurrency": 2 }] },
+            { "name": "b", "profile": "jms", "channel": "C", "instances": 1, "client_address": "nat",
+              "workload": [{ "queue": "Q", "kind": "listener", "concurrency": 2 }] }
+        ]
+    });
+    let (plan, outcome) = run(&model);
+    assert_matches(&model, &outcome);
+    // a: 2 x ceil(4/2) = 4, b: ceil(3/2) = 2: 6 instances from "nat" against MAXINSTC 5.
+    let report = plan.report("t", 20.0);
+    let group = report
+        .checks
+        .iter()
+        .find(|c| c.scope.contains("address group nat"))
+        .expect("group check");
+    assert_eq!((group.required, group.configured), (6, 5));
+    assert_eq!(
+        outcome.predicted_reasons.iter().copied().collect::<Vec<_>>(),
+        vec![2537]
+    );
+    assert!(outcome.observed_reasons.contains_key(&2537));
+}
+
+#[test]
+fn the_real_worker_holds_what_the_mqpilot_profile_predicts() {
+    let model = json!({
+        "queue_manager": qmgr(256, 100, json!({ "name": "C", "sharecnv": 3 })),
+        "app": [{ "name": "w", "profile": "mqpilot", "channel": "C", "instances": 3, "connections": 4,
+                  "workload": [{ "queue": "IN", "kind": "poll", "batch": 7, "concurrency": 6 }] }]
+    });
+    let (_, outcome) = run(&model);
+    assert_matches(&model, &outcome);
+    let find = |what: &str| outcome.numbers.iter().find(|c| c.what == what).expect(what).observed;
+    assert_eq!(find("w: connections"), 12);
+    assert_eq!(find("w: channel instances"), 6);
+    assert_eq!(find("w: peak handles per connection"), 1);
+}
+
+#[test]
+fn an_mqpilot_batch_past_maxumsgs_gets_2024() {
+    let model = json!({
+        "queue_manager": { "name": "QM1", "max_uncommitted": 5, "channel": [{ "name": "C" }] },
+        "app": [{ "name": "w", "profile": "mqpilot", "channel": "C", "instances": 1, "connections": 1,
+                  "workload": [{ "queue": "IN", "kind": "poll", "batch": 8, "concurrency": 1 }] }]
+    });
+    let (_, outcome) = run(&model);
+    assert_matches(&model, &outcome);
+    assert!(outcome.observed_reasons.contains_key(&2024));
+}
+
+/// A random app as JSON; `i` keeps names apart.
+fn app_strategy(i: usize) -> impl Strategy<Value = Value> {
+    let address = prop_oneof![
+        Just("per-instance".to_owned()),
+        Just("nat-a".to_owned()),
+        Just("nat-b".to_owned())
+    ];
+    let common = (1u64..=30, address, 0u64..=10);
+    let profile = prop_oneof![
+        (1u64..=12, 1u64..=60, 1u64..=12, prop::bool::ANY).prop_map(|(k, batch, c, send)| {
+            let mut w = vec![json!({ "queue": "LA.IN", "kind": "browse-lock-trigger", "batch": batch, "concurrency": c })];
+            if send {
+                w.push(json!({ "queue": "LA.OUT", "kind": "send" }));
+            }
+            json!({ "profile": "logicapps-builtin", "connections": k, "workload": w, "max_instances": 10 })
+        }),
+        (1u64..=6, 1u64..=6, 0usize..=2).prop_map(|(c, p, extra)| {
+            let queues: Vec<String> = (0..extra).map(|n| format!("JMS.X{n}")).collect();
+            json!({ "profile": "jms", "workload": [
+                { "queue": "JMS.IN", "kind": "listener", "concurrency": c, "queues": queues },
+                { "queue": "JMS.OUT", "kind": "producer", "concurrency": p }] })
+        }),
+        (1u64..=5, 0usize..=3).prop_map(|(c, extra)| {
+            let queues: Vec<String> = (0..extra).map(|n| format!("ACE.X{n}")).collect();
+            json!({ "profile": "ace", "workload": [{ "queue": "ACE.IN", "kind": "flow", "concurrency": c, "queues": queues }] })
+        }),
+        (1u64..=3, 1u64..=4).prop_map(|(a, c)| json!({ "profile": "tibco", "workload": [
+            { "queue": "BW.IN", "kind": "process", "activities": a, "concurrency": c }] })),
+        (1u64..=12, 1u64..=60, 0u64..=60).prop_map(|(k, h, u)| json!({
+            "profile": "custom", "connections": k, "handles_per_connection": h, "uncommitted": u,
+            "max_instances": 10 })),
+    ];
+    (common, profile).prop_map(move |((instances, address, sharecnv), mut app)| {
+        // Browse locks and syncpoint gets on one queue cost the fake a scan past every message
+        // already taken, so those profiles stay at 10 instances to keep each case fast.
+        let instances = match app.as_object_mut().and_then(|a| a.remove("max_instances")) {
+            Some(max) => instances.min(max.as_u64().unwrap_or(30)),
+            None => instances,
+        };
+        app["name"] = json!(format!("app{i}"));
+        app["channel"] = json!(if i.is_multiple_of(2) { "C1" } else { "C2" });
+        app["instances"] = json!(instances);
+        app["client_address"] = json!(address);
+        app["sharecnv"] = json!(sharecnv);
+        app
+    })
+}
+
+/// mqpilot apps run real pools (a thread per connection), so they stay small.
+fn mqpilot_strategy() -> impl Strategy<Value = Value> {
+    (1u64..=6, 1u64..=4, 1u64..=60, 1u64..=4).prop_map(|(instances, k, batch, workers)| {
+        json!({ "name": "worker", "profile": "mqpilot", "channel": "C1", "instances": instances, "connections": k,
+                "workload": [{ "queue": "MQP.IN", "kind": "poll", "batch": batch, "concurrency": workers }] })
+    })
+}
+
+fn limit(tight: std::ops::RangeInclusive<u64>, loose: u64) -> impl Strategy<Value = u64> {
+    prop_oneof![1 => tight, 2 => Just(loose)]
+}
+
+prop_compose! {
+    pub fn model_strategy()(
+        apps in prop::collection::vec(any::<prop::sample::Index>(), 1..=3)
+            .prop_flat_map(|n| (0..n.len()).map(app_strategy).collect::<Vec<_>>()),
+        worker in prop::option::weighted(0.4, mqpilot_strategy()),
+        max_handles in limit(1..=80, 256),
+        max_channels in limit(1..=150, 100_000),
+        max_uncommitted in limit(1..=60, 10_000),
+        max_connections in prop::option::weighted(0.2, 1u64..=600),
+        c1 in (limit(1..=100, 999_999_999), limit(1..=40, 999_999_999), 0u64..=10),
+        c2 in (limit(1..=100, 999_999_999), limit(1..=40, 999_999_999), 0u64..=10),
+    ) -> Value {
+        let mut apps = apps;
+        apps.extend(worker);
+        let channel = |name: &str, (max_inst, max_instc, sharecnv): (u64, u64, u64)| {
+            json!({ "name": name, "max_inst": max_inst, "max_instc": max_instc, "sharecnv": sharecnv })
+        };
+        let mut qm = json!({
+            "name": "QM1", "max_handles": max_handles, "max_channels": max_channels,
+            "max_uncommitted": max_uncommitted, "channel": [channel("C1", c1), channel("C2", c2)]
+        });
+        if let Some(max) = max_connections {
+            qm["max_connections"] = json!(max);
+        }
+        json!({ "queue_manager": qm, "app": apps })
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+    #[test]
+    fn the_fake_observes_what_the_planner_predicts(model in model_strategy()) {
+        let (_, outcome) = run(&model);
+        let observed: Vec<i32> = outcome.observed_reasons.keys().copied().collect();
+        for code in &observed {
+            prop_assert!(outcome.predicted_reasons.contains(code),
+                "{code} returned although no check with it fails\n{}", validate::render(&outcome));
+        }
+        prop_assert!(outcome.matches(), "{}\nmodel: {}", validate::render(&outcome), model);
+    }
+}
