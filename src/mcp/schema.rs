@@ -133,6 +133,51 @@ pub struct ReasonArgs {
     pub code: ReasonArg,
 }
 
+/// A planner model: TOML text, or a JSON object with the TOML file's structure.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ModelArg {
+    /// The model as TOML (the text of an `mqplan` model file).
+    Toml(String),
+    /// The model as a JSON object.
+    Object(serde_json::Map<String, serde_json::Value>),
+}
+
+/// `plan_capacity` arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanArgs {
+    /// The fleet and queue manager model (see `models/` for examples).
+    pub model: ModelArg,
+    /// Headroom in percent below which a check is at-risk, 0 to below 100 (default 20).
+    pub headroom_pct: Option<f64>,
+}
+
+/// The planner's report is an object whose schema is the planner's JSON contract
+/// (`schema_version`, `queue_manager`, `apps`, `checks`, `recommendations`, `status`).
+pub fn plan_output() -> std::sync::Arc<rmcp::model::JsonObject> {
+    let schema = serde_json::json!({
+        "type": "object",
+        "description": "the capacity planner's JSON report, as `mqplan check --format json` writes it",
+        "properties": {
+            "schema_version": {"type": "integer"},
+            "origin": {"type": "string"},
+            "headroom_pct": {"type": "number"},
+            "queue_manager": {"type": "object"},
+            "apps": {"type": "array"},
+            "checks": {"type": "array"},
+            "recommendations": {"type": "array"},
+            "total_open_handles": {"type": "integer"},
+            "status": {"type": "string"}
+        },
+        "required": ["schema_version", "apps", "checks", "status"]
+    });
+    match schema {
+        serde_json::Value::Object(map) => std::sync::Arc::new(map),
+        _ => unreachable!("a JSON object literal"),
+    }
+}
+
 /// A queue as `list_queues` shows it.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct QueueInfo {

@@ -22,6 +22,7 @@ use super::locks::{Action, LockError};
 use super::policy::{Capability, Policy, glob_matches};
 use super::queues::Queues;
 use super::schema::*;
+use crate::Error;
 use crate::mq::reason::{Reason, parse_reason};
 
 /// Every tool and the capability it needs. A new tool is one `#[tool]` method plus one row.
@@ -35,6 +36,7 @@ pub const TOOLS: &[(&str, Capability)] = &[
     ("lock_messages", Capability::Consume),
     ("complete_messages", Capability::Consume),
     ("put_message", Capability::Produce),
+    ("plan_capacity", Capability::Plan),
 ];
 
 const DEFAULT_BROWSE_LIMIT: u32 = 10;
@@ -475,6 +477,40 @@ impl McpServer {
             })
         })();
         self.finish(&who, "explain_reason_code", None, result)
+    }
+
+    #[tool(
+        description = "Capacity plan for a fleet model (TOML text or a JSON object, as mqplan reads it): which queue manager limit (MAXHANDS 2017, channel instances 2537, connections 2025, MAXUMSGS 2024) breaks first, at what scale, and what to change. Makes no MQ call.",
+        input_schema = input::<PlanArgs>(),
+        output_schema = plan_output(),
+        annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn plan_capacity(
+        &self,
+        Args(args): Args<PlanArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<serde_json::Value>, Fail> {
+        let who = caller(&ctx);
+        let result = (|| {
+            self.gate(&who, Capability::Plan, None)?;
+            let headroom = args.headroom_pct.unwrap_or(crate::plan::DEFAULT_HEADROOM_PCT);
+            if !(0.0..100.0).contains(&headroom) {
+                return invalid(format!("headroom_pct must be at least 0 and below 100, not {headroom}"));
+            }
+            let report = match &args.model {
+                ModelArg::Toml(text) => crate::plan::check_text(text, "model", headroom)?,
+                ModelArg::Object(map) => {
+                    crate::plan::check_value(&serde_json::Value::Object(map.clone()), "model", headroom)?
+                }
+            };
+            serde_json::to_value(&report).map_err(|e| {
+                Fail::from(Error::Options {
+                    source_name: "plan_capacity".into(),
+                    message: format!("the report could not be written as JSON: {e}"),
+                })
+            })
+        })();
+        self.finish(&who, "plan_capacity", None, result)
     }
 
     #[tool(

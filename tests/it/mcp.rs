@@ -145,13 +145,14 @@ async fn tools_list_matches_the_policy() {
             "browse_messages",
             "explain_reason_code",
             "list_queues",
+            "plan_capacity",
             "pool_status",
             "queue_status"
         ]
     );
     let (full, _) = stdio_client(server(&qm, open_policy(), 2, 32, &cancel), &cancel).await;
     let tools = full.list_all_tools().await.expect("tools");
-    assert_eq!(tools.len(), 9);
+    assert_eq!(tools.len(), 10);
     let get = |n: &str| tools.iter().find(|t| t.name == n).expect("tool listed").clone();
     let browse = get("browse_messages").annotations.expect("annotations");
     assert_eq!(
@@ -594,4 +595,42 @@ async fn stdio_serves_2026_07_28_discovery_clients_too() {
         legacy.peer_info().expect("peer").protocol_version.to_string(),
         "2025-11-25"
     );
+}
+
+#[tokio::test]
+async fn plan_capacity_reports_on_a_model_without_touching_mq() {
+    let qm = qm();
+    let cancel = CancellationToken::new();
+    let (client, _) = stdio_client(server(&qm, Policy::default(), 2, 32, &cancel), &cancel).await;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/mqpilot.toml");
+    let text = std::fs::read_to_string(&path).expect("model");
+    let from_toml = ok(&client, "plan_capacity", json!({"model": text})).await;
+    assert_eq!(from_toml["schema_version"], 1);
+    assert_eq!(from_toml["apps"][0]["name"], "orders-worker", "{from_toml}");
+    assert!(from_toml["status"].is_string());
+    let value: toml::Value = toml::from_str(&text).expect("toml");
+    let object = serde_json::to_value(value).expect("json");
+    let from_json = ok(&client, "plan_capacity", json!({"model": object})).await;
+    assert_eq!(
+        from_json["checks"], from_toml["checks"],
+        "TOML and JSON give the same plan"
+    );
+    let e = tool_error(
+        &client,
+        "plan_capacity",
+        json!({"model": "[queue_manager]\nname = 7\n"}),
+    )
+    .await;
+    assert!(e["error"].as_str().expect("error").contains("model:2:"), "{e}");
+    match call(&client, "plan_capacity", json!({"model": text, "headroom_pct": 100})).await {
+        Err(ServiceError::McpError(e)) => assert_eq!(e.code.0, -32602),
+        other => panic!("expected invalid params, got {other:?}"),
+    }
+    assert_eq!(qm.peak_connections(), 0, "the planner makes no MQ call");
+    let (denied, _) = stdio_client(
+        server(&qm, Policy::with(&[Capability::Inspect], &["*"]), 2, 32, &cancel),
+        &cancel,
+    )
+    .await;
+    assert!(!names(&denied).await.contains(&"plan_capacity".to_owned()));
 }

@@ -149,7 +149,7 @@ async fn both_protocol_generations_work_over_http() {
     assert_eq!(version(&new), "2026-07-28");
     let got = ok(&new, "browse_messages", json!({"queue": "ORDERS", "limit": 2})).await;
     assert_eq!(got["messages"].as_array().expect("messages").len(), 2);
-    assert_eq!(new.list_all_tools().await.expect("tools").len(), 9);
+    assert_eq!(new.list_all_tools().await.expect("tools").len(), 10);
 
     let old = client(&h.url, None, ClientLifecycleMode::Initialize)
         .await
