@@ -385,14 +385,29 @@ async fn a_lease_holder_sees_a_checkout_waiting_for_its_connection() {
     );
 }
 
-/// Records which queue each delivered batch came from.
-#[derive(Default)]
-struct Order(Mutex<Vec<String>>);
+/// Records which queue each delivered batch came from. Its first delivery waits until
+/// another poller is waiting for the pool's connection, so the test does not depend on how
+/// fast the second poller's task gets scheduled.
+struct Order {
+    batches: Mutex<Vec<String>>,
+    pool: Pool,
+}
 
 impl Sink for Order {
     fn deliver<'a>(&'a self, batch: &'a [Message]) -> Delivery<'a> {
-        self.0.lock().unwrap().push(batch[0].queue.to_string());
-        Box::pin(async { Ok(()) })
+        let first = {
+            let mut batches = self.batches.lock().unwrap();
+            batches.push(batch[0].queue.to_string());
+            batches.len() == 1
+        };
+        Box::pin(async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while first && self.pool.stats().snapshot().waits_for_connection == 0 {
+                assert!(std::time::Instant::now() < deadline, "the second poller never waited");
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            Ok(())
+        })
     }
 
     fn name(&self) -> &'static str {
@@ -406,7 +421,10 @@ async fn pollers_sharing_one_connection_take_turns() {
     seed(&qm, "IN", 3000);
     seed(&qm, "OUT", 3000);
     let pool = pool(&qm, 1);
-    let order = Arc::new(Order::default());
+    let order = Arc::new(Order {
+        batches: Mutex::default(),
+        pool: pool.clone(),
+    });
     let queues = ["IN", "OUT"]
         .into_iter()
         .map(|q| QueueRun {
@@ -416,7 +434,7 @@ async fn pollers_sharing_one_connection_take_turns() {
         .collect();
     let summary = run_until_empty(&pool, queues).await;
     assert_eq!(summary.total().delivered, 6000);
-    let order = order.0.lock().unwrap();
+    let order = order.batches.lock().unwrap();
     // Without turns, the first poller would keep the connection for hundreds of batches.
     let first_switch = order
         .iter()
