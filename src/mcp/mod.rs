@@ -5,7 +5,6 @@
 //! - [`queues`]: the queue operations, all through the connection pool and its budget.
 //! - [`locks`]: messages held under syncpoint on a reserved connection until completed or
 //!   expired.
-//! - [`browser`]: non-destructive reads on the pool's connection threads.
 //! - [`descriptor`]: the MQMD of a put.
 //! - [`failure`]: tool errors and argument checks.
 //! - [`catalog`]: queue names and the status MQINQ cannot give.
@@ -18,7 +17,6 @@
 
 pub mod audit;
 pub mod auth;
-pub mod browser;
 pub mod catalog;
 pub mod descriptor;
 pub mod failure;
@@ -60,10 +58,10 @@ pub fn build(
     cancel: &CancellationToken,
 ) -> McpServer {
     let connections = pool_config.connections.max(1);
-    let pool = Pool::new(library.clone(), options.clone(), pool_config);
+    let pool = Pool::new(library, options, pool_config);
     // A lock holds a connection: keep one free for every other tool.
     let max_locks = policy.limits.max_locks.min(connections.saturating_sub(1));
-    let queues = Queues::new(pool, library, options, catalog, connections, max_locks, cancel.clone());
+    let queues = Queues::new(pool, catalog, connections, max_locks, cancel.clone());
     McpServer::new(queues, policy)
 }
 

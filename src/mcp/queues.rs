@@ -11,23 +11,18 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::browser::{self, BrowseRequest};
 use super::catalog::{AdminStatus, Catalog};
 use super::locks::{LockError, Locks};
 use super::schema::{ConnectionOut, MessageOut, PoolStatus};
 use crate::Error;
-use crate::mq::MqLibrary;
 use crate::mq::message::Message;
-use crate::mq::options::ConnectOptions;
-use crate::mq::session::{GetRequest, QueueAttrs};
+use crate::mq::session::{Browsed, GetRequest, QueueAttrs};
 use crate::pool::{Lease, Pool};
 
 /// The MQ side of the server. Cheap to clone.
 #[derive(Clone)]
 pub struct Queues {
     pub(crate) pool: Pool,
-    library: MqLibrary,
-    options: ConnectOptions,
     pub(crate) catalog: Arc<dyn Catalog>,
     pub(crate) locks: Locks,
     pub(crate) max_connections: usize,
@@ -67,13 +62,11 @@ fn get_batch(
 }
 
 impl Queues {
-    /// The MQ side over `pool`; `library` and `options` must be the pool's (browse uses
-    /// them for its companion connections); `max_locks` locks at most.
+    /// The MQ side over `pool`: every call, browses included, runs on one of its
+    /// connections within its handle budget; `max_locks` locks at most.
     #[must_use]
     pub fn new(
         pool: Pool,
-        library: MqLibrary,
-        options: ConnectOptions,
         catalog: Arc<dyn Catalog>,
         max_connections: usize,
         max_locks: usize,
@@ -81,8 +74,6 @@ impl Queues {
     ) -> Self {
         Self {
             pool,
-            library,
-            options,
             catalog,
             locks: Locks::new(max_locks, cancel.clone()),
             max_connections,
@@ -132,23 +123,11 @@ impl Queues {
     ///
     /// # Errors
     /// [`Error::Mq`].
-    pub async fn browse(
-        &self,
-        queue: &str,
-        limit: usize,
-        max_payload_bytes: usize,
-    ) -> Result<Vec<browser::Browsed>, Error> {
-        let (lib, opts, q) = (self.library.clone(), self.options.clone(), queue.to_owned());
+    pub async fn browse(&self, queue: &str, limit: usize, max_payload_bytes: usize) -> Result<Vec<Browsed>, Error> {
+        let q = queue.to_owned();
         self.lease()
             .await?
-            .run(move |c| {
-                let request = BrowseRequest {
-                    limit,
-                    max_payload_bytes,
-                    handle_budget: c.budget(),
-                };
-                browser::browse(&lib, &opts, &q, request)
-            })
+            .run(move |c| c.browse(&q, limit, max_payload_bytes))
             .await
     }
 

@@ -58,6 +58,8 @@ pub enum Access {
     Output,
     /// MQOO_INQUIRE: attributes.
     Inquire,
+    /// MQOO_BROWSE: non-destructive reads.
+    Browse,
 }
 
 impl Access {
@@ -66,9 +68,19 @@ impl Access {
             Self::Input => MQOO_INPUT_AS_Q_DEF,
             Self::Output => MQOO_OUTPUT,
             Self::Inquire => MQOO_INQUIRE,
+            Self::Browse => MQOO_BROWSE,
         };
         base | MQOO_FAIL_IF_QUIESCING
     }
+}
+
+/// One browsed message.
+#[derive(Debug, Clone)]
+pub struct Browsed {
+    /// The message; `data` holds at most the requested number of bytes.
+    pub message: Message,
+    /// Whether the payload was cut at the requested size.
+    pub truncated: bool,
 }
 
 /// How to get one message.
@@ -274,6 +286,40 @@ impl Session {
                 Message::from_boxed(std::sync::Arc::clone(shared), md, self.arena.split().freeze())
             }));
         }
+    }
+
+    /// Browses up to `limit` messages of `queue` from the front, in delivery order, keeping at
+    /// most `max_payload_bytes` of each payload (MQGMO_ACCEPT_TRUNCATED_MSG: a longer message
+    /// is returned cut, and says so). Nothing is removed or locked.
+    ///
+    /// # Errors
+    /// [`Error::Mq`] from MQOPEN or MQGET.
+    pub fn browse(&mut self, queue: &str, limit: usize, max_payload_bytes: usize) -> Result<Vec<Browsed>, Error> {
+        let shared: std::sync::Arc<str> = queue.into();
+        let mut buffer = vec![0u8; max_payload_bytes.max(1)];
+        let object = self.handle(queue, Access::Browse)?;
+        let mut out = Vec::with_capacity(limit.min(100));
+        while out.len() < limit {
+            let position = if out.is_empty() {
+                MQGMO_BROWSE_FIRST
+            } else {
+                MQGMO_BROWSE_NEXT
+            };
+            let options: MQGMO = position | MQGMO_ACCEPT_TRUNCATED_MSG | MQGMO_FAIL_IF_QUIESCING;
+            let got = object
+                .get_data_with::<BoxedMd, _>(&(options, GetWait::NoWait), &mut buffer[..])
+                .map_err(|e| mq_error(&e, queue))?;
+            let truncated = got.warning().is_some_and(|(rc, _)| rc == MQRC_TRUNCATED_MSG_ACCEPTED);
+            let Some((data, BoxedMd(md))) = got.discard_warning() else {
+                break;
+            };
+            let keep = data.len().min(max_payload_bytes);
+            out.push(Browsed {
+                message: Message::from_boxed(std::sync::Arc::clone(&shared), md, data[..keep].to_vec()),
+                truncated: truncated || keep < data.len(),
+            });
+        }
+        Ok(out)
     }
 
     /// Puts `message` (its MQMD: ids, format, priority, persistence) with `data` on `queue`.

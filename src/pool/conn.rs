@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::Error;
 use crate::mq::message::Message;
 use crate::mq::reason::Reason;
-use crate::mq::session::{Access, GetRequest, QueueAttrs, Session, is_connection_lost};
+use crate::mq::session::{Access, Browsed, GetRequest, QueueAttrs, Session, is_connection_lost};
 
 use super::stats::PoolStats;
 
@@ -169,6 +169,16 @@ impl PooledConn {
             self.in_unit_of_work = false;
         }
         result
+    }
+
+    /// Browses up to `limit` messages of `queue` (see [`Session::browse`]) on a cached browse
+    /// handle, counted against the budget like any other.
+    ///
+    /// # Errors
+    /// [`Error::Mq`].
+    pub fn browse(&mut self, queue: &str, limit: usize, max_payload_bytes: usize) -> Result<Vec<Browsed>, Error> {
+        self.ensure_open(queue, Access::Browse)?;
+        self.session.browse(queue, limit, max_payload_bytes)
     }
 
     /// The queue's attributes (an inquire handle, counted against the budget like any other).
