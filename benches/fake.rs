@@ -9,6 +9,12 @@
 //! Each benchmark thread has its own connection and queue handle, opened once per thread
 //! outside the timed part and reused for every iteration; all of them share one queue
 //! manager and one queue, as consumers of one queue do.
+//!
+//! Two more cases measure how a get's cost grows with messages it must pass over, through the
+//! fake's safe verbs: a browse-lock (BROWSE_FIRST + LOCK, then UNLOCK) with N messages ahead
+//! of it already locked by other handles, and a put + syncpoint get + commit with N messages
+//! ahead of it put under syncpoint by another connection and not committed. Each should cost
+//! about the same whatever N.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -16,13 +22,16 @@ use std::str::FromStr;
 use std::sync::{LazyLock, Mutex};
 
 use divan::Bencher;
+use libmqm_sys as mq;
 use mqi::connection::{NO_CONNECT_OPTIONS, ThreadNone};
 use mqi::constants::{MQENC_NATIVE, MQGMO_SYNCPOINT, MQOO_INPUT_AS_Q_DEF, MQOO_OUTPUT, MQPMO_NO_SYNCPOINT};
 use mqi::header::{TextEnc, fmt::MQFMT_NONE};
 use mqi::string::CCSID;
 use mqi::types::{MessageFormat, QueueName};
 use mqi::{Connection, Object, Syncpoint};
-use mqpilot::fake::{FakeConfig, FakeMqi, FakeQm, QueueDef};
+use mqpilot::fake::{
+    ConnectRequest, FakeConfig, FakeMqi, FakeQm, GetOptions, ObjectRef, PutSpec, QueueDef, default_md,
+};
 
 const PAYLOAD_BYTES: usize = 1024;
 const QUEUE: &str = "BENCH.QUEUE";
@@ -119,6 +128,123 @@ fn vecdeque_push_pop(bencher: Bencher) {
         BASELINE.lock().expect("baseline lock").push_back(copy);
         let popped = BASELINE.lock().expect("baseline lock").pop_front();
         assert!(popped.is_some_and(|m| m.len() == PAYLOAD_BYTES));
+    });
+}
+
+/// A queue with `n` messages at its head that a new handle cannot see, and one it can.
+struct Hidden {
+    qm: FakeQm,
+    hconn: i32,
+    hobj: i32,
+}
+
+const HIDDEN_QUEUE: &str = "HIDDEN";
+
+fn hidden_qm() -> FakeQm {
+    let mut config = FakeConfig::default();
+    config.queue_manager.max_handles = 1_000_000;
+    config.queue_manager.max_uncommitted = 1_000_000;
+    let mut queue = QueueDef::new(HIDDEN_QUEUE);
+    queue.max_depth = i32::MAX;
+    config.queues.push(queue);
+    FakeQm::new(config)
+}
+
+fn hidden_object() -> ObjectRef {
+    ObjectRef {
+        object_type: mq::MQOT_Q,
+        name: HIDDEN_QUEUE.to_owned(),
+    }
+}
+
+fn gmo(options: i32) -> GetOptions {
+    GetOptions {
+        options: options | mq::MQGMO_NO_WAIT,
+        wait_interval: 0,
+        match_options: mq::MQMO_NONE,
+    }
+}
+
+impl Hidden {
+    /// `n` messages locked by other handles (of one other connection), then one free message.
+    fn locked(n: usize) -> Self {
+        let qm = hidden_qm();
+        let other = qm.connect(&ConnectRequest::default()).expect("connect");
+        for _ in 0..=n {
+            qm.put_message(HIDDEN_QUEUE, PutSpec::text("m")).expect("put");
+        }
+        for _ in 0..n {
+            let h = qm
+                .open(other, &hidden_object(), mq::MQOO_BROWSE | mq::MQOO_INPUT_SHARED)
+                .expect("open");
+            let got = qm.get(
+                other,
+                h,
+                &mut default_md(),
+                &gmo(mq::MQGMO_BROWSE_FIRST | mq::MQGMO_LOCK),
+                &mut [0; 8],
+            );
+            got.expect("browse-lock");
+        }
+        let hconn = qm.connect(&ConnectRequest::default()).expect("connect");
+        let hobj = qm
+            .open(hconn, &hidden_object(), mq::MQOO_BROWSE | mq::MQOO_INPUT_SHARED)
+            .expect("open");
+        Self { qm, hconn, hobj }
+    }
+
+    /// `n` messages put under syncpoint by another connection and not committed.
+    fn uncommitted(n: usize) -> Self {
+        let qm = hidden_qm();
+        let other = qm.connect(&ConnectRequest::default()).expect("connect");
+        let h = qm.open(other, &hidden_object(), mq::MQOO_OUTPUT).expect("open");
+        for _ in 0..n {
+            qm.put(other, h, &mut default_md(), mq::MQPMO_SYNCPOINT, b"m")
+                .expect("put");
+        }
+        let hconn = qm.connect(&ConnectRequest::default()).expect("connect");
+        let hobj = qm
+            .open(hconn, &hidden_object(), mq::MQOO_INPUT_SHARED | mq::MQOO_OUTPUT)
+            .expect("open");
+        Self { qm, hconn, hobj }
+    }
+}
+
+/// BROWSE_FIRST + LOCK past `n` messages locked by others, then UNLOCK.
+#[divan::bench(args = [100, 1_000, 10_000], sample_count = 200, sample_size = 16)]
+fn browse_lock_past_locked(bencher: Bencher, n: usize) {
+    let h = Hidden::locked(n);
+    bencher.bench(|| {
+        let got = h.qm.get(
+            h.hconn,
+            h.hobj,
+            &mut default_md(),
+            &gmo(mq::MQGMO_BROWSE_FIRST | mq::MQGMO_LOCK),
+            &mut [0; 8],
+        );
+        assert!(got.is_ok(), "the free message is found");
+        let unlocked =
+            h.qm.get(h.hconn, h.hobj, &mut default_md(), &gmo(mq::MQGMO_UNLOCK), &mut []);
+        assert!(unlocked.is_ok_and(|g| g.warning == 0), "the lock is released");
+    });
+}
+
+/// MQPUT + MQGET under syncpoint + MQCMIT past `n` uncommitted puts of another connection.
+#[divan::bench(args = [100, 1_000, 10_000], sample_count = 200, sample_size = 16)]
+fn syncpoint_get_past_uncommitted(bencher: Bencher, n: usize) {
+    let h = Hidden::uncommitted(n);
+    bencher.bench(|| {
+        h.qm.put(h.hconn, h.hobj, &mut default_md(), mq::MQPMO_NO_SYNCPOINT, b"m")
+            .expect("put");
+        let got = h.qm.get(
+            h.hconn,
+            h.hobj,
+            &mut default_md(),
+            &gmo(mq::MQGMO_SYNCPOINT),
+            &mut [0; 8],
+        );
+        assert!(got.is_ok(), "the committed message is found");
+        h.qm.commit(h.hconn).expect("commit");
     });
 }
 

@@ -7,7 +7,7 @@
 
 use libmqm_sys as mq;
 
-use super::queue::{MsgState, Selector, visible_to};
+use super::queue::Selector;
 use super::state::{Reason, State, Target, Work, unlock};
 use super::verbs::{GetOptions, Got};
 
@@ -99,9 +99,7 @@ pub(super) fn try_get(
         unlock(queue, key);
     }
     let found = if under_cursor {
-        let on_cursor = handle
-            .cursor
-            .filter(|k| queue.msgs.get(k).is_some_and(|m| visible_to(m.state, viewer)));
+        let on_cursor = handle.cursor.filter(|k| queue.visible_to(*k, viewer));
         Some(on_cursor.ok_or(mq::MQRC_NO_MSG_UNDER_CURSOR)?)
     } else {
         let after = if browse == mq::MQGMO_BROWSE_NEXT {
@@ -109,10 +107,10 @@ pub(super) fn try_get(
         } else {
             None
         };
-        queue.find(after, viewer, &Selector::from_md(md, gmo.match_options))
+        queue.find(after, viewer, handle.locked, &Selector::from_md(md, gmo.match_options))
     };
     let Some(key) = found else { return Ok((q, None)) };
-    let msg = queue.msgs.get_mut(&key).expect("found above");
+    let msg = queue.available_mut(key).expect("found above");
     let destructive = browse == 0;
     let syncpoint = destructive
         && (o & mq::MQGMO_SYNCPOINT != 0
@@ -143,7 +141,7 @@ pub(super) fn try_get(
     if !destructive {
         handle.cursor = Some(key);
         if o & mq::MQGMO_LOCK != 0 {
-            msg.state = MsgState::Locked { hconn, hobj };
+            queue.lock(key, hconn, hobj);
             handle.locked = Some(key);
         }
         return Ok((q, Some(Got { data_length, warning })));

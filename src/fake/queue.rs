@@ -1,9 +1,11 @@
 //! One local queue of the fake: its messages, their states and the order MQ delivers them.
 //!
-//! Messages sit in one ordered map; a state says who may see each one (everyone, the handle
-//! that locked it, nobody while an uncommitted put holds it). A message got under syncpoint
-//! moves to a second map under the same key until commit (gone) or backout (back in its
-//! place), so gets never step over a unit of work's messages.
+//! Each message sits in exactly one of four maps by state, all keyed by delivery order:
+//! `msgs` holds what every handle sees (committed, unlocked), `locked` what one handle has
+//! browse-locked, `put` what a unit of work has put and not committed, `got` what a unit of
+//! work has got and not committed. A get or browse walks `msgs` alone (plus its own handle's
+//! lock), so it never steps over messages other handles or units of work hold: finding the
+//! next candidate costs a B-tree search, whatever the queue holds besides.
 //! The order is priority then arrival (`MSGDLVSQ(PRIORITY)`) or arrival only (`FIFO`); the key
 //! of a message never changes, so cursors, locks and units of work point at keys.
 
@@ -45,8 +47,13 @@ pub(crate) struct Msg {
 /// A local queue and its run-time status.
 pub(crate) struct Queue {
     pub def: QueueDef,
-    /// Boxed so that B-tree rebalancing moves pointers, not ~420-byte descriptors.
+    /// Committed, unlocked messages: what every handle sees. Boxed so that B-tree
+    /// rebalancing moves pointers, not ~420-byte descriptors.
     pub msgs: BTreeMap<Key, Box<Msg>>,
+    /// Browse-locked messages, each seen only by the handle its state names.
+    locked: BTreeMap<Key, Box<Msg>>,
+    /// Messages put under syncpoint and not yet committed: nobody sees them.
+    put: BTreeMap<Key, Box<Msg>>,
     /// Handles open for input (IPPROCS).
     pub ipprocs: u32,
     /// Handles open for exclusive input.
@@ -55,8 +62,8 @@ pub(crate) struct Queue {
     pub opprocs: u32,
     /// Messages got or put under syncpoint and not yet committed (UNCOM).
     pub uncommitted: u32,
-    /// Messages got under syncpoint and not yet committed, by key (hidden from CURDEPTH).
-    pub got: BTreeMap<Key, Box<Msg>>,
+    /// Messages got under syncpoint and not yet committed (hidden from CURDEPTH).
+    got: BTreeMap<Key, Box<Msg>>,
     /// Highest CURDEPTH seen.
     pub peak_depth: i32,
     /// Waiting gets sleep here; every change that can satisfy or cancel a wait notifies it.
@@ -70,6 +77,8 @@ impl Queue {
         Self {
             def,
             msgs: BTreeMap::new(),
+            locked: BTreeMap::new(),
+            put: BTreeMap::new(),
             ipprocs: 0,
             exclusive_inputs: 0,
             opprocs: 0,
@@ -92,12 +101,30 @@ impl Queue {
 
     /// CURDEPTH: every message but those got under syncpoint (uncommitted puts count).
     pub fn depth(&self) -> i32 {
-        i32::try_from(self.msgs.len()).unwrap_or(i32::MAX)
+        i32::try_from(self.msgs.len() + self.locked.len() + self.put.len()).unwrap_or(i32::MAX)
+    }
+
+    /// A message a get may act on: visible to all, or browse-locked.
+    pub fn available_mut(&mut self, key: Key) -> Option<&mut Msg> {
+        match self.msgs.get_mut(&key) {
+            Some(m) => Some(m),
+            None => self.locked.get_mut(&key).map(AsMut::as_mut),
+        }
+    }
+
+    /// Whether handle `viewer` sees the message at `key`.
+    pub fn visible_to(&self, key: Key, viewer: (i32, i32)) -> bool {
+        self.msgs.contains_key(&key) || self.locked.get(&key).is_some_and(|m| visible_to(m.state, viewer))
+    }
+
+    /// Takes a message off the queue for a destructive get (visible or locked by the getter).
+    fn take(&mut self, key: Key) -> Option<Box<Msg>> {
+        self.msgs.remove(&key).or_else(|| self.locked.remove(&key))
     }
 
     /// Moves a message into `hconn`'s unit of work.
     pub fn get_under_syncpoint(&mut self, key: Key, hconn: i32) {
-        if let Some(mut m) = self.msgs.remove(&key) {
+        if let Some(mut m) = self.take(key) {
             m.state = MsgState::GetPending(hconn);
             self.got.insert(key, m);
             self.uncommitted += 1;
@@ -122,36 +149,105 @@ impl Queue {
         }
     }
 
+    /// Commit of a put: the message becomes visible.
+    pub fn commit_put(&mut self, key: Key) {
+        if let Some(mut m) = self.put.remove(&key) {
+            m.state = MsgState::Visible;
+            self.msgs.insert(key, m);
+            self.uncommitted -= 1;
+            self.wake();
+        }
+    }
+
+    /// Backout of a put: the message vanishes.
+    pub fn backout_put(&mut self, key: Key) {
+        if self.put.remove(&key).is_some() {
+            self.uncommitted -= 1;
+        }
+    }
+
+    /// Browse-locks a message to handle (`hconn`, `hobj`): from then on only it sees it.
+    pub fn lock(&mut self, key: Key, hconn: i32, hobj: i32) {
+        let state = MsgState::Locked { hconn, hobj };
+        if let Some(mut m) = self.msgs.remove(&key) {
+            m.state = state;
+            self.locked.insert(key, m);
+        } else if let Some(m) = self.locked.get_mut(&key) {
+            m.state = state;
+        }
+    }
+
+    /// Releases a browse lock: the message is visible to every handle again.
+    pub fn unlock(&mut self, key: Key) {
+        if let Some(mut m) = self.locked.remove(&key) {
+            m.state = MsgState::Visible;
+            self.msgs.insert(key, m);
+            self.wake();
+        }
+    }
+
     /// Every message, pending gets included, in delivery order.
     pub fn all(&self) -> Vec<&Msg> {
-        let mut all: Vec<(&Key, &Box<Msg>)> = self.msgs.iter().chain(self.got.iter()).collect();
+        let mut all: Vec<(&Key, &Box<Msg>)> = self.every().collect();
         all.sort_by_key(|(k, _)| **k);
         all.into_iter().map(|(_, m)| m.as_ref()).collect()
     }
 
-    /// Inserts a message and records the peak depth.
+    /// Every message in every state, in no particular order.
+    fn every(&self) -> impl Iterator<Item = (&Key, &Box<Msg>)> {
+        self.msgs
+            .iter()
+            .chain(self.locked.iter())
+            .chain(self.put.iter())
+            .chain(self.got.iter())
+    }
+
+    /// Inserts a message (visible, or an uncommitted put by its state) and records the peak
+    /// depth.
     pub fn insert(&mut self, key: Key, msg: Msg) {
-        self.msgs.insert(key, Box::new(msg));
+        let map = match msg.state {
+            MsgState::PutPending(_) => &mut self.put,
+            MsgState::Locked { .. } => &mut self.locked,
+            MsgState::GetPending(_) => &mut self.got,
+            MsgState::Visible => &mut self.msgs,
+        };
+        map.insert(key, Box::new(msg));
         self.peak_depth = self.peak_depth.max(self.depth());
     }
 
-    /// Removes a message for good.
+    /// Removes a message for good (a destructive get outside syncpoint).
     pub fn remove(&mut self, key: Key) -> Option<Box<Msg>> {
-        self.msgs.remove(&key)
+        self.take(key)
     }
 
-    /// The first message after `after` (or from the start) that `viewer` may see and that matches.
-    pub fn find(&self, after: Option<Key>, viewer: (i32, i32), select: &Selector) -> Option<Key> {
+    /// The first message after `after` (or from the start) that handle `viewer` may see and
+    /// that matches. `own_lock` is the message the handle has locked, if any: the only
+    /// locked message it sees.
+    pub fn find(
+        &self,
+        after: Option<Key>,
+        viewer: (i32, i32),
+        own_lock: Option<Key>,
+        select: &Selector,
+    ) -> Option<Key> {
         let range = match after {
             Some(k) => self
                 .msgs
                 .range((std::ops::Bound::Excluded(k), std::ops::Bound::Unbounded)),
             None => self.msgs.range(..),
         };
-        range
-            .filter(|(_, m)| visible_to(m.state, viewer) && select.matches(&m.md))
-            .map(|(k, _)| *k)
-            .next()
+        let visible = range.filter(|(_, m)| select.matches(&m.md)).map(|(k, _)| *k).next();
+        let own = own_lock.filter(|k| {
+            after.is_none_or(|a| *k > a)
+                && self
+                    .locked
+                    .get(k)
+                    .is_some_and(|m| visible_to(m.state, viewer) && select.matches(&m.md))
+        });
+        match (visible, own) {
+            (Some(v), Some(o)) => Some(v.min(o)),
+            (v, o) => v.or(o),
+        }
     }
 
     /// Wakes every get waiting on this queue (each re-checks what it waits for).
@@ -163,17 +259,15 @@ impl Queue {
 
     /// Age in seconds of the oldest message (MSGAGE), 0 when empty.
     pub fn oldest_age_secs(&self) -> u64 {
-        self.msgs
-            .values()
-            .chain(self.got.values())
-            .map(|m| m.arrived.elapsed().unwrap_or_default().as_secs())
+        self.every()
+            .map(|(_, m)| m.arrived.elapsed().unwrap_or_default().as_secs())
             .max()
             .unwrap_or(0)
     }
 }
 
 /// Whether a handle sees a message in this state.
-pub(crate) fn visible_to(state: MsgState, (hconn, hobj): (i32, i32)) -> bool {
+fn visible_to(state: MsgState, (hconn, hobj): (i32, i32)) -> bool {
     match state {
         MsgState::Visible => true,
         MsgState::Locked { hconn: c, hobj: o } => c == hconn && o == hobj,

@@ -9,7 +9,7 @@ use rustc_hash::FxHashMap as HashMap;
 use libmqm_sys as mq;
 
 use super::config::{ChannelDef, FakeConfig, QmgrDef, Sharing};
-use super::queue::{Key, MsgState, Queue};
+use super::queue::{Key, Queue};
 
 /// A reason code the fake returns with MQCC_FAILED.
 pub(crate) type Reason = i32;
@@ -347,14 +347,7 @@ impl State {
         for &w in &work {
             match w {
                 Work::Got(q, key) => self.queues[q].commit_get(key),
-                Work::Put(q, key) => {
-                    let queue = &mut self.queues[q];
-                    if let Some(m) = queue.msgs.get_mut(&key) {
-                        m.state = MsgState::Visible;
-                    }
-                    queue.uncommitted -= 1;
-                    queue.wake();
-                }
+                Work::Put(q, key) => self.queues[q].commit_put(key),
             }
         }
         self.reuse_uow(hconn, work);
@@ -368,11 +361,7 @@ impl State {
         for &w in &work {
             match w {
                 Work::Got(q, key) => self.queues[q].backout_get(key),
-                Work::Put(q, key) => {
-                    let queue = &mut self.queues[q];
-                    queue.remove(key);
-                    queue.uncommitted -= 1;
-                }
+                Work::Put(q, key) => self.queues[q].backout_put(key),
             }
         }
         self.reuse_uow(hconn, work);
@@ -444,12 +433,7 @@ impl State {
 
 /// Releases a browse lock on a message.
 pub(crate) fn unlock(queue: &mut Queue, key: Key) {
-    if let Some(m) = queue.msgs.get_mut(&key)
-        && matches!(m.state, MsgState::Locked { .. })
-    {
-        m.state = MsgState::Visible;
-        queue.wake();
-    }
+    queue.unlock(key);
 }
 
 use super::config::QueueDef;

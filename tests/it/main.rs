@@ -3,6 +3,7 @@
 mod cli;
 mod fake_basics;
 mod fake_browse;
+mod fake_hidden;
 mod fake_limits;
 mod fake_model;
 mod fake_waits;
