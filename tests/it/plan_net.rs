@@ -197,6 +197,34 @@ concurrency = 3
 }
 
 #[test]
+fn mqpilot_instances_connect_with_the_models_client_sharecnv() {
+    let toml = header(256, 999_999_999)
+        + r#"
+[[app]]
+name = "audit"
+profile = "mqpilot"
+channel = "APP.SVRCONN"
+instances = 2
+connections = 3
+sharecnv = 1
+
+[[app.workload]]
+queue = "AUDIT.IN"
+kind = "poll"
+batch = 2
+concurrency = 3
+"#;
+    let plan = Plan::new(Model::from_toml(&toml, "sharecnv.toml".as_ref()).expect("valid"));
+    let in_process = validate::run(&plan).expect("runs");
+    assert!(in_process.matches(), "{}", validate::render(&in_process));
+    assert_eq!(number(&in_process, "audit: channel instances per instance"), (3, 3));
+    let outcome = run(&toml);
+    // SHARECNV 1 on the client: one channel instance per connection, from the MQCD.
+    assert_eq!(number(&outcome, "audit: channel instances per instance"), (3, 3));
+    assert_eq!(number(&outcome, "audit: channel instances"), (6, 6));
+}
+
+#[test]
 fn a_running_fake_qm_server_is_used_and_checked() {
     let server = FakeQmProcess::start(
         r#"

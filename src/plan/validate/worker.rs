@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio_util::sync::CancellationToken;
 
-use super::address;
+use super::{address, clamp_u32};
 use crate::fake::FakeQm;
 use crate::mq::MqLibrary;
 use crate::mq::message::Message;
@@ -89,12 +89,6 @@ impl MqpilotApp {
     pub(super) fn new(plan: &Plan, a: usize, gate: &Gate, notes: &mut Vec<String>) -> Option<Self> {
         let app = &plan.model.apps[a];
         let channel = &plan.model.queue_manager.channels[app.channel].name;
-        if app.sharecnv != 10 {
-            notes.push(format!(
-                "{}: the worker connects with the client default SHARECNV 10, not the model's {}",
-                app.name, app.sharecnv
-            ));
-        }
         for w in &app.workloads {
             let skipped = match w.kind {
                 Kind::Send => Some("send workloads are not driven (the worker only polls)"),
@@ -135,6 +129,7 @@ impl MqpilotApp {
         let options = ConnectOptions::builder()
             .with_channel(server)
             .with_application_name(app.name.clone())
+            .with_sharecnv(clamp_u32(app.sharecnv))
             .build()
             .ok()?;
         let config = PoolConfig {
