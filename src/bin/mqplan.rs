@@ -105,6 +105,11 @@ enum Emit {
         #[arg(long, default_value_t = plan::DEFAULT_HEADROOM_PCT)]
         headroom: f64,
     },
+    /// The fake queue manager's definition file for the model (for `mqpilot fake-qm --config`).
+    FakeQm {
+        /// The model (TOML).
+        model: PathBuf,
+    },
     /// A KEDA ScaledObject whose maxReplicaCount is the app's max safe instances.
     Keda {
         /// The model (TOML).
@@ -255,6 +260,13 @@ fn run(command: Command) -> Result<u8, Failure> {
             plan::headroom(headroom)?;
             let (_, plan) = load(&model)?;
             print!("{}", plan::emit::mqsc(&plan, headroom));
+            Ok(0)
+        }
+        Command::Emit {
+            what: Emit::FakeQm { model },
+        } => {
+            let (_, plan) = load(&model)?;
+            print!("{}", plan::validate::fake_config_toml(&plan));
             Ok(0)
         }
         Command::Emit {

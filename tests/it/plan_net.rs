@@ -259,6 +259,28 @@ name = "ORDERS.OUT"
 }
 
 #[test]
+fn a_mqpilot_fake_qm_defined_by_emit_fake_qm_enforces_the_models_limits() {
+    let toml = mixed(7);
+    let file = Scratch::new("model.toml", &toml);
+    let plan = Plan::new(Model::from_toml(&toml, &file.0).expect("valid"));
+    let definition = validate::fake_config_toml(&plan);
+    let parsed = FakeConfig::from_toml(&definition, "emitted.toml".as_ref()).expect("the fake reads it");
+    assert_eq!(parsed.channels[0].max_instc, 7);
+    assert_eq!(parsed.queues.len(), 3);
+    let server = FakeQmProcess::start(&definition);
+    let mut opts = options(&file);
+    opts.server = Some(server.addr.clone());
+    let outcome = net::run(&plan, &opts).expect("runs on the server");
+    assert!(outcome.matches(), "{}", validate::render(&outcome));
+    assert!(outcome.observed_reasons.get(&2537).copied().unwrap_or(0) > 0);
+    let out = Command::new(MQPLAN)
+        .args(["emit", "fake-qm", file.arg()])
+        .output()
+        .expect("run mqplan");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), definition);
+}
+
+#[test]
 fn an_instance_that_dies_fails_the_run_with_its_reason() {
     let file = Scratch::new("model.toml", &logicapps(256));
     let plan = Plan::new(Model::from_toml(&logicapps(256), &file.0).expect("valid"));

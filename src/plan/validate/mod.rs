@@ -21,13 +21,14 @@ use super::model::App;
 use super::profile::Profile;
 use super::report::Plan;
 use crate::Error;
-use crate::fake::{ChannelDef, FakeConfig, FakeQm, PutSpec, QueueDef};
+use crate::fake::{FakeQm, PutSpec};
 use crate::plan::math::{MQRC_CHANNEL_NOT_AVAILABLE, MQRC_MAX_CONNS_LIMIT_REACHED};
 use crate::plan::model::Address;
 use crate::plan::profile::Kind;
 use crate::worker::run::Run;
 
 mod child;
+mod definition;
 mod fleet;
 mod instance;
 pub mod net;
@@ -35,6 +36,8 @@ mod observe;
 mod worker;
 
 pub use child::{InstanceArgs, run_instance};
+use definition::fake_config;
+pub use definition::fake_config_toml;
 
 use instance::drive_instance;
 use observe::{Snapshot, observe};
@@ -168,47 +171,12 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
     Ok(outcome)
 }
 
-fn clamp_i32(n: u64) -> i32 {
+pub(super) fn clamp_i32(n: u64) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
 pub(super) fn clamp_u32(n: u64) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
-}
-
-pub(super) fn fake_config(plan: &Plan) -> FakeConfig {
-    let m = &plan.model.queue_manager;
-    let mut config = FakeConfig::default();
-    config.queue_manager.name.clone_from(&m.name);
-    config.queue_manager.max_handles = clamp_i32(m.max_handles);
-    config.queue_manager.max_uncommitted = clamp_i32(m.max_uncommitted);
-    config.queue_manager.max_channels = clamp_u32(m.max_channels);
-    config.queue_manager.max_active_channels = Some(clamp_u32(m.max_active_channels));
-    config.queue_manager.max_connections = m.max_connections.map(clamp_u32);
-    for c in &m.channels {
-        config.channels.push(
-            ChannelDef::new(c.name.clone())
-                .max_inst(clamp_u32(c.max_inst))
-                .max_instc(clamp_u32(c.max_instc))
-                .sharecnv(clamp_u32(c.sharecnv)),
-        );
-    }
-    let mut queues = BTreeSet::new();
-    for app in &plan.model.apps {
-        queues.insert(custom_queue(app));
-        for w in &app.workloads {
-            queues.insert(w.queue.clone());
-            queues.extend(w.queues.iter().cloned());
-            queues.extend(w.to.iter().cloned());
-            queues.extend(w.backout_queue.iter().cloned());
-        }
-    }
-    for q in queues {
-        let mut def = QueueDef::new(q);
-        def.max_depth = i32::MAX;
-        config.queues.push(def);
-    }
-    config
 }
 
 /// The queue a custom app's handles are opened on.
