@@ -246,7 +246,10 @@ name = "ORDERS.OUT"
     let outcome = net::run(&plan, &opts).expect("runs on the running server");
     assert!(outcome.matches(), "{}", validate::render(&outcome));
     assert_eq!(outcome.server.as_deref(), Some(server.addr.as_str()));
+    // The run returns once the server has seen every instance go: it is free for the next.
     assert_eq!(crate::net_procs::connections_of(&server.status(), "orders"), 0);
+    let again = net::run(&plan, &opts).expect("a second run on the same server");
+    assert!(again.matches(), "{}", validate::render(&again));
 
     let missing = Scratch::new("model.toml", &mixed(999_999_999));
     let plan = Plan::new(Model::from_toml(&mixed(999_999_999), &missing.0).expect("valid"));
@@ -256,6 +259,9 @@ name = "ORDERS.OUT"
         .expect_err("the server lacks the model's queues")
         .to_string();
     assert!(err.contains("does not define queue AUDIT.IN"), "{err}");
+    opts.server = Some("192.0.2.1:1414".into());
+    let err = net::run(&plan, &opts).expect_err("not loopback").to_string();
+    assert!(err.contains("must listen on loopback"), "{err}");
 }
 
 #[test]

@@ -10,6 +10,9 @@
 //! ones of the failing checks and, unless a connection-level limit fails (which stops part of
 //! the fleet from connecting at all), connections, channel instances and handles per
 //! connection equal the prediction.
+//!
+//! [`net`] runs the same fleet with one OS process per instance against a `fake-qm` server
+//! (`mqplan validate --fake-qm`) and compares the server's status the same way.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;

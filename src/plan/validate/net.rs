@@ -32,6 +32,9 @@ pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long released instances have to end before they are killed.
 const REAP_WAIT: Duration = Duration::from_secs(15);
 
+/// How long a running server may take to notice the released instances' sockets closed.
+const DRAIN_WAIT: Duration = Duration::from_secs(5);
+
 /// Messages per admin put request while seeding.
 const SEED_CHUNK: u64 = 500;
 
@@ -103,9 +106,10 @@ fn run_on(plan: &Plan, options: &NetOptions, server: &str) -> Result<Outcome, Er
         server: server.to_owned(),
         message,
     };
+    check_loopback(server).map_err(fail)?;
     let admin = RemoteAdmin::new(server.to_owned());
     let before = admin.status()?;
-    check_server(plan, server, &before).map_err(fail)?;
+    check_server(plan, &before).map_err(fail)?;
     for (queue, n) in seed_counts(plan) {
         seed(&admin, &queue, n)?;
     }
@@ -150,7 +154,10 @@ fn run_on(plan: &Plan, options: &NetOptions, server: &str) -> Result<Outcome, Er
     snap.group_addresses = addresses.groups();
     let mut outcome = observe(plan, &snap, notes);
     outcome.server = Some(server.to_owned());
-    let problems = fleet.release(Instant::now() + REAP_WAIT);
+    let mut problems = fleet.release(Instant::now() + REAP_WAIT);
+    if options.server.is_some() && !drained(&admin) {
+        problems.push("the server still shows live connections after every instance ended".into());
+    }
     if problems.is_empty() {
         Ok(outcome)
     } else {
@@ -158,9 +165,26 @@ fn run_on(plan: &Plan, options: &NetOptions, server: &str) -> Result<Outcome, Er
     }
 }
 
-/// The server must be on loopback (the instances bind loopback client addresses), define
-/// the model's queue manager, channels and queues, and have no live connection.
-fn check_server(plan: &Plan, server: &str, status: &Status) -> Result<(), String> {
+/// Waits (up to [`DRAIN_WAIT`]) until the server has noticed that every instance's sockets
+/// closed, so the next run finds it free.
+fn drained(admin: &RemoteAdmin) -> bool {
+    let deadline = Instant::now() + DRAIN_WAIT;
+    loop {
+        let live = admin.status().map_or(usize::MAX, |s| {
+            s.connections.iter().filter(|c| c.broken.is_none()).count()
+        });
+        if live == 0 {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The server must be on loopback: the instances bind loopback client addresses.
+fn check_loopback(server: &str) -> Result<(), String> {
     let addrs: Vec<_> = server
         .to_socket_addrs()
         .map_err(|e| format!("not a host:port address: {e}"))?
@@ -168,6 +192,12 @@ fn check_server(plan: &Plan, server: &str, status: &Status) -> Result<(), String
     if addrs.is_empty() || !addrs.iter().all(|a| a.ip().is_loopback()) {
         return Err("the server must listen on loopback: the instances connect from 127.1.x.y client addresses".into());
     }
+    Ok(())
+}
+
+/// The server must define the model's queue manager, channels and queues, and have no live
+/// connection.
+fn check_server(plan: &Plan, status: &Status) -> Result<(), String> {
     let model = &plan.model.queue_manager;
     if status.queue_manager != model.name {
         return Err(format!(
