@@ -3,6 +3,7 @@
 //! address group, each group its own loopback client address) and peak handles per connection
 //! equal the prediction, and limits give their reason codes. Every instance process is reaped
 //! by the run (killed by PID on failure); servers started here are killed by their guards.
+//! Random fleets reuse the in-process property test's strategy with at most 3 instances per app.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
@@ -340,4 +341,33 @@ fn a_client_bound_to_a_loopback_address_is_counted_at_it() {
     assert_eq!(net::client_ip(1).to_string(), "127.1.0.1");
     assert_eq!(net::client_ip(257).to_string(), "127.1.1.1");
     server.shutdown();
+}
+
+/// A random fleet of the in-process property test, at most 3 instances per app (each one a
+/// process here), as a TOML file.
+fn small_fleet() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+    use proptest::strategy::Strategy as _;
+    crate::plan_validate::model_strategy().prop_map(|mut model| {
+        if let Some(apps) = model["app"].as_array_mut() {
+            for app in apps {
+                let n = app["instances"].as_u64().unwrap_or(1).min(3);
+                app["instances"] = serde_json::json!(n);
+            }
+        }
+        model
+    })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 10, failure_persistence: None, ..proptest::prelude::ProptestConfig::default()
+    })]
+    #[test]
+    fn random_fleets_as_processes_observe_what_the_planner_predicts(model in small_fleet()) {
+        let toml = toml::to_string(&model).expect("the model as TOML");
+        let file = Scratch::new("model.toml", &toml);
+        let plan = Plan::new(Model::from_toml(&toml, &file.0).expect("a valid model"));
+        let outcome = net::run(&plan, &options(&file)).expect("the network validation runs");
+        proptest::prop_assert!(outcome.matches(), "{}\nmodel:\n{toml}", validate::render(&outcome));
+    }
 }
