@@ -190,16 +190,7 @@ impl RemoteVerbs {
     /// [`DEFAULT_CALL_TIMEOUT`] (30 s).
     #[must_use]
     pub fn with_call_timeout(self, timeout: Duration) -> Self {
-        Self {
-            inner: Arc::new(ClientInner {
-                server: self.inner.server.clone(),
-                token: self.inner.token,
-                call_timeout: timeout,
-                connect_timeout: self.inner.connect_timeout,
-                source: self.inner.source,
-                links: Mutex::new(FxHashMap::default()),
-            }),
-        }
+        self.changed(|inner| inner.call_timeout = timeout)
     }
 
     /// Connects from `source` (a local IP address, any port): the client address the
@@ -207,16 +198,21 @@ impl RemoteVerbs {
     /// that cannot be bound makes MQCONNX answer 2538.
     #[must_use]
     pub fn with_source_address(self, source: IpAddr) -> Self {
-        Self {
-            inner: Arc::new(ClientInner {
-                server: self.inner.server.clone(),
-                token: self.inner.token,
-                call_timeout: self.inner.call_timeout,
-                connect_timeout: self.inner.connect_timeout,
-                source: Some(source),
-                links: Mutex::new(FxHashMap::default()),
-            }),
-        }
+        self.changed(|inner| inner.source = Some(source))
+    }
+
+    /// The same client process with one setting changed (and no connection yet).
+    fn changed(&self, change: impl FnOnce(&mut ClientInner)) -> Self {
+        let mut inner = ClientInner {
+            server: self.inner.server.clone(),
+            token: self.inner.token,
+            call_timeout: self.inner.call_timeout,
+            connect_timeout: self.inner.connect_timeout,
+            source: self.inner.source,
+            links: Mutex::new(FxHashMap::default()),
+        };
+        change(&mut inner);
+        Self { inner: Arc::new(inner) }
     }
 
     /// The server's address as given.
