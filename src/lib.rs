@@ -9,7 +9,8 @@
 //! - [`worker`]: the polling connector: pollers, receive modes, sinks, poison handling.
 //! - [`mcp`]: the MCP server: queues as tools for AI agents, policy, locks, HTTP and auth.
 //! - [`plan`]: the capacity planner: fleet model, the math of connections, channel instances and
-//!   handles, checks, reports, sweeps, charts, MQSC/KEDA emitters, validation on the fake.
+//!   handles, checks, reports, sweeps, charts, MQSC/KEDA emitters, validation on the fake (in
+//!   process, or one process per instance on a `fake-qm` server).
 //! - [`error`]: the crate's error type.
 //! - `toml_location`: where a key sits in a TOML config file, for file:line:field errors.
 

@@ -1,16 +1,18 @@
 //! `mqplan`: the capacity planner's command line. clap -> model -> plan -> report; nothing else.
 //!
 //! Exit codes: `check` 0 every check ok, 1 something at risk, 2 something fails; `validate` 0
-//! observed matches predicted, 1 a mismatch; `sweep` and `emit` 0; every command 65 when the
+//! observed matches predicted, 1 a mismatch (74 when `--fake-qm` cannot run its processes); `sweep` and `emit` 0; every command 65 when the
 //! model is invalid, 64 for bad flags, 74 when a file cannot be read or written.
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use mqpilot::Error;
+use mqpilot::plan::validate::net::{self, NetOptions};
 use mqpilot::plan::{self, Model, Plan, Status};
 
 const EXIT_USAGE: u8 = 64;
@@ -70,6 +72,26 @@ enum Command {
     Validate {
         /// The model (TOML).
         model: PathBuf,
+        /// Run every instance as its own process against a fake-qm server: this one's own on
+        /// a free loopback port, or the running one at ADDR (host:port, loopback).
+        #[arg(long, value_name = "ADDR", num_args = 0..=1)]
+        fake_qm: Option<Option<String>>,
+        /// With --fake-qm: seconds every instance of one app has to be ready.
+        #[arg(long, default_value_t = 60, requires = "fake_qm")]
+        ready_timeout: u64,
+    },
+    /// One instance of a network validation (started by `validate --fake-qm`).
+    #[command(hide = true)]
+    ValidateInstance {
+        model: PathBuf,
+        #[arg(long)]
+        app: String,
+        #[arg(long)]
+        instance: u64,
+        #[arg(long)]
+        server: String,
+        #[arg(long)]
+        source: std::net::IpAddr,
     },
 }
 
@@ -82,6 +104,11 @@ enum Emit {
         /// Headroom in percent.
         #[arg(long, default_value_t = plan::DEFAULT_HEADROOM_PCT)]
         headroom: f64,
+    },
+    /// The fake queue manager's definition file for the model (for `mqpilot fake-qm --config`).
+    FakeQm {
+        /// The model (TOML).
+        model: PathBuf,
     },
     /// A KEDA ScaledObject whose maxReplicaCount is the app's max safe instances.
     Keda {
@@ -236,6 +263,13 @@ fn run(command: Command) -> Result<u8, Failure> {
             Ok(0)
         }
         Command::Emit {
+            what: Emit::FakeQm { model },
+        } => {
+            let (_, plan) = load(&model)?;
+            print!("{}", plan::validate::fake_config_toml(&plan));
+            Ok(0)
+        }
+        Command::Emit {
             what: Emit::Keda { model, app, headroom },
         } => {
             plan::headroom(headroom)?;
@@ -244,11 +278,44 @@ fn run(command: Command) -> Result<u8, Failure> {
             print!("{}", plan::emit::keda(&plan, app, headroom));
             Ok(0)
         }
-        Command::Validate { model } => {
+        Command::Validate {
+            model,
+            fake_qm,
+            ready_timeout,
+        } => {
             let (_, plan) = load(&model)?;
-            let outcome = plan::validate::run(&plan)?;
+            let outcome = match fake_qm {
+                None => plan::validate::run(&plan)?,
+                Some(server) => {
+                    let mut options = NetOptions::new(&model, net::this_program()?);
+                    options.server = server;
+                    options.ready_timeout = Duration::from_secs(ready_timeout);
+                    net::run(&plan, &options)?
+                }
+            };
             print!("{}", plan::validate::render(&outcome));
             Ok(u8::from(!outcome.matches()))
+        }
+        Command::ValidateInstance {
+            model,
+            app,
+            instance,
+            server,
+            source,
+        } => {
+            let (_, plan) = load(&model)?;
+            let app = app_index(&plan, &app)?;
+            if instance >= plan.model.apps[app].max_instances {
+                return Err(Failure(EXIT_USAGE, anyhow::anyhow!("--instance: out of range")));
+            }
+            let args = plan::validate::InstanceArgs {
+                app,
+                instance,
+                server,
+                source,
+            };
+            plan::validate::run_instance(&plan, &args, std::io::stdin().lock(), std::io::stdout())?;
+            Ok(0)
         }
     }
 }

@@ -8,6 +8,7 @@
 //! what MQ's `DISPLAY CONN`/`DISPLAY QSTATUS` would show.
 
 mod adapter;
+pub mod calls;
 pub mod config;
 mod descriptor;
 mod get;

@@ -12,7 +12,7 @@ use libmqm_sys::dlopen2::{MqWrapper, MqmContainer};
 
 use crate::Error;
 use crate::fake::FakeMqi;
-use crate::fake::net::RemoteMqi;
+use crate::fake::net::{RemoteMqi, RemoteVerbs};
 
 /// Where IBM's library is looked for after `MQ_LIB`: the loader's search path, then the
 /// default installation directory.
@@ -54,6 +54,13 @@ impl MqLibrary {
     #[must_use]
     pub fn remote(server: impl Into<String>) -> Self {
         Self(Arc::new(Backend::Remote(RemoteMqi::connect_to(server))))
+    }
+
+    /// A `mqpilot fake-qm` server reached through `verbs` (with their timeouts and source
+    /// address), as one client process sees it.
+    #[must_use]
+    pub fn remote_with(verbs: RemoteVerbs) -> Self {
+        Self(Arc::new(Backend::Remote(RemoteMqi::over(verbs))))
     }
 
     /// IBM's client library from `MQ_LIB` (read through `env`), then

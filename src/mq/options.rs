@@ -143,6 +143,7 @@ pub struct ConnectOptions {
     credentials: Option<(String, Secret)>,
     tls: Option<Tls>,
     reconnect: Reconnect,
+    sharecnv: Option<u32>,
 }
 
 /// Collects connection settings; the last setting of a field wins.
@@ -156,7 +157,11 @@ pub struct ConnectOptionsBuilder {
     password: Option<PasswordSource>,
     tls: Option<Tls>,
     reconnect: Reconnect,
+    sharecnv: Option<u32>,
 }
+
+/// Most conversations a channel instance may share (MQ's SHARECNV range is 0..=999999999).
+pub const MAX_SHARECNV: u32 = 999_999_999;
 
 impl ConnectOptions {
     /// A builder with nothing set.
@@ -380,6 +385,16 @@ impl ConnectOptionsBuilder {
         self
     }
 
+    /// The client channel's SharingConversations (SHARECNV in the MQCD): how many connections
+    /// of this process may share one channel instance; 0 = none, one instance per
+    /// connection. The lower of this and the server channel's SHARECNV applies. Needs an
+    /// explicit channel. Default: not set, the MQ client's default (10).
+    #[must_use]
+    pub fn with_sharecnv(mut self, sharecnv: u32) -> Self {
+        self.sharecnv = Some(sharecnv);
+        self
+    }
+
     /// TLS for the client channel; needs an explicit channel. Default: none, plain TCP.
     #[must_use]
     pub fn with_tls(mut self, tls: Tls) -> Self {
@@ -412,6 +427,7 @@ impl ConnectOptionsBuilder {
             credentials,
             tls: self.tls,
             reconnect: self.reconnect,
+            sharecnv: self.sharecnv,
         };
         // Converting once here means `connect` cannot fail to convert later.
         MqiParts::new(&options)?;
@@ -436,6 +452,18 @@ impl ConnectOptionsBuilder {
         if let Some(name) = &self.application_name {
             check_length(name, libmqm_sys::MQ_APPL_NAME_LENGTH, "application name")
                 .map_err(|message| options_error("application name", message))?;
+        }
+        if let Some(n) = self.sharecnv {
+            if self.channel.is_none() {
+                return Err(options_error(
+                    "SHARECNV",
+                    "a client SHARECNV needs an explicit channel (MQSERVER); with a CCDT the channel \
+                     definition sets it",
+                ));
+            }
+            if n > MAX_SHARECNV {
+                return Err(options_error("SHARECNV", format!("{n} is above {MAX_SHARECNV}")));
+            }
         }
         match &self.tls {
             Some(tls) => check_tls(tls, self.channel.is_some()),
@@ -594,8 +622,22 @@ impl MqiParts {
             credentials,
             tls,
             cipher_spec,
-            options.reconnect.mqcno(),
+            (options.reconnect.mqcno(), options.sharecnv.map(SharingConversations)),
         ))
+    }
+}
+
+/// The client channel's SharingConversations, set in the MQCD that goes with MQCONNX.
+#[derive(Debug, Clone, Copy)]
+struct SharingConversations(u32);
+
+// SAFETY: only a number field of the MQCD changes (and its version, so the field is read);
+// no pointer or offset is touched.
+unsafe impl mqi::connection::ConnectOption<'_> for SharingConversations {
+    fn apply_param(&self, structs: &mut mqi::connection::ConnectStructs<'_>) -> mqi::connection::ConnectStructFlags {
+        structs.cd.set_min_version(libmqm_sys::MQCD_VERSION_10);
+        structs.cd.SharingConversations = libmqm_sys::MQLONG::try_from(self.0).unwrap_or(libmqm_sys::MQLONG::MAX);
+        mqi::connection::CONNECT_HAS_CD
     }
 }
 
@@ -855,6 +897,36 @@ mod tests {
         assert_eq!(mq_text::<256>(&structs.sco.KeyRepository), "/var/mqm/ssl/key");
         assert_eq!(structs.csp.CSPUserIdLength, 3);
         assert_eq!(structs.csp.CSPPasswordLength, 2);
+    }
+
+    #[test]
+    fn sharecnv_goes_into_the_mqcd_and_needs_a_channel() {
+        let channel = parse_mqserver("APP.SVRCONN/TCP/host(1414)", "MQSERVER").expect("valid");
+        let options = ConnectOptions::builder()
+            .with_channel(channel)
+            .with_sharecnv(3)
+            .build()
+            .expect("valid");
+        let parts = MqiParts::new(&options).expect("converts");
+        let mqi_options = parts.connect_options(&options).expect("converts");
+        let mut structs = ConnectStructs::default();
+        mqi_options.apply_param(&mut structs);
+        assert!(structs.cd.Version >= libmqm_sys::MQCD_VERSION_10);
+        assert_eq!(structs.cd.SharingConversations, 3);
+
+        let err = ConnectOptions::builder()
+            .with_ccdt_url("file:///ccdt.json")
+            .with_sharecnv(1)
+            .build()
+            .expect_err("no channel");
+        assert!(err.to_string().contains("SHARECNV"), "{err}");
+        let channel = parse_mqserver("APP.SVRCONN/TCP/host(1414)", "MQSERVER").expect("valid");
+        let err = ConnectOptions::builder()
+            .with_channel(channel)
+            .with_sharecnv(MAX_SHARECNV + 1)
+            .build()
+            .expect_err("too big");
+        assert!(err.to_string().contains("above"), "{err}");
     }
 
     #[test]

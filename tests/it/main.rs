@@ -17,6 +17,7 @@ mod net_fuzz;
 mod net_procs;
 mod plan;
 mod plan_golden;
+mod plan_net;
 mod plan_validate;
 mod support;
 mod worker;

@@ -4,10 +4,12 @@
 //! the MQI does. Nothing hangs: a failed connect answers 2538, and a socket that fails,
 //! closes or stays silent past the call's deadline (the MQGET wait plus
 //! [`RemoteVerbs::with_call_timeout`]) answers 2009 to the call in flight and to every later
-//! call on that hconn.
+//! call on that hconn. [`RemoteVerbs::with_source_address`] binds the client's side of every
+//! connection to one local IP (e.g. one of 127.0.0.0/8), which is the address the server's
+//! MAXINSTC counts.
 
 use std::io::{BufReader, Write as _};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -57,6 +59,7 @@ struct ClientInner {
     token: u64,
     call_timeout: Duration,
     connect_timeout: Duration,
+    source: Option<IpAddr>,
     links: Mutex<FxHashMap<i32, Arc<Mutex<Link>>>>,
 }
 
@@ -77,6 +80,21 @@ fn new_token() -> u64 {
     (u64::from(std::process::id()) << 32) ^ u64::from(nanos) ^ (NEXT.fetch_add(1, Ordering::Relaxed) << 48)
 }
 
+/// A TCP connection to `addr`, from `source` (any free port) when given.
+fn connect(addr: SocketAddr, timeout: Duration, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let Some(ip) = source else {
+        return TcpStream::connect_timeout(&addr, timeout);
+    };
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.bind(&SocketAddr::new(ip, 0).into())?;
+    socket.connect_timeout(&addr.into(), timeout)?;
+    Ok(socket.into())
+}
+
 /// One TCP connection carrying one hconn.
 struct Link {
     stream: TcpStream,
@@ -88,11 +106,11 @@ struct Link {
 }
 
 impl Link {
-    fn open(server: &str, connect_timeout: Duration) -> Option<Self> {
+    fn open(server: &str, connect_timeout: Duration, source: Option<IpAddr>) -> Option<Self> {
         let addrs = server.to_socket_addrs().ok()?;
         let stream = addrs
             .into_iter()
-            .find_map(|a| TcpStream::connect_timeout(&a, connect_timeout).ok())?;
+            .find_map(|a| connect(a, connect_timeout, source).ok())?;
         let _ = stream.set_nodelay(true);
         let reader = BufReader::with_capacity(64 * 1024, stream.try_clone().ok()?);
         Some(Self {
@@ -162,6 +180,7 @@ impl RemoteVerbs {
                 token: new_token(),
                 call_timeout: DEFAULT_CALL_TIMEOUT,
                 connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+                source: None,
                 links: Mutex::new(FxHashMap::default()),
             }),
         }
@@ -171,15 +190,29 @@ impl RemoteVerbs {
     /// [`DEFAULT_CALL_TIMEOUT`] (30 s).
     #[must_use]
     pub fn with_call_timeout(self, timeout: Duration) -> Self {
-        Self {
-            inner: Arc::new(ClientInner {
-                server: self.inner.server.clone(),
-                token: self.inner.token,
-                call_timeout: timeout,
-                connect_timeout: self.inner.connect_timeout,
-                links: Mutex::new(FxHashMap::default()),
-            }),
-        }
+        self.changed(|inner| inner.call_timeout = timeout)
+    }
+
+    /// Connects from `source` (a local IP address, any port): the client address the
+    /// server counts for MAXINSTC. Default: whatever the operating system picks. A source
+    /// that cannot be bound makes MQCONNX answer 2538.
+    #[must_use]
+    pub fn with_source_address(self, source: IpAddr) -> Self {
+        self.changed(|inner| inner.source = Some(source))
+    }
+
+    /// The same client process with one setting changed (and no connection yet).
+    fn changed(&self, change: impl FnOnce(&mut ClientInner)) -> Self {
+        let mut inner = ClientInner {
+            server: self.inner.server.clone(),
+            token: self.inner.token,
+            call_timeout: self.inner.call_timeout,
+            connect_timeout: self.inner.connect_timeout,
+            source: self.inner.source,
+            links: Mutex::new(FxHashMap::default()),
+        };
+        change(&mut inner);
+        Self { inner: Arc::new(inner) }
     }
 
     /// The server's address as given.
@@ -226,7 +259,7 @@ fn md_from_reply(d: &mut Decoder<'_>) -> Result<mq::MQMD, i32> {
 
 impl Verbs for RemoteVerbs {
     fn connect(&self, req: &ConnectRequest) -> Result<i32, i32> {
-        let Some(mut link) = Link::open(&self.inner.server, self.inner.connect_timeout) else {
+        let Some(mut link) = Link::open(&self.inner.server, self.inner.connect_timeout, self.inner.source) else {
             return Err(mq::MQRC_HOST_NOT_AVAILABLE);
         };
         let request = Request::Connect {
@@ -393,7 +426,7 @@ impl RemoteAdmin {
     /// [`Error::FakeServer`] when the server cannot be reached, closes the connection, or
     /// answers with an error (an unknown queue, ...).
     pub fn request(&self, request: &AdminRequest) -> Result<AdminReply, Error> {
-        let mut link = Link::open(&self.server, DEFAULT_CONNECT_TIMEOUT)
+        let mut link = Link::open(&self.server, DEFAULT_CONNECT_TIMEOUT, None)
             .ok_or_else(|| self.fail("cannot connect (is `mqpilot fake-qm` running there?)"))?;
         let json = serde_json::to_vec(request).map_err(|e| self.fail(e.to_string()))?;
         link.call(&Request::Admin(json), Some(self.timeout))

@@ -2,70 +2,55 @@
 //! custom, each instance one client process that connects and opens what its profile holds at
 //! its worst moment, and keeps it open.
 //!
-//! The MQOO/MQGMO constants come from `libmqm_sys`, the names the fake's verbs take.
-
-use libmqm_sys as mq;
+//! The verbs are the in-process [`FakeQm`](crate::fake::FakeQm) or a `fake-qm` server's
+//! [`RemoteVerbs`](crate::fake::net::RemoteVerbs); the calls are `fake::calls`, so nothing
+//! here names MQ's option constants.
 
 use super::{address, clamp_u32, custom_queue};
-use crate::fake::{ConnectRequest, FakeQm, GetOptions, ObjectRef};
+use crate::fake::calls::{Access, browse_lock_first, get_under_syncpoint, open_queue};
+use crate::fake::{ConnectRequest, Verbs};
 use crate::plan::profile::{Kind, Profile};
 use crate::plan::report::Plan;
 
 /// One instance driven through the safe verbs.
-struct Instance<'a> {
-    qm: &'a FakeQm,
+struct Instance<'a, V: Verbs> {
+    verbs: &'a V,
     request: ConnectRequest,
 }
 
-impl Instance<'_> {
+impl<V: Verbs> Instance<'_, V> {
     fn connect(&self) -> Option<i32> {
-        self.qm.connect(&self.request).ok()
+        self.verbs.connect(&self.request).ok()
     }
 
-    fn open(&self, hconn: i32, queue: &str, options: i32) -> Option<i32> {
-        let object = ObjectRef {
-            object_type: mq::MQOT_Q,
-            name: queue.to_owned(),
-        };
-        self.qm.open(hconn, &object, options).ok()
+    fn open(&self, hconn: i32, queue: &str, access: Access) -> Option<i32> {
+        open_queue(self.verbs, hconn, queue, access).ok()
     }
 
     /// Browses the first visible message and locks it to `hobj`.
     fn browse_lock(&self, hconn: i32, hobj: i32) {
-        let mut md = crate::fake::default_md();
-        let gmo = GetOptions {
-            options: mq::MQGMO_BROWSE_FIRST | mq::MQGMO_LOCK | mq::MQGMO_NO_WAIT,
-            wait_interval: 0,
-            match_options: mq::MQMO_NONE,
-        };
-        let _ = self.qm.get(hconn, hobj, &mut md, &gmo, &mut [0u8; 64]);
+        let _ = browse_lock_first(self.verbs, hconn, hobj);
     }
 
     /// Gets `n` messages under syncpoint (stops at the first failure, e.g. 2024).
     fn get_under_syncpoint(&self, hconn: i32, hobj: i32, n: u64) {
-        let gmo = GetOptions {
-            options: mq::MQGMO_SYNCPOINT | mq::MQGMO_NO_WAIT,
-            wait_interval: 0,
-            match_options: mq::MQMO_NONE,
-        };
         for _ in 0..n {
-            let mut md = crate::fake::default_md();
-            if self.qm.get(hconn, hobj, &mut md, &gmo, &mut [0u8; 64]).is_err() {
+            if get_under_syncpoint(self.verbs, hconn, hobj).is_err() {
                 break;
             }
         }
     }
 }
 
-const INPUT: i32 = mq::MQOO_INPUT_AS_Q_DEF;
-const OUTPUT: i32 = mq::MQOO_OUTPUT;
+const INPUT: Access = Access::Input;
+const OUTPUT: Access = Access::Output;
 
 /// Instance `i` of app `a`: connects and opens what the profile holds at its worst moment.
-pub(super) fn drive_instance(plan: &Plan, a: usize, i: u64, process: u64, qm: &FakeQm) {
+pub(super) fn drive_instance<V: Verbs>(plan: &Plan, a: usize, i: u64, process: u64, verbs: &V) {
     let app = &plan.model.apps[a];
     let n = &plan.numbers[a];
     let inst = Instance {
-        qm,
+        verbs,
         request: ConnectRequest {
             channel: Some(plan.model.queue_manager.channels[app.channel].name.clone()),
             client_address: address(app, i),
@@ -83,7 +68,7 @@ pub(super) fn drive_instance(plan: &Plan, a: usize, i: u64, process: u64, qm: &F
                 for op in 0..w.concurrency as usize {
                     let Some(hconn) = conns[op % k] else { continue };
                     for _ in 0..w.batch {
-                        match inst.open(hconn, &w.queue, mq::MQOO_BROWSE | INPUT) {
+                        match inst.open(hconn, &w.queue, Access::BrowseInput) {
                             Some(hobj) => inst.browse_lock(hconn, hobj),
                             None => break,
                         }

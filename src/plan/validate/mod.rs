@@ -10,6 +10,9 @@
 //! ones of the failing checks and, unless a connection-level limit fails (which stops part of
 //! the fleet from connecting at all), connections, channel instances and handles per
 //! connection equal the prediction.
+//!
+//! [`net`] runs the same fleet with one OS process per instance against a `fake-qm` server
+//! (`mqplan validate --fake-qm`) and compares the server's status the same way.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -21,24 +24,32 @@ use super::model::App;
 use super::profile::Profile;
 use super::report::Plan;
 use crate::Error;
-use crate::fake::{ChannelDef, FakeConfig, FakeQm, PutSpec, QueueDef};
+use crate::fake::{FakeQm, PutSpec};
 use crate::plan::math::{MQRC_CHANNEL_NOT_AVAILABLE, MQRC_MAX_CONNS_LIMIT_REACHED};
 use crate::plan::model::Address;
 use crate::plan::profile::Kind;
 use crate::worker::run::Run;
 
+mod child;
+mod definition;
+mod fleet;
 mod instance;
+pub mod net;
 mod observe;
 mod worker;
 
+pub use child::{InstanceArgs, run_instance};
+use definition::fake_config;
+pub use definition::fake_config_toml;
+
 use instance::drive_instance;
-use observe::observe;
+use observe::{Snapshot, observe};
 use worker::{Gate, expected_arrivals, start_mqpilot};
 
 /// How long the runner waits for an mqpilot app's pollers to reach the gate.
 pub(super) const GATE_WAIT: Duration = Duration::from_secs(5);
 /// After a limit's reason code appears, how long the fleet may still settle.
-const SETTLE: Duration = Duration::from_millis(150);
+pub(super) const SETTLE: Duration = Duration::from_millis(150);
 /// Process ids for instances driven through the safe verbs, far above the fake's own.
 const PROCESS_BASE: u64 = 1 << 40;
 
@@ -66,6 +77,8 @@ pub struct Outcome {
     pub connect_limited: bool,
     /// What the runner could not drive, and why.
     pub notes: Vec<String>,
+    /// The `fake-qm` server the instances ran against as processes; `None` in process.
+    pub server: Option<String>,
 }
 
 impl Outcome {
@@ -147,7 +160,7 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
             drive_instance(plan, a, i, process, &qm);
         }
     }
-    let outcome = observe(plan, &qm, notes);
+    let outcome = observe(plan, &Snapshot::of(&qm), notes);
     gate.release();
     cancel.cancel();
     if let Some(rt) = runtime {
@@ -161,47 +174,12 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
     Ok(outcome)
 }
 
-fn clamp_i32(n: u64) -> i32 {
+pub(super) fn clamp_i32(n: u64) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
 pub(super) fn clamp_u32(n: u64) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
-}
-
-fn fake_config(plan: &Plan) -> FakeConfig {
-    let m = &plan.model.queue_manager;
-    let mut config = FakeConfig::default();
-    config.queue_manager.name.clone_from(&m.name);
-    config.queue_manager.max_handles = clamp_i32(m.max_handles);
-    config.queue_manager.max_uncommitted = clamp_i32(m.max_uncommitted);
-    config.queue_manager.max_channels = clamp_u32(m.max_channels);
-    config.queue_manager.max_active_channels = Some(clamp_u32(m.max_active_channels));
-    config.queue_manager.max_connections = m.max_connections.map(clamp_u32);
-    for c in &m.channels {
-        config.channels.push(
-            ChannelDef::new(c.name.clone())
-                .max_inst(clamp_u32(c.max_inst))
-                .max_instc(clamp_u32(c.max_instc))
-                .sharecnv(clamp_u32(c.sharecnv)),
-        );
-    }
-    let mut queues = BTreeSet::new();
-    for app in &plan.model.apps {
-        queues.insert(custom_queue(app));
-        for w in &app.workloads {
-            queues.insert(w.queue.clone());
-            queues.extend(w.queues.iter().cloned());
-            queues.extend(w.to.iter().cloned());
-            queues.extend(w.backout_queue.iter().cloned());
-        }
-    }
-    for q in queues {
-        let mut def = QueueDef::new(q);
-        def.max_depth = i32::MAX;
-        config.queues.push(def);
-    }
-    config
 }
 
 /// The queue a custom app's handles are opened on.
@@ -211,9 +189,19 @@ pub(super) fn custom_queue(app: &App) -> String {
         .map_or_else(|| format!("MQPLAN.{}", app.name.to_uppercase()), |w| w.queue.clone())
 }
 
-/// Puts the messages every held operation needs: a browse-lock per handle, a batch per
-/// mqpilot connection, U per custom connection.
+/// Puts the messages every held operation needs on the in-process fake.
 fn seed(plan: &Plan, qm: &FakeQm) {
+    for (queue, n) in seed_counts(plan) {
+        for _ in 0..n {
+            let _ = qm.put_message(&queue, PutSpec::text("mqplan"));
+        }
+    }
+}
+
+/// The messages every held operation needs, per queue in model order: a browse-lock per
+/// handle, a batch per mqpilot connection, U per custom connection.
+pub(super) fn seed_counts(plan: &Plan) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
     for (app, n) in plan.model.apps.iter().zip(&plan.numbers) {
         let k = n.demand.connections;
         let mut need: Vec<(String, u64)> = Vec::new();
@@ -235,12 +223,12 @@ fn seed(plan: &Plan, qm: &FakeQm) {
             Profile::Custom => need.push((custom_queue(app), k * n.demand.uncommitted)),
             Profile::Jms | Profile::Ace | Profile::Tibco => {}
         }
-        for (queue, per_instance) in need {
-            for _ in 0..per_instance * app.max_instances {
-                let _ = qm.put_message(&queue, PutSpec::text("mqplan"));
-            }
-        }
+        out.extend(
+            need.into_iter()
+                .map(|(queue, per_instance)| (queue, per_instance * app.max_instances)),
+        );
     }
+    out
 }
 
 pub(super) fn address(app: &App, instance: u64) -> String {
@@ -267,19 +255,16 @@ fn wait_for(qm: &FakeQm, before: u64, done: impl Fn() -> bool) {
 }
 
 pub(super) fn observed_reasons(qm: &FakeQm) -> BTreeMap<i32, u64> {
-    let mut out = BTreeMap::new();
-    for ((_, reason), n) in qm.reason_counts() {
-        if WATCHED.contains(&reason) && n > 0 {
-            *out.entry(reason).or_insert(0) += n;
-        }
-    }
-    out
+    observe::watched(qm.reason_counts().into_iter().map(|((_, r), n)| (r, n)))
 }
 
 /// The outcome as text: predicted against observed.
 #[must_use]
 pub fn render(o: &Outcome) -> String {
-    let mut out = String::from("mqplan validate: the model on the embedded fake queue manager\n");
+    let mut out = match &o.server {
+        None => String::from("mqplan validate: the model on the embedded fake queue manager\n"),
+        Some(s) => format!("mqplan validate: the model on the fake-qm server at {s}, one process per instance\n"),
+    };
     if o.connect_limited {
         out.push_str(
             "  a connection-level limit fails, so part of the fleet cannot connect: counts are not compared\n",

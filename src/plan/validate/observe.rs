@@ -1,25 +1,63 @@
 //! The snapshot: what the fake observed, set against the plan.
+//!
+//! A [`Snapshot`] is read from the in-process fake or from a `fake-qm` server's status; the
+//! comparison is the same for both.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Compared, Outcome, observed_reasons};
-use crate::fake::FakeQm;
+use super::{Compared, Outcome, WATCHED};
+use crate::fake::{ChannelStatus, ConnStatus, FakeQm};
 use crate::plan::check::Status;
 use crate::plan::math::{Limit, MQRC_CHANNEL_NOT_AVAILABLE, MQRC_MAX_CONNS_LIMIT_REACHED};
 use crate::plan::model::Address;
 use crate::plan::profile::Profile;
 use crate::plan::report::Plan;
 
-/// Reads the fake and sets it against the plan.
-pub(super) fn observe(plan: &Plan, qm: &FakeQm, mut notes: Vec<String>) -> Outcome {
+/// What the fake showed at the barrier.
+pub(super) struct Snapshot {
+    /// Live connections.
+    pub conns: Vec<ConnStatus>,
+    /// Channels with their instances per client address.
+    pub channels: Vec<ChannelStatus>,
+    /// Watched reason codes returned, with counts.
+    pub reasons: BTreeMap<i32, u64>,
+    /// The client address the fake counts for an address group, when not the group's name.
+    pub group_addresses: BTreeMap<String, String>,
+}
+
+impl Snapshot {
+    /// The in-process fake, where an address group's name is its client address.
+    pub(super) fn of(qm: &FakeQm) -> Self {
+        Self {
+            conns: qm.connections().into_iter().filter(|c| c.broken.is_none()).collect(),
+            channels: qm.channels(),
+            reasons: watched(qm.reason_counts().into_iter().map(|((_, r), n)| (r, n))),
+            group_addresses: BTreeMap::new(),
+        }
+    }
+}
+
+/// The watched reason codes among `counts`, summed over verbs.
+pub(super) fn watched(counts: impl IntoIterator<Item = (i32, u64)>) -> BTreeMap<i32, u64> {
+    let mut out = BTreeMap::new();
+    for (reason, n) in counts {
+        if WATCHED.contains(&reason) && n > 0 {
+            *out.entry(reason).or_insert(0) += n;
+        }
+    }
+    out
+}
+
+/// Sets the snapshot against the plan.
+pub(super) fn observe(plan: &Plan, snap: &Snapshot, mut notes: Vec<String>) -> Outcome {
     let report = plan.report("validate", 0.0);
     let failing: Vec<_> = report.checks.iter().filter(|c| c.status == Status::Fails).collect();
     let predicted_reasons: BTreeSet<i32> = failing.iter().map(|c| c.reason_code).collect();
     let connect_limited = predicted_reasons
         .iter()
         .any(|r| [MQRC_CHANNEL_NOT_AVAILABLE, MQRC_MAX_CONNS_LIMIT_REACHED].contains(r));
-    let conns: Vec<_> = qm.connections().into_iter().filter(|c| c.broken.is_none()).collect();
-    let channels = qm.channels();
+    let conns = &snap.conns;
+    let channels = &snap.channels;
     // The worker stops a queue's pollers on 2024 (it will not fix itself), so an mqpilot app
     // whose batch passes MAXUMSGS never holds its worst case: its counts are not compared.
     let stopped: BTreeSet<&str> = plan
@@ -108,7 +146,9 @@ pub(super) fn observe(plan: &Plan, qm: &FakeQm, mut notes: Vec<String>) -> Outco
                 numbers.push(Compared {
                     what: format!("channel {} address group {g} instances", channel.name),
                     predicted,
-                    observed: status.and_then(|s| s.per_address.get(g)).map_or(0, |&n| n as u64),
+                    observed: status
+                        .and_then(|s| s.per_address.get(snap.group_addresses.get(g).map_or(g, String::as_str)))
+                        .map_or(0, |&n| n as u64),
                 });
             }
         }
@@ -116,8 +156,9 @@ pub(super) fn observe(plan: &Plan, qm: &FakeQm, mut notes: Vec<String>) -> Outco
     Outcome {
         numbers,
         predicted_reasons,
-        observed_reasons: observed_reasons(qm),
+        observed_reasons: snap.reasons.clone(),
         connect_limited,
         notes,
+        server: None,
     }
 }

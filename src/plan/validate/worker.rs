@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio_util::sync::CancellationToken;
 
-use super::address;
+use super::{address, clamp_u32};
 use crate::fake::FakeQm;
 use crate::mq::MqLibrary;
 use crate::mq::message::Message;
@@ -57,8 +57,8 @@ impl Sink for Gate {
     }
 }
 
-/// Pollers of an mqpilot app that reach the gate at once: min(K, pollers) per instance.
-pub(super) fn expected_arrivals(plan: &Plan, a: usize) -> usize {
+/// Pollers of one instance of an mqpilot app that reach the gate at once: min(K, pollers).
+pub(super) fn expected_per_instance(plan: &Plan, a: usize) -> usize {
     let app = &plan.model.apps[a];
     let pollers: u64 = app
         .workloads
@@ -66,10 +66,93 @@ pub(super) fn expected_arrivals(plan: &Plan, a: usize) -> usize {
         .filter(|w| matches!(w.kind, Kind::Poll | Kind::Forward))
         .map(|w| w.concurrency)
         .sum();
-    usize::try_from(plan.numbers[a].demand.connections.min(pollers) * app.max_instances).unwrap_or(usize::MAX)
+    usize::try_from(plan.numbers[a].demand.connections.min(pollers)).unwrap_or(usize::MAX)
 }
 
-/// Starts every instance of mqpilot app `a`: its own pool (one client process) and pollers.
+/// Pollers of every instance of an mqpilot app that reach the gate at once.
+pub(super) fn expected_arrivals(plan: &Plan, a: usize) -> usize {
+    let instances = usize::try_from(plan.model.apps[a].max_instances).unwrap_or(usize::MAX);
+    expected_per_instance(plan, a).saturating_mul(instances)
+}
+
+/// What every instance of an mqpilot app runs: its queues (the gate as sink), connection
+/// options and pool settings.
+pub(super) struct MqpilotApp {
+    queues: Vec<QueueRun>,
+    options: ConnectOptions,
+    config: PoolConfig,
+}
+
+impl MqpilotApp {
+    /// The app's set-up, with notes on what is not driven; `None` (and a note) when its
+    /// channel cannot be used.
+    pub(super) fn new(plan: &Plan, a: usize, gate: &Gate, notes: &mut Vec<String>) -> Option<Self> {
+        let app = &plan.model.apps[a];
+        let channel = &plan.model.queue_manager.channels[app.channel].name;
+        for w in &app.workloads {
+            let skipped = match w.kind {
+                Kind::Send => Some("send workloads are not driven (the worker only polls)"),
+                Kind::Forward => Some("forward targets are not opened (the gate stands in for the queue sink)"),
+                _ if w.backout_queue.is_some() => Some("backout queues are opened only for poison messages"),
+                _ => None,
+            };
+            if let Some(why) = skipped {
+                notes.push(format!("{} ({}): {why}", app.name, w.queue));
+            }
+        }
+        let sink: Arc<dyn Sink> = Arc::new(gate.clone());
+        let queues: Vec<QueueRun> = app
+            .workloads
+            .iter()
+            .filter(|w| matches!(w.kind, Kind::Poll | Kind::Forward))
+            .map(|w| QueueRun {
+                plan: Arc::new(PollPlan {
+                    queue: w.queue.as_str().into(),
+                    syncpoint: true,
+                    batch: usize::try_from(w.batch).unwrap_or(usize::MAX),
+                    max_batch_bytes: usize::MAX,
+                    wait_ms: 50,
+                    backout_threshold: 0,
+                    backout_queue: None,
+                    sink: SinkTarget::External(Arc::clone(&sink)),
+                }),
+                workers: usize::try_from(w.concurrency).unwrap_or(usize::MAX),
+            })
+            .collect();
+        let Ok(server) = parse_mqserver(&format!("{channel}/TCP/localhost(1414)"), "model") else {
+            notes.push(format!(
+                "{}: channel {channel} is not a valid MQSERVER channel name",
+                app.name
+            ));
+            return None;
+        };
+        let options = ConnectOptions::builder()
+            .with_channel(server)
+            .with_application_name(app.name.clone())
+            .with_sharecnv(clamp_u32(app.sharecnv))
+            .build()
+            .ok()?;
+        let config = PoolConfig {
+            connections: usize::try_from(app.connections.unwrap_or(2)).unwrap_or(usize::MAX),
+            handle_reserve: 0,
+            ..PoolConfig::default()
+        };
+        Some(Self {
+            queues,
+            options,
+            config,
+        })
+    }
+
+    /// Starts one instance on `library` (one client process): its own pool and pollers.
+    /// Must run inside a tokio runtime.
+    pub(super) fn start(&self, library: MqLibrary, cancel: &CancellationToken) -> Run {
+        let pool = Pool::new(library, self.options.clone(), self.config.clone());
+        start(&pool, &self.queues, RunLimits::default(), cancel).1
+    }
+}
+
+/// Starts every instance of mqpilot app `a` on the in-process fake.
 pub(super) fn start_mqpilot(
     plan: &Plan,
     a: usize,
@@ -79,70 +162,10 @@ pub(super) fn start_mqpilot(
     notes: &mut Vec<String>,
 ) -> Vec<Run> {
     let app = &plan.model.apps[a];
-    let channel = &plan.model.queue_manager.channels[app.channel].name;
-    if app.sharecnv != 10 {
-        notes.push(format!(
-            "{}: the worker connects with the client default SHARECNV 10, not the model's {}",
-            app.name, app.sharecnv
-        ));
-    }
-    for w in &app.workloads {
-        let skipped = match w.kind {
-            Kind::Send => Some("send workloads are not driven (the worker only polls)"),
-            Kind::Forward => Some("forward targets are not opened (the gate stands in for the queue sink)"),
-            _ if w.backout_queue.is_some() => Some("backout queues are opened only for poison messages"),
-            _ => None,
-        };
-        if let Some(why) = skipped {
-            notes.push(format!("{} ({}): {why}", app.name, w.queue));
-        }
-    }
-    let sink: Arc<dyn Sink> = Arc::new(gate.clone());
-    let queues: Vec<QueueRun> = app
-        .workloads
-        .iter()
-        .filter(|w| matches!(w.kind, Kind::Poll | Kind::Forward))
-        .map(|w| QueueRun {
-            plan: Arc::new(PollPlan {
-                queue: w.queue.as_str().into(),
-                syncpoint: true,
-                batch: usize::try_from(w.batch).unwrap_or(usize::MAX),
-                max_batch_bytes: usize::MAX,
-                wait_ms: 50,
-                backout_threshold: 0,
-                backout_queue: None,
-                sink: SinkTarget::External(Arc::clone(&sink)),
-            }),
-            workers: usize::try_from(w.concurrency).unwrap_or(usize::MAX),
-        })
-        .collect();
-    let Ok(server) = parse_mqserver(&format!("{channel}/TCP/localhost(1414)"), "model") else {
-        notes.push(format!(
-            "{}: channel {channel} is not a valid MQSERVER channel name",
-            app.name
-        ));
+    let Some(setup) = MqpilotApp::new(plan, a, gate, notes) else {
         return Vec::new();
-    };
-    let Ok(options) = ConnectOptions::builder()
-        .with_channel(server)
-        .with_application_name(app.name.clone())
-        .build()
-    else {
-        return Vec::new();
-    };
-    let config = PoolConfig {
-        connections: usize::try_from(app.connections.unwrap_or(2)).unwrap_or(usize::MAX),
-        handle_reserve: 0,
-        ..PoolConfig::default()
     };
     (0..app.max_instances)
-        .map(|i| {
-            let pool = Pool::new(
-                MqLibrary::fake(qm.library(address(app, i))),
-                options.clone(),
-                config.clone(),
-            );
-            start(&pool, &queues, RunLimits::default(), cancel).1
-        })
+        .map(|i| setup.start(MqLibrary::fake(qm.library(address(app, i))), cancel))
         .collect()
 }

@@ -35,6 +35,8 @@ pub struct ConnectionSettings {
     pub reconnect: Reconnect,
     /// TLS for the client channel.
     pub tls: Option<Tls>,
+    /// The client channel's SHARECNV (needs a channel). Default: the MQ client's (10).
+    pub sharecnv: Option<u32>,
 }
 
 /// Connection settings given as command-line flags; each one set wins over the file.
@@ -87,6 +89,9 @@ impl ConnectionSettings {
         builder = overrides.apply(builder)?.with_application_name(application_name);
         if let Some(tls) = self.tls_with(overrides)? {
             builder = builder.with_tls(tls);
+        }
+        if let Some(n) = self.sharecnv {
+            builder = builder.with_sharecnv(n);
         }
         builder.build()
     }
@@ -142,14 +147,20 @@ impl ConnectionSettings {
         {
             return Err(invalid("connection.password_file", "is empty"));
         }
+        // TLS and SHARECNV need a channel, which a flag or MQSERVER may still supply: check
+        // the values themselves against a stand-in.
+        let channel = self.server.clone().unwrap_or_else(|| ClientChannel {
+            name: "CHECK".to_owned(),
+            transport: Transport::Tcp,
+            conn_name: "localhost(1414)".to_owned(),
+        });
+        if let Some(n) = self.sharecnv {
+            check_setting(
+                "connection.sharecnv",
+                builder().with_channel(channel.clone()).with_sharecnv(n),
+            )?;
+        }
         if let Some(tls) = &self.tls {
-            // TLS needs a channel, which a flag or MQSERVER may still supply: check the
-            // values themselves against a stand-in.
-            let channel = self.server.clone().unwrap_or_else(|| ClientChannel {
-                name: "CHECK".to_owned(),
-                transport: Transport::Tcp,
-                conn_name: "localhost(1414)".to_owned(),
-            });
             let cipher_only = Tls {
                 key_repository: None,
                 ..tls.clone()

@@ -444,6 +444,31 @@ mod tests {
     }
 
     #[test]
+    fn connection_sharecnv_is_checked_and_reaches_the_options() {
+        let text = "[connection]\nsharecnv = 1000000000\n[[queue]]\nname = \"A\"\n";
+        assert_error_starts(text, "w.toml:2:1: connection.sharecnv: 1000000000 is above 999999999");
+        let text = "[connection]\nserver = \"C/TCP/h(1)\"\nsharecnv = 0\n[[queue]]\nname = \"A\"\n";
+        let config = WorkerConfig::from_toml(text, Path::new("w.toml")).unwrap();
+        assert_eq!(config.connection.sharecnv, Some(0));
+        let no_env = |_: &str| None;
+        config
+            .connection
+            .connect_options(no_env, &ConnectionOverrides::default())
+            .expect("a channel is set");
+        let ccdt = ConnectionOverrides {
+            ccdt_url: Some("file:///ccdt.json".to_owned()),
+            server: None,
+            ..ConnectionOverrides::default()
+        };
+        let without_server = ConnectionSettings {
+            server: None,
+            ..config.connection
+        };
+        let err = without_server.connect_options(no_env, &ccdt).unwrap_err().to_string();
+        assert!(err.contains("SHARECNV needs an explicit channel"), "{err}");
+    }
+
+    #[test]
     fn batch_zero_is_out_of_range() {
         let text = "[[queue]]\nname = \"A\"\n\n[[queue]]\nname = \"B\"\nbatch = 0\n";
         assert_error_starts(text, "w.toml:6:1: queue[1].batch: is 0, must be 1 to 10000");

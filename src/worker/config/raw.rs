@@ -44,6 +44,7 @@ struct RawConnection {
     #[serde(default)]
     reconnect: RawReconnect,
     tls: Option<RawTls>,
+    sharecnv: Option<u32>,
 }
 
 /// `reconnect`, as the file spells it.
@@ -152,6 +153,7 @@ impl RawConfig {
                 cipher_spec: tls.cipher_spec,
                 key_repository: tls.key_repository,
             }),
+            sharecnv: c.sharecnv,
         };
         let pool = PoolSettings {
             connections: self.pool.connections,
