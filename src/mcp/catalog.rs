@@ -62,3 +62,28 @@ impl Catalog for FakeQm {
             })
     }
 }
+
+/// A `mqpilot fake-qm` server's own view, over its admin protocol (loopback, quick): every
+/// queue it defines, with UNCOM and MSGAGE. A server that does not answer lists nothing.
+impl Catalog for crate::fake::net::RemoteAdmin {
+    fn names(&self) -> Vec<String> {
+        let mut n: Vec<String> = self
+            .status()
+            .map(|s| s.queues.into_iter().map(|q| q.name).collect())
+            .unwrap_or_default();
+        n.sort();
+        n
+    }
+    fn source(&self) -> &'static str {
+        "queue manager"
+    }
+    fn status(&self, queue: &str) -> AdminStatus {
+        self.status()
+            .ok()
+            .and_then(|s| s.queues.into_iter().find(|q| q.name == queue))
+            .map_or_else(AdminStatus::default, |s| AdminStatus {
+                uncommitted: Some(s.uncommitted),
+                oldest_age_secs: Some(s.oldest_age_secs),
+            })
+    }
+}

@@ -553,6 +553,59 @@ async fn the_binary_serves_stdio_on_the_fake() {
     assert_eq!(code.code(), Some(0), "stdin closed: a clean exit");
 }
 
+#[tokio::test]
+async fn the_binary_serves_a_fake_qm_server_through_its_pool() {
+    let mut config = FakeConfig::default();
+    config.channels.push(ChannelDef::new("APP.SVRCONN"));
+    config.queues.push(QueueDef::new("ORDERS"));
+    let qm = FakeQm::new(config);
+    for i in 0..3 {
+        qm.put_message("ORDERS", PutSpec::text(format!("order {i}")))
+            .expect("seed");
+    }
+    let server = mqpilot::fake::net::Server::bind("127.0.0.1:0", qm.clone())
+        .and_then(mqpilot::fake::net::Server::spawn)
+        .expect("serve on loopback");
+    let addr = server.local_addr().to_string();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqpilot"))
+        .args([
+            "mcp",
+            "--stdio",
+            "--fake-qm",
+            &addr,
+            "--conn",
+            "APP.SVRCONN/TCP/localhost(1414)",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn mqpilot");
+    let stdout = child.stdout.take().expect("stdout");
+    let stdin = child.stdin.take().expect("stdin");
+    let client = tokio::time::timeout(Duration::from_secs(10), ().serve((stdout, stdin)))
+        .await
+        .expect("initialized in time")
+        .expect("initialized");
+    let listed = ok(&client, "list_queues", json!({})).await;
+    assert!(listed.to_string().contains("ORDERS"), "{listed}");
+    let got = ok(&client, "browse_messages", json!({"queue": "ORDERS", "limit": 5})).await;
+    assert_eq!(got["messages"].as_array().expect("messages").len(), 3);
+    // The server saw the MCP server's own pooled connection on the channel.
+    assert!(
+        qm.channels()
+            .iter()
+            .any(|c| c.name == "APP.SVRCONN" && c.peak_instances >= 1)
+    );
+    drop(client);
+    let code = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exited")
+        .expect("status");
+    assert_eq!(code.code(), Some(0));
+}
+
 #[test]
 fn the_example_files_load() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Args;
+use mqpilot::fake::net::RemoteAdmin;
 use mqpilot::fake::{FakeConfig, FakeQm};
 use mqpilot::mcp::{self, Authenticator, Catalog, HttpOptions, JwtConfig, Listed, Policy};
 use mqpilot::mq::MqLibrary;
@@ -39,6 +40,10 @@ pub(crate) struct McpArgs {
     /// Define the embedded fake queue manager from this file instead of the demo.
     #[arg(long, value_name = "FILE", requires = "fake")]
     fake_config: Option<PathBuf>,
+    /// Use the `mqpilot fake-qm` server at this address (host:port) instead of a real queue
+    /// manager. --conn names the channel; without it connections use no channel instance.
+    #[arg(long, value_name = "ADDR", conflicts_with = "fake")]
+    fake_qm: Option<String>,
 
     /// Connections in the pool (locks hold one each; one always stays free for other tools).
     #[arg(long, default_value_t = 4)]
@@ -156,6 +161,11 @@ pub(crate) async fn run(args: McpArgs) -> Result<u8, Failure> {
             None => demo_queue_manager(),
         };
         (MqLibrary::fake(qm.library("127.0.0.1")), Arc::new(qm))
+    } else if let Some(addr) = &args.fake_qm {
+        (
+            MqLibrary::remote(addr.clone()),
+            Arc::new(RemoteAdmin::new(addr.clone())),
+        )
     } else {
         let lib = MqLibrary::ibm_from_env(env).map_err(|e| Failure(3, e.into()))?;
         (lib, Arc::new(Listed(policy.queues.clone())))
