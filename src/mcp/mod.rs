@@ -5,7 +5,6 @@
 //! - [`queues`]: the queue operations, all through the connection pool and its budget.
 //! - [`locks`]: messages held under syncpoint on a reserved connection until completed or
 //!   expired.
-//! - [`descriptor`]: the MQMD of a put.
 //! - [`failure`]: tool errors and argument checks.
 //! - [`catalog`]: queue names and the status MQINQ cannot give.
 //! - [`auth`]: bearer tokens and JWTs for HTTP callers.
@@ -18,7 +17,6 @@
 pub mod audit;
 pub mod auth;
 pub mod catalog;
-pub mod descriptor;
 pub mod failure;
 pub mod http;
 pub mod locks;

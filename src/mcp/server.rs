@@ -16,13 +16,13 @@ use rmcp::{Json, RoleServer, ServerHandler, tool, tool_handler, tool_router};
 
 use super::audit::{self, Outcome};
 use super::auth::Caller;
-use super::descriptor::{self, PutFields};
 use super::failure::{Args, Fail, failure, in_range, input, invalid};
 use super::locks::{Action, LockError};
 use super::policy::{Capability, Policy, glob_matches};
 use super::queues::Queues;
 use super::schema::*;
 use crate::Error;
+use crate::mq::put_fields::{self, PutFields};
 use crate::mq::reason::{Reason, parse_reason};
 
 /// Every tool and the capability it needs. A new tool is one `#[tool]` method plus one row.
@@ -415,7 +415,7 @@ impl McpServer {
                 priority: args.priority,
                 persistent: args.persistent,
             };
-            let message = match descriptor::message(&queue, &fields) {
+            let message = match put_fields::message(&queue, &fields) {
                 Ok(m) => m,
                 Err(e) => return invalid(e),
             };

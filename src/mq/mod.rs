@@ -8,6 +8,7 @@ pub mod channel;
 pub mod library;
 pub mod message;
 pub mod options;
+pub mod put_fields;
 pub mod reason;
 pub mod session;
 

@@ -1,10 +1,10 @@
-//! The message descriptor (MQMD) of a message an agent puts: format, correlation id,
-//! reply-to queue, priority, persistence. Everything else keeps MQ's defaults, so MQ assigns
-//! the message id. Checked before any MQ call; names `libmqm_sys` only to fill the MQMD.
+//! The message descriptor (MQMD) of a new message from caller-given fields: format,
+//! correlation id, reply-to queue, priority, persistence. Everything else keeps MQ's
+//! defaults, so MQ assigns the message id. Checked before any MQ call.
 
 use libmqm_sys as mq;
 
-use crate::mq::message::Message;
+use super::message::Message;
 
 /// What the caller may set on a put.
 #[derive(Debug, Clone, Default)]
