@@ -23,7 +23,7 @@ mod verbs;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use parking_lot::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use libmqm_sys as mq;
@@ -112,8 +112,11 @@ impl FakeQm {
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, state::State> {
         // A panic while holding the lock leaves consistent state (every rule finishes
-        // before it mutates); parking_lot's mutex has no poisoning.
-        self.inner.state.lock()
+        // before it mutates), so a poisoned lock is still usable.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn latency(&self) -> Duration {

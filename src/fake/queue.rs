@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use parking_lot::Condvar;
+use std::sync::Condvar;
 
 use libmqm_sys as mq;
 

@@ -5,7 +5,7 @@
 //! attempt is in `get.rs`, MQINQ's attributes in `inquire.rs`. The `Mqi` adapter
 //! (`adapter.rs`) turns C structures into these calls; a networked fake would call them too.
 
-use parking_lot::MutexGuard;
+use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
 use libmqm_sys as mq;
@@ -241,7 +241,9 @@ impl FakeQm {
             };
             let cv = std::sync::Arc::clone(&st.queues[q].cv);
             st.queues[q].waiters += 1;
-            let _ = cv.wait_for(&mut st, remaining);
+            st = cv
+                .wait_timeout(st, remaining)
+                .map_or_else(|p| p.into_inner().0, |(g, _)| g);
             st.queues[q].waiters -= 1;
         };
         let warning = result.map_or(0, |g| g.warning);
