@@ -7,6 +7,7 @@
 //! at start (connect, unknown queue, sink set-up); 130 a second signal (in-flight units of
 //! work are backed out by MQ when the process ends).
 
+mod connection;
 mod fake_qm;
 mod mcp;
 mod poll;

@@ -15,7 +15,7 @@ use mqpilot::fake::{FakeConfig, FakeQm};
 use mqpilot::mcp::{self, Authenticator, Catalog, HttpOptions, JwtConfig, Listed, Policy};
 use mqpilot::mq::MqLibrary;
 use mqpilot::pool::PoolConfig;
-use mqpilot::worker::config::{ConnectionOverrides, WorkerConfig};
+use mqpilot::worker::config::WorkerConfig;
 use mqpilot::worker::demo::{DEMO_CHANNEL, demo_queue_manager};
 use tokio_util::sync::CancellationToken;
 
@@ -51,30 +51,8 @@ pub(crate) struct McpArgs {
     /// Most handles per connection; the budget is min(this, MAXHANDS - reserve).
     #[arg(long, default_value_t = 256)]
     max_handles: usize,
-    /// Queue manager name.
-    #[arg(long = "qmgr", value_name = "NAME")]
-    queue_manager: Option<String>,
-    /// Client channel, MQSERVER syntax: CHANNEL/TCP/host(port). Default: $MQSERVER.
-    #[arg(long = "conn", value_name = "CHANNEL/TCP/HOST(PORT)")]
-    server: Option<String>,
-    /// CCDT URL. Default: $MQCCDTURL.
-    #[arg(long, value_name = "URL")]
-    ccdt_url: Option<String>,
-    /// User id; the password comes from $MQ_PASSWORD or --password-file, never a flag.
-    #[arg(long)]
-    user: Option<String>,
-    /// File holding the MQ password.
-    #[arg(long, value_name = "FILE")]
-    password_file: Option<PathBuf>,
-    /// Application name shown in DISPLAY CONN.
-    #[arg(long)]
-    application_name: Option<String>,
-    /// TLS cipher spec (needs --conn).
-    #[arg(long)]
-    cipher_spec: Option<String>,
-    /// TLS key repository.
-    #[arg(long, value_name = "PATH")]
-    key_repository: Option<PathBuf>,
+    #[command(flatten)]
+    connection: crate::connection::ConnectionArgs,
 
     /// Static bearer tokens (TOML: [[token]] name, token, capabilities).
     #[arg(long, value_name = "FILE")]
@@ -140,18 +118,8 @@ pub(crate) async fn run(args: McpArgs) -> Result<u8, Failure> {
     if let Some(addr) = args.listen {
         mcp::http::check_listen(addr, &auth).map_err(usage)?;
     }
-    let overrides = ConnectionOverrides {
-        queue_manager: args.queue_manager.clone(),
-        server: args.server.clone().or_else(|| {
-            (args.fake && args.fake_config.is_none()).then(|| format!("{DEMO_CHANNEL}/TCP/localhost(1414)"))
-        }),
-        ccdt_url: args.ccdt_url.clone(),
-        user: args.user.clone(),
-        password_file: args.password_file.clone(),
-        application_name: args.application_name.clone().or_else(|| Some("mqpilot-mcp".into())),
-        cipher_spec: args.cipher_spec.clone(),
-        key_repository: args.key_repository.clone(),
-    };
+    let demo_channel = (args.fake && args.fake_config.is_none()).then(|| format!("{DEMO_CHANNEL}/TCP/localhost(1414)"));
+    let overrides = args.connection.overrides(demo_channel, Some("mqpilot-mcp"));
     let env = |k: &str| std::env::var(k).ok();
     let settings = WorkerConfig::from_queues(Vec::new()).connection;
     let options = settings.connect_options(env, &overrides).map_err(usage)?;

@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use mqpilot::fake::{FakeConfig, FakeQm};
 use mqpilot::mq::MqLibrary;
 use mqpilot::pool::{BackoffConfig, Pool, PoolConfig};
-use mqpilot::worker::config::{ConnectionOverrides, QueueConfig, Receive, WorkerConfig};
+use mqpilot::worker::config::{QueueConfig, Receive, WorkerConfig};
 use mqpilot::worker::demo::{DEMO_CHANNEL, DEMO_QUEUE, demo_queue_manager};
 use mqpilot::worker::poller::RunLimits;
 use mqpilot::worker::run::{RunHandle, RunSummary, start};
@@ -71,30 +71,8 @@ pub(crate) struct PollArgs {
     #[arg(long)]
     max_handles: Option<usize>,
 
-    /// Queue manager name.
-    #[arg(long = "qmgr", value_name = "NAME")]
-    queue_manager: Option<String>,
-    /// Client channel, MQSERVER syntax: CHANNEL/TCP/host(port). Default: $MQSERVER.
-    #[arg(long = "conn", value_name = "CHANNEL/TCP/HOST(PORT)")]
-    server: Option<String>,
-    /// CCDT URL. Default: $MQCCDTURL.
-    #[arg(long, value_name = "URL")]
-    ccdt_url: Option<String>,
-    /// User id; the password comes from $MQ_PASSWORD or --password-file, never a flag.
-    #[arg(long)]
-    user: Option<String>,
-    /// File holding the MQ password.
-    #[arg(long, value_name = "FILE")]
-    password_file: Option<PathBuf>,
-    /// Application name shown in DISPLAY CONN.
-    #[arg(long)]
-    application_name: Option<String>,
-    /// TLS cipher spec (needs --conn).
-    #[arg(long)]
-    cipher_spec: Option<String>,
-    /// TLS key repository.
-    #[arg(long, value_name = "PATH")]
-    key_repository: Option<PathBuf>,
+    #[command(flatten)]
+    connection: crate::connection::ConnectionArgs,
 
     /// Stop when every queue is empty.
     #[arg(long)]
@@ -164,20 +142,10 @@ fn worker_config(args: &PollArgs) -> Result<WorkerConfig, Failure> {
 
 pub(crate) async fn run(args: PollArgs) -> Result<u8, Failure> {
     let config = worker_config(&args)?;
-    let overrides = ConnectionOverrides {
-        queue_manager: args.queue_manager.clone(),
-        // The demo connects over its channel; a fake from --fake-config without --conn gets a
-        // bindings connection, which needs no channel definition.
-        server: args.server.clone().or_else(|| {
-            (args.fake && args.fake_config.is_none()).then(|| format!("{DEMO_CHANNEL}/TCP/localhost(1414)"))
-        }),
-        ccdt_url: args.ccdt_url.clone(),
-        user: args.user.clone(),
-        password_file: args.password_file.clone(),
-        application_name: args.application_name.clone(),
-        cipher_spec: args.cipher_spec.clone(),
-        key_repository: args.key_repository.clone(),
-    };
+    // The demo connects over its channel; a fake from --fake-config without --conn gets a
+    // bindings connection, which needs no channel definition.
+    let demo_channel = (args.fake && args.fake_config.is_none()).then(|| format!("{DEMO_CHANNEL}/TCP/localhost(1414)"));
+    let overrides = args.connection.overrides(demo_channel, None);
     let env = |k: &str| std::env::var(k).ok();
     let options = config.connection.connect_options(env, &overrides).map_err(usage)?;
     let (library, fake) = if args.fake {
