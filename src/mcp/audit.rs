@@ -33,7 +33,8 @@ pub fn record(caller: &Caller, tool: &str, queue: Option<&str>, outcome: Outcome
         target: "mqpilot::audit",
         caller = %caller.name,
         tool,
-        queue = queue.unwrap_or(""),
+        // A name MQ could not take is logged as such, never echoed at whatever length it came.
+        queue = queue.map_or("", |q| if crate::mq::is_valid_name(q) { q } else { "<invalid name>" }),
         outcome = outcome.name(),
         reason_code = reason_code.unwrap_or(0),
         "tool call"

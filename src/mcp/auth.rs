@@ -207,6 +207,14 @@ impl Authenticator {
         let text = String::from_utf8_lossy(&bytes);
         let raw: RawTokens = toml::from_str(&text).map_err(|e| parse_error(&e, &text, path))?;
         for (i, t) in raw.token.into_iter().enumerate() {
+            if t.name.starts_with("jwt:") {
+                return Err(field_error(
+                    &text,
+                    path,
+                    format!("token[{i}].name"),
+                    "names starting with jwt: are reserved for JWT callers".into(),
+                ));
+            }
             if t.token.len() < 16 {
                 return Err(field_error(
                     &text,
@@ -295,7 +303,8 @@ impl Authenticator {
         let mut validation = Validation::new(alg);
         validation.set_issuer(&[&jwt.issuer]);
         validation.set_audience(&[&jwt.audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
         let data = jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(|e| format!("JWT refused: {e}"))?;
         let capabilities = data
             .claims
@@ -303,8 +312,11 @@ impl Authenticator {
             .split_whitespace()
             .filter_map(Capability::parse)
             .collect();
+        // Namespaced, so a JWT subject never shares an identity (locks, in-flight limit) with
+        // a static token of the same name.
+        let sub = data.claims.sub.ok_or("the JWT has no sub")?;
         Ok(Caller {
-            name: data.claims.sub.unwrap_or_else(|| "jwt".into()),
+            name: format!("jwt:{sub}"),
             capabilities: Some(capabilities),
         })
     }

@@ -136,10 +136,20 @@ impl Queues {
     ///
     /// # Errors
     /// [`Error::Mq`].
-    pub async fn receive(&self, queue: &str, limit: usize, wait_ms: u32) -> Result<Vec<MessageOut>, Error> {
+    pub async fn receive(
+        &self,
+        queue: &str,
+        limit: usize,
+        wait_ms: u32,
+        request: &CancellationToken,
+    ) -> Result<Vec<MessageOut>, Error> {
         let q: Arc<str> = queue.into();
-        self.lease()
-            .await?
+        let mut lease = tokio::select! {
+            lease = self.lease() => lease?,
+            () = request.cancelled() => return Err(cancelled_request()),
+        };
+        let request = request.clone();
+        lease
             .run(move |c| {
                 let got = match get_batch(c, &q, limit, wait_ms) {
                     Ok(got) => got,
@@ -152,6 +162,12 @@ impl Queues {
                 };
                 let out: Vec<MessageOut> = got.iter().map(|m| MessageOut::new(m, true, false)).collect();
                 if c.in_unit_of_work() {
+                    // A caller that cancelled or went away would never see these messages:
+                    // they go back to the queue instead of being committed.
+                    if request.is_cancelled() {
+                        c.backout()?;
+                        return Err(cancelled_request());
+                    }
                     c.commit()?;
                 }
                 Ok(out)
@@ -238,5 +254,13 @@ impl Queues {
         let n = self.locks.release_all().await;
         self.pool.close_idle();
         n
+    }
+}
+
+/// The error for a request its caller cancelled (or abandoned) before it finished.
+fn cancelled_request() -> Error {
+    Error::Options {
+        source_name: "request".into(),
+        message: "cancelled by the caller: nothing was taken from the queue".into(),
     }
 }

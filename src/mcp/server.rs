@@ -103,6 +103,16 @@ impl McpServer {
 
     /// Checks the credential and the policy; MQ is not called when this fails.
     fn gate(&self, who: &Caller, cap: Capability, queue: Option<&str>) -> Result<(), Fail> {
+        // Before the policy: MQ reads a name up to a NUL and ignores trailing blanks, so a
+        // name outside MQ's character set could match one glob and open another queue.
+        if let Some(q) = queue
+            && !crate::mq::is_valid_name(q)
+        {
+            return Err(Fail::Invalid(format!(
+                "queue must be 1 to 48 characters of A-Z a-z 0-9 . / _ % ({} bytes given)",
+                q.len()
+            )));
+        }
         if !who.may(cap) {
             let mut f = failure(format!(
                 "the credential of {} does not grant the {cap} capability",
@@ -283,7 +293,7 @@ impl McpServer {
             let limit = in_range("limit", args.limit, 1, max, 1)?;
             let wait = in_range("wait_ms", args.wait_ms, 0, MAX_WAIT_MS, 0)?;
             self.gate(&who, Capability::Consume, Some(&queue))?;
-            let messages = self.state.queues.receive(&queue, limit as usize, wait).await?;
+            let messages = self.state.queues.receive(&queue, limit as usize, wait, &ctx.ct).await?;
             Ok(Messages {
                 queue: queue.clone(),
                 messages,
@@ -420,6 +430,11 @@ impl McpServer {
                 Err(e) => return invalid(e),
             };
             self.gate(&who, Capability::Produce, Some(&queue))?;
+            // A reply-to queue is where responders will put: the caller must be allowed to
+            // produce there too.
+            if let Some(reply_to) = fields.reply_to.as_deref() {
+                self.gate(&who, Capability::Produce, Some(reply_to))?;
+            }
             let max = self.state.policy.limits.max_put_bytes;
             if data.len() > max {
                 let mut f = failure(format!(

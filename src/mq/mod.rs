@@ -14,6 +14,14 @@ pub mod session;
 
 pub use library::MqLibrary;
 
+/// Whether `name` can name an MQ queue: 1 to 48 characters of A-Z a-z 0-9 . / _ %. MQ reads a
+/// name up to a NUL and ignores trailing blanks, so anything else could name a different queue
+/// than the string says.
+#[must_use]
+pub fn is_valid_name(name: &str) -> bool {
+    (1..=48).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._/%".contains(&b))
+}
+
 /// Turns an `mqi` failure into [`crate::Error::Mq`] about `object`, e.g.
 /// `MQOPEN of ORDERS.IN failed: 2017 MQRC_HANDLE_NOT_AVAILABLE`.
 #[must_use]

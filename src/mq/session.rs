@@ -138,7 +138,8 @@ impl std::fmt::Debug for Session {
 }
 
 fn queue_name(queue: &str) -> Result<QueueName, Error> {
-    queue.parse().map_err(|_| Error::Options {
+    let valid = super::is_valid_name(queue).then_some(queue);
+    valid.and_then(|q| q.parse().ok()).ok_or_else(|| Error::Options {
         source_name: "queue".into(),
         message: format!("{queue:?} is not a valid MQ queue name (1 to 48 characters of A-Z a-z 0-9 . / _ %)"),
     })

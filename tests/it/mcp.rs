@@ -341,6 +341,27 @@ async fn denied_queues_name_the_rule_and_never_reach_mq() {
 }
 
 #[tokio::test]
+async fn names_mq_would_read_differently_never_pass_the_policy() {
+    let qm = qm();
+    let cancel = CancellationToken::new();
+    let (client, _) = stdio_client(server(&qm, open_policy(), 2, 32, &cancel), &cancel).await;
+    // MQ stops at a NUL and ignores trailing blanks: both would open PAYROLL, which is denied.
+    for queue in [
+        "PAYROLL ",
+        "PAYROLL\u{0}.IN",
+        "",
+        "A".repeat(49).as_str(),
+        "ORDERS;DROP",
+    ] {
+        match call(&client, "browse_messages", json!({ "queue": queue })).await {
+            Err(ServiceError::McpError(e)) => assert_eq!(e.code.0, -32602, "{queue:?}: {e:?}"),
+            other => panic!("{queue:?}: expected invalid params, got {other:?}"),
+        }
+    }
+    assert_eq!(qm.peak_connections(), 0, "the queue manager saw no connection");
+}
+
+#[tokio::test]
 async fn invalid_arguments_are_json_rpc_invalid_params() {
     let qm = qm();
     let cancel = CancellationToken::new();
