@@ -272,6 +272,20 @@ unsafe fn buffer<'a>(buffer: mq::PMQVOID, len: mq::MQLONG) -> Result<&'a mut [u8
     Ok(unsafe { std::slice::from_raw_parts_mut(buffer.cast::<u8>(), len) })
 }
 
+/// A caller's read-only buffer (MQPUT data) as a shared slice: the caller may have derived
+/// the pointer from a `&[u8]`, so no `&mut` may be made over it.
+///
+/// # Safety
+/// `buffer` must be valid for reads of `len` bytes.
+unsafe fn buffer_ref<'a>(buffer: mq::PMQVOID, len: mq::MQLONG) -> Result<&'a [u8], i32> {
+    let len = usize::try_from(len).map_err(|_| mq::MQRC_BUFFER_LENGTH_ERROR)?;
+    if len == 0 || buffer.is_null() {
+        return Ok(&[]);
+    }
+    // SAFETY: the caller promises `len` readable bytes; the slice is only read.
+    Ok(unsafe { std::slice::from_raw_parts(buffer.cast::<u8>().cast_const(), len) })
+}
+
 fn object_ref(od: &mq::MQOD) -> ObjectRef {
     ObjectRef {
         object_type: od.ObjectType,
@@ -532,7 +546,13 @@ impl<V: Verbs> mq::Mqi for MqiAdapter<V> {
                 unsafe { std::slice::from_raw_parts_mut(p, len) }
             }
         };
-        let selectors = slice(Selectors, n).to_vec();
+        let selectors = if Selectors.is_null() || n == 0 {
+            Vec::new()
+        } else {
+            // SAFETY: the caller passes SelectorCount readable selectors; they are only read
+            // (the caller may have derived the pointer from a shared slice).
+            unsafe { std::slice::from_raw_parts(Selectors.cast_const(), n) }.to_vec()
+        };
         let ints = slice(IntAttrs, ni);
         let chars: &mut [u8] = if CharAttrs.is_null() || nc == 0 {
             &mut []
@@ -612,7 +632,7 @@ impl<V: Verbs> mq::Mqi for MqiAdapter<V> {
         Reason: &mut mq::MQLONG,
     ) {
         // SAFETY: as in MQGET.
-        let (md, buf) = unsafe { (read_md(MsgDesc), buffer(Buffer, BufferLength)) };
+        let (md, buf) = unsafe { (read_md(MsgDesc), buffer_ref(Buffer, BufferLength)) };
         let result = md.and_then(|mut md| {
             self.qm.put(Hconn, Hobj, &mut md, PutMsgOpts.Options, buf?)?;
             // SAFETY: checked by read_md.
@@ -634,7 +654,7 @@ impl<V: Verbs> mq::Mqi for MqiAdapter<V> {
         Reason: &mut mq::MQLONG,
     ) {
         // SAFETY: as in MQGET.
-        let (md, buf) = unsafe { (read_md(MsgDesc), buffer(Buffer, BufferLength)) };
+        let (md, buf) = unsafe { (read_md(MsgDesc), buffer_ref(Buffer, BufferLength)) };
         let object = object_ref(ObjDesc);
         let result = md.and_then(|mut md| {
             self.qm.put1(Hconn, &object, &mut md, PutMsgOpts.Options, buf?)?;

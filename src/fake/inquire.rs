@@ -14,6 +14,10 @@ pub(super) fn inquire(st: &mut State, hconn: i32, hobj: i32, selectors: &[i32]) 
     if handle.options & mq::MQOO_INQUIRE == 0 {
         return Err(mq::MQRC_NOT_OPEN_FOR_INQUIRE);
     }
+    // MQ takes at most 256 selectors in one MQINQ (2065 otherwise).
+    if selectors.len() > 256 {
+        return Err(mq::MQRC_SELECTOR_COUNT_ERROR);
+    }
     let target = handle.target;
     selectors
         .iter()

@@ -197,6 +197,26 @@ fn a_client_that_vanishes_mid_unit_of_work_is_backed_out_and_its_instance_freed(
 }
 
 #[test]
+fn a_failed_mqdisc_still_releases_the_connection() {
+    let (qm, mut server) = serve();
+    qm.put_message("A", mqpilot::fake::PutSpec::text("one")).expect("put");
+    let (mut s, hconn, hobj) = raw_client(&server.local_addr().to_string(), "A");
+    let (_, body) = call(&mut s, &get_request(hconn, hobj, MQGMO_SYNCPOINT.0, 0));
+    assert_eq!(body[0], 1, "got under syncpoint");
+    qm.fail_next(mqpilot::fake::Verb::Disc, 1, 2195);
+    let (_, body) = call(&mut s, &Request::Disc { hconn });
+    let reason = i32::from_le_bytes(body[1..5].try_into().expect("a reason code"));
+    assert_eq!(reason, 2195, "the MQDISC failed as injected: {body:?}");
+    // The socket stays open, yet the connection it gave up is backed out and gone.
+    wait_for("the connection to be released", || qm.connections().is_empty());
+    let m = &qm.browse("A")[0];
+    assert_eq!((m.state, m.backout_count), ("visible", 1));
+    assert_eq!(qm.channel("APP.SVRCONN").expect("channel").instances, 0);
+    drop(s);
+    server.shutdown();
+}
+
+#[test]
 fn a_client_that_vanishes_during_a_waiting_get_is_noticed_at_once() {
     let (qm, mut server) = serve();
     let (mut s, hconn, hobj) = raw_client(&server.local_addr().to_string(), "A");

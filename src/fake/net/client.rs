@@ -112,6 +112,8 @@ impl Link {
             .into_iter()
             .find_map(|a| connect(a, connect_timeout, source).ok())?;
         let _ = stream.set_nodelay(true);
+        // A server that stops reading must not hang a large MQPUT forever.
+        let _ = stream.set_write_timeout(Some(DEFAULT_CALL_TIMEOUT));
         let reader = BufReader::with_capacity(64 * 1024, stream.try_clone().ok()?);
         Some(Self {
             stream,
@@ -379,7 +381,8 @@ impl Verbs for RemoteVerbs {
         };
         self.call(hconn, &request, Some(Duration::ZERO), |status, mut d| {
             status?;
-            decode_attrs(&mut d, usize::MAX).map_err(|_| BROKEN)
+            let left = d.remaining();
+            decode_attrs(&mut d, left).map_err(|_| BROKEN)
         })
     }
 

@@ -217,6 +217,9 @@ impl Connection {
         let peer = stream.peer_addr().ok()?;
         let _ = stream.set_nodelay(true);
         let _ = stream.set_read_timeout(Some(FRAME_STALL));
+        // A client that stops reading a large reply must not pin this thread and its unit of
+        // work forever: the write fails and the connection ends (backed out).
+        let _ = stream.set_write_timeout(Some(FRAME_STALL));
         let reader = BufReader::with_capacity(64 * 1024, stream.try_clone().ok()?);
         tracing::debug!(%peer, "client connected");
         Some(Self {
@@ -316,7 +319,12 @@ impl Connection {
                 let result = self.own(hconn).and_then(|h| {
                     self.hconn = None;
                     self.left();
-                    qm.disconnect(h)
+                    let result = qm.disconnect(h);
+                    // This socket no longer owns the connection: whatever MQDISC left behind
+                    // (an injected failure returns before the unit of work is touched) is
+                    // backed out and released now, never leaked.
+                    end_connection(&qm, h);
+                    result
                 });
                 self.reply_status(result);
             }

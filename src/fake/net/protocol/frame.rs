@@ -169,6 +169,12 @@ pub struct Decoder<'a> {
 }
 
 impl<'a> Decoder<'a> {
+    /// Bytes not read yet.
+    #[must_use]
+    pub const fn remaining(&self) -> usize {
+        self.body.len()
+    }
+
     /// Reads `body`, naming `kind` in errors.
     #[must_use]
     pub const fn new(body: &'a [u8], kind: &'static str) -> Self {
@@ -324,9 +330,14 @@ fn read(r: &mut impl Read, body: &mut Vec<u8>, idle_ok: bool) -> Result<u8, Fram
     if head[4] != VERSION {
         return Err(FrameError::Version(head[4]));
     }
+    // Memory grows with the bytes that really arrive, not with what the header claims: a
+    // header alone cannot make the reader allocate a large frame.
     body.clear();
-    body.resize(len - 2, 0);
-    r.read_exact(body)?;
+    let want = (len - 2) as u64;
+    let got = r.take(want).read_to_end(body)?;
+    if got as u64 != want {
+        return Err(FrameError::Io(std::io::ErrorKind::UnexpectedEof.into()));
+    }
     Ok(head[5])
 }
 
