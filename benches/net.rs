@@ -8,42 +8,21 @@
 //! Target: the network path reaches at least 30% of the in-process messages per second.
 //! Numbers and the command are in BENCHMARKS.md.
 
-use std::sync::Arc;
-
+use divan::Bencher;
 use divan::counter::ItemsCount;
-use divan::{Bencher, black_box};
 use mqpilot::fake::net::Server;
 use mqpilot::fake::{ChannelDef, FakeConfig, FakeQm, PutSpec, QueueDef};
 use mqpilot::mq::MqLibrary;
-use mqpilot::mq::message::Message;
-use mqpilot::mq::options::{ConnectOptions, parse_mqserver};
-use mqpilot::pool::{Pool, PoolConfig};
-use mqpilot::worker::poller::{PollPlan, RunLimits, SinkTarget};
-use mqpilot::worker::run::{QueueRun, start};
-use mqpilot::worker::sink::{Delivery, Sink};
-use tokio_util::sync::CancellationToken;
 
-const QUEUE: &str = "BENCH.IN";
+#[path = "support/drain.rs"]
+mod support;
+use support::{QUEUE, drain, runtime};
+
 const MESSAGES: usize = 10_000;
-const BATCH: usize = 50;
 const CONNECTIONS: usize = 4;
 
 fn main() {
     divan::main();
-}
-
-/// A sink that takes everything and keeps nothing.
-struct Discard;
-
-impl Sink for Discard {
-    fn deliver<'a>(&'a self, batch: &'a [Message]) -> Delivery<'a> {
-        black_box(batch.len());
-        Box::pin(async { Ok(()) })
-    }
-
-    fn name(&self) -> &'static str {
-        "discard"
-    }
 }
 
 fn queue_manager() -> FakeQm {
@@ -60,46 +39,6 @@ fn seed(qm: &FakeQm) {
     }
 }
 
-/// Drains the queue with the real worker through `library`; returns messages delivered.
-fn drain(runtime: &tokio::runtime::Runtime, library: MqLibrary) -> u64 {
-    let options = ConnectOptions::builder()
-        .with_channel(parse_mqserver("BENCH.SVRCONN/TCP/localhost(1414)", "bench").expect("channel"))
-        .build()
-        .expect("options");
-    let config = PoolConfig {
-        connections: CONNECTIONS,
-        ..PoolConfig::default()
-    };
-    let pool = Pool::new(library, options, config);
-    let plan = Arc::new(PollPlan {
-        queue: QUEUE.into(),
-        syncpoint: true,
-        batch: BATCH,
-        max_batch_bytes: usize::MAX,
-        wait_ms: 0,
-        backout_threshold: 0,
-        backout_queue: None,
-        sink: SinkTarget::External(Arc::new(Discard)),
-    });
-    let queues = [QueueRun {
-        plan,
-        workers: CONNECTIONS,
-    }];
-    runtime.block_on(async {
-        let cancel = CancellationToken::new();
-        let (_handle, run) = start(&pool, &queues, RunLimits::new(true, None), &cancel);
-        run.finish().await.total().delivered
-    })
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
 #[divan::bench(sample_count = 10, sample_size = 1)]
 fn worker_drain_tcp(bencher: Bencher) {
     let rt = runtime();
@@ -111,7 +50,12 @@ fn worker_drain_tcp(bencher: Bencher) {
     bencher
         .counter(ItemsCount::new(MESSAGES))
         .with_inputs(|| seed(&qm))
-        .bench_local_values(|()| assert_eq!(drain(&rt, MqLibrary::remote(addr.clone())), MESSAGES as u64));
+        .bench_local_values(|()| {
+            assert_eq!(
+                drain(&rt, MqLibrary::remote(addr.clone()), CONNECTIONS),
+                MESSAGES as u64
+            )
+        });
     server.shutdown();
 }
 
@@ -122,5 +66,10 @@ fn worker_drain_in_process(bencher: Bencher) {
     bencher
         .counter(ItemsCount::new(MESSAGES))
         .with_inputs(|| seed(&qm))
-        .bench_local_values(|()| assert_eq!(drain(&rt, MqLibrary::fake(qm.library("10.0.0.1"))), MESSAGES as u64));
+        .bench_local_values(|()| {
+            assert_eq!(
+                drain(&rt, MqLibrary::fake(qm.library("10.0.0.1")), CONNECTIONS),
+                MESSAGES as u64
+            )
+        });
 }

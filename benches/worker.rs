@@ -14,7 +14,6 @@
 //! Numbers and the commands are in BENCHMARKS.md.
 
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use divan::counter::ItemsCount;
@@ -25,35 +24,16 @@ use mqi::types::QueueName;
 use mqi::{Object, Syncpoint};
 use mqpilot::fake::{ChannelDef, FakeConfig, FakeQm, PutSpec, QueueDef};
 use mqpilot::mq::MqLibrary;
-use mqpilot::mq::message::Message;
-use mqpilot::mq::options::{ConnectOptions, parse_mqserver};
-use mqpilot::pool::{Pool, PoolConfig};
-use mqpilot::worker::poller::{PollPlan, RunLimits, SinkTarget};
-use mqpilot::worker::run::{QueueRun, start};
-use mqpilot::worker::sink::{Delivery, Sink};
-use tokio_util::sync::CancellationToken;
 
-const QUEUE: &str = "BENCH.IN";
+#[path = "support/drain.rs"]
+mod support;
+use support::{BATCH, QUEUE, drain, runtime};
+
 const MESSAGES: usize = 10000;
 const LATENCY_MESSAGES: usize = 200;
-const BATCH: usize = 50;
 
 fn main() {
     divan::main();
-}
-
-/// A sink that takes everything and keeps nothing.
-struct Discard;
-
-impl Sink for Discard {
-    fn deliver<'a>(&'a self, batch: &'a [Message]) -> Delivery<'a> {
-        black_box(batch.len());
-        Box::pin(async { Ok(()) })
-    }
-
-    fn name(&self) -> &'static str {
-        "discard"
-    }
 }
 
 fn seeded(messages: usize, latency: Duration) -> FakeQm {
@@ -69,53 +49,13 @@ fn seeded(messages: usize, latency: Duration) -> FakeQm {
     qm
 }
 
-/// Drains the queue with the real worker; returns messages delivered.
-fn drain_with_worker(runtime: &tokio::runtime::Runtime, qm: &FakeQm, connections: usize) -> u64 {
-    let options = ConnectOptions::builder()
-        .with_channel(parse_mqserver("BENCH.SVRCONN/TCP/localhost(1414)", "bench").expect("channel"))
-        .build()
-        .expect("options");
-    let config = PoolConfig {
-        connections,
-        ..PoolConfig::default()
-    };
-    let pool = Pool::new(MqLibrary::fake(qm.library("10.0.0.1")), options, config);
-    let plan = Arc::new(PollPlan {
-        queue: QUEUE.into(),
-        syncpoint: true,
-        batch: BATCH,
-        max_batch_bytes: usize::MAX,
-        wait_ms: 0,
-        backout_threshold: 0,
-        backout_queue: None,
-        sink: SinkTarget::External(Arc::new(Discard)),
-    });
-    let queues = [QueueRun {
-        plan,
-        workers: connections,
-    }];
-    runtime.block_on(async {
-        let cancel = CancellationToken::new();
-        let (_handle, run) = start(&pool, &queues, RunLimits::new(true, None), &cancel);
-        run.finish().await.total().delivered
-    })
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
 #[divan::bench(sample_count = 20, sample_size = 1)]
 fn worker_drain(bencher: Bencher) {
     let rt = runtime();
     bencher
         .counter(ItemsCount::new(MESSAGES))
         .with_inputs(|| seeded(MESSAGES, Duration::ZERO))
-        .bench_local_values(|qm| assert_eq!(drain_with_worker(&rt, &qm, 4), MESSAGES as u64));
+        .bench_local_values(|qm| assert_eq!(drain(&rt, MqLibrary::fake(qm.library("10.0.0.1")), 4), MESSAGES as u64));
 }
 
 /// One connection: 50 gets under syncpoint, MQCMIT, until the queue is empty.
@@ -181,7 +121,12 @@ fn worker_one_connection_100us(bencher: Bencher) {
     bencher
         .counter(ItemsCount::new(LATENCY_MESSAGES))
         .with_inputs(|| seeded(LATENCY_MESSAGES, Duration::from_micros(100)))
-        .bench_local_values(|qm| assert_eq!(drain_with_worker(&rt, &qm, 1), LATENCY_MESSAGES as u64));
+        .bench_local_values(|qm| {
+            assert_eq!(
+                drain(&rt, MqLibrary::fake(qm.library("10.0.0.1")), 1),
+                LATENCY_MESSAGES as u64
+            )
+        });
 }
 
 /// The Logic Apps built-in connector's way: open the queue, get one message, close, per message.

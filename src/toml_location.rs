@@ -12,6 +12,14 @@ use std::path::Path;
 
 use crate::Error;
 
+/// Reads a configuration file as text; [`Error::Io`] names it when it cannot be read.
+pub(crate) fn read_text(path: &Path) -> Result<String, Error> {
+    std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
 /// A TOML parse error as [`Error::Config`], named by the dotted key it is about: the key on
 /// the error's line (`queue[1].batch`), or, where serde reports the error at a table's header
 /// (as it does inside an internally tagged table such as `[queue.sink]`), that table and the

@@ -286,10 +286,7 @@ impl FakeConfig {
     /// # Errors
     /// [`Error::Io`] when the file cannot be read, [`Error::Config`] when it is invalid.
     pub fn from_file(path: &Path) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = crate::toml_location::read_text(path)?;
         Self::from_toml(&text, path)
     }
 

@@ -211,10 +211,7 @@ impl Policy {
     /// # Errors
     /// [`Error::Io`] or [`Error::Config`] naming the file, line, column and field.
     pub fn from_file(path: &Path) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = crate::toml_location::read_text(path)?;
         Self::from_toml(&text, path)
     }
 

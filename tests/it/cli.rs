@@ -17,7 +17,7 @@ use serde_json::Value;
 const RUN_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Variables that would change what the binary connects to or authenticates with.
-const MACHINE_VARS: [&str; 6] = [
+pub const MACHINE_VARS: [&str; 6] = [
     "MQSERVER",
     "MQCCDTURL",
     "MQ_PASSWORD",

@@ -7,13 +7,15 @@ use mqpilot::fake::{Delivery, FakeConfig, FakeQm, PutSpec, QueueDef};
 
 use crate::support::*;
 
-fn fake(delivery: Delivery) -> FakeQm {
+/// A queue manager with one queue, Q, in `delivery` order (shared with `fake_hidden`).
+pub fn fake(delivery: Delivery) -> FakeQm {
     let mut config = FakeConfig::default();
     config.queues.push(QueueDef::new("Q").delivery(delivery));
     FakeQm::new(config)
 }
 
-fn seed(qm: &FakeQm, items: &[(&str, i32)]) -> Vec<[u8; 24]> {
+/// Puts (text, priority) messages on Q; their message ids.
+pub fn seed(qm: &FakeQm, items: &[(&str, i32)]) -> Vec<[u8; 24]> {
     items
         .iter()
         .map(|(text, priority)| {
@@ -29,7 +31,8 @@ fn seed(qm: &FakeQm, items: &[(&str, i32)]) -> Vec<[u8; 24]> {
         .collect()
 }
 
-fn text(r: Result<Vec<u8>, i32>) -> Result<String, i32> {
+/// A get's payload as text.
+pub fn text(r: Result<Vec<u8>, i32>) -> Result<String, i32> {
     r.map(|d| String::from_utf8(d).unwrap())
 }
 

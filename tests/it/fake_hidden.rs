@@ -4,34 +4,14 @@
 
 use mqi::constants::*;
 use mqi::types::MessageId;
-use mqpilot::fake::{Delivery, FakeConfig, FakeQm, PutSpec, QueueDef};
+use mqpilot::fake::{Delivery, FakeQm};
+
+use super::fake_browse::{seed, text};
 
 use crate::support::*;
 
 fn fake() -> FakeQm {
-    let mut config = FakeConfig::default();
-    config.queues.push(QueueDef::new("Q").delivery(Delivery::Priority));
-    FakeQm::new(config)
-}
-
-fn seed(qm: &FakeQm, items: &[(&str, i32)]) -> Vec<[u8; 24]> {
-    items
-        .iter()
-        .map(|(text, priority)| {
-            qm.put_message(
-                "Q",
-                PutSpec {
-                    priority: Some(*priority),
-                    ..PutSpec::text(*text)
-                },
-            )
-            .unwrap()
-        })
-        .collect()
-}
-
-fn text(r: Result<Vec<u8>, i32>) -> Result<String, i32> {
-    r.map(|d| String::from_utf8(d).unwrap())
+    super::fake_browse::fake(Delivery::Priority)
 }
 
 #[test]

@@ -10,15 +10,7 @@ use std::time::{Duration, Instant};
 
 use mqpilot::fake::net::{RemoteAdmin, Status};
 
-/// Variables that would change what the binary connects to.
-const MACHINE_VARS: [&str; 6] = [
-    "MQSERVER",
-    "MQCCDTURL",
-    "MQ_PASSWORD",
-    "MQ_PASSWORD_FILE",
-    "MQ_LIB",
-    "RUST_LOG",
-];
+use super::cli::MACHINE_VARS;
 
 /// A file under the temp directory, unique to this test run, removed on drop.
 pub struct Scratch(pub PathBuf);

@@ -181,10 +181,7 @@ impl WorkerConfig {
     /// [`Error::Io`] naming the file when it cannot be read, [`Error::Config`] when it is
     /// invalid.
     pub fn from_file(path: &Path) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = crate::toml_location::read_text(path)?;
         Self::from_toml(&text, path)
     }
 
