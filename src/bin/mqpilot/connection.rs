@@ -1,10 +1,16 @@
-//! The connection flags `poll` and `mcp` share: they override the `[connection]` settings,
-//! which override the environment. The password never has a flag.
+//! The flags `poll` and `mcp` share: which queue manager (embedded fake, `fake-qm` server or
+//! IBM's library), and the connection settings that override the `[connection]` table, which
+//! overrides the environment. The password never has a flag.
 
 use std::path::PathBuf;
 
 use clap::Args;
+use mqpilot::fake::{FakeConfig, FakeQm};
+use mqpilot::mq::MqLibrary;
 use mqpilot::worker::config::ConnectionOverrides;
+use mqpilot::worker::demo::{DEMO_CHANNEL, demo_queue_manager};
+
+use crate::{Failure, usage};
 
 #[derive(Args, Debug)]
 pub(crate) struct ConnectionArgs {
@@ -49,6 +55,58 @@ impl ConnectionArgs {
                 .or_else(|| application_name.map(str::to_owned)),
             cipher_spec: self.cipher_spec.clone(),
             key_repository: self.key_repository.clone(),
+        }
+    }
+}
+
+/// Which queue manager `poll` and `mcp` talk to: an embedded fake, a `mqpilot fake-qm`
+/// server, or (by default) a real one through IBM's library.
+#[derive(Args, Debug)]
+pub(crate) struct BackendArgs {
+    /// Run on an embedded fake queue manager seeded with DEMO.IN (1,000 messages).
+    #[arg(long)]
+    pub(crate) fake: bool,
+    /// Define the embedded fake queue manager from this file instead of the demo.
+    #[arg(long, value_name = "FILE", requires = "fake")]
+    fake_config: Option<PathBuf>,
+    /// Use the `mqpilot fake-qm` server at this address (host:port) instead of a real queue
+    /// manager. --conn names the channel; without it connections use no channel instance.
+    #[arg(long, value_name = "ADDR", conflicts_with = "fake")]
+    fake_qm: Option<String>,
+}
+
+/// The queue manager chosen, for what a subcommand shows or lists beside the MQ calls.
+pub(crate) enum Backend {
+    Fake(FakeQm),
+    Server(String),
+    Ibm,
+}
+
+impl BackendArgs {
+    /// Whether this is the embedded demo queue manager (DEMO.IN and its channel).
+    pub(crate) fn is_demo(&self) -> bool {
+        self.fake && self.fake_config.is_none()
+    }
+
+    /// The demo connects over its channel; a fake from --fake-config without --conn gets a
+    /// bindings connection, which needs no channel definition.
+    pub(crate) fn default_server(&self) -> Option<String> {
+        self.is_demo().then(|| format!("{DEMO_CHANNEL}/TCP/localhost(1414)"))
+    }
+
+    /// The MQ library to connect through, and the queue manager it reaches.
+    pub(crate) fn open(&self) -> Result<(MqLibrary, Backend), Failure> {
+        if self.fake {
+            let qm = match &self.fake_config {
+                Some(path) => FakeQm::new(FakeConfig::from_file(path).map_err(usage)?),
+                None => demo_queue_manager(),
+            };
+            Ok((MqLibrary::fake(qm.library("127.0.0.1")), Backend::Fake(qm)))
+        } else if let Some(addr) = &self.fake_qm {
+            Ok((MqLibrary::remote(addr.clone()), Backend::Server(addr.clone())))
+        } else {
+            let lib = MqLibrary::ibm_from_env(|k| std::env::var(k).ok()).map_err(|e| Failure(3, e.into()))?;
+            Ok((lib, Backend::Ibm))
         }
     }
 }

@@ -11,14 +11,12 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Args;
 use mqpilot::fake::net::RemoteAdmin;
-use mqpilot::fake::{FakeConfig, FakeQm};
 use mqpilot::mcp::{self, Authenticator, Catalog, HttpOptions, JwtConfig, Listed, Policy};
-use mqpilot::mq::MqLibrary;
 use mqpilot::pool::PoolConfig;
 use mqpilot::worker::config::WorkerConfig;
-use mqpilot::worker::demo::{DEMO_CHANNEL, demo_queue_manager};
 use tokio_util::sync::CancellationToken;
 
+use crate::connection::Backend;
 use crate::{Failure, LogFormat, usage};
 
 #[derive(Args, Debug)]
@@ -34,16 +32,8 @@ pub(crate) struct McpArgs {
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
 
-    /// Run on an embedded fake queue manager seeded with DEMO.IN (1,000 messages).
-    #[arg(long)]
-    fake: bool,
-    /// Define the embedded fake queue manager from this file instead of the demo.
-    #[arg(long, value_name = "FILE", requires = "fake")]
-    fake_config: Option<PathBuf>,
-    /// Use the `mqpilot fake-qm` server at this address (host:port) instead of a real queue
-    /// manager. --conn names the channel; without it connections use no channel instance.
-    #[arg(long, value_name = "ADDR", conflicts_with = "fake")]
-    fake_qm: Option<String>,
+    #[command(flatten)]
+    backend: crate::connection::BackendArgs,
 
     /// Connections in the pool (locks hold one each; one always stays free for other tools).
     #[arg(long, default_value_t = 4)]
@@ -118,25 +108,16 @@ pub(crate) async fn run(args: McpArgs) -> Result<u8, Failure> {
     if let Some(addr) = args.listen {
         mcp::http::check_listen(addr, &auth).map_err(usage)?;
     }
-    let demo_channel = (args.fake && args.fake_config.is_none()).then(|| format!("{DEMO_CHANNEL}/TCP/localhost(1414)"));
+    let demo_channel = args.backend.default_server();
     let overrides = args.connection.overrides(demo_channel, Some("mqpilot-mcp"));
     let env = |k: &str| std::env::var(k).ok();
     let settings = WorkerConfig::from_queues(Vec::new()).connection;
     let options = settings.connect_options(env, &overrides).map_err(usage)?;
-    let (library, catalog): (MqLibrary, Arc<dyn Catalog>) = if args.fake {
-        let qm = match &args.fake_config {
-            Some(path) => FakeQm::new(FakeConfig::from_file(path).map_err(usage)?),
-            None => demo_queue_manager(),
-        };
-        (MqLibrary::fake(qm.library("127.0.0.1")), Arc::new(qm))
-    } else if let Some(addr) = &args.fake_qm {
-        (
-            MqLibrary::remote(addr.clone()),
-            Arc::new(RemoteAdmin::new(addr.clone())),
-        )
-    } else {
-        let lib = MqLibrary::ibm_from_env(env).map_err(|e| Failure(3, e.into()))?;
-        (lib, Arc::new(Listed(policy.queues.clone())))
+    let (library, backend) = args.backend.open()?;
+    let catalog: Arc<dyn Catalog> = match backend {
+        Backend::Fake(qm) => Arc::new(qm),
+        Backend::Server(addr) => Arc::new(RemoteAdmin::new(addr)),
+        Backend::Ibm => Arc::new(Listed(policy.queues.clone())),
     };
     let pool_config = PoolConfig {
         connections: args.connections.max(1),

@@ -7,16 +7,16 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use mqpilot::fake::{FakeConfig, FakeQm};
-use mqpilot::mq::MqLibrary;
+use mqpilot::fake::FakeQm;
 use mqpilot::pool::{BackoffConfig, Pool, PoolConfig};
 use mqpilot::worker::config::{QueueConfig, Receive, WorkerConfig};
-use mqpilot::worker::demo::{DEMO_CHANNEL, DEMO_QUEUE, demo_queue_manager};
+use mqpilot::worker::demo::DEMO_QUEUE;
 use mqpilot::worker::poller::RunLimits;
 use mqpilot::worker::run::{RunHandle, RunSummary, start};
 use mqpilot::worker::sink::SinkConfig;
 use tokio_util::sync::CancellationToken;
 
+use crate::connection::Backend;
 use crate::{Failure, LogFormat, usage};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -31,16 +31,8 @@ pub(crate) struct PollArgs {
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
 
-    /// Run on an embedded fake queue manager seeded with DEMO.IN (1,000 messages).
-    #[arg(long)]
-    fake: bool,
-    /// Define the embedded fake queue manager from this file instead of the demo.
-    #[arg(long, value_name = "FILE", requires = "fake")]
-    fake_config: Option<PathBuf>,
-    /// Use the `mqpilot fake-qm` server at this address (host:port) instead of a real queue
-    /// manager. --conn names the channel; without it connections use no channel instance.
-    #[arg(long, value_name = "ADDR", conflicts_with = "fake")]
-    fake_qm: Option<String>,
+    #[command(flatten)]
+    backend: crate::connection::BackendArgs,
 
     /// Queue to poll (repeat for several). With --fake and no queue: DEMO.IN.
     #[arg(long = "queue", short = 'q', value_name = "NAME")]
@@ -96,7 +88,7 @@ fn worker_config(args: &PollArgs) -> Result<WorkerConfig, Failure> {
         None => WorkerConfig::from_queues(Vec::new()),
     };
     let mut queues = args.queues.clone();
-    if queues.is_empty() && config.queues.is_empty() && args.fake && args.fake_config.is_none() {
+    if queues.is_empty() && config.queues.is_empty() && args.backend.is_demo() {
         queues.push(DEMO_QUEUE.to_owned());
     }
     for name in queues {
@@ -144,22 +136,11 @@ pub(crate) async fn run(args: PollArgs) -> Result<u8, Failure> {
     let config = worker_config(&args)?;
     // The demo connects over its channel; a fake from --fake-config without --conn gets a
     // bindings connection, which needs no channel definition.
-    let demo_channel = (args.fake && args.fake_config.is_none()).then(|| format!("{DEMO_CHANNEL}/TCP/localhost(1414)"));
+    let demo_channel = args.backend.default_server();
     let overrides = args.connection.overrides(demo_channel, None);
     let env = |k: &str| std::env::var(k).ok();
     let options = config.connection.connect_options(env, &overrides).map_err(usage)?;
-    let (library, fake) = if args.fake {
-        let qm = match &args.fake_config {
-            Some(path) => FakeQm::new(FakeConfig::from_file(path).map_err(usage)?),
-            None => demo_queue_manager(),
-        };
-        (MqLibrary::fake(qm.library("127.0.0.1")), Some(qm))
-    } else if let Some(addr) = &args.fake_qm {
-        (MqLibrary::remote(addr.clone()), None)
-    } else {
-        let lib = MqLibrary::ibm_from_env(env).map_err(|e| Failure(3, e.into()))?;
-        (lib, None)
-    };
+    let (library, backend) = args.backend.open()?;
     if let Some(addr) = args.metrics_listen {
         metrics_exporter_prometheus::PrometheusBuilder::new()
             .with_http_listener(addr)
@@ -193,9 +174,13 @@ pub(crate) async fn run(args: PollArgs) -> Result<u8, Failure> {
     if let Some(task) = status {
         task.abort();
     }
-    print_summary(&summary, fake.as_ref());
-    if let Some(addr) = args.fake_qm.clone() {
-        print_server_depths(addr).await;
+    match backend {
+        Backend::Fake(qm) => print_summary(&summary, Some(&qm)),
+        Backend::Server(addr) => {
+            print_summary(&summary, None);
+            print_server_depths(addr).await;
+        }
+        Backend::Ibm => print_summary(&summary, None),
     }
     Ok(if summary.stopped().is_empty() { 0 } else { 1 })
 }
