@@ -1,8 +1,10 @@
 //! `mqplan`: the capacity planner's command line. clap -> model -> plan -> report; nothing else.
 //!
-//! Exit codes: `check` 0 every check ok, 1 something at risk, 2 something fails; `validate` 0
-//! observed matches predicted, 1 a mismatch (74 when `--fake-qm` cannot run its processes); `sweep` and `emit` 0; every command 65 when the
-//! model is invalid, 64 for bad flags, 74 when a file cannot be read or written.
+//! Exit codes: `check` 0 every check ok, 1 something at risk, 2 something fails (with
+//! `--validate`, 3 when the embedded fake did not do what the report predicts); `validate` 0
+//! observed matches predicted, 1 a mismatch (74 when `--fake-qm` cannot run its processes);
+//! `sweep` and `emit` 0; every command 65 when the model is invalid, 64 for bad flags, 74 when a
+//! file cannot be read or written.
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,8 @@ use mqpilot::plan::{self, Model, Plan, Status};
 const EXIT_USAGE: u8 = 64;
 const EXIT_INVALID_MODEL: u8 = 65;
 const EXIT_IO: u8 = 74;
+/// `check --validate`: the embedded fake did not do what the report predicts.
+const EXIT_VALIDATION_MISMATCH: u8 = 3;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -45,6 +49,10 @@ enum Command {
         /// Colour in text reports.
         #[arg(long, value_enum, default_value_t = Colour::Auto)]
         color: Colour,
+        /// Also run the model on the embedded fake queue manager and show observed against
+        /// predicted after the report (as `mqplan validate`); exit 3 if they differ.
+        #[arg(long)]
+        validate: bool,
     },
     /// Scale one app over a range of instance counts: a table, and optionally a chart.
     Sweep {
@@ -215,25 +223,50 @@ fn run(command: Command) -> Result<u8, Failure> {
             format,
             headroom,
             color,
+            validate,
         } => {
             plan::headroom(headroom)?;
             let (origin, plan) = load(&model)?;
             let report = plan.report(&origin, headroom);
+            let outcome = if validate {
+                Some(plan::validate::run(&plan)?)
+            } else {
+                None
+            };
             let colour = match color {
                 Colour::Always => true,
                 Colour::Never => false,
                 Colour::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
             };
-            let out = match format {
+            let mut out = match format {
                 Format::Text => plan::text::render_text(&report, colour),
                 Format::Markdown => plan::markdown::render_markdown(&report),
                 Format::Json => {
-                    let mut json = serde_json::to_string_pretty(&report).map_err(|e| Failure(EXIT_IO, e.into()))?;
+                    let mut json = serde_json::to_value(&report).map_err(|e| Failure(EXIT_IO, e.into()))?;
+                    if let (Some(o), Some(fields)) = (&outcome, json.as_object_mut()) {
+                        fields.insert("validation".into(), plan::validate::to_json(o));
+                    }
+                    let mut json = serde_json::to_string_pretty(&json).map_err(|e| Failure(EXIT_IO, e.into()))?;
                     json.push('\n');
                     json
                 }
             };
+            match (&outcome, format) {
+                (Some(o), Format::Text) => {
+                    out.push('\n');
+                    out.push_str(&plan::validate::render(o));
+                }
+                (Some(o), Format::Markdown) => {
+                    out.push_str("\n## Observed on the embedded fake queue manager\n\n```text\n");
+                    out.push_str(&plan::validate::render(o));
+                    out.push_str("```\n");
+                }
+                _ => {}
+            }
             print!("{out}");
+            if outcome.as_ref().is_some_and(|o| !o.matches()) {
+                return Ok(EXIT_VALIDATION_MISMATCH);
+            }
             Ok(status_code(report.status))
         }
         Command::Sweep {

@@ -70,6 +70,55 @@ fn check_exit_codes_follow_the_worst_status() {
 }
 
 #[test]
+fn check_validate_shows_the_fake_agreeing_with_the_report() {
+    let ok = mqplan(&["check", "models/logicapps-standard.toml", "--validate"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    let text = stdout(&ok);
+    let (report, observed) = text
+        .split_once("mqplan validate: the model on the embedded fake queue manager")
+        .expect("the validation follows the report");
+    assert!(report.contains("peak handles per connection: 21"), "{report}");
+    assert!(
+        observed.contains("orders: peak handles per connection: predicted 21, observed 21"),
+        "{observed}"
+    );
+    assert!(
+        observed.contains("orders: connections: predicted 120, observed 120"),
+        "{observed}"
+    );
+    assert!(observed.contains("result: observed matches predicted"), "{observed}");
+
+    // A failing model keeps exit 2 when the fake returns the predicted reason code.
+    let fails = mqplan(&["check", "models/ace.toml", "--validate", "--format", "json"]);
+    assert_eq!(fails.status.code(), Some(2), "{}", stderr(&fails));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&fails)).expect("json");
+    assert_eq!(json["status"], "fails");
+    let validation = &json["validation"];
+    assert_eq!(validation["matches"], true, "{validation}");
+    assert_eq!(validation["predicted_reason_codes"], serde_json::json!([2537]));
+    assert!(
+        validation["observed_reason_codes"]["2537"].as_u64() > Some(0),
+        "{validation}"
+    );
+
+    let markdown = stdout(&mqplan(&[
+        "check",
+        "models/mqpilot.toml",
+        "--validate",
+        "--format",
+        "markdown",
+    ]));
+    assert!(
+        markdown.contains("## Observed on the embedded fake queue manager"),
+        "{markdown}"
+    );
+    assert!(markdown.contains("result: observed matches predicted"), "{markdown}");
+    let plain = stdout(&mqplan(&["check", "models/mqpilot.toml", "--format", "json"]));
+    let plain: serde_json::Value = serde_json::from_str(&plain).expect("json");
+    assert!(plain.get("validation").is_none(), "only with --validate");
+}
+
+#[test]
 fn json_report_keeps_its_documented_fields() {
     let report = plan::check_text(SMALL, "small.toml", 20.0).expect("valid");
     let json = serde_json::to_value(&report).expect("json");

@@ -258,6 +258,32 @@ pub(super) fn observed_reasons(qm: &FakeQm) -> BTreeMap<i32, u64> {
     observe::watched(qm.reason_counts().into_iter().map(|((_, r), n)| (r, n)))
 }
 
+/// The outcome as JSON, the `validation` field of `mqplan check --validate --format json`:
+/// `{matches, server, connect_limited, numbers: [{what, predicted, observed}],
+/// predicted_reason_codes, observed_reason_codes: {code: count}, notes}`.
+#[must_use]
+pub fn to_json(o: &Outcome) -> serde_json::Value {
+    let numbers: Vec<serde_json::Value> = o
+        .numbers
+        .iter()
+        .map(|c| serde_json::json!({"what": c.what, "predicted": c.predicted, "observed": c.observed}))
+        .collect();
+    let observed: serde_json::Map<String, serde_json::Value> = o
+        .observed_reasons
+        .iter()
+        .map(|(r, n)| (r.to_string(), (*n).into()))
+        .collect();
+    serde_json::json!({
+        "matches": o.matches(),
+        "server": o.server,
+        "connect_limited": o.connect_limited,
+        "numbers": numbers,
+        "predicted_reason_codes": o.predicted_reasons,
+        "observed_reason_codes": observed,
+        "notes": o.notes,
+    })
+}
+
 /// The outcome as text: predicted against observed.
 #[must_use]
 pub fn render(o: &Outcome) -> String {
