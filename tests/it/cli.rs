@@ -512,79 +512,157 @@ fn metrics_are_served_and_sigterm_drains_and_exits_zero() {
     );
 }
 
-#[test]
-fn a_second_signal_exits_at_once_with_130() {
-    let dir = std::env::temp_dir().join(format!("mqpilot-cli-{}-second-signal", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let config = dir.join("worker.toml");
-    // A sink that takes 3 s: the first signal would wait for it, the second does not. (The
-    // orphaned `sleep` keeps the stderr pipe open until it ends, so it must be short.)
-    std::fs::write(
-        &config,
-        "[[queue]]\nname = \"DEMO.IN\"\nbatch = 5\n[queue.sink]\ntype = \"exec\"\ncommand = [\"sleep\", \"3\"]\n",
-    )
-    .expect("write config");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mqpilot"));
-    for var in MACHINE_VARS {
-        cmd.env_remove(var);
-    }
-    let mut child = cmd
-        .args(["poll", "--fake", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start mqpilot");
-    let stderr = child.stderr.take().expect("stderr");
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let reader = std::thread::spawn({
-        let seen = std::sync::Arc::clone(&seen);
-        move || {
-            use std::io::BufRead as _;
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut text = seen.lock().unwrap();
-                text.push_str(&line);
-                text.push('\n');
-            }
-            seen.lock().unwrap().clone()
+/// A `poll --fake` process whose `DEMO.IN` goes to an exec sink running `script` under `sh -c`
+/// (batches of 5), with its stderr collected as it arrives.
+struct ExecRun {
+    child: std::process::Child,
+    seen: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: std::thread::JoinHandle<String>,
+    dir: PathBuf,
+}
+
+impl ExecRun {
+    fn start(name: &str, script: &str, own_group: bool) -> Self {
+        use std::os::unix::process::CommandExt as _;
+        let dir = std::env::temp_dir().join(format!("mqpilot-cli-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let config = dir.join("worker.toml");
+        let command = serde_json::to_string(&["sh", "-c", script]).expect("json");
+        std::fs::write(
+            &config,
+            format!("[[queue]]\nname = \"DEMO.IN\"\nbatch = 5\n[queue.sink]\ntype = \"exec\"\ncommand = {command}\n"),
+        )
+        .expect("write config");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mqpilot"));
+        for var in MACHINE_VARS {
+            cmd.env_remove(var);
         }
-    });
-    let pid = child.id().to_string();
-    // Once the queue is ready the first batch goes to the sink at once; give it a moment.
-    let ready_by = Instant::now() + RUN_DEADLINE;
-    while !seen.lock().unwrap().contains("queue ready") {
-        assert!(Instant::now() < ready_by, "mqpilot never got ready");
-        std::thread::sleep(Duration::from_millis(10));
+        if own_group {
+            cmd.process_group(0);
+        }
+        let mut child = cmd
+            .args(["poll", "--fake", "--config"])
+            .arg(&config)
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start mqpilot");
+        let stderr = child.stderr.take().expect("stderr");
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let reader = std::thread::spawn({
+            let seen = std::sync::Arc::clone(&seen);
+            move || {
+                use std::io::BufRead as _;
+                for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                    let mut text = seen.lock().unwrap();
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+                seen.lock().unwrap().clone()
+            }
+        });
+        Self {
+            child,
+            seen,
+            reader,
+            dir,
+        }
     }
-    std::thread::sleep(Duration::from_millis(300));
-    let started = Instant::now();
-    for _ in 0..2 {
+
+    /// Waits until the sink's first command has written its pid to `pid` in the run's
+    /// directory, and returns it.
+    fn first_command(&self) -> u32 {
+        let deadline = Instant::now() + RUN_DEADLINE;
+        loop {
+            if let Ok(text) = std::fs::read_to_string(self.dir.join("pid"))
+                && let Ok(pid) = text.trim().parse()
+            {
+                return pid;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the sink never ran:\n{}",
+                self.seen.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends `signal` to the process (or to its whole process group, as a terminal does).
+    fn signal(&self, signal: &str, group: bool) {
+        let pid = self.child.id();
+        let target = if group { format!("-{pid}") } else { pid.to_string() };
         assert!(
             Command::new("kill")
-                .args(["-TERM", &pid])
+                .args([&format!("-{signal}"), "--", &target])
                 .status()
                 .expect("kill")
                 .success()
         );
+    }
+
+    /// Waits for the exit and the end of stderr (which anything the sink left running would
+    /// hold open); returns the status and everything on stderr.
+    fn wait(mut self) -> (std::process::ExitStatus, String) {
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(started.elapsed() < RUN_DEADLINE, "mqpilot did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let text = self.reader.join().expect("stderr reader");
+        let _ = std::fs::remove_dir_all(&self.dir);
+        (status, text)
+    }
+}
+
+/// Whether `pid` is still a live process (a zombie waiting for its reaper counts as gone).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().to_owned()))
+        .is_some_and(|state| !state.starts_with('Z'))
+}
+
+#[test]
+fn a_second_signal_exits_at_once_with_130_and_takes_the_sink_command_along() {
+    // A sink that would take 20 s: the first signal waits for it, the second does not, and
+    // the command must not outlive mqpilot.
+    let run = ExecRun::start("second-signal", "echo $$ > pid; exec sleep 20", false);
+    let command = run.first_command();
+    assert!(alive(command));
+    let started = Instant::now();
+    for _ in 0..2 {
+        run.signal("TERM", false);
         std::thread::sleep(Duration::from_millis(200));
     }
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            started.elapsed() < RUN_DEADLINE,
-            "mqpilot did not exit after two signals"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let (status, text) = run.wait();
     let exited_after = started.elapsed();
-    let text = reader.join().expect("stderr reader");
-    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(status.code(), Some(130), "{text}");
+    // The command inherits stderr, so a command still running keeps `wait` waiting too.
     assert!(
         exited_after < Duration::from_millis(1500),
         "it waited for the sink: {exited_after:?}"
     );
     assert!(text.contains("second signal"), "{text}");
+    assert!(!alive(command), "the sink command {command} outlived mqpilot");
+}
+
+#[test]
+fn a_terminal_interrupt_lets_the_running_sink_command_finish_its_batch() {
+    // Ctrl-C at a terminal signals the whole foreground process group. The sink command must
+    // not get it: the first signal lets the batch in flight finish and commit.
+    let run = ExecRun::start("terminal-interrupt", "echo $$ > pid; cat > /dev/null; sleep 1", true);
+    run.first_command();
+    run.signal("INT", true);
+    let (status, text) = run.wait();
+    assert_eq!(status.code(), Some(0), "{text}");
+    assert!(text.contains("sink failures 0"), "{text}");
+    assert!(
+        text.contains("delivered 5,"),
+        "the batch in flight was delivered: {text}"
+    );
 }

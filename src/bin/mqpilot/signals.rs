@@ -3,8 +3,8 @@
 use tokio_util::sync::CancellationToken;
 
 /// First SIGINT/SIGTERM: cancel (pollers stop new gets and finish in-flight batches; the MCP
-/// server stops and backs out held locks). Second: exit now;
-/// MQ backs out whatever is uncommitted when the process ends.
+/// server stops and backs out held locks). Second: kill running exec sink commands and exit
+/// now; MQ backs out whatever is uncommitted when the process ends.
 pub(crate) async fn watch_signals(cancel: CancellationToken) {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
@@ -23,6 +23,8 @@ pub(crate) async fn watch_signals(cancel: CancellationToken) {
             cancel.cancel();
         } else {
             eprintln!("mqpilot: second signal: exiting now; MQ backs out uncommitted work");
+            // `exit` runs no destructors: exec sink commands would outlive us.
+            mqpilot::worker::sink::kill_running_commands();
             std::process::exit(130);
         }
     }

@@ -4,10 +4,17 @@
 //! be started or one that outlives the timeout (it is killed) fails the batch. The child's
 //! stdout is sent to our stderr and its stderr is inherited, so a handler's output can never
 //! corrupt a `stdout` sink's JSON lines or be mistaken for our own output.
+//!
+//! Each run gets a process group of its own. A Ctrl-C at a terminal signals the terminal's
+//! whole foreground group, which would kill a handler halfway through the batch the first
+//! signal is supposed to let finish; in its own group the handler only hears from us. The group
+//! is what a timeout kills (a `sh -c` handler's children with it), and what
+//! [`kill_running_commands`] kills when the process exits at once on a second signal.
 
 use std::fmt;
 use std::io;
 use std::process::{ExitStatus, Stdio};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt as _;
@@ -31,6 +38,57 @@ pub struct ExecSink {
     /// Variables the command must not inherit besides the MQ password ones: those that hold
     /// other sinks' secrets.
     hidden_env: Vec<String>,
+}
+
+/// Process groups of the commands running now (each run leads its own group).
+static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// Kills every exec sink command running now, with whatever it started (SIGKILL to each
+/// run's process group). For a process about to exit without running destructors: the
+/// batches those commands were handling are uncommitted, so MQ backs them out.
+pub fn kill_running_commands() {
+    let groups = RUNNING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    for &group in groups.iter() {
+        kill_group(group);
+    }
+}
+
+/// SIGKILL to process group `group`; one that has already gone is no error.
+fn kill_group(group: u32) {
+    let Ok(group) = libc::pid_t::try_from(group) else {
+        return;
+    };
+    // SAFETY: kill(2) takes plain integers; a negative pid names the process group. Groups
+    // are only ever ones this process created (`process_group(0)` on spawn) and still owns.
+    unsafe {
+        libc::kill(-group, libc::SIGKILL);
+    }
+}
+
+/// A running command's process group, listed in [`RUNNING`] while the command runs. Dropping
+/// it kills the group, so a command cannot outlive the batch it was for.
+struct Group(Option<u32>);
+
+impl Group {
+    fn listed(group: Option<u32>) -> Self {
+        if let Some(group) = group {
+            RUNNING
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(group);
+        }
+        Self(group)
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let Some(group) = self.0 else { return };
+        let mut running = RUNNING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        running.retain(|&g| g != group);
+        // Whatever the command left running in its group goes with it.
+        kill_group(group);
+    }
 }
 
 /// One run of the command: what goes on stdin and which variables are added.
@@ -117,6 +175,7 @@ impl ExecSink {
             .stdin(Stdio::piped())
             .stdout(io::stderr())
             .stderr(Stdio::inherit())
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| fail(format!("cannot run {program}: {e}")))
@@ -125,6 +184,7 @@ impl ExecSink {
     /// Runs the command once and waits for it, killing it at the timeout.
     async fn run(&self, run: Run) -> Result<(), SinkError> {
         let mut child = self.spawn(run.env)?;
+        let _group = Group::listed(child.id());
         let mut stdin = child.stdin.take().expect("stdin is piped");
         let input = run.stdin;
         let feed = async move {

@@ -16,7 +16,7 @@ use std::pin::Pin;
 use base64::Engine as _;
 use serde::Deserialize;
 
-pub use exec::ExecSink;
+pub use exec::{ExecSink, kill_running_commands};
 pub use http::{HttpSink, resolve_headers};
 pub use stdout::StdoutSink;
 
