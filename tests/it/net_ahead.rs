@@ -8,9 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use mqi::constants::{
-    MQGMO_FAIL_IF_QUIESCING, MQGMO_SYNCPOINT, MQMO_MATCH_CORREL_ID, MQMO_MATCH_MSG_ID, MQOO_INPUT_AS_Q_DEF,
-    MQOO_OUTPUT, MQOT_Q, MQPMO_SYNCPOINT, MQRC_NO_MSG_AVAILABLE, MQRC_SYNCPOINT_LIMIT_REACHED,
-    MQRC_TRUNCATED_MSG_FAILED,
+    MQGMO_FAIL_IF_QUIESCING, MQGMO_SYNCPOINT, MQIA_CURRENT_Q_DEPTH, MQMO_MATCH_CORREL_ID, MQMO_MATCH_MSG_ID,
+    MQOO_INPUT_AS_Q_DEF, MQOO_INQUIRE, MQOO_OUTPUT, MQOT_Q, MQPMO_NO_SYNCPOINT, MQPMO_SYNCPOINT, MQRC_NO_MSG_AVAILABLE,
+    MQRC_SYNCPOINT_LIMIT_REACHED, MQRC_TRUNCATED_MSG_FAILED,
 };
 use mqpilot::fake::net::{RemoteVerbs, Server, ServerHandle};
 use mqpilot::fake::{
@@ -45,14 +45,16 @@ fn numbered(n: usize) -> impl Iterator<Item = String> {
     (0..n).map(|i| format!("m{i:02}"))
 }
 
-/// One client connection with Q open for input (and OUT for output), through the remote
-/// verbs the `Mqi` adapter calls.
+/// One client connection with Q open for input and inquire (and OUT for output), through
+/// the remote verbs the `Mqi` adapter calls.
 struct Client {
     verbs: RemoteVerbs,
     hconn: i32,
     input: i32,
     output: i32,
 }
+
+const INPUT: i32 = MQOO_INPUT_AS_Q_DEF.0 | MQOO_INQUIRE.0;
 
 impl Client {
     fn new(server: &ServerHandle) -> Self {
@@ -69,7 +71,7 @@ impl Client {
             input: 0,
             output: 0,
         };
-        c.input = c.open("Q", MQOO_INPUT_AS_Q_DEF.0);
+        c.input = c.open("Q", INPUT);
         c.output = c.open("OUT", MQOO_OUTPUT.0);
         c
     }
@@ -115,6 +117,22 @@ impl Client {
         let mut md = default_md();
         self.verbs
             .put(self.hconn, self.output, &mut md, MQPMO_SYNCPOINT.0, b"out")
+    }
+
+    /// MQPUT1 of `payload` to Q outside any unit of work.
+    fn put_q(&self, payload: &str) -> Result<(), i32> {
+        let mut md = default_md();
+        let object = ObjectRef {
+            object_type: MQOT_Q.0,
+            name: "Q".into(),
+        };
+        self.verbs
+            .put1(self.hconn, &object, &mut md, MQPMO_NO_SYNCPOINT.0, payload.as_bytes())
+    }
+
+    /// MQINQ of Q's CURDEPTH on the input handle.
+    fn depth(&self) -> Result<Vec<mqpilot::fake::Attr>, i32> {
+        self.verbs.inquire(self.hconn, self.input, &[MQIA_CURRENT_Q_DEPTH.0])
     }
 
     fn commit(&self) {
@@ -237,7 +255,7 @@ fn mqclose_and_mqdisc_release_what_was_not_handed_out() {
     a.commit();
 
     let mut a = a;
-    a.input = a.open("Q", MQOO_INPUT_AS_Q_DEF.0);
+    a.input = a.open("Q", INPUT);
     assert_eq!(learn(&a, 5), names(7..12));
     assert_eq!(a.take(2), names(12..14));
     assert_eq!(got_uncommitted(&qm).len(), 5, "read ahead on the new handle");
@@ -378,6 +396,92 @@ fn with_read_ahead_off_each_get_takes_one_message() {
     a.commit();
     assert_eq!(qm.depth("Q"), Some(4));
     server.shutdown();
+}
+
+/// One call of a single consumer in the transcript property test.
+#[derive(Debug, Clone, Copy)]
+enum Call {
+    /// MQGET under syncpoint with a buffer of 1024 bytes (or 50 when false).
+    Get(bool),
+    /// MQPUT under syncpoint to OUT.
+    PutOut,
+    /// MQPUT1 to Q outside syncpoint.
+    PutQ,
+    /// MQINQ of CURDEPTH.
+    Depth,
+    Commit,
+    Backout,
+    /// MQCLOSE of the input handle and MQOPEN of a new one.
+    Reopen,
+}
+
+fn call() -> impl Strategy<Value = Call> {
+    prop_oneof![
+        10 => Just(Call::Get(true)),
+        2 => Just(Call::Get(false)),
+        2 => Just(Call::PutOut),
+        1 => Just(Call::PutQ),
+        1 => Just(Call::Depth),
+        3 => Just(Call::Commit),
+        2 => Just(Call::Backout),
+        1 => Just(Call::Reopen),
+    ]
+}
+
+/// Everything one consumer sees running `calls` on a server with read-ahead `read_ahead`,
+/// MAXUMSGS `max_uncommitted`, and what is left on the queues at the end.
+fn transcript(read_ahead: u32, max_uncommitted: i32, long: &[bool], calls: &[Call]) -> Vec<String> {
+    let (qm, mut server) = serve(max_uncommitted, read_ahead);
+    let long_payload = |i: usize| format!("m{i:02}{}", "L".repeat(100));
+    put(
+        &qm,
+        long.iter()
+            .enumerate()
+            .map(|(i, &l)| if l { long_payload(i) } else { format!("m{i:02}") }),
+    );
+    let mut a = Client::new(&server);
+    let mut log = Vec::new();
+    for (i, call) in calls.iter().enumerate() {
+        log.push(match *call {
+            Call::Get(big) => match a.get_into(if big { 1024 } else { 50 }) {
+                Ok((p, n)) => format!("get {}/{n}", &p[..3]),
+                Err((r, len)) => format!("get reason {r} length {len}"),
+            },
+            Call::PutOut => format!("put {:?}", a.put_out()),
+            Call::PutQ => format!("put1 {:?}", a.put_q(&format!("p{i:03}"))),
+            Call::Depth => format!("depth {:?}", a.depth()),
+            Call::Commit => format!("commit {:?}", a.verbs.commit(a.hconn)),
+            Call::Backout => format!("backout {:?}", a.verbs.backout(a.hconn)),
+            Call::Reopen => {
+                let closed = a.verbs.close(a.hconn, a.input);
+                a.input = a.open("Q", INPUT);
+                format!("reopen {closed:?}")
+            }
+        });
+    }
+    a.verbs.disconnect(a.hconn).expect("disconnect");
+    log.push(format!("{:?}", queue(&qm)));
+    log.push(format!("OUT {:?}", qm.depth("OUT")));
+    server.shutdown();
+    log
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// For one consumer read-ahead is invisible: every call answers what it answers with
+    /// read-ahead off (messages, backout counts, 2024, 2080, CURDEPTH), and the queues end
+    /// the same.
+    #[test]
+    fn one_consumer_sees_the_same_calls_with_and_without_read_ahead(
+        max_uncommitted in 2i32..12,
+        long in proptest::collection::vec(proptest::bool::weighted(0.15), 25),
+        calls in proptest::collection::vec(call(), 1..150),
+    ) {
+        let with = transcript(64, max_uncommitted, &long, &calls);
+        let without = transcript(0, max_uncommitted, &long, &calls);
+        prop_assert_eq!(with, without);
+    }
 }
 
 /// What a consumer does next in the property test.
