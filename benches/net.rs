@@ -4,13 +4,15 @@
 //! `worker_drain_tcp`: the real worker (P=4 connections, four pollers, batch 50, syncpoint, a
 //! sink that discards) drains 10,000 messages of 512 bytes from a `fake-qm` server on
 //! loopback, in this process (server threads and worker share the machine, as they would
-//! in a development loop). `worker_drain_in_process`: the same drain on `FakeQm::library`.
+//! in a development loop), with the server's default read-ahead (64).
+//! `worker_drain_tcp_without_read_ahead`: the same with read-ahead off, one round trip per
+//! MQGET. `worker_drain_in_process`: the same drain on `FakeQm::library`.
 //! Target: the network path reaches at least 30% of the in-process messages per second.
 //! Numbers and the command are in BENCHMARKS.md.
 
 use divan::Bencher;
 use divan::counter::ItemsCount;
-use mqpilot::fake::net::Server;
+use mqpilot::fake::net::{DEFAULT_READ_AHEAD, Server};
 use mqpilot::fake::{ChannelDef, FakeConfig, FakeQm, PutSpec, QueueDef};
 use mqpilot::mq::MqLibrary;
 
@@ -39,11 +41,12 @@ fn seed(qm: &FakeQm) {
     }
 }
 
-#[divan::bench(sample_count = 10, sample_size = 1)]
-fn worker_drain_tcp(bencher: Bencher) {
+/// Drains through a server whose MQGET reads ahead up to `read_ahead` messages (0: off).
+fn drain_tcp(bencher: Bencher, read_ahead: u32) {
     let rt = runtime();
     let qm = queue_manager();
     let mut server = Server::bind("127.0.0.1:0", qm.clone())
+        .map(|s| s.with_read_ahead(read_ahead))
         .and_then(Server::spawn)
         .expect("serve on loopback");
     let addr = server.local_addr().to_string();
@@ -57,6 +60,16 @@ fn worker_drain_tcp(bencher: Bencher) {
             )
         });
     server.shutdown();
+}
+
+#[divan::bench(sample_count = 10, sample_size = 1)]
+fn worker_drain_tcp(bencher: Bencher) {
+    drain_tcp(bencher, DEFAULT_READ_AHEAD);
+}
+
+#[divan::bench(sample_count = 10, sample_size = 1)]
+fn worker_drain_tcp_without_read_ahead(bencher: Bencher) {
+    drain_tcp(bencher, 0);
 }
 
 #[divan::bench(sample_count = 10, sample_size = 1)]

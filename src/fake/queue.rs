@@ -149,6 +149,19 @@ impl Queue {
         }
     }
 
+    /// Release of a get the application never received (a network client's read-ahead):
+    /// the message returns to its place, visible, with its backout count unchanged.
+    pub fn release_get(&mut self, key: Key) -> bool {
+        let Some(mut m) = self.got.remove(&key) else {
+            return false;
+        };
+        m.state = MsgState::Visible;
+        self.msgs.insert(key, m);
+        self.uncommitted -= 1;
+        self.wake();
+        true
+    }
+
     /// Commit of a put: the message becomes visible.
     pub fn commit_put(&mut self, key: Key) {
         if let Some(mut m) = self.put.remove(&key) {

@@ -367,6 +367,22 @@ impl State {
         self.reuse_uow(hconn, work);
     }
 
+    /// Takes one got message out of `hconn`'s unit of work and makes it visible again
+    /// without raising its backout count; false when it is not in that unit of work (which
+    /// was backed out or ended meanwhile).
+    pub fn release_got(&mut self, hconn: i32, q: usize, key: Key) -> bool {
+        let Some(conn) = self.conns.get_mut(&hconn) else {
+            return false;
+        };
+        let found = conn
+            .uow
+            .iter()
+            .rposition(|w| matches!(*w, Work::Got(wq, wk) if wq == q && wk == key));
+        let Some(i) = found else { return false };
+        conn.uow.remove(i);
+        self.queues[q].release_get(key)
+    }
+
     /// Gives an ended unit of work's list back to its connection, so the next unit of work
     /// does not allocate.
     fn reuse_uow(&mut self, hconn: i32, mut work: Vec<Work>) {

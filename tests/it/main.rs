@@ -11,6 +11,7 @@ mod library;
 mod mcp;
 mod mcp_http;
 mod net;
+mod net_ahead;
 mod net_cli;
 mod net_crash;
 mod net_fuzz;

@@ -165,6 +165,7 @@ fn get_request(hconn: i32, hobj: i32, options: i32, wait: i32) -> Request {
         match_options: 0,
         buffer_len: 1024,
         md: encode_md(&default_md()),
+        ahead: 0,
     }
 }
 
@@ -263,7 +264,7 @@ fn a_server_that_stops_answering_gets_2009_after_the_call_deadline() {
         let mut body = Vec::new();
         read_frame(&mut s, &mut body).expect("connect frame");
         let mut e = Encoder::frame(kind::REPLY);
-        e.u8(1).i32(0).i32(1);
+        e.u8(1).i32(0).i32(1).u32(0);
         s.write_all(e.finish()).expect("reply");
         let _ = read_frame(&mut s, &mut body);
         let mut rest = Vec::new();

@@ -131,8 +131,9 @@ fn a_worker_killed_mid_batch_loses_nothing_and_its_batch_returns_with_backout_co
         connections_of(&s.status(), "victim") == 0
     });
 
-    // Only the victim's gets came back, each with backout count 1; the frozen workers' units
-    // of work are untouched.
+    // Only the victim's unit of work came back (the gets it handed out and the messages it
+    // had read ahead: the server cannot tell them apart), each with backout count 1; the
+    // frozen workers' units of work are untouched.
     let in_queue = server.admin().browse("IN").expect("browse IN");
     let returned: BTreeSet<String> = in_queue
         .iter()

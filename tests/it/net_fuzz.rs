@@ -70,6 +70,7 @@ fn valid_frame(rng: &mut Rng) -> Vec<u8> {
             match_options: rng.next() as i32,
             buffer_len: rng.next() as u32,
             md: encode_md(&default_md()),
+            ahead: rng.next() as u32,
         },
         3 => Request::Put {
             hconn: h,

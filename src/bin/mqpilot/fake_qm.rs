@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use mqpilot::fake::net::{AdminMessage, RemoteAdmin, Server, Status};
+use mqpilot::fake::net::{AdminMessage, DEFAULT_READ_AHEAD, RemoteAdmin, Server, Status};
 use mqpilot::fake::{FakeConfig, FakeQm};
 
 use crate::{Failure, usage};
@@ -27,6 +27,13 @@ pub(crate) struct FakeQmArgs {
     /// channel DEV.APP.SVRCONN and queues DEV.QUEUE.1..3, like IBM's developer image.
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Most messages one MQGET under syncpoint may fetch ahead for the client to hand out
+    /// without a round trip each (0..=64; 0 turns read-ahead off). Messages fetched ahead
+    /// are hidden from other consumers until the client hands them out or releases them,
+    /// at its next call of another kind (MQCMIT, MQBACK or MQDISC at the latest).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_READ_AHEAD,
+          value_parser = clap::value_parser!(u32).range(0..=i64::from(DEFAULT_READ_AHEAD)))]
+    read_ahead: u32,
 }
 
 #[derive(Args, Debug)]
@@ -104,21 +111,22 @@ enum AdminCommand {
 
 pub(crate) async fn run(args: FakeQmArgs) -> Result<u8, Failure> {
     match args.admin {
-        None => serve(&args.listen, args.config.as_ref()).await,
+        None => serve(&args.listen, args.config.as_ref(), args.read_ahead).await,
         Some(command) => tokio::task::spawn_blocking(move || admin(command))
             .await
             .map_err(|e| Failure(1, e.into()))?,
     }
 }
 
-async fn serve(listen: &str, config: Option<&PathBuf>) -> Result<u8, Failure> {
+async fn serve(listen: &str, config: Option<&PathBuf>, read_ahead: u32) -> Result<u8, Failure> {
     let qm = match config {
         Some(path) => FakeQm::new(FakeConfig::from_file(path).map_err(usage)?),
         None => FakeQm::developer(),
     };
     let server = Server::bind(listen, qm.clone())
         .with_context(|| format!("cannot listen on {listen}"))
-        .map_err(|e| Failure(3, e))?;
+        .map_err(|e| Failure(3, e))?
+        .with_read_ahead(read_ahead);
     let addr = server.local_addr().map_err(|e| Failure(3, e.into()))?;
     let mut handle = server.spawn().map_err(|e| Failure(3, e.into()))?;
     let queues: Vec<String> = qm.queues().into_iter().map(|q| q.name).collect();
@@ -126,6 +134,11 @@ async fn serve(listen: &str, config: Option<&PathBuf>) -> Result<u8, Failure> {
     println!("mqpilot fake-qm: queue manager {} listening on {addr}", qm.name());
     println!("  channels: {}", channels.join(", "));
     println!("  queues: {}", queues.join(", "));
+    if read_ahead == 0 {
+        println!("  read-ahead: off");
+    } else {
+        println!("  read-ahead: up to {read_ahead} messages per MQGET under syncpoint");
+    }
     let _ = std::io::stdout().flush();
     let mut term =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| Failure(3, e.into()))?;

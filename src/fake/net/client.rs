@@ -7,6 +7,11 @@
 //! call on that hconn. [`RemoteVerbs::with_source_address`] binds the client's side of every
 //! connection to one local IP (e.g. one of 127.0.0.0/8), which is the address the server's
 //! MAXINSTC counts.
+//!
+//! Plain MQGETs under syncpoint read ahead when the server allows it (`ahead.rs`): one
+//! round trip fetches the rest of the batch the handle got in its previous unit of work, and
+//! the following gets are answered from the link. Before any other request the link
+//! releases what it still holds, in the same write as that request.
 
 use std::io::{BufReader, Write as _};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
@@ -21,6 +26,7 @@ use super::super::adapter::{MqiAdapter, md_from_bytes, md_to_bytes};
 use super::super::mqi_verbs::Verbs;
 use super::super::verbs::{Attr, ConnectRequest, GetOptions, Got, ObjectRef};
 use super::admin::{AdminMessage, AdminReply, AdminRequest, BrowsedMessage, Status};
+use super::ahead::{ReadAhead, qualifies};
 use super::protocol::{Decoder, Encoder, FrameError, Request, WireConnect, decode_attrs, kind, read_frame};
 use crate::Error;
 
@@ -100,9 +106,14 @@ struct Link {
     stream: TcpStream,
     reader: BufReader<TcpStream>,
     enc: Encoder,
+    /// A `RELEASE` frame and the request it goes out with.
+    out: Vec<u8>,
     body: Vec<u8>,
     timeout: Option<Duration>,
     broken: bool,
+    /// The hconn it carries, once connected (for `RELEASE` frames).
+    hconn: i32,
+    ahead: ReadAhead,
 }
 
 impl Link {
@@ -119,17 +130,30 @@ impl Link {
             stream,
             reader,
             enc: Encoder::default(),
+            out: Vec::new(),
             body: Vec::new(),
             timeout: None,
             broken: false,
+            hconn: mq::MQHC_UNUSABLE_HCONN,
+            ahead: ReadAhead::default(),
         })
     }
 
     /// Sends `request` and reads the reply body; `Err` (and broken from then on) when the
-    /// socket fails, closes, times out, or the server refuses the frame.
+    /// socket fails, closes, times out, or the server refuses the frame. Messages still held
+    /// from a read-ahead are released first, in the same write.
     fn call(&mut self, request: &Request, timeout: Option<Duration>) -> Result<(), ()> {
         if self.broken {
             return Err(());
+        }
+        self.out.clear();
+        if let Some(count) = self.ahead.take_release() {
+            Request::Release {
+                hconn: self.hconn,
+                count,
+            }
+            .encode(&mut self.enc);
+            self.out.extend_from_slice(self.enc.finish());
         }
         request.encode(&mut self.enc);
         let result = self.exchange(timeout);
@@ -146,7 +170,12 @@ impl Link {
             self.stream.set_read_timeout(timeout)?;
             self.timeout = timeout;
         }
-        self.stream.write_all(self.enc.finish())?;
+        if self.out.is_empty() {
+            self.stream.write_all(self.enc.finish())?;
+        } else {
+            self.out.extend_from_slice(self.enc.finish());
+            self.stream.write_all(&self.out)?;
+        }
         match read_frame(&mut self.reader, &mut self.body)? {
             kind::REPLY => Ok(()),
             kind::ERROR => {
@@ -243,20 +272,67 @@ impl RemoteVerbs {
     ) -> Result<T, i32> {
         let link = self.link(hconn)?;
         let mut link = link.lock().unwrap_or_else(PoisonError::into_inner);
-        // A zero socket timeout is invalid (and would mean "none"): at least a millisecond.
-        let timeout = wait.map(|w| (w + self.inner.call_timeout).max(Duration::from_millis(1)));
-        link.call(request, timeout).map_err(|()| BROKEN)?;
+        link.call(request, self.timeout(wait)).map_err(|()| BROKEN)?;
         let (status, d) = link.reply().map_err(|()| BROKEN)?;
         read(status, d)
     }
 
-    fn simple(&self, hconn: i32, request: &Request) -> Result<(), i32> {
-        self.call(hconn, request, Some(Duration::ZERO), |status, _| status.map(|_| ()))
+    /// The socket timeout for a call that may wait `wait` (`None`: without limit).
+    fn timeout(&self, wait: Option<Duration>) -> Option<Duration> {
+        // A zero socket timeout is invalid (and would mean "none"): at least a millisecond.
+        wait.map(|w| (w + self.inner.call_timeout).max(Duration::from_millis(1)))
+    }
+
+    /// MQCMIT or MQBACK: the link releases what it holds first, and each handle remembers
+    /// how many messages this unit of work got, whatever the answer.
+    fn end_unit_of_work(&self, hconn: i32, request: &Request) -> Result<(), i32> {
+        let link = self.link(hconn)?;
+        let mut link = link.lock().unwrap_or_else(PoisonError::into_inner);
+        link.ahead.end_unit_of_work();
+        link.call(request, self.timeout(Some(Duration::ZERO)))
+            .map_err(|()| BROKEN)?;
+        link.reply().map_err(|()| BROKEN)?.0.map(|_| ())
     }
 }
 
 fn md_from_reply(d: &mut Decoder<'_>) -> Result<mq::MQMD, i32> {
     d.bytes().ok().and_then(md_from_bytes).ok_or(BROKEN)
+}
+
+/// Reads an MQGET reply into the caller's MQMD and buffer, and keeps the messages read
+/// ahead on `link`; `Err` for a malformed reply.
+fn read_got(
+    link: &mut Link,
+    hobj: i32,
+    options: i32,
+    md: &mut mq::MQMD,
+    buffer: &mut [u8],
+) -> Result<Result<Got, i32>, FrameError> {
+    let Link { body, ahead, .. } = link;
+    let mut d = Decoder::new(body, "reply");
+    let ok = d.u8()?;
+    let reason = d.i32()?;
+    if ok != 1 {
+        return Ok(Err(reason));
+    }
+    let data_length = usize::try_from(d.u64()?).unwrap_or(usize::MAX);
+    let malformed = || FrameError::Malformed {
+        kind: "reply",
+        what: "MQMD of the wrong size",
+    };
+    *md = md_from_bytes(d.bytes()?).ok_or_else(malformed)?;
+    let data = d.bytes()?;
+    let n = data.len().min(buffer.len());
+    buffer[..n].copy_from_slice(&data[..n]);
+    let more = d.u32()?;
+    for _ in 0..more {
+        let md = md_from_bytes(d.bytes()?).ok_or_else(malformed)?;
+        ahead.hold(hobj, options, md, d.bytes()?);
+    }
+    Ok(Ok(Got {
+        data_length,
+        warning: reason,
+    }))
 }
 
 impl Verbs for RemoteVerbs {
@@ -273,6 +349,9 @@ impl Verbs for RemoteVerbs {
         let (status, mut d) = link.reply().map_err(|()| BROKEN)?;
         status?;
         let hconn = d.i32().map_err(|_| BROKEN)?;
+        let read_ahead = d.u32().map_err(|_| BROKEN)?;
+        link.hconn = hconn;
+        link.ahead = ReadAhead::new(read_ahead);
         self.inner
             .links
             .lock()
@@ -311,7 +390,12 @@ impl Verbs for RemoteVerbs {
     }
 
     fn close(&self, hconn: i32, hobj: i32) -> Result<(), i32> {
-        self.simple(hconn, &Request::Close { hconn, hobj })
+        let link = self.link(hconn)?;
+        let mut link = link.lock().unwrap_or_else(PoisonError::into_inner);
+        link.ahead.forget(hobj);
+        link.call(&Request::Close { hconn, hobj }, self.timeout(Some(Duration::ZERO)))
+            .map_err(|()| BROKEN)?;
+        link.reply().map_err(|()| BROKEN)?.0.map(|_| ())
     }
 
     fn put(&self, hconn: i32, hobj: i32, md: &mut mq::MQMD, options: i32, data: &[u8]) -> Result<(), i32> {
@@ -346,6 +430,15 @@ impl Verbs for RemoteVerbs {
     }
 
     fn get(&self, hconn: i32, hobj: i32, md: &mut mq::MQMD, gmo: &GetOptions, buffer: &mut [u8]) -> Result<Got, i32> {
+        let link = self.link(hconn)?;
+        let mut link = link.lock().unwrap_or_else(PoisonError::into_inner);
+        if link.broken {
+            return Err(BROKEN);
+        }
+        let ahead = qualifies(gmo, md);
+        if ahead && let Some(got) = link.ahead.hand_out(hobj, gmo.options, md, buffer) {
+            return Ok(got);
+        }
         let request = Request::Get {
             hconn,
             hobj,
@@ -354,6 +447,7 @@ impl Verbs for RemoteVerbs {
             match_options: gmo.match_options,
             buffer_len: u32::try_from(buffer.len()).unwrap_or(u32::MAX),
             md: md_to_bytes(md).to_vec(),
+            ahead: if ahead { link.ahead.wanted(hobj) } else { 0 },
         };
         let wait = if gmo.options & mq::MQGMO_WAIT == 0 {
             Some(Duration::ZERO)
@@ -362,15 +456,18 @@ impl Verbs for RemoteVerbs {
         } else {
             Some(Duration::from_millis(gmo.wait_interval.unsigned_abs().into()))
         };
-        self.call(hconn, &request, wait, |status, mut d| {
-            let warning = status?;
-            let data_length = usize::try_from(d.u64().map_err(|_| BROKEN)?).unwrap_or(usize::MAX);
-            *md = md_from_reply(&mut d)?;
-            let data = d.bytes().map_err(|_| BROKEN)?;
-            let n = data.len().min(buffer.len());
-            buffer[..n].copy_from_slice(&data[..n]);
-            Ok(Got { data_length, warning })
-        })
+        link.call(&request, self.timeout(wait)).map_err(|()| BROKEN)?;
+        let got = read_got(&mut link, hobj, gmo.options, md, buffer).map_err(|e| {
+            // The server's state is unknown now: drop the connection, so it backs out.
+            tracing::debug!(error = %e, "malformed MQGET reply");
+            link.broken = true;
+            let _ = link.stream.shutdown(std::net::Shutdown::Both);
+            BROKEN
+        })?;
+        if ahead && got.is_ok_and(|g| g.warning == 0) {
+            link.ahead.handed_out(hobj);
+        }
+        got
     }
 
     fn inquire(&self, hconn: i32, hobj: i32, selectors: &[i32]) -> Result<Vec<Attr>, i32> {
@@ -387,11 +484,11 @@ impl Verbs for RemoteVerbs {
     }
 
     fn commit(&self, hconn: i32) -> Result<(), i32> {
-        self.simple(hconn, &Request::Cmit { hconn })
+        self.end_unit_of_work(hconn, &Request::Cmit { hconn })
     }
 
     fn backout(&self, hconn: i32) -> Result<(), i32> {
-        self.simple(hconn, &Request::Back { hconn })
+        self.end_unit_of_work(hconn, &Request::Back { hconn })
     }
 
     fn unsupported(&self) -> i32 {

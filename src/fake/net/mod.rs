@@ -5,14 +5,14 @@
 //! in-process fake; the client ([`RemoteMqi`]) is the same `Mqi` adapter over [`RemoteVerbs`],
 //! so the C-structure translation exists once.
 //!
-//! # Protocol (version 1)
+//! # Protocol (version 2)
 //!
 //! TCP, one MQ connection (hconn) per TCP connection; the client's IP address is what
 //! MAXINSTC counts, and a token sent at MQCONNX identifies the client process whose
 //! connections share channel instances (SHARECNV). Every frame is
 //!
 //! ```text
-//! u32 length (LE, bytes after this field, 2..=100 MiB + 64 KiB) | u8 version (1) | u8 kind | body
+//! u32 length (LE, bytes after this field, 2..=100 MiB + 64 KiB) | u8 version (2) | u8 kind | body
 //! ```
 //!
 //! Integers are little-endian; strings and byte strings are a u32 length then the bytes
@@ -21,40 +21,68 @@
 //!
 //! | kind | request body | reply body after `u8 ok, i32 reason` |
 //! |---|---|---|
-//! | 1 MQCONNX | u64 token, qmgr, opt channel, u8 has-sharecnv, u32 sharecnv, opt user, opt password, appl name | i32 hconn |
+//! | 1 MQCONNX | u64 token, qmgr, opt channel, u8 has-sharecnv, u32 sharecnv, opt user, opt password, appl name | i32 hconn, u32 read-ahead limit (0: off) |
 //! | 2 MQDISC | i32 hconn | |
 //! | 3 MQOPEN | i32 hconn, i32 object type, name, i32 options | i32 hobj |
 //! | 4 MQCLOSE | i32 hconn, i32 hobj | |
 //! | 5 MQPUT | i32 hconn, i32 hobj, i32 options, MQMD, data | MQMD |
 //! | 6 MQPUT1 | i32 hconn, i32 object type, name, i32 options, MQMD, data | MQMD |
-//! | 7 MQGET | i32 hconn, i32 hobj, i32 options, i32 wait, i32 match options, u32 buffer length, MQMD | when ok: u64 data length, MQMD, data (at most the buffer length) |
+//! | 7 MQGET | i32 hconn, i32 hobj, i32 options, i32 wait, i32 match options, u32 buffer length, MQMD, u32 ahead | when ok: u64 data length, MQMD, data (at most the buffer length), u32 n, n x (MQMD, data) read ahead |
 //! | 8 MQINQ | i32 hconn, i32 hobj, u32 n, n x i32 selector | u32 n, n x (u8 tag: 0 i32 / 1 text, u32 width / 2 u32 width) |
 //! | 9 MQCMIT, 10 MQBACK | i32 hconn | |
 //! | 11 other verb | | (reason 2298; counted under `other`. `RemoteMqi` answers 2298 itself) |
+//! | 12 release | i32 hconn, u32 count | none: release the last `count` messages the latest MQGET read ahead |
 //! | 32 admin | JSON request | JSON reply |
 //!
 //! Replies are kind 128: `ok` is 1 when the call completed (`reason` is then 0 or a
 //! warning such as 2079, 2080), 0 when it failed (`reason` is the reason code). A frame the
 //! server cannot accept (unknown version or kind, too long, malformed, a second MQCONNX, a
 //! frame while an MQGET is in flight) gets kind 129 with a UTF-8 explanation, and the server
-//! closes that connection only. Calls are strictly one at a time per connection.
+//! closes that connection only. Calls are strictly one at a time per connection; a
+//! `release` frame, which takes no reply, only ever travels in front of a call, in the same
+//! write.
+//!
+//! # Read-ahead
+//!
+//! An MQGET that qualifies (MQGMO_SYNCPOINT and at most MQGMO_WAIT and
+//! MQGMO_FAIL_IF_QUIESCING besides, nothing to match on: see `ahead.rs`) may ask for up to
+//! `ahead` more messages on the same terms. When its own message came whole (reason 0), the
+//! server gets up to min(`ahead`, its limit) more into the connection's unit of work without
+//! waiting, each no longer than the buffer, 1 MiB in all, never past MAXUMSGS, and returns
+//! them after the first. They are uncommitted gets of that connection: out of CURDEPTH,
+//! in UNCOM, hidden from every other handle. The client hands them out to its following
+//! MQGETs on the same handle with the same options, one each, without a round trip (2080
+//! with the length for a buffer too small, the message staying first). Before it sends any
+//! other request (MQCMIT, MQBACK, MQCLOSE, MQDISC, MQPUT, MQINQ, a get on other terms) it
+//! releases what it still holds: the server puts those messages back where they were,
+//! visible, backout count unchanged. The client asks for what is left of the batch the
+//! handle got in its previous unit of work (the first unit of work on a handle reads
+//! nothing ahead). The server's limit (`Server::with_read_ahead`, `mqpilot fake-qm
+//! --read-ahead`, default 64, 0 off) is announced at MQCONNX.
 //!
 //! # Guarantees
 //!
 //! - A client socket that closes or fails (the process died, the network cut) has its unit
 //!   of work backed out (backout count + 1), its handles and locks released and its channel
-//!   instance freed; a waiting MQGET notices at once.
+//!   instance freed; a waiting MQGET notices at once. Messages read ahead and not yet handed
+//!   out are part of that unit of work and come back with backout count + 1 too: the server
+//!   cannot tell whether the application had them.
+//! - Read-ahead neither loses nor duplicates a message: each one fetched ahead is handed out
+//!   to exactly one MQGET or released, and MQGET answers 2024 and 2080 at the same call as
+//!   without read-ahead.
 //! - A call in flight when the server goes away answers 2009; a silent server answers 2009
 //!   after the call's deadline (the MQGET wait plus 30 s by default; an unlimited wait has
 //!   none while the socket stays open). A server that cannot
 //!   be reached at MQCONNX answers 2538.
 
 mod admin;
+mod ahead;
 mod client;
 pub mod protocol;
 mod server;
 mod watcher;
 
 pub use admin::{AdminMessage, AdminReply, AdminRequest, BrowsedMessage, ReasonCount, Status};
+pub use ahead::DEFAULT_READ_AHEAD;
 pub use client::{DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, RemoteAdmin, RemoteMqi, RemoteVerbs};
 pub use server::{Server, ServerHandle};

@@ -6,11 +6,14 @@
 //! conversation ends, as when MQ loses a client. An MQGET that waits is watched: a client
 //! that goes away during the wait breaks its connection at once instead of when the wait
 //! ends. A bad frame closes only its own connection, after an `ERROR` frame saying why.
+//! A get that qualifies for read-ahead takes up to the requested number of further messages
+//! into the unit of work in the same reply; the connection remembers them until the client
+//! releases what it did not hand out or the unit of work ends.
 
 use std::collections::HashMap;
 use std::io::{BufReader, Write as _};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -19,7 +22,9 @@ use libmqm_sys as mq;
 
 use super::super::FakeQm;
 use super::super::adapter::{md_from_bytes, md_to_bytes};
+use super::super::verbs::Fetched;
 use super::admin;
+use super::ahead::{AHEAD_BYTES, DEFAULT_READ_AHEAD, qualifies};
 use super::protocol::{Encoder, FrameError, Request, encode_attrs, kind, read_frame_idle};
 use super::watcher::Watcher;
 
@@ -46,6 +51,8 @@ struct Shared {
     sockets: Mutex<HashMap<u64, TcpStream>>,
     next_socket: AtomicU64,
     protocol_errors: AtomicU64,
+    /// Most messages one MQGET may fetch ahead (0: read-ahead off), announced at MQCONNX.
+    read_ahead: AtomicU32,
 }
 
 /// A bound `mqpilot fake-qm` server; [`Server::spawn`] starts serving.
@@ -95,8 +102,20 @@ impl Server {
                 sockets: Mutex::new(HashMap::new()),
                 next_socket: AtomicU64::new(1),
                 protocol_errors: AtomicU64::new(0),
+                read_ahead: AtomicU32::new(DEFAULT_READ_AHEAD),
             }),
         })
+    }
+
+    /// Lets one MQGET under syncpoint fetch up to `max` further messages for the client to
+    /// hand out without a round trip each (capped at 64); 0 turns read-ahead off. Default
+    /// 64. Applies to connections made from then on.
+    #[must_use]
+    pub fn with_read_ahead(self, max: u32) -> Self {
+        self.shared
+            .read_ahead
+            .store(max.min(DEFAULT_READ_AHEAD), Ordering::Relaxed);
+        self
     }
 
     /// The address it listens on.
@@ -194,6 +213,8 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
 enum Outcome {
     /// Answer with this reply frame (already encoded in the connection's encoder).
     Reply,
+    /// The frame takes no answer.
+    Silent,
     /// Refuse the frame: send an `ERROR` frame with this text and close.
     Refuse(String),
 }
@@ -210,6 +231,10 @@ struct Connection {
     watcher: Option<Watcher>,
     enc: Encoder,
     get_buffer: Vec<u8>,
+    /// The messages the latest read-ahead fetched (those the client released are gone).
+    ahead: Vec<Fetched>,
+    /// The read-ahead limit this connection announced at MQCONNX.
+    read_ahead: u32,
 }
 
 impl Connection {
@@ -232,6 +257,8 @@ impl Connection {
             watcher: None,
             enc: Encoder::default(),
             get_buffer: Vec::new(),
+            ahead: Vec::new(),
+            read_ahead: 0,
         })
     }
 
@@ -248,6 +275,7 @@ impl Connection {
                             }
                             continue;
                         }
+                        Outcome::Silent => continue,
                         Outcome::Refuse(why) => why,
                     },
                     Err(e) => e.to_string(),
@@ -312,10 +340,14 @@ impl Connection {
                     Ok(h) => self.hconn = Some(h),
                     Err(_) => self.left(),
                 }
+                self.read_ahead = self.shared.read_ahead.load(Ordering::Relaxed);
                 self.reply_status(result.map(|_| ()));
-                self.enc.i32(result.unwrap_or(mq::MQHC_UNUSABLE_HCONN));
+                self.enc
+                    .i32(result.unwrap_or(mq::MQHC_UNUSABLE_HCONN))
+                    .u32(self.read_ahead);
             }
             Request::Disc { hconn } => {
+                self.ahead.clear();
                 let result = self.own(hconn).and_then(|h| {
                     self.hconn = None;
                     self.left();
@@ -383,12 +415,13 @@ impl Connection {
                 match_options,
                 buffer_len,
                 md,
+                ahead,
             } => {
                 return self.get(
                     hconn,
                     hobj,
                     Request::get_options(options, wait_interval, match_options),
-                    buffer_len,
+                    (buffer_len, ahead),
                     &md,
                 );
             }
@@ -398,12 +431,28 @@ impl Connection {
                 encode_attrs(&mut self.enc, result.as_deref().unwrap_or(&[]));
             }
             Request::Cmit { hconn } => {
+                self.ahead.clear();
                 let result = self.own(hconn).and_then(|h| qm.commit(h));
                 self.reply_status(result);
             }
             Request::Back { hconn } => {
+                self.ahead.clear();
                 let result = self.own(hconn).and_then(|h| qm.backout(h));
                 self.reply_status(result);
+            }
+            Request::Release { hconn, count } => {
+                let count = count as usize;
+                if self.own(hconn).is_err() || count > self.ahead.len() {
+                    return Outcome::Refuse(format!(
+                        "release of {count} messages on hconn {hconn}, which holds {} fetched ahead",
+                        self.ahead.len()
+                    ));
+                }
+                // The rest were handed out: nothing of this read-ahead can be released again.
+                let released = self.ahead.split_off(self.ahead.len() - count);
+                self.ahead.clear();
+                qm.release_ahead(hconn, &released);
+                return Outcome::Silent;
             }
             Request::Other => {
                 let reason = qm.unsupported();
@@ -418,11 +467,22 @@ impl Connection {
         Outcome::Reply
     }
 
-    /// MQGET: the reply carries the warning, DataLength, the MQMD and the bytes copied.
-    fn get(&mut self, hconn: i32, hobj: i32, gmo: super::super::GetOptions, buffer_len: u32, md: &[u8]) -> Outcome {
+    /// MQGET: the reply carries the warning, DataLength, the MQMD and the bytes copied, then
+    /// the messages read ahead (see [`Connection::read_ahead`]).
+    fn get(
+        &mut self,
+        hconn: i32,
+        hobj: i32,
+        gmo: super::super::GetOptions,
+        (buffer_len, ahead): (u32, u32),
+        md: &[u8],
+    ) -> Outcome {
         let Some(mut md) = md_from_bytes(md) else {
             return Outcome::Refuse("MQMD of the wrong size".into());
         };
+        // A new get means the client holds nothing fetched ahead: what is left of the list
+        // was handed out and stays in the unit of work.
+        self.ahead.clear();
         let h = match self.own(hconn) {
             Ok(h) => h,
             Err(reason) => {
@@ -438,6 +498,7 @@ impl Connection {
         if waits {
             self.watcher(h).arm();
         }
+        let asked = md;
         let result = self.shared.qm.get(h, hobj, &mut md, &gmo, &mut self.get_buffer[..len]);
         if waits && let Some(w) = &self.watcher {
             w.disarm();
@@ -452,6 +513,12 @@ impl Connection {
                     .u64(got.data_length as u64)
                     .bytes(md_to_bytes(&md))
                     .bytes(&self.get_buffer[..copied]);
+                let more = if got.warning == 0 && qualifies(&gmo, &asked) {
+                    ahead.min(self.read_ahead)
+                } else {
+                    0
+                };
+                self.read_ahead(h, hobj, &asked, &gmo, len, more);
             }
             Err(reason) => {
                 self.enc.u8(0).i32(reason);
@@ -461,6 +528,46 @@ impl Connection {
             self.get_buffer = Vec::new();
         }
         Outcome::Reply
+    }
+
+    /// Appends up to `more` messages got on the same terms without waiting, each no longer
+    /// than the client's buffer (`u32 n`, then n x (MQMD, data)), and remembers them for a
+    /// `RELEASE`.
+    fn read_ahead(
+        &mut self,
+        h: i32,
+        hobj: i32,
+        asked: &mq::MQMD,
+        gmo: &super::super::GetOptions,
+        len: usize,
+        more: u32,
+    ) {
+        let at = self.enc.position();
+        self.enc.u32(0);
+        if more == 0 {
+            return;
+        }
+        let Self {
+            shared,
+            enc,
+            get_buffer,
+            ahead,
+            ..
+        } = self;
+        let n = shared.qm.get_ahead(
+            h,
+            hobj,
+            asked,
+            gmo,
+            &mut get_buffer[..len],
+            more as usize,
+            AHEAD_BYTES,
+            |md, data, fetched| {
+                enc.bytes(md_to_bytes(md)).bytes(data);
+                ahead.push(fetched);
+            },
+        );
+        self.enc.set_u32(at, u32::try_from(n).unwrap_or(u32::MAX));
     }
 
     /// The fake's process id for this client address and token, counting this connection

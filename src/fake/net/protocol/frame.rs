@@ -7,7 +7,7 @@
 use std::io::{Read, Write};
 
 /// The protocol version this build speaks.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 
 /// The largest frame body accepted: a 100 MiB message (IBM MQ's largest) plus its headers.
 pub const MAX_FRAME_BYTES: usize = 100 * 1024 * 1024 + 64 * 1024;
@@ -68,6 +68,8 @@ pub mod kind {
     pub const BACK: u8 = 10;
     /// A verb the fake does not implement.
     pub const OTHER: u8 = 11;
+    /// Give back messages a read-ahead fetched and the client did not hand out (no reply).
+    pub const RELEASE: u8 = 12;
     /// An admin request (JSON body).
     pub const ADMIN: u8 = 32;
     /// The answer to a request.
@@ -151,6 +153,18 @@ impl Encoder {
             Some(s) => self.u8(1).str(s),
             None => self.u8(0),
         }
+    }
+
+    /// Bytes written so far, frame header included: where the next value will start.
+    #[must_use]
+    pub const fn position(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Overwrites the u32 written at `at` (a [`Encoder::position`] taken before writing it),
+    /// for a count known only once what it counts is written.
+    pub fn set_u32(&mut self, at: usize, v: u32) {
+        self.buf[at..at + 4].copy_from_slice(&v.to_le_bytes());
     }
 
     /// The finished frame: length prefix, version, kind, body.
@@ -370,6 +384,7 @@ pub const fn kind_name(kind: u8) -> &'static str {
         kind::CMIT => "MQCMIT",
         kind::BACK => "MQBACK",
         kind::OTHER => "other verb",
+        kind::RELEASE => "release",
         kind::ADMIN => "admin",
         kind::REPLY => "reply",
         kind::ERROR => "error",

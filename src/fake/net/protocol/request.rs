@@ -44,7 +44,8 @@ pub enum Request {
         md: Vec<u8>,
         data: Vec<u8>,
     },
-    /// MQGET with a buffer of `buffer_len` bytes.
+    /// MQGET with a buffer of `buffer_len` bytes, and up to `ahead` more messages on the
+    /// same terms when it qualifies for read-ahead (0: just this one).
     Get {
         hconn: i32,
         hobj: i32,
@@ -53,6 +54,7 @@ pub enum Request {
         match_options: i32,
         buffer_len: u32,
         md: Vec<u8>,
+        ahead: u32,
     },
     /// MQINQ.
     Inq { hconn: i32, hobj: i32, selectors: Vec<i32> },
@@ -60,6 +62,8 @@ pub enum Request {
     Cmit { hconn: i32 },
     /// MQBACK.
     Back { hconn: i32 },
+    /// Release the last `count` messages the latest read-ahead fetched (no reply).
+    Release { hconn: i32, count: u32 },
     /// Any other verb (answered with 2298).
     Other,
     /// An admin request, JSON.
@@ -200,6 +204,7 @@ impl Request {
                 match_options,
                 buffer_len,
                 md,
+                ahead,
             } => {
                 e.start(kind::GET);
                 e.i32(*hconn)
@@ -208,7 +213,8 @@ impl Request {
                     .i32(*wait_interval)
                     .i32(*match_options)
                     .u32(*buffer_len)
-                    .bytes(md);
+                    .bytes(md)
+                    .u32(*ahead);
             }
             Self::Inq { hconn, hobj, selectors } => {
                 e.start(kind::INQ);
@@ -225,6 +231,10 @@ impl Request {
             Self::Back { hconn } => {
                 e.start(kind::BACK);
                 e.i32(*hconn);
+            }
+            Self::Release { hconn, count } => {
+                e.start(kind::RELEASE);
+                e.i32(*hconn).u32(*count);
             }
             Self::Other => e.start(kind::OTHER),
             Self::Admin(json) => {
@@ -294,6 +304,7 @@ impl Request {
                 match_options: d.i32()?,
                 buffer_len: d.u32()?,
                 md: d.md()?,
+                ahead: d.u32()?,
             },
             kind::INQ => {
                 let hconn = d.i32()?;
@@ -309,6 +320,10 @@ impl Request {
             }
             kind::CMIT => Self::Cmit { hconn: d.i32()? },
             kind::BACK => Self::Back { hconn: d.i32()? },
+            kind::RELEASE => Self::Release {
+                hconn: d.i32()?,
+                count: d.u32()?,
+            },
             kind::OTHER => Self::Other,
             kind::ADMIN => Self::Admin(d.bytes()?.to_vec()),
             other => return Err(FrameError::Kind(other)),
@@ -418,6 +433,7 @@ mod tests {
                 match_options: 3,
                 buffer_len: 65536,
                 md,
+                ahead: 49,
             },
             Request::Inq {
                 hconn: 1,
@@ -426,6 +442,7 @@ mod tests {
             },
             Request::Cmit { hconn: 9 },
             Request::Back { hconn: 9 },
+            Request::Release { hconn: 9, count: 14 },
             Request::Other,
             Request::Admin(br#"{"op":"status"}"#.to_vec()),
         ];
