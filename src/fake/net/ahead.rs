@@ -61,6 +61,13 @@ pub(super) struct ReadAhead {
     held: VecDeque<(mq::MQMD, Range<usize>)>,
     data: Vec<u8>,
     counts: FxHashMap<i32, Counts>,
+    /// Set when a request other than the end of the unit of work released held messages: the
+    /// handle, and how many it had handed out by then. Nothing more is read ahead until the
+    /// unit of work ends, and that count is what the handle remembers of it, so a bridge that
+    /// puts after every get does not fetch and release the rest of its batch at every message.
+    interrupted: Option<(i32, u32)>,
+    /// Held messages the end of the unit of work gave up, for the MQCMIT or MQBACK request.
+    ending: Option<u32>,
 }
 
 impl ReadAhead {
@@ -76,6 +83,9 @@ impl ReadAhead {
     /// handle's previous unit of work got, capped by the server's limit. The first unit of
     /// work on a handle reads nothing ahead, and neither does one past its predecessor's size.
     pub(super) fn wanted(&self, hobj: i32) -> u32 {
+        if self.interrupted.is_some() {
+            return 0;
+        }
         let c = self.counts.get(&hobj).copied().unwrap_or_default();
         c.previous.saturating_sub(c.current + 1).min(self.limit)
     }
@@ -124,8 +134,20 @@ impl ReadAhead {
     }
 
     /// How many held messages to release before the next request, forgetting them; `None`
-    /// when nothing is held.
+    /// when nothing is held. Released for anything but the end of the unit of work, they
+    /// interrupt it (see `interrupted`).
     pub(super) fn take_release(&mut self) -> Option<u32> {
+        if let Some(n) = self.ending.take() {
+            return Some(n);
+        }
+        let n = self.forget_held()?;
+        let hobj = self.terms.0;
+        let handed_out = self.counts.get(&hobj).map_or(0, |c| c.current);
+        self.interrupted.get_or_insert((hobj, handed_out));
+        Some(n)
+    }
+
+    fn forget_held(&mut self) -> Option<u32> {
         if self.held.is_empty() {
             return None;
         }
@@ -135,12 +157,18 @@ impl ReadAhead {
         Some(n)
     }
 
-    /// The unit of work ended (MQCMIT, MQBACK): each handle that got messages in it remembers
-    /// how many, for the next one.
+    /// The unit of work is ending (MQCMIT, MQBACK, before the request): what is held goes
+    /// back with that request, and each handle that got messages in it remembers how many
+    /// (up to an interruption), for the next one.
     pub(super) fn end_unit_of_work(&mut self) {
-        for c in self.counts.values_mut() {
+        self.ending = self.forget_held();
+        let interrupted = self.interrupted.take();
+        for (hobj, c) in &mut self.counts {
             if c.current > 0 {
-                c.previous = c.current;
+                c.previous = match interrupted {
+                    Some((h, n)) if h == *hobj => n,
+                    _ => c.current,
+                };
                 c.current = 0;
             }
         }
@@ -222,6 +250,44 @@ mod tests {
         assert_eq!(ReadAhead::new(8).wanted(2), 0);
         ahead.forget(2);
         assert_eq!(ahead.wanted(2), 0);
+    }
+
+    #[test]
+    fn a_request_in_the_middle_of_a_batch_stops_read_ahead_until_the_unit_of_work_ends() {
+        let mut ahead = ReadAhead::new(64);
+        let md = libmqm_default::MQMD_DEFAULT;
+        for _ in 0..50 {
+            ahead.handed_out(1);
+        }
+        ahead.end_unit_of_work();
+        assert_eq!(ahead.take_release(), None, "nothing was held");
+        // A bridge: the first get fetches the batch's rest, then puts the message on.
+        ahead.handed_out(1);
+        for _ in 0..49 {
+            ahead.hold(1, mq::MQGMO_SYNCPOINT, md, b"m");
+        }
+        assert_eq!(ahead.wanted(1), 48);
+        assert_eq!(ahead.take_release(), Some(49), "released before the put");
+        assert_eq!(ahead.wanted(1), 0, "no more read-ahead in this unit of work");
+        for _ in 0..49 {
+            ahead.handed_out(1);
+        }
+        ahead.end_unit_of_work();
+        assert_eq!(ahead.take_release(), None);
+        assert_eq!(ahead.wanted(1), 0, "the batch is remembered as 1 message");
+
+        // A unit of work that ends holding messages releases them with the MQCMIT, and that
+        // is no interruption.
+        for _ in 0..50 {
+            ahead.handed_out(1);
+        }
+        ahead.end_unit_of_work();
+        ahead.handed_out(1);
+        ahead.hold(1, mq::MQGMO_SYNCPOINT, md, b"m");
+        ahead.end_unit_of_work();
+        assert_eq!(ahead.take_release(), Some(1), "given back with the MQCMIT");
+        assert_eq!(ahead.take_release(), None);
+        assert_eq!(ahead.wanted(1), 0, "a unit of work of one");
     }
 
     #[test]
