@@ -233,6 +233,46 @@ fn a_client_that_vanishes_during_a_waiting_get_is_noticed_at_once() {
 }
 
 #[test]
+fn a_vanishing_client_is_noticed_during_a_waiting_get_after_reconnecting_on_its_socket() {
+    let (qm, mut server) = serve();
+    let (mut s, first, hobj) = raw_client(&server.local_addr().to_string(), "A");
+    // A short waiting get starts the socket's watcher while the first connection is current.
+    let (_, body) = call(&mut s, &get_request(first, hobj, mqi::constants::MQGMO_WAIT.0, 1));
+    assert_eq!(body[0], 0, "nothing to get: {body:?}");
+    let (_, body) = call(&mut s, &Request::Disc { hconn: first });
+    assert_eq!(body[0], 1, "disconnected: {body:?}");
+    let connect = Request::Connect {
+        token: 8,
+        req: WireConnect {
+            channel: Some("APP.SVRCONN".into()),
+            ..WireConnect::default()
+        },
+    };
+    let (_, body) = call(&mut s, &connect);
+    assert_eq!(body[0], 1, "connected again: {body:?}");
+    let second = i32::from_le_bytes(body[5..9].try_into().expect("hconn"));
+    assert_ne!(second, first);
+    let open = Request::Open {
+        hconn: second,
+        object_type: 1,
+        name: "A".into(),
+        options: MQOO_INPUT_AS_Q_DEF.0,
+    };
+    let (_, body) = call(&mut s, &open);
+    assert_eq!(body[0], 1, "opened");
+    let hobj = i32::from_le_bytes(body[5..9].try_into().expect("hobj"));
+    let mut e = Encoder::default();
+    get_request(second, hobj, mqi::constants::MQGMO_WAIT.0, 60_000).encode(&mut e);
+    s.write_all(e.finish()).expect("send");
+    wait_for("the get to wait", || qm.waiting_gets("A") == 1);
+    drop(s);
+    // The watcher must break the second connection, the one whose get waits.
+    wait_for("the server to drop the connection", || qm.connections().is_empty());
+    assert_eq!(qm.waiting_gets("A"), 0);
+    server.shutdown();
+}
+
+#[test]
 fn a_call_in_flight_when_the_server_goes_away_answers_2009() {
     let (qm, mut server) = serve();
     let lib =

@@ -496,7 +496,7 @@ impl Connection {
         }
         let waits = gmo.options & mq::MQGMO_WAIT != 0 && gmo.wait_interval != 0;
         if waits {
-            self.watcher(h).arm();
+            self.watcher().arm(h);
         }
         let asked = md;
         let result = self.shared.qm.get(h, hobj, &mut md, &gmo, &mut self.get_buffer[..len]);
@@ -598,10 +598,10 @@ impl Connection {
     }
 
     /// The watcher for waiting gets, started on first use.
-    fn watcher(&mut self, hconn: i32) -> &Watcher {
+    fn watcher(&mut self) -> &Watcher {
         if self.watcher.is_none() {
             match self.stream.try_clone() {
-                Ok(s) => self.watcher = Some(Watcher::start(s, self.shared.qm.clone(), hconn)),
+                Ok(s) => self.watcher = Some(Watcher::start(s, self.shared.qm.clone())),
                 Err(e) => tracing::warn!(error = %e, "cannot watch a waiting get"),
             }
         }

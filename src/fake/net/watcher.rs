@@ -17,8 +17,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Watches the socket while an MQGET waits: if the client goes away (or sends a frame
 /// before its answer), the connection is broken so the wait ends at once with 2009.
 ///
-/// The connection arms it with a new sequence number after reading a waiting MQGET and
-/// disarms it before answering; data seen under an older number belongs to a later request.
+/// The connection arms it with a new sequence number and the waiting MQGET's hconn after
+/// reading the request, and disarms it before answering; data seen under an older number
+/// belongs to a later request. (A socket may disconnect and connect again, so the hconn is
+/// the armed get's, not the one the watcher started with.)
 pub(super) struct Watcher {
     state: Arc<(Mutex<WatchState>, Condvar)>,
     thread: Option<JoinHandle<()>>,
@@ -26,18 +28,19 @@ pub(super) struct Watcher {
 
 #[derive(Default)]
 struct WatchState {
-    armed: Option<u64>,
+    /// The armed get's sequence number and hconn.
+    armed: Option<(u64, i32)>,
     seq: u64,
     closed: bool,
 }
 
 impl Watcher {
-    pub(super) fn start(stream: TcpStream, qm: FakeQm, hconn: i32) -> Self {
+    pub(super) fn start(stream: TcpStream, qm: FakeQm) -> Self {
         let state = Arc::new((Mutex::new(WatchState::default()), Condvar::new()));
         let shared = Arc::clone(&state);
         let thread = std::thread::Builder::new()
             .name("fake-qm-watch".into())
-            .spawn(move || watch(&stream, &shared, &qm, hconn))
+            .spawn(move || watch(&stream, &shared, &qm))
             .ok();
         Self { state, thread }
     }
@@ -50,10 +53,11 @@ impl Watcher {
         }
     }
 
-    pub(super) fn arm(&self) {
+    /// Watches for the waiting MQGET on `hconn` about to run.
+    pub(super) fn arm(&self, hconn: i32) {
         let mut s = lock(&self.state.0);
         s.seq += 1;
-        s.armed = Some(s.seq);
+        s.armed = Some((s.seq, hconn));
         self.state.1.notify_one();
     }
 
@@ -71,17 +75,17 @@ impl Watcher {
     }
 }
 
-fn watch(stream: &TcpStream, state: &(Mutex<WatchState>, Condvar), qm: &FakeQm, hconn: i32) {
+fn watch(stream: &TcpStream, state: &(Mutex<WatchState>, Condvar), qm: &FakeQm) {
     let mut byte = [0u8; 1];
     loop {
-        let seq = {
+        let (seq, hconn) = {
             let mut s = lock(&state.0);
             loop {
                 if s.closed {
                     return;
                 }
-                if let Some(seq) = s.armed {
-                    break seq;
+                if let Some(armed) = s.armed {
+                    break armed;
                 }
                 s = state.1.wait(s).unwrap_or_else(PoisonError::into_inner);
             }
@@ -93,7 +97,7 @@ fn watch(stream: &TcpStream, state: &(Mutex<WatchState>, Condvar), qm: &FakeQm, 
                 return;
             }
             Ok(_) => {
-                if lock(&state.0).armed == Some(seq) {
+                if lock(&state.0).armed == Some((seq, hconn)) {
                     tracing::warn!(hconn, "a frame arrived while an MQGET was in flight: closing");
                     qm.break_connection(hconn);
                     let _ = stream.shutdown(Shutdown::Both);
