@@ -141,11 +141,33 @@ fn reason_name(reason: i32) -> String {
 /// Runs one admin request (JSON) on `qm`; the JSON reply.
 #[must_use]
 pub fn handle(qm: &FakeQm, json: &[u8]) -> Vec<u8> {
+    handle_within(qm, json, MAX_REPLY_BYTES)
+}
+
+/// The largest admin reply: a frame, less room for the reply's header.
+const MAX_REPLY_BYTES: usize = super::protocol::MAX_FRAME_BYTES - 1024;
+
+/// [`handle`], with replies longer than `limit` bytes turned into an error that says so (a
+/// browse of a deep queue of large messages would not fit in one frame).
+fn handle_within(qm: &FakeQm, json: &[u8], limit: usize) -> Vec<u8> {
     let reply = match serde_json::from_slice::<AdminRequest>(json) {
         Ok(request) => run(qm, request),
         Err(e) => AdminReply::Error(format!("bad admin request: {e}")),
     };
-    serde_json::to_vec(&reply).unwrap_or_else(|e| format!(r#"{{"error":"{e}"}}"#).into_bytes())
+    let encode =
+        |reply: &AdminReply| serde_json::to_vec(reply).unwrap_or_else(|e| format!(r#"{{"error":"{e}"}}"#).into_bytes());
+    let bytes = encode(&reply);
+    if bytes.len() <= limit {
+        return bytes;
+    }
+    let what = match &reply {
+        AdminReply::Browse(messages) => format!("a browse of {} messages", messages.len()),
+        _ => "the reply".to_owned(),
+    };
+    encode(&AdminReply::Error(format!(
+        "{what} is {} bytes, more than one reply frame carries ({limit}): use depth, or browse after draining",
+        bytes.len()
+    )))
 }
 
 fn unknown(queue: &str) -> AdminReply {
@@ -272,6 +294,26 @@ mod tests {
         };
         assert_eq!(msgs[1].data, "b");
         assert_eq!(msgs[1].backout_count, 2);
+    }
+
+    #[test]
+    fn a_browse_too_large_for_one_frame_is_an_error_that_says_so() {
+        let mut config = FakeConfig::default();
+        config.queues.push(QueueDef::new("Q"));
+        let qm = FakeQm::new(config);
+        let put = format!(
+            r#"{{"op":"put","queue":"Q","messages":[{{"data":"{0}"}},{{"data":"{0}"}}]}}"#,
+            "x".repeat(300)
+        );
+        assert!(matches!(reply(&qm, &put), AdminReply::Put(_)));
+        let browse = br#"{"op":"browse","queue":"Q"}"#;
+        let fits: AdminReply = serde_json::from_slice(&handle_within(&qm, browse, 2000)).expect("JSON");
+        assert!(matches!(fits, AdminReply::Browse(m) if m.len() == 2));
+        let AdminReply::Error(e) = serde_json::from_slice(&handle_within(&qm, browse, 500)).expect("JSON") else {
+            panic!("an error")
+        };
+        assert!(e.contains("a browse of 2 messages"), "{e}");
+        assert!(e.contains("more than one reply frame carries (500)"), "{e}");
     }
 
     #[test]
