@@ -575,6 +575,48 @@ async fn the_binary_serves_stdio_on_the_fake() {
 }
 
 #[tokio::test]
+async fn debug_logs_carry_no_payloads() {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqpilot"))
+        .args(["mcp", "--stdio", "--fake"])
+        .env("RUST_LOG", "debug")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn mqpilot");
+    let stdout = child.stdout.take().expect("stdout");
+    let stdin = child.stdin.take().expect("stdin");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let logs = tokio::spawn(async move {
+        let mut text = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut text)
+            .await
+            .expect("stderr");
+        text
+    });
+    let client = tokio::time::timeout(Duration::from_secs(10), ().serve((stdout, stdin)))
+        .await
+        .expect("initialized in time")
+        .expect("initialized");
+    let got = ok(&client, "browse_messages", json!({"queue": "DEMO.IN", "limit": 2})).await;
+    assert!(
+        got["messages"][0]["payload"]
+            .as_str()
+            .expect("payload")
+            .contains("widget-")
+    );
+    drop(client);
+    tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exited")
+        .expect("status");
+    let logs = logs.await.expect("stderr task");
+    assert!(logs.contains("DEBUG"), "RUST_LOG=debug is in effect: {logs}");
+    assert!(!logs.contains("widget-"), "a browsed payload reached the log: {logs}");
+}
+
+#[tokio::test]
 async fn the_binary_serves_a_fake_qm_server_through_its_pool() {
     let mut config = FakeConfig::default();
     config.channels.push(ChannelDef::new("APP.SVRCONN"));
