@@ -146,10 +146,13 @@ impl Gate {
 
     fn permits(&self, caller: &str) -> Arc<Semaphore> {
         let mut map = self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        Arc::clone(
-            map.entry(caller.to_owned())
-                .or_insert_with(|| Arc::new(Semaphore::new(self.max_in_flight))),
-        )
+        // Looked up before inserting: a known caller's name is not copied on every call.
+        if let Some(s) = map.get(caller) {
+            return Arc::clone(s);
+        }
+        let s = Arc::new(Semaphore::new(self.max_in_flight));
+        map.insert(caller.to_owned(), Arc::clone(&s));
+        s
     }
 }
 

@@ -12,12 +12,13 @@ use std::time::Duration;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
 use rmcp::service::RequestContext;
-use rmcp::{Json, RoleServer, ServerHandler, tool, tool_handler, tool_router};
+use rmcp::{RoleServer, ServerHandler, tool, tool_handler, tool_router};
 
 use super::audit::{self, Outcome};
 use super::auth::Caller;
 use super::failure::{Args, Fail, failure, in_range, input, invalid};
 use super::locks::{Action, LockError};
+use super::output::Json;
 use super::policy::{Capability, Policy, glob_matches};
 use super::queues::Queues;
 use super::schema::*;
