@@ -406,8 +406,8 @@ async fn a_call_stays_in_flight_until_its_handler_is_done_even_after_a_disconnec
     let h = start(open_policy(), tokens_auth(), options).await;
     let status = || stateless_call(&h.url, OPS_TOKEN, "queue_status", json!({"queue": "ORDERS"}));
     assert_eq!(status().send().await.expect("status").status(), 200);
-    // A receive that waits 1.5 s for a message on an empty queue; the caller gives up
-    // after 300 ms and closes its connection, but MQGET keeps waiting.
+    // A receive that waits 1.5 s for a message on an empty queue; the caller gives up once
+    // the receive has opened the queue and closes its connection, but MQGET keeps waiting.
     let abandoned = tokio::spawn(
         stateless_call(
             &h.url,
@@ -417,7 +417,12 @@ async fn a_call_stays_in_flight_until_its_handler_is_done_even_after_a_disconnec
         )
         .send(),
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let opened = std::time::Instant::now() + Duration::from_secs(10);
+    while h.qm.queue_status("Q09").expect("Q09").ipprocs == 0 {
+        assert!(std::time::Instant::now() < opened, "the receive never reached MQ");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
     abandoned.abort();
     let _ = abandoned.await;
     tokio::time::sleep(Duration::from_millis(200)).await;
