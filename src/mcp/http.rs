@@ -5,7 +5,8 @@
 //! request: Host and Origin (403), credentials (401 with `WWW-Authenticate: Bearer
 //! resource_metadata="..."`), then calls in flight for that caller (429). The body limit
 //! (413) and the MCP protocol are rmcp's: protocol 2026-07-28 requests are served
-//! statelessly, older clients get `initialize` and a session (`Mcp-Session-Id`).
+//! statelessly, older clients get `initialize` and a session (`Mcp-Session-Id`). A call
+//! counts as in flight until its handler is done, even when its caller has gone away.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -17,7 +18,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::auth::{Authenticator, Caller};
@@ -145,10 +146,13 @@ impl Gate {
 
     fn permits(&self, caller: &str) -> Arc<Semaphore> {
         let mut map = self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        Arc::clone(
-            map.entry(caller.to_owned())
-                .or_insert_with(|| Arc::new(Semaphore::new(self.max_in_flight))),
-        )
+        // Looked up before inserting: a known caller's name is not copied on every call.
+        if let Some(s) = map.get(caller) {
+            return Arc::clone(s);
+        }
+        let s = Arc::new(Semaphore::new(self.max_in_flight));
+        map.insert(caller.to_owned(), Arc::clone(&s));
+        s
     }
 }
 
@@ -174,9 +178,15 @@ async fn guard(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -> R
     } else {
         Caller::local("http")
     };
-    let permit = if req.method() == axum::http::Method::POST {
+    if req.method() == axum::http::Method::POST {
         match gate.permits(&caller.name).try_acquire_owned() {
-            Ok(p) => Some(p),
+            // The permit rides in the request's parts, which rmcp hands to the tool as
+            // part of its context: it is released when the handler is done, not when the
+            // response is, so a caller that disconnects cannot start more work while its
+            // abandoned calls still run.
+            Ok(p) => {
+                req.extensions_mut().insert(InFlight { _permit: Arc::new(p) });
+            }
             Err(_) => {
                 let mut r = refuse(
                     StatusCode::TOO_MANY_REQUESTS,
@@ -187,13 +197,15 @@ async fn guard(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -> R
                 return r;
             }
         }
-    } else {
-        None
-    };
+    }
     req.extensions_mut().insert(caller);
-    let response = next.run(req).await;
-    drop(permit);
-    response
+    next.run(req).await
+}
+
+/// One of a caller's calls in flight; dropped with the last copy of the request's parts.
+#[derive(Clone)]
+struct InFlight {
+    _permit: Arc<OwnedSemaphorePermit>,
 }
 
 async fn metadata(State(meta): State<Arc<serde_json::Value>>) -> Response {

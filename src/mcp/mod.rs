@@ -6,6 +6,7 @@
 //! - [`locks`]: messages held under syncpoint on a reserved connection until completed or
 //!   expired.
 //! - [`failure`]: tool errors and argument checks.
+//! - [`output`]: a tool's result as structured content and the same JSON as text.
 //! - [`catalog`]: queue names and the status MQINQ cannot give.
 //! - [`auth`]: bearer tokens and JWTs for HTTP callers.
 //! - [`http`]: streamable HTTP with Host/Origin checks, auth, limits and RFC 9728 metadata.
@@ -20,6 +21,7 @@ pub mod catalog;
 pub mod failure;
 pub mod http;
 pub mod locks;
+pub mod output;
 pub mod policy;
 pub mod queues;
 pub mod schema;

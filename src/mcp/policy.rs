@@ -73,6 +73,9 @@ pub struct Limits {
     pub max_lock_seconds: u32,
     /// Most messages one browse, receive or lock returns. Default and ceiling 100.
     pub max_messages: usize,
+    /// Most payload bytes one receive or lock returns in all; the message that would go
+    /// past it stays on the queue for the next call. Default 8 MiB, at most 100 MiB.
+    pub max_result_bytes: usize,
 }
 
 impl Default for Limits {
@@ -82,6 +85,7 @@ impl Default for Limits {
             max_locks: 2,
             max_lock_seconds: 300,
             max_messages: 100,
+            max_result_bytes: 8 * 1024 * 1024,
         }
     }
 }
@@ -154,6 +158,7 @@ struct RawLimits {
     max_locks: Option<usize>,
     max_lock_seconds: Option<u32>,
     max_messages: Option<usize>,
+    max_result_bytes: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -264,6 +269,7 @@ impl Policy {
             max_locks: raw.limits.max_locks.unwrap_or(d.max_locks),
             max_lock_seconds: raw.limits.max_lock_seconds.unwrap_or(d.max_lock_seconds),
             max_messages: raw.limits.max_messages.unwrap_or(d.max_messages),
+            max_result_bytes: raw.limits.max_result_bytes.unwrap_or(d.max_result_bytes),
         };
         if limits.max_put_bytes == 0 || limits.max_put_bytes > crate::mq::session::MAX_MESSAGE_BYTES {
             return Err(bad("limits.max_put_bytes", "must be 1..=104857600".into()));
@@ -273,6 +279,9 @@ impl Policy {
         }
         if !(1..=100).contains(&limits.max_messages) {
             return Err(bad("limits.max_messages", "must be 1..=100".into()));
+        }
+        if limits.max_result_bytes == 0 || limits.max_result_bytes > crate::mq::session::MAX_MESSAGE_BYTES {
+            return Err(bad("limits.max_result_bytes", "must be 1..=104857600".into()));
         }
         Ok(Self {
             enabled,
@@ -432,5 +441,10 @@ mod tests {
     fn limits_are_range_checked() {
         let e = parse("[limits]\nmax_lock_seconds = 301\n").unwrap_err().to_string();
         assert!(e.contains("policy.toml:2:1: limits.max_lock_seconds"), "{e}");
+        let e = parse("[limits]\nmax_result_bytes = 0\n").unwrap_err().to_string();
+        assert!(e.contains("limits.max_result_bytes"), "{e}");
+        let p = parse("[limits]\nmax_result_bytes = 65536\n").expect("policy");
+        assert_eq!(p.limits.max_result_bytes, 65536);
+        assert_eq!(Policy::default().limits.max_result_bytes, 8 * 1024 * 1024);
     }
 }

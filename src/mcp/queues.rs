@@ -16,7 +16,7 @@ use super::locks::{LockError, Locks};
 use super::schema::{ConnectionOut, MessageOut, PoolStatus};
 use crate::Error;
 use crate::mq::message::Message;
-use crate::mq::session::{Browsed, GetRequest, QueueAttrs};
+use crate::mq::session::{Browsed, GetRequest, Got, QueueAttrs};
 use crate::pool::{Lease, Pool};
 
 /// The MQ side of the server. Cheap to clone.
@@ -37,28 +37,48 @@ impl std::fmt::Debug for Queues {
     }
 }
 
-/// What one destructive get loop returns.
+/// Gets up to `limit` messages of at most `max_bytes` payload bytes in all, under
+/// syncpoint. The message that would go past `max_bytes` is not taken: MQ refuses the get
+/// (2080, truncation not accepted) and leaves it on the queue, so nothing is lost or
+/// counted as backed out. When even the first message does not fit, that is the error.
 fn get_batch(
     conn: &mut crate::pool::PooledConn,
     queue: &Arc<str>,
     limit: usize,
     wait_ms: u32,
+    max_bytes: usize,
 ) -> Result<Vec<Message>, Error> {
     let mut got = Vec::with_capacity(limit);
-    while got.len() < limit {
+    let mut left = max_bytes;
+    while got.len() < limit && left > 0 {
         let wait = if got.is_empty() { wait_ms } else { 0 };
-        match conn.get(
-            queue,
-            GetRequest {
-                syncpoint: true,
-                wait_ms: wait,
-            },
-        )? {
-            Some(m) => got.push(m),
-            None => break,
+        let request = GetRequest {
+            syncpoint: true,
+            wait_ms: wait,
+        };
+        match conn.get_within(queue, request, left)? {
+            Got::Message(m) => {
+                left -= m.data.len().min(left);
+                got.push(m);
+            }
+            Got::Empty => break,
+            Got::TooLong if got.is_empty() => return Err(over_result_cap(queue, max_bytes)),
+            Got::TooLong => break,
         }
     }
     Ok(got)
+}
+
+/// The error for a first message longer than the whole result may be.
+fn over_result_cap(queue: &str, max_bytes: usize) -> Error {
+    Error::Mq {
+        verb: "MQGET",
+        object: queue.to_owned(),
+        reason: crate::mq::reason::Reason::TRUNCATED_MSG_FAILED,
+        detail: Some(format!(
+            "the next message is longer than limits.max_result_bytes ({max_bytes} bytes); it stays on the queue"
+        )),
+    }
 }
 
 impl Queues {
@@ -131,8 +151,9 @@ impl Queues {
             .await
     }
 
-    /// Gets up to `limit` messages under syncpoint, builds the result, then commits. A failed
-    /// get or commit backs out: nothing is lost.
+    /// Gets up to `limit` messages, `max_bytes` of payload in all (see [`get_batch`]), under
+    /// syncpoint, builds the result, then commits. A failed get or commit backs out: nothing
+    /// is lost.
     ///
     /// # Errors
     /// [`Error::Mq`].
@@ -141,6 +162,7 @@ impl Queues {
         queue: &str,
         limit: usize,
         wait_ms: u32,
+        max_bytes: usize,
         request: &CancellationToken,
     ) -> Result<Vec<MessageOut>, Error> {
         let q: Arc<str> = queue.into();
@@ -151,7 +173,7 @@ impl Queues {
         let request = request.clone();
         lease
             .run(move |c| {
-                let got = match get_batch(c, &q, limit, wait_ms) {
+                let got = match get_batch(c, &q, limit, wait_ms, max_bytes) {
                     Ok(got) => got,
                     Err(e) => {
                         if c.in_unit_of_work() {
@@ -175,8 +197,9 @@ impl Queues {
             .await
     }
 
-    /// Gets up to `limit` messages under syncpoint on a connection that stays reserved for
-    /// the lock; `None` id when no message came (nothing is held).
+    /// Gets up to `limit` messages, `max_bytes` of payload in all (see [`get_batch`]), under
+    /// syncpoint on a connection that stays reserved for the lock; `None` id when no message
+    /// came (nothing is held).
     ///
     /// # Errors
     /// [`LockError`].
@@ -185,13 +208,14 @@ impl Queues {
         owner: &str,
         queue: &str,
         limit: usize,
+        max_bytes: usize,
         ttl: Duration,
     ) -> Result<(Option<(String, std::time::SystemTime)>, Vec<MessageOut>), LockError> {
         self.locks.room()?;
         let mut lease = self.lease().await.map_err(LockError::Mq)?;
         let q: Arc<str> = queue.into();
         let got = lease
-            .run(move |c| match get_batch(c, &q, limit, 0) {
+            .run(move |c| match get_batch(c, &q, limit, 0, max_bytes) {
                 Ok(got) => Ok(got),
                 Err(e) => {
                     if c.in_unit_of_work() {

@@ -4,6 +4,9 @@
 use base64::Engine as _;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::output::Structured;
 
 use crate::mq::message::Message;
 use crate::mq::session::QueueAttrs;
@@ -264,7 +267,7 @@ pub struct MessageOut {
     /// The payload (absent when not asked for).
     pub payload: Option<String>,
     /// `text` (valid UTF-8) or `base64`.
-    pub payload_encoding: Option<String>,
+    pub payload_encoding: Option<&'static str>,
     /// Bytes returned in `payload`.
     pub payload_bytes: usize,
     /// Whether the payload was cut at `max_payload_bytes`.
@@ -277,10 +280,10 @@ impl MessageOut {
     pub fn new(m: &Message, include_payload: bool, truncated: bool) -> Self {
         let (payload, encoding) = if include_payload {
             match std::str::from_utf8(&m.data) {
-                Ok(text) => (Some(text.to_owned()), Some("text".to_owned())),
+                Ok(text) => (Some(text.to_owned()), Some("text")),
                 Err(_) => (
                     Some(base64::engine::general_purpose::STANDARD.encode(&m.data)),
-                    Some("base64".to_owned()),
+                    Some("base64"),
                 ),
             }
         } else {
@@ -301,6 +304,35 @@ impl MessageOut {
             truncated,
         }
     }
+}
+
+impl MessageOut {
+    /// The message as its JSON object, its strings moved in: what `serde_json::to_value`
+    /// gives, without copying every string of every message.
+    fn into_value(self) -> Value {
+        let text = |s: Option<String>| s.map_or(Value::Null, Value::String);
+        let mut m = Map::new();
+        m.insert("msg_id".into(), Value::String(self.msg_id));
+        m.insert("correl_id".into(), Value::String(self.correl_id));
+        m.insert("put_time".into(), Value::String(self.put_time));
+        m.insert("priority".into(), self.priority.into());
+        m.insert("persistent".into(), self.persistent.into());
+        m.insert("format".into(), Value::String(self.format));
+        m.insert("backout_count".into(), self.backout_count.into());
+        m.insert("reply_to".into(), Value::String(self.reply_to));
+        m.insert("payload".into(), text(self.payload));
+        m.insert(
+            "payload_encoding".into(),
+            text(self.payload_encoding.map(str::to_owned)),
+        );
+        m.insert("payload_bytes".into(), self.payload_bytes.into());
+        m.insert("truncated".into(), self.truncated.into());
+        Value::Object(m)
+    }
+}
+
+fn message_values(messages: Vec<MessageOut>) -> Value {
+    Value::Array(messages.into_iter().map(MessageOut::into_value).collect())
 }
 
 /// `browse_messages` and `receive_messages` result.
@@ -324,6 +356,35 @@ pub struct Locked {
     /// The locked messages.
     pub messages: Vec<MessageOut>,
 }
+
+impl Structured for Messages {
+    fn into_value(self) -> Result<Value, serde_json::Error> {
+        let mut m = Map::new();
+        m.insert("queue".into(), Value::String(self.queue));
+        m.insert("messages".into(), message_values(self.messages));
+        Ok(Value::Object(m))
+    }
+}
+
+impl Structured for Locked {
+    fn into_value(self) -> Result<Value, serde_json::Error> {
+        let text = |s: Option<String>| s.map_or(Value::Null, Value::String);
+        let mut m = Map::new();
+        m.insert("lock_id".into(), text(self.lock_id));
+        m.insert("expires_at".into(), text(self.expires_at));
+        m.insert("queue".into(), Value::String(self.queue));
+        m.insert("messages".into(), message_values(self.messages));
+        Ok(Value::Object(m))
+    }
+}
+
+impl Structured for QueueList {}
+impl Structured for QueueStatus {}
+impl Structured for Completed {}
+impl Structured for Put {}
+impl Structured for Explained {}
+impl Structured for PoolStatus {}
+impl Structured for Value {}
 
 /// `complete_messages` result.
 #[derive(Debug, Serialize, JsonSchema)]
@@ -411,4 +472,47 @@ pub struct Failure {
     pub advice: Option<String>,
     /// The policy rule that refused, when the policy did.
     pub rule: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(payload: Option<&str>) -> MessageOut {
+        MessageOut {
+            msg_id: "414d51".into(),
+            correl_id: "00".into(),
+            put_time: "2026-11-26T10:44:30.12Z".into(),
+            priority: 4,
+            persistent: true,
+            format: "MQSTR".into(),
+            backout_count: 2,
+            reply_to: "REPLY.Q".into(),
+            payload: payload.map(str::to_owned),
+            payload_encoding: payload.map(|_| "text"),
+            payload_bytes: payload.map_or(0, str::len),
+            truncated: false,
+        }
+    }
+
+    #[test]
+    fn message_lists_move_into_the_value_serde_would_give() {
+        let messages = vec![message(Some("a \"b\"")), message(None)];
+        let list = Messages {
+            queue: "Q1".into(),
+            messages: messages.clone(),
+        };
+        let expected = serde_json::to_value(&list).expect("json");
+        assert_eq!(list.into_value().expect("value"), expected);
+        for lock_id in [Some("ab12".to_owned()), None] {
+            let locked = Locked {
+                lock_id: lock_id.clone(),
+                expires_at: lock_id.as_ref().map(|_| "2026-11-26T10:45:30Z".to_owned()),
+                queue: "Q1".into(),
+                messages: messages.clone(),
+            };
+            let expected = serde_json::to_value(&locked).expect("json");
+            assert_eq!(locked.into_value().expect("value"), expected);
+        }
+    }
 }

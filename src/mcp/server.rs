@@ -12,12 +12,13 @@ use std::time::Duration;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
 use rmcp::service::RequestContext;
-use rmcp::{Json, RoleServer, ServerHandler, tool, tool_handler, tool_router};
+use rmcp::{RoleServer, ServerHandler, tool, tool_handler, tool_router};
 
 use super::audit::{self, Outcome};
 use super::auth::Caller;
 use super::failure::{Args, Fail, failure, in_range, input, invalid};
 use super::locks::{Action, LockError};
+use super::output::Json;
 use super::policy::{Capability, Policy, glob_matches};
 use super::queues::Queues;
 use super::schema::*;
@@ -272,7 +273,7 @@ impl McpServer {
     }
 
     #[tool(
-        description = "Take messages off a queue: gets under syncpoint, committed only after the result is built (the messages are gone afterwards).",
+        description = "Take messages off a queue: gets under syncpoint, committed only after the result is built (the messages are gone afterwards). Fewer than limit come back when the next message would take the payloads past the server's limits.max_result_bytes; it stays on the queue.",
         input_schema = input::<ReceiveArgs>(),
         annotations(
             read_only_hint = false,
@@ -293,7 +294,13 @@ impl McpServer {
             let limit = in_range("limit", args.limit, 1, max, 1)?;
             let wait = in_range("wait_ms", args.wait_ms, 0, MAX_WAIT_MS, 0)?;
             self.gate(&who, Capability::Consume, Some(&queue))?;
-            let messages = self.state.queues.receive(&queue, limit as usize, wait, &ctx.ct).await?;
+            let max_bytes = self.state.policy.limits.max_result_bytes;
+            let messages = self
+                .state
+                .queues
+                .receive(&queue, limit as usize, wait, max_bytes, &ctx.ct)
+                .await
+                .map_err(result_cap)?;
             Ok(Messages {
                 queue: queue.clone(),
                 messages,
@@ -304,7 +311,7 @@ impl McpServer {
     }
 
     #[tool(
-        description = "Lock messages for up to lock_seconds: they are hidden from other consumers until complete_messages commits (removes) or aborts (returns) them; an expired lock returns them (backout count + 1).",
+        description = "Lock messages for up to lock_seconds: they are hidden from other consumers until complete_messages commits (removes) or aborts (returns) them; an expired lock returns them (backout count + 1). Fewer than limit come back when the next message would take the payloads past the server's limits.max_result_bytes; it stays on the queue.",
         input_schema = input::<LockArgs>(),
         annotations(
             read_only_hint = false,
@@ -335,9 +342,18 @@ impl McpServer {
             let (held, messages) = self
                 .state
                 .queues
-                .lock(&who.name, &queue, limit as usize, Duration::from_secs(secs.into()))
+                .lock(
+                    &who.name,
+                    &queue,
+                    limit as usize,
+                    limits.max_result_bytes,
+                    Duration::from_secs(secs.into()),
+                )
                 .await
-                .map_err(lock_failure)?;
+                .map_err(|e| match e {
+                    LockError::Mq(e) => result_cap(e),
+                    other => lock_failure(other),
+                })?;
             Ok(Locked {
                 lock_id: held.as_ref().map(|h| h.0.clone()),
                 expires_at: held.map(|h| super::locks::rfc3339(h.1)),
@@ -543,6 +559,21 @@ impl McpServer {
             .gate(&who, Capability::Inspect, None)
             .map(|()| self.state.queues.pool_status());
         self.finish(&who, "pool_status", None, result)
+    }
+}
+
+/// An MQ failure; 2080 here means the first message was longer than the whole result may
+/// be (the message stays on the queue), a refusal by `limits.max_result_bytes`.
+fn result_cap(e: Error) -> Fail {
+    if e.reason() != Some(Reason::TRUNCATED_MSG_FAILED) {
+        return Fail::from(e);
+    }
+    match Fail::from(e) {
+        Fail::Tool(mut f, _) => {
+            f.rule = Some("limits.max_result_bytes".into());
+            Fail::Tool(f, Outcome::Denied)
+        }
+        other => other,
     }
 }
 

@@ -83,6 +83,17 @@ pub struct Browsed {
     pub truncated: bool,
 }
 
+/// What a get bounded in size found.
+#[derive(Debug)]
+pub enum Got {
+    /// A message, taken.
+    Message(Message),
+    /// No message (2033).
+    Empty,
+    /// The next message is longer than allowed; it is still on the queue, untouched.
+    TooLong,
+}
+
 /// How to get one message.
 #[derive(Debug, Clone, Copy)]
 pub struct GetRequest {
@@ -235,6 +246,31 @@ impl Session {
     /// # Errors
     /// [`Error::Mq`] from MQOPEN or MQGET.
     pub fn get(&mut self, shared: &std::sync::Arc<str>, request: GetRequest) -> Result<Option<Message>, Error> {
+        match self.get_within(shared, request, MAX_MESSAGE_BYTES)? {
+            Got::Message(m) => Ok(Some(m)),
+            Got::Empty => Ok(None),
+            Got::TooLong => Err(Error::Mq {
+                verb: "MQGET",
+                object: shared.to_string(),
+                reason: Reason::TRUNCATED_MSG_FAILED,
+                detail: Some(format!("the message is longer than {MAX_MESSAGE_BYTES} bytes")),
+            }),
+        }
+    }
+
+    /// Gets one message of at most `max_bytes` as [`Session::get`] does; a longer one stays
+    /// on the queue, untouched (MQ's 2080 without MQGMO_ACCEPT_TRUNCATED_MSG), and the
+    /// answer is [`Got::TooLong`].
+    ///
+    /// # Errors
+    /// [`Error::Mq`] from MQOPEN or MQGET.
+    pub fn get_within(
+        &mut self,
+        shared: &std::sync::Arc<str>,
+        request: GetRequest,
+        max_bytes: usize,
+    ) -> Result<Got, Error> {
+        let max_bytes = max_bytes.clamp(1, MAX_MESSAGE_BYTES);
         let queue: &str = shared;
         let i = match self.position(queue, Access::Input) {
             Some(i) => i,
@@ -258,12 +294,12 @@ impl Session {
         };
         loop {
             let object = &self.handles[i].2;
-            let capacity = self.buffer.len();
+            let capacity = self.buffer.len().min(max_bytes);
             let got = object
-                .get_data_with::<BoxedMd, _>(&(options, wait()), &mut self.buffer[..])
+                .get_data_with::<BoxedMd, _>(&(options, wait()), &mut self.buffer[..capacity])
                 .map_err(|e| mq_error(&e, queue))?;
             let truncated = got.warning().is_some_and(|(rc, _)| rc == MQRC_TRUNCATED_MSG_FAILED);
-            if truncated && capacity < MAX_MESSAGE_BYTES {
+            if truncated && capacity < max_bytes {
                 drop(got);
                 let bigger = (capacity * 2).min(MAX_MESSAGE_BYTES);
                 tracing::debug!(
@@ -275,17 +311,19 @@ impl Session {
                 continue;
             }
             if truncated {
-                return Err(Error::Mq {
-                    verb: "MQGET",
-                    object: queue.to_owned(),
-                    reason: Reason::TRUNCATED_MSG_FAILED,
-                    detail: Some(format!("the message is longer than {MAX_MESSAGE_BYTES} bytes")),
-                });
+                return Ok(Got::TooLong);
             }
-            return Ok(got.discard_warning().map(|(data, BoxedMd(md))| {
-                self.arena.extend_from_slice(data);
-                Message::from_boxed(std::sync::Arc::clone(shared), md, self.arena.split().freeze())
-            }));
+            return Ok(match got.discard_warning() {
+                Some((data, BoxedMd(md))) => {
+                    self.arena.extend_from_slice(data);
+                    Got::Message(Message::from_boxed(
+                        std::sync::Arc::clone(shared),
+                        md,
+                        self.arena.split().freeze(),
+                    ))
+                }
+                None => Got::Empty,
+            });
         }
     }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::Error;
 use crate::mq::message::Message;
 use crate::mq::reason::Reason;
-use crate::mq::session::{Access, Browsed, GetRequest, QueueAttrs, Session, is_connection_lost};
+use crate::mq::session::{Access, Browsed, GetRequest, Got, QueueAttrs, Session, is_connection_lost};
 
 use super::stats::PoolStats;
 
@@ -131,6 +131,24 @@ impl PooledConn {
         self.ensure_open(&queue[..], Access::Input)?;
         let got = self.session.get(queue, request)?;
         if got.is_some() && request.syncpoint {
+            self.in_unit_of_work = true;
+        }
+        Ok(got)
+    }
+
+    /// Gets one message of at most `max_bytes` (see [`Session::get_within`]).
+    ///
+    /// # Errors
+    /// [`Error::Mq`].
+    pub fn get_within(
+        &mut self,
+        queue: &std::sync::Arc<str>,
+        request: GetRequest,
+        max_bytes: usize,
+    ) -> Result<Got, Error> {
+        self.ensure_open(&queue[..], Access::Input)?;
+        let got = self.session.get_within(queue, request, max_bytes)?;
+        if matches!(got, Got::Message(_)) && request.syncpoint {
             self.in_unit_of_work = true;
         }
         Ok(got)

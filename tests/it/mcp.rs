@@ -282,6 +282,55 @@ async fn receive_commits_and_put_sets_the_descriptor() {
 }
 
 #[tokio::test]
+async fn receive_and_lock_stop_at_max_result_bytes_and_leave_the_rest_on_the_queue() {
+    let qm = qm();
+    for c in ["a", "b", "c"] {
+        qm.put_message("Q03", PutSpec::text(c.repeat(4000))).expect("put");
+    }
+    qm.put_message("Q04", PutSpec::text("x".repeat(20_000))).expect("put");
+    let mut policy = open_policy();
+    policy.limits.max_result_bytes = 10_000;
+    let cancel = CancellationToken::new();
+    let (client, _) = stdio_client(server(&qm, policy, 3, 32, &cancel), &cancel).await;
+
+    let got = ok(&client, "receive_messages", json!({"queue": "Q03", "limit": 10})).await;
+    let payloads: Vec<&str> = got["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| &m["payload"].as_str().expect("payload")[..1])
+        .collect();
+    assert_eq!(payloads, ["a", "b"], "two of 4000 bytes fit in 10000, a third does not");
+    assert_eq!(depth(&qm, "Q03"), 1, "the third stays on the queue");
+    assert_eq!(qm.queue_status("Q03").expect("status").uncommitted, 0);
+    assert_eq!(backout_counts(&qm, "Q03"), [0], "and was never taken");
+
+    // A message longer than the whole cap is refused, and stays where it is.
+    let e = tool_error(&client, "receive_messages", json!({"queue": "Q04"})).await;
+    assert_eq!(e["rule"], "limits.max_result_bytes", "{e}");
+    assert_eq!(depth(&qm, "Q04"), 1);
+    assert_eq!(backout_counts(&qm, "Q04"), [0]);
+    let e = tool_error(&client, "lock_messages", json!({"queue": "Q04"})).await;
+    assert_eq!(e["rule"], "limits.max_result_bytes", "{e}");
+    assert_eq!(ok(&client, "pool_status", json!({})).await["locks_held"], 0);
+
+    for c in ["d", "e"] {
+        qm.put_message("Q03", PutSpec::text(c.repeat(4000))).expect("put");
+    }
+    let lock = ok(&client, "lock_messages", json!({"queue": "Q03", "limit": 10})).await;
+    assert_eq!(lock["messages"].as_array().expect("messages").len(), 2);
+    assert_eq!(depth(&qm, "Q03"), 1, "c and d are locked, e waits");
+    let id = lock["lock_id"].as_str().expect("lock id");
+    ok(&client, "complete_messages", json!({"lock_id": id, "action": "commit"})).await;
+    let rest = ok(&client, "receive_messages", json!({"queue": "Q03", "limit": 10})).await;
+    assert_eq!(
+        rest["messages"][0]["payload"].as_str().expect("payload"),
+        "e".repeat(4000)
+    );
+    assert_eq!(depth(&qm, "Q03"), 0);
+}
+
+#[tokio::test]
 async fn mq_errors_are_tool_errors_with_the_reason_explained() {
     let qm = qm();
     let cancel = CancellationToken::new();
@@ -572,6 +621,48 @@ async fn the_binary_serves_stdio_on_the_fake() {
         .expect("exited")
         .expect("status");
     assert_eq!(code.code(), Some(0), "stdin closed: a clean exit");
+}
+
+#[tokio::test]
+async fn debug_logs_carry_no_payloads() {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqpilot"))
+        .args(["mcp", "--stdio", "--fake"])
+        .env("RUST_LOG", "debug")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn mqpilot");
+    let stdout = child.stdout.take().expect("stdout");
+    let stdin = child.stdin.take().expect("stdin");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let logs = tokio::spawn(async move {
+        let mut text = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut text)
+            .await
+            .expect("stderr");
+        text
+    });
+    let client = tokio::time::timeout(Duration::from_secs(10), ().serve((stdout, stdin)))
+        .await
+        .expect("initialized in time")
+        .expect("initialized");
+    let got = ok(&client, "browse_messages", json!({"queue": "DEMO.IN", "limit": 2})).await;
+    assert!(
+        got["messages"][0]["payload"]
+            .as_str()
+            .expect("payload")
+            .contains("widget-")
+    );
+    drop(client);
+    tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exited")
+        .expect("status");
+    let logs = logs.await.expect("stderr task");
+    assert!(logs.contains("DEBUG"), "RUST_LOG=debug is in effect: {logs}");
+    assert!(!logs.contains("widget-"), "a browsed payload reached the log: {logs}");
 }
 
 #[tokio::test]

@@ -380,6 +380,73 @@ async fn body_limit_and_calls_in_flight_per_caller() {
     ok(&ops, "queue_status", json!({"queue": "ORDERS"})).await;
 }
 
+/// A stateless 2026-07-28 `tools/call` as it goes on the wire.
+fn stateless_call(url: &str, token: &str, tool: &str, arguments: Value) -> reqwest::RequestBuilder {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": tool, "arguments": arguments, "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": {}}}});
+    http()
+        .post(url)
+        .bearer_auth(token)
+        .header("Accept", "application/json, text/event-stream")
+        .header("MCP-Protocol-Version", "2026-07-28")
+        .header("Mcp-Method", "tools/call")
+        .header("Mcp-Name", tool)
+        .json(&body)
+}
+
+#[tokio::test]
+async fn a_call_stays_in_flight_until_its_handler_is_done_even_after_a_disconnect() {
+    let options = HttpOptions {
+        max_in_flight: 1,
+        ..HttpOptions::default()
+    };
+    let h = start(open_policy(), tokens_auth(), options).await;
+    let status = || stateless_call(&h.url, OPS_TOKEN, "queue_status", json!({"queue": "ORDERS"}));
+    assert_eq!(status().send().await.expect("status").status(), 200);
+    // A receive that waits 1.5 s for a message on an empty queue; the caller gives up once
+    // the receive has opened the queue and closes its connection, but MQGET keeps waiting.
+    let abandoned = tokio::spawn(
+        stateless_call(
+            &h.url,
+            OPS_TOKEN,
+            "receive_messages",
+            json!({"queue": "Q09", "wait_ms": 1500}),
+        )
+        .send(),
+    );
+    let opened = std::time::Instant::now() + Duration::from_secs(10);
+    while h.qm.queue_status("Q09").expect("Q09").ipprocs == 0 {
+        assert!(std::time::Instant::now() < opened, "the receive never reached MQ");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    abandoned.abort();
+    let _ = abandoned.await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        status().send().await.expect("refused").status(),
+        429,
+        "the abandoned receive still holds the caller's only slot"
+    );
+    // Once its wait is over the slot is free again.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let r = status().send().await.expect("status");
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["result"]["isError"], false, "{body}");
+
+    // Sessions (initialize, then one call after another) give their slot back too.
+    let legacy = client(&h.url, Some(OPS_TOKEN), ClientLifecycleMode::Initialize)
+        .await
+        .expect("2025-11-25 client");
+    for _ in 0..3 {
+        ok(&legacy, "queue_status", json!({"queue": "ORDERS"})).await;
+    }
+}
+
 #[tokio::test]
 async fn the_binary_refuses_a_public_address_without_auth() {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqpilot"))

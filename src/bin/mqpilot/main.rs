@@ -82,14 +82,56 @@ fn main() -> ExitCode {
     }
 }
 
+/// Logs to stderr at the level RUST_LOG gives (default `info`).
+///
+/// Message payloads never reach the logs: rmcp logs every request and result it handles at
+/// debug (and whole messages at trace), and tool arguments and results carry payloads, so
+/// rmcp's events above info are dropped unless RUST_LOG names `rmcp` itself.
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
+    let spec = std::env::var(tracing_subscriber::EnvFilter::DEFAULT_ENV).ok();
+    let filter = spec
+        .as_deref()
+        .and_then(|s| tracing_subscriber::EnvFilter::try_new(s).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
+    let rmcp_named = spec.as_deref().is_some_and(names_rmcp);
+    let no_payloads = tracing_subscriber::filter::filter_fn(move |meta| rmcp_named || !carries_payloads(meta));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .finish()
+            .with(no_payloads)
+            .init(),
+        LogFormat::Json => builder.json().finish().with(no_payloads).init(),
+    }
+}
+
+/// Whether a RUST_LOG value has a directive for rmcp's targets.
+fn names_rmcp(spec: &str) -> bool {
+    spec.split(',').any(|d| d.trim().starts_with("rmcp"))
+}
+
+/// rmcp's debug and trace events: the ones that print requests and results.
+fn carries_payloads(meta: &tracing::Metadata<'_>) -> bool {
+    let target = meta.target();
+    let rmcp = target == "rmcp" || target.starts_with("rmcp::");
+    rmcp && *meta.level() > tracing::Level::INFO
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_directive_for_rmcp_lets_its_payload_logs_through() {
+        assert!(!names_rmcp("debug"));
+        assert!(!names_rmcp("mqpilot=trace,info"));
+        assert!(names_rmcp("info,rmcp=debug"));
+        assert!(names_rmcp("rmcp::service=trace"));
     }
 }
