@@ -151,7 +151,7 @@ impl Queues {
             .await
     }
 
-    /// Gets up to `limit` messages, `max_bytes` of payload in all (see [`get_batch`]), under
+    /// Gets up to `limit` messages, `max_bytes` of payload in all (see `get_batch`), under
     /// syncpoint, builds the result, then commits. A failed get or commit backs out: nothing
     /// is lost.
     ///
@@ -197,7 +197,7 @@ impl Queues {
             .await
     }
 
-    /// Gets up to `limit` messages, `max_bytes` of payload in all (see [`get_batch`]), under
+    /// Gets up to `limit` messages, `max_bytes` of payload in all (see `get_batch`), under
     /// syncpoint on a connection that stays reserved for the lock; `None` id when no message
     /// came (nothing is held).
     ///

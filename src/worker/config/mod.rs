@@ -57,7 +57,7 @@ pub enum Receive {
     /// One message per unit of work; `batch` is 1.
     Single,
     /// Outside syncpoint: a message leaves the queue when received, so a failed delivery loses
-    /// it. Opt-in; the worker warns at start (see [`WorkerConfig::without_syncpoint`]).
+    /// it. Opt-in; the worker warns at start.
     NoSyncpoint,
 }
 
