@@ -1,8 +1,9 @@
 //! Message descriptor fields the queue manager fills in at MQPUT: MsgId, PutDate, PutTime.
 //!
-//! These run on every put, so they write into the MQMD's fixed-size fields in place and do not
-//! allocate.
+//! These run on every put, so they write into the MQMD's fixed-size fields in place, do not
+//! allocate, and format the date and time of day once per second per thread.
 
+use std::cell::Cell;
 use std::time::SystemTime;
 
 use libmqm_sys as mq;
@@ -26,20 +27,44 @@ pub(crate) fn copy_padded(field: &mut [mq::MQCHAR], text: &str) {
     }
 }
 
+/// A second since the epoch with its PutDate and the HHMMSS part of its PutTime.
+type Second = (u64, [mq::MQCHAR; 8], [mq::MQCHAR; 6]);
+
+thread_local! {
+    /// The second this thread last stamped: puts within one second only write the hundredths.
+    static LAST_SECOND: Cell<Option<Second>> = const { Cell::new(None) };
+}
+
 /// Sets PutDate (`YYYYMMDD`) and PutTime (`HHMMSSTH`) in UTC, as MQ does.
 pub(super) fn stamp_put_time(md: &mut mq::MQMD, now: SystemTime) {
     let since_epoch = now.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let secs = since_epoch.as_secs();
+    let (date, hhmmss) = match LAST_SECOND.get() {
+        Some((second, date, hhmmss)) if second == secs => (date, hhmmss),
+        _ => {
+            let (date, hhmmss) = format_second(secs);
+            LAST_SECOND.set(Some((secs, date, hhmmss)));
+            (date, hhmmss)
+        }
+    };
+    md.PutDate = date;
+    md.PutTime[..6].copy_from_slice(&hhmmss);
+    write_digits(&mut md.PutTime[6..8], u64::from(since_epoch.subsec_millis() / 10));
+}
+
+/// PutDate and the HHMMSS part of PutTime for a second since the epoch.
+fn format_second(secs: u64) -> ([mq::MQCHAR; 8], [mq::MQCHAR; 6]) {
     let (y, m, d) = civil_from_days(i64::try_from(secs / 86_400).unwrap_or(0));
     let s = secs % 86_400;
-    let hundredths = u64::from(since_epoch.subsec_millis() / 10);
-    write_digits(&mut md.PutDate[..4], u64::try_from(y).unwrap_or(0));
-    write_digits(&mut md.PutDate[4..6], u64::try_from(m).unwrap_or(0));
-    write_digits(&mut md.PutDate[6..8], u64::try_from(d).unwrap_or(0));
-    write_digits(&mut md.PutTime[..2], s / 3600);
-    write_digits(&mut md.PutTime[2..4], s / 60 % 60);
-    write_digits(&mut md.PutTime[4..6], s % 60);
-    write_digits(&mut md.PutTime[6..8], hundredths);
+    let mut date = [0; 8];
+    write_digits(&mut date[..4], u64::try_from(y).unwrap_or(0));
+    write_digits(&mut date[4..6], u64::try_from(m).unwrap_or(0));
+    write_digits(&mut date[6..8], u64::try_from(d).unwrap_or(0));
+    let mut hhmmss = [0; 6];
+    write_digits(&mut hhmmss[..2], s / 3600);
+    write_digits(&mut hhmmss[2..4], s / 60 % 60);
+    write_digits(&mut hhmmss[4..6], s % 60);
+    (date, hhmmss)
 }
 
 /// Writes `value` as zero-padded decimal digits filling `field` (this runs on every put, so
@@ -84,6 +109,28 @@ mod tests {
         let text = |f: &[mq::MQCHAR]| f.iter().map(|&c| c as u8 as char).collect::<String>();
         assert_eq!(text(&md.PutDate), "20251126");
         assert_eq!(text(&md.PutTime), "12345678");
+    }
+
+    #[test]
+    fn put_times_in_one_second_and_the_next_are_right() {
+        let mut md = crate::fake::default_md();
+        let text = |f: &[mq::MQCHAR]| f.iter().map(|&c| c as u8 as char).collect::<String>();
+        let at = |ms: u64| std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+        stamp_put_time(&mut md, at(1_764_201_599_120));
+        assert_eq!(
+            (text(&md.PutDate), text(&md.PutTime)),
+            ("20251126".into(), "23595912".into())
+        );
+        stamp_put_time(&mut md, at(1_764_201_599_990));
+        assert_eq!(
+            (text(&md.PutDate), text(&md.PutTime)),
+            ("20251126".into(), "23595999".into())
+        );
+        stamp_put_time(&mut md, at(1_764_201_600_010));
+        assert_eq!(
+            (text(&md.PutDate), text(&md.PutTime)),
+            ("20251127".into(), "00000001".into())
+        );
     }
 
     #[test]

@@ -157,15 +157,16 @@ impl FakeQm {
     /// # Errors
     /// The reason code MQPUT would return (2085 for an unknown queue, 2053, 2051, ...).
     pub fn put_message(&self, queue: &str, spec: PutSpec) -> Result<[u8; 24], i32> {
-        let mut st = self.lock();
-        let q = *st.queue_index.get(queue).ok_or(mq::MQRC_UNKNOWN_OBJECT_NAME)?;
         let mut md = default_md();
         md.Priority = spec.priority.unwrap_or(mq::MQPRI_PRIORITY_AS_Q_DEF);
         md.Persistence = spec.persistent.map_or(mq::MQPER_PERSISTENCE_AS_Q_DEF, i32::from);
         md.CorrelId = spec.correl_id.unwrap_or([0; 24]);
         md.MsgId = spec.msg_id.unwrap_or([0; 24]);
         descriptor::copy_padded(&mut md.Format, spec.format.as_deref().unwrap_or("MQSTR"));
-        verbs::put_on(&mut st, 0, q, &mut md, mq::MQPMO_NO_SYNCPOINT, &spec.data)?;
+        let new = verbs::NewMsg::new(&md, &spec.data);
+        let mut st = self.lock();
+        let q = *st.queue_index.get(queue).ok_or(mq::MQRC_UNKNOWN_OBJECT_NAME)?;
+        verbs::put_on(&mut st, 0, q, &mut md, mq::MQPMO_NO_SYNCPOINT, new)?;
         if spec.backout_count > 0 {
             let queue = &mut st.queues[q];
             if let Some(m) = queue.msgs.values_mut().rev().find(|m| m.md.MsgId == md.MsgId) {

@@ -5,12 +5,17 @@
 //! browse-locked, `put` what a unit of work has put and not committed, `got` what a unit of
 //! work has got and not committed. A get or browse walks `msgs` alone (plus its own handle's
 //! lock), so it never steps over messages other handles or units of work hold: finding the
-//! next candidate costs a B-tree search, whatever the queue holds besides.
+//! next candidate costs a B-tree search, whatever the queue holds besides. Messages got under
+//! syncpoint are only looked up by key (commit, backout), never walked in order, so `got` is a
+//! hash map: a get and its commit cost a hash insert and remove, and the map keeps its memory
+//! from one unit of work to the next.
 //! The order is priority then arrival (`MSGDLVSQ(PRIORITY)`) or arrival only (`FIFO`); the key
 //! of a message never changes, so cursors, locks and units of work point at keys.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 
 use std::sync::Condvar;
 
@@ -62,8 +67,9 @@ pub(crate) struct Queue {
     pub opprocs: u32,
     /// Messages got or put under syncpoint and not yet committed (UNCOM).
     pub uncommitted: u32,
-    /// Messages got under syncpoint and not yet committed (hidden from CURDEPTH).
-    got: BTreeMap<Key, Box<Msg>>,
+    /// Messages got under syncpoint and not yet committed (hidden from CURDEPTH), in no
+    /// particular order.
+    got: FxHashMap<Key, Box<Msg>>,
     /// Highest CURDEPTH seen.
     pub peak_depth: i32,
     /// Waiting gets sleep here; every change that can satisfy or cancel a wait notifies it.
@@ -83,7 +89,7 @@ impl Queue {
             exclusive_inputs: 0,
             opprocs: 0,
             uncommitted: 0,
-            got: BTreeMap::new(),
+            got: FxHashMap::default(),
             peak_depth: 0,
             cv: Arc::new(Condvar::new()),
             waiters: 0,
@@ -119,6 +125,10 @@ impl Queue {
 
     /// Takes a message off the queue for a destructive get (visible or locked by the getter).
     fn take(&mut self, key: Key) -> Option<Box<Msg>> {
+        // Most gets take the first message: popping it needs no key comparisons.
+        if self.msgs.first_key_value().is_some_and(|(first, _)| *first == key) {
+            return self.msgs.pop_first().map(|(_, m)| m);
+        }
         self.msgs.remove(&key).or_else(|| self.locked.remove(&key))
     }
 
@@ -217,14 +227,13 @@ impl Queue {
 
     /// Inserts a message (visible, or an uncommitted put by its state) and records the peak
     /// depth.
-    pub fn insert(&mut self, key: Key, msg: Msg) {
-        let map = match msg.state {
-            MsgState::PutPending(_) => &mut self.put,
-            MsgState::Locked { .. } => &mut self.locked,
-            MsgState::GetPending(_) => &mut self.got,
-            MsgState::Visible => &mut self.msgs,
+    pub fn insert(&mut self, key: Key, msg: Box<Msg>) {
+        match msg.state {
+            MsgState::PutPending(_) => self.put.insert(key, msg),
+            MsgState::Locked { .. } => self.locked.insert(key, msg),
+            MsgState::GetPending(_) => self.got.insert(key, msg),
+            MsgState::Visible => self.msgs.insert(key, msg),
         };
-        map.insert(key, Box::new(msg));
         self.peak_depth = self.peak_depth.max(self.depth());
     }
 

@@ -4,9 +4,12 @@
 //! acts. Every outcome (success, warning or failure) is counted per verb. MQGET's single
 //! attempt is in `get.rs`, MQINQ's attributes in `inquire.rs`. The `Mqi` adapter
 //! (`adapter.rs`) turns C structures into these calls; a networked fake would call them too.
+//!
+//! Every verb takes the fake's lock once. A message to put is allocated and time-stamped
+//! before the lock is taken, so connections on other threads wait less for each other.
 
 use std::sync::MutexGuard;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use libmqm_sys as mq;
 
@@ -178,6 +181,7 @@ impl FakeQm {
     /// # Errors
     /// 2039 not open for output, 2051, 2030, 2031, 2053, 2024, 2046, connection errors.
     pub fn put(&self, hconn: i32, hobj: i32, md: &mut mq::MQMD, options: i32, data: &[u8]) -> Result<(), Reason> {
+        let new = NewMsg::new(md, data);
         let mut st = self.begin(Verb::Put, Some(hconn))?;
         let result = st.live(hconn).and_then(|conn| {
             let handle = conn.handles.get(&hobj).ok_or(mq::MQRC_HOBJ_ERROR)?;
@@ -186,7 +190,7 @@ impl FakeQm {
                 _ => Err(mq::MQRC_NOT_OPEN_FOR_OUTPUT),
             }
         });
-        let result = result.and_then(|q| put_on(&mut st, hconn, q, md, options, data));
+        let result = result.and_then(|q| put_on(&mut st, hconn, q, md, options, new));
         st.record(Verb::Put, result, 0)
     }
 
@@ -203,8 +207,9 @@ impl FakeQm {
         options: i32,
         data: &[u8],
     ) -> Result<(), Reason> {
+        let new = NewMsg::new(md, data);
         let mut st = self.begin(Verb::Put1, Some(hconn))?;
-        let result = put1(&mut st, hconn, object, md, options, data);
+        let result = put1(&mut st, hconn, object, md, options, new);
         st.record(Verb::Put1, result, 0)
     }
 
@@ -440,7 +445,7 @@ fn put1(
     object: &ObjectRef,
     md: &mut mq::MQMD,
     options: i32,
-    data: &[u8],
+    new: NewMsg,
 ) -> Result<(), Reason> {
     st.live(hconn)?;
     st.check_quiescing(options & mq::MQPMO_FAIL_IF_QUIESCING != 0)?;
@@ -454,18 +459,42 @@ fn put1(
     let Target::Queue(q) = target else {
         return Err(mq::MQRC_OBJECT_TYPE_ERROR);
     };
-    put_on(st, hconn, q, md, options, data)
+    put_on(st, hconn, q, md, options, new)
 }
 
-/// Puts a message on queue `q` for connection `hconn` (or the admin API when 0).
+/// A message to put, allocated (descriptor and payload copied) and time-stamped before the
+/// lock is taken, so that a put holds the lock only to check, number and insert it. Its
+/// PutDate and PutTime are read a moment before the lock, as a real queue manager reads them
+/// at some point of the call.
+pub(super) struct NewMsg(Box<Msg>);
+
+impl NewMsg {
+    pub(super) fn new(md: &mq::MQMD, data: &[u8]) -> Self {
+        let now = SystemTime::now();
+        let mut md = *md;
+        stamp_put_time(&mut md, now);
+        Self(Box::new(Msg {
+            md,
+            data: data.to_vec(),
+            state: MsgState::Visible,
+            arrived: now,
+        }))
+    }
+}
+
+/// Puts `new` on queue `q` for connection `hconn` (or the admin API when 0); `out` gets its
+/// descriptor as MQPUT returns it (MsgId, PutDate, PutTime, resolved priority and persistence).
 pub(super) fn put_on(
     st: &mut State,
     hconn: i32,
     q: usize,
-    md: &mut mq::MQMD,
+    out: &mut mq::MQMD,
     options: i32,
-    data: &[u8],
+    new: NewMsg,
 ) -> Result<(), Reason> {
+    let NewMsg(mut msg) = new;
+    let data_len = msg.data.len();
+    let md = &mut msg.md;
     if hconn != 0 {
         st.check_quiescing(options & mq::MQPMO_FAIL_IF_QUIESCING != 0)?;
     }
@@ -477,7 +506,7 @@ pub(super) fn put_on(
     if !queue.def.put_enabled {
         return Err(mq::MQRC_PUT_INHIBITED);
     }
-    let len = i64::try_from(data.len()).unwrap_or(i64::MAX);
+    let len = i64::try_from(data_len).unwrap_or(i64::MAX);
     if len > i64::from(queue.def.max_msg_length) {
         return Err(mq::MQRC_MSG_TOO_BIG_FOR_Q);
     }
@@ -509,27 +538,16 @@ pub(super) fn put_on(
         md.CorrelId = message_id(&st.def.name, seq);
     }
     md.BackoutCount = 0;
-    let now = std::time::SystemTime::now();
-    stamp_put_time(md, now);
     if let Some(conn) = st.conns.get(&hconn) {
         copy_padded(&mut md.PutApplName, &conn.appl_name);
     }
     let queue = &mut st.queues[q];
     let key = queue.key_for(md.Priority, seq);
-    let state = if syncpoint {
-        MsgState::PutPending(hconn)
-    } else {
-        MsgState::Visible
-    };
-    queue.insert(
-        key,
-        Msg {
-            md: *md,
-            data: data.to_vec(),
-            state,
-            arrived: now,
-        },
-    );
+    *out = *md;
+    if syncpoint {
+        msg.state = MsgState::PutPending(hconn);
+    }
+    queue.insert(key, msg);
     if syncpoint {
         queue.uncommitted += 1;
         st.conns
