@@ -124,22 +124,28 @@ fn text(field: &[mq::MQCHAR]) -> String {
     String::from_utf8_lossy(&bytes).trim_end().to_owned()
 }
 
-/// A structure at `base + offset`, or at `ptr` when that is set (MQ prefers the pointer).
-///
-/// # Safety
-/// `ptr`, or `base + offset` when `ptr` is null and `offset` is not 0, must point at a
-/// valid `T` for the duration of the call.
-unsafe fn linked<'a, T>(base: *const c_void, ptr: *const c_void, offset: mq::MQLONG) -> Option<&'a T> {
+/// Where a structure is: at `ptr` when that is set (MQ prefers the pointer), else at
+/// `base + offset`; `None` when neither is. Only a pointer: a caller may pass an older,
+/// shorter version of the structure, so fields are read one by one, each only when the
+/// structure's `Version` says it has it (see [`field`]).
+fn linked<T>(base: *const c_void, ptr: *const c_void, offset: mq::MQLONG) -> Option<*const T> {
     if !ptr.is_null() {
-        // SAFETY: the caller promises a non-null pointer is valid.
-        return Some(unsafe { &*ptr.cast::<T>() });
+        return Some(ptr.cast());
     }
     if offset == 0 {
         return None;
     }
-    // SAFETY: the caller promises base + offset is a valid T (mqi lays MQCNO's structures
-    // out in one allocation and sets offsets from it).
-    Some(unsafe { &*base.cast::<u8>().offset(offset as isize).cast::<T>() })
+    Some(base.cast::<u8>().wrapping_offset(offset as isize).cast())
+}
+
+/// Reads one field of a structure given by pointer.
+///
+/// # Safety
+/// `field` must point into a structure the caller passed, within the part its `Version`
+/// covers.
+unsafe fn field<F: Copy>(field: *const F) -> F {
+    // SAFETY: the caller's promise; structures from C need not be aligned for Rust.
+    unsafe { field.read_unaligned() }
 }
 
 /// Bytes at `base + offset` (or `ptr`), `len` long.
@@ -181,33 +187,45 @@ impl<V> MqiAdapter<V> {
             },
             ..ConnectRequest::default()
         };
-        if cno.Version >= mq::MQCNO_VERSION_2 {
-            // SAFETY: mqi sets ClientConnOffset to an MQCD inside the same allocation.
-            if let Some(cd) = unsafe { linked::<mq::MQCD>(base, cno.ClientConnPtr, cno.ClientConnOffset) } {
-                req.channel = Some(text(&cd.ChannelName));
-                if cd.Version >= mq::MQCD_VERSION_10 {
-                    req.client_sharecnv = u32::try_from(cd.SharingConversations).ok();
+        if cno.Version >= mq::MQCNO_VERSION_2
+            && let Some(cd) = linked::<mq::MQCD>(base, cno.ClientConnPtr, cno.ClientConnOffset)
+        {
+            // SAFETY: mqi sets ClientConnOffset (or ClientConnPtr) to an MQCD it built; Version
+            // and ChannelName are in every version, the other fields only from the versions
+            // checked before each read.
+            unsafe {
+                let version = field(&raw const (*cd).Version);
+                req.channel = Some(text(&field(&raw const (*cd).ChannelName)));
+                if version >= mq::MQCD_VERSION_10 {
+                    req.client_sharecnv = u32::try_from(field(&raw const (*cd).SharingConversations)).ok();
                 }
-                if cd.Version >= mq::MQCD_VERSION_7 && !text(&cd.LocalAddress).is_empty() {
-                    req.client_address = text(&cd.LocalAddress);
+                if version >= mq::MQCD_VERSION_7 {
+                    let local = text(&field(&raw const (*cd).LocalAddress));
+                    if !local.is_empty() {
+                        req.client_address = local;
+                    }
                 }
             }
         }
-        if cno.Version >= mq::MQCNO_VERSION_5 {
-            let csp_ptr = cno.SecurityParmsPtr.cast::<c_void>();
-            // SAFETY: as above, for the MQCSP.
-            if let Some(csp) = unsafe { linked::<mq::MQCSP>(base, csp_ptr, cno.SecurityParmsOffset) } {
-                let csp_base = ptr::from_ref(csp).cast::<c_void>();
-                // SAFETY: MQCSP's user and password offsets are relative to the MQCSP.
-                unsafe {
-                    req.user = linked_str(csp_base, csp.CSPUserIdPtr, csp.CSPUserIdOffset, csp.CSPUserIdLength);
-                    req.password = linked_str(
-                        csp_base,
-                        csp.CSPPasswordPtr,
-                        csp.CSPPasswordOffset,
-                        csp.CSPPasswordLength,
-                    );
-                }
+        if cno.Version >= mq::MQCNO_VERSION_5
+            && let Some(csp) = linked::<mq::MQCSP>(base, cno.SecurityParmsPtr.cast(), cno.SecurityParmsOffset)
+        {
+            let csp_base = csp.cast::<c_void>();
+            // SAFETY: as above, for the MQCSP: the user and password fields are in version 1;
+            // their offsets are relative to the MQCSP.
+            unsafe {
+                req.user = linked_str(
+                    csp_base,
+                    field(&raw const (*csp).CSPUserIdPtr).cast_const(),
+                    field(&raw const (*csp).CSPUserIdOffset),
+                    field(&raw const (*csp).CSPUserIdLength),
+                );
+                req.password = linked_str(
+                    csp_base,
+                    field(&raw const (*csp).CSPPasswordPtr).cast_const(),
+                    field(&raw const (*csp).CSPPasswordOffset),
+                    field(&raw const (*csp).CSPPasswordLength),
+                );
             }
         }
         req
@@ -747,5 +765,41 @@ impl<V: Verbs> mq::Mqi for MqiAdapter<V> {
         rc: &mut mq::MQLONG,
     ) {
         set(cc, rc, self.qm.unsupported());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An MQCD of `version` holding only that version's `length` bytes, as a C caller may
+    /// pass it: nothing past them is read.
+    fn short_cd(version: mq::MQLONG, length: usize, sharecnv: mq::MQLONG) -> Vec<u8> {
+        let mut cd = libmqm_default::MQCD_CLIENT_CONN_DEFAULT;
+        cd.Version = version;
+        cd.ChannelName[..11].copy_from_slice(&b"OLD.SVRCONN".map(|b| b as mq::MQCHAR));
+        cd.SharingConversations = sharecnv;
+        // SAFETY: reading the MQCD's own bytes.
+        let bytes = unsafe { std::slice::from_raw_parts(ptr::from_ref(&cd).cast::<u8>(), length) };
+        bytes.to_vec()
+    }
+
+    fn request_with(cd: &[u8]) -> ConnectRequest {
+        let adapter = MqiAdapter::new((), 1, "127.0.0.1".into());
+        let mut cno = libmqm_default::MQCNO_DEFAULT;
+        cno.Version = mq::MQCNO_VERSION_2;
+        cno.ClientConnPtr = cd.as_ptr().cast_mut().cast();
+        // SAFETY: the MQCNO and the MQCD it points at live for the call.
+        unsafe { adapter.connect_request(&[0; 48], &cno) }
+    }
+
+    #[test]
+    fn an_older_mqcd_gives_its_channel_and_no_field_it_does_not_have() {
+        let old = request_with(&short_cd(mq::MQCD_VERSION_1, mq::MQCD_LENGTH_1, 3));
+        assert_eq!(old.channel.as_deref(), Some("OLD.SVRCONN"));
+        assert_eq!(old.client_sharecnv, None, "SharingConversations is a version 10 field");
+        assert_eq!(old.client_address, "127.0.0.1");
+        let current = request_with(&short_cd(mq::MQCD_VERSION_11, std::mem::size_of::<mq::MQCD>(), 3));
+        assert_eq!(current.client_sharecnv, Some(3));
     }
 }
