@@ -24,6 +24,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub(super) struct Watcher {
     state: Arc<(Mutex<WatchState>, Condvar)>,
     thread: Option<JoinHandle<()>>,
+    /// For breaking a get armed after the client was already seen to go.
+    qm: Option<FakeQm>,
 }
 
 #[derive(Default)]
@@ -32,17 +34,24 @@ struct WatchState {
     armed: Option<(u64, i32)>,
     seq: u64,
     closed: bool,
+    /// The client closed its socket (or it failed) while no get was armed.
+    peer_gone: bool,
 }
 
 impl Watcher {
     pub(super) fn start(stream: TcpStream, qm: FakeQm) -> Self {
         let state = Arc::new((Mutex::new(WatchState::default()), Condvar::new()));
         let shared = Arc::clone(&state);
+        let watched = qm.clone();
         let thread = std::thread::Builder::new()
             .name("fake-qm-watch".into())
-            .spawn(move || watch(&stream, &shared, &qm))
+            .spawn(move || watch(&stream, &shared, &watched))
             .ok();
-        Self { state, thread }
+        Self {
+            state,
+            thread,
+            qm: Some(qm),
+        }
     }
 
     /// A watcher that watches nothing (when no thread could be started).
@@ -50,12 +59,21 @@ impl Watcher {
         Self {
             state: Arc::new((Mutex::new(WatchState::default()), Condvar::new())),
             thread: None,
+            qm: None,
         }
     }
 
     /// Watches for the waiting MQGET on `hconn` about to run.
     pub(super) fn arm(&self, hconn: i32) {
         let mut s = lock(&self.state.0);
+        if s.peer_gone {
+            drop(s);
+            // The client went between two requests: this get must not wait for nobody.
+            if let Some(qm) = &self.qm {
+                qm.break_connection(hconn);
+            }
+            return;
+        }
         s.seq += 1;
         s.armed = Some((s.seq, hconn));
         self.state.1.notify_one();
@@ -91,26 +109,39 @@ fn watch(stream: &TcpStream, state: &(Mutex<WatchState>, Condvar), qm: &FakeQm) 
             }
         };
         match stream.peek(&mut byte) {
+            Ok(_) if lock(&state.0).armed != Some((seq, hconn)) => {
+                // Data of a later request, read by the connection since, or the end of the
+                // stream seen under an arming that is over: look at the current one.
+            }
             Ok(0) => {
                 // The client closed: end the wait now.
-                qm.break_connection(hconn);
+                client_gone(state, qm);
                 return;
             }
             Ok(_) => {
-                if lock(&state.0).armed == Some((seq, hconn)) {
-                    tracing::warn!(hconn, "a frame arrived while an MQGET was in flight: closing");
-                    qm.break_connection(hconn);
-                    let _ = stream.shutdown(Shutdown::Both);
-                    return;
-                }
-                // Data of a later request, read by the connection since: watch again once
-                // the next waiting MQGET arms.
+                tracing::warn!(hconn, "a frame arrived while an MQGET was in flight: closing");
+                qm.break_connection(hconn);
+                let _ = stream.shutdown(Shutdown::Both);
+                return;
             }
             Err(e) if super::protocol::is_timeout(&e) || e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(_) => {
-                qm.break_connection(hconn);
+                client_gone(state, qm);
                 return;
             }
         }
+    }
+}
+
+/// The client is gone: the get armed now (whichever connection it is on) ends with 2009, or,
+/// with none armed, the next one to arm does.
+fn client_gone(state: &(Mutex<WatchState>, Condvar), qm: &FakeQm) {
+    let mut s = lock(&state.0);
+    match s.armed {
+        Some((_, hconn)) => {
+            drop(s);
+            qm.break_connection(hconn);
+        }
+        None => s.peer_gone = true,
     }
 }
