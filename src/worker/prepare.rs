@@ -15,6 +15,7 @@ use super::poller::{PollPlan, SinkTarget};
 use super::run::QueueRun;
 use super::sink::{ExecSink, HttpSink, SinkConfig, StdoutSink, resolve_headers};
 use crate::Error;
+use crate::mq::session::{QueueAttrs, is_connection_lost};
 use crate::pool::Pool;
 
 /// Builds the sink a queue's batches go to. An exec sink's command does not inherit the
@@ -50,6 +51,18 @@ pub fn build_sink(config: &SinkConfig, secret_env: &[String]) -> Result<SinkTarg
     })
 }
 
+/// Opens and inquires `queue` (and a queue sink's target) on a pooled connection.
+async fn check(pool: &Pool, queue: &str, sink: &SinkTarget, cancel: &CancellationToken) -> Result<QueueAttrs, Error> {
+    let mut lease = pool.checkout(cancel).await?;
+    let name = queue.to_owned();
+    let attrs = lease.run(move |c| c.queue_attrs(&name)).await?;
+    if let SinkTarget::Queue(target) = sink {
+        let target = target.clone();
+        lease.run(move |c| c.queue_attrs(&target).map(|_| ())).await?;
+    }
+    Ok(attrs)
+}
+
 /// Checks every queue on the queue manager and plans its pollers.
 ///
 /// # Errors
@@ -68,14 +81,16 @@ pub async fn prepare(pool: &Pool, queues: &[QueueConfig], cancel: &CancellationT
         .collect();
     for q in queues {
         let sink = build_sink(&q.sink, &secret_env)?;
-        let mut lease = pool.checkout(cancel).await?;
-        let name = q.name.clone();
-        let attrs = lease.run(move |c| c.queue_attrs(&name)).await?;
-        if let SinkTarget::Queue(target) = &sink {
-            let target = target.clone();
-            lease.run(move |c| c.queue_attrs(&target).map(|_| ())).await?;
-        }
-        drop(lease);
+        let attrs = loop {
+            match check(pool, &q.name, &sink, cancel).await {
+                // The connection went (a queue manager restarting, a network break): the
+                // pool replaces it with backoff, and the checks run again.
+                Err(e) if is_connection_lost(&e) && !cancel.is_cancelled() => {
+                    tracing::warn!(queue = %q.name, error = %e, "connection lost while checking the queue; reconnecting");
+                }
+                result => break result?,
+            }
+        };
         let threshold = q
             .backout_threshold
             .unwrap_or_else(|| u32::try_from(attrs.backout_threshold).unwrap_or(0));

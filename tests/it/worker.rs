@@ -8,8 +8,10 @@ use mqpilot::mq::MqLibrary;
 use mqpilot::mq::message::Message;
 use mqpilot::mq::options::{ConnectOptions, parse_mqserver};
 use mqpilot::pool::{Pool, PoolConfig};
+use mqpilot::worker::config::QueueConfig;
 use mqpilot::worker::poller::{PollEnd, PollPlan, RunLimits, SinkTarget};
 use mqpilot::worker::run::{QueueRun, RunSummary, start};
+use mqpilot::worker::sink::SinkConfig;
 use mqpilot::worker::sink::{Delivery, Sink, SinkError};
 use tokio_util::sync::CancellationToken;
 
@@ -222,6 +224,36 @@ async fn broken_connections_are_replaced_and_nothing_is_lost() {
     assert_eq!(qm.depth("OUT").unwrap() + qm.depth("IN").unwrap(), 100);
     assert_eq!(qm.depth("OUT"), Some(100));
     assert!(summary.pool.reconnects >= 4, "{:?}", summary.pool);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_lost_during_the_start_up_checks_is_replaced_and_the_checks_rerun() {
+    let qm = fake(256);
+    let pool = pool(&qm, 1);
+    let cancel = CancellationToken::new();
+    // Connected first, so the failure below is the checks' own MQOPEN of IN.
+    drop(pool.checkout(&cancel).await.expect("connect"));
+    qm.fail_next(Verb::Open, 1, 2009);
+    let mut queue = QueueConfig::new("IN");
+    queue.sink = SinkConfig::Queue { queue: "OUT".into() };
+    let runs = mqpilot::worker::prepare::prepare(&pool, &[queue.clone()], &cancel)
+        .await
+        .expect("the checks run again on a new connection");
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        runs[0].plan.backout_queue.as_deref(),
+        Some("IN.BACKOUT"),
+        "read on the new connection"
+    );
+    let stats = pool.stats().snapshot();
+    assert!(stats.reconnects >= 1, "{stats:?}");
+
+    // Anything else still fails the start at once.
+    qm.fail_next(Verb::Open, 1, 2035);
+    let err = mqpilot::worker::prepare::prepare(&pool, &[queue], &cancel)
+        .await
+        .expect_err("2035 is not retried");
+    assert!(err.to_string().contains("2035"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
