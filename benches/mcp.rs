@@ -263,6 +263,37 @@ impl LeanClient {
     }
 }
 
+/// One client's latencies in a closed loop: calls start until `end`, and those started from
+/// `measure_from` on are recorded.
+struct Latencies {
+    measure_from: Instant,
+    end: Instant,
+    all: Vec<Duration>,
+}
+
+impl Latencies {
+    fn new(measure_from: Instant, end: Instant) -> Self {
+        Self {
+            measure_from,
+            end,
+            all: Vec::new(),
+        }
+    }
+
+    /// When the next call starts, or `None` once the run is over.
+    fn next_call(&self) -> Option<Instant> {
+        let t = Instant::now();
+        (t < self.end).then_some(t)
+    }
+
+    /// The call that started at `t` has ended.
+    fn ended(&mut self, t: Instant) {
+        if t >= self.measure_from {
+            self.all.push(t.elapsed());
+        }
+    }
+}
+
 /// 32 lean clients on their own one-thread runtime against the server at `url`.
 fn lean_32_clients(label: &str, url: &str, queue: &str, server_pid: Option<u32>) {
     let addr = url
@@ -284,18 +315,12 @@ fn lean_32_clients(label: &str, url: &str, queue: &str, server_pid: Option<u32>)
             let mut c = LeanClient::connect(&addr).await;
             let request = Arc::clone(&request);
             tasks.push(tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                loop {
-                    let t = Instant::now();
-                    if t >= end {
-                        break;
-                    }
+                let mut latencies = Latencies::new(measure_from, end);
+                while let Some(t) = latencies.next_call() {
                     c.call(&request).await;
-                    if t >= measure_from {
-                        latencies.push(t.elapsed());
-                    }
+                    latencies.ended(t);
                 }
-                latencies
+                latencies.all
             }));
         }
         tokio::time::sleep_until(measure_from.into()).await;
@@ -375,18 +400,12 @@ fn browse_32_clients(label: &str, lifecycle: &ClientLifecycleMode, server: &Serv
         let mut cpu_start = None;
         for c in clients {
             tasks.push(tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                loop {
-                    let t = Instant::now();
-                    if t >= end {
-                        break;
-                    }
+                let mut latencies = Latencies::new(measure_from, end);
+                while let Some(t) = latencies.next_call() {
                     browse(&c, queue).await;
-                    if t >= measure_from {
-                        latencies.push(t.elapsed());
-                    }
+                    latencies.ended(t);
                 }
-                latencies
+                latencies.all
             }));
         }
         if let Some(child) = &child {

@@ -134,26 +134,49 @@ fn call(stream: &mut TcpStream, request: &Request) -> (u8, Vec<u8>) {
 fn raw_client(addr: &str, queue: &str) -> (TcpStream, i32, i32) {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let hconn = raw_connect(&mut s, 7);
+    let hobj = raw_open(&mut s, hconn, queue);
+    (s, hconn, hobj)
+}
+
+/// MQCONNX over the channel on a raw socket; returns the hconn.
+fn raw_connect(s: &mut TcpStream, token: u64) -> i32 {
     let connect = Request::Connect {
-        token: 7,
+        token,
         req: WireConnect {
             channel: Some("APP.SVRCONN".into()),
             ..WireConnect::default()
         },
     };
-    let (k, body) = call(&mut s, &connect);
-    assert_eq!((k, body[0]), (kind::REPLY, 1), "connected");
-    let hconn = i32::from_le_bytes(body[5..9].try_into().expect("hconn"));
+    let (k, body) = call(s, &connect);
+    assert_eq!((k, body[0]), (kind::REPLY, 1), "connected: {body:?}");
+    i32::from_le_bytes(body[5..9].try_into().expect("hconn"))
+}
+
+/// MQOPEN of `queue` for input on a raw socket; returns the hobj.
+fn raw_open(s: &mut TcpStream, hconn: i32, queue: &str) -> i32 {
     let open = Request::Open {
         hconn,
         object_type: 1,
         name: queue.into(),
         options: MQOO_INPUT_AS_Q_DEF.0,
     };
-    let (_, body) = call(&mut s, &open);
-    assert_eq!(body[0], 1, "opened");
-    let hobj = i32::from_le_bytes(body[5..9].try_into().expect("hobj"));
-    (s, hconn, hobj)
+    let (_, body) = call(s, &open);
+    assert_eq!(body[0], 1, "opened: {body:?}");
+    i32::from_le_bytes(body[5..9].try_into().expect("hobj"))
+}
+
+/// Sends a get on queue A that waits 60 s, lets the client vanish once the server waits on
+/// it, and checks the server drops the connection well before the wait would end.
+fn vanish_during_a_waiting_get(qm: &FakeQm, mut server: ServerHandle, mut s: TcpStream, hconn: i32, hobj: i32) {
+    let mut e = Encoder::default();
+    get_request(hconn, hobj, mqi::constants::MQGMO_WAIT.0, 60_000).encode(&mut e);
+    s.write_all(e.finish()).expect("send");
+    wait_for("the get to wait", || qm.waiting_gets("A") == 1);
+    drop(s);
+    wait_for("the server to drop the connection", || qm.connections().is_empty());
+    assert_eq!(qm.waiting_gets("A"), 0);
+    server.shutdown();
 }
 
 fn get_request(hconn: i32, hobj: i32, options: i32, wait: i32) -> Request {
@@ -219,57 +242,25 @@ fn a_failed_mqdisc_still_releases_the_connection() {
 
 #[test]
 fn a_client_that_vanishes_during_a_waiting_get_is_noticed_at_once() {
-    let (qm, mut server) = serve();
-    let (mut s, hconn, hobj) = raw_client(&server.local_addr().to_string(), "A");
-    let mut e = Encoder::default();
-    get_request(hconn, hobj, mqi::constants::MQGMO_WAIT.0, 60_000).encode(&mut e);
-    s.write_all(e.finish()).expect("send");
-    wait_for("the get to wait", || qm.waiting_gets("A") == 1);
-    drop(s);
-    // The wait is 60 s: the connection goes well before that.
-    wait_for("the server to drop the connection", || qm.connections().is_empty());
-    assert_eq!(qm.waiting_gets("A"), 0);
-    server.shutdown();
+    let (qm, server) = serve();
+    let (s, hconn, hobj) = raw_client(&server.local_addr().to_string(), "A");
+    vanish_during_a_waiting_get(&qm, server, s, hconn, hobj);
 }
 
 #[test]
 fn a_vanishing_client_is_noticed_during_a_waiting_get_after_reconnecting_on_its_socket() {
-    let (qm, mut server) = serve();
+    let (qm, server) = serve();
     let (mut s, first, hobj) = raw_client(&server.local_addr().to_string(), "A");
     // A short waiting get starts the socket's watcher while the first connection is current.
     let (_, body) = call(&mut s, &get_request(first, hobj, mqi::constants::MQGMO_WAIT.0, 1));
     assert_eq!(body[0], 0, "nothing to get: {body:?}");
     let (_, body) = call(&mut s, &Request::Disc { hconn: first });
     assert_eq!(body[0], 1, "disconnected: {body:?}");
-    let connect = Request::Connect {
-        token: 8,
-        req: WireConnect {
-            channel: Some("APP.SVRCONN".into()),
-            ..WireConnect::default()
-        },
-    };
-    let (_, body) = call(&mut s, &connect);
-    assert_eq!(body[0], 1, "connected again: {body:?}");
-    let second = i32::from_le_bytes(body[5..9].try_into().expect("hconn"));
+    let second = raw_connect(&mut s, 8);
     assert_ne!(second, first);
-    let open = Request::Open {
-        hconn: second,
-        object_type: 1,
-        name: "A".into(),
-        options: MQOO_INPUT_AS_Q_DEF.0,
-    };
-    let (_, body) = call(&mut s, &open);
-    assert_eq!(body[0], 1, "opened");
-    let hobj = i32::from_le_bytes(body[5..9].try_into().expect("hobj"));
-    let mut e = Encoder::default();
-    get_request(second, hobj, mqi::constants::MQGMO_WAIT.0, 60_000).encode(&mut e);
-    s.write_all(e.finish()).expect("send");
-    wait_for("the get to wait", || qm.waiting_gets("A") == 1);
-    drop(s);
+    let hobj = raw_open(&mut s, second, "A");
     // The watcher must break the second connection, the one whose get waits.
-    wait_for("the server to drop the connection", || qm.connections().is_empty());
-    assert_eq!(qm.waiting_gets("A"), 0);
-    server.shutdown();
+    vanish_during_a_waiting_get(&qm, server, s, second, hobj);
 }
 
 #[test]
