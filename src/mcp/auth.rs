@@ -326,8 +326,11 @@ impl Authenticator {
 mod tests {
     use super::*;
 
+    /// A file of its own for each call: tests run in parallel.
     fn temp(name: &str, text: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("mqpilot-auth-{}-{name}", std::process::id()));
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("mqpilot-auth-{}-{n}-{name}", std::process::id()));
         std::fs::write(&dir, text).unwrap();
         dir
     }

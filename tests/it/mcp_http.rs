@@ -30,8 +30,11 @@ const AUDIENCE: &str = "https://mq.example/mcp";
 /// `examples/mcp-jwks.json`.
 const ES256_TEST_KEY: &str = "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgSEp7rXfPcAa6yWPOoelPLSvocf8v9faEhpC3GIyuIWihRANCAATPjTg54oX20wBgxCGvuEFSbzd3qy2ZKJ8IzruLXo9Tli4fsw6MOFATTL39nqwq0MM9C2F4dgxUAStzxxThmU5G";
 
+/// A file of its own for each call: tests run in parallel and several write the same name.
 fn temp_file(name: &str, text: &str) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("mqpilot-mcp-http-{}-{name}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("mqpilot-mcp-http-{}-{n}-{name}", std::process::id()));
     std::fs::write(&path, text).expect("write temp file");
     path
 }
@@ -406,14 +409,14 @@ async fn a_call_stays_in_flight_until_its_handler_is_done_even_after_a_disconnec
     let h = start(open_policy(), tokens_auth(), options).await;
     let status = || stateless_call(&h.url, OPS_TOKEN, "queue_status", json!({"queue": "ORDERS"}));
     assert_eq!(status().send().await.expect("status").status(), 200);
-    // A receive that waits 1.5 s for a message on an empty queue; the caller gives up once
+    // A receive that waits 4 s for a message on an empty queue; the caller gives up once
     // the receive has opened the queue and closes its connection, but MQGET keeps waiting.
     let abandoned = tokio::spawn(
         stateless_call(
             &h.url,
             OPS_TOKEN,
             "receive_messages",
-            json!({"queue": "Q09", "wait_ms": 1500}),
+            json!({"queue": "Q09", "wait_ms": 4000}),
         )
         .send(),
     );
@@ -432,8 +435,18 @@ async fn a_call_stays_in_flight_until_its_handler_is_done_even_after_a_disconnec
         "the abandoned receive still holds the caller's only slot"
     );
     // Once its wait is over the slot is free again.
-    tokio::time::sleep(Duration::from_millis(2000)).await;
-    let r = status().send().await.expect("status");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let r = loop {
+        let r = status().send().await.expect("status");
+        if r.status() != 429 {
+            break r;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slot never came back after the receive's wait"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.expect("json");
     assert_eq!(body["result"]["isError"], false, "{body}");
