@@ -589,13 +589,23 @@ async fn concurrent_calls_never_exceed_the_handle_budget() {
     assert_eq!(qm.reason_count(mqpilot::fake::Verb::Open, 2017), 0, "no 2017");
 }
 
-#[tokio::test]
-async fn the_binary_serves_stdio_on_the_fake() {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqpilot"))
-        .args(["mcp", "--stdio", "--fake"])
+/// `mqpilot mcp --stdio` plus `args` as a child process, with an rmcp client on its stdio.
+/// With `rust_log`, that is its `RUST_LOG` and its stderr is piped for the test to read;
+/// without, stderr is discarded.
+async fn binary_client(args: &[&str], rust_log: Option<&str>) -> (tokio::process::Child, Client) {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqpilot"));
+    command.args(["mcp", "--stdio"]).args(args);
+    if let Some(filter) = rust_log {
+        command.env("RUST_LOG", filter);
+    }
+    let mut child = command
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(if rust_log.is_some() {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        })
         .kill_on_drop(true)
         .spawn()
         .expect("spawn mqpilot");
@@ -605,6 +615,21 @@ async fn the_binary_serves_stdio_on_the_fake() {
         .await
         .expect("initialized in time")
         .expect("initialized");
+    (child, client)
+}
+
+/// Closes the client (the server's stdin) and waits for the process to exit.
+async fn close_and_wait(mut child: tokio::process::Child, client: Client) -> std::process::ExitStatus {
+    drop(client);
+    tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exited")
+        .expect("status")
+}
+
+#[tokio::test]
+async fn the_binary_serves_stdio_on_the_fake() {
+    let (child, client) = binary_client(&["--fake"], None).await;
     let got = ok(&client, "browse_messages", json!({"queue": "DEMO.IN", "limit": 2})).await;
     assert_eq!(got["messages"].as_array().expect("messages").len(), 2);
     assert!(
@@ -615,27 +640,13 @@ async fn the_binary_serves_stdio_on_the_fake() {
     );
     let status = ok(&client, "queue_status", json!({"queue": "DEMO.IN"})).await;
     assert_eq!(status["depth"], 1000);
-    drop(client);
-    let code = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .expect("exited")
-        .expect("status");
+    let code = close_and_wait(child, client).await;
     assert_eq!(code.code(), Some(0), "stdin closed: a clean exit");
 }
 
 #[tokio::test]
 async fn debug_logs_carry_no_payloads() {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqpilot"))
-        .args(["mcp", "--stdio", "--fake"])
-        .env("RUST_LOG", "debug")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn mqpilot");
-    let stdout = child.stdout.take().expect("stdout");
-    let stdin = child.stdin.take().expect("stdin");
+    let (mut child, client) = binary_client(&["--fake"], Some("debug")).await;
     let mut stderr = child.stderr.take().expect("stderr");
     let logs = tokio::spawn(async move {
         let mut text = String::new();
@@ -644,10 +655,6 @@ async fn debug_logs_carry_no_payloads() {
             .expect("stderr");
         text
     });
-    let client = tokio::time::timeout(Duration::from_secs(10), ().serve((stdout, stdin)))
-        .await
-        .expect("initialized in time")
-        .expect("initialized");
     let got = ok(&client, "browse_messages", json!({"queue": "DEMO.IN", "limit": 2})).await;
     assert!(
         got["messages"][0]["payload"]
@@ -655,11 +662,7 @@ async fn debug_logs_carry_no_payloads() {
             .expect("payload")
             .contains("widget-")
     );
-    drop(client);
-    tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .expect("exited")
-        .expect("status");
+    close_and_wait(child, client).await;
     let logs = logs.await.expect("stderr task");
     assert!(logs.contains("DEBUG"), "RUST_LOG=debug is in effect: {logs}");
     assert!(!logs.contains("widget-"), "a browsed payload reached the log: {logs}");
@@ -679,27 +682,7 @@ async fn the_binary_serves_a_fake_qm_server_through_its_pool() {
         .and_then(mqpilot::fake::net::Server::spawn)
         .expect("serve on loopback");
     let addr = server.local_addr().to_string();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqpilot"))
-        .args([
-            "mcp",
-            "--stdio",
-            "--fake-qm",
-            &addr,
-            "--conn",
-            "APP.SVRCONN/TCP/localhost(1414)",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn mqpilot");
-    let stdout = child.stdout.take().expect("stdout");
-    let stdin = child.stdin.take().expect("stdin");
-    let client = tokio::time::timeout(Duration::from_secs(10), ().serve((stdout, stdin)))
-        .await
-        .expect("initialized in time")
-        .expect("initialized");
+    let (child, client) = binary_client(&["--fake-qm", &addr, "--conn", "APP.SVRCONN/TCP/localhost(1414)"], None).await;
     let listed = ok(&client, "list_queues", json!({})).await;
     assert!(listed.to_string().contains("ORDERS"), "{listed}");
     let got = ok(&client, "browse_messages", json!({"queue": "ORDERS", "limit": 5})).await;
@@ -710,11 +693,7 @@ async fn the_binary_serves_a_fake_qm_server_through_its_pool() {
             .iter()
             .any(|c| c.name == "APP.SVRCONN" && c.peak_instances >= 1)
     );
-    drop(client);
-    let code = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .expect("exited")
-        .expect("status");
+    let code = close_and_wait(child, client).await;
     assert_eq!(code.code(), Some(0));
 }
 
