@@ -5,6 +5,10 @@
 //!   syncpoint 50 times and MQCMIT, through `mqi` on the same fake (and against four such
 //!   loops on four connections, `tight_loop_4_connections`). Target: the worker reaches at
 //!   least 50% of the tight loop's messages per second.
+//! - Two more baselines that split the gap: `tight_loop_keeping_batch`, the tight loop that
+//!   also keeps each message (its MQMD and a copy of its payload) in a batch until MQCMIT, the
+//!   least a connector that hands batches to a sink must do; and `worker_drain_one_connection`,
+//!   the worker on one connection.
 //! - `worker_one_connection_100us` vs `open_get_close_100us`: with 100 µs added to every MQI
 //!   call (a network round trip), the worker on one connection (batch 50) against the Logic
 //!   Apps built-in connector's pattern of MQOPEN, MQGET, MQCLOSE per message. Target: at least
@@ -113,6 +117,76 @@ fn tight_loop_4_connections(bencher: Bencher) {
             });
             assert_eq!(total, MESSAGES);
         });
+}
+
+/// The MQMD as MQGET filled it in, copied out of mqi's parameters.
+struct Descriptor(libmqm_sys::MQMD);
+
+impl<'b, R> mqi::get::GetAttr<'b, R> for Descriptor {
+    fn get_extract<F, B>(
+        param: &mut mqi::get::GetParam,
+        get: F,
+    ) -> mqi::result::ResultComp<(Self, mqi::get::GetState<B>)>
+    where
+        F: FnOnce(&mut mqi::get::GetParam) -> mqi::result::ResultComp<mqi::get::GetState<B>>,
+        B: mqi::traits::Buffer<'b, R>,
+    {
+        use mqi::result::ResultCompErrExt as _;
+        get(param).map_completion(|state| (Self(*param.md), state))
+    }
+}
+
+/// The tight loop, keeping each message of a batch until MQCMIT: its MQMD and its payload,
+/// copied into one shared block as the worker does.
+fn tight_loop_keeping_batch_drain(qm: &FakeQm) -> usize {
+    let conn = mqi::connect_lib::<ThreadNone, _>(qm.library("10.0.0.1"), NO_CONNECT_OPTIONS)
+        .expect("connect")
+        .discard_warning();
+    let q = Object::open(&conn, &(QueueName::from_str(QUEUE).expect("name"), MQOO_INPUT_AS_Q_DEF))
+        .expect("open")
+        .discard_warning();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut block = bytes::BytesMut::with_capacity(64 * 1024);
+    let mut n = 0;
+    loop {
+        let mut batch: Vec<(bytes::Bytes, libmqm_sys::MQMD)> = Vec::with_capacity(BATCH);
+        while batch.len() < BATCH {
+            match q
+                .get_data_with::<Descriptor, _>(&(MQGMO_SYNCPOINT | MQGMO_NO_WAIT), &mut buf[..])
+                .expect("get")
+                .discard_warning()
+            {
+                Some((data, Descriptor(md))) => {
+                    block.extend_from_slice(data);
+                    batch.push((block.split().freeze(), md));
+                }
+                None => break,
+            }
+        }
+        black_box(&batch);
+        let _ = Syncpoint::new(&conn).commit().expect("commit");
+        n += batch.len();
+        if batch.len() < BATCH {
+            return n;
+        }
+    }
+}
+
+#[divan::bench(sample_count = 20, sample_size = 1)]
+fn tight_loop_keeping_batch(bencher: Bencher) {
+    bencher
+        .counter(ItemsCount::new(MESSAGES))
+        .with_inputs(|| seeded(MESSAGES, Duration::ZERO))
+        .bench_local_values(|qm| assert_eq!(tight_loop_keeping_batch_drain(&qm), MESSAGES));
+}
+
+#[divan::bench(sample_count = 20, sample_size = 1)]
+fn worker_drain_one_connection(bencher: Bencher) {
+    let rt = runtime();
+    bencher
+        .counter(ItemsCount::new(MESSAGES))
+        .with_inputs(|| seeded(MESSAGES, Duration::ZERO))
+        .bench_local_values(|qm| assert_eq!(drain(&rt, MqLibrary::fake(qm.library("10.0.0.1")), 1), MESSAGES as u64));
 }
 
 #[divan::bench(sample_count = 5, sample_size = 1)]
