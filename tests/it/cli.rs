@@ -439,8 +439,9 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-/// GET `path` from 127.0.0.1:`port`; the body, once the server answers 200.
-fn http_get(port: u16, path: &str, deadline: Instant) -> String {
+/// GET `path` from 127.0.0.1:`port` until the server answers 200 with a body containing
+/// `wanted`; that answer.
+fn http_get(port: u16, path: &str, wanted: &str, deadline: Instant) -> String {
     use std::io::Write as _;
     loop {
         assert!(Instant::now() < deadline, "no answer on port {port}");
@@ -448,7 +449,7 @@ fn http_get(port: u16, path: &str, deadline: Instant) -> String {
             let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
             let mut text = String::new();
             let _ = s.read_to_string(&mut text);
-            if text.starts_with("HTTP/1.1 200") && text.contains("mqpilot_messages_committed_total") {
+            if text.starts_with("HTTP/1.1 200") && text.contains(wanted) {
                 return text;
             }
         }
@@ -481,8 +482,19 @@ fn metrics_are_served_and_sigterm_drains_and_exits_zero() {
         .spawn()
         .expect("start mqpilot");
     let deadline = Instant::now() + RUN_DEADLINE;
-    let body = http_get(port, "/metrics", deadline);
+    // The demo queue's 1,000 messages less its 10 poison ones, all committed, so that the
+    // summary's count below does not race the drain.
+    let body = http_get(
+        port,
+        "/metrics",
+        "mqpilot_messages_committed_total{queue=\"DEMO.IN\"} 990",
+        deadline,
+    );
     assert!(body.contains("mqpilot_connections"), "{body}");
+    assert!(
+        body.contains("mqpilot_messages_poisoned_total{queue=\"DEMO.IN\"} 10"),
+        "{body}"
+    );
     // SIGTERM: stop new gets, finish in-flight batches, exit 0 with a summary.
     let pid = i32::try_from(child.id()).expect("pid");
     let killed = Command::new("kill")
