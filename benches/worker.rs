@@ -9,6 +9,11 @@
 //!   also keeps each message (its MQMD and a copy of its payload) in a batch until MQCMIT, the
 //!   least a connector that hands batches to a sink must do; and `worker_drain_one_connection`,
 //!   the worker on one connection.
+//! - `tight_loop_cold_caches` and `worker_drain_cold_caches`: the same two drains after 64 MiB
+//!   were written between seeding and timing. The queue is seeded on the bench's own thread,
+//!   which is also the one-connection loop's, so without this the loop finds the messages
+//!   its core has just written still in that core's cache, and the worker's connection
+//!   threads do not.
 //! - `worker_one_connection_100us` vs `open_get_close_100us`: with 100 µs added to every MQI
 //!   call (a network round trip), the worker on one connection (batch 50) against the Logic
 //!   Apps built-in connector's pattern of MQOPEN, MQGET, MQCLOSE per message. Target: at least
@@ -187,6 +192,45 @@ fn worker_drain_one_connection(bencher: Bencher) {
         .counter(ItemsCount::new(MESSAGES))
         .with_inputs(|| seeded(MESSAGES, Duration::ZERO))
         .bench_local_values(|qm| assert_eq!(drain(&rt, MqLibrary::fake(qm.library("10.0.0.1")), 1), MESSAGES as u64));
+}
+
+/// Writes 64 MiB, so that the messages just seeded are no longer in the seeding core's own
+/// caches: the thread that seeded is the one-connection loop's, not the worker's.
+fn evict_caches() {
+    static JUNK: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+    let mut junk = JUNK.lock().expect("junk");
+    if junk.is_empty() {
+        junk.resize(64 << 20, 1);
+    }
+    for b in junk.iter_mut().step_by(64) {
+        *b = b.wrapping_add(1);
+    }
+    black_box(&junk);
+}
+
+#[divan::bench(sample_count = 20, sample_size = 1)]
+fn tight_loop_cold_caches(bencher: Bencher) {
+    bencher
+        .counter(ItemsCount::new(MESSAGES))
+        .with_inputs(|| {
+            let qm = seeded(MESSAGES, Duration::ZERO);
+            evict_caches();
+            qm
+        })
+        .bench_local_values(|qm| assert_eq!(tight_loop_drain(&qm), MESSAGES));
+}
+
+#[divan::bench(sample_count = 20, sample_size = 1)]
+fn worker_drain_cold_caches(bencher: Bencher) {
+    let rt = runtime();
+    bencher
+        .counter(ItemsCount::new(MESSAGES))
+        .with_inputs(|| {
+            let qm = seeded(MESSAGES, Duration::ZERO);
+            evict_caches();
+            qm
+        })
+        .bench_local_values(|qm| assert_eq!(drain(&rt, MqLibrary::fake(qm.library("10.0.0.1")), 4), MESSAGES as u64));
 }
 
 #[divan::bench(sample_count = 5, sample_size = 1)]
