@@ -67,14 +67,24 @@ fn worker_drain(bencher: Bencher) {
         .bench_local_values(|qm| assert_eq!(drain(&rt, MqLibrary::fake(qm.library("10.0.0.1")), 4), MESSAGES as u64));
 }
 
+/// A bindings connection to the fake, through `mqi` alone.
+fn connect(qm: &FakeQm) -> mqi::Connection<mqpilot::fake::FakeMqi, ThreadNone> {
+    mqi::connect_lib::<ThreadNone, _>(qm.library("10.0.0.1"), NO_CONNECT_OPTIONS)
+        .expect("connect")
+        .discard_warning()
+}
+
+/// The bench queue, opened for input.
+fn open_input<C: mqi::connection::AsConnection>(conn: C) -> Object<C> {
+    Object::open(conn, &(QueueName::from_str(QUEUE).expect("name"), MQOO_INPUT_AS_Q_DEF))
+        .expect("open")
+        .discard_warning()
+}
+
 /// One connection: 50 gets under syncpoint, MQCMIT, until the queue is empty.
 fn tight_loop_drain(qm: &FakeQm) -> usize {
-    let conn = mqi::connect_lib::<ThreadNone, _>(qm.library("10.0.0.1"), NO_CONNECT_OPTIONS)
-        .expect("connect")
-        .discard_warning();
-    let q = Object::open(&conn, &(QueueName::from_str(QUEUE).expect("name"), MQOO_INPUT_AS_Q_DEF))
-        .expect("open")
-        .discard_warning();
+    let conn = connect(qm);
+    let q = open_input(&conn);
     let mut buf = vec![0u8; 64 * 1024];
     let mut n = 0;
     loop {
@@ -124,44 +134,23 @@ fn tight_loop_4_connections(bencher: Bencher) {
         });
 }
 
-/// The MQMD as MQGET filled it in, copied out of mqi's parameters.
-struct Descriptor(libmqm_sys::MQMD);
-
-impl<'b, R> mqi::get::GetAttr<'b, R> for Descriptor {
-    fn get_extract<F, B>(
-        param: &mut mqi::get::GetParam,
-        get: F,
-    ) -> mqi::result::ResultComp<(Self, mqi::get::GetState<B>)>
-    where
-        F: FnOnce(&mut mqi::get::GetParam) -> mqi::result::ResultComp<mqi::get::GetState<B>>,
-        B: mqi::traits::Buffer<'b, R>,
-    {
-        use mqi::result::ResultCompErrExt as _;
-        get(param).map_completion(|state| (Self(*param.md), state))
-    }
-}
-
 /// The tight loop, keeping each message of a batch until MQCMIT: its MQMD and its payload,
 /// copied into one shared block as the worker does.
 fn tight_loop_keeping_batch_drain(qm: &FakeQm) -> usize {
-    let conn = mqi::connect_lib::<ThreadNone, _>(qm.library("10.0.0.1"), NO_CONNECT_OPTIONS)
-        .expect("connect")
-        .discard_warning();
-    let q = Object::open(&conn, &(QueueName::from_str(QUEUE).expect("name"), MQOO_INPUT_AS_Q_DEF))
-        .expect("open")
-        .discard_warning();
+    let conn = connect(qm);
+    let q = open_input(&conn);
     let mut buf = vec![0u8; 64 * 1024];
     let mut block = bytes::BytesMut::with_capacity(64 * 1024);
     let mut n = 0;
     loop {
-        let mut batch: Vec<(bytes::Bytes, libmqm_sys::MQMD)> = Vec::with_capacity(BATCH);
+        let mut batch: Vec<(bytes::Bytes, mqi::structs::MQMD)> = Vec::with_capacity(BATCH);
         while batch.len() < BATCH {
             match q
-                .get_data_with::<Descriptor, _>(&(MQGMO_SYNCPOINT | MQGMO_NO_WAIT), &mut buf[..])
+                .get_data_with::<mqi::structs::MQMD, _>(&(MQGMO_SYNCPOINT | MQGMO_NO_WAIT), &mut buf[..])
                 .expect("get")
                 .discard_warning()
             {
-                Some((data, Descriptor(md))) => {
+                Some((data, md)) => {
                     block.extend_from_slice(data);
                     batch.push((block.split().freeze(), md));
                 }
@@ -249,16 +238,11 @@ fn worker_one_connection_100us(bencher: Bencher) {
 
 /// The Logic Apps built-in connector's way: open the queue, get one message, close, per message.
 fn open_get_close_drain(qm: &FakeQm) -> usize {
-    let conn = mqi::connect_lib::<ThreadNone, _>(qm.library("10.0.0.1"), NO_CONNECT_OPTIONS)
-        .expect("connect")
-        .discard_warning();
-    let name = QueueName::from_str(QUEUE).expect("name");
+    let conn = connect(qm);
     let mut buf = vec![0u8; 64 * 1024];
     let mut n = 0;
     loop {
-        let q = Object::open(&conn, &(name, MQOO_INPUT_AS_Q_DEF))
-            .expect("open")
-            .discard_warning();
+        let q = open_input(&conn);
         let got = q
             .get_data(&MQGMO_NO_WAIT, &mut buf[..])
             .expect("get")
