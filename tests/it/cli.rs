@@ -444,7 +444,10 @@ fn free_port() -> u16 {
 fn http_get(port: u16, path: &str, wanted: &str, deadline: Instant) -> String {
     use std::io::Write as _;
     loop {
-        assert!(Instant::now() < deadline, "no answer on port {port}");
+        assert!(
+            Instant::now() < deadline,
+            "no 200 answer containing {wanted:?} from {path} on port {port}"
+        );
         if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
             let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
             let mut text = String::new();
