@@ -128,6 +128,33 @@ fn run_within(mut command: Command, deadline: Duration) -> Run {
     }
 }
 
+/// A running mqpilot that is killed if the test fails before it exits, so a failing test
+/// leaves no poller running behind it.
+struct Running(std::process::Child);
+
+impl std::ops::Deref for Running {
+    type Target = std::process::Child;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// A file under the temp directory, unique to this process and test, removed on drop.
 struct TempFile(PathBuf);
 
@@ -468,8 +495,8 @@ fn metrics_are_served_and_sigterm_drains_and_exits_zero() {
     for var in MACHINE_VARS {
         cmd.env_remove(var);
     }
-    let mut child = cmd
-        .args([
+    let mut child = Running(
+        cmd.args([
             "poll",
             "--fake",
             "--sink",
@@ -483,7 +510,8 @@ fn metrics_are_served_and_sigterm_drains_and_exits_zero() {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start mqpilot");
+        .expect("start mqpilot"),
+    );
     let deadline = Instant::now() + RUN_DEADLINE;
     // The demo queue's 1,000 messages less its 10 poison ones, all committed, so that the
     // summary's count below does not race the drain.
@@ -527,10 +555,68 @@ fn metrics_are_served_and_sigterm_drains_and_exits_zero() {
     );
 }
 
+#[test]
+fn a_closed_stderr_neither_stops_the_work_nor_the_signals() {
+    // Whatever read mqpilot's stderr (a pipe to a log shipper, `| head`) has gone before the
+    // first line: the work goes on, and SIGTERM still drains and exits 0.
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mqpilot"));
+    for var in MACHINE_VARS {
+        cmd.env_remove(var);
+    }
+    let mut child = Running(
+        cmd.args([
+            "poll",
+            "--fake",
+            "--sink",
+            "queue",
+            "--to",
+            "DEMO.OUT",
+            "--wait-ms",
+            "100",
+        ])
+        .args(["--metrics-listen", &listen])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start mqpilot"),
+    );
+    drop(child.stderr.take());
+    let deadline = Instant::now() + RUN_DEADLINE;
+    // The poison messages' warnings were among the lines nobody could read.
+    let body = http_get(
+        port,
+        "/metrics",
+        "mqpilot_messages_committed_total{queue=\"DEMO.IN\"} 990",
+        deadline,
+    );
+    assert!(
+        body.contains("mqpilot_messages_poisoned_total{queue=\"DEMO.IN\"} 10"),
+        "{body}"
+    );
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "mqpilot did not stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+}
+
 /// A `poll --fake` process whose `DEMO.IN` goes to an exec sink running `script` under `sh -c`
 /// (batches of 5), with its stderr collected as it arrives.
 struct ExecRun {
-    child: std::process::Child,
+    child: Running,
     seen: std::sync::Arc<std::sync::Mutex<String>>,
     reader: std::thread::JoinHandle<String>,
     dir: PathBuf,
@@ -564,6 +650,7 @@ impl ExecRun {
             .spawn()
             .expect("start mqpilot");
         let stderr = child.stderr.take().expect("stderr");
+        let child = Running(child);
         let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let reader = std::thread::spawn({
             let seen = std::sync::Arc::clone(&seen);

@@ -7,6 +7,16 @@
 //! at start (connect, unknown queue, sink set-up); 130 a second signal (in-flight units of
 //! work are backed out by MQ when the process ends).
 
+/// `eprintln!` for a stderr that may be gone. When whatever read mqpilot's stderr has exited
+/// (a closed pipe), `eprintln!` panics, and a panic in the signal watcher would leave mqpilot
+/// deaf to SIGTERM; what cannot be written is dropped instead.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod connection;
 mod fake_qm;
 mod mcp;
@@ -64,7 +74,7 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("mqpilot: cannot start the async runtime: {e}");
+            say!("mqpilot: cannot start the async runtime: {e}");
             return ExitCode::from(1);
         }
     };
@@ -76,7 +86,7 @@ fn main() -> ExitCode {
     match outcome {
         Ok(code) => ExitCode::from(code),
         Err(Failure(code, e)) => {
-            eprintln!("mqpilot: {e:#}");
+            say!("mqpilot: {e:#}");
             ExitCode::from(code)
         }
     }
@@ -98,9 +108,12 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
     let rmcp_named = spec.as_deref().is_some_and(names_rmcp);
     let no_payloads = tracing_subscriber::filter::filter_fn(move |meta| rmcp_named || !carries_payloads(meta));
+    // A log line that cannot be written (stderr closed) is dropped: tracing's own report of
+    // the failure would go to the same closed stderr, and panic there.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     match format {
         LogFormat::Text => builder
             .with_ansi(std::io::stderr().is_terminal())

@@ -194,7 +194,7 @@ async fn print_server_depths(addr: String) {
             .iter()
             .map(|q| format!("{} {}", q.name, q.depth))
             .collect();
-        eprintln!("  fake queue manager depths: {}", depths.join(", "));
+        say!("  fake queue manager depths: {}", depths.join(", "));
     }
 }
 
@@ -214,7 +214,7 @@ async fn status_line(handle: RunHandle) {
             })
             .collect();
         let pool = handle.pool();
-        eprintln!(
+        say!(
             "mqpilot: {} | connections {} | peak handles/connection {} | reconnects {}",
             totals.join("; "),
             pool.connections.len(),
@@ -225,9 +225,9 @@ async fn status_line(handle: RunHandle) {
 }
 
 fn print_summary(summary: &RunSummary, fake: Option<&FakeQm>) {
-    eprintln!("mqpilot: summary");
+    say!("mqpilot: summary");
     for (queue, t, _) in &summary.queues {
-        eprintln!(
+        say!(
             "  {queue}: received {}, delivered {}, backed out {}, poisoned {}, sink failures {}{}",
             t.received,
             t.delivered,
@@ -242,20 +242,24 @@ fn print_summary(summary: &RunSummary, fake: Option<&FakeQm>) {
         );
     }
     for (id, c) in &summary.pool.connections {
-        eprintln!(
+        say!(
             "  connection {id}: peak handles {} of budget {} (MAXHANDS {})",
-            c.peak_handles, c.budget, c.max_handles
+            c.peak_handles,
+            c.budget,
+            c.max_handles
         );
     }
-    eprintln!(
+    say!(
         "  pool: {} connects, {} reconnects, {} budget shrinks after 2017",
-        summary.pool.connects, summary.pool.reconnects, summary.pool.budget_shrinks
+        summary.pool.connects,
+        summary.pool.reconnects,
+        summary.pool.budget_shrinks
     );
     for (queue, why) in summary.stopped() {
-        eprintln!("  STOPPED {queue}: {why}");
+        say!("  STOPPED {queue}: {why}");
     }
     if let Some(qm) = fake {
         let depths: Vec<String> = qm.queues().iter().map(|q| format!("{} {}", q.name, q.depth)).collect();
-        eprintln!("  fake queue manager depths: {}", depths.join(", "));
+        say!("  fake queue manager depths: {}", depths.join(", "));
     }
 }

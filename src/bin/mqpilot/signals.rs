@@ -22,7 +22,7 @@ pub(crate) async fn watch_signals(cancel: CancellationToken) {
             tracing::info!("stopping: finishing in-flight work (signal again to stop at once)");
             cancel.cancel();
         } else {
-            eprintln!("mqpilot: second signal: exiting now; MQ backs out uncommitted work");
+            say!("mqpilot: second signal: exiting now; MQ backs out uncommitted work");
             // `exit` runs no destructors: exec sink commands would outlive us.
             mqpilot::worker::sink::kill_running_commands();
             std::process::exit(130);
