@@ -1,5 +1,6 @@
 //! A whole run: every queue's pollers on one pool, until shutdown or a limit, then a summary.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::task::JoinSet;
@@ -84,6 +85,7 @@ impl RunHandle {
 pub fn start(pool: &Pool, queues: &[QueueRun], limits: RunLimits, cancel: &CancellationToken) -> (RunHandle, Run) {
     let limits = Arc::new(limits);
     let mut tasks = JoinSet::new();
+    let mut queue_of = HashMap::new();
     let mut counters = Vec::new();
     for (qi, q) in queues.iter().enumerate() {
         let c = Arc::new(QueueCounters::default());
@@ -96,7 +98,8 @@ pub fn start(pool: &Pool, queues: &[QueueRun], limits: RunLimits, cancel: &Cance
                 Arc::clone(&limits),
                 cancel.clone(),
             );
-            tasks.spawn(async move { (qi, poll(pool, plan, c, limits, cancel).await) });
+            let task = tasks.spawn(async move { poll(pool, plan, c, limits, cancel).await });
+            queue_of.insert(task.id(), qi);
         }
     }
     let handle = RunHandle {
@@ -107,16 +110,35 @@ pub fn start(pool: &Pool, queues: &[QueueRun], limits: RunLimits, cancel: &Cance
         handle.clone(),
         Run {
             tasks,
+            queue_of,
             handle,
             queues: queues.len(),
         },
     )
 }
 
+/// How a poller that panicked (a bug) ended: stopped, so that the summary names it and the
+/// run's exit code says a queue stopped, instead of the poller vanishing from the count.
+fn failed(e: tokio::task::JoinError) -> (tokio::task::Id, PollEnd) {
+    let id = e.id();
+    let why = match e.try_into_panic() {
+        Ok(panic) => panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into()),
+        Err(e) => e.to_string(),
+    };
+    tracing::error!(error = %why, "a poller panicked");
+    (id, PollEnd::Stopped(format!("the poller panicked: {why}")))
+}
+
 /// A started run: await [`Run::finish`] for its summary.
 #[derive(Debug)]
 pub struct Run {
-    tasks: JoinSet<(usize, PollEnd)>,
+    tasks: JoinSet<PollEnd>,
+    /// Which queue each poller task polls.
+    queue_of: HashMap<tokio::task::Id, usize>,
     handle: RunHandle,
     queues: usize,
 }
@@ -125,10 +147,10 @@ impl Run {
     /// Waits for every poller to end and returns the summary.
     pub async fn finish(mut self) -> RunSummary {
         let mut ends: Vec<Vec<PollEnd>> = vec![Vec::new(); self.queues];
-        while let Some(joined) = self.tasks.join_next().await {
-            match joined {
-                Ok((qi, end)) => ends[qi].push(end),
-                Err(e) => tracing::error!(error = %e, "a poller panicked"),
+        while let Some(joined) = self.tasks.join_next_with_id().await {
+            let (id, end) = joined.unwrap_or_else(failed);
+            if let Some(&qi) = self.queue_of.get(&id) {
+                ends[qi].push(end);
             }
         }
         let pool = self.handle.pool.stats().snapshot();
@@ -143,5 +165,50 @@ impl Run {
                 .collect(),
             pool,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::{FakeConfig, FakeQm};
+    use crate::mq::MqLibrary;
+    use crate::mq::options::ConnectOptions;
+    use crate::pool::PoolConfig;
+
+    #[tokio::test]
+    async fn a_poller_that_panics_ends_stopped_with_its_message() {
+        let mut tasks = JoinSet::new();
+        let mut queue_of = HashMap::new();
+        for (qi, fails) in [(0, true), (0, false), (1, false)] {
+            let task = tasks.spawn(async move {
+                assert!(!fails, "the poller's bug");
+                PollEnd::Empty
+            });
+            queue_of.insert(task.id(), qi);
+        }
+        let library = MqLibrary::fake(FakeQm::new(FakeConfig::default()).library("10.0.0.1"));
+        let pool = Pool::new(
+            library,
+            ConnectOptions::builder().build().expect("options"),
+            PoolConfig::default(),
+        );
+        let counters = ["A", "B"]
+            .into_iter()
+            .map(|q| (q.to_owned(), Arc::new(QueueCounters::default())))
+            .collect();
+        let run = Run {
+            tasks,
+            queue_of,
+            handle: RunHandle { counters, pool },
+            queues: 2,
+        };
+        let summary = run.finish().await;
+        assert_eq!(
+            summary.stopped(),
+            [("A".to_owned(), "the poller panicked: the poller's bug".to_owned())]
+        );
+        assert_eq!(summary.queues[0].2.len(), 2, "both of A's pollers are accounted for");
+        assert_eq!(summary.queues[1].2, [PollEnd::Empty]);
     }
 }
