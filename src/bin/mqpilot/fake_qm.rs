@@ -131,15 +131,21 @@ async fn serve(listen: &str, config: Option<&PathBuf>, read_ahead: u32) -> Resul
     let mut handle = server.spawn().map_err(|e| Failure(3, e.into()))?;
     let queues: Vec<String> = qm.queues().into_iter().map(|q| q.name).collect();
     let channels: Vec<String> = qm.channels().into_iter().map(|c| c.name).collect();
-    println!("mqpilot fake-qm: queue manager {} listening on {addr}", qm.name());
-    println!("  channels: {}", channels.join(", "));
-    println!("  queues: {}", queues.join(", "));
-    if read_ahead == 0 {
-        println!("  read-ahead: off");
+    let read_ahead = if read_ahead == 0 {
+        "off".to_owned()
     } else {
-        println!("  read-ahead: up to {read_ahead} messages per MQGET under syncpoint");
-    }
-    let _ = std::io::stdout().flush();
+        format!("up to {read_ahead} messages per MQGET under syncpoint")
+    };
+    let banner = format!(
+        "mqpilot fake-qm: queue manager {} listening on {addr}\n  channels: {}\n  queues: {}\n  read-ahead: {read_ahead}\n",
+        qm.name(),
+        channels.join(", "),
+        queues.join(", "),
+    );
+    // A reader that took the first line and went (`| head -1`) must not bring the server down.
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
+    drop(out);
     let mut term =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(|e| Failure(3, e.into()))?;
     tokio::select! {
