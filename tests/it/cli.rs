@@ -487,16 +487,16 @@ fn http_get(port: u16, path: &str, wanted: &str, deadline: Instant) -> String {
     }
 }
 
-#[test]
-fn metrics_are_served_and_sigterm_drains_and_exits_zero() {
+/// `poll --fake` bridging the demo queue to `DEMO.OUT`, serving metrics; its metrics port.
+fn demo_bridge_with_metrics() -> (Running, u16) {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mqpilot"));
     for var in MACHINE_VARS {
         cmd.env_remove(var);
     }
-    let mut child = Running(
-        cmd.args([
+    let child = cmd
+        .args([
             "poll",
             "--fake",
             "--sink",
@@ -510,81 +510,15 @@ fn metrics_are_served_and_sigterm_drains_and_exits_zero() {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start mqpilot"),
-    );
-    let deadline = Instant::now() + RUN_DEADLINE;
-    // The demo queue's 1,000 messages less its 10 poison ones, all committed, so that the
-    // summary's count below does not race the drain.
-    let body = http_get(
-        port,
-        "/metrics",
-        "mqpilot_messages_committed_total{queue=\"DEMO.IN\"} 990",
-        deadline,
-    );
-    assert!(body.contains("mqpilot_connections"), "{body}");
-    assert!(
-        body.contains("mqpilot_messages_poisoned_total{queue=\"DEMO.IN\"} 10"),
-        "{body}"
-    );
-    // SIGTERM: stop new gets, finish in-flight batches, exit 0 with a summary.
-    let pid = i32::try_from(child.id()).expect("pid");
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "mqpilot did not stop after SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut stderr)
-        .expect("read stderr");
-    assert_eq!(status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("mqpilot: summary"), "{stderr}");
-    assert!(
-        stderr.contains("DEMO.OUT 990"),
-        "every message was moved before the signal:\n{stderr}"
-    );
+        .expect("start mqpilot");
+    (Running(child), port)
 }
 
-#[test]
-fn a_closed_stderr_neither_stops_the_work_nor_the_signals() {
-    // Whatever read mqpilot's stderr (a pipe to a log shipper, `| head`) has gone before the
-    // first line: the work goes on, and SIGTERM still drains and exits 0.
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mqpilot"));
-    for var in MACHINE_VARS {
-        cmd.env_remove(var);
-    }
-    let mut child = Running(
-        cmd.args([
-            "poll",
-            "--fake",
-            "--sink",
-            "queue",
-            "--to",
-            "DEMO.OUT",
-            "--wait-ms",
-            "100",
-        ])
-        .args(["--metrics-listen", &listen])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start mqpilot"),
-    );
-    drop(child.stderr.take());
+/// Waits until `/metrics` shows the demo queue drained (its 1,000 messages less the 10
+/// poison ones committed, the 10 moved), sends SIGTERM and waits for the exit. The metrics
+/// page, and the exit status.
+fn drained_then_terminated(child: &mut Running, port: u16) -> (String, std::process::ExitStatus) {
     let deadline = Instant::now() + RUN_DEADLINE;
-    // The poison messages' warnings were among the lines nobody could read.
     let body = http_get(
         port,
         "/metrics",
@@ -610,6 +544,39 @@ fn a_closed_stderr_neither_stops_the_work_nor_the_signals() {
         assert!(Instant::now() < deadline, "mqpilot did not stop after SIGTERM");
         std::thread::sleep(Duration::from_millis(20));
     };
+    (body, status)
+}
+
+#[test]
+fn metrics_are_served_and_sigterm_drains_and_exits_zero() {
+    let (mut child, port) = demo_bridge_with_metrics();
+    // SIGTERM once everything is committed, so that the summary's count does not race the
+    // drain: stop new gets, finish in-flight batches, exit 0 with a summary.
+    let (body, status) = drained_then_terminated(&mut child, port);
+    assert!(body.contains("mqpilot_connections"), "{body}");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("mqpilot: summary"), "{stderr}");
+    assert!(
+        stderr.contains("DEMO.OUT 990"),
+        "every message was moved before the signal:\n{stderr}"
+    );
+}
+
+#[test]
+fn a_closed_stderr_neither_stops_the_work_nor_the_signals() {
+    // Whatever read mqpilot's stderr (a pipe to a log shipper, `| head`) has gone before the
+    // first line, so the poison messages' warnings are among the lines nobody reads: the
+    // work goes on, and SIGTERM still drains and exits 0.
+    let (mut child, port) = demo_bridge_with_metrics();
+    drop(child.stderr.take());
+    let (_, status) = drained_then_terminated(&mut child, port);
     assert_eq!(status.code(), Some(0));
 }
 
