@@ -146,6 +146,68 @@ impl std::ops::DerefMut for Running {
     }
 }
 
+impl Running {
+    /// Sends `signal` to the process (or to its whole process group, as a terminal does).
+    fn signal(&self, signal: &str, group: bool) {
+        let pid = self.0.id();
+        let target = if group { format!("-{pid}") } else { pid.to_string() };
+        assert!(
+            Command::new("kill")
+                .args([&format!("-{signal}"), "--", &target])
+                .status()
+                .expect("kill")
+                .success()
+        );
+    }
+
+    /// Waits for the exit, failing the test at `deadline`.
+    fn exit_by(&mut self, deadline: Instant) -> std::process::ExitStatus {
+        loop {
+            if let Some(status) = self.0.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "mqpilot did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// A child's stderr, read line by line on a thread as it arrives.
+struct StderrLines {
+    seen: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: std::thread::JoinHandle<String>,
+}
+
+impl StderrLines {
+    fn read(stderr: std::process::ChildStderr) -> Self {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let reader = std::thread::spawn({
+            let seen = std::sync::Arc::clone(&seen);
+            move || {
+                use std::io::BufRead as _;
+                for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                    let mut text = seen.lock().unwrap();
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+                seen.lock().unwrap().clone()
+            }
+        });
+        Self { seen, reader }
+    }
+
+    /// What has arrived so far.
+    fn so_far(&self) -> String {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Everything, once the stream has closed (which anything the process left running
+    /// would hold open).
+    fn all(self) -> String {
+        self.reader.join().expect("stderr reader")
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         if matches!(self.0.try_wait(), Ok(None)) {
@@ -529,22 +591,8 @@ fn drained_then_terminated(child: &mut Running, port: u16) -> (String, std::proc
         body.contains("mqpilot_messages_poisoned_total{queue=\"DEMO.IN\"} 10"),
         "{body}"
     );
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "mqpilot did not stop after SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (body, status)
+    child.signal("TERM", false);
+    (body, child.exit_by(deadline))
 }
 
 #[test]
@@ -580,12 +628,49 @@ fn a_closed_stderr_neither_stops_the_work_nor_the_signals() {
     assert_eq!(status.code(), Some(0));
 }
 
+#[test]
+fn sigterm_while_the_queue_manager_is_not_up_yet_is_a_clean_stop() {
+    // Nothing listens on the port: connects fail with 2538 and retry with backoff until the
+    // signal, which ends the run as asked (exit 0, as systemd expects of a stop).
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mqpilot"));
+    for var in MACHINE_VARS {
+        cmd.env_remove(var);
+    }
+    let mut child = Running(
+        cmd.args(["poll", "--fake-qm", &format!("127.0.0.1:{port}")])
+            .args([
+                "--conn",
+                &format!("APP.SVRCONN/TCP/localhost({port})"),
+                "--queue",
+                "ORDERS.IN",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start mqpilot"),
+    );
+    let stderr = StderrLines::read(child.stderr.take().expect("stderr"));
+    let deadline = Instant::now() + RUN_DEADLINE;
+    while !stderr.so_far().contains("2538") {
+        assert!(Instant::now() < deadline, "no failed connect:\n{}", stderr.so_far());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.signal("TERM", false);
+    let status = child.exit_by(deadline);
+    let text = stderr.all();
+    assert_eq!(status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("stopped by a signal before the queues were checked"),
+        "{text}"
+    );
+}
+
 /// A `poll --fake` process whose `DEMO.IN` goes to an exec sink running `script` under `sh -c`
 /// (batches of 5), with its stderr collected as it arrives.
 struct ExecRun {
     child: Running,
-    seen: std::sync::Arc<std::sync::Mutex<String>>,
-    reader: std::thread::JoinHandle<String>,
+    stderr: StderrLines,
     dir: PathBuf,
 }
 
@@ -616,25 +701,10 @@ impl ExecRun {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start mqpilot");
-        let stderr = child.stderr.take().expect("stderr");
-        let child = Running(child);
-        let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let reader = std::thread::spawn({
-            let seen = std::sync::Arc::clone(&seen);
-            move || {
-                use std::io::BufRead as _;
-                for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                    let mut text = seen.lock().unwrap();
-                    text.push_str(&line);
-                    text.push('\n');
-                }
-                seen.lock().unwrap().clone()
-            }
-        });
+        let stderr = StderrLines::read(child.stderr.take().expect("stderr"));
         Self {
-            child,
-            seen,
-            reader,
+            child: Running(child),
+            stderr,
             dir,
         }
     }
@@ -652,7 +722,7 @@ impl ExecRun {
             assert!(
                 Instant::now() < deadline,
                 "the sink never ran:\n{}",
-                self.seen.lock().unwrap()
+                self.stderr.so_far()
             );
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -660,29 +730,13 @@ impl ExecRun {
 
     /// Sends `signal` to the process (or to its whole process group, as a terminal does).
     fn signal(&self, signal: &str, group: bool) {
-        let pid = self.child.id();
-        let target = if group { format!("-{pid}") } else { pid.to_string() };
-        assert!(
-            Command::new("kill")
-                .args([&format!("-{signal}"), "--", &target])
-                .status()
-                .expect("kill")
-                .success()
-        );
+        self.child.signal(signal, group);
     }
 
-    /// Waits for the exit and the end of stderr (which anything the sink left running would
-    /// hold open); returns the status and everything on stderr.
+    /// Waits for the exit and the end of stderr; returns the status and everything on stderr.
     fn wait(mut self) -> (std::process::ExitStatus, String) {
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                break status;
-            }
-            assert!(started.elapsed() < RUN_DEADLINE, "mqpilot did not exit");
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        let text = self.reader.join().expect("stderr reader");
+        let status = self.child.exit_by(Instant::now() + RUN_DEADLINE);
+        let text = self.stderr.all();
         let _ = std::fs::remove_dir_all(&self.dir);
         (status, text)
     }

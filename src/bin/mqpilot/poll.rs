@@ -162,9 +162,16 @@ pub(crate) async fn run(args: PollArgs) -> Result<u8, Failure> {
     let pool = Pool::new(library, options, pool_config);
     let cancel = CancellationToken::new();
     tokio::spawn(crate::signals::watch_signals(cancel.clone()));
-    let queues = mqpilot::worker::prepare::prepare(&pool, &config.queues, &cancel)
-        .await
-        .map_err(|e| Failure(3, anyhow::Error::new(e).context("cannot start")))?;
+    let queues = match mqpilot::worker::prepare::prepare(&pool, &config.queues, &cancel).await {
+        Ok(queues) => queues,
+        // Stopped while still connecting or checking (a queue manager that is not up yet):
+        // the stop that was asked for, not a failure to start.
+        Err(_) if cancel.is_cancelled() => {
+            say!("mqpilot: stopped by a signal before the queues were checked; nothing was received");
+            return Ok(0);
+        }
+        Err(e) => return Err(Failure(3, anyhow::Error::new(e).context("cannot start"))),
+    };
     let limits = RunLimits::new(args.until_empty, args.max_messages);
     let (handle, run) = start(&pool, &queues, limits, &cancel);
     let status = std::io::stderr()
