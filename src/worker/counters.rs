@@ -1,9 +1,12 @@
 //! What a run has done per queue: the numbers behind metrics, the status line and the summary.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use metrics::{Counter, Histogram};
 
 /// Live counters of one queue's pollers.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct QueueCounters {
     received: AtomicU64,
     delivered: AtomicU64,
@@ -12,6 +15,35 @@ pub struct QueueCounters {
     sink_failures: AtomicU64,
     batches: AtomicU64,
     lost_at_most_once: AtomicU64,
+    metrics: QueueMetrics,
+}
+
+/// The queue's Prometheus series, registered once: looking a series up by name and label
+/// hashes and locks, five times a batch (five times a message with `receive = "single"`).
+#[derive(Debug)]
+struct QueueMetrics {
+    received: Counter,
+    batch_size: Histogram,
+    committed: Counter,
+    poisoned: Counter,
+    backed_out: Counter,
+    sink_failures: Counter,
+    sink_seconds: Histogram,
+}
+
+impl QueueMetrics {
+    fn register(queue: &str) -> Self {
+        let label = || [("queue", queue.to_owned())];
+        Self {
+            received: metrics::counter!("mqpilot_messages_received_total", &label()),
+            batch_size: metrics::histogram!("mqpilot_batch_size", &label()),
+            committed: metrics::counter!("mqpilot_messages_committed_total", &label()),
+            poisoned: metrics::counter!("mqpilot_messages_poisoned_total", &label()),
+            backed_out: metrics::counter!("mqpilot_messages_backed_out_total", &label()),
+            sink_failures: metrics::counter!("mqpilot_sink_failures_total", &label()),
+            sink_seconds: metrics::histogram!("mqpilot_sink_seconds", &label()),
+        }
+    }
 }
 
 /// A copy of one queue's counters.
@@ -34,28 +66,48 @@ pub struct QueueTotals {
 }
 
 impl QueueCounters {
-    pub(crate) fn received(&self, queue: &str, n: usize) {
-        self.received.fetch_add(n as u64, Ordering::Relaxed);
-        metrics::counter!("mqpilot_messages_received_total", "queue" => queue.to_owned()).increment(n as u64);
-        metrics::histogram!("mqpilot_batch_size", "queue" => queue.to_owned()).record(n as f64);
+    /// Counters for `queue`, with its metrics series registered in the recorder installed
+    /// now (none: they go nowhere).
+    #[must_use]
+    pub fn new(queue: &str) -> Self {
+        Self {
+            received: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            backed_out: AtomicU64::new(0),
+            poisoned: AtomicU64::new(0),
+            sink_failures: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            lost_at_most_once: AtomicU64::new(0),
+            metrics: QueueMetrics::register(queue),
+        }
     }
 
-    pub(crate) fn committed(&self, queue: &str, delivered: usize, poisoned: usize) {
+    pub(crate) fn received(&self, n: usize) {
+        self.received.fetch_add(n as u64, Ordering::Relaxed);
+        self.metrics.received.increment(n as u64);
+        self.metrics.batch_size.record(n as f64);
+    }
+
+    pub(crate) fn committed(&self, delivered: usize, poisoned: usize) {
         self.delivered.fetch_add(delivered as u64, Ordering::Relaxed);
         self.poisoned.fetch_add(poisoned as u64, Ordering::Relaxed);
         self.batches.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("mqpilot_messages_committed_total", "queue" => queue.to_owned()).increment(delivered as u64);
-        metrics::counter!("mqpilot_messages_poisoned_total", "queue" => queue.to_owned()).increment(poisoned as u64);
+        self.metrics.committed.increment(delivered as u64);
+        self.metrics.poisoned.increment(poisoned as u64);
     }
 
-    pub(crate) fn backed_out(&self, queue: &str, n: usize) {
+    pub(crate) fn backed_out(&self, n: usize) {
         self.backed_out.fetch_add(n as u64, Ordering::Relaxed);
-        metrics::counter!("mqpilot_messages_backed_out_total", "queue" => queue.to_owned()).increment(n as u64);
+        self.metrics.backed_out.increment(n as u64);
     }
 
-    pub(crate) fn sink_failed(&self, queue: &str) {
+    pub(crate) fn sink_failed(&self) {
         self.sink_failures.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("mqpilot_sink_failures_total", "queue" => queue.to_owned()).increment(1);
+        self.metrics.sink_failures.increment(1);
+    }
+
+    pub(crate) fn sink_took(&self, elapsed: Duration) {
+        self.metrics.sink_seconds.record(elapsed.as_secs_f64());
     }
 
     pub(crate) fn lost(&self, n: usize) {

@@ -314,7 +314,7 @@ fn round(
         return Ok(0);
     }
     let received = batch.len();
-    counters.received(&plan.queue, received);
+    counters.received(received);
     if !plan.syncpoint {
         // Already off the queue: there is nothing to back out or move, so everything goes to
         // the sink, poison or not.
@@ -356,8 +356,8 @@ fn syncpoint_round(
             plan.queue
         )));
     }
-    if let Err(stop) = deliver(c, plan, &good, rt) {
-        counters.sink_failed(&plan.queue);
+    if let Err(stop) = deliver(c, plan, counters, &good, rt) {
+        counters.sink_failed();
         return Err(back_out(c, plan, counters, received).unwrap_or(stop));
     }
     let finish = plan
@@ -369,7 +369,7 @@ fn syncpoint_round(
         .and_then(|()| c.commit());
     match finish {
         Ok(()) => {
-            counters.committed(&plan.queue, good.len(), poison.len());
+            counters.committed(good.len(), poison.len());
             if !poison.is_empty() {
                 tracing::warn!(queue = %plan.queue, count = poison.len(), "moved poison messages to the backout queue");
             }
@@ -414,7 +414,13 @@ fn receive(c: &mut PooledConn, plan: &PollPlan, room: usize) -> Result<Vec<Messa
 
 /// Hands the batch to the sink. For a queue sink the puts join the unit of work, and a put's
 /// reason code decides what happens next like any other MQ failure.
-fn deliver(c: &mut PooledConn, plan: &PollPlan, good: &[Message], rt: &tokio::runtime::Handle) -> Result<(), Stop> {
+fn deliver(
+    c: &mut PooledConn,
+    plan: &PollPlan,
+    counters: &QueueCounters,
+    good: &[Message],
+    rt: &tokio::runtime::Handle,
+) -> Result<(), Stop> {
     if good.is_empty() {
         return Ok(());
     }
@@ -426,8 +432,7 @@ fn deliver(c: &mut PooledConn, plan: &PollPlan, good: &[Message], rt: &tokio::ru
             .try_for_each(|m| c.put(target, m, &m.data, true))
             .map_err(|e| classify(&e)),
     };
-    metrics::histogram!("mqpilot_sink_seconds", "queue" => plan.queue.to_string())
-        .record(started.elapsed().as_secs_f64());
+    counters.sink_took(started.elapsed());
     result
 }
 
@@ -457,11 +462,11 @@ fn deliver_at_most_once(
     };
     match result {
         Ok(()) => {
-            counters.committed(&plan.queue, n, 0);
+            counters.committed(n, 0);
             Ok(())
         }
         Err(why) => {
-            counters.sink_failed(&plan.queue);
+            counters.sink_failed();
             counters.lost(n);
             tracing::error!(queue = %plan.queue, count = n, "{why}: these messages were received without syncpoint and are lost");
             Err(Stop::Retry(why))
@@ -474,7 +479,7 @@ fn deliver_at_most_once(
 /// than disconnected, since MQDISC would commit).
 fn back_out(c: &mut PooledConn, plan: &PollPlan, counters: &QueueCounters, n: usize) -> Option<Stop> {
     if n > 0 {
-        counters.backed_out(&plan.queue, n);
+        counters.backed_out(n);
     }
     let e = c.backout().err()?;
     if !is_connection_lost(&e) {

@@ -88,7 +88,7 @@ pub fn start(pool: &Pool, queues: &[QueueRun], limits: RunLimits, cancel: &Cance
     let mut queue_of = HashMap::new();
     let mut counters = Vec::new();
     for (qi, q) in queues.iter().enumerate() {
-        let c = Arc::new(QueueCounters::default());
+        let c = Arc::new(QueueCounters::new(&q.plan.queue));
         counters.push((q.plan.queue.to_string(), Arc::clone(&c)));
         for _ in 0..q.workers.max(1) {
             let (pool, plan, c, limits, cancel) = (
@@ -195,7 +195,7 @@ mod tests {
         );
         let counters = ["A", "B"]
             .into_iter()
-            .map(|q| (q.to_owned(), Arc::new(QueueCounters::default())))
+            .map(|q| (q.to_owned(), Arc::new(QueueCounters::new(q))))
             .collect();
         let run = Run {
             tasks,

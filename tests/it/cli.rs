@@ -602,6 +602,14 @@ fn metrics_are_served_and_sigterm_drains_and_exits_zero() {
     // drain: stop new gets, finish in-flight batches, exit 0 with a summary.
     let (body, status) = drained_then_terminated(&mut child, port);
     assert!(body.contains("mqpilot_connections"), "{body}");
+    // Every per-queue series is there, with the run's numbers.
+    for series in [
+        "mqpilot_messages_received_total{queue=\"DEMO.IN\"} 1000",
+        "mqpilot_batch_size_sum{queue=\"DEMO.IN\"} 1000",
+        "mqpilot_sink_seconds_count{queue=\"DEMO.IN\"}",
+    ] {
+        assert!(body.contains(series), "{series} missing:\n{body}");
+    }
     let mut stderr = String::new();
     child
         .stderr
