@@ -3,6 +3,8 @@
 //! It keeps the whole MQMD it was received with, so forwarding it (backout queue, queue sink)
 //! puts the same ids, format, priority and persistence; the readable fields are views of it.
 
+use std::cell::RefCell;
+
 use libmqm_sys as mq;
 
 /// One message received from a queue.
@@ -12,8 +14,73 @@ pub struct Message {
     pub queue: std::sync::Arc<str>,
     /// The payload (cheap to clone: messages of a batch share their allocations).
     pub data: bytes::Bytes,
-    /// Boxed: batches move messages around, and an MQMD is 364 bytes.
-    md: Box<mq::MQMD>,
+    /// On the heap: batches move messages around, and an MQMD is 364 bytes.
+    md: Descriptor,
+}
+
+/// Most freed descriptors a thread keeps for its next MQGETs (about 93 KiB).
+const SPARE_DESCRIPTORS: usize = 256;
+
+thread_local! {
+    /// Descriptors freed on this thread, ready for the next messages it creates.
+    #[allow(clippy::vec_box, reason = "the boxes are what is kept, to be handed out again")]
+    static SPARE: RefCell<Vec<Box<mq::MQMD>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A message's MQMD on the heap, recycled per thread.
+///
+/// A round drops its whole batch at once on the connection's thread, and glibc's per-thread
+/// cache keeps only 7 free blocks of a size: without recycling, 43 of a batch of 50 frees,
+/// and as many of the next batch's allocations, take the allocator's slow path (about 300
+/// instructions a message, a tenth of a drain's cost on the fake). A descriptor dropped on a
+/// thread is kept, up to [`SPARE_DESCRIPTORS`], for the next message made on that thread.
+pub(crate) struct Descriptor(Option<Box<mq::MQMD>>);
+
+impl Descriptor {
+    /// A copy of `md` (an MQGET's parameters, left where they are).
+    pub(crate) fn new(md: &mq::MQMD) -> Self {
+        let spare = SPARE
+            .try_with(|spare| spare.try_borrow_mut().ok().and_then(|mut spare| spare.pop()))
+            .ok()
+            .flatten();
+        Self(Some(spare.map_or_else(
+            || Box::new(*md),
+            |mut boxed| {
+                *boxed = *md;
+                boxed
+            },
+        )))
+    }
+}
+
+impl std::ops::Deref for Descriptor {
+    type Target = mq::MQMD;
+
+    fn deref(&self) -> &mq::MQMD {
+        self.0
+            .as_deref()
+            .expect("a descriptor is only empty while it is dropped")
+    }
+}
+
+impl Clone for Descriptor {
+    fn clone(&self) -> Self {
+        Self::new(self)
+    }
+}
+
+impl Drop for Descriptor {
+    fn drop(&mut self) {
+        let Some(boxed) = self.0.take() else { return };
+        // On a thread that is ending, or with the list full, the box is simply freed.
+        let _ = SPARE.try_with(move |spare| {
+            if let Ok(mut spare) = spare.try_borrow_mut()
+                && spare.len() < SPARE_DESCRIPTORS
+            {
+                spare.push(boxed);
+            }
+        });
+    }
 }
 
 impl std::fmt::Debug for Message {
@@ -50,12 +117,15 @@ impl Message {
     /// A message from what MQGET returned.
     #[must_use]
     pub fn new(queue: impl Into<std::sync::Arc<str>>, md: mq::MQMD, data: impl Into<bytes::Bytes>) -> Self {
-        Self::from_boxed(queue, Box::new(md), data)
+        Self::with_descriptor(queue, Descriptor::new(&md), data)
     }
 
     /// A message whose MQMD is already on the heap.
-    #[must_use]
-    pub fn from_boxed(queue: impl Into<std::sync::Arc<str>>, md: Box<mq::MQMD>, data: impl Into<bytes::Bytes>) -> Self {
+    pub(crate) fn with_descriptor(
+        queue: impl Into<std::sync::Arc<str>>,
+        md: Descriptor,
+        data: impl Into<bytes::Bytes>,
+    ) -> Self {
         Self {
             queue: queue.into(),
             data: data.into(),
@@ -65,13 +135,13 @@ impl Message {
 
     /// The full MQMD, for putting the message on elsewhere.
     #[must_use]
-    pub const fn md(&self) -> &mq::MQMD {
+    pub fn md(&self) -> &mq::MQMD {
         &self.md
     }
 
     /// MsgId.
     #[must_use]
-    pub const fn msg_id(&self) -> [u8; 24] {
+    pub fn msg_id(&self) -> [u8; 24] {
         self.md.MsgId
     }
 
@@ -89,19 +159,19 @@ impl Message {
 
     /// BackoutCount: how often this message was backed out.
     #[must_use]
-    pub const fn backout_count(&self) -> i32 {
+    pub fn backout_count(&self) -> i32 {
         self.md.BackoutCount
     }
 
     /// Priority 0..=9.
     #[must_use]
-    pub const fn priority(&self) -> i32 {
+    pub fn priority(&self) -> i32 {
         self.md.Priority
     }
 
     /// Whether it is persistent.
     #[must_use]
-    pub const fn persistent(&self) -> bool {
+    pub fn persistent(&self) -> bool {
         self.md.Persistence == mq::MQPER_PERSISTENT
     }
 
@@ -165,5 +235,43 @@ mod tests {
         assert_eq!(m.backout_count(), 2);
         assert_eq!(m.put_time(), "2026-11-26T10:44:30.12Z");
         assert!(!format!("{m:?}").contains("data"));
+    }
+
+    #[test]
+    fn a_dropped_descriptor_is_reused_with_the_new_fields_on_the_same_thread() {
+        let mut first = libmqm_default::MQMD_DEFAULT;
+        first.MsgId[0] = 1;
+        first.BackoutCount = 4;
+        let m = Message::new("Q", first, b"x".to_vec());
+        let copy = m.clone();
+        assert!(!std::ptr::eq(m.md(), copy.md()), "a clone has its own descriptor");
+        let used: *const mq::MQMD = m.md();
+        drop(m);
+        assert_eq!(copy.backout_count(), 4, "the clone is not touched by the drop");
+
+        let mut second = libmqm_default::MQMD_DEFAULT;
+        second.MsgId[0] = 2;
+        let n = Message::new("Q", second, b"y".to_vec());
+        assert!(std::ptr::eq(n.md(), used), "the freed descriptor was taken again");
+        assert_eq!(n.msg_id()[0], 2);
+        assert_eq!(n.backout_count(), 0, "nothing of the old message is left");
+    }
+
+    #[test]
+    fn a_thread_keeps_at_most_its_share_of_spare_descriptors() {
+        std::thread::spawn(|| {
+            let batch: Vec<_> = (0..SPARE_DESCRIPTORS + 10)
+                .map(|_| Message::new("Q", libmqm_default::MQMD_DEFAULT, Vec::new()))
+                .collect();
+            drop(batch);
+            assert_eq!(SPARE.with(|spare| spare.borrow().len()), SPARE_DESCRIPTORS);
+            let again: Vec<_> = (0..SPARE_DESCRIPTORS)
+                .map(|_| Message::new("Q", libmqm_default::MQMD_DEFAULT, Vec::new()))
+                .collect();
+            assert_eq!(SPARE.with(|spare| spare.borrow().len()), 0, "all of them were reused");
+            drop(again);
+        })
+        .join()
+        .expect("thread");
     }
 }

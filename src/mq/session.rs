@@ -15,7 +15,7 @@ use mqi::types::{MQGMO, MQOO, MQPMO, MessageFormat, QueueManagerName, QueueName}
 use mqi::{Connection, Object, Syncpoint, attribute, structs};
 
 use super::library::MqLibrary;
-use super::message::Message;
+use super::message::{Descriptor, Message};
 use super::options::ConnectOptions;
 use super::reason::Reason;
 use super::{mq_error, reason};
@@ -23,10 +23,10 @@ use crate::Error;
 
 type Conn = Connection<MqLibrary, ThreadNoBlock>;
 
-/// The MQMD an MQGET filled in, moved to the heap once: a message's descriptor (364 bytes)
+/// The MQMD an MQGET filled in, copied to the heap once: a message's descriptor (364 bytes)
 /// then travels through the result types and the batch as a pointer instead of being copied
 /// at every step.
-struct BoxedMd(Box<libmqm_sys::MQMD>);
+struct BoxedMd(Descriptor);
 
 impl<'b, R> mqi::get::GetAttr<'b, R> for BoxedMd {
     fn get_extract<F, B>(
@@ -38,7 +38,7 @@ impl<'b, R> mqi::get::GetAttr<'b, R> for BoxedMd {
         B: mqi::traits::Buffer<'b, R>,
     {
         use mqi::result::ResultCompErrExt as _;
-        get(param).map_completion(|state| (Self(Box::new(*param.md)), state))
+        get(param).map_completion(|state| (Self(Descriptor::new(&param.md)), state))
     }
 }
 
@@ -316,7 +316,7 @@ impl Session {
             return Ok(match got.discard_warning() {
                 Some((data, BoxedMd(md))) => {
                     self.arena.extend_from_slice(data);
-                    Got::Message(Message::from_boxed(
+                    Got::Message(Message::with_descriptor(
                         std::sync::Arc::clone(shared),
                         md,
                         self.arena.split().freeze(),
@@ -354,7 +354,7 @@ impl Session {
             };
             let keep = data.len().min(max_payload_bytes);
             out.push(Browsed {
-                message: Message::from_boxed(std::sync::Arc::clone(&shared), md, data[..keep].to_vec()),
+                message: Message::with_descriptor(std::sync::Arc::clone(&shared), md, data[..keep].to_vec()),
                 truncated: truncated || keep < data.len(),
             });
         }
