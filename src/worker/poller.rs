@@ -371,7 +371,14 @@ fn syncpoint_round(
         Ok(()) => {
             counters.committed(good.len(), poison.len());
             if !poison.is_empty() {
-                tracing::warn!(queue = %plan.queue, count = poison.len(), "moved poison messages to the backout queue");
+                let ids: Vec<String> = poison.iter().map(Message::msg_id_hex).collect();
+                tracing::warn!(
+                    queue = %plan.queue,
+                    backout_queue = %plan.backout_queue.as_deref().unwrap_or_default(),
+                    count = poison.len(),
+                    msg_ids = %ids.join(","),
+                    "moved poison messages to the backout queue"
+                );
             }
             Ok(received)
         }
@@ -381,6 +388,11 @@ fn syncpoint_round(
 
 /// Gets up to `room` messages: the first with a wait, the rest without, until the batch is
 /// full or holds `max_batch_bytes`.
+///
+/// A first message that was backed out before is a batch of its own. A failed batch comes
+/// back in its order, so its messages are then retried one at a time: the one that made the
+/// sink fail goes to the backout queue alone, and the others are delivered, instead of all of
+/// them reaching the threshold together.
 fn receive(c: &mut PooledConn, plan: &PollPlan, room: usize) -> Result<Vec<Message>, Error> {
     let first = GetRequest {
         syncpoint: plan.syncpoint,
@@ -389,6 +401,9 @@ fn receive(c: &mut PooledConn, plan: &PollPlan, room: usize) -> Result<Vec<Messa
     let Some(m) = c.get(&plan.queue, first)? else {
         return Ok(Vec::new());
     };
+    if plan.syncpoint && m.backout_count() > 0 {
+        return Ok(vec![m]);
+    }
     let mut bytes = m.data.len();
     let mut batch = Vec::with_capacity(room);
     batch.push(m);

@@ -281,6 +281,19 @@ fn demo_until_empty_prints_990_json_lines_and_moves_10_poison_messages() {
     let printed: BTreeSet<u64> = orders.into_iter().collect();
     let expected: BTreeSet<u64> = (1000..2000).filter(|&o| !is_demo_poison(o)).collect();
     assert_eq!(printed, expected, "each good message exactly once, no poison");
+    // Each poison message is logged with where it went and its id, to find it there.
+    let moved: BTreeSet<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("moved poison messages to the backout queue"))
+        .map(|l| {
+            assert!(l.contains("queue=DEMO.IN backout_queue=DEMO.BACKOUT"), "{l}");
+            l.split("msg_ids=").nth(1).unwrap_or_else(|| panic!("no msg_ids: {l}"))
+        })
+        .flat_map(|ids| ids.split(','))
+        .collect();
+    assert_eq!(moved.len(), 10, "{moved:?}");
+    assert!(moved.iter().all(|id| id.len() == 48), "{moved:?}");
 }
 
 #[test]

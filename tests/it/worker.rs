@@ -118,7 +118,7 @@ async fn queue_sink_moves_every_message_exactly_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_sink_backs_out_and_poison_goes_to_the_backout_queue() {
+async fn a_failing_sink_backs_out_and_the_messages_come_back_one_at_a_time() {
     let qm = fake(256);
     seed(&qm, "IN", 5);
     let pool = pool(&qm, 1);
@@ -129,12 +129,82 @@ async fn a_failing_sink_backs_out_and_poison_goes_to_the_backout_queue() {
         workers: 1,
     }];
     let summary = run_until_empty(&pool, queues).await;
-    // Three failures raise every backout count to 3 = BOTHRESH: all five are poison now.
-    assert_eq!(qm.depth("IN.BACKOUT"), Some(5));
-    assert!(qm.browse("IN.BACKOUT").iter().all(|m| m.state == "visible"));
-    assert!(sink.got.lock().unwrap().is_empty());
+    // The batch of five fails (backout count 1 each); then m0 alone fails twice more and, at
+    // BOTHRESH 3, goes to the backout queue. The sink is back for m1 to m4, one by one.
+    let boq = qm.browse("IN.BACKOUT");
+    assert_eq!(boq.iter().map(|m| m.data.as_slice()).collect::<Vec<_>>(), [b"m0"]);
+    assert_eq!(boq[0].state, "visible");
+    let got: Vec<_> = sink
+        .got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|m| (m.data.clone(), m.backout_count()))
+        .collect();
+    let expected: Vec<_> = (1..5).map(|i| (bytes::Bytes::from(format!("m{i}")), 1)).collect();
+    assert_eq!(got, expected);
     let totals = summary.total();
-    assert_eq!((totals.poisoned, totals.sink_failures, totals.backed_out), (5, 3, 15));
+    assert_eq!(
+        (
+            totals.delivered,
+            totals.poisoned,
+            totals.sink_failures,
+            totals.backed_out
+        ),
+        (4, 1, 3, 7)
+    );
+    assert_eq!(qm.depth("IN"), Some(0));
+}
+
+/// A sink that rejects every batch holding `bad`.
+struct Rejects {
+    bad: &'static [u8],
+    got: Mutex<Vec<Message>>,
+}
+
+impl Sink for Rejects {
+    fn deliver<'a>(&'a self, batch: &'a [Message]) -> Delivery<'a> {
+        Box::pin(async move {
+            if batch.iter().any(|m| m.data == self.bad) {
+                return Err(SinkError {
+                    sink: "rejects",
+                    message: "cannot take that one".into(),
+                });
+            }
+            self.got.lock().unwrap().extend_from_slice(batch);
+            Ok(())
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        "rejects"
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_message_the_sink_rejects_goes_to_the_backout_queue_alone() {
+    let qm = fake(256);
+    seed(&qm, "IN", 20);
+    let pool = pool(&qm, 1);
+    let sink = Arc::new(Rejects {
+        bad: b"m7",
+        got: Mutex::default(),
+    });
+    let queues = vec![QueueRun {
+        plan: plan("IN", 20, SinkTarget::External(sink.clone())),
+        workers: 1,
+    }];
+    let summary = run_until_empty(&pool, queues).await;
+    let boq: Vec<_> = qm.browse("IN.BACKOUT").into_iter().map(|m| m.data).collect();
+    assert_eq!(boq, [b"m7".to_vec()], "only the message the sink rejects is poison");
+    let got: Vec<_> = sink.got.lock().unwrap().iter().map(|m| m.data.clone()).collect();
+    let expected: Vec<_> = (0..20)
+        .filter(|&i| i != 7)
+        .map(|i| bytes::Bytes::from(format!("m{i}")))
+        .collect();
+    assert_eq!(got, expected, "the 19 others are delivered once each, in order");
+    let totals = summary.total();
+    assert_eq!((totals.delivered, totals.poisoned, totals.sink_failures), (19, 1, 3));
     assert_eq!(qm.depth("IN"), Some(0));
 }
 
