@@ -189,7 +189,14 @@ impl Pool {
 
     async fn connect(&self, cancel: &CancellationToken) -> Result<ConnThread, Error> {
         loop {
-            match self.try_connect().await {
+            // A connect that hangs (a listener that accepts and never answers) must not hold a
+            // shutdown up until the client's own timeout: the thread is left to finish it,
+            // and disconnects as soon as it finds nobody waiting.
+            let attempt = tokio::select! {
+                attempt = self.try_connect() => attempt,
+                () = cancel.cancelled() => return Err(cancelled()),
+            };
+            match attempt {
                 Ok(conn) => {
                     self.inner
                         .backoff
@@ -281,7 +288,10 @@ fn connection_thread(
     let mut conn = match connected {
         Ok(conn) => {
             tracing::debug!(connection = id, budget = conn.budget(), "connected");
-            let _ = ready.send(Ok(()));
+            if ready.send(Ok(())).is_err() {
+                // The checkout gave up (shutdown): disconnect at once.
+                return;
+            }
             conn
         }
         Err(e) => {

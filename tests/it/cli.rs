@@ -687,6 +687,58 @@ fn sigterm_while_the_queue_manager_is_not_up_yet_is_a_clean_stop() {
     );
 }
 
+#[test]
+fn sigterm_while_a_connect_hangs_is_a_clean_stop() {
+    // The listener accepts (the kernel completes the handshake) and never answers, like a
+    // queue manager host that is up while the queue manager hangs: MQCONNX waits for the
+    // client's own timeout. The signal must not wait for it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("addr").port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mqpilot"));
+    for var in MACHINE_VARS {
+        cmd.env_remove(var);
+    }
+    let mut child = Running(
+        cmd.args(["poll", "--fake-qm", &format!("127.0.0.1:{port}")])
+            .args([
+                "--conn",
+                &format!("APP.SVRCONN/TCP/localhost({port})"),
+                "--queue",
+                "ORDERS.IN",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start mqpilot"),
+    );
+    let stderr = StderrLines::read(child.stderr.take().expect("stderr"));
+    let deadline = Instant::now() + RUN_DEADLINE;
+    let _held = loop {
+        match listener.accept() {
+            Ok((stream, _)) => break stream,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(
+                    Instant::now() < deadline,
+                    "mqpilot never connected:\n{}",
+                    stderr.so_far()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    child.signal("TERM", false);
+    let status = child.exit_by(Instant::now() + Duration::from_secs(5));
+    let text = stderr.all();
+    assert_eq!(status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("stopped by a signal before the queues were checked"),
+        "{text}"
+    );
+}
+
 /// A `poll --fake` process whose `DEMO.IN` goes to an exec sink running `script` under `sh -c`
 /// (batches of 5), with its stderr collected as it arrives.
 struct ExecRun {
