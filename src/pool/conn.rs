@@ -199,6 +199,22 @@ impl PooledConn {
         self.session.browse(queue, limit, max_payload_bytes)
     }
 
+    /// Checks that `queue` can be opened for output (MQOPEN and MQCLOSE; the handle is not
+    /// kept, so the check takes no budget slot).
+    ///
+    /// # Errors
+    /// [`Error::Mq`] from MQOPEN.
+    pub fn check_output(&mut self, queue: &str) -> Result<(), Error> {
+        if self.lru.iter().any(|(q, a)| q == queue && *a == Access::Output) {
+            return Ok(());
+        }
+        self.ensure_open(queue, Access::Output)?;
+        self.lru.retain(|k| !(k.0 == queue && k.1 == Access::Output));
+        self.session.close(queue, Access::Output);
+        self.stats.handles(self.id, self.lru.len());
+        Ok(())
+    }
+
     /// The queue's attributes (an inquire handle, counted against the budget like any other).
     ///
     /// # Errors

@@ -51,16 +51,49 @@ pub fn build_sink(config: &SinkConfig, secret_env: &[String]) -> Result<SinkTarg
     })
 }
 
-/// Opens and inquires `queue` (and a queue sink's target) on a pooled connection.
-async fn check(pool: &Pool, queue: &str, sink: &SinkTarget, cancel: &CancellationToken) -> Result<QueueAttrs, Error> {
+/// What a queue's check found: its attributes and the backout queue poison messages go to.
+struct Checked {
+    attrs: QueueAttrs,
+    backout_queue: Option<String>,
+}
+
+/// Opens and inquires `q` (and a queue sink's target) on a pooled connection, and opens the
+/// backout queue its poison messages would go to (BOQNAME, or `backout_queue`) for output, so
+/// that a missing or forbidden one stops the run before it starts rather than at the first
+/// poison message.
+async fn check(pool: &Pool, q: &QueueConfig, sink: &SinkTarget, cancel: &CancellationToken) -> Result<Checked, Error> {
     let mut lease = pool.checkout(cancel).await?;
-    let name = queue.to_owned();
+    let name = q.name.clone();
     let attrs = lease.run(move |c| c.queue_attrs(&name)).await?;
     if let SinkTarget::Queue(target) = sink {
         let target = target.clone();
         lease.run(move |c| c.queue_attrs(&target).map(|_| ())).await?;
     }
-    Ok(attrs)
+    let (backout_queue, from) = match &q.backout_queue {
+        Some(configured) => (Some(configured.clone()), "backout_queue"),
+        None => (
+            (!attrs.backout_queue.is_empty()).then(|| attrs.backout_queue.clone()),
+            "BOQNAME",
+        ),
+    };
+    if let Some(boq) = backout_queue.clone().filter(|_| q.receive != Receive::NoSyncpoint) {
+        let of = q.name.clone();
+        lease.run(move |c| c.check_output(&boq)).await.map_err(|e| match e {
+            Error::Mq {
+                verb,
+                object,
+                reason,
+                detail: None,
+            } => Error::Mq {
+                verb,
+                object,
+                reason,
+                detail: Some(format!("the backout queue of {of}, from {from}")),
+            },
+            other => other,
+        })?;
+    }
+    Ok(Checked { attrs, backout_queue })
 }
 
 /// Checks every queue on the queue manager and plans its pollers.
@@ -81,8 +114,8 @@ pub async fn prepare(pool: &Pool, queues: &[QueueConfig], cancel: &CancellationT
         .collect();
     for q in queues {
         let sink = build_sink(&q.sink, &secret_env)?;
-        let attrs = loop {
-            match check(pool, &q.name, &sink, cancel).await {
+        let Checked { attrs, backout_queue } = loop {
+            match check(pool, q, &sink, cancel).await {
                 // The connection went (a queue manager restarting, a network break): the
                 // pool replaces it with backoff, and the checks run again.
                 Err(e) if is_connection_lost(&e) && !cancel.is_cancelled() => {
@@ -94,15 +127,19 @@ pub async fn prepare(pool: &Pool, queues: &[QueueConfig], cancel: &CancellationT
         let threshold = q
             .backout_threshold
             .unwrap_or_else(|| u32::try_from(attrs.backout_threshold).unwrap_or(0));
-        let backout_queue = q
-            .backout_queue
-            .clone()
-            .or_else(|| (!attrs.backout_queue.is_empty()).then(|| attrs.backout_queue.clone()));
         if threshold > 0 && backout_queue.is_none() {
             tracing::warn!(
                 queue = %q.name,
                 threshold,
                 "no backout queue (BOQNAME) is set: a poison message will stop this queue's pollers"
+            );
+        }
+        if threshold == 0 && q.receive != Receive::NoSyncpoint {
+            tracing::warn!(
+                queue = %q.name,
+                "the backout threshold is 0 (BOTHRESH, or backout_threshold): a message the sink keeps \
+                 rejecting is retried forever; set BOTHRESH and BOQNAME on the queue, or \
+                 backout_threshold and backout_queue"
             );
         }
         if !attrs.get_enabled {

@@ -459,6 +459,62 @@ fn fake_config_defines_the_queue_manager_and_an_empty_queue_ends_the_run() {
 }
 
 #[test]
+fn a_backout_queue_that_does_not_exist_stops_the_run_before_it_starts() {
+    let without_boq = ORDERS_QM.replace("[[queue]]\nname = \"ORDERS.BACKOUT\"\n", "");
+    assert_ne!(without_boq, ORDERS_QM);
+    let fake = TempFile::new("fake-qm-no-boq.toml", &without_boq);
+    let args = ["poll", "--fake", "--fake-config", fake.arg(), "--queue", "ORDERS.IN"];
+    let conn = ["--conn", "APP.SVRCONN/TCP/localhost(1414)", "--until-empty"];
+    mqpilot(&[&args[..], &conn].concat())
+        .expect_code(3)
+        .stdout_empty()
+        .stderr_has(&[
+            "cannot start: MQOPEN of ORDERS.BACKOUT failed: 2085",
+            "(the backout queue of ORDERS.IN, from BOQNAME)",
+        ]);
+}
+
+#[test]
+fn a_queue_without_a_backout_threshold_is_warned_about_at_start() {
+    let fake = TempFile::new("fake-qm-bothresh.toml", ORDERS_QM);
+    let args = [
+        "poll",
+        "--fake",
+        "--fake-config",
+        fake.arg(),
+        "--queue",
+        "ORDERS.BACKOUT",
+    ];
+    let conn = [
+        "--conn",
+        "APP.SVRCONN/TCP/localhost(1414)",
+        "--until-empty",
+        "--wait-ms",
+        "50",
+    ];
+    mqpilot(&[&args[..], &conn].concat()).expect_code(0).stderr_has(&[
+        "queue=ORDERS.BACKOUT",
+        "the backout threshold is 0 (BOTHRESH, or backout_threshold): a message the sink keeps rejecting is retried forever",
+    ]);
+    // A queue with BOTHRESH set says nothing of the kind.
+    let run = mqpilot(&[
+        "poll",
+        "--fake",
+        "--fake-config",
+        fake.arg(),
+        "--queue",
+        "ORDERS.IN",
+        "--conn",
+        "APP.SVRCONN/TCP/localhost(1414)",
+        "--until-empty",
+        "--wait-ms",
+        "50",
+    ]);
+    run.expect_code(0);
+    assert!(!run.stderr.contains("retried forever"), "{}", run.stderr);
+}
+
+#[test]
 fn an_unknown_key_in_the_fake_config_names_file_and_line() {
     let fake = TempFile::new("bad-fake-qm.toml", &format!("{ORDERS_QM}max_dept = 5\n"));
     let run = mqpilot(&["poll", "--fake", "--fake-config", fake.arg(), "--queue", "ORDERS.IN"]);
