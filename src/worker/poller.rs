@@ -130,6 +130,10 @@ const ROUNDS_PER_CHECKOUT: usize = 16;
 /// results (progress, backoff) at least this often.
 const MAX_ROUNDS_PER_CHECKOUT: usize = 1024;
 
+/// Shortest time an empty receive takes: with `wait_ms` 0 (or a few ms), an idle queue would
+/// otherwise be polled in a tight loop, a round trip to the queue manager each time.
+const EMPTY_RECEIVE_FLOOR: Duration = Duration::from_millis(100);
+
 /// Polls `plan.queue` until cancelled, a limit is reached or a problem that will not fix
 /// itself. Connection-level failures are retried on a new connection.
 pub async fn poll(
@@ -256,6 +260,7 @@ fn rounds(c: &mut PooledConn, turn: &Turn) -> Rounds {
         if room == 0 {
             return Rounds(progressed, Ok(Some(PollEnd::Limit)));
         }
+        let started = std::time::Instant::now();
         let result = round(c, plan, counters, room, &turn.rt);
         let gone = match &result {
             Ok(n) | Err((n, _)) => *n,
@@ -263,8 +268,14 @@ fn rounds(c: &mut PooledConn, turn: &Turn) -> Rounds {
         limits.unclaim(room - gone.min(room));
         match result {
             Ok(0) if limits.until_empty => return Rounds(progressed, Ok(Some(PollEnd::Empty))),
-            // An empty wait already took wait_ms: give the connection back.
-            Ok(0) => return Rounds(progressed, Ok(None)),
+            // An empty wait already took wait_ms (made up to the floor here, as a longer
+            // MQGET wait would have held the connection): give the connection back.
+            Ok(0) => {
+                if let Some(rest) = EMPTY_RECEIVE_FLOOR.checked_sub(started.elapsed()) {
+                    std::thread::sleep(rest);
+                }
+                return Rounds(progressed, Ok(None));
+            }
             Ok(_) => progressed = true,
             Err((_, stop)) => return Rounds(progressed, Err(stop)),
         }

@@ -547,3 +547,26 @@ async fn pollers_sharing_one_connection_take_turns() {
         "the other queue waited {first_switch} batches for the connection"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_queue_with_wait_ms_0_is_not_polled_in_a_tight_loop() {
+    let qm = fake(256);
+    let pool = pool(&qm, 1);
+    let plan = Arc::new(PollPlan {
+        wait_ms: 0,
+        ..PollPlan::clone(&plan("IN", 10, SinkTarget::External(Arc::new(Collect::default()))))
+    });
+    let cancel = CancellationToken::new();
+    let (_handle, run) = start(
+        &pool,
+        &[QueueRun { plan, workers: 1 }],
+        RunLimits::new(false, None),
+        &cancel,
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    cancel.cancel();
+    run.finish().await;
+    // About ten empty receives a second, not tens of thousands.
+    let empty = qm.reason_count(Verb::Get, 2033);
+    assert!((3..=15).contains(&empty), "{empty} empty MQGETs in one second");
+}
