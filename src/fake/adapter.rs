@@ -406,6 +406,10 @@ impl<V: Verbs> mq::Mqi for MqiAdapter<V> {
 
     unsafe fn MQCMIT(&self, Hconn: mq::MQHCONN, CompCode: &mut mq::MQLONG, Reason: &mut mq::MQLONG) {
         outcome(CompCode, Reason, self.qm.commit(Hconn));
+        if *Reason == mq::MQRC_BACKED_OUT {
+            // MQCMIT's 2003 (backed out instead) comes with MQCC_WARNING.
+            *CompCode = mq::MQCC_WARNING;
+        }
     }
 
     unsafe fn MQCONN(

@@ -271,7 +271,18 @@ impl FakeQm {
     /// # Errors
     /// Connection errors.
     pub fn commit(&self, hconn: i32) -> Result<(), Reason> {
-        let mut st = self.begin(Verb::Cmit, Some(hconn))?;
+        let mut st = match self.begin(Verb::Cmit, Some(hconn)) {
+            // An injected 2003 is MQ failing to commit (its log full, say): it backs the unit of
+            // work out instead, and the adapter reports the 2003 as a warning, as MQ does.
+            Err(mq::MQRC_BACKED_OUT) => {
+                let mut st = self.lock();
+                if st.live(hconn).is_ok() {
+                    st.backout_uow(hconn);
+                }
+                return Err(mq::MQRC_BACKED_OUT);
+            }
+            other => other?,
+        };
         let result = st.live(hconn).map(|_| ());
         if result.is_ok() {
             st.commit_uow(hconn);

@@ -382,10 +382,19 @@ impl Session {
     /// # Errors
     /// [`Error::Mq`]; 2003 means MQ backed the unit of work out instead.
     pub fn commit(&self) -> Result<(), Error> {
-        Syncpoint::new(&self.conn)
+        let done = Syncpoint::new(&self.conn)
             .commit()
-            .map_err(|e| mq_error(&e, &self.target))?
-            .discard_warning();
+            .map_err(|e| mq_error(&e, &self.target))?;
+        // MQ reports a commit it could not do (log space exhausted, say) as a warning,
+        // MQCC_WARNING with 2003: the gets and puts were backed out, not made permanent.
+        if done.warning().is_some_and(|(rc, _)| rc == MQRC_BACKED_OUT) {
+            return Err(Error::Mq {
+                verb: "MQCMIT",
+                object: self.target.clone(),
+                reason: Reason::BACKED_OUT,
+                detail: Some("the queue manager backed the unit of work out instead of committing it".into()),
+            });
+        }
         Ok(())
     }
 

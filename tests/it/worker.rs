@@ -570,3 +570,28 @@ async fn an_idle_queue_with_wait_ms_0_is_not_polled_in_a_tight_loop() {
     let empty = qm.reason_count(Verb::Get, 2033);
     assert!((3..=15).contains(&empty), "{empty} empty MQGETs in one second");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_that_mq_backs_out_is_counted_as_backed_out_and_the_batch_comes_back() {
+    let qm = fake(256);
+    seed(&qm, "IN", 5);
+    // MQCMIT answers MQCC_WARNING 2003: MQ backed the unit of work out instead (its log full).
+    qm.fail_next(Verb::Cmit, 1, 2003);
+    let pool = pool(&qm, 1);
+    let sink = Arc::new(Collect::default());
+    let queues = vec![QueueRun {
+        plan: plan("IN", 10, SinkTarget::External(sink.clone())),
+        workers: 1,
+    }];
+    let summary = run_until_empty(&pool, queues).await;
+    let totals = summary.total();
+    assert_eq!(
+        (totals.delivered, totals.backed_out, totals.batches),
+        (5, 5, 5),
+        "the batch is counted as backed out, then each message is delivered alone"
+    );
+    let got: Vec<_> = sink.got.lock().unwrap().iter().map(|m| m.backout_count()).collect();
+    assert_eq!(got, [0, 0, 0, 0, 0, 1, 1, 1, 1, 1], "delivered again, at least once");
+    assert_eq!(qm.depth("IN"), Some(0));
+    assert_eq!(qm.reason_count(Verb::Cmit, 2003), 1);
+}
