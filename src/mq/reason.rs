@@ -200,6 +200,9 @@ reason_table! {
     Q_FULL = 2053, Retry, warning: false,
         "the queue holds MAXDEPTH messages",
         "back off and retry; speed up its consumers or raise MAXDEPTH";
+    Q_SPACE_NOT_AVAILABLE = 2056, Retry, warning: false,
+        "no disk space is left for the queue",
+        "back off and retry; ask the MQ admin to free space on the queue manager's file system";
     Q_MGR_NAME_ERROR = 2058, Config, warning: false,
         "the queue manager name is wrong, or not the one this channel leads to",
         "check the queue manager name (case matters) and the channel's QMNAME in the CCDT";
@@ -219,6 +222,9 @@ reason_table! {
     SELECTOR_NOT_FOR_TYPE = 2068, Config, warning: true,
         "a selector does not apply to this object type; its value came back as not applicable",
         "inquire the attribute on the base queue rather than an alias or remote queue";
+    STORAGE_NOT_AVAILABLE = 2071, Retry, warning: false,
+        "not enough memory for the call",
+        "back off and retry; check memory on the queue manager's host (or the client's)";
     TRUNCATED_MSG_ACCEPTED = 2079, Normal, warning: true,
         "the buffer was too small and truncation was accepted: the message was removed, its tail lost",
         "data was lost: size the buffer to MAXMSGL and stop using MQGMO_ACCEPT_TRUNCATED_MSG";
@@ -234,6 +240,9 @@ reason_table! {
     OBJECT_DAMAGED = 2101, Config, warning: false,
         "the object is damaged and cannot be used",
         "ask the MQ admin to recover it (rcrmqobj) and check the queue manager's error log";
+    RESOURCE_PROBLEM = 2102, Retry, warning: false,
+        "not enough system resources (memory, log space, file handles) for the call",
+        "back off and retry; the queue manager's error log names the resource";
     OBJECT_NAME_ERROR = 2152, Config, warning: false,
         "an object name is not valid",
         "check the name: at most 48 characters from A-Z a-z 0-9 . / _ %";
@@ -249,6 +258,9 @@ reason_table! {
     GMO_ERROR = 2186, Config, warning: false,
         "the get-message options are not valid",
         "a bug in the calling code: report it with the queue that failed";
+    CLUSTER_RESOLUTION_ERROR = 2189, Retry, warning: false,
+        "a cluster queue's name could not be resolved: no full repository answered",
+        "back off and retry; check the cluster's full repositories and channels";
     UNEXPECTED_ERROR = 2195, Config, warning: false,
         "the queue manager or client hit an unexpected error",
         "check the client and queue manager error logs (AMQERR01.LOG) and FDC files";
@@ -285,6 +297,9 @@ reason_table! {
     RECONNECT_FAILED = 2548, Reconnect, warning: false,
         "automatic reconnection could not restore the connection's handles",
         "discard the connection and build a new one, reopening every queue";
+    CALL_INTERRUPTED = 2549, Retry, warning: false,
+        "the connection broke during the call and was reconnected; the call's outcome is unknown",
+        "back out and retry the unit of work (a put may have happened: keep processing idempotent)";
 }
 
 /// The name shown for codes that neither mqpilot nor IBM's constant list knows.
@@ -488,22 +503,26 @@ mod tests {
         MQRC_PRIORITY_ERROR,
         MQRC_PUT_INHIBITED,
         MQRC_Q_FULL,
+        MQRC_Q_SPACE_NOT_AVAILABLE,
         MQRC_Q_MGR_NAME_ERROR,
         MQRC_Q_MGR_NOT_AVAILABLE,
         MQRC_SECURITY_ERROR,
         MQRC_SELECTOR_COUNT_ERROR,
         MQRC_SELECTOR_ERROR,
         MQRC_SELECTOR_NOT_FOR_TYPE,
+        MQRC_STORAGE_NOT_AVAILABLE,
         MQRC_TRUNCATED_MSG_ACCEPTED,
         MQRC_TRUNCATED_MSG_FAILED,
         MQRC_UNKNOWN_OBJECT_NAME,
         MQRC_WAIT_INTERVAL_ERROR,
         MQRC_OBJECT_DAMAGED,
+        MQRC_RESOURCE_PROBLEM,
         MQRC_OBJECT_NAME_ERROR,
         MQRC_Q_MGR_QUIESCING,
         MQRC_Q_MGR_STOPPING,
         MQRC_PMO_ERROR,
         MQRC_GMO_ERROR,
+        MQRC_CLUSTER_RESOLUTION_ERROR,
         MQRC_UNEXPECTED_ERROR,
         MQRC_CONNECTION_QUIESCING,
         MQRC_CONNECTION_STOPPING,
@@ -515,6 +534,7 @@ mod tests {
         MQRC_HOST_NOT_AVAILABLE,
         MQRC_CHANNEL_CONFIG_ERROR,
         MQRC_RECONNECT_FAILED,
+        MQRC_CALL_INTERRUPTED,
     ];
 
     /// MQ-REFERENCE.md section 2, with the class it gives each code.
@@ -640,6 +660,10 @@ mod tests {
         assert_eq!(Reason::NO_MSG_AVAILABLE.class(), ReasonClass::Normal);
         assert_eq!(Reason::HANDLE_NOT_AVAILABLE.class(), ReasonClass::Config);
         assert_eq!(Reason::CHANNEL_NOT_AVAILABLE.class(), ReasonClass::Retry);
+        // Transient shortages and a call cut by client reconnection: retry, never stop.
+        for transient in [2056, 2071, 2102, 2189, 2549] {
+            assert_eq!(Reason(transient).class(), ReasonClass::Retry, "{transient}");
+        }
         assert_eq!(Reason(9999).class(), ReasonClass::Config);
         assert_eq!(ReasonClass::Reconnect.to_string(), "reconnect");
     }
