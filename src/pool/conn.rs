@@ -114,6 +114,21 @@ impl PooledConn {
         Ok(())
     }
 
+    /// Closes the cached handle when `result` says it is of no more use: 2019 (the handle is
+    /// not valid) or 2041 (the queue's definition changed since it was opened). The next
+    /// call opens it again instead of failing on it forever.
+    fn drop_stale<T>(&mut self, queue: &str, access: Access, result: Result<T, Error>) -> Result<T, Error> {
+        if let Err(e) = &result
+            && matches!(e.reason(), Some(Reason::HOBJ_ERROR | Reason::OBJECT_CHANGED))
+        {
+            tracing::warn!(connection = self.id, queue, error = %e, "closing the handle to open it again");
+            self.lru.retain(|(q, a)| !(q == queue && *a == access));
+            self.session.close(queue, access);
+            self.stats.handles(self.id, self.lru.len());
+        }
+        result
+    }
+
     fn close_least_recent(&mut self) {
         if self.lru.is_empty() {
             return;
@@ -129,7 +144,8 @@ impl PooledConn {
     /// [`Error::Mq`].
     pub fn get(&mut self, queue: &std::sync::Arc<str>, request: GetRequest) -> Result<Option<Message>, Error> {
         self.ensure_open(&queue[..], Access::Input)?;
-        let got = self.session.get(queue, request)?;
+        let got = self.session.get(queue, request);
+        let got = self.drop_stale(queue, Access::Input, got)?;
         if got.is_some() && request.syncpoint {
             self.in_unit_of_work = true;
         }
@@ -147,7 +163,8 @@ impl PooledConn {
         max_bytes: usize,
     ) -> Result<Got, Error> {
         self.ensure_open(&queue[..], Access::Input)?;
-        let got = self.session.get_within(queue, request, max_bytes)?;
+        let got = self.session.get_within(queue, request, max_bytes);
+        let got = self.drop_stale(queue, Access::Input, got)?;
         if matches!(got, Got::Message(_)) && request.syncpoint {
             self.in_unit_of_work = true;
         }
@@ -160,7 +177,8 @@ impl PooledConn {
     /// [`Error::Mq`].
     pub fn put(&mut self, queue: &str, message: &Message, data: &[u8], syncpoint: bool) -> Result<(), Error> {
         self.ensure_open(queue, Access::Output)?;
-        self.session.put(queue, message, data, syncpoint)?;
+        let put = self.session.put(queue, message, data, syncpoint);
+        self.drop_stale(queue, Access::Output, put)?;
         self.in_unit_of_work |= syncpoint;
         Ok(())
     }
@@ -196,7 +214,8 @@ impl PooledConn {
     /// [`Error::Mq`].
     pub fn browse(&mut self, queue: &str, limit: usize, max_payload_bytes: usize) -> Result<Vec<Browsed>, Error> {
         self.ensure_open(queue, Access::Browse)?;
-        self.session.browse(queue, limit, max_payload_bytes)
+        let browsed = self.session.browse(queue, limit, max_payload_bytes);
+        self.drop_stale(queue, Access::Browse, browsed)
     }
 
     /// Checks that `queue` can be opened for output (MQOPEN and MQCLOSE; the handle is not

@@ -595,3 +595,40 @@ async fn a_commit_that_mq_backs_out_is_counted_as_backed_out_and_the_batch_comes
     assert_eq!(qm.depth("IN"), Some(0));
     assert_eq!(qm.reason_count(Verb::Cmit, 2003), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handle_mq_no_longer_accepts_is_closed_and_opened_again() {
+    let qm = fake(256);
+    seed(&qm, "IN", 30);
+    let pool = pool(&qm, 1);
+    let sink = Arc::new(Collect::default());
+    let queues = vec![QueueRun {
+        plan: plan("IN", 10, SinkTarget::External(sink.clone())),
+        workers: 1,
+    }];
+    // 2019 (handle not valid) and 2041 (the queue changed since it was opened) on MQGET.
+    qm.fail_next(Verb::Get, 1, 2019);
+    let opens_before = qm.reason_count(Verb::Open, 0);
+    let summary = run_until_empty(&pool, queues).await;
+    assert_eq!(summary.total().delivered, 30);
+    assert_eq!(qm.depth("IN"), Some(0));
+    assert_eq!(
+        qm.reason_count(Verb::Open, 0) - opens_before,
+        3,
+        "the queue manager (MAXHANDS at connect), IN, and IN again after the 2019"
+    );
+    qm.fail_next(Verb::Get, 1, 2041);
+    seed(&qm, "IN", 5);
+    let queues = vec![QueueRun {
+        plan: plan("IN", 10, SinkTarget::External(sink.clone())),
+        workers: 1,
+    }];
+    let opens_before = qm.reason_count(Verb::Open, 0);
+    let summary = run_until_empty(&pool, queues).await;
+    assert_eq!(summary.total().delivered, 5);
+    assert_eq!(
+        qm.reason_count(Verb::Open, 0) - opens_before,
+        3,
+        "a new connection's queue manager, IN, and IN again after the 2041"
+    );
+}
