@@ -263,27 +263,30 @@ fn rounds(c: &mut PooledConn, turn: &Turn) -> Rounds {
         let started = std::time::Instant::now();
         let result = round(c, plan, counters, room, &turn.rt);
         let gone = match &result {
-            Ok(n) | Err((n, _)) => *n,
+            Ok((n, _)) | Err((n, _)) => *n,
         };
         limits.unclaim(room - gone.min(room));
         match result {
-            Ok(0) if limits.until_empty => return Rounds(progressed, Ok(Some(PollEnd::Empty))),
+            Ok((0, _)) if limits.until_empty => return Rounds(progressed, Ok(Some(PollEnd::Empty))),
             // An empty wait already took wait_ms (made up to the floor here, as a longer
             // MQGET wait would have held the connection): give the connection back.
-            Ok(0) => {
+            Ok((0, _)) => {
                 if let Some(rest) = EMPTY_RECEIVE_FLOOR.checked_sub(started.elapsed()) {
                     std::thread::sleep(rest);
                 }
                 return Rounds(progressed, Ok(None));
             }
-            Ok(_) => progressed = true,
+            // A round that only moved poison messages is no sign that the sink is back: it
+            // does not reset the retry pause, so an outage does not empty the queue into the
+            // backout queue at full speed.
+            Ok((_, delivered)) => progressed |= delivered > 0,
             Err((_, stop)) => return Rounds(progressed, Err(stop)),
         }
     }
     Rounds(progressed, Ok(None))
 }
 
-/// What a checkout's rounds came to: whether any batch completed, and how they ended
+/// What a checkout's rounds came to: whether any message was delivered, and how they ended
 /// (`Ok(Some(end))` ends the poller, `Ok(None)` carries on).
 struct Rounds(bool, Result<Option<PollEnd>, Stop>);
 
@@ -306,7 +309,7 @@ fn classify(e: &Error) -> Stop {
 }
 
 /// One round on the connection's thread: receive, deliver, commit (or back out). Returns
-/// how many messages were received. `rt` runs the sink's future: this thread is not one of
+/// how many messages were received and how many of them the sink took. `rt` runs the sink's future: this thread is not one of
 /// the runtime's, so blocking on it here is allowed, and the connection is this batch's
 /// until the round ends anyway.
 ///
@@ -318,11 +321,11 @@ fn round(
     counters: &QueueCounters,
     room: usize,
     rt: &tokio::runtime::Handle,
-) -> Result<usize, (usize, Stop)> {
+) -> Result<(usize, usize), (usize, Stop)> {
     let batch =
         receive(c, plan, room).map_err(|e| (0, back_out(c, plan, counters, 0).unwrap_or_else(|| classify(&e))))?;
     if batch.is_empty() {
-        return Ok(0);
+        return Ok((0, 0));
     }
     let received = batch.len();
     counters.received(received);
@@ -330,7 +333,7 @@ fn round(
         // Already off the queue: there is nothing to back out or move, so everything goes to
         // the sink, poison or not.
         return deliver_at_most_once(plan, counters, &batch, rt)
-            .map(|()| received)
+            .map(|()| (received, received))
             .map_err(|stop| (received, stop));
     }
     syncpoint_round(c, plan, counters, batch, rt).map_err(|stop| (0, stop))
@@ -344,7 +347,7 @@ fn syncpoint_round(
     counters: &QueueCounters,
     batch: Vec<Message>,
     rt: &tokio::runtime::Handle,
-) -> Result<usize, Stop> {
+) -> Result<(usize, usize), Stop> {
     let received = batch.len();
     let threshold = i32::try_from(plan.backout_threshold).unwrap_or(i32::MAX);
     let is_poison = |m: &Message| threshold > 0 && m.backout_count() >= threshold;
@@ -391,7 +394,7 @@ fn syncpoint_round(
                     "moved poison messages to the backout queue"
                 );
             }
-            Ok(received)
+            Ok((received, good.len()))
         }
         Err(e) => Err(back_out(c, plan, counters, received).unwrap_or_else(|| classify(&e))),
     }

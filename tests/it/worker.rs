@@ -632,3 +632,27 @@ async fn a_handle_mq_no_longer_accepts_is_closed_and_opened_again() {
         "a new connection's queue manager, IN, and IN again after the 2041"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn during_a_sink_outage_the_retry_pause_keeps_growing_as_poison_moves() {
+    let qm = fake(256);
+    seed(&qm, "IN", 20);
+    let pool = pool(&qm, 1);
+    let sink = Arc::new(Collect::default());
+    sink.fail.store(usize::MAX, Ordering::SeqCst);
+    let queues = vec![QueueRun {
+        plan: plan("IN", 10, SinkTarget::External(sink.clone())),
+        workers: 1,
+    }];
+    let cancel = CancellationToken::new();
+    let (_handle, run) = start(&pool, &queues, RunLimits::new(false, None), &cancel);
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    cancel.cancel();
+    run.finish().await;
+    // Each message needs two more failures after its batch's (BOTHRESH 3). Had moving m0 to
+    // the backout queue reset the pause (100 ms, then 200 ms), about a message every 0.3 s
+    // would follow it; growing, the pauses let at most two through in 2.5 s.
+    let moved = qm.depth("IN.BACKOUT").unwrap_or_default();
+    assert!((1..=2).contains(&moved), "{moved} messages in the backout queue");
+    assert_eq!(qm.depth("IN").unwrap_or_default() + moved, 20, "none lost");
+}
