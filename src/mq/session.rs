@@ -49,6 +49,15 @@ const ARENA_BYTES: usize = 64 * 1024;
 /// Largest message MQ allows (MAXMSGL's upper bound): the buffer never grows past it.
 pub const MAX_MESSAGE_BYTES: usize = 104_857_600;
 
+/// Queue manager limits a connection reads when it is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QmgrLimits {
+    /// MAXHANDS: open handles per connection.
+    pub max_handles: i32,
+    /// MAXUMSGS: messages got and put in one unit of work.
+    pub max_uncommitted: i32,
+}
+
 /// What a handle is opened for. Each (queue, access) pair is one cached handle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Access {
@@ -173,25 +182,29 @@ impl Session {
         })
     }
 
-    /// MAXHANDS of the queue manager (MQINQ on the queue manager object, opened and closed
-    /// again, so it briefly needs one free handle).
+    /// MAXHANDS and MAXUMSGS of the queue manager (MQINQ on the queue manager object, opened
+    /// and closed again, so it briefly needs one free handle).
     ///
     /// # Errors
     /// [`Error::Mq`] from MQOPEN or MQINQ.
-    pub fn max_handles(&self) -> Result<i32, Error> {
+    pub fn limits(&self) -> Result<QmgrLimits, Error> {
         let qmgr = Object::open(Rc::clone(&self.conn), &(QueueManagerName::default(), MQOO_INQUIRE))
             .map_err(|e| mq_error(&e, &self.target))?
             .discard_warning();
-        let value = qmgr
-            .inquire_integer(attribute::MQIA_MAX_HANDLES)
-            .map_err(|e| mq_error(&e, &self.target))?
-            .discard_warning();
-        drop(qmgr);
-        value.ok_or_else(|| Error::Mq {
-            verb: "MQINQ",
-            object: self.target.clone(),
-            reason: Reason::SELECTOR_ERROR,
-            detail: Some("the queue manager did not return MAXHANDS".into()),
+        let inquire = |selector, name: &str| {
+            qmgr.inquire_integer(selector)
+                .map_err(|e| mq_error(&e, &self.target))?
+                .discard_warning()
+                .ok_or_else(|| Error::Mq {
+                    verb: "MQINQ",
+                    object: self.target.clone(),
+                    reason: Reason::SELECTOR_ERROR,
+                    detail: Some(format!("the queue manager did not return {name}")),
+                })
+        };
+        Ok(QmgrLimits {
+            max_handles: inquire(attribute::MQIA_MAX_HANDLES, "MAXHANDS")?,
+            max_uncommitted: inquire(attribute::MQIA_MAX_UNCOMMITTED_MSGS, "MAXUMSGS")?,
         })
     }
 

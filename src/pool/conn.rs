@@ -26,6 +26,7 @@ pub struct PooledConn {
     id: usize,
     stats: Arc<PoolStats>,
     in_unit_of_work: bool,
+    max_uncommitted: usize,
 }
 
 /// The handle budget for a connection.
@@ -42,7 +43,8 @@ impl PooledConn {
         reserve: usize,
         stats: Arc<PoolStats>,
     ) -> Result<Self, Error> {
-        let max_handles = usize::try_from(session.max_handles()?).unwrap_or(1);
+        let limits = session.limits()?;
+        let max_handles = usize::try_from(limits.max_handles).unwrap_or(1);
         let budget = budget(configured, max_handles, reserve);
         stats.connected(id, max_handles, budget);
         Ok(Self {
@@ -52,7 +54,14 @@ impl PooledConn {
             id,
             stats,
             in_unit_of_work: false,
+            max_uncommitted: usize::try_from(limits.max_uncommitted).unwrap_or(0),
         })
+    }
+
+    /// MAXUMSGS of the queue manager, read at connect.
+    #[must_use]
+    pub const fn max_uncommitted(&self) -> usize {
+        self.max_uncommitted
     }
 
     /// The pool slot this connection fills.

@@ -55,6 +55,8 @@ pub fn build_sink(config: &SinkConfig, secret_env: &[String]) -> Result<SinkTarg
 struct Checked {
     attrs: QueueAttrs,
     backout_queue: Option<String>,
+    /// MAXUMSGS of the queue manager.
+    max_uncommitted: usize,
 }
 
 /// Opens and inquires `q` (and a queue sink's target) on a pooled connection, and opens the
@@ -93,7 +95,40 @@ async fn check(pool: &Pool, q: &QueueConfig, sink: &SinkTarget, cancel: &Cancell
             other => other,
         })?;
     }
-    Ok(Checked { attrs, backout_queue })
+    let max_uncommitted = lease.run(|c| Ok(c.max_uncommitted())).await?;
+    Ok(Checked {
+        attrs,
+        backout_queue,
+        max_uncommitted,
+    })
+}
+
+/// Refuses a batch whose unit of work would pass MAXUMSGS: every batch would stop on 2024.
+/// A queue sink puts each message it gets, so its unit of work holds twice the batch. (Poison
+/// messages moved to the backout queue add puts too, but only now and then; should they pass
+/// the limit, the pollers stop on 2024 and say so.)
+fn check_unit_of_work(q: &QueueConfig, sink: &SinkTarget, max_uncommitted: usize) -> Result<(), Error> {
+    if q.receive == Receive::NoSyncpoint {
+        return Ok(());
+    }
+    let batch = if q.receive == Receive::Single { 1 } else { q.batch };
+    let per_message = if matches!(sink, SinkTarget::Queue(_)) { 2 } else { 1 };
+    if batch * per_message <= max_uncommitted {
+        return Ok(());
+    }
+    let how = if per_message == 2 {
+        format!("{batch} gets and {batch} puts to the queue sink")
+    } else {
+        format!("{batch} gets")
+    };
+    Err(Error::Options {
+        source_name: format!("batch of queue {}", q.name),
+        message: format!(
+            "one unit of work would hold {how}, past the queue manager's MAXUMSGS {max_uncommitted} \
+             (every batch would fail with 2024): set batch to at most {} or raise MAXUMSGS",
+            (max_uncommitted / per_message).max(1)
+        ),
+    })
 }
 
 /// Checks every queue on the queue manager and plans its pollers.
@@ -114,7 +149,11 @@ pub async fn prepare(pool: &Pool, queues: &[QueueConfig], cancel: &CancellationT
         .collect();
     for q in queues {
         let sink = build_sink(&q.sink, &secret_env)?;
-        let Checked { attrs, backout_queue } = loop {
+        let Checked {
+            attrs,
+            backout_queue,
+            max_uncommitted,
+        } = loop {
             match check(pool, q, &sink, cancel).await {
                 // The connection went (a queue manager restarting, a network break): the
                 // pool replaces it with backoff, and the checks run again.
@@ -124,6 +163,7 @@ pub async fn prepare(pool: &Pool, queues: &[QueueConfig], cancel: &CancellationT
                 result => break result?,
             }
         };
+        check_unit_of_work(q, &sink, max_uncommitted)?;
         let threshold = q
             .backout_threshold
             .unwrap_or_else(|| u32::try_from(attrs.backout_threshold).unwrap_or(0));

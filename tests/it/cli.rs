@@ -475,6 +475,45 @@ fn a_backout_queue_that_does_not_exist_stops_the_run_before_it_starts() {
 }
 
 #[test]
+fn a_batch_past_maxumsgs_stops_the_run_before_it_starts() {
+    let small = ORDERS_QM.replace("max_handles = 64", "max_handles = 64\nmax_uncommitted = 30");
+    assert_ne!(small, ORDERS_QM);
+    let fake = TempFile::new("fake-qm-maxumsgs.toml", &small);
+    let base = [
+        "poll",
+        "--fake",
+        "--fake-config",
+        fake.arg(),
+        "--queue",
+        "ORDERS.IN",
+        "--conn",
+        "APP.SVRCONN/TCP/localhost(1414)",
+        "--until-empty",
+        "--wait-ms",
+        "50",
+    ];
+    // A queue sink puts every message it gets: 20 + 20 in one unit of work.
+    mqpilot(
+        &[
+            &base[..],
+            &["--batch", "20", "--sink", "queue", "--to", "ORDERS.BACKOUT"],
+        ]
+        .concat(),
+    )
+    .expect_code(3)
+    .stderr_has(&[
+        "batch of queue ORDERS.IN: one unit of work would hold 20 gets and 20 puts to the queue sink, \
+             past the queue manager's MAXUMSGS 30",
+        "set batch to at most 15",
+    ]);
+    mqpilot(&[&base[..], &["--batch", "31"]].concat())
+        .expect_code(3)
+        .stderr_has(&["would hold 31 gets, past the queue manager's MAXUMSGS 30", "at most 30"]);
+    // Within the limit, the run goes ahead.
+    mqpilot(&[&base[..], &["--batch", "30"]].concat()).expect_code(0);
+}
+
+#[test]
 fn a_queue_without_a_backout_threshold_is_warned_about_at_start() {
     let fake = TempFile::new("fake-qm-bothresh.toml", ORDERS_QM);
     let args = [
