@@ -458,14 +458,30 @@ fn fake_config_defines_the_queue_manager_and_an_empty_queue_ends_the_run() {
         ]);
 }
 
+/// `mqpilot poll --until-empty` of `queue` on the fake that `fake` defines, plus `extra`.
+fn poll_fake_config(fake: &TempFile, queue: &str, extra: &[&str]) -> Run {
+    let args = [
+        "poll",
+        "--fake",
+        "--fake-config",
+        fake.arg(),
+        "--queue",
+        queue,
+        "--conn",
+        "APP.SVRCONN/TCP/localhost(1414)",
+        "--until-empty",
+        "--wait-ms",
+        "50",
+    ];
+    mqpilot(&[&args[..], extra].concat())
+}
+
 #[test]
 fn a_backout_queue_that_does_not_exist_stops_the_run_before_it_starts() {
     let without_boq = ORDERS_QM.replace("[[queue]]\nname = \"ORDERS.BACKOUT\"\n", "");
     assert_ne!(without_boq, ORDERS_QM);
     let fake = TempFile::new("fake-qm-no-boq.toml", &without_boq);
-    let args = ["poll", "--fake", "--fake-config", fake.arg(), "--queue", "ORDERS.IN"];
-    let conn = ["--conn", "APP.SVRCONN/TCP/localhost(1414)", "--until-empty"];
-    mqpilot(&[&args[..], &conn].concat())
+    poll_fake_config(&fake, "ORDERS.IN", &[])
         .expect_code(3)
         .stdout_empty()
         .stderr_has(&[
@@ -479,76 +495,34 @@ fn a_batch_past_maxumsgs_stops_the_run_before_it_starts() {
     let small = ORDERS_QM.replace("max_handles = 64", "max_handles = 64\nmax_uncommitted = 30");
     assert_ne!(small, ORDERS_QM);
     let fake = TempFile::new("fake-qm-maxumsgs.toml", &small);
-    let base = [
-        "poll",
-        "--fake",
-        "--fake-config",
-        fake.arg(),
-        "--queue",
-        "ORDERS.IN",
-        "--conn",
-        "APP.SVRCONN/TCP/localhost(1414)",
-        "--until-empty",
-        "--wait-ms",
-        "50",
-    ];
     // A queue sink puts every message it gets: 20 + 20 in one unit of work.
-    mqpilot(
-        &[
-            &base[..],
-            &["--batch", "20", "--sink", "queue", "--to", "ORDERS.BACKOUT"],
-        ]
-        .concat(),
-    )
-    .expect_code(3)
-    .stderr_has(&[
-        "batch of queue ORDERS.IN: one unit of work would hold 20 gets and 20 puts to the queue sink, \
-             past the queue manager's MAXUMSGS 30",
-        "set batch to at most 15",
-    ]);
-    mqpilot(&[&base[..], &["--batch", "31"]].concat())
+    let bridge = ["--batch", "20", "--sink", "queue", "--to", "ORDERS.BACKOUT"];
+    poll_fake_config(&fake, "ORDERS.IN", &bridge)
+        .expect_code(3)
+        .stderr_has(&[
+            "batch of queue ORDERS.IN: one unit of work would hold 20 gets and 20 puts to the queue \
+             sink, past the queue manager's MAXUMSGS 30",
+            "set batch to at most 15",
+        ]);
+    poll_fake_config(&fake, "ORDERS.IN", &["--batch", "31"])
         .expect_code(3)
         .stderr_has(&["would hold 31 gets, past the queue manager's MAXUMSGS 30", "at most 30"]);
     // Within the limit, the run goes ahead.
-    mqpilot(&[&base[..], &["--batch", "30"]].concat()).expect_code(0);
+    poll_fake_config(&fake, "ORDERS.IN", &["--batch", "30"]).expect_code(0);
 }
 
 #[test]
 fn a_queue_without_a_backout_threshold_is_warned_about_at_start() {
     let fake = TempFile::new("fake-qm-bothresh.toml", ORDERS_QM);
-    let args = [
-        "poll",
-        "--fake",
-        "--fake-config",
-        fake.arg(),
-        "--queue",
-        "ORDERS.BACKOUT",
-    ];
-    let conn = [
-        "--conn",
-        "APP.SVRCONN/TCP/localhost(1414)",
-        "--until-empty",
-        "--wait-ms",
-        "50",
-    ];
-    mqpilot(&[&args[..], &conn].concat()).expect_code(0).stderr_has(&[
-        "queue=ORDERS.BACKOUT",
-        "the backout threshold is 0 (BOTHRESH, or backout_threshold): a message the sink keeps rejecting is retried forever",
-    ]);
+    poll_fake_config(&fake, "ORDERS.BACKOUT", &[])
+        .expect_code(0)
+        .stderr_has(&[
+            "queue=ORDERS.BACKOUT",
+            "the backout threshold is 0 (BOTHRESH, or backout_threshold): a message the sink keeps \
+         rejecting is retried forever",
+        ]);
     // A queue with BOTHRESH set says nothing of the kind.
-    let run = mqpilot(&[
-        "poll",
-        "--fake",
-        "--fake-config",
-        fake.arg(),
-        "--queue",
-        "ORDERS.IN",
-        "--conn",
-        "APP.SVRCONN/TCP/localhost(1414)",
-        "--until-empty",
-        "--wait-ms",
-        "50",
-    ]);
+    let run = poll_fake_config(&fake, "ORDERS.IN", &[]);
     run.expect_code(0);
     assert!(!run.stderr.contains("retried forever"), "{}", run.stderr);
 }
@@ -744,11 +718,8 @@ fn a_closed_stderr_neither_stops_the_work_nor_the_signals() {
     assert_eq!(status.code(), Some(0));
 }
 
-#[test]
-fn sigterm_while_the_queue_manager_is_not_up_yet_is_a_clean_stop() {
-    // Nothing listens on the port: connects fail with 2538 and retry with backoff until the
-    // signal, which ends the run as asked (exit 0, as systemd expects of a stop).
-    let port = free_port();
+/// `mqpilot poll` of ORDERS.IN on a `fake-qm` expected at `port`, with its stderr collected.
+fn poll_queue_manager_at(port: u16) -> (Running, StderrLines) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mqpilot"));
     for var in MACHINE_VARS {
         cmd.env_remove(var);
@@ -767,6 +738,25 @@ fn sigterm_while_the_queue_manager_is_not_up_yet_is_a_clean_stop() {
             .expect("start mqpilot"),
     );
     let stderr = StderrLines::read(child.stderr.take().expect("stderr"));
+    (child, stderr)
+}
+
+/// A signal before the start-up checks finished: exit 0, and says nothing was received.
+fn assert_stopped_before_the_checks(status: std::process::ExitStatus, stderr: StderrLines) {
+    let text = stderr.all();
+    assert_eq!(status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("stopped by a signal before the queues were checked"),
+        "{text}"
+    );
+}
+
+#[test]
+fn sigterm_while_the_queue_manager_is_not_up_yet_is_a_clean_stop() {
+    // Nothing listens on the port: connects fail with 2538 and retry with backoff until the
+    // signal, which ends the run as asked (exit 0, as systemd expects of a stop).
+    let port = free_port();
+    let (mut child, stderr) = poll_queue_manager_at(port);
     let deadline = Instant::now() + RUN_DEADLINE;
     while !stderr.so_far().contains("2538") {
         assert!(Instant::now() < deadline, "no failed connect:\n{}", stderr.so_far());
@@ -774,12 +764,7 @@ fn sigterm_while_the_queue_manager_is_not_up_yet_is_a_clean_stop() {
     }
     child.signal("TERM", false);
     let status = child.exit_by(deadline);
-    let text = stderr.all();
-    assert_eq!(status.code(), Some(0), "{text}");
-    assert!(
-        text.contains("stopped by a signal before the queues were checked"),
-        "{text}"
-    );
+    assert_stopped_before_the_checks(status, stderr);
 }
 
 #[test]
@@ -790,24 +775,7 @@ fn sigterm_while_a_connect_hangs_is_a_clean_stop() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
     listener.set_nonblocking(true).expect("nonblocking");
     let port = listener.local_addr().expect("addr").port();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mqpilot"));
-    for var in MACHINE_VARS {
-        cmd.env_remove(var);
-    }
-    let mut child = Running(
-        cmd.args(["poll", "--fake-qm", &format!("127.0.0.1:{port}")])
-            .args([
-                "--conn",
-                &format!("APP.SVRCONN/TCP/localhost({port})"),
-                "--queue",
-                "ORDERS.IN",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start mqpilot"),
-    );
-    let stderr = StderrLines::read(child.stderr.take().expect("stderr"));
+    let (mut child, stderr) = poll_queue_manager_at(port);
     let deadline = Instant::now() + RUN_DEADLINE;
     let _held = loop {
         match listener.accept() {
@@ -826,12 +794,7 @@ fn sigterm_while_a_connect_hangs_is_a_clean_stop() {
     std::thread::sleep(Duration::from_millis(200));
     child.signal("TERM", false);
     let status = child.exit_by(Instant::now() + Duration::from_secs(5));
-    let text = stderr.all();
-    assert_eq!(status.code(), Some(0), "{text}");
-    assert!(
-        text.contains("stopped by a signal before the queues were checked"),
-        "{text}"
-    );
+    assert_stopped_before_the_checks(status, stderr);
 }
 
 /// A `poll --fake` process whose `DEMO.IN` goes to an exec sink running `script` under `sh -c`
