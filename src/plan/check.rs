@@ -61,14 +61,27 @@ pub fn headroom_pct(required: u64, configured: u64) -> f64 {
     (pct * 10.0).round() / 10.0
 }
 
-/// The smallest value of a limit that covers `required` with `headroom` percent left.
+/// Steps the closed-form estimate in [`covering`] may take to the exact answer: it is off by
+/// one or two where `f64` holds the values exactly, and past 2^53 a step of one no longer
+/// changes them, so an unbounded walk would never end.
+const COVERING_STEPS: usize = 16;
+
+/// The smallest value of a limit that covers `required` with `headroom` percent left
+/// (saturating at `u64::MAX` for a headroom just below 100).
 #[must_use]
 pub fn covering(required: u64, headroom: f64) -> u64 {
+    let left = |v: u64| (v as f64 - required as f64) / (v as f64) * 100.0;
     let mut v = ((required as f64 * 100.0) / (100.0 - headroom)).ceil().max(1.0) as u64;
-    while (v as f64 - required as f64) / (v as f64) * 100.0 < headroom {
+    for _ in 0..COVERING_STEPS {
+        if left(v) >= headroom || v == u64::MAX {
+            break;
+        }
         v += 1;
     }
-    while v > 1 && v > required && ((v - 1) as f64 - required as f64) / ((v - 1) as f64) * 100.0 >= headroom {
+    for _ in 0..COVERING_STEPS {
+        if !(v > 1 && v > required && left(v - 1) >= headroom) {
+            break;
+        }
         v -= 1;
     }
     v
@@ -134,6 +147,11 @@ mod tests {
         assert_eq!(covering(201, 20.0), 252);
         assert_eq!(covering(1, 0.0), 1);
         assert_eq!(covering(0, 20.0), 1);
+        // Just below 100%, the values pass 2^53, where f64 steps by more than one: this used
+        // to loop forever (an MCP plan_capacity call could hang the server).
+        let huge = covering(21, 99.999_999_999_999_9);
+        assert!(huge > 1 << 53, "{huge}");
+        assert_eq!(covering(u64::MAX / 2, 99.9), u64::MAX);
         for r in 1..500 {
             let v = covering(r, 20.0);
             assert!(
