@@ -73,8 +73,11 @@ pub struct Limits {
     pub max_lock_seconds: u32,
     /// Most messages one browse, receive or lock returns. Default and ceiling 100.
     pub max_messages: usize,
-    /// Most payload bytes one receive or lock returns in all; the message that would go
-    /// past it stays on the queue for the next call. Default 8 MiB, at most 100 MiB.
+    /// Most payload bytes one browse, receive or lock returns in all; the message that would
+    /// go past it stays on the queue for the next call. Default 4 MiB, at most 100 MiB: a
+    /// result carries each payload twice (structured content and its text) and binary ones
+    /// in base64, so 4 MiB of payload stays under the 16 MiB a message of rmcp's clients may
+    /// be.
     pub max_result_bytes: usize,
 }
 
@@ -85,7 +88,7 @@ impl Default for Limits {
             max_locks: 2,
             max_lock_seconds: 300,
             max_messages: 100,
-            max_result_bytes: 8 * 1024 * 1024,
+            max_result_bytes: 4 * 1024 * 1024,
         }
     }
 }
@@ -445,6 +448,6 @@ mod tests {
         assert!(e.contains("limits.max_result_bytes"), "{e}");
         let p = parse("[limits]\nmax_result_bytes = 65536\n").expect("policy");
         assert_eq!(p.limits.max_result_bytes, 65536);
-        assert_eq!(Policy::default().limits.max_result_bytes, 8 * 1024 * 1024);
+        assert_eq!(Policy::default().limits.max_result_bytes, 4 * 1024 * 1024);
     }
 }

@@ -139,15 +139,22 @@ impl Queues {
         self.catalog.status(queue)
     }
 
-    /// Browses up to `limit` messages, `max_payload_bytes` of each.
+    /// Browses up to `limit` messages, `max_payload_bytes` of each and `max_total_bytes` in
+    /// all (see `Session::browse`).
     ///
     /// # Errors
     /// [`Error::Mq`].
-    pub async fn browse(&self, queue: &str, limit: usize, max_payload_bytes: usize) -> Result<Vec<Browsed>, Error> {
+    pub async fn browse(
+        &self,
+        queue: &str,
+        limit: usize,
+        max_payload_bytes: usize,
+        max_total_bytes: usize,
+    ) -> Result<Vec<Browsed>, Error> {
         let q = queue.to_owned();
         self.lease()
             .await?
-            .run(move |c| c.browse(&q, limit, max_payload_bytes))
+            .run(move |c| c.browse(&q, limit, max_payload_bytes, max_total_bytes))
             .await
     }
 

@@ -230,7 +230,7 @@ impl McpServer {
     }
 
     #[tool(
-        description = "Browse messages without removing them: MQMD summary (ids in hex, put time, priority, persistence, format, backout count) and the payload as UTF-8 text or base64, cut at max_payload_bytes.",
+        description = "Browse messages without removing them: MQMD summary (ids in hex, put time, priority, persistence, format, backout count) and the payload as UTF-8 text or base64, cut at max_payload_bytes. Fewer than limit come back when the next payload would take the result past the server's limits.max_result_bytes.",
         input_schema = input::<BrowseArgs>(),
         annotations(
             read_only_hint = true,
@@ -259,7 +259,12 @@ impl McpServer {
             let include = args.include_payload.unwrap_or(true);
             self.gate(&who, Capability::Browse, Some(&queue))?;
             let read_bytes = if include { bytes as usize } else { 0 };
-            let got = self.state.queues.browse(&queue, limit as usize, read_bytes).await?;
+            let total = self.state.policy.limits.max_result_bytes;
+            let got = self
+                .state
+                .queues
+                .browse(&queue, limit as usize, read_bytes, total)
+                .await?;
             Ok(Messages {
                 queue: queue.clone(),
                 messages: got

@@ -342,11 +342,20 @@ impl Session {
 
     /// Browses up to `limit` messages of `queue` from the front, in delivery order, keeping at
     /// most `max_payload_bytes` of each payload (MQGMO_ACCEPT_TRUNCATED_MSG: a longer message
-    /// is returned cut, and says so). Nothing is removed or locked.
+    /// is returned cut, and says so) and `max_total_bytes` in all: the browse stops before a
+    /// message that would pass it, and a first message is cut to it. Nothing is removed or
+    /// locked.
     ///
     /// # Errors
     /// [`Error::Mq`] from MQOPEN or MQGET.
-    pub fn browse(&mut self, queue: &str, limit: usize, max_payload_bytes: usize) -> Result<Vec<Browsed>, Error> {
+    pub fn browse(
+        &mut self,
+        queue: &str,
+        limit: usize,
+        max_payload_bytes: usize,
+        max_total_bytes: usize,
+    ) -> Result<Vec<Browsed>, Error> {
+        let mut left = max_total_bytes;
         let shared: std::sync::Arc<str> = queue.into();
         let mut buffer = vec![0u8; max_payload_bytes.max(1)];
         let object = self.handle(queue, Access::Browse)?;
@@ -365,7 +374,12 @@ impl Session {
             let Some((data, BoxedMd(md))) = got.discard_warning() else {
                 break;
             };
-            let keep = data.len().min(max_payload_bytes);
+            let wanted = data.len().min(max_payload_bytes);
+            if wanted > left && !out.is_empty() {
+                break;
+            }
+            let keep = wanted.min(left);
+            left -= keep;
             out.push(Browsed {
                 message: Message::with_descriptor(std::sync::Arc::clone(&shared), md, data[..keep].to_vec()),
                 truncated: truncated || keep < data.len(),

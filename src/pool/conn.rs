@@ -221,9 +221,15 @@ impl PooledConn {
     ///
     /// # Errors
     /// [`Error::Mq`].
-    pub fn browse(&mut self, queue: &str, limit: usize, max_payload_bytes: usize) -> Result<Vec<Browsed>, Error> {
+    pub fn browse(
+        &mut self,
+        queue: &str,
+        limit: usize,
+        max_payload_bytes: usize,
+        max_total_bytes: usize,
+    ) -> Result<Vec<Browsed>, Error> {
         self.ensure_open(queue, Access::Browse)?;
-        let browsed = self.session.browse(queue, limit, max_payload_bytes);
+        let browsed = self.session.browse(queue, limit, max_payload_bytes, max_total_bytes);
         self.drop_stale(queue, Access::Browse, browsed)
     }
 

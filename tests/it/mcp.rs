@@ -331,6 +331,39 @@ async fn receive_and_lock_stop_at_max_result_bytes_and_leave_the_rest_on_the_que
 }
 
 #[tokio::test]
+async fn browse_stops_at_max_result_bytes_too() {
+    let qm = qm();
+    for c in ["a", "b", "c"] {
+        qm.put_message("Q05", PutSpec::text(c.repeat(4000))).expect("put");
+    }
+    let mut policy = open_policy();
+    policy.limits.max_result_bytes = 10_000;
+    let cancel = CancellationToken::new();
+    let (client, _) = stdio_client(server(&qm, policy, 3, 32, &cancel), &cancel).await;
+    let args = json!({"queue": "Q05", "limit": 10, "max_payload_bytes": 8000});
+    let got = ok(&client, "browse_messages", args).await;
+    let lengths: Vec<(usize, bool)> = got["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| (m["payload"].as_str().expect("payload").len(), m["truncated"] == true))
+        .collect();
+    assert_eq!(lengths, [(4000, false), (4000, false)], "a third 4000 would pass 10000");
+    // A first message longer than the whole cap comes back cut to it, and says so.
+    qm.put_message("Q06", PutSpec::text("z".repeat(20_000))).expect("put");
+    let got = ok(
+        &client,
+        "browse_messages",
+        json!({"queue": "Q06", "max_payload_bytes": 1_000_000}),
+    )
+    .await;
+    assert_eq!(got["messages"][0]["payload"].as_str().expect("payload").len(), 10_000);
+    assert_eq!(got["messages"][0]["truncated"], true);
+    assert_eq!(depth(&qm, "Q05"), 3, "browsing takes nothing");
+    assert_eq!(depth(&qm, "Q06"), 1);
+}
+
+#[tokio::test]
 async fn mq_errors_are_tool_errors_with_the_reason_explained() {
     let qm = qm();
     let cancel = CancellationToken::new();
