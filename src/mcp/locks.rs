@@ -7,6 +7,7 @@
 //! out, and a lease dropped in a unit of work is backed out by the pool as well.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -44,7 +45,27 @@ struct Inner {
     /// Ids that expired recently, with their owner, so a late completion gets a clear answer.
     expired: Mutex<VecDeque<(String, String)>>,
     max: usize,
+    /// Locks being taken: they count against `max` from before their connection is checked
+    /// out, so calls arriving together cannot all get messages and have the extra ones
+    /// backed out (raising backout counts on messages nobody saw).
+    reserved: AtomicUsize,
     shutdown: CancellationToken,
+}
+
+/// A lock being taken: holds its place against the maximum until it is inserted or given up.
+#[derive(Debug)]
+pub struct Reservation(Arc<Inner>);
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.0.reserved.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner").field("max", &self.max).finish_non_exhaustive()
+    }
 }
 
 const EXPIRED_REMEMBERED: usize = 1024;
@@ -119,6 +140,7 @@ impl Locks {
                 held: Mutex::new(HashMap::new()),
                 expired: Mutex::new(VecDeque::new()),
                 max,
+                reserved: AtomicUsize::new(0),
                 shutdown,
             }),
         }
@@ -134,16 +156,22 @@ impl Locks {
             .len()
     }
 
-    /// Whether another lock may be taken (checked before reserving a connection).
+    /// Reserves a place for a lock about to be taken (before its connection is checked out),
+    /// counted against the maximum with the locks held and the other reservations.
     ///
     /// # Errors
     /// [`LockError::Full`].
-    pub fn room(&self) -> Result<(), LockError> {
-        if self.held() >= self.inner.max {
-            Err(LockError::Full(self.inner.max))
-        } else {
-            Ok(())
+    pub fn reserve(&self) -> Result<Reservation, LockError> {
+        let held = self
+            .inner
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if held.len() + self.inner.reserved.load(Ordering::SeqCst) >= self.inner.max {
+            return Err(LockError::Full(self.inner.max));
         }
+        self.inner.reserved.fetch_add(1, Ordering::SeqCst);
+        Ok(Reservation(Arc::clone(&self.inner)))
     }
 
     /// Registers a lease holding `messages` uncommitted gets as a lock of `owner` for `ttl`;
@@ -153,6 +181,7 @@ impl Locks {
     /// [`LockError::Full`]: the lease is backed out.
     pub async fn insert(
         &self,
+        reservation: Reservation,
         owner: &str,
         queue: &str,
         lease: Lease,
@@ -182,6 +211,7 @@ impl Locks {
                 None
             }
         };
+        drop(reservation);
         if let Some(lease) = refused {
             back_out(lease).await.map_err(LockError::Mq)?;
             return Err(LockError::Full(self.inner.max));

@@ -218,7 +218,7 @@ impl Queues {
         max_bytes: usize,
         ttl: Duration,
     ) -> Result<(Option<(String, std::time::SystemTime)>, Vec<MessageOut>), LockError> {
-        self.locks.room()?;
+        let reservation = self.locks.reserve()?;
         let mut lease = self.lease().await.map_err(LockError::Mq)?;
         let q: Arc<str> = queue.into();
         let got = lease
@@ -237,7 +237,10 @@ impl Queues {
         if got.is_empty() {
             return Ok((None, out));
         }
-        let held = self.locks.insert(owner, queue, lease, got.len(), ttl).await?;
+        let held = self
+            .locks
+            .insert(reservation, owner, queue, lease, got.len(), ttl)
+            .await?;
         Ok((Some(held), out))
     }
 

@@ -363,6 +363,44 @@ async fn browse_stops_at_max_result_bytes_too() {
     assert_eq!(depth(&qm, "Q06"), 1);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locks_refused_at_the_limit_take_no_message() {
+    let qm = qm();
+    let cancel = CancellationToken::new();
+    let (client, _) = stdio_client(server(&qm, open_policy(), 6, 32, &cancel), &cancel).await;
+    let client = Arc::new(client);
+    // The policy's max_locks, below the 5 connections a lock may hold out of 6.
+    let max = open_policy().limits.max_locks as u64;
+    assert!(max < 5);
+    // Five calls at once against the limit: the refused ones must not get (and back out)
+    // messages first, which would raise the backout count of messages nobody saw.
+    let calls: Vec<_> = (0..5)
+        .map(|_| {
+            let c = Arc::clone(&client);
+            tokio::spawn(async move {
+                call(
+                    &c,
+                    "lock_messages",
+                    json!({"queue": "ORDERS", "limit": 1, "lock_seconds": 300}),
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut refused = 0_u64;
+    for c in calls {
+        if c.await.expect("task").expect("call").is_error == Some(true) {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 5 - max, "max_locks {max}");
+    assert!(
+        backout_counts(&qm, "ORDERS").iter().all(|&n| n == 0),
+        "{:?}",
+        backout_counts(&qm, "ORDERS")
+    );
+}
+
 #[tokio::test]
 async fn mq_errors_are_tool_errors_with_the_reason_explained() {
     let qm = qm();
