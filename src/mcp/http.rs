@@ -89,9 +89,22 @@ struct Gate {
     in_flight: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
+/// The name part of a `Host` value (`name`, `name:port`, `[v6]` or `[v6]:port`). Anything
+/// else after a bracketed address (`[::1]evil.example`) leaves the value whole, which then
+/// matches no allowed name.
 fn host_name(host: &str) -> &str {
     if let Some(rest) = host.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest);
+        return match rest.split_once(']') {
+            Some((name, "")) => name,
+            Some((name, port))
+                if port
+                    .strip_prefix(':')
+                    .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit())) =>
+            {
+                name
+            }
+            _ => host,
+        };
     }
     match host.rsplit_once(':') {
         Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
@@ -310,6 +323,10 @@ mod tests {
     fn host_names_drop_the_port() {
         assert_eq!(host_name("127.0.0.1:8808"), "127.0.0.1");
         assert_eq!(host_name("[::1]:8808"), "::1");
+        assert_eq!(host_name("[::1]"), "::1");
+        assert_eq!(host_name("[::1]evil.example"), "[::1]evil.example");
+        assert_eq!(host_name("[::1]:80evil"), "[::1]:80evil");
+        assert!(!loopback_origin("http://[::1]evil.example"));
         assert_eq!(host_name("localhost"), "localhost");
         assert!(loopback_origin("http://localhost:6274"));
         assert!(!loopback_origin("https://evil.example"));
