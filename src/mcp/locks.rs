@@ -53,18 +53,11 @@ struct Inner {
 }
 
 /// A lock being taken: holds its place against the maximum until it is inserted or given up.
-#[derive(Debug)]
 pub struct Reservation(Arc<Inner>);
 
 impl Drop for Reservation {
     fn drop(&mut self) {
         self.0.reserved.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-impl std::fmt::Debug for Inner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Inner").field("max", &self.max).finish_non_exhaustive()
     }
 }
 

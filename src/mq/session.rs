@@ -357,7 +357,8 @@ impl Session {
     ) -> Result<Vec<Browsed>, Error> {
         let mut left = max_total_bytes;
         let shared: std::sync::Arc<str> = queue.into();
-        let mut buffer = vec![0u8; max_payload_bytes.max(1)];
+        // No payload is kept past max_total_bytes: no need to read more of one.
+        let mut buffer = vec![0u8; max_payload_bytes.min(max_total_bytes).max(1)];
         let object = self.handle(queue, Access::Browse)?;
         let mut out = Vec::with_capacity(limit.min(100));
         while out.len() < limit {

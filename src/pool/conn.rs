@@ -131,11 +131,16 @@ impl PooledConn {
             && matches!(e.reason(), Some(Reason::HOBJ_ERROR | Reason::OBJECT_CHANGED))
         {
             tracing::warn!(connection = self.id, queue, error = %e, "closing the handle to open it again");
-            self.lru.retain(|(q, a)| !(q == queue && *a == access));
-            self.session.close(queue, access);
-            self.stats.handles(self.id, self.lru.len());
+            self.close(queue, access);
         }
         result
+    }
+
+    /// Closes the handle for (queue, access), if one is open.
+    fn close(&mut self, queue: &str, access: Access) {
+        self.lru.retain(|(q, a)| !(q == queue && *a == access));
+        self.session.close(queue, access);
+        self.stats.handles(self.id, self.lru.len());
     }
 
     fn close_least_recent(&mut self) {
@@ -243,9 +248,7 @@ impl PooledConn {
             return Ok(());
         }
         self.ensure_open(queue, Access::Output)?;
-        self.lru.retain(|k| !(k.0 == queue && k.1 == Access::Output));
-        self.session.close(queue, Access::Output);
-        self.stats.handles(self.id, self.lru.len());
+        self.close(queue, Access::Output);
         Ok(())
     }
 
@@ -257,9 +260,7 @@ impl PooledConn {
         self.ensure_open(queue, Access::Inquire)?;
         let attrs = self.session.queue_attrs(queue);
         // Inquiries are rare: give the handle back rather than let it take a budget slot.
-        self.lru.retain(|k| !(k.0 == queue && k.1 == Access::Inquire));
-        self.session.close(queue, Access::Inquire);
-        self.stats.handles(self.id, self.lru.len());
+        self.close(queue, Access::Inquire);
         attrs
     }
 }

@@ -107,11 +107,10 @@ async fn check(pool: &Pool, q: &QueueConfig, sink: &SinkTarget, cancel: &Cancell
 /// A queue sink puts each message it gets, so its unit of work holds twice the batch. (Poison
 /// messages moved to the backout queue add puts too, but only now and then; should they pass
 /// the limit, the pollers stop on 2024 and say so.)
-fn check_unit_of_work(q: &QueueConfig, sink: &SinkTarget, max_uncommitted: usize) -> Result<(), Error> {
+fn check_unit_of_work(q: &QueueConfig, batch: usize, sink: &SinkTarget, max_uncommitted: usize) -> Result<(), Error> {
     if q.receive == Receive::NoSyncpoint {
         return Ok(());
     }
-    let batch = if q.receive == Receive::Single { 1 } else { q.batch };
     let per_message = if matches!(sink, SinkTarget::Queue(_)) { 2 } else { 1 };
     if batch * per_message <= max_uncommitted {
         return Ok(());
@@ -163,7 +162,8 @@ pub async fn prepare(pool: &Pool, queues: &[QueueConfig], cancel: &CancellationT
                 result => break result?,
             }
         };
-        check_unit_of_work(q, &sink, max_uncommitted)?;
+        let batch = if q.receive == Receive::Single { 1 } else { q.batch };
+        check_unit_of_work(q, batch, &sink, max_uncommitted)?;
         let threshold = q
             .backout_threshold
             .unwrap_or_else(|| u32::try_from(attrs.backout_threshold).unwrap_or(0));
@@ -202,7 +202,7 @@ pub async fn prepare(pool: &Pool, queues: &[QueueConfig], cancel: &CancellationT
             plan: Arc::new(PollPlan {
                 queue: q.name.as_str().into(),
                 syncpoint: q.receive != Receive::NoSyncpoint,
-                batch: if q.receive == Receive::Single { 1 } else { q.batch },
+                batch,
                 max_batch_bytes: q.max_batch_bytes,
                 wait_ms: q.wait_ms,
                 backout_threshold: threshold,
