@@ -87,7 +87,7 @@ async fn start(cancel: &CancellationToken) -> String {
         ..HttpOptions::default()
     };
     let router = mcp::http::router(server, &options, Arc::new(Authenticator::none()), addr, cancel);
-    tokio::spawn(mcp::http::serve(listener, router, cancel.clone()));
+    tokio::spawn(mcp::http::serve(listener, router, &options, cancel.clone()));
     format!("http://{addr}/mcp")
 }
 

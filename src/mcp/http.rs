@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -44,6 +45,11 @@ pub struct HttpOptions {
     pub max_body_bytes: usize,
     /// Calls in flight per caller. Default 16.
     pub max_in_flight: usize,
+    /// Connections served at once; more wait in the listen backlog. Default 512.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers (on a kept-alive connection, from the
+    /// end of the previous response) and, separately, its body. Default 30 s.
+    pub read_timeout: Duration,
     /// Public URL of the MCP endpoint (the RFC 9728 `resource`). Default
     /// `http://ADDR/mcp`.
     pub resource: Option<String>,
@@ -58,6 +64,8 @@ impl Default for HttpOptions {
             allowed_origins: Vec::new(),
             max_body_bytes: 4 * 1024 * 1024,
             max_in_flight: 16,
+            max_connections: 512,
+            read_timeout: Duration::from_secs(30),
             resource: None,
             authorization_servers: Vec::new(),
         }
@@ -86,6 +94,8 @@ struct Gate {
     origins: Vec<String>,
     metadata_url: String,
     max_in_flight: usize,
+    max_body_bytes: usize,
+    read_timeout: Duration,
     in_flight: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
@@ -192,6 +202,17 @@ async fn guard(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -> R
         Caller::local("http")
     };
     if req.method() == axum::http::Method::POST {
+        // Read here, before a call slot is taken: a body that trickles in would otherwise
+        // hold its connection and the caller's slot for as long as the client likes.
+        let (parts, body) = req.into_parts();
+        let read = tokio::time::timeout(gate.read_timeout, axum::body::to_bytes(body, gate.max_body_bytes));
+        let bytes = match read.await {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(e)) if too_long(&e) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+            Ok(Err(_)) => return refuse(StatusCode::BAD_REQUEST, "the request body could not be read"),
+            Err(_) => return refuse(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time"),
+        };
+        req = Request::from_parts(parts, axum::body::Body::from(bytes));
         match gate.permits(&caller.name).try_acquire_owned() {
             // The permit rides in the request's parts, which rmcp hands to the tool as
             // part of its context: it is released when the handler is done, not when the
@@ -212,7 +233,65 @@ async fn guard(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -> R
         }
     }
     req.extensions_mut().insert(caller);
-    next.run(req).await
+    if req.method() != axum::http::Method::POST {
+        return next.run(req).await;
+    }
+    // rmcp cancels a call's own token when a stateless client goes away, not when a session
+    // client does (its answer is an event stream the session outlives). This token fires
+    // when the response is dropped before it was sent in full, whichever the protocol.
+    let gone = CancellationToken::new();
+    req.extensions_mut().insert(ResponseGone(gone.clone()));
+    let armed = gone.drop_guard();
+    let response = next.run(req).await;
+    response.map(|body| {
+        axum::body::Body::new(GoneOnDrop {
+            inner: body,
+            armed: Some(armed),
+        })
+    })
+}
+
+/// Whether reading a body failed because it passed the limit.
+fn too_long(e: &axum::Error) -> bool {
+    std::error::Error::source(e).is_some_and(|e| e.is::<http_body_util::LengthLimitError>())
+}
+
+/// Fires when the HTTP response of a call is dropped before its end: the client went away
+/// and will never see the answer. Tools find it in the request's parts.
+#[derive(Clone, Debug)]
+pub struct ResponseGone(pub CancellationToken);
+
+/// A response body that cancels its [`ResponseGone`] token if dropped before its end.
+struct GoneOnDrop {
+    inner: axum::body::Body,
+    armed: Option<tokio_util::sync::DropGuard>,
+}
+
+impl http_body::Body for GoneOnDrop {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, std::task::Poll::Ready(None)) || self.inner.is_end_stream() {
+            // Sent in full: nothing to cancel.
+            if let Some(guard) = self.armed.take() {
+                guard.disarm();
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// One of a caller's calls in flight; dropped with the last copy of the request's parts.
@@ -265,6 +344,8 @@ pub fn router(
         origins: options.allowed_origins.clone(),
         metadata_url: format!("{base}{METADATA_PATH}"),
         max_in_flight: options.max_in_flight.max(1),
+        max_body_bytes: options.max_body_bytes,
+        read_timeout: options.read_timeout,
         in_flight: Mutex::new(HashMap::new()),
     });
     let meta = Arc::new(serde_json::json!({
@@ -297,22 +378,78 @@ pub fn router(
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until `cancel` fires.
+/// Serves `router` on `listener` until `cancel` fires, then lets the connections finish.
+///
+/// At most `options.max_connections` connections are served at once (the rest wait in the
+/// listen backlog), and a client that sends no complete request headers within
+/// `options.read_timeout` (an idle kept-alive connection included) is disconnected, so
+/// clients that open connections and send nothing cannot use up the server's sockets.
 ///
 /// # Errors
-/// [`Error::Io`] when serving fails.
-pub async fn serve(
+/// None at present: accept errors (out of file descriptors, for example) are logged and
+/// retried after a pause.
+pub fn serve(
     listener: tokio::net::TcpListener,
     router: axum::Router,
+    options: &HttpOptions,
+    cancel: CancellationToken,
+) -> impl Future<Output = Result<(), Error>> + Send + 'static {
+    let limit = options.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(options.read_timeout);
+    serve_on(listener, router, http, limit, cancel)
+}
+
+async fn serve_on(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    http: hyper::server::conn::http1::Builder,
+    limit: usize,
     cancel: CancellationToken,
 ) -> Result<(), Error> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { cancel.cancelled_owned().await })
-        .await
-        .map_err(|source| Error::Io {
-            path: "http listener".into(),
-            source,
-        })
+    let slots = Arc::new(Semaphore::new(limit));
+    loop {
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => slot.expect("never closed"),
+            () = cancel.cancelled() => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    if !matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::ConnectionReset
+                    ) {
+                        tracing::error!(error = %e, "cannot accept connections; retrying in 1 s");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    continue;
+                }
+            },
+            () = cancel.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                () = cancel.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    // Every connection gives its slot back when it ends: having them all means none is left.
+    let _ = slots.acquire_many(u32::try_from(limit).unwrap_or(u32::MAX)).await;
+    Ok(())
 }
 
 #[cfg(test)]

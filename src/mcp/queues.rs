@@ -37,6 +37,40 @@ impl std::fmt::Debug for Queues {
     }
 }
 
+/// Tells a call that its answer can no longer reach its caller: the request's own token
+/// (the client sent `notifications/cancelled`, or rmcp saw a stateless client go away) or,
+/// over HTTP, the response dropped before it was sent (any client that disconnected).
+#[derive(Clone, Debug, Default)]
+pub struct CallerGone {
+    request: CancellationToken,
+    response: Option<CancellationToken>,
+}
+
+impl CallerGone {
+    /// Watches `request` and, when there is one, `response`.
+    #[must_use]
+    pub const fn new(request: CancellationToken, response: Option<CancellationToken>) -> Self {
+        Self { request, response }
+    }
+
+    /// Whether the caller has gone.
+    #[must_use]
+    pub fn is_gone(&self) -> bool {
+        self.request.is_cancelled() || self.response.as_ref().is_some_and(CancellationToken::is_cancelled)
+    }
+
+    /// Completes when the caller has gone.
+    pub async fn gone(&self) {
+        match &self.response {
+            Some(response) => tokio::select! {
+                () = self.request.cancelled() => {}
+                () = response.cancelled() => {}
+            },
+            None => self.request.cancelled().await,
+        }
+    }
+}
+
 /// Gets up to `limit` messages of at most `max_bytes` payload bytes in all, under
 /// syncpoint. The message that would go past `max_bytes` is not taken: MQ refuses the get
 /// (2080, truncation not accepted) and leaves it on the queue, so nothing is lost or
@@ -170,14 +204,14 @@ impl Queues {
         limit: usize,
         wait_ms: u32,
         max_bytes: usize,
-        request: &CancellationToken,
+        caller: &CallerGone,
     ) -> Result<Vec<MessageOut>, Error> {
         let q: Arc<str> = queue.into();
         let mut lease = tokio::select! {
             lease = self.lease() => lease?,
-            () = request.cancelled() => return Err(cancelled_request()),
+            () = caller.gone() => return Err(cancelled_request()),
         };
-        let request = request.clone();
+        let caller = caller.clone();
         lease
             .run(move |c| {
                 let got = match get_batch(c, &q, limit, wait_ms, max_bytes) {
@@ -193,7 +227,7 @@ impl Queues {
                 if c.in_unit_of_work() {
                     // A caller that cancelled or went away would never see these messages:
                     // they go back to the queue instead of being committed.
-                    if request.is_cancelled() {
+                    if caller.is_gone() {
                         c.backout()?;
                         return Err(cancelled_request());
                     }

@@ -17,10 +17,11 @@ use rmcp::{RoleServer, ServerHandler, tool, tool_handler, tool_router};
 use super::audit::{self, Outcome};
 use super::auth::Caller;
 use super::failure::{Args, Fail, failure, in_range, input, invalid};
+use super::http::ResponseGone;
 use super::locks::{Action, LockError};
 use super::output::Json;
 use super::policy::{Capability, Policy, glob_matches};
-use super::queues::Queues;
+use super::queues::{CallerGone, Queues};
 use super::schema::*;
 use crate::Error;
 use crate::mq::put_fields::{self, PutFields};
@@ -77,6 +78,17 @@ fn caller(ctx: &RequestContext<RoleServer>) -> Caller {
         }),
         None => Caller::local("stdio"),
     }
+}
+
+/// What tells a call that its caller will not see the answer: rmcp's token for the request
+/// and, over HTTP, the response being dropped.
+fn caller_gone(ctx: &RequestContext<RoleServer>) -> CallerGone {
+    let response = ctx
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<ResponseGone>())
+        .map(|gone| gone.0.clone());
+    CallerGone::new(ctx.ct.clone(), response)
 }
 
 #[tool_router]
@@ -303,7 +315,7 @@ impl McpServer {
             let messages = self
                 .state
                 .queues
-                .receive(&queue, limit as usize, wait, max_bytes, &ctx.ct)
+                .receive(&queue, limit as usize, wait, max_bytes, &caller_gone(&ctx))
                 .await
                 .map_err(result_cap)?;
             Ok(Messages {

@@ -70,7 +70,7 @@ async fn start(policy: Policy, auth: Authenticator, options: HttpOptions) -> Htt
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let router = mcp::http::router(server, &options, Arc::new(auth), addr, &cancel);
-    tokio::spawn(mcp::http::serve(listener, router, cancel.clone()));
+    tokio::spawn(mcp::http::serve(listener, router, &options, cancel.clone()));
     Http {
         url: format!("http://{addr}/mcp"),
         addr,
@@ -473,4 +473,174 @@ async fn the_binary_refuses_a_public_address_without_auth() {
         err.contains("--listen") && err.contains("not a loopback address"),
         "{err}"
     );
+    for (flag, value) in [("--max-connections", "0"), ("--read-timeout-secs", "0")] {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqpilot"))
+            .args(["mcp", "--listen", "127.0.0.1:0", "--fake", flag, value])
+            .output()
+            .await
+            .expect("run mqpilot");
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(flag) && err.contains("'0'"), "{err}");
+    }
+}
+
+/// What became of the only message put on `queue`: `true` once it is back and visible with
+/// its backout count raised, `false` once it is gone for good (committed).
+async fn backed_out(qm: &mqpilot::fake::FakeQm, queue: &str) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let messages = qm.browse(queue);
+        match messages.as_slice() {
+            [] => return false,
+            [m] if m.state == "visible" && m.backout_count > 0 => return true,
+            _ => {}
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the receive neither committed nor backed out"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Starts a `receive_messages` that waits on the empty Q09, drops its HTTP connection once
+/// MQGET waits, then puts the message that MQGET gets: a caller that went away never sees
+/// it, so it must go back to the queue.
+async fn receive_then_disconnect(h: &Http, call: reqwest::RequestBuilder) -> bool {
+    let abandoned = tokio::spawn(async move {
+        // Holding the response (a session's answer is an event stream whose headers come
+        // first) keeps the connection open until the task is aborted.
+        let response = call.send().await;
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        drop(response);
+    });
+    let waiting = std::time::Instant::now() + Duration::from_secs(10);
+    while h.qm.waiting_gets("Q09") == 0 {
+        assert!(std::time::Instant::now() < waiting, "the receive never reached MQGET");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    abandoned.abort();
+    let _ = abandoned.await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    h.qm.put_message("Q09", mqpilot::fake::PutSpec::text("for nobody"))
+        .expect("put");
+    backed_out(&h.qm, "Q09").await
+}
+
+#[tokio::test]
+async fn a_receive_whose_client_disconnects_backs_out_in_both_protocol_generations() {
+    let h = start(open_policy(), tokens_auth(), HttpOptions::default()).await;
+    let args = json!({"queue": "Q09", "wait_ms": 8000});
+    assert!(
+        receive_then_disconnect(&h, stateless_call(&h.url, OPS_TOKEN, "receive_messages", args.clone())).await,
+        "stateless: the message was committed for a caller that had gone"
+    );
+
+    // A 2025-11-25 session: initialize, initialized, then the call on the session.
+    let h = start(open_policy(), tokens_auth(), HttpOptions::default()).await;
+    let init = post(&h.url, Some(OPS_TOKEN), &initialize_body()).await;
+    let session = init
+        .headers()
+        .get("mcp-session-id")
+        .expect("session id")
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let _ = init.text().await;
+    let on_session = |body: &Value| {
+        http()
+            .post(&h.url)
+            .bearer_auth(OPS_TOKEN)
+            .header("Accept", "application/json, text/event-stream")
+            .header("MCP-Protocol-Version", "2025-11-25")
+            .header("Mcp-Session-Id", &session)
+            .json(body)
+    };
+    let initialized = on_session(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .send()
+        .await
+        .expect("initialized");
+    assert_eq!(initialized.status(), 202);
+    let receive = on_session(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "receive_messages", "arguments": args}}));
+    assert!(
+        receive_then_disconnect(&h, receive).await,
+        "session: the message was committed for a caller that had gone"
+    );
+    // A session caller that stays gets the message, and only then is it committed.
+    let answer = on_session(&json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": "receive_messages", "arguments": {"queue": "Q09"}}}))
+    .send()
+    .await
+    .expect("receive")
+    .text()
+    .await
+    .expect("event stream");
+    assert!(answer.contains("for nobody"), "{answer}");
+    assert!(h.qm.browse("Q09").is_empty(), "committed once delivered");
+}
+
+/// Reads from `stream` until the server closes it; the bytes read.
+async fn read_to_close(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt as _;
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut got))
+        .await
+        .expect("the server closed the connection in time")
+        .expect("read");
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test]
+async fn clients_that_send_nothing_or_too_slowly_are_cut_off_and_cannot_take_every_connection() {
+    use tokio::io::AsyncWriteExt as _;
+    let options = HttpOptions {
+        max_connections: 1,
+        read_timeout: Duration::from_secs(2),
+        ..HttpOptions::default()
+    };
+    let h = start(open_policy(), Authenticator::none(), options).await;
+
+    // An idle connection holds the only slot: a real request waits until the server drops
+    // the idle one at the read timeout, then is served.
+    let mut idle = tokio::net::TcpStream::connect(h.addr).await.expect("connect");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let status = tokio::spawn(stateless_call(&h.url, OPS_TOKEN, "queue_status", json!({"queue": "ORDERS"})).send());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !status.is_finished(),
+        "a second connection was served past max_connections 1"
+    );
+    assert_eq!(
+        read_to_close(&mut idle).await,
+        "",
+        "the idle connection is closed unanswered"
+    );
+    let r = status.await.expect("task").expect("served once the slot was free");
+    assert_eq!(r.status(), 200);
+
+    // Headers that never finish: closed at the read timeout.
+    let mut partial = tokio::net::TcpStream::connect(h.addr).await.expect("connect");
+    partial
+        .write_all(format!("POST /mcp HTTP/1.1\r\nHost: {}\r\n", h.addr).as_bytes())
+        .await
+        .expect("write");
+    let _ = read_to_close(&mut partial).await;
+
+    // A body that stops short of its length: 408, and nothing runs.
+    let mut short = tokio::net::TcpStream::connect(h.addr).await.expect("connect");
+    short
+        .write_all(
+            format!(
+                "POST /mcp HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+                 Accept: application/json, text/event-stream\r\nContent-Length: 100\r\n\r\n{{\"jsonrpc\"",
+                h.addr
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("write");
+    let answer = read_to_close(&mut short).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
 }

@@ -77,6 +77,13 @@ pub(crate) struct McpArgs {
     /// Tool calls in flight per caller.
     #[arg(long, default_value_t = 16)]
     max_in_flight: usize,
+    /// HTTP connections served at once; more wait in the listen backlog.
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
+    /// Seconds a client has to send a request's headers (an idle kept-alive connection is
+    /// closed after as long) and, separately, its body.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    read_timeout_secs: u64,
 
     /// Log format on stderr (level from RUST_LOG, default info).
     #[arg(long, value_enum, default_value = "text")]
@@ -144,6 +151,8 @@ pub(crate) async fn run(args: McpArgs) -> Result<u8, Failure> {
         allowed_origins: args.allowed_origins.clone(),
         max_body_bytes: args.max_body_bytes,
         max_in_flight: args.max_in_flight,
+        max_connections: args.max_connections as usize,
+        read_timeout: std::time::Duration::from_secs(args.read_timeout_secs),
         resource: args.resource_url.clone(),
         authorization_servers: args.authorization_servers.clone(),
         ..HttpOptions::default()
@@ -152,7 +161,7 @@ pub(crate) async fn run(args: McpArgs) -> Result<u8, Failure> {
     let queues = server.queues().clone();
     let router = mcp::http::router(server, &http, Arc::new(auth), bound, &cancel);
     tracing::info!(url = %format!("http://{bound}{}", mcp::http::MCP_PATH), "serving MCP over streamable HTTP");
-    let served = mcp::http::serve(listener, router, cancel).await;
+    let served = mcp::http::serve(listener, router, &http, cancel).await;
     let released = queues.shutdown().await;
     if released > 0 {
         tracing::info!(locks = released, "backed out locks held at shutdown");
