@@ -78,6 +78,7 @@ async fn start(cancel: &CancellationToken) -> String {
         pool,
         Arc::new(qm),
         Policy::with(&[Capability::Inspect, Capability::Browse], &["*"]),
+        mqpilot::pool::Patience::default(),
         cancel,
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

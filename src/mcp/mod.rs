@@ -42,10 +42,11 @@ pub use server::McpServer;
 use crate::Error;
 use crate::mq::MqLibrary;
 use crate::mq::options::ConnectOptions;
-use crate::pool::{Pool, PoolConfig};
+use crate::pool::{Patience, Pool, PoolConfig};
 
 /// Builds the server: a pool of `pool_config.connections` connections made with `options`
-/// through `library`, under `policy`. Nothing connects until the first tool call. `cancel`
+/// through `library`, under `policy`. Nothing connects until the first tool call, and a call
+/// waits for a connection only as long as `patience` allows. `cancel`
 /// stops waits for connections and expiry timers; call [`Queues::shutdown`] afterwards to
 /// back out held locks.
 #[must_use]
@@ -55,13 +56,14 @@ pub fn build(
     pool_config: PoolConfig,
     catalog: Arc<dyn Catalog>,
     policy: Policy,
+    patience: Patience,
     cancel: &CancellationToken,
 ) -> McpServer {
     let connections = pool_config.connections.max(1);
     let pool = Pool::new(library, options, pool_config);
     // A lock holds a connection: keep one free for every other tool.
     let max_locks = policy.limits.max_locks.min(connections.saturating_sub(1));
-    let queues = Queues::new(pool, catalog, connections, max_locks, cancel.clone());
+    let queues = Queues::new(pool, catalog, connections, max_locks, patience, cancel.clone());
     McpServer::new(queues, policy)
 }
 

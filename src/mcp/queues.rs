@@ -17,7 +17,7 @@ use super::schema::{ConnectionOut, MessageOut, PoolStatus};
 use crate::Error;
 use crate::mq::message::Message;
 use crate::mq::session::{Browsed, GetRequest, Got, QueueAttrs};
-use crate::pool::{Lease, Pool};
+use crate::pool::{Lease, Patience, Pool};
 
 /// The MQ side of the server. Cheap to clone.
 #[derive(Clone)]
@@ -26,6 +26,7 @@ pub struct Queues {
     pub(crate) catalog: Arc<dyn Catalog>,
     pub(crate) locks: Locks,
     pub(crate) max_connections: usize,
+    patience: Patience,
     cancel: CancellationToken,
 }
 
@@ -117,13 +118,15 @@ fn over_result_cap(queue: &str, max_bytes: usize) -> Error {
 
 impl Queues {
     /// The MQ side over `pool`: every call, browses included, runs on one of its
-    /// connections within its handle budget; `max_locks` locks at most.
+    /// connections within its handle budget; `max_locks` locks at most. A call waits for a
+    /// connection, or retries connecting, only as long as `patience` allows.
     #[must_use]
     pub fn new(
         pool: Pool,
         catalog: Arc<dyn Catalog>,
         max_connections: usize,
         max_locks: usize,
+        patience: Patience,
         cancel: CancellationToken,
     ) -> Self {
         Self {
@@ -131,12 +134,15 @@ impl Queues {
             catalog,
             locks: Locks::new(max_locks, cancel.clone()),
             max_connections,
+            patience,
             cancel,
         }
     }
 
+    /// A connection for one call: an agent gets an answer (all busy, or why connecting
+    /// failed) instead of a call that hangs while the queue manager is down.
     async fn lease(&self) -> Result<Lease, Error> {
-        self.pool.checkout(&self.cancel).await
+        self.pool.checkout_within(self.patience, &self.cancel).await
     }
 
     /// MQINQ of the queue's attributes.

@@ -14,6 +14,7 @@ mod conn;
 mod stats;
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -51,6 +52,27 @@ impl Default for PoolConfig {
             handle_reserve: 8,
             backoff: BackoffConfig::default(),
             buffer_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// How long a checkout may take before it gives up, for callers that answer someone (the
+/// MCP server's tools) rather than wait their turn (the worker's pollers, which use
+/// [`Pool::checkout`] and wait as long as it takes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Patience {
+    /// Waiting for a connection that other callers hold. Default 20 s.
+    pub busy: Duration,
+    /// Retrying connects that fail with a reason code that may clear (2059, 2537, ...);
+    /// past it the last failure is the answer. Default 3 s.
+    pub connect: Duration,
+}
+
+impl Default for Patience {
+    fn default() -> Self {
+        Self {
+            busy: Duration::from_secs(20),
+            connect: Duration::from_secs(3),
         }
     }
 }
@@ -157,15 +179,36 @@ impl Pool {
     /// A connect failure that will not fix itself (bad credentials, unknown queue manager,
     /// library missing), or `cancel` fired while waiting.
     pub async fn checkout(&self, cancel: &CancellationToken) -> Result<Lease, Error> {
+        self.checkout_with(None, cancel).await
+    }
+
+    /// [`Pool::checkout`] that gives up: after `patience.busy` waiting for a connection other
+    /// callers hold (an error saying so), or once retrying a failed connect would go past
+    /// `patience.connect` (that connect's error, with its reason code).
+    ///
+    /// # Errors
+    /// As [`Pool::checkout`], plus the two above.
+    pub async fn checkout_within(&self, patience: Patience, cancel: &CancellationToken) -> Result<Lease, Error> {
+        self.checkout_with(Some(patience), cancel).await
+    }
+
+    async fn checkout_with(&self, patience: Option<Patience>, cancel: &CancellationToken) -> Result<Lease, Error> {
         let permits = Arc::clone(&self.inner.permits);
         let permit = match permits.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) => {
                 self.inner.stats.waited_for_connection();
                 let _waiting = self.inner.waiting.enter();
+                let busy = async {
+                    match patience {
+                        Some(p) => tokio::time::sleep(p.busy).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     p = permits.acquire_owned() => p.expect("the pool never closes its semaphore"),
                     () = cancel.cancelled() => return Err(cancelled()),
+                    () = busy => return Err(self.all_busy(patience.map(|p| p.busy).unwrap_or_default())),
                 }
             }
         };
@@ -177,7 +220,10 @@ impl Pool {
             .pop();
         let conn = match idle {
             Some(conn) => conn,
-            None => self.connect(cancel).await?,
+            None => {
+                self.connect(patience.map(|p| Instant::now() + p.connect), cancel)
+                    .await?
+            }
         };
         Ok(Lease {
             conn: Some(conn),
@@ -187,14 +233,38 @@ impl Pool {
         })
     }
 
-    async fn connect(&self, cancel: &CancellationToken) -> Result<ConnThread, Error> {
+    /// The error for a checkout that waited `waited` for a connection held by others.
+    fn all_busy(&self, waited: Duration) -> Error {
+        let n = self.inner.config.connections;
+        Error::Options {
+            source_name: "pool".into(),
+            message: format!(
+                "no MQ connection came free within {waited:?}: all {n} are in use by other calls or locks; retry later, or give mqpilot more --connections"
+            ),
+        }
+    }
+
+    /// Connects, retrying failures that may clear with a backoff: for ever, or until the
+    /// next attempt would start past `give_up` (then the last failure is the error).
+    async fn connect(&self, give_up: Option<Instant>, cancel: &CancellationToken) -> Result<ConnThread, Error> {
+        let deadline = async {
+            match give_up {
+                Some(t) => tokio::time::sleep_until(t.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let mut deadline = std::pin::pin!(deadline);
         loop {
             // A connect that hangs (a listener that accepts and never answers) must not hold a
-            // shutdown up until the client's own timeout: the thread is left to finish it,
-            // and disconnects as soon as it finds nobody waiting.
+            // shutdown (or a caller with a deadline) up until the client's own timeout: the
+            // thread is left to finish it, and disconnects as soon as it finds nobody waiting.
             let attempt = tokio::select! {
                 attempt = self.try_connect() => attempt,
                 () = cancel.cancelled() => return Err(cancelled()),
+                () = deadline.as_mut() => return Err(Error::Options {
+                    source_name: "pool".into(),
+                    message: "the queue manager did not answer the connect in time".into(),
+                }),
             };
             match attempt {
                 Ok(conn) => {
@@ -214,6 +284,10 @@ impl Pool {
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .next_delay();
                     let advice = e.reason().and_then(|r| r.info()).map_or("", |i| i.advice);
+                    if give_up.is_some_and(|t| Instant::now() + delay > t) {
+                        tracing::warn!(error = %e, advice, "connect failed");
+                        return Err(e);
+                    }
                     tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, advice, "connect failed");
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}

@@ -9,7 +9,7 @@ use mqpilot::fake::{ChannelDef, FakeConfig, FakeQm, PutSpec, QueueDef};
 use mqpilot::mcp::{self, Capability, McpServer, Policy};
 use mqpilot::mq::MqLibrary;
 use mqpilot::mq::options::{ConnectOptions, parse_mqserver};
-use mqpilot::pool::PoolConfig;
+use mqpilot::pool::{Patience, PoolConfig};
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::{RoleClient, RunningService};
 use rmcp::{ServiceError, ServiceExt as _};
@@ -51,6 +51,18 @@ pub fn server(
     max_handles: usize,
     cancel: &CancellationToken,
 ) -> McpServer {
+    patient_server(qm, policy, connections, max_handles, Patience::default(), cancel)
+}
+
+/// [`server`] whose calls wait for a connection only as long as `patience` allows.
+pub fn patient_server(
+    qm: &FakeQm,
+    policy: Policy,
+    connections: usize,
+    max_handles: usize,
+    patience: Patience,
+    cancel: &CancellationToken,
+) -> McpServer {
     let options = ConnectOptions::builder()
         .with_channel(parse_mqserver("APP.SVRCONN/TCP/localhost(1414)", "test").expect("channel"))
         .build()
@@ -66,6 +78,7 @@ pub fn server(
         pool,
         Arc::new(qm.clone()),
         policy,
+        patience,
         cancel,
     )
 }
@@ -848,4 +861,42 @@ async fn plan_capacity_reports_on_a_model_without_touching_mq() {
     )
     .await;
     assert!(!names(&denied).await.contains(&"plan_capacity".to_owned()));
+}
+
+#[tokio::test]
+async fn a_call_answers_instead_of_waiting_for_ever_for_a_connection() {
+    let qm = qm();
+    let cancel = CancellationToken::new();
+    let patience = Patience {
+        busy: Duration::from_millis(300),
+        connect: Duration::from_millis(500),
+    };
+    let server = patient_server(&qm, open_policy(), 2, 32, patience, &cancel);
+    let (client, _) = stdio_client(server.clone(), &cancel).await;
+    let (other, _) = stdio_client(server, &cancel).await;
+
+    // Both connections held: one by a lock, one by a receive waiting on an empty queue.
+    ok(&client, "lock_messages", json!({"queue": "ORDERS", "limit": 1})).await;
+    let waiting =
+        tokio::spawn(async move { call(&other, "receive_messages", json!({"queue": "Q07", "wait_ms": 3000})).await });
+    let started = std::time::Instant::now() + Duration::from_secs(5);
+    while qm.waiting_gets("Q07") == 0 {
+        assert!(std::time::Instant::now() < started, "the receive never reached MQGET");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let e = tool_error(&client, "queue_status", json!({"queue": "ORDERS"})).await;
+    let text = e["error"].as_str().expect("error text");
+    assert!(
+        text.contains("no MQ connection came free within 300ms: all 2 are in use"),
+        "{e}"
+    );
+    let _ = waiting.await;
+
+    // The queue manager down: the call answers with MQCONNX's reason code.
+    let (down, _) = stdio_client(patient_server(&qm, open_policy(), 2, 32, patience, &cancel), &cancel).await;
+    qm.stop();
+    let e = tool_error(&down, "queue_status", json!({"queue": "ORDERS"})).await;
+    assert_eq!(e["reason_code"], 2059, "{e}");
+    qm.start();
+    ok(&down, "queue_status", json!({"queue": "ORDERS"})).await;
 }

@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use clap::Args;
 use mqpilot::fake::net::RemoteAdmin;
 use mqpilot::mcp::{self, Authenticator, Catalog, HttpOptions, JwtConfig, Listed, Policy};
-use mqpilot::pool::PoolConfig;
+use mqpilot::pool::{Patience, PoolConfig};
 use mqpilot::worker::config::WorkerConfig;
 use tokio_util::sync::CancellationToken;
 
@@ -77,6 +77,10 @@ pub(crate) struct McpArgs {
     /// Tool calls in flight per caller.
     #[arg(long, default_value_t = 16)]
     max_in_flight: usize,
+    /// Seconds a tool call waits for an MQ connection that other calls or locks hold before
+    /// it answers that all are busy.
+    #[arg(long, value_name = "SECS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    connection_wait_secs: u64,
     /// HTTP connections served at once; more wait in the listen backlog.
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: u32,
@@ -133,7 +137,11 @@ pub(crate) async fn run(args: McpArgs) -> Result<u8, Failure> {
     };
     let cancel = CancellationToken::new();
     tokio::spawn(crate::signals::watch_signals(cancel.clone()));
-    let server = mcp::build(library, options, pool_config, catalog, policy, &cancel);
+    let patience = Patience {
+        busy: std::time::Duration::from_secs(args.connection_wait_secs),
+        ..Patience::default()
+    };
+    let server = mcp::build(library, options, pool_config, catalog, policy, patience, &cancel);
     if args.stdio {
         tracing::info!("serving MCP on stdio");
         mcp::serve_stream(server, tokio::io::stdin(), tokio::io::stdout(), cancel)
