@@ -223,9 +223,31 @@ impl Authenticator {
                     "a token must be at least 16 characters".into(),
                 ));
             }
+            let digest: [u8; 32] = Sha256::digest(t.token.as_bytes()).into();
+            // A caller's locks and call slots belong to its name, and a token must say who
+            // is calling: both have to be unique.
+            if let Some(j) = self.tokens.iter().position(|o| o.name == t.name) {
+                return Err(field_error(
+                    &text,
+                    path,
+                    format!("token[{i}].name"),
+                    format!(
+                        "\"{}\" is already the name of token[{j}]: each token needs its own name",
+                        t.name
+                    ),
+                ));
+            }
+            if let Some(j) = self.tokens.iter().position(|o| o.digest == digest) {
+                return Err(field_error(
+                    &text,
+                    path,
+                    format!("token[{i}].token"),
+                    format!("the same token as token[{j}]: each caller needs its own token"),
+                ));
+            }
             self.tokens.push(StaticToken {
                 name: t.name,
-                digest: Sha256::digest(t.token.as_bytes()).into(),
+                digest,
                 capabilities: t.capabilities.into_iter().collect(),
             });
         }
@@ -359,5 +381,31 @@ mod tests {
         );
         let e = Authenticator::none().with_tokens_file(&path).unwrap_err().to_string();
         assert!(e.contains(":3:1: token[0].token"), "{e}");
+    }
+
+    #[test]
+    fn names_and_tokens_must_be_unique() {
+        let entry = |name: &str, token: &str| {
+            format!("[[token]]\nname = \"{name}\"\ntoken = \"{token}\"\ncapabilities = []\n\n")
+        };
+        let path = temp(
+            "same-name.toml",
+            &(entry("ops", "0123456789abcdef-one") + &entry("ops", "0123456789abcdef-two")),
+        );
+        let e = Authenticator::none().with_tokens_file(&path).unwrap_err().to_string();
+        assert!(
+            e.contains(":7:1: token[1].name") && e.contains("already the name of token[0]"),
+            "{e}"
+        );
+        let path = temp(
+            "same-token.toml",
+            &(entry("ops", "0123456789abcdef-one") + &entry("dev", "0123456789abcdef-one")),
+        );
+        let e = Authenticator::none().with_tokens_file(&path).unwrap_err().to_string();
+        assert!(
+            e.contains(":8:1: token[1].token") && e.contains("same token as token[0]"),
+            "{e}"
+        );
+        assert!(!e.contains("0123456789abcdef"), "the error shows no token: {e}");
     }
 }

@@ -47,6 +47,8 @@ pub struct HttpOptions {
     pub max_in_flight: usize,
     /// Connections served at once; more wait in the listen backlog. Default 512.
     pub max_connections: usize,
+    /// 2025-11-25 sessions open at once (an idle one closes after 5 minutes). Default 1024.
+    pub max_sessions: usize,
     /// Time a client has to send a request's headers (on a kept-alive connection, from the
     /// end of the previous response) and, separately, its body. Default 30 s.
     pub read_timeout: Duration,
@@ -65,6 +67,7 @@ impl Default for HttpOptions {
             max_body_bytes: 4 * 1024 * 1024,
             max_in_flight: 16,
             max_connections: 512,
+            max_sessions: 1024,
             read_timeout: Duration::from_secs(30),
             resource: None,
             authorization_servers: Vec::new(),
@@ -96,6 +99,8 @@ struct Gate {
     max_in_flight: usize,
     max_body_bytes: usize,
     read_timeout: Duration,
+    sessions: Arc<LocalSessionManager>,
+    max_sessions: usize,
     in_flight: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
@@ -167,6 +172,10 @@ impl Gate {
         r
     }
 
+    async fn sessions_full(&self) -> bool {
+        self.sessions.sessions.read().await.len() >= self.max_sessions
+    }
+
     fn permits(&self, caller: &str) -> Arc<Semaphore> {
         let mut map = self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // Looked up before inserting: a known caller's name is not copied on every call.
@@ -212,6 +221,18 @@ async fn guard(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -> R
             Ok(Err(_)) => return refuse(StatusCode::BAD_REQUEST, "the request body could not be read"),
             Err(_) => return refuse(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time"),
         };
+        if !parts.headers.contains_key(SESSION_HEADER) && gate.sessions_full().await && is_initialize(&bytes) {
+            let mut r = refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!(
+                    "{} MCP sessions are open (--max-sessions): close one (DELETE /mcp with its Mcp-Session-Id) or wait for an idle one to expire; protocol 2026-07-28 clients need no session",
+                    gate.max_sessions
+                ),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return r;
+        }
         req = Request::from_parts(parts, axum::body::Body::from(bytes));
         match gate.permits(&caller.name).try_acquire_owned() {
             // The permit rides in the request's parts, which rmcp hands to the tool as
@@ -249,6 +270,19 @@ async fn guard(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -> R
             armed: Some(armed),
         })
     })
+}
+
+/// The header naming a 2025-11-25 session.
+const SESSION_HEADER: &str = "mcp-session-id";
+
+/// Whether a request body is an `initialize`, which opens a session.
+fn is_initialize(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Method<'a> {
+        #[serde(borrow)]
+        method: Option<std::borrow::Cow<'a, str>>,
+    }
+    serde_json::from_slice::<Method<'_>>(body).is_ok_and(|m| m.method.as_deref() == Some("initialize"))
 }
 
 /// Whether reading a body failed because it passed the limit.
@@ -338,6 +372,7 @@ pub fn router(
         .clone()
         .unwrap_or_else(|| format!("http://{addr}{MCP_PATH}"));
     let base = resource.strip_suffix(MCP_PATH).unwrap_or(&resource).to_owned();
+    let sessions = Arc::new(LocalSessionManager::default());
     let gate = Arc::new(Gate {
         auth,
         hosts: hosts.clone(),
@@ -346,6 +381,8 @@ pub fn router(
         max_in_flight: options.max_in_flight.max(1),
         max_body_bytes: options.max_body_bytes,
         read_timeout: options.read_timeout,
+        sessions: Arc::clone(&sessions),
+        max_sessions: options.max_sessions.max(1),
         in_flight: Mutex::new(HashMap::new()),
     });
     let meta = Arc::new(serde_json::json!({
@@ -365,7 +402,7 @@ pub fn router(
         .disable_allowed_hosts()
         .disable_allowed_origins();
     let service: StreamableHttpService<McpServer, LocalSessionManager> =
-        StreamableHttpService::new(move || Ok(server.clone()), Arc::default(), config);
+        StreamableHttpService::new(move || Ok(server.clone()), sessions, config);
     let state = AppState {
         gate: Arc::clone(&gate),
         meta,

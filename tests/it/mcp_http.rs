@@ -644,3 +644,48 @@ async fn clients_that_send_nothing_or_too_slowly_are_cut_off_and_cannot_take_eve
     let answer = read_to_close(&mut short).await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
 }
+
+#[tokio::test]
+async fn sessions_are_capped_and_a_closed_one_makes_room() {
+    let options = HttpOptions {
+        max_sessions: 2,
+        ..HttpOptions::default()
+    };
+    let h = start(open_policy(), Authenticator::none(), options).await;
+    let open = || async {
+        let r = post(&h.url, None, &initialize_body()).await;
+        let status = r.status();
+        let id = r
+            .headers()
+            .get("mcp-session-id")
+            .map(|v| v.to_str().expect("ascii").to_owned());
+        let text = r.text().await.expect("body");
+        (status, id, text)
+    };
+    let (_, first, _) = open().await;
+    let (_, second, _) = open().await;
+    assert!(first.is_some() && second.is_some());
+    let (status, none, text) = open().await;
+    assert_eq!(status, 503, "{text}");
+    assert!(none.is_none());
+    assert!(text.contains("2 MCP sessions are open (--max-sessions)"), "{text}");
+
+    // Stateless requests need no session: still served.
+    let r = stateless_call(&h.url, OPS_TOKEN, "queue_status", json!({"queue": "ORDERS"}))
+        .send()
+        .await
+        .expect("stateless");
+    assert_eq!(r.status(), 200);
+
+    let closed = http()
+        .delete(&h.url)
+        .header("Mcp-Session-Id", first.expect("first"))
+        .header("MCP-Protocol-Version", "2025-11-25")
+        .send()
+        .await
+        .expect("delete");
+    assert!(closed.status().is_success(), "{}", closed.status());
+    let (status, again, text) = open().await;
+    assert_eq!(status, 200, "{text}");
+    assert!(again.is_some());
+}

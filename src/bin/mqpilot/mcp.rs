@@ -81,6 +81,9 @@ pub(crate) struct McpArgs {
     /// it answers that all are busy.
     #[arg(long, value_name = "SECS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600))]
     connection_wait_secs: u64,
+    /// 2025-11-25 sessions open at once; an idle one closes after 5 minutes.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    max_sessions: u32,
     /// HTTP connections served at once; more wait in the listen backlog.
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: u32,
@@ -160,6 +163,7 @@ pub(crate) async fn run(args: McpArgs) -> Result<u8, Failure> {
         max_body_bytes: args.max_body_bytes,
         max_in_flight: args.max_in_flight,
         max_connections: args.max_connections as usize,
+        max_sessions: args.max_sessions as usize,
         read_timeout: std::time::Duration::from_secs(args.read_timeout_secs),
         resource: args.resource_url.clone(),
         authorization_servers: args.authorization_servers.clone(),
