@@ -332,7 +332,7 @@ impl Queues {
 }
 
 /// The error for a request its caller cancelled (or abandoned) before it finished.
-fn cancelled_request() -> Error {
+pub(crate) fn cancelled_request() -> Error {
     Error::Options {
         source_name: "request".into(),
         message: "cancelled by the caller: nothing was taken from the queue".into(),

@@ -91,6 +91,21 @@ fn caller_gone(ctx: &RequestContext<RoleServer>) -> CallerGone {
     CallerGone::new(ctx.ct.clone(), response)
 }
 
+/// Runs a read-only tool's work, dropped if the caller goes first (it waits for a pooled
+/// connection, say): it changes no queue, so stopping anywhere is safe, and the caller's call
+/// slot comes back at once instead of when the work would have ended.
+async fn unless_gone<T>(
+    ctx: &RequestContext<RoleServer>,
+    work: impl Future<Output = Result<T, Fail>>,
+) -> Result<T, Fail> {
+    let gone = caller_gone(ctx);
+    tokio::select! {
+        biased;
+        result = work => result,
+        () = gone.gone() => Err(Fail::from(crate::mcp::queues::cancelled_request())),
+    }
+}
+
 #[tool_router]
 impl McpServer {
     /// A server over `queues` under `policy`; tools the policy disables are removed.
@@ -177,7 +192,7 @@ impl McpServer {
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<QueueList>, Fail> {
         let who = caller(&ctx);
-        let result = async {
+        let result = unless_gone(&ctx, async {
             self.gate(&who, Capability::Inspect, None)?;
             let pattern = args.pattern.as_deref().unwrap_or("*");
             let q = &self.state.queues;
@@ -202,7 +217,7 @@ impl McpServer {
                 }
             }
             Ok(list)
-        }
+        })
         .await;
         self.finish(&who, "list_queues", None, result)
     }
@@ -224,7 +239,7 @@ impl McpServer {
     ) -> Result<Json<QueueStatus>, Fail> {
         let who = caller(&ctx);
         let queue = args.queue;
-        let result = async {
+        let result = unless_gone(&ctx, async {
             self.gate(&who, Capability::Inspect, Some(&queue))?;
             let a = self.state.queues.attrs(&queue).await?;
             let admin = self.state.queues.admin_status(&queue);
@@ -236,7 +251,7 @@ impl McpServer {
                 backout_queue: a.backout_queue,
                 max_message_length: a.max_msg_length,
             })
-        }
+        })
         .await;
         self.finish(&who, "queue_status", Some(&queue), result)
     }
@@ -258,7 +273,7 @@ impl McpServer {
     ) -> Result<Json<Messages>, Fail> {
         let who = caller(&ctx);
         let queue = args.queue;
-        let result = async {
+        let result = unless_gone(&ctx, async {
             let max = u32::try_from(self.state.policy.limits.max_messages).unwrap_or(100);
             let limit = in_range("limit", args.limit, DEFAULT_BROWSE_LIMIT.min(max), max, 1)?;
             let bytes = in_range(
@@ -284,7 +299,7 @@ impl McpServer {
                     .map(|b| MessageOut::new(&b.message, include, b.truncated && include))
                     .collect(),
             })
-        }
+        })
         .await;
         self.finish(&who, "browse_messages", Some(&queue), result)
     }

@@ -689,3 +689,54 @@ async fn sessions_are_capped_and_a_closed_one_makes_room() {
     assert_eq!(status, 200, "{text}");
     assert!(again.is_some());
 }
+
+#[tokio::test]
+async fn a_read_only_call_whose_client_goes_gives_its_slot_back_at_once() {
+    let options = HttpOptions {
+        max_in_flight: 1,
+        ..HttpOptions::default()
+    };
+    let h = start(open_policy(), tokens_auth(), options).await;
+    // All three pooled connections held by another caller: two locks and a receive that
+    // waits on an empty queue.
+    for _ in 0..2 {
+        let r = stateless_call(
+            &h.url,
+            READER_TOKEN,
+            "lock_messages",
+            json!({"queue": "ORDERS", "limit": 1}),
+        )
+        .send()
+        .await
+        .expect("lock");
+        let body: Value = r.json().await.expect("json");
+        assert_eq!(body["result"]["isError"], false, "{body}");
+    }
+    let receive = tokio::spawn(
+        stateless_call(
+            &h.url,
+            READER_TOKEN,
+            "receive_messages",
+            json!({"queue": "Q09", "wait_ms": 3000}),
+        )
+        .send(),
+    );
+    let waiting = std::time::Instant::now() + Duration::from_secs(10);
+    while h.qm.waiting_gets("Q09") == 0 {
+        assert!(std::time::Instant::now() < waiting, "the receive never reached MQGET");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // A status call waits for a connection; its client gives up.
+    let status = || stateless_call(&h.url, OPS_TOKEN, "queue_status", json!({"queue": "ORDERS"}));
+    let abandoned = tokio::spawn(status().send());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    abandoned.abort();
+    let _ = abandoned.await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Its slot is free again: the next call waits its turn instead of getting 429.
+    let r = status().send().await.expect("status");
+    assert_eq!(r.status(), 200, "the abandoned call still held the caller's only slot");
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["result"]["isError"], false, "{body}");
+    let _ = receive.await;
+}
