@@ -131,6 +131,15 @@ pub async fn tool_error(client: &Client, tool: &str, args: Value) -> Value {
     r.structured_content.expect("structured error")
 }
 
+/// Returns once an MQGET waits on `queue` (a receive has reached the queue manager).
+pub async fn until_mqget_waits(qm: &FakeQm, queue: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while qm.waiting_gets(queue) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no MQGET waited on {queue}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn depth(qm: &FakeQm, q: &str) -> i32 {
     qm.depth(q).expect("queue exists")
 }
@@ -879,11 +888,7 @@ async fn a_call_answers_instead_of_waiting_for_ever_for_a_connection() {
     ok(&client, "lock_messages", json!({"queue": "ORDERS", "limit": 1})).await;
     let waiting =
         tokio::spawn(async move { call(&other, "receive_messages", json!({"queue": "Q07", "wait_ms": 3000})).await });
-    let started = std::time::Instant::now() + Duration::from_secs(5);
-    while qm.waiting_gets("Q07") == 0 {
-        assert!(std::time::Instant::now() < started, "the receive never reached MQGET");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until_mqget_waits(&qm, "Q07").await;
     let e = tool_error(&client, "queue_status", json!({"queue": "ORDERS"})).await;
     let text = e["error"].as_str().expect("error text");
     assert!(

@@ -19,7 +19,7 @@ use rmcp::{ClientLifecycleMode, ClientServiceExt as _};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::mcp::{Client, call, ok, open_policy, qm, server, tool_error};
+use super::mcp::{Client, call, ok, open_policy, qm, server, tool_error, until_mqget_waits};
 
 const OPS_TOKEN: &str = "ops-0123456789abcdef";
 const READER_TOKEN: &str = "reader-0123456789abcdef";
@@ -515,11 +515,7 @@ async fn receive_then_disconnect(h: &Http, call: reqwest::RequestBuilder) -> boo
         tokio::time::sleep(Duration::from_secs(60)).await;
         drop(response);
     });
-    let waiting = std::time::Instant::now() + Duration::from_secs(10);
-    while h.qm.waiting_gets("Q09") == 0 {
-        assert!(std::time::Instant::now() < waiting, "the receive never reached MQGET");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until_mqget_waits(&h.qm, "Q09").await;
     abandoned.abort();
     let _ = abandoned.await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -721,11 +717,7 @@ async fn a_read_only_call_whose_client_goes_gives_its_slot_back_at_once() {
         )
         .send(),
     );
-    let waiting = std::time::Instant::now() + Duration::from_secs(10);
-    while h.qm.waiting_gets("Q09") == 0 {
-        assert!(std::time::Instant::now() < waiting, "the receive never reached MQGET");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until_mqget_waits(&h.qm, "Q09").await;
     // A status call waits for a connection; its client gives up.
     let status = || stateless_call(&h.url, OPS_TOKEN, "queue_status", json!({"queue": "ORDERS"}));
     let abandoned = tokio::spawn(status().send());
