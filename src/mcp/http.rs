@@ -32,6 +32,8 @@ pub const MCP_PATH: &str = "/mcp";
 /// The RFC 9728 metadata path.
 pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
 
+pub use super::listener::serve;
+
 /// HTTP settings.
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
@@ -49,6 +51,8 @@ pub struct HttpOptions {
     pub max_connections: usize,
     /// 2025-11-25 sessions open at once (an idle one closes after 5 minutes). Default 1024.
     pub max_sessions: usize,
+    /// Of those, sessions one caller may hold. Default 64.
+    pub max_sessions_per_caller: usize,
     /// Time a client has to send a request's headers (on a kept-alive connection, from the
     /// end of the previous response) and, separately, its body. Default 30 s.
     pub read_timeout: Duration,
@@ -68,6 +72,7 @@ impl Default for HttpOptions {
             max_in_flight: 16,
             max_connections: 512,
             max_sessions: 1024,
+            max_sessions_per_caller: 64,
             read_timeout: Duration::from_secs(30),
             resource: None,
             authorization_servers: Vec::new(),
@@ -99,8 +104,7 @@ struct Gate {
     max_in_flight: usize,
     max_body_bytes: usize,
     read_timeout: Duration,
-    sessions: Arc<LocalSessionManager>,
-    max_sessions: usize,
+    sessions: Sessions,
     in_flight: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
@@ -172,10 +176,6 @@ impl Gate {
         r
     }
 
-    async fn sessions_full(&self) -> bool {
-        self.sessions.sessions.read().await.len() >= self.max_sessions
-    }
-
     fn permits(&self, caller: &str) -> Arc<Semaphore> {
         let mut map = self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // Looked up before inserting: a known caller's name is not copied on every call.
@@ -198,6 +198,18 @@ async fn guard(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -> R
     if req.uri().path().starts_with(METADATA_PATH) {
         return next.run(req).await;
     }
+    if req.method() == axum::http::Method::GET {
+        // The optional stream for messages the server starts on its own: mqpilot sends none,
+        // and each stream would hold a connection for as long as its client likes. 405 is
+        // the protocol's way to say so; clients carry on without it.
+        let mut r = refuse(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "this server sends no messages of its own: no GET stream",
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST, DELETE"));
+        return r;
+    }
     let caller = if gate.auth.enabled() {
         let header = req.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
         match gate.auth.authenticate(header) {
@@ -210,6 +222,7 @@ async fn guard(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -> R
     } else {
         Caller::local("http")
     };
+    let mut opens_session = false;
     if req.method() == axum::http::Method::POST {
         // Read here, before a call slot is taken: a body that trickles in would otherwise
         // hold its connection and the caller's slot for as long as the client likes.
@@ -221,17 +234,9 @@ async fn guard(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -> R
             Ok(Err(_)) => return refuse(StatusCode::BAD_REQUEST, "the request body could not be read"),
             Err(_) => return refuse(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time"),
         };
-        if !parts.headers.contains_key(SESSION_HEADER) && gate.sessions_full().await && is_initialize(&bytes) {
-            let mut r = refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &format!(
-                    "{} MCP sessions are open (--max-sessions): close one (DELETE /mcp with its Mcp-Session-Id) or wait for an idle one to expire; protocol 2026-07-28 clients need no session",
-                    gate.max_sessions
-                ),
-            );
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            return r;
+        opens_session = !parts.headers.contains_key(SESSION_HEADER);
+        if opens_session && let Some(refused) = gate.sessions.refuse(&caller.name, &bytes).await {
+            return refused;
         }
         req = Request::from_parts(parts, axum::body::Body::from(bytes));
         match gate.permits(&caller.name).try_acquire_owned() {
@@ -253,6 +258,7 @@ async fn guard(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -> R
             }
         }
     }
+    let name = opens_session.then(|| caller.name.clone());
     req.extensions_mut().insert(caller);
     if req.method() != axum::http::Method::POST {
         return next.run(req).await;
@@ -264,6 +270,11 @@ async fn guard(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -> R
     req.extensions_mut().insert(ResponseGone(gone.clone()));
     let armed = gone.drop_guard();
     let response = next.run(req).await;
+    if let Some(name) = name
+        && let Some(id) = response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok())
+    {
+        gate.sessions.opened(id, name);
+    }
     response.map(|body| {
         axum::body::Body::new(GoneOnDrop {
             inner: body,
@@ -274,6 +285,92 @@ async fn guard(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -> R
 
 /// The header naming a 2025-11-25 session.
 const SESSION_HEADER: &str = "mcp-session-id";
+
+/// The 2025-11-25 sessions rmcp holds, and which caller opened each: an `initialize` past
+/// the limits is refused before rmcp creates a session for it.
+struct Sessions {
+    rmcp: Arc<LocalSessionManager>,
+    max: usize,
+    max_per_caller: usize,
+    owners: Mutex<Owners>,
+}
+
+/// Who opened each session, and how many each caller holds.
+#[derive(Default)]
+struct Owners {
+    by_session: HashMap<String, String>,
+    per_caller: HashMap<String, usize>,
+}
+
+impl Owners {
+    fn add(&mut self, id: String, caller: String) {
+        *self.per_caller.entry(caller.clone()).or_default() += 1;
+        self.by_session.insert(id, caller);
+    }
+
+    /// Forgets the sessions rmcp no longer holds (closed or expired).
+    fn keep_only(&mut self, live: &HashMap<rmcp::transport::common::server_side_http::SessionId, impl Sized>) {
+        self.by_session.retain(|id, _| live.contains_key(id.as_str()));
+        self.per_caller.clear();
+        for caller in self.by_session.values() {
+            *self.per_caller.entry(caller.clone()).or_default() += 1;
+        }
+    }
+}
+
+impl Sessions {
+    /// The answer to a request from `caller` that carries no session id, when it is an
+    /// `initialize` past a limit (503 for all sessions, 429 for the caller's); `None` to
+    /// let it through. The body is only read when a limit is reached.
+    async fn refuse(&self, caller: &str, body: &[u8]) -> Option<Response> {
+        let live = self.rmcp.sessions.read().await;
+        let lock = || self.owners.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mine = |o: &Owners| o.per_caller.get(caller).copied().unwrap_or(0);
+        if live.len() < self.max && mine(&lock()) < self.max_per_caller {
+            return None;
+        }
+        let mut owners = lock();
+        owners.keep_only(&live);
+        let (status, message) = if live.len() >= self.max {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{} MCP sessions are open (--max-sessions)", self.max),
+            )
+        } else if mine(&owners) >= self.max_per_caller {
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "this caller holds {} MCP sessions (--max-sessions-per-caller)",
+                    self.max_per_caller
+                ),
+            )
+        } else {
+            return None;
+        };
+        drop(owners);
+        drop(live);
+        if !is_initialize(body) {
+            return None;
+        }
+        let mut r = refuse(
+            status,
+            &format!(
+                "{message}: close one (DELETE /mcp with its Mcp-Session-Id) or wait for an idle one to expire; protocol 2026-07-28 clients need no session"
+            ),
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        Some(r)
+    }
+
+    /// Records that `caller` opened session `id`.
+    fn opened(&self, id: &str, caller: String) {
+        self.owners
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .add(id.to_owned(), caller);
+    }
+}
 
 /// Whether a request body is an `initialize`, which opens a session.
 fn is_initialize(body: &[u8]) -> bool {
@@ -381,8 +478,12 @@ pub fn router(
         max_in_flight: options.max_in_flight.max(1),
         max_body_bytes: options.max_body_bytes,
         read_timeout: options.read_timeout,
-        sessions: Arc::clone(&sessions),
-        max_sessions: options.max_sessions.max(1),
+        sessions: Sessions {
+            rmcp: Arc::clone(&sessions),
+            max: options.max_sessions.max(1),
+            max_per_caller: options.max_sessions_per_caller.max(1),
+            owners: Mutex::default(),
+        },
         in_flight: Mutex::new(HashMap::new()),
     });
     let meta = Arc::new(serde_json::json!({
@@ -413,80 +514,6 @@ pub fn router(
         .route(&format!("{METADATA_PATH}{MCP_PATH}"), axum::routing::get(metadata))
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&gate), guard))
         .with_state(state)
-}
-
-/// Serves `router` on `listener` until `cancel` fires, then lets the connections finish.
-///
-/// At most `options.max_connections` connections are served at once (the rest wait in the
-/// listen backlog), and a client that sends no complete request headers within
-/// `options.read_timeout` (an idle kept-alive connection included) is disconnected, so
-/// clients that open connections and send nothing cannot use up the server's sockets.
-///
-/// # Errors
-/// None at present: accept errors (out of file descriptors, for example) are logged and
-/// retried after a pause.
-pub fn serve(
-    listener: tokio::net::TcpListener,
-    router: axum::Router,
-    options: &HttpOptions,
-    cancel: CancellationToken,
-) -> impl Future<Output = Result<(), Error>> + Send + 'static {
-    let limit = options.max_connections.clamp(1, Semaphore::MAX_PERMITS);
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(options.read_timeout);
-    serve_on(listener, router, http, limit, cancel)
-}
-
-async fn serve_on(
-    listener: tokio::net::TcpListener,
-    router: axum::Router,
-    http: hyper::server::conn::http1::Builder,
-    limit: usize,
-    cancel: CancellationToken,
-) -> Result<(), Error> {
-    let slots = Arc::new(Semaphore::new(limit));
-    loop {
-        let slot = tokio::select! {
-            slot = Arc::clone(&slots).acquire_owned() => slot.expect("never closed"),
-            () = cancel.cancelled() => break,
-        };
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    if !matches!(
-                        e.kind(),
-                        std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::ConnectionReset
-                    ) {
-                        tracing::error!(error = %e, "cannot accept connections; retrying in 1 s");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                    continue;
-                }
-            },
-            () = cancel.cancelled() => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let service = hyper_util::service::TowerToHyperService::new(router.clone());
-        let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            let mut conn = std::pin::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                () = cancel.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
-            }
-            drop(slot);
-        });
-    }
-    drop(listener);
-    // Every connection gives its slot back when it ends: having them all means none is left.
-    let _ = slots.acquire_many(u32::try_from(limit).unwrap_or(u32::MAX)).await;
-    Ok(())
 }
 
 #[cfg(test)]

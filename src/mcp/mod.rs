@@ -20,6 +20,7 @@ pub mod auth;
 pub mod catalog;
 pub mod failure;
 pub mod http;
+mod listener;
 pub mod locks;
 pub mod output;
 pub mod policy;

@@ -64,7 +64,8 @@ pub struct Patience {
     /// Waiting for a connection that other callers hold. Default 20 s.
     pub busy: Duration,
     /// Retrying connects that fail with a reason code that may clear (2059, 2537, ...);
-    /// past it the last failure is the answer. Default 3 s.
+    /// no retry starts past it, and the last failure is the answer. An attempt under way is
+    /// left to finish. Default 3 s.
     pub connect: Duration,
 }
 
@@ -184,7 +185,8 @@ impl Pool {
 
     /// [`Pool::checkout`] that gives up: after `patience.busy` waiting for a connection other
     /// callers hold (an error saying so), or once retrying a failed connect would go past
-    /// `patience.connect` (that connect's error, with its reason code).
+    /// `patience.connect` (that connect's error, with its reason code). During a long outage
+    /// the shared backoff is past `patience.connect`, so each call makes one attempt.
     ///
     /// # Errors
     /// As [`Pool::checkout`], plus the two above.
@@ -245,26 +247,17 @@ impl Pool {
     }
 
     /// Connects, retrying failures that may clear with a backoff: for ever, or until the
-    /// next attempt would start past `give_up` (then the last failure is the error).
+    /// next attempt would start past `give_up` (then the last failure is the error). An
+    /// attempt under way is never cut short by `give_up`: a queue manager that is slow to
+    /// answer (TLS over a long link, a slow authentication check) still gets its connection.
     async fn connect(&self, give_up: Option<Instant>, cancel: &CancellationToken) -> Result<ConnThread, Error> {
-        let deadline = async {
-            match give_up {
-                Some(t) => tokio::time::sleep_until(t.into()).await,
-                None => std::future::pending().await,
-            }
-        };
-        let mut deadline = std::pin::pin!(deadline);
         loop {
             // A connect that hangs (a listener that accepts and never answers) must not hold a
-            // shutdown (or a caller with a deadline) up until the client's own timeout: the
-            // thread is left to finish it, and disconnects as soon as it finds nobody waiting.
+            // shutdown up until the client's own timeout: the thread is left to finish it,
+            // and disconnects as soon as it finds nobody waiting.
             let attempt = tokio::select! {
                 attempt = self.try_connect() => attempt,
                 () = cancel.cancelled() => return Err(cancelled()),
-                () = deadline.as_mut() => return Err(Error::Options {
-                    source_name: "pool".into(),
-                    message: "the queue manager did not answer the connect in time".into(),
-                }),
             };
             match attempt {
                 Ok(conn) => {

@@ -904,4 +904,11 @@ async fn a_call_answers_instead_of_waiting_for_ever_for_a_connection() {
     assert_eq!(e["reason_code"], 2059, "{e}");
     qm.start();
     ok(&down, "queue_status", json!({"queue": "ORDERS"})).await;
+
+    // A queue manager slow to answer a connect (400 ms a call, so MQCONNX and the MAXHANDS
+    // inquiry take 800 ms) still connects: the patience bounds retries, not an attempt.
+    let slow = self::qm();
+    slow.set_latency(Duration::from_millis(400));
+    let (client, _) = stdio_client(patient_server(&slow, open_policy(), 2, 32, patience, &cancel), &cancel).await;
+    ok(&client, "queue_status", json!({"queue": "ORDERS"})).await;
 }

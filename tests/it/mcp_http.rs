@@ -642,29 +642,41 @@ async fn clients_that_send_nothing_or_too_slowly_are_cut_off_and_cannot_take_eve
 }
 
 #[tokio::test]
-async fn sessions_are_capped_and_a_closed_one_makes_room() {
+async fn sessions_are_capped_per_caller_and_in_all_and_a_closed_one_makes_room() {
     let options = HttpOptions {
-        max_sessions: 2,
+        max_sessions: 3,
+        max_sessions_per_caller: 2,
         ..HttpOptions::default()
     };
-    let h = start(open_policy(), Authenticator::none(), options).await;
-    let open = || async {
-        let r = post(&h.url, None, &initialize_body()).await;
-        let status = r.status();
-        let id = r
-            .headers()
-            .get("mcp-session-id")
-            .map(|v| v.to_str().expect("ascii").to_owned());
-        let text = r.text().await.expect("body");
-        (status, id, text)
+    let h = start(open_policy(), tokens_auth(), options).await;
+    let open = |token: &'static str| {
+        let url = h.url.clone();
+        async move {
+            let r = post(&url, Some(token), &initialize_body()).await;
+            let status = r.status();
+            let id = r
+                .headers()
+                .get("mcp-session-id")
+                .map(|v| v.to_str().expect("ascii").to_owned());
+            let text = r.text().await.expect("body");
+            (status, id, text)
+        }
     };
-    let (_, first, _) = open().await;
-    let (_, second, _) = open().await;
+    let (_, first, _) = open(OPS_TOKEN).await;
+    let (_, second, _) = open(OPS_TOKEN).await;
     assert!(first.is_some() && second.is_some());
-    let (status, none, text) = open().await;
-    assert_eq!(status, 503, "{text}");
+    let (status, none, text) = open(OPS_TOKEN).await;
+    assert_eq!(status, 429, "{text}");
     assert!(none.is_none());
-    assert!(text.contains("2 MCP sessions are open (--max-sessions)"), "{text}");
+    assert!(
+        text.contains("this caller holds 2 MCP sessions (--max-sessions-per-caller)"),
+        "{text}"
+    );
+    let (status, _, text) = open(READER_TOKEN).await;
+    assert_eq!(status, 200, "another caller still gets one: {text}");
+    let (status, _, text) = open(READER_TOKEN).await;
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("3 MCP sessions are open (--max-sessions)"), "{text}");
 
     // Stateless requests need no session: still served.
     let r = stateless_call(&h.url, OPS_TOKEN, "queue_status", json!({"queue": "ORDERS"}))
@@ -675,15 +687,132 @@ async fn sessions_are_capped_and_a_closed_one_makes_room() {
 
     let closed = http()
         .delete(&h.url)
+        .bearer_auth(OPS_TOKEN)
         .header("Mcp-Session-Id", first.expect("first"))
         .header("MCP-Protocol-Version", "2025-11-25")
         .send()
         .await
         .expect("delete");
     assert!(closed.status().is_success(), "{}", closed.status());
-    let (status, again, text) = open().await;
+    let (status, again, text) = open(OPS_TOKEN).await;
     assert_eq!(status, 200, "{text}");
     assert!(again.is_some());
+
+    // No GET stream: 405, as the protocol allows, and rmcp's session client carries on.
+    let get = http()
+        .get(&h.url)
+        .bearer_auth(OPS_TOKEN)
+        .header("Accept", "text/event-stream")
+        .header("Mcp-Session-Id", second.expect("second"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(get.status(), 405);
+    assert_eq!(get.headers()["allow"], "POST, DELETE");
+}
+
+/// A server on loopback for `qm` and the task serving it.
+async fn serve_task(
+    qm: &mqpilot::fake::FakeQm,
+    policy: Policy,
+    options: HttpOptions,
+    cancel: &CancellationToken,
+) -> (SocketAddr, tokio::task::JoinHandle<Result<(), mqpilot::Error>>) {
+    let server = server(qm, policy, 3, 32, cancel);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = mcp::http::router(server, &options, Arc::new(Authenticator::none()), addr, cancel);
+    (
+        addr,
+        tokio::spawn(mcp::http::serve(listener, router, &options, cancel.clone())),
+    )
+}
+
+/// Sends a stateless `browse_messages` of Q08 (12 messages of 1 MiB) on a socket that takes
+/// 4 KiB at a time, and reads nothing.
+async fn big_answer_nobody_reads(addr: SocketAddr) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt as _;
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("small receive buffer");
+    let mut stream = socket.connect(addr).await.expect("connect");
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "browse_messages", "arguments": {"queue": "Q08", "limit": 12, "max_payload_bytes": 1_048_576},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": {}}}})
+    .to_string();
+    let request = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\n\
+         Mcp-Method: tools/call\r\nMcp-Name: browse_messages\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("request");
+    stream
+}
+
+fn big_queue() -> (mqpilot::fake::FakeQm, Policy) {
+    let qm = qm();
+    for _ in 0..12 {
+        qm.put_message("Q08", mqpilot::fake::PutSpec::text(vec![b'x'; 1 << 20]))
+            .expect("put");
+    }
+    let mut policy = open_policy();
+    policy.limits.max_result_bytes = 16 << 20;
+    (qm, policy)
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off() {
+    use tokio::io::AsyncReadExt as _;
+    let (qm, policy) = big_queue();
+    let cancel = CancellationToken::new();
+    let options = HttpOptions {
+        read_timeout: Duration::from_secs(1),
+        ..HttpOptions::default()
+    };
+    let (addr, _served) = serve_task(&qm, policy, options, &cancel).await;
+    let mut stream = big_answer_nobody_reads(addr).await;
+    // Well past the read timeout with nothing taken: the server has given up on it.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut got))
+        .await
+        .expect("the connection ends");
+    let text = String::from_utf8_lossy(&got[..got.len().min(4096)]).into_owned();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let length: usize = text
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .expect("content-length")
+        .trim()
+        .parse()
+        .expect("number");
+    assert!(
+        read.is_err() || got.len() < length,
+        "the whole answer arrived ({} bytes): the stalled write was waited for",
+        got.len()
+    );
+    cancel.cancel();
+}
+
+#[tokio::test]
+async fn a_stop_does_not_wait_for_ever_on_a_client_that_does_not_read() {
+    let (qm, policy) = big_queue();
+    let cancel = CancellationToken::new();
+    let options = HttpOptions {
+        read_timeout: Duration::from_secs(300),
+        ..HttpOptions::default()
+    };
+    let (_addr, served) = serve_task(&qm, policy, options.clone(), &cancel).await;
+    let _stream = big_answer_nobody_reads(_addr).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    cancel.cancel();
+    let done = tokio::time::timeout(Duration::from_secs(20), served).await;
+    assert!(
+        matches!(done, Ok(Ok(Ok(())))),
+        "serve still waiting 20 s after the stop: {done:?}"
+    );
 }
 
 #[tokio::test]

@@ -84,6 +84,9 @@ pub(crate) struct McpArgs {
     /// 2025-11-25 sessions open at once; an idle one closes after 5 minutes.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     max_sessions: u32,
+    /// Of those, sessions one caller may hold.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    max_sessions_per_caller: u32,
     /// HTTP connections served at once; more wait in the listen backlog.
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: u32,
@@ -164,6 +167,7 @@ pub(crate) async fn run(args: McpArgs) -> Result<u8, Failure> {
         max_in_flight: args.max_in_flight,
         max_connections: args.max_connections as usize,
         max_sessions: args.max_sessions as usize,
+        max_sessions_per_caller: args.max_sessions_per_caller as usize,
         read_timeout: std::time::Duration::from_secs(args.read_timeout_secs),
         resource: args.resource_url.clone(),
         authorization_servers: args.authorization_servers.clone(),
