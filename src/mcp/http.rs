@@ -176,6 +176,17 @@ impl Gate {
         r
     }
 
+    /// The authenticated caller of `req`, or why there is none (logged for the audit).
+    fn caller(&self, req: &Request) -> Result<Caller, String> {
+        if !self.auth.enabled() {
+            return Ok(Caller::local("http"));
+        }
+        let header = req.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
+        self.auth.authenticate(header).inspect_err(|why| {
+            tracing::info!(target: "mqpilot::audit", outcome = "unauthorized", why, "request refused");
+        })
+    }
+
     fn permits(&self, caller: &str) -> Arc<Semaphore> {
         let mut map = self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // Looked up before inserting: a known caller's name is not copied on every call.
@@ -188,7 +199,7 @@ impl Gate {
     }
 }
 
-async fn guard(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -> Response {
+async fn guard(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Response {
     if !gate.host_ok(&req) {
         return refuse(StatusCode::FORBIDDEN, "Host not allowed");
     }
@@ -198,6 +209,10 @@ async fn guard(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -> R
     if req.uri().path().starts_with(METADATA_PATH) {
         return next.run(req).await;
     }
+    let caller = match gate.caller(&req) {
+        Ok(c) => c,
+        Err(why) => return gate.unauthorized(&why),
+    };
     if req.method() == axum::http::Method::GET {
         // The optional stream for messages the server starts on its own: mqpilot sends none,
         // and each stream would hold a connection for as long as its client likes. 405 is
@@ -210,58 +225,56 @@ async fn guard(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -> R
             .insert(header::ALLOW, HeaderValue::from_static("POST, DELETE"));
         return r;
     }
-    let caller = if gate.auth.enabled() {
-        let header = req.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok());
-        match gate.auth.authenticate(header) {
-            Ok(c) => c,
-            Err(why) => {
-                tracing::info!(target: "mqpilot::audit", outcome = "unauthorized", why, "request refused");
-                return gate.unauthorized(&why);
-            }
-        }
-    } else {
-        Caller::local("http")
+    if req.method() != axum::http::Method::POST {
+        let mut req = req;
+        req.extensions_mut().insert(caller);
+        return next.run(req).await;
+    }
+    // Read here, before a call slot is taken: a body that trickles in would otherwise hold
+    // its connection and the caller's slot for as long as the client likes.
+    let (parts, body) = req.into_parts();
+    let read = tokio::time::timeout(gate.read_timeout, axum::body::to_bytes(body, gate.max_body_bytes));
+    let bytes = match read.await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) if too_long(&e) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+        Ok(Err(_)) => return refuse(StatusCode::BAD_REQUEST, "the request body could not be read"),
+        Err(_) => return refuse(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time"),
     };
-    let mut opens_session = false;
-    if req.method() == axum::http::Method::POST {
-        // Read here, before a call slot is taken: a body that trickles in would otherwise
-        // hold its connection and the caller's slot for as long as the client likes.
-        let (parts, body) = req.into_parts();
-        let read = tokio::time::timeout(gate.read_timeout, axum::body::to_bytes(body, gate.max_body_bytes));
-        let bytes = match read.await {
-            Ok(Ok(bytes)) => bytes,
-            Ok(Err(e)) if too_long(&e) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
-            Ok(Err(_)) => return refuse(StatusCode::BAD_REQUEST, "the request body could not be read"),
-            Err(_) => return refuse(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time"),
-        };
-        opens_session = !parts.headers.contains_key(SESSION_HEADER);
-        if opens_session && let Some(refused) = gate.sessions.refuse(&caller.name, &bytes).await {
-            return refused;
+    // rmcp opens a session for an initialize without a session id it can read, as text.
+    let initialize = parts
+        .headers
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_none()
+        && is_initialize(&bytes);
+    let mut req = Request::from_parts(parts, axum::body::Body::from(bytes));
+    match gate.permits(&caller.name).try_acquire_owned() {
+        // The permit rides in the request's parts, which rmcp hands to the tool as part of
+        // its context: it is released when the handler is done, not when the response is,
+        // so a caller that disconnects cannot start more work while its abandoned calls
+        // still run.
+        Ok(p) => {
+            req.extensions_mut().insert(InFlight { _permit: Arc::new(p) });
         }
-        req = Request::from_parts(parts, axum::body::Body::from(bytes));
-        match gate.permits(&caller.name).try_acquire_owned() {
-            // The permit rides in the request's parts, which rmcp hands to the tool as
-            // part of its context: it is released when the handler is done, not when the
-            // response is, so a caller that disconnects cannot start more work while its
-            // abandoned calls still run.
-            Ok(p) => {
-                req.extensions_mut().insert(InFlight { _permit: Arc::new(p) });
-            }
-            Err(_) => {
-                let mut r = refuse(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "too many calls in flight for this caller",
-                );
-                r.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                return r;
-            }
+        Err(_) => {
+            let mut r = refuse(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many calls in flight for this caller",
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return r;
         }
     }
-    let name = opens_session.then(|| caller.name.clone());
+    let name = caller.name.clone();
     req.extensions_mut().insert(caller);
-    if req.method() != axum::http::Method::POST {
-        return next.run(req).await;
+    if initialize {
+        // Checked, created and recorded one at a time, and to the end even if the client
+        // leaves half-way, so the counts stay true.
+        let gate = Arc::clone(&gate);
+        return tokio::spawn(async move { gate.sessions.open(&name, next, req).await })
+            .await
+            .unwrap_or_else(|_| refuse(StatusCode::INTERNAL_SERVER_ERROR, "opening the session failed"));
     }
     // rmcp cancels a call's own token when a stateless client goes away, not when a session
     // client does (its answer is an event stream the session outlives). This token fires
@@ -269,13 +282,7 @@ async fn guard(State(gate): State<Arc<Gate>>, mut req: Request, next: Next) -> R
     let gone = CancellationToken::new();
     req.extensions_mut().insert(ResponseGone(gone.clone()));
     let armed = gone.drop_guard();
-    let response = next.run(req).await;
-    if let Some(name) = name
-        && let Some(id) = response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok())
-    {
-        gate.sessions.opened(id, name);
-    }
-    response.map(|body| {
+    next.run(req).await.map(|body| {
         axum::body::Body::new(GoneOnDrop {
             inner: body,
             armed: Some(armed),
@@ -292,51 +299,45 @@ struct Sessions {
     rmcp: Arc<LocalSessionManager>,
     max: usize,
     max_per_caller: usize,
-    owners: Mutex<Owners>,
-}
-
-/// Who opened each session, and how many each caller holds.
-#[derive(Default)]
-struct Owners {
-    by_session: HashMap<String, String>,
-    per_caller: HashMap<String, usize>,
-}
-
-impl Owners {
-    fn add(&mut self, id: String, caller: String) {
-        *self.per_caller.entry(caller.clone()).or_default() += 1;
-        self.by_session.insert(id, caller);
-    }
-
-    /// Forgets the sessions rmcp no longer holds (closed or expired).
-    fn keep_only(&mut self, live: &HashMap<rmcp::transport::common::server_side_http::SessionId, impl Sized>) {
-        self.by_session.retain(|id, _| live.contains_key(id.as_str()));
-        self.per_caller.clear();
-        for caller in self.by_session.values() {
-            *self.per_caller.entry(caller.clone()).or_default() += 1;
-        }
-    }
+    /// Session id to the caller that opened it.
+    owners: Mutex<HashMap<String, String>>,
+    /// Held while a session is being opened: check, create and record happen together.
+    opening: tokio::sync::Mutex<()>,
 }
 
 impl Sessions {
-    /// The answer to a request from `caller` that carries no session id, when it is an
-    /// `initialize` past a limit (503 for all sessions, 429 for the caller's); `None` to
-    /// let it through. The body is only read when a limit is reached.
-    async fn refuse(&self, caller: &str, body: &[u8]) -> Option<Response> {
-        let live = self.rmcp.sessions.read().await;
-        let lock = || self.owners.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mine = |o: &Owners| o.per_caller.get(caller).copied().unwrap_or(0);
-        if live.len() < self.max && mine(&lock()) < self.max_per_caller {
-            return None;
+    /// Opens a session for `caller` with `req` (an `initialize`), unless that would pass a
+    /// limit: 503 for all sessions, 429 for the caller's.
+    async fn open(&self, caller: &str, next: Next, req: Request) -> Response {
+        let _one_at_a_time = self.opening.lock().await;
+        if let Some(refused) = self.refusal(caller).await {
+            return refused;
         }
-        let mut owners = lock();
-        owners.keep_only(&live);
+        let response = next.run(req).await;
+        if let Some(id) = response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()) {
+            self.owners
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(id.to_owned(), caller.to_owned());
+        }
+        response
+    }
+
+    /// Why `caller` may not open another session, if a limit says so. Forgets the owners
+    /// of sessions rmcp no longer holds (closed or expired) first.
+    async fn refusal(&self, caller: &str) -> Option<Response> {
+        let live = self.rmcp.sessions.read().await;
+        let held = {
+            let mut owners = self.owners.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            owners.retain(|id, _| live.contains_key(id.as_str()));
+            owners.values().filter(|c| *c == caller).count()
+        };
         let (status, message) = if live.len() >= self.max {
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("{} MCP sessions are open (--max-sessions)", self.max),
             )
-        } else if mine(&owners) >= self.max_per_caller {
+        } else if held >= self.max_per_caller {
             (
                 StatusCode::TOO_MANY_REQUESTS,
                 format!(
@@ -347,11 +348,6 @@ impl Sessions {
         } else {
             return None;
         };
-        drop(owners);
-        drop(live);
-        if !is_initialize(body) {
-            return None;
-        }
         let mut r = refuse(
             status,
             &format!(
@@ -361,14 +357,6 @@ impl Sessions {
         r.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         Some(r)
-    }
-
-    /// Records that `caller` opened session `id`.
-    fn opened(&self, id: &str, caller: String) {
-        self.owners
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .add(id.to_owned(), caller);
     }
 }
 
@@ -469,7 +457,11 @@ pub fn router(
         .clone()
         .unwrap_or_else(|| format!("http://{addr}{MCP_PATH}"));
     let base = resource.strip_suffix(MCP_PATH).unwrap_or(&resource).to_owned();
-    let sessions = Arc::new(LocalSessionManager::default());
+    // No event store: a broken stream cannot be resumed, so none is announced as resumable
+    // (rmcp would send a retry interval, and clients would try a GET that gets 405).
+    let mut manager = LocalSessionManager::default();
+    manager.session_config.sse_retry = None;
+    let sessions = Arc::new(manager);
     let gate = Arc::new(Gate {
         auth,
         hosts: hosts.clone(),
@@ -483,6 +475,7 @@ pub fn router(
             max: options.max_sessions.max(1),
             max_per_caller: options.max_sessions_per_caller.max(1),
             owners: Mutex::default(),
+            opening: tokio::sync::Mutex::new(()),
         },
         in_flight: Mutex::new(HashMap::new()),
     });
@@ -497,6 +490,7 @@ pub fn router(
     // one list decides.
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(true)
+        .with_sse_retry(None)
         .with_json_response(true)
         .with_max_request_body_bytes(options.max_body_bytes)
         .with_cancellation_token(cancel.child_token())

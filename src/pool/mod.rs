@@ -65,8 +65,11 @@ pub struct Patience {
     pub busy: Duration,
     /// Retrying connects that fail with a reason code that may clear (2059, 2537, ...);
     /// no retry starts past it, and the last failure is the answer. An attempt under way is
-    /// left to finish. Default 3 s.
+    /// not cut short by it. Default 3 s.
     pub connect: Duration,
+    /// One connect attempt: a queue manager that has not answered by then (a listener that
+    /// accepts and never speaks) is given up on. Default 30 s.
+    pub attempt: Duration,
 }
 
 impl Default for Patience {
@@ -74,6 +77,7 @@ impl Default for Patience {
         Self {
             busy: Duration::from_secs(20),
             connect: Duration::from_secs(3),
+            attempt: Duration::from_secs(30),
         }
     }
 }
@@ -222,10 +226,7 @@ impl Pool {
             .pop();
         let conn = match idle {
             Some(conn) => conn,
-            None => {
-                self.connect(patience.map(|p| Instant::now() + p.connect), cancel)
-                    .await?
-            }
+            None => self.connect(patience, cancel).await?,
         };
         Ok(Lease {
             conn: Some(conn),
@@ -246,18 +247,37 @@ impl Pool {
         }
     }
 
-    /// Connects, retrying failures that may clear with a backoff: for ever, or until the
-    /// next attempt would start past `give_up` (then the last failure is the error). An
-    /// attempt under way is never cut short by `give_up`: a queue manager that is slow to
-    /// answer (TLS over a long link, a slow authentication check) still gets its connection.
-    async fn connect(&self, give_up: Option<Instant>, cancel: &CancellationToken) -> Result<ConnThread, Error> {
+    /// Connects, retrying failures that may clear with a backoff: for ever, or, with
+    /// `patience`, until the next attempt would start past `patience.connect` (then the last
+    /// failure is the error). An attempt under way is not cut short by that, so a queue
+    /// manager that is slow to answer (TLS over a long link, a slow authentication check)
+    /// still gets its connection; only one that has not answered after `patience.attempt`
+    /// is given up on.
+    async fn connect(&self, patience: Option<Patience>, cancel: &CancellationToken) -> Result<ConnThread, Error> {
+        let give_up = patience.map(|p| Instant::now() + p.connect);
         loop {
             // A connect that hangs (a listener that accepts and never answers) must not hold a
-            // shutdown up until the client's own timeout: the thread is left to finish it,
-            // and disconnects as soon as it finds nobody waiting.
+            // shutdown, or a caller with patience, up until the client's own timeout: the
+            // thread is left to finish it, and disconnects as soon as it finds nobody waiting.
+            let too_long = async {
+                match patience {
+                    Some(p) => tokio::time::sleep(p.attempt).await,
+                    None => std::future::pending().await,
+                }
+            };
             let attempt = tokio::select! {
                 attempt = self.try_connect() => attempt,
                 () = cancel.cancelled() => return Err(cancelled()),
+                () = too_long => {
+                    self.inner.stats.connect_failed();
+                    return Err(Error::Options {
+                        source_name: "pool".into(),
+                        message: format!(
+                            "the queue manager did not answer the connect within {:?}",
+                            patience.map(|p| p.attempt).unwrap_or_default()
+                        ),
+                    });
+                }
             };
             match attempt {
                 Ok(conn) => {

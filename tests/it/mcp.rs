@@ -879,6 +879,7 @@ async fn a_call_answers_instead_of_waiting_for_ever_for_a_connection() {
     let patience = Patience {
         busy: Duration::from_millis(300),
         connect: Duration::from_millis(500),
+        attempt: Duration::from_secs(2),
     };
     let server = patient_server(&qm, open_policy(), 2, 32, patience, &cancel);
     let (client, _) = stdio_client(server.clone(), &cancel).await;
@@ -905,10 +906,37 @@ async fn a_call_answers_instead_of_waiting_for_ever_for_a_connection() {
     qm.start();
     ok(&down, "queue_status", json!({"queue": "ORDERS"})).await;
 
-    // A queue manager slow to answer a connect (400 ms a call, so MQCONNX and the MAXHANDS
-    // inquiry take 800 ms) still connects: the patience bounds retries, not an attempt.
+    // A queue manager slow to answer a connect (150 ms a call, so MQCONNX and the inquiry
+    // of MAXHANDS and MAXUMSGS take 750 ms, past the 500 ms connect patience) still
+    // connects: that patience bounds retries, not an attempt.
     let slow = self::qm();
-    slow.set_latency(Duration::from_millis(400));
+    slow.set_latency(Duration::from_millis(150));
     let (client, _) = stdio_client(patient_server(&slow, open_policy(), 2, 32, patience, &cancel), &cancel).await;
     ok(&client, "queue_status", json!({"queue": "ORDERS"})).await;
+
+    // A listener that accepts and never answers: the attempt is given up on.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let options = ConnectOptions::builder()
+        .with_channel(parse_mqserver("APP.SVRCONN/TCP/localhost(1414)", "test").expect("channel"))
+        .build()
+        .expect("options");
+    let server = mcp::build(
+        MqLibrary::remote(silent.local_addr().expect("addr").to_string()),
+        options,
+        PoolConfig::default(),
+        Arc::new(mcp::Listed(vec!["ORDERS".into()])),
+        open_policy(),
+        patience,
+        &cancel,
+    );
+    let (client, _) = stdio_client(server, &cancel).await;
+    let e = tool_error(&client, "queue_status", json!({"queue": "ORDERS"})).await;
+    assert!(
+        e["error"]
+            .as_str()
+            .expect("text")
+            .contains("did not answer the connect within 2s"),
+        "{e}"
+    );
+    drop(silent);
 }

@@ -662,16 +662,38 @@ async fn sessions_are_capped_per_caller_and_in_all_and_a_closed_one_makes_room()
             (status, id, text)
         }
     };
-    let (_, first, _) = open(OPS_TOKEN).await;
-    let (_, second, _) = open(OPS_TOKEN).await;
-    assert!(first.is_some() && second.is_some());
-    let (status, none, text) = open(OPS_TOKEN).await;
-    assert_eq!(status, 429, "{text}");
-    assert!(none.is_none());
-    assert!(
-        text.contains("this caller holds 2 MCP sessions (--max-sessions-per-caller)"),
-        "{text}"
-    );
+    // Six at once: two open, the others are refused.
+    let tries: Vec<_> = (0..6).map(|_| tokio::spawn(open(OPS_TOKEN))).collect();
+    let mut opened = Vec::new();
+    for t in tries {
+        let (status, id, text) = t.await.expect("task");
+        match id {
+            Some(id) => opened.push(id),
+            None => {
+                assert_eq!(status, 429, "{text}");
+                assert!(
+                    text.contains("this caller holds 2 MCP sessions (--max-sessions-per-caller)"),
+                    "{text}"
+                );
+            }
+        }
+    }
+    assert_eq!(opened.len(), 2, "{opened:?}");
+    let (first, second) = (Some(opened[0].clone()), Some(opened[1].clone()));
+    // A session id that is not text counts as none, for the limits as for rmcp.
+    let r = http()
+        .post(&h.url)
+        .bearer_auth(OPS_TOKEN)
+        .header("Accept", "application/json, text/event-stream")
+        .header(
+            "Mcp-Session-Id",
+            reqwest::header::HeaderValue::from_bytes(b"\xff").expect("obs-text"),
+        )
+        .json(&initialize_body())
+        .send()
+        .await
+        .expect("initialize");
+    assert_eq!(r.status(), 429, "{}", r.text().await.unwrap_or_default());
     let (status, _, text) = open(READER_TOKEN).await;
     assert_eq!(status, 200, "another caller still gets one: {text}");
     let (status, _, text) = open(READER_TOKEN).await;

@@ -90,8 +90,9 @@ pub(crate) struct McpArgs {
     /// HTTP connections served at once; more wait in the listen backlog.
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: u32,
-    /// Seconds a client has to send a request's headers (an idle kept-alive connection is
-    /// closed after as long) and, separately, its body.
+    /// Seconds a client has for each step: to send a request's headers (an idle kept-alive
+    /// connection is closed after as long), then its body, and to take each next part of an
+    /// answer.
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     read_timeout_secs: u64,
 
