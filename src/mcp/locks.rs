@@ -87,6 +87,17 @@ impl std::fmt::Display for LockError {
     }
 }
 
+/// How long a lock lives: `ttl`, unless `answer_lost` fires first (the answer carrying its
+/// id never reached its caller, who therefore cannot complete it): then it is backed out at
+/// once.
+#[derive(Debug)]
+pub struct Lifetime {
+    /// Until the lock expires.
+    pub ttl: Duration,
+    /// Fires when the answer with the lock's id is lost.
+    pub answer_lost: Option<CancellationToken>,
+}
+
 /// A random, opaque lock id.
 fn new_id() -> String {
     let mut bytes = [0u8; 16];
@@ -167,8 +178,8 @@ impl Locks {
         Ok(Reservation(Arc::clone(&self.inner)))
     }
 
-    /// Registers a lease holding `messages` uncommitted gets as a lock of `owner` for `ttl`;
-    /// returns its id and expiry time.
+    /// Registers a lease holding `messages` uncommitted gets as a lock of `owner` for the
+    /// `life` given; returns its id and expiry time.
     ///
     /// # Errors
     /// [`LockError::Full`]: the lease is backed out.
@@ -179,8 +190,9 @@ impl Locks {
         queue: &str,
         lease: Lease,
         messages: usize,
-        ttl: Duration,
+        life: Lifetime,
     ) -> Result<(String, SystemTime), LockError> {
+        let Lifetime { ttl, answer_lost } = life;
         let id = new_id();
         let refused = {
             let mut held = self
@@ -212,15 +224,23 @@ impl Locks {
         let locks = self.clone();
         let expiry_id = id.clone();
         tokio::spawn(async move {
+            let lost = async {
+                match answer_lost {
+                    Some(token) => token.cancelled_owned().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
-                () = tokio::time::sleep(ttl) => locks.expire(&expiry_id).await,
+                () = tokio::time::sleep(ttl) => locks.expire(&expiry_id, "lock expired").await,
+                () = lost => locks.expire(&expiry_id, "the answer with this lock never reached its caller").await,
                 () = locks.inner.shutdown.cancelled() => {}
             }
         });
         Ok((id, SystemTime::now() + ttl))
     }
 
-    async fn expire(&self, id: &str) {
+    /// Backs lock `id` out, if it is still held, saying `why` in the log.
+    async fn expire(&self, id: &str, why: &str) {
         let taken = self
             .inner
             .held
@@ -228,7 +248,7 @@ impl Locks {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(id);
         let Some(held) = taken else { return };
-        tracing::info!(queue = %held.queue, messages = held.messages, "lock expired: backing its messages out");
+        tracing::info!(queue = %held.queue, messages = held.messages, "{why}: backing its messages out");
         {
             let mut expired = self
                 .inner

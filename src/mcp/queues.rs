@@ -7,12 +7,11 @@
 //! [`Locks`]. Policy checks happen before any of this, in the tools.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use super::catalog::{AdminStatus, Catalog};
-use super::locks::{LockError, Locks};
+use super::locks::{Lifetime, LockError, Locks};
 use super::schema::{ConnectionOut, MessageOut, PoolStatus};
 use crate::Error;
 use crate::mq::message::Message;
@@ -246,7 +245,7 @@ impl Queues {
 
     /// Gets up to `limit` messages, `max_bytes` of payload in all (see `get_batch`), under
     /// syncpoint on a connection that stays reserved for the lock; `None` id when no message
-    /// came (nothing is held).
+    /// came (nothing is held). The lock lives as `life` says.
     ///
     /// # Errors
     /// [`LockError`].
@@ -256,7 +255,7 @@ impl Queues {
         queue: &str,
         limit: usize,
         max_bytes: usize,
-        ttl: Duration,
+        life: Lifetime,
     ) -> Result<(Option<(String, std::time::SystemTime)>, Vec<MessageOut>), LockError> {
         let reservation = self.locks.reserve()?;
         let mut lease = self.lease().await.map_err(LockError::Mq)?;
@@ -279,7 +278,7 @@ impl Queues {
         }
         let held = self
             .locks
-            .insert(reservation, owner, queue, lease, got.len(), ttl)
+            .insert(reservation, owner, queue, lease, got.len(), life)
             .await?;
         Ok((Some(held), out))
     }

@@ -18,7 +18,7 @@ use super::audit::{self, Outcome};
 use super::auth::Caller;
 use super::failure::{Args, Fail, failure, in_range, input, invalid};
 use super::http::ResponseGone;
-use super::locks::{Action, LockError};
+use super::locks::{Action, Lifetime, LockError};
 use super::output::Json;
 use super::policy::{Capability, Policy, glob_matches};
 use super::queues::{CallerGone, Queues};
@@ -83,12 +83,15 @@ fn caller(ctx: &RequestContext<RoleServer>) -> Caller {
 /// What tells a call that its caller will not see the answer: rmcp's token for the request
 /// and, over HTTP, the response being dropped.
 fn caller_gone(ctx: &RequestContext<RoleServer>) -> CallerGone {
-    let response = ctx
-        .extensions
+    CallerGone::new(ctx.ct.clone(), response_gone(ctx))
+}
+
+/// Over HTTP, the token that fires when this call's response is dropped before its end.
+fn response_gone(ctx: &RequestContext<RoleServer>) -> Option<tokio_util::sync::CancellationToken> {
+    ctx.extensions
         .get::<axum::http::request::Parts>()
         .and_then(|parts| parts.extensions.get::<ResponseGone>())
-        .map(|gone| gone.0.clone());
-    CallerGone::new(ctx.ct.clone(), response)
+        .map(|gone| gone.0.clone())
 }
 
 /// Runs a read-only tool's work, dropped if the caller goes first (it waits for a pooled
@@ -379,7 +382,10 @@ impl McpServer {
                     &queue,
                     limit as usize,
                     limits.max_result_bytes,
-                    Duration::from_secs(secs.into()),
+                    Lifetime {
+                        ttl: Duration::from_secs(secs.into()),
+                        answer_lost: response_gone(&ctx),
+                    },
                 )
                 .await
                 .map_err(|e| match e {

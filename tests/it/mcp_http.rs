@@ -485,6 +485,50 @@ async fn the_binary_refuses_a_public_address_without_auth() {
     }
 }
 
+/// A 2025-11-25 session on the server: `initialize`, then `notifications/initialized`.
+struct Session {
+    url: String,
+    token: &'static str,
+    id: String,
+}
+
+impl Session {
+    async fn open(h: &Http, token: &'static str) -> Self {
+        let init = post(&h.url, Some(token), &initialize_body()).await;
+        let id = init
+            .headers()
+            .get("mcp-session-id")
+            .expect("session id")
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        let _ = init.text().await;
+        let session = Self {
+            url: h.url.clone(),
+            token,
+            id,
+        };
+        let initialized = session
+            .post(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .send()
+            .await
+            .expect("initialized");
+        assert_eq!(initialized.status(), 202);
+        session
+    }
+
+    /// A request on the session, carrying `body`.
+    fn post(&self, body: &Value) -> reqwest::RequestBuilder {
+        http()
+            .post(&self.url)
+            .bearer_auth(self.token)
+            .header("Accept", "application/json, text/event-stream")
+            .header("MCP-Protocol-Version", "2025-11-25")
+            .header("Mcp-Session-Id", &self.id)
+            .json(body)
+    }
+}
+
 /// What became of the only message put on `queue`: `true` once it is back and visible with
 /// its backout count raised, `false` once it is gone for good (committed).
 async fn backed_out(qm: &mqpilot::fake::FakeQm, queue: &str) -> bool {
@@ -535,29 +579,8 @@ async fn a_receive_whose_client_disconnects_backs_out_in_both_protocol_generatio
 
     // A 2025-11-25 session: initialize, initialized, then the call on the session.
     let h = start(open_policy(), tokens_auth(), HttpOptions::default()).await;
-    let init = post(&h.url, Some(OPS_TOKEN), &initialize_body()).await;
-    let session = init
-        .headers()
-        .get("mcp-session-id")
-        .expect("session id")
-        .to_str()
-        .expect("ascii")
-        .to_owned();
-    let _ = init.text().await;
-    let on_session = |body: &Value| {
-        http()
-            .post(&h.url)
-            .bearer_auth(OPS_TOKEN)
-            .header("Accept", "application/json, text/event-stream")
-            .header("MCP-Protocol-Version", "2025-11-25")
-            .header("Mcp-Session-Id", &session)
-            .json(body)
-    };
-    let initialized = on_session(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-        .send()
-        .await
-        .expect("initialized");
-    assert_eq!(initialized.status(), 202);
+    let session = Session::open(&h, OPS_TOKEN).await;
+    let on_session = |body: &Value| session.post(body);
     let receive = on_session(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
         "params": {"name": "receive_messages", "arguments": args}}));
     assert!(
@@ -882,4 +905,42 @@ async fn a_read_only_call_whose_client_goes_gives_its_slot_back_at_once() {
     let body: Value = r.json().await.expect("json");
     assert_eq!(body["result"]["isError"], false, "{body}");
     let _ = receive.await;
+}
+
+#[tokio::test]
+async fn a_lock_whose_answer_never_arrives_is_backed_out_at_once() {
+    let h = start(open_policy(), tokens_auth(), HttpOptions::default()).await;
+    let session = Session::open(&h, OPS_TOKEN).await;
+    // Slow MQ calls, so the client can leave while the lock's gets run.
+    h.qm.set_latency(Duration::from_millis(200));
+    let lock = session.post(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "lock_messages", "arguments": {"queue": "ORDERS", "limit": 3, "lock_seconds": 120}}}));
+    let abandoned = tokio::spawn(async move {
+        let response = lock.send().await;
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        drop(response);
+    });
+    let started = std::time::Instant::now() + Duration::from_secs(10);
+    while !h.qm.browse("ORDERS").iter().any(|m| m.state == "got-uncommitted") {
+        assert!(std::time::Instant::now() < started, "the lock never got a message");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    abandoned.abort();
+    let _ = abandoned.await;
+    h.qm.set_latency(Duration::ZERO);
+    // The caller never saw the lock id: its messages come back now, not in 120 s.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let messages = h.qm.browse("ORDERS");
+        if messages.iter().all(|m| m.state == "visible") && messages.iter().any(|m| m.backout_count > 0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lock still holds its messages: {:?}",
+            messages.iter().map(|m| m.state).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(h.qm.browse("ORDERS").len(), 5, "nothing lost");
 }
