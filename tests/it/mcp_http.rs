@@ -818,8 +818,13 @@ async fn a_client_that_stops_reading_is_cut_off() {
     };
     let (addr, _served) = serve_task(&qm, policy, options, &cancel).await;
     let mut stream = big_answer_nobody_reads(addr).await;
-    // Well past the read timeout with nothing taken: the server has given up on it.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Once the answer has started (building 24 MB of JSON takes a while on a busy machine),
+    // well past the read timeout with nothing taken: the server has given up on it.
+    tokio::time::timeout(Duration::from_secs(60), stream.peek(&mut [0u8; 1]))
+        .await
+        .expect("the answer starts")
+        .expect("peek");
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let mut got = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut got))
         .await
