@@ -375,12 +375,17 @@ fn too_long(e: &axum::Error) -> bool {
     std::error::Error::source(e).is_some_and(|e| e.is::<http_body_util::LengthLimitError>())
 }
 
-/// Fires when the HTTP response of a call is dropped before its end: the client went away
-/// and will never see the answer. Tools find it in the request's parts.
+/// Fires when the HTTP response of a call is dropped before the answer left the server:
+/// the client went away and will never see it. Tools find it in the request's parts.
 #[derive(Clone, Debug)]
 pub struct ResponseGone(pub CancellationToken);
 
-/// A response body that cancels its [`ResponseGone`] token if dropped before its end.
+/// A response body that cancels its [`ResponseGone`] token if dropped before the answer
+/// left it: before its end, or its first frame that is not an SSE comment (a JSON body is
+/// the answer; in an event stream, keep-alives are comments and the first event is the
+/// answer, since mqpilot sends no notifications and announces no resumption). A client
+/// that closes as soon as it has read the answer, before the stream's end is polled, has
+/// not lost it.
 struct GoneOnDrop {
     inner: axum::body::Body,
     armed: Option<tokio_util::sync::DropGuard>,
@@ -395,8 +400,13 @@ impl http_body::Body for GoneOnDrop {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
         let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
-        if matches!(polled, std::task::Poll::Ready(None)) || self.inner.is_end_stream() {
-            // Sent in full: nothing to cancel.
+        let answered = match &polled {
+            std::task::Poll::Ready(None) => true,
+            std::task::Poll::Ready(Some(Ok(frame))) => frame.data_ref().is_some_and(|d| d.first() != Some(&b':')),
+            _ => false,
+        };
+        if answered || self.inner.is_end_stream() {
+            // The answer is on its way: nothing to cancel.
             if let Some(guard) = self.armed.take() {
                 guard.disarm();
             }
@@ -525,6 +535,51 @@ mod tests {
         assert_eq!(host_name("localhost"), "localhost");
         assert!(loopback_origin("http://localhost:6274"));
         assert!(!loopback_origin("https://evil.example"));
+    }
+
+    /// A body that yields `frames`, then waits for ever.
+    struct Frames(std::collections::VecDeque<&'static str>);
+
+    impl http_body::Body for Frames {
+        type Data = axum::body::Bytes;
+        type Error = axum::Error;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+            match self.0.pop_front() {
+                Some(f) => std::task::Poll::Ready(Some(Ok(http_body::Frame::data(f.into())))),
+                None => std::task::Poll::Pending,
+            }
+        }
+    }
+
+    /// Polls a `GoneOnDrop` over `frames` once per frame, drops it, and says whether its
+    /// token fired.
+    fn gone_after(frames: &[&'static str]) -> bool {
+        let token = CancellationToken::new();
+        let mut body = GoneOnDrop {
+            inner: axum::body::Body::new(Frames(frames.iter().copied().collect())),
+            armed: Some(token.clone().drop_guard()),
+        };
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        for _ in 0..=frames.len() {
+            let _ = http_body::Body::poll_frame(std::pin::Pin::new(&mut body), &mut cx);
+        }
+        drop(body);
+        token.is_cancelled()
+    }
+
+    #[test]
+    fn the_token_fires_only_while_the_answer_has_not_left() {
+        assert!(gone_after(&[]), "dropped before anything was sent");
+        assert!(gone_after(&[": keep-alive\n\n"]), "only a keep-alive was sent");
+        assert!(
+            !gone_after(&["data: {\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{}}\n\n"]),
+            "the answer event left; the stream's end was not polled yet"
+        );
+        assert!(!gone_after(&[": keep-alive\n\n", "data: {}\n\n"]));
     }
 
     #[test]

@@ -80,7 +80,7 @@ impl std::fmt::Display for LockError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Unknown => f.write_str("no such lock is held by this caller (a wrong id, or already completed)"),
-            Self::Expired => f.write_str("the lock expired: its messages were backed out and are on the queue again"),
+            Self::Expired => f.write_str("the lock expired, or its answer was lost on the way to the caller: its messages were backed out and are on the queue again"),
             Self::Full(n) => write!(f, "{n} locks are held already (limits.max_locks): complete one first"),
             Self::Mq(e) => write!(f, "{e}"),
         }
