@@ -53,8 +53,9 @@ pub struct HttpOptions {
     pub max_sessions: usize,
     /// Of those, sessions one caller may hold. Default 64.
     pub max_sessions_per_caller: usize,
-    /// Time a client has to send a request's headers (on a kept-alive connection, from the
-    /// end of the previous response) and, separately, its body. Default 30 s.
+    /// Time a client has for each step: to send a request's headers (on a kept-alive
+    /// connection, from the end of the previous response), then its body, and to take each
+    /// next part of an answer. Default 30 s.
     pub read_timeout: Duration,
     /// Public URL of the MCP endpoint (the RFC 9728 `resource`). Default
     /// `http://ADDR/mcp`.
@@ -143,6 +144,14 @@ fn loopback_origin(origin: &str) -> bool {
 
 fn refuse(status: StatusCode, text: &str) -> Response {
     (status, text.to_owned()).into_response()
+}
+
+/// [`refuse`], telling the client to try again after `secs` seconds.
+fn refuse_for_now(status: StatusCode, text: &str, secs: &'static str) -> Response {
+    let mut r = refuse(status, text);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static(secs));
+    r
 }
 
 impl Gate {
@@ -257,18 +266,16 @@ async fn guard(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Respo
             req.extensions_mut().insert(InFlight { _permit: Arc::new(p) });
         }
         Err(_) => {
-            let mut r = refuse(
+            return refuse_for_now(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too many calls in flight for this caller",
+                "1",
             );
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return r;
         }
     }
-    let name = caller.name.clone();
+    let opener = initialize.then(|| caller.name.clone());
     req.extensions_mut().insert(caller);
-    if initialize {
+    if let Some(name) = opener {
         // Checked, created and recorded one at a time, and to the end even if the client
         // leaves half-way, so the counts stay true.
         let gate = Arc::clone(&gate);
@@ -348,15 +355,13 @@ impl Sessions {
         } else {
             return None;
         };
-        let mut r = refuse(
+        Some(refuse_for_now(
             status,
             &format!(
                 "{message}: close one (DELETE /mcp with its Mcp-Session-Id) or wait for an idle one to expire; protocol 2026-07-28 clients need no session"
             ),
-        );
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-        Some(r)
+            "5",
+        ))
     }
 }
 

@@ -18,88 +18,74 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::http::HttpOptions;
-use crate::Error;
 
 /// How long connections may take to finish once the server is stopping.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Serves `router` on `listener` until `cancel` fires, then lets the connections finish (at
-/// most [`SHUTDOWN_GRACE`]). Limits: see the module.
-///
-/// # Errors
-/// None at present: accept errors (out of file descriptors, for example) are logged and
-/// retried after a pause.
+/// most [`SHUTDOWN_GRACE`]). Limits: see the module. Accept errors (out of file descriptors,
+/// for example) are logged and retried after a pause.
 pub fn serve(
     listener: tokio::net::TcpListener,
     router: axum::Router,
     options: &HttpOptions,
     cancel: CancellationToken,
-) -> impl Future<Output = Result<(), Error>> + Send + 'static {
+) -> impl Future<Output = ()> + Send + 'static {
     let limit = options.max_connections.clamp(1, Semaphore::MAX_PERMITS);
     let stall = options.read_timeout;
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(options.read_timeout);
-    serve_on(listener, router, http, limit, stall, cancel)
-}
-
-async fn serve_on(
-    listener: tokio::net::TcpListener,
-    router: axum::Router,
-    http: hyper::server::conn::http1::Builder,
-    limit: usize,
-    stall: Duration,
-    cancel: CancellationToken,
-) -> Result<(), Error> {
-    let slots = Arc::new(Semaphore::new(limit));
-    loop {
-        let slot = tokio::select! {
-            slot = Arc::clone(&slots).acquire_owned() => slot.expect("the semaphore is never closed"),
-            () = cancel.cancelled() => break,
-        };
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    if !matches!(
-                        e.kind(),
-                        std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::ConnectionReset
-                    ) {
-                        tracing::error!(error = %e, "cannot accept connections; retrying in 1 s");
-                        tokio::select! {
-                            () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                            () = cancel.cancelled() => break,
+    async move {
+        let slots = Arc::new(Semaphore::new(limit));
+        loop {
+            let slot = tokio::select! {
+                slot = Arc::clone(&slots).acquire_owned() => slot.expect("the semaphore is never closed"),
+                () = cancel.cancelled() => break,
+            };
+            let stream = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        if !matches!(
+                            e.kind(),
+                            std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::ConnectionReset
+                        ) {
+                            tracing::error!(error = %e, "cannot accept connections; retrying in 1 s");
+                            tokio::select! {
+                                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                                () = cancel.cancelled() => break,
+                            }
                         }
+                        continue;
                     }
-                    continue;
+                },
+                () = cancel.cancelled() => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let io = hyper_util::rt::TokioIo::new(WriteStall::new(stream, stall));
+            let service = hyper_util::service::TowerToHyperService::new(router.clone());
+            let conn = http.serve_connection(io, service);
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                let mut conn = std::pin::pin!(conn);
+                tokio::select! {
+                    _ = conn.as_mut() => {}
+                    () = cancel.cancelled() => {
+                        conn.as_mut().graceful_shutdown();
+                        // Past the grace the connection is dropped, which closes it.
+                        let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn).await;
+                    }
                 }
-            },
-            () = cancel.cancelled() => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let io = hyper_util::rt::TokioIo::new(WriteStall::new(stream, stall));
-        let service = hyper_util::service::TowerToHyperService::new(router.clone());
-        let conn = http.serve_connection(io, service);
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            let mut conn = std::pin::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                () = cancel.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    // Past the grace the connection is dropped, which closes it.
-                    let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn).await;
-                }
-            }
-            drop(slot);
-        });
+                drop(slot);
+            });
+        }
+        drop(listener);
+        // Every connection gives its slot back when it ends, at the latest at the grace's
+        // end: having them all means none is left.
+        let all = u32::try_from(limit).unwrap_or(u32::MAX);
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE + Duration::from_secs(1), slots.acquire_many(all)).await;
     }
-    drop(listener);
-    // Every connection gives its slot back when it ends, at the latest at the grace's end:
-    // having them all means none is left.
-    let all = u32::try_from(limit).unwrap_or(u32::MAX);
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE + Duration::from_secs(1), slots.acquire_many(all)).await;
-    Ok(())
 }
 
 /// A socket whose writes fail with `TimedOut` once one has made no progress for `limit`: a

@@ -40,7 +40,7 @@ impl std::fmt::Debug for Queues {
 /// Tells a call that its answer can no longer reach its caller: the request's own token
 /// (the client sent `notifications/cancelled`, or rmcp saw a stateless client go away) or,
 /// over HTTP, the response dropped before it was sent (any client that disconnected).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct CallerGone {
     request: CancellationToken,
     response: Option<CancellationToken>,

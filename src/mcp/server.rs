@@ -21,7 +21,7 @@ use super::http::ResponseGone;
 use super::locks::{Action, Lifetime, LockError};
 use super::output::Json;
 use super::policy::{Capability, Policy, glob_matches};
-use super::queues::{CallerGone, Queues};
+use super::queues::{CallerGone, Queues, cancelled_request};
 use super::schema::*;
 use crate::Error;
 use crate::mq::put_fields::{self, PutFields};
@@ -86,7 +86,8 @@ fn caller_gone(ctx: &RequestContext<RoleServer>) -> CallerGone {
     CallerGone::new(ctx.ct.clone(), response_gone(ctx))
 }
 
-/// Over HTTP, the token that fires when this call's response is dropped before its end.
+/// Over HTTP, the token that fires when this call's response is dropped before the answer
+/// left the server.
 fn response_gone(ctx: &RequestContext<RoleServer>) -> Option<tokio_util::sync::CancellationToken> {
     ctx.extensions
         .get::<axum::http::request::Parts>()
@@ -105,7 +106,7 @@ async fn unless_gone<T>(
     tokio::select! {
         biased;
         result = work => result,
-        () = gone.gone() => Err(Fail::from(crate::mcp::queues::cancelled_request())),
+        () = gone.gone() => Err(Fail::from(cancelled_request())),
     }
 }
 

@@ -205,16 +205,11 @@ impl Pool {
             Err(_) => {
                 self.inner.stats.waited_for_connection();
                 let _waiting = self.inner.waiting.enter();
-                let busy = async {
-                    match patience {
-                        Some(p) => tokio::time::sleep(p.busy).await,
-                        None => std::future::pending().await,
-                    }
-                };
+                let busy = patience.map(|p| p.busy);
                 tokio::select! {
                     p = permits.acquire_owned() => p.expect("the pool never closes its semaphore"),
                     () = cancel.cancelled() => return Err(cancelled()),
-                    () = busy => return Err(self.all_busy(patience.map(|p| p.busy).unwrap_or_default())),
+                    () = sleep_or_never(busy) => return Err(self.all_busy(busy.unwrap_or_default())),
                 }
             }
         };
@@ -255,26 +250,21 @@ impl Pool {
     /// is given up on.
     async fn connect(&self, patience: Option<Patience>, cancel: &CancellationToken) -> Result<ConnThread, Error> {
         let give_up = patience.map(|p| Instant::now() + p.connect);
+        let attempt_limit = patience.map(|p| p.attempt);
         loop {
             // A connect that hangs (a listener that accepts and never answers) must not hold a
             // shutdown, or a caller with patience, up until the client's own timeout: the
             // thread is left to finish it, and disconnects as soon as it finds nobody waiting.
-            let too_long = async {
-                match patience {
-                    Some(p) => tokio::time::sleep(p.attempt).await,
-                    None => std::future::pending().await,
-                }
-            };
             let attempt = tokio::select! {
                 attempt = self.try_connect() => attempt,
                 () = cancel.cancelled() => return Err(cancelled()),
-                () = too_long => {
+                () = sleep_or_never(attempt_limit) => {
                     self.inner.stats.connect_failed();
                     return Err(Error::Options {
                         source_name: "pool".into(),
                         message: format!(
                             "the queue manager did not answer the connect within {:?}",
-                            patience.map(|p| p.attempt).unwrap_or_default()
+                            attempt_limit.unwrap_or_default()
                         ),
                     });
                 }
@@ -345,6 +335,14 @@ impl Pool {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clear();
+    }
+}
+
+/// Sleeps for `limit`; without one, never completes.
+async fn sleep_or_never(limit: Option<Duration>) {
+    match limit {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -44,6 +44,14 @@ pub fn open_policy() -> Policy {
     Policy::with(&Capability::ALL, &["*"]).deny(Capability::Browse, &["PAYROLL"])
 }
 
+/// Connect options for the test queue managers' APP.SVRCONN channel.
+fn app_channel() -> ConnectOptions {
+    ConnectOptions::builder()
+        .with_channel(parse_mqserver("APP.SVRCONN/TCP/localhost(1414)", "test").expect("channel"))
+        .build()
+        .expect("options")
+}
+
 pub fn server(
     qm: &FakeQm,
     policy: Policy,
@@ -63,10 +71,6 @@ pub fn patient_server(
     patience: Patience,
     cancel: &CancellationToken,
 ) -> McpServer {
-    let options = ConnectOptions::builder()
-        .with_channel(parse_mqserver("APP.SVRCONN/TCP/localhost(1414)", "test").expect("channel"))
-        .build()
-        .expect("options");
     let pool = PoolConfig {
         connections,
         max_handles,
@@ -74,7 +78,7 @@ pub fn patient_server(
     };
     mcp::build(
         MqLibrary::fake(qm.library("127.0.0.1")),
-        options,
+        app_channel(),
         pool,
         Arc::new(qm.clone()),
         policy,
@@ -916,13 +920,9 @@ async fn a_call_answers_instead_of_waiting_for_ever_for_a_connection() {
 
     // A listener that accepts and never answers: the attempt is given up on.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let options = ConnectOptions::builder()
-        .with_channel(parse_mqserver("APP.SVRCONN/TCP/localhost(1414)", "test").expect("channel"))
-        .build()
-        .expect("options");
     let server = mcp::build(
         MqLibrary::remote(silent.local_addr().expect("addr").to_string()),
-        options,
+        app_channel(),
         PoolConfig::default(),
         Arc::new(mcp::Listed(vec!["ORDERS".into()])),
         open_policy(),

@@ -383,13 +383,28 @@ async fn body_limit_and_calls_in_flight_per_caller() {
     ok(&ops, "queue_status", json!({"queue": "ORDERS"})).await;
 }
 
-/// A stateless 2026-07-28 `tools/call` as it goes on the wire.
-fn stateless_call(url: &str, token: &str, tool: &str, arguments: Value) -> reqwest::RequestBuilder {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+/// The body of a stateless 2026-07-28 `tools/call`.
+fn stateless_body(tool: &str, arguments: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
         "name": tool, "arguments": arguments, "_meta": {
             "io.modelcontextprotocol/protocolVersion": "2026-07-28",
             "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
-            "io.modelcontextprotocol/clientCapabilities": {}}}});
+            "io.modelcontextprotocol/clientCapabilities": {}}}})
+}
+
+/// Sends `call` and holds its response (a session's answer is an event stream whose
+/// headers come first), so the connection stays open until the task is aborted.
+fn send_and_hold(call: reqwest::RequestBuilder) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let response = call.send().await;
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        drop(response);
+    })
+}
+
+/// A stateless 2026-07-28 `tools/call` as it goes on the wire.
+fn stateless_call(url: &str, token: &str, tool: &str, arguments: Value) -> reqwest::RequestBuilder {
+    let body = stateless_body(tool, arguments);
     http()
         .post(url)
         .bearer_auth(token)
@@ -552,13 +567,7 @@ async fn backed_out(qm: &mqpilot::fake::FakeQm, queue: &str) -> bool {
 /// MQGET waits, then puts the message that MQGET gets: a caller that went away never sees
 /// it, so it must go back to the queue.
 async fn receive_then_disconnect(h: &Http, call: reqwest::RequestBuilder) -> bool {
-    let abandoned = tokio::spawn(async move {
-        // Holding the response (a session's answer is an event stream whose headers come
-        // first) keeps the connection open until the task is aborted.
-        let response = call.send().await;
-        tokio::time::sleep(Duration::from_secs(60)).await;
-        drop(response);
-    });
+    let abandoned = send_and_hold(call);
     until_mqget_waits(&h.qm, "Q09").await;
     abandoned.abort();
     let _ = abandoned.await;
@@ -762,7 +771,7 @@ async fn serve_task(
     policy: Policy,
     options: HttpOptions,
     cancel: &CancellationToken,
-) -> (SocketAddr, tokio::task::JoinHandle<Result<(), mqpilot::Error>>) {
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let server = server(qm, policy, 3, 32, cancel);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -780,11 +789,10 @@ async fn big_answer_nobody_reads(addr: SocketAddr) -> tokio::net::TcpStream {
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
     socket.set_recv_buffer_size(4096).expect("small receive buffer");
     let mut stream = socket.connect(addr).await.expect("connect");
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-        "name": "browse_messages", "arguments": {"queue": "Q08", "limit": 12, "max_payload_bytes": 1_048_576},
-        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
-            "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
-            "io.modelcontextprotocol/clientCapabilities": {}}}})
+    let body = stateless_body(
+        "browse_messages",
+        json!({"queue": "Q08", "limit": 12, "max_payload_bytes": 1_048_576}),
+    )
     .to_string();
     let request = format!(
         "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
@@ -796,7 +804,12 @@ async fn big_answer_nobody_reads(addr: SocketAddr) -> tokio::net::TcpStream {
     stream
 }
 
-fn big_queue() -> (mqpilot::fake::FakeQm, Policy) {
+/// A server whose Q08 holds 12 messages of 1 MiB (a 24 MB browse answer) and whose read
+/// timeout is `read_timeout`; its queue manager, address and serving task.
+async fn big_answers(
+    read_timeout: Duration,
+    cancel: &CancellationToken,
+) -> (mqpilot::fake::FakeQm, SocketAddr, tokio::task::JoinHandle<()>) {
     let qm = qm();
     for _ in 0..12 {
         qm.put_message("Q08", mqpilot::fake::PutSpec::text(vec![b'x'; 1 << 20]))
@@ -804,19 +817,19 @@ fn big_queue() -> (mqpilot::fake::FakeQm, Policy) {
     }
     let mut policy = open_policy();
     policy.limits.max_result_bytes = 16 << 20;
-    (qm, policy)
+    let options = HttpOptions {
+        read_timeout,
+        ..HttpOptions::default()
+    };
+    let (addr, served) = serve_task(&qm, policy, options, cancel).await;
+    (qm, addr, served)
 }
 
 #[tokio::test]
 async fn a_client_that_stops_reading_is_cut_off() {
     use tokio::io::AsyncReadExt as _;
-    let (qm, policy) = big_queue();
     let cancel = CancellationToken::new();
-    let options = HttpOptions {
-        read_timeout: Duration::from_secs(1),
-        ..HttpOptions::default()
-    };
-    let (addr, _served) = serve_task(&qm, policy, options, &cancel).await;
+    let (_qm, addr, _served) = big_answers(Duration::from_secs(1), &cancel).await;
     let mut stream = big_answer_nobody_reads(addr).await;
     // Once the answer has started (building 24 MB of JSON takes a while on a busy machine),
     // well past the read timeout with nothing taken: the server has given up on it.
@@ -848,19 +861,14 @@ async fn a_client_that_stops_reading_is_cut_off() {
 
 #[tokio::test]
 async fn a_stop_does_not_wait_for_ever_on_a_client_that_does_not_read() {
-    let (qm, policy) = big_queue();
     let cancel = CancellationToken::new();
-    let options = HttpOptions {
-        read_timeout: Duration::from_secs(300),
-        ..HttpOptions::default()
-    };
-    let (_addr, served) = serve_task(&qm, policy, options.clone(), &cancel).await;
-    let _stream = big_answer_nobody_reads(_addr).await;
+    let (_qm, addr, served) = big_answers(Duration::from_secs(300), &cancel).await;
+    let _stream = big_answer_nobody_reads(addr).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     cancel.cancel();
     let done = tokio::time::timeout(Duration::from_secs(20), served).await;
     assert!(
-        matches!(done, Ok(Ok(Ok(())))),
+        matches!(done, Ok(Ok(()))),
         "serve still waiting 20 s after the stop: {done:?}"
     );
 }
@@ -920,11 +928,7 @@ async fn a_lock_whose_answer_never_arrives_is_backed_out_at_once() {
     h.qm.set_latency(Duration::from_millis(200));
     let lock = session.post(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
         "params": {"name": "lock_messages", "arguments": {"queue": "ORDERS", "limit": 3, "lock_seconds": 120}}}));
-    let abandoned = tokio::spawn(async move {
-        let response = lock.send().await;
-        tokio::time::sleep(Duration::from_secs(60)).await;
-        drop(response);
-    });
+    let abandoned = send_and_hold(lock);
     let started = std::time::Instant::now() + Duration::from_secs(10);
     while !h.qm.browse("ORDERS").iter().any(|m| m.state == "got-uncommitted") {
         assert!(std::time::Instant::now() < started, "the lock never got a message");

@@ -178,11 +178,10 @@ pub(crate) async fn run(args: McpArgs) -> Result<u8, Failure> {
     let queues = server.queues().clone();
     let router = mcp::http::router(server, &http, Arc::new(auth), bound, &cancel);
     tracing::info!(url = %format!("http://{bound}{}", mcp::http::MCP_PATH), "serving MCP over streamable HTTP");
-    let served = mcp::http::serve(listener, router, &http, cancel).await;
+    mcp::http::serve(listener, router, &http, cancel).await;
     let released = queues.shutdown().await;
     if released > 0 {
         tracing::info!(locks = released, "backed out locks held at shutdown");
     }
-    served.map_err(|e| Failure(3, e.into()))?;
     Ok(0)
 }
