@@ -20,6 +20,8 @@ use mqpilot::plan::{self, Model, Plan, Status};
 const EXIT_USAGE: u8 = 64;
 const EXIT_INVALID_MODEL: u8 = 65;
 const EXIT_IO: u8 = 74;
+/// `emit keda`: no replica count is safe (the same code as `check` for a failing plan).
+const EXIT_NO_SAFE_SCALING: u8 = 2;
 /// `check --validate`: the embedded fake did not do what the report predicts.
 const EXIT_VALIDATION_MISMATCH: u8 = 3;
 
@@ -155,6 +157,19 @@ fn parse_range(s: &str) -> Result<(u64, u64), String> {
         .map_err(|_| format!("{to:?} is not a count"))?;
     if from == 0 || from > to {
         return Err(format!("expected 1 <= FROM <= TO, got {from}..{to}"));
+    }
+    if to > plan::model::UNLIMITED {
+        return Err(format!(
+            "TO is at most {} (MQ's largest limit), got {to}",
+            plan::model::UNLIMITED
+        ));
+    }
+    if to - from >= plan::math::SEARCH_LIMIT {
+        return Err(format!(
+            "a sweep has at most {} rows, got {}; sweep a narrower range",
+            plan::math::SEARCH_LIMIT,
+            to - from + 1
+        ));
     }
     Ok((from, to))
 }
@@ -308,8 +323,16 @@ fn run(command: Command) -> Result<u8, Failure> {
             plan::headroom(headroom)?;
             let (_, plan) = load(&model)?;
             let app = app_index(&plan, &app)?;
-            print!("{}", plan::emit::keda(&plan, app, headroom));
-            Ok(0)
+            match plan::emit::keda(&plan, app, headroom) {
+                Ok(yaml) => {
+                    print!("{yaml}");
+                    Ok(0)
+                }
+                Err(why) => {
+                    eprintln!("mqplan: {why}");
+                    Ok(EXIT_NO_SAFE_SCALING)
+                }
+            }
         }
         Command::Validate {
             model,

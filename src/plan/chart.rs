@@ -80,6 +80,12 @@ fn drawing_error(path: &Path, e: &dyn std::fmt::Display) -> Error {
     }
 }
 
+/// An axis' top: 10% above its highest value (saturating: the values are capped in the model,
+/// but a sum over many apps need not be).
+fn with_margin(top: u64) -> u64 {
+    top.saturating_add(top / 10).saturating_add(1)
+}
+
 type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
 fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &Sweep) -> DrawResult<DB> {
@@ -90,13 +96,11 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &Sweep) -> DrawRes
     let failure = s.first_failure.filter(|f| f.instances <= last);
 
     let peak = s.rows.iter().map(|r| r.qmgr_channel_instances).max().unwrap_or(1);
-    let y_max = peak
-        .max(s.max_channels.min(peak * 2))
-        .max(s.max_inst.min(peak * 2))
-        .max(1)
-        * 11
-        / 10
-        + 1;
+    let y_max = with_margin(
+        peak.max(s.max_channels.min(peak.saturating_mul(2)))
+            .max(s.max_inst.min(peak.saturating_mul(2)))
+            .max(1),
+    );
     let mut chart = ChartBuilder::on(&top)
         .caption(format!("mqplan sweep: {}", s.app), (FONT, 24))
         .margin(12)
@@ -159,7 +163,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &Sweep) -> DrawRes
         .draw()?;
 
     let handles = s.rows.first().map_or(0, |r| r.handles_per_connection);
-    let h_max = handles.max(s.max_handles) * 11 / 10 + 1;
+    let h_max = with_margin(handles.max(s.max_handles));
     let mut lower = ChartBuilder::on(&bottom)
         .margin(12)
         .x_label_area_size(40)

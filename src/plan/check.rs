@@ -54,11 +54,17 @@ pub struct Check {
     pub apps: Vec<String>,
 }
 
-/// Headroom in percent, to one decimal.
+/// Headroom in percent, to one decimal (for display: statuses compare [`headroom_left`]).
 #[must_use]
 pub fn headroom_pct(required: u64, configured: u64) -> f64 {
-    let pct = (configured as f64 - required as f64) / configured as f64 * 100.0;
-    (pct * 10.0).round() / 10.0
+    (headroom_left(required, configured) * 10.0).round() / 10.0
+}
+
+/// Headroom in percent, unrounded: what a status is decided on, so that 19.97% is short of
+/// 20% although it shows as 20.0%, and [`covering`] and a status never disagree.
+#[must_use]
+pub fn headroom_left(required: u64, configured: u64) -> f64 {
+    (configured as f64 - required as f64) / configured as f64 * 100.0
 }
 
 /// Steps the closed-form estimate in [`covering`] may take to the exact answer: it is off by
@@ -70,7 +76,7 @@ const COVERING_STEPS: usize = 16;
 /// (saturating at `u64::MAX` for a headroom just below 100).
 #[must_use]
 pub fn covering(required: u64, headroom: f64) -> u64 {
-    let left = |v: u64| (v as f64 - required as f64) / (v as f64) * 100.0;
+    let left = |v: u64| headroom_left(required, v);
     let mut v = ((required as f64 * 100.0) / (100.0 - headroom)).ceil().max(1.0) as u64;
     for _ in 0..COVERING_STEPS {
         if left(v) >= headroom || v == u64::MAX {
@@ -92,7 +98,7 @@ pub fn covering(required: u64, headroom: f64) -> u64 {
 pub fn status(req: &Requirement, required: u64, headroom: f64) -> Status {
     if required > req.configured {
         if req.capped { Status::AtRisk } else { Status::Fails }
-    } else if headroom_pct(required, req.configured) < headroom {
+    } else if headroom_left(required, req.configured) < headroom {
         Status::AtRisk
     } else {
         Status::Ok
@@ -139,6 +145,20 @@ mod tests {
         let c = check(&req(300, 256, false), &[1], 20.0, &names);
         assert_eq!((c.status, c.reason_code, c.headroom_pct), (Status::Fails, 2017, -17.2));
         assert_eq!(check(&req(300, 256, true), &[1], 20.0, &names).status, Status::AtRisk);
+    }
+
+    #[test]
+    fn a_status_is_decided_on_the_unrounded_headroom() {
+        let names = ["a"];
+        // 19.97% shows as 20.0% but is short of 20%; covering then raises the limit.
+        let c = check(&req(8003, 10_000, false), &[1], 20.0, &names);
+        assert_eq!((c.headroom_pct, c.status), (20.0, Status::AtRisk));
+        assert!(covering(8003, 20.0) > 10_000);
+        // 19.94% shows as 19.9% but keeps 19.93%: ok (rounded, it was at risk, and the cover
+        // recommended lowering MAXHANDS to 9,999).
+        let c = check(&req(8006, 10_000, false), &[1], 19.93, &names);
+        assert_eq!((c.headroom_pct, c.status), (19.9, Status::Ok));
+        assert_eq!(check(&req(8000, 10_000, false), &[1], 20.0, &names).status, Status::Ok);
     }
 
     #[test]

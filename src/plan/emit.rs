@@ -1,14 +1,32 @@
-//! Emitters: MQSC that sets the limits a plan needs, and a KEDA ScaledObject capped at an
-//! app's max safe instances.
+//! Emitters: MQSC that sets the limits a plan needs, and a KEDA ScaledObject capped where
+//! an app's limits keep their headroom.
 //!
 //! Values never go down: each limit is set to the larger of what is configured and what
-//! covers the planned maximum with the headroom, and every line says why.
+//! covers the planned maximum with the headroom, and every line says why. Names are quoted
+//! (MQSC keeps their case; YAML reads them as strings), and the model only admits MQ names,
+//! so nothing in a model can add a command or a key of its own.
 
 use std::fmt::Write as _;
 
-use super::check::covering;
+use super::check::{covering, headroom_left};
 use super::math::Limit;
-use super::report::Plan;
+use super::model::UNLIMITED;
+use super::report::{Plan, mqsc_name};
+
+/// What a limit is set to: what covers `need` with the headroom, never less than `was`,
+/// and never more than MQ takes; the second value says when even that does not cover it.
+fn setting(was: u64, need: u64, headroom: f64) -> (u64, bool) {
+    let covers = covering(need, headroom);
+    (was.max(covers).min(UNLIMITED), covers > UNLIMITED)
+}
+
+/// The comment for a limit that no value covers.
+fn short(limit: &str, need: u64, headroom: f64) -> String {
+    format!(
+        "\n* {limit}: no value covers {need} with {headroom}% headroom (MQ takes at most {UNLIMITED}): \
+         change the design (mqplan check)"
+    )
+}
 
 /// MQSC for the queue manager and its channels, with a comment on each line, and a note for
 /// qm.ini's MaxChannels/MaxActiveChannels (not an MQSC attribute).
@@ -32,14 +50,25 @@ pub fn mqsc(plan: &Plan, headroom: f64) -> String {
     );
     let hands = need(Limit::MaxHands, &|_| true);
     let umsgs = need(Limit::MaxUmsgs, &|_| true);
-    let set_hands = qm.max_handles.max(covering(hands, headroom));
-    let set_umsgs = qm.max_uncommitted.max(covering(umsgs, headroom));
+    let (set_hands, hands_short) = setting(qm.max_handles, hands, headroom);
+    let (set_umsgs, umsgs_short) = setting(qm.max_uncommitted, umsgs, headroom);
     let _ = writeln!(
         out,
         "ALTER QMGR MAXHANDS({set_hands}) MAXUMSGS({set_umsgs})\n\
          * MAXHANDS: at most {hands} handles on one connection (was {}); MAXUMSGS: at most {umsgs} messages in one \
-         unit of work (was {})",
-        qm.max_handles, qm.max_uncommitted
+         unit of work (was {}){}{}",
+        qm.max_handles,
+        qm.max_uncommitted,
+        if hands_short {
+            short("MAXHANDS", hands, headroom)
+        } else {
+            String::new()
+        },
+        if umsgs_short {
+            short("MAXUMSGS", umsgs, headroom)
+        } else {
+            String::new()
+        },
     );
     for (c, channel) in qm.channels.iter().enumerate() {
         if !plan.model.apps.iter().any(|a| a.channel == c) {
@@ -58,44 +87,101 @@ pub fn mqsc(plan: &Plan, headroom: f64) -> String {
             .map(|(_, n)| n.sharecnv)
             .max()
             .unwrap_or(channel.sharecnv);
+        let (set_inst, inst_short) = setting(channel.max_inst, inst, headroom);
+        let (set_instc, instc_short) = setting(channel.max_instc, instc, headroom);
         let _ = writeln!(
             out,
-            "ALTER CHANNEL({}) CHLTYPE(SVRCONN) MAXINST({}) MAXINSTC({}) SHARECNV({})\n\
+            "ALTER CHANNEL({}) CHLTYPE(SVRCONN) MAXINST({set_inst}) MAXINSTC({set_instc}) SHARECNV({})\n\
              * {}: {inst} instances from all clients (was MAXINST {}), at most {instc} from one client address \
-             (was MAXINSTC {}); SHARECNV {} kept (the lower of client and server applies; clients use up to {sharecnv})",
-            channel.name,
-            channel.max_inst.max(covering(inst, headroom)),
-            channel.max_instc.max(covering(instc, headroom)),
+             (was MAXINSTC {}); SHARECNV {} kept (the lower of client and server applies; clients use up to \
+             {sharecnv}){}{}",
+            mqsc_name(&channel.name),
             channel.sharecnv,
             channel.name,
             channel.max_inst,
             channel.max_instc,
-            channel.sharecnv
+            channel.sharecnv,
+            if inst_short {
+                short("MAXINST", inst, headroom)
+            } else {
+                String::new()
+            },
+            if instc_short {
+                short("MAXINSTC", instc, headroom)
+            } else {
+                String::new()
+            },
         );
     }
     let channels = need(Limit::MaxChannels, &|_| true);
+    let (set_channels, channels_short) = setting(qm.max_channels, channels, headroom);
+    let (set_active, _) = setting(qm.max_active_channels, channels, headroom);
     let _ = writeln!(
         out,
-        "* qm.ini, CHANNELS stanza (not MQSC; restart the queue manager): MaxChannels={} MaxActiveChannels={}\n\
-         * {channels} channel instances in all (was MaxChannels {}, MaxActiveChannels {})",
-        qm.max_channels.max(covering(channels, headroom)),
-        qm.max_active_channels.max(covering(channels, headroom)),
+        "* qm.ini, CHANNELS stanza (not MQSC; restart the queue manager): MaxChannels={set_channels} \
+         MaxActiveChannels={set_active}\n\
+         * {channels} channel instances in all (was MaxChannels {}, MaxActiveChannels {}){}",
         qm.max_channels,
-        qm.max_active_channels
+        qm.max_active_channels,
+        if channels_short {
+            short("MaxChannels", channels, headroom)
+        } else {
+            String::new()
+        },
     );
     out
 }
 
-/// A KEDA ScaledObject for app `app` (IBM MQ scaler on its first queue), `maxReplicaCount`
-/// its max safe instances.
-#[must_use]
-pub fn keda(plan: &Plan, app: usize, headroom: f64) -> String {
+/// A KEDA ScaledObject for app `app` (IBM MQ scaler on its first queue).
+///
+/// `minReplicaCount` is the app's planned minimum. `maxReplicaCount` is the most instances at
+/// which every limit that grows with the app keeps `headroom` percent, and never below that
+/// minimum (a comment says when the minimum itself is short of the headroom).
+///
+/// # Errors
+/// Why no ScaledObject is safe, for the caller to print: a limit already fails at the planned
+/// minimum (scaling cannot fix MAXHANDS, MAXUMSGS or one instance's MAXINSTC), the app has no
+/// queue, or its name has nothing Kubernetes can use.
+pub fn keda(plan: &Plan, app: usize, headroom: f64) -> Result<String, String> {
     let report = plan.report("", headroom);
     let a = &report.apps[app];
     let model_app = &plan.model.apps[app];
-    let queue = model_app.workloads.first().map_or("", |w| w.queue.as_str());
-    let min = model_app.min_instances.min(a.max_safe_instances);
-    let why = a.first_failure.map_or_else(
+    let min = model_app.min_instances;
+    if a.max_safe_instances < min {
+        let why = a.first_failure.map_or_else(
+            || format!("no count up to {} is safe", a.max_safe_instances),
+            |f| {
+                format!(
+                    "{} instance{} already fail{} {} (reason code {})",
+                    f.instances,
+                    if f.instances == 1 { "" } else { "s" },
+                    if f.instances == 1 { "s" } else { "" },
+                    f.limit.name(),
+                    f.reason_code
+                )
+            },
+        );
+        return Err(format!(
+            "app {}: {why}, and it is planned with at least {min}: no replica count is safe; fix that limit first \
+             (mqplan check, mqplan emit mqsc)",
+            a.name
+        ));
+    }
+    let queue = model_app.workloads.first().map(|w| w.queue.as_str()).ok_or_else(|| {
+        format!(
+            "app {} has no workload, so no queue for the IBM MQ scaler to watch",
+            a.name
+        )
+    })?;
+    let name = kubernetes_name(&a.name).ok_or_else(|| {
+        format!(
+            "app name {:?} has no letter or digit to make a Kubernetes name of",
+            a.name
+        )
+    })?;
+    let roomy = keeping_headroom(plan, app, headroom, a.max_safe_instances);
+    let max = roomy.max(min);
+    let failure = a.first_failure.map_or_else(
         || format!("no limit fails up to {} instances", a.max_safe_instances),
         |f| {
             format!(
@@ -106,22 +192,177 @@ pub fn keda(plan: &Plan, app: usize, headroom: f64) -> String {
             )
         },
     );
-    let name = a
-        .name
-        .to_lowercase()
-        .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "-");
-    format!(
+    let bound = if roomy < min {
+        format!(
+            "# maxReplicaCount {max} is the planned minimum: already there a limit keeps less than {headroom}% \
+             headroom, so the app should not scale further (mqplan check); {failure}"
+        )
+    } else {
+        format!(
+            "# maxReplicaCount {max}: the most instances at which every limit this app takes part in keeps \
+             {headroom}% headroom; {failure}"
+        )
+    };
+    let qm = &report.queue_manager.name;
+    let quoted = |v: &str| serde_json::to_string(v).unwrap_or_default();
+    let url_qm = qm.replace('%', "%25").replace('/', "%2F");
+    Ok(format!(
         "# mqplan: KEDA ScaledObject for {app_name} on {qm}\n\
-         # maxReplicaCount {max} is the most instances at which no queue manager limit fails: {why}\n\
+         {bound}\n\
          apiVersion: keda.sh/v1alpha1\n\
          kind: ScaledObject\n\
          metadata:\n  name: {name}\n\
          spec:\n  scaleTargetRef:\n    name: {name}\n  minReplicaCount: {min}\n  maxReplicaCount: {max}\n  triggers:\n\
-         \x20   - type: ibmmq\n      metadata:\n        queueManager: {qm}\n        queueName: {queue}\n        \
-         queueDepth: \"20\"\n        host: https://mq.example.com:9443/ibmmq/rest/v2/admin/action/qmgr/{qm}/mqsc\n      \
+         \x20   - type: ibmmq\n      metadata:\n        queueManager: {qm_yaml}\n        queueName: {queue_yaml}\n        \
+         queueDepth: \"20\"\n        host: {host}\n      \
          authenticationRef:\n        name: {name}-ibmmq\n",
         app_name = a.name,
-        qm = report.queue_manager.name,
-        max = a.max_safe_instances,
-    )
+        qm_yaml = quoted(qm),
+        queue_yaml = quoted(queue),
+        host = quoted(&format!(
+            "https://mq.example.com:9443/ibmmq/rest/v2/admin/action/qmgr/{url_qm}/mqsc"
+        )),
+    ))
+}
+
+/// The most instances of `app`, up to `cap`, at which every check that grows with it keeps
+/// `headroom` percent (the other apps as planned); 0 if even one instance does not.
+fn keeping_headroom(plan: &Plan, app: usize, headroom: f64, cap: u64) -> u64 {
+    let mut instances = plan.instances.clone();
+    let mut best = cap;
+    let growing = plan
+        .requirements
+        .iter()
+        .filter(|r| !r.capped && r.terms.iter().any(|&(a, c)| a == app && c > 0));
+    for r in growing {
+        let mut keeps = |i: u64| {
+            instances[app] = i;
+            headroom_left(r.required(&instances), r.configured) >= headroom
+        };
+        // The required count grows with `i`, so the counts that keep the headroom are 0..=n:
+        // find n by bisection.
+        let (mut lo, mut hi) = (0, best);
+        if keeps(hi) {
+            continue;
+        }
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if keeps(mid) { lo = mid } else { hi = mid }
+        }
+        best = lo;
+    }
+    best
+}
+
+/// `name` as a Kubernetes object name (RFC 1123 label): lower case, `-` for anything else,
+/// no `-` at either end, at most 63 characters; `None` when nothing is left.
+fn kubernetes_name(name: &str) -> Option<String> {
+    let mapped: String = name
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let trimmed = mapped.trim_matches('-');
+    let cut = &trimmed[..trimmed.len().min(63)];
+    let cut = cut.trim_end_matches('-');
+    (!cut.is_empty()).then(|| cut.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::plan::Model;
+
+    fn plan(text: &str) -> Plan {
+        Plan::new(Model::from_toml(text, Path::new("m.toml")).expect("valid"))
+    }
+
+    /// A Logic Apps app on a channel with MAXINST `max_inst`, `instances` of them, a browse-lock
+    /// batch of `batch`, and MAXHANDS 256.
+    fn logicapps(max_inst: u64, instances: &str, batch: u64) -> Plan {
+        plan(&format!(
+            "[queue_manager]\nname = \"QM1\"\n[[queue_manager.channel]]\nname = \"app.svrconn\"\n\
+             max_inst = {max_inst}\n[[app]]\nname = \"_Orders_\"\nprofile = \"logicapps-builtin\"\n\
+             channel = \"app.svrconn\"\ninstances = {instances}\n[[app.workload]]\nqueue = \"ORDERS.IN\"\n\
+             kind = \"browse-lock-trigger\"\nbatch = {batch}\n"
+        ))
+    }
+
+    #[test]
+    fn mqsc_quotes_names_so_their_case_is_kept() {
+        let mqsc = mqsc(&logicapps(100, "5", 1), 20.0);
+        assert!(
+            mqsc.contains("ALTER CHANNEL('app.svrconn') CHLTYPE(SVRCONN) MAXINST(100)"),
+            "{mqsc}"
+        );
+    }
+
+    #[test]
+    fn mqsc_never_sets_more_than_mq_takes() {
+        // 999,999,999 handles on a connection: covering it with 20% headroom needs more than MQ's
+        // largest MAXHANDS.
+        let mqsc = mqsc(&logicapps(100, "1", 999_999_999), 20.0);
+        assert!(mqsc.contains("ALTER QMGR MAXHANDS(999999999) "), "{mqsc}");
+        assert!(
+            mqsc.contains("* MAXHANDS: no value covers 999999999 with 20% headroom"),
+            "{mqsc}"
+        );
+        let report = logicapps(100, "1", 999_999_999).report("", 20.0);
+        let r = report
+            .recommendations
+            .iter()
+            .find(|r| r.limit == Some(Limit::MaxHands))
+            .expect("advice");
+        assert_eq!(r.recommended, None);
+        assert!(r.text.contains("no value covers the plan"), "{}", r.text);
+    }
+
+    #[test]
+    fn keda_keeps_the_headroom_and_never_goes_below_the_minimum() {
+        // One channel instance per instance against MAXINST 50.
+        let p = logicapps(50, "{ min = 2, max = 100 }", 1);
+        let max_at = |headroom: f64| {
+            let yaml = keda(&p, 0, headroom).expect("safe");
+            assert!(yaml.contains("minReplicaCount: 2\n"), "{yaml}");
+            yaml.lines()
+                .find_map(|l| l.trim().strip_prefix("maxReplicaCount: "))
+                .expect("max")
+                .parse::<u64>()
+                .expect("count")
+        };
+        assert_eq!(max_at(0.0), 50);
+        assert_eq!(max_at(20.0), 40);
+        assert_eq!(max_at(50.0), 25);
+        // The minimum is kept even where it is short of the headroom, and the file says so.
+        let yaml = keda(&p, 0, 97.0).expect("safe");
+        assert!(yaml.contains("maxReplicaCount: 2\n"), "{yaml}");
+        assert!(yaml.contains("is the planned minimum"), "{yaml}");
+    }
+
+    #[test]
+    fn keda_refuses_when_the_minimum_already_fails() {
+        // 300 browse-locked messages on one connection: MAXHANDS fails at one instance, and no
+        // replica count fixes that.
+        let why = keda(&logicapps(50, "{ min = 2, max = 12 }", 300), 0, 20.0).unwrap_err();
+        assert!(
+            why.contains("1 instance already fails MAXHANDS (reason code 2017)"),
+            "{why}"
+        );
+        // MAXINST 50 fails at 51, above a minimum of 60.
+        let why = keda(&logicapps(50, "{ min = 60, max = 80 }", 1), 0, 20.0).unwrap_err();
+        assert!(why.contains("51 instances already fail MAXINST"), "{why}");
+    }
+
+    #[test]
+    fn keda_names_and_values_are_valid_yaml_and_kubernetes_names() {
+        let yaml = keda(&logicapps(50, "5", 1), 0, 20.0).expect("safe");
+        assert!(yaml.contains("  name: orders\n"), "{yaml}");
+        assert!(yaml.contains("queueName: \"ORDERS.IN\""), "{yaml}");
+        assert_eq!(kubernetes_name("_Orders_"), Some("orders".into()));
+        assert_eq!(kubernetes_name("Payments API (EU)"), Some("payments-api--eu".into()));
+        assert_eq!(kubernetes_name("___"), None);
+        assert_eq!(kubernetes_name(&"a".repeat(80)).map(|n| n.len()), Some(63));
+    }
 }

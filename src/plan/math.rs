@@ -156,8 +156,11 @@ impl Requirement {
         if self.capped {
             return None;
         }
-        let coef: u64 = self.terms.iter().filter(|&&(a, _)| a == app).map(|&(_, c)| c).sum();
-        let others = self.required(instances) - coef * instances[app];
+        let (mine, others): (Vec<_>, Vec<_>) = self.terms.iter().partition(|&&(a, _)| a == app);
+        let coef = mine.iter().fold(0, |sum: u64, &&(_, c)| sum.saturating_add(c));
+        let others = others.iter().fold(self.constant, |sum, &&(a, c)| {
+            sum.saturating_add(c.saturating_mul(instances[a]))
+        });
         if others > self.configured {
             return Some(1);
         }
@@ -330,6 +333,15 @@ mod tests {
         assert_eq!(r.first_failure(1, &[30, 1]), Some(1));
         assert_eq!(linear(5, vec![(0, 0)], 4).first_failure(0, &[1]), Some(1));
         assert_eq!(linear(4, vec![(0, 0)], 4).first_failure(0, &[1]), None);
+    }
+
+    #[test]
+    fn first_failure_of_huge_requirements_saturates() {
+        let r = linear(0, vec![(0, u64::MAX / 2), (1, u64::MAX / 2)], 999_999_999);
+        assert_eq!(r.first_failure(0, &[999_999_999, 999_999_999]), Some(1));
+        assert_eq!(r.required(&[3, 3]), u64::MAX);
+        let alone = linear(0, vec![(0, u64::MAX / 2)], 999_999_999);
+        assert_eq!(alone.first_failure(0, &[999_999_999]), Some(1));
     }
 
     proptest! {

@@ -16,8 +16,42 @@ use super::profile::{Kind, Profile};
 use crate::Error;
 use crate::toml_location::{field_error, parse_error};
 
-/// IBM's "unlimited" for MAXINST and MAXINSTC.
+/// IBM's "unlimited" for MAXINST and MAXINSTC, and the largest value MQ takes for any of the
+/// limits modelled here (MAXHANDS, MAXUMSGS, MAXINST, MAXINSTC, SHARECNV, MaxChannels). Every
+/// count in a model is at most this, so the planner's products stay far from `u64::MAX`.
 pub const UNLIMITED: u64 = 999_999_999;
+
+/// MQ_Q_MGR_NAME_LENGTH and MQ_Q_NAME_LENGTH.
+const NAME_LENGTH: usize = 48;
+/// MQ_CHANNEL_NAME_LENGTH.
+const CHANNEL_NAME_LENGTH: usize = 20;
+
+/// A count in `min..=UNLIMITED`, or an error message.
+fn bounded(v: i64, min: u64) -> Result<u64, String> {
+    match u64::try_from(v) {
+        Ok(n) if n < min => Err(format!("must be at least {min}, not {v}")),
+        Ok(n) if n > UNLIMITED => Err(format!("must be at most {UNLIMITED} (MQ's largest value), not {v}")),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("must be at least {min}, not {v}")),
+    }
+}
+
+/// An MQ object name (`what`: "queue name", ...) of at most `max` characters.
+fn mq_name(name: &str, max: usize, what: &str) -> Result<(), String> {
+    crate::mq::options::check_name(name, max, what)
+}
+
+/// A free-text name that ends up in reports, MQSC comments and YAML: not blank, no control
+/// characters (a newline would start a command of its own in MQSC or a key in YAML).
+fn label(name: &str) -> Result<(), String> {
+    if name.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    match name.chars().find(|c| c.is_control()) {
+        Some(c) => Err(format!("must not contain control characters (found {c:?})")),
+        None => Ok(()),
+    }
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -266,24 +300,18 @@ impl Model {
 
     fn from_raw(raw: RawModel, err: &dyn Fn(String, String) -> Error) -> Result<Self, Error> {
         let q = raw.queue_manager;
-        let count = |field: &str, v: i64| -> Result<u64, Error> {
-            u64::try_from(v)
-                .ok()
-                .filter(|&n| n >= 1)
-                .ok_or_else(|| err(field.into(), format!("must be at least 1, not {v}")))
-        };
-        if q.name.trim().is_empty() {
-            return Err(err("queue_manager.name".into(), "must not be empty".into()));
-        }
+        let count = |field: &str, v: i64| bounded(v, 1).map_err(|m| err(field.into(), m));
+        mq_name(&q.name, NAME_LENGTH, "queue manager name").map_err(|m| err("queue_manager.name".into(), m))?;
         let max_channels = count("queue_manager.max_channels", q.max_channels)?;
         let mut channels = Vec::new();
         let mut names = HashSet::new();
         for (i, c) in q.channel.into_iter().enumerate() {
             let at = |k: &str| format!("queue_manager.channel[{i}].{k}");
+            mq_name(&c.name, CHANNEL_NAME_LENGTH, "channel name").map_err(|m| err(at("name"), m))?;
             if !names.insert(c.name.clone()) {
                 return Err(err(at("name"), format!("channel {:?} is defined twice", c.name)));
             }
-            let sharecnv = u64::try_from(c.sharecnv).map_err(|_| err(at("sharecnv"), "must be 0 or more".into()))?;
+            let sharecnv = bounded(c.sharecnv, 0).map_err(|m| err(at("sharecnv"), m))?;
             channels.push(Channel {
                 name: c.name,
                 max_inst: count(&at("max_inst"), c.max_inst)?,
@@ -345,15 +373,9 @@ fn without_nulls(value: &serde_json::Value) -> serde_json::Value {
 
 fn check_app(i: usize, a: RawApp, qm: &QueueManager, err: &dyn Fn(String, String) -> Error) -> Result<App, Error> {
     let at = |k: &str| format!("app[{i}].{k}");
-    let count = |field: String, v: i64| -> Result<u64, Error> {
-        u64::try_from(v)
-            .ok()
-            .filter(|&n| n >= 1)
-            .ok_or_else(|| err(field, format!("must be at least 1, not {v}")))
-    };
-    if a.name.trim().is_empty() {
-        return Err(err(at("name"), "must not be empty".into()));
-    }
+    let count = |field: String, v: i64| bounded(v, 1).map_err(|m| err(field, m));
+    label(&a.name).map_err(|m| err(at("name"), m))?;
+    unused_app_fields(a.profile, &a).map_err(|(field, m)| err(at(field), m))?;
     let channel = qm.channels.iter().position(|c| c.name == a.channel).ok_or_else(|| {
         let known: Vec<&str> = qm.channels.iter().map(|c| c.name.as_str()).collect();
         err(
@@ -383,13 +405,13 @@ fn check_app(i: usize, a: RawApp, qm: &QueueManager, err: &dyn Fn(String, String
             (min, max, true)
         }
     };
+    label(&a.client_address).map_err(|m| err(at("client_address"), m))?;
     let address = match a.client_address.trim() {
-        "" => return Err(err(at("client_address"), "must not be empty".into())),
         PER_INSTANCE => Address::PerInstance,
         group => Address::Group(group.to_owned()),
     };
     let sharecnv = match a.sharecnv {
-        Some(v) => u64::try_from(v).map_err(|_| err(at("sharecnv"), format!("must be 0 or more, not {v}")))?,
+        Some(v) => bounded(v, 0).map_err(|m| err(at("sharecnv"), m))?,
         None => 10,
     };
     let mut workloads = Vec::new();
@@ -415,7 +437,7 @@ fn check_app(i: usize, a: RawApp, qm: &QueueManager, err: &dyn Fn(String, String
             .transpose()?,
         uncommitted: a
             .uncommitted
-            .map(|v| u64::try_from(v).map_err(|_| err(at("uncommitted"), format!("must be 0 or more, not {v}"))))
+            .map(|v| bounded(v, 0).map_err(|m| err(at("uncommitted"), m)))
             .transpose()?,
         workloads,
     };
@@ -440,15 +462,7 @@ fn check_workload(
     err: &dyn Fn(String, String) -> Error,
 ) -> Result<Workload, Error> {
     let field = |k: &str| format!("{at}.{k}");
-    let count = |k: &str, v: Option<i64>| -> Result<u64, Error> {
-        match v {
-            None => Ok(1),
-            Some(v) => u64::try_from(v)
-                .ok()
-                .filter(|&n| n >= 1)
-                .ok_or_else(|| err(field(k), format!("must be at least 1, not {v}"))),
-        }
-    };
+    let count = |k: &str, v: Option<i64>| v.map_or(Ok(1), |v| bounded(v, 1).map_err(|m| err(field(k), m)));
     let kind = Kind::parse(profile, &w.kind).ok_or_else(|| {
         err(
             field("kind"),
@@ -460,8 +474,16 @@ fn check_workload(
             ),
         )
     })?;
-    if w.queue.trim().is_empty() {
-        return Err(err(field("queue"), "must not be empty".into()));
+    unused_workload_fields(profile, kind, &w).map_err(|(k, m)| err(field(k), m))?;
+    let queue_name = |k: String, name: &str| mq_name(name, NAME_LENGTH, "queue name").map_err(|m| err(k, m));
+    queue_name(field("queue"), &w.queue)?;
+    for (k, name) in [("to", &w.to), ("backout_queue", &w.backout_queue)] {
+        if let Some(name) = name {
+            queue_name(field(k), name)?;
+        }
+    }
+    for (n, name) in w.queues.iter().enumerate() {
+        queue_name(format!("{at}.queues[{n}]"), name)?;
     }
     if kind == Kind::Forward && w.to.is_none() {
         return Err(err(
@@ -479,6 +501,55 @@ fn check_workload(
         queues: w.queues,
         activities: count("activities", w.activities)?,
     })
+}
+
+/// Refuses an app field its profile does not read: it would change nothing in the plan, so
+/// a number the user believes is counted would silently not be.
+fn unused_app_fields(profile: Profile, a: &RawApp) -> Result<(), (&'static str, String)> {
+    let custom = profile == Profile::Custom;
+    let pool = matches!(profile, Profile::LogicappsBuiltin | Profile::Mqpilot) || custom;
+    for (field, given, read) in [
+        ("connections", a.connections.is_some(), pool),
+        ("handles_per_connection", a.handles_per_connection.is_some(), custom),
+        ("uncommitted", a.uncommitted.is_some(), custom),
+    ] {
+        if given && !read {
+            return Err((field, unused(profile, field)));
+        }
+    }
+    Ok(())
+}
+
+/// The same for a workload's fields.
+fn unused_workload_fields(profile: Profile, kind: Kind, w: &RawWorkload) -> Result<(), (&'static str, String)> {
+    use Profile::{Ace, Custom, Jms, LogicappsBuiltin, Mqpilot, Tibco};
+    if w.to.is_some() && kind != Kind::Forward {
+        return Err(("to", "only a forward workload (mqpilot) uses `to`; remove it".into()));
+    }
+    for (field, given, read) in [
+        (
+            "batch",
+            w.batch.is_some(),
+            matches!(profile, LogicappsBuiltin | Mqpilot),
+        ),
+        ("concurrency", w.concurrency.is_some(), profile != Custom),
+        ("backout_queue", w.backout_queue.is_some(), profile == Mqpilot),
+        ("queues", !w.queues.is_empty(), matches!(profile, Jms | Ace)),
+        ("activities", w.activities.is_some(), profile == Tibco),
+    ] {
+        if given && !read {
+            return Err((field, unused(profile, field)));
+        }
+    }
+    Ok(())
+}
+
+fn unused(profile: Profile, field: &str) -> String {
+    format!(
+        "the {} profile does not use `{field}`, so it would change nothing in the plan (see \"The math\" in the \
+         README); remove it",
+        profile.name()
+    )
 }
 
 #[cfg(test)]
@@ -570,6 +641,88 @@ batch = 20
         let e = error(&GOOD.replace("channel = \"APP.SVRCONN\"", "channel = \"OTHER\""));
         assert!(
             e.starts_with("m.toml:11:1: app[0].channel: channel \"OTHER\" is not defined"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn names_mq_would_not_take_are_errors() {
+        // A newline would start an MQSC command of its own; `)` would end the name early.
+        let e = error(&GOOD.replace("name = \"QM1\"", "name = \"QM1\\nDELETE QLOCAL(ORDERS.IN)\""));
+        assert!(
+            e.starts_with("m.toml:2:1: queue_manager.name: queue manager name \"QM1\\nDELETE"),
+            "{e}"
+        );
+        let e = error(&GOOD.replace("name = \"APP.SVRCONN\"", "name = \"APP) MAXINST(1\""));
+        assert!(
+            e.starts_with("m.toml:6:1: queue_manager.channel[0].name: channel name"),
+            "{e}"
+        );
+        assert!(e.contains("contains ')'"), "{e}");
+        let long = "C".repeat(21);
+        let e = error(&GOOD.replace("\"APP.SVRCONN\"", &format!("\"{long}\"")));
+        assert!(
+            e.contains("channel[0].name: channel name") && e.contains("(at most 20)"),
+            "{e}"
+        );
+        let e = error(&GOOD.replace("\"ORDERS.IN\"", "\"#BILLING: IN\""));
+        assert!(
+            e.starts_with("m.toml:15:1: app[0].workload[0].queue: queue name"),
+            "{e}"
+        );
+        let e = error(&GOOD.replace("name = \"orders\"", "name = \"orders\\nspec: {}\""));
+        assert!(
+            e.starts_with("m.toml:9:1: app[0].name: must not contain control characters"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn counts_past_mqs_largest_value_are_errors() {
+        let e = error(&GOOD.replace("max_handles = 256", "max_handles = 5000000000"));
+        assert!(
+            e.starts_with("m.toml:3:1: queue_manager.max_handles: must be at most 999999999"),
+            "{e}"
+        );
+        let e = error(&GOOD.replace("{ min = 1, max = 40 }", "9223372036854775807"));
+        assert!(
+            e.starts_with("m.toml:12:1: app[0].instances: must be at most 999999999"),
+            "{e}"
+        );
+        let e = error(&GOOD.replace(
+            "name = \"APP.SVRCONN\"",
+            "name = \"APP.SVRCONN\"\nsharecnv = 2000000000",
+        ));
+        assert!(
+            e.contains("queue_manager.channel[0].sharecnv: must be at most 999999999"),
+            "{e}"
+        );
+        let ok = GOOD.replace("max_handles = 256", "max_handles = 999999999");
+        assert!(Model::from_toml(&ok, Path::new("m.toml")).is_ok());
+    }
+
+    #[test]
+    fn fields_the_profile_does_not_use_are_errors() {
+        let jms = GOOD
+            .replace("\"logicapps-builtin\"", "\"jms\"")
+            .replace("\"browse-lock-trigger\"", "\"listener\"")
+            .replace("batch = 20", "concurrency = 2");
+        assert!(Model::from_toml(&jms, Path::new("m.toml")).is_ok());
+        let e = error(&jms.replace("instances = {", "connections = 200\ninstances = {"));
+        assert!(
+            e.starts_with("m.toml:12:1: app[0].connections: the jms profile does not use `connections`"),
+            "{e}"
+        );
+        let e = error(&jms.replace("concurrency = 2", "concurrency = 2\nbatch = 20000"));
+        assert!(
+            e.contains("app[0].workload[0].batch: the jms profile does not use `batch`"),
+            "{e}"
+        );
+        let e = error(&GOOD.replace("batch = 20", "batch = 20\nto = \"OUT\""));
+        assert!(e.contains("app[0].workload[0].to: only a forward workload"), "{e}");
+        let e = error(&GOOD.replace("instances = {", "uncommitted = 5\ninstances = {"));
+        assert!(
+            e.contains("app[0].uncommitted: the logicapps-builtin profile does not use"),
             "{e}"
         );
     }

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::model::App;
+use super::model::{App, Workload};
 
 /// A kind of MQ client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -156,6 +156,12 @@ const fn ceil_div(a: u64, b: u64) -> u64 {
     a.div_ceil(b)
 }
 
+/// The sum, saturating: a model's counts are bounded, but products of several of them over
+/// many workloads need not fit, and a saturated count still fails every check.
+fn total(values: impl Iterator<Item = u64>) -> u64 {
+    values.fold(0, u64::saturating_add)
+}
+
 /// The demand of one instance of `app`.
 #[must_use]
 pub fn demand(app: &App) -> Demand {
@@ -171,33 +177,48 @@ pub fn demand(app: &App) -> Demand {
 
 fn logicapps(app: &App) -> Demand {
     let k = app.connections.unwrap_or(10);
-    let locks: u64 = app
-        .workloads
-        .iter()
-        .filter(|w| w.kind.browse_locks())
-        .map(|w| ceil_div(w.concurrency, k) * w.batch)
-        .sum();
-    let transient = u64::from(app.workloads.iter().any(|w| !w.kind.browse_locks()));
+    let on_one = |w: &&Workload| ceil_div(w.concurrency, k);
+    let locks = total(
+        app.workloads
+            .iter()
+            .filter(|w| w.kind.browse_locks())
+            .map(|w| on_one(&w).saturating_mul(w.batch)),
+    );
+    let transient = total(
+        app.workloads
+            .iter()
+            .filter(|w| !w.kind.browse_locks())
+            .map(|w| on_one(&w)),
+    );
+    let mut assumptions = vec![
+        format!("each instance keeps a pool of {k} connections (`connections`, default 10)"),
+        "operations spread over the pool: one connection carries ceil(concurrency / connections) of them".into(),
+    ];
+    if app.workloads.iter().any(|w| w.kind.browse_locks()) {
+        assumptions.push(format!(
+            "a browse-lock batch of B messages holds B handles (one lock per handle) until complete or the pooled \
+             connection's timeout (3600 s): {locks} handles at peak"
+        ));
+    }
+    if transient > 0 {
+        assumptions.push(format!(
+            "other operations open the queue, get or put one message and close it, holding a handle while in \
+             flight: {transient} handle{} at peak",
+            plural(transient)
+        ));
+    }
+    assumptions.push("no syncpoint: nothing counts against MAXUMSGS".into());
     Demand {
         connections: k,
-        handles: locks + transient,
+        handles: locks.saturating_add(transient),
         uncommitted: 0,
-        assumptions: vec![
-            format!("each instance keeps a pool of {k} connections (`connections`, default 10)"),
-            "operations spread over the pool: one connection carries ceil(concurrency / connections) of them".into(),
-            format!(
-                "a browse-lock batch of B messages holds B handles (one lock per handle) until complete or the \
-                 pooled connection's timeout (3600 s): {locks} handles at peak"
-            ),
-            "other operations open the queue, get or put one message and close it: one transient handle".into(),
-            "no syncpoint: nothing counts against MAXUMSGS".into(),
-        ],
+        assumptions,
     }
 }
 
 fn mqpilot(app: &App) -> Demand {
     let configured = app.connections.unwrap_or(2);
-    let operations: u64 = app.workloads.iter().map(|w| w.concurrency).sum();
+    let operations = total(app.workloads.iter().map(|w| w.concurrency));
     let k = configured.min(operations.max(1));
     let mut queues: Vec<&str> = Vec::new();
     for w in &app.workloads {
@@ -238,7 +259,7 @@ fn mqpilot(app: &App) -> Demand {
 }
 
 fn jms(app: &App) -> Demand {
-    let k: u64 = app.workloads.iter().map(|w| w.concurrency + 1).sum();
+    let k = total(app.workloads.iter().map(|w| w.concurrency.saturating_add(1)));
     let h = 1 + app.workloads.iter().map(|w| w.queues.len() as u64).max().unwrap_or(0);
     Demand {
         connections: k,
@@ -258,7 +279,7 @@ fn jms(app: &App) -> Demand {
 }
 
 fn ace(app: &App) -> Demand {
-    let k: u64 = app.workloads.iter().map(|w| w.concurrency).sum();
+    let k = total(app.workloads.iter().map(|w| w.concurrency));
     let h = app
         .workloads
         .iter()
@@ -288,7 +309,7 @@ fn ace(app: &App) -> Demand {
 }
 
 fn tibco(app: &App) -> Demand {
-    let k: u64 = app.workloads.iter().map(|w| w.activities * w.concurrency).sum();
+    let k = total(app.workloads.iter().map(|w| w.activities.saturating_mul(w.concurrency)));
     Demand {
         connections: k,
         handles: 1,
@@ -342,6 +363,28 @@ mod tests {
         );
         let d = demand(&a);
         assert_eq!((d.connections, d.handles, d.uncommitted), (10, 2 * 20 + 1, 0));
+    }
+
+    #[test]
+    fn logicapps_other_operations_hold_a_handle_each_while_in_flight() {
+        // 120 browse-lock operations over 10 connections: 12 x 20 locked messages on one; 200
+        // auto-complete operations: 20 more handles open at once on that connection.
+        let a = app(
+            "logicapps-builtin",
+            "connections = 10",
+            "[[app.workload]]\nqueue = \"Q\"\nkind = \"browse-lock-trigger\"\nbatch = 20\nconcurrency = 120\n\
+             [[app.workload]]\nqueue = \"Q\"\nkind = \"auto-complete-trigger\"\nconcurrency = 200\n\
+             [[app.workload]]\nqueue = \"R\"\nkind = \"send\"\n",
+        );
+        assert_eq!(demand(&a).handles, 12 * 20 + 20 + 1);
+    }
+
+    #[test]
+    fn products_of_large_counts_saturate_instead_of_wrapping() {
+        // 20 x 999999999^2 is past u64::MAX.
+        let process = "[[app.workload]]\nqueue = \"Q\"\nkind = \"process\"\nactivities = 999999999\n\
+                       concurrency = 999999999\n";
+        assert_eq!(demand(&app("tibco", "", &process.repeat(20))).connections, u64::MAX);
     }
 
     #[test]

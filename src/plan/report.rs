@@ -10,7 +10,7 @@ use super::check::{Check, Status, check, covering};
 use super::math::{
     AppNumbers, FirstFailure, Limit, Requirement, SEARCH_LIMIT, app_numbers, first_failure, requirements,
 };
-use super::model::{Address, Model, PER_INSTANCE};
+use super::model::{Address, Model, PER_INSTANCE, UNLIMITED};
 use super::profile::{Kind, Profile};
 
 /// Version of the JSON contract; raised only for a change that is not an addition.
@@ -192,7 +192,7 @@ impl Plan {
         let total_open_handles = apps
             .iter()
             .map(|a| a.connections.saturating_mul(a.peak_handles_per_connection))
-            .sum();
+            .fold(0, u64::saturating_add);
         let status = checks.iter().map(|c| c.status).max().unwrap_or(Status::Ok);
         Report {
             schema_version: SCHEMA_VERSION,
@@ -248,10 +248,10 @@ impl Plan {
                         max: app.max_instances,
                     }),
                     connections_per_instance: n.demand.connections,
-                    connections: instances * n.demand.connections,
+                    connections: instances.saturating_mul(n.demand.connections),
                     sharecnv: n.sharecnv,
                     channel_instances_per_instance: n.channel_instances,
-                    channel_instances: instances * n.channel_instances,
+                    channel_instances: instances.saturating_mul(n.channel_instances),
                     peak_handles_per_connection: n.demand.handles,
                     uncommitted_per_unit_of_work: n.demand.uncommitted,
                     max_safe_instances: first.map_or(self.search_max(i), |f| f.instances - 1),
@@ -269,9 +269,11 @@ impl Plan {
         for c in checks.iter().filter(|c| c.status != Status::Ok) {
             let scope = setting_scope(c);
             let needed = covering(c.required, headroom);
+            // A value MQ would refuse is no recommendation: the text says what to change instead.
+            let settable = (needed <= UNLIMITED).then_some(needed);
             if let Some(r) = out.iter_mut().find(|r| r.limit == Some(c.limit) && r.scope == scope) {
-                if needed > r.recommended.unwrap_or(0) {
-                    r.recommended = Some(needed);
+                if r.recommended.is_some_and(|was| settable.is_none_or(|now| now > was)) {
+                    r.recommended = settable;
                     r.text = setting_text(c.limit, &scope, c.configured, needed, headroom);
                 }
                 continue;
@@ -281,7 +283,7 @@ impl Plan {
                 text: setting_text(c.limit, &scope, c.configured, needed, headroom),
                 scope,
                 current: Some(c.configured),
-                recommended: Some(needed),
+                recommended: settable,
             });
         }
         out.extend(self.design_advice());
@@ -354,11 +356,23 @@ fn setting_scope(c: &Check) -> String {
 }
 
 fn setting_text(limit: Limit, scope: &str, current: u64, needed: u64, headroom: f64) -> String {
+    if needed > UNLIMITED {
+        let instead = match limit {
+            Limit::MaxHands => "hold fewer handles on one connection",
+            Limit::MaxUmsgs => "use smaller units of work",
+            _ => "spread the fleet over more channels or queue managers, or share conversations (SHARECNV)",
+        };
+        return format!(
+            "{} on {scope}: no value covers the plan ({needed} with {headroom}% headroom; MQ takes at most \
+             {UNLIMITED}): {instead}",
+            limit.name()
+        );
+    }
     let what = match limit {
         Limit::MaxHands => format!("ALTER QMGR MAXHANDS({needed})"),
         Limit::MaxInst | Limit::MaxInstc => format!(
             "ALTER CHANNEL({}) CHLTYPE(SVRCONN) {}({needed})",
-            scope.trim_start_matches("channel "),
+            mqsc_name(scope.trim_start_matches("channel ")),
             limit.name()
         ),
         Limit::MaxChannels => format!("MaxChannels={needed} in qm.ini's CHANNELS stanza"),
@@ -370,4 +384,11 @@ fn setting_text(limit: Limit, scope: &str, current: u64, needed: u64, headroom: 
         "{} on {scope}: {current} -> {needed} ({what}) covers the plan with {headroom}% headroom",
         limit.name()
     )
+}
+
+/// An MQ object name as MQSC reads it: quoted, so that lower case is kept (MQSC folds an
+/// unquoted name to upper case), with any quote doubled.
+#[must_use]
+pub fn mqsc_name(name: &str) -> String {
+    format!("'{}'", name.replace('\'', "''"))
 }

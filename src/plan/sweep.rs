@@ -56,14 +56,13 @@ pub fn sweep(plan: &Plan, app: usize, from: u64, to: u64, headroom: f64) -> Swee
     // MAXHANDS does not change with this app's instances.
     let involved: Vec<_> = plan.requirements.iter().filter(|r| r.involves(app)).collect();
     let c = n.channel_instances;
-    let others_on_channel: u64 = (0..instances.len())
-        .filter(|&j| j != app && plan.model.apps[j].channel == channel)
-        .map(|j| instances[j] * plan.numbers[j].channel_instances)
-        .sum();
-    let others_on_qmgr: u64 = (0..instances.len())
-        .filter(|&j| j != app)
-        .map(|j| instances[j] * plan.numbers[j].channel_instances)
-        .sum();
+    let others = |on_channel: bool| {
+        (0..instances.len())
+            .filter(|&j| j != app && (!on_channel || plan.model.apps[j].channel == channel))
+            .map(|j| instances[j].saturating_mul(plan.numbers[j].channel_instances))
+            .fold(0, u64::saturating_add)
+    };
+    let (others_on_channel, others_on_qmgr) = (others(true), others(false));
     let rows = (from..=to)
         .map(|i| {
             instances[app] = i;
@@ -76,11 +75,12 @@ pub fn sweep(plan: &Plan, app: usize, from: u64, to: u64, headroom: f64) -> Swee
                     failing.push(r.limit);
                 }
             }
+            let mine = i.saturating_mul(c);
             SweepRow {
                 instances: i,
-                channel_instances: i * c,
-                channel_total: others_on_channel + i * c,
-                qmgr_channel_instances: others_on_qmgr + i * c,
+                channel_instances: mine,
+                channel_total: others_on_channel.saturating_add(mine),
+                qmgr_channel_instances: others_on_qmgr.saturating_add(mine),
                 handles_per_connection: n.demand.handles,
                 status: worst,
                 failing,

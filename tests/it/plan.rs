@@ -227,7 +227,7 @@ fn emit_mqsc_raises_what_the_plan_needs_and_says_why() {
     let mqsc = stdout(&out);
     // 21 instances from the ace-nodes address; 21 / 0.8 -> 27.
     assert!(
-        mqsc.contains("ALTER CHANNEL(ACE.SVRCONN) CHLTYPE(SVRCONN) MAXINST(60) MAXINSTC(27) SHARECNV(0)"),
+        mqsc.contains("ALTER CHANNEL('ACE.SVRCONN') CHLTYPE(SVRCONN) MAXINST(60) MAXINSTC(27) SHARECNV(0)"),
         "{mqsc}"
     );
     assert!(mqsc.contains("ALTER QMGR MAXHANDS(256)"), "{mqsc}");
@@ -236,13 +236,107 @@ fn emit_mqsc_raises_what_the_plan_needs_and_says_why() {
 }
 
 #[test]
-fn emit_keda_caps_replicas_at_max_safe_instances() {
-    let out = mqplan(&["emit", "keda", "models/mixed-fleet.toml", "--app", "orders"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let yaml = stdout(&out);
-    assert!(yaml.contains("maxReplicaCount: 6"), "{yaml}");
-    assert!(yaml.contains("queueName: ORDERS.IN"), "{yaml}");
-    assert!(yaml.contains("type: ibmmq"), "{yaml}");
+fn emit_keda_caps_replicas_where_the_headroom_ends() {
+    // 100 instances of one channel instance each against MaxChannels 100.
+    let max = |headroom: &str| {
+        let out = mqplan(&[
+            "emit",
+            "keda",
+            "models/logicapps-standard.toml",
+            "--app",
+            "orders",
+            "--headroom",
+            headroom,
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let yaml = stdout(&out);
+        assert!(yaml.contains("queueName: \"ORDERS.IN\""), "{yaml}");
+        assert!(yaml.contains("type: ibmmq"), "{yaml}");
+        yaml.lines()
+            .find_map(|l| l.trim().strip_prefix("maxReplicaCount: "))
+            .expect("maxReplicaCount")
+            .to_owned()
+    };
+    assert_eq!(max("0"), "100");
+    assert_eq!(max("20"), "80");
+    assert_eq!(max("50"), "50");
+}
+
+#[test]
+fn emit_keda_refuses_an_app_that_fails_at_its_minimum_and_exits_2() {
+    let model = temp(
+        "keda-fails.toml",
+        &SMALL
+            .replace("instances = 3", "instances = { min = 2, max = 12 }")
+            .replace("batch = 20", "batch = 300"),
+    );
+    let out = mqplan(&["emit", "keda", model.to_str().expect("utf-8"), "--app", "orders"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("app orders: 1 instance already fails MAXHANDS (reason code 2017)"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn hostile_counts_and_names_are_invalid_models_not_crashes() {
+    for (name, text, field) in [
+        (
+            "huge.toml",
+            SMALL.replace("instances = 3", "instances = 9223372036854775807"),
+            "app[0].instances: must be at most 999999999",
+        ),
+        (
+            "inject.toml",
+            SMALL.replace("name = \"QM1\"", "name = \"QM1\\nDELETE QLOCAL(ORDERS.IN)\""),
+            "queue_manager.name: queue manager name",
+        ),
+        (
+            "unused.toml",
+            SMALL
+                .replace("\"logicapps-builtin\"", "\"jms\"")
+                .replace("browse-lock-trigger", "listener"),
+            "app[0].connections: the jms profile does not use `connections`",
+        ),
+    ] {
+        let model = temp(name, &text);
+        for command in [&["check"][..], &["emit", "mqsc"], &["sweep", "--app", "orders"]] {
+            let mut args = command.to_vec();
+            args.insert(if command[0] == "emit" { 2 } else { 1 }, model.to_str().expect("utf-8"));
+            let out = mqplan(&args);
+            assert_eq!(out.status.code(), Some(65), "{args:?}: {}", stderr(&out));
+            assert!(stderr(&out).contains(field), "{args:?}: {}", stderr(&out));
+        }
+    }
+}
+
+#[test]
+fn a_sweep_too_wide_is_a_usage_error() {
+    let out = mqplan(&[
+        "sweep",
+        "models/mixed-fleet.toml",
+        "--app",
+        "orders",
+        "--instances",
+        "1..100000000",
+    ]);
+    assert_eq!(out.status.code(), Some(64), "{}", stdout(&out));
+    assert!(stderr(&out).contains("--instances"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("at most 100000 rows"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_fleet_too_large_for_the_fake_is_refused_before_it_runs() {
+    let model = temp("vast.toml", &SMALL.replace("instances = 3", "instances = 500000"));
+    let out = mqplan(&["validate", model.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(64), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("too large to run on the fake queue manager"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -60,6 +60,22 @@ fn browse_lock_batches_past_maxhands_get_2017_at_maxhands() {
 }
 
 #[test]
+fn logicapps_operations_in_flight_hold_a_handle_each() {
+    // 2 connections; 5 auto-complete operations and 3 sends in flight: ceil(5/2) + ceil(3/2) =
+    // 5 handles on the busiest connection, past MAXHANDS 4.
+    let model = json!({
+        "queue_manager": qmgr(4, 100, json!({ "name": "C" })),
+        "app": [{ "name": "la", "profile": "logicapps-builtin", "channel": "C", "instances": 1, "connections": 2,
+                  "workload": [{ "queue": "Q", "kind": "auto-complete-trigger", "concurrency": 5 },
+                               { "queue": "R", "kind": "send", "concurrency": 3 }] }]
+    });
+    let (plan, outcome) = run(&model);
+    assert_matches(&model, &outcome);
+    assert_eq!(plan.numbers[0].demand.handles, 5);
+    assert!(outcome.observed_reasons.get(&2017).copied().unwrap_or(0) > 0);
+}
+
+#[test]
 fn an_address_group_past_maxinstc_gets_2537() {
     let model = json!({
         "queue_manager": qmgr(256, 100, json!({ "name": "C", "max_instc": 5, "sharecnv": 2 })),
@@ -156,10 +172,10 @@ fn app_strategy(i: usize) -> impl Strategy<Value = Value> {
     ];
     let common = (1u64..=30, address, 0u64..=10);
     let profile = prop_oneof![
-        (1u64..=12, 1u64..=60, 1u64..=12, prop::bool::ANY).prop_map(|(k, batch, c, send)| {
+        (1u64..=12, 1u64..=60, 1u64..=12, 0u64..=24).prop_map(|(k, batch, c, sends)| {
             let mut w = vec![json!({ "queue": "LA.IN", "kind": "browse-lock-trigger", "batch": batch, "concurrency": c })];
-            if send {
-                w.push(json!({ "queue": "LA.OUT", "kind": "send" }));
+            if sends > 0 {
+                w.push(json!({ "queue": "LA.OUT", "kind": "send", "concurrency": sends }));
             }
             json!({ "profile": "logicapps-builtin", "connections": k, "workload": w })
         }),

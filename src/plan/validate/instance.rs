@@ -75,10 +75,14 @@ pub(super) fn drive_instance<V: Verbs>(plan: &Plan, a: usize, i: u64, process: u
                     }
                 }
             }
-            if let Some(w) = app.workloads.iter().find(|w| !w.kind.browse_locks()) {
+            // Every other operation in flight holds the queue open (open, get or put, close),
+            // spread over the pool the same way.
+            for w in app.workloads.iter().filter(|w| !w.kind.browse_locks()) {
                 let options = if w.kind == Kind::Send { OUTPUT } else { INPUT };
-                for hconn in conns.iter().flatten() {
-                    inst.open(*hconn, &w.queue, options);
+                for op in 0..w.concurrency as usize {
+                    if let Some(hconn) = conns[op % k] {
+                        inst.open(hconn, &w.queue, options);
+                    }
                 }
             }
         }

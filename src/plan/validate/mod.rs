@@ -112,6 +112,7 @@ const WATCHED: [i32; 4] = [2017, 2024, MQRC_MAX_CONNS_LIMIT_REACHED, MQRC_CHANNE
 /// # Errors
 /// [`Error::Io`] if the async runtime for mqpilot apps cannot start.
 pub fn run(plan: &Plan) -> Result<Outcome, Error> {
+    fits_the_fake(plan)?;
     let qm = FakeQm::new(fake_config(plan));
     seed(plan, &qm);
     let runtime = if plan.model.apps.iter().any(|a| a.profile == Profile::Mqpilot) {
@@ -174,6 +175,41 @@ pub fn run(plan: &Plan) -> Result<Outcome, Error> {
     Ok(outcome)
 }
 
+/// The most connections a validation opens in all: each is a client process's connection,
+/// and an mqpilot instance's a thread.
+const MOST_CONNECTIONS: u64 = 20_000;
+/// The most handles plus seeded messages a validation holds at once.
+const MOST_HELD: u64 = 1_000_000;
+
+/// Refuses a fleet too large to run on the fake in one go: validation holds every
+/// connection, handle and message at once, so a model of thousands of instances would take
+/// the machine's memory or time instead of answering.
+///
+/// # Errors
+/// [`Error::Options`] saying how large the fleet is and what the runner takes.
+pub(super) fn fits_the_fake(plan: &Plan) -> Result<(), Error> {
+    let sum = |values: &mut dyn Iterator<Item = u64>| values.fold(0, u64::saturating_add);
+    let per_app = || plan.model.apps.iter().zip(&plan.numbers);
+    let connections = sum(&mut per_app().map(|(a, n)| a.max_instances.saturating_mul(n.demand.connections)));
+    let handles = sum(&mut per_app().map(|(a, n)| {
+        a.max_instances
+            .saturating_mul(n.demand.connections)
+            .saturating_mul(n.demand.handles)
+    }));
+    let held = handles.saturating_add(sum(&mut seed_counts(plan).into_iter().map(|(_, n)| n)));
+    if connections > MOST_CONNECTIONS || held > MOST_HELD {
+        return Err(Error::Options {
+            source_name: "validate".into(),
+            message: format!(
+                "the fleet is too large to run on the fake queue manager: {connections} connections and {held} \
+                 handles and messages held at once (at most {MOST_CONNECTIONS} and {MOST_HELD}); validate a \
+                 smaller fleet with the same shape, `mqplan check` needs no run"
+            ),
+        });
+    }
+    Ok(())
+}
+
 pub(super) fn clamp_i32(n: u64) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
@@ -208,7 +244,7 @@ pub(super) fn seed_counts(plan: &Plan) -> Vec<(String, u64)> {
         match app.profile {
             Profile::LogicappsBuiltin => {
                 for w in app.workloads.iter().filter(|w| w.kind.browse_locks()) {
-                    need.push((w.queue.clone(), w.concurrency * w.batch));
+                    need.push((w.queue.clone(), w.concurrency.saturating_mul(w.batch)));
                 }
             }
             Profile::Mqpilot => {
@@ -217,15 +253,15 @@ pub(super) fn seed_counts(plan: &Plan) -> Vec<(String, u64)> {
                     .iter()
                     .filter(|w| matches!(w.kind, Kind::Poll | Kind::Forward))
                 {
-                    need.push((w.queue.clone(), k * w.batch));
+                    need.push((w.queue.clone(), k.saturating_mul(w.batch)));
                 }
             }
-            Profile::Custom => need.push((custom_queue(app), k * n.demand.uncommitted)),
+            Profile::Custom => need.push((custom_queue(app), k.saturating_mul(n.demand.uncommitted))),
             Profile::Jms | Profile::Ace | Profile::Tibco => {}
         }
         out.extend(
             need.into_iter()
-                .map(|(queue, per_instance)| (queue, per_instance * app.max_instances)),
+                .map(|(queue, per_instance)| (queue, per_instance.saturating_mul(app.max_instances))),
         );
     }
     out

@@ -71,6 +71,9 @@ pub fn client_ip(n: u32) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 1u8.wrapping_add(a), b, c))
 }
 
+/// The most instance processes a run starts.
+const MOST_PROCESSES: u64 = 1_000;
+
 /// Runs `plan` with one process per instance against a `fake-qm` server.
 ///
 /// # Errors
@@ -78,6 +81,21 @@ pub fn client_ip(n: u32) -> IpAddr {
 /// objects or is in use, when a client address cannot be bound, or when an instance process
 /// cannot start, ends early or is not ready in time.
 pub fn run(plan: &Plan, options: &NetOptions) -> Result<Outcome, Error> {
+    super::fits_the_fake(plan)?;
+    let processes = plan
+        .model
+        .apps
+        .iter()
+        .fold(0, |n: u64, a| n.saturating_add(a.max_instances));
+    if processes > MOST_PROCESSES {
+        return Err(Error::Options {
+            source_name: "validate --fake-qm".into(),
+            message: format!(
+                "{processes} instances would be {processes} processes (at most {MOST_PROCESSES}); validate a \
+                 smaller fleet, or without --fake-qm"
+            ),
+        });
+    }
     let mut served: Option<ServerHandle> = None;
     let server = match &options.server {
         Some(addr) => addr.clone(),
