@@ -192,7 +192,10 @@ impl Message {
     pub fn put_time(&self) -> String {
         let d = text(&self.md.PutDate);
         let t = text(&self.md.PutTime);
-        if d.len() != 8 || t.len() != 8 {
+        // The putter may set these fields (MQPMO_SET_ALL_CONTEXT): anything but 8 digits each
+        // is shown as it is, never sliced.
+        let digits = |s: &str| s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit());
+        if !(digits(&d) && digits(&t)) {
             return format!("{d} {t}").trim().to_owned();
         }
         format!(
@@ -235,6 +238,24 @@ mod tests {
         assert_eq!(m.backout_count(), 2);
         assert_eq!(m.put_time(), "2026-11-26T10:44:30.12Z");
         assert!(!format!("{m:?}").contains("data"));
+    }
+
+    #[test]
+    fn a_put_time_set_by_the_putter_is_shown_as_it_is_not_sliced() {
+        let with = |date: &[u8], time: &[u8]| {
+            let mut md = libmqm_default::MQMD_DEFAULT;
+            for (i, b) in date.iter().enumerate() {
+                md.PutDate[i] = *b as mq::MQCHAR;
+            }
+            for (i, b) in time.iter().enumerate() {
+                md.PutTime[i] = *b as mq::MQCHAR;
+            }
+            Message::new("Q", md, Vec::new()).put_time()
+        };
+        // "202é126": 8 bytes, but byte 4 is inside the é.
+        assert_eq!(with(b"202\xC3\xA9126", b"10443012"), "202\u{e9}126 10443012");
+        assert_eq!(with(b"2026AB26", b"10443012"), "2026AB26 10443012");
+        assert_eq!(with(b"20261126", b"10443012"), "2026-11-26T10:44:30.12Z");
     }
 
     #[test]

@@ -339,8 +339,8 @@ fn round(
     syncpoint_round(c, plan, counters, batch, rt).map_err(|stop| (0, stop))
 }
 
-/// The rest of a round under syncpoint: poison to the backout queue, the good messages to
-/// the sink, then commit; any failure backs the whole batch out.
+/// The rest of a round under syncpoint: poison to the backout queue, then the good messages
+/// to the sink, then commit; any failure backs the whole batch out.
 fn syncpoint_round(
     c: &mut PooledConn,
     plan: &PollPlan,
@@ -370,18 +370,19 @@ fn syncpoint_round(
             plan.queue
         )));
     }
+    // Poison first: if the backout queue refuses a put (full, put-inhibited), the unit of work
+    // is backed out before the sink has seen any of it, so nothing is delivered twice.
+    let moved = plan.backout_queue.as_deref().map_or(Ok(()), |boq| {
+        poison.iter().try_for_each(|m| c.put(boq, m, &m.data, true))
+    });
+    if let Err(e) = moved {
+        return Err(back_out(c, plan, counters, received).unwrap_or_else(|| classify(&e)));
+    }
     if let Err(stop) = deliver(c, plan, counters, &good, rt) {
         counters.sink_failed();
         return Err(back_out(c, plan, counters, received).unwrap_or(stop));
     }
-    let finish = plan
-        .backout_queue
-        .as_deref()
-        .map_or(Ok(()), |boq| {
-            poison.iter().try_for_each(|m| c.put(boq, m, &m.data, true))
-        })
-        .and_then(|()| c.commit());
-    match finish {
+    match c.commit() {
         Ok(()) => {
             counters.committed(good.len(), poison.len());
             if !poison.is_empty() {

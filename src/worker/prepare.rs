@@ -25,7 +25,7 @@ use crate::pool::Pool;
 /// [`Error::Options`] or [`Error::Io`] when the sink's settings cannot be used.
 pub fn build_sink(config: &SinkConfig, secret_env: &[String]) -> Result<SinkTarget, Error> {
     Ok(match config {
-        SinkConfig::Stdout {} => SinkTarget::External(Arc::new(StdoutSink::new())),
+        SinkConfig::Stdout {} => SinkTarget::External(Arc::new(StdoutSink::new()?)),
         SinkConfig::Exec {
             command,
             per,
@@ -146,8 +146,20 @@ pub async fn prepare(pool: &Pool, queues: &[QueueConfig], cancel: &CancellationT
         })
         .flatten()
         .collect();
-    for q in queues {
-        let sink = build_sink(&q.sink, &secret_env)?;
+    // Every sink first: one that cannot be built stops the run before any queue is touched.
+    let sinks = queues
+        .iter()
+        .map(|q| {
+            build_sink(&q.sink, &secret_env).map_err(|e| match e {
+                Error::Options { source_name, message } => Error::Options {
+                    source_name: format!("queue {}: {source_name}", q.name),
+                    message,
+                },
+                other => other,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for (q, sink) in queues.iter().zip(sinks) {
         let Checked {
             attrs,
             backout_queue,

@@ -399,6 +399,40 @@ fn an_unknown_sink_queue_fails_the_start_with_2085() {
 }
 
 #[test]
+fn an_exec_sink_whose_program_cannot_run_stops_the_start_before_any_message_moves() {
+    // The second queue's sink is the bad one: it is checked before the first queue is used.
+    let config = TempFile::new(
+        "exec-typo.toml",
+        "[[queue]]\nname = \"DEMO.IN\"\n\n[[queue]]\nname = \"DEMO.OUT\"\n[queue.sink]\ntype = \"exec\"\n\
+         command = [\"./no-such-handlr.sh\"]\n",
+    );
+    mqpilot(&["poll", "--fake", "--until-empty", "--config", config.arg()])
+        .expect_code(3)
+        .stdout_empty()
+        .stderr_starts(
+            "mqpilot: cannot start: queue DEMO.OUT: sink.command: cannot run ./no-such-handlr.sh: not an executable file",
+        );
+}
+
+#[test]
+fn a_closed_stdout_refuses_the_stdout_sink_but_dev_null_is_a_choice() {
+    let through_sh = |redirect: &str| {
+        let mut command = Command::new("sh");
+        command.args([
+            "-c",
+            &format!("exec \"$0\" poll --fake --until-empty {redirect}"),
+            env!("CARGO_BIN_EXE_mqpilot"),
+        ]);
+        run_within(command, RUN_DEADLINE)
+    };
+    // Closed, every write would succeed into nothing and the 990 messages be committed.
+    through_sh(">&-").expect_code(3).stderr_starts(
+        "mqpilot: cannot start: queue DEMO.IN: sink stdout: standard output was closed when mqpilot started",
+    );
+    through_sh(">/dev/null").expect_code(0).stderr_has(&["delivered 990"]);
+}
+
+#[test]
 fn without_the_ibm_library_the_real_path_names_the_paths_tried() {
     if Path::new("/opt/mqm/lib64/libmqm_r.so").exists() {
         eprintln!("skipped: the IBM MQ client is installed here, so it would be loaded");
@@ -903,6 +937,49 @@ fn a_second_signal_exits_at_once_with_130_and_takes_the_sink_command_along() {
     );
     assert!(text.contains("second signal"), "{text}");
     assert!(!alive(command), "the sink command {command} outlived mqpilot");
+}
+
+#[test]
+fn signals_still_stop_mqpilot_when_nobody_reads_its_stderr() {
+    // The sink command fills the stderr pipe (64 KiB) it shares with mqpilot, whose reader
+    // never reads: every write to stderr now blocks, the signal's own message included.
+    let dir = std::env::temp_dir().join(format!("mqpilot-cli-{}-stalled-stderr", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join("worker.toml");
+    let script = "echo $$ > pid; head -c 70000 /dev/zero >&2; sleep 20";
+    let command = serde_json::to_string(&["sh", "-c", script]).expect("json");
+    std::fs::write(
+        &config,
+        format!("[[queue]]\nname = \"DEMO.IN\"\nbatch = 5\n[queue.sink]\ntype = \"exec\"\ncommand = {command}\n"),
+    )
+    .expect("write config");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mqpilot"));
+    for var in MACHINE_VARS {
+        cmd.env_remove(var);
+    }
+    let mut child = Running(
+        cmd.args(["poll", "--fake", "--config"])
+            .arg(&config)
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start mqpilot"),
+    );
+    let _unread = child.stderr.take();
+    let deadline = Instant::now() + RUN_DEADLINE;
+    while !dir.join("pid").exists() {
+        assert!(Instant::now() < deadline, "the sink never ran");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..2 {
+        child.signal("TERM", false);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let status = child.exit_by(Instant::now() + Duration::from_secs(3));
+    assert_eq!(status.code(), Some(130));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

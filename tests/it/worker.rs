@@ -182,6 +182,31 @@ impl Sink for Rejects {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backout_queue_that_refuses_a_poison_message_delivers_nothing_twice() {
+    let qm = fake(256);
+    qm.put_message("IN", PutSpec::text("good-a")).unwrap();
+    let mut poison = PutSpec::text("poison");
+    poison.backout_count = 3;
+    qm.put_message("IN", poison).unwrap();
+    qm.put_message("IN", PutSpec::text("good-b")).unwrap();
+    // The backout queue is full for the first poison put: the batch is backed out.
+    qm.fail_next(Verb::Put, 1, 2053);
+    let pool = pool(&qm, 1);
+    let sink = Arc::new(Collect::default());
+    let queues = vec![QueueRun {
+        plan: plan("IN", 10, SinkTarget::External(sink.clone())),
+        workers: 1,
+    }];
+    let summary = run_until_empty(&pool, queues).await;
+    let got: Vec<_> = sink.got.lock().unwrap().iter().map(|m| m.data.to_vec()).collect();
+    // Before the sink saw the batch, not after: each good message reaches it once.
+    assert_eq!(got, [b"good-a".to_vec(), b"good-b".to_vec()]);
+    let boq: Vec<_> = qm.browse("IN.BACKOUT").into_iter().map(|m| m.data).collect();
+    assert_eq!(boq, [b"poison".to_vec()]);
+    assert_eq!(summary.total().delivered, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_message_the_sink_rejects_goes_to_the_backout_queue_alone() {
     let qm = fake(256);
     seed(&qm, "IN", 20);

@@ -307,11 +307,9 @@ impl QueueConfig {
                 headers,
                 timeout_ms,
             } => {
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(invalid(
-                        field("url"),
-                        format!("{url:?} must start with http:// or https://"),
-                    ));
+                // The URL itself is never echoed: its query may hold a secret (a webhook token).
+                if let Err(Error::Options { message, .. }) = super::sink::check_url(url) {
+                    return Err(invalid(field("url"), message));
                 }
                 if *body == HttpBody::Raw && *per != Per::Message {
                     return Err(invalid(
@@ -552,8 +550,18 @@ mod tests {
         let text = "[[queue]]\nname = \"A\"\n[queue.sink]\ntype = \"http\"\nurl = \"ftp://x\"\n";
         assert_error_starts(
             text,
-            "w.toml:5:1: queue[0].sink.url: \"ftp://x\" must start with http:// or https://",
+            "w.toml:5:1: queue[0].sink.url: must be an http:// or https:// URL with a host",
         );
+    }
+
+    #[test]
+    fn a_url_error_never_shows_the_url_and_the_scheme_may_be_upper_case() {
+        let text = "[[queue]]\nname = \"A\"\n[queue.sink]\ntype = \"http\"\nurl = \"gopher://x/h?token=SECRET1\"\n";
+        let error = error_of(text);
+        assert!(error.starts_with("w.toml:5:1: queue[0].sink.url: must be"), "{error}");
+        assert!(!error.contains("SECRET1"), "{error}");
+        let upper = "[[queue]]\nname = \"A\"\n[queue.sink]\ntype = \"http\"\nurl = \"HTTPS://x/h?token=S\"\n";
+        assert!(WorkerConfig::from_toml(upper, Path::new("w.toml")).is_ok());
     }
 
     #[test]

@@ -99,18 +99,46 @@ struct Run {
     what: String,
 }
 
+/// Checks that `program` can be run as `Command::new` would find it: a path containing `/`
+/// as it is (relative to the working directory), otherwise in a directory of `PATH`.
+fn find_program(program: &str) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable =
+        |p: &std::path::Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    if program.contains('/') {
+        return if runnable(std::path::Path::new(program)) {
+            Ok(())
+        } else {
+            Err(format!("cannot run {program}: not an executable file"))
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if std::env::split_paths(&path).any(|dir| runnable(&dir.join(program))) {
+        Ok(())
+    } else {
+        Err(format!("cannot run {program}: no executable of that name on PATH"))
+    }
+}
+
 impl ExecSink {
     /// A sink running `command` (program, then arguments) once per batch or per message; a run
     /// still going after `timeout` is killed and fails the batch.
     ///
     /// # Errors
     ///
-    /// [`Error::Options`] when `command` is empty or its program is an empty string.
+    /// [`Error::Options`] when `command` is empty, or its program is not an executable file
+    /// (a path with a `/` as it is, else on `PATH`): a typo would otherwise fail every batch
+    /// until the queue had gone to its backout queue.
     pub fn new(command: Vec<String>, per: Per, timeout: Duration) -> Result<Self, Error> {
-        if command.first().is_none_or(String::is_empty) {
+        let problem = match command.first() {
+            None => Some("names no program".to_owned()),
+            Some(program) if program.is_empty() => Some("names no program".to_owned()),
+            Some(program) => find_program(program).err(),
+        };
+        if let Some(message) = problem {
             return Err(Error::Options {
                 source_name: "sink.command".to_owned(),
-                message: "names no program".to_owned(),
+                message,
             });
         }
         Ok(Self {
@@ -337,12 +365,40 @@ mod tests {
         let _ = std::fs::remove_file(out);
     }
 
+    #[test]
+    fn a_program_that_cannot_run_is_refused_when_the_sink_is_built() {
+        let refused = |program: &str| {
+            ExecSink::new(vec![program.to_owned()], Per::Batch, Duration::from_secs(5))
+                .unwrap_err()
+                .to_string()
+        };
+        let e = refused("/nonexistent/mqpilot-handler");
+        assert!(
+            e.contains("cannot run /nonexistent/mqpilot-handler: not an executable file"),
+            "{e}"
+        );
+        let e = refused("mqpilot-no-such-handler");
+        assert!(e.contains("no executable of that name on PATH"), "{e}");
+        // Neither a file without an execute bit nor a directory is a program.
+        for path in [
+            concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
+            env!("CARGO_MANIFEST_DIR"),
+        ] {
+            assert!(refused(path).contains("not an executable file"), "{path}");
+        }
+        assert!(ExecSink::new(vec!["sh".into()], Per::Batch, Duration::from_secs(5)).is_ok());
+    }
+
     #[tokio::test]
-    async fn a_missing_program_fails_naming_it() {
-        let program = "/nonexistent/mqpilot-handler";
-        let sink = ExecSink::new(vec![program.to_owned()], Per::Batch, Duration::from_secs(5)).unwrap();
+    async fn a_program_gone_after_the_start_fails_the_batch_naming_it() {
+        let program = std::env::temp_dir().join(format!("mqpilot-handler-{}", std::process::id()));
+        std::fs::write(&program, "#!/bin/sh\nexit 0\n").unwrap();
+        std::fs::set_permissions(&program, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let name = program.to_str().unwrap().to_owned();
+        let sink = ExecSink::new(vec![name.clone()], Per::Batch, Duration::from_secs(5)).unwrap();
+        std::fs::remove_file(&program).unwrap();
         let err = sink.deliver(&[message(b"a", 1)]).await.unwrap_err();
-        assert!(err.message.contains(program), "{err}");
+        assert!(err.message.contains(&name), "{err}");
         assert!(err.message.contains("cannot run"), "{err}");
     }
 

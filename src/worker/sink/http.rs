@@ -267,7 +267,7 @@ fn resolve_header(h: &HeaderConfig) -> Result<(String, String), Error> {
 
 /// Checks that `url` is an http(s) URL with a host and no userinfo; returns it as shown in
 /// messages: without query or fragment, which may hold secrets (a webhook token).
-fn check_url(url: &str) -> Result<String, Error> {
+pub(crate) fn check_url(url: &str) -> Result<String, Error> {
     let uri: Uri = url
         .parse()
         .map_err(|e| options_error("sink.url", format!("not a valid URL: {e}")))?;

@@ -17,6 +17,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 pub use exec::{ExecSink, kill_running_commands};
+pub(crate) use http::check_url;
 pub use http::{HttpSink, resolve_headers};
 pub use stdout::StdoutSink;
 

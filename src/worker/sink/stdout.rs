@@ -2,20 +2,30 @@
 //!
 //! A batch is serialised first and written with one `write_all` under one lock, then flushed,
 //! so batches from concurrent pollers never interleave and a batch is either wholly handed to
-//! the writer or fails. A write or flush error (a closed pipe, a full disk) fails the batch.
-//! The blocking write runs on tokio's blocking pool, so a slow reader never stalls the runtime.
+//! the writer or fails. A write or flush error (a closed pipe, a full disk) fails the batch;
+//! if part of it was written, the next batch starts on a new line, so the fragment never
+//! swallows a line that is committed. The blocking write runs on tokio's blocking pool, so a
+//! slow reader never stalls the runtime.
 
 use std::fmt;
 use std::io::{self, Write};
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::{Delivery, Sink, SinkError, message_json};
+use crate::Error;
 use crate::mq::message::Message;
 
 /// Writes each message as a JSON line ([`message_json`]).
 #[derive(Clone)]
 pub struct StdoutSink {
-    writer: Arc<Mutex<Box<dyn Write + Send>>>,
+    writer: Arc<Mutex<Output>>,
+}
+
+/// The writer, and whether its last write failed part-way (a line may be cut short).
+struct Output {
+    writer: Box<dyn Write + Send>,
+    torn: bool,
 }
 
 impl fmt::Debug for StdoutSink {
@@ -24,26 +34,44 @@ impl fmt::Debug for StdoutSink {
     }
 }
 
-impl Default for StdoutSink {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl StdoutSink {
     /// A sink writing to the process's standard output.
-    #[must_use]
-    pub fn new() -> Self {
-        Self::with_writer(Box::new(io::stdout()))
+    ///
+    /// # Errors
+    /// [`Error::Options`] when standard output was closed when mqpilot started: every write
+    /// would then succeed into /dev/null and every message be committed and kept nowhere.
+    pub fn new() -> Result<Self, Error> {
+        if stdout_was_closed() {
+            return Err(Error::Options {
+                source_name: "sink stdout".into(),
+                message: "standard output was closed when mqpilot started, so every message would be committed \
+                          and written nowhere; give it a file or a pipe (> messages.jsonl), or use another sink"
+                    .into(),
+            });
+        }
+        Ok(Self::with_writer(Box::new(io::stdout())))
     }
 
     /// A sink writing to `writer` instead, e.g. a buffer in tests or a file.
     #[must_use]
     pub fn with_writer(writer: Box<dyn Write + Send>) -> Self {
         Self {
-            writer: Arc::new(Mutex::new(writer)),
+            writer: Arc::new(Mutex::new(Output { writer, torn: false })),
         }
     }
+}
+
+/// Whether standard output was closed when the process started. Rust's runtime then opens
+/// /dev/null read-write in its place (and `io::stdout` hides a closed descriptor too), where a
+/// shell's `> /dev/null` opens it write-only: on Linux that flag is the trace left.
+fn stdout_was_closed() -> bool {
+    let null = std::fs::read_link("/proc/self/fd/1").is_ok_and(|p| p == Path::new("/dev/null"));
+    null && std::fs::read_to_string("/proc/self/fdinfo/1").is_ok_and(|info| {
+        info.lines()
+            .find_map(|l| l.strip_prefix("flags:"))
+            .and_then(|flags| u32::from_str_radix(flags.trim(), 8).ok())
+            .is_some_and(|flags| flags & 0o3 == 0o2)
+    })
 }
 
 /// The batch as JSON lines, each ending in `\n`.
@@ -65,9 +93,30 @@ impl Sink for StdoutSink {
             let written = tokio::task::spawn_blocking(move || {
                 // A panic in another delivery leaves the writer usable; at worst it holds
                 // part of that batch, which was failed (and so backed out) anyway.
-                let mut w = writer.lock().unwrap_or_else(PoisonError::into_inner);
-                w.write_all(&lines)?;
-                w.flush()
+                let mut out = writer.lock().unwrap_or_else(PoisonError::into_inner);
+                let Output { writer, torn } = &mut *out;
+                // After a write that failed part-way, end the cut line first.
+                if *torn {
+                    writer.write_all(b"\n")?;
+                    *torn = false;
+                }
+                let mut written = 0;
+                while written < lines.len() {
+                    match writer.write(&lines[written..]) {
+                        Ok(0) => {
+                            *torn = written > 0;
+                            return Err(io::ErrorKind::WriteZero.into());
+                        }
+                        Ok(n) => written += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            *torn = written > 0;
+                            return Err(e);
+                        }
+                    }
+                }
+                // What a failed flush left behind is not known: assume a cut line.
+                writer.flush().inspect_err(|_| *torn = true)
             })
             .await;
             match written {
@@ -146,6 +195,57 @@ mod tests {
         assert_eq!(lines[1]["encoding"], "base64");
         assert_eq!(lines[1]["backout_count"], 3);
         assert_eq!(lines[1], message_json(&batch[1]));
+    }
+
+    /// A writer that takes `budget` bytes, then fails once (a full disk), then takes everything.
+    struct FullOnce {
+        out: Captured,
+        budget: usize,
+        failed: bool,
+    }
+
+    impl Write for FullOnce {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.budget == 0 && !self.failed {
+                self.failed = true;
+                return Err(io::Error::from_raw_os_error(28));
+            }
+            let n = if self.failed {
+                buf.len()
+            } else {
+                buf.len().min(self.budget)
+            };
+            self.budget -= n.min(self.budget);
+            self.out.write(&buf[..n])
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_cut_short_does_not_swallow_the_next_line() {
+        let out = Captured::default();
+        let sink = StdoutSink::with_writer(Box::new(FullOnce {
+            out: out.clone(),
+            budget: 30,
+            failed: false,
+        }));
+        let first = [message("IN", b"first batch, backed out", 0)];
+        assert!(sink.deliver(&first).await.is_err());
+        let second = [message("IN", b"committed", 0)];
+        sink.deliver(&second).await.unwrap();
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        assert_eq!(last["payload"], "committed", "{text}");
+        assert_eq!(text.lines().count(), 2, "the fragment, then the committed line: {text}");
+    }
+
+    #[test]
+    fn an_open_stdout_is_not_taken_for_a_closed_one() {
+        // The test harness's stdout is a pipe or a terminal, never /dev/null opened read-write.
+        assert!(!stdout_was_closed());
     }
 
     #[tokio::test]
