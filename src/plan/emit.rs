@@ -13,19 +13,19 @@ use super::math::Limit;
 use super::model::UNLIMITED;
 use super::report::{Plan, mqsc_name};
 
-/// What a limit is set to: what covers `need` with the headroom, never less than `was`,
-/// and never more than MQ takes; the second value says when even that does not cover it.
-fn setting(was: u64, need: u64, headroom: f64) -> (u64, bool) {
+/// What `limit` is set to: what covers `need` with the headroom, never less than `was` and
+/// never more than MQ takes; and a comment line when even that does not cover it (else "").
+fn setting(limit: &str, was: u64, need: u64, headroom: f64) -> (u64, String) {
     let covers = covering(need, headroom);
-    (was.max(covers).min(UNLIMITED), covers > UNLIMITED)
-}
-
-/// The comment for a limit that no value covers.
-fn short(limit: &str, need: u64, headroom: f64) -> String {
-    format!(
-        "\n* {limit}: no value covers {need} with {headroom}% headroom (MQ takes at most {UNLIMITED}): \
-         change the design (mqplan check)"
-    )
+    let note = if covers > UNLIMITED {
+        format!(
+            "\n* {limit}: no value covers {need} with {headroom}% headroom (MQ takes at most {UNLIMITED}): \
+             change the design (mqplan check)"
+        )
+    } else {
+        String::new()
+    };
+    (was.max(covers).min(UNLIMITED), note)
 }
 
 /// MQSC for the queue manager and its channels, with a comment on each line, and a note for
@@ -50,25 +50,14 @@ pub fn mqsc(plan: &Plan, headroom: f64) -> String {
     );
     let hands = need(Limit::MaxHands, &|_| true);
     let umsgs = need(Limit::MaxUmsgs, &|_| true);
-    let (set_hands, hands_short) = setting(qm.max_handles, hands, headroom);
-    let (set_umsgs, umsgs_short) = setting(qm.max_uncommitted, umsgs, headroom);
+    let (set_hands, hands_note) = setting("MAXHANDS", qm.max_handles, hands, headroom);
+    let (set_umsgs, umsgs_note) = setting("MAXUMSGS", qm.max_uncommitted, umsgs, headroom);
     let _ = writeln!(
         out,
         "ALTER QMGR MAXHANDS({set_hands}) MAXUMSGS({set_umsgs})\n\
          * MAXHANDS: at most {hands} handles on one connection (was {}); MAXUMSGS: at most {umsgs} messages in one \
-         unit of work (was {}){}{}",
-        qm.max_handles,
-        qm.max_uncommitted,
-        if hands_short {
-            short("MAXHANDS", hands, headroom)
-        } else {
-            String::new()
-        },
-        if umsgs_short {
-            short("MAXUMSGS", umsgs, headroom)
-        } else {
-            String::new()
-        },
+         unit of work (was {}){hands_note}{umsgs_note}",
+        qm.max_handles, qm.max_uncommitted,
     );
     for (c, channel) in qm.channels.iter().enumerate() {
         if !plan.model.apps.iter().any(|a| a.channel == c) {
@@ -87,8 +76,8 @@ pub fn mqsc(plan: &Plan, headroom: f64) -> String {
             .map(|(_, n)| n.sharecnv)
             .max()
             .unwrap_or(channel.sharecnv);
-        let (set_inst, inst_short) = setting(channel.max_inst, inst, headroom);
-        let (set_instc, instc_short) = setting(channel.max_instc, instc, headroom);
+        let (set_inst, inst_note) = setting("MAXINST", channel.max_inst, inst, headroom);
+        let (set_instc, instc_note) = setting("MAXINSTC", channel.max_instc, instc, headroom);
         let _ = writeln!(
             out,
             "ALTER CHANNEL({}) CHLTYPE(SVRCONN) MAXINST({set_inst}) MAXINSTC({set_instc}) SHARECNV({})\n\
@@ -101,33 +90,19 @@ pub fn mqsc(plan: &Plan, headroom: f64) -> String {
             channel.max_inst,
             channel.max_instc,
             channel.sharecnv,
-            if inst_short {
-                short("MAXINST", inst, headroom)
-            } else {
-                String::new()
-            },
-            if instc_short {
-                short("MAXINSTC", instc, headroom)
-            } else {
-                String::new()
-            },
+            inst_note,
+            instc_note,
         );
     }
     let channels = need(Limit::MaxChannels, &|_| true);
-    let (set_channels, channels_short) = setting(qm.max_channels, channels, headroom);
-    let (set_active, _) = setting(qm.max_active_channels, channels, headroom);
+    let (set_channels, channels_note) = setting("MaxChannels", qm.max_channels, channels, headroom);
+    let (set_active, _) = setting("MaxActiveChannels", qm.max_active_channels, channels, headroom);
     let _ = writeln!(
         out,
         "* qm.ini, CHANNELS stanza (not MQSC; restart the queue manager): MaxChannels={set_channels} \
          MaxActiveChannels={set_active}\n\
          * {channels} channel instances in all (was MaxChannels {}, MaxActiveChannels {}){}",
-        qm.max_channels,
-        qm.max_active_channels,
-        if channels_short {
-            short("MaxChannels", channels, headroom)
-        } else {
-            String::new()
-        },
+        qm.max_channels, qm.max_active_channels, channels_note,
     );
     out
 }

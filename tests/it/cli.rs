@@ -839,39 +839,42 @@ struct ExecRun {
     dir: PathBuf,
 }
 
+/// `mqpilot poll --fake` on DEMO.IN, batch 5, into an exec sink running `sh -c script` in a
+/// directory of its own (returned); stdout to /dev/null, stderr piped.
+fn exec_poll(name: &str, script: &str, own_group: bool) -> (std::path::PathBuf, Running) {
+    use std::os::unix::process::CommandExt as _;
+    let dir = std::env::temp_dir().join(format!("mqpilot-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join("worker.toml");
+    let command = serde_json::to_string(&["sh", "-c", script]).expect("json");
+    std::fs::write(
+        &config,
+        format!("[[queue]]\nname = \"DEMO.IN\"\nbatch = 5\n[queue.sink]\ntype = \"exec\"\ncommand = {command}\n"),
+    )
+    .expect("write config");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mqpilot"));
+    for var in MACHINE_VARS {
+        cmd.env_remove(var);
+    }
+    if own_group {
+        cmd.process_group(0);
+    }
+    let child = cmd
+        .args(["poll", "--fake", "--config"])
+        .arg(&config)
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start mqpilot");
+    (dir, Running(child))
+}
+
 impl ExecRun {
     fn start(name: &str, script: &str, own_group: bool) -> Self {
-        use std::os::unix::process::CommandExt as _;
-        let dir = std::env::temp_dir().join(format!("mqpilot-cli-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let config = dir.join("worker.toml");
-        let command = serde_json::to_string(&["sh", "-c", script]).expect("json");
-        std::fs::write(
-            &config,
-            format!("[[queue]]\nname = \"DEMO.IN\"\nbatch = 5\n[queue.sink]\ntype = \"exec\"\ncommand = {command}\n"),
-        )
-        .expect("write config");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mqpilot"));
-        for var in MACHINE_VARS {
-            cmd.env_remove(var);
-        }
-        if own_group {
-            cmd.process_group(0);
-        }
-        let mut child = cmd
-            .args(["poll", "--fake", "--config"])
-            .arg(&config)
-            .current_dir(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start mqpilot");
+        let (dir, mut child) = exec_poll(name, script, own_group);
         let stderr = StderrLines::read(child.stderr.take().expect("stderr"));
-        Self {
-            child: Running(child),
-            stderr,
-            dir,
-        }
+        Self { child, stderr, dir }
     }
 
     /// Waits until the sink's first command has written its pid to `pid` in the run's
@@ -943,29 +946,8 @@ fn a_second_signal_exits_at_once_with_130_and_takes_the_sink_command_along() {
 fn signals_still_stop_mqpilot_when_nobody_reads_its_stderr() {
     // The sink command fills the stderr pipe (64 KiB) it shares with mqpilot, whose reader
     // never reads: every write to stderr now blocks, the signal's own message included.
-    let dir = std::env::temp_dir().join(format!("mqpilot-cli-{}-stalled-stderr", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let config = dir.join("worker.toml");
     let script = "echo $$ > pid; head -c 70000 /dev/zero >&2; sleep 20";
-    let command = serde_json::to_string(&["sh", "-c", script]).expect("json");
-    std::fs::write(
-        &config,
-        format!("[[queue]]\nname = \"DEMO.IN\"\nbatch = 5\n[queue.sink]\ntype = \"exec\"\ncommand = {command}\n"),
-    )
-    .expect("write config");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mqpilot"));
-    for var in MACHINE_VARS {
-        cmd.env_remove(var);
-    }
-    let mut child = Running(
-        cmd.args(["poll", "--fake", "--config"])
-            .arg(&config)
-            .current_dir(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start mqpilot"),
-    );
+    let (dir, mut child) = exec_poll("stalled-stderr", script, false);
     let _unread = child.stderr.take();
     let deadline = Instant::now() + RUN_DEADLINE;
     while !dir.join("pid").exists() {

@@ -85,6 +85,17 @@ pub fn seed(qm: &FakeQm, queue: &str, n: usize) {
     }
 }
 
+/// Drains IN on one connection with one poller, batch `batch`, into a [`Collect`] sink.
+async fn collect_until_empty(qm: &FakeQm, batch: usize) -> (Arc<Collect>, RunSummary) {
+    let sink = Arc::new(Collect::default());
+    let queues = vec![QueueRun {
+        plan: plan("IN", batch, SinkTarget::External(sink.clone())),
+        workers: 1,
+    }];
+    let summary = run_until_empty(&pool(qm, 1), queues).await;
+    (sink, summary)
+}
+
 pub async fn run_until_empty(pool: &Pool, queues: Vec<QueueRun>) -> RunSummary {
     let cancel = CancellationToken::new();
     let (_handle, run) = start(pool, &queues, RunLimits::new(true, None), &cancel);
@@ -191,13 +202,7 @@ async fn a_backout_queue_that_refuses_a_poison_message_delivers_nothing_twice() 
     qm.put_message("IN", PutSpec::text("good-b")).unwrap();
     // The backout queue is full for the first poison put: the batch is backed out.
     qm.fail_next(Verb::Put, 1, 2053);
-    let pool = pool(&qm, 1);
-    let sink = Arc::new(Collect::default());
-    let queues = vec![QueueRun {
-        plan: plan("IN", 10, SinkTarget::External(sink.clone())),
-        workers: 1,
-    }];
-    let summary = run_until_empty(&pool, queues).await;
+    let (sink, summary) = collect_until_empty(&qm, 10).await;
     let got: Vec<_> = sink.got.lock().unwrap().iter().map(|m| m.data.to_vec()).collect();
     // Before the sink saw the batch, not after: each good message reaches it once.
     assert_eq!(got, [b"good-a".to_vec(), b"good-b".to_vec()]);
@@ -602,13 +607,7 @@ async fn a_commit_that_mq_backs_out_is_counted_as_backed_out_and_the_batch_comes
     seed(&qm, "IN", 5);
     // MQCMIT answers MQCC_WARNING 2003: MQ backed the unit of work out instead (its log full).
     qm.fail_next(Verb::Cmit, 1, 2003);
-    let pool = pool(&qm, 1);
-    let sink = Arc::new(Collect::default());
-    let queues = vec![QueueRun {
-        plan: plan("IN", 10, SinkTarget::External(sink.clone())),
-        workers: 1,
-    }];
-    let summary = run_until_empty(&pool, queues).await;
+    let (sink, summary) = collect_until_empty(&qm, 10).await;
     let totals = summary.total();
     assert_eq!(
         (totals.delivered, totals.backed_out, totals.batches),
