@@ -64,7 +64,9 @@ pub fn headroom_pct(required: u64, configured: u64) -> f64 {
 /// 20% although it shows as 20.0%, and [`covering`] and a status never disagree.
 #[must_use]
 pub fn headroom_left(required: u64, configured: u64) -> f64 {
-    (configured as f64 - required as f64) / configured as f64 * 100.0
+    // Multiplied before divided: the numerator is then exact (for counts below 2^46), so a
+    // headroom of exactly 29% is 29.0, not 28.999999999999996.
+    (configured as f64 - required as f64) * 100.0 / configured as f64
 }
 
 /// Steps the closed-form estimate in [`covering`] may take to the exact answer: it is off by
@@ -159,6 +161,11 @@ mod tests {
         let c = check(&req(8006, 10_000, false), &[1], 19.93, &names);
         assert_eq!((c.headroom_pct, c.status), (19.9, Status::Ok));
         assert_eq!(check(&req(8000, 10_000, false), &[1], 20.0, &names).status, Status::Ok);
+        // Exactly the headroom asked for is enough, for every whole percentage.
+        for pct in 0..100 {
+            let c = check(&req(100 - pct, 100, false), &[1], pct as f64, &names);
+            assert_eq!(c.status, Status::Ok, "{pct}%");
+        }
     }
 
     #[test]

@@ -167,17 +167,26 @@ pub fn keda(plan: &Plan, app: usize, headroom: f64) -> Result<String, String> {
             )
         },
     );
-    let bound = if roomy < min {
+    let mut bound = if roomy < min {
         format!(
             "# maxReplicaCount {max} is the planned minimum: already there a limit keeps less than {headroom}% \
              headroom, so the app should not scale further (mqplan check); {failure}"
         )
     } else {
         format!(
-            "# maxReplicaCount {max}: the most instances at which every limit this app takes part in keeps \
+            "# maxReplicaCount {max}: the most instances at which every limit that grows with this app keeps \
              {headroom}% headroom; {failure}"
         )
     };
+    for r in fixed_and_short(plan, app, headroom) {
+        let _ = write!(
+            bound,
+            "\n# at risk whatever the count: {} on {} keeps {}% headroom (mqplan check)",
+            r.limit.name(),
+            r.scope,
+            super::check::headroom_pct(r.required(&plan.instances), r.configured)
+        );
+    }
     let qm = &report.queue_manager.name;
     let quoted = |v: &str| serde_json::to_string(v).unwrap_or_default();
     let url_qm = qm.replace('%', "%25").replace('/', "%2F");
@@ -198,6 +207,16 @@ pub fn keda(plan: &Plan, app: usize, headroom: f64) -> Result<String, String> {
             "https://mq.example.com:9443/ibmmq/rest/v2/admin/action/qmgr/{url_qm}/mqsc"
         )),
     ))
+}
+
+/// The checks `app` takes part in that do not grow with its instances (MAXHANDS, MAXUMSGS,
+/// one instance's MAXINSTC) and are short of `headroom`: no replica count changes them.
+fn fixed_and_short(plan: &Plan, app: usize, headroom: f64) -> Vec<&super::math::Requirement> {
+    plan.requirements
+        .iter()
+        .filter(|r| r.terms.iter().any(|&(a, c)| a == app && c == 0))
+        .filter(|r| headroom_left(r.required(&plan.instances), r.configured) < headroom)
+        .collect()
 }
 
 /// The most instances of `app`, up to `cap`, at which every check that grows with it keeps
@@ -314,6 +333,51 @@ mod tests {
         let yaml = keda(&p, 0, 97.0).expect("safe");
         assert!(yaml.contains("maxReplicaCount: 2\n"), "{yaml}");
         assert!(yaml.contains("is the planned minimum"), "{yaml}");
+    }
+
+    #[test]
+    fn keda_names_a_limit_no_count_changes_when_it_is_short_of_the_headroom() {
+        // 230 browse-locked messages on one connection: MAXHANDS 256 keeps 10.2%.
+        let yaml = keda(&logicapps(50, "{ min = 2, max = 12 }", 230), 0, 20.0).expect("safe");
+        assert!(
+            yaml.contains("# at risk whatever the count: MAXHANDS on app _Orders_, per connection keeps 10.2%"),
+            "{yaml}"
+        );
+        let yaml = keda(&logicapps(50, "{ min = 2, max = 12 }", 10), 0, 20.0).expect("safe");
+        assert!(!yaml.contains("whatever the count"), "{yaml}");
+    }
+
+    #[test]
+    fn the_largest_need_of_a_limit_is_the_one_recommended() {
+        let custom = |handles: &[u64]| {
+            let apps: String = handles
+                .iter()
+                .enumerate()
+                .map(|(i, h)| {
+                    format!(
+                        "[[app]]\nname = \"a{i}\"\nprofile = \"custom\"\nchannel = \"C\"\ninstances = 1\n\
+                         connections = 1\nhandles_per_connection = {h}\nuncommitted = 0\n"
+                    )
+                })
+                .collect();
+            let p = plan(&format!(
+                "[queue_manager]\nname = \"QM1\"\n[[queue_manager.channel]]\nname = \"C\"\n{apps}"
+            ));
+            let report = p.report("", 20.0);
+            let r = report
+                .recommendations
+                .iter()
+                .find(|r| r.limit == Some(Limit::MaxHands))
+                .cloned();
+            (r.expect("a MAXHANDS recommendation"), mqsc(&p, 20.0))
+        };
+        let (r, _) = custom(&[300, 200]);
+        assert_eq!(r.recommended, Some(375));
+        // Neither can be set; the text and the MQSC both give the larger need.
+        let (r, mqsc) = custom(&[900_000_000, 950_000_000]);
+        assert_eq!(r.recommended, None);
+        assert!(r.text.contains("1187500000"), "{}", r.text);
+        assert!(mqsc.contains("no value covers 950000000"), "{mqsc}");
     }
 
     #[test]

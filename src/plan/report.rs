@@ -265,27 +265,29 @@ impl Plan {
     /// One setting per limit and scope that is not ok (the most any of its checks needs),
     /// then design advice.
     fn recommendations(&self, checks: &[Check], headroom: f64) -> Vec<Recommendation> {
-        let mut out: Vec<Recommendation> = Vec::new();
+        // The most any check needs, per limit and the scope it is set on.
+        let mut needs: Vec<(Limit, String, u64, u64)> = Vec::new();
         for c in checks.iter().filter(|c| c.status != Status::Ok) {
             let scope = setting_scope(c);
-            let needed = covering(c.required, headroom);
-            // A value MQ would refuse is no recommendation: the text says what to change instead.
-            let settable = (needed <= UNLIMITED).then_some(needed);
-            if let Some(r) = out.iter_mut().find(|r| r.limit == Some(c.limit) && r.scope == scope) {
-                if r.recommended.is_some_and(|was| settable.is_none_or(|now| now > was)) {
-                    r.recommended = settable;
-                    r.text = setting_text(c.limit, &scope, c.configured, needed, headroom);
-                }
-                continue;
+            match needs.iter_mut().find(|(limit, s, ..)| *limit == c.limit && *s == scope) {
+                Some((.., required)) => *required = (*required).max(c.required),
+                None => needs.push((c.limit, scope, c.configured, c.required)),
             }
-            out.push(Recommendation {
-                limit: Some(c.limit),
-                text: setting_text(c.limit, &scope, c.configured, needed, headroom),
-                scope,
-                current: Some(c.configured),
-                recommended: settable,
-            });
         }
+        let mut out: Vec<Recommendation> = needs
+            .into_iter()
+            .map(|(limit, scope, current, required)| {
+                let needed = covering(required, headroom);
+                Recommendation {
+                    limit: Some(limit),
+                    text: setting_text(limit, &scope, current, needed, headroom),
+                    scope,
+                    current: Some(current),
+                    // A value MQ would refuse is no recommendation: the text says what to change.
+                    recommended: (needed <= UNLIMITED).then_some(needed),
+                }
+            })
+            .collect();
         out.extend(self.design_advice());
         out
     }

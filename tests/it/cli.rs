@@ -427,7 +427,7 @@ fn a_closed_stdout_refuses_the_stdout_sink_but_dev_null_is_a_choice() {
     };
     // Closed, every write would succeed into nothing and the 990 messages be committed.
     through_sh(">&-").expect_code(3).stderr_starts(
-        "mqpilot: cannot start: queue DEMO.IN: sink stdout: standard output was closed when mqpilot started",
+        "mqpilot: cannot start: queue DEMO.IN: sink stdout: standard output is /dev/null opened read-write",
     );
     through_sh(">/dev/null").expect_code(0).stderr_has(&["delivered 990"]);
 }

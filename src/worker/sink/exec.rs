@@ -100,7 +100,8 @@ struct Run {
 }
 
 /// Checks that `program` can be run as `Command::new` would find it: a path containing `/`
-/// as it is (relative to the working directory), otherwise in a directory of `PATH`.
+/// as it is (relative to the working directory), otherwise in a directory of `PATH` (or, with
+/// no `PATH`, of `/bin:/usr/bin`).
 fn find_program(program: &str) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     let runnable =
@@ -112,7 +113,8 @@ fn find_program(program: &str) -> Result<(), String> {
             Err(format!("cannot run {program}: not an executable file"))
         };
     }
-    let path = std::env::var_os("PATH").unwrap_or_default();
+    // With no PATH, the C library's exec searches its default, as spawning will.
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/bin:/usr/bin".into());
     if std::env::split_paths(&path).any(|dir| runnable(&dir.join(program))) {
         Ok(())
     } else {

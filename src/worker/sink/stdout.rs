@@ -44,8 +44,10 @@ impl StdoutSink {
         if stdout_was_closed() {
             return Err(Error::Options {
                 source_name: "sink stdout".into(),
-                message: "standard output was closed when mqpilot started, so every message would be committed \
-                          and written nowhere; give it a file or a pipe (> messages.jsonl), or use another sink"
+                message: "standard output is /dev/null opened read-write, as it is when stdout was closed when \
+                          mqpilot started (or a daemonizer set it up): every message would be committed and \
+                          written nowhere; give it a file or a pipe (> messages.jsonl), or, to discard on \
+                          purpose, > /dev/null"
                     .into(),
             });
         }
@@ -102,21 +104,21 @@ impl Sink for StdoutSink {
                 }
                 let mut written = 0;
                 while written < lines.len() {
-                    match writer.write(&lines[written..]) {
-                        Ok(0) => {
-                            *torn = written > 0;
-                            return Err(io::ErrorKind::WriteZero.into());
+                    let failed = match writer.write(&lines[written..]) {
+                        Ok(0) => io::ErrorKind::WriteZero.into(),
+                        Ok(n) => {
+                            written += n;
+                            continue;
                         }
-                        Ok(n) => written += n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => {
-                            *torn = written > 0;
-                            return Err(e);
-                        }
-                    }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => e,
+                    };
+                    // Cut inside a line, not between two.
+                    *torn = written > 0 && lines[written - 1] != b'\n';
+                    return Err(failed);
                 }
-                // What a failed flush left behind is not known: assume a cut line.
-                writer.flush().inspect_err(|_| *torn = true)
+                // Every line was taken whole; a failed flush leaves whole lines in the buffer.
+                writer.flush()
             })
             .await;
             match written {
@@ -240,6 +242,26 @@ mod tests {
         let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
         assert_eq!(last["payload"], "committed", "{text}");
         assert_eq!(text.lines().count(), 2, "the fragment, then the committed line: {text}");
+    }
+
+    #[tokio::test]
+    async fn a_batch_cut_between_two_lines_needs_no_new_line() {
+        // The first line fits exactly, then the disk is full: no fragment, no blank line.
+        let first = [message("IN", b"one", 0), message("IN", b"two", 0)];
+        let budget = json_lines(&first[..1]).len();
+        let out = Captured::default();
+        let sink = StdoutSink::with_writer(Box::new(FullOnce {
+            out: out.clone(),
+            budget,
+            failed: false,
+        }));
+        assert!(sink.deliver(&first).await.is_err());
+        sink.deliver(&[message("IN", b"committed", 0)]).await.unwrap();
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        for line in text.lines() {
+            serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+        }
+        assert_eq!(text.lines().count(), 2, "{text}");
     }
 
     #[test]
