@@ -79,7 +79,9 @@ impl MqLibrary {
     /// # Errors
     /// [`Error::Library`] naming every candidate when none loads.
     pub fn ibm_from(candidates: &[String]) -> Result<Self, Error> {
-        let mut last = None;
+        // The error to show: a candidate that exists but does not load (a wrong library, a
+        // 32-bit build, missing symbols) says more than the ones that are simply not there.
+        let mut shown: Option<(bool, dlopen2::Error)> = None;
         for path in candidates {
             // SAFETY: loading IBM's MQ client runs its initialisers; that library is built to
             // be loaded into any process. The symbols are checked against MqWrapper's
@@ -91,13 +93,16 @@ impl MqLibrary {
                 }
                 Err(e) => {
                     tracing::debug!(library = %path, error = %e, "IBM MQ client library not loaded");
-                    last = Some(e);
+                    let present = std::path::Path::new(path).is_file();
+                    if shown.as_ref().is_none_or(|(was_present, _)| !was_present) {
+                        shown = Some((present, e));
+                    }
                 }
             }
         }
         Err(Error::Library {
             tried: candidates.to_vec(),
-            source: last,
+            source: shown.map(|(_, e)| e),
         })
     }
 

@@ -18,6 +18,7 @@ use mqi::types::{ApplName, CipherSpec, KeyRepo, MQCNO, QueueManagerName};
 pub use super::channel::{ClientChannel, DEFAULT_PORT, Transport, parse_mqserver};
 use crate::error::Error;
 use crate::mq::reason::Reason;
+use crate::mq::session::MAX_MESSAGE_BYTES;
 
 /// The characters MQ allows in object names, quoted in error messages.
 const NAME_CHARS: &str = "A-Z a-z 0-9 . / _ %";
@@ -110,12 +111,35 @@ impl PasswordSource {
 
 /// A CCDT URL. IBM allows credentials in it (`ftp://user:password@host/ccdt.json`), so its
 /// `Debug` and [`redact_url`] never show them.
-#[derive(Clone, PartialEq, Eq)]
-struct CcdtUrl(String);
+/// Every type that holds one (flags, the configuration file) uses it, so no `{:?}` shows them.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct CcdtUrl(String);
 
 impl fmt::Debug for CcdtUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:?}", redact_url(&self.0))
+    }
+}
+
+impl std::ops::Deref for CcdtUrl {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for CcdtUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl From<&str> for CcdtUrl {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
     }
 }
 
@@ -622,8 +646,27 @@ impl MqiParts {
             credentials,
             tls,
             cipher_spec,
-            (options.reconnect.mqcno(), options.sharecnv.map(SharingConversations)),
+            (
+                options.reconnect.mqcno(),
+                options.sharecnv.map(SharingConversations),
+                // A channel mqpilot defines itself allows what MQSERVER's does (100 MB); the
+                // MQCD's default of 4 MB would cap every message on it, whatever the server
+                // channel allows (the lower of the two applies).
+                server.as_ref().map(|_| MaxMessageLength(MAX_MESSAGE_BYTES)),
+            ),
         ))
+    }
+}
+
+/// The client channel's MaxMsgLength, set in the MQCD mqpilot builds from a channel.
+#[derive(Debug, Clone, Copy)]
+struct MaxMessageLength(usize);
+
+// SAFETY: only a number field of the MQCD changes; no pointer or offset is touched.
+unsafe impl mqi::connection::ConnectOption<'_> for MaxMessageLength {
+    fn apply_param(&self, structs: &mut mqi::connection::ConnectStructs<'_>) -> mqi::connection::ConnectStructFlags {
+        structs.cd.MaxMsgLength = libmqm_sys::MQLONG::try_from(self.0).unwrap_or(libmqm_sys::MQLONG::MAX);
+        mqi::connection::CONNECT_HAS_CD
     }
 }
 
@@ -913,6 +956,8 @@ mod tests {
         mqi_options.apply_param(&mut structs);
         assert!(structs.cd.Version >= libmqm_sys::MQCD_VERSION_10);
         assert_eq!(structs.cd.SharingConversations, 3);
+        // MQSERVER's own channels allow 100 MB messages; the MQCD default would allow 4 MB.
+        assert_eq!(structs.cd.MaxMsgLength, 104_857_600);
 
         let err = ConnectOptions::builder()
             .with_ccdt_url("file:///ccdt.json")

@@ -112,6 +112,10 @@ reason_table! {
         "the connection was lost: all handles are invalid and uncommitted work was backed out",
         "reconnect and reopen queues (a client's last call may have completed: keep processing \
          idempotent); if frequent, check the network and the queue manager's error log";
+    DATA_LENGTH_ERROR = 2010, Config, warning: false,
+        "the buffer is longer than the maximum message length negotiated for the client channel",
+        "raise MAXMSGL on the server-connection channel (the lower of client and server applies), or \
+         keep buffer_bytes within it";
     GET_INHIBITED = 2016, Retry, warning: false,
         "gets are disabled on the queue (GET(DISABLED))",
         "retry slowly; if unexpected, ask the MQ admin to ALTER the queue GET(ENABLED)";
@@ -474,6 +478,7 @@ mod tests {
         MQRC_CHAR_ATTR_LENGTH_ERROR,
         MQRC_CHAR_ATTRS_TOO_SHORT,
         MQRC_CONNECTION_BROKEN,
+        MQRC_DATA_LENGTH_ERROR,
         MQRC_GET_INHIBITED,
         MQRC_HANDLE_NOT_AVAILABLE,
         MQRC_HCONN_ERROR,
@@ -542,6 +547,7 @@ mod tests {
         (2003, ReasonClass::Retry),
         (2009, ReasonClass::Reconnect),
         (2016, ReasonClass::Retry),
+        (2010, ReasonClass::Config),
         (2017, ReasonClass::Config),
         (2018, ReasonClass::Reconnect),
         (2019, ReasonClass::Retry),

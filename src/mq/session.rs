@@ -49,6 +49,14 @@ const ARENA_BYTES: usize = 64 * 1024;
 /// Largest message MQ allows (MAXMSGL's upper bound): the buffer never grows past it.
 pub const MAX_MESSAGE_BYTES: usize = 104_857_600;
 
+/// The next buffer size after a 2080: a power of two at least twice `capacity`, up to
+/// [`MAX_MESSAGE_BYTES`]. Powers of two land exactly on the usual channel MAXMSGL values
+/// (4 MiB, MQ's default): a buffer past the channel's negotiated limit fails with 2010.
+#[must_use]
+pub fn grown(capacity: usize) -> usize {
+    capacity.saturating_mul(2).next_power_of_two().min(MAX_MESSAGE_BYTES)
+}
+
 /// Queue manager limits a connection reads when it is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QmgrLimits {
@@ -314,7 +322,7 @@ impl Session {
             let truncated = got.warning().is_some_and(|(rc, _)| rc == MQRC_TRUNCATED_MSG_FAILED);
             if truncated && capacity < max_bytes {
                 drop(got);
-                let bigger = (capacity * 2).min(MAX_MESSAGE_BYTES);
+                let bigger = grown(capacity);
                 tracing::debug!(
                     queue,
                     bytes = bigger,
@@ -499,4 +507,19 @@ pub fn is_connection_lost(error: &Error) -> bool {
     error
         .reason()
         .is_some_and(|r| r.class() == reason::ReasonClass::Reconnect)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_grown_buffer_is_a_power_of_two_that_lands_on_4_mib() {
+        assert_eq!(super::grown(65_536), 131_072);
+        assert_eq!(super::grown(100_000), 262_144);
+        let mut size = 100_000;
+        while size < 4 << 20 {
+            size = super::grown(size);
+        }
+        assert_eq!(size, 4 << 20, "never past a 4 MiB channel limit on the way");
+        assert_eq!(super::grown(80 << 20), super::MAX_MESSAGE_BYTES);
+    }
 }

@@ -91,6 +91,15 @@ struct ConnThread {
     jobs: std::sync::mpsc::Sender<Job>,
 }
 
+/// The idle connections, and how many times [`Pool::close_idle`] has run: a connection a
+/// lease gave back before a close, but that its thread only finished backing out after it,
+/// is closed too rather than kept.
+#[derive(Default)]
+struct Idle {
+    conns: Vec<ConnThread>,
+    closes: u64,
+}
+
 struct Inner {
     library: MqLibrary,
     options: ConnectOptions,
@@ -99,7 +108,7 @@ struct Inner {
     permits: Arc<Semaphore>,
     /// Checkouts waiting for a connection right now.
     waiting: Waiters,
-    idle: Mutex<Vec<ConnThread>>,
+    idle: Mutex<Idle>,
     /// The id the next connection gets (ids are never reused, so a connection that is still
     /// disconnecting never shares one with its replacement).
     next_id: std::sync::atomic::AtomicUsize,
@@ -130,7 +139,8 @@ pub struct Lease {
     conn: Option<ConnThread>,
     pool: Arc<Inner>,
     healthy: bool,
-    _permit: OwnedSemaphorePermit,
+    /// The pool slot; given back once the connection is idle again (or gone).
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl std::fmt::Debug for Lease {
@@ -163,7 +173,7 @@ impl Pool {
                 stats: Arc::new(PoolStats::default()),
                 permits: Arc::new(Semaphore::new(connections)),
                 waiting: Waiters::default(),
-                idle: Mutex::new(Vec::new()),
+                idle: Mutex::new(Idle::default()),
                 next_id: std::sync::atomic::AtomicUsize::new(0),
                 backoff: Mutex::new(Backoff::new(config.backoff)),
                 config,
@@ -218,16 +228,17 @@ impl Pool {
             .idle
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .conns
             .pop();
-        let conn = match idle {
-            Some(conn) => conn,
-            None => self.connect(patience, cancel).await?,
+        let (conn, permit) = match idle {
+            Some(conn) => (conn, permit),
+            None => self.connect(permit, patience, cancel).await?,
         };
         Ok(Lease {
             conn: Some(conn),
             pool: Arc::clone(&self.inner),
             healthy: true,
-            _permit: permit,
+            permit: Some(permit),
         })
     }
 
@@ -248,7 +259,16 @@ impl Pool {
     /// manager that is slow to answer (TLS over a long link, a slow authentication check)
     /// still gets its connection; only one that has not answered after `patience.attempt`
     /// is given up on.
-    async fn connect(&self, patience: Option<Patience>, cancel: &CancellationToken) -> Result<ConnThread, Error> {
+    ///
+    /// The pool slot (`permit`) goes with each attempt to its thread: one given up on keeps
+    /// the slot until its thread has disconnected, so slow connects never pile up past the
+    /// pool's size (each would be a channel instance, counted against MAXINST and MaxChannels).
+    async fn connect(
+        &self,
+        mut permit: OwnedSemaphorePermit,
+        patience: Option<Patience>,
+        cancel: &CancellationToken,
+    ) -> Result<(ConnThread, OwnedSemaphorePermit), Error> {
         let give_up = patience.map(|p| Instant::now() + p.connect);
         let attempt_limit = patience.map(|p| p.attempt);
         loop {
@@ -256,7 +276,7 @@ impl Pool {
             // shutdown, or a caller with patience, up until the client's own timeout: the
             // thread is left to finish it, and disconnects as soon as it finds nobody waiting.
             let attempt = tokio::select! {
-                attempt = self.try_connect() => attempt,
+                attempt = self.try_connect(permit) => attempt,
                 () = cancel.cancelled() => return Err(cancelled()),
                 () = sleep_or_never(attempt_limit) => {
                     self.inner.stats.connect_failed();
@@ -270,15 +290,16 @@ impl Pool {
                 }
             };
             match attempt {
-                Ok(conn) => {
+                Ok(connected) => {
                     self.inner
                         .backoff
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .reset();
-                    return Ok(conn);
+                    return Ok(connected);
                 }
-                Err(e) if connect_retryable(&e) => {
+                Err((e, Some(back))) if connect_retryable(&e) => {
+                    permit = back;
                     self.inner.stats.connect_failed();
                     let delay = self
                         .inner
@@ -297,7 +318,7 @@ impl Pool {
                         () = cancel.cancelled() => return Err(cancelled()),
                     }
                 }
-                Err(e) => {
+                Err((e, _)) => {
                     self.inner.stats.connect_failed();
                     return Err(e);
                 }
@@ -306,37 +327,50 @@ impl Pool {
     }
 
     /// Starts a connection thread and waits for its MQCONNX and MAXHANDS inquiry.
-    async fn try_connect(&self) -> Result<ConnThread, Error> {
+    /// The slot comes back with the connection, or with a failure to retry; a thread whose
+    /// answer nobody waits for any more keeps it until it has disconnected.
+    async fn try_connect(&self, slot: OwnedSemaphorePermit) -> Result<(ConnThread, OwnedSemaphorePermit), Failed> {
         let id = self.inner.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (ready_tx, ready_rx) = oneshot::channel();
         let (jobs, rx) = std::sync::mpsc::channel::<Job>();
         let inner = Arc::clone(&self.inner);
         std::thread::Builder::new()
             .name(format!("mq-conn-{id}"))
-            .spawn(move || connection_thread(&inner, id, ready_tx, &rx))
-            .map_err(|source| Error::Io {
-                path: "thread".into(),
-                source,
+            .spawn(move || connection_thread(&inner, id, slot, ready_tx, &rx))
+            .map_err(|source| {
+                let e = Error::Io {
+                    path: "thread".into(),
+                    source,
+                };
+                (e, None)
             })?;
         match ready_rx.await {
-            Ok(Ok(())) => Ok(ConnThread { id, jobs }),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(Error::Options {
-                source_name: "pool".into(),
-                message: "the connection thread stopped before connecting".into(),
-            }),
+            Ok(Ok(slot)) => Ok((ConnThread { id, jobs }, slot)),
+            Ok(Err((e, slot))) => Err((e, Some(slot))),
+            Err(_) => Err((
+                Error::Options {
+                    source_name: "pool".into(),
+                    message: "the connection thread stopped before connecting".into(),
+                },
+                None,
+            )),
         }
     }
 
     /// Disconnects every idle connection (leased ones disconnect when their lease drops).
     pub fn close_idle(&self) {
-        self.inner
+        let mut idle = self
+            .inner
             .idle
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clear();
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        idle.closes += 1;
+        idle.conns.clear();
     }
 }
+
+/// A failed connect attempt, with the pool slot when it can be tried again.
+type Failed = (Error, Option<OwnedSemaphorePermit>);
 
 /// Sleeps for `limit`; without one, never completes.
 async fn sleep_or_never(limit: Option<Duration>) {
@@ -358,7 +392,8 @@ fn cancelled() -> Error {
 fn connection_thread(
     inner: &Arc<Inner>,
     id: usize,
-    ready: oneshot::Sender<Result<(), Error>>,
+    slot: OwnedSemaphorePermit,
+    ready: oneshot::Sender<Result<OwnedSemaphorePermit, (Error, OwnedSemaphorePermit)>>,
     jobs: &std::sync::mpsc::Receiver<Job>,
 ) {
     let connected = Session::connect(inner.library.clone(), &inner.options, inner.config.buffer_bytes).and_then(|s| {
@@ -373,14 +408,17 @@ fn connection_thread(
     let mut conn = match connected {
         Ok(conn) => {
             tracing::debug!(connection = id, budget = conn.budget(), "connected");
-            if ready.send(Ok(())).is_err() {
-                // The checkout gave up (shutdown): disconnect at once.
+            if let Err(unsent) = ready.send(Ok(slot)) {
+                // The checkout gave up (shutdown, or no answer in time): disconnect at once,
+                // and only then give the slot back.
+                drop(conn);
+                drop(unsent);
                 return;
             }
             conn
         }
         Err(e) => {
-            let _ = ready.send(Err(e));
+            let _ = ready.send(Err((e, slot)));
             return;
         }
     };
@@ -492,21 +530,41 @@ impl Drop for Lease {
                 .idle
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .conns
                 .clear();
             return;
         }
-        // Whatever the lease left in a unit of work is backed out before reuse.
-        let _ = conn.jobs.send(Box::new(|c: &mut PooledConn| {
-            if c.in_unit_of_work()
-                && let Err(e) = c.backout()
-            {
-                tracing::warn!(connection = c.id(), error = %e, "MQBACK of an abandoned unit of work failed");
-            }
-        }));
-        self.pool
+        // Whatever the lease left in a unit of work is backed out before reuse, on the
+        // connection's thread; only then is the connection idle and its slot free. If MQBACK
+        // fails, the connection is not reused (the next MQCMIT on it would commit what was
+        // left): the job drops the last sender, the thread ends, and dropping the connection
+        // backs out again or leaves it to MQ.
+        let pool = Arc::clone(&self.pool);
+        let permit = self.permit.take();
+        let closes = pool
             .idle
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(conn);
+            .closes;
+        let sender = conn.jobs.clone();
+        let _ = sender.send(Box::new(move |c: &mut PooledConn| {
+            let _slot = permit;
+            if c.in_unit_of_work()
+                && let Err(e) = c.backout()
+            {
+                tracing::warn!(
+                    connection = c.id(),
+                    error = %e,
+                    "MQBACK of an abandoned unit of work failed: the connection is not reused"
+                );
+                pool.stats.reconnect();
+                drop(conn);
+                return;
+            }
+            let mut idle = pool.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if idle.closes == closes {
+                idle.conns.push(conn);
+            }
+        }));
     }
 }

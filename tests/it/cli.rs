@@ -438,13 +438,16 @@ fn without_the_ibm_library_the_real_path_names_the_paths_tried() {
         eprintln!("skipped: the IBM MQ client is installed here, so it would be loaded");
         return;
     }
-    let mut command = Command::new(env!("CARGO_BIN_EXE_mqpilot"));
-    command.args(["poll", "--queue", "Q", "--conn", "CH/TCP/localhost(1414)"]);
-    for var in MACHINE_VARS.into_iter().chain(["LD_LIBRARY_PATH"]) {
-        command.env_remove(var);
-    }
-    command.env("MQ_LIB", "/no/such/libmqm_r.so");
-    run_within(command, RUN_DEADLINE)
+    let with_mq_lib = |path: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mqpilot"));
+        command.args(["poll", "--queue", "Q", "--conn", "CH/TCP/localhost(1414)"]);
+        for var in MACHINE_VARS.into_iter().chain(["LD_LIBRARY_PATH"]) {
+            command.env_remove(var);
+        }
+        command.env("MQ_LIB", path);
+        run_within(command, RUN_DEADLINE)
+    };
+    with_mq_lib("/no/such/libmqm_r.so")
         .expect_code(3)
         .stdout_empty()
         .stderr_starts(
@@ -452,6 +455,12 @@ fn without_the_ibm_library_the_real_path_names_the_paths_tried() {
              (tried: /no/such/libmqm_r.so, libmqm_r.so, /opt/mqm/lib64/libmqm_r.so); \
              install the IBM MQ redistributable client",
         );
+    // A file that is there but is no MQ client: its own error is the one shown, not the
+    // last path's "no such file".
+    let not_a_library = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+    with_mq_lib(not_a_library)
+        .expect_code(3)
+        .stderr_has(&[&format!("Could not open library: {not_a_library}: invalid ELF header")]);
 }
 
 /// A small fake queue manager whose only channel is APP.SVRCONN, as in examples/fake-qm.toml.

@@ -436,6 +436,75 @@ async fn an_unexpected_2017_shrinks_the_budget_and_the_work_still_completes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_dropped_in_a_unit_of_work_whose_mqback_fails_is_never_reused() {
+    use mqpilot::mq::session::GetRequest;
+    let qm = fake(256);
+    seed(&qm, "IN", 2);
+    let pool = pool(&qm, 1);
+    let cancel = CancellationToken::new();
+    let queue: Arc<str> = Arc::from("IN");
+    let under_syncpoint = GetRequest {
+        syncpoint: true,
+        wait_ms: 0,
+    };
+    // The first lease gets m0 under syncpoint and is dropped without a commit (an MCP call
+    // whose caller went away); the MQBACK that follows fails once.
+    let mut first = pool.checkout(&cancel).await.unwrap();
+    let q = Arc::clone(&queue);
+    let got = first.run(move |c| c.get(&q, under_syncpoint)).await.unwrap();
+    assert_eq!(got.map(|m| m.data.to_vec()), Some(b"m0".to_vec()));
+    qm.fail_next(Verb::Back, 1, 2102);
+    drop(first);
+    // The next lease must not be that connection: its MQCMIT would commit m0 with it.
+    let mut second = pool.checkout(&cancel).await.unwrap();
+    let q = Arc::clone(&queue);
+    let (in_uow, got) = second
+        .run(move |c| {
+            let in_uow = c.in_unit_of_work();
+            let got = c.get(&q, under_syncpoint)?;
+            c.commit()?;
+            Ok((in_uow, got.map(|m| m.data.to_vec())))
+        })
+        .await
+        .unwrap();
+    assert!(!in_uow);
+    assert_eq!(got, Some(b"m0".to_vec()), "m0 came back for the next caller");
+    drop(second);
+    assert_eq!(qm.depth("IN"), Some(1), "m1 is still there, nothing was lost");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connects_given_up_on_never_take_the_pool_past_its_size() {
+    use mqpilot::pool::Patience;
+    use std::time::Duration;
+    // Every call takes 150 ms, so each connect (MQCONNX and its inquiries) outlasts the
+    // 50 ms patience: six callers in a row give up on six connects.
+    let qm = fake(256);
+    qm.set_latency(Duration::from_millis(150));
+    let pool = pool(&qm, 1);
+    let cancel = CancellationToken::new();
+    let patience = Patience {
+        busy: Duration::from_secs(10),
+        connect: Duration::from_millis(50),
+        attempt: Duration::from_millis(50),
+    };
+    for _ in 0..6 {
+        let _ = pool.checkout_within(patience, &cancel).await;
+    }
+    // Each abandoned attempt keeps the pool's one slot until it has disconnected.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !qm.connections().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "connections left: {:?}",
+            qm.connections()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(qm.peak_connections(), 1, "a pool of one had more connections at once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_mqback_replaces_the_connection_and_loses_nothing() {
     let qm = fake(256);
     seed(&qm, "IN", 5);

@@ -22,7 +22,7 @@ pub(crate) struct ConnectionArgs {
     server: Option<String>,
     /// CCDT URL. Default: $MQCCDTURL.
     #[arg(long, value_name = "URL")]
-    ccdt_url: Option<String>,
+    ccdt_url: Option<mqpilot::mq::options::CcdtUrl>,
     /// User id; the password comes from $MQ_PASSWORD or --password-file, never a flag.
     #[arg(long)]
     user: Option<String>,

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use super::{DEFAULT_APPLICATION_NAME, Invalid, invalid};
 use crate::Error;
 use crate::mq::options::{
-    ClientChannel, ConnectOptions, ConnectOptionsBuilder, Reconnect, Tls, Transport, parse_mqserver,
+    CcdtUrl, ClientChannel, ConnectOptions, ConnectOptionsBuilder, Reconnect, Tls, Transport, parse_mqserver,
 };
 
 /// Connection settings from the file (`[connection]`), checked against MQ's limits.
@@ -23,8 +23,8 @@ pub struct ConnectionSettings {
     pub queue_manager: Option<String>,
     /// Client channel (`server`, MQSERVER syntax). Not together with `ccdt_url`.
     pub server: Option<ClientChannel>,
-    /// Client channel definition table URL.
-    pub ccdt_url: Option<String>,
+    /// Client channel definition table URL (its `Debug` hides credentials).
+    pub ccdt_url: Option<CcdtUrl>,
     /// Application name. Default [`DEFAULT_APPLICATION_NAME`].
     pub application_name: Option<String>,
     /// User to authenticate as.
@@ -44,10 +44,10 @@ pub struct ConnectionSettings {
 pub struct ConnectionOverrides {
     /// `--queue-manager`.
     pub queue_manager: Option<String>,
-    /// `--server`, MQSERVER syntax.
+    /// `--conn`, MQSERVER syntax.
     pub server: Option<String>,
-    /// `--ccdt-url`.
-    pub ccdt_url: Option<String>,
+    /// `--ccdt-url` (its `Debug` hides credentials).
+    pub ccdt_url: Option<CcdtUrl>,
     /// `--user`.
     pub user: Option<String>,
     /// `--password-file`.
@@ -74,6 +74,18 @@ impl ConnectionSettings {
         env: impl Fn(&str) -> Option<String>,
         overrides: &ConnectionOverrides,
     ) -> Result<ConnectOptions, Error> {
+        // A variable that the file or a flag overrides is not read at all: a stale MQSERVER
+        // in the environment must not fail a run that names its channel itself.
+        let has_channel = self.server.is_some()
+            || self.ccdt_url.is_some()
+            || overrides.server.is_some()
+            || overrides.ccdt_url.is_some();
+        let has_password = self.password_file.is_some() || overrides.password_file.is_some();
+        let env = |name: &str| match name {
+            "MQSERVER" | "MQCCDTURL" if has_channel => None,
+            "MQ_PASSWORD" | "MQ_PASSWORD_FILE" if has_password => None,
+            _ => env(name),
+        };
         let builder = ConnectOptions::from_env(env)?.with_reconnect(self.reconnect);
         let mut builder = layer(
             builder,
@@ -132,7 +144,7 @@ impl ConnectionSettings {
             check_setting("connection.server", builder().with_channel(channel.clone()))?;
         }
         if let Some(url) = &self.ccdt_url {
-            check_setting("connection.ccdt_url", builder().with_ccdt_url(url))?;
+            check_setting("connection.ccdt_url", builder().with_ccdt_url(&**url))?;
         }
         if let Some(name) = &self.application_name {
             check_setting("connection.application_name", builder().with_application_name(name))?;
@@ -179,13 +191,13 @@ impl ConnectionOverrides {
         if self.server.is_some() && self.ccdt_url.is_some() {
             return Err(Error::Options {
                 source_name: "--ccdt-url".to_owned(),
-                message: "--server is set as well: set only one of them".to_owned(),
+                message: "--conn is set as well: set only one of them".to_owned(),
             });
         }
         let server = self
             .server
             .as_deref()
-            .map(|server| parse_mqserver(server, "--server"))
+            .map(|server| parse_mqserver(server, "--conn"))
             .transpose()?;
         Ok(layer(
             builder,
@@ -275,6 +287,48 @@ mod tests {
     }
 
     #[test]
+    fn debug_output_never_shows_ccdt_credentials() {
+        let text = "[connection]\nccdt_url = \"ftp://app:s3cret@host/ccdt.json\"\n[[queue]]\nname = \"A\"\n";
+        let config = WorkerConfig::from_toml(text, Path::new("w.toml")).unwrap();
+        let flags = ConnectionOverrides {
+            ccdt_url: Some("ftp://app:s3cret@host/ccdt.json".into()),
+            ..ConnectionOverrides::default()
+        };
+        for shown in [format!("{config:?}"), format!("{flags:?}")] {
+            assert!(!shown.contains("s3cret"), "{shown}");
+            assert!(shown.contains("ftp://***@host/ccdt.json"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn variables_a_flag_or_the_file_overrides_are_not_read() {
+        let password = PasswordFile::new("override", "pw");
+        let config = WorkerConfig::from_toml("[[queue]]\nname = \"A\"\n", Path::new("w.toml")).unwrap();
+        let stale = env(&[
+            ("MQSERVER", "APP-SVRCONN/LU62/box99"),
+            ("MQ_PASSWORD", "x"),
+            ("MQ_PASSWORD_FILE", "/nonexistent"),
+        ]);
+        let flags = ConnectionOverrides {
+            server: Some("APP.SVRCONN/TCP/mq1(1414)".to_owned()),
+            user: Some("app".to_owned()),
+            password_file: Some(password.0.clone()),
+            ..ConnectionOverrides::default()
+        };
+        let options = config.connection.connect_options(&stale, &flags).unwrap();
+        assert_eq!(options.channel().map(|c| c.name.as_str()), Some("APP.SVRCONN"));
+        // Without the flags, the same environment is an error naming the variable.
+        let e = config
+            .connection
+            .connect_options(&stale, &ConnectionOverrides::default())
+            .unwrap_err();
+        assert!(
+            e.to_string().starts_with("MQSERVER:") || e.to_string().starts_with("MQ_PASSWORD_FILE:"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn flags_win_over_the_file_which_wins_over_the_environment() {
         let file_password = PasswordFile::new("file", "file-pw");
         let flag_password = PasswordFile::new("flag", "flag-pw");
@@ -317,7 +371,7 @@ mod tests {
         assert_eq!(from_flags.application_name(), Some("flag-app"));
 
         let ccdt = ConnectionOverrides {
-            ccdt_url: Some("file:///ccdt.json".to_owned()),
+            ccdt_url: Some("file:///ccdt.json".into()),
             ..ConnectionOverrides::default()
         };
         let from_ccdt = config.connection.connect_options(&vars, &ccdt).unwrap();

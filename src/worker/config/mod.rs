@@ -451,7 +451,7 @@ mod tests {
             .connect_options(no_env, &ConnectionOverrides::default())
             .expect("a channel is set");
         let ccdt = ConnectionOverrides {
-            ccdt_url: Some("file:///ccdt.json".to_owned()),
+            ccdt_url: Some("file:///ccdt.json".into()),
             server: None,
             ..ConnectionOverrides::default()
         };

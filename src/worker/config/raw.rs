@@ -15,7 +15,7 @@ use super::{
     Receive, WorkerConfig, invalid,
 };
 use crate::Error;
-use crate::mq::options::{Reconnect, Tls, parse_mqserver};
+use crate::mq::options::{CcdtUrl, Reconnect, Tls, parse_mqserver};
 use crate::toml_location;
 use crate::worker::sink::SinkConfig;
 
@@ -139,7 +139,7 @@ impl RawConfig {
         let connection = ConnectionSettings {
             queue_manager: c.queue_manager,
             server,
-            ccdt_url: c.ccdt_url,
+            ccdt_url: c.ccdt_url.as_deref().map(CcdtUrl::from),
             application_name: c.application_name,
             user: c.user,
             password_file: c.password_file,
