@@ -82,7 +82,26 @@ impl Default for Patience {
     }
 }
 
-type Job = Box<dyn FnOnce(&mut PooledConn) + Send>;
+/// A job gets the connection, and a place for a pool slot to be given back only after the
+/// connection is dropped (disconnected) when the thread ends.
+type Job = Box<dyn FnOnce(&mut PooledConn, &mut Option<OwnedSemaphorePermit>) + Send>;
+type Ready = Result<OwnedSemaphorePermit, (Error, OwnedSemaphorePermit)>;
+
+/// The answer a connect attempt waits for: given up on after the thread answered, the slot
+/// goes back to the thread, to be freed after it disconnects.
+struct Answer {
+    rx: oneshot::Receiver<Ready>,
+    jobs: Option<std::sync::mpsc::Sender<Job>>,
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        self.rx.close();
+        if let (Ok(Ok(slot)), Some(jobs)) = (self.rx.try_recv(), self.jobs.take()) {
+            let _ = jobs.send(Box::new(move |_, retire| *retire = Some(slot)));
+        }
+    }
+}
 
 /// The handle async code holds on one connection thread.
 #[derive(Debug)]
@@ -344,8 +363,18 @@ impl Pool {
                 };
                 (e, None)
             })?;
-        match ready_rx.await {
-            Ok(Ok(slot)) => Ok((ConnThread { id, jobs }, slot)),
+        let mut answer = Answer {
+            rx: ready_rx,
+            jobs: Some(jobs),
+        };
+        match (&mut answer.rx).await {
+            Ok(Ok(slot)) => Ok((
+                ConnThread {
+                    id,
+                    jobs: answer.jobs.take().expect("sender"),
+                },
+                slot,
+            )),
             Ok(Err((e, slot))) => Err((e, Some(slot))),
             Err(_) => Err((
                 Error::Options {
@@ -393,7 +422,7 @@ fn connection_thread(
     inner: &Arc<Inner>,
     id: usize,
     slot: OwnedSemaphorePermit,
-    ready: oneshot::Sender<Result<OwnedSemaphorePermit, (Error, OwnedSemaphorePermit)>>,
+    ready: oneshot::Sender<Ready>,
     jobs: &std::sync::mpsc::Receiver<Job>,
 ) {
     let connected = Session::connect(inner.library.clone(), &inner.options, inner.config.buffer_bytes).and_then(|s| {
@@ -422,10 +451,13 @@ fn connection_thread(
             return;
         }
     };
+    let mut retire = None;
     while let Ok(job) = jobs.recv() {
-        job(&mut conn);
+        job(&mut conn, &mut retire);
     }
+    // Disconnected first, then the slot back: a pool never has more connections than slots.
     drop(conn);
+    drop(retire);
 }
 
 /// How many checkouts are waiting for a connection: a lease holder that loops on its
@@ -479,7 +511,7 @@ impl Lease {
         F: FnOnce(&mut PooledConn) -> Result<R, Error> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
+        let job: Job = Box::new(move |conn, _| {
             let _ = tx.send(f(conn));
         });
         let sent = self.conn.as_ref().is_some_and(|c| c.jobs.send(job).is_ok());
@@ -525,6 +557,10 @@ impl Drop for Lease {
             // connection (a queue manager restart, a network cut) most likely took the idle
             // ones too: drop them as well rather than find each dead one a checkout at a time.
             self.pool.stats.reconnect();
+            if let Some(slot) = self.permit.take() {
+                // If the thread is gone already the job (and the slot) are dropped here.
+                let _ = conn.jobs.send(Box::new(move |_, retire| *retire = Some(slot)));
+            }
             drop(conn);
             self.pool
                 .idle
@@ -547,24 +583,30 @@ impl Drop for Lease {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .closes;
         let sender = conn.jobs.clone();
-        let _ = sender.send(Box::new(move |c: &mut PooledConn| {
-            let _slot = permit;
-            if c.in_unit_of_work()
-                && let Err(e) = c.backout()
-            {
-                tracing::warn!(
-                    connection = c.id(),
-                    error = %e,
-                    "MQBACK of an abandoned unit of work failed: the connection is not reused"
-                );
-                pool.stats.reconnect();
-                drop(conn);
-                return;
-            }
-            let mut idle = pool.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if idle.closes == closes {
-                idle.conns.push(conn);
-            }
-        }));
+        let _ = sender.send(Box::new(
+            move |c: &mut PooledConn, retire: &mut Option<OwnedSemaphorePermit>| {
+                if c.in_unit_of_work()
+                    && let Err(e) = c.backout()
+                {
+                    tracing::warn!(
+                        connection = c.id(),
+                        error = %e,
+                        "MQBACK of an abandoned unit of work failed: the connection is not reused"
+                    );
+                    pool.stats.reconnect();
+                    *retire = permit;
+                    drop(conn);
+                    return;
+                }
+                let mut idle = pool.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if idle.closes == closes {
+                    idle.conns.push(conn);
+                    drop(idle);
+                    drop(permit);
+                } else {
+                    *retire = permit;
+                }
+            },
+        ));
     }
 }

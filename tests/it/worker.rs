@@ -440,6 +440,9 @@ async fn a_lease_dropped_in_a_unit_of_work_whose_mqback_fails_is_never_reused() 
     use mqpilot::mq::session::GetRequest;
     let qm = fake(256);
     seed(&qm, "IN", 2);
+    // Every call takes 30 ms: the replacement connection could overtake the old one's
+    // second MQBACK and disconnect if the slot came back before them.
+    qm.set_latency(std::time::Duration::from_millis(30));
     let pool = pool(&qm, 1);
     let cancel = CancellationToken::new();
     let queue: Arc<str> = Arc::from("IN");
@@ -471,6 +474,43 @@ async fn a_lease_dropped_in_a_unit_of_work_whose_mqback_fails_is_never_reused() 
     assert_eq!(got, Some(b"m0".to_vec()), "m0 came back for the next caller");
     drop(second);
     assert_eq!(qm.depth("IN"), Some(1), "m1 is still there, nothing was lost");
+    assert_eq!(qm.peak_connections(), 1, "a pool of one had two connections at once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkout_dropped_after_its_connect_answered_keeps_the_slot_until_disconnected() {
+    use std::future::Future as _;
+    use std::time::Duration;
+    let qm = fake(256);
+    qm.set_latency(Duration::from_millis(100));
+    let pool = pool(&qm, 1);
+    let cancel = CancellationToken::new();
+    let mut checkout = Box::pin(pool.checkout(&cancel));
+    // Polled once: the slot is taken and the connect thread started.
+    std::future::poll_fn(|cx| {
+        assert!(checkout.as_mut().poll(cx).is_pending());
+        std::task::Poll::Ready(())
+    })
+    .await;
+    // The thread connects and answers while nobody polls; then the caller gives up.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while qm.connections().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "never connected");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    drop(checkout);
+    // MQDISC takes 100 ms: until it is done, the next checkout must wait for the slot.
+    let live = qm.connections().len();
+    let waits = pool.stats().snapshot().waits_for_connection;
+    let again = pool.checkout(&cancel).await.unwrap();
+    let waited = pool.stats().snapshot().waits_for_connection - waits;
+    drop(again);
+    assert!(
+        live == 0 || waited == 1,
+        "the slot came back while the first connection was live"
+    );
+    assert_eq!(qm.peak_connections(), 1, "a pool of one had two connections at once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
