@@ -3,10 +3,13 @@
 //!
 //! Refuses to listen on a non-loopback address without auth. Order of checks on every
 //! request: Host and Origin (403), credentials (401 with `WWW-Authenticate: Bearer
-//! resource_metadata="..."`), then calls in flight for that caller (429). The body limit
-//! (413) and the MCP protocol are rmcp's: protocol 2026-07-28 requests are served
-//! statelessly, older clients get `initialize` and a session (`Mcp-Session-Id`). A call
-//! counts as in flight until its handler is done, even when its caller has gone away.
+//! resource_metadata="..."`), `GET` (405: mqpilot sends no messages of its own), then a POST's
+//! body is read here, within the read timeout and the size limit (408, 413; rmcp's own body
+//! limit is only a backstop), then calls in flight for that caller (429), then, for an
+//! `initialize`, the session caps (503 in all, 429 per caller, with `Retry-After`). The MCP
+//! protocol is rmcp's: protocol 2026-07-28 requests are served statelessly, older clients get
+//! `initialize` and a session (`Mcp-Session-Id`). A call counts as in flight until its handler
+//! is done, even when its caller has gone away.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -306,39 +309,32 @@ struct Sessions {
     rmcp: Arc<LocalSessionManager>,
     max: usize,
     max_per_caller: usize,
-    /// Session id to the caller that opened it.
-    owners: Mutex<HashMap<String, String>>,
-    /// Held while a session is being opened: check, create and record happen together.
-    opening: tokio::sync::Mutex<()>,
+    /// Session id to the caller that opened it; held while a session is being opened, so
+    /// that check, create and record happen together.
+    owners: tokio::sync::Mutex<HashMap<String, String>>,
 }
 
 impl Sessions {
     /// Opens a session for `caller` with `req` (an `initialize`), unless that would pass a
     /// limit: 503 for all sessions, 429 for the caller's.
     async fn open(&self, caller: &str, next: Next, req: Request) -> Response {
-        let _one_at_a_time = self.opening.lock().await;
-        if let Some(refused) = self.refusal(caller).await {
+        let mut owners = self.owners.lock().await;
+        if let Some(refused) = self.refusal(caller, &mut owners).await {
             return refused;
         }
         let response = next.run(req).await;
         if let Some(id) = response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()) {
-            self.owners
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(id.to_owned(), caller.to_owned());
+            owners.insert(id.to_owned(), caller.to_owned());
         }
         response
     }
 
     /// Why `caller` may not open another session, if a limit says so. Forgets the owners
     /// of sessions rmcp no longer holds (closed or expired) first.
-    async fn refusal(&self, caller: &str) -> Option<Response> {
+    async fn refusal(&self, caller: &str, owners: &mut HashMap<String, String>) -> Option<Response> {
         let live = self.rmcp.sessions.read().await;
-        let held = {
-            let mut owners = self.owners.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            owners.retain(|id, _| live.contains_key(id.as_str()));
-            owners.values().filter(|c| *c == caller).count()
-        };
+        owners.retain(|id, _| live.contains_key(id.as_str()));
+        let held = owners.values().filter(|c| *c == caller).count();
         let (status, message) = if live.len() >= self.max {
             (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -489,8 +485,7 @@ pub fn router(
             rmcp: Arc::clone(&sessions),
             max: options.max_sessions.max(1),
             max_per_caller: options.max_sessions_per_caller.max(1),
-            owners: Mutex::default(),
-            opening: tokio::sync::Mutex::new(()),
+            owners: tokio::sync::Mutex::default(),
         },
         in_flight: Mutex::new(HashMap::new()),
     });

@@ -80,11 +80,20 @@ impl std::fmt::Display for LockError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Unknown => f.write_str("no such lock is held by this caller (a wrong id, or already completed)"),
-            Self::Expired => f.write_str("the lock expired, or its answer was lost on the way to the caller: its messages were backed out and are on the queue again"),
+            Self::Expired => f.write_str("the lock expired: its messages were backed out and are on the queue again"),
             Self::Full(n) => write!(f, "{n} locks are held already (limits.max_locks): complete one first"),
             Self::Mq(e) => write!(f, "{e}"),
         }
     }
+}
+
+/// Why a lock ended without being completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expiry {
+    /// Its `lock_seconds` ran out.
+    Ttl,
+    /// The answer carrying its id never left the server.
+    AnswerLost,
 }
 
 /// How long a lock lives: `ttl`, unless `answer_lost` fires first (the answer carrying its
@@ -94,8 +103,8 @@ impl std::fmt::Display for LockError {
 pub struct Lifetime {
     /// Until the lock expires.
     pub ttl: Duration,
-    /// Fires when the answer with the lock's id is lost.
-    pub answer_lost: Option<CancellationToken>,
+    /// Fires when the answer with the lock's id is lost (over stdio, never).
+    pub answer_lost: CancellationToken,
 }
 
 /// A random, opaque lock id.
@@ -224,23 +233,19 @@ impl Locks {
         let locks = self.clone();
         let expiry_id = id.clone();
         tokio::spawn(async move {
-            let lost = async {
-                match answer_lost {
-                    Some(token) => token.cancelled_owned().await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
-                () = tokio::time::sleep(ttl) => locks.expire(&expiry_id, "lock expired").await,
-                () = lost => locks.expire(&expiry_id, "the answer with this lock never reached its caller").await,
+                () = tokio::time::sleep(ttl) => locks.expire(&expiry_id, Expiry::Ttl).await,
+                () = answer_lost.cancelled() => locks.expire(&expiry_id, Expiry::AnswerLost).await,
                 () = locks.inner.shutdown.cancelled() => {}
             }
         });
         Ok((id, SystemTime::now() + ttl))
     }
 
-    /// Backs lock `id` out, if it is still held, saying `why` in the log.
-    async fn expire(&self, id: &str, why: &str) {
+    /// Backs lock `id` out, if it is still held, saying why in the log. Only a lock whose
+    /// time ran out is remembered as expired: one whose answer was lost has an id nobody
+    /// knows, and must not push a real expiry out of the bounded list.
+    async fn expire(&self, id: &str, why: Expiry) {
         let taken = self
             .inner
             .held
@@ -248,8 +253,12 @@ impl Locks {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(id);
         let Some(held) = taken else { return };
-        tracing::info!(queue = %held.queue, messages = held.messages, "{why}: backing its messages out");
-        {
+        let why_text = match why {
+            Expiry::Ttl => "lock expired",
+            Expiry::AnswerLost => "the answer with this lock never reached its caller",
+        };
+        tracing::info!(queue = %held.queue, messages = held.messages, "{why_text}: backing its messages out");
+        if why == Expiry::Ttl {
             let mut expired = self
                 .inner
                 .expired

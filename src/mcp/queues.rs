@@ -43,30 +43,28 @@ impl std::fmt::Debug for Queues {
 #[derive(Clone, Debug)]
 pub struct CallerGone {
     request: CancellationToken,
-    response: Option<CancellationToken>,
+    response: CancellationToken,
 }
 
 impl CallerGone {
-    /// Watches `request` and, when there is one, `response`.
+    /// Watches `request` and `response` (a token nothing cancels where there is no HTTP
+    /// response to watch).
     #[must_use]
-    pub const fn new(request: CancellationToken, response: Option<CancellationToken>) -> Self {
+    pub const fn new(request: CancellationToken, response: CancellationToken) -> Self {
         Self { request, response }
     }
 
     /// Whether the caller has gone.
     #[must_use]
     pub fn is_gone(&self) -> bool {
-        self.request.is_cancelled() || self.response.as_ref().is_some_and(CancellationToken::is_cancelled)
+        self.request.is_cancelled() || self.response.is_cancelled()
     }
 
     /// Completes when the caller has gone.
     pub async fn gone(&self) {
-        match &self.response {
-            Some(response) => tokio::select! {
-                () = self.request.cancelled() => {}
-                () = response.cancelled() => {}
-            },
-            None => self.request.cancelled().await,
+        tokio::select! {
+            () = self.request.cancelled() => {}
+            () = self.response.cancelled() => {}
         }
     }
 }

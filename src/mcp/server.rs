@@ -87,12 +87,13 @@ fn caller_gone(ctx: &RequestContext<RoleServer>) -> CallerGone {
 }
 
 /// Over HTTP, the token that fires when this call's response is dropped before the answer
-/// left the server.
-fn response_gone(ctx: &RequestContext<RoleServer>) -> Option<tokio_util::sync::CancellationToken> {
+/// left the server; elsewhere (stdio) one that never fires.
+fn response_gone(ctx: &RequestContext<RoleServer>) -> tokio_util::sync::CancellationToken {
     ctx.extensions
         .get::<axum::http::request::Parts>()
         .and_then(|parts| parts.extensions.get::<ResponseGone>())
         .map(|gone| gone.0.clone())
+        .unwrap_or_default()
 }
 
 /// Runs a read-only tool's work, dropped if the caller goes first (it waits for a pooled

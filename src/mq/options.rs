@@ -112,7 +112,7 @@ impl PasswordSource {
 /// A CCDT URL. IBM allows credentials in it (`ftp://user:password@host/ccdt.json`), so its
 /// `Debug` and [`redact_url`] never show them.
 /// Every type that holds one (flags, the configuration file) uses it, so no `{:?}` shows them.
-#[derive(Clone, PartialEq, Eq, Default)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct CcdtUrl(String);
 
 impl fmt::Debug for CcdtUrl {
@@ -126,14 +126,6 @@ impl std::ops::Deref for CcdtUrl {
 
     fn deref(&self) -> &str {
         &self.0
-    }
-}
-
-impl std::str::FromStr for CcdtUrl {
-    type Err = std::convert::Infallible;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self(s.to_owned()))
     }
 }
 

@@ -546,8 +546,8 @@ mod tests {
     const REFERENCE: &[(i32, ReasonClass)] = &[
         (2003, ReasonClass::Retry),
         (2009, ReasonClass::Reconnect),
-        (2016, ReasonClass::Retry),
         (2010, ReasonClass::Config),
+        (2016, ReasonClass::Retry),
         (2017, ReasonClass::Config),
         (2018, ReasonClass::Reconnect),
         (2019, ReasonClass::Retry),

@@ -52,8 +52,7 @@ pub const MAX_MESSAGE_BYTES: usize = 104_857_600;
 /// The next buffer size after a 2080: a power of two at least twice `capacity`, up to
 /// [`MAX_MESSAGE_BYTES`]. Powers of two land exactly on the usual channel MAXMSGL values
 /// (4 MiB, MQ's default): a buffer past the channel's negotiated limit fails with 2010.
-#[must_use]
-pub fn grown(capacity: usize) -> usize {
+fn grown(capacity: usize) -> usize {
     capacity.saturating_mul(2).next_power_of_two().min(MAX_MESSAGE_BYTES)
 }
 

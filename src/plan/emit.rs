@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use super::check::{covering, headroom_left};
+use super::check::{Status, covering, status};
 use super::math::Limit;
 use super::model::UNLIMITED;
 use super::report::{Plan, mqsc_name};
@@ -210,12 +210,12 @@ pub fn keda(plan: &Plan, app: usize, headroom: f64) -> Result<String, String> {
 }
 
 /// The checks `app` takes part in that do not grow with its instances (MAXHANDS, MAXUMSGS,
-/// one instance's MAXINSTC) and are short of `headroom`: no replica count changes them.
+/// one instance's MAXINSTC) and are not ok with `headroom`: no replica count changes them.
 fn fixed_and_short(plan: &Plan, app: usize, headroom: f64) -> Vec<&super::math::Requirement> {
     plan.requirements
         .iter()
         .filter(|r| r.terms.iter().any(|&(a, c)| a == app && c == 0))
-        .filter(|r| headroom_left(r.required(&plan.instances), r.configured) < headroom)
+        .filter(|r| status(r, r.required(&plan.instances), headroom) != Status::Ok)
         .collect()
 }
 
@@ -231,7 +231,7 @@ fn keeping_headroom(plan: &Plan, app: usize, headroom: f64, cap: u64) -> u64 {
     for r in growing {
         let mut keeps = |i: u64| {
             instances[app] = i;
-            headroom_left(r.required(&instances), r.configured) >= headroom
+            status(r, r.required(&instances), headroom) == Status::Ok
         };
         // The required count grows with `i`, so the counts that keep the headroom are 0..=n:
         // find n by bisection.

@@ -98,9 +98,15 @@ impl Drop for Answer {
     fn drop(&mut self) {
         self.rx.close();
         if let (Ok(Ok(slot)), Some(jobs)) = (self.rx.try_recv(), self.jobs.take()) {
-            let _ = jobs.send(Box::new(move |_, retire| *retire = Some(slot)));
+            free_after_disconnect(&jobs, slot);
         }
     }
+}
+
+/// Has the connection's thread give `slot` back once it has dropped (disconnected) its
+/// connection; if the thread is gone already, the slot is given back here.
+fn free_after_disconnect(jobs: &std::sync::mpsc::Sender<Job>, slot: OwnedSemaphorePermit) {
+    let _ = jobs.send(Box::new(move |_, retire| *retire = Some(slot)));
 }
 
 /// The handle async code holds on one connection thread.
@@ -558,8 +564,7 @@ impl Drop for Lease {
             // ones too: drop them as well rather than find each dead one a checkout at a time.
             self.pool.stats.reconnect();
             if let Some(slot) = self.permit.take() {
-                // If the thread is gone already the job (and the slot) are dropped here.
-                let _ = conn.jobs.send(Box::new(move |_, retire| *retire = Some(slot)));
+                free_after_disconnect(&conn.jobs, slot);
             }
             drop(conn);
             self.pool

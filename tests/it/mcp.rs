@@ -135,13 +135,21 @@ pub async fn tool_error(client: &Client, tool: &str, args: Value) -> Value {
     r.structured_content.expect("structured error")
 }
 
-/// Returns once an MQGET waits on `queue` (a receive has reached the queue manager).
-pub async fn until_mqget_waits(qm: &FakeQm, queue: &str) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while qm.waiting_gets(queue) == 0 {
-        assert!(std::time::Instant::now() < deadline, "no MQGET waited on {queue}");
+/// Returns once `done` holds, checking every 10 ms; fails the test with `what` after `secs`.
+pub async fn until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Returns once an MQGET waits on `queue` (a receive has reached the queue manager).
+pub async fn until_mqget_waits(qm: &FakeQm, queue: &str) {
+    until(&format!("no MQGET waited on {queue}"), 10, || {
+        qm.waiting_gets(queue) > 0
+    })
+    .await;
 }
 
 fn depth(qm: &FakeQm, q: &str) -> i32 {

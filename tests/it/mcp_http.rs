@@ -19,7 +19,7 @@ use rmcp::{ClientLifecycleMode, ClientServiceExt as _};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::mcp::{Client, call, ok, open_policy, qm, server, tool_error, until_mqget_waits};
+use super::mcp::{Client, call, ok, open_policy, qm, server, tool_error, until, until_mqget_waits};
 
 const OPS_TOKEN: &str = "ops-0123456789abcdef";
 const READER_TOKEN: &str = "reader-0123456789abcdef";
@@ -55,6 +55,8 @@ struct Http {
     addr: SocketAddr,
     cancel: CancellationToken,
     qm: mqpilot::fake::FakeQm,
+    /// The listener's task: ends when `serve` returns.
+    served: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for Http {
@@ -70,12 +72,13 @@ async fn start(policy: Policy, auth: Authenticator, options: HttpOptions) -> Htt
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let router = mcp::http::router(server, &options, Arc::new(auth), addr, &cancel);
-    tokio::spawn(mcp::http::serve(listener, router, &options, cancel.clone()));
+    let served = tokio::spawn(mcp::http::serve(listener, router, &options, cancel.clone()));
     Http {
         url: format!("http://{addr}/mcp"),
         addr,
         cancel,
         qm,
+        served,
     }
 }
 
@@ -547,20 +550,13 @@ impl Session {
 /// What became of the only message put on `queue`: `true` once it is back and visible with
 /// its backout count raised, `false` once it is gone for good (committed).
 async fn backed_out(qm: &mqpilot::fake::FakeQm, queue: &str) -> bool {
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
+    let backed_out = |messages: &[mqpilot::fake::MessageView]| matches!(messages, [m] if m.state == "visible" && m.backout_count > 0);
+    until("the receive neither committed nor backed out", 15, || {
         let messages = qm.browse(queue);
-        match messages.as_slice() {
-            [] => return false,
-            [m] if m.state == "visible" && m.backout_count > 0 => return true,
-            _ => {}
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the receive neither committed nor backed out"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+        messages.is_empty() || backed_out(&messages)
+    })
+    .await;
+    backed_out(&qm.browse(queue))
 }
 
 /// Starts a `receive_messages` that waits on the empty Q09, drops its HTTP connection once
@@ -766,22 +762,6 @@ async fn sessions_are_capped_per_caller_and_in_all_and_a_closed_one_makes_room()
 }
 
 /// A server on loopback for `qm` and the task serving it.
-async fn serve_task(
-    qm: &mqpilot::fake::FakeQm,
-    policy: Policy,
-    options: HttpOptions,
-    cancel: &CancellationToken,
-) -> (SocketAddr, tokio::task::JoinHandle<()>) {
-    let server = server(qm, policy, 3, 32, cancel);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let router = mcp::http::router(server, &options, Arc::new(Authenticator::none()), addr, cancel);
-    (
-        addr,
-        tokio::spawn(mcp::http::serve(listener, router, &options, cancel.clone())),
-    )
-}
-
 /// Sends a stateless `browse_messages` of Q08 (12 messages of 1 MiB) on a socket that takes
 /// 4 KiB at a time, and reads nothing.
 async fn big_answer_nobody_reads(addr: SocketAddr) -> tokio::net::TcpStream {
@@ -806,31 +786,26 @@ async fn big_answer_nobody_reads(addr: SocketAddr) -> tokio::net::TcpStream {
 
 /// A server whose Q08 holds 12 messages of 1 MiB (a 24 MB browse answer) and whose read
 /// timeout is `read_timeout`; its queue manager, address and serving task.
-async fn big_answers(
-    read_timeout: Duration,
-    cancel: &CancellationToken,
-) -> (mqpilot::fake::FakeQm, SocketAddr, tokio::task::JoinHandle<()>) {
-    let qm = qm();
-    for _ in 0..12 {
-        qm.put_message("Q08", mqpilot::fake::PutSpec::text(vec![b'x'; 1 << 20]))
-            .expect("put");
-    }
+async fn big_answers(read_timeout: Duration) -> Http {
     let mut policy = open_policy();
     policy.limits.max_result_bytes = 16 << 20;
     let options = HttpOptions {
         read_timeout,
         ..HttpOptions::default()
     };
-    let (addr, served) = serve_task(&qm, policy, options, cancel).await;
-    (qm, addr, served)
+    let h = start(policy, Authenticator::none(), options).await;
+    for _ in 0..12 {
+        h.qm.put_message("Q08", mqpilot::fake::PutSpec::text(vec![b'x'; 1 << 20]))
+            .expect("put");
+    }
+    h
 }
 
 #[tokio::test]
 async fn a_client_that_stops_reading_is_cut_off() {
     use tokio::io::AsyncReadExt as _;
-    let cancel = CancellationToken::new();
-    let (_qm, addr, _served) = big_answers(Duration::from_secs(1), &cancel).await;
-    let mut stream = big_answer_nobody_reads(addr).await;
+    let h = big_answers(Duration::from_secs(1)).await;
+    let mut stream = big_answer_nobody_reads(h.addr).await;
     // Once the answer has started (building 24 MB of JSON takes a while on a busy machine),
     // well past the read timeout with nothing taken: the server has given up on it.
     tokio::time::timeout(Duration::from_secs(60), stream.peek(&mut [0u8; 1]))
@@ -856,17 +831,15 @@ async fn a_client_that_stops_reading_is_cut_off() {
         "the whole answer arrived ({} bytes): the stalled write was waited for",
         got.len()
     );
-    cancel.cancel();
 }
 
 #[tokio::test]
 async fn a_stop_does_not_wait_for_ever_on_a_client_that_does_not_read() {
-    let cancel = CancellationToken::new();
-    let (_qm, addr, served) = big_answers(Duration::from_secs(300), &cancel).await;
-    let _stream = big_answer_nobody_reads(addr).await;
+    let mut h = big_answers(Duration::from_secs(300)).await;
+    let _stream = big_answer_nobody_reads(h.addr).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    cancel.cancel();
-    let done = tokio::time::timeout(Duration::from_secs(20), served).await;
+    h.cancel.cancel();
+    let done = tokio::time::timeout(Duration::from_secs(20), &mut h.served).await;
     assert!(
         matches!(done, Ok(Ok(()))),
         "serve still waiting 20 s after the stop: {done:?}"
@@ -929,27 +902,18 @@ async fn a_lock_whose_answer_never_arrives_is_backed_out_at_once() {
     let lock = session.post(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
         "params": {"name": "lock_messages", "arguments": {"queue": "ORDERS", "limit": 3, "lock_seconds": 120}}}));
     let abandoned = send_and_hold(lock);
-    let started = std::time::Instant::now() + Duration::from_secs(10);
-    while !h.qm.browse("ORDERS").iter().any(|m| m.state == "got-uncommitted") {
-        assert!(std::time::Instant::now() < started, "the lock never got a message");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until("the lock never got a message", 10, || {
+        h.qm.browse("ORDERS").iter().any(|m| m.state == "got-uncommitted")
+    })
+    .await;
     abandoned.abort();
     let _ = abandoned.await;
     h.qm.set_latency(Duration::ZERO);
     // The caller never saw the lock id: its messages come back now, not in 120 s.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
+    until("the lock still holds its messages", 10, || {
         let messages = h.qm.browse("ORDERS");
-        if messages.iter().all(|m| m.state == "visible") && messages.iter().any(|m| m.backout_count > 0) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the lock still holds its messages: {:?}",
-            messages.iter().map(|m| m.state).collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        messages.iter().all(|m| m.state == "visible") && messages.iter().any(|m| m.backout_count > 0)
+    })
+    .await;
     assert_eq!(h.qm.browse("ORDERS").len(), 5, "nothing lost");
 }

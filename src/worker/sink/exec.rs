@@ -132,9 +132,8 @@ impl ExecSink {
     /// (a path with a `/` as it is, else on `PATH`): a typo would otherwise fail every batch
     /// until the queue had gone to its backout queue.
     pub fn new(command: Vec<String>, per: Per, timeout: Duration) -> Result<Self, Error> {
-        let problem = match command.first() {
+        let problem = match command.first().filter(|program| !program.is_empty()) {
             None => Some("names no program".to_owned()),
-            Some(program) if program.is_empty() => Some("names no program".to_owned()),
             Some(program) => find_program(program).err(),
         };
         if let Some(message) = problem {

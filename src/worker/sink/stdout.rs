@@ -1,8 +1,8 @@
 //! The `stdout` sink: one JSON line per message on standard output (or an injected writer).
 //!
-//! A batch is serialised first and written with one `write_all` under one lock, then flushed,
-//! so batches from concurrent pollers never interleave and a batch is either wholly handed to
-//! the writer or fails. A write or flush error (a closed pipe, a full disk) fails the batch;
+//! A batch is serialised first and written under one lock, then flushed, so batches from
+//! concurrent pollers never interleave and a batch is either wholly handed to the writer or
+//! fails. A write or flush error (a closed pipe, a full disk) fails the batch;
 //! if part of it was written, the next batch starts on a new line, so the fragment never
 //! swallows a line that is committed. The blocking write runs on tokio's blocking pool, so a
 //! slow reader never stalls the runtime.
@@ -262,12 +262,6 @@ mod tests {
             serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
         }
         assert_eq!(text.lines().count(), 2, "{text}");
-    }
-
-    #[test]
-    fn an_open_stdout_is_not_taken_for_a_closed_one() {
-        // The test harness's stdout is a pipe or a terminal, never /dev/null opened read-write.
-        assert!(!stdout_was_closed());
     }
 
     #[tokio::test]
