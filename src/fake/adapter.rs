@@ -190,12 +190,13 @@ impl<V> MqiAdapter<V> {
         if cno.Version >= mq::MQCNO_VERSION_2
             && let Some(cd) = linked::<mq::MQCD>(base, cno.ClientConnPtr, cno.ClientConnOffset)
         {
-            // SAFETY: mqi sets ClientConnOffset (or ClientConnPtr) to an MQCD it built; Version
-            // and ChannelName are in every version, the other fields only from the versions
+            // SAFETY: mqi sets ClientConnOffset (or ClientConnPtr) to an MQCD it built; Version,
+            // ChannelName and MaxMsgLength are in every version, the other fields only from the versions
             // checked before each read.
             unsafe {
                 let version = field(&raw const (*cd).Version);
                 req.channel = Some(text(&field(&raw const (*cd).ChannelName)));
+                req.client_max_msg_length = u32::try_from(field(&raw const (*cd).MaxMsgLength)).ok();
                 if version >= mq::MQCD_VERSION_10 {
                     req.client_sharecnv = u32::try_from(field(&raw const (*cd).SharingConversations)).ok();
                 }
@@ -277,14 +278,18 @@ unsafe fn write_md(md: *mut c_void, value: &mq::MQMD) {
     }
 }
 
-/// A caller's buffer as a slice (empty when null or zero length).
+/// A caller's buffer as a slice (empty when zero length); a null pointer with a length is
+/// 2004, as MQ answers.
 ///
 /// # Safety
 /// `buffer` must be valid for `len` bytes.
 unsafe fn buffer<'a>(buffer: mq::PMQVOID, len: mq::MQLONG) -> Result<&'a mut [u8], i32> {
     let len = usize::try_from(len).map_err(|_| mq::MQRC_BUFFER_LENGTH_ERROR)?;
-    if len == 0 || buffer.is_null() {
+    if len == 0 {
         return Ok(&mut []);
+    }
+    if buffer.is_null() {
+        return Err(mq::MQRC_BUFFER_ERROR);
     }
     // SAFETY: the caller promises `len` valid bytes.
     Ok(unsafe { std::slice::from_raw_parts_mut(buffer.cast::<u8>(), len) })
@@ -297,8 +302,11 @@ unsafe fn buffer<'a>(buffer: mq::PMQVOID, len: mq::MQLONG) -> Result<&'a mut [u8
 /// `buffer` must be valid for reads of `len` bytes.
 unsafe fn buffer_ref<'a>(buffer: mq::PMQVOID, len: mq::MQLONG) -> Result<&'a [u8], i32> {
     let len = usize::try_from(len).map_err(|_| mq::MQRC_BUFFER_LENGTH_ERROR)?;
-    if len == 0 || buffer.is_null() {
+    if len == 0 {
         return Ok(&[]);
+    }
+    if buffer.is_null() {
+        return Err(mq::MQRC_BUFFER_ERROR);
     }
     // SAFETY: the caller promises `len` readable bytes; the slice is only read.
     Ok(unsafe { std::slice::from_raw_parts(buffer.cast::<u8>().cast_const(), len) })
@@ -553,12 +561,17 @@ impl<V: Verbs> mq::Mqi for MqiAdapter<V> {
         CompCode: &mut mq::MQLONG,
         Reason: &mut mq::MQLONG,
     ) {
-        let (Ok(n), Ok(ni), Ok(nc)) = (
-            usize::try_from(SelectorCount),
-            usize::try_from(IntAttrCount),
-            usize::try_from(CharAttrLength),
-        ) else {
-            return set(CompCode, Reason, mq::MQRC_SELECTOR_COUNT_ERROR);
+        // Each count has its own reason code; the selector count is bounded before the
+        // selectors are read, so a count larger than the caller's array is never followed.
+        let n = match usize::try_from(SelectorCount) {
+            Ok(n) if n <= super::inquire::MAX_SELECTORS => n,
+            _ => return set(CompCode, Reason, mq::MQRC_SELECTOR_COUNT_ERROR),
+        };
+        let Ok(ni) = usize::try_from(IntAttrCount) else {
+            return set(CompCode, Reason, mq::MQRC_INT_ATTR_COUNT_ERROR);
+        };
+        let Ok(nc) = usize::try_from(CharAttrLength) else {
+            return set(CompCode, Reason, mq::MQRC_CHAR_ATTR_LENGTH_ERROR);
         };
         let slice = |p: *mut mq::MQLONG, len: usize| -> &mut [mq::MQLONG] {
             if p.is_null() || len == 0 {
@@ -775,6 +788,7 @@ impl<V: Verbs> mq::Mqi for MqiAdapter<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use libmqm_sys::Mqi as _;
 
     /// An MQCD of `version` holding only that version's `length` bytes, as a C caller may
     /// pass it: nothing past them is read.
@@ -805,5 +819,79 @@ mod tests {
         assert_eq!(old.client_address, "127.0.0.1");
         let current = request_with(&short_cd(mq::MQCD_VERSION_11, std::mem::size_of::<mq::MQCD>(), 3));
         assert_eq!(current.client_sharecnv, Some(3));
+        assert_eq!(
+            old.client_max_msg_length,
+            Some(4_194_304),
+            "MaxMsgLength is a version 1 field"
+        );
+    }
+
+    /// QM1 with queue Q, a bindings connection and Q open for output and inquire.
+    fn connected() -> (crate::fake::FakeQm, FakeMqi, mq::MQHCONN, mq::MQHOBJ) {
+        let mut config = crate::fake::FakeConfig::default();
+        config.queues.push(crate::fake::QueueDef::new("Q"));
+        let qm = crate::fake::FakeQm::new(config);
+        let hconn = qm.connect(&ConnectRequest::default()).expect("connect");
+        let object = ObjectRef {
+            object_type: mq::MQOT_Q,
+            name: "Q".into(),
+        };
+        let hobj = qm
+            .open(hconn, &object, mq::MQOO_OUTPUT | mq::MQOO_INQUIRE)
+            .expect("open");
+        let lib = qm.library("10.0.0.1");
+        (qm, lib, hconn, hobj)
+    }
+
+    #[test]
+    fn a_null_buffer_with_a_length_is_2004_and_puts_nothing() {
+        let (qm, lib, hconn, hobj) = connected();
+        let put_null = |len| {
+            let mut md = libmqm_default::MQMD_DEFAULT;
+            let mut pmo = libmqm_default::MQPMO_DEFAULT;
+            pmo.Options = mq::MQPMO_NO_SYNCPOINT;
+            let (mut cc, mut rc) = (0, 0);
+            let md = ptr::from_mut(&mut md).cast();
+            // SAFETY: the MQMD and MQPMO are valid; the buffer is null on purpose.
+            unsafe { lib.MQPUT(hconn, hobj, md, &mut pmo, len, ptr::null_mut(), &mut cc, &mut rc) };
+            (cc, rc)
+        };
+        assert_eq!(put_null(100), (mq::MQCC_FAILED, mq::MQRC_BUFFER_ERROR));
+        assert_eq!(qm.depth("Q"), Some(0));
+        // A zero length needs no buffer: an empty message.
+        assert_eq!(put_null(0), (mq::MQCC_OK, mq::MQRC_NONE));
+        assert_eq!(qm.depth("Q"), Some(1));
+    }
+
+    #[test]
+    fn mqinq_counts_out_of_range_have_their_own_reason_codes() {
+        let (_qm, lib, hconn, hobj) = connected();
+        let selectors = [mq::MQIA_CURRENT_Q_DEPTH];
+        let (mut ints, mut chars) = ([0; 1], [0; 48]);
+        let mut inq = |selector_count, int_count, char_length| {
+            let (mut cc, mut rc) = (0, 0);
+            // SAFETY: the arrays hold what the counts that are not negative say, and a
+            // selector count past them is refused before any selector is read.
+            unsafe {
+                lib.MQINQ(
+                    hconn,
+                    hobj,
+                    selector_count,
+                    selectors.as_ptr().cast_mut(),
+                    int_count,
+                    ints.as_mut_ptr(),
+                    char_length,
+                    chars.as_mut_ptr(),
+                    &mut cc,
+                    &mut rc,
+                );
+            }
+            rc
+        };
+        assert_eq!(inq(1, 1, 48), mq::MQRC_NONE);
+        assert_eq!(inq(1, -1, 0), mq::MQRC_INT_ATTR_COUNT_ERROR);
+        assert_eq!(inq(1, 1, -1), mq::MQRC_CHAR_ATTR_LENGTH_ERROR);
+        assert_eq!(inq(-1, 1, 0), mq::MQRC_SELECTOR_COUNT_ERROR);
+        assert_eq!(inq(257, 1, 0), mq::MQRC_SELECTOR_COUNT_ERROR);
     }
 }

@@ -104,6 +104,12 @@ pub struct ChannelDef {
     /// SHARECNV: conversations per instance; 0 = no sharing. Default 10.
     #[serde(default = "default_sharecnv")]
     pub sharecnv: u32,
+    /// MAXMSGL: the longest message a client may send or receive on this channel; the
+    /// lower of it and the client's MQCD MaxMsgLength is negotiated at connect, and an
+    /// MQGET, MQPUT or MQPUT1 whose buffer is longer fails with 2010. 0 means the queue
+    /// manager's MAXMSGL. Default 4 MiB, IBM's.
+    #[serde(default = "default_channel_max_msg_length")]
+    pub max_msg_length: i32,
 }
 
 fn unlimited() -> u32 {
@@ -112,6 +118,13 @@ fn unlimited() -> u32 {
 
 fn default_sharecnv() -> u32 {
     10
+}
+
+/// MQ's largest MAXMSGL (100 MiB).
+const MAX_MSG_LENGTH: i32 = 104_857_600;
+
+const fn default_channel_max_msg_length() -> i32 {
+    4 * 1024 * 1024
 }
 
 impl ChannelDef {
@@ -123,6 +136,7 @@ impl ChannelDef {
             max_inst: unlimited(),
             max_instc: unlimited(),
             sharecnv: default_sharecnv(),
+            max_msg_length: default_channel_max_msg_length(),
         }
     }
 
@@ -144,6 +158,13 @@ impl ChannelDef {
     #[must_use]
     pub const fn sharecnv(mut self, n: u32) -> Self {
         self.sharecnv = n;
+        self
+    }
+
+    /// Sets MAXMSGL (0: the queue manager's).
+    #[must_use]
+    pub const fn max_msg_length(mut self, n: i32) -> Self {
+        self.max_msg_length = n;
         self
     }
 }
@@ -321,6 +342,12 @@ impl FakeConfig {
                 return Err(invalid(
                     format!("channel[{i}].name"),
                     format!("duplicate channel {}", c.name),
+                ));
+            }
+            if !(0..=MAX_MSG_LENGTH).contains(&c.max_msg_length) {
+                return Err(invalid(
+                    format!("channel[{i}].max_msg_length"),
+                    format!("must be 0 (the queue manager's) to {MAX_MSG_LENGTH}"),
                 ));
             }
         }

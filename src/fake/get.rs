@@ -20,11 +20,13 @@ fn check_get_options(o: i32, wait_interval: i32, handle_options: i32, input: boo
     let lock = o & mq::MQGMO_LOCK != 0;
     let unlock = o & mq::MQGMO_UNLOCK != 0;
     let syncpoint = o & (mq::MQGMO_SYNCPOINT | mq::MQGMO_SYNCPOINT_IF_PERSISTENT) != 0;
+    let unit_of_work = o & (mq::MQGMO_SYNCPOINT | mq::MQGMO_NO_SYNCPOINT | mq::MQGMO_SYNCPOINT_IF_PERSISTENT);
     let bad = browse.count_ones() > 1
         || (browse != 0 && (under_cursor || syncpoint))
-        || (o & mq::MQGMO_SYNCPOINT != 0 && o & mq::MQGMO_NO_SYNCPOINT != 0)
+        || unit_of_work.count_ones() > 1
+        || (o & mq::MQGMO_MARK_SKIP_BACKOUT != 0 && o & mq::MQGMO_NO_SYNCPOINT != 0)
         || (lock && (unlock || browse == 0))
-        || (unlock && (browse != 0 || under_cursor || o & mq::MQGMO_WAIT != 0));
+        || (unlock && (browse != 0 || under_cursor || syncpoint || o & mq::MQGMO_WAIT != 0));
     if bad {
         return Err(mq::MQRC_OPTIONS_ERROR);
     }
@@ -58,6 +60,7 @@ pub(super) fn try_get(
     if let Some(reason) = conn.broken {
         return Err(reason);
     }
+    conn.check_buffer(buffer.len())?;
     let handle = conn.handles.get_mut(&hobj).ok_or(mq::MQRC_HOBJ_ERROR)?;
     let Target::Queue(q) = handle.target else {
         return Err(mq::MQRC_NOT_OPEN_FOR_INPUT);

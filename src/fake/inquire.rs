@@ -9,13 +9,15 @@ use super::config::{Delivery, Sharing};
 use super::state::{Reason, State, Target};
 use super::verbs::Attr;
 
+/// MQ takes at most 256 selectors in one MQINQ (2065 otherwise).
+pub(super) const MAX_SELECTORS: usize = 256;
+
 pub(super) fn inquire(st: &mut State, hconn: i32, hobj: i32, selectors: &[i32]) -> Result<Vec<Attr>, Reason> {
     let handle = st.live(hconn)?.handles.get(&hobj).ok_or(mq::MQRC_HOBJ_ERROR)?;
     if handle.options & mq::MQOO_INQUIRE == 0 {
         return Err(mq::MQRC_NOT_OPEN_FOR_INQUIRE);
     }
-    // MQ takes at most 256 selectors in one MQINQ (2065 otherwise).
-    if selectors.len() > 256 {
+    if selectors.len() > MAX_SELECTORS {
         return Err(mq::MQRC_SELECTOR_COUNT_ERROR);
     }
     let target = handle.target;

@@ -246,6 +246,13 @@ impl FakeQm {
             reason,
         });
     }
+
+    /// The next `n` MQCMITs commit and then fail with `reason` (a connection-ending reason
+    /// also breaks the connection): the reply of a commit that took effect was lost, so the
+    /// application cannot tell whether it did, as a client can meet on a real network.
+    pub fn fail_after_commit(&self, n: u32, reason: i32) {
+        self.lock().commits_then_failing = (n > 0).then_some((n, reason));
+    }
 }
 
 /// An MQMD with IBM's defaults (MQMD_DEFAULT, version 2).

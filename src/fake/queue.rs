@@ -101,7 +101,9 @@ impl Queue {
         match self.def.delivery {
             // Priority is 0..=9 once resolved, so the cast cannot wrap.
             Delivery::Priority => (9 - priority.clamp(0, 9) as u8, seq),
-            Delivery::Fifo => (0, seq),
+            // MQ enqueues every message of a FIFO queue at its default priority, so those
+            // put before a change of MSGDLVSQ keep their place among later ones.
+            Delivery::Fifo => (9 - self.def.default_priority.clamp(0, 9) as u8, seq),
         }
     }
 

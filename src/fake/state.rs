@@ -139,12 +139,26 @@ pub(crate) struct Conn {
     pub appl_name: String,
     /// Channel name and instance id; `None` for a bindings connection.
     pub channel: Option<(String, u64)>,
+    /// The message length negotiated for the client channel: a buffer longer than this gets
+    /// 2010. `None` for a bindings connection.
+    pub max_msg_length: Option<usize>,
     pub handles: HashMap<i32, Handle>,
     pub next_hobj: i32,
     pub peak_handles: usize,
     pub uow: Vec<Work>,
     /// `Some(reason)` once broken: every later call fails with it.
     pub broken: Option<Reason>,
+}
+
+impl Conn {
+    /// 2010 when a client's buffer (an MQGET's BufferLength, an MQPUT's message) is longer
+    /// than the message length negotiated for its channel.
+    pub fn check_buffer(&self, len: usize) -> Result<(), Reason> {
+        match self.max_msg_length {
+            Some(max) if len > max => Err(mq::MQRC_DATA_LENGTH_ERROR),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// A planned failure: the next `remaining` calls of `verb` fail with `reason`.
@@ -170,6 +184,9 @@ pub(crate) struct State {
     /// Calls that completed with MQRC_NONE, per verb (indexed by `Verb as usize`).
     pub successes: [u64; Verb::ALL.len()],
     pub faults: Vec<Fault>,
+    /// MQCMITs still to take effect and then fail with the reason: a commit whose reply
+    /// was lost.
+    pub commits_then_failing: Option<(u32, Reason)>,
 }
 
 /// Reason codes after which the connection is gone, as MQ treats them.
@@ -196,6 +213,7 @@ impl State {
             reasons: HashMap::default(),
             successes: [0; Verb::ALL.len()],
             faults: Vec::new(),
+            commits_then_failing: None,
         };
         for c in config.channels {
             state.define_channel(c);

@@ -33,6 +33,9 @@ pub struct ConnectRequest {
     pub process: u64,
     /// Client-side SHARECNV (default 10); the lower of client and server applies.
     pub client_sharecnv: Option<u32>,
+    /// The client channel's MaxMsgLength (from its MQCD); the lower of it and the
+    /// server-connection channel's MAXMSGL applies. `None` or 0: the server's alone.
+    pub client_max_msg_length: Option<u32>,
     /// User id for CONNAUTH.
     pub user: Option<String>,
     /// Password for CONNAUTH.
@@ -184,6 +187,7 @@ impl FakeQm {
         let new = NewMsg::new(md, data);
         let mut st = self.begin(Verb::Put, Some(hconn))?;
         let result = st.live(hconn).and_then(|conn| {
+            conn.check_buffer(data.len())?;
             let handle = conn.handles.get(&hobj).ok_or(mq::MQRC_HOBJ_ERROR)?;
             match handle.target {
                 Target::Queue(q) if handle.options & mq::MQOO_OUTPUT != 0 => Ok(q),
@@ -283,9 +287,16 @@ impl FakeQm {
             }
             other => other?,
         };
-        let result = st.live(hconn).map(|_| ());
+        let mut result = st.live(hconn).map(|_| ());
         if result.is_ok() {
             st.commit_uow(hconn);
+            if let Some((left, reason)) = st.commits_then_failing {
+                st.commits_then_failing = (left > 1).then_some((left - 1, reason));
+                if breaks_connection(reason) {
+                    st.break_conn(hconn, reason);
+                }
+                result = Err(reason);
+            }
         }
         st.record(Verb::Cmit, result, 0)
     }
@@ -321,21 +332,9 @@ fn connect(st: &mut State, req: &ConnectRequest) -> Result<i32, Reason> {
     if !name.is_empty() && name != st.def.name && !name.starts_with('*') {
         return Err(mq::MQRC_Q_MGR_NAME_ERROR);
     }
-    if !st.def.users.is_empty() {
-        let ok = st.def.users.iter().any(|u| {
-            Some(u.name.as_str()) == req.user.as_deref() && Some(u.password.as_str()) == req.password.as_deref()
-        });
-        if !ok {
-            return Err(mq::MQRC_NOT_AUTHORIZED);
-        }
-    }
-    if st
-        .def
-        .max_connections
-        .is_some_and(|max| st.live_count() >= max as usize)
-    {
-        return Err(mq::MQRC_MAX_CONNS_LIMIT_REACHED);
-    }
+    // The channel instance starts (or a conversation joins one) before the connection is
+    // authenticated, as in MQ: an unknown or full channel answers 2059 or 2537 whatever the
+    // credentials, and a refused connection ends its conversation again.
     let channel = match &req.channel {
         Some(name) => {
             let instance = st.join_channel(
@@ -348,8 +347,16 @@ fn connect(st: &mut State, req: &ConnectRequest) -> Result<i32, Reason> {
         }
         None => None,
     };
-    let hconn = st.next_hconn;
-    st.next_hconn += 1;
+    if let Err(reason) = admit(st, req) {
+        if let Some((name, instance)) = &channel {
+            st.leave_channel(name, *instance);
+        }
+        return Err(reason);
+    }
+    let max_msg_length = channel
+        .as_ref()
+        .map(|(name, _)| negotiated_max_msg_length(st, name, req));
+    let hconn = next_free(&mut st.next_hconn, |h| st.conns.contains_key(&h));
     st.conns.insert(
         hconn,
         Conn {
@@ -357,6 +364,7 @@ fn connect(st: &mut State, req: &ConnectRequest) -> Result<i32, Reason> {
             client_address: req.client_address.clone(),
             appl_name: req.appl_name.clone(),
             channel,
+            max_msg_length,
             handles: rustc_hash::FxHashMap::default(),
             next_hobj: 1,
             peak_handles: 0,
@@ -372,6 +380,55 @@ const INPUT_OPTIONS: i32 = mq::MQOO_INPUT_AS_Q_DEF | mq::MQOO_INPUT_SHARED | mq:
 const ACCESS_OPTIONS: i32 = INPUT_OPTIONS | mq::MQOO_BROWSE | mq::MQOO_OUTPUT | mq::MQOO_INQUIRE | mq::MQOO_SET;
 
 /// Resolves the object an open or put1 names.
+/// The next handle number from `next` that is not in use, going round to 1 after
+/// `i32::MAX`: a long-lived process opens more than 2^31 times, and MQ reuses handle values
+/// too (0 and the negative ones are MQ's special values, never handed out).
+fn next_free(next: &mut i32, in_use: impl Fn(i32) -> bool) -> i32 {
+    loop {
+        let candidate = *next;
+        *next = if candidate == i32::MAX { 1 } else { candidate + 1 };
+        if !in_use(candidate) {
+            return candidate;
+        }
+    }
+}
+
+/// CONNAUTH and the connection limit: 2035, 2025.
+fn admit(st: &State, req: &ConnectRequest) -> Result<(), Reason> {
+    if !st.def.users.is_empty() {
+        let ok = st.def.users.iter().any(|u| {
+            Some(u.name.as_str()) == req.user.as_deref() && Some(u.password.as_str()) == req.password.as_deref()
+        });
+        if !ok {
+            return Err(mq::MQRC_NOT_AUTHORIZED);
+        }
+    }
+    if st
+        .def
+        .max_connections
+        .is_some_and(|max| st.live_count() >= max as usize)
+    {
+        return Err(mq::MQRC_MAX_CONNS_LIMIT_REACHED);
+    }
+    Ok(())
+}
+
+/// The lower of the server-connection channel's MAXMSGL (0: the queue manager's) and the
+/// client's MaxMsgLength (0 or absent: no lower).
+fn negotiated_max_msg_length(st: &State, channel: &str, req: &ConnectRequest) -> usize {
+    let server = st
+        .channels
+        .iter()
+        .find(|c| c.def.name == channel)
+        .map_or(0, |c| c.def.max_msg_length);
+    let server = if server > 0 { server } else { st.def.max_msg_length };
+    let server = usize::try_from(server).unwrap_or(0);
+    match req.client_max_msg_length.filter(|&n| n > 0) {
+        Some(client) => server.min(client as usize),
+        None => server,
+    }
+}
+
 fn resolve(st: &State, object: &ObjectRef, options: i32) -> Result<Target, Reason> {
     let name = object.name.trim();
     match object.object_type {
@@ -434,8 +491,7 @@ fn open(st: &mut State, hconn: i32, object: &ObjectRef, options: i32) -> Result<
         }
     }
     let conn = st.conns.get_mut(&hconn).expect("checked live above");
-    let hobj = conn.next_hobj;
-    conn.next_hobj += 1;
+    let hobj = next_free(&mut conn.next_hobj, |h| conn.handles.contains_key(&h));
     conn.handles.insert(
         hobj,
         Handle {
@@ -458,7 +514,7 @@ fn put1(
     options: i32,
     new: NewMsg,
 ) -> Result<(), Reason> {
-    st.live(hconn)?;
+    st.live(hconn)?.check_buffer(new.len())?;
     st.check_quiescing(options & mq::MQPMO_FAIL_IF_QUIESCING != 0)?;
     let target = resolve(st, object, mq::MQOO_OUTPUT)?;
     let max_handles = usize::try_from(st.def.max_handles).unwrap_or(0);
@@ -490,6 +546,11 @@ impl NewMsg {
             state: MsgState::Visible,
             arrived: now,
         }))
+    }
+
+    /// The payload's length.
+    pub(super) fn len(&self) -> usize {
+        self.0.data.len()
     }
 }
 
@@ -650,5 +711,39 @@ impl FakeQm {
         for f in fetched {
             st.release_got(hconn, f.queue, f.key);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::{FakeConfig, QueueDef};
+
+    #[test]
+    fn handle_numbers_go_round_to_1_and_skip_those_in_use() {
+        let mut config = FakeConfig::default();
+        config.queues.push(QueueDef::new("Q"));
+        let qm = FakeQm::new(config);
+        let hconn = qm.connect(&ConnectRequest::default()).expect("connect");
+        let q = ObjectRef {
+            object_type: mq::MQOT_Q,
+            name: "Q".into(),
+        };
+        let first = qm.open(hconn, &q, mq::MQOO_OUTPUT).expect("open");
+        assert_eq!(first, 1);
+        qm.lock().conns.get_mut(&hconn).expect("conn").next_hobj = i32::MAX;
+        assert_eq!(qm.open(hconn, &q, mq::MQOO_OUTPUT), Ok(i32::MAX));
+        assert_eq!(qm.open(hconn, &q, mq::MQOO_OUTPUT), Ok(2), "1 is still open");
+        qm.close(hconn, first).expect("close");
+        qm.lock().conns.get_mut(&hconn).expect("conn").next_hobj = i32::MAX;
+        assert_eq!(
+            qm.open(hconn, &q, mq::MQOO_OUTPUT),
+            Ok(1),
+            "i32::MAX is open, 1 is free again"
+        );
+        qm.lock().next_hconn = i32::MAX;
+        assert_eq!(qm.connect(&ConnectRequest::default()), Ok(i32::MAX));
+        let next = qm.connect(&ConnectRequest::default()).expect("connect");
+        assert!(next > 0 && next != hconn, "{next}");
     }
 }

@@ -115,7 +115,7 @@ reason_table! {
     DATA_LENGTH_ERROR = 2010, Config, warning: false,
         "the buffer is longer than the maximum message length negotiated for the client channel",
         "raise MAXMSGL on the server-connection channel (the lower of client and server applies), or \
-         keep buffer_bytes within it";
+         keep the get buffer within it (poll's buffer_bytes, mcp's limits.max_result_bytes)";
     GET_INHIBITED = 2016, Retry, warning: false,
         "gets are disabled on the queue (GET(DISABLED))",
         "retry slowly; if unexpected, ask the MQ admin to ALTER the queue GET(ENABLED)";

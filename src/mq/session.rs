@@ -312,15 +312,27 @@ impl Session {
                 GetWait::Wait(i32::try_from(request.wait_ms).unwrap_or(i32::MAX))
             }
         };
+        // The buffer a message did not fit (2080), once the buffer has grown for it.
+        let mut outgrown = None;
         loop {
             let object = &self.handles[i].2;
             let capacity = self.buffer.len().min(max_bytes);
             let got = object
                 .get_data_with::<BoxedMd, _>(&(options, wait()), &mut self.buffer[..capacity])
-                .map_err(|e| mq_error(&e, queue))?;
+                .map_err(|e| match (mq_error(&e, queue), outgrown) {
+                    (error, Some(fitted)) if error.reason() == Some(Reason::DATA_LENGTH_ERROR) => {
+                        error.with_detail(format!(
+                            "a message longer than {fitted} bytes (2080) needs a bigger buffer than \
+                             the channel's negotiated MAXMSGL allows: {capacity} bytes got 2010; \
+                             the message stays on the queue"
+                        ))
+                    }
+                    (error, _) => error,
+                })?;
             let truncated = got.warning().is_some_and(|(rc, _)| rc == MQRC_TRUNCATED_MSG_FAILED);
             if truncated && capacity < max_bytes {
                 drop(got);
+                outgrown = Some(capacity);
                 let bigger = grown(capacity);
                 tracing::debug!(
                     queue,

@@ -2,6 +2,7 @@
 
 use mqi::Syncpoint;
 use mqi::constants::*;
+use mqpilot::fake::{Delivery, PutSpec, QueueDef};
 
 use crate::support::*;
 
@@ -21,4 +22,55 @@ fn backout_returns_message_with_count_plus_one() {
     assert_eq!(view[0].backout_count, 1);
     assert_eq!(get(&q, MQGMO_NO_SYNCPOINT).unwrap(), b"hello");
     assert_eq!(get(&q, MQGMO_NO_SYNCPOINT), Err(MQRC_NO_MSG_AVAILABLE.0));
+}
+
+#[test]
+fn get_options_that_contradict_each_other_are_2046() {
+    let qm = qm();
+    for i in 0..3 {
+        qm.put_message("A", PutSpec::text(format!("m{i}"))).unwrap();
+    }
+    let conn = connect(&qm);
+    let q = open(&conn, "A", MQOO_INPUT_SHARED | MQOO_BROWSE).unwrap();
+    for options in [
+        MQGMO_SYNCPOINT | MQGMO_SYNCPOINT_IF_PERSISTENT,
+        MQGMO_NO_SYNCPOINT | MQGMO_SYNCPOINT_IF_PERSISTENT,
+        MQGMO_NO_SYNCPOINT | MQGMO_MARK_SKIP_BACKOUT,
+        MQGMO_UNLOCK | MQGMO_SYNCPOINT,
+    ] {
+        assert_eq!(get(&q, options), Err(MQRC_OPTIONS_ERROR.0), "{options:?}");
+    }
+    assert_eq!(qm.depth("A"), Some(3), "no refused get took a message");
+}
+
+#[test]
+fn a_fifo_queue_keeps_earlier_messages_ahead_after_msgdlvsq_changes() {
+    let qm = qm();
+    qm.put_message("B", PutSpec::text("old1")).unwrap();
+    qm.put_message("B", PutSpec::text("old2")).unwrap();
+    qm.define_queue(QueueDef::new("B").delivery(Delivery::Fifo));
+    let mut high = PutSpec::text("new, priority 9");
+    high.priority = Some(9);
+    qm.put_message("B", high).unwrap();
+    let conn = connect(&qm);
+    let q = open(&conn, "B", MQOO_INPUT_SHARED).unwrap();
+    let order: Vec<Vec<u8>> = (0..3).map(|_| get(&q, MQGMO_NO_SYNCPOINT).unwrap()).collect();
+    assert_eq!(order, [&b"old1"[..], b"old2", b"new, priority 9"]);
+}
+
+#[test]
+fn a_commit_whose_reply_is_lost_has_taken_effect() {
+    let qm = qm();
+    qm.put_message("A", PutSpec::text("m")).unwrap();
+    let conn = connect(&qm);
+    let q = open(&conn, "A", MQOO_INPUT_SHARED).unwrap();
+    get(&q, MQGMO_SYNCPOINT).unwrap();
+    qm.fail_after_commit(1, 2009);
+    assert_eq!(rc(Syncpoint::new(&conn).commit()), 2009);
+    assert_eq!(
+        qm.depth("A"),
+        Some(0),
+        "the commit took effect before the reply was lost"
+    );
+    assert_eq!(rc(Syncpoint::new(&conn).commit()), 2009, "the connection is broken");
 }

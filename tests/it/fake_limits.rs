@@ -3,7 +3,7 @@
 use mqi::constants::*;
 use mqi::types::{MQOO, QueueManagerName};
 use mqi::{Object, Syncpoint};
-use mqpilot::fake::{ChannelDef, FakeConfig, FakeQm, PutSpec, QueueDef, Sharing, Verb};
+use mqpilot::fake::{ChannelDef, ConnectRequest, FakeConfig, FakeQm, PutSpec, QueueDef, Sharing, Verb};
 
 use crate::support::*;
 
@@ -386,4 +386,29 @@ fn disconnect_commits_and_releases_everything() {
     let left: Vec<_> = qm.browse("A").into_iter().map(|m| m.data).collect();
     assert_eq!(left, vec![b"two".to_vec()]);
     assert!(qm.connections().is_empty());
+}
+
+#[test]
+fn the_channel_is_checked_before_the_credentials() {
+    let mut config = FakeConfig::default();
+    config.queue_manager.users.push(mqpilot::fake::config::UserDef {
+        name: "app".into(),
+        password: "right".into(),
+    });
+    config.channels.push(ChannelDef::new("FULL.SVRCONN").max_inst(0));
+    config.channels.push(ChannelDef::new("APP.SVRCONN").max_inst(1));
+    let qm = FakeQm::new(config);
+    let request = |channel: &str, password: &str| ConnectRequest {
+        channel: Some(channel.into()),
+        client_address: "10.0.0.5".into(),
+        user: Some("app".into()),
+        password: Some(password.into()),
+        ..ConnectRequest::default()
+    };
+    // MQ starts the channel instance first: unknown and full channels answer as such.
+    assert_eq!(qm.connect(&request("NO.SUCH.SVRCONN", "wrong")), Err(2059));
+    assert_eq!(qm.connect(&request("FULL.SVRCONN", "wrong")), Err(2537));
+    // A refused connection ends its channel instance: MAXINST 1 still has room after it.
+    assert_eq!(qm.connect(&request("APP.SVRCONN", "wrong")), Err(2035));
+    assert!(qm.connect(&request("APP.SVRCONN", "right")).is_ok());
 }

@@ -10,6 +10,7 @@ mod fake_waits;
 mod library;
 mod mcp;
 mod mcp_http;
+mod message_length;
 mod net;
 mod net_ahead;
 mod net_cli;

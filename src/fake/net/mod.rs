@@ -5,14 +5,14 @@
 //! in-process fake; the client ([`RemoteMqi`]) is the same `Mqi` adapter over [`RemoteVerbs`],
 //! so the C-structure translation exists once.
 //!
-//! # Protocol (version 2)
+//! # Protocol (version 3)
 //!
 //! TCP, one MQ connection (hconn) per TCP connection; the client's IP address is what
 //! MAXINSTC counts, and a token sent at MQCONNX identifies the client process whose
 //! connections share channel instances (SHARECNV). Every frame is
 //!
 //! ```text
-//! u32 length (LE, bytes after this field, 2..=100 MiB + 64 KiB) | u8 version (2) | u8 kind | body
+//! u32 length (LE, bytes after this field, 2..=100 MiB + 64 KiB) | u8 version (3) | u8 kind | body
 //! ```
 //!
 //! Integers are little-endian; strings and byte strings are a u32 length then the bytes
@@ -21,7 +21,7 @@
 //!
 //! | kind | request body | reply body after `u8 ok, i32 reason` |
 //! |---|---|---|
-//! | 1 MQCONNX | u64 token, qmgr, opt channel, u8 has-sharecnv, u32 sharecnv, opt user, opt password, appl name | i32 hconn, u32 read-ahead limit (0: off) |
+//! | 1 MQCONNX | u64 token, qmgr, opt channel, u8 has-sharecnv, u32 sharecnv, u32 max message length (0: none), opt user, opt password, appl name | i32 hconn, u32 read-ahead limit (0: off) |
 //! | 2 MQDISC | i32 hconn | |
 //! | 3 MQOPEN | i32 hconn, i32 object type, name, i32 options | i32 hobj |
 //! | 4 MQCLOSE | i32 hconn, i32 hobj | |

@@ -7,7 +7,7 @@
 use std::io::{Read, Write};
 
 /// The protocol version this build speaks.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 
 /// The largest frame body accepted: a 100 MiB message (IBM MQ's largest) plus its headers.
 pub const MAX_FRAME_BYTES: usize = 100 * 1024 * 1024 + 64 * 1024;

@@ -79,6 +79,8 @@ pub struct WireConnect {
     pub channel: Option<String>,
     /// Client SHARECNV.
     pub client_sharecnv: Option<u32>,
+    /// Client MaxMsgLength (from its MQCD).
+    pub client_max_msg_length: Option<u32>,
     /// CONNAUTH user.
     pub user: Option<String>,
     /// CONNAUTH password (the fake is for loopback and test networks; it is sent as is).
@@ -95,6 +97,7 @@ impl WireConnect {
             qmgr_name: req.qmgr_name.clone(),
             channel: req.channel.clone(),
             client_sharecnv: req.client_sharecnv,
+            client_max_msg_length: req.client_max_msg_length,
             user: req.user.clone(),
             password: req.password.clone(),
             appl_name: req.appl_name.clone(),
@@ -110,6 +113,7 @@ impl WireConnect {
             client_address,
             process,
             client_sharecnv: self.client_sharecnv,
+            client_max_msg_length: self.client_max_msg_length,
             user: self.user,
             password: self.password,
             appl_name: self.appl_name,
@@ -149,6 +153,7 @@ impl Request {
                     .opt_str(req.channel.as_deref())
                     .u8(u8::from(req.client_sharecnv.is_some()))
                     .u32(req.client_sharecnv.unwrap_or(0))
+                    .u32(req.client_max_msg_length.unwrap_or(0))
                     .opt_str(req.user.as_deref())
                     .opt_str(req.password.as_deref())
                     .str(&req.appl_name);
@@ -258,12 +263,14 @@ impl Request {
                 let channel = d.opt_str()?;
                 let has_sharecnv = d.u8()? != 0;
                 let sharecnv = d.u32()?;
+                let max_msg_length = d.u32()?;
                 Self::Connect {
                     token,
                     req: WireConnect {
                         qmgr_name,
                         channel,
                         client_sharecnv: has_sharecnv.then_some(sharecnv),
+                        client_max_msg_length: (max_msg_length > 0).then_some(max_msg_length),
                         user: d.opt_str()?,
                         password: d.opt_str()?,
                         appl_name: d.str()?,
@@ -397,6 +404,7 @@ mod tests {
                     qmgr_name: "QM1".into(),
                     channel: Some("APP.SVRCONN".into()),
                     client_sharecnv: Some(10),
+                    client_max_msg_length: Some(104_857_600),
                     user: Some("app".into()),
                     password: None,
                     appl_name: "orders".into(),
