@@ -86,8 +86,8 @@ enum Command {
         /// a free loopback port, or the running one at ADDR (host:port, loopback).
         #[arg(long, value_name = "ADDR", num_args = 0..=1)]
         fake_qm: Option<Option<String>>,
-        /// With --fake-qm: seconds every instance of one app has to be ready.
-        #[arg(long, default_value_t = 60, requires = "fake_qm")]
+        /// With --fake-qm: seconds every instance of one app has to be ready (1 to 86400).
+        #[arg(long, default_value_t = 60, requires = "fake_qm", value_parser = clap::value_parser!(u64).range(1..=86_400))]
         ready_timeout: u64,
     },
     /// One instance of a network validation (started by `validate --fake-qm`).
@@ -102,6 +102,9 @@ enum Command {
         server: String,
         #[arg(long)]
         source: std::net::IpAddr,
+        /// Seconds the instance's pollers have to reach the gate.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        gate_timeout: u64,
     },
 }
 
@@ -358,6 +361,7 @@ fn run(command: Command) -> Result<u8, Failure> {
             instance,
             server,
             source,
+            gate_timeout,
         } => {
             let (_, plan) = load(&model)?;
             let app = app_index(&plan, &app)?;
@@ -369,6 +373,7 @@ fn run(command: Command) -> Result<u8, Failure> {
                 instance,
                 server,
                 source,
+                gate_wait: std::time::Duration::from_secs(gate_timeout),
             };
             plan::validate::run_instance(&plan, &args, std::io::stdin().lock(), std::io::stdout())?;
             Ok(0)

@@ -220,14 +220,12 @@ fn mqpilot(app: &App) -> Demand {
     let configured = app.connections.unwrap_or(2);
     let operations = total(app.workloads.iter().map(|w| w.concurrency));
     let k = configured.min(operations.max(1));
-    let mut queues: Vec<&str> = Vec::new();
-    for w in &app.workloads {
-        queues.push(&w.queue);
-        queues.extend(w.backout_queue.as_deref());
-        queues.extend(w.to.as_deref());
-    }
-    queues.sort_unstable();
-    queues.dedup();
+    let (inputs, outputs) = mqpilot_queues(app);
+    let queues: Vec<String> = inputs
+        .iter()
+        .map(|q| format!("{q} for input"))
+        .chain(outputs.iter().map(|q| format!("{q} for output")))
+        .collect();
     let u = app
         .workloads
         .iter()
@@ -244,8 +242,8 @@ fn mqpilot(app: &App) -> Demand {
                  instance"
             ),
             format!(
-                "one cached handle per queue per connection, and any connection may serve any queue: {} queue{} \
-                 ({})",
+                "one cached handle per queue and use (input for polling, output for puts) per connection, and any \
+                 connection may serve any queue: {} handle{} ({})",
                 queues.len(),
                 plural(queues.len() as u64),
                 queues.join(", ")
@@ -256,6 +254,28 @@ fn mqpilot(app: &App) -> Demand {
                 .into(),
         ],
     }
+}
+
+/// The queues an mqpilot app opens for input (polled and forwarded from) and for output
+/// (sent to, backout queues, forward targets), each sorted and without repeats: the worker
+/// caches one handle per (queue, use), so a queue in both lists takes two.
+#[must_use]
+pub fn mqpilot_queues(app: &App) -> (Vec<&str>, Vec<&str>) {
+    let mut inputs = Vec::new();
+    let mut outputs = Vec::new();
+    for w in &app.workloads {
+        match w.kind {
+            Kind::Send => outputs.push(w.queue.as_str()),
+            _ => inputs.push(w.queue.as_str()),
+        }
+        outputs.extend(w.backout_queue.as_deref());
+        outputs.extend(w.to.as_deref());
+    }
+    for list in [&mut inputs, &mut outputs] {
+        list.sort_unstable();
+        list.dedup();
+    }
+    (inputs, outputs)
 }
 
 fn jms(app: &App) -> Demand {

@@ -252,6 +252,14 @@ impl PooledConn {
         Ok(())
     }
 
+    /// Opens `queue` for output and keeps the handle cached, as a put would leave it.
+    ///
+    /// # Errors
+    /// [`Error::Mq`] from MQOPEN.
+    pub fn open_output(&mut self, queue: &str) -> Result<(), Error> {
+        self.ensure_open(queue, Access::Output)
+    }
+
     /// The queue's attributes (an inquire handle, counted against the budget like any other).
     ///
     /// # Errors

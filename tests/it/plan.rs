@@ -214,6 +214,16 @@ fn usage_errors_exit_64_and_help_exits_0() {
         mqplan(&["sweep", "models/ace.toml", "--app", "nobody"]).status.code(),
         Some(64)
     );
+    // A timeout past any clock's range is refused by its flag, before any instance starts.
+    let huge = mqplan(&[
+        "validate",
+        "models/ace.toml",
+        "--fake-qm",
+        "--ready-timeout",
+        "18446744073709551615",
+    ]);
+    assert_eq!(huge.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&huge.stderr).contains("--ready-timeout"));
     let help = mqplan(&["--help"]);
     assert_eq!(help.status.code(), Some(0));
     assert!(stdout(&help).contains("check"));

@@ -262,7 +262,12 @@ name = "ORDERS.OUT"
     assert!(err.contains("does not define queue AUDIT.IN"), "{err}");
     opts.server = Some("192.0.2.1:1414".into());
     let err = net::run(&plan, &opts).expect_err("not loopback").to_string();
-    assert!(err.contains("must listen on loopback"), "{err}");
+    assert!(err.contains("must listen on IPv4 loopback"), "{err}");
+    // The instances connect from 127.1.x.y: an IPv6 loopback server is refused up front, not
+    // run into a mismatch of empty counts.
+    opts.server = Some("[::1]:1414".into());
+    let err = net::run(&plan, &opts).expect_err("IPv6").to_string();
+    assert!(err.contains("must listen on IPv4 loopback"), "{err}");
 }
 
 #[test]
@@ -285,6 +290,25 @@ fn a_mqpilot_fake_qm_defined_by_emit_fake_qm_enforces_the_models_limits() {
         .output()
         .expect("run mqplan");
     assert_eq!(String::from_utf8_lossy(&out.stdout), definition);
+}
+
+#[test]
+fn instances_not_ready_in_time_are_named_with_what_they_wrote() {
+    let file = Scratch::new("model.toml", &logicapps(256));
+    let plan = Plan::new(Model::from_toml(&logicapps(256), &file.0).expect("valid"));
+    let script = Scratch::new(
+        "silent-instance.sh",
+        "#!/bin/sh\necho 'boom: cannot reach it' >&2\nexec sleep 30\n",
+    );
+    let mut permissions = std::fs::metadata(&script.0).expect("script").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&script.0, permissions).expect("chmod");
+    let mut opts = options(&file);
+    opts.instance_program = script.0.clone();
+    opts.ready_timeout = Duration::from_secs(2);
+    let err = net::run(&plan, &opts).expect_err("never ready").to_string();
+    assert!(err.contains("not ready in time"), "{err}");
+    assert!(err.contains("boom: cannot reach it"), "{err}");
 }
 
 #[test]

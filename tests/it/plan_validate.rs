@@ -119,6 +119,34 @@ fn the_real_worker_holds_what_the_mqpilot_profile_predicts() {
 }
 
 #[test]
+fn an_mqpilot_app_on_several_queues_validates_with_its_undriven_parts_noted() {
+    // Inputs A, B, F and outputs A.BO, OUT, G: six cached handles per connection at worst.
+    // The forward's batch of 10 makes 20 uncommitted with its puts, past MAXUMSGS 15.
+    let model = json!({
+        "queue_manager": { "name": "QM1", "max_uncommitted": 15, "channel": [{ "name": "C" }] },
+        "app": [{ "name": "w", "profile": "mqpilot", "channel": "C", "instances": 2, "connections": 2,
+                  "workload": [
+                      { "queue": "A", "kind": "poll", "batch": 10, "concurrency": 2, "backout_queue": "A.BO" },
+                      { "queue": "B", "kind": "poll", "batch": 10, "concurrency": 2 },
+                      { "queue": "OUT", "kind": "send", "concurrency": 1 },
+                      { "queue": "F", "kind": "forward", "batch": 10, "concurrency": 1, "to": "G" }] }]
+    });
+    let (plan, outcome) = run(&model);
+    assert_matches(&model, &outcome);
+    assert_eq!(plan.numbers[0].demand.handles, 6);
+    let handles = outcome
+        .numbers
+        .iter()
+        .find(|c| c.what == "w: peak handles per connection")
+        .expect("compared");
+    assert!(handles.at_most && (1..=6).contains(&handles.observed), "{handles:?}");
+    assert_eq!(outcome.predicted_reasons.len(), 0, "the forward's 2024 is not expected");
+    let text = validate::render(&outcome);
+    assert!(text.contains("predicted at most 6"), "{text}");
+    assert!(text.contains("forward puts"), "{text}");
+}
+
+#[test]
 fn an_mqpilot_batch_past_maxumsgs_gets_2024() {
     let model = json!({
         "queue_manager": { "name": "QM1", "max_uncommitted": 5, "channel": [{ "name": "C" }] },
@@ -206,11 +234,23 @@ fn app_strategy(i: usize) -> impl Strategy<Value = Value> {
     })
 }
 
-/// An mqpilot app: the real pool and worker, instances 1..=30, pools 1..=12, batches 1..=60.
+/// An mqpilot app: the real pool and worker, instances 1..=30, pools 1..=12, batches 1..=60,
+/// polling one queue, or also a second one, with a backout queue, sending, or forwarding.
 fn mqpilot_strategy() -> impl Strategy<Value = Value> {
-    (1u64..=30, 1u64..=12, 1u64..=60, 1u64..=12).prop_map(|(instances, k, batch, workers)| {
+    (1u64..=30, 1u64..=12, 1u64..=60, 1u64..=12, 0u8..5).prop_map(|(instances, k, batch, workers, extra)| {
+        let mut workload = vec![json!({ "queue": "MQP.IN", "kind": "poll", "batch": batch, "concurrency": workers })];
+        match extra {
+            1 => workload.push(json!({ "queue": "MQP.IN2", "kind": "poll", "batch": batch, "concurrency": 1 })),
+            2 => workload[0]["backout_queue"] = json!("MQP.BO"),
+            3 => workload.push(json!({ "queue": "MQP.OUT", "kind": "send", "concurrency": 1 })),
+            4 => workload.push(
+                json!({ "queue": "MQP.FWD", "kind": "forward", "batch": batch, "concurrency": 1,
+                                       "to": "MQP.OUT" }),
+            ),
+            _ => {}
+        }
         json!({ "name": "worker", "profile": "mqpilot", "channel": "C1", "instances": instances, "connections": k,
-                "workload": [{ "queue": "MQP.IN", "kind": "poll", "batch": batch, "concurrency": workers }] })
+                "workload": workload })
     })
 }
 

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use super::SETTLE;
 use super::instance::drive_instance;
 use super::observe::watched;
 use super::worker::{Gate, MqpilotApp, expected_per_instance};
-use super::{GATE_WAIT, SETTLE};
 use crate::Error;
 use crate::fake::net::{RemoteAdmin, RemoteVerbs};
 use crate::mq::MqLibrary;
@@ -35,6 +35,8 @@ pub struct InstanceArgs {
     pub server: String,
     /// The client address to connect from.
     pub source: IpAddr,
+    /// How long its pollers have to reach the gate (the run's `--ready-timeout`).
+    pub gate_wait: Duration,
 }
 
 /// Runs one instance until released (see the module header).
@@ -71,7 +73,7 @@ pub fn run_instance(
         setup.start(MqLibrary::remote_with(verbs), &cancel)
     });
     let expected = expected_per_instance(plan, args.app);
-    wait_at_gate(&RemoteAdmin::new(args.server.clone()), &gate, expected);
+    wait_at_gate(&RemoteAdmin::new(args.server.clone()), &gate, expected, args.gate_wait);
     let written = writeln!(ready, "ready {} {expected}", gate.arrived()).and_then(|()| ready.flush());
     if written.is_ok() {
         let _ = release.read_line(&mut String::new());
@@ -88,8 +90,8 @@ pub fn run_instance(
 }
 
 /// Waits until `expected` pollers are at the gate, or until the server counted more watched
-/// reason codes than at the start and the fleet settled, or [`GATE_WAIT`].
-fn wait_at_gate(admin: &RemoteAdmin, gate: &Gate, expected: usize) {
+/// reason codes than at the start and the fleet settled, or `patience` passed.
+fn wait_at_gate(admin: &RemoteAdmin, gate: &Gate, expected: usize, patience: Duration) {
     let reasons = || {
         admin
             .status()
@@ -101,7 +103,7 @@ fn wait_at_gate(admin: &RemoteAdmin, gate: &Gate, expected: usize) {
             .unwrap_or(0)
     };
     let before = reasons();
-    let deadline = Instant::now() + GATE_WAIT;
+    let deadline = Instant::now() + patience;
     let mut failed_at: Option<Instant> = None;
     while gate.arrived() < expected && Instant::now() < deadline {
         if failed_at.is_none() && reasons() > before {

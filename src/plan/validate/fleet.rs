@@ -118,21 +118,27 @@ impl Fleet {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.events.recv_timeout(left) {
                 Ok(Event::Line(m, line)) => lines[m] = Some(line),
-                Ok(Event::Closed(m)) if lines[m].is_none() => {
-                    // Give its stderr thread a moment to catch the last words.
+                Ok(Event::Closed(m)) => {
+                    // Every member holds until released: one that ends now either never got
+                    // ready or was an earlier app's, ready and held. Give its stderr thread a
+                    // moment to catch the last words.
                     std::thread::sleep(Duration::from_millis(50));
+                    let when = if members.contains(&m) && lines[m].is_none() {
+                        "before it was ready"
+                    } else {
+                        "while it was held for the snapshot"
+                    };
                     return Err(self.fail(format!(
-                        "instance {} ended before it was ready: {}",
+                        "instance {} ended {when}: {}",
                         self.members[m].name,
                         self.stderr_of(m)
                     )));
                 }
-                Ok(Event::Closed(_)) => {}
                 Err(_) => {
-                    let silent: Vec<&str> = members
+                    let silent: Vec<String> = members
                         .iter()
                         .filter(|&&m| lines[m].is_none())
-                        .map(|&m| self.members[m].name.as_str())
+                        .map(|&m| format!("{} ({})", self.members[m].name, self.stderr_of(m)))
                         .collect();
                     return Err(self.fail(format!("instances not ready in time: {}", silent.join(", "))));
                 }

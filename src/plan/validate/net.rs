@@ -134,7 +134,8 @@ fn run_on(plan: &Plan, options: &NetOptions, server: &str) -> Result<Outcome, Er
     let addresses = Addresses::new(plan);
     addresses.check_bindable().map_err(fail)?;
     let mut fleet = Fleet::new(server);
-    let mut notes = Vec::new();
+    let notes = Vec::new();
+    let mut short = Vec::new();
     for (a, app) in plan.model.apps.iter().enumerate() {
         let mut members = Vec::new();
         for i in 0..app.max_instances {
@@ -150,6 +151,9 @@ fn run_on(plan: &Plan, options: &NetOptions, server: &str) -> Result<Outcome, Er
                 server.to_owned(),
                 "--source".to_owned(),
                 addresses.of(a, i).to_string(),
+                // Within the run's own wait for the ready line, so a short gate is reported.
+                "--gate-timeout".to_owned(),
+                (options.ready_timeout.as_secs() * 3 / 4).max(1).to_string(),
             ];
             members.push(fleet.spawn(name, &options.instance_program, &args)?);
         }
@@ -160,8 +164,8 @@ fn run_on(plan: &Plan, options: &NetOptions, server: &str) -> Result<Outcome, Er
                 (a + words.next().unwrap_or(0), e + words.next().unwrap_or(0))
             });
             if arrived < expected {
-                notes.push(format!(
-                    "{}: {arrived} of {expected} pollers reached the gate before the snapshot",
+                short.push(format!(
+                    "{}: {arrived} of {expected} operations reached the gate before the snapshot",
                     app.name
                 ));
             }
@@ -171,6 +175,7 @@ fn run_on(plan: &Plan, options: &NetOptions, server: &str) -> Result<Outcome, Er
     let mut snap = snapshot(&now, &before);
     snap.group_addresses = addresses.groups();
     let mut outcome = observe(plan, &snap, notes);
+    outcome.fell_short(short);
     outcome.server = Some(server.to_owned());
     let mut problems = fleet.release(Instant::now() + REAP_WAIT);
     if options.server.is_some() && !drained(&admin) {
@@ -201,14 +206,20 @@ fn drained(admin: &RemoteAdmin) -> bool {
     }
 }
 
-/// The server must be on loopback: the instances bind loopback client addresses.
+/// The server must be on IPv4 loopback: the instances bind 127.1.x.y client addresses,
+/// from which an IPv6 address cannot be reached.
 fn check_loopback(server: &str) -> Result<(), String> {
     let addrs: Vec<_> = server
         .to_socket_addrs()
         .map_err(|e| format!("not a host:port address: {e}"))?
         .collect();
-    if addrs.is_empty() || !addrs.iter().all(|a| a.ip().is_loopback()) {
-        return Err("the server must listen on loopback: the instances connect from 127.1.x.y client addresses".into());
+    let ipv4_loopback = |a: &std::net::SocketAddr| a.is_ipv4() && a.ip().is_loopback();
+    if addrs.is_empty() || !addrs.iter().all(ipv4_loopback) {
+        return Err(
+            "the server must listen on IPv4 loopback (127.0.0.1:PORT): the instances connect from 127.1.x.y \
+             client addresses"
+                .into(),
+        );
     }
     Ok(())
 }

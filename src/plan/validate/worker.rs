@@ -17,6 +17,7 @@ use crate::pool::{Pool, PoolConfig};
 use crate::worker::poller::{PollPlan, RunLimits, SinkTarget};
 use crate::worker::run::{QueueRun, Run, start};
 use crate::worker::sink::{Delivery, Sink};
+use tokio::task::JoinSet;
 
 /// A sink that holds every batch until released: the barrier the worst case is read at.
 #[derive(Clone)]
@@ -42,12 +43,22 @@ impl Gate {
     }
 }
 
-impl Sink for Gate {
-    fn deliver<'a>(&'a self, _batch: &'a [Message]) -> Delivery<'a> {
+impl Gate {
+    /// Arrives at the gate and waits until it opens.
+    fn hold(&self) -> impl Future<Output = ()> + Send + 'static {
         let mut open = self.open.subscribe();
         self.arrived.fetch_add(1, Ordering::SeqCst);
-        Box::pin(async move {
+        async move {
             let _ = open.wait_for(|o| *o).await;
+        }
+    }
+}
+
+impl Sink for Gate {
+    fn deliver<'a>(&'a self, _batch: &'a [Message]) -> Delivery<'a> {
+        let held = self.hold();
+        Box::pin(async move {
+            held.await;
             Ok(())
         })
     }
@@ -57,16 +68,10 @@ impl Sink for Gate {
     }
 }
 
-/// Pollers of one instance of an mqpilot app that reach the gate at once: min(K, pollers).
+/// Pollers and senders of one instance of an mqpilot app that reach the gate at once: one
+/// per connection, K.
 pub(super) fn expected_per_instance(plan: &Plan, a: usize) -> usize {
-    let app = &plan.model.apps[a];
-    let pollers: u64 = app
-        .workloads
-        .iter()
-        .filter(|w| matches!(w.kind, Kind::Poll | Kind::Forward))
-        .map(|w| w.concurrency)
-        .sum();
-    usize::try_from(plan.numbers[a].demand.connections.min(pollers)).unwrap_or(usize::MAX)
+    usize::try_from(plan.numbers[a].demand.connections).unwrap_or(usize::MAX)
 }
 
 /// Pollers of every instance of an mqpilot app that reach the gate at once.
@@ -75,10 +80,13 @@ pub(super) fn expected_arrivals(plan: &Plan, a: usize) -> usize {
     expected_per_instance(plan, a).saturating_mul(instances)
 }
 
-/// What every instance of an mqpilot app runs: its queues (the gate as sink), connection
-/// options and pool settings.
+/// What every instance of an mqpilot app runs: its queues (the gate as sink), its senders,
+/// connection options and pool settings.
 pub(super) struct MqpilotApp {
     queues: Vec<QueueRun>,
+    /// One entry per send operation in flight: the queue it puts to.
+    sends: Vec<String>,
+    gate: Gate,
     options: ConnectOptions,
     config: PoolConfig,
 }
@@ -91,7 +99,9 @@ impl MqpilotApp {
         let channel = &plan.model.queue_manager.channels[app.channel].name;
         for w in &app.workloads {
             let skipped = match w.kind {
-                Kind::Send => Some("send workloads are not driven (the worker only polls)"),
+                Kind::Send => {
+                    Some("a send operation holds a pooled connection and its output handle, and puts nothing")
+                }
                 Kind::Forward => Some("forward targets are not opened (the gate stands in for the queue sink)"),
                 _ if w.backout_queue.is_some() => Some("backout queues are opened only for poison messages"),
                 _ => None,
@@ -137,18 +147,56 @@ impl MqpilotApp {
             handle_reserve: 0,
             ..PoolConfig::default()
         };
+        let sends = app
+            .workloads
+            .iter()
+            .filter(|w| w.kind == Kind::Send)
+            .flat_map(|w| std::iter::repeat_n(w.queue.clone(), usize::try_from(w.concurrency).unwrap_or(usize::MAX)))
+            .collect();
         Some(Self {
             queues,
+            sends,
+            gate: gate.clone(),
             options,
             config,
         })
     }
 
-    /// Starts one instance on `library` (one client process): its own pool and pollers.
-    /// Must run inside a tokio runtime.
-    pub(super) fn start(&self, library: MqLibrary, cancel: &CancellationToken) -> Run {
+    /// Starts one instance on `library` (one client process): its own pool, pollers and
+    /// senders. Must run inside a tokio runtime.
+    pub(super) fn start(&self, library: MqLibrary, cancel: &CancellationToken) -> Instance {
         let pool = Pool::new(library, self.options.clone(), self.config.clone());
-        start(&pool, &self.queues, RunLimits::default(), cancel).1
+        let mut senders = JoinSet::new();
+        for queue in &self.sends {
+            let (pool, queue, gate, cancel) = (pool.clone(), queue.clone(), self.gate.clone(), cancel.clone());
+            senders.spawn(async move {
+                // A send in flight: a pooled connection with the queue open for output.
+                let Ok(mut lease) = pool.checkout(&cancel).await else {
+                    return;
+                };
+                if lease.run(move |conn| conn.open_output(&queue)).await.is_ok() {
+                    gate.hold().await;
+                }
+            });
+        }
+        Instance {
+            pollers: start(&pool, &self.queues, RunLimits::default(), cancel).1,
+            senders,
+        }
+    }
+}
+
+/// One running instance of an mqpilot app.
+pub(super) struct Instance {
+    pollers: Run,
+    senders: JoinSet<()>,
+}
+
+impl Instance {
+    /// Waits for the pollers and the senders to end (after the gate opened or on cancel).
+    pub(super) async fn finish(mut self) {
+        self.pollers.finish().await;
+        while self.senders.join_next().await.is_some() {}
     }
 }
 
@@ -160,7 +208,7 @@ pub(super) fn start_mqpilot(
     gate: &Gate,
     cancel: &CancellationToken,
     notes: &mut Vec<String>,
-) -> Vec<Run> {
+) -> Vec<Instance> {
     let app = &plan.model.apps[a];
     let Some(setup) = MqpilotApp::new(plan, a, gate, notes) else {
         return Vec::new();
