@@ -4,13 +4,15 @@
 //! - `config`: the worker's TOML file and its validation (file:line:field errors).
 //! - `prepare`: from configuration to poll plans: queues checked, backout settings, sinks.
 //! - `poller`: one poller's loop: receive, deliver, commit or back out, poison handling.
-//! - `run`: all pollers of a run, limits, the summary.
+//! - `limits`: when a run ends on its own (`--until-empty`, `--max-messages` over all pollers).
+//! - `run`: all pollers of a run, the summary.
 //! - `sink`: where batches go (stdout, exec, http; the queue sink lives in the poller).
 //! - `demo`: the embedded demo queue manager.
 
 pub mod config;
 mod counters;
 pub mod demo;
+pub mod limits;
 pub mod poller;
 pub mod prepare;
 pub mod run;

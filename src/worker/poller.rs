@@ -6,15 +6,16 @@
 //! Poison messages (backout count at the threshold) go to the backout queue inside the same
 //! unit of work and never reach the sink; with no backout queue the poller stops rather than
 //! loop. Received without syncpoint (`no-syncpoint`, opted into), a failed delivery loses the
-//! batch, which is counted and logged.
+//! batch, which is counted and logged. The run's limits (`--max-messages`) are in `limits.rs`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
 use super::counters::QueueCounters;
+use super::limits::{Claim, NoRoom, RunLimits};
 use super::sink::Sink;
 use crate::Error;
 use crate::mq::message::Message;
@@ -61,54 +62,6 @@ pub struct PollPlan {
     pub sink: SinkTarget,
 }
 
-/// When a run ends on its own.
-#[derive(Debug, Default)]
-pub struct RunLimits {
-    /// Stop each poller at its first empty receive.
-    pub until_empty: bool,
-    /// Stop after this many messages were received over all pollers; `None` = no limit.
-    pub max_messages: Option<u64>,
-    claimed: AtomicU64,
-}
-
-impl RunLimits {
-    /// Limits for a run.
-    #[must_use]
-    pub fn new(until_empty: bool, max_messages: Option<u64>) -> Self {
-        Self {
-            until_empty,
-            max_messages,
-            claimed: AtomicU64::new(0),
-        }
-    }
-
-    /// Claims room for up to `want` messages; 0 means the limit is reached.
-    fn claim(&self, want: usize) -> usize {
-        let Some(max) = self.max_messages else { return want };
-        let mut current = self.claimed.load(Ordering::Relaxed);
-        loop {
-            let n = max.saturating_sub(current).min(want as u64);
-            if n == 0 {
-                return 0;
-            }
-            match self
-                .claimed
-                .compare_exchange(current, current + n, Ordering::AcqRel, Ordering::Relaxed)
-            {
-                Ok(_) => return usize::try_from(n).unwrap_or(want),
-                Err(actual) => current = actual,
-            }
-        }
-    }
-
-    /// Gives back room that a batch did not use.
-    fn unclaim(&self, n: usize) {
-        if self.max_messages.is_some() && n > 0 {
-            self.claimed.fetch_sub(n as u64, Ordering::AcqRel);
-        }
-    }
-}
-
 /// Why a poller ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PollEnd {
@@ -116,7 +69,7 @@ pub enum PollEnd {
     Cancelled,
     /// The queue was empty and the run was `until_empty`.
     Empty,
-    /// `max_messages` was reached.
+    /// The run took `max_messages` messages off its queues (over all pollers).
     Limit,
     /// The poller stopped for a reason it cannot fix (it says which).
     Stopped(String),
@@ -135,7 +88,9 @@ const MAX_ROUNDS_PER_CHECKOUT: usize = 1024;
 const EMPTY_RECEIVE_FLOOR: Duration = Duration::from_millis(100);
 
 /// Polls `plan.queue` until cancelled, a limit is reached or a problem that will not fix
-/// itself. Connection-level failures are retried on a new connection.
+/// itself. Connection-level failures are retried on a new connection. (Long because it is a
+/// poller's whole life: checkout, rounds on the connection's thread, and what each of their
+/// outcomes leads to.)
 pub async fn poll(
     pool: Pool,
     plan: Arc<PollPlan>,
@@ -155,6 +110,8 @@ pub async fn poll(
     });
     let runtime = tokio::runtime::Handle::current();
     let mut lost_in_a_row = 0_u32;
+    // Room under `--max-messages` that this poller waited for, for its next round.
+    let mut claim = None;
     loop {
         if cancel.is_cancelled() {
             return PollEnd::Cancelled;
@@ -175,9 +132,10 @@ pub async fn poll(
             rt: runtime.clone(),
             waiting: Arc::clone(&waiting.0),
             others: lease.waiters(),
+            claim: claim.take(),
         };
         let Rounds(progressed, outcome) = lease
-            .run(move |conn| Ok(rounds(conn, &turn)))
+            .run(move |conn| Ok(rounds(conn, turn)))
             .await
             .unwrap_or_else(|e| Rounds(false, Err(classify(&e))));
         drop(waiting);
@@ -190,8 +148,13 @@ pub async fn poll(
         }
         drop(lease);
         match outcome {
-            Ok(Some(end)) => return end,
-            Ok(None) => {}
+            Ok(Next::Again) => {}
+            Ok(Next::End(end)) => return end,
+            // The connection is back in the pool while this poller waits.
+            Ok(Next::WaitForRoom) => match limits.wait_for_room(&cancel).await {
+                Ok(room) => claim = Some(room),
+                Err(end) => return end,
+            },
             Err(Stop::Fatal(why)) => return PollEnd::Stopped(why),
             Err(Stop::Lost(why)) if lost_in_a_row == 0 => {
                 // The pool has dropped the idle connections with this one: retry at once on a
@@ -239,56 +202,81 @@ struct Turn {
     waiting: Arc<std::sync::atomic::AtomicBool>,
     /// Other checkouts waiting for a connection.
     others: Waiters,
+    /// Room the poller waited for, for the first round.
+    claim: Option<Claim>,
 }
 
 /// Rounds on one connection: [`ROUNDS_PER_CHECKOUT`] if another poller waits for a
-/// connection, else up to [`MAX_ROUNDS_PER_CHECKOUT`]. `Ok(Some(end))` ends the poller,
-/// `Ok(None)` gives the connection back and carries on.
-fn rounds(c: &mut PooledConn, turn: &Turn) -> Rounds {
-    let Turn {
-        plan, counters, limits, ..
-    } = turn;
+/// connection, else up to [`MAX_ROUNDS_PER_CHECKOUT`].
+fn rounds(c: &mut PooledConn, mut turn: Turn) -> Rounds {
     let mut progressed = false;
     for n in 0..MAX_ROUNDS_PER_CHECKOUT {
         if n >= ROUNDS_PER_CHECKOUT && turn.others.any() {
             break;
         }
         if turn.cancel.is_cancelled() || !turn.waiting.load(Ordering::Acquire) {
-            return Rounds(progressed, Ok(Some(PollEnd::Cancelled)));
+            return Rounds(progressed, Ok(Next::End(PollEnd::Cancelled)));
         }
-        let room = limits.claim(plan.batch);
-        if room == 0 {
-            return Rounds(progressed, Ok(Some(PollEnd::Limit)));
-        }
-        let started = std::time::Instant::now();
-        let result = round(c, plan, counters, room, &turn.rt);
-        let gone = match &result {
-            Ok((n, _)) | Err((n, _)) => *n,
+        let claim = match turn.claim.take().map_or_else(|| turn.limits.claim_one(), Ok) {
+            Ok(claim) => claim,
+            Err(NoRoom::Reached) => return Rounds(progressed, Ok(Next::End(PollEnd::Limit))),
+            Err(NoRoom::Claimed) => return Rounds(progressed, Ok(Next::WaitForRoom)),
         };
-        limits.unclaim(room - gone.min(room));
-        match result {
-            Ok((0, _)) if limits.until_empty => return Rounds(progressed, Ok(Some(PollEnd::Empty))),
+        let started = Instant::now();
+        match claimed_round(c, &turn, claim) {
+            Ok(Outcome::Idle(Idle::Empty)) if turn.limits.until_empty => {
+                return Rounds(progressed, Ok(Next::End(PollEnd::Empty)));
+            }
             // An empty wait already took wait_ms (made up to the floor here, as a longer
             // MQGET wait would have held the connection): give the connection back.
-            Ok((0, _)) => {
+            Ok(Outcome::Idle(Idle::Empty)) => {
                 if let Some(rest) = EMPTY_RECEIVE_FLOOR.checked_sub(started.elapsed()) {
                     std::thread::sleep(rest);
                 }
-                return Rounds(progressed, Ok(None));
+                return Rounds(progressed, Ok(Next::Again));
             }
+            Ok(Outcome::Idle(Idle::Yielded)) => return Rounds(progressed, Ok(Next::WaitForRoom)),
             // A round that only moved poison messages is no sign that the sink is back: it
             // does not reset the retry pause, so an outage does not empty the queue into the
             // backout queue at full speed.
-            Ok((_, delivered)) => progressed |= delivered > 0,
-            Err((_, stop)) => return Rounds(progressed, Err(stop)),
+            Ok(Outcome::Done { delivered, .. }) => progressed |= delivered > 0,
+            Err(stop) => return Rounds(progressed, Err(stop)),
         }
     }
-    Rounds(progressed, Ok(None))
+    Rounds(progressed, Ok(Next::Again))
 }
 
-/// What a checkout's rounds came to: whether any message was delivered, and how they ended
-/// (`Ok(Some(end))` ends the poller, `Ok(None)` carries on).
-struct Rounds(bool, Result<Option<PollEnd>, Stop>);
+/// What a checkout's rounds came to: whether any message was delivered, and what the poller
+/// does next.
+struct Rounds(bool, Result<Next, Stop>);
+
+/// What a poller does after a checkout's rounds.
+enum Next {
+    /// Checks a connection out again.
+    Again,
+    /// Waits, without a connection, for room under `--max-messages` that batches in flight
+    /// hold (or that an idle poller gave up for it).
+    WaitForRoom,
+    /// Ends.
+    End(PollEnd),
+}
+
+/// What one round came to.
+enum Outcome {
+    /// No message came.
+    Idle(Idle),
+    /// `taken` messages left the queue for good (committed, or got without syncpoint), and
+    /// the sink took `delivered` of them.
+    Done { taken: usize, delivered: usize },
+}
+
+/// Why a round's first MQGET ended without a message.
+enum Idle {
+    /// It waited `wait_ms`.
+    Empty,
+    /// A poller waits for room under `--max-messages`: this round's room went to it.
+    Yielded,
+}
 
 /// Why a round did not complete: retry later (on a new connection if it was lost), or stop
 /// polling this queue. Messages received in that round were backed out (or, without
@@ -308,46 +296,62 @@ fn classify(e: &Error) -> Stop {
     }
 }
 
-/// One round on the connection's thread: receive, deliver, commit (or back out). Returns
-/// how many messages were received and how many of them the sink took. `rt` runs the sink's future: this thread is not one of
-/// the runtime's, so blocking on it here is allowed, and the connection is this batch's
-/// until the round ends anyway.
+/// A round and its claim on the run's room: the messages that left the queue for good
+/// keep their room, the rest goes back.
+fn claimed_round(c: &mut PooledConn, turn: &Turn, mut claim: Claim) -> Result<Outcome, Stop> {
+    let result = round(c, turn, &mut claim);
+    let taken = match &result {
+        Ok(Outcome::Done { taken, .. }) | Err((taken, _)) => *taken,
+        Ok(Outcome::Idle(_)) => 0,
+    };
+    turn.limits.settle(claim, taken);
+    result.map_err(|(_, stop)| stop)
+}
+
+/// One round on the connection's thread: receive, deliver, commit (or back out). `turn.rt`
+/// runs the sink's future: this thread is not one of the runtime's, so blocking on it here is
+/// allowed, and the connection is this batch's until the round ends anyway.
 ///
 /// A failed round still reports the messages it took off the queue for good (only without
 /// syncpoint: they were delivered or lost), so `--max-messages` counts them.
-fn round(
-    c: &mut PooledConn,
-    plan: &PollPlan,
-    counters: &QueueCounters,
-    room: usize,
-    rt: &tokio::runtime::Handle,
-) -> Result<(usize, usize), (usize, Stop)> {
-    let batch =
-        receive(c, plan, room).map_err(|e| (0, back_out(c, plan, counters, 0).unwrap_or_else(|| classify(&e))))?;
-    if batch.is_empty() {
-        return Ok((0, 0));
-    }
+fn round(c: &mut PooledConn, turn: &Turn, claim: &mut Claim) -> Result<Outcome, (usize, Stop)> {
+    let Turn { plan, counters, rt, .. } = turn;
+    let batch = match receive(c, turn, claim) {
+        Ok(Received::Batch(batch)) => batch,
+        Ok(Received::Idle(idle)) => return Ok(Outcome::Idle(idle)),
+        Err(e) => return Err((0, back_out(c, plan, counters, 0).unwrap_or_else(|| classify(&e)))),
+    };
+    claim.keep(batch.len());
     let received = batch.len();
     counters.received(received);
     if !plan.syncpoint {
         // Already off the queue: there is nothing to back out or move, so everything goes to
         // the sink, poison or not.
         return deliver_at_most_once(plan, counters, &batch, rt)
-            .map(|()| (received, received))
+            .map(|()| Outcome::Done {
+                taken: received,
+                delivered: received,
+            })
             .map_err(|stop| (received, stop));
     }
-    syncpoint_round(c, plan, counters, batch, rt).map_err(|stop| (0, stop))
+    syncpoint_round(c, plan, counters, batch, rt)
+        .map(|delivered| Outcome::Done {
+            taken: received,
+            delivered,
+        })
+        .map_err(|stop| (0, stop))
 }
 
 /// The rest of a round under syncpoint: poison to the backout queue, then the good messages
-/// to the sink, then commit; any failure backs the whole batch out.
+/// to the sink, then commit; any failure backs the whole batch out. Returns how many
+/// messages the sink took.
 fn syncpoint_round(
     c: &mut PooledConn,
     plan: &PollPlan,
     counters: &QueueCounters,
     batch: Vec<Message>,
     rt: &tokio::runtime::Handle,
-) -> Result<(usize, usize), Stop> {
+) -> Result<usize, Stop> {
     let received = batch.len();
     let threshold = i32::try_from(plan.backout_threshold).unwrap_or(i32::MAX);
     let is_poison = |m: &Message| threshold > 0 && m.backout_count() >= threshold;
@@ -395,34 +399,48 @@ fn syncpoint_round(
                     "moved poison messages to the backout queue"
                 );
             }
-            Ok((received, good.len()))
+            Ok(good.len())
         }
         Err(e) => Err(back_out(c, plan, counters, received).unwrap_or_else(|| classify(&e))),
     }
 }
 
-/// Gets up to `room` messages: the first with a wait, the rest without, until the batch is
-/// full or holds `max_batch_bytes`.
+/// Longest single MQGET wait: between slices of a round's first wait, a poller waiting for
+/// room under `--max-messages` is given this round's room.
+const WAIT_SLICE: Duration = Duration::from_secs(1);
+
+/// What a round's gets came to.
+enum Received {
+    Batch(Vec<Message>),
+    Idle(Idle),
+}
+
+/// Gets up to `batch` messages, as many as the claim has room for: the first with a wait,
+/// the rest without, until the batch is full or holds `max_batch_bytes`. Room for the rest
+/// is claimed only once the first has come, so an idle poller holds room for one message.
 ///
 /// A first message that was backed out before is a batch of its own. A failed batch comes
 /// back in its order, so its messages are then retried one at a time: the one that made the
 /// sink fail goes to the backout queue alone, and the others are delivered, instead of all of
 /// them reaching the threshold together.
-fn receive(c: &mut PooledConn, plan: &PollPlan, room: usize) -> Result<Vec<Message>, Error> {
-    let first = GetRequest {
-        syncpoint: plan.syncpoint,
-        wait_ms: plan.wait_ms,
-    };
-    let Some(m) = c.get(&plan.queue, first)? else {
-        return Ok(Vec::new());
+fn receive(c: &mut PooledConn, turn: &Turn, claim: &mut Claim) -> Result<Received, Error> {
+    let plan = &turn.plan;
+    let m = match first_get(c, turn)? {
+        Ok(m) => m,
+        Err(idle) => return Ok(Received::Idle(idle)),
     };
     if plan.syncpoint && m.backout_count() > 0 {
-        return Ok(vec![m]);
+        return Ok(Received::Batch(vec![m]));
     }
+    turn.limits.claim_more(claim, plan.batch.saturating_sub(claim.room()));
+    let room = claim.room().min(plan.batch);
     let mut bytes = m.data.len();
     let mut batch = Vec::with_capacity(room);
     batch.push(m);
-    let next = GetRequest { wait_ms: 0, ..first };
+    let next = GetRequest {
+        syncpoint: plan.syncpoint,
+        wait_ms: 0,
+    };
     while batch.len() < room && bytes < plan.max_batch_bytes {
         match c.get(&plan.queue, next) {
             Ok(Some(m)) => {
@@ -439,7 +457,31 @@ fn receive(c: &mut PooledConn, plan: &PollPlan, room: usize) -> Result<Vec<Messa
             Err(e) => return Err(e),
         }
     }
-    Ok(batch)
+    Ok(Received::Batch(batch))
+}
+
+/// A round's first MQGET: waits up to `wait_ms` for a message, in slices of at most
+/// [`WAIT_SLICE`].
+fn first_get(c: &mut PooledConn, turn: &Turn) -> Result<Result<Message, Idle>, Error> {
+    let plan = &turn.plan;
+    let deadline = Instant::now() + Duration::from_millis(u64::from(plan.wait_ms));
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let slice = left.min(WAIT_SLICE);
+        let request = GetRequest {
+            syncpoint: plan.syncpoint,
+            wait_ms: u32::try_from(slice.as_millis()).unwrap_or(u32::MAX),
+        };
+        if let Some(m) = c.get(&plan.queue, request)? {
+            return Ok(Ok(m));
+        }
+        if left <= WAIT_SLICE {
+            return Ok(Err(Idle::Empty));
+        }
+        if turn.limits.others_waiting() {
+            return Ok(Err(Idle::Yielded));
+        }
+    }
 }
 
 /// Hands the batch to the sink. For a queue sink the puts join the unit of work, and a put's
@@ -516,21 +558,4 @@ fn back_out(c: &mut PooledConn, plan: &PollPlan, counters: &QueueCounters, n: us
         tracing::error!(queue = %plan.queue, error = %e, "MQBACK failed: replacing the connection");
     }
     Some(Stop::Lost(format!("{e}; reconnecting")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::RunLimits;
-
-    #[test]
-    fn limits_hand_out_exactly_max_messages() {
-        let limits = RunLimits::new(false, Some(25));
-        assert_eq!(limits.claim(10), 10);
-        assert_eq!(limits.claim(10), 10);
-        assert_eq!(limits.claim(10), 5);
-        assert_eq!(limits.claim(10), 0);
-        limits.unclaim(3);
-        assert_eq!(limits.claim(10), 3);
-        assert_eq!(RunLimits::new(false, None).claim(7), 7);
-    }
 }

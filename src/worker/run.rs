@@ -7,7 +7,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::counters::{QueueCounters, QueueTotals};
-use super::poller::{PollEnd, PollPlan, RunLimits, poll};
+use super::limits::RunLimits;
+use super::poller::{PollEnd, PollPlan, poll};
 use crate::pool::{Pool, PoolSnapshot};
 
 /// One queue with its pollers.

@@ -9,7 +9,8 @@ use mqpilot::mq::message::Message;
 use mqpilot::mq::options::{ConnectOptions, parse_mqserver};
 use mqpilot::pool::{Pool, PoolConfig};
 use mqpilot::worker::config::QueueConfig;
-use mqpilot::worker::poller::{PollEnd, PollPlan, RunLimits, SinkTarget};
+use mqpilot::worker::limits::RunLimits;
+use mqpilot::worker::poller::{PollEnd, PollPlan, SinkTarget};
 use mqpilot::worker::run::{QueueRun, RunSummary, start};
 use mqpilot::worker::sink::SinkConfig;
 use mqpilot::worker::sink::{Delivery, Sink, SinkError};
@@ -283,6 +284,69 @@ async fn max_messages_stops_after_exactly_that_many() {
     assert_eq!(sink.got.lock().unwrap().len(), 23);
     assert_eq!(qm.depth("IN"), Some(27));
     assert!(summary.queues[0].2.iter().all(|e| *e == PollEnd::Limit));
+}
+
+/// IN and OUT, one poller each, into one [`Collect`] sink; `wait_ms` as given.
+fn in_and_out(wait_ms: u32, sink: &Arc<Collect>) -> Vec<QueueRun> {
+    ["IN", "OUT"]
+        .into_iter()
+        .map(|q| QueueRun {
+            plan: Arc::new(PollPlan {
+                wait_ms,
+                ..PollPlan::clone(&plan(q, 10, SinkTarget::External(sink.clone())))
+            }),
+            workers: 1,
+        })
+        .collect()
+}
+
+/// Regression: a poller claimed a whole batch of `--max-messages` before its MQGET wait, and
+/// one that found the limit claimed ended at once. With OUT idle, its poller held the room
+/// while IN's ended `Limit`, and the run never ended, nothing delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_max_messages_is_not_held_by_a_poller_waiting_on_an_idle_queue() {
+    let qm = fake(256);
+    seed(&qm, "IN", 50);
+    let sink = Arc::new(Collect::default());
+    let cancel = CancellationToken::new();
+    // OUT's poller waits up to a minute for a message that never comes.
+    let queues = in_and_out(60_000, &sink);
+    let (_h, run) = start(&pool(&qm, 2), &queues, RunLimits::new(false, Some(10)), &cancel);
+    let summary = tokio::time::timeout(std::time::Duration::from_secs(30), run.finish())
+        .await
+        .expect("the run ends once 10 are delivered, not after OUT's wait");
+    assert_eq!(sink.got.lock().unwrap().len(), 10);
+    assert_eq!(qm.depth("IN"), Some(40));
+    assert_eq!(summary.total().delivered, 10);
+    for (queue, _, ends) in &summary.queues {
+        assert_eq!(ends, &[PollEnd::Limit], "{queue}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_messages_waits_for_messages_on_every_queue_until_n_are_delivered() {
+    let qm = fake(256);
+    let sink = Arc::new(Collect::default());
+    let cancel = CancellationToken::new();
+    let queues = in_and_out(5_000, &sink);
+    let (_h, run) = start(&pool(&qm, 2), &queues, RunLimits::new(false, Some(10)), &cancel);
+    // Both pollers wait on their empty queues (a poller that ended already never will: give
+    // it a few seconds), then five messages come to each: ten in all, the limit.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while qm.waiting_gets("IN") + qm.waiting_gets("OUT") < 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    seed(&qm, "IN", 5);
+    seed(&qm, "OUT", 5);
+    let summary = tokio::time::timeout(std::time::Duration::from_secs(30), run.finish())
+        .await
+        .expect("the run ends once 10 are delivered");
+    assert_eq!(sink.got.lock().unwrap().len(), 10);
+    assert_eq!((qm.depth("IN"), qm.depth("OUT")), (Some(0), Some(0)));
+    for (queue, totals, ends) in &summary.queues {
+        assert_eq!(totals.delivered, 5, "{queue}");
+        assert_eq!(ends, &[PollEnd::Limit], "{queue}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,7 @@ use mqpilot::fake::FakeQm;
 use mqpilot::pool::{BackoffConfig, Pool, PoolConfig};
 use mqpilot::worker::config::{QueueConfig, Receive, WorkerConfig};
 use mqpilot::worker::demo::DEMO_QUEUE;
-use mqpilot::worker::poller::RunLimits;
+use mqpilot::worker::limits::RunLimits;
 use mqpilot::worker::run::{RunHandle, RunSummary, start};
 use mqpilot::worker::sink::SinkConfig;
 use tokio_util::sync::CancellationToken;

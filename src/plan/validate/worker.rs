@@ -14,7 +14,8 @@ use crate::mq::options::{ConnectOptions, parse_mqserver};
 use crate::plan::profile::Kind;
 use crate::plan::report::Plan;
 use crate::pool::{Pool, PoolConfig};
-use crate::worker::poller::{PollPlan, RunLimits, SinkTarget};
+use crate::worker::limits::RunLimits;
+use crate::worker::poller::{PollPlan, SinkTarget};
 use crate::worker::run::{QueueRun, Run, start};
 use crate::worker::sink::{Delivery, Sink};
 
