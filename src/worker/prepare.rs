@@ -79,6 +79,7 @@ async fn check(pool: &Pool, q: &QueueConfig, sink: &SinkTarget, cancel: &Cancell
         ),
     };
     if let Some(boq) = backout_queue.clone().filter(|_| q.receive != Receive::NoSyncpoint) {
+        refuse_itself(&q.name, &boq)?;
         let of = q.name.clone();
         lease.run(move |c| c.check_output(&boq)).await.map_err(|e| match e {
             Error::Mq {
@@ -100,6 +101,23 @@ async fn check(pool: &Pool, q: &QueueConfig, sink: &SinkTarget, cancel: &Cancell
         attrs,
         backout_queue,
         max_uncommitted,
+    })
+}
+
+/// Refuses a BOQNAME that names the queue itself: a poison message would be put back on its
+/// own queue, its backout count reset to 0, and go round for ever. (The configuration file's
+/// `backout_queue` is refused the same way when it is read.)
+fn refuse_itself(queue: &str, boq: &str) -> Result<(), Error> {
+    if boq != queue {
+        return Ok(());
+    }
+    Err(Error::Options {
+        source_name: format!("queue {queue}"),
+        message: format!(
+            "its backout queue (BOQNAME) is {boq}, the queue itself: a poison message would be put back \
+             on it with backout count 0 and loop for ever; set BOQNAME to another queue, or \
+             backout_queue in the configuration file"
+        ),
     })
 }
 

@@ -534,6 +534,19 @@ fn a_backout_queue_that_does_not_exist_stops_the_run_before_it_starts() {
 }
 
 #[test]
+fn a_boqname_that_names_the_queue_itself_stops_the_run_before_it_starts() {
+    let looping = ORDERS_QM.replace("backout_queue = \"ORDERS.BACKOUT\"", "backout_queue = \"ORDERS.IN\"");
+    assert_ne!(looping, ORDERS_QM);
+    let fake = TempFile::new("fake-qm-boq-itself.toml", &looping);
+    poll_fake_config(&fake, "ORDERS.IN", &[])
+        .expect_code(3)
+        .stdout_empty()
+        .stderr_starts(
+            "mqpilot: cannot start: queue ORDERS.IN: its backout queue (BOQNAME) is ORDERS.IN, the queue itself",
+        );
+}
+
+#[test]
 fn a_batch_past_maxumsgs_stops_the_run_before_it_starts() {
     let small = ORDERS_QM.replace("max_handles = 64", "max_handles = 64\nmax_uncommitted = 30");
     assert_ne!(small, ORDERS_QM);

@@ -421,6 +421,21 @@ async fn a_connection_lost_during_the_start_up_checks_is_replaced_and_the_checks
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_boqname_that_names_the_queue_itself_stops_the_start() {
+    let qm = fake(256);
+    qm.define_queue(QueueDef::new("SELF").backout(1, "SELF"));
+    let cancel = CancellationToken::new();
+    let err = mqpilot::worker::prepare::prepare(&pool(&qm, 1), &[QueueConfig::new("SELF")], &cancel)
+        .await
+        .expect_err("a poison message would loop on its own queue");
+    let err = err.to_string();
+    assert!(
+        err.starts_with("queue SELF: its backout queue (BOQNAME) is SELF, the queue itself"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_longer_than_the_buffer_grows_it_and_is_never_truncated() {
     let qm = fake(256);
     let big = "x".repeat(100_000);
