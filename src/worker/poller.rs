@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::counters::QueueCounters;
 use super::limits::{Claim, NoRoom, RunLimits};
-use super::sink::Sink;
+use super::sink::{Sink, SinkError};
 use crate::Error;
 use crate::mq::message::Message;
 use crate::mq::reason::ReasonClass;
@@ -156,6 +156,12 @@ pub async fn poll(
                 Err(end) => return end,
             },
             Err(Stop::Fatal(why)) => return PollEnd::Stopped(why),
+            // `cancel` is the run's own: every other poller finishes its batch and ends.
+            Err(Stop::Abort(why)) => {
+                tracing::error!(queue = %plan.queue, "{why}");
+                cancel.cancel();
+                return PollEnd::Stopped(why);
+            }
             Err(Stop::Lost(why)) if lost_in_a_row == 0 => {
                 // The pool has dropped the idle connections with this one: retry at once on a
                 // new connection. A second loss in a row pauses like any other failure.
@@ -278,13 +284,14 @@ enum Idle {
     Yielded,
 }
 
-/// Why a round did not complete: retry later (on a new connection if it was lost), or stop
-/// polling this queue. Messages received in that round were backed out (or, without
-/// syncpoint, counted as lost).
+/// Why a round did not complete: retry later (on a new connection if it was lost), stop
+/// polling this queue, or stop the whole run (a sink that can take nothing more). Messages
+/// received in that round were backed out (or, without syncpoint, counted as lost).
 enum Stop {
     Retry(String),
     Lost(String),
     Fatal(String),
+    Abort(String),
 }
 
 /// Sorts an MQ error into retry (after a pause) or stop.
@@ -498,7 +505,13 @@ fn deliver(
     }
     let started = std::time::Instant::now();
     let result = match &plan.sink {
-        SinkTarget::External(sink) => deliver_external(sink.as_ref(), good, rt).map_err(Stop::Retry),
+        SinkTarget::External(sink) => deliver_external(sink.as_ref(), good, rt).map_err(|e| {
+            if e.permanent {
+                Stop::Abort(format!("{e}; the batch was backed out and the run stopped"))
+            } else {
+                Stop::Retry(e.to_string())
+            }
+        }),
         SinkTarget::Queue(target) => good
             .iter()
             .try_for_each(|m| c.put(target, m, &m.data, true))
@@ -510,15 +523,9 @@ fn deliver(
 
 /// Runs a sink to completion on this (connection) thread. A sink that panics, or a runtime
 /// that is shutting down under it, fails the batch instead of taking the thread down.
-fn deliver_external(sink: &dyn Sink, good: &[Message], rt: &tokio::runtime::Handle) -> Result<(), String> {
+fn deliver_external(sink: &dyn Sink, good: &[Message], rt: &tokio::runtime::Handle) -> Result<(), SinkError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(sink.deliver(good))))
-        .unwrap_or_else(|_| {
-            Err(super::sink::SinkError {
-                sink: sink.name(),
-                message: "the sink panicked".into(),
-            })
-        })
-        .map_err(|e| e.to_string())
+        .unwrap_or_else(|_| Err(SinkError::retry(sink.name(), "the sink panicked".into())))
 }
 
 fn deliver_at_most_once(
@@ -530,18 +537,25 @@ fn deliver_at_most_once(
     let n = good.len();
     let result = match &plan.sink {
         SinkTarget::External(sink) => deliver_external(sink.as_ref(), good, rt),
-        SinkTarget::Queue(_) => Err("a queue sink needs syncpoint; use receive = \"batch\"".to_owned()),
+        SinkTarget::Queue(_) => Err(SinkError::retry(
+            "queue",
+            "a queue sink needs syncpoint; use receive = \"batch\"".to_owned(),
+        )),
     };
     match result {
         Ok(()) => {
             counters.committed(n, 0);
             Ok(())
         }
-        Err(why) => {
+        Err(e) => {
             counters.sink_failed();
             counters.lost(n);
-            tracing::error!(queue = %plan.queue, count = n, "{why}: these messages were received without syncpoint and are lost");
-            Err(Stop::Retry(why))
+            tracing::error!(queue = %plan.queue, count = n, "{e}: these messages were received without syncpoint and are lost");
+            Err(if e.permanent {
+                Stop::Abort(format!("{e}; the run stopped"))
+            } else {
+                Stop::Retry(e.to_string())
+            })
         }
     }
 }

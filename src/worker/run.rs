@@ -82,9 +82,12 @@ impl RunHandle {
 }
 
 /// Runs every queue's pollers until `cancel`, the limits, or every poller has stopped.
+/// A sink that can take nothing more (stdout closed) stops the whole run: its poller cancels
+/// the run's own token, a child of `cancel`.
 /// The returned handle shows progress while `run` is awaited.
 pub fn start(pool: &Pool, queues: &[QueueRun], limits: RunLimits, cancel: &CancellationToken) -> (RunHandle, Run) {
     let limits = Arc::new(limits);
+    let cancel = cancel.child_token();
     let mut tasks = JoinSet::new();
     let mut queue_of = HashMap::new();
     let mut counters = Vec::new();

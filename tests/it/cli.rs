@@ -296,6 +296,56 @@ fn demo_until_empty_prints_990_json_lines_and_moves_10_poison_messages() {
     assert!(moved.iter().all(|id| id.len() == 48), "{moved:?}");
 }
 
+/// The numbers in `line`, in order ("received 5, delivered 3" gives 5, 3).
+fn numbers_in(line: &str) -> Vec<u64> {
+    line.split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+
+/// The first line of `text` that contains `label`.
+fn line_with<'a>(text: &'a str, label: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.contains(label))
+        .unwrap_or_else(|| panic!("no {label:?} in:\n{text}"))
+}
+
+#[test]
+fn a_closed_stdout_stops_the_run_with_nothing_moved_aside_or_lost() {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mqpilot"));
+    for var in MACHINE_VARS {
+        command.env_remove(var);
+    }
+    command
+        .args(DEMO_UNTIL_EMPTY)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = Running(command.spawn().expect("start mqpilot"));
+    let stderr = StderrLines::read(child.stderr.take().expect("stderr"));
+    // `mqpilot poll ... | head -c 300`: the reader takes a little and goes.
+    let mut stdout = child.stdout.take().expect("stdout");
+    stdout.read_exact(&mut [0; 300]).expect("the first lines");
+    drop(stdout);
+    let status = child.exit_by(Instant::now() + RUN_DEADLINE);
+    let stderr = stderr.all();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("standard output was closed"), "{stderr}");
+    let [received, delivered, backed_out, poisoned, _] = numbers_in(line_with(&stderr, "DEMO.IN: received"))[..] else {
+        panic!("{stderr}")
+    };
+    let [left, parked, _] = numbers_in(line_with(&stderr, "fake queue manager depths"))[..] else {
+        panic!("{stderr}")
+    };
+    assert!(
+        backed_out >= 1 && left > 0,
+        "the batch after the close was backed out:\n{stderr}"
+    );
+    assert_eq!(parked, poisoned, "only messages that came poison went aside:\n{stderr}");
+    assert_eq!(left + parked + delivered, 1000, "none lost:\n{stderr}");
+    assert!(received < 1000, "the run did not go on:\n{stderr}");
+}
+
 #[test]
 fn queue_sink_moves_990_messages_to_the_target_and_prints_nothing() {
     let run = mqpilot(&[&DEMO_UNTIL_EMPTY[..], &["--sink", "queue", "--to", "DEMO.OUT"]].concat());

@@ -28,10 +28,7 @@ impl Sink for Collect {
         Box::pin(async move {
             if self.fail.load(Ordering::SeqCst) > 0 {
                 self.fail.fetch_sub(1, Ordering::SeqCst);
-                return Err(SinkError {
-                    sink: "collect",
-                    message: "planned failure".into(),
-                });
+                return Err(SinkError::retry("collect", "planned failure".into()));
             }
             self.got.lock().unwrap().extend_from_slice(batch);
             Ok(())
@@ -178,10 +175,7 @@ impl Sink for Rejects {
     fn deliver<'a>(&'a self, batch: &'a [Message]) -> Delivery<'a> {
         Box::pin(async move {
             if batch.iter().any(|m| m.data == self.bad) {
-                return Err(SinkError {
-                    sink: "rejects",
-                    message: "cannot take that one".into(),
-                });
+                return Err(SinkError::retry("rejects", "cannot take that one".into()));
             }
             self.got.lock().unwrap().extend_from_slice(batch);
             Ok(())
@@ -237,6 +231,65 @@ async fn one_message_the_sink_rejects_goes_to_the_backout_queue_alone() {
     let totals = summary.total();
     assert_eq!((totals.delivered, totals.poisoned, totals.sink_failures), (19, 1, 3));
     assert_eq!(qm.depth("IN"), Some(0));
+}
+
+/// A sink whose reader has gone for good, as a closed standard output.
+struct Gone;
+
+impl Sink for Gone {
+    fn deliver<'a>(&'a self, _: &'a [Message]) -> Delivery<'a> {
+        Box::pin(async {
+            Err(SinkError {
+                permanent: true,
+                ..SinkError::retry("gone", "its reader has gone".into())
+            })
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        "gone"
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_that_can_take_nothing_more_stops_the_run_and_moves_nothing_aside() {
+    let qm = fake(256);
+    seed(&qm, "IN", 5);
+    let sink: Arc<dyn Sink> = Arc::new(Gone);
+    let queues: Vec<_> = ["IN", "OUT"]
+        .into_iter()
+        .map(|q| QueueRun {
+            plan: plan(q, 10, SinkTarget::External(Arc::clone(&sink))),
+            workers: 1,
+        })
+        .collect();
+    let cancel = CancellationToken::new();
+    let (_h, run) = start(&pool(&qm, 2), &queues, RunLimits::new(false, None), &cancel);
+    let summary = tokio::time::timeout(std::time::Duration::from_secs(30), run.finish())
+        .await
+        .expect("the run stops by itself");
+    assert!(!cancel.is_cancelled(), "the run's own token, not the caller's");
+    let stopped = summary.stopped();
+    assert_eq!(stopped.len(), 1, "{stopped:?}");
+    assert_eq!(stopped[0].0, "IN");
+    assert!(
+        stopped[0]
+            .1
+            .contains("its reader has gone; the batch was backed out and the run stopped"),
+        "{}",
+        stopped[0].1
+    );
+    assert_eq!(
+        summary.queues[1].2,
+        [PollEnd::Cancelled],
+        "OUT's poller stopped with the run"
+    );
+    // Backed out once, none moved to the backout queue, none lost.
+    let back: Vec<_> = qm.browse("IN").iter().map(|m| (m.state, m.backout_count)).collect();
+    assert_eq!(back, [("visible", 1); 5]);
+    assert_eq!(qm.depth("IN.BACKOUT"), Some(0));
+    let t = summary.total();
+    assert_eq!((t.delivered, t.backed_out, t.poisoned, t.sink_failures), (0, 5, 0, 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -402,10 +402,7 @@ impl Sink for Flaky {
             if succeeded {
                 return Ok(());
             }
-            Err(SinkError {
-                sink: "flaky",
-                message: "planned failure".into(),
-            })
+            Err(SinkError::retry("flaky", "planned failure".into()))
         })
     }
 
@@ -887,10 +884,7 @@ impl Sink for Slow {
                 Ok(())
             } else {
                 self.failed.lock().unwrap().extend_from_slice(batch);
-                Err(SinkError {
-                    sink: "slow",
-                    message: "planned failure".into(),
-                })
+                Err(SinkError::retry("slow", "planned failure".into()))
             }
         })
     }
