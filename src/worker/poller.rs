@@ -19,7 +19,7 @@ use super::limits::{Claim, NoRoom, RunLimits};
 use super::sink::{Sink, SinkError};
 use crate::Error;
 use crate::mq::message::Message;
-use crate::mq::reason::ReasonClass;
+use crate::mq::reason::{Reason, ReasonClass};
 use crate::mq::session::{GetRequest, is_connection_lost};
 use crate::pool::{Backoff, BackoffConfig, Pool, PooledConn, Waiters};
 
@@ -341,24 +341,51 @@ fn round(c: &mut PooledConn, turn: &Turn, claim: &mut Claim) -> Result<Outcome, 
             })
             .map_err(|stop| (received, stop));
     }
-    syncpoint_round(c, plan, counters, batch, rt)
-        .map(|delivered| Outcome::Done {
-            taken: received,
-            delivered,
-        })
-        .map_err(|stop| (0, stop))
+    syncpoint_round(c, plan, counters, batch, rt).map(|delivered| Outcome::Done {
+        taken: received,
+        delivered,
+    })
 }
 
 /// The rest of a round under syncpoint: poison to the backout queue, then the good messages
 /// to the sink, then commit; any failure backs the whole batch out. Returns how many
-/// messages the sink took.
+/// messages the sink took; a failure says how many left the queue all the same (those of a
+/// commit whose outcome is unknown).
 fn syncpoint_round(
     c: &mut PooledConn,
     plan: &PollPlan,
     counters: &QueueCounters,
     batch: Vec<Message>,
     rt: &tokio::runtime::Handle,
-) -> Result<usize, Stop> {
+) -> Result<usize, (usize, Stop)> {
+    let received = batch.len();
+    let (poison, delivered) = move_and_deliver(c, plan, counters, batch, rt).map_err(|stop| (0, stop))?;
+    if let Err(e) = c.commit() {
+        return Err(failed_commit(c, plan, counters, received, &e));
+    }
+    counters.committed(delivered, poison.len());
+    if !poison.is_empty() {
+        let ids: Vec<String> = poison.iter().map(Message::msg_id_hex).collect();
+        tracing::warn!(
+            queue = %plan.queue,
+            backout_queue = %plan.backout_queue.as_deref().unwrap_or_default(),
+            count = poison.len(),
+            msg_ids = %ids.join(","),
+            "moved poison messages to the backout queue"
+        );
+    }
+    Ok(delivered)
+}
+
+/// Puts the batch's poison messages to the backout queue and hands the others to the sink,
+/// in the unit of work. Returns the poison messages and how many the sink took.
+fn move_and_deliver(
+    c: &mut PooledConn,
+    plan: &PollPlan,
+    counters: &QueueCounters,
+    batch: Vec<Message>,
+    rt: &tokio::runtime::Handle,
+) -> Result<(Vec<Message>, usize), Stop> {
     let received = batch.len();
     let threshold = i32::try_from(plan.backout_threshold).unwrap_or(i32::MAX);
     let is_poison = |m: &Message| threshold > 0 && m.backout_count() >= threshold;
@@ -393,23 +420,34 @@ fn syncpoint_round(
         counters.sink_failed();
         return Err(back_out(c, plan, counters, received).unwrap_or(stop));
     }
-    match c.commit() {
-        Ok(()) => {
-            counters.committed(good.len(), poison.len());
-            if !poison.is_empty() {
-                let ids: Vec<String> = poison.iter().map(Message::msg_id_hex).collect();
-                tracing::warn!(
-                    queue = %plan.queue,
-                    backout_queue = %plan.backout_queue.as_deref().unwrap_or_default(),
-                    count = poison.len(),
-                    msg_ids = %ids.join(","),
-                    "moved poison messages to the backout queue"
-                );
-            }
-            Ok(good.len())
-        }
-        Err(e) => Err(back_out(c, plan, counters, received).unwrap_or_else(|| classify(&e))),
+    Ok((poison, good.len()))
+}
+
+/// After an MQCMIT of `n` messages failed: how many left the queue all the same, and what
+/// next.
+///
+/// - 2003: MQ backed the unit of work out instead; they are back on the queue.
+/// - The connection went (2009 ...): MQ may have committed before it went, or backed out, and
+///   cannot be asked. They are counted apart and taken as gone (`--max-messages` counts
+///   them, so the sink never sees more than N); there is no MQBACK to try.
+/// - Anything else: the unit of work is still open, and is backed out.
+fn failed_commit(c: &mut PooledConn, plan: &PollPlan, counters: &QueueCounters, n: usize, e: &Error) -> (usize, Stop) {
+    if e.reason() == Some(Reason::BACKED_OUT) {
+        counters.backed_out(n);
+        return (0, classify(e));
     }
+    if is_connection_lost(e) {
+        counters.commit_unknown(n);
+        tracing::error!(
+            queue = %plan.queue,
+            count = n,
+            error = %e,
+            "MQCMIT failed with the connection: whether MQ committed these messages or backed them out \
+             is unknown; if it backed them out, the sink will see them again"
+        );
+        return (n, Stop::Lost(format!("{e}; reconnecting")));
+    }
+    (0, back_out(c, plan, counters, n).unwrap_or_else(|| classify(e)))
 }
 
 /// Longest single MQGET wait: between slices of a round's first wait, a poller waiting for

@@ -51,6 +51,7 @@ impl RunSummary {
             t.received += q.received;
             t.delivered += q.delivered;
             t.backed_out += q.backed_out;
+            t.commit_unknown += q.commit_unknown;
             t.poisoned += q.poisoned;
             t.sink_failures += q.sink_failures;
             t.batches += q.batches;

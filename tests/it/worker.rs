@@ -861,6 +861,84 @@ async fn a_commit_that_mq_backs_out_is_counted_as_backed_out_and_the_batch_comes
     assert_eq!(qm.reason_count(Verb::Cmit, 2003), 1);
 }
 
+/// Each message the sink got, with its backout count then, in order.
+fn got_with_counts(sink: &Collect) -> Vec<(String, i32)> {
+    let got = sink.got.lock().unwrap();
+    got.iter()
+        .map(|m| (String::from_utf8_lossy(&m.data).into_owned(), m.backout_count()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_lost_with_its_connection_is_counted_as_unknown_and_no_mqback_follows() {
+    let qm = fake(256);
+    seed(&qm, "IN", 5);
+    // The connection breaks under MQCMIT: MQ may have committed, or backed out (the fake does).
+    qm.fail_next(Verb::Cmit, 1, 2009);
+    let (sink, summary) = collect_until_empty(&qm, 10).await;
+    let t = summary.total();
+    assert_eq!(
+        (t.received, t.delivered, t.commit_unknown, t.backed_out),
+        (10, 5, 5, 0),
+        "the batch is in doubt, not backed out; then each message is delivered alone"
+    );
+    let expected: Vec<_> = (0..5)
+        .map(|i| (format!("m{i}"), 0))
+        .chain((0..5).map(|i| (format!("m{i}"), 1)))
+        .collect();
+    assert_eq!(
+        got_with_counts(&sink),
+        expected,
+        "MQ backed out: the sink sees them again"
+    );
+    assert_eq!(
+        qm.reason_count(Verb::Back, 2009),
+        0,
+        "no MQBACK on a connection that is gone"
+    );
+    assert_eq!(qm.depth("IN"), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_that_fails_on_a_live_connection_is_backed_out_never_committed_by_mqdisc() {
+    let qm = fake(256);
+    seed(&qm, "IN", 5);
+    // MQCMIT fails and leaves the unit of work open; the MQBACK that follows fails too. The
+    // connection is retired, and its drop backs the batch out.
+    qm.fail_next(Verb::Cmit, 1, 2102);
+    qm.fail_next(Verb::Back, 1, 2102);
+    let (sink, summary) = collect_until_empty(&qm, 10).await;
+    let expected: Vec<_> = (0..5)
+        .map(|i| (format!("m{i}"), 0))
+        .chain((0..5).map(|i| (format!("m{i}"), 1)))
+        .collect();
+    assert_eq!(got_with_counts(&sink), expected, "backed out, then delivered again");
+    let t = summary.total();
+    assert_eq!((t.delivered, t.backed_out, t.commit_unknown), (5, 5, 0));
+    assert!(summary.pool.reconnects >= 1, "{:?}", summary.pool);
+    assert_eq!(qm.depth("IN"), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_and_every_mqback_failing_leave_the_batch_to_mq_uncommitted() {
+    let qm = fake(256);
+    seed(&qm, "IN", 5);
+    qm.fail_next(Verb::Cmit, 1, 2102);
+    qm.fail_next(Verb::Back, 2, 2102);
+    let (sink, summary) = collect_until_empty(&qm, 10).await;
+    assert_eq!(sink.got.lock().unwrap().len(), 5);
+    assert_eq!(summary.total().delivered, 0);
+    // The retired connection could back out neither time: it is left to MQ, which backs the
+    // batch out when the process ends, instead of disconnected (MQDISC would commit it).
+    assert!(
+        qm.connections().iter().any(|c| c.uncommitted == 5),
+        "{:?}",
+        qm.connections()
+    );
+    let states: Vec<_> = qm.browse("IN").iter().map(|m| m.state).collect();
+    assert_eq!(states, ["got-uncommitted"; 5], "nothing was committed");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handle_mq_no_longer_accepts_is_closed_and_opened_again() {
     let qm = fake(256);

@@ -235,12 +235,17 @@ fn print_summary(summary: &RunSummary, fake: Option<&FakeQm>) {
     say!("mqpilot: summary");
     for (queue, t, _) in &summary.queues {
         say!(
-            "  {queue}: received {}, delivered {}, backed out {}, poisoned {}, sink failures {}{}",
+            "  {queue}: received {}, delivered {}, backed out {}, poisoned {}, sink failures {}{}{}",
             t.received,
             t.delivered,
             t.backed_out,
             t.poisoned,
             t.sink_failures,
+            if t.commit_unknown > 0 {
+                format!(", commit outcome unknown {}", t.commit_unknown)
+            } else {
+                String::new()
+            },
             if t.lost_at_most_once > 0 {
                 format!(", LOST (no syncpoint) {}", t.lost_at_most_once)
             } else {
