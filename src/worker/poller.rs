@@ -242,6 +242,7 @@ fn rounds(c: &mut PooledConn, mut turn: Turn) -> Rounds {
                 return Rounds(progressed, Ok(Next::Again));
             }
             Ok(Outcome::Idle(Idle::Yielded)) => return Rounds(progressed, Ok(Next::WaitForRoom)),
+            Ok(Outcome::Idle(Idle::Cancelled)) => return Rounds(progressed, Ok(Next::End(PollEnd::Cancelled))),
             // A round that only moved poison messages is no sign that the sink is back: it
             // does not reset the retry pause, so an outage does not empty the queue into the
             // backout queue at full speed.
@@ -280,6 +281,8 @@ enum Outcome {
 enum Idle {
     /// It waited `wait_ms`.
     Empty,
+    /// Shutdown came while it waited.
+    Cancelled,
     /// A poller waits for room under `--max-messages`: this round's room went to it.
     Yielded,
 }
@@ -450,8 +453,9 @@ fn failed_commit(c: &mut PooledConn, plan: &PollPlan, counters: &QueueCounters, 
     (0, back_out(c, plan, counters, n).unwrap_or_else(|| classify(e)))
 }
 
-/// Longest single MQGET wait: between slices of a round's first wait, a poller waiting for
-/// room under `--max-messages` is given this round's room.
+/// Longest single MQGET wait: between slices of a round's first wait, shutdown is noticed
+/// (rather than after a `wait_ms` of up to a minute), and a poller waiting for room under
+/// `--max-messages` is given this round's room.
 const WAIT_SLICE: Duration = Duration::from_secs(1);
 
 /// What a round's gets came to.
@@ -463,6 +467,9 @@ enum Received {
 /// Gets up to `batch` messages, as many as the claim has room for: the first with a wait,
 /// the rest without, until the batch is full or holds `max_batch_bytes`. Room for the rest
 /// is claimed only once the first has come, so an idle poller holds room for one message.
+/// Once shutdown is asked for, no message is added: those already got are delivered and
+/// committed as any batch (backing them out would raise their backout counts, for nothing
+/// wrong with them), and the poller ends.
 ///
 /// A first message that was backed out before is a batch of its own. A failed batch comes
 /// back in its order, so its messages are then retried one at a time: the one that made the
@@ -486,7 +493,7 @@ fn receive(c: &mut PooledConn, turn: &Turn, claim: &mut Claim) -> Result<Receive
         syncpoint: plan.syncpoint,
         wait_ms: 0,
     };
-    while batch.len() < room && bytes < plan.max_batch_bytes {
+    while batch.len() < room && bytes < plan.max_batch_bytes && !turn.cancel.is_cancelled() {
         match c.get(&plan.queue, next) {
             Ok(Some(m)) => {
                 bytes += m.data.len();
@@ -519,6 +526,9 @@ fn first_get(c: &mut PooledConn, turn: &Turn) -> Result<Result<Message, Idle>, E
         };
         if let Some(m) = c.get(&plan.queue, request)? {
             return Ok(Ok(m));
+        }
+        if turn.cancel.is_cancelled() || !turn.waiting.load(Ordering::Acquire) {
+            return Ok(Err(Idle::Cancelled));
         }
         if left <= WAIT_SLICE {
             return Ok(Err(Idle::Empty));

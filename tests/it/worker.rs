@@ -842,6 +842,66 @@ async fn an_idle_queue_with_wait_ms_0_is_not_polled_in_a_tight_loop() {
     assert!((3..=15).contains(&empty), "{empty} empty MQGETs in one second");
 }
 
+/// Waits up to 30 s for `done`, checking every 5 ms.
+async fn until(mut done: impl FnMut() -> bool, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_does_not_wait_out_a_long_mqget_wait() {
+    let qm = fake(256);
+    let plan = Arc::new(PollPlan {
+        wait_ms: 60_000,
+        ..PollPlan::clone(&plan("IN", 10, SinkTarget::External(Arc::new(Collect::default()))))
+    });
+    let cancel = CancellationToken::new();
+    let queues = [QueueRun { plan, workers: 1 }];
+    let (_handle, run) = start(&pool(&qm, 1), &queues, RunLimits::new(false, None), &cancel);
+    until(|| qm.waiting_gets("IN") == 1, "the poller waits on IN").await;
+    cancel.cancel();
+    let summary = tokio::time::timeout(std::time::Duration::from_secs(20), run.finish())
+        .await
+        .expect("the poller stops within a wait slice, not after its minute");
+    assert_eq!(summary.queues[0].2, [PollEnd::Cancelled]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_stops_growing_at_shutdown_and_what_was_got_is_committed() {
+    let qm = fake(256);
+    seed(&qm, "IN", 100);
+    // Each MQGET takes 100 ms: a batch of 100 would take ten seconds to fill.
+    qm.set_latency(std::time::Duration::from_millis(100));
+    let sink = Arc::new(Collect::default());
+    let queues = [QueueRun {
+        plan: plan("IN", 100, SinkTarget::External(sink.clone())),
+        workers: 1,
+    }];
+    let cancel = CancellationToken::new();
+    let (_handle, run) = start(&pool(&qm, 1), &queues, RunLimits::new(false, None), &cancel);
+    let got = || qm.browse("IN").iter().any(|m| m.state == "got-uncommitted");
+    until(got, "the first message of the batch is got").await;
+    cancel.cancel();
+    let summary = tokio::time::timeout(std::time::Duration::from_secs(60), run.finish())
+        .await
+        .expect("the run ends");
+    let delivered = sink.got.lock().unwrap().len();
+    assert!((1..100).contains(&delivered), "{delivered} delivered of a batch of 100");
+    assert_eq!(summary.total().delivered, delivered as u64);
+    assert_eq!(summary.total().backed_out, 0);
+    // The rest was never got: still there, never backed out.
+    let left = qm.browse("IN");
+    assert_eq!(left.len(), 100 - delivered);
+    assert!(
+        left.iter().all(|m| m.state == "visible" && m.backout_count == 0),
+        "{left:?}"
+    );
+    assert_eq!(summary.queues[0].2, [PollEnd::Cancelled]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_that_mq_backs_out_is_counted_as_backed_out_and_the_batch_comes_back() {
     let qm = fake(256);
