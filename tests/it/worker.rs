@@ -489,6 +489,20 @@ async fn a_boqname_that_names_the_queue_itself_stops_the_start() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_backout_threshold_a_missing_boqname_does_not_stop_the_start() {
+    let qm = fake(256);
+    // BOTHRESH 0: no message is ever poison, so MISSING would never be used.
+    qm.define_queue(QueueDef::new("NOTHRESH").backout(0, "MISSING"));
+    let cancel = CancellationToken::new();
+    let runs = mqpilot::worker::prepare::prepare(&pool(&qm, 1), &[QueueConfig::new("NOTHRESH")], &cancel)
+        .await
+        .expect("the backout queue is not checked");
+    assert_eq!(runs[0].plan.backout_threshold, 0);
+    assert_eq!(runs[0].plan.backout_queue, None);
+    assert_eq!(qm.reason_count(Verb::Open, 2085), 0, "MISSING was not even opened");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_longer_than_the_buffer_grows_it_and_is_never_truncated() {
     let qm = fake(256);
     let big = "x".repeat(100_000);
