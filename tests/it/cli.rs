@@ -795,6 +795,8 @@ fn metrics_are_served_and_sigterm_drains_and_exits_zero() {
         "mqpilot_messages_received_total{queue=\"DEMO.IN\"} 1000",
         "mqpilot_batch_size_sum{queue=\"DEMO.IN\"} 1000",
         "mqpilot_sink_seconds_count{queue=\"DEMO.IN\"}",
+        // MAXHANDS 256 less the default reserve of 8, from the connect on (no 2017 needed).
+        "mqpilot_handle_budget{connection=\"0\"} 248",
     ] {
         assert!(body.contains(series), "{series} missing:\n{body}");
     }

@@ -253,9 +253,10 @@ fn print_summary(summary: &RunSummary, fake: Option<&FakeQm>) {
             }
         );
     }
-    for (id, c) in &summary.pool.connections {
+    for c in summary.pool.connections.values() {
         say!(
-            "  connection {id}: peak handles {} of budget {} (MAXHANDS {})",
+            "  connection {}: peak handles {} of budget {} (MAXHANDS {})",
+            c.slot,
             c.peak_handles,
             c.budget,
             c.max_handles
