@@ -329,7 +329,13 @@ fn round(c: &mut PooledConn, turn: &Turn, claim: &mut Claim) -> Result<Outcome, 
     let batch = match receive(c, turn, claim) {
         Ok(Received::Batch(batch)) => batch,
         Ok(Received::Idle(idle)) => return Ok(Outcome::Idle(idle)),
-        Err(e) => return Err((0, back_out(c, plan, counters, 0).unwrap_or_else(|| classify(&e)))),
+        // The messages got before the failure are in the unit of work, backed out with it.
+        Err((got, e)) => {
+            if got > 0 {
+                counters.received(got);
+            }
+            return Err((0, back_out(c, plan, counters, got).unwrap_or_else(|| classify(&e))));
+        }
     };
     claim.keep(batch.len());
     let received = batch.len();
@@ -471,13 +477,16 @@ enum Received {
 /// committed as any batch (backing them out would raise their backout counts, for nothing
 /// wrong with them), and the poller ends.
 ///
+/// A failed MQGET says how many messages were got before it, under syncpoint (without
+/// syncpoint, those are delivered and the next round meets the error again).
+///
 /// A first message that was backed out before is a batch of its own. A failed batch comes
 /// back in its order, so its messages are then retried one at a time: the one that made the
 /// sink fail goes to the backout queue alone, and the others are delivered, instead of all of
 /// them reaching the threshold together.
-fn receive(c: &mut PooledConn, turn: &Turn, claim: &mut Claim) -> Result<Received, Error> {
+fn receive(c: &mut PooledConn, turn: &Turn, claim: &mut Claim) -> Result<Received, (usize, Error)> {
     let plan = &turn.plan;
-    let m = match first_get(c, turn)? {
+    let m = match first_get(c, turn).map_err(|e| (0, e))? {
         Ok(m) => m,
         Err(idle) => return Ok(Received::Idle(idle)),
     };
@@ -506,7 +515,7 @@ fn receive(c: &mut PooledConn, turn: &Turn, claim: &mut Claim) -> Result<Receive
                 tracing::warn!(queue = %plan.queue, error = %e, "MQGET failed mid-batch; delivering what was got");
                 break;
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err((batch.len(), e)),
         }
     }
     Ok(Received::Batch(batch))

@@ -322,6 +322,22 @@ async fn poison_without_a_backout_queue_stops_the_poller_and_keeps_the_message()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_backed_out_after_an_mqget_fails_mid_batch_are_counted() {
+    let qm = fake(256);
+    seed(&qm, "IN", 10);
+    // The fourth MQGET of the batch fails with 2024: three are in the unit of work.
+    qm.alter_qmgr(|q| q.max_uncommitted = 3);
+    let (sink, summary) = collect_until_empty(&qm, 10).await;
+    assert!(sink.got.lock().unwrap().is_empty());
+    let stopped = summary.stopped();
+    assert!(stopped.len() == 1 && stopped[0].1.contains("2024"), "{stopped:?}");
+    let t = summary.total();
+    assert_eq!((t.received, t.backed_out), (3, 3), "{t:?}");
+    let counts: Vec<_> = qm.browse("IN").iter().map(|m| m.backout_count).collect();
+    assert_eq!(counts, [[1; 3].as_slice(), &[0; 7]].concat());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_messages_stops_after_exactly_that_many() {
     let qm = fake(256);
     seed(&qm, "IN", 50);
