@@ -376,11 +376,35 @@ fn an_unknown_flag_is_a_usage_error() {
 }
 
 #[test]
-fn batch_zero_is_a_usage_error_naming_the_field() {
-    mqpilot(&[&DEMO_UNTIL_EMPTY[..], &["--batch", "0"]].concat())
+fn a_flag_out_of_its_range_is_a_usage_error_naming_the_flag() {
+    for (flag, value, why) in [
+        ("--batch", "0", "0 is not in 1..=10000"),
+        ("--workers", "0", "0 is not in 1..=64"),
+        ("--wait-ms", "70000", "70000 is not in 0..=60000"),
+        ("--connections", "0", "0 is not in 1..=1000"),
+        ("--max-handles", "0", "must be at least 1"),
+        // It would end the run having done nothing.
+        ("--max-messages", "0", "must be at least 1"),
+    ] {
+        let expected = format!("error: invalid value '{value}' for '{flag} <");
+        mqpilot(&["poll", "--fake", "--until-empty", flag, value])
+            .expect_code(2)
+            .stdout_empty()
+            .stderr_starts(&expected)
+            .stderr_has(&[why]);
+    }
+}
+
+#[test]
+fn flags_that_do_not_fit_together_are_a_usage_error_naming_the_flag() {
+    mqpilot(&[&DEMO_UNTIL_EMPTY[..], &["--receive", "single", "--batch", "5"]].concat())
         .expect_code(2)
         .stdout_empty()
-        .stderr_starts("mqpilot: command line:0:0: queue[0].batch: is 0, must be 1 to 10000");
+        .stderr_starts("mqpilot: --batch: is 5, but receive = \"single\" takes one message at a time");
+    mqpilot(&[&DEMO_UNTIL_EMPTY[..], &["--queue", "DEMO.IN", "--queue", "DEMO.IN"]].concat())
+        .expect_code(2)
+        .stdout_empty()
+        .stderr_starts("mqpilot: --queue: duplicate queue DEMO.IN");
 }
 
 #[test]
@@ -392,7 +416,7 @@ fn a_queue_sink_needs_a_target_other_than_the_queue() {
     mqpilot(&[&DEMO_UNTIL_EMPTY[..], &["--sink", "queue", "--to", "DEMO.IN"]].concat())
         .expect_code(2)
         .stdout_empty()
-        .stderr_starts("mqpilot: command line:0:0: queue[0].sink.queue: is the queue itself");
+        .stderr_starts("mqpilot: --to: is the queue itself");
 }
 
 #[test]
