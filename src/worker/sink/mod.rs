@@ -5,7 +5,7 @@
 //! each message returns to its queue with its backout count raised. A sink must never report
 //! success for a message it did not deliver; an error it marks permanent (stdout closed) stops
 //! the run instead of being retried. The `queue` sink is not here: it forwards inside
-//! the worker's own unit of work, on the same connection (see `poller.rs`).
+//! the worker's own unit of work, on the same connection (see `round.rs`).
 
 mod exec;
 mod http;
