@@ -6,7 +6,8 @@
 //! MQGET and more only once a message has come, gives back what it did not use, and forgets
 //! the permits of the messages that left for good. A poller that finds all the room claimed by
 //! batches in flight waits for some to come back, without holding a connection; a poller
-//! whose MQGET waits on an idle queue gives its one permit up to such a waiting poller.
+//! whose MQGET waits on an idle queue gives its one permit up to such a waiting poller, and
+//! once it has room again its wait goes on where it left off.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

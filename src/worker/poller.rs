@@ -7,6 +7,7 @@
 //! A round itself (receive, poison, deliver, commit) is in `round.rs`; the run's limits
 //! (`--max-messages`) are in `limits.rs`.
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -106,8 +107,10 @@ pub async fn poll(
     });
     let runtime = tokio::runtime::Handle::current();
     let mut lost_in_a_row = 0_u32;
-    // Room under `--max-messages` that this poller waited for, for its next round.
+    // Room under `--max-messages` that this poller waited for, for its next round, and how
+    // long that round's MQGET had already waited on an idle queue before it gave room up.
     let mut claim = None;
+    let mut idle_for = Duration::ZERO;
     loop {
         if cancel.is_cancelled() {
             return PollEnd::Cancelled;
@@ -129,6 +132,7 @@ pub async fn poll(
             waiting: Arc::clone(&waiting.0),
             others: lease.waiters(),
             claim: claim.take(),
+            idle_for: Cell::new(std::mem::take(&mut idle_for)),
         };
         let Rounds(progressed, outcome) = lease
             .run(move |conn| Ok(rounds(conn, turn)))
@@ -147,8 +151,8 @@ pub async fn poll(
             Ok(Next::Again) => {}
             Ok(Next::End(end)) => return end,
             // The connection is back in the pool while this poller waits.
-            Ok(Next::WaitForRoom) => match limits.wait_for_room(&cancel).await {
-                Ok(room) => claim = Some(room),
+            Ok(Next::WaitForRoom { idle_for: waited }) => match limits.wait_for_room(&cancel).await {
+                Ok(room) => (claim, idle_for) = (Some(room), waited),
                 Err(end) => return end,
             },
             Err(Stop::Fatal(why)) => return PollEnd::Stopped(why),
@@ -206,6 +210,9 @@ pub(super) struct Turn {
     others: Waiters,
     /// Room the poller waited for, for the first round.
     claim: Option<Claim>,
+    /// How long the first round's MQGET already waited before the poller gave its room up:
+    /// the wait goes on from there (taken by that round).
+    pub(super) idle_for: Cell<Duration>,
 }
 
 /// Rounds on one connection: [`ROUNDS_PER_CHECKOUT`] if another poller waits for a
@@ -222,7 +229,10 @@ fn rounds(c: &mut PooledConn, mut turn: Turn) -> Rounds {
         let claim = match turn.claim.take().map_or_else(|| turn.limits.claim_one(), Ok) {
             Ok(claim) => claim,
             Err(NoRoom::Reached) => return Rounds(progressed, Ok(Next::End(PollEnd::Limit))),
-            Err(NoRoom::Claimed) => return Rounds(progressed, Ok(Next::WaitForRoom)),
+            Err(NoRoom::Claimed) => {
+                let idle_for = Duration::ZERO;
+                return Rounds(progressed, Ok(Next::WaitForRoom { idle_for }));
+            }
         };
         let started = Instant::now();
         match claimed_round(c, &turn, claim) {
@@ -237,7 +247,9 @@ fn rounds(c: &mut PooledConn, mut turn: Turn) -> Rounds {
                 }
                 return Rounds(progressed, Ok(Next::Again));
             }
-            Ok(Outcome::Idle(Idle::Yielded)) => return Rounds(progressed, Ok(Next::WaitForRoom)),
+            Ok(Outcome::Idle(Idle::Yielded { idle_for })) => {
+                return Rounds(progressed, Ok(Next::WaitForRoom { idle_for }));
+            }
             Ok(Outcome::Idle(Idle::Cancelled)) => return Rounds(progressed, Ok(Next::End(PollEnd::Cancelled))),
             // A round that only moved poison messages is no sign that the sink is back: it
             // does not reset the retry pause, so an outage does not empty the queue into the
@@ -258,8 +270,11 @@ enum Next {
     /// Checks a connection out again.
     Again,
     /// Waits, without a connection, for room under `--max-messages` that batches in flight
-    /// hold (or that an idle poller gave up for it).
-    WaitForRoom,
+    /// hold (or that an idle poller gave up for it). `idle_for`: how long this poller's MQGET
+    /// had waited on its idle queue before it gave its own room up, so that the wait resumes
+    /// there and pollers passing room back and forth each still see a whole `wait_ms` (with
+    /// `--until-empty`, the run would otherwise never end).
+    WaitForRoom { idle_for: Duration },
     /// Ends.
     End(PollEnd),
 }

@@ -38,8 +38,9 @@ pub(super) enum Idle {
     Empty,
     /// Shutdown came while it waited.
     Cancelled,
-    /// A poller waits for room under `--max-messages`: this round's room went to it.
-    Yielded,
+    /// A poller waits for room under `--max-messages`: this round's room went to it, after a
+    /// wait of `idle_for` in all.
+    Yielded { idle_for: Duration },
 }
 
 /// Why a round did not complete: retry later (on a new connection if it was lost), stop
@@ -277,11 +278,13 @@ fn receive(c: &mut PooledConn, turn: &Turn, claim: &mut Claim) -> Result<Receive
     Ok(Received::Batch(batch))
 }
 
-/// A round's first MQGET: waits up to `wait_ms` for a message, in slices of at most
-/// [`WAIT_SLICE`].
+/// A round's first MQGET: waits up to `wait_ms` for a message (less what it waited before
+/// it gave its room up), in slices of at most [`WAIT_SLICE`].
 fn first_get(c: &mut PooledConn, turn: &Turn) -> Result<Result<Message, Idle>, Error> {
     let plan = &turn.plan;
-    let deadline = Instant::now() + Duration::from_millis(u64::from(plan.wait_ms));
+    let started = Instant::now();
+    let before = turn.idle_for.take();
+    let deadline = started + Duration::from_millis(u64::from(plan.wait_ms)).saturating_sub(before);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let slice = left.min(WAIT_SLICE);
@@ -299,7 +302,8 @@ fn first_get(c: &mut PooledConn, turn: &Turn) -> Result<Result<Message, Idle>, E
             return Ok(Err(Idle::Empty));
         }
         if turn.limits.others_waiting() {
-            return Ok(Err(Idle::Yielded));
+            let idle_for = before + started.elapsed();
+            return Ok(Err(Idle::Yielded { idle_for }));
         }
     }
 }

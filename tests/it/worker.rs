@@ -419,6 +419,23 @@ async fn max_messages_waits_for_messages_on_every_queue_until_n_are_delivered() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn until_empty_ends_when_idle_pollers_pass_the_last_room_to_each_other() {
+    let qm = fake(256);
+    let sink = Arc::new(Collect::default());
+    let cancel = CancellationToken::new();
+    // Room for one message, two idle queues: the poller holding the room gives it up to the
+    // waiting one every second. Each must still see its queue empty for its whole wait.
+    let queues = in_and_out(3_000, &sink);
+    let (_h, run) = start(&pool(&qm, 2), &queues, RunLimits::new(true, Some(1)), &cancel);
+    let summary = tokio::time::timeout(std::time::Duration::from_secs(30), run.finish())
+        .await
+        .expect("both queues are found empty");
+    for (queue, _, ends) in &summary.queues {
+        assert_eq!(ends, &[PollEnd::Empty], "{queue}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_syncpoint_max_messages_counts_what_a_failing_sink_lost() {
     let qm = fake(256);
     seed(&qm, "IN", 50);
