@@ -203,7 +203,15 @@ impl PooledConn {
     /// [`Error::Mq`].
     pub fn commit(&mut self) -> Result<(), Error> {
         let result = self.session.commit();
-        self.in_unit_of_work = false;
+        // Only a commit that happened, one MQ backed out instead (2003), or a lost connection
+        // ends the unit of work; after any other failure it is still open, and must be backed
+        // out rather than left for MQDISC, which would commit it.
+        if result.as_ref().map_or_else(
+            |e| e.reason() == Some(Reason::BACKED_OUT) || is_connection_lost(e),
+            |()| true,
+        ) {
+            self.in_unit_of_work = false;
+        }
         result
     }
 

@@ -2,7 +2,9 @@
 //!
 //! Counters are atomics updated by the connection threads; per-connection figures (handles
 //! now, peak, budget) sit behind a small mutex and are only touched when a handle opens or
-//! closes, never per message.
+//! closes, never per message. Per-connection metrics are labelled by pool slot (0 to P-1),
+//! not by connection id: ids are never reused, so a label per id would leave a stale series
+//! behind every reconnect.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -25,6 +27,9 @@ pub struct PoolStats {
 /// One connection's handle figures.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ConnectionStats {
+    /// The pool slot it fills, 0 to P-1: the lowest free when it connected. Its metrics'
+    /// `connection` label.
+    pub slot: usize,
     /// Handles open now.
     pub handles: usize,
     /// Most handles open at once.
@@ -50,7 +55,7 @@ pub struct PoolSnapshot {
     pub budget_shrinks: u64,
     /// Handles closed to stay within the budget.
     pub handle_closes_for_budget: u64,
-    /// Connections open now, by connection id.
+    /// Connections open now, by connection id (never reused; see [`ConnectionStats::slot`]).
     pub connections: BTreeMap<usize, ConnectionStats>,
     /// The highest peak handle count of connections that have since closed.
     pub retired_peak_handles: usize,
@@ -74,9 +79,13 @@ impl PoolStats {
         self.connects.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("mqpilot_connects_total").increment(1);
         let mut per = self.lock();
+        // A slot is free again once its connection has disconnected, which is before the
+        // pool lets a new connection take its place: the lowest free one stays below P.
+        let slot = (0..).find(|s| per.values().all(|c| c.slot != *s)).unwrap_or_default();
         per.insert(
             id,
             ConnectionStats {
+                slot,
                 handles: 0,
                 peak_handles: 0,
                 budget,
@@ -84,15 +93,17 @@ impl PoolStats {
             },
         );
         metrics::gauge!("mqpilot_connections").set(per.len() as f64);
+        metrics::gauge!("mqpilot_handles", "connection" => slot.to_string()).set(0.0);
+        metrics::gauge!("mqpilot_handle_budget", "connection" => slot.to_string()).set(budget as f64);
     }
 
     pub(crate) fn disconnected(&self, id: usize) {
         let mut per = self.lock();
         if let Some(c) = per.remove(&id) {
             self.retired_peak.fetch_max(c.peak_handles as u64, Ordering::Relaxed);
+            metrics::gauge!("mqpilot_handles", "connection" => c.slot.to_string()).set(0.0);
         }
         metrics::gauge!("mqpilot_connections").set(per.len() as f64);
-        metrics::gauge!("mqpilot_handles", "connection" => id.to_string()).set(0.0);
     }
 
     pub(crate) fn connect_failed(&self) {
@@ -115,8 +126,8 @@ impl PoolStats {
         metrics::counter!("mqpilot_budget_shrinks_total").increment(1);
         if let Some(c) = self.lock().get_mut(&id) {
             c.budget = budget;
+            metrics::gauge!("mqpilot_handle_budget", "connection" => c.slot.to_string()).set(budget as f64);
         }
-        metrics::gauge!("mqpilot_handle_budget", "connection" => id.to_string()).set(budget as f64);
     }
 
     pub(crate) fn closed_for_budget(&self) {
@@ -127,8 +138,8 @@ impl PoolStats {
         if let Some(c) = self.lock().get_mut(&id) {
             c.handles = handles;
             c.peak_handles = c.peak_handles.max(handles);
+            metrics::gauge!("mqpilot_handles", "connection" => c.slot.to_string()).set(handles as f64);
         }
-        metrics::gauge!("mqpilot_handles", "connection" => id.to_string()).set(handles as f64);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<usize, ConnectionStats>> {
@@ -150,5 +161,41 @@ impl PoolStats {
             connections: self.lock().clone(),
             retired_peak_handles: usize::try_from(self.retired_peak.load(Ordering::Relaxed)).unwrap_or(usize::MAX),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_are_labelled_by_pool_slot_and_show_the_budget_from_the_connect() {
+        // A recorder of this thread only: other tests' metrics go elsewhere.
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let stats = PoolStats::default();
+        metrics::with_local_recorder(&recorder, || {
+            stats.connected(0, 256, 248);
+            stats.connected(1, 256, 248);
+            stats.handles(1, 2);
+            // A pool of two whose connections are replaced again and again: ids grow.
+            for id in 2..10 {
+                stats.disconnected(id - 2);
+                stats.connected(id, 256, 100 + id);
+            }
+        });
+        let text = recorder.handle().render();
+        for series in [
+            "mqpilot_handle_budget{connection=\"0\"} 108",
+            "mqpilot_handle_budget{connection=\"1\"} 109",
+            "mqpilot_handles{connection=\"1\"} 0",
+        ] {
+            assert!(text.contains(series), "{series} missing:\n{text}");
+        }
+        assert!(
+            !text.contains("connection=\"2\""),
+            "a series per connection id:\n{text}"
+        );
+        let slots: Vec<usize> = stats.snapshot().connections.values().map(|c| c.slot).collect();
+        assert_eq!(slots, [0, 1]);
     }
 }

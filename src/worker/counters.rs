@@ -11,6 +11,7 @@ pub struct QueueCounters {
     received: AtomicU64,
     delivered: AtomicU64,
     backed_out: AtomicU64,
+    commit_unknown: AtomicU64,
     poisoned: AtomicU64,
     sink_failures: AtomicU64,
     batches: AtomicU64,
@@ -27,6 +28,7 @@ struct QueueMetrics {
     committed: Counter,
     poisoned: Counter,
     backed_out: Counter,
+    commit_unknown: Counter,
     sink_failures: Counter,
     sink_seconds: Histogram,
 }
@@ -40,6 +42,7 @@ impl QueueMetrics {
             committed: metrics::counter!("mqpilot_messages_committed_total", &label()),
             poisoned: metrics::counter!("mqpilot_messages_poisoned_total", &label()),
             backed_out: metrics::counter!("mqpilot_messages_backed_out_total", &label()),
+            commit_unknown: metrics::counter!("mqpilot_messages_commit_unknown_total", &label()),
             sink_failures: metrics::counter!("mqpilot_sink_failures_total", &label()),
             sink_seconds: metrics::histogram!("mqpilot_sink_seconds", &label()),
         }
@@ -55,6 +58,9 @@ pub struct QueueTotals {
     pub delivered: u64,
     /// Messages returned to the queue by a backout.
     pub backed_out: u64,
+    /// Messages whose MQCMIT failed with the connection: committed, or backed out by MQ (and
+    /// then received again); nobody can tell which.
+    pub commit_unknown: u64,
     /// Messages moved to the backout queue.
     pub poisoned: u64,
     /// Batches the sink failed.
@@ -74,6 +80,7 @@ impl QueueCounters {
             received: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             backed_out: AtomicU64::new(0),
+            commit_unknown: AtomicU64::new(0),
             poisoned: AtomicU64::new(0),
             sink_failures: AtomicU64::new(0),
             batches: AtomicU64::new(0),
@@ -101,6 +108,11 @@ impl QueueCounters {
         self.metrics.backed_out.increment(n as u64);
     }
 
+    pub(crate) fn commit_unknown(&self, n: usize) {
+        self.commit_unknown.fetch_add(n as u64, Ordering::Relaxed);
+        self.metrics.commit_unknown.increment(n as u64);
+    }
+
     pub(crate) fn sink_failed(&self) {
         self.sink_failures.fetch_add(1, Ordering::Relaxed);
         self.metrics.sink_failures.increment(1);
@@ -121,6 +133,7 @@ impl QueueCounters {
             received: self.received.load(Ordering::Relaxed),
             delivered: self.delivered.load(Ordering::Relaxed),
             backed_out: self.backed_out.load(Ordering::Relaxed),
+            commit_unknown: self.commit_unknown.load(Ordering::Relaxed),
             poisoned: self.poisoned.load(Ordering::Relaxed),
             sink_failures: self.sink_failures.load(Ordering::Relaxed),
             batches: self.batches.load(Ordering::Relaxed),

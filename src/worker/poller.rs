@@ -1,25 +1,23 @@
-//! One poller: receive a batch on a pooled connection, deliver it, commit or back out.
+//! One poller: check a connection out, run rounds on its thread, and decide what each outcome
+//! leads to (another turn, a pause, a reconnect, waiting for room, the end).
 //!
 //! The invariant is the user's guarantee: a batch is committed only after its sink succeeded;
 //! every failure (sink, put, commit, broken connection, shutdown mid-batch) backs it out, so
 //! each message is either delivered once or back on its queue with its backout count raised.
-//! Poison messages (backout count at the threshold) go to the backout queue inside the same
-//! unit of work and never reach the sink; with no backout queue the poller stops rather than
-//! loop. Received without syncpoint (`no-syncpoint`, opted into), a failed delivery loses the
-//! batch, which is counted and logged.
+//! A round itself (receive, poison, deliver, commit) is in `round.rs`; the run's limits
+//! (`--max-messages`) are in `limits.rs`.
 
+use std::cell::Cell;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
 use super::counters::QueueCounters;
+use super::limits::{Claim, NoRoom, RunLimits};
+use super::round::{Idle, Outcome, Stop, claimed_round, classify};
 use super::sink::Sink;
-use crate::Error;
-use crate::mq::message::Message;
-use crate::mq::reason::ReasonClass;
-use crate::mq::session::{GetRequest, is_connection_lost};
 use crate::pool::{Backoff, BackoffConfig, Pool, PooledConn, Waiters};
 
 /// Where a queue's batches go.
@@ -61,54 +59,6 @@ pub struct PollPlan {
     pub sink: SinkTarget,
 }
 
-/// When a run ends on its own.
-#[derive(Debug, Default)]
-pub struct RunLimits {
-    /// Stop each poller at its first empty receive.
-    pub until_empty: bool,
-    /// Stop after this many messages were received over all pollers; `None` = no limit.
-    pub max_messages: Option<u64>,
-    claimed: AtomicU64,
-}
-
-impl RunLimits {
-    /// Limits for a run.
-    #[must_use]
-    pub fn new(until_empty: bool, max_messages: Option<u64>) -> Self {
-        Self {
-            until_empty,
-            max_messages,
-            claimed: AtomicU64::new(0),
-        }
-    }
-
-    /// Claims room for up to `want` messages; 0 means the limit is reached.
-    fn claim(&self, want: usize) -> usize {
-        let Some(max) = self.max_messages else { return want };
-        let mut current = self.claimed.load(Ordering::Relaxed);
-        loop {
-            let n = max.saturating_sub(current).min(want as u64);
-            if n == 0 {
-                return 0;
-            }
-            match self
-                .claimed
-                .compare_exchange(current, current + n, Ordering::AcqRel, Ordering::Relaxed)
-            {
-                Ok(_) => return usize::try_from(n).unwrap_or(want),
-                Err(actual) => current = actual,
-            }
-        }
-    }
-
-    /// Gives back room that a batch did not use.
-    fn unclaim(&self, n: usize) {
-        if self.max_messages.is_some() && n > 0 {
-            self.claimed.fetch_sub(n as u64, Ordering::AcqRel);
-        }
-    }
-}
-
 /// Why a poller ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PollEnd {
@@ -116,7 +66,7 @@ pub enum PollEnd {
     Cancelled,
     /// The queue was empty and the run was `until_empty`.
     Empty,
-    /// `max_messages` was reached.
+    /// The run took `max_messages` messages off its queues (over all pollers).
     Limit,
     /// The poller stopped for a reason it cannot fix (it says which).
     Stopped(String),
@@ -135,7 +85,9 @@ const MAX_ROUNDS_PER_CHECKOUT: usize = 1024;
 const EMPTY_RECEIVE_FLOOR: Duration = Duration::from_millis(100);
 
 /// Polls `plan.queue` until cancelled, a limit is reached or a problem that will not fix
-/// itself. Connection-level failures are retried on a new connection.
+/// itself. Connection-level failures are retried on a new connection. (Long because it is a
+/// poller's whole life: checkout, rounds on the connection's thread, and what each of their
+/// outcomes leads to.)
 pub async fn poll(
     pool: Pool,
     plan: Arc<PollPlan>,
@@ -155,6 +107,10 @@ pub async fn poll(
     });
     let runtime = tokio::runtime::Handle::current();
     let mut lost_in_a_row = 0_u32;
+    // Room under `--max-messages` that this poller waited for, for its next round, and how
+    // long that round's MQGET had already waited on an idle queue before it gave room up.
+    let mut claim = None;
+    let mut idle_for = Duration::ZERO;
     loop {
         if cancel.is_cancelled() {
             return PollEnd::Cancelled;
@@ -175,9 +131,11 @@ pub async fn poll(
             rt: runtime.clone(),
             waiting: Arc::clone(&waiting.0),
             others: lease.waiters(),
+            claim: claim.take(),
+            idle_for: Cell::new(std::mem::take(&mut idle_for)),
         };
         let Rounds(progressed, outcome) = lease
-            .run(move |conn| Ok(rounds(conn, &turn)))
+            .run(move |conn| Ok(rounds(conn, turn)))
             .await
             .unwrap_or_else(|e| Rounds(false, Err(classify(&e))));
         drop(waiting);
@@ -190,9 +148,20 @@ pub async fn poll(
         }
         drop(lease);
         match outcome {
-            Ok(Some(end)) => return end,
-            Ok(None) => {}
+            Ok(Next::Again) => {}
+            Ok(Next::End(end)) => return end,
+            // The connection is back in the pool while this poller waits.
+            Ok(Next::WaitForRoom { idle_for: waited }) => match limits.wait_for_room(&cancel).await {
+                Ok(room) => (claim, idle_for) = (Some(room), waited),
+                Err(end) => return end,
+            },
             Err(Stop::Fatal(why)) => return PollEnd::Stopped(why),
+            // `cancel` is the run's own: every other poller finishes its batch and ends.
+            Err(Stop::Abort(why)) => {
+                tracing::error!(queue = %plan.queue, "{why}");
+                cancel.cancel();
+                return PollEnd::Stopped(why);
+            }
             Err(Stop::Lost(why)) if lost_in_a_row == 0 => {
                 // The pool has dropped the idle connections with this one: retry at once on a
                 // new connection. A second loss in a row pauses like any other failure.
@@ -229,308 +198,83 @@ impl Drop for Waiting {
 }
 
 /// What one checkout's rounds need, moved to the connection's thread.
-struct Turn {
-    plan: Arc<PollPlan>,
-    counters: Arc<QueueCounters>,
-    limits: Arc<RunLimits>,
-    cancel: CancellationToken,
-    rt: tokio::runtime::Handle,
+pub(super) struct Turn {
+    pub(super) plan: Arc<PollPlan>,
+    pub(super) counters: Arc<QueueCounters>,
+    pub(super) limits: Arc<RunLimits>,
+    pub(super) cancel: CancellationToken,
+    pub(super) rt: tokio::runtime::Handle,
     /// Cleared when the poller stops waiting for these rounds.
-    waiting: Arc<std::sync::atomic::AtomicBool>,
+    pub(super) waiting: Arc<std::sync::atomic::AtomicBool>,
     /// Other checkouts waiting for a connection.
     others: Waiters,
+    /// Room the poller waited for, for the first round.
+    claim: Option<Claim>,
+    /// How long the first round's MQGET already waited before the poller gave its room up:
+    /// the wait goes on from there (taken by that round).
+    pub(super) idle_for: Cell<Duration>,
 }
 
 /// Rounds on one connection: [`ROUNDS_PER_CHECKOUT`] if another poller waits for a
-/// connection, else up to [`MAX_ROUNDS_PER_CHECKOUT`]. `Ok(Some(end))` ends the poller,
-/// `Ok(None)` gives the connection back and carries on.
-fn rounds(c: &mut PooledConn, turn: &Turn) -> Rounds {
-    let Turn {
-        plan, counters, limits, ..
-    } = turn;
+/// connection, else up to [`MAX_ROUNDS_PER_CHECKOUT`].
+fn rounds(c: &mut PooledConn, mut turn: Turn) -> Rounds {
     let mut progressed = false;
     for n in 0..MAX_ROUNDS_PER_CHECKOUT {
         if n >= ROUNDS_PER_CHECKOUT && turn.others.any() {
             break;
         }
         if turn.cancel.is_cancelled() || !turn.waiting.load(Ordering::Acquire) {
-            return Rounds(progressed, Ok(Some(PollEnd::Cancelled)));
+            return Rounds(progressed, Ok(Next::End(PollEnd::Cancelled)));
         }
-        let room = limits.claim(plan.batch);
-        if room == 0 {
-            return Rounds(progressed, Ok(Some(PollEnd::Limit)));
-        }
-        let started = std::time::Instant::now();
-        let result = round(c, plan, counters, room, &turn.rt);
-        let gone = match &result {
-            Ok((n, _)) | Err((n, _)) => *n,
+        let claim = match turn.claim.take().map_or_else(|| turn.limits.claim_one(), Ok) {
+            Ok(claim) => claim,
+            Err(NoRoom::Reached) => return Rounds(progressed, Ok(Next::End(PollEnd::Limit))),
+            Err(NoRoom::Claimed) => {
+                let idle_for = Duration::ZERO;
+                return Rounds(progressed, Ok(Next::WaitForRoom { idle_for }));
+            }
         };
-        limits.unclaim(room - gone.min(room));
-        match result {
-            Ok((0, _)) if limits.until_empty => return Rounds(progressed, Ok(Some(PollEnd::Empty))),
+        let started = Instant::now();
+        match claimed_round(c, &turn, claim) {
+            Ok(Outcome::Idle(Idle::Empty)) if turn.limits.until_empty => {
+                return Rounds(progressed, Ok(Next::End(PollEnd::Empty)));
+            }
             // An empty wait already took wait_ms (made up to the floor here, as a longer
             // MQGET wait would have held the connection): give the connection back.
-            Ok((0, _)) => {
+            Ok(Outcome::Idle(Idle::Empty)) => {
                 if let Some(rest) = EMPTY_RECEIVE_FLOOR.checked_sub(started.elapsed()) {
                     std::thread::sleep(rest);
                 }
-                return Rounds(progressed, Ok(None));
+                return Rounds(progressed, Ok(Next::Again));
             }
+            Ok(Outcome::Idle(Idle::Yielded { idle_for })) => {
+                return Rounds(progressed, Ok(Next::WaitForRoom { idle_for }));
+            }
+            Ok(Outcome::Idle(Idle::Cancelled)) => return Rounds(progressed, Ok(Next::End(PollEnd::Cancelled))),
             // A round that only moved poison messages is no sign that the sink is back: it
             // does not reset the retry pause, so an outage does not empty the queue into the
             // backout queue at full speed.
-            Ok((_, delivered)) => progressed |= delivered > 0,
-            Err((_, stop)) => return Rounds(progressed, Err(stop)),
+            Ok(Outcome::Done { delivered, .. }) => progressed |= delivered > 0,
+            Err(stop) => return Rounds(progressed, Err(stop)),
         }
     }
-    Rounds(progressed, Ok(None))
+    Rounds(progressed, Ok(Next::Again))
 }
 
-/// What a checkout's rounds came to: whether any message was delivered, and how they ended
-/// (`Ok(Some(end))` ends the poller, `Ok(None)` carries on).
-struct Rounds(bool, Result<Option<PollEnd>, Stop>);
+/// What a checkout's rounds came to: whether any message was delivered, and what the poller
+/// does next.
+struct Rounds(bool, Result<Next, Stop>);
 
-/// Why a round did not complete: retry later (on a new connection if it was lost), or stop
-/// polling this queue. Messages received in that round were backed out (or, without
-/// syncpoint, counted as lost).
-enum Stop {
-    Retry(String),
-    Lost(String),
-    Fatal(String),
-}
-
-/// Sorts an MQ error into retry (after a pause) or stop.
-fn classify(e: &Error) -> Stop {
-    match e.reason().map(|r| r.class()) {
-        Some(ReasonClass::Config) | None => Stop::Fatal(e.to_string()),
-        _ if is_connection_lost(e) => Stop::Lost(format!("{e}; reconnecting")),
-        _ => Stop::Retry(e.to_string()),
-    }
-}
-
-/// One round on the connection's thread: receive, deliver, commit (or back out). Returns
-/// how many messages were received and how many of them the sink took. `rt` runs the sink's future: this thread is not one of
-/// the runtime's, so blocking on it here is allowed, and the connection is this batch's
-/// until the round ends anyway.
-///
-/// A failed round still reports the messages it took off the queue for good (only without
-/// syncpoint: they were delivered or lost), so `--max-messages` counts them.
-fn round(
-    c: &mut PooledConn,
-    plan: &PollPlan,
-    counters: &QueueCounters,
-    room: usize,
-    rt: &tokio::runtime::Handle,
-) -> Result<(usize, usize), (usize, Stop)> {
-    let batch =
-        receive(c, plan, room).map_err(|e| (0, back_out(c, plan, counters, 0).unwrap_or_else(|| classify(&e))))?;
-    if batch.is_empty() {
-        return Ok((0, 0));
-    }
-    let received = batch.len();
-    counters.received(received);
-    if !plan.syncpoint {
-        // Already off the queue: there is nothing to back out or move, so everything goes to
-        // the sink, poison or not.
-        return deliver_at_most_once(plan, counters, &batch, rt)
-            .map(|()| (received, received))
-            .map_err(|stop| (received, stop));
-    }
-    syncpoint_round(c, plan, counters, batch, rt).map_err(|stop| (0, stop))
-}
-
-/// The rest of a round under syncpoint: poison to the backout queue, then the good messages
-/// to the sink, then commit; any failure backs the whole batch out.
-fn syncpoint_round(
-    c: &mut PooledConn,
-    plan: &PollPlan,
-    counters: &QueueCounters,
-    batch: Vec<Message>,
-    rt: &tokio::runtime::Handle,
-) -> Result<(usize, usize), Stop> {
-    let received = batch.len();
-    let threshold = i32::try_from(plan.backout_threshold).unwrap_or(i32::MAX);
-    let is_poison = |m: &Message| threshold > 0 && m.backout_count() >= threshold;
-    let (poison, good): (Vec<Message>, Vec<Message>) = if batch.iter().any(is_poison) {
-        batch.into_iter().partition(is_poison)
-    } else {
-        (Vec::new(), batch)
-    };
-    if let Some(first) = poison.first()
-        && plan.backout_queue.is_none()
-    {
-        if let Some(lost) = back_out(c, plan, counters, received) {
-            return Err(lost);
-        }
-        return Err(Stop::Fatal(format!(
-            "message {} has backout count {} (threshold {threshold}) and {} has no backout queue \
-             (BOQNAME) and none is configured: stopped polling it rather than loop; set backout_queue",
-            first.msg_id_hex(),
-            first.backout_count(),
-            plan.queue
-        )));
-    }
-    // Poison first: if the backout queue refuses a put (full, put-inhibited), the unit of work
-    // is backed out before the sink has seen any of it, so nothing is delivered twice.
-    let moved = plan.backout_queue.as_deref().map_or(Ok(()), |boq| {
-        poison.iter().try_for_each(|m| c.put(boq, m, &m.data, true))
-    });
-    if let Err(e) = moved {
-        return Err(back_out(c, plan, counters, received).unwrap_or_else(|| classify(&e)));
-    }
-    if let Err(stop) = deliver(c, plan, counters, &good, rt) {
-        counters.sink_failed();
-        return Err(back_out(c, plan, counters, received).unwrap_or(stop));
-    }
-    match c.commit() {
-        Ok(()) => {
-            counters.committed(good.len(), poison.len());
-            if !poison.is_empty() {
-                let ids: Vec<String> = poison.iter().map(Message::msg_id_hex).collect();
-                tracing::warn!(
-                    queue = %plan.queue,
-                    backout_queue = %plan.backout_queue.as_deref().unwrap_or_default(),
-                    count = poison.len(),
-                    msg_ids = %ids.join(","),
-                    "moved poison messages to the backout queue"
-                );
-            }
-            Ok((received, good.len()))
-        }
-        Err(e) => Err(back_out(c, plan, counters, received).unwrap_or_else(|| classify(&e))),
-    }
-}
-
-/// Gets up to `room` messages: the first with a wait, the rest without, until the batch is
-/// full or holds `max_batch_bytes`.
-///
-/// A first message that was backed out before is a batch of its own. A failed batch comes
-/// back in its order, so its messages are then retried one at a time: the one that made the
-/// sink fail goes to the backout queue alone, and the others are delivered, instead of all of
-/// them reaching the threshold together.
-fn receive(c: &mut PooledConn, plan: &PollPlan, room: usize) -> Result<Vec<Message>, Error> {
-    let first = GetRequest {
-        syncpoint: plan.syncpoint,
-        wait_ms: plan.wait_ms,
-    };
-    let Some(m) = c.get(&plan.queue, first)? else {
-        return Ok(Vec::new());
-    };
-    if plan.syncpoint && m.backout_count() > 0 {
-        return Ok(vec![m]);
-    }
-    let mut bytes = m.data.len();
-    let mut batch = Vec::with_capacity(room);
-    batch.push(m);
-    let next = GetRequest { wait_ms: 0, ..first };
-    while batch.len() < room && bytes < plan.max_batch_bytes {
-        match c.get(&plan.queue, next) {
-            Ok(Some(m)) => {
-                bytes += m.data.len();
-                batch.push(m);
-            }
-            Ok(None) => break,
-            // Without syncpoint the messages got so far are already off the queue: deliver
-            // them; the next round meets the error again.
-            Err(e) if !plan.syncpoint => {
-                tracing::warn!(queue = %plan.queue, error = %e, "MQGET failed mid-batch; delivering what was got");
-                break;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(batch)
-}
-
-/// Hands the batch to the sink. For a queue sink the puts join the unit of work, and a put's
-/// reason code decides what happens next like any other MQ failure.
-fn deliver(
-    c: &mut PooledConn,
-    plan: &PollPlan,
-    counters: &QueueCounters,
-    good: &[Message],
-    rt: &tokio::runtime::Handle,
-) -> Result<(), Stop> {
-    if good.is_empty() {
-        return Ok(());
-    }
-    let started = std::time::Instant::now();
-    let result = match &plan.sink {
-        SinkTarget::External(sink) => deliver_external(sink.as_ref(), good, rt).map_err(Stop::Retry),
-        SinkTarget::Queue(target) => good
-            .iter()
-            .try_for_each(|m| c.put(target, m, &m.data, true))
-            .map_err(|e| classify(&e)),
-    };
-    counters.sink_took(started.elapsed());
-    result
-}
-
-/// Runs a sink to completion on this (connection) thread. A sink that panics, or a runtime
-/// that is shutting down under it, fails the batch instead of taking the thread down.
-fn deliver_external(sink: &dyn Sink, good: &[Message], rt: &tokio::runtime::Handle) -> Result<(), String> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(sink.deliver(good))))
-        .unwrap_or_else(|_| {
-            Err(super::sink::SinkError {
-                sink: sink.name(),
-                message: "the sink panicked".into(),
-            })
-        })
-        .map_err(|e| e.to_string())
-}
-
-fn deliver_at_most_once(
-    plan: &PollPlan,
-    counters: &QueueCounters,
-    good: &[Message],
-    rt: &tokio::runtime::Handle,
-) -> Result<(), Stop> {
-    let n = good.len();
-    let result = match &plan.sink {
-        SinkTarget::External(sink) => deliver_external(sink.as_ref(), good, rt),
-        SinkTarget::Queue(_) => Err("a queue sink needs syncpoint; use receive = \"batch\"".to_owned()),
-    };
-    match result {
-        Ok(()) => {
-            counters.committed(n, 0);
-            Ok(())
-        }
-        Err(why) => {
-            counters.sink_failed();
-            counters.lost(n);
-            tracing::error!(queue = %plan.queue, count = n, "{why}: these messages were received without syncpoint and are lost");
-            Err(Stop::Retry(why))
-        }
-    }
-}
-
-/// Backs the round's unit of work out. `Some(stop)` when MQBACK failed: the connection must
-/// then be replaced (a lost connection was backed out by MQ; a live one is abandoned rather
-/// than disconnected, since MQDISC would commit).
-fn back_out(c: &mut PooledConn, plan: &PollPlan, counters: &QueueCounters, n: usize) -> Option<Stop> {
-    if n > 0 {
-        counters.backed_out(n);
-    }
-    let e = c.backout().err()?;
-    if !is_connection_lost(&e) {
-        tracing::error!(queue = %plan.queue, error = %e, "MQBACK failed: replacing the connection");
-    }
-    Some(Stop::Lost(format!("{e}; reconnecting")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::RunLimits;
-
-    #[test]
-    fn limits_hand_out_exactly_max_messages() {
-        let limits = RunLimits::new(false, Some(25));
-        assert_eq!(limits.claim(10), 10);
-        assert_eq!(limits.claim(10), 10);
-        assert_eq!(limits.claim(10), 5);
-        assert_eq!(limits.claim(10), 0);
-        limits.unclaim(3);
-        assert_eq!(limits.claim(10), 3);
-        assert_eq!(RunLimits::new(false, None).claim(7), 7);
-    }
+/// What a poller does after a checkout's rounds.
+enum Next {
+    /// Checks a connection out again.
+    Again,
+    /// Waits, without a connection, for room under `--max-messages` that batches in flight
+    /// hold (or that an idle poller gave up for it). `idle_for`: how long this poller's MQGET
+    /// had waited on its idle queue before it gave its own room up, so that the wait resumes
+    /// there and pollers passing room back and forth each still see a whole `wait_ms` (with
+    /// `--until-empty`, the run would otherwise never end).
+    WaitForRoom { idle_for: Duration },
+    /// Ends.
+    End(PollEnd),
 }

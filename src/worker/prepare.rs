@@ -51,9 +51,13 @@ pub fn build_sink(config: &SinkConfig, secret_env: &[String]) -> Result<SinkTarg
     })
 }
 
-/// What a queue's check found: its attributes and the backout queue poison messages go to.
+/// What a queue's check found: its attributes, its backout threshold and the backout queue
+/// poison messages go to.
 struct Checked {
     attrs: QueueAttrs,
+    /// BOTHRESH, or `backout_threshold`; 0 = no message is ever poison.
+    threshold: u32,
+    /// `None` also when the threshold is 0: it would never be used.
     backout_queue: Option<String>,
     /// MAXUMSGS of the queue manager.
     max_uncommitted: usize,
@@ -62,7 +66,8 @@ struct Checked {
 /// Opens and inquires `q` (and a queue sink's target) on a pooled connection, and opens the
 /// backout queue its poison messages would go to (BOQNAME, or `backout_queue`) for output, so
 /// that a missing or forbidden one stops the run before it starts rather than at the first
-/// poison message.
+/// poison message. With a threshold of 0 no message is ever poison, so a backout queue is
+/// neither checked nor used.
 async fn check(pool: &Pool, q: &QueueConfig, sink: &SinkTarget, cancel: &CancellationToken) -> Result<Checked, Error> {
     let mut lease = pool.checkout(cancel).await?;
     let name = q.name.clone();
@@ -71,6 +76,9 @@ async fn check(pool: &Pool, q: &QueueConfig, sink: &SinkTarget, cancel: &Cancell
         let target = target.clone();
         lease.run(move |c| c.queue_attrs(&target).map(|_| ())).await?;
     }
+    let threshold = q
+        .backout_threshold
+        .unwrap_or_else(|| u32::try_from(attrs.backout_threshold).unwrap_or(0));
     let (backout_queue, from) = match &q.backout_queue {
         Some(configured) => (Some(configured.clone()), "backout_queue"),
         None => (
@@ -78,7 +86,9 @@ async fn check(pool: &Pool, q: &QueueConfig, sink: &SinkTarget, cancel: &Cancell
             "BOQNAME",
         ),
     };
+    let backout_queue = backout_queue.filter(|_| threshold > 0);
     if let Some(boq) = backout_queue.clone().filter(|_| q.receive != Receive::NoSyncpoint) {
+        refuse_itself(&q.name, &boq)?;
         let of = q.name.clone();
         lease.run(move |c| c.check_output(&boq)).await.map_err(|e| match e {
             Error::Mq {
@@ -98,8 +108,26 @@ async fn check(pool: &Pool, q: &QueueConfig, sink: &SinkTarget, cancel: &Cancell
     let max_uncommitted = lease.run(|c| Ok(c.max_uncommitted())).await?;
     Ok(Checked {
         attrs,
+        threshold,
         backout_queue,
         max_uncommitted,
+    })
+}
+
+/// Refuses a BOQNAME that names the queue itself: a poison message would be put back on its
+/// own queue, its backout count reset to 0, and go round for ever. (The configuration file's
+/// `backout_queue` is refused the same way when it is read.)
+fn refuse_itself(queue: &str, boq: &str) -> Result<(), Error> {
+    if boq != queue {
+        return Ok(());
+    }
+    Err(Error::Options {
+        source_name: format!("queue {queue}"),
+        message: format!(
+            "its backout queue (BOQNAME) is {boq}, the queue itself: a poison message would be put back \
+             on it with backout count 0 and loop for ever; set BOQNAME to another queue, or \
+             backout_queue in the configuration file"
+        ),
     })
 }
 
@@ -162,6 +190,7 @@ pub async fn prepare(pool: &Pool, queues: &[QueueConfig], cancel: &CancellationT
     for (q, sink) in queues.iter().zip(sinks) {
         let Checked {
             attrs,
+            threshold,
             backout_queue,
             max_uncommitted,
         } = loop {
@@ -176,9 +205,6 @@ pub async fn prepare(pool: &Pool, queues: &[QueueConfig], cancel: &CancellationT
         };
         let batch = if q.receive == Receive::Single { 1 } else { q.batch };
         check_unit_of_work(q, batch, &sink, max_uncommitted)?;
-        let threshold = q
-            .backout_threshold
-            .unwrap_or_else(|| u32::try_from(attrs.backout_threshold).unwrap_or(0));
         if threshold > 0 && backout_queue.is_none() {
             tracing::warn!(
                 queue = %q.name,
@@ -190,8 +216,9 @@ pub async fn prepare(pool: &Pool, queues: &[QueueConfig], cancel: &CancellationT
             tracing::warn!(
                 queue = %q.name,
                 "the backout threshold is 0 (BOTHRESH, or backout_threshold): a message the sink keeps \
-                 rejecting is retried forever; set BOTHRESH and BOQNAME on the queue, or \
-                 backout_threshold and backout_queue"
+                 rejecting is retried forever, and none goes to a backout queue (poison handling is \
+                 off, and BOQNAME is neither checked nor used); set BOTHRESH and BOQNAME on the \
+                 queue, or backout_threshold and backout_queue"
             );
         }
         if !attrs.get_enabled {

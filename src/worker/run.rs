@@ -7,7 +7,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::counters::{QueueCounters, QueueTotals};
-use super::poller::{PollEnd, PollPlan, RunLimits, poll};
+use super::limits::RunLimits;
+use super::poller::{PollEnd, PollPlan, poll};
 use crate::pool::{Pool, PoolSnapshot};
 
 /// One queue with its pollers.
@@ -50,6 +51,7 @@ impl RunSummary {
             t.received += q.received;
             t.delivered += q.delivered;
             t.backed_out += q.backed_out;
+            t.commit_unknown += q.commit_unknown;
             t.poisoned += q.poisoned;
             t.sink_failures += q.sink_failures;
             t.batches += q.batches;
@@ -81,9 +83,12 @@ impl RunHandle {
 }
 
 /// Runs every queue's pollers until `cancel`, the limits, or every poller has stopped.
+/// A sink that can take nothing more (stdout closed) stops the whole run: its poller cancels
+/// the run's own token, a child of `cancel`.
 /// The returned handle shows progress while `run` is awaited.
 pub fn start(pool: &Pool, queues: &[QueueRun], limits: RunLimits, cancel: &CancellationToken) -> (RunHandle, Run) {
     let limits = Arc::new(limits);
+    let cancel = cancel.child_token();
     let mut tasks = JoinSet::new();
     let mut queue_of = HashMap::new();
     let mut counters = Vec::new();

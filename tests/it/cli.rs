@@ -296,6 +296,56 @@ fn demo_until_empty_prints_990_json_lines_and_moves_10_poison_messages() {
     assert!(moved.iter().all(|id| id.len() == 48), "{moved:?}");
 }
 
+/// The numbers in `line`, in order ("received 5, delivered 3" gives 5, 3).
+fn numbers_in(line: &str) -> Vec<u64> {
+    line.split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+
+/// The first line of `text` that contains `label`.
+fn line_with<'a>(text: &'a str, label: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.contains(label))
+        .unwrap_or_else(|| panic!("no {label:?} in:\n{text}"))
+}
+
+#[test]
+fn a_closed_stdout_stops_the_run_with_nothing_moved_aside_or_lost() {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mqpilot"));
+    for var in MACHINE_VARS {
+        command.env_remove(var);
+    }
+    command
+        .args(DEMO_UNTIL_EMPTY)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = Running(command.spawn().expect("start mqpilot"));
+    let stderr = StderrLines::read(child.stderr.take().expect("stderr"));
+    // `mqpilot poll ... | head -c 300`: the reader takes a little and goes.
+    let mut stdout = child.stdout.take().expect("stdout");
+    stdout.read_exact(&mut [0; 300]).expect("the first lines");
+    drop(stdout);
+    let status = child.exit_by(Instant::now() + RUN_DEADLINE);
+    let stderr = stderr.all();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("standard output was closed"), "{stderr}");
+    let [received, delivered, backed_out, poisoned, _] = numbers_in(line_with(&stderr, "DEMO.IN: received"))[..] else {
+        panic!("{stderr}")
+    };
+    let [left, parked, _] = numbers_in(line_with(&stderr, "fake queue manager depths"))[..] else {
+        panic!("{stderr}")
+    };
+    assert!(
+        backed_out >= 1 && left > 0,
+        "the batch after the close was backed out:\n{stderr}"
+    );
+    assert_eq!(parked, poisoned, "only messages that came poison went aside:\n{stderr}");
+    assert_eq!(left + parked + delivered, 1000, "none lost:\n{stderr}");
+    assert!(received < 1000, "the run did not go on:\n{stderr}");
+}
+
 #[test]
 fn queue_sink_moves_990_messages_to_the_target_and_prints_nothing() {
     let run = mqpilot(&[&DEMO_UNTIL_EMPTY[..], &["--sink", "queue", "--to", "DEMO.OUT"]].concat());
@@ -326,11 +376,35 @@ fn an_unknown_flag_is_a_usage_error() {
 }
 
 #[test]
-fn batch_zero_is_a_usage_error_naming_the_field() {
-    mqpilot(&[&DEMO_UNTIL_EMPTY[..], &["--batch", "0"]].concat())
+fn a_flag_out_of_its_range_is_a_usage_error_naming_the_flag() {
+    for (flag, value, why) in [
+        ("--batch", "0", "0 is not in 1..=10000"),
+        ("--workers", "0", "0 is not in 1..=64"),
+        ("--wait-ms", "70000", "70000 is not in 0..=60000"),
+        ("--connections", "0", "0 is not in 1..=1000"),
+        ("--max-handles", "0", "must be at least 1"),
+        // It would end the run having done nothing.
+        ("--max-messages", "0", "must be at least 1"),
+    ] {
+        let expected = format!("error: invalid value '{value}' for '{flag} <");
+        mqpilot(&["poll", "--fake", "--until-empty", flag, value])
+            .expect_code(2)
+            .stdout_empty()
+            .stderr_starts(&expected)
+            .stderr_has(&[why]);
+    }
+}
+
+#[test]
+fn flags_that_do_not_fit_together_are_a_usage_error_naming_the_flag() {
+    mqpilot(&[&DEMO_UNTIL_EMPTY[..], &["--receive", "single", "--batch", "5"]].concat())
         .expect_code(2)
         .stdout_empty()
-        .stderr_starts("mqpilot: command line:0:0: queue[0].batch: is 0, must be 1 to 10000");
+        .stderr_starts("mqpilot: --batch: is 5, but receive = \"single\" takes one message at a time");
+    mqpilot(&[&DEMO_UNTIL_EMPTY[..], &["--queue", "DEMO.IN", "--queue", "DEMO.IN"]].concat())
+        .expect_code(2)
+        .stdout_empty()
+        .stderr_starts("mqpilot: --queue: duplicate queue DEMO.IN");
 }
 
 #[test]
@@ -342,7 +416,7 @@ fn a_queue_sink_needs_a_target_other_than_the_queue() {
     mqpilot(&[&DEMO_UNTIL_EMPTY[..], &["--sink", "queue", "--to", "DEMO.IN"]].concat())
         .expect_code(2)
         .stdout_empty()
-        .stderr_starts("mqpilot: command line:0:0: queue[0].sink.queue: is the queue itself");
+        .stderr_starts("mqpilot: --to: is the queue itself");
 }
 
 #[test]
@@ -531,6 +605,19 @@ fn a_backout_queue_that_does_not_exist_stops_the_run_before_it_starts() {
             "cannot start: MQOPEN of ORDERS.BACKOUT failed: 2085",
             "(the backout queue of ORDERS.IN, from BOQNAME)",
         ]);
+}
+
+#[test]
+fn a_boqname_that_names_the_queue_itself_stops_the_run_before_it_starts() {
+    let looping = ORDERS_QM.replace("backout_queue = \"ORDERS.BACKOUT\"", "backout_queue = \"ORDERS.IN\"");
+    assert_ne!(looping, ORDERS_QM);
+    let fake = TempFile::new("fake-qm-boq-itself.toml", &looping);
+    poll_fake_config(&fake, "ORDERS.IN", &[])
+        .expect_code(3)
+        .stdout_empty()
+        .stderr_starts(
+            "mqpilot: cannot start: queue ORDERS.IN: its backout queue (BOQNAME) is ORDERS.IN, the queue itself",
+        );
 }
 
 #[test]
@@ -732,6 +819,8 @@ fn metrics_are_served_and_sigterm_drains_and_exits_zero() {
         "mqpilot_messages_received_total{queue=\"DEMO.IN\"} 1000",
         "mqpilot_batch_size_sum{queue=\"DEMO.IN\"} 1000",
         "mqpilot_sink_seconds_count{queue=\"DEMO.IN\"}",
+        // MAXHANDS 256 less the default reserve of 8, from the connect on (no 2017 needed).
+        "mqpilot_handle_budget{connection=\"0\"} 248",
     ] {
         assert!(body.contains(series), "{series} missing:\n{body}");
     }

@@ -9,7 +9,8 @@ use mqpilot::mq::message::Message;
 use mqpilot::mq::options::{ConnectOptions, parse_mqserver};
 use mqpilot::pool::{Pool, PoolConfig};
 use mqpilot::worker::config::QueueConfig;
-use mqpilot::worker::poller::{PollEnd, PollPlan, RunLimits, SinkTarget};
+use mqpilot::worker::limits::RunLimits;
+use mqpilot::worker::poller::{PollEnd, PollPlan, SinkTarget};
 use mqpilot::worker::run::{QueueRun, RunSummary, start};
 use mqpilot::worker::sink::SinkConfig;
 use mqpilot::worker::sink::{Delivery, Sink, SinkError};
@@ -27,10 +28,7 @@ impl Sink for Collect {
         Box::pin(async move {
             if self.fail.load(Ordering::SeqCst) > 0 {
                 self.fail.fetch_sub(1, Ordering::SeqCst);
-                return Err(SinkError {
-                    sink: "collect",
-                    message: "planned failure".into(),
-                });
+                return Err(SinkError::retry("collect", "planned failure".into()));
             }
             self.got.lock().unwrap().extend_from_slice(batch);
             Ok(())
@@ -177,10 +175,7 @@ impl Sink for Rejects {
     fn deliver<'a>(&'a self, batch: &'a [Message]) -> Delivery<'a> {
         Box::pin(async move {
             if batch.iter().any(|m| m.data == self.bad) {
-                return Err(SinkError {
-                    sink: "rejects",
-                    message: "cannot take that one".into(),
-                });
+                return Err(SinkError::retry("rejects", "cannot take that one".into()));
             }
             self.got.lock().unwrap().extend_from_slice(batch);
             Ok(())
@@ -238,6 +233,65 @@ async fn one_message_the_sink_rejects_goes_to_the_backout_queue_alone() {
     assert_eq!(qm.depth("IN"), Some(0));
 }
 
+/// A sink whose reader has gone for good, as a closed standard output.
+struct Gone;
+
+impl Sink for Gone {
+    fn deliver<'a>(&'a self, _: &'a [Message]) -> Delivery<'a> {
+        Box::pin(async {
+            Err(SinkError {
+                permanent: true,
+                ..SinkError::retry("gone", "its reader has gone".into())
+            })
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        "gone"
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_that_can_take_nothing_more_stops_the_run_and_moves_nothing_aside() {
+    let qm = fake(256);
+    seed(&qm, "IN", 5);
+    let sink: Arc<dyn Sink> = Arc::new(Gone);
+    let queues: Vec<_> = ["IN", "OUT"]
+        .into_iter()
+        .map(|q| QueueRun {
+            plan: plan(q, 10, SinkTarget::External(Arc::clone(&sink))),
+            workers: 1,
+        })
+        .collect();
+    let cancel = CancellationToken::new();
+    let (_h, run) = start(&pool(&qm, 2), &queues, RunLimits::new(false, None), &cancel);
+    let summary = tokio::time::timeout(std::time::Duration::from_secs(30), run.finish())
+        .await
+        .expect("the run stops by itself");
+    assert!(!cancel.is_cancelled(), "the run's own token, not the caller's");
+    let stopped = summary.stopped();
+    assert_eq!(stopped.len(), 1, "{stopped:?}");
+    assert_eq!(stopped[0].0, "IN");
+    assert!(
+        stopped[0]
+            .1
+            .contains("its reader has gone; the batch was backed out and the run stopped"),
+        "{}",
+        stopped[0].1
+    );
+    assert_eq!(
+        summary.queues[1].2,
+        [PollEnd::Cancelled],
+        "OUT's poller stopped with the run"
+    );
+    // Backed out once, none moved to the backout queue, none lost.
+    let back: Vec<_> = qm.browse("IN").iter().map(|m| (m.state, m.backout_count)).collect();
+    assert_eq!(back, [("visible", 1); 5]);
+    assert_eq!(qm.depth("IN.BACKOUT"), Some(0));
+    let t = summary.total();
+    assert_eq!((t.delivered, t.backed_out, t.poisoned, t.sink_failures), (0, 5, 0, 1));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_without_a_backout_queue_stops_the_poller_and_keeps_the_message() {
     let qm = fake(256);
@@ -268,6 +322,22 @@ async fn poison_without_a_backout_queue_stops_the_poller_and_keeps_the_message()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_backed_out_after_an_mqget_fails_mid_batch_are_counted() {
+    let qm = fake(256);
+    seed(&qm, "IN", 10);
+    // The fourth MQGET of the batch fails with 2024: three are in the unit of work.
+    qm.alter_qmgr(|q| q.max_uncommitted = 3);
+    let (sink, summary) = collect_until_empty(&qm, 10).await;
+    assert!(sink.got.lock().unwrap().is_empty());
+    let stopped = summary.stopped();
+    assert!(stopped.len() == 1 && stopped[0].1.contains("2024"), "{stopped:?}");
+    let t = summary.total();
+    assert_eq!((t.received, t.backed_out), (3, 3), "{t:?}");
+    let counts: Vec<_> = qm.browse("IN").iter().map(|m| m.backout_count).collect();
+    assert_eq!(counts, [[1; 3].as_slice(), &[0; 7]].concat());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_messages_stops_after_exactly_that_many() {
     let qm = fake(256);
     seed(&qm, "IN", 50);
@@ -283,6 +353,86 @@ async fn max_messages_stops_after_exactly_that_many() {
     assert_eq!(sink.got.lock().unwrap().len(), 23);
     assert_eq!(qm.depth("IN"), Some(27));
     assert!(summary.queues[0].2.iter().all(|e| *e == PollEnd::Limit));
+}
+
+/// IN and OUT, one poller each, into one [`Collect`] sink; `wait_ms` as given.
+fn in_and_out(wait_ms: u32, sink: &Arc<Collect>) -> Vec<QueueRun> {
+    ["IN", "OUT"]
+        .into_iter()
+        .map(|q| QueueRun {
+            plan: Arc::new(PollPlan {
+                wait_ms,
+                ..PollPlan::clone(&plan(q, 10, SinkTarget::External(sink.clone())))
+            }),
+            workers: 1,
+        })
+        .collect()
+}
+
+/// Regression: a poller claimed a whole batch of `--max-messages` before its MQGET wait, and
+/// one that found the limit claimed ended at once. With OUT idle, its poller held the room
+/// while IN's ended `Limit`, and the run never ended, nothing delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_max_messages_is_not_held_by_a_poller_waiting_on_an_idle_queue() {
+    let qm = fake(256);
+    seed(&qm, "IN", 50);
+    let sink = Arc::new(Collect::default());
+    let cancel = CancellationToken::new();
+    // OUT's poller waits up to a minute for a message that never comes.
+    let queues = in_and_out(60_000, &sink);
+    let (_h, run) = start(&pool(&qm, 2), &queues, RunLimits::new(false, Some(10)), &cancel);
+    let summary = tokio::time::timeout(std::time::Duration::from_secs(30), run.finish())
+        .await
+        .expect("the run ends once 10 are delivered, not after OUT's wait");
+    assert_eq!(sink.got.lock().unwrap().len(), 10);
+    assert_eq!(qm.depth("IN"), Some(40));
+    assert_eq!(summary.total().delivered, 10);
+    for (queue, _, ends) in &summary.queues {
+        assert_eq!(ends, &[PollEnd::Limit], "{queue}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_messages_waits_for_messages_on_every_queue_until_n_are_delivered() {
+    let qm = fake(256);
+    let sink = Arc::new(Collect::default());
+    let cancel = CancellationToken::new();
+    let queues = in_and_out(5_000, &sink);
+    let (_h, run) = start(&pool(&qm, 2), &queues, RunLimits::new(false, Some(10)), &cancel);
+    // Both pollers wait on their empty queues (a poller that ended already never will: give
+    // it a few seconds), then five messages come to each: ten in all, the limit.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while qm.waiting_gets("IN") + qm.waiting_gets("OUT") < 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    seed(&qm, "IN", 5);
+    seed(&qm, "OUT", 5);
+    let summary = tokio::time::timeout(std::time::Duration::from_secs(30), run.finish())
+        .await
+        .expect("the run ends once 10 are delivered");
+    assert_eq!(sink.got.lock().unwrap().len(), 10);
+    assert_eq!((qm.depth("IN"), qm.depth("OUT")), (Some(0), Some(0)));
+    for (queue, totals, ends) in &summary.queues {
+        assert_eq!(totals.delivered, 5, "{queue}");
+        assert_eq!(ends, &[PollEnd::Limit], "{queue}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn until_empty_ends_when_idle_pollers_pass_the_last_room_to_each_other() {
+    let qm = fake(256);
+    let sink = Arc::new(Collect::default());
+    let cancel = CancellationToken::new();
+    // Room for one message, two idle queues: the poller holding the room gives it up to the
+    // waiting one every second. Each must still see its queue empty for its whole wait.
+    let queues = in_and_out(3_000, &sink);
+    let (_h, run) = start(&pool(&qm, 2), &queues, RunLimits::new(true, Some(1)), &cancel);
+    let summary = tokio::time::timeout(std::time::Duration::from_secs(30), run.finish())
+        .await
+        .expect("both queues are found empty");
+    for (queue, _, ends) in &summary.queues {
+        assert_eq!(ends, &[PollEnd::Empty], "{queue}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -354,6 +504,35 @@ async fn a_connection_lost_during_the_start_up_checks_is_replaced_and_the_checks
         .await
         .expect_err("2035 is not retried");
     assert!(err.to_string().contains("2035"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_boqname_that_names_the_queue_itself_stops_the_start() {
+    let qm = fake(256);
+    qm.define_queue(QueueDef::new("SELF").backout(1, "SELF"));
+    let cancel = CancellationToken::new();
+    let err = mqpilot::worker::prepare::prepare(&pool(&qm, 1), &[QueueConfig::new("SELF")], &cancel)
+        .await
+        .expect_err("a poison message would loop on its own queue");
+    let err = err.to_string();
+    assert!(
+        err.starts_with("queue SELF: its backout queue (BOQNAME) is SELF, the queue itself"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_backout_threshold_a_missing_boqname_does_not_stop_the_start() {
+    let qm = fake(256);
+    // BOTHRESH 0: no message is ever poison, so MISSING would never be used.
+    qm.define_queue(QueueDef::new("NOTHRESH").backout(0, "MISSING"));
+    let cancel = CancellationToken::new();
+    let runs = mqpilot::worker::prepare::prepare(&pool(&qm, 1), &[QueueConfig::new("NOTHRESH")], &cancel)
+        .await
+        .expect("the backout queue is not checked");
+    assert_eq!(runs[0].plan.backout_threshold, 0);
+    assert_eq!(runs[0].plan.backout_queue, None);
+    assert_eq!(qm.reason_count(Verb::Open, 2085), 0, "MISSING was not even opened");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -710,6 +889,66 @@ async fn an_idle_queue_with_wait_ms_0_is_not_polled_in_a_tight_loop() {
     assert!((3..=15).contains(&empty), "{empty} empty MQGETs in one second");
 }
 
+/// Waits up to 30 s for `done`, checking every 5 ms.
+async fn until(mut done: impl FnMut() -> bool, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_does_not_wait_out_a_long_mqget_wait() {
+    let qm = fake(256);
+    let plan = Arc::new(PollPlan {
+        wait_ms: 60_000,
+        ..PollPlan::clone(&plan("IN", 10, SinkTarget::External(Arc::new(Collect::default()))))
+    });
+    let cancel = CancellationToken::new();
+    let queues = [QueueRun { plan, workers: 1 }];
+    let (_handle, run) = start(&pool(&qm, 1), &queues, RunLimits::new(false, None), &cancel);
+    until(|| qm.waiting_gets("IN") == 1, "the poller waits on IN").await;
+    cancel.cancel();
+    let summary = tokio::time::timeout(std::time::Duration::from_secs(20), run.finish())
+        .await
+        .expect("the poller stops within a wait slice, not after its minute");
+    assert_eq!(summary.queues[0].2, [PollEnd::Cancelled]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_stops_growing_at_shutdown_and_what_was_got_is_committed() {
+    let qm = fake(256);
+    seed(&qm, "IN", 100);
+    // Each MQGET takes 100 ms: a batch of 100 would take ten seconds to fill.
+    qm.set_latency(std::time::Duration::from_millis(100));
+    let sink = Arc::new(Collect::default());
+    let queues = [QueueRun {
+        plan: plan("IN", 100, SinkTarget::External(sink.clone())),
+        workers: 1,
+    }];
+    let cancel = CancellationToken::new();
+    let (_handle, run) = start(&pool(&qm, 1), &queues, RunLimits::new(false, None), &cancel);
+    let got = || qm.browse("IN").iter().any(|m| m.state == "got-uncommitted");
+    until(got, "the first message of the batch is got").await;
+    cancel.cancel();
+    let summary = tokio::time::timeout(std::time::Duration::from_secs(60), run.finish())
+        .await
+        .expect("the run ends");
+    let delivered = sink.got.lock().unwrap().len();
+    assert!((1..100).contains(&delivered), "{delivered} delivered of a batch of 100");
+    assert_eq!(summary.total().delivered, delivered as u64);
+    assert_eq!(summary.total().backed_out, 0);
+    // The rest was never got: still there, never backed out.
+    let left = qm.browse("IN");
+    assert_eq!(left.len(), 100 - delivered);
+    assert!(
+        left.iter().all(|m| m.state == "visible" && m.backout_count == 0),
+        "{left:?}"
+    );
+    assert_eq!(summary.queues[0].2, [PollEnd::Cancelled]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_that_mq_backs_out_is_counted_as_backed_out_and_the_batch_comes_back() {
     let qm = fake(256);
@@ -727,6 +966,84 @@ async fn a_commit_that_mq_backs_out_is_counted_as_backed_out_and_the_batch_comes
     assert_eq!(got, [0, 0, 0, 0, 0, 1, 1, 1, 1, 1], "delivered again, at least once");
     assert_eq!(qm.depth("IN"), Some(0));
     assert_eq!(qm.reason_count(Verb::Cmit, 2003), 1);
+}
+
+/// Each message the sink got, with its backout count then, in order.
+fn got_with_counts(sink: &Collect) -> Vec<(String, i32)> {
+    let got = sink.got.lock().unwrap();
+    got.iter()
+        .map(|m| (String::from_utf8_lossy(&m.data).into_owned(), m.backout_count()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_lost_with_its_connection_is_counted_as_unknown_and_no_mqback_follows() {
+    let qm = fake(256);
+    seed(&qm, "IN", 5);
+    // The connection breaks under MQCMIT: MQ may have committed, or backed out (the fake does).
+    qm.fail_next(Verb::Cmit, 1, 2009);
+    let (sink, summary) = collect_until_empty(&qm, 10).await;
+    let t = summary.total();
+    assert_eq!(
+        (t.received, t.delivered, t.commit_unknown, t.backed_out),
+        (10, 5, 5, 0),
+        "the batch is in doubt, not backed out; then each message is delivered alone"
+    );
+    let expected: Vec<_> = (0..5)
+        .map(|i| (format!("m{i}"), 0))
+        .chain((0..5).map(|i| (format!("m{i}"), 1)))
+        .collect();
+    assert_eq!(
+        got_with_counts(&sink),
+        expected,
+        "MQ backed out: the sink sees them again"
+    );
+    assert_eq!(
+        qm.reason_count(Verb::Back, 2009),
+        0,
+        "no MQBACK on a connection that is gone"
+    );
+    assert_eq!(qm.depth("IN"), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_that_fails_on_a_live_connection_is_backed_out_never_committed_by_mqdisc() {
+    let qm = fake(256);
+    seed(&qm, "IN", 5);
+    // MQCMIT fails and leaves the unit of work open; the MQBACK that follows fails too. The
+    // connection is retired, and its drop backs the batch out.
+    qm.fail_next(Verb::Cmit, 1, 2102);
+    qm.fail_next(Verb::Back, 1, 2102);
+    let (sink, summary) = collect_until_empty(&qm, 10).await;
+    let expected: Vec<_> = (0..5)
+        .map(|i| (format!("m{i}"), 0))
+        .chain((0..5).map(|i| (format!("m{i}"), 1)))
+        .collect();
+    assert_eq!(got_with_counts(&sink), expected, "backed out, then delivered again");
+    let t = summary.total();
+    assert_eq!((t.delivered, t.backed_out, t.commit_unknown), (5, 5, 0));
+    assert!(summary.pool.reconnects >= 1, "{:?}", summary.pool);
+    assert_eq!(qm.depth("IN"), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_and_every_mqback_failing_leave_the_batch_to_mq_uncommitted() {
+    let qm = fake(256);
+    seed(&qm, "IN", 5);
+    qm.fail_next(Verb::Cmit, 1, 2102);
+    qm.fail_next(Verb::Back, 2, 2102);
+    let (sink, summary) = collect_until_empty(&qm, 10).await;
+    assert_eq!(sink.got.lock().unwrap().len(), 5);
+    assert_eq!(summary.total().delivered, 0);
+    // The retired connection could back out neither time: it is left to MQ, which backs the
+    // batch out when the process ends, instead of disconnected (MQDISC would commit it).
+    assert!(
+        qm.connections().iter().any(|c| c.uncommitted == 5),
+        "{:?}",
+        qm.connections()
+    );
+    let states: Vec<_> = qm.browse("IN").iter().map(|m| m.state).collect();
+    assert_eq!(states, ["got-uncommitted"; 5], "nothing was committed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,12 +6,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use clap::builder::RangedU64ValueParser;
 use clap::{Args, ValueEnum};
 use mqpilot::fake::FakeQm;
 use mqpilot::pool::{BackoffConfig, Pool, PoolConfig};
-use mqpilot::worker::config::{QueueConfig, Receive, WorkerConfig};
+use mqpilot::worker::config::{
+    MAX_BATCH, MAX_CONNECTIONS, MAX_WAIT_MS, MAX_WORKERS, QueueConfig, Receive, WorkerConfig,
+};
 use mqpilot::worker::demo::DEMO_QUEUE;
-use mqpilot::worker::poller::RunLimits;
+use mqpilot::worker::limits::RunLimits;
 use mqpilot::worker::run::{RunHandle, RunSummary, start};
 use mqpilot::worker::sink::SinkConfig;
 use tokio_util::sync::CancellationToken;
@@ -43,24 +46,26 @@ pub(crate) struct PollArgs {
     /// Target queue for --sink queue.
     #[arg(long, value_name = "QUEUE", required_if_eq("sink", "queue"))]
     to: Option<String>,
+    // Ranges are checked by clap, so that an error names the flag (the configuration's checks
+    // name the file's keys).
     /// Messages per batch (1..=10000) for queues given with --queue.
-    #[arg(long)]
+    #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_BATCH as u64))]
     batch: Option<usize>,
     /// Wait for the first message of a batch, in milliseconds (0..=60000).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_WAIT_MS)))]
     wait_ms: Option<u32>,
-    /// Pollers per queue.
-    #[arg(long)]
+    /// Pollers per queue (1..=64).
+    #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_WORKERS as u64))]
     workers: Option<usize>,
     /// batch, single or no-syncpoint (at-most-once: a failed delivery loses messages).
     #[arg(long, value_parser = ["batch", "single", "no-syncpoint"])]
     receive: Option<String>,
 
-    /// Connections in the pool (P).
-    #[arg(long)]
+    /// Connections in the pool (P, 1..=1000).
+    #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_CONNECTIONS as u64))]
     connections: Option<usize>,
     /// Most handles per connection; the budget is min(this, MAXHANDS - reserve).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one::<usize>)]
     max_handles: Option<usize>,
 
     #[command(flatten)]
@@ -69,8 +74,8 @@ pub(crate) struct PollArgs {
     /// Stop when every queue is empty.
     #[arg(long)]
     until_empty: bool,
-    /// Stop after this many messages.
-    #[arg(long, value_name = "N")]
+    /// Stop after this many messages (at least 1) are committed.
+    #[arg(long, value_name = "N", value_parser = at_least_one::<u64>)]
     max_messages: Option<u64>,
 
     /// Log format on stderr (level from RUST_LOG, default info).
@@ -79,6 +84,19 @@ pub(crate) struct PollArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
+}
+
+/// A count without an upper bound, for a flag where 0 makes no sense (`--max-messages 0`
+/// would end the run having done nothing).
+fn at_least_one<T>(text: &str) -> Result<T, String>
+where
+    T: std::str::FromStr<Err = std::num::ParseIntError> + From<u8> + PartialEq,
+{
+    let n: T = text.parse().map_err(|e: std::num::ParseIntError| e.to_string())?;
+    if n == T::from(0) {
+        return Err("must be at least 1".into());
+    }
+    Ok(n)
 }
 
 /// The worker configuration from the file and the flags, validated before anything connects.
@@ -128,8 +146,38 @@ fn worker_config(args: &PollArgs) -> Result<WorkerConfig, Failure> {
         || "command line".to_owned(),
         |p| format!("{} and the command line", p.display()),
     );
-    config.validate(&origin).map_err(usage)?;
+    config.validate(&origin).map_err(|e| usage(naming_the_flag(e)))?;
     Ok(config)
+}
+
+/// A check of the whole configuration that failed on a value a flag gave (the file's own
+/// values were checked when it was read) names that flag rather than the key behind it:
+/// `--to: is the queue itself`, not `command line:0:0: queue[0].sink.queue: ...`.
+fn naming_the_flag(e: mqpilot::Error) -> anyhow::Error {
+    match e {
+        mqpilot::Error::Config { field, message, .. } if let Some(flag) = flag_for(&field) => {
+            anyhow::anyhow!("{flag}: {message}")
+        }
+        other => other.into(),
+    }
+}
+
+/// The flag that sets a configuration key (`queue[1].batch` is `--batch`), if one does.
+fn flag_for(field: &str) -> Option<&'static str> {
+    let key = field
+        .strip_prefix("queue[")
+        .and_then(|rest| rest.split_once("]."))
+        .map_or(field, |(_, key)| key);
+    Some(match key {
+        "name" => "--queue",
+        "batch" => "--batch",
+        "wait_ms" => "--wait-ms",
+        "workers" => "--workers",
+        "sink.queue" => "--to",
+        "pool.connections" => "--connections",
+        "pool.max_handles" => "--max-handles",
+        _ => return None,
+    })
 }
 
 pub(crate) async fn run(args: PollArgs) -> Result<u8, Failure> {
@@ -235,12 +283,17 @@ fn print_summary(summary: &RunSummary, fake: Option<&FakeQm>) {
     say!("mqpilot: summary");
     for (queue, t, _) in &summary.queues {
         say!(
-            "  {queue}: received {}, delivered {}, backed out {}, poisoned {}, sink failures {}{}",
+            "  {queue}: received {}, delivered {}, backed out {}, poisoned {}, sink failures {}{}{}",
             t.received,
             t.delivered,
             t.backed_out,
             t.poisoned,
             t.sink_failures,
+            if t.commit_unknown > 0 {
+                format!(", commit outcome unknown {}", t.commit_unknown)
+            } else {
+                String::new()
+            },
             if t.lost_at_most_once > 0 {
                 format!(", LOST (no syncpoint) {}", t.lost_at_most_once)
             } else {
@@ -248,9 +301,10 @@ fn print_summary(summary: &RunSummary, fake: Option<&FakeQm>) {
             }
         );
     }
-    for (id, c) in &summary.pool.connections {
+    for c in summary.pool.connections.values() {
         say!(
-            "  connection {id}: peak handles {} of budget {} (MAXHANDS {})",
+            "  connection {}: peak handles {} of budget {} (MAXHANDS {})",
+            c.slot,
             c.peak_handles,
             c.budget,
             c.max_handles

@@ -37,13 +37,16 @@ pub const DEFAULT_APPLICATION_NAME: &str = "mqpilot";
 
 const DEFAULT_RECONNECT_INITIAL_MS: u64 = 100;
 const DEFAULT_RECONNECT_MAX_MS: u64 = 30_000;
-const MAX_BATCH: usize = 10_000;
-/// Waits stay short so that shutdown is prompt.
-const MAX_WAIT_MS: u32 = 60_000;
-const MAX_WORKERS: usize = 64;
+/// Most messages per batch (`batch`, `--batch`).
+pub const MAX_BATCH: usize = 10_000;
+/// Longest wait for the first message of a batch (`wait_ms`, `--wait-ms`).
+pub const MAX_WAIT_MS: u32 = 60_000;
+/// Most pollers per queue (`workers`, `--workers`).
+pub const MAX_WORKERS: usize = 64;
 /// 100 MiB, MQ's largest MAXMSGL.
 const MAX_BUFFER_BYTES: usize = 100 * 1024 * 1024;
-const MAX_CONNECTIONS: usize = 1_000;
+/// Most connections in the pool (`pool.connections`, `--connections`).
+pub const MAX_CONNECTIONS: usize = 1_000;
 /// MQ_Q_NAME_LENGTH.
 const Q_NAME_LENGTH: usize = 48;
 

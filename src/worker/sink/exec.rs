@@ -285,7 +285,7 @@ fn describe(status: ExitStatus) -> String {
 }
 
 fn fail(message: String) -> SinkError {
-    SinkError { sink: "exec", message }
+    SinkError::retry("exec", message)
 }
 
 #[cfg(test)]

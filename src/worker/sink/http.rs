@@ -323,7 +323,7 @@ fn options_error(source_name: &str, message: impl Into<String>) -> Error {
 }
 
 fn fail(message: String) -> SinkError {
-    SinkError { sink: "http", message }
+    SinkError::retry("http", message)
 }
 
 #[cfg(test)]

@@ -3,8 +3,9 @@
 //! A sink takes a whole batch or fails it as a whole: `Ok` means every message in the batch is
 //! safely delivered and the worker may commit; `Err` means the worker backs the batch out, so
 //! each message returns to its queue with its backout count raised. A sink must never report
-//! success for a message it did not deliver. The `queue` sink is not here: it forwards inside
-//! the worker's own unit of work, on the same connection (see `poller.rs`).
+//! success for a message it did not deliver; an error it marks permanent (stdout closed) stops
+//! the run instead of being retried. The `queue` sink is not here: it forwards inside
+//! the worker's own unit of work, on the same connection (see `round.rs`).
 
 mod exec;
 mod http;
@@ -31,6 +32,22 @@ pub struct SinkError {
     pub sink: &'static str,
     /// What went wrong, e.g. `POST https://x/y returned 503`.
     pub message: String,
+    /// The sink can take nothing more in this run (standard output was closed): the batch is
+    /// backed out and the run stops, where a failure that may pass (an endpoint down, a
+    /// command failing) is retried and, after BOTHRESH attempts, moves the message aside.
+    pub permanent: bool,
+}
+
+impl SinkError {
+    /// A failure that may pass: the batch is retried after a pause.
+    #[must_use]
+    pub fn retry(sink: &'static str, message: String) -> Self {
+        Self {
+            sink,
+            message,
+            permanent: false,
+        }
+    }
 }
 
 /// The future a sink returns.

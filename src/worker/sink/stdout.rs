@@ -2,9 +2,11 @@
 //!
 //! A batch is serialised first and written under one lock, then flushed, so batches from
 //! concurrent pollers never interleave and a batch is either wholly handed to the writer or
-//! fails. A write or flush error (a closed pipe, a full disk) fails the batch;
-//! if part of it was written, the next batch starts on a new line, so the fragment never
-//! swallows a line that is committed. The blocking write runs on tokio's blocking pool, so a
+//! fails. A write or flush error fails the batch; if part of it was written, the next batch
+//! starts on a new line, so the fragment never swallows a line that is committed. A full disk
+//! may pass, and the batch is retried; a closed pipe (EPIPE: `mqpilot poll | head`) will not,
+//! and the error says so (permanent), so the run stops instead of moving healthy messages to
+//! the backout queue one failed attempt at a time. The blocking write runs on tokio's blocking pool, so a
 //! slow reader never stalls the runtime.
 
 use std::fmt;
@@ -123,6 +125,13 @@ impl Sink for StdoutSink {
             .await;
             match written {
                 Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) if e.kind() == io::ErrorKind::BrokenPipe => Err(SinkError {
+                    permanent: true,
+                    ..fail(format!(
+                        "writing {} messages to stdout: {e}: standard output was closed (whatever read it has gone)",
+                        batch.len()
+                    ))
+                }),
                 Ok(Err(e)) => Err(fail(format!("writing {} messages to stdout: {e}", batch.len()))),
                 Err(e) => Err(fail(format!("the stdout writer task failed: {e}"))),
             }
@@ -135,10 +144,7 @@ impl Sink for StdoutSink {
 }
 
 fn fail(message: String) -> SinkError {
-    SinkError {
-        sink: "stdout",
-        message,
-    }
+    SinkError::retry("stdout", message)
 }
 
 #[cfg(test)]
@@ -265,11 +271,23 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_broken_pipe_fails_the_batch() {
+    async fn a_broken_pipe_fails_the_batch_for_good() {
         let sink = StdoutSink::with_writer(Box::new(BrokenPipe));
         let err = sink.deliver(&[message("IN", b"x", 0)]).await.unwrap_err();
         assert_eq!(err.sink, "stdout");
-        assert!(err.message.contains("stdout"), "{err}");
+        assert!(err.permanent, "a closed stdout will not come back: {err}");
+        assert!(err.message.contains("standard output was closed"), "{err}");
         assert!(err.to_string().to_lowercase().contains("pipe"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_fails_the_batch_until_it_has_room() {
+        let sink = StdoutSink::with_writer(Box::new(FullOnce {
+            out: Captured::default(),
+            budget: 0,
+            failed: false,
+        }));
+        let err = sink.deliver(&[message("IN", b"x", 0)]).await.unwrap_err();
+        assert!(!err.permanent, "{err}");
     }
 }
