@@ -134,16 +134,26 @@ pub async fn poll(
             claim: claim.take(),
             idle_for: Cell::new(std::mem::take(&mut idle_for)),
         };
-        let Rounds(progressed, outcome) = lease
-            .run(move |conn| Ok(rounds(conn, turn)))
-            .await
-            .unwrap_or_else(|e| Rounds(false, Err(classify(&e))));
+        let Rounds(progressed, outcome) = {
+            let rounds = lease.run(move |conn| Ok(rounds(conn, turn)));
+            tokio::pin!(rounds);
+            tokio::select! {
+                done = &mut rounds => done,
+                () = cancel.cancelled() => {
+                    // The rounds see the flag between messages: a shared atomic, where the
+                    // token would take its lock on every MQGET of every poller.
+                    waiting.0.store(false, Ordering::Release);
+                    rounds.await
+                }
+            }
+        }
+        .unwrap_or_else(|e| Rounds(false, Err(classify(&e))));
         drop(waiting);
         if progressed {
             pause.reset();
             lost_in_a_row = 0;
         }
-        if matches!(outcome, Err(Stop::Lost(_))) {
+        if matches!(outcome, Err(Stop::Lost(_) | Stop::Abort(_))) {
             lease.mark_broken();
         }
         drop(lease);
@@ -181,8 +191,8 @@ pub async fn poll(
     }
 }
 
-/// Set while a poller waits for its rounds; cleared when it stops waiting, even by being
-/// dropped.
+/// Set while a poller waits for its rounds; cleared when the run is cancelled or the poller
+/// stops waiting, even by being dropped.
 struct Waiting(Arc<std::sync::atomic::AtomicBool>);
 
 impl Waiting {

@@ -184,7 +184,13 @@ fn move_and_deliver(
     }
     if let Err(stop) = deliver(c, plan, counters, &good, rt) {
         counters.sink_failed();
-        return Err(back_out(c, plan, counters, received).unwrap_or(stop));
+        let backed_out = back_out(c, plan, counters, received);
+        // A sink that can take nothing more stops the run whether or not MQBACK worked (the
+        // poller retires the connection either way, so a failed MQBACK is not left behind).
+        return Err(match (stop, backed_out) {
+            (abort @ Stop::Abort(_), _) => abort,
+            (stop, lost) => lost.unwrap_or(stop),
+        });
     }
     Ok((poison, good.len()))
 }
@@ -259,7 +265,7 @@ fn receive(c: &mut PooledConn, turn: &Turn, claim: &mut Claim) -> Result<Receive
         syncpoint: plan.syncpoint,
         wait_ms: 0,
     };
-    while batch.len() < room && bytes < plan.max_batch_bytes && !turn.cancel.is_cancelled() {
+    while batch.len() < room && bytes < plan.max_batch_bytes && turn.waiting.load(Ordering::Acquire) {
         match c.get(&plan.queue, next) {
             Ok(Some(m)) => {
                 bytes += m.data.len();

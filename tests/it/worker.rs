@@ -293,6 +293,28 @@ async fn a_sink_that_can_take_nothing_more_stops_the_run_and_moves_nothing_aside
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_that_can_take_nothing_more_stops_the_run_even_when_mqback_fails() {
+    let qm = fake(256);
+    seed(&qm, "IN", 5);
+    qm.fail_next(Verb::Back, 1, 2009);
+    let queues = vec![QueueRun {
+        plan: plan("IN", 10, SinkTarget::External(Arc::new(Gone))),
+        workers: 1,
+    }];
+    let cancel = CancellationToken::new();
+    let (_h, run) = start(&pool(&qm, 1), &queues, RunLimits::new(true, None), &cancel);
+    let summary = tokio::time::timeout(std::time::Duration::from_secs(30), run.finish())
+        .await
+        .expect("the run stops by itself");
+    assert_eq!(summary.stopped().len(), 1, "{:?}", summary.queues);
+    // The sink was asked once: no second batch after reconnecting.
+    assert_eq!(summary.total().sink_failures, 1);
+    // The broken connection's unit of work went back: every message is there, counted once.
+    let back: Vec<_> = qm.browse("IN").iter().map(|m| (m.state, m.backout_count)).collect();
+    assert_eq!(back, [("visible", 1); 5]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_without_a_backout_queue_stops_the_poller_and_keeps_the_message() {
     let qm = fake(256);
     qm.put_message(

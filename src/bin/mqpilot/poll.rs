@@ -74,7 +74,8 @@ pub(crate) struct PollArgs {
     /// Stop when every queue is empty.
     #[arg(long)]
     until_empty: bool,
-    /// Stop after this many messages (at least 1) are committed.
+    /// Stop once this many messages (at least 1) have left their queues or have an unknown
+    /// commit outcome: the sink is never handed more.
     #[arg(long, value_name = "N", value_parser = at_least_one::<u64>)]
     max_messages: Option<u64>,
 
