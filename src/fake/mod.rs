@@ -17,6 +17,7 @@ mod mqi_verbs;
 pub mod net;
 mod observe;
 mod queue;
+mod read_ahead;
 mod state;
 mod verbs;
 
@@ -194,7 +195,10 @@ impl FakeQm {
     }
 
     /// Breaks one connection as a network failure would: later calls get 2009, a waiting get
-    /// is cancelled, the unit of work is backed out, handles and locks are released.
+    /// is cancelled, the unit of work is backed out, handles and locks are released. The
+    /// messages a network client fetched ahead and may still hand out stay hidden until its
+    /// next request or until its socket closes, then come back with backout count + 1 (those
+    /// it releases unhanded: unchanged), so they never reach two consumers at once.
     pub fn break_connection(&self, hconn: i32) {
         self.lock().break_conn(hconn, mq::MQRC_CONNECTION_BROKEN);
     }

@@ -16,7 +16,7 @@ use libmqm_sys as mq;
 use super::FakeQm;
 use super::config::Sharing;
 use super::descriptor::{copy_padded, message_id, stamp_put_time};
-use super::queue::{Key, Msg, MsgState};
+use super::queue::{Msg, MsgState};
 use super::state::{Conn, Handle, Reason, State, Target, Verb, Work, breaks_connection};
 use super::{get::try_get, inquire::inquire};
 
@@ -135,6 +135,8 @@ impl FakeQm {
         let result = match st.conns.get(&hconn).map(|c| c.broken) {
             None => Err(mq::MQRC_HCONN_ERROR),
             Some(Some(reason)) => {
+                // What the break kept for a network client's read-ahead comes back now.
+                st.backout_uow(hconn);
                 st.conns.remove(&hconn);
                 Err(reason)
             }
@@ -369,6 +371,7 @@ fn connect(st: &mut State, req: &ConnectRequest) -> Result<i32, Reason> {
             next_hobj: 1,
             peak_handles: 0,
             uow: Vec::new(),
+            ahead: Vec::new(),
             broken: None,
         },
     );
@@ -631,87 +634,6 @@ pub(super) fn put_on(
         queue.wake();
     }
     Ok(())
-}
-
-/// A message a read-ahead moved into a unit of work, as [`FakeQm::release_ahead`] finds it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Fetched {
-    queue: usize,
-    key: Key,
-}
-
-/// MQGMO options after which a get cannot be repeated ahead of the caller.
-const NOT_AHEAD: i32 = mq::MQGMO_BROWSE_FIRST
-    | mq::MQGMO_BROWSE_NEXT
-    | mq::MQGMO_BROWSE_MSG_UNDER_CURSOR
-    | mq::MQGMO_MSG_UNDER_CURSOR
-    | mq::MQGMO_LOCK
-    | mq::MQGMO_UNLOCK
-    | mq::MQGMO_ACCEPT_TRUNCATED_MSG
-    | mq::MQGMO_MARK_SKIP_BACKOUT
-    | mq::MQGMO_SYNCPOINT_IF_PERSISTENT;
-
-impl FakeQm {
-    /// Read-ahead for a network client: up to `max` more destructive gets on `hobj` under
-    /// syncpoint, without waiting, each into `hconn`'s unit of work as an MQGET would (and
-    /// counted as one), each handed to `each` with its MQMD and data. `md` carries what the
-    /// gets match on. Stops at the first get that would not take a whole message: nothing
-    /// left, MAXUMSGS reached, a message longer than `buffer` or than what is left of
-    /// `max_bytes`, any failure (which is not counted: the client never made that call).
-    /// Only a plain get under MQGMO_SYNCPOINT qualifies, and nothing is read ahead while a
-    /// failure of MQGET is planned ([`FakeQm::fail_next`]). Returns how many it took.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn get_ahead(
-        &self,
-        hconn: i32,
-        hobj: i32,
-        md: &mq::MQMD,
-        gmo: &GetOptions,
-        buffer: &mut [u8],
-        max: usize,
-        max_bytes: usize,
-        mut each: impl FnMut(&mq::MQMD, &[u8], Fetched),
-    ) -> usize {
-        if gmo.options & mq::MQGMO_SYNCPOINT == 0 || gmo.options & NOT_AHEAD != 0 {
-            return 0;
-        }
-        let gmo = GetOptions {
-            options: gmo.options & !mq::MQGMO_WAIT,
-            wait_interval: 0,
-            match_options: gmo.match_options,
-        };
-        let mut st = self.lock();
-        if st.faults.iter().any(|f| f.verb == Verb::Get) {
-            return 0;
-        }
-        let (mut taken, mut bytes) = (0, 0);
-        while taken < max {
-            let room = buffer.len().min(max_bytes.saturating_sub(bytes));
-            let mut got_md = *md;
-            let got = match try_get(&mut st, hconn, hobj, &mut got_md, &gmo, &mut buffer[..room]) {
-                Ok((_, Some(got))) if got.warning == 0 => got,
-                _ => break,
-            };
-            let Some(&Work::Got(queue, key)) = st.conns.get(&hconn).and_then(|c| c.uow.last()) else {
-                break;
-            };
-            let _ = st.record(Verb::Get, Ok(()), 0);
-            each(&got_md, &buffer[..got.data_length], Fetched { queue, key });
-            taken += 1;
-            bytes += got.data_length;
-        }
-        taken
-    }
-
-    /// Puts messages a read-ahead fetched and the client never handed out back where they
-    /// were, visible, with their backout count unchanged: no application received them.
-    /// Those no longer in `hconn`'s unit of work (it was backed out meanwhile) are skipped.
-    pub(crate) fn release_ahead(&self, hconn: i32, fetched: &[Fetched]) {
-        let mut st = self.lock();
-        for f in fetched {
-            st.release_got(hconn, f.queue, f.key);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -287,6 +287,81 @@ fn a_lost_connection_backs_out_everything_it_held_with_backout_count_1() {
     server.shutdown();
 }
 
+/// Client A learns a batch of 5, gets m05 and fetches m06..m09 ahead; B consumes Q too.
+fn a_holds_four_fetched_ahead(qm: &FakeQm, server: &ServerHandle) -> (Client, Client) {
+    let a = Client::new(server);
+    let b = Client::new(server);
+    put(qm, numbered(5));
+    learn(&a, 5);
+    put(qm, names(5..10));
+    assert_eq!(a.take(1), names(5..6));
+    assert_eq!(got_uncommitted(qm), names(5..10).into_iter().collect());
+    (a, b)
+}
+
+#[test]
+fn regression_a_broken_connection_keeps_what_its_client_fetched_ahead_from_other_consumers() {
+    let (qm, mut server) = serve(10_000, 64);
+    let (a, b) = a_holds_four_fetched_ahead(&qm, &server);
+    qm.break_connection(a.hconn);
+    // m05 was handed out with the reply: backed out at once, as without read-ahead. The
+    // rest A's client may still hand out, so nobody else may have them meanwhile.
+    assert_eq!(b.get(), Ok(("m05".into(), 1)));
+    assert_eq!(b.get(), Err(EMPTY), "{:?}", queue(&qm));
+    b.commit();
+    assert_eq!(a.take(4), names(6..10), "handed out without a round trip");
+    assert_eq!(
+        a.verbs.commit(a.hconn),
+        Err(2009),
+        "the application learns of the break at its commit"
+    );
+    let expected: Vec<_> = names(6..10).into_iter().map(|p| (p, "visible", 1)).collect();
+    assert_eq!(queue(&qm), expected, "back once the client knows, each handed out once");
+    assert_eq!(b.take(4), names(6..10));
+    b.commit();
+    server.shutdown();
+}
+
+#[test]
+fn after_a_break_what_the_client_did_not_hand_out_comes_back_unchanged_at_its_next_request() {
+    let (qm, mut server) = serve(10_000, 64);
+    let (a, _b) = a_holds_four_fetched_ahead(&qm, &server);
+    qm.stop();
+    qm.start();
+    assert_eq!(a.take(2), names(6..8));
+    assert_eq!(
+        got_uncommitted(&qm),
+        names(6..10).into_iter().collect(),
+        "m05 is back, the rest waits for the client"
+    );
+    assert_eq!(a.verbs.backout(a.hconn), Err(2162), "stopped: 2162");
+    assert_eq!(
+        queue(&qm),
+        vec![
+            ("m05".into(), "visible", 1),
+            ("m06".into(), "visible", 1),
+            ("m07".into(), "visible", 1),
+            ("m08".into(), "visible", 0),
+            ("m09".into(), "visible", 0),
+        ],
+        "released in front of the MQBACK: never handed out"
+    );
+    server.shutdown();
+}
+
+#[test]
+fn a_client_that_goes_away_after_a_break_gives_back_what_it_fetched_ahead_with_count_1() {
+    let (qm, mut server) = serve(10_000, 64);
+    let (a, _b) = a_holds_four_fetched_ahead(&qm, &server);
+    qm.break_connection(a.hconn);
+    assert_eq!(got_uncommitted(&qm), names(6..10).into_iter().collect());
+    drop(a);
+    until_connections(&qm, 1);
+    let expected: Vec<_> = names(5..10).into_iter().map(|p| (p, "visible", 1)).collect();
+    assert_eq!(queue(&qm), expected);
+    server.shutdown();
+}
+
 /// What one client sees in a script of gets, puts under syncpoint, commits and backouts on
 /// a server with MAXUMSGS 7, with and without read-ahead.
 fn maxumsgs_transcript(read_ahead: u32) -> Vec<String> {

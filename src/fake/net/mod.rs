@@ -70,6 +70,13 @@
 //! - Read-ahead neither loses nor duplicates a message: each one fetched ahead is handed out
 //!   to exactly one MQGET or released, and MQGET answers 2024 and 2080 at the same call as
 //!   without read-ahead.
+//! - A connection the queue manager breaks (`break`, `stop`, an injected fault) while its
+//!   client may still hand out messages fetched ahead keeps exactly those hidden, got by
+//!   it, until the client's next request (which answers the break's reason) or until its
+//!   socket closes: then those the client released come back with their backout count
+//!   unchanged, the others with backout count + 1. Its application may get them meanwhile
+//!   and cannot commit them, as with any unit of work a break ends, but no other consumer
+//!   has them at the same time.
 //! - A call in flight when the server goes away answers 2009; a silent server answers 2009
 //!   after the call's deadline (the MQGET wait plus 30 s by default; an unlimited wait has
 //!   none while the socket stays open). A server that cannot

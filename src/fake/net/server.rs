@@ -7,8 +7,9 @@
 //! that goes away during the wait breaks its connection at once instead of when the wait
 //! ends. A bad frame closes only its own connection, after an `ERROR` frame saying why.
 //! A get that qualifies for read-ahead takes up to the requested number of further messages
-//! into the unit of work in the same reply; the connection remembers them until the client
-//! releases what it did not hand out or the unit of work ends.
+//! into the unit of work in the same reply; the fake remembers them until the client's next
+//! request, which releases what it did not hand out (so a break meanwhile keeps them from
+//! other consumers, see `read_ahead.rs`).
 
 use std::collections::HashMap;
 use std::io::{BufReader, Write as _};
@@ -22,7 +23,6 @@ use libmqm_sys as mq;
 
 use super::super::FakeQm;
 use super::super::adapter::{md_from_bytes, md_to_bytes};
-use super::super::verbs::Fetched;
 use super::admin;
 use super::ahead::{AHEAD_BYTES, DEFAULT_READ_AHEAD, qualifies};
 use super::protocol::{Encoder, FrameError, Request, encode_attrs, kind, read_frame_idle};
@@ -231,8 +231,6 @@ struct Connection {
     watcher: Option<Watcher>,
     enc: Encoder,
     get_buffer: Vec<u8>,
-    /// The messages the latest read-ahead fetched (those the client released are gone).
-    ahead: Vec<Fetched>,
     /// The read-ahead limit this connection announced at MQCONNX.
     read_ahead: u32,
 }
@@ -257,7 +255,6 @@ impl Connection {
             watcher: None,
             enc: Encoder::default(),
             get_buffer: Vec::new(),
-            ahead: Vec::new(),
             read_ahead: 0,
         })
     }
@@ -329,6 +326,13 @@ impl Connection {
     /// Runs one request, leaving its reply in `self.enc`.
     fn execute(&mut self, request: Request) -> Outcome {
         let qm = self.shared.qm.clone();
+        if let Some(h) = self.hconn
+            && !matches!(request, Request::Release { .. } | Request::Admin(_))
+        {
+            // Whatever the client held from a read-ahead it handed out or released in front
+            // of this request.
+            qm.ahead_settled(h);
+        }
         match request {
             Request::Connect { token, req } => {
                 if self.hconn.is_some() {
@@ -347,7 +351,6 @@ impl Connection {
                     .u32(self.read_ahead);
             }
             Request::Disc { hconn } => {
-                self.ahead.clear();
                 let result = self.own(hconn).and_then(|h| {
                     self.hconn = None;
                     self.left();
@@ -431,28 +434,24 @@ impl Connection {
                 encode_attrs(&mut self.enc, result.as_deref().unwrap_or(&[]));
             }
             Request::Cmit { hconn } => {
-                self.ahead.clear();
                 let result = self.own(hconn).and_then(|h| qm.commit(h));
                 self.reply_status(result);
             }
             Request::Back { hconn } => {
-                self.ahead.clear();
                 let result = self.own(hconn).and_then(|h| qm.backout(h));
                 self.reply_status(result);
             }
             Request::Release { hconn, count } => {
-                let count = count as usize;
-                if self.own(hconn).is_err() || count > self.ahead.len() {
-                    return Outcome::Refuse(format!(
-                        "release of {count} messages on hconn {hconn}, which holds {} fetched ahead",
-                        self.ahead.len()
-                    ));
-                }
-                // The rest were handed out: nothing of this read-ahead can be released again.
-                let released = self.ahead.split_off(self.ahead.len() - count);
-                self.ahead.clear();
-                qm.release_ahead(hconn, &released);
-                return Outcome::Silent;
+                let released = self
+                    .own(hconn)
+                    .map_err(|_| 0)
+                    .and_then(|h| qm.release_ahead(h, count as usize));
+                return match released {
+                    Ok(()) => Outcome::Silent,
+                    Err(held) => Outcome::Refuse(format!(
+                        "release of {count} messages on hconn {hconn}, which holds {held} fetched ahead"
+                    )),
+                };
             }
             Request::Other => {
                 let reason = qm.unsupported();
@@ -480,9 +479,6 @@ impl Connection {
         let Some(mut md) = md_from_bytes(md) else {
             return Outcome::Refuse("MQMD of the wrong size".into());
         };
-        // A new get means the client holds nothing fetched ahead: what is left of the list
-        // was handed out and stays in the unit of work.
-        self.ahead.clear();
         let h = match self.own(hconn) {
             Ok(h) => h,
             Err(reason) => {
@@ -531,8 +527,8 @@ impl Connection {
     }
 
     /// Appends up to `more` messages got on the same terms without waiting, each no longer
-    /// than the client's buffer (`u32 n`, then n x (MQMD, data)), and remembers them for a
-    /// `RELEASE`.
+    /// than the client's buffer (`u32 n`, then n x (MQMD, data)); the fake remembers them for
+    /// a `RELEASE` or a break.
     fn read_ahead(
         &mut self,
         h: i32,
@@ -551,7 +547,6 @@ impl Connection {
             shared,
             enc,
             get_buffer,
-            ahead,
             ..
         } = self;
         let n = shared.qm.get_ahead(
@@ -562,9 +557,8 @@ impl Connection {
             &mut get_buffer[..len],
             more as usize,
             AHEAD_BYTES,
-            |md, data, fetched| {
+            |md, data| {
                 enc.bytes(md_to_bytes(md)).bytes(data);
-                ahead.push(fetched);
             },
         );
         self.enc.set_u32(at, u32::try_from(n).unwrap_or(u32::MAX));
@@ -610,11 +604,13 @@ impl Connection {
 }
 
 /// Breaks `hconn` (backing out its unit of work, releasing handles, locks and its channel
-/// conversation) and forgets it.
+/// conversation) and forgets it. What a break kept for the client's read-ahead comes back
+/// too: the client is gone.
 fn end_connection(qm: &FakeQm, hconn: i32) {
     let mut st = qm.lock();
     if st.conns.contains_key(&hconn) {
         st.break_conn(hconn, mq::MQRC_CONNECTION_BROKEN);
+        st.backout_uow(hconn);
         st.conns.remove(&hconn);
     }
 }
