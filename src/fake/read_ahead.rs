@@ -17,6 +17,17 @@ use super::get::try_get;
 use super::state::{Verb, Work};
 use super::verbs::GetOptions;
 
+/// How much one read-ahead may take.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AheadLimit {
+    /// Most messages.
+    pub messages: usize,
+    /// Most bytes in all, each message counted as its data plus `overhead`.
+    pub bytes: usize,
+    /// What each message costs besides its data (its MQMD and lengths in a reply frame).
+    pub overhead: usize,
+}
+
 /// MQGMO options after which a get cannot be repeated ahead of the caller.
 const NOT_AHEAD: i32 = mq::MQGMO_BROWSE_FIRST
     | mq::MQGMO_BROWSE_NEXT
@@ -29,16 +40,16 @@ const NOT_AHEAD: i32 = mq::MQGMO_BROWSE_FIRST
     | mq::MQGMO_SYNCPOINT_IF_PERSISTENT;
 
 impl FakeQm {
-    /// Read-ahead for a network client: up to `max` more destructive gets on `hobj` under
+    /// Read-ahead for a network client: up to `limit` more destructive gets on `hobj` under
     /// syncpoint, without waiting, each into `hconn`'s unit of work as an MQGET would (and
     /// counted as one), each handed to `each` with its MQMD and data, and each remembered as
     /// fetched ahead until [`FakeQm::ahead_settled`]. `md` carries what the gets match on.
     /// Stops at the first get that would not take a whole message: nothing left, MAXUMSGS
-    /// reached, a message longer than `buffer` or than what is left of `max_bytes`, any
+    /// reached, a message longer than `buffer` or than what is left of the limit's bytes, any
     /// failure (which is not counted: the client never made that call). Only a plain get
     /// under MQGMO_SYNCPOINT qualifies, and nothing is read ahead while a failure of MQGET is
     /// planned ([`FakeQm::fail_next`]). Returns how many it took.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)] // MQGET's own parameters, plus the limit and the sink
     pub(crate) fn get_ahead(
         &self,
         hconn: i32,
@@ -46,8 +57,7 @@ impl FakeQm {
         md: &mq::MQMD,
         gmo: &GetOptions,
         buffer: &mut [u8],
-        max: usize,
-        max_bytes: usize,
+        limit: AheadLimit,
         mut each: impl FnMut(&mq::MQMD, &[u8]),
     ) -> usize {
         if gmo.options & mq::MQGMO_SYNCPOINT == 0 || gmo.options & NOT_AHEAD != 0 {
@@ -63,8 +73,11 @@ impl FakeQm {
             return 0;
         }
         let (mut taken, mut bytes) = (0, 0);
-        while taken < max {
-            let room = buffer.len().min(max_bytes.saturating_sub(bytes));
+        while taken < limit.messages {
+            let Some(room) = limit.bytes.checked_sub(bytes + limit.overhead) else {
+                break;
+            };
+            let room = buffer.len().min(room);
             let mut got_md = *md;
             let got = match try_get(&mut st, hconn, hobj, &mut got_md, &gmo, &mut buffer[..room]) {
                 Ok((_, Some(got))) if got.warning == 0 => got,
@@ -78,7 +91,7 @@ impl FakeQm {
             let _ = st.record(Verb::Get, Ok(()), 0);
             each(&got_md, &buffer[..got.data_length]);
             taken += 1;
-            bytes += got.data_length;
+            bytes += limit.overhead + got.data_length;
         }
         taken
     }

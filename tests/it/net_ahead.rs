@@ -362,6 +362,55 @@ fn a_client_that_goes_away_after_a_break_gives_back_what_it_fetched_ahead_with_c
     server.shutdown();
 }
 
+/// QM, channel and Q with MAXMSGL 100 MiB, served with read-ahead `read_ahead`.
+fn serve_large(read_ahead: u32) -> (FakeQm, ServerHandle) {
+    let mut config = FakeConfig::default();
+    config.queue_manager.max_msg_length = MAX_MSG_LENGTH;
+    config
+        .channels
+        .push(ChannelDef::new("APP.SVRCONN").max_msg_length(MAX_MSG_LENGTH));
+    config.queues.push(QueueDef::new("Q").max_msg_length(MAX_MSG_LENGTH));
+    config.queues.push(QueueDef::new("OUT"));
+    let qm = FakeQm::new(config);
+    let server = Server::bind("127.0.0.1:0", qm.clone())
+        .map(|s| s.with_read_ahead(read_ahead))
+        .and_then(Server::spawn)
+        .expect("serve on loopback");
+    (qm, server)
+}
+
+/// MQ's largest message, 100 MiB.
+const MAX_MSG_LENGTH: i32 = 100 * 1024 * 1024;
+
+#[test]
+fn regression_a_read_ahead_reply_stays_within_one_frame_after_a_100_mib_message() {
+    let (qm, mut server) = serve_large(64);
+    let a = Client::new(&server);
+    put(&qm, numbered(2));
+    learn(&a, 2);
+    let first = MAX_MSG_LENGTH as usize - 1024;
+    let second = 128 * 1024;
+    for (len, byte) in [(first, b'a'), (second, b'b')] {
+        qm.put_message("Q", PutSpec::text(vec![byte; len])).expect("put");
+    }
+    let gmo = GetOptions {
+        options: MQGMO_SYNCPOINT.0,
+        wait_interval: 0,
+        match_options: MQMO_MATCH_MSG_ID.0 | MQMO_MATCH_CORREL_ID.0,
+    };
+    let mut buffer = vec![0u8; MAX_MSG_LENGTH as usize];
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let mut md = default_md();
+        let g = a.verbs.get(a.hconn, a.input, &mut md, &gmo, &mut buffer);
+        got.push(g.map(|g| (g.data_length, g.warning, buffer[0], md.BackoutCount)));
+    }
+    assert_eq!(got, [Ok((first, 0, b'a', 0)), Ok((second, 0, b'b', 0))]);
+    a.commit();
+    assert_eq!(qm.depth("Q"), Some(0));
+    server.shutdown();
+}
+
 /// What one client sees in a script of gets, puts under syncpoint, commits and backouts on
 /// a server with MAXUMSGS 7, with and without read-ahead.
 fn maxumsgs_transcript(read_ahead: u32) -> Vec<String> {

@@ -48,7 +48,8 @@
 //! MQGMO_FAIL_IF_QUIESCING besides, nothing to match on: see `ahead.rs`) may ask for up to
 //! `ahead` more messages on the same terms. When its own message came whole (reason 0), the
 //! server gets up to min(`ahead`, its limit) more into the connection's unit of work without
-//! waiting, each no longer than the buffer, 1 MiB in all, never past MAXUMSGS, and returns
+//! waiting, each no longer than the buffer, 1 MiB in all (MQMDs counted) and never more than
+//! the reply frame holds besides the first message, never past MAXUMSGS, and returns
 //! them after the first. They are uncommitted gets of that connection: out of CURDEPTH,
 //! in UNCOM, hidden from every other handle. The client hands them out to its following
 //! MQGETs on the same handle with the same options, one each, without a round trip (2080

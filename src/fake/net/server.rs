@@ -23,9 +23,10 @@ use libmqm_sys as mq;
 
 use super::super::FakeQm;
 use super::super::adapter::{md_from_bytes, md_to_bytes};
+use super::super::read_ahead::AheadLimit;
 use super::admin;
 use super::ahead::{AHEAD_BYTES, DEFAULT_READ_AHEAD, qualifies};
-use super::protocol::{Encoder, FrameError, Request, encode_attrs, kind, read_frame_idle};
+use super::protocol::{Encoder, FrameError, MAX_FRAME_BYTES, MD_BYTES, Request, encode_attrs, kind, read_frame_idle};
 use super::watcher::Watcher;
 
 /// How long the rest of a frame may take once its first bytes arrived.
@@ -36,6 +37,10 @@ const MAX_GET_BUFFER: usize = 100 * 1024 * 1024;
 
 /// A connection keeps its MQGET buffer between calls up to this size.
 const KEPT_GET_BUFFER: usize = 1024 * 1024;
+
+/// What a message read ahead costs in an MQGET reply besides its data: its MQMD and the
+/// two lengths in front of them.
+const AHEAD_OVERHEAD: usize = 4 + MD_BYTES + 4;
 
 /// Process ids the server hands out start here, clear of in-process libraries' ids.
 const FIRST_PROCESS: u64 = 1 << 40;
@@ -528,7 +533,8 @@ impl Connection {
 
     /// Appends up to `more` messages got on the same terms without waiting, each no longer
     /// than the client's buffer (`u32 n`, then n x (MQMD, data)); the fake remembers them for
-    /// a `RELEASE` or a break.
+    /// a `RELEASE` or a break. They take at most [`AHEAD_BYTES`], and never more than the
+    /// frame has room for after the first message, which may be up to 100 MiB itself.
     fn read_ahead(
         &mut self,
         h: i32,
@@ -543,24 +549,24 @@ impl Connection {
         if more == 0 {
             return;
         }
+        // The frame's length counts what follows its 4-byte length prefix.
+        let room = MAX_FRAME_BYTES.saturating_sub(self.enc.position() - 4);
+        let limit = AheadLimit {
+            messages: more as usize,
+            bytes: AHEAD_BYTES.min(room),
+            overhead: AHEAD_OVERHEAD,
+        };
         let Self {
             shared,
             enc,
             get_buffer,
             ..
         } = self;
-        let n = shared.qm.get_ahead(
-            h,
-            hobj,
-            asked,
-            gmo,
-            &mut get_buffer[..len],
-            more as usize,
-            AHEAD_BYTES,
-            |md, data| {
+        let n = shared
+            .qm
+            .get_ahead(h, hobj, asked, gmo, &mut get_buffer[..len], limit, |md, data| {
                 enc.bytes(md_to_bytes(md)).bytes(data);
-            },
-        );
+            });
         self.enc.set_u32(at, u32::try_from(n).unwrap_or(u32::MAX));
     }
 
