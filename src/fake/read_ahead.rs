@@ -13,7 +13,7 @@
 use libmqm_sys as mq;
 
 use super::FakeQm;
-use super::get::try_get;
+use super::get::{GrowBuffer, try_get};
 use super::state::{Verb, Work};
 use super::verbs::GetOptions;
 
@@ -56,7 +56,7 @@ impl FakeQm {
         hobj: i32,
         md: &mq::MQMD,
         gmo: &GetOptions,
-        buffer: &mut [u8],
+        buffer: &mut GrowBuffer<'_>,
         limit: AheadLimit,
         mut each: impl FnMut(&mq::MQMD, &[u8]),
     ) -> usize {
@@ -77,9 +77,12 @@ impl FakeQm {
             let Some(room) = limit.bytes.checked_sub(bytes + limit.overhead) else {
                 break;
             };
-            let room = buffer.len().min(room);
+            let mut room = GrowBuffer {
+                capacity: buffer.capacity.min(room),
+                data: &mut *buffer.data,
+            };
             let mut got_md = *md;
-            let got = match try_get(&mut st, hconn, hobj, &mut got_md, &gmo, &mut buffer[..room]) {
+            let got = match try_get(&mut st, hconn, hobj, &mut got_md, &gmo, &mut room) {
                 Ok((_, Some(got))) if got.warning == 0 => got,
                 _ => break,
             };
@@ -89,7 +92,7 @@ impl FakeQm {
             };
             conn.ahead.push((queue, key));
             let _ = st.record(Verb::Get, Ok(()), 0);
-            each(&got_md, &buffer[..got.data_length]);
+            each(&got_md, &buffer.data[..got.data_length]);
             taken += 1;
             bytes += limit.overhead + got.data_length;
         }

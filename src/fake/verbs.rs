@@ -16,9 +16,10 @@ use libmqm_sys as mq;
 use super::FakeQm;
 use super::config::Sharing;
 use super::descriptor::{copy_padded, message_id, stamp_put_time};
+use super::get::{Buffer, try_get};
+use super::inquire::inquire;
 use super::queue::{Msg, MsgState};
 use super::state::{Conn, Handle, Reason, State, Target, Verb, Work, breaks_connection};
-use super::{get::try_get, inquire::inquire};
 
 /// What a client asks for at MQCONNX.
 #[derive(Debug, Clone, Default)]
@@ -231,6 +232,18 @@ impl FakeQm {
         md: &mut mq::MQMD,
         gmo: &GetOptions,
         buffer: &mut [u8],
+    ) -> Result<Got, Reason> {
+        self.get_into(hconn, hobj, md, gmo, buffer)
+    }
+
+    /// [`FakeQm::get`] into any [`Buffer`] (the network server's grows to the message).
+    pub(crate) fn get_into<B: Buffer + ?Sized>(
+        &self,
+        hconn: i32,
+        hobj: i32,
+        md: &mut mq::MQMD,
+        gmo: &GetOptions,
+        buffer: &mut B,
     ) -> Result<Got, Reason> {
         let mut st = self.begin(Verb::Get, Some(hconn))?;
         let wait = gmo.options & mq::MQGMO_WAIT != 0;

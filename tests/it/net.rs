@@ -121,7 +121,7 @@ fn maxinstc_counts_the_client_address_over_tcp() {
 }
 
 /// Sends a request frame on a raw socket and reads the answer's kind and body.
-fn call(stream: &mut TcpStream, request: &Request) -> (u8, Vec<u8>) {
+pub(crate) fn call(stream: &mut TcpStream, request: &Request) -> (u8, Vec<u8>) {
     let mut e = Encoder::default();
     request.encode(&mut e);
     stream.write_all(e.finish()).expect("send");
@@ -140,7 +140,7 @@ fn raw_client(addr: &str, queue: &str) -> (TcpStream, i32, i32) {
 }
 
 /// MQCONNX over the channel on a raw socket; returns the hconn.
-fn raw_connect(s: &mut TcpStream, token: u64) -> i32 {
+pub(crate) fn raw_connect(s: &mut TcpStream, token: u64) -> i32 {
     let connect = Request::Connect {
         token,
         req: WireConnect {
@@ -154,7 +154,7 @@ fn raw_connect(s: &mut TcpStream, token: u64) -> i32 {
 }
 
 /// MQOPEN of `queue` for input on a raw socket; returns the hobj.
-fn raw_open(s: &mut TcpStream, hconn: i32, queue: &str) -> i32 {
+pub(crate) fn raw_open(s: &mut TcpStream, hconn: i32, queue: &str) -> i32 {
     let open = Request::Open {
         hconn,
         object_type: 1,
@@ -380,5 +380,38 @@ fn bad_frames_get_an_error_frame_and_only_their_connection_closes() {
         .expect("put")
         .discard_warning();
     assert_eq!(qm.depth("A"), Some(1));
+    server.shutdown();
+}
+
+/// MQ's largest message, 100 MiB.
+const MAX_MSG_LENGTH: i32 = 100 * 1024 * 1024;
+
+#[test]
+fn a_get_buffer_longer_than_the_channels_maxmsgl_gets_2010_as_in_process() {
+    let mut config = FakeConfig::default();
+    config.queue_manager.max_msg_length = MAX_MSG_LENGTH;
+    config
+        .channels
+        .push(ChannelDef::new("APP.SVRCONN").max_msg_length(MAX_MSG_LENGTH));
+    config.queues.push(QueueDef::new("A"));
+    let qm = FakeQm::new(config);
+    let mut server = Server::bind("127.0.0.1:0", qm.clone())
+        .and_then(Server::spawn)
+        .expect("serve on loopback");
+    let (mut s, hconn, hobj) = raw_client(&server.local_addr().to_string(), "A");
+    let reason = |body: &[u8]| i32::from_le_bytes(body[1..5].try_into().expect("a reason code"));
+    for (buffer_len, expected) in [
+        (MAX_MSG_LENGTH as u32, 2033),
+        (MAX_MSG_LENGTH as u32 + 1, 2010),
+        (u32::MAX, 2010),
+    ] {
+        let mut get = get_request(hconn, hobj, mqi::constants::MQGMO_NO_WAIT.0, 0);
+        if let Request::Get { buffer_len: len, .. } = &mut get {
+            *len = buffer_len;
+        }
+        let (_, body) = call(&mut s, &get);
+        assert_eq!(reason(&body), expected, "buffer of {buffer_len} bytes");
+    }
+    drop(s);
     server.shutdown();
 }

@@ -78,6 +78,9 @@
 //!   unchanged, the others with backout count + 1. Its application may get them meanwhile
 //!   and cannot commit them, as with any unit of work a break ends, but no other consumer
 //!   has them at the same time.
+//! - An MQGET holds server memory for the message it returns, not for its buffer length:
+//!   a get that finds nothing or waits costs nothing, however long its buffer. A buffer
+//!   longer than the channel's negotiated MAXMSGL answers 2010, as in-process.
 //! - A call in flight when the server goes away answers 2009; a silent server answers 2009
 //!   after the call's deadline (the MQGET wait plus 30 s by default; an unlimited wait has
 //!   none while the socket stays open). A server that cannot

@@ -23,6 +23,7 @@ use libmqm_sys as mq;
 
 use super::super::FakeQm;
 use super::super::adapter::{md_from_bytes, md_to_bytes};
+use super::super::get::GrowBuffer;
 use super::super::read_ahead::AheadLimit;
 use super::admin;
 use super::ahead::{AHEAD_BYTES, DEFAULT_READ_AHEAD, qualifies};
@@ -32,10 +33,8 @@ use super::watcher::Watcher;
 /// How long the rest of a frame may take once its first bytes arrived.
 const FRAME_STALL: Duration = Duration::from_secs(10);
 
-/// Largest MQGET buffer the server allocates (IBM MQ's largest message).
-const MAX_GET_BUFFER: usize = 100 * 1024 * 1024;
-
-/// A connection keeps its MQGET buffer between calls up to this size.
+/// A connection keeps its MQGET buffer between calls up to this size. The buffer grows to
+/// the message a get returns, never to the client's BufferLength (see [`GrowBuffer`]).
 const KEPT_GET_BUFFER: usize = 1024 * 1024;
 
 /// What a message read ahead costs in an MQGET reply besides its data: its MQMD and the
@@ -491,29 +490,30 @@ impl Connection {
                 return Outcome::Reply;
             }
         };
-        let len = (buffer_len as usize).min(MAX_GET_BUFFER);
-        if self.get_buffer.len() < len {
-            self.get_buffer.resize(len, 0);
-        }
+        let len = buffer_len as usize;
+        self.get_buffer.clear();
         let waits = gmo.options & mq::MQGMO_WAIT != 0 && gmo.wait_interval != 0;
         if waits {
             self.watcher().arm(h);
         }
         let asked = md;
-        let result = self.shared.qm.get(h, hobj, &mut md, &gmo, &mut self.get_buffer[..len]);
+        let mut buffer = GrowBuffer {
+            capacity: len,
+            data: &mut self.get_buffer,
+        };
+        let result = self.shared.qm.get_into(h, hobj, &mut md, &gmo, &mut buffer);
         if waits && let Some(w) = &self.watcher {
             w.disarm();
         }
         self.enc.start(kind::REPLY);
         match result {
             Ok(got) => {
-                let copied = got.data_length.min(len);
                 self.enc
                     .u8(1)
                     .i32(got.warning)
                     .u64(got.data_length as u64)
                     .bytes(md_to_bytes(&md))
-                    .bytes(&self.get_buffer[..copied]);
+                    .bytes(&self.get_buffer);
                 let more = if got.warning == 0 && qualifies(&gmo, &asked) {
                     ahead.min(self.read_ahead)
                 } else {
@@ -525,7 +525,7 @@ impl Connection {
                 self.enc.u8(0).i32(reason);
             }
         }
-        if self.get_buffer.len() > KEPT_GET_BUFFER {
+        if self.get_buffer.capacity() > KEPT_GET_BUFFER {
             self.get_buffer = Vec::new();
         }
         Outcome::Reply
@@ -562,9 +562,13 @@ impl Connection {
             get_buffer,
             ..
         } = self;
+        let mut buffer = GrowBuffer {
+            capacity: len,
+            data: get_buffer,
+        };
         let n = shared
             .qm
-            .get_ahead(h, hobj, asked, gmo, &mut get_buffer[..len], limit, |md, data| {
+            .get_ahead(h, hobj, asked, gmo, &mut buffer, limit, |md, data| {
                 enc.bytes(md_to_bytes(md)).bytes(data);
             });
         self.enc.set_u32(at, u32::try_from(n).unwrap_or(u32::MAX));
