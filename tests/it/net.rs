@@ -19,6 +19,11 @@ use mqpilot::fake::{ChannelDef, FakeConfig, FakeQm, QueueDef, default_md};
 type Conn = Connection<RemoteMqi, ThreadNoBlock>;
 
 fn serve() -> (FakeQm, ServerHandle) {
+    serve_with(|s| s)
+}
+
+/// As [`serve`], with the server's settings changed by `configure`.
+fn serve_with(configure: impl FnOnce(Server) -> Server) -> (FakeQm, ServerHandle) {
     let mut config = FakeConfig::default();
     config.queue_manager.max_handles = 3;
     config
@@ -28,6 +33,7 @@ fn serve() -> (FakeQm, ServerHandle) {
     config.queues.push(QueueDef::new("B"));
     let qm = FakeQm::new(config);
     let handle = Server::bind("127.0.0.1:0", qm.clone())
+        .map(configure)
         .and_then(Server::spawn)
         .expect("serve on loopback");
     (qm, handle)
@@ -412,6 +418,29 @@ fn a_get_buffer_longer_than_the_channels_maxmsgl_gets_2010_as_in_process() {
         let (_, body) = call(&mut s, &get);
         assert_eq!(reason(&body), expected, "buffer of {buffer_len} bytes");
     }
+    drop(s);
+    server.shutdown();
+}
+
+#[test]
+fn a_socket_without_an_mq_connection_is_closed_once_it_idles() {
+    let (qm, mut server) = serve_with(|s| s.with_unconnected_idle(Duration::from_millis(200)));
+    let addr = server.local_addr().to_string();
+    let mut idle = TcpStream::connect(&addr).expect("connect");
+    idle.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut body = Vec::new();
+    assert_eq!(read_frame(&mut idle, &mut body).expect("an error frame"), kind::ERROR);
+    let text = String::from_utf8_lossy(&body[4..]).into_owned();
+    assert!(text.contains("no MQCONNX"), "{text}");
+    let mut rest = Vec::new();
+    assert_eq!(idle.read_to_end(&mut rest).expect("closed"), 0);
+    assert_eq!(server.protocol_errors(), 0, "an idle socket sent no bad frame");
+
+    // A connected socket may idle as long as it likes.
+    let (mut s, hconn, _) = raw_client(&addr, "A");
+    std::thread::sleep(Duration::from_millis(600));
+    raw_open(&mut s, hconn, "B");
+    assert_eq!(qm.connections().len(), 1);
     drop(s);
     server.shutdown();
 }

@@ -99,3 +99,47 @@ fn regression_an_mqget_holds_memory_for_the_message_it_returns_not_for_its_buffe
         grown / MIB
     );
 }
+
+#[test]
+fn regression_a_socket_keeps_no_large_frame_while_it_idles() {
+    const BIG: usize = 90 * 1024 * 1024;
+    let server = FakeQmProcess::start(CONFIG);
+    let (mut connected, hconn, hobj) = client(&server);
+    let before = memory(&server, "VmRSS");
+    // Large MQPUTs on sockets with no MQ connection (2018), which then idle.
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(&server.addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        let put = Request::Put {
+            hconn: 0,
+            hobj: 1,
+            options: 0,
+            md: encode_md(&default_md()),
+            data: vec![b'x'; BIG],
+        };
+        let (_, body) = call(&mut s, &put);
+        assert_eq!(i32::from_le_bytes(body[1..5].try_into().expect("reason")), 2018);
+        idle.push(s);
+    }
+    // A large message put and got on a connected socket: a large request and a large reply.
+    let put1 = Request::Put1 {
+        hconn,
+        object_type: mqi::constants::MQOT_Q.0,
+        name: "A".into(),
+        options: mqi::constants::MQPMO_NO_SYNCPOINT.0,
+        md: encode_md(&default_md()),
+        data: vec![b'y'; BIG],
+    };
+    let (_, body) = call(&mut connected, &put1);
+    assert_eq!(body[..5], [1, 0, 0, 0, 0], "put");
+    let (reason, data) = get(&mut connected, hconn, hobj, BIG as u32);
+    assert_eq!((reason, data.len()), (0, BIG));
+    let held = memory(&server, "VmRSS").saturating_sub(before);
+    assert!(
+        held < 64 * MIB,
+        "four idle sockets that carried 90 MiB frames hold {} MiB",
+        held / MIB
+    );
+    drop(idle);
+}

@@ -80,7 +80,11 @@
 //!   has them at the same time.
 //! - An MQGET holds server memory for the message it returns, not for its buffer length:
 //!   a get that finds nothing or waits costs nothing, however long its buffer. A buffer
-//!   longer than the channel's negotiated MAXMSGL answers 2010, as in-process.
+//!   longer than the channel's negotiated MAXMSGL answers 2010, as in-process. A connection
+//!   frees the buffers of a frame over 1 MiB (request, reply) once it has answered it.
+//! - A socket without an MQ connection (no MQCONNX yet, a failed one, after MQDISC) that
+//!   sends no frame for 60 s (`Server::with_unconnected_idle`) gets an `ERROR` frame and is
+//!   closed; a connected one may idle without limit, as an MQ client connection may.
 //! - A call in flight when the server goes away answers 2009; a silent server answers 2009
 //!   after the call's deadline (the MQGET wait plus 30 s by default; an unlimited wait has
 //!   none while the socket stays open). A server that cannot
@@ -96,4 +100,4 @@ mod watcher;
 pub use admin::{AdminMessage, AdminReply, AdminRequest, BrowsedMessage, ReasonCount, Status};
 pub use ahead::DEFAULT_READ_AHEAD;
 pub use client::{DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, RemoteAdmin, RemoteMqi, RemoteVerbs};
-pub use server::{Server, ServerHandle};
+pub use server::{DEFAULT_UNCONNECTED_IDLE, Server, ServerHandle};

@@ -33,9 +33,15 @@ use super::watcher::Watcher;
 /// How long the rest of a frame may take once its first bytes arrived.
 const FRAME_STALL: Duration = Duration::from_secs(10);
 
-/// A connection keeps its MQGET buffer between calls up to this size. The buffer grows to
-/// the message a get returns, never to the client's BufferLength (see [`GrowBuffer`]).
-const KEPT_GET_BUFFER: usize = 1024 * 1024;
+/// A connection keeps its buffers (the frame read, the reply, the MQGET buffer) between
+/// calls up to this size; past it they are freed once the call is answered. The MQGET
+/// buffer grows to the message a get returns, never to the client's BufferLength (see
+/// [`GrowBuffer`]).
+const KEPT_BUFFER_BYTES: usize = 1024 * 1024;
+
+/// Default time a socket without an MQ connection may idle between frames before the
+/// server closes it (see [`Server::with_unconnected_idle`]).
+pub const DEFAULT_UNCONNECTED_IDLE: Duration = Duration::from_secs(60);
 
 /// What a message read ahead costs in an MQGET reply besides its data: its MQMD and the
 /// two lengths in front of them.
@@ -57,6 +63,14 @@ struct Shared {
     protocol_errors: AtomicU64,
     /// Most messages one MQGET may fetch ahead (0: read-ahead off), announced at MQCONNX.
     read_ahead: AtomicU32,
+    /// How long a socket without an MQ connection may idle between frames, in milliseconds.
+    unconnected_idle_ms: AtomicU64,
+}
+
+impl Shared {
+    fn unconnected_idle(&self) -> Duration {
+        Duration::from_millis(self.unconnected_idle_ms.load(Ordering::Relaxed))
+    }
 }
 
 /// A bound `mqpilot fake-qm` server; [`Server::spawn`] starts serving.
@@ -107,6 +121,7 @@ impl Server {
                 next_socket: AtomicU64::new(1),
                 protocol_errors: AtomicU64::new(0),
                 read_ahead: AtomicU32::new(DEFAULT_READ_AHEAD),
+                unconnected_idle_ms: AtomicU64::new(millis(DEFAULT_UNCONNECTED_IDLE)),
             }),
         })
     }
@@ -119,6 +134,20 @@ impl Server {
         self.shared
             .read_ahead
             .store(max.min(DEFAULT_READ_AHEAD), Ordering::Relaxed);
+        self
+    }
+
+    /// Closes a socket that has no MQ connection (it has not sent MQCONNX, or its MQCONNX
+    /// failed, or it disconnected) once it idles `idle` between frames, after an `ERROR`
+    /// frame saying so: each socket holds a thread and buffers, and one that never connects
+    /// does no MQ work. Default [`DEFAULT_UNCONNECTED_IDLE`] (60 s); the socket is closed up
+    /// to 10 s after that. A connected socket may idle as long as it likes, as an MQ client
+    /// connection may. Applies to sockets accepted from then on.
+    #[must_use]
+    pub fn with_unconnected_idle(self, idle: Duration) -> Self {
+        self.shared
+            .unconnected_idle_ms
+            .store(millis(idle).max(1), Ordering::Relaxed);
         self
     }
 
@@ -175,6 +204,10 @@ impl ServerHandle {
             let _ = s.shutdown(Shutdown::Both);
         }
     }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -243,7 +276,8 @@ impl Connection {
     fn new(stream: TcpStream, shared: Arc<Shared>) -> Option<Self> {
         let peer = stream.peer_addr().ok()?;
         let _ = stream.set_nodelay(true);
-        let _ = stream.set_read_timeout(Some(FRAME_STALL));
+        // The socket timeout also paces the idle check of a socket without an MQ connection.
+        let _ = stream.set_read_timeout(Some(FRAME_STALL.min(shared.unconnected_idle())));
         // A client that stops reading a large reply must not pin this thread and its unit of
         // work forever: the write fails and the connection ends (backed out).
         let _ = stream.set_write_timeout(Some(FRAME_STALL));
@@ -263,39 +297,60 @@ impl Connection {
         })
     }
 
+    /// Reads and answers frames until the client goes, sends a frame the server refuses, or
+    /// idles too long without an MQ connection.
     fn serve(mut self) {
         let mut body = Vec::new();
         loop {
-            let refused = match read_frame_idle(&mut self.reader, &mut body) {
+            let idle = self.hconn.is_none().then(|| self.shared.unconnected_idle());
+            let outcome = match read_frame_idle(&mut self.reader, &mut body, idle) {
                 Ok(k) => match Request::decode(k, &body) {
-                    Ok(request) => match self.execute(request) {
-                        Outcome::Reply => {
-                            let frame = self.enc.finish();
-                            if self.stream.write_all(frame).is_err() {
-                                break;
-                            }
-                            continue;
-                        }
-                        Outcome::Silent => continue,
-                        Outcome::Refuse(why) => why,
-                    },
-                    Err(e) => e.to_string(),
+                    Ok(request) => self.execute(request),
+                    Err(e) => Outcome::Refuse(e.to_string()),
                 },
                 Err(FrameError::Closed) => break,
                 Err(FrameError::Io(e)) => {
                     tracing::debug!(peer = %self.peer, error = %e, "client connection failed");
                     break;
                 }
-                Err(e) => e.to_string(),
+                Err(FrameError::Idle(after)) => {
+                    tracing::debug!(peer = %self.peer, ?after, "no MQ connection and no frame: closing");
+                    self.send_error(&format!(
+                        "no MQCONNX and no frame for {after:?}: closing the connection"
+                    ));
+                    break;
+                }
+                Err(e) => Outcome::Refuse(e.to_string()),
             };
-            self.shared.protocol_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(peer = %self.peer, error = %refused, "bad frame: closing the connection");
-            let mut e = Encoder::frame(kind::ERROR);
-            e.str(&refused);
-            let _ = self.stream.write_all(e.finish());
-            break;
+            // A socket that idles after a large frame does not keep its memory.
+            if body.capacity() > KEPT_BUFFER_BYTES {
+                body = Vec::new();
+            }
+            match outcome {
+                Outcome::Reply => {
+                    let sent = self.stream.write_all(self.enc.finish());
+                    self.enc.release_above(KEPT_BUFFER_BYTES);
+                    if sent.is_err() {
+                        break;
+                    }
+                }
+                Outcome::Silent => {}
+                Outcome::Refuse(why) => {
+                    self.shared.protocol_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(peer = %self.peer, error = %why, "bad frame: closing the connection");
+                    self.send_error(&why);
+                    break;
+                }
+            }
         }
         self.end();
+    }
+
+    /// Sends an `ERROR` frame saying why the server closes the connection.
+    fn send_error(&mut self, why: &str) {
+        let mut e = Encoder::frame(kind::ERROR);
+        e.str(why);
+        let _ = self.stream.write_all(e.finish());
     }
 
     /// The client is gone: back out, release, end the conversation, forget the connection.
@@ -525,7 +580,7 @@ impl Connection {
                 self.enc.u8(0).i32(reason);
             }
         }
-        if self.get_buffer.capacity() > KEPT_GET_BUFFER {
+        if self.get_buffer.capacity() > KEPT_BUFFER_BYTES {
             self.get_buffer = Vec::new();
         }
         Outcome::Reply
