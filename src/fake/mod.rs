@@ -33,6 +33,7 @@ pub use adapter::{FakeMqi, MqiAdapter};
 pub use config::{ChannelDef, Delivery, FakeConfig, QmgrDef, QueueDef, Sharing};
 pub use mqi_verbs::Verbs;
 pub use observe::{ChannelStatus, ConnStatus, HandleStatus, MessageView, QueueStatus};
+pub use queue::MAX_BACKOUT_COUNT;
 pub use state::{QmgrStatus, Verb};
 pub use verbs::{Attr, ConnectRequest, GetOptions, Got, ObjectRef};
 
@@ -71,7 +72,9 @@ pub struct PutSpec {
     pub msg_id: Option<[u8; 24]>,
     /// MQMD Format, e.g. `MQSTR` (the default).
     pub format: Option<String>,
-    /// Initial backout count (to seed poison messages).
+    /// Initial backout count (to seed poison messages), at most [`MAX_BACKOUT_COUNT`]
+    /// (999 999 999, where MQ stops counting): a larger one is stored as that, a negative
+    /// one as 0.
     pub backout_count: i32,
 }
 
@@ -171,7 +174,7 @@ impl FakeQm {
         if spec.backout_count > 0 {
             let queue = &mut st.queues[q];
             if let Some(m) = queue.msgs.values_mut().rev().find(|m| m.md.MsgId == md.MsgId) {
-                m.md.BackoutCount = spec.backout_count;
+                m.md.BackoutCount = spec.backout_count.min(MAX_BACKOUT_COUNT);
             }
         }
         Ok(md.MsgId)

@@ -444,3 +444,42 @@ fn a_socket_without_an_mq_connection_is_closed_once_it_idles() {
     drop(s);
     server.shutdown();
 }
+
+#[test]
+fn regression_backout_counts_stop_at_999_999_999_and_the_admin_refuses_larger_ones() {
+    let (qm, mut server) = serve();
+    let max = mqpilot::fake::MAX_BACKOUT_COUNT;
+    let seeded = |n| mqpilot::fake::PutSpec {
+        backout_count: n,
+        ..mqpilot::fake::PutSpec::text("poison")
+    };
+    qm.put_message("A", seeded(max)).expect("put");
+    let (mut s, hconn, hobj) = raw_client(&server.local_addr().to_string(), "A");
+    let (_, body) = call(&mut s, &get_request(hconn, hobj, MQGMO_SYNCPOINT.0, 0));
+    assert_eq!(body[0], 1, "got under syncpoint");
+    let (_, body) = call(&mut s, &Request::Back { hconn });
+    assert_eq!(body[0], 1, "backed out: {body:?}");
+    let m = &qm.browse("A")[0];
+    assert_eq!((m.state, m.backout_count), ("visible", max), "MQ stops counting there");
+    assert_eq!(qm.connections().len(), 1, "the connection serves on");
+
+    qm.put_message("A", seeded(i32::MAX)).expect("put");
+    assert_eq!(qm.browse("A")[1].backout_count, max, "seeded at most at MQ's largest");
+    let admin = RemoteAdmin::new(server.local_addr().to_string());
+    let message = |n| mqpilot::fake::net::AdminMessage {
+        data: "poison".into(),
+        backout_count: n,
+        ..mqpilot::fake::net::AdminMessage::default()
+    };
+    for n in [i32::MAX, max + 1, -1] {
+        let err = admin.put("A", vec![message(0), message(n)]).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("message 2 has backout count {n}")) && err.contains("nothing was put"),
+            "{err}"
+        );
+    }
+    assert_eq!(qm.depth("A"), Some(2), "a refused put puts nothing");
+    admin.put("A", vec![message(max)]).expect("MQ's largest is accepted");
+    drop(s);
+    server.shutdown();
+}

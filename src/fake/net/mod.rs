@@ -65,7 +65,8 @@
 //!
 //! - A client socket that closes or fails (the process died, the network cut) has its unit
 //!   of work backed out (backout count + 1), its handles and locks released and its channel
-//!   instance freed; a waiting MQGET notices at once. Messages read ahead and not yet handed
+//!   instance freed; a waiting MQGET notices at once. So does a connection whose server
+//!   thread panics: the client gets 2009, nothing of its connection is left behind. Messages read ahead and not yet handed
 //!   out are part of that unit of work and come back with backout count + 1 too: the server
 //!   cannot tell whether the application had them.
 //! - Read-ahead neither loses nor duplicates a message: each one fetched ahead is handed out

@@ -231,18 +231,34 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
         if let Ok(clone) = stream.try_clone() {
             lock(&shared.sockets).insert(id, clone);
         }
-        let shared = Arc::clone(shared);
+        let registered = Registered {
+            shared: Arc::clone(shared),
+            id,
+        };
         let spawned = std::thread::Builder::new()
             .name(format!("fake-qm-conn-{id}"))
             .spawn(move || {
-                if let Some(c) = Connection::new(stream, Arc::clone(&shared)) {
+                if let Some(c) = Connection::new(stream, Arc::clone(&registered.shared)) {
                     c.serve();
                 }
-                lock(&shared.sockets).remove(&id);
+                drop(registered);
             });
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "cannot start a connection thread");
         }
+    }
+}
+
+/// A socket in [`Shared::sockets`], taken out when its thread ends, by a panic too (or when
+/// its thread could not start).
+struct Registered {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        lock(&self.shared.sockets).remove(&self.id);
     }
 }
 
@@ -343,7 +359,7 @@ impl Connection {
                 }
             }
         }
-        self.end();
+        // Dropping `self` ends the connection (see `Drop`).
     }
 
     /// Sends an `ERROR` frame saying why the server closes the connection.
@@ -668,6 +684,15 @@ impl Connection {
     }
 }
 
+/// A connection thread that ends, normally or by a panic in a verb, ends its MQ connection:
+/// nothing of it (unit of work, handles, channel instance, socket) outlives the thread, and
+/// its client is answered 2009 instead of waiting.
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
 /// Breaks `hconn` (backing out its unit of work, releasing handles, locks and its channel
 /// conversation) and forgets it. What a break kept for the client's read-ahead comes back
 /// too: the client is gone.
@@ -677,5 +702,82 @@ fn end_connection(qm: &FakeQm, hconn: i32) {
         st.break_conn(hconn, mq::MQRC_CONNECTION_BROKEN);
         st.backout_uow(hconn);
         st.conns.remove(&hconn);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read as _;
+
+    use super::*;
+    use crate::fake::net::protocol::WireConnect;
+    use crate::fake::{ChannelDef, FakeConfig, PutSpec, QueueDef, default_md};
+
+    /// Runs `request` on `c` and checks it answered with success.
+    fn run(c: &mut Connection, request: Request) {
+        assert!(matches!(c.execute(request), Outcome::Reply));
+        assert_eq!(c.enc.finish()[6], 1, "the call succeeded");
+    }
+
+    #[test]
+    fn a_connection_thread_ended_by_a_panic_ends_its_mq_connection_and_socket() {
+        let mut config = FakeConfig::default();
+        config.channels.push(ChannelDef::new("APP.SVRCONN"));
+        config.queues.push(QueueDef::new("Q"));
+        let qm = FakeQm::new(config);
+        qm.put_message("Q", PutSpec::text("m")).expect("put");
+        let server = Server::bind("127.0.0.1:0", qm.clone()).expect("bind");
+        let mut client = TcpStream::connect(server.local_addr().expect("addr")).expect("connect");
+        client.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        let (stream, _) = server.listener.accept().expect("accept");
+        let shared = Arc::clone(&server.shared);
+        lock(&shared.sockets).insert(7, stream.try_clone().expect("clone"));
+        let registered = Registered {
+            shared: Arc::clone(&shared),
+            id: 7,
+        };
+        let mut c = Connection::new(stream, Arc::clone(&shared)).expect("connection");
+        let req = WireConnect {
+            channel: Some("APP.SVRCONN".into()),
+            ..WireConnect::default()
+        };
+        run(&mut c, Request::Connect { token: 1, req });
+        let hconn = c.hconn.expect("connected");
+        let open = Request::Open {
+            hconn,
+            object_type: mq::MQOT_Q,
+            name: "Q".into(),
+            options: mq::MQOO_INPUT_AS_Q_DEF,
+        };
+        run(&mut c, open);
+        let get = Request::Get {
+            hconn,
+            hobj: 1,
+            options: mq::MQGMO_SYNCPOINT,
+            wait_interval: 0,
+            match_options: 0,
+            buffer_len: 64,
+            md: md_to_bytes(&default_md()).to_vec(),
+            ahead: 0,
+        };
+        run(&mut c, get);
+        assert_eq!(qm.browse("Q")[0].state, "got-uncommitted");
+
+        let thread = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let _owned = (registered, c);
+            panic!("a verb panicked");
+        }));
+        assert!(thread.is_err());
+        assert!(qm.connections().is_empty(), "{:?}", qm.connections());
+        let m = &qm.browse("Q")[0];
+        assert_eq!((m.state, m.backout_count), ("visible", 1), "backed out");
+        assert_eq!(qm.channel("APP.SVRCONN").expect("channel").instances, 0);
+        assert!(lock(&shared.sockets).is_empty(), "the socket left the registry");
+        let mut rest = Vec::new();
+        assert_eq!(
+            client.read_to_end(&mut rest).expect("closed"),
+            0,
+            "the client is not left waiting"
+        );
     }
 }
