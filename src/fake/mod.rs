@@ -35,7 +35,7 @@ pub use mqi_verbs::Verbs;
 pub use observe::{ChannelStatus, ConnStatus, HandleStatus, MessageView, QueueStatus};
 pub use queue::MAX_BACKOUT_COUNT;
 pub use state::{QmgrStatus, Verb};
-pub use verbs::{Attr, ConnectRequest, GetOptions, Got, ObjectRef};
+pub use verbs::{Attr, ConnectRequest, GetOptions, Got, MAX_CSP_LENGTH, ObjectRef};
 
 /// A fake queue manager. Cheap to clone: clones share one queue manager.
 #[derive(Clone)]

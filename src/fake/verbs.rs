@@ -41,8 +41,49 @@ pub struct ConnectRequest {
     pub user: Option<String>,
     /// Password for CONNAUTH.
     pub password: Option<String>,
-    /// Application name, stored in PutApplName.
+    /// Application name, stored in PutApplName and shown by `connections()`: its first 28
+    /// characters, as MQ holds it ([`ConnectRequest::mq_appl_name`]).
     pub appl_name: String,
+}
+
+/// The longest user id or password MQCSP carries (MQ 9.3 answers 2595 past it).
+pub const MAX_CSP_LENGTH: usize = 1024;
+
+impl ConnectRequest {
+    /// The application name as MQ holds it: at most 28 characters (MQCNO's ApplName), the
+    /// rest cut, as IBM's clients cut a longer one.
+    #[must_use]
+    pub fn mq_appl_name(&self) -> &str {
+        match self.appl_name.char_indices().nth(mq::MQ_APPL_NAME_LENGTH) {
+            Some((end, _)) => &self.appl_name[..end],
+            None => &self.appl_name,
+        }
+    }
+
+    /// MQ's lengths for the MQCONNX strings, which the MQI's fixed fields and MQCSP bound.
+    ///
+    /// # Errors
+    /// 2058 for a queue manager name over 48 characters, 2059 for a channel name over 20,
+    /// 2595 (MQRC_CSP_ERROR, as MQ 9.3 answers) for a user id or password over
+    /// [`MAX_CSP_LENGTH`].
+    pub fn check_lengths(&self) -> Result<(), Reason> {
+        let over = |s: &str, max: usize| s.chars().nth(max).is_some();
+        if over(&self.qmgr_name, mq::MQ_Q_MGR_NAME_LENGTH) {
+            return Err(mq::MQRC_Q_MGR_NAME_ERROR);
+        }
+        if self
+            .channel
+            .as_deref()
+            .is_some_and(|c| over(c, mq::MQ_CHANNEL_NAME_LENGTH))
+        {
+            return Err(mq::MQRC_Q_MGR_NOT_AVAILABLE);
+        }
+        let credential = |s: &Option<String>| s.as_deref().is_some_and(|s| over(s, MAX_CSP_LENGTH));
+        if credential(&self.user) || credential(&self.password) {
+            return Err(mq::MQRC_CSP_ERROR);
+        }
+        Ok(())
+    }
 }
 
 /// The object an MQOPEN names.
@@ -120,7 +161,8 @@ impl FakeQm {
     /// # Errors
     /// 2161 while quiescing, 2059 when stopped or the channel is unknown, 2058 for another
     /// queue manager's name, 2035 for bad credentials, 2025 past the connection limit,
-    /// 2537 past MAXINST, MAXINSTC or MaxChannels.
+    /// 2537 past MAXINST, MAXINSTC or MaxChannels; 2058, 2059 and 2595 for names and
+    /// credentials longer than MQ's ([`ConnectRequest::check_lengths`]).
     pub fn connect(&self, req: &ConnectRequest) -> Result<i32, Reason> {
         let mut st = self.begin(Verb::Connx, None)?;
         let result = connect(&mut st, req);
@@ -343,6 +385,7 @@ fn connect(st: &mut State, req: &ConnectRequest) -> Result<i32, Reason> {
         super::QmgrStatus::Stopped => return Err(mq::MQRC_Q_MGR_NOT_AVAILABLE),
         super::QmgrStatus::Running => {}
     }
+    req.check_lengths()?;
     let name = req.qmgr_name.trim();
     if !name.is_empty() && name != st.def.name && !name.starts_with('*') {
         return Err(mq::MQRC_Q_MGR_NAME_ERROR);
@@ -377,7 +420,7 @@ fn connect(st: &mut State, req: &ConnectRequest) -> Result<i32, Reason> {
         Conn {
             process: req.process,
             client_address: req.client_address.clone(),
-            appl_name: req.appl_name.clone(),
+            appl_name: req.mq_appl_name().to_owned(),
             channel,
             max_msg_length,
             handles: rustc_hash::FxHashMap::default(),

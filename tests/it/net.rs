@@ -14,7 +14,7 @@ use mqi::types::QueueName;
 use mqi::{Connection, Object, Syncpoint};
 use mqpilot::fake::net::protocol::{Encoder, Request, WireConnect, encode_md, kind, read_frame};
 use mqpilot::fake::net::{RemoteAdmin, RemoteMqi, RemoteVerbs, Server, ServerHandle};
-use mqpilot::fake::{ChannelDef, FakeConfig, FakeQm, QueueDef, default_md};
+use mqpilot::fake::{ChannelDef, ConnectRequest, FakeConfig, FakeQm, QueueDef, Verbs, default_md};
 
 type Conn = Connection<RemoteMqi, ThreadNoBlock>;
 
@@ -481,5 +481,61 @@ fn regression_backout_counts_stop_at_999_999_999_and_the_admin_refuses_larger_on
     assert_eq!(qm.depth("A"), Some(2), "a refused put puts nothing");
     admin.put("A", vec![message(max)]).expect("MQ's largest is accepted");
     drop(s);
+    server.shutdown();
+}
+
+#[test]
+fn regression_mqconnx_strings_longer_than_mqs_are_refused_and_never_reach_status() {
+    let (qm, mut server) = serve();
+    let addr = server.local_addr().to_string();
+    // A raw client sending a 60 MiB application name: its frame is refused, twice over.
+    for token in [1, 2] {
+        let mut s = TcpStream::connect(&addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        let connect = Request::Connect {
+            token,
+            req: WireConnect {
+                channel: Some("APP.SVRCONN".into()),
+                appl_name: "x".repeat(60 << 20),
+                ..WireConnect::default()
+            },
+        };
+        let (k, body) = call(&mut s, &connect);
+        let text = String::from_utf8_lossy(body.get(4..).unwrap_or_default()).into_owned();
+        assert_eq!(k, kind::ERROR, "refused: {:?}", &text[..text.len().min(80)]);
+        assert!(text.contains("application name longer than 28 characters"), "{text}");
+    }
+    assert!(qm.connections().is_empty());
+    RemoteAdmin::new(addr.clone()).status().expect("status answers");
+
+    // The remote library answers what the in-process fake does, and cuts a long application
+    // name to MQ's 28 characters, as both show it.
+    let remote = RemoteVerbs::new(addr);
+    let request = |change: fn(&mut ConnectRequest)| {
+        let mut req = ConnectRequest {
+            channel: Some("APP.SVRCONN".into()),
+            ..ConnectRequest::default()
+        };
+        change(&mut req);
+        req
+    };
+    type Change = fn(&mut ConnectRequest);
+    let cases: [(Change, i32); 4] = [
+        (|r| r.qmgr_name = "Q".repeat(49), 2058),
+        (|r| r.channel = Some("C".repeat(21)), 2059),
+        (|r| r.user = Some("u".repeat(1025)), 2595),
+        (|r| r.password = Some("p".repeat(1025)), 2595),
+    ];
+    for (change, reason) in cases {
+        assert_eq!(remote.connect(&request(change)), Err(reason));
+        assert_eq!(qm.connect(&request(change)), Err(reason), "in-process");
+    }
+    let long_name = |r: &mut ConnectRequest| r.appl_name = "an-application-name-of-40-characters-xyz".into();
+    let hconn = remote.connect(&request(long_name)).expect("remote connect");
+    let local = qm.connect(&request(long_name)).expect("in-process connect");
+    let shown: Vec<String> = qm.connections().into_iter().map(|c| c.appl_name).collect();
+    assert_eq!(shown, ["an-application-name-of-40-ch"; 2]);
+    remote.disconnect(hconn).expect("disconnect");
+    qm.disconnect(local).expect("disconnect");
     server.shutdown();
 }

@@ -21,7 +21,7 @@
 //!
 //! | kind | request body | reply body after `u8 ok, i32 reason` |
 //! |---|---|---|
-//! | 1 MQCONNX | u64 token, qmgr, opt channel, u8 has-sharecnv, u32 sharecnv, u32 max message length (0: none), opt user, opt password, appl name | i32 hconn, u32 read-ahead limit (0: off) |
+//! | 1 MQCONNX | u64 token, qmgr (at most 48 characters), opt channel (20), u8 has-sharecnv, u32 sharecnv, u32 max message length (0: none), opt user (1024), opt password (1024), appl name (28): longer is malformed | i32 hconn, u32 read-ahead limit (0: off) |
 //! | 2 MQDISC | i32 hconn | |
 //! | 3 MQOPEN | i32 hconn, i32 object type, name, i32 options | i32 hobj |
 //! | 4 MQCLOSE | i32 hconn, i32 hobj | |

@@ -289,6 +289,37 @@ impl<'a> Decoder<'a> {
         }
     }
 
+    /// A string of at most `max` characters; `too_long` says what is wrong with a longer
+    /// one. A length past what `max` characters can take is refused before the text is read.
+    ///
+    /// # Errors
+    /// As [`Decoder::str`], or a longer string.
+    pub fn str_at_most(&mut self, max: usize, too_long: &'static str) -> Result<String, FrameError> {
+        let at = self.body;
+        let len = self.u32()? as usize;
+        if len > max.saturating_mul(4) {
+            return Err(self.bad(too_long));
+        }
+        self.body = at;
+        let s = self.str()?;
+        if s.chars().nth(max).is_some() {
+            return Err(self.bad(too_long));
+        }
+        Ok(s)
+    }
+
+    /// An optional string of at most `max` characters.
+    ///
+    /// # Errors
+    /// As [`Decoder::str_at_most`], or a presence byte other than 0 or 1.
+    pub fn opt_str_at_most(&mut self, max: usize, too_long: &'static str) -> Result<Option<String>, FrameError> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => self.str_at_most(max, too_long).map(Some),
+            _ => Err(self.bad("bad presence byte")),
+        }
+    }
+
     /// An MQMD's bytes.
     ///
     /// # Errors
