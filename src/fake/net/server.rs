@@ -286,6 +286,9 @@ struct Connection {
     get_buffer: Vec<u8>,
     /// The read-ahead limit this connection announced at MQCONNX.
     read_ahead: u32,
+    /// A read-ahead fetched messages since the client's last request: the fake remembers
+    /// them (and a break keeps them) until the next one settles them.
+    fetched_ahead: bool,
 }
 
 impl Connection {
@@ -310,6 +313,7 @@ impl Connection {
             enc: Encoder::default(),
             get_buffer: Vec::new(),
             read_ahead: 0,
+            fetched_ahead: false,
         })
     }
 
@@ -402,10 +406,12 @@ impl Connection {
     fn execute(&mut self, request: Request) -> Outcome {
         let qm = self.shared.qm.clone();
         if let Some(h) = self.hconn
+            && self.fetched_ahead
             && !matches!(request, Request::Release { .. } | Request::Admin(_))
         {
             // Whatever the client held from a read-ahead it handed out or released in front
             // of this request.
+            self.fetched_ahead = false;
             qm.ahead_settled(h);
         }
         match request {
@@ -642,6 +648,7 @@ impl Connection {
             .get_ahead(h, hobj, asked, gmo, &mut buffer, limit, |md, data| {
                 enc.bytes(md_to_bytes(md)).bytes(data);
             });
+        self.fetched_ahead |= n > 0;
         self.enc.set_u32(at, u32::try_from(n).unwrap_or(u32::MAX));
     }
 
