@@ -94,6 +94,7 @@
 mod admin;
 mod ahead;
 mod client;
+mod connection;
 pub mod protocol;
 mod server;
 mod watcher;
