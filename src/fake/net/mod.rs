@@ -38,7 +38,8 @@
 //! warning such as 2079, 2080), 0 when it failed (`reason` is the reason code). A frame the
 //! server cannot accept (unknown version or kind, too long, malformed, a second MQCONNX, a
 //! frame while an MQGET is in flight) gets kind 129 with a UTF-8 explanation, and the server
-//! closes that connection only. Calls are strictly one at a time per connection; a
+//! closes that connection only (so does a socket without an MQ connection that idles too
+//! long, see below). Calls are strictly one at a time per connection; a
 //! `release` frame, which takes no reply, only ever travels in front of a call, in the same
 //! write.
 //!
@@ -66,9 +67,9 @@
 //! - A client socket that closes or fails (the process died, the network cut) has its unit
 //!   of work backed out (backout count + 1), its handles and locks released and its channel
 //!   instance freed; a waiting MQGET notices at once. So does a connection whose server
-//!   thread panics: the client gets 2009, nothing of its connection is left behind. Messages read ahead and not yet handed
-//!   out are part of that unit of work and come back with backout count + 1 too: the server
-//!   cannot tell whether the application had them.
+//!   thread panics: the client gets 2009, nothing of its connection is left behind.
+//!   Messages read ahead and not yet handed out are part of that unit of work and come back
+//!   with backout count + 1 too: the server cannot tell whether the application had them.
 //! - Read-ahead neither loses nor duplicates a message: each one fetched ahead is handed out
 //!   to exactly one MQGET or released, and MQGET answers 2024 and 2080 at the same call as
 //!   without read-ahead.
