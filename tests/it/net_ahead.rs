@@ -1,8 +1,9 @@
 //! Read-ahead of MQGET under syncpoint over TCP: messages fetched ahead and never handed out
 //! go back where they were with their backout count unchanged at MQCMIT, MQBACK, MQCLOSE and
 //! MQDISC; a lost connection backs them all out; MAXUMSGS and 2080 answer at the same get as
-//! without read-ahead; and two consumers with random units of work get and commit every
-//! message exactly once.
+//! without read-ahead; a connection the queue manager breaks keeps what its client may still
+//! hand out from other consumers; and two consumers with random units of work, lost and
+//! broken connections get and commit every message exactly once, never both at once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -618,6 +619,9 @@ enum Step {
     Disconnect,
     /// The connection is lost without MQDISC, then connect again.
     Lose,
+    /// The queue manager breaks the connection (`break`): the client learns of it at its
+    /// next round trip, and is then replaced.
+    Break,
 }
 
 fn step() -> impl Strategy<Value = (usize, Step)> {
@@ -627,18 +631,23 @@ fn step() -> impl Strategy<Value = (usize, Step)> {
         2 => Just(Step::Backout),
         1 => Just(Step::Disconnect),
         1 => Just(Step::Lose),
+        1 => Just(Step::Break),
     ];
     (0usize..2, step)
 }
 
 /// Two consumers and what the test knows: for each message its expected backout count, what
-/// each consumer handed out in its unit of work, and what was committed.
+/// each consumer handed out in its unit of work, what a consumer whose connection broke
+/// handed out that the break kept from the other one, and what was committed.
 struct Run {
     qm: FakeQm,
     server: ServerHandle,
     clients: [Option<Client>; 2],
     backouts: BTreeMap<String, i32>,
     handed: [Vec<String>; 2],
+    /// Set once the consumer's connection is broken, until the client is replaced: the
+    /// messages it handed out that the fake still keeps for it.
+    kept: [Option<Vec<String>>; 2],
     committed: BTreeSet<String>,
 }
 
@@ -649,14 +658,27 @@ impl Run {
     }
 
     fn get(&mut self, c: usize) -> Result<bool, TestCaseError> {
+        let before = self.kept[c].as_ref().map(|_| self.snapshot());
         match self.client(c).get() {
             Ok((p, n)) => {
                 prop_assert_eq!(n, self.backouts[&p], "backout count of {} handed out", p);
                 prop_assert!(!self.committed.contains(&p), "{} was committed already", p);
-                self.handed[c].push(p);
+                let other = 1 - c;
+                let with_other =
+                    self.handed[other].contains(&p) || self.kept[other].as_ref().is_some_and(|k| k.contains(&p));
+                prop_assert!(!with_other, "{} is with the other consumer too", p);
+                match &mut self.kept[c] {
+                    Some(kept) => kept.push(p),
+                    None => self.handed[c].push(p),
+                }
                 Ok(true)
             }
             Err(EMPTY) => Ok(false),
+            Err(r) if let Some(before) = before => {
+                prop_assert_eq!(r, 2009);
+                self.replace_broken(c, before)?;
+                Ok(false)
+            }
             Err(r) => Err(TestCaseError::fail(format!("MQGET answered {r}"))),
         }
     }
@@ -668,7 +690,78 @@ impl Run {
         Ok(())
     }
 
+    /// What was got and uncommitted, and how many connections the server has.
+    fn snapshot(&self) -> (BTreeSet<String>, usize) {
+        (got_uncommitted(&self.qm), self.qm.connections().len())
+    }
+
+    /// Client `c`, broken, has made a call that answered 2009 (`before` is the snapshot taken
+    /// before it): what the break kept comes back, each message it handed out with backout
+    /// count + 1, those it released unchanged. The client is replaced.
+    fn replace_broken(&mut self, c: usize, (before, live): (BTreeSet<String>, usize)) -> Result<(), TestCaseError> {
+        let returned: BTreeSet<String> = before.difference(&got_uncommitted(&self.qm)).cloned().collect();
+        for p in self.kept[c].take().unwrap_or_default() {
+            prop_assert!(returned.contains(&p), "{} was kept and did not come back", p);
+            *self.backouts.get_mut(&p).expect("known") += 1;
+        }
+        self.clients[c] = None;
+        until_connections(&self.qm, live - 1);
+        Ok(())
+    }
+
+    /// The connection of `c` is lost: everything it held comes back with backout count + 1.
+    fn lose(&mut self, c: usize) -> Result<(), TestCaseError> {
+        let Some(client) = self.clients[c].take() else {
+            return Ok(());
+        };
+        let before = got_uncommitted(&self.qm);
+        let live = self.qm.connections().len();
+        drop(client);
+        until_connections(&self.qm, live - 1);
+        let returned: BTreeSet<String> = before.difference(&got_uncommitted(&self.qm)).cloned().collect();
+        let held = self.handed[c].drain(..).chain(self.kept[c].take().unwrap_or_default());
+        for p in held.collect::<Vec<_>>() {
+            prop_assert!(returned.contains(&p), "{} was handed out and did not come back", p);
+        }
+        for p in returned {
+            *self.backouts.get_mut(&p).expect("known") += 1;
+        }
+        Ok(())
+    }
+
+    /// The queue manager breaks the connection of `c`: what it handed out comes back now
+    /// (backout count + 1) unless it came from a read-ahead the client may still be handing
+    /// out, which the fake keeps from the other consumer until the client learns of it.
+    fn break_connection(&mut self, c: usize) -> Result<(), TestCaseError> {
+        let Some(hconn) = self.clients[c].as_ref().map(|client| client.hconn) else {
+            return Ok(());
+        };
+        if self.kept[c].is_some() {
+            return Ok(());
+        }
+        let before = got_uncommitted(&self.qm);
+        self.qm.break_connection(hconn);
+        let after = got_uncommitted(&self.qm);
+        for p in before.difference(&after) {
+            *self.backouts.get_mut(p).expect("known") += 1;
+        }
+        let (kept, _returned): (Vec<String>, Vec<String>) = self.handed[c].drain(..).partition(|p| after.contains(p));
+        self.kept[c] = Some(kept);
+        Ok(())
+    }
+
     fn run(&mut self, c: usize, step: Step) -> Result<(), TestCaseError> {
+        if self.kept[c].is_some() && matches!(step, Step::Commit | Step::Backout | Step::Disconnect) {
+            let before = self.snapshot();
+            let client = self.clients[c].as_ref().expect("a broken client");
+            let result = match step {
+                Step::Commit => client.verbs.commit(client.hconn),
+                Step::Backout => client.verbs.backout(client.hconn),
+                _ => client.verbs.disconnect(client.hconn),
+            };
+            prop_assert_eq!(result, Err(2009), "{:?} on a broken connection", step);
+            return self.replace_broken(c, before);
+        }
         match step {
             Step::Get => {
                 self.get(c)?;
@@ -689,22 +782,8 @@ impl Run {
                 }
                 self.committed(c)?;
             }
-            Step::Lose => {
-                let Some(client) = self.clients[c].take() else {
-                    return Ok(());
-                };
-                let before = got_uncommitted(&self.qm);
-                let live = self.qm.connections().len();
-                drop(client);
-                until_connections(&self.qm, live - 1);
-                let returned: BTreeSet<String> = before.difference(&got_uncommitted(&self.qm)).cloned().collect();
-                for p in self.handed[c].drain(..) {
-                    prop_assert!(returned.contains(&p), "{} was handed out and did not come back", p);
-                }
-                for p in returned {
-                    *self.backouts.get_mut(&p).expect("known") += 1;
-                }
-            }
+            Step::Lose => self.lose(c)?,
+            Step::Break => self.break_connection(c)?,
         }
         Ok(())
     }
@@ -713,9 +792,11 @@ impl Run {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
-    /// Every message is got and committed exactly once; each time it is handed out its
-    /// backout count is the number of units of work that handed it out and were backed out,
-    /// plus the lost connections that held it (handed out or fetched ahead).
+    /// Every message is got and committed exactly once, and never handed out to both
+    /// consumers at once, whatever connections are lost or broken; each time it is handed
+    /// out its backout count is the number of units of work that handed it out and were
+    /// backed out or broken, plus the lost connections that held it (handed out or fetched
+    /// ahead).
     #[test]
     fn two_consumers_commit_every_message_exactly_once(steps in proptest::collection::vec(step(), 1..120)) {
         const N: usize = 30;
@@ -727,6 +808,7 @@ proptest! {
             clients: [None, None],
             backouts: numbered(N).map(|p| (p, 0)).collect(),
             handed: [Vec::new(), Vec::new()],
+            kept: [None, None],
             committed: BTreeSet::new(),
         };
         for (c, step) in steps {
