@@ -11,6 +11,45 @@ use super::queue::Selector;
 use super::state::{Reason, State, Target, Work, unlock};
 use super::verbs::{GetOptions, Got};
 
+/// Where an MQGET copies the message: at most BufferLength bytes.
+pub(crate) trait Buffer {
+    /// BufferLength: the most bytes the caller takes.
+    fn capacity(&self) -> usize;
+    /// Copies in the message's first bytes (never more than [`Buffer::capacity`]).
+    fn fill(&mut self, data: &[u8]);
+}
+
+/// The caller's own buffer (the MQI's).
+impl Buffer for [u8] {
+    fn capacity(&self) -> usize {
+        self.len()
+    }
+
+    fn fill(&mut self, data: &[u8]) {
+        self[..data.len()].copy_from_slice(data);
+    }
+}
+
+/// A buffer of BufferLength `capacity` that holds only what the message it gets fills, in a
+/// vector the caller keeps: the network server's. A client's BufferLength (up to 4 GiB on
+/// the wire) then costs memory only for a message that long, not for a get that finds
+/// nothing or waits.
+pub(crate) struct GrowBuffer<'a> {
+    pub capacity: usize,
+    pub data: &'a mut Vec<u8>,
+}
+
+impl Buffer for GrowBuffer<'_> {
+    fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn fill(&mut self, data: &[u8]) {
+        self.data.clear();
+        self.data.extend_from_slice(data);
+    }
+}
+
 const BROWSE_OPTIONS: i32 = mq::MQGMO_BROWSE_FIRST | mq::MQGMO_BROWSE_NEXT | mq::MQGMO_BROWSE_MSG_UNDER_CURSOR;
 
 /// Checks MQGMO options against each other and against how the handle was opened.
@@ -44,13 +83,13 @@ fn check_get_options(o: i32, wait_interval: i32, handle_options: i32, input: boo
 
 /// One attempt at an MQGET. `Ok((q, None))` means nothing is there yet (the caller may wait
 /// on queue `q`).
-pub(super) fn try_get(
+pub(super) fn try_get<B: Buffer + ?Sized>(
     st: &mut State,
     hconn: i32,
     hobj: i32,
     md: &mut mq::MQMD,
     gmo: &GetOptions,
-    buffer: &mut [u8],
+    buffer: &mut B,
 ) -> Result<(usize, Option<Got>), Reason> {
     let o = gmo.options;
     let quiescing = st.check_quiescing(o & mq::MQGMO_FAIL_IF_QUIESCING != 0);
@@ -60,7 +99,7 @@ pub(super) fn try_get(
     if let Some(reason) = conn.broken {
         return Err(reason);
     }
-    conn.check_buffer(buffer.len())?;
+    conn.check_buffer(buffer.capacity())?;
     let handle = conn.handles.get_mut(&hobj).ok_or(mq::MQRC_HOBJ_ERROR)?;
     let Target::Queue(q) = handle.target else {
         return Err(mq::MQRC_NOT_OPEN_FOR_INPUT);
@@ -122,10 +161,10 @@ pub(super) fn try_get(
         return Err(mq::MQRC_SYNCPOINT_LIMIT_REACHED);
     }
     let data_length = msg.data.len();
-    let copied = data_length.min(buffer.len());
-    buffer[..copied].copy_from_slice(&msg.data[..copied]);
+    let copied = data_length.min(buffer.capacity());
+    buffer.fill(&msg.data[..copied]);
     *md = msg.md;
-    let truncated = data_length > buffer.len();
+    let truncated = data_length > buffer.capacity();
     if truncated && o & mq::MQGMO_ACCEPT_TRUNCATED_MSG == 0 {
         // 2080: the message stays where it is; a browse cursor moves onto it so that
         // BROWSE_MSG_UNDER_CURSOR with a bigger buffer can read it again.

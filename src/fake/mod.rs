@@ -17,6 +17,7 @@ mod mqi_verbs;
 pub mod net;
 mod observe;
 mod queue;
+mod read_ahead;
 mod state;
 mod verbs;
 
@@ -32,8 +33,9 @@ pub use adapter::{FakeMqi, MqiAdapter};
 pub use config::{ChannelDef, Delivery, FakeConfig, QmgrDef, QueueDef, Sharing};
 pub use mqi_verbs::Verbs;
 pub use observe::{ChannelStatus, ConnStatus, HandleStatus, MessageView, QueueStatus};
+pub use queue::MAX_BACKOUT_COUNT;
 pub use state::{QmgrStatus, Verb};
-pub use verbs::{Attr, ConnectRequest, GetOptions, Got, ObjectRef};
+pub use verbs::{Attr, ConnectRequest, GetOptions, Got, MAX_CSP_LENGTH, ObjectRef};
 
 /// A fake queue manager. Cheap to clone: clones share one queue manager.
 #[derive(Clone)]
@@ -70,7 +72,9 @@ pub struct PutSpec {
     pub msg_id: Option<[u8; 24]>,
     /// MQMD Format, e.g. `MQSTR` (the default).
     pub format: Option<String>,
-    /// Initial backout count (to seed poison messages).
+    /// Initial backout count (to seed poison messages), at most [`MAX_BACKOUT_COUNT`]
+    /// (999 999 999, where MQ stops counting): a larger one is stored as that, a negative
+    /// one as 0.
     pub backout_count: i32,
 }
 
@@ -170,7 +174,7 @@ impl FakeQm {
         if spec.backout_count > 0 {
             let queue = &mut st.queues[q];
             if let Some(m) = queue.msgs.values_mut().rev().find(|m| m.md.MsgId == md.MsgId) {
-                m.md.BackoutCount = spec.backout_count;
+                m.md.BackoutCount = spec.backout_count.min(MAX_BACKOUT_COUNT);
             }
         }
         Ok(md.MsgId)
@@ -194,7 +198,10 @@ impl FakeQm {
     }
 
     /// Breaks one connection as a network failure would: later calls get 2009, a waiting get
-    /// is cancelled, the unit of work is backed out, handles and locks are released.
+    /// is cancelled, the unit of work is backed out, handles and locks are released. The
+    /// messages a network client fetched ahead and may still hand out stay hidden until its
+    /// next request or until its socket closes, then come back with backout count + 1 (those
+    /// it releases unhanded: unchanged), so they never reach two consumers at once.
     pub fn break_connection(&self, hconn: i32) {
         self.lock().break_conn(hconn, mq::MQRC_CONNECTION_BROKEN);
     }

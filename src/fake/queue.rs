@@ -23,6 +23,9 @@ use libmqm_sys as mq;
 
 use super::config::{Delivery, QueueDef};
 
+/// MQ's largest BackoutCount: a backout past it leaves the count there.
+pub const MAX_BACKOUT_COUNT: i32 = 999_999_999;
+
 /// Where a message sits in delivery order: (9 - priority or 0 for FIFO, arrival sequence).
 pub(crate) type Key = (u8, u64);
 
@@ -150,11 +153,12 @@ impl Queue {
         }
     }
 
-    /// Backout of a get: the message returns to its place with BackoutCount + 1.
+    /// Backout of a get: the message returns to its place with BackoutCount + 1, at most
+    /// [`MAX_BACKOUT_COUNT`] (where MQ stops counting).
     pub fn backout_get(&mut self, key: Key) {
         if let Some(mut m) = self.got.remove(&key) {
             m.state = MsgState::Visible;
-            m.md.BackoutCount += 1;
+            m.md.BackoutCount = m.md.BackoutCount.saturating_add(1).min(MAX_BACKOUT_COUNT);
             self.msgs.insert(key, m);
             self.uncommitted -= 1;
             self.wake();

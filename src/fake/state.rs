@@ -146,6 +146,11 @@ pub(crate) struct Conn {
     pub next_hobj: i32,
     pub peak_handles: usize,
     pub uow: Vec<Work>,
+    /// The messages a network client's latest read-ahead took into `uow` (queue, key), until
+    /// its next request: the client hands them out without telling the server, so until then
+    /// any of them may be with its application. A break keeps them in `uow` (see
+    /// [`State::break_conn`]); `read_ahead.rs` keeps the list.
+    pub ahead: Vec<(usize, Key)>,
     /// `Some(reason)` once broken: every later call fails with it.
     pub broken: Option<Reason>,
 }
@@ -385,6 +390,24 @@ impl State {
         self.reuse_uow(hconn, work);
     }
 
+    /// Backs out the connection's unit of work except the messages its client's latest
+    /// read-ahead fetched ([`Conn::ahead`]), which stay in it.
+    fn backout_uow_but_ahead(&mut self, hconn: i32) {
+        if self.conns.get(&hconn).is_none_or(|c| c.ahead.is_empty()) {
+            return self.backout_uow(hconn);
+        }
+        let Self { conns, queues, .. } = self;
+        let Some(conn) = conns.get_mut(&hconn) else { return };
+        let work = std::mem::take(&mut conn.uow);
+        for w in work {
+            match w {
+                Work::Got(q, key) if conn.ahead.contains(&(q, key)) => conn.uow.push(w),
+                Work::Got(q, key) => queues[q].backout_get(key),
+                Work::Put(q, key) => queues[q].backout_put(key),
+            }
+        }
+    }
+
     /// Takes one got message out of `hconn`'s unit of work and makes it visible again
     /// without raising its backout count; false when it is not in that unit of work (which
     /// was backed out or ended meanwhile).
@@ -434,12 +457,18 @@ impl State {
     /// Breaks a connection as a network failure or `endmqm -i` would: its unit of work is
     /// backed out, its handles and locks released, its channel conversation ended, its waits
     /// cancelled. Later calls on it fail with `reason`.
+    ///
+    /// The messages a network client fetched ahead and may still hand out to its
+    /// application without a round trip ([`Conn::ahead`]) stay got by the connection until
+    /// the client learns of the break, at its next request or when its socket closes
+    /// (`FakeQm::ahead_settled`, the server's end of the connection): backed out now, they
+    /// would reach another consumer while this client's application still gets them.
     pub fn break_conn(&mut self, hconn: i32, reason: Reason) {
         let Some(conn) = self.conns.get(&hconn) else { return };
         if conn.broken.is_some() {
             return;
         }
-        self.backout_uow(hconn);
+        self.backout_uow_but_ahead(hconn);
         let hobjs: Vec<i32> = self.conns[&hconn].handles.keys().copied().collect();
         for hobj in hobjs {
             self.close_handle(hconn, hobj);

@@ -16,9 +16,10 @@ use libmqm_sys as mq;
 use super::FakeQm;
 use super::config::Sharing;
 use super::descriptor::{copy_padded, message_id, stamp_put_time};
-use super::queue::{Key, Msg, MsgState};
+use super::get::{Buffer, try_get};
+use super::inquire::inquire;
+use super::queue::{Msg, MsgState};
 use super::state::{Conn, Handle, Reason, State, Target, Verb, Work, breaks_connection};
-use super::{get::try_get, inquire::inquire};
 
 /// What a client asks for at MQCONNX.
 #[derive(Debug, Clone, Default)]
@@ -40,8 +41,49 @@ pub struct ConnectRequest {
     pub user: Option<String>,
     /// Password for CONNAUTH.
     pub password: Option<String>,
-    /// Application name, stored in PutApplName.
+    /// Application name, stored in PutApplName and shown by `connections()`: its first 28
+    /// characters, as MQ holds it ([`ConnectRequest::mq_appl_name`]).
     pub appl_name: String,
+}
+
+/// The longest user id or password MQCSP carries (MQ 9.3 answers 2595 past it).
+pub const MAX_CSP_LENGTH: usize = 1024;
+
+impl ConnectRequest {
+    /// The application name as MQ holds it: at most 28 characters (MQCNO's ApplName), the
+    /// rest cut, as IBM's clients cut a longer one.
+    #[must_use]
+    pub fn mq_appl_name(&self) -> &str {
+        match self.appl_name.char_indices().nth(mq::MQ_APPL_NAME_LENGTH) {
+            Some((end, _)) => &self.appl_name[..end],
+            None => &self.appl_name,
+        }
+    }
+
+    /// MQ's lengths for the MQCONNX strings, which the MQI's fixed fields and MQCSP bound.
+    ///
+    /// # Errors
+    /// 2058 for a queue manager name over 48 characters, 2059 for a channel name over 20,
+    /// 2595 (MQRC_CSP_ERROR, as MQ 9.3 answers) for a user id or password over
+    /// [`MAX_CSP_LENGTH`].
+    pub fn check_lengths(&self) -> Result<(), Reason> {
+        let over = |s: &str, max: usize| s.chars().nth(max).is_some();
+        if over(&self.qmgr_name, mq::MQ_Q_MGR_NAME_LENGTH) {
+            return Err(mq::MQRC_Q_MGR_NAME_ERROR);
+        }
+        if self
+            .channel
+            .as_deref()
+            .is_some_and(|c| over(c, mq::MQ_CHANNEL_NAME_LENGTH))
+        {
+            return Err(mq::MQRC_Q_MGR_NOT_AVAILABLE);
+        }
+        let credential = |s: &Option<String>| s.as_deref().is_some_and(|s| over(s, MAX_CSP_LENGTH));
+        if credential(&self.user) || credential(&self.password) {
+            return Err(mq::MQRC_CSP_ERROR);
+        }
+        Ok(())
+    }
 }
 
 /// The object an MQOPEN names.
@@ -119,7 +161,8 @@ impl FakeQm {
     /// # Errors
     /// 2161 while quiescing, 2059 when stopped or the channel is unknown, 2058 for another
     /// queue manager's name, 2035 for bad credentials, 2025 past the connection limit,
-    /// 2537 past MAXINST, MAXINSTC or MaxChannels.
+    /// 2537 past MAXINST, MAXINSTC or MaxChannels; 2058, 2059 and 2595 for names and
+    /// credentials longer than MQ's ([`ConnectRequest::check_lengths`]).
     pub fn connect(&self, req: &ConnectRequest) -> Result<i32, Reason> {
         let mut st = self.begin(Verb::Connx, None)?;
         let result = connect(&mut st, req);
@@ -135,6 +178,8 @@ impl FakeQm {
         let result = match st.conns.get(&hconn).map(|c| c.broken) {
             None => Err(mq::MQRC_HCONN_ERROR),
             Some(Some(reason)) => {
+                // What the break kept for a network client's read-ahead comes back now.
+                st.backout_uow(hconn);
                 st.conns.remove(&hconn);
                 Err(reason)
             }
@@ -229,6 +274,18 @@ impl FakeQm {
         md: &mut mq::MQMD,
         gmo: &GetOptions,
         buffer: &mut [u8],
+    ) -> Result<Got, Reason> {
+        self.get_into(hconn, hobj, md, gmo, buffer)
+    }
+
+    /// [`FakeQm::get`] into any [`Buffer`] (the network server's grows to the message).
+    pub(crate) fn get_into<B: Buffer + ?Sized>(
+        &self,
+        hconn: i32,
+        hobj: i32,
+        md: &mut mq::MQMD,
+        gmo: &GetOptions,
+        buffer: &mut B,
     ) -> Result<Got, Reason> {
         let mut st = self.begin(Verb::Get, Some(hconn))?;
         let wait = gmo.options & mq::MQGMO_WAIT != 0;
@@ -328,6 +385,7 @@ fn connect(st: &mut State, req: &ConnectRequest) -> Result<i32, Reason> {
         super::QmgrStatus::Stopped => return Err(mq::MQRC_Q_MGR_NOT_AVAILABLE),
         super::QmgrStatus::Running => {}
     }
+    req.check_lengths()?;
     let name = req.qmgr_name.trim();
     if !name.is_empty() && name != st.def.name && !name.starts_with('*') {
         return Err(mq::MQRC_Q_MGR_NAME_ERROR);
@@ -362,13 +420,14 @@ fn connect(st: &mut State, req: &ConnectRequest) -> Result<i32, Reason> {
         Conn {
             process: req.process,
             client_address: req.client_address.clone(),
-            appl_name: req.appl_name.clone(),
+            appl_name: req.mq_appl_name().to_owned(),
             channel,
             max_msg_length,
             handles: rustc_hash::FxHashMap::default(),
             next_hobj: 1,
             peak_handles: 0,
             uow: Vec::new(),
+            ahead: Vec::new(),
             broken: None,
         },
     );
@@ -631,87 +690,6 @@ pub(super) fn put_on(
         queue.wake();
     }
     Ok(())
-}
-
-/// A message a read-ahead moved into a unit of work, as [`FakeQm::release_ahead`] finds it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Fetched {
-    queue: usize,
-    key: Key,
-}
-
-/// MQGMO options after which a get cannot be repeated ahead of the caller.
-const NOT_AHEAD: i32 = mq::MQGMO_BROWSE_FIRST
-    | mq::MQGMO_BROWSE_NEXT
-    | mq::MQGMO_BROWSE_MSG_UNDER_CURSOR
-    | mq::MQGMO_MSG_UNDER_CURSOR
-    | mq::MQGMO_LOCK
-    | mq::MQGMO_UNLOCK
-    | mq::MQGMO_ACCEPT_TRUNCATED_MSG
-    | mq::MQGMO_MARK_SKIP_BACKOUT
-    | mq::MQGMO_SYNCPOINT_IF_PERSISTENT;
-
-impl FakeQm {
-    /// Read-ahead for a network client: up to `max` more destructive gets on `hobj` under
-    /// syncpoint, without waiting, each into `hconn`'s unit of work as an MQGET would (and
-    /// counted as one), each handed to `each` with its MQMD and data. `md` carries what the
-    /// gets match on. Stops at the first get that would not take a whole message: nothing
-    /// left, MAXUMSGS reached, a message longer than `buffer` or than what is left of
-    /// `max_bytes`, any failure (which is not counted: the client never made that call).
-    /// Only a plain get under MQGMO_SYNCPOINT qualifies, and nothing is read ahead while a
-    /// failure of MQGET is planned ([`FakeQm::fail_next`]). Returns how many it took.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn get_ahead(
-        &self,
-        hconn: i32,
-        hobj: i32,
-        md: &mq::MQMD,
-        gmo: &GetOptions,
-        buffer: &mut [u8],
-        max: usize,
-        max_bytes: usize,
-        mut each: impl FnMut(&mq::MQMD, &[u8], Fetched),
-    ) -> usize {
-        if gmo.options & mq::MQGMO_SYNCPOINT == 0 || gmo.options & NOT_AHEAD != 0 {
-            return 0;
-        }
-        let gmo = GetOptions {
-            options: gmo.options & !mq::MQGMO_WAIT,
-            wait_interval: 0,
-            match_options: gmo.match_options,
-        };
-        let mut st = self.lock();
-        if st.faults.iter().any(|f| f.verb == Verb::Get) {
-            return 0;
-        }
-        let (mut taken, mut bytes) = (0, 0);
-        while taken < max {
-            let room = buffer.len().min(max_bytes.saturating_sub(bytes));
-            let mut got_md = *md;
-            let got = match try_get(&mut st, hconn, hobj, &mut got_md, &gmo, &mut buffer[..room]) {
-                Ok((_, Some(got))) if got.warning == 0 => got,
-                _ => break,
-            };
-            let Some(&Work::Got(queue, key)) = st.conns.get(&hconn).and_then(|c| c.uow.last()) else {
-                break;
-            };
-            let _ = st.record(Verb::Get, Ok(()), 0);
-            each(&got_md, &buffer[..got.data_length], Fetched { queue, key });
-            taken += 1;
-            bytes += got.data_length;
-        }
-        taken
-    }
-
-    /// Puts messages a read-ahead fetched and the client never handed out back where they
-    /// were, visible, with their backout count unchanged: no application received them.
-    /// Those no longer in `hconn`'s unit of work (it was backed out meanwhile) are skipped.
-    pub(crate) fn release_ahead(&self, hconn: i32, fetched: &[Fetched]) {
-        let mut st = self.lock();
-        for f in fetched {
-            st.release_got(hconn, f.queue, f.key);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ mod net_ahead;
 mod net_cli;
 mod net_crash;
 mod net_fuzz;
+mod net_memory;
 mod net_procs;
 mod plan;
 mod plan_golden;

@@ -14,11 +14,16 @@ use mqi::types::QueueName;
 use mqi::{Connection, Object, Syncpoint};
 use mqpilot::fake::net::protocol::{Encoder, Request, WireConnect, encode_md, kind, read_frame};
 use mqpilot::fake::net::{RemoteAdmin, RemoteMqi, RemoteVerbs, Server, ServerHandle};
-use mqpilot::fake::{ChannelDef, FakeConfig, FakeQm, QueueDef, default_md};
+use mqpilot::fake::{ChannelDef, ConnectRequest, FakeConfig, FakeQm, QueueDef, Verbs, default_md};
 
 type Conn = Connection<RemoteMqi, ThreadNoBlock>;
 
 fn serve() -> (FakeQm, ServerHandle) {
+    serve_with(|s| s)
+}
+
+/// As [`serve`], with the server's settings changed by `configure`.
+fn serve_with(configure: impl FnOnce(Server) -> Server) -> (FakeQm, ServerHandle) {
     let mut config = FakeConfig::default();
     config.queue_manager.max_handles = 3;
     config
@@ -28,6 +33,7 @@ fn serve() -> (FakeQm, ServerHandle) {
     config.queues.push(QueueDef::new("B"));
     let qm = FakeQm::new(config);
     let handle = Server::bind("127.0.0.1:0", qm.clone())
+        .map(configure)
         .and_then(Server::spawn)
         .expect("serve on loopback");
     (qm, handle)
@@ -121,7 +127,7 @@ fn maxinstc_counts_the_client_address_over_tcp() {
 }
 
 /// Sends a request frame on a raw socket and reads the answer's kind and body.
-fn call(stream: &mut TcpStream, request: &Request) -> (u8, Vec<u8>) {
+pub(crate) fn call(stream: &mut TcpStream, request: &Request) -> (u8, Vec<u8>) {
     let mut e = Encoder::default();
     request.encode(&mut e);
     stream.write_all(e.finish()).expect("send");
@@ -140,7 +146,7 @@ fn raw_client(addr: &str, queue: &str) -> (TcpStream, i32, i32) {
 }
 
 /// MQCONNX over the channel on a raw socket; returns the hconn.
-fn raw_connect(s: &mut TcpStream, token: u64) -> i32 {
+pub(crate) fn raw_connect(s: &mut TcpStream, token: u64) -> i32 {
     let connect = Request::Connect {
         token,
         req: WireConnect {
@@ -154,7 +160,7 @@ fn raw_connect(s: &mut TcpStream, token: u64) -> i32 {
 }
 
 /// MQOPEN of `queue` for input on a raw socket; returns the hobj.
-fn raw_open(s: &mut TcpStream, hconn: i32, queue: &str) -> i32 {
+pub(crate) fn raw_open(s: &mut TcpStream, hconn: i32, queue: &str) -> i32 {
     let open = Request::Open {
         hconn,
         object_type: 1,
@@ -380,5 +386,156 @@ fn bad_frames_get_an_error_frame_and_only_their_connection_closes() {
         .expect("put")
         .discard_warning();
     assert_eq!(qm.depth("A"), Some(1));
+    server.shutdown();
+}
+
+/// MQ's largest message, 100 MiB.
+const MAX_MSG_LENGTH: i32 = 100 * 1024 * 1024;
+
+#[test]
+fn a_get_buffer_longer_than_the_channels_maxmsgl_gets_2010_as_in_process() {
+    let mut config = FakeConfig::default();
+    config.queue_manager.max_msg_length = MAX_MSG_LENGTH;
+    config
+        .channels
+        .push(ChannelDef::new("APP.SVRCONN").max_msg_length(MAX_MSG_LENGTH));
+    config.queues.push(QueueDef::new("A"));
+    let qm = FakeQm::new(config);
+    let mut server = Server::bind("127.0.0.1:0", qm.clone())
+        .and_then(Server::spawn)
+        .expect("serve on loopback");
+    let (mut s, hconn, hobj) = raw_client(&server.local_addr().to_string(), "A");
+    let reason = |body: &[u8]| i32::from_le_bytes(body[1..5].try_into().expect("a reason code"));
+    for (buffer_len, expected) in [
+        (MAX_MSG_LENGTH as u32, 2033),
+        (MAX_MSG_LENGTH as u32 + 1, 2010),
+        (u32::MAX, 2010),
+    ] {
+        let mut get = get_request(hconn, hobj, mqi::constants::MQGMO_NO_WAIT.0, 0);
+        if let Request::Get { buffer_len: len, .. } = &mut get {
+            *len = buffer_len;
+        }
+        let (_, body) = call(&mut s, &get);
+        assert_eq!(reason(&body), expected, "buffer of {buffer_len} bytes");
+    }
+    drop(s);
+    server.shutdown();
+}
+
+#[test]
+fn a_socket_without_an_mq_connection_is_closed_once_it_idles() {
+    let (qm, mut server) = serve_with(|s| s.with_unconnected_idle(Duration::from_millis(200)));
+    let addr = server.local_addr().to_string();
+    let mut idle = TcpStream::connect(&addr).expect("connect");
+    idle.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut body = Vec::new();
+    assert_eq!(read_frame(&mut idle, &mut body).expect("an error frame"), kind::ERROR);
+    let text = String::from_utf8_lossy(&body[4..]).into_owned();
+    assert!(text.contains("no MQCONNX"), "{text}");
+    let mut rest = Vec::new();
+    assert_eq!(idle.read_to_end(&mut rest).expect("closed"), 0);
+    assert_eq!(server.protocol_errors(), 0, "an idle socket sent no bad frame");
+
+    // A connected socket may idle as long as it likes.
+    let (mut s, hconn, _) = raw_client(&addr, "A");
+    std::thread::sleep(Duration::from_millis(600));
+    raw_open(&mut s, hconn, "B");
+    assert_eq!(qm.connections().len(), 1);
+    drop(s);
+    server.shutdown();
+}
+
+#[test]
+fn regression_backout_counts_stop_at_999_999_999_and_the_admin_refuses_larger_ones() {
+    let (qm, mut server) = serve();
+    let max = mqpilot::fake::MAX_BACKOUT_COUNT;
+    let seeded = |n| mqpilot::fake::PutSpec {
+        backout_count: n,
+        ..mqpilot::fake::PutSpec::text("poison")
+    };
+    qm.put_message("A", seeded(max)).expect("put");
+    let (mut s, hconn, hobj) = raw_client(&server.local_addr().to_string(), "A");
+    let (_, body) = call(&mut s, &get_request(hconn, hobj, MQGMO_SYNCPOINT.0, 0));
+    assert_eq!(body[0], 1, "got under syncpoint");
+    let (_, body) = call(&mut s, &Request::Back { hconn });
+    assert_eq!(body[0], 1, "backed out: {body:?}");
+    let m = &qm.browse("A")[0];
+    assert_eq!((m.state, m.backout_count), ("visible", max), "MQ stops counting there");
+    assert_eq!(qm.connections().len(), 1, "the connection serves on");
+
+    qm.put_message("A", seeded(i32::MAX)).expect("put");
+    assert_eq!(qm.browse("A")[1].backout_count, max, "seeded at most at MQ's largest");
+    let admin = RemoteAdmin::new(server.local_addr().to_string());
+    let message = |n| mqpilot::fake::net::AdminMessage {
+        data: "poison".into(),
+        backout_count: n,
+        ..mqpilot::fake::net::AdminMessage::default()
+    };
+    for n in [i32::MAX, max + 1, -1] {
+        let err = admin.put("A", vec![message(0), message(n)]).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("message 2 has backout count {n}")) && err.contains("nothing was put"),
+            "{err}"
+        );
+    }
+    assert_eq!(qm.depth("A"), Some(2), "a refused put puts nothing");
+    admin.put("A", vec![message(max)]).expect("MQ's largest is accepted");
+    drop(s);
+    server.shutdown();
+}
+
+#[test]
+fn regression_mqconnx_strings_longer_than_mqs_are_refused_and_never_reach_status() {
+    let (qm, mut server) = serve();
+    let addr = server.local_addr().to_string();
+    // A raw client sending a 60 MiB application name: its frame is refused, twice over.
+    for token in [1, 2] {
+        let mut s = TcpStream::connect(&addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        let connect = Request::Connect {
+            token,
+            req: WireConnect {
+                channel: Some("APP.SVRCONN".into()),
+                appl_name: "x".repeat(60 << 20),
+                ..WireConnect::default()
+            },
+        };
+        let (k, body) = call(&mut s, &connect);
+        let text = String::from_utf8_lossy(body.get(4..).unwrap_or_default()).into_owned();
+        assert_eq!(k, kind::ERROR, "refused: {:?}", &text[..text.len().min(80)]);
+        assert!(text.contains("application name longer than 28 characters"), "{text}");
+    }
+    assert!(qm.connections().is_empty());
+    RemoteAdmin::new(addr.clone()).status().expect("status answers");
+
+    // The remote library answers what the in-process fake does, and cuts a long application
+    // name to MQ's 28 characters, as both show it.
+    let remote = RemoteVerbs::new(addr);
+    let request = |change: fn(&mut ConnectRequest)| {
+        let mut req = ConnectRequest {
+            channel: Some("APP.SVRCONN".into()),
+            ..ConnectRequest::default()
+        };
+        change(&mut req);
+        req
+    };
+    type Change = fn(&mut ConnectRequest);
+    let cases: [(Change, i32); 4] = [
+        (|r| r.qmgr_name = "Q".repeat(49), 2058),
+        (|r| r.channel = Some("C".repeat(21)), 2059),
+        (|r| r.user = Some("u".repeat(1025)), 2595),
+        (|r| r.password = Some("p".repeat(1025)), 2595),
+    ];
+    for (change, reason) in cases {
+        assert_eq!(remote.connect(&request(change)), Err(reason));
+        assert_eq!(qm.connect(&request(change)), Err(reason), "in-process");
+    }
+    let long_name = |r: &mut ConnectRequest| r.appl_name = "an-application-name-of-40-characters-xyz".into();
+    let hconn = remote.connect(&request(long_name)).expect("remote connect");
+    let local = qm.connect(&request(long_name)).expect("in-process connect");
+    let shown: Vec<String> = qm.connections().into_iter().map(|c| c.appl_name).collect();
+    assert_eq!(shown, ["an-application-name-of-40-ch"; 2]);
+    remote.disconnect(hconn).expect("disconnect");
+    qm.disconnect(local).expect("disconnect");
     server.shutdown();
 }

@@ -1,8 +1,9 @@
 //! Read-ahead of MQGET under syncpoint over TCP: messages fetched ahead and never handed out
 //! go back where they were with their backout count unchanged at MQCMIT, MQBACK, MQCLOSE and
 //! MQDISC; a lost connection backs them all out; MAXUMSGS and 2080 answer at the same get as
-//! without read-ahead; and two consumers with random units of work get and commit every
-//! message exactly once.
+//! without read-ahead; a connection the queue manager breaks keeps what its client may still
+//! hand out from other consumers; and two consumers with random units of work, lost and
+//! broken connections get and commit every message exactly once, never both at once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -287,6 +288,130 @@ fn a_lost_connection_backs_out_everything_it_held_with_backout_count_1() {
     server.shutdown();
 }
 
+/// Client A learns a batch of 5, gets m05 and fetches m06..m09 ahead; B consumes Q too.
+fn a_holds_four_fetched_ahead(qm: &FakeQm, server: &ServerHandle) -> (Client, Client) {
+    let a = Client::new(server);
+    let b = Client::new(server);
+    put(qm, numbered(5));
+    learn(&a, 5);
+    put(qm, names(5..10));
+    assert_eq!(a.take(1), names(5..6));
+    assert_eq!(got_uncommitted(qm), names(5..10).into_iter().collect());
+    (a, b)
+}
+
+#[test]
+fn regression_a_broken_connection_keeps_what_its_client_fetched_ahead_from_other_consumers() {
+    let (qm, mut server) = serve(10_000, 64);
+    let (a, b) = a_holds_four_fetched_ahead(&qm, &server);
+    qm.break_connection(a.hconn);
+    // m05 was handed out with the reply: backed out at once, as without read-ahead. The
+    // rest A's client may still hand out, so nobody else may have them meanwhile.
+    assert_eq!(b.get(), Ok(("m05".into(), 1)));
+    assert_eq!(b.get(), Err(EMPTY), "{:?}", queue(&qm));
+    b.commit();
+    assert_eq!(a.take(4), names(6..10), "handed out without a round trip");
+    assert_eq!(
+        a.verbs.commit(a.hconn),
+        Err(2009),
+        "the application learns of the break at its commit"
+    );
+    let expected: Vec<_> = names(6..10).into_iter().map(|p| (p, "visible", 1)).collect();
+    assert_eq!(queue(&qm), expected, "back once the client knows, each handed out once");
+    assert_eq!(b.take(4), names(6..10));
+    b.commit();
+    server.shutdown();
+}
+
+#[test]
+fn after_a_break_what_the_client_did_not_hand_out_comes_back_unchanged_at_its_next_request() {
+    let (qm, mut server) = serve(10_000, 64);
+    let (a, _b) = a_holds_four_fetched_ahead(&qm, &server);
+    qm.stop();
+    qm.start();
+    assert_eq!(a.take(2), names(6..8));
+    assert_eq!(
+        got_uncommitted(&qm),
+        names(6..10).into_iter().collect(),
+        "m05 is back, the rest waits for the client"
+    );
+    assert_eq!(a.verbs.backout(a.hconn), Err(2162), "stopped: 2162");
+    assert_eq!(
+        queue(&qm),
+        vec![
+            ("m05".into(), "visible", 1),
+            ("m06".into(), "visible", 1),
+            ("m07".into(), "visible", 1),
+            ("m08".into(), "visible", 0),
+            ("m09".into(), "visible", 0),
+        ],
+        "released in front of the MQBACK: never handed out"
+    );
+    server.shutdown();
+}
+
+#[test]
+fn a_client_that_goes_away_after_a_break_gives_back_what_it_fetched_ahead_with_count_1() {
+    let (qm, mut server) = serve(10_000, 64);
+    let (a, _b) = a_holds_four_fetched_ahead(&qm, &server);
+    qm.break_connection(a.hconn);
+    assert_eq!(got_uncommitted(&qm), names(6..10).into_iter().collect());
+    drop(a);
+    until_connections(&qm, 1);
+    let expected: Vec<_> = names(5..10).into_iter().map(|p| (p, "visible", 1)).collect();
+    assert_eq!(queue(&qm), expected);
+    server.shutdown();
+}
+
+/// QM, channel and Q with MAXMSGL 100 MiB, served with read-ahead `read_ahead`.
+fn serve_large(read_ahead: u32) -> (FakeQm, ServerHandle) {
+    let mut config = FakeConfig::default();
+    config.queue_manager.max_msg_length = MAX_MSG_LENGTH;
+    config
+        .channels
+        .push(ChannelDef::new("APP.SVRCONN").max_msg_length(MAX_MSG_LENGTH));
+    config.queues.push(QueueDef::new("Q").max_msg_length(MAX_MSG_LENGTH));
+    config.queues.push(QueueDef::new("OUT"));
+    let qm = FakeQm::new(config);
+    let server = Server::bind("127.0.0.1:0", qm.clone())
+        .map(|s| s.with_read_ahead(read_ahead))
+        .and_then(Server::spawn)
+        .expect("serve on loopback");
+    (qm, server)
+}
+
+/// MQ's largest message, 100 MiB.
+const MAX_MSG_LENGTH: i32 = 100 * 1024 * 1024;
+
+#[test]
+fn regression_a_read_ahead_reply_stays_within_one_frame_after_a_100_mib_message() {
+    let (qm, mut server) = serve_large(64);
+    let a = Client::new(&server);
+    put(&qm, numbered(2));
+    learn(&a, 2);
+    let first = MAX_MSG_LENGTH as usize - 1024;
+    let second = 128 * 1024;
+    for (len, byte) in [(first, b'a'), (second, b'b')] {
+        qm.put_message("Q", PutSpec::text(vec![byte; len])).expect("put");
+    }
+    let gmo = GetOptions {
+        options: MQGMO_SYNCPOINT.0,
+        wait_interval: 0,
+        match_options: MQMO_MATCH_MSG_ID.0 | MQMO_MATCH_CORREL_ID.0,
+    };
+    let mut buffer = vec![0u8; MAX_MSG_LENGTH as usize];
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let mut md = default_md();
+        let g = a.verbs.get(a.hconn, a.input, &mut md, &gmo, &mut buffer);
+        got.push(g.map(|g| (g.data_length, g.warning, buffer[0], md.BackoutCount)));
+    }
+    assert_eq!(got, [Ok((first, 0, b'a', 0)), Ok((second, 0, b'b', 0))]);
+    a.commit();
+    assert_eq!(qm.depth("Q"), Some(0));
+    server.shutdown();
+}
+
 /// What one client sees in a script of gets, puts under syncpoint, commits and backouts on
 /// a server with MAXUMSGS 7, with and without read-ahead.
 fn maxumsgs_transcript(read_ahead: u32) -> Vec<String> {
@@ -494,6 +619,9 @@ enum Step {
     Disconnect,
     /// The connection is lost without MQDISC, then connect again.
     Lose,
+    /// The queue manager breaks the connection (`break`): the client learns of it at its
+    /// next round trip, and is then replaced.
+    Break,
 }
 
 fn step() -> impl Strategy<Value = (usize, Step)> {
@@ -503,18 +631,23 @@ fn step() -> impl Strategy<Value = (usize, Step)> {
         2 => Just(Step::Backout),
         1 => Just(Step::Disconnect),
         1 => Just(Step::Lose),
+        1 => Just(Step::Break),
     ];
     (0usize..2, step)
 }
 
 /// Two consumers and what the test knows: for each message its expected backout count, what
-/// each consumer handed out in its unit of work, and what was committed.
+/// each consumer handed out in its unit of work, what a consumer whose connection broke
+/// handed out that the break kept from the other one, and what was committed.
 struct Run {
     qm: FakeQm,
     server: ServerHandle,
     clients: [Option<Client>; 2],
     backouts: BTreeMap<String, i32>,
     handed: [Vec<String>; 2],
+    /// Set once the consumer's connection is broken, until the client is replaced: the
+    /// messages it handed out that the fake still keeps for it.
+    kept: [Option<Vec<String>>; 2],
     committed: BTreeSet<String>,
 }
 
@@ -525,14 +658,27 @@ impl Run {
     }
 
     fn get(&mut self, c: usize) -> Result<bool, TestCaseError> {
+        let before = self.kept[c].as_ref().map(|_| self.snapshot());
         match self.client(c).get() {
             Ok((p, n)) => {
                 prop_assert_eq!(n, self.backouts[&p], "backout count of {} handed out", p);
                 prop_assert!(!self.committed.contains(&p), "{} was committed already", p);
-                self.handed[c].push(p);
+                let other = 1 - c;
+                let with_other =
+                    self.handed[other].contains(&p) || self.kept[other].as_ref().is_some_and(|k| k.contains(&p));
+                prop_assert!(!with_other, "{} is with the other consumer too", p);
+                match &mut self.kept[c] {
+                    Some(kept) => kept.push(p),
+                    None => self.handed[c].push(p),
+                }
                 Ok(true)
             }
             Err(EMPTY) => Ok(false),
+            Err(r) if let Some(before) = before => {
+                prop_assert_eq!(r, 2009);
+                self.replace_broken(c, before)?;
+                Ok(false)
+            }
             Err(r) => Err(TestCaseError::fail(format!("MQGET answered {r}"))),
         }
     }
@@ -544,7 +690,78 @@ impl Run {
         Ok(())
     }
 
+    /// What was got and uncommitted, and how many connections the server has.
+    fn snapshot(&self) -> (BTreeSet<String>, usize) {
+        (got_uncommitted(&self.qm), self.qm.connections().len())
+    }
+
+    /// Client `c`, broken, has made a call that answered 2009 (`before` is the snapshot taken
+    /// before it): what the break kept comes back, each message it handed out with backout
+    /// count + 1, those it released unchanged. The client is replaced.
+    fn replace_broken(&mut self, c: usize, (before, live): (BTreeSet<String>, usize)) -> Result<(), TestCaseError> {
+        let returned: BTreeSet<String> = before.difference(&got_uncommitted(&self.qm)).cloned().collect();
+        for p in self.kept[c].take().unwrap_or_default() {
+            prop_assert!(returned.contains(&p), "{} was kept and did not come back", p);
+            *self.backouts.get_mut(&p).expect("known") += 1;
+        }
+        self.clients[c] = None;
+        until_connections(&self.qm, live - 1);
+        Ok(())
+    }
+
+    /// The connection of `c` is lost: everything it held comes back with backout count + 1.
+    fn lose(&mut self, c: usize) -> Result<(), TestCaseError> {
+        let Some(client) = self.clients[c].take() else {
+            return Ok(());
+        };
+        let before = got_uncommitted(&self.qm);
+        let live = self.qm.connections().len();
+        drop(client);
+        until_connections(&self.qm, live - 1);
+        let returned: BTreeSet<String> = before.difference(&got_uncommitted(&self.qm)).cloned().collect();
+        let held = self.handed[c].drain(..).chain(self.kept[c].take().unwrap_or_default());
+        for p in held.collect::<Vec<_>>() {
+            prop_assert!(returned.contains(&p), "{} was handed out and did not come back", p);
+        }
+        for p in returned {
+            *self.backouts.get_mut(&p).expect("known") += 1;
+        }
+        Ok(())
+    }
+
+    /// The queue manager breaks the connection of `c`: what it handed out comes back now
+    /// (backout count + 1) unless it came from a read-ahead the client may still be handing
+    /// out, which the fake keeps from the other consumer until the client learns of it.
+    fn break_connection(&mut self, c: usize) -> Result<(), TestCaseError> {
+        let Some(hconn) = self.clients[c].as_ref().map(|client| client.hconn) else {
+            return Ok(());
+        };
+        if self.kept[c].is_some() {
+            return Ok(());
+        }
+        let before = got_uncommitted(&self.qm);
+        self.qm.break_connection(hconn);
+        let after = got_uncommitted(&self.qm);
+        for p in before.difference(&after) {
+            *self.backouts.get_mut(p).expect("known") += 1;
+        }
+        let (kept, _returned): (Vec<String>, Vec<String>) = self.handed[c].drain(..).partition(|p| after.contains(p));
+        self.kept[c] = Some(kept);
+        Ok(())
+    }
+
     fn run(&mut self, c: usize, step: Step) -> Result<(), TestCaseError> {
+        if self.kept[c].is_some() && matches!(step, Step::Commit | Step::Backout | Step::Disconnect) {
+            let before = self.snapshot();
+            let client = self.clients[c].as_ref().expect("a broken client");
+            let result = match step {
+                Step::Commit => client.verbs.commit(client.hconn),
+                Step::Backout => client.verbs.backout(client.hconn),
+                _ => client.verbs.disconnect(client.hconn),
+            };
+            prop_assert_eq!(result, Err(2009), "{:?} on a broken connection", step);
+            return self.replace_broken(c, before);
+        }
         match step {
             Step::Get => {
                 self.get(c)?;
@@ -565,22 +782,8 @@ impl Run {
                 }
                 self.committed(c)?;
             }
-            Step::Lose => {
-                let Some(client) = self.clients[c].take() else {
-                    return Ok(());
-                };
-                let before = got_uncommitted(&self.qm);
-                let live = self.qm.connections().len();
-                drop(client);
-                until_connections(&self.qm, live - 1);
-                let returned: BTreeSet<String> = before.difference(&got_uncommitted(&self.qm)).cloned().collect();
-                for p in self.handed[c].drain(..) {
-                    prop_assert!(returned.contains(&p), "{} was handed out and did not come back", p);
-                }
-                for p in returned {
-                    *self.backouts.get_mut(&p).expect("known") += 1;
-                }
-            }
+            Step::Lose => self.lose(c)?,
+            Step::Break => self.break_connection(c)?,
         }
         Ok(())
     }
@@ -589,9 +792,11 @@ impl Run {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
-    /// Every message is got and committed exactly once; each time it is handed out its
-    /// backout count is the number of units of work that handed it out and were backed out,
-    /// plus the lost connections that held it (handed out or fetched ahead).
+    /// Every message is got and committed exactly once, and never handed out to both
+    /// consumers at once, whatever connections are lost or broken; each time it is handed
+    /// out its backout count is the number of units of work that handed it out and were
+    /// backed out or broken, plus the lost connections that held it (handed out or fetched
+    /// ahead).
     #[test]
     fn two_consumers_commit_every_message_exactly_once(steps in proptest::collection::vec(step(), 1..120)) {
         const N: usize = 30;
@@ -603,6 +808,7 @@ proptest! {
             clients: [None, None],
             backouts: numbered(N).map(|p| (p, 0)).collect(),
             handed: [Vec::new(), Vec::new()],
+            kept: [None, None],
             committed: BTreeSet::new(),
         };
         for (c, step) in steps {

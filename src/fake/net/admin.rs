@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::super::{ChannelStatus, ConnStatus, FakeQm, PutSpec, QueueStatus};
+use super::super::{ChannelStatus, ConnStatus, FakeQm, MAX_BACKOUT_COUNT, PutSpec, QueueStatus};
 use crate::mq::message::hex;
 
 /// An admin request.
@@ -55,7 +55,8 @@ pub struct AdminMessage {
     /// Persistence; the queue's default when absent.
     #[serde(default)]
     pub persistent: Option<bool>,
-    /// Initial backout count.
+    /// Initial backout count, 0 to 999 999 999 (MQ's largest); a put with one outside that
+    /// is refused whole.
     #[serde(default)]
     pub backout_count: i32,
 }
@@ -177,6 +178,9 @@ fn unknown(queue: &str) -> AdminReply {
 fn run(qm: &FakeQm, request: AdminRequest) -> AdminReply {
     match request {
         AdminRequest::Put { queue, messages } => {
+            if let Some(refused) = out_of_range(&messages) {
+                return refused;
+            }
             let mut ids = Vec::with_capacity(messages.len());
             for (i, m) in messages.into_iter().enumerate() {
                 let spec = PutSpec {
@@ -241,6 +245,20 @@ fn run(qm: &FakeQm, request: AdminRequest) -> AdminReply {
             AdminReply::Done
         }
     }
+}
+
+/// An error for the first message whose backout count MQ could not hold, if any: checked
+/// before anything is put, so a refused request puts nothing.
+fn out_of_range(messages: &[AdminMessage]) -> Option<AdminReply> {
+    let (i, m) = messages
+        .iter()
+        .enumerate()
+        .find(|(_, m)| !(0..=MAX_BACKOUT_COUNT).contains(&m.backout_count))?;
+    Some(AdminReply::Error(format!(
+        "message {} has backout count {}, outside 0..={MAX_BACKOUT_COUNT} (MQ's range): nothing was put",
+        i + 1,
+        m.backout_count
+    )))
 }
 
 fn status(qm: &FakeQm) -> Status {

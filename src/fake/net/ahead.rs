@@ -20,7 +20,8 @@ use super::super::verbs::{GetOptions, Got};
 /// Default and largest number of messages one MQGET fetches ahead.
 pub const DEFAULT_READ_AHEAD: u32 = 64;
 
-/// Most bytes of message data one reply carries ahead (the first message aside).
+/// Most bytes one reply carries ahead (the first message aside; each message counted with
+/// its MQMD), and never more than the frame has room for after the first message.
 pub(super) const AHEAD_BYTES: usize = 1024 * 1024;
 
 /// The MQGMO options a get may carry and still be read ahead: a plain destructive get under

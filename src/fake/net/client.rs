@@ -337,6 +337,8 @@ fn read_got(
 
 impl Verbs for RemoteVerbs {
     fn connect(&self, req: &ConnectRequest) -> Result<i32, i32> {
+        // The server refuses longer strings as malformed frames: answer what the fake does.
+        req.check_lengths()?;
         let Some(mut link) = Link::open(&self.inner.server, self.inner.connect_timeout, self.inner.source) else {
             return Err(mq::MQRC_HOST_NOT_AVAILABLE);
         };

@@ -21,7 +21,7 @@
 //!
 //! | kind | request body | reply body after `u8 ok, i32 reason` |
 //! |---|---|---|
-//! | 1 MQCONNX | u64 token, qmgr, opt channel, u8 has-sharecnv, u32 sharecnv, u32 max message length (0: none), opt user, opt password, appl name | i32 hconn, u32 read-ahead limit (0: off) |
+//! | 1 MQCONNX | u64 token, qmgr (at most 48 characters), opt channel (20), u8 has-sharecnv, u32 sharecnv, u32 max message length (0: none), opt user (1024), opt password (1024), appl name (28): longer is malformed | i32 hconn, u32 read-ahead limit (0: off) |
 //! | 2 MQDISC | i32 hconn | |
 //! | 3 MQOPEN | i32 hconn, i32 object type, name, i32 options | i32 hobj |
 //! | 4 MQCLOSE | i32 hconn, i32 hobj | |
@@ -38,7 +38,8 @@
 //! warning such as 2079, 2080), 0 when it failed (`reason` is the reason code). A frame the
 //! server cannot accept (unknown version or kind, too long, malformed, a second MQCONNX, a
 //! frame while an MQGET is in flight) gets kind 129 with a UTF-8 explanation, and the server
-//! closes that connection only. Calls are strictly one at a time per connection; a
+//! closes that connection only (so does a socket without an MQ connection that idles too
+//! long, see below). Calls are strictly one at a time per connection; a
 //! `release` frame, which takes no reply, only ever travels in front of a call, in the same
 //! write.
 //!
@@ -48,7 +49,8 @@
 //! MQGMO_FAIL_IF_QUIESCING besides, nothing to match on: see `ahead.rs`) may ask for up to
 //! `ahead` more messages on the same terms. When its own message came whole (reason 0), the
 //! server gets up to min(`ahead`, its limit) more into the connection's unit of work without
-//! waiting, each no longer than the buffer, 1 MiB in all, never past MAXUMSGS, and returns
+//! waiting, each no longer than the buffer, 1 MiB in all (MQMDs counted) and never more than
+//! the reply frame holds besides the first message, never past MAXUMSGS, and returns
 //! them after the first. They are uncommitted gets of that connection: out of CURDEPTH,
 //! in UNCOM, hidden from every other handle. The client hands them out to its following
 //! MQGETs on the same handle with the same options, one each, without a round trip (2080
@@ -64,12 +66,27 @@
 //!
 //! - A client socket that closes or fails (the process died, the network cut) has its unit
 //!   of work backed out (backout count + 1), its handles and locks released and its channel
-//!   instance freed; a waiting MQGET notices at once. Messages read ahead and not yet handed
-//!   out are part of that unit of work and come back with backout count + 1 too: the server
-//!   cannot tell whether the application had them.
+//!   instance freed; a waiting MQGET notices at once. So does a connection whose server
+//!   thread panics: the client gets 2009, nothing of its connection is left behind.
+//!   Messages read ahead and not yet handed out are part of that unit of work and come back
+//!   with backout count + 1 too: the server cannot tell whether the application had them.
 //! - Read-ahead neither loses nor duplicates a message: each one fetched ahead is handed out
 //!   to exactly one MQGET or released, and MQGET answers 2024 and 2080 at the same call as
 //!   without read-ahead.
+//! - A connection the queue manager breaks (`break`, `stop`, an injected fault) while its
+//!   client may still hand out messages fetched ahead keeps exactly those hidden, got by
+//!   it, until the client's next request (which answers the break's reason) or until its
+//!   socket closes: then those the client released come back with their backout count
+//!   unchanged, the others with backout count + 1. Its application may get them meanwhile
+//!   and cannot commit them, as with any unit of work a break ends, but no other consumer
+//!   has them at the same time.
+//! - An MQGET holds server memory for the message it returns, not for its buffer length:
+//!   a get that finds nothing or waits costs nothing, however long its buffer. A buffer
+//!   longer than the channel's negotiated MAXMSGL answers 2010, as in-process. A connection
+//!   frees the buffers of a frame over 1 MiB (request, reply) once it has answered it.
+//! - A socket without an MQ connection (no MQCONNX yet, a failed one, after MQDISC) that
+//!   sends no frame for 60 s (`Server::with_unconnected_idle`) gets an `ERROR` frame and is
+//!   closed; a connected one may idle without limit, as an MQ client connection may.
 //! - A call in flight when the server goes away answers 2009; a silent server answers 2009
 //!   after the call's deadline (the MQGET wait plus 30 s by default; an unlimited wait has
 //!   none while the socket stays open). A server that cannot
@@ -78,6 +95,7 @@
 mod admin;
 mod ahead;
 mod client;
+mod connection;
 pub mod protocol;
 mod server;
 mod watcher;
@@ -85,4 +103,4 @@ mod watcher;
 pub use admin::{AdminMessage, AdminReply, AdminRequest, BrowsedMessage, ReasonCount, Status};
 pub use ahead::DEFAULT_READ_AHEAD;
 pub use client::{DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, RemoteAdmin, RemoteMqi, RemoteVerbs};
-pub use server::{Server, ServerHandle};
+pub use server::{DEFAULT_UNCONNECTED_IDLE, Server, ServerHandle};

@@ -1,64 +1,55 @@
-//! The TCP server: one thread per client connection, each running the fake's safe verbs.
+//! The TCP server: accepts client sockets, each served on a thread of its own
+//! (`connection.rs`), and closes them all at shutdown.
 //!
-//! A TCP connection carries at most one MQ connection (hconn) and may only name its own.
-//! When the socket closes, fails or sends a bad frame, the connection's unit of work is
-//! backed out (backout count + 1), its handles and locks are released and its channel
-//! conversation ends, as when MQ loses a client. An MQGET that waits is watched: a client
-//! that goes away during the wait breaks its connection at once instead of when the wait
-//! ends. A bad frame closes only its own connection, after an `ERROR` frame saying why.
-//! A get that qualifies for read-ahead takes up to the requested number of further messages
-//! into the unit of work in the same reply; the connection remembers them until the client
-//! releases what it did not hand out or the unit of work ends.
+//! What the connections share (the fake, the client processes, the open sockets, the
+//! settings) is one [`Shared`]; a socket leaves the registry when its thread ends, however
+//! it ends.
 
 use std::collections::HashMap;
-use std::io::{BufReader, Write as _};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use libmqm_sys as mq;
-
 use super::super::FakeQm;
-use super::super::adapter::{md_from_bytes, md_to_bytes};
-use super::super::verbs::Fetched;
-use super::admin;
-use super::ahead::{AHEAD_BYTES, DEFAULT_READ_AHEAD, qualifies};
-use super::protocol::{Encoder, FrameError, Request, encode_attrs, kind, read_frame_idle};
-use super::watcher::Watcher;
+use super::ahead::DEFAULT_READ_AHEAD;
+use super::connection::Connection;
 
-/// How long the rest of a frame may take once its first bytes arrived.
-const FRAME_STALL: Duration = Duration::from_secs(10);
-
-/// Largest MQGET buffer the server allocates (IBM MQ's largest message).
-const MAX_GET_BUFFER: usize = 100 * 1024 * 1024;
-
-/// A connection keeps its MQGET buffer between calls up to this size.
-const KEPT_GET_BUFFER: usize = 1024 * 1024;
+/// Default time a socket without an MQ connection may idle between frames before the
+/// server closes it (see [`Server::with_unconnected_idle`]).
+pub const DEFAULT_UNCONNECTED_IDLE: Duration = Duration::from_secs(60);
 
 /// Process ids the server hands out start here, clear of in-process libraries' ids.
 const FIRST_PROCESS: u64 = 1 << 40;
 
 /// What the server's connections share.
-struct Shared {
-    qm: FakeQm,
+pub(super) struct Shared {
+    pub(super) qm: FakeQm,
     stopping: AtomicBool,
     /// (client address, client token) -> the fake's process id and its live connections.
-    processes: Mutex<HashMap<(IpAddr, u64), (u64, usize)>>,
-    next_process: AtomicU64,
+    pub(super) processes: Mutex<HashMap<(IpAddr, u64), (u64, usize)>>,
+    pub(super) next_process: AtomicU64,
     /// Open sockets by connection number, to close them on shutdown.
-    sockets: Mutex<HashMap<u64, TcpStream>>,
+    pub(super) sockets: Mutex<HashMap<u64, TcpStream>>,
     next_socket: AtomicU64,
-    protocol_errors: AtomicU64,
+    pub(super) protocol_errors: AtomicU64,
     /// Most messages one MQGET may fetch ahead (0: read-ahead off), announced at MQCONNX.
-    read_ahead: AtomicU32,
+    pub(super) read_ahead: AtomicU32,
+    /// How long a socket without an MQ connection may idle between frames, in milliseconds.
+    unconnected_idle_ms: AtomicU64,
+}
+
+impl Shared {
+    pub(super) fn unconnected_idle(&self) -> Duration {
+        Duration::from_millis(self.unconnected_idle_ms.load(Ordering::Relaxed))
+    }
 }
 
 /// A bound `mqpilot fake-qm` server; [`Server::spawn`] starts serving.
 pub struct Server {
-    listener: TcpListener,
-    shared: Arc<Shared>,
+    pub(super) listener: TcpListener,
+    pub(super) shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for Server {
@@ -103,6 +94,7 @@ impl Server {
                 next_socket: AtomicU64::new(1),
                 protocol_errors: AtomicU64::new(0),
                 read_ahead: AtomicU32::new(DEFAULT_READ_AHEAD),
+                unconnected_idle_ms: AtomicU64::new(millis(DEFAULT_UNCONNECTED_IDLE)),
             }),
         })
     }
@@ -115,6 +107,20 @@ impl Server {
         self.shared
             .read_ahead
             .store(max.min(DEFAULT_READ_AHEAD), Ordering::Relaxed);
+        self
+    }
+
+    /// Closes a socket that has no MQ connection (it has not sent MQCONNX, or its MQCONNX
+    /// failed, or it disconnected) once it idles `idle` between frames, after an `ERROR`
+    /// frame saying so: each socket holds a thread and buffers, and one that never connects
+    /// does no MQ work. Default [`DEFAULT_UNCONNECTED_IDLE`] (60 s); the socket is closed up
+    /// to 10 s after that. A connected socket may idle as long as it likes, as an MQ client
+    /// connection may. Applies to sockets accepted from then on.
+    #[must_use]
+    pub fn with_unconnected_idle(self, idle: Duration) -> Self {
+        self.shared
+            .unconnected_idle_ms
+            .store(millis(idle).max(1), Ordering::Relaxed);
         self
     }
 
@@ -173,7 +179,11 @@ impl ServerHandle {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -194,14 +204,17 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
         if let Ok(clone) = stream.try_clone() {
             lock(&shared.sockets).insert(id, clone);
         }
-        let shared = Arc::clone(shared);
+        let registered = Registered {
+            shared: Arc::clone(shared),
+            id,
+        };
         let spawned = std::thread::Builder::new()
             .name(format!("fake-qm-conn-{id}"))
             .spawn(move || {
-                if let Some(c) = Connection::new(stream, Arc::clone(&shared)) {
+                if let Some(c) = Connection::new(stream, Arc::clone(&registered.shared)) {
                     c.serve();
                 }
-                lock(&shared.sockets).remove(&id);
+                drop(registered);
             });
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "cannot start a connection thread");
@@ -209,412 +222,15 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
     }
 }
 
-/// What a verb's answer is made of.
-enum Outcome {
-    /// Answer with this reply frame (already encoded in the connection's encoder).
-    Reply,
-    /// The frame takes no answer.
-    Silent,
-    /// Refuse the frame: send an `ERROR` frame with this text and close.
-    Refuse(String),
+/// A socket in [`Shared::sockets`], taken out when its thread ends, by a panic too (or when
+/// its thread could not start).
+pub(super) struct Registered {
+    pub(super) shared: Arc<Shared>,
+    pub(super) id: u64,
 }
 
-/// One client TCP connection.
-struct Connection {
-    stream: TcpStream,
-    reader: BufReader<TcpStream>,
-    peer: SocketAddr,
-    shared: Arc<Shared>,
-    hconn: Option<i32>,
-    /// The client process this connection belongs to, once connected.
-    process_key: Option<(IpAddr, u64)>,
-    watcher: Option<Watcher>,
-    enc: Encoder,
-    get_buffer: Vec<u8>,
-    /// The messages the latest read-ahead fetched (those the client released are gone).
-    ahead: Vec<Fetched>,
-    /// The read-ahead limit this connection announced at MQCONNX.
-    read_ahead: u32,
-}
-
-impl Connection {
-    fn new(stream: TcpStream, shared: Arc<Shared>) -> Option<Self> {
-        let peer = stream.peer_addr().ok()?;
-        let _ = stream.set_nodelay(true);
-        let _ = stream.set_read_timeout(Some(FRAME_STALL));
-        // A client that stops reading a large reply must not pin this thread and its unit of
-        // work forever: the write fails and the connection ends (backed out).
-        let _ = stream.set_write_timeout(Some(FRAME_STALL));
-        let reader = BufReader::with_capacity(64 * 1024, stream.try_clone().ok()?);
-        tracing::debug!(%peer, "client connected");
-        Some(Self {
-            stream,
-            reader,
-            peer,
-            shared,
-            hconn: None,
-            process_key: None,
-            watcher: None,
-            enc: Encoder::default(),
-            get_buffer: Vec::new(),
-            ahead: Vec::new(),
-            read_ahead: 0,
-        })
-    }
-
-    fn serve(mut self) {
-        let mut body = Vec::new();
-        loop {
-            let refused = match read_frame_idle(&mut self.reader, &mut body) {
-                Ok(k) => match Request::decode(k, &body) {
-                    Ok(request) => match self.execute(request) {
-                        Outcome::Reply => {
-                            let frame = self.enc.finish();
-                            if self.stream.write_all(frame).is_err() {
-                                break;
-                            }
-                            continue;
-                        }
-                        Outcome::Silent => continue,
-                        Outcome::Refuse(why) => why,
-                    },
-                    Err(e) => e.to_string(),
-                },
-                Err(FrameError::Closed) => break,
-                Err(FrameError::Io(e)) => {
-                    tracing::debug!(peer = %self.peer, error = %e, "client connection failed");
-                    break;
-                }
-                Err(e) => e.to_string(),
-            };
-            self.shared.protocol_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(peer = %self.peer, error = %refused, "bad frame: closing the connection");
-            let mut e = Encoder::frame(kind::ERROR);
-            e.str(&refused);
-            let _ = self.stream.write_all(e.finish());
-            break;
-        }
-        self.end();
-    }
-
-    /// The client is gone: back out, release, end the conversation, forget the connection.
-    fn end(&mut self) {
-        if let Some(hconn) = self.hconn.take() {
-            tracing::debug!(peer = %self.peer, hconn, "client gone: backing out its unit of work");
-            end_connection(&self.shared.qm, hconn);
-            self.left();
-        }
-        if let Some(w) = self.watcher.take() {
-            w.stop(&self.stream);
-        }
-        let _ = self.stream.shutdown(Shutdown::Both);
-    }
-
-    /// The connection's own hconn, or 2018.
-    fn own(&self, hconn: i32) -> Result<i32, i32> {
-        match self.hconn {
-            Some(h) if h == hconn => Ok(h),
-            _ => Err(mq::MQRC_HCONN_ERROR),
-        }
-    }
-
-    fn reply_status(&mut self, result: Result<(), i32>) {
-        self.enc.start(kind::REPLY);
-        match result {
-            Ok(()) => self.enc.u8(1).i32(0),
-            Err(reason) => self.enc.u8(0).i32(reason),
-        };
-    }
-
-    /// Runs one request, leaving its reply in `self.enc`.
-    fn execute(&mut self, request: Request) -> Outcome {
-        let qm = self.shared.qm.clone();
-        match request {
-            Request::Connect { token, req } => {
-                if self.hconn.is_some() {
-                    return Outcome::Refuse("MQCONNX on a connection that is already connected".into());
-                }
-                let process = self.join_process(token);
-                let result = qm.connect(&req.into_request(self.peer.ip().to_string(), process));
-                match result {
-                    Ok(h) => self.hconn = Some(h),
-                    Err(_) => self.left(),
-                }
-                self.read_ahead = self.shared.read_ahead.load(Ordering::Relaxed);
-                self.reply_status(result.map(|_| ()));
-                self.enc
-                    .i32(result.unwrap_or(mq::MQHC_UNUSABLE_HCONN))
-                    .u32(self.read_ahead);
-            }
-            Request::Disc { hconn } => {
-                self.ahead.clear();
-                let result = self.own(hconn).and_then(|h| {
-                    self.hconn = None;
-                    self.left();
-                    let result = qm.disconnect(h);
-                    // This socket no longer owns the connection: whatever MQDISC left behind
-                    // (an injected failure returns before the unit of work is touched) is
-                    // backed out and released now, never leaked.
-                    end_connection(&qm, h);
-                    result
-                });
-                self.reply_status(result);
-            }
-            Request::Open {
-                hconn,
-                object_type,
-                name,
-                options,
-            } => {
-                let object = Request::object(object_type, &name);
-                let result = self.own(hconn).and_then(|h| qm.open(h, &object, options));
-                self.reply_status(result.map(|_| ()));
-                self.enc.i32(result.unwrap_or(mq::MQHO_UNUSABLE_HOBJ));
-            }
-            Request::Close { hconn, hobj } => {
-                let result = self.own(hconn).and_then(|h| qm.close(h, hobj));
-                self.reply_status(result);
-            }
-            Request::Put {
-                hconn,
-                hobj,
-                options,
-                md,
-                data,
-            } => {
-                let Some(mut md) = md_from_bytes(&md) else {
-                    return Outcome::Refuse("MQMD of the wrong size".into());
-                };
-                let result = self.own(hconn).and_then(|h| qm.put(h, hobj, &mut md, options, &data));
-                self.reply_status(result);
-                self.enc.bytes(md_to_bytes(&md));
-            }
-            Request::Put1 {
-                hconn,
-                object_type,
-                name,
-                options,
-                md,
-                data,
-            } => {
-                let Some(mut md) = md_from_bytes(&md) else {
-                    return Outcome::Refuse("MQMD of the wrong size".into());
-                };
-                let object = Request::object(object_type, &name);
-                let result = self
-                    .own(hconn)
-                    .and_then(|h| qm.put1(h, &object, &mut md, options, &data));
-                self.reply_status(result);
-                self.enc.bytes(md_to_bytes(&md));
-            }
-            Request::Get {
-                hconn,
-                hobj,
-                options,
-                wait_interval,
-                match_options,
-                buffer_len,
-                md,
-                ahead,
-            } => {
-                return self.get(
-                    hconn,
-                    hobj,
-                    Request::get_options(options, wait_interval, match_options),
-                    (buffer_len, ahead),
-                    &md,
-                );
-            }
-            Request::Inq { hconn, hobj, selectors } => {
-                let result = self.own(hconn).and_then(|h| qm.inquire(h, hobj, &selectors));
-                self.reply_status(result.as_ref().map(|_| ()).map_err(|r| *r));
-                encode_attrs(&mut self.enc, result.as_deref().unwrap_or(&[]));
-            }
-            Request::Cmit { hconn } => {
-                self.ahead.clear();
-                let result = self.own(hconn).and_then(|h| qm.commit(h));
-                self.reply_status(result);
-            }
-            Request::Back { hconn } => {
-                self.ahead.clear();
-                let result = self.own(hconn).and_then(|h| qm.backout(h));
-                self.reply_status(result);
-            }
-            Request::Release { hconn, count } => {
-                let count = count as usize;
-                if self.own(hconn).is_err() || count > self.ahead.len() {
-                    return Outcome::Refuse(format!(
-                        "release of {count} messages on hconn {hconn}, which holds {} fetched ahead",
-                        self.ahead.len()
-                    ));
-                }
-                // The rest were handed out: nothing of this read-ahead can be released again.
-                let released = self.ahead.split_off(self.ahead.len() - count);
-                self.ahead.clear();
-                qm.release_ahead(hconn, &released);
-                return Outcome::Silent;
-            }
-            Request::Other => {
-                let reason = qm.unsupported();
-                self.reply_status(Err(reason));
-            }
-            Request::Admin(json) => {
-                let reply = admin::handle(&qm, &json);
-                self.reply_status(Ok(()));
-                self.enc.bytes(&reply);
-            }
-        }
-        Outcome::Reply
-    }
-
-    /// MQGET: the reply carries the warning, DataLength, the MQMD and the bytes copied, then
-    /// the messages read ahead (see [`Connection::read_ahead`]).
-    fn get(
-        &mut self,
-        hconn: i32,
-        hobj: i32,
-        gmo: super::super::GetOptions,
-        (buffer_len, ahead): (u32, u32),
-        md: &[u8],
-    ) -> Outcome {
-        let Some(mut md) = md_from_bytes(md) else {
-            return Outcome::Refuse("MQMD of the wrong size".into());
-        };
-        // A new get means the client holds nothing fetched ahead: what is left of the list
-        // was handed out and stays in the unit of work.
-        self.ahead.clear();
-        let h = match self.own(hconn) {
-            Ok(h) => h,
-            Err(reason) => {
-                self.reply_status(Err(reason));
-                return Outcome::Reply;
-            }
-        };
-        let len = (buffer_len as usize).min(MAX_GET_BUFFER);
-        if self.get_buffer.len() < len {
-            self.get_buffer.resize(len, 0);
-        }
-        let waits = gmo.options & mq::MQGMO_WAIT != 0 && gmo.wait_interval != 0;
-        if waits {
-            self.watcher().arm(h);
-        }
-        let asked = md;
-        let result = self.shared.qm.get(h, hobj, &mut md, &gmo, &mut self.get_buffer[..len]);
-        if waits && let Some(w) = &self.watcher {
-            w.disarm();
-        }
-        self.enc.start(kind::REPLY);
-        match result {
-            Ok(got) => {
-                let copied = got.data_length.min(len);
-                self.enc
-                    .u8(1)
-                    .i32(got.warning)
-                    .u64(got.data_length as u64)
-                    .bytes(md_to_bytes(&md))
-                    .bytes(&self.get_buffer[..copied]);
-                let more = if got.warning == 0 && qualifies(&gmo, &asked) {
-                    ahead.min(self.read_ahead)
-                } else {
-                    0
-                };
-                self.read_ahead(h, hobj, &asked, &gmo, len, more);
-            }
-            Err(reason) => {
-                self.enc.u8(0).i32(reason);
-            }
-        }
-        if self.get_buffer.len() > KEPT_GET_BUFFER {
-            self.get_buffer = Vec::new();
-        }
-        Outcome::Reply
-    }
-
-    /// Appends up to `more` messages got on the same terms without waiting, each no longer
-    /// than the client's buffer (`u32 n`, then n x (MQMD, data)), and remembers them for a
-    /// `RELEASE`.
-    fn read_ahead(
-        &mut self,
-        h: i32,
-        hobj: i32,
-        asked: &mq::MQMD,
-        gmo: &super::super::GetOptions,
-        len: usize,
-        more: u32,
-    ) {
-        let at = self.enc.position();
-        self.enc.u32(0);
-        if more == 0 {
-            return;
-        }
-        let Self {
-            shared,
-            enc,
-            get_buffer,
-            ahead,
-            ..
-        } = self;
-        let n = shared.qm.get_ahead(
-            h,
-            hobj,
-            asked,
-            gmo,
-            &mut get_buffer[..len],
-            more as usize,
-            AHEAD_BYTES,
-            |md, data, fetched| {
-                enc.bytes(md_to_bytes(md)).bytes(data);
-                ahead.push(fetched);
-            },
-        );
-        self.enc.set_u32(at, u32::try_from(n).unwrap_or(u32::MAX));
-    }
-
-    /// The fake's process id for this client address and token, counting this connection
-    /// in it (under one lock, so a process is never forgotten while it connects).
-    fn join_process(&mut self, token: u64) -> u64 {
-        let key = (self.peer.ip(), token);
-        let mut processes = lock(&self.shared.processes);
-        let entry = processes
-            .entry(key)
-            .or_insert_with(|| (self.shared.next_process.fetch_add(1, Ordering::Relaxed), 0));
-        entry.1 += 1;
-        let id = entry.0;
-        drop(processes);
-        self.process_key = Some(key);
-        id
-    }
-
-    /// Uncounts it; a client process with no connection left is forgotten.
-    fn left(&mut self) {
-        let Some(key) = self.process_key.take() else { return };
-        let mut processes = lock(&self.shared.processes);
-        if let Some(entry) = processes.get_mut(&key) {
-            entry.1 = entry.1.saturating_sub(1);
-            if entry.1 == 0 {
-                processes.remove(&key);
-            }
-        }
-    }
-
-    /// The watcher for waiting gets, started on first use.
-    fn watcher(&mut self) -> &Watcher {
-        if self.watcher.is_none() {
-            match self.stream.try_clone() {
-                Ok(s) => self.watcher = Some(Watcher::start(s, self.shared.qm.clone())),
-                Err(e) => tracing::warn!(error = %e, "cannot watch a waiting get"),
-            }
-        }
-        self.watcher.get_or_insert_with(Watcher::inert)
-    }
-}
-
-/// Breaks `hconn` (backing out its unit of work, releasing handles, locks and its channel
-/// conversation) and forgets it.
-fn end_connection(qm: &FakeQm, hconn: i32) {
-    let mut st = qm.lock();
-    if st.conns.contains_key(&hconn) {
-        st.break_conn(hconn, mq::MQRC_CONNECTION_BROKEN);
-        st.conns.remove(&hconn);
+impl Drop for Registered {
+    fn drop(&mut self) {
+        lock(&self.shared.sockets).remove(&self.id);
     }
 }

@@ -5,6 +5,7 @@
 //! says what was wrong.
 
 use std::io::{Read, Write};
+use std::time::{Duration, Instant};
 
 /// The protocol version this build speaks.
 pub const VERSION: u8 = 3;
@@ -34,6 +35,9 @@ pub enum FrameError {
     /// The frame kind is unknown.
     #[error("unknown frame kind {0}")]
     Kind(u8),
+    /// No frame began within the idle limit ([`read_frame_idle`]).
+    #[error("no frame for {0:?}")]
+    Idle(Duration),
     /// The body does not match its kind.
     #[error("malformed {kind} frame: {what}")]
     Malformed {
@@ -167,6 +171,14 @@ impl Encoder {
         self.buf[at..at + 4].copy_from_slice(&v.to_le_bytes());
     }
 
+    /// Frees the buffer when it grew past `bytes` for a large frame, so that a long-lived
+    /// connection does not keep its largest frame's memory while it idles.
+    pub fn release_above(&mut self, bytes: usize) {
+        if self.buf.capacity() > bytes {
+            self.buf = Vec::new();
+        }
+    }
+
     /// The finished frame: length prefix, version, kind, body.
     pub fn finish(&mut self) -> &[u8] {
         let len = u32::try_from(self.buf.len() - 4).unwrap_or(u32::MAX);
@@ -277,6 +289,37 @@ impl<'a> Decoder<'a> {
         }
     }
 
+    /// A string of at most `max` characters; `too_long` says what is wrong with a longer
+    /// one. A length past what `max` characters can take is refused before the text is read.
+    ///
+    /// # Errors
+    /// As [`Decoder::str`], or a longer string.
+    pub fn str_at_most(&mut self, max: usize, too_long: &'static str) -> Result<String, FrameError> {
+        let at = self.body;
+        let len = self.u32()? as usize;
+        if len > max.saturating_mul(4) {
+            return Err(self.bad(too_long));
+        }
+        self.body = at;
+        let s = self.str()?;
+        if s.chars().nth(max).is_some() {
+            return Err(self.bad(too_long));
+        }
+        Ok(s)
+    }
+
+    /// An optional string of at most `max` characters.
+    ///
+    /// # Errors
+    /// As [`Decoder::str_at_most`], or a presence byte other than 0 or 1.
+    pub fn opt_str_at_most(&mut self, max: usize, too_long: &'static str) -> Result<Option<String>, FrameError> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => self.str_at_most(max, too_long).map(Some),
+            _ => Err(self.bad("bad presence byte")),
+        }
+    }
+
     /// An MQMD's bytes.
     ///
     /// # Errors
@@ -311,20 +354,22 @@ impl<'a> Decoder<'a> {
 /// timeout or an end inside a frame, [`FrameError::Size`] and [`FrameError::Version`] for a
 /// bad header (the body is not read then: the caller closes the connection).
 pub fn read_frame(r: &mut impl Read, body: &mut Vec<u8>) -> Result<u8, FrameError> {
-    read(r, body, false)
+    read(r, body, false, None)
 }
 
 /// As [`read_frame`], but a read timeout before the frame's first byte is an idle peer and
-/// the wait goes on; inside a frame it is a stalled one and an error. For servers, whose
-/// socket timeout bounds how long a frame may take once it started.
+/// the wait goes on, up to `idle` in all (without limit when `None`); inside a frame it is a
+/// stalled one and an error. For servers, whose socket timeout bounds how long a frame may
+/// take once it started (and how late past `idle` the wait ends).
 ///
 /// # Errors
-/// As [`read_frame`].
-pub fn read_frame_idle(r: &mut impl Read, body: &mut Vec<u8>) -> Result<u8, FrameError> {
-    read(r, body, true)
+/// As [`read_frame`], and [`FrameError::Idle`] once no frame began within `idle`.
+pub fn read_frame_idle(r: &mut impl Read, body: &mut Vec<u8>, idle: Option<Duration>) -> Result<u8, FrameError> {
+    read(r, body, true, idle)
 }
 
-fn read(r: &mut impl Read, body: &mut Vec<u8>, idle_ok: bool) -> Result<u8, FrameError> {
+fn read(r: &mut impl Read, body: &mut Vec<u8>, idle_ok: bool, idle: Option<Duration>) -> Result<u8, FrameError> {
+    let started = Instant::now();
     let mut head = [0u8; 6];
     let mut got = 0;
     while got < head.len() {
@@ -332,7 +377,11 @@ fn read(r: &mut impl Read, body: &mut Vec<u8>, idle_ok: bool) -> Result<u8, Fram
             Ok(0) if got == 0 => return Err(FrameError::Closed),
             Ok(0) => return Err(FrameError::Io(std::io::ErrorKind::UnexpectedEof.into())),
             Ok(n) => got += n,
-            Err(e) if idle_ok && got == 0 && is_timeout(&e) => {}
+            Err(e) if idle_ok && got == 0 && is_timeout(&e) => {
+                if let Some(limit) = idle.filter(|l| started.elapsed() >= *l) {
+                    return Err(FrameError::Idle(limit));
+                }
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(FrameError::Io(e)),
         }
@@ -430,6 +479,7 @@ mod tests {
                 data: &frame,
             },
             &mut body,
+            None,
         );
         assert_eq!(server.expect("read after the timeout"), kind::OTHER);
     }
@@ -447,7 +497,7 @@ mod tests {
                 Ok(3)
             }
         }
-        let result = read_frame_idle(&mut Half(false), &mut Vec::new());
+        let result = read_frame_idle(&mut Half(false), &mut Vec::new(), None);
         assert!(matches!(result, Err(FrameError::Io(_))), "{result:?}");
     }
 }

@@ -3,7 +3,7 @@
 //! Encoding and decoding are exact inverses (tested below); a body that does not match its
 //! kind is a [`FrameError::Malformed`] naming the verb.
 
-use super::super::super::verbs::{Attr, ConnectRequest, GetOptions, ObjectRef};
+use super::super::super::verbs::{Attr, ConnectRequest, GetOptions, MAX_CSP_LENGTH, ObjectRef};
 use super::frame::{Decoder, Encoder, FrameError, kind, kind_name};
 
 /// A request from a client.
@@ -89,8 +89,30 @@ pub struct WireConnect {
     pub appl_name: String,
 }
 
+/// The longest MQCONNX strings a frame may carry, in characters: the MQI's fixed fields
+/// (MQCHAR48 queue manager name, MQCHAR20 channel name, MQCHAR28 application name) and the
+/// MQCSP user id and password ([`MAX_CSP_LENGTH`]). A longer one is a malformed frame: no MQI
+/// client can send it, and the server would keep the application name for `status`.
+const CONNECT_LIMITS: [(usize, &str); 4] = [
+    (
+        libmqm_sys::MQ_Q_MGR_NAME_LENGTH,
+        "queue manager name longer than 48 characters",
+    ),
+    (
+        libmqm_sys::MQ_CHANNEL_NAME_LENGTH,
+        "channel name longer than 20 characters",
+    ),
+    (MAX_CSP_LENGTH, "user id or password longer than 1024 characters"),
+    (
+        libmqm_sys::MQ_APPL_NAME_LENGTH,
+        "application name longer than 28 characters",
+    ),
+];
+
 impl WireConnect {
-    /// The fields of `req` that the client decides.
+    /// The fields of `req` that the client decides, the application name cut to MQ's 28
+    /// characters ([`ConnectRequest::mq_appl_name`]). The other strings must be within MQ's
+    /// lengths ([`ConnectRequest::check_lengths`]), or the server refuses the frame.
     #[must_use]
     pub fn from_request(req: &ConnectRequest) -> Self {
         Self {
@@ -100,8 +122,27 @@ impl WireConnect {
             client_max_msg_length: req.client_max_msg_length,
             user: req.user.clone(),
             password: req.password.clone(),
-            appl_name: req.appl_name.clone(),
+            appl_name: req.mq_appl_name().to_owned(),
         }
+    }
+
+    /// Decodes an MQCONNX body after its token.
+    fn decode(d: &mut Decoder<'_>) -> Result<Self, FrameError> {
+        let [qmgr, channel, credential, appl] = CONNECT_LIMITS;
+        let qmgr_name = d.str_at_most(qmgr.0, qmgr.1)?;
+        let channel = d.opt_str_at_most(channel.0, channel.1)?;
+        let has_sharecnv = d.u8()? != 0;
+        let sharecnv = d.u32()?;
+        let max_msg_length = d.u32()?;
+        Ok(Self {
+            qmgr_name,
+            channel,
+            client_sharecnv: has_sharecnv.then_some(sharecnv),
+            client_max_msg_length: (max_msg_length > 0).then_some(max_msg_length),
+            user: d.opt_str_at_most(credential.0, credential.1)?,
+            password: d.opt_str_at_most(credential.0, credential.1)?,
+            appl_name: d.str_at_most(appl.0, appl.1)?,
+        })
     }
 
     /// The request the server's fake sees, with the client's address and process.
@@ -257,26 +298,10 @@ impl Request {
     pub fn decode(kind_byte: u8, body: &[u8]) -> Result<Self, FrameError> {
         let mut d = Decoder::new(body, kind_name(kind_byte));
         let request = match kind_byte {
-            kind::CONNECT => {
-                let token = d.u64()?;
-                let qmgr_name = d.str()?;
-                let channel = d.opt_str()?;
-                let has_sharecnv = d.u8()? != 0;
-                let sharecnv = d.u32()?;
-                let max_msg_length = d.u32()?;
-                Self::Connect {
-                    token,
-                    req: WireConnect {
-                        qmgr_name,
-                        channel,
-                        client_sharecnv: has_sharecnv.then_some(sharecnv),
-                        client_max_msg_length: (max_msg_length > 0).then_some(max_msg_length),
-                        user: d.opt_str()?,
-                        password: d.opt_str()?,
-                        appl_name: d.str()?,
-                    },
-                }
-            }
+            kind::CONNECT => Self::Connect {
+                token: d.u64()?,
+                req: WireConnect::decode(&mut d)?,
+            },
             kind::DISC => Self::Disc { hconn: d.i32()? },
             kind::OPEN => Self::Open {
                 hconn: d.i32()?,
@@ -481,6 +506,82 @@ mod tests {
         let frame = e.finish().to_vec();
         let err = Request::decode(kind::INQ, &frame[6..]).unwrap_err();
         assert!(err.to_string().contains("malformed MQINQ frame"), "{err}");
+    }
+
+    /// The body of an MQCONNX frame with `req`.
+    fn connect_body(req: WireConnect) -> Vec<u8> {
+        let mut e = Encoder::default();
+        Request::Connect { token: 1, req }.encode(&mut e);
+        e.finish()[6..].to_vec()
+    }
+
+    #[test]
+    fn mqconnx_strings_longer_than_mqs_are_malformed() {
+        let at_limit = WireConnect {
+            qmgr_name: "Q".repeat(48),
+            channel: Some("C".repeat(20)),
+            user: Some("u".repeat(1024)),
+            password: Some("p".repeat(1024)),
+            appl_name: "é".repeat(28),
+            ..WireConnect::default()
+        };
+        let decoded = Request::decode(kind::CONNECT, &connect_body(at_limit.clone())).expect("at MQ's limits");
+        assert_eq!(
+            decoded,
+            Request::Connect {
+                token: 1,
+                req: at_limit.clone()
+            }
+        );
+        let cases = [
+            (
+                WireConnect {
+                    qmgr_name: "Q".repeat(49),
+                    ..at_limit.clone()
+                },
+                "queue manager name",
+            ),
+            (
+                WireConnect {
+                    channel: Some("C".repeat(21)),
+                    ..at_limit.clone()
+                },
+                "channel name",
+            ),
+            (
+                WireConnect {
+                    user: Some("u".repeat(1025)),
+                    ..at_limit.clone()
+                },
+                "user id or password",
+            ),
+            (
+                WireConnect {
+                    password: Some("p".repeat(1025)),
+                    ..at_limit.clone()
+                },
+                "user id or password",
+            ),
+            (
+                WireConnect {
+                    appl_name: "é".repeat(29),
+                    ..at_limit.clone()
+                },
+                "application name longer than 28",
+            ),
+        ];
+        for (req, what) in cases {
+            let err = Request::decode(kind::CONNECT, &connect_body(req))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("malformed MQCONNX frame") && err.contains(what), "{err}");
+        }
+        // A length no 28 characters can take is refused from its prefix alone.
+        let mut e = Encoder::frame(kind::CONNECT);
+        e.u64(1).str("").u8(0).u8(0).u32(0).u32(0).u8(0).u8(0).u32(60 << 20);
+        let frame = e.finish().to_vec();
+        let err = Request::decode(kind::CONNECT, &frame[6..]).unwrap_err().to_string();
+        assert!(err.contains("application name longer than 28"), "{err}");
     }
 
     proptest! {
