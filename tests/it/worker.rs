@@ -1029,6 +1029,20 @@ async fn a_commit_lost_with_its_connection_is_counted_as_unknown_and_no_mqback_f
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_that_took_effect_before_its_reply_was_lost_is_counted_as_unknown_once() {
+    let qm = fake(256);
+    seed(&qm, "IN", 5);
+    // MQ committed, then the connection went before the reply came back.
+    qm.fail_after_commit(1, 2009);
+    let (sink, summary) = collect_until_empty(&qm, 10).await;
+    let t = summary.total();
+    assert_eq!((t.received, t.delivered, t.commit_unknown, t.backed_out), (5, 0, 5, 0));
+    let expected: Vec<_> = (0..5).map(|i| (format!("m{i}"), 0)).collect();
+    assert_eq!(got_with_counts(&sink), expected, "delivered once: nothing came back");
+    assert_eq!(qm.depth("IN"), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_that_fails_on_a_live_connection_is_backed_out_never_committed_by_mqdisc() {
     let qm = fake(256);
     seed(&qm, "IN", 5);
