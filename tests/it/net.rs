@@ -539,3 +539,26 @@ fn regression_mqconnx_strings_longer_than_mqs_are_refused_and_never_reach_status
     qm.disconnect(local).expect("disconnect");
     server.shutdown();
 }
+
+#[test]
+fn a_short_idle_limit_for_unconnected_sockets_leaves_a_connected_clients_slow_frame_alone() {
+    let (qm, mut server) = serve_with(|s| s.with_unconnected_idle(Duration::from_millis(200)));
+    let (mut s, hconn, _) = raw_client(&server.local_addr().to_string(), "A");
+    let mut e = Encoder::default();
+    Request::Open {
+        hconn,
+        object_type: 1,
+        name: "B".into(),
+        options: MQOO_INPUT_AS_Q_DEF.0,
+    }
+    .encode(&mut e);
+    let frame = e.finish().to_vec();
+    // A frame that arrives in two parts, 600 ms apart: within the frame-stall limit.
+    s.write_all(&frame[..8]).expect("first part");
+    std::thread::sleep(Duration::from_millis(600));
+    s.write_all(&frame[8..]).expect("the rest");
+    let mut body = Vec::new();
+    assert_eq!(read_frame(&mut s, &mut body).expect("answered"), kind::REPLY);
+    assert_eq!(qm.connections().len(), 1, "the connection lives on");
+    server.shutdown();
+}

@@ -76,7 +76,7 @@ impl Connection {
     pub(super) fn new(stream: TcpStream, shared: Arc<Shared>) -> Option<Self> {
         let peer = stream.peer_addr().ok()?;
         let _ = stream.set_nodelay(true);
-        // The socket timeout also paces the idle check of a socket without an MQ connection.
+        // Until MQCONNX, the socket timeout also paces the idle check (see `pace_reads`).
         let _ = stream.set_read_timeout(Some(FRAME_STALL.min(shared.unconnected_idle())));
         // A client that stops reading a large reply must not pin this thread and its unit of
         // work forever: the write fails and the connection ends (backed out).
@@ -167,6 +167,18 @@ impl Connection {
         let _ = self.stream.shutdown(Shutdown::Both);
     }
 
+    /// Sets the socket's read timeout for what the connection is now: a frame may stall for
+    /// [`FRAME_STALL`] in any case, and a socket without an MQ connection is also checked for
+    /// idling that often, however short the idle limit (a connected one may idle freely, and
+    /// a short idle limit must not cut its slow frames).
+    fn pace_reads(&self) {
+        let timeout = match self.hconn {
+            Some(_) => FRAME_STALL,
+            None => FRAME_STALL.min(self.shared.unconnected_idle()),
+        };
+        let _ = self.stream.set_read_timeout(Some(timeout));
+    }
+
     /// The connection's own hconn, or 2018.
     fn own(&self, hconn: i32) -> Result<i32, i32> {
         match self.hconn {
@@ -203,7 +215,10 @@ impl Connection {
                 let process = self.join_process(token);
                 let result = qm.connect(&req.into_request(self.peer.ip().to_string(), process));
                 match result {
-                    Ok(h) => self.hconn = Some(h),
+                    Ok(h) => {
+                        self.hconn = Some(h);
+                        self.pace_reads();
+                    }
                     Err(_) => self.left(),
                 }
                 self.read_ahead = self.shared.read_ahead.load(Ordering::Relaxed);
@@ -215,6 +230,7 @@ impl Connection {
             Request::Disc { hconn } => {
                 let result = self.own(hconn).and_then(|h| {
                     self.hconn = None;
+                    self.pace_reads();
                     self.left();
                     let result = qm.disconnect(h);
                     // This socket no longer owns the connection: whatever MQDISC left behind
