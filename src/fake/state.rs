@@ -393,19 +393,21 @@ impl State {
     /// Backs out the connection's unit of work except the messages its client's latest
     /// read-ahead fetched ([`Conn::ahead`]), which stay in it.
     fn backout_uow_but_ahead(&mut self, hconn: i32) {
-        if self.conns.get(&hconn).is_none_or(|c| c.ahead.is_empty()) {
-            return self.backout_uow(hconn);
-        }
         let Self { conns, queues, .. } = self;
-        let Some(conn) = conns.get_mut(&hconn) else { return };
-        let work = std::mem::take(&mut conn.uow);
-        for w in work {
-            match w {
-                Work::Got(q, key) if conn.ahead.contains(&(q, key)) => conn.uow.push(w),
-                Work::Got(q, key) => queues[q].backout_get(key),
-                Work::Put(q, key) => queues[q].backout_put(key),
+        let Some(Conn { uow, ahead, .. }) = conns.get_mut(&hconn) else {
+            return;
+        };
+        uow.retain(|&w| match w {
+            Work::Got(q, key) if ahead.contains(&(q, key)) => true,
+            Work::Got(q, key) => {
+                queues[q].backout_get(key);
+                false
             }
-        }
+            Work::Put(q, key) => {
+                queues[q].backout_put(key);
+                false
+            }
+        });
     }
 
     /// Takes one got message out of `hconn`'s unit of work and makes it visible again

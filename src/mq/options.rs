@@ -466,8 +466,7 @@ impl ConnectOptionsBuilder {
             return Err(options_error("CCDT URL", "is empty"));
         }
         if let Some(name) = &self.application_name {
-            check_length(name, libmqm_sys::MQ_APPL_NAME_LENGTH, "application name")
-                .map_err(|message| options_error("application name", message))?;
+            check_appl_name(name).map_err(|message| options_error("application name", message))?;
         }
         if let Some(n) = self.sharecnv {
             if self.channel.is_none() {
@@ -521,6 +520,15 @@ pub(crate) fn check_name(name: &str, max: usize, what: &str) -> Result<(), Strin
 }
 
 /// At most `max` bytes, the unit of MQ's fixed-width fields.
+/// An application name as MQCONNX carries it (DISPLAY CONN's APPLTAG): at most
+/// MQ_APPL_NAME_LENGTH (28) bytes.
+///
+/// # Errors
+/// The message saying how long it is.
+pub fn check_appl_name(name: &str) -> Result<(), String> {
+    check_length(name, libmqm_sys::MQ_APPL_NAME_LENGTH, "application name")
+}
+
 pub(super) fn check_length(value: &str, max: usize, what: &str) -> Result<(), String> {
     if value.len() > max {
         return Err(format!(

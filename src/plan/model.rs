@@ -41,9 +41,6 @@ fn mq_name(name: &str, max: usize, what: &str) -> Result<(), String> {
     crate::mq::options::check_name(name, max, what)
 }
 
-/// MQ's application name length (MQ_APPL_NAME_LENGTH).
-const APPL_NAME_LENGTH: usize = 28;
-
 /// A free-text name that ends up in reports, MQSC comments and YAML: not blank, no control
 /// characters (a newline would start a command of its own in MQSC or a key in YAML).
 fn label(name: &str) -> Result<(), String> {
@@ -378,14 +375,8 @@ fn check_app(i: usize, a: RawApp, qm: &QueueManager, err: &dyn Fn(String, String
     let at = |k: &str| format!("app[{i}].{k}");
     let count = |field: String, v: i64| bounded(v, 1).map_err(|m| err(field, m));
     label(&a.name).map_err(|m| err(at("name"), m))?;
-    // The name is the application name its connections show (and validate counts them by):
-    // MQ keeps 28 characters of it.
-    if a.name.chars().count() > APPL_NAME_LENGTH {
-        return Err(err(
-            at("name"),
-            format!("is the connections' application name: at most {APPL_NAME_LENGTH} characters, as in MQ"),
-        ));
-    }
+    // The name is the application name its connections show (and validate counts them by).
+    crate::mq::options::check_appl_name(&a.name).map_err(|m| err(at("name"), m))?;
     unused_app_fields(a.profile, &a).map_err(|(field, m)| err(at(field), m))?;
     let channel = qm.channels.iter().position(|c| c.name == a.channel).ok_or_else(|| {
         let known: Vec<&str> = qm.channels.iter().map(|c| c.name.as_str()).collect();
@@ -683,7 +674,7 @@ batch = 20
         );
         let e = error(&GOOD.replace("name = \"orders\"", &format!("name = \"{}\"", "o".repeat(29))));
         assert!(
-            e.starts_with("m.toml:9:1: app[0].name: is the connections' application name: at most 28"),
+            e.starts_with("m.toml:9:1: app[0].name: application name") && e.contains("(at most 28)"),
             "{e}"
         );
         let e = error(&GOOD.replace("name = \"orders\"", "name = \"orders\\nspec: {}\""));

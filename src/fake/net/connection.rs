@@ -497,14 +497,14 @@ impl Drop for Connection {
     }
 }
 
-/// Breaks `hconn` (backing out its unit of work, releasing handles, locks and its channel
-/// conversation) and forgets it. What a break kept for the client's read-ahead comes back
-/// too: the client is gone.
+/// Backs out `hconn`'s whole unit of work (what a break would keep for the client's
+/// read-ahead too: the client is gone), breaks it (releasing handles, locks and its channel
+/// conversation) and forgets it.
 fn end_connection(qm: &FakeQm, hconn: i32) {
     let mut st = qm.lock();
     if st.conns.contains_key(&hconn) {
-        st.break_conn(hconn, mq::MQRC_CONNECTION_BROKEN);
         st.backout_uow(hconn);
+        st.break_conn(hconn, mq::MQRC_CONNECTION_BROKEN);
         st.conns.remove(&hconn);
     }
 }

@@ -89,26 +89,6 @@ pub struct WireConnect {
     pub appl_name: String,
 }
 
-/// The longest MQCONNX strings a frame may carry, in characters: the MQI's fixed fields
-/// (MQCHAR48 queue manager name, MQCHAR20 channel name, MQCHAR28 application name) and the
-/// MQCSP user id and password ([`MAX_CSP_LENGTH`]). A longer one is a malformed frame: no MQI
-/// client can send it, and the server would keep the application name for `status`.
-const CONNECT_LIMITS: [(usize, &str); 4] = [
-    (
-        libmqm_sys::MQ_Q_MGR_NAME_LENGTH,
-        "queue manager name longer than 48 characters",
-    ),
-    (
-        libmqm_sys::MQ_CHANNEL_NAME_LENGTH,
-        "channel name longer than 20 characters",
-    ),
-    (MAX_CSP_LENGTH, "user id or password longer than 1024 characters"),
-    (
-        libmqm_sys::MQ_APPL_NAME_LENGTH,
-        "application name longer than 28 characters",
-    ),
-];
-
 impl WireConnect {
     /// The fields of `req` that the client decides, the application name cut to MQ's 28
     /// characters ([`ConnectRequest::mq_appl_name`]). The other strings must be within MQ's
@@ -128,9 +108,19 @@ impl WireConnect {
 
     /// Decodes an MQCONNX body after its token.
     fn decode(d: &mut Decoder<'_>) -> Result<Self, FrameError> {
-        let [qmgr, channel, credential, appl] = CONNECT_LIMITS;
-        let qmgr_name = d.str_at_most(qmgr.0, qmgr.1)?;
-        let channel = d.opt_str_at_most(channel.0, channel.1)?;
+        // The longest MQCONNX strings a frame may carry, in characters: the MQI's fixed fields
+        // (MQCHAR48 queue manager name, MQCHAR20 channel name, MQCHAR28 application name) and
+        // the MQCSP user id and password. A longer one is a malformed frame: no MQI client can
+        // send it, and the server would keep the application name for `status`.
+        const CREDENTIAL: &str = "user id or password longer than 1024 characters";
+        let qmgr_name = d.str_at_most(
+            libmqm_sys::MQ_Q_MGR_NAME_LENGTH,
+            "queue manager name longer than 48 characters",
+        )?;
+        let channel = d.opt_str_at_most(
+            libmqm_sys::MQ_CHANNEL_NAME_LENGTH,
+            "channel name longer than 20 characters",
+        )?;
         let has_sharecnv = d.u8()? != 0;
         let sharecnv = d.u32()?;
         let max_msg_length = d.u32()?;
@@ -139,9 +129,12 @@ impl WireConnect {
             channel,
             client_sharecnv: has_sharecnv.then_some(sharecnv),
             client_max_msg_length: (max_msg_length > 0).then_some(max_msg_length),
-            user: d.opt_str_at_most(credential.0, credential.1)?,
-            password: d.opt_str_at_most(credential.0, credential.1)?,
-            appl_name: d.str_at_most(appl.0, appl.1)?,
+            user: d.opt_str_at_most(MAX_CSP_LENGTH, CREDENTIAL)?,
+            password: d.opt_str_at_most(MAX_CSP_LENGTH, CREDENTIAL)?,
+            appl_name: d.str_at_most(
+                libmqm_sys::MQ_APPL_NAME_LENGTH,
+                "application name longer than 28 characters",
+            )?,
         })
     }
 
