@@ -417,6 +417,14 @@ mod tests {
         );
         let d = demand(&a);
         assert_eq!((d.connections, d.handles, d.uncommitted), (2, 4, 60));
+        // A queue polled and sent to is two cached handles: input and output.
+        let both = app(
+            "mqpilot",
+            "",
+            "[[app.workload]]\nqueue = \"Q\"\nkind = \"poll\"\n[[app.workload]]\nqueue = \"Q\"\nkind = \"send\"\n",
+        );
+        assert_eq!(mqpilot_queues(&both), (vec!["Q"], vec!["Q"]));
+        assert_eq!(demand(&both).handles, 2);
     }
 
     #[test]
