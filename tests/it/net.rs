@@ -562,3 +562,30 @@ fn a_short_idle_limit_for_unconnected_sockets_leaves_a_connected_clients_slow_fr
     assert_eq!(qm.connections().len(), 1, "the connection lives on");
     server.shutdown();
 }
+
+#[test]
+fn sockets_past_the_most_allowed_are_closed_at_once_and_counted() {
+    let (qm, mut server) = serve_with(|s| s.with_max_sockets(2));
+    let addr = server.local_addr().to_string();
+    // One MQ connection and one socket that has not connected fill the server.
+    let first = connect(RemoteMqi::connect_to(addr.clone())).expect("first client");
+    let held = TcpStream::connect(&addr).expect("an idle socket");
+    // The third socket is accepted and closed at once, without a thread or a frame.
+    let mut third = TcpStream::connect(&addr).expect("the listener still accepts");
+    third.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut rest = Vec::new();
+    assert_eq!(third.read_to_end(&mut rest).expect("closed"), 0, "{rest:?}");
+    assert_eq!(server.refused_sockets(), 1);
+    // An MQ client past the limit gets a connection-level reason code, which it retries.
+    let refused = connect(RemoteMqi::connect_to(addr.clone())).err();
+    assert!(matches!(refused, Some(2009 | 2538)), "{refused:?}");
+    assert_eq!(server.refused_sockets(), 2);
+    assert_eq!(qm.connections().len(), 1, "the first client is untouched");
+    // A socket that goes frees its place.
+    drop(held);
+    wait_for("a freed place to take a new client", || {
+        connect(RemoteMqi::connect_to(addr.clone())).is_ok()
+    });
+    drop(first);
+    server.shutdown();
+}

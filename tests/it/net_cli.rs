@@ -101,6 +101,9 @@ fn a_bad_config_exits_2_naming_file_and_line_and_a_busy_port_exits_3() {
     let (code, _, err) = mqpilot(&["fake-qm", "--listen", "127.0.0.1:0", "--config", bad.arg()]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains(bad.arg()) && err.contains(":3:"), "{err}");
+    let (code, _, err) = mqpilot(&["fake-qm", "--listen", "127.0.0.1:0", "--max-sockets", "0"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--max-sockets"), "{err}");
 
     let server = FakeQmProcess::start(CONFIG);
     let (code, _, err) = mqpilot(&["fake-qm", "--listen", &server.addr]);

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use mqpilot::fake::net::{AdminMessage, DEFAULT_READ_AHEAD, RemoteAdmin, Server, Status};
+use mqpilot::fake::net::{AdminMessage, DEFAULT_MAX_SOCKETS, DEFAULT_READ_AHEAD, RemoteAdmin, Server, Status};
 use mqpilot::fake::{FakeConfig, FakeQm};
 
 use crate::{Failure, usage};
@@ -34,6 +34,11 @@ pub(crate) struct FakeQmArgs {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_READ_AHEAD,
           value_parser = clap::value_parser!(u32).range(0..=i64::from(DEFAULT_READ_AHEAD)))]
     read_ahead: u32,
+    /// Most client sockets served at once, each on a thread of its own; a socket past them is
+    /// closed at once (its MQCONNX fails with 2009 or 2538) and the refusal is logged.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_SOCKETS,
+          value_parser = clap::value_parser!(u32).range(1..=65536))]
+    max_sockets: u32,
 }
 
 #[derive(Args, Debug)]
@@ -111,22 +116,24 @@ enum AdminCommand {
 
 pub(crate) async fn run(args: FakeQmArgs) -> Result<u8, Failure> {
     match args.admin {
-        None => serve(&args.listen, args.config.as_ref(), args.read_ahead).await,
+        None => serve(&args).await,
         Some(command) => tokio::task::spawn_blocking(move || admin(command))
             .await
             .map_err(|e| Failure(1, e.into()))?,
     }
 }
 
-async fn serve(listen: &str, config: Option<&PathBuf>, read_ahead: u32) -> Result<u8, Failure> {
-    let qm = match config {
+async fn serve(args: &FakeQmArgs) -> Result<u8, Failure> {
+    let (listen, read_ahead) = (&args.listen, args.read_ahead);
+    let qm = match &args.config {
         Some(path) => FakeQm::new(FakeConfig::from_file(path).map_err(usage)?),
         None => FakeQm::developer(),
     };
     let server = Server::bind(listen, qm.clone())
         .with_context(|| format!("cannot listen on {listen}"))
         .map_err(|e| Failure(3, e))?
-        .with_read_ahead(read_ahead);
+        .with_read_ahead(read_ahead)
+        .with_max_sockets(args.max_sockets);
     let addr = server.local_addr().map_err(|e| Failure(3, e.into()))?;
     let mut handle = server.spawn().map_err(|e| Failure(3, e.into()))?;
     let queues: Vec<String> = qm.queues().into_iter().map(|q| q.name).collect();
@@ -137,10 +144,12 @@ async fn serve(listen: &str, config: Option<&PathBuf>, read_ahead: u32) -> Resul
         format!("up to {read_ahead} messages per MQGET under syncpoint")
     };
     let banner = format!(
-        "mqpilot fake-qm: queue manager {} listening on {addr}\n  channels: {}\n  queues: {}\n  read-ahead: {read_ahead}\n",
+        "mqpilot fake-qm: queue manager {} listening on {addr}\n  channels: {}\n  queues: {}\n  read-ahead: {read_ahead}\n  \
+         sockets: at most {} at once\n",
         qm.name(),
         channels.join(", "),
         queues.join(", "),
+        args.max_sockets,
     );
     // A reader that took the first line and went (`| head -1`) must not bring the server down.
     let mut out = std::io::stdout().lock();

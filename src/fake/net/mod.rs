@@ -103,4 +103,4 @@ mod watcher;
 pub use admin::{AdminMessage, AdminReply, AdminRequest, BrowsedMessage, ReasonCount, Status};
 pub use ahead::DEFAULT_READ_AHEAD;
 pub use client::{DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, RemoteAdmin, RemoteMqi, RemoteVerbs};
-pub use server::{DEFAULT_UNCONNECTED_IDLE, Server, ServerHandle};
+pub use server::{DEFAULT_MAX_SOCKETS, DEFAULT_UNCONNECTED_IDLE, Server, ServerHandle};

@@ -10,7 +10,7 @@ use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAdd
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::super::FakeQm;
 use super::ahead::DEFAULT_READ_AHEAD;
@@ -19,6 +19,12 @@ use super::connection::Connection;
 /// Default time a socket without an MQ connection may idle between frames before the
 /// server closes it (see [`Server::with_unconnected_idle`]).
 pub const DEFAULT_UNCONNECTED_IDLE: Duration = Duration::from_secs(60);
+
+/// Default most client sockets open at once (see [`Server::with_max_sockets`]).
+pub const DEFAULT_MAX_SOCKETS: u32 = 1024;
+
+/// Least time between two log lines about refused sockets.
+const REFUSED_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Process ids the server hands out start here, clear of in-process libraries' ids.
 const FIRST_PROCESS: u64 = 1 << 40;
@@ -38,6 +44,10 @@ pub(super) struct Shared {
     pub(super) read_ahead: AtomicU32,
     /// How long a socket without an MQ connection may idle between frames, in milliseconds.
     unconnected_idle_ms: AtomicU64,
+    /// Most sockets open at once; past it a new socket is closed at once.
+    max_sockets: AtomicU32,
+    /// Sockets closed at once because `max_sockets` were open.
+    refused_sockets: AtomicU64,
 }
 
 impl Shared {
@@ -95,6 +105,8 @@ impl Server {
                 protocol_errors: AtomicU64::new(0),
                 read_ahead: AtomicU32::new(DEFAULT_READ_AHEAD),
                 unconnected_idle_ms: AtomicU64::new(millis(DEFAULT_UNCONNECTED_IDLE)),
+                max_sockets: AtomicU32::new(DEFAULT_MAX_SOCKETS),
+                refused_sockets: AtomicU64::new(0),
             }),
         })
     }
@@ -121,6 +133,17 @@ impl Server {
         self.shared
             .unconnected_idle_ms
             .store(millis(idle).max(1), Ordering::Relaxed);
+        self
+    }
+
+    /// Serves at most `max` client sockets at once (at least 1), each on a thread of its own;
+    /// a socket accepted past them is closed at once, without a thread, so a flood of sockets
+    /// cannot exhaust the process's threads or memory. Its client's MQCONNX fails with 2009
+    /// or 2538, which a client retries with backoff like a refused connection. Default
+    /// [`DEFAULT_MAX_SOCKETS`] (1024).
+    #[must_use]
+    pub fn with_max_sockets(self, max: u32) -> Self {
+        self.shared.max_sockets.store(max.max(1), Ordering::Relaxed);
         self
     }
 
@@ -163,6 +186,12 @@ impl ServerHandle {
         self.shared.0.protocol_errors.load(Ordering::Relaxed)
     }
 
+    /// Sockets closed at once since the start because the most allowed were open.
+    #[must_use]
+    pub fn refused_sockets(&self) -> u64 {
+        self.shared.0.refused_sockets.load(Ordering::Relaxed)
+    }
+
     /// Stops accepting, closes every client socket (their calls get 2009) and waits for the
     /// accept thread.
     pub fn shutdown(&mut self) {
@@ -188,6 +217,7 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
+    let mut refused_logged: Option<Instant> = None;
     for stream in listener.incoming() {
         if shared.stopping.load(Ordering::SeqCst) {
             return;
@@ -201,8 +231,27 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
             }
         };
         let id = shared.next_socket.fetch_add(1, Ordering::Relaxed);
-        if let Ok(clone) = stream.try_clone() {
-            lock(&shared.sockets).insert(id, clone);
+        let Ok(clone) = stream.try_clone() else {
+            tracing::warn!("cannot keep a client socket (no file descriptor left?): closed it");
+            continue;
+        };
+        {
+            let mut sockets = lock(&shared.sockets);
+            let max = shared.max_sockets.load(Ordering::Relaxed);
+            if sockets.len() >= max as usize {
+                drop(sockets);
+                let refused = shared.refused_sockets.fetch_add(1, Ordering::Relaxed) + 1;
+                if refused_logged.is_none_or(|at| at.elapsed() >= REFUSED_LOG_EVERY) {
+                    refused_logged = Some(Instant::now());
+                    tracing::warn!(
+                        max_sockets = max,
+                        refused,
+                        "{max} client sockets are open, the most --max-sockets allows: closing new ones at once"
+                    );
+                }
+                continue;
+            }
+            sockets.insert(id, clone);
         }
         let registered = Registered {
             shared: Arc::clone(shared),
