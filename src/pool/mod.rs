@@ -164,6 +164,9 @@ pub struct Lease {
     conn: Option<ConnThread>,
     pool: Arc<Inner>,
     healthy: bool,
+    /// No job of this lease is running and the last one left no unit of work open: the
+    /// connection can go back to the pool as it is, without a job on its thread first.
+    settled: bool,
     /// The pool slot; given back once the connection is idle again (or gone).
     permit: Option<OwnedSemaphorePermit>,
 }
@@ -263,6 +266,7 @@ impl Pool {
             conn: Some(conn),
             pool: Arc::clone(&self.inner),
             healthy: true,
+            settled: true,
             permit: Some(permit),
         })
     }
@@ -518,11 +522,21 @@ impl Lease {
     {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |conn, _| {
-            let _ = tx.send(f(conn));
+            let result = f(conn);
+            let _ = tx.send((result, conn.in_unit_of_work()));
         });
+        // Until the answer is in: a lease dropped with the job running (its future dropped)
+        // leaves the check for an open unit of work to a job queued behind it.
+        self.settled = false;
         let sent = self.conn.as_ref().is_some_and(|c| c.jobs.send(job).is_ok());
         let result = if sent {
-            rx.await.unwrap_or_else(|_| Err(lost()))
+            match rx.await {
+                Ok((result, open)) => {
+                    self.settled = !open;
+                    result
+                }
+                Err(_) => Err(lost()),
+            }
         } else {
             Err(lost())
         };
@@ -575,13 +589,24 @@ impl Drop for Lease {
                 .clear();
             return;
         }
+        let pool = Arc::clone(&self.pool);
+        let permit = self.permit.take();
+        if self.settled {
+            // Nothing runs on the connection and nothing is left to back out: idle at once,
+            // without a hand-over to its thread.
+            pool.idle
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .conns
+                .push(conn);
+            drop(permit);
+            return;
+        }
         // Whatever the lease left in a unit of work is backed out before reuse, on the
         // connection's thread; only then is the connection idle and its slot free. If MQBACK
         // fails, the connection is not reused (the next MQCMIT on it would commit what was
         // left): the job drops the last sender, the thread ends, and dropping the connection
         // backs out again or leaves it to MQ.
-        let pool = Arc::clone(&self.pool);
-        let permit = self.permit.take();
         let closes = pool
             .idle
             .lock()

@@ -679,6 +679,57 @@ async fn a_lease_dropped_in_a_unit_of_work_whose_mqback_fails_is_never_reused() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_left_outside_a_unit_of_work_is_free_at_once_and_one_cut_short_is_backed_out_first() {
+    use mqpilot::mq::session::GetRequest;
+    let qm = fake(256);
+    seed(&qm, "IN", 1);
+    let pool = pool(&qm, 1);
+    let cancel = CancellationToken::new();
+    let queue: Arc<str> = Arc::from("IN");
+    let under_syncpoint = GetRequest {
+        syncpoint: true,
+        wait_ms: 0,
+    };
+    // A job that ended its unit of work: the connection is idle as soon as the lease drops,
+    // with no hand-over to its thread, so the next checkout does not wait.
+    let mut lease = pool.checkout(&cancel).await.unwrap();
+    lease.run(|c| Ok(c.in_unit_of_work())).await.unwrap();
+    drop(lease);
+    let mut lease = pool.checkout(&cancel).await.unwrap();
+    assert_eq!(
+        pool.stats().snapshot().waits_for_connection,
+        0,
+        "the slot came back with the lease"
+    );
+    // A job cut short (its caller went away) while it holds a message under syncpoint: the
+    // lease goes back only after the unit of work is backed out on the connection's thread.
+    let q = Arc::clone(&queue);
+    let cut_short = tokio::time::timeout(
+        std::time::Duration::from_millis(20),
+        lease.run(move |c| {
+            let got = c.get(&q, under_syncpoint)?;
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            Ok(got.is_some())
+        }),
+    )
+    .await;
+    assert!(cut_short.is_err(), "the job was still running");
+    drop(lease);
+    let mut lease = pool.checkout(&cancel).await.unwrap();
+    let (in_uow, got) = lease
+        .run(move |c| {
+            let in_uow = c.in_unit_of_work();
+            let got = c.get(&queue, under_syncpoint)?;
+            c.commit()?;
+            Ok((in_uow, got.map(|m| (m.data.to_vec(), m.backout_count()))))
+        })
+        .await
+        .unwrap();
+    assert!(!in_uow, "the next lease started outside a unit of work");
+    assert_eq!(got, Some((b"m0".to_vec(), 1)), "m0 was backed out, not committed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checkout_dropped_after_its_connect_answered_keeps_the_slot_until_disconnected() {
     use std::future::Future as _;
     use std::time::Duration;
