@@ -25,8 +25,9 @@ type Conn = Connection<MqLibrary, ThreadNoBlock>;
 
 /// The MQMD an MQGET filled in, copied to the heap once: a message's descriptor (364 bytes)
 /// then travels through the result types and the batch as a pointer instead of being copied
-/// at every step.
-struct BoxedMd(Descriptor);
+/// at every step. With it, the message's whole length, which MQ reports also when the
+/// message did not fit (2080).
+struct BoxedMd(Descriptor, usize);
 
 impl<'b, R> mqi::get::GetAttr<'b, R> for BoxedMd {
     fn get_extract<F, B>(
@@ -38,7 +39,7 @@ impl<'b, R> mqi::get::GetAttr<'b, R> for BoxedMd {
         B: mqi::traits::Buffer<'b, R>,
     {
         use mqi::result::ResultCompErrExt as _;
-        get(param).map_completion(|state| (Self(Descriptor::new(&param.md)), state))
+        get(param).map_completion(|state| (Self(Descriptor::new(&param.md), state.message_length), state))
     }
 }
 
@@ -49,11 +50,17 @@ const ARENA_BYTES: usize = 64 * 1024;
 /// Largest message MQ allows (MAXMSGL's upper bound): the buffer never grows past it.
 pub const MAX_MESSAGE_BYTES: usize = 104_857_600;
 
-/// The next buffer size after a 2080: a power of two at least twice `capacity`, up to
-/// [`MAX_MESSAGE_BYTES`]. Powers of two land exactly on the usual channel MAXMSGL values
-/// (4 MiB, MQ's default): a buffer past the channel's negotiated limit fails with 2010.
-fn grown(capacity: usize) -> usize {
-    capacity.saturating_mul(2).next_power_of_two().min(MAX_MESSAGE_BYTES)
+/// The next buffer size after a 2080 for a message of `needed` bytes: a power of two at
+/// least twice `capacity` and at least `needed`, up to `max`. Powers of two land exactly on
+/// the usual channel MAXMSGL values (4 MiB, MQ's default); a buffer past the channel's
+/// negotiated limit fails with 2010, and the get then tries the message's exact length.
+fn grown(capacity: usize, needed: usize, max: usize) -> usize {
+    capacity
+        .saturating_mul(2)
+        .max(needed)
+        .checked_next_power_of_two()
+        .unwrap_or(max)
+        .min(max)
 }
 
 /// Queue manager limits a connection reads when it is made.
@@ -260,8 +267,14 @@ impl Session {
     }
 
     /// Gets one message, waiting up to `wait_ms`; `None` when there is none (2033). A message
-    /// longer than the buffer (2080) stays on the queue, the buffer doubles and the get is
-    /// tried again; truncation is never accepted.
+    /// longer than the buffer (2080) stays on the queue, the buffer grows to fit its length
+    /// and the get is tried again; truncation is never accepted.
+    ///
+    /// The buffer never stays longer than the channel's negotiated MAXMSGL, which MQ answers
+    /// with 2010 for every get: grown for a message, it tries that message's exact length,
+    /// and if that too is refused it goes back to the last size that worked (and the message
+    /// is an error that says how long it is); a starting buffer the channel refuses is halved
+    /// until the channel takes it.
     ///
     /// # Errors
     /// [`Error::Mq`] from MQOPEN or MQGET.
@@ -312,41 +325,60 @@ impl Session {
                 GetWait::Wait(i32::try_from(request.wait_ms).unwrap_or(i32::MAX))
             }
         };
-        // The buffer a message did not fit (2080), once the buffer has grown for it.
-        let mut outgrown = None;
+        // After a 2080: the buffer length that got it and the message's length.
+        let mut outgrown: Option<(usize, usize)> = None;
         loop {
             let object = &self.handles[i].2;
             let capacity = self.buffer.len().min(max_bytes);
-            let got = object
-                .get_data_with::<BoxedMd, _>(&(options, wait()), &mut self.buffer[..capacity])
-                .map_err(|e| match (mq_error(&e, queue), outgrown) {
-                    (error, Some(fitted)) if error.reason() == Some(Reason::DATA_LENGTH_ERROR) => {
-                        error.with_detail(format!(
-                            "a message longer than {fitted} bytes (2080) needs a bigger buffer than \
-                             the channel's negotiated MAXMSGL allows: {capacity} bytes got 2010; \
-                             the message stays on the queue"
-                        ))
+            let got = match object.get_data_with::<BoxedMd, _>(&(options, wait()), &mut self.buffer[..capacity]) {
+                Ok(got) => got,
+                Err(e) => {
+                    let error = mq_error(&e, queue);
+                    if error.reason() != Some(Reason::DATA_LENGTH_ERROR) {
+                        return Err(error);
                     }
-                    (error, _) => error,
-                })?;
-            let truncated = got.warning().is_some_and(|(rc, _)| rc == MQRC_TRUNCATED_MSG_FAILED);
-            if truncated && capacity < max_bytes {
-                drop(got);
-                outgrown = Some(capacity);
-                let bigger = grown(capacity);
+                    // 2010: the buffer is longer than the channel's negotiated MAXMSGL.
+                    match outgrown {
+                        Some((_, needed)) if needed < capacity => self.buffer.truncate(needed),
+                        Some((fitted, needed)) => {
+                            self.buffer.truncate(fitted);
+                            return Err(error.with_detail(format!(
+                                "a message of {needed} bytes is longer than the channel's negotiated \
+                                 MAXMSGL allows: a buffer of {capacity} bytes got 2010; the message \
+                                 stays on the queue"
+                            )));
+                        }
+                        None if capacity > 1 => {
+                            tracing::debug!(
+                                queue,
+                                bytes = capacity / 2,
+                                "get buffer longer than the channel's MAXMSGL (2010): halving it"
+                            );
+                            self.buffer.truncate(capacity / 2);
+                        }
+                        None => return Err(error),
+                    }
+                    continue;
+                }
+            };
+            if got.warning().is_some_and(|(rc, _)| rc == MQRC_TRUNCATED_MSG_FAILED) {
+                let needed = got.discard_warning().map_or(0, |(_, BoxedMd(_, length))| length);
+                if capacity >= max_bytes || needed > max_bytes {
+                    return Ok(Got::TooLong);
+                }
+                outgrown = Some((capacity, needed));
+                let bigger = grown(capacity, needed, max_bytes);
                 tracing::debug!(
                     queue,
                     bytes = bigger,
+                    message_bytes = needed,
                     "message longer than the buffer (2080): growing it"
                 );
                 self.buffer.resize(bigger, 0);
                 continue;
             }
-            if truncated {
-                return Ok(Got::TooLong);
-            }
             return Ok(match got.discard_warning() {
-                Some((data, BoxedMd(md))) => {
+                Some((data, BoxedMd(md, _))) => {
                     self.arena.extend_from_slice(data);
                     Got::Message(Message::with_descriptor(
                         std::sync::Arc::clone(shared),
@@ -387,11 +419,22 @@ impl Session {
                 MQGMO_BROWSE_NEXT
             };
             let options: MQGMO = position | MQGMO_ACCEPT_TRUNCATED_MSG | MQGMO_FAIL_IF_QUIESCING;
-            let got = object
-                .get_data_with::<BoxedMd, _>(&(options, GetWait::NoWait), &mut buffer[..])
-                .map_err(|e| mq_error(&e, queue))?;
+            let got = match object.get_data_with::<BoxedMd, _>(&(options, GetWait::NoWait), &mut buffer[..]) {
+                Ok(got) => got,
+                Err(e) => {
+                    let error = mq_error(&e, queue);
+                    // 2010: a buffer longer than the channel's negotiated MAXMSGL; the cursor
+                    // has not moved, so the same browse is tried with half the buffer (a
+                    // payload longer than that comes back cut, and says so).
+                    if error.reason() == Some(Reason::DATA_LENGTH_ERROR) && buffer.len() > 1 {
+                        buffer.truncate(buffer.len() / 2);
+                        continue;
+                    }
+                    return Err(error);
+                }
+            };
             let truncated = got.warning().is_some_and(|(rc, _)| rc == MQRC_TRUNCATED_MSG_ACCEPTED);
-            let Some((data, BoxedMd(md))) = got.discard_warning() else {
+            let Some((data, BoxedMd(md, _))) = got.discard_warning() else {
                 break;
             };
             let wanted = data.len().min(max_payload_bytes);
@@ -523,14 +566,18 @@ pub fn is_connection_lost(error: &Error) -> bool {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn a_grown_buffer_is_a_power_of_two_that_lands_on_4_mib() {
-        assert_eq!(super::grown(65_536), 131_072);
-        assert_eq!(super::grown(100_000), 262_144);
+    fn a_grown_buffer_is_a_power_of_two_that_holds_the_message_and_lands_on_4_mib() {
+        use super::{MAX_MESSAGE_BYTES as MAX, grown};
+        assert_eq!(grown(65_536, 65_537, MAX), 131_072);
+        assert_eq!(grown(100_000, 100_001, MAX), 262_144);
+        assert_eq!(grown(65_536, 5 << 20, MAX), 8 << 20, "at once to the message's length");
         let mut size = 100_000;
         while size < 4 << 20 {
-            size = super::grown(size);
+            size = grown(size, size + 1, MAX);
         }
         assert_eq!(size, 4 << 20, "never past a 4 MiB channel limit on the way");
-        assert_eq!(super::grown(80 << 20), super::MAX_MESSAGE_BYTES);
+        assert_eq!(grown(80 << 20, 80 << 20, MAX), MAX);
+        assert_eq!(grown(1000, 1500, 1200), 1200, "never past the caller's most");
+        assert_eq!(grown(usize::MAX / 2 + 2, usize::MAX / 2 + 3, MAX), MAX);
     }
 }

@@ -28,9 +28,17 @@ fn big_qm() -> FakeQm {
         .channels
         .push(ChannelDef::new("BIG.SVRCONN").max_msg_length(100 * MIB as i32));
     config.channels.push(ChannelDef::new("QMGR.SVRCONN").max_msg_length(0));
+    // MAXMSGL values that are no power of two, and one below the connector's 64 KiB buffer.
+    config
+        .channels
+        .push(ChannelDef::new("ODD.SVRCONN").max_msg_length(100_000));
+    config
+        .channels
+        .push(ChannelDef::new("SMALL.SVRCONN").max_msg_length(40_000));
     config
         .queues
         .push(QueueDef::new("BIG").max_msg_length(100 * MIB as i32));
+    config.queues.push(QueueDef::new("OTHER"));
     FakeQm::new(config)
 }
 
@@ -162,7 +170,7 @@ async fn a_message_longer_than_the_channel_allows_stops_its_queue_and_nothing_is
         "says which limit: {why}"
     );
     assert!(
-        why.contains("longer than 4194304 bytes (2080)"),
+        why.contains("a message of 5242880 bytes"),
         "says how long the message is: {why}"
     );
     let view = qm.browse("BIG");
@@ -170,4 +178,84 @@ async fn a_message_longer_than_the_channel_allows_stops_its_queue_and_nothing_is
     // The batch that met it is backed out: nothing is lost, nothing is half-delivered.
     assert_eq!(left, [(6, 1), (5 * MIB, 0), (5, 0)]);
     assert!(sink.got.lock().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_within_a_maxmsgl_that_is_no_power_of_two_is_delivered() {
+    let qm = big_qm();
+    qm.put_message("BIG", PutSpec::text(vec![b'x'; 90_000])).expect("put");
+    qm.put_message("BIG", PutSpec::text("after")).expect("put");
+    let sink = Arc::new(Collect::default());
+    let queues = vec![QueueRun {
+        plan: plan("BIG", 10, SinkTarget::External(sink.clone())),
+        workers: 1,
+    }];
+    let summary = run_until_empty(&pool_on(&qm, "ODD.SVRCONN"), queues).await;
+    assert_eq!(summary.stopped(), Vec::new());
+    let lengths: Vec<usize> = sink.got.lock().unwrap().iter().map(|m| m.data.len()).collect();
+    assert_eq!(
+        lengths,
+        [90_000, 5],
+        "the buffer grew past 64 KiB but not past 100,000 bytes"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_the_channel_cannot_carry_leaves_the_connection_usable_for_other_queues() {
+    let qm = big_qm();
+    qm.put_message("BIG", PutSpec::text(vec![b'x'; 5 * MIB])).expect("put");
+    for i in 0..3 {
+        qm.put_message("OTHER", PutSpec::text(format!("m{i}"))).expect("put");
+    }
+    let sink = Arc::new(Collect::default());
+    let queues = vec![
+        QueueRun {
+            plan: plan("BIG", 10, SinkTarget::External(sink.clone())),
+            workers: 1,
+        },
+        QueueRun {
+            plan: plan("OTHER", 10, SinkTarget::External(sink.clone())),
+            workers: 1,
+        },
+    ];
+    // One connection for both queues: the buffer that met 2010 must not stay behind on it.
+    let summary = run_until_empty(&pool_on(&qm, "APP.SVRCONN"), queues).await;
+    let stopped: Vec<String> = summary.stopped().into_iter().map(|(queue, _)| queue).collect();
+    assert_eq!(stopped, ["BIG"]);
+    let got: Vec<Vec<u8>> = sink.got.lock().unwrap().iter().map(|m| m.data.to_vec()).collect();
+    assert_eq!(got, [b"m0".to_vec(), b"m1".to_vec(), b"m2".to_vec()]);
+    assert_eq!(qm.depth("BIG"), Some(1), "the long message stays on its queue");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_starting_buffer_longer_than_the_channel_allows_is_shrunk_to_fit() {
+    let qm = big_qm();
+    qm.put_message("BIG", PutSpec::text(vec![b'x'; 30_000])).expect("put");
+    qm.put_message("BIG", PutSpec::text(vec![b'y'; 39_000])).expect("put");
+    let sink = Arc::new(Collect::default());
+    let queues = vec![QueueRun {
+        plan: plan("BIG", 10, SinkTarget::External(sink.clone())),
+        workers: 1,
+    }];
+    // The connector starts with 64 KiB; the channel takes at most 40,000 bytes.
+    let summary = run_until_empty(&pool_on(&qm, "SMALL.SVRCONN"), queues).await;
+    assert_eq!(summary.stopped(), Vec::new());
+    let lengths: Vec<usize> = sink.got.lock().unwrap().iter().map(|m| m.data.len()).collect();
+    assert_eq!(lengths, [30_000, 39_000]);
+}
+
+#[test]
+fn a_browse_buffer_longer_than_the_channel_allows_is_halved_until_the_channel_takes_it() {
+    use mqpilot::mq::session::Session;
+    let qm = big_qm();
+    qm.put_message("BIG", PutSpec::text(vec![b'x'; 30_000])).expect("put");
+    let options = ConnectOptions::builder()
+        .with_channel(parse_mqserver("SMALL.SVRCONN/TCP/localhost(1414)", "test").expect("channel"))
+        .build()
+        .expect("options");
+    let mut session = Session::connect(MqLibrary::fake(qm.library("10.0.0.1")), &options, 1024).expect("connect");
+    let browsed = session.browse("BIG", 10, MIB, MIB).expect("browse");
+    assert_eq!(browsed.len(), 1);
+    assert_eq!(browsed[0].message.data.len(), 30_000, "read whole: 30,000 bytes fit");
+    assert!(!browsed[0].truncated);
 }
