@@ -134,6 +134,10 @@ struct Inner {
     /// Checkouts waiting for a connection right now.
     waiting: Waiters,
     idle: Mutex<Idle>,
+    /// Told each time a connection goes back to `idle`: a checkout whose connect keeps
+    /// failing (2537 while every channel instance is taken) takes it instead of waiting out
+    /// its backoff.
+    returned: tokio::sync::Notify,
     /// The id the next connection gets (ids are never reused, so a connection that is still
     /// disconnecting never shares one with its replacement).
     next_id: std::sync::atomic::AtomicUsize,
@@ -202,6 +206,7 @@ impl Pool {
                 permits: Arc::new(Semaphore::new(connections)),
                 waiting: Waiters::default(),
                 idle: Mutex::new(Idle::default()),
+                returned: tokio::sync::Notify::new(),
                 next_id: std::sync::atomic::AtomicUsize::new(0),
                 backoff: Mutex::new(Backoff::new(config.backoff)),
                 config,
@@ -251,14 +256,7 @@ impl Pool {
                 }
             }
         };
-        let idle = self
-            .inner
-            .idle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .conns
-            .pop();
-        let (conn, permit) = match idle {
+        let (conn, permit) = match self.inner.take_idle() {
             Some(conn) => (conn, permit),
             None => self.connect(permit, patience, cancel).await?,
         };
@@ -328,8 +326,17 @@ impl Pool {
                     return Ok(connected);
                 }
                 Err((e, Some(back))) if connect_retryable(&e) => {
-                    permit = back;
+                    // Registered before the idle list is looked at, so that a connection
+                    // given back in between still wakes this wait.
+                    let returned = self.inner.returned.notified();
+                    tokio::pin!(returned);
+                    returned.as_mut().enable();
                     self.inner.stats.connect_failed();
+                    if let Some(idle) = self.inner.take_idle() {
+                        tracing::debug!(error = %e, "connect failed: took a connection another caller gave back");
+                        return Ok((idle, back));
+                    }
+                    permit = back;
                     let delay = self
                         .inner
                         .backoff
@@ -344,6 +351,9 @@ impl Pool {
                     tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, advice, "connect failed");
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
+                        () = &mut returned => if let Some(idle) = self.inner.take_idle() {
+                            return Ok((idle, permit));
+                        },
                         () = cancel.cancelled() => return Err(cancelled()),
                     }
                 }
@@ -405,6 +415,23 @@ impl Pool {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         idle.closes += 1;
         idle.conns.clear();
+    }
+}
+
+impl Inner {
+    /// An idle connection, if there is one.
+    fn take_idle(&self) -> Option<ConnThread> {
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .conns
+            .pop()
+    }
+
+    /// Makes `conn` idle, and wakes checkouts waiting out a failed connect.
+    fn give_back(&self, idle: &mut Idle, conn: ConnThread) {
+        idle.conns.push(conn);
+        self.returned.notify_waiters();
     }
 }
 
@@ -594,11 +621,9 @@ impl Drop for Lease {
         if self.settled {
             // Nothing runs on the connection and nothing is left to back out: idle at once,
             // without a hand-over to its thread.
-            pool.idle
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .conns
-                .push(conn);
+            let mut idle = pool.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            pool.give_back(&mut idle, conn);
+            drop(idle);
             drop(permit);
             return;
         }
@@ -630,7 +655,7 @@ impl Drop for Lease {
                 }
                 let mut idle = pool.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 if idle.closes == closes {
-                    idle.conns.push(conn);
+                    pool.give_back(&mut idle, conn);
                     drop(idle);
                     drop(permit);
                 } else {

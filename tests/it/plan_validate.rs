@@ -159,6 +159,22 @@ fn an_mqpilot_batch_past_maxumsgs_gets_2024() {
 }
 
 #[test]
+fn an_mqpilot_batch_past_maxumsgs_gets_2024_even_when_a_send_could_take_the_only_connection() {
+    let model = json!({
+        "queue_manager": { "name": "QM1", "max_uncommitted": 44, "channel": [{ "name": "C" }] },
+        "app": [{ "name": "w", "profile": "mqpilot", "channel": "C", "instances": 7, "connections": 1,
+                  "workload": [{ "queue": "IN", "kind": "poll", "batch": 47, "concurrency": 3 },
+                               { "queue": "OUT", "kind": "send", "concurrency": 1 }] }]
+    });
+    // Which of the pool's users connects first is up to the scheduler: several runs.
+    for _ in 0..3 {
+        let (_, outcome) = run(&model);
+        assert_matches(&model, &outcome);
+        assert!(outcome.observed_reasons.contains_key(&2024));
+    }
+}
+
+#[test]
 fn the_largest_logicapps_fleet_in_the_ranges_validates() {
     // 30 instances x 10 connections, 10 operations of 60 browse-locks each per instance:
     // 18,000 messages locked at once, 60 handles on every connection.

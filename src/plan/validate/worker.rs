@@ -98,8 +98,17 @@ impl MqpilotApp {
     pub(super) fn new(plan: &Plan, a: usize, gate: &Gate, notes: &mut Vec<String>) -> Option<Self> {
         let app = &plan.model.apps[a];
         let channel = &plan.model.queue_manager.channels[app.channel].name;
+        // Pollers whose batch passes MAXUMSGS stop at their first batch (2024), and such an
+        // app's counts are not compared: its sends are not held, since they could take every
+        // connection of a pool before any poller and the 2024 would never come.
+        let max_uncommitted = plan.model.queue_manager.max_uncommitted;
+        let stops = app
+            .workloads
+            .iter()
+            .any(|w| matches!(w.kind, Kind::Poll | Kind::Forward) && w.batch > max_uncommitted);
         for w in &app.workloads {
             let skipped = match w.kind {
+                Kind::Send if stops => Some("not held, so that the pollers meet MAXUMSGS (2024) first"),
                 Kind::Send => {
                     Some("a send operation holds a pooled connection and its output handle, and puts nothing")
                 }
@@ -151,7 +160,7 @@ impl MqpilotApp {
         let sends = app
             .workloads
             .iter()
-            .filter(|w| w.kind == Kind::Send)
+            .filter(|w| w.kind == Kind::Send && !stops)
             .flat_map(|w| std::iter::repeat_n(w.queue.clone(), usize::try_from(w.concurrency).unwrap_or(usize::MAX)))
             .collect();
         Some(Self {
