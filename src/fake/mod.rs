@@ -153,7 +153,9 @@ impl FakeQm {
 
     /// Defines a local queue, or alters it (its messages are kept).
     pub fn define_queue(&self, def: QueueDef) {
-        self.lock().define_queue(def);
+        let mut st = self.lock();
+        st.define_queue(def);
+        read_ahead::unlock_revoking_ahead(st);
     }
 
     /// Puts a message outside any unit of work, as `amqsput` would; returns its message id.
@@ -180,13 +182,15 @@ impl FakeQm {
         Ok(md.MsgId)
     }
 
-    /// Sets GET(ENABLED/DISABLED); disabling cancels waiting gets with 2016.
+    /// Sets GET(ENABLED/DISABLED); disabling cancels waiting gets with 2016, and network
+    /// clients holding messages fetched ahead from the queue are told before it returns.
     pub fn set_get_enabled(&self, queue: &str, enabled: bool) {
         let mut st = self.lock();
         if let Some(&q) = st.queue_index.get(queue) {
             st.queues[q].def.get_enabled = enabled;
             st.queues[q].wake();
         }
+        read_ahead::unlock_revoking_ahead(st);
     }
 
     /// Sets PUT(ENABLED/DISABLED).
@@ -216,10 +220,12 @@ impl FakeQm {
     }
 
     /// `endmqm`: calls that ask to fail if quiescing get 2161 (waits too); new connects 2161.
+    /// Network clients holding messages fetched ahead for such gets are told before it returns.
     pub fn quiesce(&self) {
         let mut st = self.lock();
         st.status = QmgrStatus::Quiescing;
         st.wake_all();
+        read_ahead::unlock_revoking_ahead(st);
     }
 
     /// `endmqm -i`: every connection breaks with 2162; new connects get 2059.

@@ -10,6 +10,7 @@ use libmqm_sys as mq;
 
 use super::config::{ChannelDef, FakeConfig, QmgrDef, Sharing};
 use super::queue::{Key, Queue};
+use super::read_ahead::AheadWatch;
 
 /// A reason code the fake returns with MQCC_FAILED.
 pub(crate) type Reason = i32;
@@ -192,6 +193,9 @@ pub(crate) struct State {
     /// MQCMITs still to take effect and then fail with the reason: a commit whose reply
     /// was lost.
     pub commits_then_failing: Option<(u32, Reason)>,
+    /// Per hconn, the network client's latest read-ahead while it may hand it out
+    /// (`read_ahead.rs`).
+    pub ahead_watches: HashMap<i32, AheadWatch>,
 }
 
 /// Reason codes after which the connection is gone, as MQ treats them.
@@ -219,6 +223,7 @@ impl State {
             successes: [0; Verb::ALL.len()],
             faults: Vec::new(),
             commits_then_failing: None,
+            ahead_watches: HashMap::default(),
         };
         for c in config.channels {
             state.define_channel(c);

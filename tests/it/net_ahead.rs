@@ -1,7 +1,7 @@
 //! Read-ahead of MQGET under syncpoint over TCP: messages fetched ahead and never handed out
 //! go back where they were with their backout count unchanged at MQCMIT, MQBACK, MQCLOSE and
-//! MQDISC; a lost connection backs them all out; MAXUMSGS and 2080 answer at the same get as
-//! without read-ahead; a connection the queue manager breaks keeps what its client may still
+//! MQDISC; a lost connection backs them all out; MAXUMSGS, 2080, GET(DISABLED) and quiescing
+//! answer at the same get as without read-ahead; a connection the queue manager breaks keeps what its client may still
 //! hand out from other consumers; and two consumers with random units of work, lost and
 //! broken connections get and commit every message exactly once, never both at once.
 
@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use mqi::constants::{
     MQGMO_FAIL_IF_QUIESCING, MQGMO_SYNCPOINT, MQIA_CURRENT_Q_DEPTH, MQMO_MATCH_CORREL_ID, MQMO_MATCH_MSG_ID,
-    MQOO_INPUT_AS_Q_DEF, MQOO_INQUIRE, MQOO_OUTPUT, MQOT_Q, MQPMO_NO_SYNCPOINT, MQPMO_SYNCPOINT, MQRC_NO_MSG_AVAILABLE,
-    MQRC_SYNCPOINT_LIMIT_REACHED, MQRC_TRUNCATED_MSG_FAILED,
+    MQOO_INPUT_AS_Q_DEF, MQOO_INQUIRE, MQOO_OUTPUT, MQOT_Q, MQPMO_NO_SYNCPOINT, MQPMO_SYNCPOINT, MQRC_GET_INHIBITED,
+    MQRC_NO_MSG_AVAILABLE, MQRC_Q_MGR_QUIESCING, MQRC_SYNCPOINT_LIMIT_REACHED, MQRC_TRUNCATED_MSG_FAILED,
 };
 use mqpilot::fake::net::{RemoteVerbs, Server, ServerHandle};
 use mqpilot::fake::{
@@ -20,6 +20,8 @@ use mqpilot::fake::{
 use proptest::prelude::*;
 
 const EMPTY: i32 = MQRC_NO_MSG_AVAILABLE.0;
+const INHIBITED: i32 = MQRC_GET_INHIBITED.0;
+const QUIESCING: i32 = MQRC_Q_MGR_QUIESCING.0;
 
 /// QM1 with queues Q and OUT, MAXUMSGS `max_uncommitted`, served with read-ahead `read_ahead`.
 fn serve(max_uncommitted: i32, read_ahead: u32) -> (FakeQm, ServerHandle) {
@@ -107,6 +109,22 @@ impl Client {
 
     fn get(&self) -> Result<(String, i32), i32> {
         self.get_into(1024).map_err(|(r, _)| r)
+    }
+
+    /// MQGET under syncpoint without MQGMO_FAIL_IF_QUIESCING: payload and backout count.
+    fn get_while_quiescing(&self) -> Result<(String, i32), i32> {
+        let mut md = default_md();
+        let gmo = GetOptions {
+            options: MQGMO_SYNCPOINT.0,
+            wait_interval: 0,
+            match_options: MQMO_MATCH_MSG_ID.0 | MQMO_MATCH_CORREL_ID.0,
+        };
+        let mut buf = vec![0u8; 1024];
+        let got = self.verbs.get(self.hconn, self.input, &mut md, &gmo, &mut buf)?;
+        Ok((
+            String::from_utf8_lossy(&buf[..got.data_length]).into_owned(),
+            md.BackoutCount,
+        ))
     }
 
     /// `n` gets that must each return a message; their payloads.
@@ -361,6 +379,103 @@ fn a_client_that_goes_away_after_a_break_gives_back_what_it_fetched_ahead_with_c
     let expected: Vec<_> = names(5..10).into_iter().map(|p| (p, "visible", 1)).collect();
     assert_eq!(queue(&qm), expected);
     server.shutdown();
+}
+
+#[test]
+fn regression_get_disabled_answers_2016_at_the_next_get_and_gives_back_what_was_fetched_ahead() {
+    let (qm, mut server) = serve(10_000, 64);
+    let (a, b) = a_holds_four_fetched_ahead(&qm, &server);
+    qm.set_get_enabled("Q", false);
+    assert_eq!(a.get(), Err(INHIBITED), "as the fake in-process answers at this call");
+    assert_eq!(a.get(), Err(INHIBITED));
+    let mut expected = vec![("m05".to_owned(), "got-uncommitted", 0)];
+    expected.extend(names(6..10).into_iter().map(|p| (p, "visible", 0)));
+    assert_eq!(
+        queue(&qm),
+        expected,
+        "the get before the inhibit stays; what was fetched ahead is back, count unchanged"
+    );
+    a.commit();
+    assert_eq!(b.get(), Err(INHIBITED));
+    qm.set_get_enabled("Q", true);
+    assert_eq!(b.get(), Ok(("m06".into(), 0)), "another consumer gets them");
+    assert_eq!(a.take(3), names(7..10), "and the client reads on once enabled");
+    assert_eq!((a.get(), b.get()), (Err(EMPTY), Err(EMPTY)));
+    a.commit();
+    b.commit();
+    assert_eq!(qm.depth("Q"), Some(0), "nothing lost, nothing twice");
+    server.shutdown();
+}
+
+#[test]
+fn regression_quiescing_answers_2161_at_the_next_get_that_fails_if_quiescing() {
+    let (qm, mut server) = serve(10_000, 64);
+    let (a, b) = a_holds_four_fetched_ahead(&qm, &server);
+    qm.quiesce();
+    assert_eq!(a.get(), Err(QUIESCING), "MQGMO_FAIL_IF_QUIESCING");
+    let expected: Vec<_> = names(6..10).into_iter().map(|p| (p, "visible", 0)).collect();
+    assert_eq!(&queue(&qm)[1..], &expected[..], "fetched ahead, back unchanged");
+    assert_eq!(
+        b.get_while_quiescing(),
+        Ok(("m06".into(), 0)),
+        "another consumer gets them"
+    );
+    assert_eq!(
+        a.get_while_quiescing(),
+        Ok(("m07".into(), 0)),
+        "a get that does not fail"
+    );
+    qm.start();
+    assert_eq!(a.take(2), names(8..10));
+    a.commit();
+    b.commit();
+    assert_eq!(qm.depth("Q"), Some(0));
+    server.shutdown();
+}
+
+#[test]
+fn get_disabled_on_another_queue_or_quiescing_leave_unrelated_read_ahead_alone() {
+    let (qm, mut server) = serve(10_000, 64);
+    let (a, _b) = a_holds_four_fetched_ahead(&qm, &server);
+    qm.set_get_enabled("OUT", false);
+    assert_eq!(a.take(1), names(6..7));
+    assert_eq!(got_uncommitted(&qm), names(5..10).into_iter().collect(), "still held");
+    qm.set_get_enabled("OUT", true);
+    a.commit();
+    put(&qm, names(10..20));
+    assert_eq!(a.get_while_quiescing(), Ok(("m07".into(), 0)));
+    assert_eq!(got_uncommitted(&qm).len(), 2, "read ahead");
+    qm.quiesce();
+    assert_eq!(
+        a.get_while_quiescing(),
+        Ok(("m08".into(), 0)),
+        "terms without FAIL_IF_QUIESCING"
+    );
+    qm.start();
+    a.commit();
+    server.shutdown();
+}
+
+#[test]
+fn a_higher_priority_message_put_after_a_read_ahead_comes_after_the_messages_held() {
+    for (read_ahead, next) in [(64, "m06"), (0, "urgent")] {
+        let (qm, mut server) = serve(10_000, read_ahead);
+        let a = Client::new(&server);
+        put(&qm, numbered(10));
+        learn(&a, 5);
+        assert_eq!(a.take(1), names(5..6));
+        let urgent = PutSpec {
+            priority: Some(9),
+            ..PutSpec::text("urgent")
+        };
+        qm.put_message("Q", urgent).expect("put");
+        assert_eq!(
+            a.get().map(|(p, _)| p).as_deref(),
+            Ok(next),
+            "read-ahead {read_ahead}: a documented difference, MQ's order without it"
+        );
+        server.shutdown();
+    }
 }
 
 /// QM, channel and Q with MAXMSGL 100 MiB, served with read-ahead `read_ahead`.

@@ -7,7 +7,9 @@
 //! it back with a `RELEASE` frame (visible again where it was, backout count unchanged). The
 //! client releases before every request it sends while it holds messages, so whatever the
 //! server does next (commit, backout, a put that counts against MAXUMSGS, a get on other
-//! terms, close, disconnect) sees the unit of work the application's own calls made.
+//! terms, close, disconnect) sees the unit of work the application's own calls made. It
+//! hands nothing out once the server sent a `REVOKE` frame (the link looks before each
+//! hand-out): that get goes to the server instead.
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -89,6 +91,11 @@ impl ReadAhead {
         }
         let c = self.counts.get(&hobj).copied().unwrap_or_default();
         c.previous.saturating_sub(c.current + 1).min(self.limit)
+    }
+
+    /// Whether messages fetched for a get on `hobj` with these options are held.
+    pub(super) fn holds(&self, hobj: i32, options: i32) -> bool {
+        self.terms == (hobj, options & !mq::MQGMO_WAIT) && !self.held.is_empty()
     }
 
     /// Hands out the next held message to a qualifying get, as the server's MQGET would:

@@ -11,7 +11,10 @@
 //! Plain MQGETs under syncpoint read ahead when the server allows it (`ahead.rs`): one
 //! round trip fetches the rest of the batch the handle got in its previous unit of work, and
 //! the following gets are answered from the link. Before any other request the link
-//! releases what it still holds, in the same write as that request.
+//! releases what it still holds, in the same write as that request. Before each hand-out
+//! the link looks, without blocking, whether the server sent anything unasked (a `REVOKE`
+//! frame: the queue was GET(DISABLED) or the queue manager quiesces; or the end of the
+//! stream): then that get goes to the server, releasing what is held in front of it.
 
 use std::io::{BufReader, Write as _};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
@@ -176,7 +179,12 @@ impl Link {
             self.out.extend_from_slice(self.enc.finish());
             self.stream.write_all(&self.out)?;
         }
-        match read_frame(&mut self.reader, &mut self.body)? {
+        // A `REVOKE` in front of the reply concerns messages this request released.
+        let mut frame = read_frame(&mut self.reader, &mut self.body)?;
+        while frame == kind::REVOKE {
+            frame = read_frame(&mut self.reader, &mut self.body)?;
+        }
+        match frame {
             kind::REPLY => Ok(()),
             kind::ERROR => {
                 let why = String::from_utf8_lossy(self.body.get(4..).unwrap_or_default()).into_owned();
@@ -188,6 +196,25 @@ impl Link {
             }
             other => Err(FrameError::Kind(other)),
         }
+    }
+
+    /// Whether the server sent something unasked since the last reply (a `REVOKE` frame, an
+    /// `ERROR` frame, the end of the stream, a failure): then nothing held may be handed out
+    /// and the next get goes to the server. One non-blocking look at the socket.
+    fn server_spoke(&self) -> bool {
+        if !self.reader.buffer().is_empty() {
+            return true;
+        }
+        let mut byte = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        let sock = socket2::SockRef::from(&self.stream);
+        #[cfg(unix)]
+        let looked = sock.recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT);
+        #[cfg(not(unix))]
+        let looked = sock
+            .set_nonblocking(true)
+            .and_then(|()| sock.peek(&mut byte))
+            .and_then(|n| sock.set_nonblocking(false).map(|()| n));
+        !matches!(looked, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
     }
 
     /// The reply's status and a decoder for the rest.
@@ -438,7 +465,11 @@ impl Verbs for RemoteVerbs {
             return Err(BROKEN);
         }
         let ahead = qualifies(gmo, md);
-        if ahead && let Some(got) = link.ahead.hand_out(hobj, gmo.options, md, buffer) {
+        if ahead
+            && link.ahead.holds(hobj, gmo.options)
+            && !link.server_spoke()
+            && let Some(got) = link.ahead.hand_out(hobj, gmo.options, md, buffer)
+        {
             return Ok(got);
         }
         let request = Request::Get {

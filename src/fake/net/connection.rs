@@ -9,13 +9,15 @@
 //! A get that qualifies for read-ahead takes up to the requested number of further messages
 //! into the unit of work in the same reply; the fake remembers them until the client's next
 //! request, which releases what it did not hand out (so a break meanwhile keeps them from
-//! other consumers, see `read_ahead.rs`). Buffers past 1 MiB are freed once their call is
-//! answered.
+//! other consumers, see `read_ahead.rs`). Until then, a change that makes handing them out
+//! wrong (GET(DISABLED), quiescing) sends the client a `REVOKE` frame; the reply being
+//! written and that frame never interleave (both hold the connection's writer). Buffers
+//! past 1 MiB are freed once their call is answered.
 
 use std::io::{BufReader, Write as _};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use libmqm_sys as mq;
@@ -23,10 +25,12 @@ use libmqm_sys as mq;
 use super::super::FakeQm;
 use super::super::adapter::{md_from_bytes, md_to_bytes};
 use super::super::get::GrowBuffer;
-use super::super::read_ahead::AheadLimit;
+use super::super::read_ahead::{AheadLimit, AheadNotice};
 use super::admin;
 use super::ahead::{AHEAD_BYTES, qualifies};
-use super::protocol::{Encoder, FrameError, MAX_FRAME_BYTES, MD_BYTES, Request, encode_attrs, kind, read_frame_idle};
+use super::protocol::{
+    Encoder, FrameError, MAX_FRAME_BYTES, MD_BYTES, Request, VERSION, encode_attrs, kind, read_frame_idle,
+};
 use super::server::{Shared, lock};
 use super::watcher::Watcher;
 
@@ -43,6 +47,9 @@ const KEPT_BUFFER_BYTES: usize = 1024 * 1024;
 /// two lengths in front of them.
 const AHEAD_OVERHEAD: usize = 4 + MD_BYTES + 4;
 
+/// The frame that tells a client to stop handing out what it fetched ahead.
+const REVOKE_FRAME: [u8; 6] = [2, 0, 0, 0, VERSION, kind::REVOKE];
+
 /// What a verb's answer is made of.
 enum Outcome {
     /// Answer with this reply frame (already encoded in the connection's encoder).
@@ -57,6 +64,9 @@ enum Outcome {
 pub(super) struct Connection {
     stream: TcpStream,
     reader: BufReader<TcpStream>,
+    /// What writes frames to the client: this thread's replies, and a `REVOKE` frame from
+    /// whichever thread made the change that revokes a read-ahead.
+    writer: Arc<Mutex<TcpStream>>,
     peer: SocketAddr,
     shared: Arc<Shared>,
     hconn: Option<i32>,
@@ -82,10 +92,12 @@ impl Connection {
         // work forever: the write fails and the connection ends (backed out).
         let _ = stream.set_write_timeout(Some(FRAME_STALL));
         let reader = BufReader::with_capacity(64 * 1024, stream.try_clone().ok()?);
+        let writer = Arc::new(Mutex::new(stream.try_clone().ok()?));
         tracing::debug!(%peer, "client connected");
         Some(Self {
             stream,
             reader,
+            writer,
             peer,
             shared,
             hconn: None,
@@ -129,7 +141,7 @@ impl Connection {
             }
             match outcome {
                 Outcome::Reply => {
-                    let sent = self.stream.write_all(self.enc.finish());
+                    let sent = lock(&self.writer).write_all(self.enc.finish());
                     self.enc.release_above(KEPT_BUFFER_BYTES);
                     if sent.is_err() {
                         break;
@@ -151,7 +163,7 @@ impl Connection {
     fn send_error(&mut self, why: &str) {
         let mut e = Encoder::frame(kind::ERROR);
         e.str(why);
-        let _ = self.stream.write_all(e.finish());
+        let _ = lock(&self.writer).write_all(e.finish());
     }
 
     /// The client is gone: back out, release, end the conversation, forget the connection.
@@ -440,11 +452,19 @@ impl Connection {
             capacity: len,
             data: get_buffer,
         };
-        let n = shared
-            .qm
-            .get_ahead(h, hobj, asked, gmo, &mut buffer, limit, |md, data| {
+        let writer = &self.writer;
+        let n = shared.qm.get_ahead(
+            h,
+            hobj,
+            asked,
+            gmo,
+            &mut buffer,
+            limit,
+            |md, data| {
                 enc.bytes(md_to_bytes(md)).bytes(data);
-            });
+            },
+            || revoke_notice(Arc::clone(writer)),
+        );
         self.fetched_ahead |= n > 0;
         self.enc.set_u32(at, u32::try_from(n).unwrap_or(u32::MAX));
     }
@@ -497,11 +517,25 @@ impl Drop for Connection {
     }
 }
 
+/// Writes a `REVOKE` frame to the client behind `writer`, after the reply being written if
+/// any; a client that cannot be told (its socket fails, or stays full past the write
+/// timeout) is disconnected, so it cannot hand out what it holds either.
+fn revoke_notice(writer: Arc<Mutex<TcpStream>>) -> AheadNotice {
+    Box::new(move || {
+        let mut stream = lock(&writer);
+        if let Err(e) = stream.write_all(&REVOKE_FRAME) {
+            tracing::debug!(error = %e, "cannot revoke a client's read-ahead: closing");
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    })
+}
+
 /// Backs out `hconn`'s whole unit of work (what a break would keep for the client's
 /// read-ahead too: the client is gone), breaks it (releasing handles, locks and its channel
 /// conversation) and forgets it.
 fn end_connection(qm: &FakeQm, hconn: i32) {
     let mut st = qm.lock();
+    st.ahead_watches.remove(&hconn);
     if st.conns.contains_key(&hconn) {
         st.backout_uow(hconn);
         st.break_conn(hconn, mq::MQRC_CONNECTION_BROKEN);

@@ -5,14 +5,14 @@
 //! in-process fake; the client ([`RemoteMqi`]) is the same `Mqi` adapter over [`RemoteVerbs`],
 //! so the C-structure translation exists once.
 //!
-//! # Protocol (version 3)
+//! # Protocol (version 4)
 //!
 //! TCP, one MQ connection (hconn) per TCP connection; the client's IP address is what
 //! MAXINSTC counts, and a token sent at MQCONNX identifies the client process whose
 //! connections share channel instances (SHARECNV). Every frame is
 //!
 //! ```text
-//! u32 length (LE, bytes after this field, 2..=100 MiB + 64 KiB) | u8 version (3) | u8 kind | body
+//! u32 length (LE, bytes after this field, 2..=100 MiB + 64 KiB) | u8 version (4) | u8 kind | body
 //! ```
 //!
 //! Integers are little-endian; strings and byte strings are a u32 length then the bytes
@@ -34,6 +34,8 @@
 //! | 12 release | i32 hconn, u32 count | none: release the last `count` messages the latest MQGET read ahead |
 //! | 32 admin | JSON request | JSON reply |
 //!
+//! | 130 revoke (server to client, unasked) | | none: stop handing out what the latest MQGET read ahead |
+//!
 //! Replies are kind 128: `ok` is 1 when the call completed (`reason` is then 0 or a
 //! warning such as 2079, 2080), 0 when it failed (`reason` is the reason code). A frame the
 //! server cannot accept (unknown version or kind, too long, malformed, a second MQCONNX, a
@@ -41,7 +43,9 @@
 //! closes that connection only (so does a socket without an MQ connection that idles too
 //! long, see below). Calls are strictly one at a time per connection; a
 //! `release` frame, which takes no reply, only ever travels in front of a call, in the same
-//! write.
+//! write. A `revoke` frame is the only frame the server sends unasked: after a reply that
+//! read ahead, before the client's next request (or, rarely, just after that request's
+//! reply); the client skips those in front of a reply.
 //!
 //! # Read-ahead
 //!
@@ -62,6 +66,15 @@
 //! nothing ahead). The server's limit (`Server::with_read_ahead`, `mqpilot fake-qm
 //! --read-ahead`, default 64, 0 off) is announced at MQCONNX.
 //!
+//! Until the client's next request, a change that would make a get answer otherwise than
+//! the held message (the queue they came from set GET(DISABLED); the queue manager
+//! quiescing, when they were fetched with MQGMO_FAIL_IF_QUIESCING) makes the server write a
+//! `revoke` frame to that client before the change returns. Before each hand-out the client
+//! looks at its socket without blocking (one `recv` with MSG_PEEK, no round trip): when the
+//! server sent anything unasked (`revoke`, `error`, the end of the stream), that get goes to
+//! the server, with a `release` of everything held in front of it, and answers what the
+//! server answers (2016, 2161, or the next message when the change was undone meanwhile).
+//!
 //! # Guarantees
 //!
 //! - A client socket that closes or fails (the process died, the network cut) has its unit
@@ -71,8 +84,13 @@
 //!   Messages read ahead and not yet handed out are part of that unit of work and come back
 //!   with backout count + 1 too: the server cannot tell whether the application had them.
 //! - Read-ahead neither loses nor duplicates a message: each one fetched ahead is handed out
-//!   to exactly one MQGET or released, and MQGET answers 2024 and 2080 at the same call as
-//!   without read-ahead.
+//!   to exactly one MQGET or released, and MQGET answers 2024, 2080, 2016 (GET(DISABLED))
+//!   and 2161 (quiescing, with MQGMO_FAIL_IF_QUIESCING) at the same call as without
+//!   read-ahead: a get served from the messages held sees every GET(DISABLED) and quiesce
+//!   that returned before it. It does not see a message that became visible after the
+//!   read-ahead and sorts before those held (a higher priority on a MSGDLVSQ(PRIORITY)
+//!   queue, another consumer's backout): the held messages come first. MQ itself does not
+//!   read ahead under syncpoint; `--read-ahead 0` gives MQ's order exactly.
 //! - A connection the queue manager breaks (`break`, `stop`, an injected fault) while its
 //!   client may still hand out messages fetched ahead keeps exactly those hidden, got by
 //!   it, until the client's next request (which answers the break's reason) or until its

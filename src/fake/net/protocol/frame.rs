@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 /// The protocol version this build speaks.
-pub const VERSION: u8 = 3;
+pub const VERSION: u8 = 4;
 
 /// The largest frame body accepted: a 100 MiB message (IBM MQ's largest) plus its headers.
 pub const MAX_FRAME_BYTES: usize = 100 * 1024 * 1024 + 64 * 1024;
@@ -80,6 +80,8 @@ pub mod kind {
     pub const REPLY: u8 = 128;
     /// The server refuses the connection's last frame and closes it (UTF-8 text body).
     pub const ERROR: u8 = 129;
+    /// Sent unasked: stop handing out messages fetched ahead (empty body).
+    pub const REVOKE: u8 = 130;
 }
 
 /// An MQMD as the protocol carries it.
@@ -437,6 +439,7 @@ pub const fn kind_name(kind: u8) -> &'static str {
         kind::ADMIN => "admin",
         kind::REPLY => "reply",
         kind::ERROR => "error",
+        kind::REVOKE => "revoke",
         _ => "unknown",
     }
 }
