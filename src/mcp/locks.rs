@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
+use crate::mq::session::is_connection_lost;
 use crate::pool::Lease;
 
 /// One held lock.
@@ -74,6 +75,9 @@ pub enum LockError {
     Full(usize),
     /// The commit or backout failed.
     Mq(Error),
+    /// MQCMIT failed with the connection: MQ may have committed the messages or backed
+    /// them out.
+    CommitUnknown(Error),
 }
 
 impl std::fmt::Display for LockError {
@@ -83,6 +87,15 @@ impl std::fmt::Display for LockError {
             Self::Expired => f.write_str("the lock expired: its messages were backed out and are on the queue again"),
             Self::Full(n) => write!(f, "{n} locks are held already (limits.max_locks): complete one first"),
             Self::Mq(e) => write!(f, "{e}"),
+            Self::CommitUnknown(e) => {
+                let why = e.reason().map_or_else(|| e.to_string(), |r| r.to_string());
+                write!(
+                    f,
+                    "the commit's outcome is unknown: the connection was lost during MQCMIT ({why}); \
+                     the messages were either removed or put back on the queue (backout count + 1), \
+                     so they may be delivered again"
+                )
+            }
         }
     }
 }
@@ -303,11 +316,25 @@ impl Locks {
             });
         };
         let mut lease = held.lease;
-        let result = match action {
-            Action::Commit => lease.run(|c| c.commit()).await,
-            Action::Abort => lease.run(|c| c.backout()).await,
-        };
-        result.map_err(LockError::Mq)?;
+        match action {
+            Action::Commit => lease
+                .run(|c| {
+                    let result = c.commit();
+                    if result.is_err() && c.in_unit_of_work() {
+                        let _ = c.backout();
+                    }
+                    result
+                })
+                .await
+                .map_err(|e| {
+                    if is_connection_lost(&e) {
+                        LockError::CommitUnknown(e)
+                    } else {
+                        LockError::Mq(e)
+                    }
+                })?,
+            Action::Abort => lease.run(|c| c.backout()).await.map_err(LockError::Mq)?,
+        }
         Ok((held.queue, held.messages))
     }
 

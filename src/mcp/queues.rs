@@ -15,8 +15,19 @@ use super::locks::{Lifetime, LockError, Locks};
 use super::schema::{ConnectionOut, MessageOut, PoolStatus};
 use crate::Error;
 use crate::mq::message::Message;
-use crate::mq::session::{Browsed, GetRequest, Got, QueueAttrs};
+use crate::mq::session::{Browsed, GetRequest, Got, QueueAttrs, is_connection_lost};
 use crate::pool::{Lease, Patience, Pool};
+
+/// What a receive took off the queue.
+#[derive(Debug)]
+pub struct Taken {
+    /// The messages, in delivery order.
+    pub messages: Vec<MessageOut>,
+    /// Set when MQCMIT failed with the connection: MQ may have committed the messages or
+    /// backed them out (for a client, a call failing that way may have completed), so they
+    /// are returned and may be delivered again.
+    pub commit_unknown: Option<Error>,
+}
 
 /// The MQ side of the server. Cheap to clone.
 #[derive(Clone)]
@@ -196,8 +207,10 @@ impl Queues {
     }
 
     /// Gets up to `limit` messages, `max_bytes` of payload in all (see `get_batch`), under
-    /// syncpoint, builds the result, then commits. A failed get or commit backs out: nothing
-    /// is lost.
+    /// syncpoint, builds the result, then commits. A failed get, or a commit that fails on a
+    /// live connection, backs out: nothing is lost. A commit that fails with the connection
+    /// may have taken effect: the messages are returned all the same, marked
+    /// ([`Taken::commit_unknown`]), and the connection is replaced.
     ///
     /// # Errors
     /// [`Error::Mq`].
@@ -208,14 +221,14 @@ impl Queues {
         wait_ms: u32,
         max_bytes: usize,
         caller: &CallerGone,
-    ) -> Result<Vec<MessageOut>, Error> {
+    ) -> Result<Taken, Error> {
         let q: Arc<str> = queue.into();
         let mut lease = tokio::select! {
             lease = self.lease() => lease?,
             () = caller.gone() => return Err(cancelled_request()),
         };
         let caller = caller.clone();
-        lease
+        let taken = lease
             .run(move |c| {
                 let got = match get_batch(c, &q, limit, wait_ms, max_bytes) {
                     Ok(got) => got,
@@ -226,19 +239,44 @@ impl Queues {
                         return Err(e);
                     }
                 };
-                let out: Vec<MessageOut> = got.iter().map(|m| MessageOut::new(m, true, false)).collect();
-                if c.in_unit_of_work() {
-                    // A caller that cancelled or went away would never see these messages:
-                    // they go back to the queue instead of being committed.
-                    if caller.is_gone() {
-                        c.backout()?;
-                        return Err(cancelled_request());
-                    }
-                    c.commit()?;
+                let messages: Vec<MessageOut> = got.iter().map(|m| MessageOut::new(m, true, false)).collect();
+                if !c.in_unit_of_work() {
+                    return Ok(Taken {
+                        messages,
+                        commit_unknown: None,
+                    });
                 }
-                Ok(out)
+                // A caller that cancelled or went away would never see these messages:
+                // they go back to the queue instead of being committed.
+                if caller.is_gone() {
+                    c.backout()?;
+                    return Err(cancelled_request());
+                }
+                match c.commit() {
+                    Ok(()) => Ok(Taken {
+                        messages,
+                        commit_unknown: None,
+                    }),
+                    // Committed or backed out, nobody can tell: the caller gets them, and
+                    // another consumer may get them too.
+                    Err(e) if is_connection_lost(&e) => Ok(Taken {
+                        messages,
+                        commit_unknown: Some(e),
+                    }),
+                    Err(e) => {
+                        if c.in_unit_of_work() {
+                            let _ = c.backout();
+                        }
+                        Err(e)
+                    }
+                }
             })
-            .await
+            .await?;
+        if let Some(e) = &taken.commit_unknown {
+            lease.mark_broken();
+            tracing::warn!(queue, messages = taken.messages.len(), error = %e, "MQCMIT failed with the connection: the messages are returned and may be delivered again");
+        }
+        Ok(taken)
     }
 
     /// Gets up to `limit` messages, `max_bytes` of payload in all (see `get_batch`), under

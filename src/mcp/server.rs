@@ -310,7 +310,7 @@ impl McpServer {
     }
 
     #[tool(
-        description = "Take messages off a queue: gets under syncpoint, committed only after the result is built (the messages are gone afterwards). Fewer than limit come back when the next message would take the payloads past the server's limits.max_result_bytes; it stays on the queue.",
+        description = "Take messages off a queue: gets under syncpoint, committed only after the result is built (the messages are gone afterwards). commit_outcome is unknown when MQCMIT failed with the connection: the messages are returned, and may be delivered again. Fewer than limit come back when the next message would take the payloads past the server's limits.max_result_bytes; it stays on the queue.",
         input_schema = input::<ReceiveArgs>(),
         annotations(
             read_only_hint = false,
@@ -323,7 +323,7 @@ impl McpServer {
         &self,
         Args(args): Args<ReceiveArgs>,
         ctx: RequestContext<RoleServer>,
-    ) -> Result<Json<Messages>, Fail> {
+    ) -> Result<Json<Received>, Fail> {
         let who = caller(&ctx);
         let queue = args.queue;
         let result = async {
@@ -332,15 +332,28 @@ impl McpServer {
             let wait = in_range("wait_ms", args.wait_ms, 0, MAX_WAIT_MS, 0)?;
             self.gate(&who, Capability::Consume, Some(&queue))?;
             let max_bytes = self.state.policy.limits.max_result_bytes;
-            let messages = self
+            let taken = self
                 .state
                 .queues
                 .receive(&queue, limit as usize, wait, max_bytes, &caller_gone(&ctx))
                 .await
                 .map_err(result_cap)?;
-            Ok(Messages {
+            let (commit_outcome, note) = match taken.commit_unknown {
+                None => (CommitOutcome::Committed, None),
+                Some(e) => (
+                    CommitOutcome::Unknown,
+                    Some(format!(
+                        "MQCMIT failed with the connection ({}): MQ may have committed these \
+                         messages or backed them out, so they may be delivered again",
+                        e.reason().map_or_else(|| e.to_string(), |r| r.to_string())
+                    )),
+                ),
+            };
+            Ok(Received {
                 queue: queue.clone(),
-                messages,
+                messages: taken.messages,
+                commit_outcome,
+                note,
             })
         }
         .await;
@@ -618,9 +631,18 @@ fn result_cap(e: Error) -> Fail {
 }
 
 fn lock_failure(e: LockError) -> Fail {
+    let text = e.to_string();
     match e {
         LockError::Mq(e) => Fail::from(e),
-        other => Fail::Tool(Box::new(failure(other.to_string())), Outcome::Failed),
+        // The reason code and its advice, under a text that says the outcome is unknown.
+        LockError::CommitUnknown(e) => match Fail::from(e) {
+            Fail::Tool(mut f, outcome) => {
+                f.error = text;
+                Fail::Tool(f, outcome)
+            }
+            other => other,
+        },
+        _ => Fail::Tool(Box::new(failure(text)), Outcome::Failed),
     }
 }
 

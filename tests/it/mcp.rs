@@ -948,3 +948,68 @@ async fn a_call_answers_instead_of_waiting_for_ever_for_a_connection() {
     );
     drop(silent);
 }
+
+#[tokio::test]
+async fn a_receive_whose_commit_reply_is_lost_still_returns_its_messages() {
+    let qm = qm();
+    let cancel = CancellationToken::new();
+    let (client, _) = stdio_client(server(&qm, open_policy(), 2, 32, &cancel), &cancel).await;
+    // MQCMIT takes effect, then the connection breaks before its reply (2009): the
+    // messages are gone from the queue, so the agent must have them.
+    qm.fail_after_commit(1, 2009);
+    let got = ok(&client, "receive_messages", json!({"queue": "ORDERS", "limit": 3})).await;
+    let payloads: Vec<&str> = got["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["payload"].as_str().expect("payload"))
+        .collect();
+    assert_eq!(payloads, ["order 0", "order 1", "order 2"]);
+    assert_eq!(got["commit_outcome"], "unknown", "{got}");
+    assert!(
+        got["note"].as_str().expect("note").contains("may be delivered again"),
+        "{got}"
+    );
+    assert_eq!(depth(&qm, "ORDERS"), 2, "MQ committed them");
+
+    // MQCMIT fails with the connection before it takes effect: MQ backs the gets out, and
+    // the agent, who cannot tell the two apart, has the messages all the same.
+    qm.fail_next(mqpilot::fake::Verb::Cmit, 1, 2009);
+    let got = ok(&client, "receive_messages", json!({"queue": "ORDERS", "limit": 1})).await;
+    assert_eq!(got["messages"][0]["payload"], "order 3");
+    assert_eq!(got["commit_outcome"], "unknown", "{got}");
+    assert_eq!(depth(&qm, "ORDERS"), 2, "MQ backed it out");
+    assert_eq!(backout_counts(&qm, "ORDERS"), [1, 0]);
+
+    // A commit that fails on a live connection is backed out: nothing is delivered.
+    qm.fail_next(mqpilot::fake::Verb::Cmit, 1, 2195);
+    let e = tool_error(&client, "receive_messages", json!({"queue": "ORDERS", "limit": 2})).await;
+    assert_eq!(e["reason_code"], 2195, "{e}");
+    assert_eq!(depth(&qm, "ORDERS"), 2);
+    assert_eq!(qm.queue_status("ORDERS").expect("status").uncommitted, 0);
+    assert_eq!(backout_counts(&qm, "ORDERS"), [2, 1]);
+
+    let got = ok(&client, "receive_messages", json!({"queue": "ORDERS", "limit": 2})).await;
+    assert_eq!(got["commit_outcome"], "committed", "{got}");
+    assert!(got.get("note").is_none(), "{got}");
+    assert_eq!(depth(&qm, "ORDERS"), 0);
+}
+
+#[tokio::test]
+async fn a_lock_commit_whose_reply_is_lost_says_its_outcome_is_unknown() {
+    let qm = qm();
+    let cancel = CancellationToken::new();
+    let (client, _) = stdio_client(server(&qm, open_policy(), 3, 32, &cancel), &cancel).await;
+    let lock = ok(&client, "lock_messages", json!({"queue": "ORDERS", "limit": 2})).await;
+    let id = lock["lock_id"].as_str().expect("lock id");
+    qm.fail_after_commit(1, 2009);
+    let e = tool_error(&client, "complete_messages", json!({"lock_id": id, "action": "commit"})).await;
+    let text = e["error"].as_str().expect("error");
+    assert!(text.contains("outcome is unknown"), "{e}");
+    assert!(!text.contains("failed"), "{e}");
+    assert_eq!(e["reason_code"], 2009, "{e}");
+    assert_eq!(depth(&qm, "ORDERS"), 3);
+    // The pool replaced the broken connection.
+    ok(&client, "receive_messages", json!({"queue": "ORDERS"})).await;
+    assert_eq!(depth(&qm, "ORDERS"), 2);
+}
