@@ -134,18 +134,20 @@ impl McpServer {
         &self.state.queues
     }
 
-    /// Checks the credential and the policy; MQ is not called when this fails.
-    fn gate(&self, who: &Caller, cap: Capability, queue: Option<&str>) -> Result<(), Fail> {
+    /// Checks the credential and the policy for `queue`, given as the argument named
+    /// `arg`; MQ is not called when this fails.
+    fn gate(&self, who: &Caller, cap: Capability, queue: Option<(&str, &str)>) -> Result<(), Fail> {
         // Before the policy: MQ reads a name up to a NUL and ignores trailing blanks, so a
         // name outside MQ's character set could match one glob and open another queue.
-        if let Some(q) = queue
+        if let Some((arg, q)) = queue
             && !crate::mq::is_valid_name(q)
         {
             return Err(Fail::Invalid(format!(
-                "queue must be 1 to 48 characters of A-Z a-z 0-9 . / _ % ({} bytes given)",
+                "{arg} must be 1 to 48 characters of A-Z a-z 0-9 . / _ % ({} bytes given)",
                 q.len()
             )));
         }
+        let queue = queue.map(|(_, q)| q);
         if !who.may(cap) {
             let mut f = failure(format!(
                 "the credential of {} does not grant the {cap} capability",
@@ -245,7 +247,7 @@ impl McpServer {
         let who = caller(&ctx);
         let queue = args.queue;
         let result = unless_gone(&ctx, async {
-            self.gate(&who, Capability::Inspect, Some(&queue))?;
+            self.gate(&who, Capability::Inspect, Some(("queue", &queue)))?;
             let a = self.state.queues.attrs(&queue).await?;
             let admin = self.state.queues.admin_status(&queue);
             Ok(QueueStatus {
@@ -289,7 +291,7 @@ impl McpServer {
                 0,
             )?;
             let include = args.include_payload.unwrap_or(true);
-            self.gate(&who, Capability::Browse, Some(&queue))?;
+            self.gate(&who, Capability::Browse, Some(("queue", &queue)))?;
             let read_bytes = if include { bytes as usize } else { 0 };
             let total = self.state.policy.limits.max_result_bytes;
             let got = self
@@ -330,7 +332,7 @@ impl McpServer {
             let max = u32::try_from(self.state.policy.limits.max_messages).unwrap_or(100);
             let limit = in_range("limit", args.limit, 1, max, 1)?;
             let wait = in_range("wait_ms", args.wait_ms, 0, MAX_WAIT_MS, 0)?;
-            self.gate(&who, Capability::Consume, Some(&queue))?;
+            self.gate(&who, Capability::Consume, Some(("queue", &queue)))?;
             let max_bytes = self.state.policy.limits.max_result_bytes;
             let taken = self
                 .state
@@ -388,7 +390,7 @@ impl McpServer {
                 limits.max_lock_seconds,
                 1,
             )?;
-            self.gate(&who, Capability::Consume, Some(&queue))?;
+            self.gate(&who, Capability::Consume, Some(("queue", &queue)))?;
             let (held, messages) = self
                 .state
                 .queues
@@ -498,11 +500,11 @@ impl McpServer {
                 Ok(m) => m,
                 Err(e) => return invalid(e),
             };
-            self.gate(&who, Capability::Produce, Some(&queue))?;
+            self.gate(&who, Capability::Produce, Some(("queue", &queue)))?;
             // A reply-to queue is where responders will put: the caller must be allowed to
             // produce there too.
             if let Some(reply_to) = fields.reply_to.as_deref() {
-                self.gate(&who, Capability::Produce, Some(reply_to))?;
+                self.gate(&who, Capability::Produce, Some(("reply_to", reply_to)))?;
             }
             let max = self.state.policy.limits.max_put_bytes;
             if data.len() > max {

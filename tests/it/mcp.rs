@@ -512,6 +512,22 @@ async fn names_mq_would_read_differently_never_pass_the_policy() {
             other => panic!("{queue:?}: expected invalid params, got {other:?}"),
         }
     }
+    // The error names the argument that is wrong.
+    for (args, arg) in [
+        (
+            json!({"queue": "Q00", "payload": "x", "reply_to": "REPLY Q"}),
+            "reply_to",
+        ),
+        (json!({"queue": "Q 00", "payload": "x", "reply_to": "REPLY.Q"}), "queue"),
+    ] {
+        match call(&client, "put_message", args.clone()).await {
+            Err(ServiceError::McpError(e)) => {
+                assert_eq!(e.code.0, -32602, "{args}: {e:?}");
+                assert!(e.message.starts_with(&format!("{arg} must be")), "{args}: {e:?}");
+            }
+            other => panic!("{args}: expected invalid params, got {other:?}"),
+        }
+    }
     assert_eq!(qm.peak_connections(), 0, "the queue manager saw no connection");
 }
 
