@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::catalog::{AdminStatus, Catalog};
-use super::locks::{Lifetime, LockError, Locks};
+use super::locks::{Lifetime, LockError, LockLimit, Locks};
 use super::schema::{ConnectionOut, MessageOut, PoolStatus};
 use crate::Error;
 use crate::mq::message::Message;
@@ -126,21 +126,21 @@ fn over_result_cap(queue: &str, max_bytes: usize) -> Error {
 
 impl Queues {
     /// The MQ side over `pool`: every call, browses included, runs on one of its
-    /// connections within its handle budget; `max_locks` locks at most. A call waits for a
+    /// connections within its handle budget; `locks` sets how many locks may be held. A call waits for a
     /// connection, or retries connecting, only as long as `patience` allows.
     #[must_use]
     pub fn new(
         pool: Pool,
         catalog: Arc<dyn Catalog>,
         max_connections: usize,
-        max_locks: usize,
+        locks: LockLimit,
         patience: Patience,
         cancel: CancellationToken,
     ) -> Self {
         Self {
             pool,
             catalog,
-            locks: Locks::new(max_locks, cancel.clone()),
+            locks: Locks::new(locks, cancel.clone()),
             max_connections,
             patience,
             cancel,

@@ -644,7 +644,12 @@ fn lock_failure(e: LockError) -> Fail {
             }
             other => other,
         },
-        _ => Fail::Tool(Box::new(failure(text)), Outcome::Failed),
+        LockError::Full(limit) => {
+            let mut f = failure(text);
+            f.rule = Some(limit.rule().to_owned());
+            Fail::Tool(Box::new(f), Outcome::Denied)
+        }
+        LockError::Unknown | LockError::Expired => Fail::Tool(Box::new(failure(text)), Outcome::Failed),
     }
 }
 

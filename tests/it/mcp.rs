@@ -1029,3 +1029,42 @@ async fn a_lock_commit_whose_reply_is_lost_says_its_outcome_is_unknown() {
     ok(&client, "receive_messages", json!({"queue": "ORDERS"})).await;
     assert_eq!(depth(&qm, "ORDERS"), 2);
 }
+
+#[tokio::test]
+async fn lock_refusals_say_why_and_name_the_rule() {
+    let qm = qm();
+    let cancel = CancellationToken::new();
+    // One connection: a lock would take the one other tools need.
+    let (one, _) = stdio_client(server(&qm, open_policy(), 1, 32, &cancel), &cancel).await;
+    let e = tool_error(&one, "lock_messages", json!({"queue": "ORDERS"})).await;
+    let text = e["error"].as_str().expect("error");
+    assert!(
+        text.starts_with("locks are disabled") && text.contains("--connections 1"),
+        "{e}"
+    );
+    assert_eq!(e["rule"], "--connections", "{e}");
+
+    let mut policy = open_policy();
+    policy.limits.max_locks = 0;
+    let (none, _) = stdio_client(server(&qm, policy, 4, 32, &cancel), &cancel).await;
+    let e = tool_error(&none, "lock_messages", json!({"queue": "ORDERS"})).await;
+    assert_eq!(e["error"], "locks are disabled: limits.max_locks is 0", "{e}");
+    assert_eq!(e["rule"], "limits.max_locks", "{e}");
+
+    // Full: the rule is whichever of the two is lower.
+    let (two, _) = stdio_client(server(&qm, open_policy(), 2, 32, &cancel), &cancel).await;
+    ok(&two, "lock_messages", json!({"queue": "ORDERS"})).await;
+    let e = tool_error(&two, "lock_messages", json!({"queue": "ORDERS"})).await;
+    assert!(
+        e["error"].as_str().expect("error").contains("1 lock is held already"),
+        "{e}"
+    );
+    assert_eq!(e["rule"], "--connections", "{e}");
+    let (four, _) = stdio_client(server(&qm, open_policy(), 4, 32, &cancel), &cancel).await;
+    for _ in 0..open_policy().limits.max_locks {
+        ok(&four, "lock_messages", json!({"queue": "ORDERS"})).await;
+    }
+    let e = tool_error(&four, "lock_messages", json!({"queue": "ORDERS"})).await;
+    assert_eq!(e["rule"], "limits.max_locks", "{e}");
+    assert_eq!(depth(&qm, "ORDERS"), 2, "refused locks took nothing");
+}
