@@ -84,16 +84,19 @@ impl CallerGone {
 /// syncpoint. The message that would go past `max_bytes` is not taken: MQ refuses the get
 /// (2080, truncation not accepted) and leaves it on the queue, so nothing is lost or
 /// counted as backed out. When even the first message does not fit, that is the error.
+/// `stop` is asked before each MQGET: once it says so, no more messages are taken (a caller
+/// that has gone would only see them backed out, their backout counts raised).
 fn get_batch(
     conn: &mut crate::pool::PooledConn,
     queue: &Arc<str>,
     limit: usize,
     wait_ms: u32,
     max_bytes: usize,
+    stop: &dyn Fn() -> bool,
 ) -> Result<Vec<Message>, Error> {
     let mut got = Vec::with_capacity(limit);
     let mut left = max_bytes;
-    while got.len() < limit && left > 0 {
+    while got.len() < limit && left > 0 && !stop() {
         let wait = if got.is_empty() { wait_ms } else { 0 };
         let request = GetRequest {
             syncpoint: true,
@@ -230,7 +233,7 @@ impl Queues {
         let caller = caller.clone();
         let taken = lease
             .run(move |c| {
-                let got = match get_batch(c, &q, limit, wait_ms, max_bytes) {
+                let got = match get_batch(c, &q, limit, wait_ms, max_bytes, &|| caller.is_gone()) {
                     Ok(got) => got,
                     Err(e) => {
                         if c.in_unit_of_work() {
@@ -239,18 +242,20 @@ impl Queues {
                         return Err(e);
                     }
                 };
+                // A caller that cancelled or went away would never see these messages:
+                // they go back to the queue instead of being committed.
+                if caller.is_gone() {
+                    if c.in_unit_of_work() {
+                        c.backout()?;
+                    }
+                    return Err(cancelled_request());
+                }
                 let messages: Vec<MessageOut> = got.iter().map(|m| MessageOut::new(m, true, false)).collect();
                 if !c.in_unit_of_work() {
                     return Ok(Taken {
                         messages,
                         commit_unknown: None,
                     });
-                }
-                // A caller that cancelled or went away would never see these messages:
-                // they go back to the queue instead of being committed.
-                if caller.is_gone() {
-                    c.backout()?;
-                    return Err(cancelled_request());
                 }
                 match c.commit() {
                     Ok(()) => Ok(Taken {
@@ -297,7 +302,7 @@ impl Queues {
         let mut lease = self.lease().await.map_err(LockError::Mq)?;
         let q: Arc<str> = queue.into();
         let got = lease
-            .run(move |c| match get_batch(c, &q, limit, 0, max_bytes) {
+            .run(move |c| match get_batch(c, &q, limit, 0, max_bytes, &|| false) {
                 Ok(got) => Ok(got),
                 Err(e) => {
                     if c.in_unit_of_work() {

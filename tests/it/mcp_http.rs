@@ -1001,3 +1001,31 @@ async fn bodies_buffered_at_once_are_capped_server_wide() {
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     }
 }
+
+#[tokio::test]
+async fn a_receive_whose_client_left_gets_no_more_of_its_batch() {
+    let h = start(open_policy(), tokens_auth(), HttpOptions::default()).await;
+    let args = json!({"queue": "Q09", "limit": 5, "wait_ms": 8000});
+    let abandoned = send_and_hold(stateless_call(&h.url, OPS_TOKEN, "receive_messages", args));
+    until_mqget_waits(&h.qm, "Q09").await;
+    abandoned.abort();
+    let _ = abandoned.await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every later MQI call takes 100 ms, so all five are on the queue before a second get.
+    h.qm.set_latency(Duration::from_millis(100));
+    for i in 0..5 {
+        h.qm.put_message("Q09", mqpilot::fake::PutSpec::text(format!("for nobody {i}")))
+            .expect("put");
+    }
+    until("the receive did not back out", 15, || {
+        let m = h.qm.browse("Q09");
+        m.len() == 5 && m.iter().all(|m| m.state == "visible") && m[0].backout_count > 0
+    })
+    .await;
+    let counts: Vec<i32> = h.qm.browse("Q09").iter().map(|m| m.backout_count).collect();
+    assert_eq!(
+        counts,
+        [1, 0, 0, 0, 0],
+        "only the message the waiting MQGET took was got and backed out"
+    );
+}
