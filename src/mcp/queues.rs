@@ -27,6 +27,26 @@ pub struct Taken {
     /// backed them out (for a client, a call failing that way may have completed), so they
     /// are returned and may be delivered again.
     pub commit_unknown: Option<Error>,
+    /// The MQGET failure that ended the batch after some messages were got (see
+    /// `get_batch`); those are returned.
+    pub stopped_by: Option<Error>,
+}
+
+/// What a lock took.
+#[derive(Debug)]
+pub struct Locking {
+    /// The lock's id and expiry; `None` when no message came (nothing is held).
+    pub held: Option<(String, std::time::SystemTime)>,
+    /// The locked messages, in delivery order.
+    pub messages: Vec<MessageOut>,
+    /// The MQGET failure that ended the batch after some messages were got.
+    pub stopped_by: Option<Error>,
+}
+
+/// The messages a batch got, and the failure that ended it early, if one did.
+struct Batch {
+    got: Vec<Message>,
+    stopped_by: Option<Error>,
 }
 
 /// The MQ side of the server. Cheap to clone.
@@ -85,7 +105,11 @@ impl CallerGone {
 /// (2080, truncation not accepted) and leaves it on the queue, so nothing is lost or
 /// counted as backed out. When even the first message does not fit, that is the error.
 /// `stop` is asked before each MQGET: once it says so, no more messages are taken (a caller
-/// that has gone would only see them backed out, their backout counts raised).
+/// that has gone would only see them backed out, their backout counts raised). A get that
+/// fails after some messages were got ends the batch without failing it: those are kept
+/// ([`Batch::stopped_by`] says why there are no more), since backing them out would raise
+/// the backout counts of messages nobody saw; the failed get took nothing. A failure of the
+/// first get, or a lost connection (MQ has backed the unit of work out), is the error.
 fn get_batch(
     conn: &mut crate::pool::PooledConn,
     queue: &Arc<str>,
@@ -93,7 +117,7 @@ fn get_batch(
     wait_ms: u32,
     max_bytes: usize,
     stop: &dyn Fn() -> bool,
-) -> Result<Vec<Message>, Error> {
+) -> Result<Batch, Error> {
     let mut got = Vec::with_capacity(limit);
     let mut left = max_bytes;
     while got.len() < limit && left > 0 && !stop() {
@@ -102,7 +126,17 @@ fn get_batch(
             syncpoint: true,
             wait_ms: wait,
         };
-        match conn.get_within(queue, request, left)? {
+        let next = match conn.get_within(queue, request, left) {
+            Ok(next) => next,
+            Err(e) if !got.is_empty() && !is_connection_lost(&e) => {
+                return Ok(Batch {
+                    got,
+                    stopped_by: Some(e),
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        match next {
             Got::Message(m) => {
                 left -= m.data.len().min(left);
                 got.push(m);
@@ -112,7 +146,7 @@ fn get_batch(
             Got::TooLong => break,
         }
     }
-    Ok(got)
+    Ok(Batch { got, stopped_by: None })
 }
 
 /// The error for a first message longer than the whole result may be.
@@ -233,8 +267,9 @@ impl Queues {
         let caller = caller.clone();
         let taken = lease
             .run(move |c| {
-                let got = match get_batch(c, &q, limit, wait_ms, max_bytes, &|| caller.is_gone()) {
-                    Ok(got) => got,
+                let Batch { got, stopped_by } = match get_batch(c, &q, limit, wait_ms, max_bytes, &|| caller.is_gone())
+                {
+                    Ok(batch) => batch,
                     Err(e) => {
                         if c.in_unit_of_work() {
                             let _ = c.backout();
@@ -255,18 +290,21 @@ impl Queues {
                     return Ok(Taken {
                         messages,
                         commit_unknown: None,
+                        stopped_by,
                     });
                 }
                 match c.commit() {
                     Ok(()) => Ok(Taken {
                         messages,
                         commit_unknown: None,
+                        stopped_by,
                     }),
                     // Committed or backed out, nobody can tell: the caller gets them, and
                     // another consumer may get them too.
                     Err(e) if is_connection_lost(&e) => Ok(Taken {
                         messages,
                         commit_unknown: Some(e),
+                        stopped_by,
                     }),
                     Err(e) => {
                         if c.in_unit_of_work() {
@@ -297,13 +335,13 @@ impl Queues {
         limit: usize,
         max_bytes: usize,
         life: Lifetime,
-    ) -> Result<(Option<(String, std::time::SystemTime)>, Vec<MessageOut>), LockError> {
+    ) -> Result<Locking, LockError> {
         let reservation = self.locks.reserve()?;
         let mut lease = self.lease().await.map_err(LockError::Mq)?;
         let q: Arc<str> = queue.into();
-        let got = lease
+        let Batch { got, stopped_by } = lease
             .run(move |c| match get_batch(c, &q, limit, 0, max_bytes, &|| false) {
-                Ok(got) => Ok(got),
+                Ok(batch) => Ok(batch),
                 Err(e) => {
                     if c.in_unit_of_work() {
                         let _ = c.backout();
@@ -313,15 +351,23 @@ impl Queues {
             })
             .await
             .map_err(LockError::Mq)?;
-        let out: Vec<MessageOut> = got.iter().map(|m| MessageOut::new(m, true, false)).collect();
+        let messages: Vec<MessageOut> = got.iter().map(|m| MessageOut::new(m, true, false)).collect();
         if got.is_empty() {
-            return Ok((None, out));
+            return Ok(Locking {
+                held: None,
+                messages,
+                stopped_by,
+            });
         }
         let held = self
             .locks
             .insert(reservation, owner, queue, lease, got.len(), life)
             .await?;
-        Ok((Some(held), out))
+        Ok(Locking {
+            held: Some(held),
+            messages,
+            stopped_by,
+        })
     }
 
     /// Puts one message outside syncpoint.

@@ -364,7 +364,8 @@ pub struct Received {
     pub messages: Vec<MessageOut>,
     /// `committed`, or `unknown` when MQCMIT failed with the connection.
     pub commit_outcome: CommitOutcome,
-    /// Why the outcome is unknown, when it is.
+    /// Why the commit's outcome is unknown, or why fewer messages than asked for came when
+    /// a get failed after some were taken.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
@@ -380,6 +381,9 @@ pub struct Locked {
     pub queue: String,
     /// The locked messages.
     pub messages: Vec<MessageOut>,
+    /// Why fewer messages than asked for came, when a get failed after some were locked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl Structured for Messages {
@@ -412,6 +416,9 @@ impl Structured for Locked {
         m.insert("expires_at".into(), text(self.expires_at));
         m.insert("queue".into(), Value::String(self.queue));
         m.insert("messages".into(), message_values(self.messages));
+        if let Some(note) = self.note {
+            m.insert("note".into(), Value::String(note));
+        }
         Ok(Value::Object(m))
     }
 }
@@ -561,6 +568,7 @@ mod tests {
                 expires_at: lock_id.as_ref().map(|_| "2026-11-26T10:45:30Z".to_owned()),
                 queue: "Q1".into(),
                 messages: messages.clone(),
+                note: lock_id.as_ref().map(|_| "MQGET failed".to_owned()),
             };
             let expected = serde_json::to_value(&locked).expect("json");
             assert_eq!(locked.into_value().expect("value"), expected);

@@ -312,7 +312,7 @@ impl McpServer {
     }
 
     #[tool(
-        description = "Take messages off a queue: gets under syncpoint, committed only after the result is built (the messages are gone afterwards). commit_outcome is unknown when MQCMIT failed with the connection: the messages are returned, and may be delivered again. Fewer than limit come back when the next message would take the payloads past the server's limits.max_result_bytes; it stays on the queue.",
+        description = "Take messages off a queue: gets under syncpoint, committed only after the result is built (the messages are gone afterwards). commit_outcome is unknown when MQCMIT failed with the connection: the messages are returned, and may be delivered again. Fewer than limit come back when the next message would take the payloads past the server's limits.max_result_bytes (it stays on the queue), or when a get fails after some were taken (note says why).",
         input_schema = input::<ReceiveArgs>(),
         annotations(
             read_only_hint = false,
@@ -340,22 +340,26 @@ impl McpServer {
                 .receive(&queue, limit as usize, wait, max_bytes, &caller_gone(&ctx))
                 .await
                 .map_err(result_cap)?;
-            let (commit_outcome, note) = match taken.commit_unknown {
-                None => (CommitOutcome::Committed, None),
-                Some(e) => (
-                    CommitOutcome::Unknown,
-                    Some(format!(
+            let mut notes = Vec::new();
+            if let Some(e) = &taken.stopped_by {
+                notes.push(stopped_note(e, taken.messages.len()));
+            }
+            let commit_outcome = match &taken.commit_unknown {
+                None => CommitOutcome::Committed,
+                Some(e) => {
+                    notes.push(format!(
                         "MQCMIT failed with the connection ({}): MQ may have committed these \
                          messages or backed them out, so they may be delivered again",
-                        e.reason().map_or_else(|| e.to_string(), |r| r.to_string())
-                    )),
-                ),
+                        reason_text(e)
+                    ));
+                    CommitOutcome::Unknown
+                }
             };
             Ok(Received {
                 queue: queue.clone(),
                 messages: taken.messages,
                 commit_outcome,
-                note,
+                note: (!notes.is_empty()).then(|| notes.join("; ")),
             })
         }
         .await;
@@ -363,7 +367,7 @@ impl McpServer {
     }
 
     #[tool(
-        description = "Lock messages for up to lock_seconds: they are hidden from other consumers until complete_messages commits (removes) or aborts (returns) them; an expired lock returns them (backout count + 1). Fewer than limit come back when the next message would take the payloads past the server's limits.max_result_bytes; it stays on the queue.",
+        description = "Lock messages for up to lock_seconds: they are hidden from other consumers until complete_messages commits (removes) or aborts (returns) them; an expired lock returns them (backout count + 1). Fewer than limit come back when the next message would take the payloads past the server's limits.max_result_bytes (it stays on the queue), or when a get fails after some were locked (note says why).",
         input_schema = input::<LockArgs>(),
         annotations(
             read_only_hint = false,
@@ -391,7 +395,7 @@ impl McpServer {
                 1,
             )?;
             self.gate(&who, Capability::Consume, Some(("queue", &queue)))?;
-            let (held, messages) = self
+            let taken = self
                 .state
                 .queues
                 .lock(
@@ -409,11 +413,13 @@ impl McpServer {
                     LockError::Mq(e) => result_cap(e),
                     other => lock_failure(other),
                 })?;
+            let note = taken.stopped_by.as_ref().map(|e| stopped_note(e, taken.messages.len()));
             Ok(Locked {
-                lock_id: held.as_ref().map(|h| h.0.clone()),
-                expires_at: held.map(|h| super::locks::rfc3339(h.1)),
+                lock_id: taken.held.as_ref().map(|h| h.0.clone()),
+                expires_at: taken.held.map(|h| super::locks::rfc3339(h.1)),
                 queue: queue.clone(),
-                messages,
+                messages: taken.messages,
+                note,
             })
         }
         .await;
@@ -630,6 +636,19 @@ fn result_cap(e: Error) -> Fail {
         }
         other => other,
     }
+}
+
+/// An error's reason code and name, or its text when it has none.
+fn reason_text(e: &Error) -> String {
+    e.reason().map_or_else(|| e.to_string(), |r| r.to_string())
+}
+
+/// Why a batch of `taken` messages stopped short: the get after them failed.
+fn stopped_note(e: &Error, taken: usize) -> String {
+    format!(
+        "the batch stopped after {taken} messages: the next MQGET failed ({}) and took nothing",
+        reason_text(e)
+    )
 }
 
 fn lock_failure(e: LockError) -> Fail {

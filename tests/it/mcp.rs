@@ -1068,3 +1068,39 @@ async fn lock_refusals_say_why_and_name_the_rule() {
     assert_eq!(e["rule"], "limits.max_locks", "{e}");
     assert_eq!(depth(&qm, "ORDERS"), 2, "refused locks took nothing");
 }
+
+#[tokio::test]
+async fn a_get_failing_mid_batch_returns_the_messages_already_taken() {
+    // MAXUMSGS 2: the third get of a batch fails with 2024.
+    let mut config = FakeConfig::default();
+    config.queue_manager.max_uncommitted = 2;
+    config.channels.push(ChannelDef::new("APP.SVRCONN"));
+    config.queues.push(QueueDef::new("ORDERS"));
+    let qm = FakeQm::new(config);
+    for i in 0..6 {
+        qm.put_message("ORDERS", PutSpec::text(format!("order {i}")))
+            .expect("put");
+    }
+    let cancel = CancellationToken::new();
+    let (client, _) = stdio_client(server(&qm, open_policy(), 3, 32, &cancel), &cancel).await;
+    let got = ok(&client, "receive_messages", json!({"queue": "ORDERS", "limit": 5})).await;
+    assert_eq!(got["messages"].as_array().expect("messages").len(), 2, "{got}");
+    assert_eq!(got["commit_outcome"], "committed", "{got}");
+    assert!(got["note"].as_str().expect("note").contains("2024"), "{got}");
+    assert_eq!(depth(&qm, "ORDERS"), 4);
+    assert_eq!(backout_counts(&qm, "ORDERS"), [0, 0, 0, 0], "nothing was backed out");
+
+    let lock = ok(&client, "lock_messages", json!({"queue": "ORDERS", "limit": 5})).await;
+    assert_eq!(lock["messages"].as_array().expect("messages").len(), 2, "{lock}");
+    assert!(lock["note"].as_str().expect("note").contains("2024"), "{lock}");
+    let id = lock["lock_id"].as_str().expect("lock id");
+    ok(&client, "complete_messages", json!({"lock_id": id, "action": "commit"})).await;
+    assert_eq!(depth(&qm, "ORDERS"), 2);
+    assert_eq!(backout_counts(&qm, "ORDERS"), [0, 0]);
+
+    // A first get that fails is still the error.
+    qm.fail_next(mqpilot::fake::Verb::Get, 1, 2016);
+    let e = tool_error(&client, "receive_messages", json!({"queue": "ORDERS", "limit": 2})).await;
+    assert_eq!(e["reason_code"], 2016, "{e}");
+    assert_eq!(backout_counts(&qm, "ORDERS"), [0, 0]);
+}
