@@ -4,8 +4,9 @@
 //! Refuses to listen on a non-loopback address without auth. Order of checks on every
 //! request: Host and Origin (403), credentials (401 with `WWW-Authenticate: Bearer
 //! resource_metadata="..."`), `GET` (405: mqpilot sends no messages of its own), then a POST's
-//! body is read here, within the read timeout and the size limit (408, 413; rmcp's own body
-//! limit is only a backstop), then calls in flight for that caller (429), then, for an
+//! body is read here, within the read timeout, the size limit and the server-wide budget of
+//! buffered body bytes (408, 413, 503 with `Retry-After`; rmcp's own body limit is only a
+//! backstop), then calls in flight for that caller (429), then, for an
 //! `initialize`, the session caps (503 in all, 429 per caller, with `Retry-After`). The MCP
 //! protocol is rmcp's: protocol 2026-07-28 requests are served statelessly, older clients get
 //! `initialize` and a session (`Mcp-Session-Id`). A call counts as in flight until its handler
@@ -48,6 +49,10 @@ pub struct HttpOptions {
     pub allowed_origins: Vec<String>,
     /// Largest request body. Default 4 MiB.
     pub max_body_bytes: usize,
+    /// Request body bytes buffered at once, all connections together, from the first byte
+    /// read until the request's answer is ready; a body that would pass it gets 503. At
+    /// least `max_body_bytes` is used. Default 64 MiB.
+    pub max_buffered_body_bytes: usize,
     /// Calls in flight per caller. Default 16.
     pub max_in_flight: usize,
     /// Connections served at once; more wait in the listen backlog. Default 512.
@@ -73,6 +78,7 @@ impl Default for HttpOptions {
             allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             allowed_origins: Vec::new(),
             max_body_bytes: 4 * 1024 * 1024,
+            max_buffered_body_bytes: 64 * 1024 * 1024,
             max_in_flight: 16,
             max_connections: 512,
             max_sessions: 1024,
@@ -107,6 +113,8 @@ struct Gate {
     metadata_url: String,
     max_in_flight: usize,
     max_body_bytes: usize,
+    /// One permit per body byte buffered, all connections together.
+    buffered: Arc<Semaphore>,
     read_timeout: Duration,
     sessions: Sessions,
     in_flight: Mutex<HashMap<String, Arc<Semaphore>>>,
@@ -245,11 +253,20 @@ async fn guard(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Respo
     // Read here, before a call slot is taken: a body that trickles in would otherwise hold
     // its connection and the caller's slot for as long as the client likes.
     let (parts, body) = req.into_parts();
-    let read = tokio::time::timeout(gate.read_timeout, axum::body::to_bytes(body, gate.max_body_bytes));
-    let bytes = match read.await {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(e)) if too_long(&e) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
-        Ok(Err(_)) => return refuse(StatusCode::BAD_REQUEST, "the request body could not be read"),
+    let read = tokio::time::timeout(gate.read_timeout, read_body(body, gate.max_body_bytes, &gate.buffered));
+    // Held until the answer is ready (or the client is gone): the body's bytes, and what
+    // rmcp parses from them, count against the budget that long.
+    let (bytes, buffered) = match read.await {
+        Ok(Ok(read)) => read,
+        Ok(Err(BodyError::TooLarge)) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+        Ok(Err(BodyError::OverBudget)) => {
+            return refuse_for_now(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server is buffering as many request bytes as it may (--max-buffered-body-bytes): retry shortly",
+                "1",
+            );
+        }
+        Ok(Err(BodyError::Unreadable)) => return refuse(StatusCode::BAD_REQUEST, "the request body could not be read"),
         Err(_) => return refuse(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time"),
     };
     // rmcp opens a session for an initialize without a session id it can read, as text.
@@ -282,9 +299,13 @@ async fn guard(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Respo
         // Checked, created and recorded one at a time, and to the end even if the client
         // leaves half-way, so the counts stay true.
         let gate = Arc::clone(&gate);
-        return tokio::spawn(async move { gate.sessions.open(&name, next, req).await })
-            .await
-            .unwrap_or_else(|_| refuse(StatusCode::INTERNAL_SERVER_ERROR, "opening the session failed"));
+        return tokio::spawn(async move {
+            let response = gate.sessions.open(&name, next, req).await;
+            drop(buffered);
+            response
+        })
+        .await
+        .unwrap_or_else(|_| refuse(StatusCode::INTERNAL_SERVER_ERROR, "opening the session failed"));
     }
     // rmcp cancels a call's own token when a stateless client goes away, not when a session
     // client does (its answer is an event stream the session outlives). This token fires
@@ -292,7 +313,9 @@ async fn guard(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Respo
     let gone = CancellationToken::new();
     req.extensions_mut().insert(ResponseGone(gone.clone()));
     let armed = gone.drop_guard();
-    next.run(req).await.map(|body| {
+    let response = next.run(req).await;
+    drop(buffered);
+    response.map(|body| {
         axum::body::Body::new(GoneOnDrop {
             inner: body,
             armed: Some(armed),
@@ -371,9 +394,63 @@ fn is_initialize(body: &[u8]) -> bool {
     serde_json::from_slice::<Method<'_>>(body).is_ok_and(|m| m.method.as_deref() == Some("initialize"))
 }
 
-/// Whether reading a body failed because it passed the limit.
-fn too_long(e: &axum::Error) -> bool {
-    std::error::Error::source(e).is_some_and(|e| e.is::<http_body_util::LengthLimitError>())
+/// Why a request body was not read.
+enum BodyError {
+    /// Longer than `--max-body-bytes`.
+    TooLarge,
+    /// Its bytes would take the server past `--max-buffered-body-bytes`.
+    OverBudget,
+    /// The connection failed while it was read.
+    Unreadable,
+}
+
+/// Reads `body`, at most `limit` bytes, taking one permit of `budget` per byte as each part
+/// arrives: bodies that stop short hold only what they sent, and all of them together at most
+/// the budget. A part the budget cannot cover refuses the body at once (waiting instead
+/// would let half-read bodies hold the budget against each other until they time out). The
+/// permits come back with the bytes.
+async fn read_body(
+    body: axum::body::Body,
+    limit: usize,
+    budget: &Arc<Semaphore>,
+) -> Result<(axum::body::Bytes, OwnedSemaphorePermit), BodyError> {
+    use http_body::Body as _;
+    use http_body_util::BodyExt as _;
+    // A Content-Length past the limit is refused before any of it is read.
+    if usize::try_from(body.size_hint().lower()).unwrap_or(usize::MAX) > limit {
+        return Err(BodyError::TooLarge);
+    }
+    let mut held = Arc::clone(budget)
+        .try_acquire_many_owned(0)
+        .map_err(|_| BodyError::OverBudget)?;
+    let mut parts = Vec::new();
+    let mut total = 0_usize;
+    let mut body = body;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(|_| BodyError::Unreadable)?.into_data() else {
+            continue;
+        };
+        total += data.len();
+        if total > limit {
+            return Err(BodyError::TooLarge);
+        }
+        let n = u32::try_from(data.len()).map_err(|_| BodyError::TooLarge)?;
+        let permit = Arc::clone(budget)
+            .try_acquire_many_owned(n)
+            .map_err(|_| BodyError::OverBudget)?;
+        held.merge(permit);
+        parts.push(data);
+    }
+    let bytes = if parts.len() == 1 {
+        parts.pop().unwrap_or_default()
+    } else {
+        let mut all = Vec::with_capacity(total);
+        for part in parts {
+            all.extend_from_slice(&part);
+        }
+        all.into()
+    };
+    Ok((bytes, held))
 }
 
 /// Fires when the HTTP response of a call is dropped before the answer left the server:
@@ -480,6 +557,12 @@ pub fn router(
         metadata_url: format!("{base}{METADATA_PATH}"),
         max_in_flight: options.max_in_flight.max(1),
         max_body_bytes: options.max_body_bytes,
+        buffered: Arc::new(Semaphore::new(
+            options
+                .max_buffered_body_bytes
+                .max(options.max_body_bytes)
+                .min(Semaphore::MAX_PERMITS),
+        )),
         read_timeout: options.read_timeout,
         sessions: Sessions {
             rmcp: Arc::clone(&sessions),

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
+use crate::mq::session::is_connection_lost;
 use crate::pool::Lease;
 
 /// One held lock.
@@ -34,6 +35,47 @@ pub enum Action {
     Abort,
 }
 
+/// What sets the most locks held at once: the lower of the policy's `limits.max_locks` and
+/// the pool's connections less one (a lock holds a connection until it is completed, and
+/// one always stays free for the other tools).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockLimit {
+    /// `limits.max_locks`, this many.
+    Policy(usize),
+    /// A pool of this many connections.
+    Connections(usize),
+}
+
+impl LockLimit {
+    /// The limit for a policy's `max_locks` and a pool of `connections`.
+    #[must_use]
+    pub const fn new(max_locks: usize, connections: usize) -> Self {
+        if max_locks < connections {
+            Self::Policy(max_locks)
+        } else {
+            Self::Connections(connections)
+        }
+    }
+
+    /// Locks that may be held at once.
+    #[must_use]
+    pub const fn max(self) -> usize {
+        match self {
+            Self::Policy(n) => n,
+            Self::Connections(c) => c.saturating_sub(1),
+        }
+    }
+
+    /// The setting that sets it, as a refusal's `rule` names it.
+    #[must_use]
+    pub const fn rule(self) -> &'static str {
+        match self {
+            Self::Policy(_) => "limits.max_locks",
+            Self::Connections(_) => "--connections",
+        }
+    }
+}
+
 /// The table of held locks. Cheap to clone.
 #[derive(Clone)]
 pub struct Locks {
@@ -44,7 +86,7 @@ struct Inner {
     held: Mutex<HashMap<String, Held>>,
     /// Ids that expired recently, with their owner, so a late completion gets a clear answer.
     expired: Mutex<VecDeque<(String, String)>>,
-    max: usize,
+    limit: LockLimit,
     /// Locks being taken: they count against `max` from before their connection is checked
     /// out, so calls arriving together cannot all get messages and have the extra ones
     /// backed out (raising backout counts on messages nobody saw).
@@ -70,10 +112,13 @@ pub enum LockError {
     Unknown,
     /// The lock expired and its messages were backed out.
     Expired,
-    /// Too many locks are held.
-    Full(usize),
+    /// Too many locks are held (none may be, when the limit is 0).
+    Full(LockLimit),
     /// The commit or backout failed.
     Mq(Error),
+    /// MQCMIT failed with the connection: MQ may have committed the messages or backed
+    /// them out.
+    CommitUnknown(Error),
 }
 
 impl std::fmt::Display for LockError {
@@ -81,9 +126,42 @@ impl std::fmt::Display for LockError {
         match self {
             Self::Unknown => f.write_str("no such lock is held by this caller (a wrong id, or already completed)"),
             Self::Expired => f.write_str("the lock expired: its messages were backed out and are on the queue again"),
-            Self::Full(n) => write!(f, "{n} locks are held already (limits.max_locks): complete one first"),
+            Self::Full(LockLimit::Policy(0)) => f.write_str("locks are disabled: limits.max_locks is 0"),
+            Self::Full(LockLimit::Connections(c)) if *c <= 1 => write!(
+                f,
+                "locks are disabled: a lock holds a pool connection until it is completed and one \
+                 connection always stays free for the other tools, so --connections {c} leaves none \
+                 for a lock; raise --connections"
+            ),
+            Self::Full(LockLimit::Policy(n)) => {
+                write!(f, "{} held already (limits.max_locks): complete one first", locks(*n))
+            }
+            Self::Full(LockLimit::Connections(c)) => write!(
+                f,
+                "{} held already: each holds one of the {c} pool connections (--connections) \
+                 and one stays free for the other tools; complete one first",
+                locks(c - 1)
+            ),
             Self::Mq(e) => write!(f, "{e}"),
+            Self::CommitUnknown(e) => {
+                let why = e.reason().map_or_else(|| e.to_string(), |r| r.to_string());
+                write!(
+                    f,
+                    "the commit's outcome is unknown: the connection was lost during MQCMIT ({why}); \
+                     the messages were either removed or put back on the queue (backout count + 1), \
+                     so they may be delivered again"
+                )
+            }
         }
+    }
+}
+
+/// `n` locks, as a subject: "1 lock is", "2 locks are".
+fn locks(n: usize) -> String {
+    if n == 1 {
+        "1 lock is".to_owned()
+    } else {
+        format!("{n} locks are")
     }
 }
 
@@ -145,14 +223,14 @@ async fn back_out(mut lease: Lease) -> Result<(), Error> {
 }
 
 impl Locks {
-    /// A table holding at most `max` locks; `shutdown` backs every lock out.
+    /// A table holding at most `limit.max()` locks; `shutdown` backs every lock out.
     #[must_use]
-    pub fn new(max: usize, shutdown: CancellationToken) -> Self {
+    pub fn new(limit: LockLimit, shutdown: CancellationToken) -> Self {
         Self {
             inner: Arc::new(Inner {
                 held: Mutex::new(HashMap::new()),
                 expired: Mutex::new(VecDeque::new()),
-                max,
+                limit,
                 reserved: AtomicUsize::new(0),
                 shutdown,
             }),
@@ -180,8 +258,8 @@ impl Locks {
             .held
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if held.len() + self.inner.reserved.load(Ordering::SeqCst) >= self.inner.max {
-            return Err(LockError::Full(self.inner.max));
+        if held.len() + self.inner.reserved.load(Ordering::SeqCst) >= self.inner.limit.max() {
+            return Err(LockError::Full(self.inner.limit));
         }
         self.inner.reserved.fetch_add(1, Ordering::SeqCst);
         Ok(Reservation(Arc::clone(&self.inner)))
@@ -209,7 +287,7 @@ impl Locks {
                 .held
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if held.len() >= self.inner.max {
+            if held.len() >= self.inner.limit.max() {
                 Some(lease)
             } else {
                 held.insert(
@@ -228,7 +306,7 @@ impl Locks {
         drop(reservation);
         if let Some(lease) = refused {
             back_out(lease).await.map_err(LockError::Mq)?;
-            return Err(LockError::Full(self.inner.max));
+            return Err(LockError::Full(self.inner.limit));
         }
         let locks = self.clone();
         let expiry_id = id.clone();
@@ -303,11 +381,25 @@ impl Locks {
             });
         };
         let mut lease = held.lease;
-        let result = match action {
-            Action::Commit => lease.run(|c| c.commit()).await,
-            Action::Abort => lease.run(|c| c.backout()).await,
-        };
-        result.map_err(LockError::Mq)?;
+        match action {
+            Action::Commit => lease
+                .run(|c| {
+                    let result = c.commit();
+                    if result.is_err() && c.in_unit_of_work() {
+                        let _ = c.backout();
+                    }
+                    result
+                })
+                .await
+                .map_err(|e| {
+                    if is_connection_lost(&e) {
+                        LockError::CommitUnknown(e)
+                    } else {
+                        LockError::Mq(e)
+                    }
+                })?,
+            Action::Abort => lease.run(|c| c.backout()).await.map_err(LockError::Mq)?,
+        }
         Ok((held.queue, held.messages))
     }
 

@@ -63,8 +63,8 @@ pub fn build(
     let connections = pool_config.connections.max(1);
     let pool = Pool::new(library, options, pool_config);
     // A lock holds a connection: keep one free for every other tool.
-    let max_locks = policy.limits.max_locks.min(connections.saturating_sub(1));
-    let queues = Queues::new(pool, catalog, connections, max_locks, patience, cancel.clone());
+    let locks = locks::LockLimit::new(policy.limits.max_locks, connections);
+    let queues = Queues::new(pool, catalog, connections, locks, patience, cancel.clone());
     McpServer::new(queues, policy)
 }
 

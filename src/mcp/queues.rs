@@ -11,12 +11,43 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::catalog::{AdminStatus, Catalog};
-use super::locks::{Lifetime, LockError, Locks};
+use super::locks::{Lifetime, LockError, LockLimit, Locks};
 use super::schema::{ConnectionOut, MessageOut, PoolStatus};
 use crate::Error;
 use crate::mq::message::Message;
-use crate::mq::session::{Browsed, GetRequest, Got, QueueAttrs};
+use crate::mq::session::{Browsed, GetRequest, Got, QueueAttrs, is_connection_lost};
 use crate::pool::{Lease, Patience, Pool};
+
+/// What a receive took off the queue.
+#[derive(Debug)]
+pub struct Taken {
+    /// The messages, in delivery order.
+    pub messages: Vec<MessageOut>,
+    /// Set when MQCMIT failed with the connection: MQ may have committed the messages or
+    /// backed them out (for a client, a call failing that way may have completed), so they
+    /// are returned and may be delivered again.
+    pub commit_unknown: Option<Error>,
+    /// The MQGET failure that ended the batch after some messages were got (see
+    /// `get_batch`); those are returned.
+    pub stopped_by: Option<Error>,
+}
+
+/// What a lock took.
+#[derive(Debug)]
+pub struct Locking {
+    /// The lock's id and expiry; `None` when no message came (nothing is held).
+    pub held: Option<(String, std::time::SystemTime)>,
+    /// The locked messages, in delivery order.
+    pub messages: Vec<MessageOut>,
+    /// The MQGET failure that ended the batch after some messages were got.
+    pub stopped_by: Option<Error>,
+}
+
+/// The messages a batch got, and the failure that ended it early, if one did.
+struct Batch {
+    got: Vec<Message>,
+    stopped_by: Option<Error>,
+}
 
 /// The MQ side of the server. Cheap to clone.
 #[derive(Clone)]
@@ -73,22 +104,39 @@ impl CallerGone {
 /// syncpoint. The message that would go past `max_bytes` is not taken: MQ refuses the get
 /// (2080, truncation not accepted) and leaves it on the queue, so nothing is lost or
 /// counted as backed out. When even the first message does not fit, that is the error.
+/// `stop` is asked before each MQGET: once it says so, no more messages are taken (a caller
+/// that has gone would only see them backed out, their backout counts raised). A get that
+/// fails after some messages were got ends the batch without failing it: those are kept
+/// ([`Batch::stopped_by`] says why there are no more), since backing them out would raise
+/// the backout counts of messages nobody saw; the failed get took nothing. A failure of the
+/// first get, or a lost connection (MQ has backed the unit of work out), is the error.
 fn get_batch(
     conn: &mut crate::pool::PooledConn,
     queue: &Arc<str>,
     limit: usize,
     wait_ms: u32,
     max_bytes: usize,
-) -> Result<Vec<Message>, Error> {
+    stop: &dyn Fn() -> bool,
+) -> Result<Batch, Error> {
     let mut got = Vec::with_capacity(limit);
     let mut left = max_bytes;
-    while got.len() < limit && left > 0 {
+    while got.len() < limit && left > 0 && !stop() {
         let wait = if got.is_empty() { wait_ms } else { 0 };
         let request = GetRequest {
             syncpoint: true,
             wait_ms: wait,
         };
-        match conn.get_within(queue, request, left)? {
+        let next = match conn.get_within(queue, request, left) {
+            Ok(next) => next,
+            Err(e) if !got.is_empty() && !is_connection_lost(&e) => {
+                return Ok(Batch {
+                    got,
+                    stopped_by: Some(e),
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        match next {
             Got::Message(m) => {
                 left -= m.data.len().min(left);
                 got.push(m);
@@ -98,7 +146,7 @@ fn get_batch(
             Got::TooLong => break,
         }
     }
-    Ok(got)
+    Ok(Batch { got, stopped_by: None })
 }
 
 /// The error for a first message longer than the whole result may be.
@@ -115,21 +163,21 @@ fn over_result_cap(queue: &str, max_bytes: usize) -> Error {
 
 impl Queues {
     /// The MQ side over `pool`: every call, browses included, runs on one of its
-    /// connections within its handle budget; `max_locks` locks at most. A call waits for a
+    /// connections within its handle budget; `locks` sets how many locks may be held. A call waits for a
     /// connection, or retries connecting, only as long as `patience` allows.
     #[must_use]
     pub fn new(
         pool: Pool,
         catalog: Arc<dyn Catalog>,
         max_connections: usize,
-        max_locks: usize,
+        locks: LockLimit,
         patience: Patience,
         cancel: CancellationToken,
     ) -> Self {
         Self {
             pool,
             catalog,
-            locks: Locks::new(max_locks, cancel.clone()),
+            locks: Locks::new(locks, cancel.clone()),
             max_connections,
             patience,
             cancel,
@@ -196,8 +244,10 @@ impl Queues {
     }
 
     /// Gets up to `limit` messages, `max_bytes` of payload in all (see `get_batch`), under
-    /// syncpoint, builds the result, then commits. A failed get or commit backs out: nothing
-    /// is lost.
+    /// syncpoint, builds the result, then commits. A failed get, or a commit that fails on a
+    /// live connection, backs out: nothing is lost. A commit that fails with the connection
+    /// may have taken effect: the messages are returned all the same, marked
+    /// ([`Taken::commit_unknown`]), and the connection is replaced.
     ///
     /// # Errors
     /// [`Error::Mq`].
@@ -208,17 +258,18 @@ impl Queues {
         wait_ms: u32,
         max_bytes: usize,
         caller: &CallerGone,
-    ) -> Result<Vec<MessageOut>, Error> {
+    ) -> Result<Taken, Error> {
         let q: Arc<str> = queue.into();
         let mut lease = tokio::select! {
             lease = self.lease() => lease?,
             () = caller.gone() => return Err(cancelled_request()),
         };
         let caller = caller.clone();
-        lease
+        let taken = lease
             .run(move |c| {
-                let got = match get_batch(c, &q, limit, wait_ms, max_bytes) {
-                    Ok(got) => got,
+                let Batch { got, stopped_by } = match get_batch(c, &q, limit, wait_ms, max_bytes, &|| caller.is_gone())
+                {
+                    Ok(batch) => batch,
                     Err(e) => {
                         if c.in_unit_of_work() {
                             let _ = c.backout();
@@ -226,19 +277,49 @@ impl Queues {
                         return Err(e);
                     }
                 };
-                let out: Vec<MessageOut> = got.iter().map(|m| MessageOut::new(m, true, false)).collect();
-                if c.in_unit_of_work() {
-                    // A caller that cancelled or went away would never see these messages:
-                    // they go back to the queue instead of being committed.
-                    if caller.is_gone() {
+                // A caller that cancelled or went away would never see these messages:
+                // they go back to the queue instead of being committed.
+                if caller.is_gone() {
+                    if c.in_unit_of_work() {
                         c.backout()?;
-                        return Err(cancelled_request());
                     }
-                    c.commit()?;
+                    return Err(cancelled_request());
                 }
-                Ok(out)
+                let messages: Vec<MessageOut> = got.iter().map(|m| MessageOut::new(m, true, false)).collect();
+                if !c.in_unit_of_work() {
+                    return Ok(Taken {
+                        messages,
+                        commit_unknown: None,
+                        stopped_by,
+                    });
+                }
+                match c.commit() {
+                    Ok(()) => Ok(Taken {
+                        messages,
+                        commit_unknown: None,
+                        stopped_by,
+                    }),
+                    // Committed or backed out, nobody can tell: the caller gets them, and
+                    // another consumer may get them too.
+                    Err(e) if is_connection_lost(&e) => Ok(Taken {
+                        messages,
+                        commit_unknown: Some(e),
+                        stopped_by,
+                    }),
+                    Err(e) => {
+                        if c.in_unit_of_work() {
+                            let _ = c.backout();
+                        }
+                        Err(e)
+                    }
+                }
             })
-            .await
+            .await?;
+        if let Some(e) = &taken.commit_unknown {
+            lease.mark_broken();
+            tracing::warn!(queue, messages = taken.messages.len(), error = %e, "MQCMIT failed with the connection: the messages are returned and may be delivered again");
+        }
+        Ok(taken)
     }
 
     /// Gets up to `limit` messages, `max_bytes` of payload in all (see `get_batch`), under
@@ -254,13 +335,13 @@ impl Queues {
         limit: usize,
         max_bytes: usize,
         life: Lifetime,
-    ) -> Result<(Option<(String, std::time::SystemTime)>, Vec<MessageOut>), LockError> {
+    ) -> Result<Locking, LockError> {
         let reservation = self.locks.reserve()?;
         let mut lease = self.lease().await.map_err(LockError::Mq)?;
         let q: Arc<str> = queue.into();
-        let got = lease
-            .run(move |c| match get_batch(c, &q, limit, 0, max_bytes) {
-                Ok(got) => Ok(got),
+        let Batch { got, stopped_by } = lease
+            .run(move |c| match get_batch(c, &q, limit, 0, max_bytes, &|| false) {
+                Ok(batch) => Ok(batch),
                 Err(e) => {
                     if c.in_unit_of_work() {
                         let _ = c.backout();
@@ -270,15 +351,23 @@ impl Queues {
             })
             .await
             .map_err(LockError::Mq)?;
-        let out: Vec<MessageOut> = got.iter().map(|m| MessageOut::new(m, true, false)).collect();
+        let messages: Vec<MessageOut> = got.iter().map(|m| MessageOut::new(m, true, false)).collect();
         if got.is_empty() {
-            return Ok((None, out));
+            return Ok(Locking {
+                held: None,
+                messages,
+                stopped_by,
+            });
         }
         let held = self
             .locks
             .insert(reservation, owner, queue, lease, got.len(), life)
             .await?;
-        Ok((Some(held), out))
+        Ok(Locking {
+            held: Some(held),
+            messages,
+            stopped_by,
+        })
     }
 
     /// Puts one message outside syncpoint.

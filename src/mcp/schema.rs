@@ -344,6 +344,32 @@ pub struct Messages {
     pub messages: Vec<MessageOut>,
 }
 
+/// Whether MQ is known to have committed a receive's gets.
+#[derive(Debug, Clone, Copy, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CommitOutcome {
+    /// MQCMIT succeeded (or nothing was taken): the messages are gone from the queue.
+    Committed,
+    /// MQCMIT failed with the connection: MQ may have committed the gets or backed them
+    /// out, so the messages may be delivered again.
+    Unknown,
+}
+
+/// `receive_messages` result.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Received {
+    /// The queue.
+    pub queue: String,
+    /// The messages, in delivery order.
+    pub messages: Vec<MessageOut>,
+    /// `committed`, or `unknown` when MQCMIT failed with the connection.
+    pub commit_outcome: CommitOutcome,
+    /// Why the commit's outcome is unknown, or why fewer messages than asked for came when
+    /// a get failed after some were taken.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
 /// `lock_messages` result.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct Locked {
@@ -355,6 +381,9 @@ pub struct Locked {
     pub queue: String,
     /// The locked messages.
     pub messages: Vec<MessageOut>,
+    /// Why fewer messages than asked for came, when a get failed after some were locked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl Structured for Messages {
@@ -362,6 +391,19 @@ impl Structured for Messages {
         let mut m = Map::new();
         m.insert("queue".into(), Value::String(self.queue));
         m.insert("messages".into(), message_values(self.messages));
+        Ok(Value::Object(m))
+    }
+}
+
+impl Structured for Received {
+    fn into_value(self) -> Result<Value, serde_json::Error> {
+        let mut m = Map::new();
+        m.insert("queue".into(), Value::String(self.queue));
+        m.insert("messages".into(), message_values(self.messages));
+        m.insert("commit_outcome".into(), serde_json::to_value(self.commit_outcome)?);
+        if let Some(note) = self.note {
+            m.insert("note".into(), Value::String(note));
+        }
         Ok(Value::Object(m))
     }
 }
@@ -374,6 +416,9 @@ impl Structured for Locked {
         m.insert("expires_at".into(), text(self.expires_at));
         m.insert("queue".into(), Value::String(self.queue));
         m.insert("messages".into(), message_values(self.messages));
+        if let Some(note) = self.note {
+            m.insert("note".into(), Value::String(note));
+        }
         Ok(Value::Object(m))
     }
 }
@@ -504,12 +549,26 @@ mod tests {
         };
         let expected = serde_json::to_value(&list).expect("json");
         assert_eq!(list.into_value().expect("value"), expected);
+        for (commit_outcome, note) in [
+            (CommitOutcome::Committed, None),
+            (CommitOutcome::Unknown, Some("may be delivered again".to_owned())),
+        ] {
+            let received = Received {
+                queue: "Q1".into(),
+                messages: messages.clone(),
+                commit_outcome,
+                note,
+            };
+            let expected = serde_json::to_value(&received).expect("json");
+            assert_eq!(received.into_value().expect("value"), expected);
+        }
         for lock_id in [Some("ab12".to_owned()), None] {
             let locked = Locked {
                 lock_id: lock_id.clone(),
                 expires_at: lock_id.as_ref().map(|_| "2026-11-26T10:45:30Z".to_owned()),
                 queue: "Q1".into(),
                 messages: messages.clone(),
+                note: lock_id.as_ref().map(|_| "MQGET failed".to_owned()),
             };
             let expected = serde_json::to_value(&locked).expect("json");
             assert_eq!(locked.into_value().expect("value"), expected);

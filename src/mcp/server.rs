@@ -134,18 +134,20 @@ impl McpServer {
         &self.state.queues
     }
 
-    /// Checks the credential and the policy; MQ is not called when this fails.
-    fn gate(&self, who: &Caller, cap: Capability, queue: Option<&str>) -> Result<(), Fail> {
+    /// Checks the credential and the policy for `queue`, given as the argument named
+    /// `arg`; MQ is not called when this fails.
+    fn gate(&self, who: &Caller, cap: Capability, queue: Option<(&str, &str)>) -> Result<(), Fail> {
         // Before the policy: MQ reads a name up to a NUL and ignores trailing blanks, so a
         // name outside MQ's character set could match one glob and open another queue.
-        if let Some(q) = queue
+        if let Some((arg, q)) = queue
             && !crate::mq::is_valid_name(q)
         {
             return Err(Fail::Invalid(format!(
-                "queue must be 1 to 48 characters of A-Z a-z 0-9 . / _ % ({} bytes given)",
+                "{arg} must be 1 to 48 characters of A-Z a-z 0-9 . / _ % ({} bytes given)",
                 q.len()
             )));
         }
+        let queue = queue.map(|(_, q)| q);
         if !who.may(cap) {
             let mut f = failure(format!(
                 "the credential of {} does not grant the {cap} capability",
@@ -245,7 +247,7 @@ impl McpServer {
         let who = caller(&ctx);
         let queue = args.queue;
         let result = unless_gone(&ctx, async {
-            self.gate(&who, Capability::Inspect, Some(&queue))?;
+            self.gate(&who, Capability::Inspect, Some(("queue", &queue)))?;
             let a = self.state.queues.attrs(&queue).await?;
             let admin = self.state.queues.admin_status(&queue);
             Ok(QueueStatus {
@@ -289,7 +291,7 @@ impl McpServer {
                 0,
             )?;
             let include = args.include_payload.unwrap_or(true);
-            self.gate(&who, Capability::Browse, Some(&queue))?;
+            self.gate(&who, Capability::Browse, Some(("queue", &queue)))?;
             let read_bytes = if include { bytes as usize } else { 0 };
             let total = self.state.policy.limits.max_result_bytes;
             let got = self
@@ -310,7 +312,7 @@ impl McpServer {
     }
 
     #[tool(
-        description = "Take messages off a queue: gets under syncpoint, committed only after the result is built (the messages are gone afterwards). Fewer than limit come back when the next message would take the payloads past the server's limits.max_result_bytes; it stays on the queue.",
+        description = "Take messages off a queue: gets under syncpoint, committed only after the result is built (the messages are gone afterwards). commit_outcome is unknown when MQCMIT failed with the connection: the messages are returned, and may be delivered again. Fewer than limit come back when the next message would take the payloads past the server's limits.max_result_bytes (it stays on the queue), or when a get fails after some were taken (note says why).",
         input_schema = input::<ReceiveArgs>(),
         annotations(
             read_only_hint = false,
@@ -323,24 +325,41 @@ impl McpServer {
         &self,
         Args(args): Args<ReceiveArgs>,
         ctx: RequestContext<RoleServer>,
-    ) -> Result<Json<Messages>, Fail> {
+    ) -> Result<Json<Received>, Fail> {
         let who = caller(&ctx);
         let queue = args.queue;
         let result = async {
             let max = u32::try_from(self.state.policy.limits.max_messages).unwrap_or(100);
             let limit = in_range("limit", args.limit, 1, max, 1)?;
             let wait = in_range("wait_ms", args.wait_ms, 0, MAX_WAIT_MS, 0)?;
-            self.gate(&who, Capability::Consume, Some(&queue))?;
+            self.gate(&who, Capability::Consume, Some(("queue", &queue)))?;
             let max_bytes = self.state.policy.limits.max_result_bytes;
-            let messages = self
+            let taken = self
                 .state
                 .queues
                 .receive(&queue, limit as usize, wait, max_bytes, &caller_gone(&ctx))
                 .await
                 .map_err(result_cap)?;
-            Ok(Messages {
+            let mut notes = Vec::new();
+            if let Some(e) = &taken.stopped_by {
+                notes.push(stopped_note(e, taken.messages.len()));
+            }
+            let commit_outcome = match &taken.commit_unknown {
+                None => CommitOutcome::Committed,
+                Some(e) => {
+                    notes.push(format!(
+                        "MQCMIT failed with the connection ({}): MQ may have committed these \
+                         messages or backed them out, so they may be delivered again",
+                        reason_text(e)
+                    ));
+                    CommitOutcome::Unknown
+                }
+            };
+            Ok(Received {
                 queue: queue.clone(),
-                messages,
+                messages: taken.messages,
+                commit_outcome,
+                note: (!notes.is_empty()).then(|| notes.join("; ")),
             })
         }
         .await;
@@ -348,7 +367,7 @@ impl McpServer {
     }
 
     #[tool(
-        description = "Lock messages for up to lock_seconds: they are hidden from other consumers until complete_messages commits (removes) or aborts (returns) them; an expired lock returns them (backout count + 1). Fewer than limit come back when the next message would take the payloads past the server's limits.max_result_bytes; it stays on the queue.",
+        description = "Lock messages for up to lock_seconds: they are hidden from other consumers until complete_messages commits (removes) or aborts (returns) them; an expired lock returns them (backout count + 1). Fewer than limit come back when the next message would take the payloads past the server's limits.max_result_bytes (it stays on the queue), or when a get fails after some were locked (note says why).",
         input_schema = input::<LockArgs>(),
         annotations(
             read_only_hint = false,
@@ -375,8 +394,8 @@ impl McpServer {
                 limits.max_lock_seconds,
                 1,
             )?;
-            self.gate(&who, Capability::Consume, Some(&queue))?;
-            let (held, messages) = self
+            self.gate(&who, Capability::Consume, Some(("queue", &queue)))?;
+            let taken = self
                 .state
                 .queues
                 .lock(
@@ -394,11 +413,13 @@ impl McpServer {
                     LockError::Mq(e) => result_cap(e),
                     other => lock_failure(other),
                 })?;
+            let note = taken.stopped_by.as_ref().map(|e| stopped_note(e, taken.messages.len()));
             Ok(Locked {
-                lock_id: held.as_ref().map(|h| h.0.clone()),
-                expires_at: held.map(|h| super::locks::rfc3339(h.1)),
+                lock_id: taken.held.as_ref().map(|h| h.0.clone()),
+                expires_at: taken.held.map(|h| super::locks::rfc3339(h.1)),
                 queue: queue.clone(),
-                messages,
+                messages: taken.messages,
+                note,
             })
         }
         .await;
@@ -485,11 +506,11 @@ impl McpServer {
                 Ok(m) => m,
                 Err(e) => return invalid(e),
             };
-            self.gate(&who, Capability::Produce, Some(&queue))?;
+            self.gate(&who, Capability::Produce, Some(("queue", &queue)))?;
             // A reply-to queue is where responders will put: the caller must be allowed to
             // produce there too.
             if let Some(reply_to) = fields.reply_to.as_deref() {
-                self.gate(&who, Capability::Produce, Some(reply_to))?;
+                self.gate(&who, Capability::Produce, Some(("reply_to", reply_to)))?;
             }
             let max = self.state.policy.limits.max_put_bytes;
             if data.len() > max {
@@ -617,10 +638,37 @@ fn result_cap(e: Error) -> Fail {
     }
 }
 
+/// An error's reason code and name, or its text when it has none.
+fn reason_text(e: &Error) -> String {
+    e.reason().map_or_else(|| e.to_string(), |r| r.to_string())
+}
+
+/// Why a batch of `taken` messages stopped short: the get after them failed.
+fn stopped_note(e: &Error, taken: usize) -> String {
+    format!(
+        "the batch stopped after {taken} messages: the next MQGET failed ({}) and took nothing",
+        reason_text(e)
+    )
+}
+
 fn lock_failure(e: LockError) -> Fail {
+    let text = e.to_string();
     match e {
         LockError::Mq(e) => Fail::from(e),
-        other => Fail::Tool(Box::new(failure(other.to_string())), Outcome::Failed),
+        // The reason code and its advice, under a text that says the outcome is unknown.
+        LockError::CommitUnknown(e) => match Fail::from(e) {
+            Fail::Tool(mut f, outcome) => {
+                f.error = text;
+                Fail::Tool(f, outcome)
+            }
+            other => other,
+        },
+        LockError::Full(limit) => {
+            let mut f = failure(text);
+            f.rule = Some(limit.rule().to_owned());
+            Fail::Tool(Box::new(f), Outcome::Denied)
+        }
+        LockError::Unknown | LockError::Expired => Fail::Tool(Box::new(failure(text)), Outcome::Failed),
     }
 }
 

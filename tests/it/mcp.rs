@@ -512,6 +512,22 @@ async fn names_mq_would_read_differently_never_pass_the_policy() {
             other => panic!("{queue:?}: expected invalid params, got {other:?}"),
         }
     }
+    // The error names the argument that is wrong.
+    for (args, arg) in [
+        (
+            json!({"queue": "Q00", "payload": "x", "reply_to": "REPLY Q"}),
+            "reply_to",
+        ),
+        (json!({"queue": "Q 00", "payload": "x", "reply_to": "REPLY.Q"}), "queue"),
+    ] {
+        match call(&client, "put_message", args.clone()).await {
+            Err(ServiceError::McpError(e)) => {
+                assert_eq!(e.code.0, -32602, "{args}: {e:?}");
+                assert!(e.message.starts_with(&format!("{arg} must be")), "{args}: {e:?}");
+            }
+            other => panic!("{args}: expected invalid params, got {other:?}"),
+        }
+    }
     assert_eq!(qm.peak_connections(), 0, "the queue manager saw no connection");
 }
 
@@ -947,4 +963,144 @@ async fn a_call_answers_instead_of_waiting_for_ever_for_a_connection() {
         "{e}"
     );
     drop(silent);
+}
+
+#[tokio::test]
+async fn a_receive_whose_commit_reply_is_lost_still_returns_its_messages() {
+    let qm = qm();
+    let cancel = CancellationToken::new();
+    let (client, _) = stdio_client(server(&qm, open_policy(), 2, 32, &cancel), &cancel).await;
+    // MQCMIT takes effect, then the connection breaks before its reply (2009): the
+    // messages are gone from the queue, so the agent must have them.
+    qm.fail_after_commit(1, 2009);
+    let got = ok(&client, "receive_messages", json!({"queue": "ORDERS", "limit": 3})).await;
+    let payloads: Vec<&str> = got["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["payload"].as_str().expect("payload"))
+        .collect();
+    assert_eq!(payloads, ["order 0", "order 1", "order 2"]);
+    assert_eq!(got["commit_outcome"], "unknown", "{got}");
+    assert!(
+        got["note"].as_str().expect("note").contains("may be delivered again"),
+        "{got}"
+    );
+    assert_eq!(depth(&qm, "ORDERS"), 2, "MQ committed them");
+
+    // MQCMIT fails with the connection before it takes effect: MQ backs the gets out, and
+    // the agent, who cannot tell the two apart, has the messages all the same.
+    qm.fail_next(mqpilot::fake::Verb::Cmit, 1, 2009);
+    let got = ok(&client, "receive_messages", json!({"queue": "ORDERS", "limit": 1})).await;
+    assert_eq!(got["messages"][0]["payload"], "order 3");
+    assert_eq!(got["commit_outcome"], "unknown", "{got}");
+    assert_eq!(depth(&qm, "ORDERS"), 2, "MQ backed it out");
+    assert_eq!(backout_counts(&qm, "ORDERS"), [1, 0]);
+
+    // A commit that fails on a live connection is backed out: nothing is delivered.
+    qm.fail_next(mqpilot::fake::Verb::Cmit, 1, 2195);
+    let e = tool_error(&client, "receive_messages", json!({"queue": "ORDERS", "limit": 2})).await;
+    assert_eq!(e["reason_code"], 2195, "{e}");
+    assert_eq!(depth(&qm, "ORDERS"), 2);
+    assert_eq!(qm.queue_status("ORDERS").expect("status").uncommitted, 0);
+    assert_eq!(backout_counts(&qm, "ORDERS"), [2, 1]);
+
+    let got = ok(&client, "receive_messages", json!({"queue": "ORDERS", "limit": 2})).await;
+    assert_eq!(got["commit_outcome"], "committed", "{got}");
+    assert!(got.get("note").is_none(), "{got}");
+    assert_eq!(depth(&qm, "ORDERS"), 0);
+}
+
+#[tokio::test]
+async fn a_lock_commit_whose_reply_is_lost_says_its_outcome_is_unknown() {
+    let qm = qm();
+    let cancel = CancellationToken::new();
+    let (client, _) = stdio_client(server(&qm, open_policy(), 3, 32, &cancel), &cancel).await;
+    let lock = ok(&client, "lock_messages", json!({"queue": "ORDERS", "limit": 2})).await;
+    let id = lock["lock_id"].as_str().expect("lock id");
+    qm.fail_after_commit(1, 2009);
+    let e = tool_error(&client, "complete_messages", json!({"lock_id": id, "action": "commit"})).await;
+    let text = e["error"].as_str().expect("error");
+    assert!(text.contains("outcome is unknown"), "{e}");
+    assert!(!text.contains("failed"), "{e}");
+    assert_eq!(e["reason_code"], 2009, "{e}");
+    assert_eq!(depth(&qm, "ORDERS"), 3);
+    // The pool replaced the broken connection.
+    ok(&client, "receive_messages", json!({"queue": "ORDERS"})).await;
+    assert_eq!(depth(&qm, "ORDERS"), 2);
+}
+
+#[tokio::test]
+async fn lock_refusals_say_why_and_name_the_rule() {
+    let qm = qm();
+    let cancel = CancellationToken::new();
+    // One connection: a lock would take the one other tools need.
+    let (one, _) = stdio_client(server(&qm, open_policy(), 1, 32, &cancel), &cancel).await;
+    let e = tool_error(&one, "lock_messages", json!({"queue": "ORDERS"})).await;
+    let text = e["error"].as_str().expect("error");
+    assert!(
+        text.starts_with("locks are disabled") && text.contains("--connections 1"),
+        "{e}"
+    );
+    assert_eq!(e["rule"], "--connections", "{e}");
+
+    let mut policy = open_policy();
+    policy.limits.max_locks = 0;
+    let (none, _) = stdio_client(server(&qm, policy, 4, 32, &cancel), &cancel).await;
+    let e = tool_error(&none, "lock_messages", json!({"queue": "ORDERS"})).await;
+    assert_eq!(e["error"], "locks are disabled: limits.max_locks is 0", "{e}");
+    assert_eq!(e["rule"], "limits.max_locks", "{e}");
+
+    // Full: the rule is whichever of the two is lower.
+    let (two, _) = stdio_client(server(&qm, open_policy(), 2, 32, &cancel), &cancel).await;
+    ok(&two, "lock_messages", json!({"queue": "ORDERS"})).await;
+    let e = tool_error(&two, "lock_messages", json!({"queue": "ORDERS"})).await;
+    assert!(
+        e["error"].as_str().expect("error").contains("1 lock is held already"),
+        "{e}"
+    );
+    assert_eq!(e["rule"], "--connections", "{e}");
+    let (four, _) = stdio_client(server(&qm, open_policy(), 4, 32, &cancel), &cancel).await;
+    for _ in 0..open_policy().limits.max_locks {
+        ok(&four, "lock_messages", json!({"queue": "ORDERS"})).await;
+    }
+    let e = tool_error(&four, "lock_messages", json!({"queue": "ORDERS"})).await;
+    assert_eq!(e["rule"], "limits.max_locks", "{e}");
+    assert_eq!(depth(&qm, "ORDERS"), 2, "refused locks took nothing");
+}
+
+#[tokio::test]
+async fn a_get_failing_mid_batch_returns_the_messages_already_taken() {
+    // MAXUMSGS 2: the third get of a batch fails with 2024.
+    let mut config = FakeConfig::default();
+    config.queue_manager.max_uncommitted = 2;
+    config.channels.push(ChannelDef::new("APP.SVRCONN"));
+    config.queues.push(QueueDef::new("ORDERS"));
+    let qm = FakeQm::new(config);
+    for i in 0..6 {
+        qm.put_message("ORDERS", PutSpec::text(format!("order {i}")))
+            .expect("put");
+    }
+    let cancel = CancellationToken::new();
+    let (client, _) = stdio_client(server(&qm, open_policy(), 3, 32, &cancel), &cancel).await;
+    let got = ok(&client, "receive_messages", json!({"queue": "ORDERS", "limit": 5})).await;
+    assert_eq!(got["messages"].as_array().expect("messages").len(), 2, "{got}");
+    assert_eq!(got["commit_outcome"], "committed", "{got}");
+    assert!(got["note"].as_str().expect("note").contains("2024"), "{got}");
+    assert_eq!(depth(&qm, "ORDERS"), 4);
+    assert_eq!(backout_counts(&qm, "ORDERS"), [0, 0, 0, 0], "nothing was backed out");
+
+    let lock = ok(&client, "lock_messages", json!({"queue": "ORDERS", "limit": 5})).await;
+    assert_eq!(lock["messages"].as_array().expect("messages").len(), 2, "{lock}");
+    assert!(lock["note"].as_str().expect("note").contains("2024"), "{lock}");
+    let id = lock["lock_id"].as_str().expect("lock id");
+    ok(&client, "complete_messages", json!({"lock_id": id, "action": "commit"})).await;
+    assert_eq!(depth(&qm, "ORDERS"), 2);
+    assert_eq!(backout_counts(&qm, "ORDERS"), [0, 0]);
+
+    // A first get that fails is still the error.
+    qm.fail_next(mqpilot::fake::Verb::Get, 1, 2016);
+    let e = tool_error(&client, "receive_messages", json!({"queue": "ORDERS", "limit": 2})).await;
+    assert_eq!(e["reason_code"], 2016, "{e}");
+    assert_eq!(backout_counts(&qm, "ORDERS"), [0, 0]);
 }

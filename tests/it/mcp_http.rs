@@ -501,6 +501,24 @@ async fn the_binary_refuses_a_public_address_without_auth() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(flag) && err.contains("'0'"), "{err}");
     }
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqpilot"))
+        .args([
+            "mcp",
+            "--listen",
+            "127.0.0.1:0",
+            "--fake",
+            "--max-buffered-body-bytes",
+            "1024",
+        ])
+        .output()
+        .await
+        .expect("run mqpilot");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--max-buffered-body-bytes (1024) must be at least --max-body-bytes"),
+        "{err}"
+    );
 }
 
 /// A 2025-11-25 session on the server: `initialize`, then `notifications/initialized`.
@@ -916,4 +934,98 @@ async fn a_lock_whose_answer_never_arrives_is_backed_out_at_once() {
     })
     .await;
     assert_eq!(h.qm.browse("ORDERS").len(), 5, "nothing lost");
+}
+
+/// Reads from `stream` until the end of a response's headers; the text read.
+async fn read_headers(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt as _;
+    let mut got = Vec::new();
+    let mut buf = [0_u8; 1024];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .expect("the server answered in time")
+            .expect("read");
+        assert!(n > 0, "closed before an answer: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test]
+async fn bodies_buffered_at_once_are_capped_server_wide() {
+    use tokio::io::AsyncWriteExt as _;
+    let options = HttpOptions {
+        max_body_bytes: 64 * 1024,
+        max_buffered_body_bytes: 96 * 1024,
+        read_timeout: Duration::from_secs(5),
+        ..HttpOptions::default()
+    };
+    let h = start(open_policy(), Authenticator::none(), options).await;
+    // A valid call padded with blanks to 64 KiB, sent in two parts.
+    let mut body = serde_json::to_string(&stateless_body("queue_status", json!({"queue": "ORDERS"}))).expect("json");
+    body.push_str(&" ".repeat(64 * 1024 - body.len()));
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\n\
+         Mcp-Method: tools/call\r\nMcp-Name: queue_status\r\nContent-Length: {}\r\n\r\n",
+        h.addr,
+        body.len()
+    );
+    let (first_part, rest) = body.as_bytes().split_at(60 * 1024);
+
+    // One body stops short of its length: its 60 KiB stay buffered.
+    let mut slow = tokio::net::TcpStream::connect(h.addr).await.expect("connect");
+    slow.write_all(head.as_bytes()).await.expect("write");
+    slow.write_all(first_part).await.expect("write");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Another would take the server past 96 KiB: refused at once, not held.
+    let mut second = tokio::net::TcpStream::connect(h.addr).await.expect("connect");
+    second.write_all(head.as_bytes()).await.expect("write");
+    second.write_all(first_part).await.expect("write");
+    let answer = read_headers(&mut second).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("retry-after: 1"), "{answer}");
+    drop(second);
+
+    // The first finishes and is served; its bytes are given back, so the next is too.
+    slow.write_all(rest).await.expect("write");
+    let answer = read_headers(&mut slow).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    for _ in 0..2 {
+        let mut again = tokio::net::TcpStream::connect(h.addr).await.expect("connect");
+        again.write_all(head.as_bytes()).await.expect("write");
+        again.write_all(body.as_bytes()).await.expect("write");
+        let answer = read_headers(&mut again).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+}
+
+#[tokio::test]
+async fn a_receive_whose_client_left_gets_no_more_of_its_batch() {
+    let h = start(open_policy(), tokens_auth(), HttpOptions::default()).await;
+    let args = json!({"queue": "Q09", "limit": 5, "wait_ms": 8000});
+    let abandoned = send_and_hold(stateless_call(&h.url, OPS_TOKEN, "receive_messages", args));
+    until_mqget_waits(&h.qm, "Q09").await;
+    abandoned.abort();
+    let _ = abandoned.await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every later MQI call takes 100 ms, so all five are on the queue before a second get.
+    h.qm.set_latency(Duration::from_millis(100));
+    for i in 0..5 {
+        h.qm.put_message("Q09", mqpilot::fake::PutSpec::text(format!("for nobody {i}")))
+            .expect("put");
+    }
+    until("the receive did not back out", 15, || {
+        let m = h.qm.browse("Q09");
+        m.len() == 5 && m.iter().all(|m| m.state == "visible") && m[0].backout_count > 0
+    })
+    .await;
+    let counts: Vec<i32> = h.qm.browse("Q09").iter().map(|m| m.backout_count).collect();
+    assert_eq!(
+        counts,
+        [1, 0, 0, 0, 0],
+        "only the message the waiting MQGET took was got and backed out"
+    );
 }

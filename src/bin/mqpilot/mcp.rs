@@ -74,6 +74,10 @@ pub(crate) struct McpArgs {
     /// Largest request body in bytes.
     #[arg(long, default_value_t = 4 * 1024 * 1024)]
     max_body_bytes: usize,
+    /// Request body bytes buffered at once, all connections together (at least
+    /// --max-body-bytes); a body that would pass it gets 503 with Retry-After.
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    max_buffered_body_bytes: usize,
     /// Tool calls in flight per caller.
     #[arg(long, default_value_t = 16)]
     max_in_flight: usize,
@@ -122,6 +126,13 @@ pub(crate) async fn run(args: McpArgs) -> Result<u8, Failure> {
         Some(path) => Policy::from_file(path).map_err(usage)?,
         None => Policy::default(),
     };
+    if args.max_buffered_body_bytes < args.max_body_bytes {
+        return Err(usage(anyhow::anyhow!(
+            "--max-buffered-body-bytes ({}) must be at least --max-body-bytes ({})",
+            args.max_buffered_body_bytes,
+            args.max_body_bytes
+        )));
+    }
     let auth = authenticator(&args)?;
     if let Some(addr) = args.listen {
         mcp::http::check_listen(addr, &auth).map_err(usage)?;
@@ -165,6 +176,7 @@ pub(crate) async fn run(args: McpArgs) -> Result<u8, Failure> {
     let mut http = HttpOptions {
         allowed_origins: args.allowed_origins.clone(),
         max_body_bytes: args.max_body_bytes,
+        max_buffered_body_bytes: args.max_buffered_body_bytes,
         max_in_flight: args.max_in_flight,
         max_connections: args.max_connections as usize,
         max_sessions: args.max_sessions as usize,
