@@ -420,6 +420,26 @@ fn a_queue_sink_needs_a_target_other_than_the_queue() {
 }
 
 #[test]
+fn to_alone_means_the_queue_sink_and_a_sink_flag_that_would_do_nothing_is_refused() {
+    mqpilot(&[&DEMO_UNTIL_EMPTY[..], &["--to", "DEMO.OUT"]].concat())
+        .expect_code(0)
+        .stdout_empty()
+        .stderr_has(&["fake queue manager depths: DEMO.IN 0, DEMO.BACKOUT 10, DEMO.OUT 990"]);
+    mqpilot(&[&DEMO_UNTIL_EMPTY[..], &["--sink", "stdout", "--to", "DEMO.OUT"]].concat())
+        .expect_code(2)
+        .stdout_empty()
+        .stderr_starts("mqpilot: --to: is the target of --sink queue, but --sink is stdout");
+    let config = TempFile::new("worker-sink.toml", "[[queue]]\nname = \"DEMO.IN\"\n");
+    for flags in [&["--to", "DEMO.OUT"][..], &["--sink", "stdout"]] {
+        let run = mqpilot(&[&DEMO_UNTIL_EMPTY[..], &["--config", config.arg()], flags].concat());
+        run.expect_code(2).stdout_empty().stderr_starts(&format!(
+            "mqpilot: {}: sets the sink of queues given with --queue",
+            flags[0]
+        ));
+    }
+}
+
+#[test]
 fn an_unknown_key_in_the_config_file_names_file_line_column_and_field() {
     let config = TempFile::new("worker.toml", "[[queue]]\nname = \"DEMO.IN\"\nbacth = 5\n");
     let expected = format!(

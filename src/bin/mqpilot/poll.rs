@@ -40,10 +40,11 @@ pub(crate) struct PollArgs {
     /// Queue to poll (repeat for several). With --fake and no queue: DEMO.IN.
     #[arg(long = "queue", short = 'q', value_name = "NAME")]
     queues: Vec<String>,
-    /// Sink for queues given with --queue: stdout (JSON lines) or queue (see --to).
-    #[arg(long, value_enum, default_value = "stdout")]
-    sink: SinkKind,
-    /// Target queue for --sink queue.
+    /// Sink for queues given with --queue: stdout (JSON lines; the default) or queue (see
+    /// --to). A --config queue's sink is its [queue.sink].
+    #[arg(long, value_enum)]
+    sink: Option<SinkKind>,
+    /// Target queue for queues given with --queue; implies --sink queue.
     #[arg(long, value_name = "QUEUE", required_if_eq("sink", "queue"))]
     to: Option<String>,
     // Ranges are checked by clap, so that an error names the flag (the configuration's checks
@@ -110,14 +111,12 @@ fn worker_config(args: &PollArgs) -> Result<WorkerConfig, Failure> {
     if queues.is_empty() && config.queues.is_empty() && args.backend.is_demo() {
         queues.push(DEMO_QUEUE.to_owned());
     }
+    let sink = flag_sink(args.sink, args.to.as_deref(), !queues.is_empty())?;
     for name in queues {
-        let mut q = QueueConfig::new(name);
-        if let SinkKind::Queue = args.sink {
-            q.sink = SinkConfig::Queue {
-                queue: args.to.clone().unwrap_or_default(),
-            };
-        }
-        config.queues.push(q);
+        config.queues.push(QueueConfig {
+            sink: sink.clone(),
+            ..QueueConfig::new(name)
+        });
     }
     let receive = match args.receive.as_deref() {
         Some("single") => Some(Receive::Single),
@@ -149,6 +148,29 @@ fn worker_config(args: &PollArgs) -> Result<WorkerConfig, Failure> {
     );
     config.validate(&origin).map_err(|e| usage(naming_the_flag(e)))?;
     Ok(config)
+}
+
+/// The sink of the queues given with --queue: --to alone means the queue sink, and a sink
+/// flag that would do nothing (another sink beside --to, or no --queue queue to apply to)
+/// is refused rather than ignored.
+fn flag_sink(kind: Option<SinkKind>, to: Option<&str>, flag_queues: bool) -> Result<SinkConfig, Failure> {
+    if (kind.is_some() || to.is_some()) && !flag_queues {
+        let flag = if to.is_some() { "--to" } else { "--sink" };
+        return Err(usage(anyhow::anyhow!(
+            "{flag}: sets the sink of queues given with --queue, and there is none \
+             (a --config queue's sink is its [queue.sink])"
+        )));
+    }
+    match (kind, to) {
+        (Some(SinkKind::Stdout), Some(_)) => Err(usage(anyhow::anyhow!(
+            "--to: is the target of --sink queue, but --sink is stdout: drop --to, or --sink"
+        ))),
+        (None | Some(SinkKind::Queue), Some(queue)) => Ok(SinkConfig::Queue {
+            queue: queue.to_owned(),
+        }),
+        // clap refuses --sink queue without --to.
+        (Some(SinkKind::Stdout | SinkKind::Queue) | None, None) => Ok(SinkConfig::Stdout {}),
+    }
 }
 
 /// A check of the whole configuration that failed on a value a flag gave (the file's own
