@@ -468,12 +468,62 @@ fn an_unreadable_password_file_is_a_usage_error_naming_it() {
     mqpilot(&[&args[..], &["--user", "app"]].concat())
         .expect_code(2)
         .stdout_empty()
-        .stderr_starts("mqpilot: cannot read /no/such/mq-password");
+        .stderr_starts("mqpilot: --password-file: cannot read /no/such/mq-password: ");
     // Without a user the file is not read: the missing user is reported first.
     mqpilot(&args)
         .expect_code(2)
         .stdout_empty()
-        .stderr_starts("mqpilot: password file: a password is set but no user");
+        .stderr_starts("mqpilot: --password-file: a password is set but no user");
+}
+
+#[test]
+fn a_connection_flag_that_breaks_a_limit_is_named() {
+    let long_app = "a".repeat(29);
+    let long_qmgr = "Q".repeat(49);
+    for (flags, expected) in [
+        (
+            ["--application-name", long_app.as_str()],
+            "mqpilot: --application-name: ",
+        ),
+        (["--qmgr", long_qmgr.as_str()], "mqpilot: --qmgr: "),
+        (
+            ["--cipher-spec", "ANY_TLS13"],
+            "mqpilot: --cipher-spec: a cipher spec needs an explicit channel (--conn, connection.server or MQSERVER)",
+        ),
+    ] {
+        mqpilot(&[&["poll", "--queue", "Q"][..], &flags].concat())
+            .expect_code(2)
+            .stderr_starts(expected);
+    }
+    // The demo's own channel is not a --conn: a CCDT replaces it.
+    let run = mqpilot(&[&DEMO_UNTIL_EMPTY[..], &["--ccdt-url", "file:///no/such/ccdt.json"]].concat());
+    assert!(!run.stderr.contains("--conn is set as well"), "{}", run.stderr);
+    mqpilot(&[
+        "poll",
+        "--queue",
+        "Q",
+        "--conn",
+        "C/TCP/h(1)",
+        "--ccdt-url",
+        "file:///c.json",
+    ])
+    .expect_code(2)
+    .stderr_starts("mqpilot: --ccdt-url: --conn is set as well");
+}
+
+#[test]
+fn an_unreadable_header_file_names_the_queue_and_the_header() {
+    let config = TempFile::new(
+        "http-header.toml",
+        "[[queue]]\nname = \"DEMO.IN\"\n[queue.sink]\ntype = \"http\"\nurl = \"http://127.0.0.1:1/in\"\n\
+         headers = [{ name = \"Authorization\", value_file = \"/no/such/token\" }]\n",
+    );
+    mqpilot(&["poll", "--fake", "--until-empty", "--config", config.arg()])
+        .expect_code(3)
+        .stdout_empty()
+        .stderr_starts(
+            "mqpilot: cannot start: queue DEMO.IN: header Authorization: value_file: cannot read /no/such/token: ",
+        );
 }
 
 #[test]
@@ -687,6 +737,18 @@ fn an_unknown_key_in_the_fake_config_names_file_and_line() {
         .stderr_has(&[": queue[1].max_dept: unknown field `max_dept`"]);
 }
 
+#[test]
+fn a_mistake_in_the_fake_config_comes_before_there_being_no_queue_to_poll() {
+    let fake = TempFile::new("typo-fake-qm.toml", "[[queue]]\nname = \"ORDERS.IN\"\nmax_dept = 5\n");
+    mqpilot(&["poll", "--fake", "--fake-config", fake.arg()])
+        .expect_code(2)
+        .stdout_empty()
+        .stderr_starts(&format!(
+            "mqpilot: {}:3:1: queue[0].max_dept: unknown field `max_dept`",
+            fake.path().display()
+        ));
+}
+
 /// Regression: `--fake-config` without `--conn` connects over the demo's DEV.APP.SVRCONN,
 /// which a definition like examples/fake-qm.toml does not have, and the pool retries 2059
 /// forever instead of ending the run.
@@ -891,6 +953,42 @@ fn poll_queue_manager_at(port: u16) -> (Running, StderrLines) {
     );
     let stderr = StderrLines::read(child.stderr.take().expect("stderr"));
     (child, stderr)
+}
+
+#[test]
+fn a_fake_qm_server_that_is_not_there_is_named_in_the_connect_error() {
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mqpilot"));
+    for var in MACHINE_VARS {
+        cmd.env_remove(var);
+    }
+    // --conn's host(port) is not what --fake-qm dials.
+    cmd.args(["poll", "--fake-qm", &format!("127.0.0.1:{port}")]).args([
+        "--conn",
+        "APP.SVRCONN/TCP/localhost(21414)",
+        "--queue",
+        "ORDERS.IN",
+    ]);
+    let mut child = Running(
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start mqpilot"),
+    );
+    let stderr = StderrLines::read(child.stderr.take().expect("stderr"));
+    let deadline = Instant::now() + RUN_DEADLINE;
+    while !stderr.so_far().contains("connect failed") {
+        assert!(Instant::now() < deadline, "no connect failure:\n{}", stderr.so_far());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.signal("KILL", false);
+    let text = stderr.all();
+    let named = format!(
+        "2538 MQRC_HOST_NOT_AVAILABLE (channel APP.SVRCONN to the mqpilot fake-qm server at 127.0.0.1:{port} \
+         (--fake-qm): nothing answers there"
+    );
+    assert!(text.contains(&named), "{text}");
+    assert!(!text.contains("localhost(21414)"), "{text}");
 }
 
 /// A signal before the start-up checks finished: exit 0, and says nothing was received.

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 use mqpilot::fake::{FakeConfig, FakeQm};
 use mqpilot::mq::MqLibrary;
+use mqpilot::mq::options::ConnectOptions;
 use mqpilot::worker::config::ConnectionOverrides;
 use mqpilot::worker::demo::{DEMO_CHANNEL, demo_queue_manager};
 
@@ -41,8 +42,10 @@ pub(crate) struct ConnectionArgs {
 }
 
 impl ConnectionArgs {
-    /// The flags as overrides; `server` and `application_name` fill in when the flag is absent.
+    /// The flags as overrides; `server` and `application_name` fill in when the flag is absent
+    /// (`server` only when --ccdt-url is absent too: the CCDT names the channel).
     pub(crate) fn overrides(&self, server: Option<String>, application_name: Option<&str>) -> ConnectionOverrides {
+        let server = server.filter(|_| self.ccdt_url.is_none());
         ConnectionOverrides {
             queue_manager: self.queue_manager.clone(),
             server: self.server.clone().or(server),
@@ -94,13 +97,33 @@ impl BackendArgs {
         self.is_demo().then(|| format!("{DEMO_CHANNEL}/TCP/localhost(1414)"))
     }
 
+    /// `options` with a `fake-qm` server's address as what connect errors name: the server is
+    /// what is dialled, not --conn's host(port).
+    pub(crate) fn route(&self, options: ConnectOptions) -> ConnectOptions {
+        match &self.fake_qm {
+            Some(addr) => options.dialling(format!("the mqpilot fake-qm server at {addr} (--fake-qm)")),
+            None => options,
+        }
+    }
+
     /// The MQ library to connect through, and the queue manager it reaches.
     pub(crate) fn open(&self) -> Result<(MqLibrary, Backend), Failure> {
+        let fake_config = self.fake_config()?;
+        self.open_with(fake_config)
+    }
+
+    /// The embedded fake's definition from --fake-config, read and checked, so that a mistake
+    /// in it is reported before what follows from it (no queue to poll).
+    pub(crate) fn fake_config(&self) -> Result<Option<FakeConfig>, Failure> {
+        (self.fake_config.as_deref())
+            .map(|path| FakeConfig::from_file(path).map_err(usage))
+            .transpose()
+    }
+
+    /// As [`open`](Self::open), with the definition [`fake_config`](Self::fake_config) read.
+    pub(crate) fn open_with(&self, fake_config: Option<FakeConfig>) -> Result<(MqLibrary, Backend), Failure> {
         if self.fake {
-            let qm = match &self.fake_config {
-                Some(path) => FakeQm::new(FakeConfig::from_file(path).map_err(usage)?),
-                None => demo_queue_manager(),
-            };
+            let qm = fake_config.map_or_else(demo_queue_manager, FakeQm::new);
             Ok((MqLibrary::fake(qm.library("127.0.0.1")), Backend::Fake(qm)))
         } else if let Some(addr) = &self.fake_qm {
             Ok((MqLibrary::remote(addr.clone()), Backend::Server(addr.clone())))

@@ -204,6 +204,7 @@ fn flag_for(field: &str) -> Option<&'static str> {
 }
 
 pub(crate) async fn run(args: PollArgs) -> Result<u8, Failure> {
+    let fake_config = args.backend.fake_config()?;
     let config = worker_config(&args)?;
     // The demo connects over its channel; a fake from --fake-config without --conn gets a
     // bindings connection, which needs no channel definition.
@@ -211,7 +212,8 @@ pub(crate) async fn run(args: PollArgs) -> Result<u8, Failure> {
     let overrides = args.connection.overrides(demo_channel, None);
     let env = |k: &str| std::env::var(k).ok();
     let options = config.connection.connect_options(env, &overrides).map_err(usage)?;
-    let (library, backend) = args.backend.open()?;
+    let options = args.backend.route(options);
+    let (library, backend) = args.backend.open_with(fake_config)?;
     if let Some(addr) = args.metrics_listen {
         metrics_exporter_prometheus::PrometheusBuilder::new()
             .with_http_listener(addr)
