@@ -74,8 +74,25 @@ pub(crate) struct BackendArgs {
     fake_config: Option<PathBuf>,
     /// Use the `mqpilot fake-qm` server at this address (host:port) instead of a real queue
     /// manager. --conn names the channel; without it connections use no channel instance.
-    #[arg(long, value_name = "ADDR", conflicts_with = "fake")]
+    #[arg(long, value_name = "ADDR", conflicts_with = "fake", value_parser = host_port)]
     fake_qm: Option<String>,
+}
+
+/// A `host:port` address (a name or an IP address, IPv6 in brackets), as a flag value; the
+/// host is resolved when it is used. A value that is not of this form is the flag's error.
+pub(crate) fn host_port(text: &str) -> Result<String, String> {
+    let not = || format!("{text:?} is not host:port");
+    let (host, port) = text.rsplit_once(':').ok_or_else(not)?;
+    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(ipv6) => ipv6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => !host.is_empty() && !host.contains(['[', ']', '/', ' ']),
+    };
+    if !host_ok {
+        return Err(not());
+    }
+    port.parse::<u16>()
+        .map_err(|_| format!("{text:?} is not host:port: {port:?} is not a port"))?;
+    Ok(text.to_owned())
 }
 
 /// The queue manager chosen, for what a subcommand shows or lists beside the MQ calls.
