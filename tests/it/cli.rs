@@ -376,6 +376,18 @@ fn an_unknown_flag_is_a_usage_error() {
 }
 
 #[test]
+fn the_help_says_which_flags_apply_to_every_queue() {
+    let run = mqpilot(&["poll", "--help"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout
+            .contains("Messages per batch (1..=10000), for every queue (the --config file's too)"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
 fn a_flag_out_of_its_range_is_a_usage_error_naming_the_flag() {
     for (flag, value, why) in [
         ("--batch", "0", "0 is not in 1..=10000"),
@@ -892,6 +904,26 @@ fn drained_then_terminated(child: &mut Running, port: u16) -> (String, std::proc
 #[test]
 fn metrics_are_served_and_sigterm_drains_and_exits_zero() {
     let (mut child, port) = demo_bridge_with_metrics();
+    // The pool's counters are listed from the start, and only /metrics answers.
+    let first = http_get(port, "/metrics", "mqpilot_", Instant::now() + RUN_DEADLINE);
+    for zero in [
+        "mqpilot_connect_failures_total 0",
+        "mqpilot_reconnects_total 0",
+        "mqpilot_connection_waits_total 0",
+        "mqpilot_budget_shrinks_total 0",
+    ] {
+        assert!(first.contains(zero), "{zero} missing:\n{first}");
+    }
+    use std::io::Write as _;
+    let mut other = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        other,
+        "GET /other HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut answer = String::new();
+    let _ = other.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
     // SIGTERM once everything is committed, so that the summary's count does not race the
     // drain: stop new gets, finish in-flight batches, exit 0 with a summary.
     let (body, status) = drained_then_terminated(&mut child, port);

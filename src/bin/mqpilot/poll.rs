@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::builder::RangedU64ValueParser;
 use clap::{Args, ValueEnum};
 use mqpilot::fake::FakeQm;
@@ -49,16 +48,17 @@ pub(crate) struct PollArgs {
     to: Option<String>,
     // Ranges are checked by clap, so that an error names the flag (the configuration's checks
     // name the file's keys).
-    /// Messages per batch (1..=10000) for queues given with --queue.
+    /// Messages per batch (1..=10000), for every queue (the --config file's too).
     #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_BATCH as u64))]
     batch: Option<usize>,
-    /// Wait for the first message of a batch, in milliseconds (0..=60000).
+    /// Wait for the first message of a batch, in milliseconds (0..=60000), for every queue.
     #[arg(long, value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_WAIT_MS)))]
     wait_ms: Option<u32>,
-    /// Pollers per queue (1..=64).
+    /// Pollers per queue (1..=64), for every queue.
     #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_WORKERS as u64))]
     workers: Option<usize>,
-    /// batch, single or no-syncpoint (at-most-once: a failed delivery loses messages).
+    /// batch, single or no-syncpoint (at-most-once: a failed delivery loses messages), for every
+    /// queue.
     #[arg(long, value_parser = ["batch", "single", "no-syncpoint"])]
     receive: Option<String>,
 
@@ -215,11 +215,7 @@ pub(crate) async fn run(args: PollArgs) -> Result<u8, Failure> {
     let options = args.backend.route(options);
     let (library, backend) = args.backend.open_with(fake_config)?;
     if let Some(addr) = args.metrics_listen {
-        metrics_exporter_prometheus::PrometheusBuilder::new()
-            .with_http_listener(addr)
-            .install()
-            .with_context(|| format!("cannot serve metrics on {addr}"))
-            .map_err(|e| Failure(3, e))?;
+        crate::metrics::serve(addr).await.map_err(|e| Failure(3, e))?;
         tracing::info!(%addr, "serving Prometheus metrics at /metrics");
     }
     let pool_config = PoolConfig {
