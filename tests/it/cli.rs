@@ -344,6 +344,9 @@ fn a_closed_stdout_stops_the_run_with_nothing_moved_aside_or_lost() {
     assert_eq!(parked, poisoned, "only messages that came poison went aside:\n{stderr}");
     assert_eq!(left + parked + delivered, 1000, "none lost:\n{stderr}");
     assert!(received < 1000, "the run did not go on:\n{stderr}");
+    // The batch was backed out: the connection is sound, not lost and replaced.
+    assert!(stderr.contains("  connection 0: peak handles"), "{stderr}");
+    assert!(stderr.contains("  pool: 1 connects, 0 reconnects,"), "{stderr}");
 }
 
 #[test]
