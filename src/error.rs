@@ -73,6 +73,19 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A file that a setting names (a password file, a header's `value_file`) cannot be read.
+    #[error("{setting}: cannot read {}", path.display())]
+    SettingFile {
+        /// The setting that names the file: a flag (`--password-file`), a variable
+        /// (`MQ_PASSWORD_FILE`) or a file's key (`w.toml:4:1: connection.password_file`).
+        setting: String,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// A `mqpilot fake-qm` server could not be reached, or refused an admin request.
     #[error("fake queue manager at {server}: {message}")]
     FakeServer {

@@ -37,7 +37,9 @@ pub(crate) fn parse_error(e: &toml::de::Error, text: &str, origin: &Path) -> Err
                 let line_column = if found.0 > 0 { found } else { at };
                 (field, line_column)
             }
-            None => (table, at),
+            None => value_named_in(&message)
+                .and_then(|value| key_holding(text, &table, value))
+                .unwrap_or((table, at)),
         },
         None => {
             let quoted = message.split('`').nth(1).unwrap_or("document");
@@ -105,6 +107,29 @@ fn key_named_in(message: &str) -> Option<&str> {
         .iter()
         .find_map(|prefix| message.strip_prefix(prefix))
         .and_then(|rest| rest.split('`').next())
+}
+
+/// The value serde quotes in an `unknown variant` message (`per = "msg"` in `[queue.sink]`).
+fn value_named_in(message: &str) -> Option<&str> {
+    message.strip_prefix("unknown variant `")?.split('`').next()
+}
+
+/// The dotted name, line and column of the key in `table` whose value is the string `value`.
+fn key_holding(text: &str, table: &str, value: &str) -> Option<(String, (usize, usize))> {
+    let mut tables = Tables::default();
+    for (n, raw) in text.lines().enumerate() {
+        if let Line::Key(key) = tables.read(raw)
+            && tables.current == table
+        {
+            let written = raw.split_once('=').map_or("", |(_, v)| v.trim());
+            let written = written.split_once('#').map_or(written, |(v, _)| v.trim_end());
+            if written.trim_matches(['"', '\'']) == value && written.len() == value.len() + 2 {
+                let column = raw.len() - raw.trim_start().len() + 1;
+                return Some((dotted(table, key), (n + 1, column)));
+            }
+        }
+    }
+    None
 }
 
 /// `key` inside `table` (the top level when `table` is empty).

@@ -362,11 +362,13 @@ impl FakeConfig {
                     format!("duplicate queue {}", d.name),
                 ));
             }
-            if d.max_depth < 0 || d.max_msg_length < 0 {
-                return Err(invalid(
-                    format!("queue[{i}]"),
-                    "max_depth and max_msg_length must not be negative".into(),
-                ));
+            for (key, value) in [("max_depth", d.max_depth), ("max_msg_length", d.max_msg_length)] {
+                if value < 0 {
+                    return Err(invalid(
+                        format!("queue[{i}].{key}"),
+                        format!("is {value}, must not be negative"),
+                    ));
+                }
             }
         }
         Ok(())
@@ -450,6 +452,15 @@ backout_queue = "ORDERS.BACKOUT"
         let config = FakeConfig::from_file(&path).unwrap();
         assert_eq!(config.channels[0].max_instc, 5);
         assert_eq!(config.queues[0].backout_queue, "ORDERS.BACKOUT");
+    }
+
+    #[test]
+    fn a_negative_limit_points_at_its_key() {
+        let text = "[[queue]]\nname = \"A\"\nmax_depth = -1\n";
+        let err = FakeConfig::from_toml(text, Path::new("f.toml"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "f.toml:3:1: queue[0].max_depth: is -1, must not be negative");
     }
 
     #[test]

@@ -160,6 +160,8 @@ pub struct ConnectOptions {
     tls: Option<Tls>,
     reconnect: Reconnect,
     sharecnv: Option<u32>,
+    /// What the library dials instead of the channel's host(port), for connect errors.
+    dialled: Option<String>,
 }
 
 /// Collects connection settings; the last setting of a field wins.
@@ -274,6 +276,16 @@ impl ConnectOptions {
         self.reconnect
     }
 
+    /// These options for a library that dials `address` rather than the channel's host(port)
+    /// (a `mqpilot fake-qm` server): connect errors name `address`, e.g. `the mqpilot fake-qm
+    /// server at 127.0.0.1:1414 (--fake-qm)`. Default: none, errors name the channel's
+    /// host(port) or the CCDT.
+    #[must_use]
+    pub fn dialling(mut self, address: impl Into<String>) -> Self {
+        self.dialled = Some(address.into());
+        self
+    }
+
     /// What MQCONNX connects to, for messages: the queue manager or "default queue manager".
     #[must_use]
     pub fn target(&self) -> &str {
@@ -322,6 +334,17 @@ impl ConnectOptions {
             | Reason::HOST_NOT_AVAILABLE => reason.info()?.advice,
             _ => return None,
         };
+        if let Some(address) = &self.dialled {
+            let route = match &self.channel {
+                Some(channel) => format!("channel {} to {address}", channel.name),
+                None => address.clone(),
+            };
+            let advice = match reason {
+                Reason::HOST_NOT_AVAILABLE => "nothing answers there: check the address and that the server runs",
+                _ => advice,
+            };
+            return Some(format!("{route}: {advice}"));
+        }
         let route = match (&self.channel, &self.ccdt_url) {
             (Some(channel), _) => format!("channel {} to {}", channel.name, channel.conn_name),
             (None, Some(url)) => format!("channel from CCDT {}", redact_url(&url.0)),
@@ -393,10 +416,17 @@ impl ConnectOptionsBuilder {
     /// Reads the password from `path` when [`build`](Self::build) runs, dropping a trailing
     /// newline. Default: as [`with_password`](Self::with_password).
     #[must_use]
-    pub fn with_password_file(mut self, path: impl Into<PathBuf>) -> Self {
+    pub fn with_password_file(self, path: impl Into<PathBuf>) -> Self {
+        self.with_password_file_from(path, "password file")
+    }
+
+    /// As [`with_password_file`](Self::with_password_file), with `setting` (a flag, a
+    /// variable, a file's key) naming the file in errors.
+    #[must_use]
+    pub fn with_password_file_from(mut self, path: impl Into<PathBuf>, setting: impl Into<String>) -> Self {
         self.password = Some(PasswordSource::File {
             path: path.into(),
-            source_name: "password file".to_owned(),
+            source_name: setting.into(),
         });
         self
     }
@@ -444,6 +474,7 @@ impl ConnectOptionsBuilder {
             tls: self.tls,
             reconnect: self.reconnect,
             sharecnv: self.sharecnv,
+            dialled: None,
         };
         // Converting once here means `connect` cannot fail to convert later.
         MqiParts::new(&options)?;
@@ -472,8 +503,8 @@ impl ConnectOptionsBuilder {
             if self.channel.is_none() {
                 return Err(options_error(
                     "SHARECNV",
-                    "a client SHARECNV needs an explicit channel (MQSERVER); with a CCDT the channel \
-                     definition sets it",
+                    "a client SHARECNV needs an explicit channel (--conn, connection.server or MQSERVER); \
+                     with a CCDT the channel definition sets it",
                 ));
             }
             if n > MAX_SHARECNV {
@@ -543,8 +574,8 @@ fn check_tls(tls: &Tls, has_channel: bool) -> Result<(), Error> {
     let fail = |message: String| options_error("TLS", message);
     if !has_channel {
         return Err(fail(
-            "a cipher spec needs an explicit channel (MQSERVER); with a CCDT the channel \
-             definition's SSLCIPH applies and MQSSLKEYR names the key repository"
+            "a cipher spec needs an explicit channel (--conn, connection.server or MQSERVER); with \
+             a CCDT the channel definition's SSLCIPH applies and MQSSLKEYR names the key repository"
                 .to_owned(),
         ));
     }
@@ -564,7 +595,8 @@ fn check_tls(tls: &Tls, has_channel: bool) -> Result<(), Error> {
 }
 
 fn read_password_file(path: &Path, source_name: &str) -> Result<Secret, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::SettingFile {
+        setting: source_name.to_owned(),
         path: path.to_owned(),
         source,
     })?;
@@ -834,15 +866,19 @@ mod tests {
     }
 
     #[test]
-    fn unreadable_password_file_is_an_io_error_naming_it() {
+    fn unreadable_password_file_is_an_error_naming_it_and_its_setting() {
         let path = std::env::temp_dir().join("mqpilot-options-no-such-file");
         let result = ConnectOptions::builder()
             .with_user("app")
-            .with_password_file(&path)
+            .with_password_file_from(&path, "--password-file")
             .build();
         match result {
-            Err(Error::Io { path: failed, .. }) => assert_eq!(failed, path),
-            other => panic!("expected Error::Io, got {other:?}"),
+            Err(Error::SettingFile {
+                setting, path: failed, ..
+            }) => {
+                assert_eq!((setting.as_str(), failed), ("--password-file", path));
+            }
+            other => panic!("expected Error::SettingFile, got {other:?}"),
         }
     }
 

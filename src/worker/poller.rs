@@ -153,7 +153,7 @@ pub async fn poll(
             pause.reset();
             lost_in_a_row = 0;
         }
-        if matches!(outcome, Err(Stop::Lost(_) | Stop::Abort(_))) {
+        if matches!(outcome, Err(Stop::Lost(_) | Stop::Abort { retire: true, .. })) {
             lease.mark_broken();
         }
         drop(lease);
@@ -167,7 +167,7 @@ pub async fn poll(
             },
             Err(Stop::Fatal(why)) => return PollEnd::Stopped(why),
             // `cancel` is the run's own: every other poller finishes its batch and ends.
-            Err(Stop::Abort(why)) => {
+            Err(Stop::Abort { why, .. }) => {
                 tracing::error!(queue = %plan.queue, "{why}");
                 cancel.cancel();
                 return PollEnd::Stopped(why);

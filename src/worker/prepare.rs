@@ -22,7 +22,7 @@ use crate::pool::Pool;
 /// variables named in `secret_env` (the header secrets of http sinks).
 ///
 /// # Errors
-/// [`Error::Options`] or [`Error::Io`] when the sink's settings cannot be used.
+/// [`Error::Options`] or [`Error::SettingFile`] when the sink's settings cannot be used.
 pub fn build_sink(config: &SinkConfig, secret_env: &[String]) -> Result<SinkTarget, Error> {
     Ok(match config {
         SinkConfig::Stdout {} => SinkTarget::External(Arc::new(StdoutSink::new()?)),
@@ -182,6 +182,11 @@ pub async fn prepare(pool: &Pool, queues: &[QueueConfig], cancel: &CancellationT
                 Error::Options { source_name, message } => Error::Options {
                     source_name: format!("queue {}: {source_name}", q.name),
                     message,
+                },
+                Error::SettingFile { setting, path, source } => Error::SettingFile {
+                    setting: format!("queue {}: {setting}", q.name),
+                    path,
+                    source,
                 },
                 other => other,
             })

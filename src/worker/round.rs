@@ -50,7 +50,12 @@ pub(super) enum Stop {
     Retry(String),
     Lost(String),
     Fatal(String),
-    Abort(String),
+    /// The whole run stops; `retire` when MQBACK failed as well, so that the connection, left
+    /// in a unit of work, is not reused. A connection whose MQBACK worked is sound.
+    Abort {
+        why: String,
+        retire: bool,
+    },
 }
 
 /// Sorts an MQ error into retry (after a pause) or stop.
@@ -185,10 +190,14 @@ fn move_and_deliver(
     if let Err(stop) = deliver(c, plan, counters, &good, rt) {
         counters.sink_failed();
         let backed_out = back_out(c, plan, counters, received);
-        // A sink that can take nothing more stops the run whether or not MQBACK worked (the
-        // poller retires the connection either way, so a failed MQBACK is not left behind).
+        // A sink that can take nothing more stops the run whether or not MQBACK worked; the
+        // poller retires the connection only if it did not, so a failed MQBACK is not left
+        // behind and a sound connection is not counted as lost.
         return Err(match (stop, backed_out) {
-            (abort @ Stop::Abort(_), _) => abort,
+            (Stop::Abort { why, .. }, lost) => Stop::Abort {
+                why,
+                retire: lost.is_some(),
+            },
             (stop, lost) => lost.unwrap_or(stop),
         });
     }
@@ -330,7 +339,10 @@ fn deliver(
     let result = match &plan.sink {
         SinkTarget::External(sink) => deliver_external(sink.as_ref(), good, rt).map_err(|e| {
             if e.permanent {
-                Stop::Abort(format!("{e}; the batch was backed out and the run stopped"))
+                Stop::Abort {
+                    why: format!("{e}; the batch was backed out and the run stopped"),
+                    retire: false,
+                }
             } else {
                 Stop::Retry(e.to_string())
             }
@@ -375,7 +387,10 @@ fn deliver_at_most_once(
             counters.lost(n);
             tracing::error!(queue = %plan.queue, count = n, "{e}: these messages were received without syncpoint and are lost");
             Err(if e.permanent {
-                Stop::Abort(format!("{e}; the run stopped"))
+                Stop::Abort {
+                    why: format!("{e}; the run stopped"),
+                    retire: false,
+                }
             } else {
                 Stop::Retry(e.to_string())
             })

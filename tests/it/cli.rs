@@ -344,6 +344,9 @@ fn a_closed_stdout_stops_the_run_with_nothing_moved_aside_or_lost() {
     assert_eq!(parked, poisoned, "only messages that came poison went aside:\n{stderr}");
     assert_eq!(left + parked + delivered, 1000, "none lost:\n{stderr}");
     assert!(received < 1000, "the run did not go on:\n{stderr}");
+    // The batch was backed out: the connection is sound, not lost and replaced.
+    assert!(stderr.contains("  connection 0: peak handles"), "{stderr}");
+    assert!(stderr.contains("  pool: 1 connects, 0 reconnects,"), "{stderr}");
 }
 
 #[test]
@@ -373,6 +376,18 @@ fn an_unknown_flag_is_a_usage_error() {
         .expect_code(2)
         .stdout_empty()
         .stderr_has(&["unexpected argument '--no-such-flag'"]);
+}
+
+#[test]
+fn the_help_says_which_flags_apply_to_every_queue() {
+    let run = mqpilot(&["poll", "--help"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout
+            .contains("Messages per batch (1..=10000), for every queue (the --config file's too)"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
@@ -420,6 +435,26 @@ fn a_queue_sink_needs_a_target_other_than_the_queue() {
 }
 
 #[test]
+fn to_alone_means_the_queue_sink_and_a_sink_flag_that_would_do_nothing_is_refused() {
+    mqpilot(&[&DEMO_UNTIL_EMPTY[..], &["--to", "DEMO.OUT"]].concat())
+        .expect_code(0)
+        .stdout_empty()
+        .stderr_has(&["fake queue manager depths: DEMO.IN 0, DEMO.BACKOUT 10, DEMO.OUT 990"]);
+    mqpilot(&[&DEMO_UNTIL_EMPTY[..], &["--sink", "stdout", "--to", "DEMO.OUT"]].concat())
+        .expect_code(2)
+        .stdout_empty()
+        .stderr_starts("mqpilot: --to: is the target of --sink queue, but --sink is stdout");
+    let config = TempFile::new("worker-sink.toml", "[[queue]]\nname = \"DEMO.IN\"\n");
+    for flags in [&["--to", "DEMO.OUT"][..], &["--sink", "stdout"]] {
+        let run = mqpilot(&[&DEMO_UNTIL_EMPTY[..], &["--config", config.arg()], flags].concat());
+        run.expect_code(2).stdout_empty().stderr_starts(&format!(
+            "mqpilot: {}: sets the sink of queues given with --queue",
+            flags[0]
+        ));
+    }
+}
+
+#[test]
 fn an_unknown_key_in_the_config_file_names_file_line_column_and_field() {
     let config = TempFile::new("worker.toml", "[[queue]]\nname = \"DEMO.IN\"\nbacth = 5\n");
     let expected = format!(
@@ -448,12 +483,62 @@ fn an_unreadable_password_file_is_a_usage_error_naming_it() {
     mqpilot(&[&args[..], &["--user", "app"]].concat())
         .expect_code(2)
         .stdout_empty()
-        .stderr_starts("mqpilot: cannot read /no/such/mq-password");
+        .stderr_starts("mqpilot: --password-file: cannot read /no/such/mq-password: ");
     // Without a user the file is not read: the missing user is reported first.
     mqpilot(&args)
         .expect_code(2)
         .stdout_empty()
-        .stderr_starts("mqpilot: password file: a password is set but no user");
+        .stderr_starts("mqpilot: --password-file: a password is set but no user");
+}
+
+#[test]
+fn a_connection_flag_that_breaks_a_limit_is_named() {
+    let long_app = "a".repeat(29);
+    let long_qmgr = "Q".repeat(49);
+    for (flags, expected) in [
+        (
+            ["--application-name", long_app.as_str()],
+            "mqpilot: --application-name: ",
+        ),
+        (["--qmgr", long_qmgr.as_str()], "mqpilot: --qmgr: "),
+        (
+            ["--cipher-spec", "ANY_TLS13"],
+            "mqpilot: --cipher-spec: a cipher spec needs an explicit channel (--conn, connection.server or MQSERVER)",
+        ),
+    ] {
+        mqpilot(&[&["poll", "--queue", "Q"][..], &flags].concat())
+            .expect_code(2)
+            .stderr_starts(expected);
+    }
+    // The demo's own channel is not a --conn: a CCDT replaces it.
+    let run = mqpilot(&[&DEMO_UNTIL_EMPTY[..], &["--ccdt-url", "file:///no/such/ccdt.json"]].concat());
+    assert!(!run.stderr.contains("--conn is set as well"), "{}", run.stderr);
+    mqpilot(&[
+        "poll",
+        "--queue",
+        "Q",
+        "--conn",
+        "C/TCP/h(1)",
+        "--ccdt-url",
+        "file:///c.json",
+    ])
+    .expect_code(2)
+    .stderr_starts("mqpilot: --ccdt-url: --conn is set as well");
+}
+
+#[test]
+fn an_unreadable_header_file_names_the_queue_and_the_header() {
+    let config = TempFile::new(
+        "http-header.toml",
+        "[[queue]]\nname = \"DEMO.IN\"\n[queue.sink]\ntype = \"http\"\nurl = \"http://127.0.0.1:1/in\"\n\
+         headers = [{ name = \"Authorization\", value_file = \"/no/such/token\" }]\n",
+    );
+    mqpilot(&["poll", "--fake", "--until-empty", "--config", config.arg()])
+        .expect_code(3)
+        .stdout_empty()
+        .stderr_starts(
+            "mqpilot: cannot start: queue DEMO.IN: header Authorization: value_file: cannot read /no/such/token: ",
+        );
 }
 
 #[test]
@@ -667,6 +752,18 @@ fn an_unknown_key_in_the_fake_config_names_file_and_line() {
         .stderr_has(&[": queue[1].max_dept: unknown field `max_dept`"]);
 }
 
+#[test]
+fn a_mistake_in_the_fake_config_comes_before_there_being_no_queue_to_poll() {
+    let fake = TempFile::new("typo-fake-qm.toml", "[[queue]]\nname = \"ORDERS.IN\"\nmax_dept = 5\n");
+    mqpilot(&["poll", "--fake", "--fake-config", fake.arg()])
+        .expect_code(2)
+        .stdout_empty()
+        .stderr_starts(&format!(
+            "mqpilot: {}:3:1: queue[0].max_dept: unknown field `max_dept`",
+            fake.path().display()
+        ));
+}
+
 /// Regression: `--fake-config` without `--conn` connects over the demo's DEV.APP.SVRCONN,
 /// which a definition like examples/fake-qm.toml does not have, and the pool retries 2059
 /// forever instead of ending the run.
@@ -810,6 +907,26 @@ fn drained_then_terminated(child: &mut Running, port: u16) -> (String, std::proc
 #[test]
 fn metrics_are_served_and_sigterm_drains_and_exits_zero() {
     let (mut child, port) = demo_bridge_with_metrics();
+    // The pool's counters are listed from the start, and only /metrics answers.
+    let first = http_get(port, "/metrics", "mqpilot_", Instant::now() + RUN_DEADLINE);
+    for zero in [
+        "mqpilot_connect_failures_total 0",
+        "mqpilot_reconnects_total 0",
+        "mqpilot_connection_waits_total 0",
+        "mqpilot_budget_shrinks_total 0",
+    ] {
+        assert!(first.contains(zero), "{zero} missing:\n{first}");
+    }
+    use std::io::Write as _;
+    let mut other = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        other,
+        "GET /other HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut answer = String::new();
+    let _ = other.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
     // SIGTERM once everything is committed, so that the summary's count does not race the
     // drain: stop new gets, finish in-flight batches, exit 0 with a summary.
     let (body, status) = drained_then_terminated(&mut child, port);
@@ -871,6 +988,42 @@ fn poll_queue_manager_at(port: u16) -> (Running, StderrLines) {
     );
     let stderr = StderrLines::read(child.stderr.take().expect("stderr"));
     (child, stderr)
+}
+
+#[test]
+fn a_fake_qm_server_that_is_not_there_is_named_in_the_connect_error() {
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mqpilot"));
+    for var in MACHINE_VARS {
+        cmd.env_remove(var);
+    }
+    // --conn's host(port) is not what --fake-qm dials.
+    cmd.args(["poll", "--fake-qm", &format!("127.0.0.1:{port}")]).args([
+        "--conn",
+        "APP.SVRCONN/TCP/localhost(21414)",
+        "--queue",
+        "ORDERS.IN",
+    ]);
+    let mut child = Running(
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start mqpilot"),
+    );
+    let stderr = StderrLines::read(child.stderr.take().expect("stderr"));
+    let deadline = Instant::now() + RUN_DEADLINE;
+    while !stderr.so_far().contains("connect failed") {
+        assert!(Instant::now() < deadline, "no connect failure:\n{}", stderr.so_far());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.signal("KILL", false);
+    let text = stderr.all();
+    let named = format!(
+        "2538 MQRC_HOST_NOT_AVAILABLE (channel APP.SVRCONN to the mqpilot fake-qm server at 127.0.0.1:{port} \
+         (--fake-qm): nothing answers there"
+    );
+    assert!(text.contains(&named), "{text}");
+    assert!(!text.contains("localhost(21414)"), "{text}");
 }
 
 /// A signal before the start-up checks finished: exit 0, and says nothing was received.

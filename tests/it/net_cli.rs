@@ -113,3 +113,26 @@ fn a_bad_config_exits_2_naming_file_and_line_and_a_busy_port_exits_3() {
     assert_eq!(code, Some(1));
     assert!(err.contains("cannot connect"), "{err}");
 }
+
+#[test]
+fn a_value_that_is_not_host_port_or_a_count_of_0_is_a_usage_error_naming_the_flag() {
+    for (args, flag) in [
+        (
+            &["fake-qm", "depth", "--server", "notaport", "-q", "IN"][..],
+            "--server",
+        ),
+        (&["fake-qm", "--listen", "nohost"], "--listen"),
+        (&["fake-qm", "--listen", "127.0.0.1:99999"], "--listen"),
+        (
+            &["fake-qm", "put", "--server", "127.0.0.1:1", "-q", "IN", "--count", "0"],
+            "--count",
+        ),
+        (&["poll", "--fake-qm", "localhost", "--queue", "IN"], "--fake-qm"),
+    ] {
+        let (code, _, err) = mqpilot(args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(&format!("for '{flag} <")), "{args:?}: {err}");
+    }
+    let (_, _, err) = mqpilot(&["fake-qm", "depth", "--server", "notaport", "-q", "IN"]);
+    assert!(err.contains("\"notaport\" is not host:port"), "{err}");
+}

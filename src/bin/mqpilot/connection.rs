@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 use mqpilot::fake::{FakeConfig, FakeQm};
 use mqpilot::mq::MqLibrary;
+use mqpilot::mq::options::ConnectOptions;
 use mqpilot::worker::config::ConnectionOverrides;
 use mqpilot::worker::demo::{DEMO_CHANNEL, demo_queue_manager};
 
@@ -41,8 +42,10 @@ pub(crate) struct ConnectionArgs {
 }
 
 impl ConnectionArgs {
-    /// The flags as overrides; `server` and `application_name` fill in when the flag is absent.
+    /// The flags as overrides; `server` and `application_name` fill in when the flag is absent
+    /// (`server` only when --ccdt-url is absent too: the CCDT names the channel).
     pub(crate) fn overrides(&self, server: Option<String>, application_name: Option<&str>) -> ConnectionOverrides {
+        let server = server.filter(|_| self.ccdt_url.is_none());
         ConnectionOverrides {
             queue_manager: self.queue_manager.clone(),
             server: self.server.clone().or(server),
@@ -71,8 +74,25 @@ pub(crate) struct BackendArgs {
     fake_config: Option<PathBuf>,
     /// Use the `mqpilot fake-qm` server at this address (host:port) instead of a real queue
     /// manager. --conn names the channel; without it connections use no channel instance.
-    #[arg(long, value_name = "ADDR", conflicts_with = "fake")]
+    #[arg(long, value_name = "ADDR", conflicts_with = "fake", value_parser = host_port)]
     fake_qm: Option<String>,
+}
+
+/// A `host:port` address (a name or an IP address, IPv6 in brackets), as a flag value; the
+/// host is resolved when it is used. A value that is not of this form is the flag's error.
+pub(crate) fn host_port(text: &str) -> Result<String, String> {
+    let not = || format!("{text:?} is not host:port");
+    let (host, port) = text.rsplit_once(':').ok_or_else(not)?;
+    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(ipv6) => ipv6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => !host.is_empty() && !host.contains(['[', ']', '/', ' ']),
+    };
+    if !host_ok {
+        return Err(not());
+    }
+    port.parse::<u16>()
+        .map_err(|_| format!("{text:?} is not host:port: {port:?} is not a port"))?;
+    Ok(text.to_owned())
 }
 
 /// The queue manager chosen, for what a subcommand shows or lists beside the MQ calls.
@@ -94,13 +114,33 @@ impl BackendArgs {
         self.is_demo().then(|| format!("{DEMO_CHANNEL}/TCP/localhost(1414)"))
     }
 
+    /// `options` with a `fake-qm` server's address as what connect errors name: the server is
+    /// what is dialled, not --conn's host(port).
+    pub(crate) fn route(&self, options: ConnectOptions) -> ConnectOptions {
+        match &self.fake_qm {
+            Some(addr) => options.dialling(format!("the mqpilot fake-qm server at {addr} (--fake-qm)")),
+            None => options,
+        }
+    }
+
     /// The MQ library to connect through, and the queue manager it reaches.
     pub(crate) fn open(&self) -> Result<(MqLibrary, Backend), Failure> {
+        let fake_config = self.fake_config()?;
+        self.open_with(fake_config)
+    }
+
+    /// The embedded fake's definition from --fake-config, read and checked, so that a mistake
+    /// in it is reported before what follows from it (no queue to poll).
+    pub(crate) fn fake_config(&self) -> Result<Option<FakeConfig>, Failure> {
+        (self.fake_config.as_deref())
+            .map(|path| FakeConfig::from_file(path).map_err(usage))
+            .transpose()
+    }
+
+    /// As [`open`](Self::open), with the definition [`fake_config`](Self::fake_config) read.
+    pub(crate) fn open_with(&self, fake_config: Option<FakeConfig>) -> Result<(MqLibrary, Backend), Failure> {
         if self.fake {
-            let qm = match &self.fake_config {
-                Some(path) => FakeQm::new(FakeConfig::from_file(path).map_err(usage)?),
-                None => demo_queue_manager(),
-            };
+            let qm = fake_config.map_or_else(demo_queue_manager, FakeQm::new);
             Ok((MqLibrary::fake(qm.library("127.0.0.1")), Backend::Fake(qm)))
         } else if let Some(addr) = &self.fake_qm {
             Ok((MqLibrary::remote(addr.clone()), Backend::Server(addr.clone())))

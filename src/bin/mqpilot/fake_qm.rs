@@ -13,6 +13,7 @@ use clap::{Args, Subcommand};
 use mqpilot::fake::net::{AdminMessage, DEFAULT_MAX_SOCKETS, DEFAULT_READ_AHEAD, RemoteAdmin, Server, Status};
 use mqpilot::fake::{FakeConfig, FakeQm};
 
+use crate::connection::host_port;
 use crate::{Failure, usage};
 
 #[derive(Args, Debug)]
@@ -21,7 +22,7 @@ pub(crate) struct FakeQmArgs {
     #[command(subcommand)]
     admin: Option<AdminCommand>,
     /// Address to listen on (host:port; port 0 picks a free one).
-    #[arg(long, default_value = "127.0.0.1:1414")]
+    #[arg(long, default_value = "127.0.0.1:1414", value_parser = host_port)]
     listen: String,
     /// Queue manager, channels and queues (TOML, as examples/fake-qm.toml). Default: QM1 with
     /// channel DEV.APP.SVRCONN and queues DEV.QUEUE.1..3, like IBM's developer image.
@@ -44,7 +45,7 @@ pub(crate) struct FakeQmArgs {
 #[derive(Args, Debug)]
 struct ServerArg {
     /// The `mqpilot fake-qm` server (host:port).
-    #[arg(long, env = "MQPILOT_FAKE_QM", default_value = "127.0.0.1:1414")]
+    #[arg(long, env = "MQPILOT_FAKE_QM", default_value = "127.0.0.1:1414", value_parser = host_port)]
     server: String,
 }
 
@@ -60,9 +61,9 @@ enum AdminCommand {
         /// Payload text; `{n}` becomes the message's number (1, 2, ...).
         #[arg(long, default_value = "")]
         data: String,
-        /// How many messages.
-        #[arg(long, default_value_t = 1)]
-        count: usize,
+        /// How many messages (at least 1).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        count: u64,
         /// Priority 0..=9 (default: the queue's DEFPRTY).
         #[arg(long)]
         priority: Option<i32>,

@@ -20,6 +20,7 @@ macro_rules! say {
 mod connection;
 mod fake_qm;
 mod mcp;
+mod metrics;
 mod poll;
 mod signals;
 

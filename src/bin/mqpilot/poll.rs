@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use clap::builder::RangedU64ValueParser;
 use clap::{Args, ValueEnum};
 use mqpilot::fake::FakeQm;
@@ -40,24 +39,26 @@ pub(crate) struct PollArgs {
     /// Queue to poll (repeat for several). With --fake and no queue: DEMO.IN.
     #[arg(long = "queue", short = 'q', value_name = "NAME")]
     queues: Vec<String>,
-    /// Sink for queues given with --queue: stdout (JSON lines) or queue (see --to).
-    #[arg(long, value_enum, default_value = "stdout")]
-    sink: SinkKind,
-    /// Target queue for --sink queue.
+    /// Sink for queues given with --queue: stdout (JSON lines; the default) or queue (see
+    /// --to). A --config queue's sink is its [queue.sink].
+    #[arg(long, value_enum)]
+    sink: Option<SinkKind>,
+    /// Target queue for queues given with --queue; implies --sink queue.
     #[arg(long, value_name = "QUEUE", required_if_eq("sink", "queue"))]
     to: Option<String>,
     // Ranges are checked by clap, so that an error names the flag (the configuration's checks
     // name the file's keys).
-    /// Messages per batch (1..=10000) for queues given with --queue.
+    /// Messages per batch (1..=10000), for every queue (the --config file's too).
     #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_BATCH as u64))]
     batch: Option<usize>,
-    /// Wait for the first message of a batch, in milliseconds (0..=60000).
+    /// Wait for the first message of a batch, in milliseconds (0..=60000), for every queue.
     #[arg(long, value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_WAIT_MS)))]
     wait_ms: Option<u32>,
-    /// Pollers per queue (1..=64).
+    /// Pollers per queue (1..=64), for every queue.
     #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_WORKERS as u64))]
     workers: Option<usize>,
-    /// batch, single or no-syncpoint (at-most-once: a failed delivery loses messages).
+    /// batch, single or no-syncpoint (at-most-once: a failed delivery loses messages), for every
+    /// queue.
     #[arg(long, value_parser = ["batch", "single", "no-syncpoint"])]
     receive: Option<String>,
 
@@ -110,14 +111,12 @@ fn worker_config(args: &PollArgs) -> Result<WorkerConfig, Failure> {
     if queues.is_empty() && config.queues.is_empty() && args.backend.is_demo() {
         queues.push(DEMO_QUEUE.to_owned());
     }
+    let sink = flag_sink(args.sink, args.to.as_deref(), !queues.is_empty())?;
     for name in queues {
-        let mut q = QueueConfig::new(name);
-        if let SinkKind::Queue = args.sink {
-            q.sink = SinkConfig::Queue {
-                queue: args.to.clone().unwrap_or_default(),
-            };
-        }
-        config.queues.push(q);
+        config.queues.push(QueueConfig {
+            sink: sink.clone(),
+            ..QueueConfig::new(name)
+        });
     }
     let receive = match args.receive.as_deref() {
         Some("single") => Some(Receive::Single),
@@ -151,6 +150,29 @@ fn worker_config(args: &PollArgs) -> Result<WorkerConfig, Failure> {
     Ok(config)
 }
 
+/// The sink of the queues given with --queue: --to alone means the queue sink, and a sink
+/// flag that would do nothing (another sink beside --to, or no --queue queue to apply to)
+/// is refused rather than ignored.
+fn flag_sink(kind: Option<SinkKind>, to: Option<&str>, flag_queues: bool) -> Result<SinkConfig, Failure> {
+    if (kind.is_some() || to.is_some()) && !flag_queues {
+        let flag = if to.is_some() { "--to" } else { "--sink" };
+        return Err(usage(anyhow::anyhow!(
+            "{flag}: sets the sink of queues given with --queue, and there is none \
+             (a --config queue's sink is its [queue.sink])"
+        )));
+    }
+    match (kind, to) {
+        (Some(SinkKind::Stdout), Some(_)) => Err(usage(anyhow::anyhow!(
+            "--to: is the target of --sink queue, but --sink is stdout: drop --to, or --sink"
+        ))),
+        (None | Some(SinkKind::Queue), Some(queue)) => Ok(SinkConfig::Queue {
+            queue: queue.to_owned(),
+        }),
+        // clap refuses --sink queue without --to.
+        (Some(SinkKind::Stdout | SinkKind::Queue) | None, None) => Ok(SinkConfig::Stdout {}),
+    }
+}
+
 /// A check of the whole configuration that failed on a value a flag gave (the file's own
 /// values were checked when it was read) names that flag rather than the key behind it:
 /// `--to: is the queue itself`, not `command line:0:0: queue[0].sink.queue: ...`.
@@ -182,6 +204,7 @@ fn flag_for(field: &str) -> Option<&'static str> {
 }
 
 pub(crate) async fn run(args: PollArgs) -> Result<u8, Failure> {
+    let fake_config = args.backend.fake_config()?;
     let config = worker_config(&args)?;
     // The demo connects over its channel; a fake from --fake-config without --conn gets a
     // bindings connection, which needs no channel definition.
@@ -189,13 +212,10 @@ pub(crate) async fn run(args: PollArgs) -> Result<u8, Failure> {
     let overrides = args.connection.overrides(demo_channel, None);
     let env = |k: &str| std::env::var(k).ok();
     let options = config.connection.connect_options(env, &overrides).map_err(usage)?;
-    let (library, backend) = args.backend.open()?;
+    let options = args.backend.route(options);
+    let (library, backend) = args.backend.open_with(fake_config)?;
     if let Some(addr) = args.metrics_listen {
-        metrics_exporter_prometheus::PrometheusBuilder::new()
-            .with_http_listener(addr)
-            .install()
-            .with_context(|| format!("cannot serve metrics on {addr}"))
-            .map_err(|e| Failure(3, e))?;
+        crate::metrics::serve(addr).await.map_err(|e| Failure(3, e))?;
         tracing::info!(%addr, "serving Prometheus metrics at /metrics");
     }
     let pool_config = PoolConfig {

@@ -7,6 +7,7 @@
 //! rather than at connect time. The file never holds a password, only its path; the password
 //! file is read when connecting, not here.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::{DEFAULT_APPLICATION_NAME, Invalid, invalid};
@@ -37,6 +38,10 @@ pub struct ConnectionSettings {
     pub tls: Option<Tls>,
     /// The client channel's SHARECNV (needs a channel). Default: the MQ client's (10).
     pub sharecnv: Option<u32>,
+    /// Where the file sets each key, for errors found only when connecting (a password
+    /// file that cannot be read, SHARECNV without a channel): dotted key to
+    /// `w.toml:7:1: connection.sharecnv`. Empty for settings from no file.
+    pub keys_at: BTreeMap<String, String>,
 }
 
 /// Connection settings given as command-line flags; each one set wins over the file.
@@ -68,7 +73,8 @@ impl ConnectionSettings {
     ///
     /// # Errors
     /// [`Error::Options`] naming the flag or variable that is wrong, or the setting that
-    /// breaks an MQ limit; [`Error::Io`] when the password file cannot be read.
+    /// breaks an MQ limit; [`Error::SettingFile`] naming the flag, variable or file key when
+    /// the password file cannot be read.
     pub fn connect_options(
         &self,
         env: impl Fn(&str) -> Option<String>,
@@ -87,13 +93,16 @@ impl ConnectionSettings {
             _ => env(name),
         };
         let builder = ConnectOptions::from_env(env)?.with_reconnect(self.reconnect);
+        let password_file_key = self.named("connection.password_file");
         let mut builder = layer(
             builder,
             self.queue_manager.as_deref(),
             self.server.clone(),
             self.ccdt_url.as_deref(),
             self.user.as_deref(),
-            self.password_file.as_deref(),
+            self.password_file
+                .as_deref()
+                .map(|path| (path, password_file_key.as_str())),
         );
         let application_name = (overrides.application_name.as_deref())
             .or(self.application_name.as_deref())
@@ -105,7 +114,33 @@ impl ConnectionSettings {
         if let Some(n) = self.sharecnv {
             builder = builder.with_sharecnv(n);
         }
-        builder.build()
+        builder.build().map_err(|e| self.naming_the_setting(e, overrides))
+    }
+
+    /// How errors name dotted `key` of the file: with file, line and column when the file
+    /// was read, else the key alone.
+    fn named(&self, key: &str) -> String {
+        self.keys_at.get(key).cloned().unwrap_or_else(|| key.to_owned())
+    }
+
+    /// A builder error named after the flag or the file's key that set the value, where the
+    /// builder knows only the setting (`queue manager`, `TLS`).
+    fn naming_the_setting(&self, e: Error, overrides: &ConnectionOverrides) -> Error {
+        let Error::Options { source_name, message } = e else {
+            return e;
+        };
+        let source_name = match source_name.as_str() {
+            "queue manager" if overrides.queue_manager.is_some() => "--qmgr".to_owned(),
+            "application name" if overrides.application_name.is_some() => "--application-name".to_owned(),
+            "SHARECNV" if self.sharecnv.is_some() => self.named("connection.sharecnv"),
+            "TLS" if message.starts_with("key repository") && overrides.key_repository.is_some() => {
+                "--key-repository".to_owned()
+            }
+            "TLS" if overrides.cipher_spec.is_some() => "--cipher-spec".to_owned(),
+            "TLS" if self.tls.is_some() => self.named("connection.tls.cipher_spec"),
+            _ => source_name,
+        };
+        Error::Options { source_name, message }
     }
 
     /// The file's TLS settings with the flags' on top, field by field.
@@ -205,7 +240,7 @@ impl ConnectionOverrides {
             server,
             self.ccdt_url.as_deref(),
             self.user.as_deref(),
-            self.password_file.as_deref(),
+            self.password_file.as_deref().map(|path| (path, "--password-file")),
         ))
     }
 }
@@ -218,7 +253,7 @@ fn layer(
     channel: Option<ClientChannel>,
     ccdt_url: Option<&str>,
     user: Option<&str>,
-    password_file: Option<&Path>,
+    password_file: Option<(&Path, &str)>,
 ) -> ConnectOptionsBuilder {
     if let Some(name) = queue_manager {
         builder = builder.with_queue_manager(name);
@@ -232,8 +267,8 @@ fn layer(
     if let Some(user) = user {
         builder = builder.with_user(user);
     }
-    if let Some(path) = password_file {
-        builder = builder.with_password_file(path);
+    if let Some((path, setting)) = password_file {
+        builder = builder.with_password_file_from(path, setting);
     }
     builder
 }
@@ -387,6 +422,51 @@ mod tests {
             .unwrap();
         assert_eq!(from_env.channel().map(|c| c.name.as_str()), Some("ENV.SVRCONN"));
         assert_eq!(password(&from_env).as_deref(), Some("env-pw"));
+    }
+
+    #[test]
+    fn an_unreadable_password_file_is_named_by_the_setting_that_named_it() {
+        let text = "[connection]\nuser = \"app\"\npassword_file = \"/no/such/pw\"\n[[queue]]\nname = \"A\"\n";
+        let config = WorkerConfig::from_toml(text, Path::new("w.toml")).unwrap();
+        let none = ConnectionOverrides::default();
+        let error = config.connection.connect_options(env(&[]), &none).unwrap_err();
+        let shown = error.to_string();
+        assert_eq!(shown, "w.toml:3:1: connection.password_file: cannot read /no/such/pw");
+        let from_env = env(&[("MQ_PASSWORD_FILE", "/no/such/pw")]);
+        let user = ConnectionOverrides {
+            user: Some("app".to_owned()),
+            ..ConnectionOverrides::default()
+        };
+        let error = ConnectionSettings::default()
+            .connect_options(from_env, &user)
+            .unwrap_err();
+        assert_eq!(error.to_string(), "MQ_PASSWORD_FILE: cannot read /no/such/pw");
+    }
+
+    #[test]
+    fn a_flag_that_breaks_a_limit_is_named() {
+        let flags = [
+            ConnectionOverrides {
+                queue_manager: Some("Q".repeat(49)),
+                ..ConnectionOverrides::default()
+            },
+            ConnectionOverrides {
+                application_name: Some("a".repeat(29)),
+                ..ConnectionOverrides::default()
+            },
+            ConnectionOverrides {
+                cipher_spec: Some("ANY_TLS13".to_owned()),
+                ..ConnectionOverrides::default()
+            },
+        ];
+        let names: Vec<String> = flags
+            .iter()
+            .map(|f| {
+                let e = ConnectionSettings::default().connect_options(env(&[]), f).unwrap_err();
+                e.to_string().split(':').next().unwrap_or_default().to_owned()
+            })
+            .collect();
+        assert_eq!(names, ["--qmgr", "--application-name", "--cipher-spec"]);
     }
 
     #[test]

@@ -195,8 +195,18 @@ impl WorkerConfig {
     /// header when the key is not written) and its dotted name, e.g. `queue[1].batch`.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Self, Error> {
         let at_key = |Invalid { field, message }| toml_location::field_error(text, origin, field, message);
-        let config = RawConfig::parse(text, origin)?.into_config().map_err(at_key)?;
+        let mut config = RawConfig::parse(text, origin)?.into_config().map_err(at_key)?;
         config.check().map_err(at_key)?;
+        // Checked only when connecting, as a flag or the environment may complete them.
+        for key in [
+            "connection.password_file",
+            "connection.sharecnv",
+            "connection.tls.cipher_spec",
+        ] {
+            let (line, column) = toml_location::locate(text, key);
+            let at = format!("{}:{line}:{column}: {key}", origin.display());
+            config.connection.keys_at.insert(key.to_owned(), at);
+        }
         Ok(config)
     }
 
@@ -463,7 +473,16 @@ mod tests {
             ..config.connection
         };
         let err = without_server.connect_options(no_env, &ccdt).unwrap_err().to_string();
-        assert!(err.contains("SHARECNV needs an explicit channel"), "{err}");
+        assert!(
+            err.starts_with("w.toml:3:1: connection.sharecnv: a client SHARECNV needs an explicit channel"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_variant_in_a_sink_points_at_its_key() {
+        let text = "[[queue]]\nname = \"A\"\n[queue.sink]\ntype = \"exec\"\ncommand = [\"cat\"]\nper = \"msg\"\n";
+        assert_error_starts(text, "w.toml:6:1: queue[0].sink.per: unknown variant `msg`");
     }
 
     #[test]

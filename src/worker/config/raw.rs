@@ -154,6 +154,7 @@ impl RawConfig {
                 key_repository: tls.key_repository,
             }),
             sharecnv: c.sharecnv,
+            keys_at: std::collections::BTreeMap::new(),
         };
         let pool = PoolSettings {
             connections: self.pool.connections,

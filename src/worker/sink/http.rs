@@ -216,8 +216,8 @@ impl Sink for HttpSink {
 /// # Errors
 ///
 /// [`Error::Options`] naming the header when none or several sources are set, the variable is
-/// unset or not UTF-8, or the variable or file is empty; [`Error::Io`] when the file cannot be
-/// read.
+/// unset or not UTF-8, or the variable or file is empty; [`Error::SettingFile`] naming the
+/// header when the file cannot be read.
 pub fn resolve_headers(headers: &[HeaderConfig]) -> Result<Vec<(String, String)>, Error> {
     headers.iter().map(resolve_header).collect()
 }
@@ -241,9 +241,10 @@ fn resolve_header(h: &HeaderConfig) -> Result<(String, String), Error> {
             value
         }
         (None, None, Some(path)) => {
-            let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::SettingFile {
+                setting: format!("{source}: value_file"),
                 path: path.clone(),
-                source,
+                source: e,
             })?;
             let value = text.strip_suffix('\n').unwrap_or(&text);
             let value = value.strip_suffix('\r').unwrap_or(value);
@@ -586,6 +587,14 @@ mod tests {
         }
         let missing = std::path::Path::new("/nonexistent/mqpilot/token");
         let err = resolve_headers(&[header(None, None, Some(missing))]).unwrap_err();
-        assert!(matches!(err, Error::Io { ref path, .. } if path == missing), "{err}");
+        assert!(
+            matches!(err, Error::SettingFile { ref path, .. } if path == missing),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with("header Authorization: value_file: cannot read"),
+            "{err}"
+        );
     }
 }
