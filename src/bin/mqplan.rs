@@ -167,10 +167,10 @@ fn parse_range(s: &str) -> Result<(u64, u64), String> {
             plan::model::UNLIMITED
         ));
     }
-    if to - from >= plan::math::SEARCH_LIMIT {
+    if to - from >= plan::sweep::MAX_ROWS {
         return Err(format!(
             "a sweep has at most {} rows, got {}; sweep a narrower range",
-            plan::math::SEARCH_LIMIT,
+            plan::sweep::MAX_ROWS,
             to - from + 1
         ));
     }

@@ -7,9 +7,7 @@
 use serde::Serialize;
 
 use super::check::{Check, Status, check, covering};
-use super::math::{
-    AppNumbers, FirstFailure, Limit, Requirement, SEARCH_LIMIT, app_numbers, first_failure, requirements,
-};
+use super::math::{AppNumbers, FirstFailure, Limit, Requirement, app_numbers, first_failure, requirements};
 use super::model::{Address, Model, PER_INSTANCE, UNLIMITED};
 use super::profile::{Kind, Profile};
 
@@ -111,7 +109,7 @@ pub struct AppReport {
     pub uncommitted_per_unit_of_work: u64,
     /// Scaling this app alone: where a check first fails.
     pub first_failure: Option<FirstFailure>,
-    /// The most instances at which no check fails (up to the range max or 100,000).
+    /// The most instances at which no check fails (up to the range's max for a range).
     pub max_safe_instances: u64,
     /// How the numbers were worked out.
     pub assumptions: Vec<String>,
@@ -176,11 +174,12 @@ impl Plan {
             .collect()
     }
 
-    /// How far `app` is searched for a first failure.
+    /// How far `app` is searched for a first failure: a range's max; a fixed count without
+    /// bound (the first failure is solved, not searched, and MaxChannels always has one).
     #[must_use]
     pub fn search_max(&self, app: usize) -> u64 {
         let a = &self.model.apps[app];
-        if a.range { a.max_instances } else { SEARCH_LIMIT }
+        if a.range { a.max_instances } else { u64::MAX }
     }
 
     /// The report, with `headroom` percent asked for.

@@ -9,6 +9,9 @@ use super::check::{Status, status};
 use super::math::{FirstFailure, Limit, first_failure};
 use super::report::Plan;
 
+/// The most rows (instance counts) one sweep has.
+pub const MAX_ROWS: u64 = 100_000;
+
 /// One instance count of a sweep.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SweepRow {

@@ -434,3 +434,51 @@ proptest::proptest! {
         }
     }
 }
+
+/// A tibco app of `instances` fixed instances, one channel instance each, against MaxChannels
+/// `max_channels`.
+fn large_fleet(max_channels: u64, instances: u64) -> String {
+    format!(
+        "[queue_manager]\nname = \"QM1\"\nmax_channels = {max_channels}\n[[queue_manager.channel]]\nname = \"C\"\n\
+         sharecnv = 10\n[[app]]\nname = \"t\"\nprofile = \"tibco\"\nchannel = \"C\"\ninstances = {instances}\n\
+         [[app.workload]]\nqueue = \"Q\"\nkind = \"process\"\n"
+    )
+}
+
+#[test]
+fn regression_fixed_counts_past_100000_fail_where_the_limit_ends() {
+    let model = temp("big.toml", &large_fleet(150_000, 200_000));
+    let out = mqplan(&["check", model.to_str().expect("utf-8"), "--format", "json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let app = &json["apps"][0];
+    assert_eq!(app["first_failure"]["instances"], 150_001, "{app}");
+    assert_eq!(app["first_failure"]["limit"], "MaxChannels", "{app}");
+    assert_eq!(app["max_safe_instances"], 150_000, "{app}");
+    let text = stdout(&mqplan(&["check", model.to_str().expect("utf-8")]));
+    assert!(
+        text.contains("first failure: 2537 (MaxChannels) at 150001 instances; max safe instances: 150000"),
+        "{text}"
+    );
+    let out = mqplan(&["emit", "keda", model.to_str().expect("utf-8"), "--app", "t"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("150001 instances already fail MaxChannels"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Nothing fails: check, its first failure and KEDA agree that 200,000 instances are safe.
+    let model = temp("big-ok.toml", &large_fleet(999_999_999, 200_000));
+    let out = mqplan(&["check", model.to_str().expect("utf-8"), "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(json["apps"][0]["max_safe_instances"], 999_999_999);
+    let out = mqplan(&["emit", "keda", model.to_str().expect("utf-8"), "--app", "t"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("maxReplicaCount: 799999999\n"),
+        "{}",
+        stdout(&out)
+    );
+}
