@@ -107,7 +107,8 @@ pub fn mqsc(plan: &Plan, headroom: f64) -> String {
     out
 }
 
-/// A KEDA ScaledObject for app `app` (IBM MQ scaler on its first queue).
+/// A KEDA ScaledObject for app `app` (IBM MQ scaler on the queue of its first workload that
+/// takes messages off a queue: not a send, a producer or a browse).
 ///
 /// `minReplicaCount` is the app's planned minimum. `maxReplicaCount` is the most instances at
 /// which every limit that grows with the app keeps `headroom` percent, and never below that
@@ -115,8 +116,8 @@ pub fn mqsc(plan: &Plan, headroom: f64) -> String {
 ///
 /// # Errors
 /// Why no ScaledObject is safe, for the caller to print: a limit already fails at the planned
-/// minimum (scaling cannot fix MAXHANDS, MAXUMSGS or one instance's MAXINSTC), the app has no
-/// queue, or its name has nothing Kubernetes can use.
+/// minimum (scaling cannot fix MAXHANDS, MAXUMSGS or one instance's MAXINSTC), the app takes
+/// messages off no queue, or its name has nothing Kubernetes can use.
 pub fn keda(plan: &Plan, app: usize, headroom: f64) -> Result<String, String> {
     let report = plan.report("", headroom);
     let a = &report.apps[app];
@@ -142,12 +143,18 @@ pub fn keda(plan: &Plan, app: usize, headroom: f64) -> Result<String, String> {
             a.name
         ));
     }
-    let queue = model_app.workloads.first().map(|w| w.queue.as_str()).ok_or_else(|| {
-        format!(
-            "app {} has no workload, so no queue for the IBM MQ scaler to watch",
-            a.name
-        )
-    })?;
+    let queue = model_app
+        .workloads
+        .iter()
+        .find(|w| w.kind.consumes())
+        .map(|w| w.queue.as_str())
+        .ok_or_else(|| {
+            format!(
+                "app {} takes messages off no queue (it has no workload of a consuming kind), so there is no \
+                 backlog for the IBM MQ scaler to watch",
+                a.name
+            )
+        })?;
     let name = kubernetes_name(&a.name).ok_or_else(|| {
         format!(
             "app name {:?} has no letter or digit to make a Kubernetes name of",
@@ -392,6 +399,22 @@ mod tests {
         // MAXINST 50 fails at 51, above a minimum of 60.
         let why = keda(&logicapps(50, "{ min = 60, max = 80 }", 1), 0, 20.0).unwrap_err();
         assert!(why.contains("51 instances already fail MAXINST"), "{why}");
+    }
+
+    #[test]
+    fn keda_scales_on_the_first_queue_the_app_consumes_from() {
+        let mqpilot = |workloads: &str| {
+            plan(&format!(
+                "[queue_manager]\nname = \"QM1\"\n[[queue_manager.channel]]\nname = \"C\"\n[[app]]\n\
+                 name = \"relay\"\nprofile = \"mqpilot\"\nchannel = \"C\"\ninstances = 2\n{workloads}"
+            ))
+        };
+        let send = "[[app.workload]]\nqueue = \"AUDIT.OUT\"\nkind = \"send\"\n";
+        let poll = "[[app.workload]]\nqueue = \"ORDERS.IN\"\nkind = \"poll\"\n";
+        let yaml = keda(&mqpilot(&format!("{send}{poll}")), 0, 20.0).expect("safe");
+        assert!(yaml.contains("queueName: \"ORDERS.IN\""), "{yaml}");
+        let why = keda(&mqpilot(send), 0, 20.0).unwrap_err();
+        assert!(why.starts_with("app relay takes messages off no queue"), "{why}");
     }
 
     #[test]
