@@ -202,12 +202,14 @@ pub fn keda(plan: &Plan, app: usize, headroom: f64) -> Result<String, String> {
          {bound}\n\
          apiVersion: keda.sh/v1alpha1\n\
          kind: ScaledObject\n\
-         metadata:\n  name: {name}\n\
-         spec:\n  scaleTargetRef:\n    name: {name}\n  minReplicaCount: {min}\n  maxReplicaCount: {max}\n  triggers:\n\
+         metadata:\n  name: {name_yaml}\n\
+         spec:\n  scaleTargetRef:\n    name: {name_yaml}\n  minReplicaCount: {min}\n  maxReplicaCount: {max}\n  triggers:\n\
          \x20   - type: ibmmq\n      metadata:\n        queueManager: {qm_yaml}\n        queueName: {queue_yaml}\n        \
          queueDepth: \"20\"\n        host: {host}\n      \
-         authenticationRef:\n        name: {name}-ibmmq\n",
+         authenticationRef:\n        name: {auth_yaml}\n",
         app_name = a.name,
+        name_yaml = quoted(&name),
+        auth_yaml = quoted(&format!("{name}-ibmmq")),
         qm_yaml = quoted(qm),
         queue_yaml = quoted(queue),
         host = quoted(&format!(
@@ -420,8 +422,20 @@ mod tests {
     #[test]
     fn keda_names_and_values_are_valid_yaml_and_kubernetes_names() {
         let yaml = keda(&logicapps(50, "5", 1), 0, 20.0).expect("safe");
-        assert!(yaml.contains("  name: orders\n"), "{yaml}");
+        assert!(yaml.contains("  name: \"orders\"\n"), "{yaml}");
         assert!(yaml.contains("queueName: \"ORDERS.IN\""), "{yaml}");
+        // Names YAML would read as a number, null or a boolean are quoted strings.
+        for app in ["2024", "null", "true"] {
+            let p = plan(&format!(
+                "[queue_manager]\nname = \"QM1\"\n[[queue_manager.channel]]\nname = \"C\"\n[[app]]\n\
+                 name = \"{app}\"\nprofile = \"tibco\"\nchannel = \"C\"\ninstances = 2\n[[app.workload]]\n\
+                 queue = \"Q\"\nkind = \"process\"\n"
+            ));
+            let yaml = keda(&p, 0, 20.0).expect("safe");
+            let names: Vec<&str> = yaml.lines().filter_map(|l| l.trim().strip_prefix("name: ")).collect();
+            let want = [format!("\"{app}\""), format!("\"{app}\""), format!("\"{app}-ibmmq\"")];
+            assert_eq!(names, want, "{yaml}");
+        }
         assert_eq!(kubernetes_name("_Orders_"), Some("orders".into()));
         assert_eq!(kubernetes_name("Payments API (EU)"), Some("payments-api--eu".into()));
         assert_eq!(kubernetes_name("___"), None);
