@@ -528,6 +528,16 @@ fn unused_workload_fields(profile: Profile, kind: Kind, w: &RawWorkload) -> Resu
     if w.to.is_some() && kind != Kind::Forward {
         return Err(("to", "only a forward workload (mqpilot) uses `to`; remove it".into()));
     }
+    if w.batch.is_some() && profile == LogicappsBuiltin && !kind.browse_locks() {
+        return Err((
+            "batch",
+            format!(
+                "a {} workload gets or puts one message per operation, so `batch` would change nothing in the \
+                 plan (only browse-lock-trigger and browse-lock use it); remove it",
+                w.kind
+            ),
+        ));
+    }
     for (field, given, read) in [
         (
             "batch",
@@ -725,6 +735,13 @@ batch = 20
             e.contains("app[0].workload[0].batch: the jms profile does not use `batch`"),
             "{e}"
         );
+        let e = error(&GOOD.replace("\"browse-lock-trigger\"", "\"receive\""));
+        assert!(
+            e.starts_with("m.toml:17:1: app[0].workload[0].batch: a receive workload gets or puts one message"),
+            "{e}"
+        );
+        let browse_lock = GOOD.replace("\"browse-lock-trigger\"", "\"browse-lock\"");
+        assert!(Model::from_toml(&browse_lock, Path::new("m.toml")).is_ok());
         let e = error(&GOOD.replace("batch = 20", "batch = 20\nto = \"OUT\""));
         assert!(e.contains("app[0].workload[0].to: only a forward workload"), "{e}");
         let e = error(&GOOD.replace("instances = {", "uncommitted = 5\ninstances = {"));
