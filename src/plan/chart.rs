@@ -27,31 +27,52 @@ fn register() {
     });
 }
 
+/// The image formats a chart is drawn in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `.png`.
+    Png,
+    /// `.svg`.
+    Svg,
+}
+
+impl Format {
+    /// The format `path`'s extension names (either case), if it is one.
+    #[must_use]
+    pub fn of(path: &Path) -> Option<Self> {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("png") => Some(Self::Png),
+            Some("svg") => Some(Self::Svg),
+            _ => None,
+        }
+    }
+}
+
 /// Draws `sweep` to `path`: PNG for `.png`, SVG for `.svg`.
 ///
 /// # Errors
 /// [`Error::Options`] for another extension; [`Error::Io`] when drawing or writing fails.
 pub fn write_chart(sweep: &Sweep, path: &Path) -> Result<(), Error> {
-    match path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        Some("svg") => {
+    match Format::of(path) {
+        Some(Format::Svg) => {
             let svg = render_svg(sweep)?;
             std::fs::write(path, svg).map_err(|source| Error::Io {
                 path: path.to_owned(),
                 source,
             })
         }
-        Some("png") => {
+        Some(Format::Png) => {
             register();
             let root = BitMapBackend::new(path, SIZE).into_drawing_area();
             draw(&root, sweep).map_err(|e| drawing_error(path, &e))?;
             root.present().map_err(|e| drawing_error(path, &e))
         }
-        _ => Err(Error::Options {
+        None => Err(Error::Options {
             source_name: "--chart".into(),
             message: format!("{} must end in .png or .svg", path.display()),
         }),

@@ -482,3 +482,25 @@ fn regression_fixed_counts_past_100000_fail_where_the_limit_ends() {
         stdout(&out)
     );
 }
+
+#[test]
+fn regression_a_bad_chart_extension_is_refused_before_the_sweep_prints() {
+    let out = mqplan(&[
+        "sweep",
+        "models/mixed-fleet.toml",
+        "--app",
+        "orders",
+        "--instances",
+        "1..5",
+        "--chart",
+        "o.jpg",
+    ]);
+    assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    assert!(stderr(&out).contains("--chart"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("o.jpg must end in .png or .svg"),
+        "{}",
+        stderr(&out)
+    );
+}
