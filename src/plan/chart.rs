@@ -4,7 +4,7 @@
 //! The font (DejaVu Sans) is compiled in and registered with plotters once, so charts render
 //! the same on a machine without fontconfig or any system font.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use plotters::coord::Shift;
@@ -53,49 +53,100 @@ impl Format {
     }
 }
 
-/// Draws `sweep` to `path`: PNG for `.png`, SVG for `.svg`.
+/// Draws `sweep` to `path`: PNG for `.png`, SVG for `.svg`. The chart is drawn to a new
+/// file beside `path` and renamed over it, so `path` is either the whole new chart or as it
+/// was before: never half-written. The temporary file is removed on failure.
 ///
 /// # Errors
-/// [`Error::Options`] for another extension; [`Error::Io`] when drawing or writing fails.
+/// [`Error::Options`] for another extension; [`Error::Write`] naming `path` when drawing or
+/// writing fails.
 pub fn write_chart(sweep: &Sweep, path: &Path) -> Result<(), Error> {
-    match Format::of(path) {
-        Some(Format::Svg) => {
-            let svg = render_svg(sweep)?;
-            std::fs::write(path, svg).map_err(|source| Error::Io {
-                path: path.to_owned(),
-                source,
-            })
-        }
-        Some(Format::Png) => {
-            register();
-            let root = BitMapBackend::new(path, SIZE).into_drawing_area();
-            draw(&root, sweep).map_err(|e| drawing_error(path, &e))?;
-            root.present().map_err(|e| drawing_error(path, &e))
-        }
-        None => Err(Error::Options {
+    let Some(format) = Format::of(path) else {
+        return Err(Error::Options {
             source_name: "--chart".into(),
             message: format!("{} must end in .png or .svg", path.display()),
-        }),
+        });
+    };
+    let write_error = |source| Error::Write {
+        path: path.to_owned(),
+        source,
+    };
+    // Rendered before any file is made: a drawing error leaves nothing behind.
+    let svg = match format {
+        Format::Svg => Some(svg_text(sweep, path)?),
+        Format::Png => None,
+    };
+    let (temp, file) = temporary_beside(path).map_err(write_error)?;
+    let written = match svg {
+        Some(svg) => write_svg(file, &svg).map_err(write_error),
+        None => {
+            drop(file);
+            write_png(sweep, &temp, path)
+        }
+    };
+    let renamed = written.and_then(|()| std::fs::rename(&temp, path).map_err(write_error));
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    renamed
+}
+
+fn write_svg(mut file: std::fs::File, svg: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    file.write_all(svg.as_bytes())?;
+    file.sync_all()
+}
+
+/// Draws the PNG into `temp`; errors name `path`, the file the user asked for.
+fn write_png(sweep: &Sweep, temp: &Path, path: &Path) -> Result<(), Error> {
+    register();
+    let root = BitMapBackend::new(temp, SIZE).into_drawing_area();
+    draw(&root, sweep).map_err(|e| drawing_error(path, &e))?;
+    root.present().map_err(|e| drawing_error(path, &e))
+}
+
+/// A new, empty file in `path`'s directory, named after it and ending in the same extension
+/// (the PNG encoder picks its format by the extension).
+fn temporary_beside(path: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path.file_name().map_or_else(|| "chart".into(), |n| n.to_string_lossy());
+    let ext = path.extension().map_or_else(|| "tmp".into(), |e| e.to_string_lossy());
+    let mut attempt = 0;
+    loop {
+        let temp = dir.join(format!(".{name}.{}-{attempt}.tmp.{ext}", std::process::id()));
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&temp) {
+            Ok(file) => return Ok((temp, file)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 100 => attempt += 1,
+            Err(e) => return Err(e),
+        }
     }
 }
 
 /// The chart as SVG text.
 ///
 /// # Errors
-/// [`Error::Io`] when drawing fails.
+/// [`Error::Write`] when drawing fails.
 pub fn render_svg(sweep: &Sweep) -> Result<String, Error> {
+    svg_text(sweep, Path::new("the SVG chart"))
+}
+
+/// The chart as SVG text; a drawing error names `path`.
+fn svg_text(sweep: &Sweep, path: &Path) -> Result<String, Error> {
     register();
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
-        draw(&root, sweep).map_err(|e| drawing_error(Path::new("chart.svg"), &e))?;
-        root.present().map_err(|e| drawing_error(Path::new("chart.svg"), &e))?;
+        draw(&root, sweep).map_err(|e| drawing_error(path, &e))?;
+        root.present().map_err(|e| drawing_error(path, &e))?;
     }
     Ok(svg)
 }
 
 fn drawing_error(path: &Path, e: &dyn std::fmt::Display) -> Error {
-    Error::Io {
+    Error::Write {
         path: path.to_owned(),
         source: std::io::Error::other(e.to_string()),
     }

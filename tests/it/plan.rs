@@ -504,3 +504,37 @@ fn regression_a_bad_chart_extension_is_refused_before_the_sweep_prints() {
         stderr(&out)
     );
 }
+
+#[test]
+fn regression_a_chart_that_cannot_be_written_leaves_the_old_one_whole() {
+    let dir = std::env::temp_dir().join(format!("mqplan-chart-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    for name in ["part.svg", "part.png"] {
+        let chart = dir.join(name);
+        std::fs::write(&chart, "the chart before").expect("write");
+        // Files of at most 8 KiB, and EFBIG instead of SIGXFSZ past that: both charts are larger.
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "trap '' XFSZ; ulimit -f 8; exec '{}' sweep models/mixed-fleet.toml --app orders --instances 1..50 \
+                 --chart '{}'",
+                env!("CARGO_BIN_EXE_mqplan"),
+                chart.display()
+            ))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("run mqplan under sh");
+        assert_eq!(out.status.code(), Some(74), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains(&format!("cannot write {}: ", chart.display())), "{err}");
+        assert!(err.contains("File too large"), "{err}");
+        assert_eq!(std::fs::read_to_string(&chart).expect("read"), "the chart before");
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(left.len(), 1, "{left:?}");
+        std::fs::remove_file(&chart).expect("remove");
+    }
+    std::fs::remove_dir(&dir).expect("remove dir");
+}
