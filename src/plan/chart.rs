@@ -209,7 +209,7 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &Sweep) -> DrawRes
     if s.max_channels <= y_max {
         chart
             .draw_series(LineSeries::new(line(s.max_channels), MAGENTA.stroke_width(1)))?
-            .label(format!("MaxChannels {}", s.max_channels))
+            .label(format!("{} {}", s.max_channels_limit.name(), s.max_channels))
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], MAGENTA));
     }
     if let Some(f) = failure {

@@ -44,6 +44,8 @@ pub struct Sweep {
     pub max_inst: u64,
     /// MaxChannels (or MaxActiveChannels if lower).
     pub max_channels: u64,
+    /// Which of the two `max_channels` is: MaxActiveChannels when it is the lower.
+    pub max_channels_limit: Limit,
     /// MAXHANDS.
     pub max_handles: u64,
 }
@@ -96,6 +98,11 @@ pub fn sweep(plan: &Plan, app: usize, from: u64, to: u64, headroom: f64) -> Swee
         first_failure: first_failure(&plan.requirements, app, &plan.instances, to),
         max_inst: qm.channels[channel].max_inst,
         max_channels: qm.max_channels.min(qm.max_active_channels),
+        max_channels_limit: if qm.max_active_channels < qm.max_channels {
+            Limit::MaxActiveChannels
+        } else {
+            Limit::MaxChannels
+        },
         max_handles: qm.max_handles,
     }
 }
@@ -105,8 +112,12 @@ pub fn sweep(plan: &Plan, app: usize, from: u64, to: u64, headroom: f64) -> Swee
 pub fn render_sweep(s: &Sweep) -> String {
     use std::fmt::Write as _;
     let mut out = format!(
-        "mqplan sweep: {} (MAXINST {}, MaxChannels {}, MAXHANDS {})\n",
-        s.app, s.max_inst, s.max_channels, s.max_handles
+        "mqplan sweep: {} (MAXINST {}, {} {}, MAXHANDS {})\n",
+        s.app,
+        s.max_inst,
+        s.max_channels_limit.name(),
+        s.max_channels,
+        s.max_handles
     );
     let _ = writeln!(
         out,

@@ -538,3 +538,26 @@ fn regression_a_chart_that_cannot_be_written_leaves_the_old_one_whole() {
     }
     std::fs::remove_dir(&dir).expect("remove dir");
 }
+
+#[test]
+fn regression_a_sweep_names_max_active_channels_when_it_is_the_lower() {
+    let text = SMALL.replace("max_channels = 10", "max_channels = 100\nmax_active_channels = 50");
+    let plan = Plan::new(Model::from_toml(&text, "small.toml".as_ref()).expect("valid"));
+    let s = sweep::sweep(&plan, 0, 1, 3, 20.0);
+    let table = sweep::render_sweep(&s);
+    assert!(
+        table.starts_with("mqplan sweep: orders (MAXINST 8, MaxActiveChannels 50, MAXHANDS 50)"),
+        "{table}"
+    );
+    let svg = chart::render_svg(&sweep::sweep(&plan, 0, 1, 30, 20.0)).expect("svg");
+    assert!(
+        svg.contains("MaxActiveChannels 50") && !svg.contains("MaxChannels 50"),
+        "the SVG names MaxChannels"
+    );
+    let plain = Plan::new(Model::from_toml(SMALL, "small.toml".as_ref()).expect("valid"));
+    let table = sweep::render_sweep(&sweep::sweep(&plain, 0, 1, 3, 20.0));
+    assert!(
+        table.starts_with("mqplan sweep: orders (MAXINST 8, MaxChannels 10, MAXHANDS 50)"),
+        "{table}"
+    );
+}
