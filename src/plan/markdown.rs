@@ -99,8 +99,29 @@ pub fn render_markdown(report: &Report) -> String {
     if !report.recommendations.is_empty() {
         out.push_str("\n## Recommendations\n\n");
         for r in &report.recommendations {
-            let _ = writeln!(out, "- {}", r.text);
+            // A setting's text names its scope; design advice does not.
+            match r.limit {
+                Some(_) => {
+                    let _ = writeln!(out, "- {}", r.text);
+                }
+                None => {
+                    let _ = writeln!(out, "- {}: {}", r.scope, r.text);
+                }
+            }
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn design_advice_names_its_app() {
+        let report = crate::plan::check_text(crate::plan::text::tests::TWO_SHARECNV, "t.toml", 20.0).unwrap();
+        let markdown = render_markdown(&report);
+        assert!(markdown.contains("\n- app a: SHARECNV 2 (the lower of"), "{markdown}");
+        assert!(markdown.contains("\n- app b: SHARECNV 1 (the lower of"), "{markdown}");
+    }
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::check::{Check, Status, check, covering};
 use super::math::{AppNumbers, FirstFailure, Limit, Requirement, app_numbers, first_failure, requirements};
-use super::model::{Address, Model, PER_INSTANCE, UNLIMITED};
+use super::model::{Address, App, Channel, Model, PER_INSTANCE, UNLIMITED};
 use super::profile::{Kind, Profile};
 
 /// Version of the JSON contract; raised only for a change that is not an addition.
@@ -305,24 +305,8 @@ impl Plan {
                     ),
                 ));
             }
-            let shared = n.demand.connections.div_ceil(10);
-            if n.sharecnv < 10 && n.channel_instances > shared {
-                let what = if n.sharecnv == 0 {
-                    "SHARECNV 0 starts a channel instance per connection".to_owned()
-                } else {
-                    let plural = if n.sharecnv == 1 { "" } else { "s" };
-                    format!(
-                        "SHARECNV {} allows {} conversation{plural} per channel instance",
-                        n.sharecnv, n.sharecnv
-                    )
-                };
-                out.push(design(
-                    &app.name,
-                    format!(
-                        "{what} ({} per instance); SHARECNV 10 would start {shared}",
-                        n.channel_instances
-                    ),
-                ));
+            if let Some(advice) = sharecnv_advice(app, n, &self.model.queue_manager.channels[app.channel]) {
+                out.push(design(&app.name, advice));
             }
             if app.profile == Profile::Mqpilot
                 && n.demand.uncommitted > self.model.queue_manager.max_uncommitted
@@ -336,6 +320,47 @@ impl Plan {
         }
         out
     }
+}
+
+/// SHARECNV that fits this many conversations on a channel instance: MQ's default.
+const SHARED_CONVERSATIONS: u64 = 10;
+
+/// Advice when the effective SHARECNV (the lower of the client's and the channel's) starts more
+/// channel instances than SHARECNV 10 would, saying which side to raise.
+fn sharecnv_advice(app: &App, n: &AppNumbers, channel: &Channel) -> Option<String> {
+    let target = SHARED_CONVERSATIONS;
+    let shared = n.demand.connections.div_ceil(target);
+    if n.sharecnv >= target || n.channel_instances <= shared {
+        return None;
+    }
+    let sides = format!(
+        "the lower of the client's {} and channel {}'s {}",
+        app.sharecnv, channel.name, channel.sharecnv
+    );
+    let what = if n.sharecnv == 0 {
+        format!("SHARECNV 0 ({sides}) starts a channel instance per connection")
+    } else {
+        let plural = if n.sharecnv == 1 { "" } else { "s" };
+        format!(
+            "SHARECNV {} ({sides}) allows {} conversation{plural} per channel instance",
+            n.sharecnv, n.sharecnv
+        )
+    };
+    let client = "the client's SHARECNV (the app's `sharecnv`)";
+    let server = format!("channel {}'s SHARECNV", channel.name);
+    let alter = format!(
+        " (ALTER CHANNEL({}) CHLTYPE(SVRCONN) SHARECNV({target}))",
+        mqsc_name(&channel.name)
+    );
+    let raise = match (app.sharecnv < target, channel.sharecnv < target) {
+        (true, true) => format!("{client} and {server} to {target}{alter}"),
+        (true, false) => format!("{client} to {target}"),
+        _ => format!("{server} to {target}{alter}"),
+    };
+    Some(format!(
+        "{what} ({} per instance); raising {raise} would start {shared}",
+        n.channel_instances
+    ))
 }
 
 fn design(app: &str, text: String) -> Recommendation {

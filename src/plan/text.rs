@@ -103,7 +103,15 @@ pub fn render_text(report: &Report, colour: bool) -> String {
     if !report.recommendations.is_empty() {
         out.push_str("\nrecommendations:\n");
         for r in &report.recommendations {
-            let _ = writeln!(out, "  - {}", r.text);
+            // A setting's text names its scope; design advice does not.
+            match r.limit {
+                Some(_) => {
+                    let _ = writeln!(out, "  - {}", r.text);
+                }
+                None => {
+                    let _ = writeln!(out, "  - {}: {}", r.scope, r.text);
+                }
+            }
         }
     }
     let _ = writeln!(out, "\nstatus: {}", paint(report.status, colour, false));
@@ -189,8 +197,39 @@ fn paint(status: Status, colour: bool, upper: bool) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Two tibco apps of 5 connections: `a` with client SHARECNV 2 on channel C (10), `b` with
+    /// client SHARECNV 2 on channel D (1).
+    pub(crate) const TWO_SHARECNV: &str = "[queue_manager]\nname = \"QM1\"\n\
+        [[queue_manager.channel]]\nname = \"C\"\n[[queue_manager.channel]]\nname = \"D\"\nsharecnv = 1\n\
+        [[app]]\nname = \"a\"\nprofile = \"tibco\"\nchannel = \"C\"\ninstances = 1\nsharecnv = 2\n\
+        [[app.workload]]\nqueue = \"Q\"\nkind = \"process\"\nactivities = 5\n\
+        [[app]]\nname = \"b\"\nprofile = \"tibco\"\nchannel = \"D\"\ninstances = 1\nsharecnv = 2\n\
+        [[app.workload]]\nqueue = \"Q\"\nkind = \"process\"\nactivities = 5\n";
+
+    #[test]
+    fn design_advice_names_its_app_and_the_sharecnv_side_to_raise() {
+        let report = crate::plan::check_text(TWO_SHARECNV, "t.toml", 20.0).unwrap();
+        let text = render_text(&report, false);
+        assert!(
+            text.contains(
+                "  - app a: SHARECNV 2 (the lower of the client's 2 and channel C's 10) allows 2 conversations per \
+                 channel instance (3 per instance); raising the client's SHARECNV (the app's `sharecnv`) to 10 \
+                 would start 1\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "  - app b: SHARECNV 1 (the lower of the client's 2 and channel D's 1) allows 1 conversation per \
+                 channel instance (5 per instance); raising the client's SHARECNV (the app's `sharecnv`) and \
+                 channel D's SHARECNV to 10 (ALTER CHANNEL('D') CHLTYPE(SVRCONN) SHARECNV(10)) would start 1\n"
+            ),
+            "{text}"
+        );
+    }
 
     #[test]
     fn colour_marks_status_words_only_when_asked() {
