@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use super::check::{Status, covering, status};
 use super::math::Limit;
 use super::model::UNLIMITED;
-use super::report::{Plan, mqsc_name};
+use super::report::{Plan, count, instances, mqsc_name};
 
 /// What `limit` is set to: what covers `need` with the headroom, never less than `was` and
 /// never more than MQ takes; and a comment line when even that does not cover it (else "").
@@ -19,8 +19,9 @@ fn setting(limit: &str, was: u64, need: u64, headroom: f64) -> (u64, String) {
     let covers = covering(need, headroom);
     let note = if covers > UNLIMITED {
         format!(
-            "\n* {limit}: no value covers {need} with {headroom}% headroom (MQ takes at most {UNLIMITED}): \
-             change the design (mqplan check)"
+            "\n* {limit}: no value covers {} with {headroom}% headroom (MQ takes at most {UNLIMITED}): \
+             change the design (mqplan check)",
+            count(need)
         )
     } else {
         String::new()
@@ -52,6 +53,7 @@ pub fn mqsc(plan: &Plan, headroom: f64) -> String {
     let umsgs = need(Limit::MaxUmsgs, &|_| true);
     let (set_hands, hands_note) = setting("MAXHANDS", qm.max_handles, hands, headroom);
     let (set_umsgs, umsgs_note) = setting("MAXUMSGS", qm.max_uncommitted, umsgs, headroom);
+    let (hands, umsgs) = (count(hands), count(umsgs));
     let _ = writeln!(
         out,
         "ALTER QMGR MAXHANDS({set_hands}) MAXUMSGS({set_umsgs})\n\
@@ -78,6 +80,7 @@ pub fn mqsc(plan: &Plan, headroom: f64) -> String {
             .unwrap_or(channel.sharecnv);
         let (set_inst, inst_note) = setting("MAXINST", channel.max_inst, inst, headroom);
         let (set_instc, instc_note) = setting("MAXINSTC", channel.max_instc, instc, headroom);
+        let (inst, instc) = (count(inst), count(instc));
         let _ = writeln!(
             out,
             "ALTER CHANNEL({}) CHLTYPE(SVRCONN) MAXINST({set_inst}) MAXINSTC({set_instc}) SHARECNV({})\n\
@@ -97,6 +100,7 @@ pub fn mqsc(plan: &Plan, headroom: f64) -> String {
     let channels = need(Limit::MaxChannels, &|_| true);
     let (set_channels, channels_note) = setting("MaxChannels", qm.max_channels, channels, headroom);
     let (set_active, _) = setting("MaxActiveChannels", qm.max_active_channels, channels, headroom);
+    let channels = count(channels);
     let _ = writeln!(
         out,
         "* qm.ini, CHANNELS stanza (not MQSC; restart the queue manager): MaxChannels={set_channels} \
@@ -164,11 +168,11 @@ pub fn keda(plan: &Plan, app: usize, headroom: f64) -> Result<String, String> {
     let roomy = keeping_headroom(plan, app, headroom, a.max_safe_instances);
     let max = roomy.max(min);
     let failure = a.first_failure.map_or_else(
-        || format!("no limit fails up to {} instances", a.max_safe_instances),
+        || format!("no limit fails up to {}", instances(a.max_safe_instances)),
         |f| {
             format!(
-                "{} instances would fail {} with reason code {}",
-                f.instances,
+                "{} would fail {} with reason code {}",
+                instances(f.instances),
                 f.limit.name(),
                 f.reason_code
             )

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::report::Report;
+use super::report::{Report, count};
 
 /// Renders `report` as GitHub-flavoured markdown.
 #[must_use]
@@ -64,10 +64,10 @@ pub fn render_markdown(report: &Report) -> String {
             cell(&a.channel),
             cell(&a.client_address),
             a.instances,
-            a.connections,
-            a.connections_per_instance,
-            a.channel_instances,
-            a.channel_instances_per_instance,
+            count(a.connections),
+            count(a.connections_per_instance),
+            count(a.channel_instances),
+            count(a.channel_instances_per_instance),
             a.peak_handles_per_connection,
             a.uncommitted_per_unit_of_work,
             a.max_safe_instances
@@ -88,7 +88,7 @@ pub fn render_markdown(report: &Report) -> String {
             c.status.name(),
             c.limit.name(),
             cell(&c.scope),
-            c.required,
+            count(c.required),
             c.configured,
             c.headroom_pct,
             c.reason_code
@@ -97,7 +97,7 @@ pub fn render_markdown(report: &Report) -> String {
     let _ = writeln!(
         out,
         "\nTotal open handles over all connections: {} (information only: MQ limits handles per connection).",
-        report.total_open_handles
+        count(report.total_open_handles)
     );
     if !report.recommendations.is_empty() {
         out.push_str("\n## Recommendations\n\n");

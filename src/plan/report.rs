@@ -293,6 +293,20 @@ impl Plan {
 
     fn design_advice(&self) -> Vec<Recommendation> {
         let mut out = Vec::new();
+        let qm = &self.model.queue_manager;
+        if qm.max_active_channels > qm.max_channels {
+            out.push(Recommendation {
+                limit: None,
+                scope: "queue manager".into(),
+                current: None,
+                recommended: None,
+                text: format!(
+                    "max_active_channels ({}) is above max_channels ({}): no more than MaxChannels channel \
+                     instances can start, so {} applies to both (the checks use MaxChannels)",
+                    qm.max_active_channels, qm.max_channels, qm.max_channels
+                ),
+            });
+        }
         for (app, n) in self.model.apps.iter().zip(&self.numbers) {
             let locks = app.workloads.iter().any(|w| w.kind.browse_locks());
             if app.profile == Profile::LogicappsBuiltin && locks && n.demand.handles > 1 {
@@ -389,9 +403,10 @@ fn setting_text(limit: Limit, scope: &str, current: u64, needed: u64, headroom: 
             _ => "spread the fleet over more channels or queue managers, or share conversations (SHARECNV)",
         };
         return format!(
-            "{} on {scope}: no value covers the plan ({needed} with {headroom}% headroom; MQ takes at most \
+            "{} on {scope}: no value covers the plan ({} with {headroom}% headroom; MQ takes at most \
              {UNLIMITED}): {instead}",
-            limit.name()
+            limit.name(),
+            count(needed)
         );
     }
     let what = match limit {
@@ -410,6 +425,23 @@ fn setting_text(limit: Limit, scope: &str, current: u64, needed: u64, headroom: 
         "{} on {scope}: {current} -> {needed} ({what}) covers the plan with {headroom}% headroom",
         limit.name()
     )
+}
+
+/// `n` for a report: a count saturated at `u64::MAX` (a sum or product past what a `u64`
+/// holds) as "more than 999999999", since only its being past every limit MQ takes is known.
+#[must_use]
+pub fn count(n: u64) -> String {
+    if n == u64::MAX {
+        format!("more than {UNLIMITED}")
+    } else {
+        n.to_string()
+    }
+}
+
+/// "1 instance", "2 instances".
+#[must_use]
+pub fn instances(n: u64) -> String {
+    format!("{} instance{}", count(n), if n == 1 { "" } else { "s" })
 }
 
 /// An MQ object name as MQSC reads it: quoted, so that lower case is kept (MQSC folds an

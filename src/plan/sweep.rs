@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::check::{Status, status};
 use super::math::{FirstFailure, Limit, first_failure};
-use super::report::Plan;
+use super::report::{Plan, count, instances};
 
 /// The most rows (instance counts) one sweep has.
 pub const MAX_ROWS: u64 = 100_000;
@@ -129,9 +129,9 @@ pub fn render_sweep(s: &Sweep) -> String {
         let line = format!(
             "{:>9}  {:>17}  {:>13}  {:>14}  {:>17}  {:<7}  {}",
             r.instances,
-            r.channel_instances,
-            r.channel_total,
-            r.qmgr_channel_instances,
+            count(r.channel_instances),
+            count(r.channel_total),
+            count(r.qmgr_channel_instances),
             r.handles_per_connection,
             r.status.name(),
             failing.join(", ")
@@ -142,10 +142,10 @@ pub fn render_sweep(s: &Sweep) -> String {
         Some(f) => {
             let _ = writeln!(
                 out,
-                "first failure: {} ({}) at {} instances",
+                "first failure: {} ({}) at {}",
                 f.reason_code,
                 f.limit.name(),
-                f.instances
+                instances(f.instances)
             );
         }
         None => out.push_str("first failure: none in this range\n"),

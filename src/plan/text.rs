@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use super::check::Status;
-use super::report::{AppReport, Report};
+use super::report::{AppReport, Report, count, instances};
 
 /// Renders `report`; `colour` adds ANSI colours to status words.
 #[must_use]
@@ -50,7 +50,7 @@ pub fn render_text(report: &Report, colour: bool) -> String {
                 c.status.name().to_owned(),
                 c.limit.name().to_owned(),
                 c.scope.clone(),
-                c.required.to_string(),
+                count(c.required),
                 c.configured.to_string(),
                 format!("{:.1}%", c.headroom_pct),
                 c.reason_code.to_string(),
@@ -98,7 +98,7 @@ pub fn render_text(report: &Report, colour: bool) -> String {
     let _ = writeln!(
         out,
         "total open handles over all connections: {} (information only: MQ limits handles per connection)",
-        report.total_open_handles
+        count(report.total_open_handles)
     );
     if !report.recommendations.is_empty() {
         out.push_str("\nrecommendations:\n");
@@ -125,21 +125,21 @@ fn app_text(out: &mut String, app: &AppReport) {
         .unwrap_or_default();
     let _ = writeln!(
         out,
-        "app {} ({}) on {}: {} instances{range}, client address {}",
+        "app {} ({}) on {}: {}{range}, client address {}",
         app.name,
         app.profile_name(),
         app.channel,
-        app.instances,
+        instances(app.instances),
         app.client_address
     );
     let _ = writeln!(
         out,
         "  connections: {} per instance, {} in all; SHARECNV {}; channel instances: {} per instance, {} in all",
-        app.connections_per_instance,
-        app.connections,
+        count(app.connections_per_instance),
+        count(app.connections),
         app.sharecnv,
-        app.channel_instances_per_instance,
-        app.channel_instances
+        count(app.channel_instances_per_instance),
+        count(app.channel_instances)
     );
     let _ = writeln!(
         out,
@@ -150,18 +150,19 @@ fn app_text(out: &mut String, app: &AppReport) {
         Some(f) => {
             let _ = writeln!(
                 out,
-                "  first failure: {} ({}) at {} instances; max safe instances: {}",
+                "  first failure: {} ({}) at {}; max safe instances: {}",
                 f.reason_code,
                 f.limit.name(),
-                f.instances,
+                instances(f.instances),
                 app.max_safe_instances
             );
         }
         None => {
             let _ = writeln!(
                 out,
-                "  first failure: none up to {} instances; max safe instances: {}",
-                app.max_safe_instances, app.max_safe_instances
+                "  first failure: none up to {}; max safe instances: {}",
+                instances(app.max_safe_instances),
+                app.max_safe_instances
             );
         }
     }

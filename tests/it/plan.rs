@@ -561,3 +561,75 @@ fn regression_a_sweep_names_max_active_channels_when_it_is_the_lower() {
         "{table}"
     );
 }
+
+#[test]
+fn regression_one_instance_is_singular_and_saturated_counts_are_words() {
+    // MAXHANDS 10 against 20 locked messages: the first instance fails.
+    let text = SMALL
+        .replace("instances = 3", "instances = 1")
+        .replace("max_handles = 50", "max_handles = 10");
+    let report = plan::check_text(&text, "small.toml", 20.0).expect("valid");
+    let rendered = plan::text::render_text(&report, false);
+    assert!(
+        rendered.contains("on APP.SVRCONN: 1 instance, client address"),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("first failure: 2017 (MAXHANDS) at 1 instance;"),
+        "{rendered}"
+    );
+    let plan = Plan::new(Model::from_toml(&text, "small.toml".as_ref()).expect("valid"));
+    let table = sweep::render_sweep(&sweep::sweep(&plan, 0, 1, 2, 20.0));
+    assert!(
+        table.ends_with("first failure: 2017 (MAXHANDS) at 1 instance\n"),
+        "{table}"
+    );
+
+    // 999,999,999 instances of 999,999,999 x 999,999,999 connections: past what a u64 holds.
+    let vast = large_fleet(100, 999_999_999).replace(
+        "kind = \"process\"",
+        "kind = \"process\"\nactivities = 999999999\nconcurrency = 999999999",
+    );
+    let report = plan::check_text(&vast, "vast.toml", 20.0).expect("valid");
+    let rendered = plan::text::render_text(&report, false);
+    assert!(!rendered.contains(&u64::MAX.to_string()), "{rendered}");
+    assert!(
+        rendered.contains("MaxChannels on queue manager: no value covers the plan (more than 999999999 with 20%"),
+        "{rendered}"
+    );
+    let markdown = plan::markdown::render_markdown(&report);
+    assert!(!markdown.contains(&u64::MAX.to_string()), "{markdown}");
+    let mqsc = plan::emit::mqsc(
+        &Plan::new(Model::from_toml(&vast, "vast.toml".as_ref()).expect("valid")),
+        20.0,
+    );
+    assert!(!mqsc.contains(&u64::MAX.to_string()), "{mqsc}");
+}
+
+#[test]
+fn max_active_channels_above_max_channels_gets_a_note() {
+    let text = SMALL.replace("max_channels = 10", "max_channels = 10\nmax_active_channels = 40");
+    let report = plan::check_text(&text, "small.toml", 20.0).expect("valid");
+    let note = report
+        .recommendations
+        .iter()
+        .find(|r| r.scope == "queue manager" && r.limit.is_none())
+        .expect("a note");
+    assert!(
+        note.text
+            .starts_with("max_active_channels (40) is above max_channels (10)"),
+        "{}",
+        note.text
+    );
+    let rendered = plan::text::render_text(&report, false);
+    assert!(
+        rendered.contains("  - queue manager: max_active_channels (40) is above"),
+        "{rendered}"
+    );
+    let fine = plan::check_text(SMALL, "small.toml", 20.0).expect("valid");
+    assert!(
+        fine.recommendations
+            .iter()
+            .all(|r| !r.text.contains("max_active_channels"))
+    );
+}
