@@ -48,6 +48,23 @@ pub struct Sweep {
     pub max_channels_limit: Limit,
     /// MAXHANDS.
     pub max_handles: u64,
+    /// The requirement that fails first as the app scales (wherever that is, in this range
+    /// or not), with what it requires at each row: the chart draws it against its limit.
+    /// `None` when nothing the app takes part in can fail.
+    pub limiting: Option<Limiting>,
+}
+
+/// What one requirement needs at each row of a sweep, and its limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Limiting {
+    /// The limit.
+    pub limit: Limit,
+    /// Where it applies.
+    pub scope: String,
+    /// What is configured.
+    pub configured: u64,
+    /// What it requires at each row, in row order.
+    pub required: Vec<u64>,
 }
 
 /// Sweeps app `app` over `from..=to` instances.
@@ -68,6 +85,13 @@ pub fn sweep(plan: &Plan, app: usize, from: u64, to: u64, headroom: f64) -> Swee
             .fold(0, u64::saturating_add)
     };
     let (others_on_channel, others_on_qmgr) = (others(true), others(false));
+    // Ties go to the requirement listed first, as for the first failure.
+    let limiting = involved
+        .iter()
+        .filter_map(|r| r.first_failure(app, &plan.instances).map(|at| (at, *r)))
+        .min_by_key(|&(at, _)| at)
+        .map(|(_, r)| r);
+    let mut limiting_required = Vec::new();
     let rows = (from..=to)
         .map(|i| {
             instances[app] = i;
@@ -79,6 +103,9 @@ pub fn sweep(plan: &Plan, app: usize, from: u64, to: u64, headroom: f64) -> Swee
                 if s == Status::Fails && !failing.contains(&r.limit) {
                     failing.push(r.limit);
                 }
+            }
+            if let Some(r) = limiting {
+                limiting_required.push(r.required(&instances));
             }
             let mine = i.saturating_mul(c);
             SweepRow {
@@ -92,6 +119,12 @@ pub fn sweep(plan: &Plan, app: usize, from: u64, to: u64, headroom: f64) -> Swee
             }
         })
         .collect();
+    let limiting = limiting.map(|r| Limiting {
+        limit: r.limit,
+        scope: r.scope.clone(),
+        configured: r.configured,
+        required: limiting_required,
+    });
     Sweep {
         app: plan.model.apps[app].name.clone(),
         rows,
@@ -104,6 +137,7 @@ pub fn sweep(plan: &Plan, app: usize, from: u64, to: u64, headroom: f64) -> Swee
             Limit::MaxChannels
         },
         max_handles: qm.max_handles,
+        limiting,
     }
 }
 

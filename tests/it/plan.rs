@@ -633,3 +633,65 @@ fn max_active_channels_above_max_channels_gets_a_note() {
             .all(|r| !r.text.contains("max_active_channels"))
     );
 }
+
+/// The texts of an SVG chart: its labels, legend entries and axis ticks.
+fn svg_texts(svg: &str) -> Vec<String> {
+    svg.split("</text>")
+        .filter_map(|part| part.rsplit_once('>').map(|(_, text)| text.trim().to_owned()))
+        .filter(|text| !text.is_empty())
+        .collect()
+}
+
+fn mixed_fleet_chart(from: u64, to: u64) -> Vec<String> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/models/mixed-fleet.toml")).expect("model");
+    let plan = Plan::new(Model::from_toml(&text, "mixed-fleet.toml".as_ref()).expect("valid"));
+    svg_texts(&chart::render_svg(&sweep::sweep(&plan, 0, from, to, 20.0)).expect("svg"))
+}
+
+#[test]
+fn regression_a_chart_draws_the_limit_that_fails_first() {
+    // orders fails MAXINSTC (its NAT address group) from 7 instances on.
+    let texts = mixed_fleet_chart(8, 10);
+    for label in [
+        "MAXINSTC: channel APP.SVRCONN, address group nat-egress",
+        "MAXINSTC 30",
+        "first failure: 2537 (MAXINSTC) at 7, before this range",
+    ] {
+        assert!(texts.iter().any(|t| t == label), "the SVG lacks {label:?}: {texts:?}");
+    }
+    // No marker at 7 on an axis that starts at 8.
+    assert!(
+        !texts.iter().any(|t| t == "first failure: 2537 (MAXINSTC) at 7"),
+        "{texts:?}"
+    );
+    // One row: its points are drawn, on an axis a count either side, with the marker at 7.
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/models/mixed-fleet.toml")).expect("model");
+    let plan = Plan::new(Model::from_toml(&text, "mixed-fleet.toml".as_ref()).expect("valid"));
+    let svg = chart::render_svg(&sweep::sweep(&plan, 0, 7, 7, 20.0)).expect("svg");
+    assert!(svg.matches("<circle").count() >= 3, "no points on a one-row chart");
+    let texts = svg_texts(&svg);
+    assert!(
+        texts.iter().any(|t| t == "first failure: 2537 (MAXINSTC) at 7"),
+        "{texts:?}"
+    );
+    for tick in ["6", "8"] {
+        assert!(texts.iter().any(|t| t == tick), "the axis lacks {tick}: {texts:?}");
+    }
+    // The connection limit and MAXUMSGS are drawn when they are what fails first.
+    for (extra, label) in [
+        ("max_connections = 25", "max_connections 25"),
+        ("max_uncommitted = 1", "MAXUMSGS 1"),
+    ] {
+        let text = SMALL.replace("max_channels = 10", &format!("max_channels = 10\n{extra}"));
+        let text = if extra.starts_with("max_uncommitted") {
+            text.replace("\"logicapps-builtin\"", "\"custom\"")
+                .replace("connections = 10", "connections = 10\nhandles_per_connection = 1\nuncommitted = 5")
+                .replace("[[app.workload]]\nqueue = \"ORDERS.IN\"\nkind = \"browse-lock-trigger\"\nbatch = 20\nconcurrency = 10\n", "")
+        } else {
+            text
+        };
+        let plan = Plan::new(Model::from_toml(&text, "small.toml".as_ref()).expect("valid"));
+        let texts = svg_texts(&chart::render_svg(&sweep::sweep(&plan, 0, 1, 5, 20.0)).expect("svg"));
+        assert!(texts.iter().any(|t| t == label), "the SVG lacks {label:?}: {texts:?}");
+    }
+}
