@@ -86,6 +86,16 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// Writing a file failed.
+    #[error("cannot write {}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// A `mqpilot fake-qm` server could not be reached, or refused an admin request.
     #[error("fake queue manager at {server}: {message}")]
     FakeServer {

@@ -67,7 +67,7 @@ enum Command {
         #[arg(long, default_value = "1..50", value_parser = parse_range)]
         instances: (u64, u64),
         /// Also draw a chart: FILE.png or FILE.svg.
-        #[arg(long)]
+        #[arg(long, value_parser = parse_chart)]
         chart: Option<PathBuf>,
         /// Headroom in percent below which a check is at risk.
         #[arg(long, default_value_t = plan::DEFAULT_HEADROOM_PCT)]
@@ -167,14 +167,23 @@ fn parse_range(s: &str) -> Result<(u64, u64), String> {
             plan::model::UNLIMITED
         ));
     }
-    if to - from >= plan::math::SEARCH_LIMIT {
+    if to - from >= plan::sweep::MAX_ROWS {
         return Err(format!(
             "a sweep has at most {} rows, got {}; sweep a narrower range",
-            plan::math::SEARCH_LIMIT,
+            plan::sweep::MAX_ROWS,
             to - from + 1
         ));
     }
     Ok((from, to))
+}
+
+/// A chart path: checked with the flags, so a bad one is refused before the sweep prints.
+fn parse_chart(s: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(s);
+    if plan::chart::Format::of(&path).is_none() {
+        return Err(format!("{s} must end in .png or .svg"));
+    }
+    Ok(path)
 }
 
 struct Failure(u8, anyhow::Error);

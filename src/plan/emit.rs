@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use super::check::{Status, covering, status};
 use super::math::Limit;
 use super::model::UNLIMITED;
-use super::report::{Plan, mqsc_name};
+use super::report::{Plan, count, instances, mqsc_name};
 
 /// What `limit` is set to: what covers `need` with the headroom, never less than `was` and
 /// never more than MQ takes; and a comment line when even that does not cover it (else "").
@@ -19,8 +19,9 @@ fn setting(limit: &str, was: u64, need: u64, headroom: f64) -> (u64, String) {
     let covers = covering(need, headroom);
     let note = if covers > UNLIMITED {
         format!(
-            "\n* {limit}: no value covers {need} with {headroom}% headroom (MQ takes at most {UNLIMITED}): \
-             change the design (mqplan check)"
+            "\n* {limit}: no value covers {} with {headroom}% headroom (MQ takes at most {UNLIMITED}): \
+             change the design (mqplan check)",
+            count(need)
         )
     } else {
         String::new()
@@ -52,6 +53,7 @@ pub fn mqsc(plan: &Plan, headroom: f64) -> String {
     let umsgs = need(Limit::MaxUmsgs, &|_| true);
     let (set_hands, hands_note) = setting("MAXHANDS", qm.max_handles, hands, headroom);
     let (set_umsgs, umsgs_note) = setting("MAXUMSGS", qm.max_uncommitted, umsgs, headroom);
+    let (hands, umsgs) = (count(hands), count(umsgs));
     let _ = writeln!(
         out,
         "ALTER QMGR MAXHANDS({set_hands}) MAXUMSGS({set_umsgs})\n\
@@ -78,6 +80,7 @@ pub fn mqsc(plan: &Plan, headroom: f64) -> String {
             .unwrap_or(channel.sharecnv);
         let (set_inst, inst_note) = setting("MAXINST", channel.max_inst, inst, headroom);
         let (set_instc, instc_note) = setting("MAXINSTC", channel.max_instc, instc, headroom);
+        let (inst, instc) = (count(inst), count(instc));
         let _ = writeln!(
             out,
             "ALTER CHANNEL({}) CHLTYPE(SVRCONN) MAXINST({set_inst}) MAXINSTC({set_instc}) SHARECNV({})\n\
@@ -97,6 +100,7 @@ pub fn mqsc(plan: &Plan, headroom: f64) -> String {
     let channels = need(Limit::MaxChannels, &|_| true);
     let (set_channels, channels_note) = setting("MaxChannels", qm.max_channels, channels, headroom);
     let (set_active, _) = setting("MaxActiveChannels", qm.max_active_channels, channels, headroom);
+    let channels = count(channels);
     let _ = writeln!(
         out,
         "* qm.ini, CHANNELS stanza (not MQSC; restart the queue manager): MaxChannels={set_channels} \
@@ -107,7 +111,8 @@ pub fn mqsc(plan: &Plan, headroom: f64) -> String {
     out
 }
 
-/// A KEDA ScaledObject for app `app` (IBM MQ scaler on its first queue).
+/// A KEDA ScaledObject for app `app` (IBM MQ scaler on the queue of its first workload that
+/// takes messages off a queue: not a send, a producer or a browse).
 ///
 /// `minReplicaCount` is the app's planned minimum. `maxReplicaCount` is the most instances at
 /// which every limit that grows with the app keeps `headroom` percent, and never below that
@@ -115,8 +120,8 @@ pub fn mqsc(plan: &Plan, headroom: f64) -> String {
 ///
 /// # Errors
 /// Why no ScaledObject is safe, for the caller to print: a limit already fails at the planned
-/// minimum (scaling cannot fix MAXHANDS, MAXUMSGS or one instance's MAXINSTC), the app has no
-/// queue, or its name has nothing Kubernetes can use.
+/// minimum (scaling cannot fix MAXHANDS, MAXUMSGS or one instance's MAXINSTC), the app takes
+/// messages off no queue, or its name has nothing Kubernetes can use.
 pub fn keda(plan: &Plan, app: usize, headroom: f64) -> Result<String, String> {
     let report = plan.report("", headroom);
     let a = &report.apps[app];
@@ -142,12 +147,18 @@ pub fn keda(plan: &Plan, app: usize, headroom: f64) -> Result<String, String> {
             a.name
         ));
     }
-    let queue = model_app.workloads.first().map(|w| w.queue.as_str()).ok_or_else(|| {
-        format!(
-            "app {} has no workload, so no queue for the IBM MQ scaler to watch",
-            a.name
-        )
-    })?;
+    let queue = model_app
+        .workloads
+        .iter()
+        .find(|w| w.kind.consumes())
+        .map(|w| w.queue.as_str())
+        .ok_or_else(|| {
+            format!(
+                "app {} takes messages off no queue (it has no workload of a consuming kind), so there is no \
+                 backlog for the IBM MQ scaler to watch",
+                a.name
+            )
+        })?;
     let name = kubernetes_name(&a.name).ok_or_else(|| {
         format!(
             "app name {:?} has no letter or digit to make a Kubernetes name of",
@@ -157,11 +168,11 @@ pub fn keda(plan: &Plan, app: usize, headroom: f64) -> Result<String, String> {
     let roomy = keeping_headroom(plan, app, headroom, a.max_safe_instances);
     let max = roomy.max(min);
     let failure = a.first_failure.map_or_else(
-        || format!("no limit fails up to {} instances", a.max_safe_instances),
+        || format!("no limit fails up to {}", instances(a.max_safe_instances)),
         |f| {
             format!(
-                "{} instances would fail {} with reason code {}",
-                f.instances,
+                "{} would fail {} with reason code {}",
+                instances(f.instances),
                 f.limit.name(),
                 f.reason_code
             )
@@ -195,12 +206,14 @@ pub fn keda(plan: &Plan, app: usize, headroom: f64) -> Result<String, String> {
          {bound}\n\
          apiVersion: keda.sh/v1alpha1\n\
          kind: ScaledObject\n\
-         metadata:\n  name: {name}\n\
-         spec:\n  scaleTargetRef:\n    name: {name}\n  minReplicaCount: {min}\n  maxReplicaCount: {max}\n  triggers:\n\
+         metadata:\n  name: {name_yaml}\n\
+         spec:\n  scaleTargetRef:\n    name: {name_yaml}\n  minReplicaCount: {min}\n  maxReplicaCount: {max}\n  triggers:\n\
          \x20   - type: ibmmq\n      metadata:\n        queueManager: {qm_yaml}\n        queueName: {queue_yaml}\n        \
          queueDepth: \"20\"\n        host: {host}\n      \
-         authenticationRef:\n        name: {name}-ibmmq\n",
+         authenticationRef:\n        name: {auth_yaml}\n",
         app_name = a.name,
+        name_yaml = quoted(&name),
+        auth_yaml = quoted(&format!("{name}-ibmmq")),
         qm_yaml = quoted(qm),
         queue_yaml = quoted(queue),
         host = quoted(&format!(
@@ -395,10 +408,38 @@ mod tests {
     }
 
     #[test]
+    fn keda_scales_on_the_first_queue_the_app_consumes_from() {
+        let mqpilot = |workloads: &str| {
+            plan(&format!(
+                "[queue_manager]\nname = \"QM1\"\n[[queue_manager.channel]]\nname = \"C\"\n[[app]]\n\
+                 name = \"relay\"\nprofile = \"mqpilot\"\nchannel = \"C\"\ninstances = 2\n{workloads}"
+            ))
+        };
+        let send = "[[app.workload]]\nqueue = \"AUDIT.OUT\"\nkind = \"send\"\n";
+        let poll = "[[app.workload]]\nqueue = \"ORDERS.IN\"\nkind = \"poll\"\n";
+        let yaml = keda(&mqpilot(&format!("{send}{poll}")), 0, 20.0).expect("safe");
+        assert!(yaml.contains("queueName: \"ORDERS.IN\""), "{yaml}");
+        let why = keda(&mqpilot(send), 0, 20.0).unwrap_err();
+        assert!(why.starts_with("app relay takes messages off no queue"), "{why}");
+    }
+
+    #[test]
     fn keda_names_and_values_are_valid_yaml_and_kubernetes_names() {
         let yaml = keda(&logicapps(50, "5", 1), 0, 20.0).expect("safe");
-        assert!(yaml.contains("  name: orders\n"), "{yaml}");
+        assert!(yaml.contains("  name: \"orders\"\n"), "{yaml}");
         assert!(yaml.contains("queueName: \"ORDERS.IN\""), "{yaml}");
+        // Names YAML would read as a number, null or a boolean are quoted strings.
+        for app in ["2024", "null", "true"] {
+            let p = plan(&format!(
+                "[queue_manager]\nname = \"QM1\"\n[[queue_manager.channel]]\nname = \"C\"\n[[app]]\n\
+                 name = \"{app}\"\nprofile = \"tibco\"\nchannel = \"C\"\ninstances = 2\n[[app.workload]]\n\
+                 queue = \"Q\"\nkind = \"process\"\n"
+            ));
+            let yaml = keda(&p, 0, 20.0).expect("safe");
+            let names: Vec<&str> = yaml.lines().filter_map(|l| l.trim().strip_prefix("name: ")).collect();
+            let want = [format!("\"{app}\""), format!("\"{app}\""), format!("\"{app}-ibmmq\"")];
+            assert_eq!(names, want, "{yaml}");
+        }
         assert_eq!(kubernetes_name("_Orders_"), Some("orders".into()));
         assert_eq!(kubernetes_name("Payments API (EU)"), Some("payments-api--eu".into()));
         assert_eq!(kubernetes_name("___"), None);

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::report::Report;
+use super::report::{Report, count};
 
 /// Renders `report` as GitHub-flavoured markdown.
 #[must_use]
@@ -35,7 +35,10 @@ pub fn render_markdown(report: &Report) -> String {
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} |",
-            c.name, c.max_inst, c.max_instc, c.sharecnv
+            cell(&c.name),
+            c.max_inst,
+            c.max_instc,
+            c.sharecnv
         );
     }
     out.push_str("\n## Apps\n\n");
@@ -56,15 +59,15 @@ pub fn render_markdown(report: &Report) -> String {
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {}{range} | {} ({}) | {} ({}) | {} | {} | {first} | {} |",
-            a.name,
+            cell(&a.name),
             a.profile_name(),
-            a.channel,
-            a.client_address,
+            cell(&a.channel),
+            cell(&a.client_address),
             a.instances,
-            a.connections,
-            a.connections_per_instance,
-            a.channel_instances,
-            a.channel_instances_per_instance,
+            count(a.connections),
+            count(a.connections_per_instance),
+            count(a.channel_instances),
+            count(a.channel_instances_per_instance),
             a.peak_handles_per_connection,
             a.uncommitted_per_unit_of_work,
             a.max_safe_instances
@@ -84,8 +87,8 @@ pub fn render_markdown(report: &Report) -> String {
             "| {} | {} | {} | {} | {} | {:.1}% | {} |",
             c.status.name(),
             c.limit.name(),
-            c.scope,
-            c.required,
+            cell(&c.scope),
+            count(c.required),
             c.configured,
             c.headroom_pct,
             c.reason_code
@@ -94,13 +97,63 @@ pub fn render_markdown(report: &Report) -> String {
     let _ = writeln!(
         out,
         "\nTotal open handles over all connections: {} (information only: MQ limits handles per connection).",
-        report.total_open_handles
+        count(report.total_open_handles)
     );
     if !report.recommendations.is_empty() {
         out.push_str("\n## Recommendations\n\n");
         for r in &report.recommendations {
-            let _ = writeln!(out, "- {}", r.text);
+            // A setting's text names its scope; design advice does not.
+            match r.limit {
+                Some(_) => {
+                    let _ = writeln!(out, "- {}", r.text);
+                }
+                None => {
+                    let _ = writeln!(out, "- {}: {}", r.scope, r.text);
+                }
+            }
         }
     }
     out
+}
+
+/// `text` as a table cell: a `|` would end the cell, so it is escaped.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn design_advice_names_its_app() {
+        let report = crate::plan::check_text(crate::plan::text::tests::TWO_SHARECNV, "t.toml", 20.0).unwrap();
+        let markdown = render_markdown(&report);
+        assert!(markdown.contains("\n- app a: SHARECNV 2 (the lower of"), "{markdown}");
+        assert!(markdown.contains("\n- app b: SHARECNV 1 (the lower of"), "{markdown}");
+    }
+
+    #[test]
+    fn a_bar_in_a_name_does_not_split_a_table_cell() {
+        let model = crate::plan::text::tests::TWO_SHARECNV
+            .replace("name = \"a\"", "name = \"a|b\"\nclient_address = \"nat|x\"");
+        let report = crate::plan::check_text(&model, "t.toml", 20.0).unwrap();
+        let markdown = render_markdown(&report);
+        let rows: Vec<&str> = markdown.lines().filter(|l| l.starts_with('|')).collect();
+        assert!(
+            rows.iter()
+                .any(|l| l.starts_with("| a\\|b | tibco | C | nat\\|x | 1 |")),
+            "{markdown}"
+        );
+        assert!(
+            rows.iter().any(|l| l.contains("| channel C, address group nat\\|x |")),
+            "{markdown}"
+        );
+        // Every row of a table has as many unescaped bars as its header.
+        for table in markdown.split("\n\n").filter(|t| t.starts_with('|')) {
+            let bars = |l: &str| l.replace("\\|", "").matches('|').count();
+            let header = bars(table.lines().next().unwrap());
+            assert!(table.lines().all(|l| bars(l) == header), "{table}");
+        }
+    }
 }

@@ -20,9 +20,6 @@ pub const MQRC_MAX_CONNS_LIMIT_REACHED: i32 = 2025;
 /// MQRC_CHANNEL_NOT_AVAILABLE.
 pub const MQRC_CHANNEL_NOT_AVAILABLE: i32 = 2537;
 
-/// Largest instance count searched for a first failure when no range is given.
-pub const SEARCH_LIMIT: u64 = 100_000;
-
 /// A queue manager limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum Limit {

@@ -265,10 +265,13 @@ impl Model {
     pub fn from_toml(text: &str, origin: &Path) -> Result<Self, Error> {
         let raw: RawModel = toml::from_str(text).map_err(|e| {
             let mut error = parse_error(&e, text, origin);
-            if let Error::Config { message, .. } = &mut error
-                && message.contains("untagged enum RawInstances")
-            {
-                *message = "expected a count (instances = 12) or a range (instances = { min = 1, max = 40 })".into();
+            if let Error::Config { message, .. } = &mut error {
+                if let Some(n) = out_of_range(message) {
+                    *message = format!("{n} is out of range: a count here is 0 to {UNLIMITED} (MQ's largest value)");
+                } else if message.contains("untagged enum RawInstances") {
+                    *message =
+                        "expected a count (instances = 12) or a range (instances = { min = 1, max = 40 })".into();
+                }
             }
             error
         })?;
@@ -353,6 +356,14 @@ impl Model {
     pub fn app(&self, name: &str) -> Option<usize> {
         self.apps.iter().position(|a| a.name == name)
     }
+}
+
+/// The integer in a parser message about one that does not fit the field's type (TOML
+/// integers past 64 bits are read as i128: "invalid type: integer `N` as i128, ...").
+fn out_of_range(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("invalid type: integer `")?;
+    let (n, tail) = rest.split_once('`')?;
+    tail.starts_with(" as i128").then_some(n)
 }
 
 /// `value` with every `null` member dropped: TOML has no null, and an absent key means the
@@ -527,6 +538,16 @@ fn unused_workload_fields(profile: Profile, kind: Kind, w: &RawWorkload) -> Resu
     use Profile::{Ace, Custom, Jms, LogicappsBuiltin, Mqpilot, Tibco};
     if w.to.is_some() && kind != Kind::Forward {
         return Err(("to", "only a forward workload (mqpilot) uses `to`; remove it".into()));
+    }
+    if w.batch.is_some() && profile == LogicappsBuiltin && !kind.browse_locks() {
+        return Err((
+            "batch",
+            format!(
+                "a {} workload gets or puts one message per operation, so `batch` would change nothing in the \
+                 plan (only browse-lock-trigger and browse-lock use it); remove it",
+                w.kind
+            ),
+        ));
     }
     for (field, given, read) in [
         (
@@ -704,6 +725,20 @@ batch = 20
             e.contains("queue_manager.channel[0].sharecnv: must be at most 999999999"),
             "{e}"
         );
+        // Past 64 bits, the TOML reader's own message said "invalid type: integer ... as i128".
+        let e = error(&GOOD.replace("{ min = 1, max = 40 }", "99999999999999999999"));
+        assert!(
+            e.starts_with(
+                "m.toml:12:13: app[0].instances: 99999999999999999999 is out of range: a count here is 0 to \
+                 999999999"
+            ),
+            "{e}"
+        );
+        let e = error(&GOOD.replace("batch = 20", "batch = -99999999999999999999"));
+        assert!(
+            e.contains("app[0].workload[0].batch: -99999999999999999999 is out of range"),
+            "{e}"
+        );
         let ok = GOOD.replace("max_handles = 256", "max_handles = 999999999");
         assert!(Model::from_toml(&ok, Path::new("m.toml")).is_ok());
     }
@@ -725,6 +760,13 @@ batch = 20
             e.contains("app[0].workload[0].batch: the jms profile does not use `batch`"),
             "{e}"
         );
+        let e = error(&GOOD.replace("\"browse-lock-trigger\"", "\"receive\""));
+        assert!(
+            e.starts_with("m.toml:17:1: app[0].workload[0].batch: a receive workload gets or puts one message"),
+            "{e}"
+        );
+        let browse_lock = GOOD.replace("\"browse-lock-trigger\"", "\"browse-lock\"");
+        assert!(Model::from_toml(&browse_lock, Path::new("m.toml")).is_ok());
         let e = error(&GOOD.replace("batch = 20", "batch = 20\nto = \"OUT\""));
         assert!(e.contains("app[0].workload[0].to: only a forward workload"), "{e}");
         let e = error(&GOOD.replace("instances = {", "uncommitted = 5\ninstances = {"));

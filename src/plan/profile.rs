@@ -126,6 +126,14 @@ impl Kind {
         Some(kind)
     }
 
+    /// Whether this kind takes messages off its queue (gets them, destructively or after a
+    /// lock), so that the queue's depth is its backlog. A custom workload's kind is a free name:
+    /// it is taken to consume.
+    #[must_use]
+    pub const fn consumes(self) -> bool {
+        !matches!(self, Self::Browse | Self::Send | Self::Producer)
+    }
+
     /// Whether a Logic Apps operation of this kind holds one handle per locked message.
     #[must_use]
     pub const fn browse_locks(self) -> bool {

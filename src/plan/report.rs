@@ -7,10 +7,8 @@
 use serde::Serialize;
 
 use super::check::{Check, Status, check, covering};
-use super::math::{
-    AppNumbers, FirstFailure, Limit, Requirement, SEARCH_LIMIT, app_numbers, first_failure, requirements,
-};
-use super::model::{Address, Model, PER_INSTANCE, UNLIMITED};
+use super::math::{AppNumbers, FirstFailure, Limit, Requirement, app_numbers, first_failure, requirements};
+use super::model::{Address, App, Channel, Model, PER_INSTANCE, UNLIMITED};
 use super::profile::{Kind, Profile};
 
 /// Version of the JSON contract; raised only for a change that is not an addition.
@@ -111,7 +109,7 @@ pub struct AppReport {
     pub uncommitted_per_unit_of_work: u64,
     /// Scaling this app alone: where a check first fails.
     pub first_failure: Option<FirstFailure>,
-    /// The most instances at which no check fails (up to the range max or 100,000).
+    /// The most instances at which no check fails (up to the range's max for a range).
     pub max_safe_instances: u64,
     /// How the numbers were worked out.
     pub assumptions: Vec<String>,
@@ -176,11 +174,12 @@ impl Plan {
             .collect()
     }
 
-    /// How far `app` is searched for a first failure.
+    /// How far `app` is searched for a first failure: a range's max; a fixed count without
+    /// bound (the first failure is solved, not searched, and MaxChannels always has one).
     #[must_use]
     pub fn search_max(&self, app: usize) -> u64 {
         let a = &self.model.apps[app];
-        if a.range { a.max_instances } else { SEARCH_LIMIT }
+        if a.range { a.max_instances } else { u64::MAX }
     }
 
     /// The report, with `headroom` percent asked for.
@@ -294,6 +293,20 @@ impl Plan {
 
     fn design_advice(&self) -> Vec<Recommendation> {
         let mut out = Vec::new();
+        let qm = &self.model.queue_manager;
+        if qm.max_active_channels > qm.max_channels {
+            out.push(Recommendation {
+                limit: None,
+                scope: "queue manager".into(),
+                current: None,
+                recommended: None,
+                text: format!(
+                    "max_active_channels ({}) is above max_channels ({}): no more than MaxChannels channel \
+                     instances can start, so {} applies to both (the checks use MaxChannels)",
+                    qm.max_active_channels, qm.max_channels, qm.max_channels
+                ),
+            });
+        }
         for (app, n) in self.model.apps.iter().zip(&self.numbers) {
             let locks = app.workloads.iter().any(|w| w.kind.browse_locks());
             if app.profile == Profile::LogicappsBuiltin && locks && n.demand.handles > 1 {
@@ -306,24 +319,8 @@ impl Plan {
                     ),
                 ));
             }
-            let shared = n.demand.connections.div_ceil(10);
-            if n.sharecnv < 10 && n.channel_instances > shared {
-                let what = if n.sharecnv == 0 {
-                    "SHARECNV 0 starts a channel instance per connection".to_owned()
-                } else {
-                    let plural = if n.sharecnv == 1 { "" } else { "s" };
-                    format!(
-                        "SHARECNV {} allows {} conversation{plural} per channel instance",
-                        n.sharecnv, n.sharecnv
-                    )
-                };
-                out.push(design(
-                    &app.name,
-                    format!(
-                        "{what} ({} per instance); SHARECNV 10 would start {shared}",
-                        n.channel_instances
-                    ),
-                ));
+            if let Some(advice) = sharecnv_advice(app, n, &self.model.queue_manager.channels[app.channel]) {
+                out.push(design(&app.name, advice));
             }
             if app.profile == Profile::Mqpilot
                 && n.demand.uncommitted > self.model.queue_manager.max_uncommitted
@@ -337,6 +334,47 @@ impl Plan {
         }
         out
     }
+}
+
+/// SHARECNV that fits this many conversations on a channel instance: MQ's default.
+const SHARED_CONVERSATIONS: u64 = 10;
+
+/// Advice when the effective SHARECNV (the lower of the client's and the channel's) starts more
+/// channel instances than SHARECNV 10 would, saying which side to raise.
+fn sharecnv_advice(app: &App, n: &AppNumbers, channel: &Channel) -> Option<String> {
+    let target = SHARED_CONVERSATIONS;
+    let shared = n.demand.connections.div_ceil(target);
+    if n.sharecnv >= target || n.channel_instances <= shared {
+        return None;
+    }
+    let sides = format!(
+        "the lower of the client's {} and channel {}'s {}",
+        app.sharecnv, channel.name, channel.sharecnv
+    );
+    let what = if n.sharecnv == 0 {
+        format!("SHARECNV 0 ({sides}) starts a channel instance per connection")
+    } else {
+        let plural = if n.sharecnv == 1 { "" } else { "s" };
+        format!(
+            "SHARECNV {} ({sides}) allows {} conversation{plural} per channel instance",
+            n.sharecnv, n.sharecnv
+        )
+    };
+    let client = "the client's SHARECNV (the app's `sharecnv`)";
+    let server = format!("channel {}'s SHARECNV", channel.name);
+    let alter = format!(
+        " (ALTER CHANNEL({}) CHLTYPE(SVRCONN) SHARECNV({target}))",
+        mqsc_name(&channel.name)
+    );
+    let raise = match (app.sharecnv < target, channel.sharecnv < target) {
+        (true, true) => format!("{client} and {server} to {target}{alter}"),
+        (true, false) => format!("{client} to {target}"),
+        _ => format!("{server} to {target}{alter}"),
+    };
+    Some(format!(
+        "{what} ({} per instance); raising {raise} would start {shared}",
+        n.channel_instances
+    ))
 }
 
 fn design(app: &str, text: String) -> Recommendation {
@@ -365,9 +403,10 @@ fn setting_text(limit: Limit, scope: &str, current: u64, needed: u64, headroom: 
             _ => "spread the fleet over more channels or queue managers, or share conversations (SHARECNV)",
         };
         return format!(
-            "{} on {scope}: no value covers the plan ({needed} with {headroom}% headroom; MQ takes at most \
+            "{} on {scope}: no value covers the plan ({} with {headroom}% headroom; MQ takes at most \
              {UNLIMITED}): {instead}",
-            limit.name()
+            limit.name(),
+            count(needed)
         );
     }
     let what = match limit {
@@ -386,6 +425,23 @@ fn setting_text(limit: Limit, scope: &str, current: u64, needed: u64, headroom: 
         "{} on {scope}: {current} -> {needed} ({what}) covers the plan with {headroom}% headroom",
         limit.name()
     )
+}
+
+/// `n` for a report: a count saturated at `u64::MAX` (a sum or product past what a `u64`
+/// holds) as "more than 999999999", since only its being past every limit MQ takes is known.
+#[must_use]
+pub fn count(n: u64) -> String {
+    if n == u64::MAX {
+        format!("more than {UNLIMITED}")
+    } else {
+        n.to_string()
+    }
+}
+
+/// "1 instance", "2 instances".
+#[must_use]
+pub fn instances(n: u64) -> String {
+    format!("{} instance{}", count(n), if n == 1 { "" } else { "s" })
 }
 
 /// An MQ object name as MQSC reads it: quoted, so that lower case is kept (MQSC folds an

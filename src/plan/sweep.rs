@@ -7,7 +7,10 @@ use serde::Serialize;
 
 use super::check::{Status, status};
 use super::math::{FirstFailure, Limit, first_failure};
-use super::report::Plan;
+use super::report::{Plan, count, instances};
+
+/// The most rows (instance counts) one sweep has.
+pub const MAX_ROWS: u64 = 100_000;
 
 /// One instance count of a sweep.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -41,8 +44,27 @@ pub struct Sweep {
     pub max_inst: u64,
     /// MaxChannels (or MaxActiveChannels if lower).
     pub max_channels: u64,
+    /// Which of the two `max_channels` is: MaxActiveChannels when it is the lower.
+    pub max_channels_limit: Limit,
     /// MAXHANDS.
     pub max_handles: u64,
+    /// The requirement that fails first as the app scales (wherever that is, in this range
+    /// or not), with what it requires at each row: the chart draws it against its limit.
+    /// `None` when nothing the app takes part in can fail.
+    pub limiting: Option<Limiting>,
+}
+
+/// What one requirement needs at each row of a sweep, and its limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Limiting {
+    /// The limit.
+    pub limit: Limit,
+    /// Where it applies.
+    pub scope: String,
+    /// What is configured.
+    pub configured: u64,
+    /// What it requires at each row, in row order.
+    pub required: Vec<u64>,
 }
 
 /// Sweeps app `app` over `from..=to` instances.
@@ -63,6 +85,13 @@ pub fn sweep(plan: &Plan, app: usize, from: u64, to: u64, headroom: f64) -> Swee
             .fold(0, u64::saturating_add)
     };
     let (others_on_channel, others_on_qmgr) = (others(true), others(false));
+    // Ties go to the requirement listed first, as for the first failure.
+    let limiting = involved
+        .iter()
+        .filter_map(|r| r.first_failure(app, &plan.instances).map(|at| (at, *r)))
+        .min_by_key(|&(at, _)| at)
+        .map(|(_, r)| r);
+    let mut limiting_required = Vec::new();
     let rows = (from..=to)
         .map(|i| {
             instances[app] = i;
@@ -74,6 +103,9 @@ pub fn sweep(plan: &Plan, app: usize, from: u64, to: u64, headroom: f64) -> Swee
                 if s == Status::Fails && !failing.contains(&r.limit) {
                     failing.push(r.limit);
                 }
+            }
+            if let Some(r) = limiting {
+                limiting_required.push(r.required(&instances));
             }
             let mine = i.saturating_mul(c);
             SweepRow {
@@ -87,13 +119,25 @@ pub fn sweep(plan: &Plan, app: usize, from: u64, to: u64, headroom: f64) -> Swee
             }
         })
         .collect();
+    let limiting = limiting.map(|r| Limiting {
+        limit: r.limit,
+        scope: r.scope.clone(),
+        configured: r.configured,
+        required: limiting_required,
+    });
     Sweep {
         app: plan.model.apps[app].name.clone(),
         rows,
         first_failure: first_failure(&plan.requirements, app, &plan.instances, to),
         max_inst: qm.channels[channel].max_inst,
         max_channels: qm.max_channels.min(qm.max_active_channels),
+        max_channels_limit: if qm.max_active_channels < qm.max_channels {
+            Limit::MaxActiveChannels
+        } else {
+            Limit::MaxChannels
+        },
         max_handles: qm.max_handles,
+        limiting,
     }
 }
 
@@ -102,8 +146,12 @@ pub fn sweep(plan: &Plan, app: usize, from: u64, to: u64, headroom: f64) -> Swee
 pub fn render_sweep(s: &Sweep) -> String {
     use std::fmt::Write as _;
     let mut out = format!(
-        "mqplan sweep: {} (MAXINST {}, MaxChannels {}, MAXHANDS {})\n",
-        s.app, s.max_inst, s.max_channels, s.max_handles
+        "mqplan sweep: {} (MAXINST {}, {} {}, MAXHANDS {})\n",
+        s.app,
+        s.max_inst,
+        s.max_channels_limit.name(),
+        s.max_channels,
+        s.max_handles
     );
     let _ = writeln!(
         out,
@@ -115,9 +163,9 @@ pub fn render_sweep(s: &Sweep) -> String {
         let line = format!(
             "{:>9}  {:>17}  {:>13}  {:>14}  {:>17}  {:<7}  {}",
             r.instances,
-            r.channel_instances,
-            r.channel_total,
-            r.qmgr_channel_instances,
+            count(r.channel_instances),
+            count(r.channel_total),
+            count(r.qmgr_channel_instances),
             r.handles_per_connection,
             r.status.name(),
             failing.join(", ")
@@ -128,10 +176,10 @@ pub fn render_sweep(s: &Sweep) -> String {
         Some(f) => {
             let _ = writeln!(
                 out,
-                "first failure: {} ({}) at {} instances",
+                "first failure: {} ({}) at {}",
                 f.reason_code,
                 f.limit.name(),
-                f.instances
+                instances(f.instances)
             );
         }
         None => out.push_str("first failure: none in this range\n"),

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use super::check::Status;
-use super::report::{AppReport, Report};
+use super::report::{AppReport, Report, count, instances};
 
 /// Renders `report`; `colour` adds ANSI colours to status words.
 #[must_use]
@@ -50,7 +50,7 @@ pub fn render_text(report: &Report, colour: bool) -> String {
                 c.status.name().to_owned(),
                 c.limit.name().to_owned(),
                 c.scope.clone(),
-                c.required.to_string(),
+                count(c.required),
                 c.configured.to_string(),
                 format!("{:.1}%", c.headroom_pct),
                 c.reason_code.to_string(),
@@ -98,12 +98,20 @@ pub fn render_text(report: &Report, colour: bool) -> String {
     let _ = writeln!(
         out,
         "total open handles over all connections: {} (information only: MQ limits handles per connection)",
-        report.total_open_handles
+        count(report.total_open_handles)
     );
     if !report.recommendations.is_empty() {
         out.push_str("\nrecommendations:\n");
         for r in &report.recommendations {
-            let _ = writeln!(out, "  - {}", r.text);
+            // A setting's text names its scope; design advice does not.
+            match r.limit {
+                Some(_) => {
+                    let _ = writeln!(out, "  - {}", r.text);
+                }
+                None => {
+                    let _ = writeln!(out, "  - {}: {}", r.scope, r.text);
+                }
+            }
         }
     }
     let _ = writeln!(out, "\nstatus: {}", paint(report.status, colour, false));
@@ -117,21 +125,21 @@ fn app_text(out: &mut String, app: &AppReport) {
         .unwrap_or_default();
     let _ = writeln!(
         out,
-        "app {} ({}) on {}: {} instances{range}, client address {}",
+        "app {} ({}) on {}: {}{range}, client address {}",
         app.name,
         app.profile_name(),
         app.channel,
-        app.instances,
+        instances(app.instances),
         app.client_address
     );
     let _ = writeln!(
         out,
         "  connections: {} per instance, {} in all; SHARECNV {}; channel instances: {} per instance, {} in all",
-        app.connections_per_instance,
-        app.connections,
+        count(app.connections_per_instance),
+        count(app.connections),
         app.sharecnv,
-        app.channel_instances_per_instance,
-        app.channel_instances
+        count(app.channel_instances_per_instance),
+        count(app.channel_instances)
     );
     let _ = writeln!(
         out,
@@ -142,18 +150,19 @@ fn app_text(out: &mut String, app: &AppReport) {
         Some(f) => {
             let _ = writeln!(
                 out,
-                "  first failure: {} ({}) at {} instances; max safe instances: {}",
+                "  first failure: {} ({}) at {}; max safe instances: {}",
                 f.reason_code,
                 f.limit.name(),
-                f.instances,
+                instances(f.instances),
                 app.max_safe_instances
             );
         }
         None => {
             let _ = writeln!(
                 out,
-                "  first failure: none up to {} instances; max safe instances: {}",
-                app.max_safe_instances, app.max_safe_instances
+                "  first failure: none up to {}; max safe instances: {}",
+                instances(app.max_safe_instances),
+                app.max_safe_instances
             );
         }
     }
@@ -189,8 +198,39 @@ fn paint(status: Status, colour: bool, upper: bool) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Two tibco apps of 5 connections: `a` with client SHARECNV 2 on channel C (10), `b` with
+    /// client SHARECNV 2 on channel D (1).
+    pub(crate) const TWO_SHARECNV: &str = "[queue_manager]\nname = \"QM1\"\n\
+        [[queue_manager.channel]]\nname = \"C\"\n[[queue_manager.channel]]\nname = \"D\"\nsharecnv = 1\n\
+        [[app]]\nname = \"a\"\nprofile = \"tibco\"\nchannel = \"C\"\ninstances = 1\nsharecnv = 2\n\
+        [[app.workload]]\nqueue = \"Q\"\nkind = \"process\"\nactivities = 5\n\
+        [[app]]\nname = \"b\"\nprofile = \"tibco\"\nchannel = \"D\"\ninstances = 1\nsharecnv = 2\n\
+        [[app.workload]]\nqueue = \"Q\"\nkind = \"process\"\nactivities = 5\n";
+
+    #[test]
+    fn design_advice_names_its_app_and_the_sharecnv_side_to_raise() {
+        let report = crate::plan::check_text(TWO_SHARECNV, "t.toml", 20.0).unwrap();
+        let text = render_text(&report, false);
+        assert!(
+            text.contains(
+                "  - app a: SHARECNV 2 (the lower of the client's 2 and channel C's 10) allows 2 conversations per \
+                 channel instance (3 per instance); raising the client's SHARECNV (the app's `sharecnv`) to 10 \
+                 would start 1\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "  - app b: SHARECNV 1 (the lower of the client's 2 and channel D's 1) allows 1 conversation per \
+                 channel instance (5 per instance); raising the client's SHARECNV (the app's `sharecnv`) and \
+                 channel D's SHARECNV to 10 (ALTER CHANNEL('D') CHLTYPE(SVRCONN) SHARECNV(10)) would start 1\n"
+            ),
+            "{text}"
+        );
+    }
 
     #[test]
     fn colour_marks_status_words_only_when_asked() {

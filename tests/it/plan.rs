@@ -434,3 +434,264 @@ proptest::proptest! {
         }
     }
 }
+
+/// A tibco app of `instances` fixed instances, one channel instance each, against MaxChannels
+/// `max_channels`.
+fn large_fleet(max_channels: u64, instances: u64) -> String {
+    format!(
+        "[queue_manager]\nname = \"QM1\"\nmax_channels = {max_channels}\n[[queue_manager.channel]]\nname = \"C\"\n\
+         sharecnv = 10\n[[app]]\nname = \"t\"\nprofile = \"tibco\"\nchannel = \"C\"\ninstances = {instances}\n\
+         [[app.workload]]\nqueue = \"Q\"\nkind = \"process\"\n"
+    )
+}
+
+#[test]
+fn regression_fixed_counts_past_100000_fail_where_the_limit_ends() {
+    let model = temp("big.toml", &large_fleet(150_000, 200_000));
+    let out = mqplan(&["check", model.to_str().expect("utf-8"), "--format", "json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let app = &json["apps"][0];
+    assert_eq!(app["first_failure"]["instances"], 150_001, "{app}");
+    assert_eq!(app["first_failure"]["limit"], "MaxChannels", "{app}");
+    assert_eq!(app["max_safe_instances"], 150_000, "{app}");
+    let text = stdout(&mqplan(&["check", model.to_str().expect("utf-8")]));
+    assert!(
+        text.contains("first failure: 2537 (MaxChannels) at 150001 instances; max safe instances: 150000"),
+        "{text}"
+    );
+    let out = mqplan(&["emit", "keda", model.to_str().expect("utf-8"), "--app", "t"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("150001 instances already fail MaxChannels"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Nothing fails: check, its first failure and KEDA agree that 200,000 instances are safe.
+    let model = temp("big-ok.toml", &large_fleet(999_999_999, 200_000));
+    let out = mqplan(&["check", model.to_str().expect("utf-8"), "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(json["apps"][0]["max_safe_instances"], 999_999_999);
+    let out = mqplan(&["emit", "keda", model.to_str().expect("utf-8"), "--app", "t"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("maxReplicaCount: 799999999\n"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn regression_a_bad_chart_extension_is_refused_before_the_sweep_prints() {
+    let out = mqplan(&[
+        "sweep",
+        "models/mixed-fleet.toml",
+        "--app",
+        "orders",
+        "--instances",
+        "1..5",
+        "--chart",
+        "o.jpg",
+    ]);
+    assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    assert!(stderr(&out).contains("--chart"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("o.jpg must end in .png or .svg"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn regression_a_chart_that_cannot_be_written_leaves_the_old_one_whole() {
+    let dir = std::env::temp_dir().join(format!("mqplan-chart-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    for name in ["part.svg", "part.png"] {
+        let chart = dir.join(name);
+        std::fs::write(&chart, "the chart before").expect("write");
+        // Files of at most 8 KiB, and EFBIG instead of SIGXFSZ past that: both charts are larger.
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "trap '' XFSZ; ulimit -f 8; exec '{}' sweep models/mixed-fleet.toml --app orders --instances 1..50 \
+                 --chart '{}'",
+                env!("CARGO_BIN_EXE_mqplan"),
+                chart.display()
+            ))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("run mqplan under sh");
+        assert_eq!(out.status.code(), Some(74), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains(&format!("cannot write {}: ", chart.display())), "{err}");
+        assert!(err.contains("File too large"), "{err}");
+        assert_eq!(std::fs::read_to_string(&chart).expect("read"), "the chart before");
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(left.len(), 1, "{left:?}");
+        std::fs::remove_file(&chart).expect("remove");
+    }
+    std::fs::remove_dir(&dir).expect("remove dir");
+}
+
+#[test]
+fn regression_a_sweep_names_max_active_channels_when_it_is_the_lower() {
+    let text = SMALL.replace("max_channels = 10", "max_channels = 100\nmax_active_channels = 50");
+    let plan = Plan::new(Model::from_toml(&text, "small.toml".as_ref()).expect("valid"));
+    let s = sweep::sweep(&plan, 0, 1, 3, 20.0);
+    let table = sweep::render_sweep(&s);
+    assert!(
+        table.starts_with("mqplan sweep: orders (MAXINST 8, MaxActiveChannels 50, MAXHANDS 50)"),
+        "{table}"
+    );
+    let svg = chart::render_svg(&sweep::sweep(&plan, 0, 1, 30, 20.0)).expect("svg");
+    assert!(
+        svg.contains("MaxActiveChannels 50") && !svg.contains("MaxChannels 50"),
+        "the SVG names MaxChannels"
+    );
+    let plain = Plan::new(Model::from_toml(SMALL, "small.toml".as_ref()).expect("valid"));
+    let table = sweep::render_sweep(&sweep::sweep(&plain, 0, 1, 3, 20.0));
+    assert!(
+        table.starts_with("mqplan sweep: orders (MAXINST 8, MaxChannels 10, MAXHANDS 50)"),
+        "{table}"
+    );
+}
+
+#[test]
+fn regression_one_instance_is_singular_and_saturated_counts_are_words() {
+    // MAXHANDS 10 against 20 locked messages: the first instance fails.
+    let text = SMALL
+        .replace("instances = 3", "instances = 1")
+        .replace("max_handles = 50", "max_handles = 10");
+    let report = plan::check_text(&text, "small.toml", 20.0).expect("valid");
+    let rendered = plan::text::render_text(&report, false);
+    assert!(
+        rendered.contains("on APP.SVRCONN: 1 instance, client address"),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("first failure: 2017 (MAXHANDS) at 1 instance;"),
+        "{rendered}"
+    );
+    let plan = Plan::new(Model::from_toml(&text, "small.toml".as_ref()).expect("valid"));
+    let table = sweep::render_sweep(&sweep::sweep(&plan, 0, 1, 2, 20.0));
+    assert!(
+        table.ends_with("first failure: 2017 (MAXHANDS) at 1 instance\n"),
+        "{table}"
+    );
+
+    // 999,999,999 instances of 999,999,999 x 999,999,999 connections: past what a u64 holds.
+    let vast = large_fleet(100, 999_999_999).replace(
+        "kind = \"process\"",
+        "kind = \"process\"\nactivities = 999999999\nconcurrency = 999999999",
+    );
+    let report = plan::check_text(&vast, "vast.toml", 20.0).expect("valid");
+    let rendered = plan::text::render_text(&report, false);
+    assert!(!rendered.contains(&u64::MAX.to_string()), "{rendered}");
+    assert!(
+        rendered.contains("MaxChannels on queue manager: no value covers the plan (more than 999999999 with 20%"),
+        "{rendered}"
+    );
+    let markdown = plan::markdown::render_markdown(&report);
+    assert!(!markdown.contains(&u64::MAX.to_string()), "{markdown}");
+    let mqsc = plan::emit::mqsc(
+        &Plan::new(Model::from_toml(&vast, "vast.toml".as_ref()).expect("valid")),
+        20.0,
+    );
+    assert!(!mqsc.contains(&u64::MAX.to_string()), "{mqsc}");
+}
+
+#[test]
+fn max_active_channels_above_max_channels_gets_a_note() {
+    let text = SMALL.replace("max_channels = 10", "max_channels = 10\nmax_active_channels = 40");
+    let report = plan::check_text(&text, "small.toml", 20.0).expect("valid");
+    let note = report
+        .recommendations
+        .iter()
+        .find(|r| r.scope == "queue manager" && r.limit.is_none())
+        .expect("a note");
+    assert!(
+        note.text
+            .starts_with("max_active_channels (40) is above max_channels (10)"),
+        "{}",
+        note.text
+    );
+    let rendered = plan::text::render_text(&report, false);
+    assert!(
+        rendered.contains("  - queue manager: max_active_channels (40) is above"),
+        "{rendered}"
+    );
+    let fine = plan::check_text(SMALL, "small.toml", 20.0).expect("valid");
+    assert!(
+        fine.recommendations
+            .iter()
+            .all(|r| !r.text.contains("max_active_channels"))
+    );
+}
+
+/// The texts of an SVG chart: its labels, legend entries and axis ticks.
+fn svg_texts(svg: &str) -> Vec<String> {
+    svg.split("</text>")
+        .filter_map(|part| part.rsplit_once('>').map(|(_, text)| text.trim().to_owned()))
+        .filter(|text| !text.is_empty())
+        .collect()
+}
+
+fn mixed_fleet_chart(from: u64, to: u64) -> Vec<String> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/models/mixed-fleet.toml")).expect("model");
+    let plan = Plan::new(Model::from_toml(&text, "mixed-fleet.toml".as_ref()).expect("valid"));
+    svg_texts(&chart::render_svg(&sweep::sweep(&plan, 0, from, to, 20.0)).expect("svg"))
+}
+
+#[test]
+fn regression_a_chart_draws_the_limit_that_fails_first() {
+    // orders fails MAXINSTC (its NAT address group) from 7 instances on.
+    let texts = mixed_fleet_chart(8, 10);
+    for label in [
+        "MAXINSTC: channel APP.SVRCONN, address group nat-egress",
+        "MAXINSTC 30",
+        "first failure: 2537 (MAXINSTC) at 7, before this range",
+    ] {
+        assert!(texts.iter().any(|t| t == label), "the SVG lacks {label:?}: {texts:?}");
+    }
+    // No marker at 7 on an axis that starts at 8.
+    assert!(
+        !texts.iter().any(|t| t == "first failure: 2537 (MAXINSTC) at 7"),
+        "{texts:?}"
+    );
+    // One row: its points are drawn, on an axis a count either side, with the marker at 7.
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/models/mixed-fleet.toml")).expect("model");
+    let plan = Plan::new(Model::from_toml(&text, "mixed-fleet.toml".as_ref()).expect("valid"));
+    let svg = chart::render_svg(&sweep::sweep(&plan, 0, 7, 7, 20.0)).expect("svg");
+    assert!(svg.matches("<circle").count() >= 3, "no points on a one-row chart");
+    let texts = svg_texts(&svg);
+    assert!(
+        texts.iter().any(|t| t == "first failure: 2537 (MAXINSTC) at 7"),
+        "{texts:?}"
+    );
+    for tick in ["6", "8"] {
+        assert!(texts.iter().any(|t| t == tick), "the axis lacks {tick}: {texts:?}");
+    }
+    // The connection limit and MAXUMSGS are drawn when they are what fails first.
+    for (extra, label) in [
+        ("max_connections = 25", "max_connections 25"),
+        ("max_uncommitted = 1", "MAXUMSGS 1"),
+    ] {
+        let text = SMALL.replace("max_channels = 10", &format!("max_channels = 10\n{extra}"));
+        let text = if extra.starts_with("max_uncommitted") {
+            text.replace("\"logicapps-builtin\"", "\"custom\"")
+                .replace("connections = 10", "connections = 10\nhandles_per_connection = 1\nuncommitted = 5")
+                .replace("[[app.workload]]\nqueue = \"ORDERS.IN\"\nkind = \"browse-lock-trigger\"\nbatch = 20\nconcurrency = 10\n", "")
+        } else {
+            text
+        };
+        let plan = Plan::new(Model::from_toml(&text, "small.toml".as_ref()).expect("valid"));
+        let texts = svg_texts(&chart::render_svg(&sweep::sweep(&plan, 0, 1, 5, 20.0)).expect("svg"));
+        assert!(texts.iter().any(|t| t == label), "the SVG lacks {label:?}: {texts:?}");
+    }
+}
