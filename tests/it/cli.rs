@@ -411,6 +411,23 @@ fn a_flag_out_of_its_range_is_a_usage_error_naming_the_flag() {
 }
 
 #[test]
+fn an_mcp_flag_of_0_is_a_usage_error_naming_the_flag() {
+    for (flag, why) in [
+        ("--connections", "0 is not in 1..=1000"),
+        ("--max-handles", "0 is not in 1.."),
+        ("--max-in-flight", "0 is not in 1.."),
+        ("--max-body-bytes", "0 is not in 1.."),
+    ] {
+        let expected = format!("error: invalid value '0' for '{flag} <");
+        mqpilot(&["mcp", "--stdio", "--fake", flag, "0"])
+            .expect_code(2)
+            .stdout_empty()
+            .stderr_starts(&expected)
+            .stderr_has(&[why]);
+    }
+}
+
+#[test]
 fn flags_that_do_not_fit_together_are_a_usage_error_naming_the_flag() {
     mqpilot(&[&DEMO_UNTIL_EMPTY[..], &["--receive", "single", "--batch", "5"]].concat())
         .expect_code(2)

@@ -818,6 +818,27 @@ async fn the_binary_serves_a_fake_qm_server_through_its_pool() {
     assert_eq!(code.code(), Some(0));
 }
 
+#[tokio::test]
+async fn the_binary_names_the_fake_qm_server_it_cannot_reach() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    // --conn's host(port) is not what --fake-qm dials.
+    let (child, client) = binary_client(
+        &["--fake-qm", &addr, "--conn", "APP.SVRCONN/TCP/localhost(21414)"],
+        None,
+    )
+    .await;
+    let e = tool_error(&client, "browse_messages", json!({"queue": "ORDERS"})).await;
+    assert_eq!(e["reason_code"], 2538, "{e}");
+    let text = e.to_string();
+    assert!(text.contains(&addr) && text.contains("--fake-qm"), "{text}");
+    assert!(!text.contains("21414"), "{text}");
+    close_and_wait(child, client).await;
+}
+
 #[test]
 fn the_example_files_load() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");

@@ -10,10 +10,11 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Args;
+use clap::builder::RangedU64ValueParser;
 use mqpilot::fake::net::RemoteAdmin;
 use mqpilot::mcp::{self, Authenticator, Catalog, HttpOptions, JwtConfig, Listed, Policy};
 use mqpilot::pool::{Patience, PoolConfig};
-use mqpilot::worker::config::WorkerConfig;
+use mqpilot::worker::config::{MAX_CONNECTIONS, WorkerConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::connection::Backend;
@@ -36,10 +37,11 @@ pub(crate) struct McpArgs {
     backend: crate::connection::BackendArgs,
 
     /// Connections in the pool (locks hold one each; one always stays free for other tools).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_CONNECTIONS as u64))]
     connections: usize,
     /// Most handles per connection; the budget is min(this, MAXHANDS - reserve).
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
     max_handles: usize,
     #[command(flatten)]
     connection: crate::connection::ConnectionArgs,
@@ -72,14 +74,14 @@ pub(crate) struct McpArgs {
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     allowed_origins: Vec<String>,
     /// Largest request body in bytes.
-    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    #[arg(long, default_value_t = 4 * 1024 * 1024, value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
     max_body_bytes: usize,
     /// Request body bytes buffered at once, all connections together (at least
     /// --max-body-bytes); a body that would pass it gets 503 with Retry-After.
     #[arg(long, default_value_t = 64 * 1024 * 1024)]
     max_buffered_body_bytes: usize,
     /// Tool calls in flight per caller.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
     max_in_flight: usize,
     /// Seconds a tool call waits for an MQ connection that other calls or locks hold before
     /// it answers that all are busy.
@@ -141,7 +143,9 @@ pub(crate) async fn run(args: McpArgs) -> Result<u8, Failure> {
     let overrides = args.connection.overrides(demo_channel, Some("mqpilot-mcp"));
     let env = |k: &str| std::env::var(k).ok();
     let settings = WorkerConfig::from_queues(Vec::new()).connection;
-    let options = settings.connect_options(env, &overrides).map_err(usage)?;
+    let options = args
+        .backend
+        .route(settings.connect_options(env, &overrides).map_err(usage)?);
     let (library, backend) = args.backend.open()?;
     let catalog: Arc<dyn Catalog> = match backend {
         Backend::Fake(qm) => Arc::new(qm),
@@ -149,7 +153,7 @@ pub(crate) async fn run(args: McpArgs) -> Result<u8, Failure> {
         Backend::Ibm => Arc::new(Listed(policy.queues.clone())),
     };
     let pool_config = PoolConfig {
-        connections: args.connections.max(1),
+        connections: args.connections,
         max_handles: args.max_handles,
         ..PoolConfig::default()
     };
