@@ -46,7 +46,7 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
         /// Headroom in percent below which a check is at risk.
-        #[arg(long, default_value_t = plan::DEFAULT_HEADROOM_PCT)]
+        #[arg(long, default_value_t = plan::DEFAULT_HEADROOM_PCT, allow_negative_numbers = true)]
         headroom: f64,
         /// Colour in text reports.
         #[arg(long, value_enum, default_value_t = Colour::Auto)]
@@ -70,7 +70,7 @@ enum Command {
         #[arg(long, value_parser = parse_chart)]
         chart: Option<PathBuf>,
         /// Headroom in percent below which a check is at risk.
-        #[arg(long, default_value_t = plan::DEFAULT_HEADROOM_PCT)]
+        #[arg(long, default_value_t = plan::DEFAULT_HEADROOM_PCT, allow_negative_numbers = true)]
         headroom: f64,
     },
     /// Write MQSC or a KEDA ScaledObject for a model.
@@ -115,7 +115,7 @@ enum Emit {
         /// The model (TOML).
         model: PathBuf,
         /// Headroom in percent.
-        #[arg(long, default_value_t = plan::DEFAULT_HEADROOM_PCT)]
+        #[arg(long, default_value_t = plan::DEFAULT_HEADROOM_PCT, allow_negative_numbers = true)]
         headroom: f64,
     },
     /// The fake queue manager's definition file for the model (for `mqpilot fake-qm --config`).
@@ -131,7 +131,7 @@ enum Emit {
         #[arg(long)]
         app: String,
         /// Headroom in percent.
-        #[arg(long, default_value_t = plan::DEFAULT_HEADROOM_PCT)]
+        #[arg(long, default_value_t = plan::DEFAULT_HEADROOM_PCT, allow_negative_numbers = true)]
         headroom: f64,
     },
 }

@@ -184,11 +184,15 @@ impl Gate {
         }
     }
 
-    fn unauthorized(&self, why: &str) -> Response {
-        let challenge = format!(
-            "Bearer resource_metadata=\"{}\", error=\"invalid_token\"",
-            self.metadata_url
-        );
+    /// 401 with the challenge. A request that carried credentials is told they are not
+    /// valid; one without any gets no error code (RFC 6750, section 3.1).
+    fn unauthorized(&self, req: &Request, why: &str) -> Response {
+        let error = if req.headers().contains_key(header::AUTHORIZATION) {
+            ", error=\"invalid_token\""
+        } else {
+            ""
+        };
+        let challenge = format!("Bearer resource_metadata=\"{}\"{error}", self.metadata_url);
         let mut r = refuse(StatusCode::UNAUTHORIZED, why);
         if let Ok(v) = HeaderValue::from_str(&challenge) {
             r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
@@ -231,7 +235,7 @@ async fn guard(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Respo
     }
     let caller = match gate.caller(&req) {
         Ok(c) => c,
-        Err(why) => return gate.unauthorized(&why),
+        Err(why) => return gate.unauthorized(&req, &why),
     };
     if req.method() == axum::http::Method::GET {
         // The optional stream for messages the server starts on its own: mqpilot sends none,

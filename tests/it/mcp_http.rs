@@ -208,6 +208,12 @@ async fn missing_or_wrong_tokens_get_401_with_the_metadata_challenge() {
             h.addr
         );
         assert!(challenge.starts_with(&expected), "{challenge}");
+        // RFC 6750, 3.1: no error code when the request carried no credentials.
+        assert_eq!(
+            challenge.contains("error=\"invalid_token\""),
+            token.is_some(),
+            "{challenge}"
+        );
     }
     let meta: Value = http()
         .get(format!("http://{}/.well-known/oauth-protected-resource", h.addr))

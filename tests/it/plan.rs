@@ -210,6 +210,11 @@ fn usage_errors_exit_64_and_help_exits_0() {
         mqplan(&["check", "models/ace.toml", "--headroom", "120"]).status.code(),
         Some(64)
     );
+    // A negative headroom is a value out of range, not an unknown flag.
+    let negative = mqplan(&["check", "models/ace.toml", "--headroom", "-5"]);
+    assert_eq!(negative.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&negative.stderr);
+    assert!(err.contains("--headroom: must be at least 0"), "{err}");
     assert_eq!(
         mqplan(&["sweep", "models/ace.toml", "--app", "nobody"]).status.code(),
         Some(64)
