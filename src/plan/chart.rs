@@ -12,7 +12,7 @@ use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
 use super::math::Limit;
-use super::sweep::Sweep;
+use super::sweep::{Limiting, Sweep};
 use crate::Error;
 
 const SIZE: (u32, u32) = (960, 720);
@@ -169,6 +169,17 @@ const LIMITING_LINE: RGBColor = RGBColor(140, 60, 0);
 /// A data series: its points, colour and legend label.
 type Series = (Vec<(u64, u64)>, RGBColor, String);
 
+/// What the limit that fails first requires at each row, as a series of its own.
+fn limiting_series(s: &Sweep, l: &Limiting) -> Series {
+    let points = s
+        .rows
+        .iter()
+        .map(|r| r.instances)
+        .zip(l.required.iter().copied())
+        .collect();
+    (points, LIMITING, format!("{}: {}", l.limit.name(), l.scope))
+}
+
 /// The x axis: the sweep's counts, or one count either side of a one-row sweep's.
 fn x_axis(s: &Sweep) -> (u64, u64) {
     let first = s.rows.first().map_or(1, |r| r.instances);
@@ -247,15 +258,7 @@ fn draw_channels<DB: DrawingBackend>(top: &DrawingArea<DB, Shift>, s: &Sweep) ->
             "channel instances on the queue manager".into(),
         ),
     ];
-    if let Some(l) = upper_extra {
-        let points = s
-            .rows
-            .iter()
-            .map(|r| r.instances)
-            .zip(l.required.iter().copied())
-            .collect();
-        series.push((points, LIMITING, format!("{}: {}", l.limit.name(), l.scope)));
-    }
+    series.extend(upper_extra.map(|l| limiting_series(s, l)));
     for (points, colour, label) in series {
         if one_row {
             chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, colour.filled())))?;
@@ -363,13 +366,7 @@ fn draw_per_connection<DB: DrawingBackend>(bottom: &DrawingArea<DB, Shift>, s: &
     )];
     let mut lines = vec![(s.max_handles, RED, format!("MAXHANDS {}", s.max_handles))];
     if let Some(l) = lower_extra {
-        let points = s
-            .rows
-            .iter()
-            .map(|r| r.instances)
-            .zip(l.required.iter().copied())
-            .collect();
-        series.push((points, LIMITING, format!("{}: {}", l.limit.name(), l.scope)));
+        series.push(limiting_series(s, l));
         lines.push((
             l.configured,
             LIMITING_LINE,
