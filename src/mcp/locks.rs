@@ -398,7 +398,14 @@ impl Locks {
                         LockError::Mq(e)
                     }
                 })?,
-            Action::Abort => lease.run(|c| c.backout()).await.map_err(LockError::Mq)?,
+            // MQ backs out the unit of work of a connection it lost: an abort whose MQBACK
+            // failed with the connection has done what it was asked (the pool replaces it).
+            Action::Abort => match lease.run(|c| c.backout()).await {
+                Err(e) if is_connection_lost(&e) => {
+                    tracing::info!(lock = id, error = %e, "MQBACK failed with the connection: MQ backs the lock's messages out");
+                }
+                result => result.map_err(LockError::Mq)?,
+            },
         }
         Ok((held.queue, held.messages))
     }

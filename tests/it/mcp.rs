@@ -1052,6 +1052,22 @@ async fn a_lock_commit_whose_reply_is_lost_says_its_outcome_is_unknown() {
 }
 
 #[tokio::test]
+async fn a_lock_abort_whose_connection_is_lost_is_an_abort() {
+    let qm = qm();
+    let cancel = CancellationToken::new();
+    let (client, _) = stdio_client(server(&qm, open_policy(), 3, 32, &cancel), &cancel).await;
+    let lock = ok(&client, "lock_messages", json!({"queue": "ORDERS", "limit": 2})).await;
+    let id = lock["lock_id"].as_str().expect("lock id");
+    qm.fail_next(mqpilot::fake::Verb::Back, 1, 2009);
+    let done = ok(&client, "complete_messages", json!({"lock_id": id, "action": "abort"})).await;
+    assert_eq!(done["messages"], 2, "{done}");
+    // MQ backed the lost connection's unit of work out: both messages are back.
+    assert_eq!(depth(&qm, "ORDERS"), 5);
+    ok(&client, "receive_messages", json!({"queue": "ORDERS", "limit": 1})).await;
+    assert_eq!(depth(&qm, "ORDERS"), 4, "the pool replaced the lost connection");
+}
+
+#[tokio::test]
 async fn lock_refusals_say_why_and_name_the_rule() {
     let qm = qm();
     let cancel = CancellationToken::new();
