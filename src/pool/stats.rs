@@ -74,10 +74,25 @@ impl PoolSnapshot {
     }
 }
 
+/// The pool's counters, by their Prometheus names.
+const CONNECTS: &str = "mqpilot_connects_total";
+const CONNECT_FAILURES: &str = "mqpilot_connect_failures_total";
+const RECONNECTS: &str = "mqpilot_reconnects_total";
+const CONNECTION_WAITS: &str = "mqpilot_connection_waits_total";
+const BUDGET_SHRINKS: &str = "mqpilot_budget_shrinks_total";
+
+/// Lists the pool's counters at 0 with the installed recorder, so that a scrape shows them
+/// before their first event.
+pub fn register_counters() {
+    for name in [CONNECTS, CONNECT_FAILURES, RECONNECTS, CONNECTION_WAITS, BUDGET_SHRINKS] {
+        metrics::counter!(name).increment(0);
+    }
+}
+
 impl PoolStats {
     pub(crate) fn connected(&self, id: usize, max_handles: usize, budget: usize) {
         self.connects.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("mqpilot_connects_total").increment(1);
+        metrics::counter!(CONNECTS).increment(1);
         let mut per = self.lock();
         // A slot is free again once its connection has disconnected, which is before the
         // pool lets a new connection take its place: the lowest free one stays below P.
@@ -108,22 +123,22 @@ impl PoolStats {
 
     pub(crate) fn connect_failed(&self) {
         self.connect_failures.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("mqpilot_connect_failures_total").increment(1);
+        metrics::counter!(CONNECT_FAILURES).increment(1);
     }
 
     pub(crate) fn reconnect(&self) {
         self.reconnects.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("mqpilot_reconnects_total").increment(1);
+        metrics::counter!(RECONNECTS).increment(1);
     }
 
     pub(crate) fn waited_for_connection(&self) {
         self.waits_for_connection.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("mqpilot_connection_waits_total").increment(1);
+        metrics::counter!(CONNECTION_WAITS).increment(1);
     }
 
     pub(crate) fn budget_shrunk(&self, id: usize, budget: usize) {
         self.budget_shrinks.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("mqpilot_budget_shrinks_total").increment(1);
+        metrics::counter!(BUDGET_SHRINKS).increment(1);
         if let Some(c) = self.lock().get_mut(&id) {
             c.budget = budget;
             metrics::gauge!("mqpilot_handle_budget", "connection" => c.slot.to_string()).set(budget as f64);

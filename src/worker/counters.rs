@@ -5,20 +5,6 @@ use std::time::Duration;
 
 use metrics::{Counter, Histogram};
 
-/// The pool's counters, at 0, so that a scrape lists them before their first event: the
-/// pool (`pool/stats.rs`) counts them under these names once something happens.
-pub fn register_pool_counters() {
-    for name in [
-        "mqpilot_connects_total",
-        "mqpilot_connect_failures_total",
-        "mqpilot_reconnects_total",
-        "mqpilot_connection_waits_total",
-        "mqpilot_budget_shrinks_total",
-    ] {
-        metrics::counter!(name).increment(0);
-    }
-}
-
 /// Live counters of one queue's pollers.
 #[derive(Debug)]
 pub struct QueueCounters {

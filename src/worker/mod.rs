@@ -20,4 +20,4 @@ mod round;
 pub mod run;
 pub mod sink;
 
-pub use counters::{QueueCounters, QueueTotals, register_pool_counters};
+pub use counters::{QueueCounters, QueueTotals};

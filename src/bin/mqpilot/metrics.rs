@@ -22,7 +22,7 @@ pub(crate) async fn serve(addr: SocketAddr) -> anyhow::Result<()> {
     let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .with_context(|| format!("cannot serve metrics on {addr}"))?;
-    mqpilot::worker::register_pool_counters();
+    mqpilot::pool::register_counters();
     let upkeep = handle.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
