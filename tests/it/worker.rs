@@ -623,43 +623,29 @@ async fn a_poller_whose_connect_keeps_getting_2537_takes_a_connection_another_ga
     // connect gets 2537 for as long as the other two are connected.
     let qm = fake(256);
     qm.define_channel(ChannelDef::new("APP.SVRCONN").max_inst(2).sharecnv(0));
-    seed(&qm, "IN", 5);
-    let first = pool(&qm, 3);
     let sink = Arc::new(Collect::default());
-    let queues = vec![QueueRun {
-        plan: plan("IN", 2, SinkTarget::External(sink.clone())),
-        workers: 3,
-    }];
-    let summary = tokio::time::timeout(Duration::from_secs(20), run_until_empty(&first, queues))
-        .await
-        .expect("--until-empty ends although one slot never connects");
-    assert!(
-        summary.queues[0].2.iter().all(|e| *e == PollEnd::Empty),
-        "{:?}",
-        summary.queues[0].2
-    );
-    assert_eq!(sink.got.lock().unwrap().len(), 5);
-    assert!(qm.reason_count(Verb::Connx, 2537) >= 1, "the third connect was refused");
-
-    // The same with --max-messages: the run ends once N were taken.
-    drop(first);
-    seed(&qm, "IN", 5);
-    let second = pool(&qm, 3);
-    let queues = vec![QueueRun {
-        plan: plan("IN", 2, SinkTarget::External(sink.clone())),
-        workers: 3,
-    }];
-    let cancel = CancellationToken::new();
-    let (_h, run) = start(&second, &queues, RunLimits::new(false, Some(5)), &cancel);
-    let summary = tokio::time::timeout(Duration::from_secs(20), run.finish())
-        .await
-        .expect("--max-messages ends although one slot never connects");
-    assert!(
-        summary.queues[0].2.iter().all(|e| *e == PollEnd::Limit),
-        "{:?}",
-        summary.queues[0].2
-    );
+    for (limits, end) in [
+        (RunLimits::new(true, None), PollEnd::Empty),
+        (RunLimits::new(false, Some(5)), PollEnd::Limit),
+    ] {
+        seed(&qm, "IN", 5);
+        let queues = vec![QueueRun {
+            plan: plan("IN", 2, SinkTarget::External(sink.clone())),
+            workers: 3,
+        }];
+        let cancel = CancellationToken::new();
+        let (_h, run) = start(&pool(&qm, 3), &queues, limits, &cancel);
+        let summary = tokio::time::timeout(Duration::from_secs(20), run.finish())
+            .await
+            .unwrap_or_else(|_| panic!("a run to {end:?} ends although one slot never connects"));
+        assert!(
+            summary.queues[0].2.iter().all(|e| *e == end),
+            "{:?}",
+            summary.queues[0].2
+        );
+    }
     assert_eq!(sink.got.lock().unwrap().len(), 10);
+    assert!(qm.reason_count(Verb::Connx, 2537) >= 1, "a third connect was refused");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
