@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use backoff::{Backoff, BackoffConfig};
 pub use conn::{PooledConn, budget};
-pub use stats::{ConnectionStats, PoolSnapshot, PoolStats, register_counters};
+pub use stats::{ConnectionStats, PoolSnapshot, PoolStats, register_metrics};
 
 use crate::Error;
 use crate::mq::MqLibrary;

@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use metrics::Unit;
+
 /// Live counters of one pool.
 #[derive(Debug, Default)]
 pub struct PoolStats {
@@ -74,19 +76,47 @@ impl PoolSnapshot {
     }
 }
 
-/// The pool's counters, by their Prometheus names.
+/// The pool's series, by their Prometheus names.
 const CONNECTS: &str = "mqpilot_connects_total";
 const CONNECT_FAILURES: &str = "mqpilot_connect_failures_total";
 const RECONNECTS: &str = "mqpilot_reconnects_total";
 const CONNECTION_WAITS: &str = "mqpilot_connection_waits_total";
 const BUDGET_SHRINKS: &str = "mqpilot_budget_shrinks_total";
+const CONNECTIONS: &str = "mqpilot_connections";
+/// Per pool slot (label `connection`).
+const HANDLES: &str = "mqpilot_handles";
+const HANDLE_BUDGET: &str = "mqpilot_handle_budget";
 
-/// Lists the pool's counters at 0 with the installed recorder, so that a scrape shows them
-/// before their first event.
-pub fn register_counters() {
-    for name in [CONNECTS, CONNECT_FAILURES, RECONNECTS, CONNECTION_WAITS, BUDGET_SHRINKS] {
+/// Gives the pool's series their help text in the installed recorder and lists the pool-wide
+/// ones at 0, so that a scrape shows them before their first event (an alert on
+/// `mqpilot_connections == 0` fires while the queue manager cannot be reached at start).
+pub fn register_metrics() {
+    let counters = [
+        (CONNECTS, "Connections made (MQCONNX that succeeded)"),
+        (CONNECT_FAILURES, "MQCONNX calls that failed"),
+        (RECONNECTS, "Connections replaced after a connection-level reason code"),
+        (CONNECTION_WAITS, "Checkouts that waited for a connection of the pool"),
+        (
+            BUDGET_SHRINKS,
+            "Handle budgets lowered after an unexpected 2017 (MQRC_HANDLE_NOT_AVAILABLE)",
+        ),
+    ];
+    for (name, help) in counters {
+        metrics::describe_counter!(name, Unit::Count, help);
         metrics::counter!(name).increment(0);
     }
+    metrics::describe_gauge!(CONNECTIONS, Unit::Count, "Connections of the pool open now");
+    metrics::describe_gauge!(
+        HANDLES,
+        Unit::Count,
+        "Object handles open now on the pool slot's connection"
+    );
+    metrics::describe_gauge!(
+        HANDLE_BUDGET,
+        Unit::Count,
+        "Handles the pool slot's connection may open: min(max_handles, MAXHANDS - handle_reserve)"
+    );
+    metrics::gauge!(CONNECTIONS).set(0.0);
 }
 
 impl PoolStats {
@@ -107,18 +137,18 @@ impl PoolStats {
                 max_handles,
             },
         );
-        metrics::gauge!("mqpilot_connections").set(per.len() as f64);
-        metrics::gauge!("mqpilot_handles", "connection" => slot.to_string()).set(0.0);
-        metrics::gauge!("mqpilot_handle_budget", "connection" => slot.to_string()).set(budget as f64);
+        metrics::gauge!(CONNECTIONS).set(per.len() as f64);
+        metrics::gauge!(HANDLES, "connection" => slot.to_string()).set(0.0);
+        metrics::gauge!(HANDLE_BUDGET, "connection" => slot.to_string()).set(budget as f64);
     }
 
     pub(crate) fn disconnected(&self, id: usize) {
         let mut per = self.lock();
         if let Some(c) = per.remove(&id) {
             self.retired_peak.fetch_max(c.peak_handles as u64, Ordering::Relaxed);
-            metrics::gauge!("mqpilot_handles", "connection" => c.slot.to_string()).set(0.0);
+            metrics::gauge!(HANDLES, "connection" => c.slot.to_string()).set(0.0);
         }
-        metrics::gauge!("mqpilot_connections").set(per.len() as f64);
+        metrics::gauge!(CONNECTIONS).set(per.len() as f64);
     }
 
     pub(crate) fn connect_failed(&self) {
@@ -141,7 +171,7 @@ impl PoolStats {
         metrics::counter!(BUDGET_SHRINKS).increment(1);
         if let Some(c) = self.lock().get_mut(&id) {
             c.budget = budget;
-            metrics::gauge!("mqpilot_handle_budget", "connection" => c.slot.to_string()).set(budget as f64);
+            metrics::gauge!(HANDLE_BUDGET, "connection" => c.slot.to_string()).set(budget as f64);
         }
     }
 
@@ -153,7 +183,7 @@ impl PoolStats {
         if let Some(c) = self.lock().get_mut(&id) {
             c.handles = handles;
             c.peak_handles = c.peak_handles.max(handles);
-            metrics::gauge!("mqpilot_handles", "connection" => c.slot.to_string()).set(handles as f64);
+            metrics::gauge!(HANDLES, "connection" => c.slot.to_string()).set(handles as f64);
         }
     }
 

@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use metrics::{Counter, Histogram};
+use metrics::{Counter, Gauge, Histogram, Unit};
 
 /// Live counters of one queue's pollers.
 #[derive(Debug)]
@@ -19,6 +19,67 @@ pub struct QueueCounters {
     metrics: QueueMetrics,
 }
 
+/// The per-queue series, by their Prometheus names (label `queue`).
+const RECEIVED: &str = "mqpilot_messages_received_total";
+const BATCH_MESSAGES: &str = "mqpilot_batch_messages";
+const COMMITTED: &str = "mqpilot_messages_committed_total";
+const POISONED: &str = "mqpilot_messages_poisoned_total";
+const BACKED_OUT: &str = "mqpilot_messages_backed_out_total";
+const COMMIT_UNKNOWN: &str = "mqpilot_messages_commit_unknown_total";
+const LOST: &str = "mqpilot_messages_lost_total";
+const SINK_FAILURES: &str = "mqpilot_sink_failures_total";
+const SINK_SECONDS: &str = "mqpilot_sink_seconds";
+const POLLERS: &str = "mqpilot_pollers";
+
+/// Histogram buckets, by series: messages per batch, and seconds per sink call.
+pub const HISTOGRAM_BUCKETS: [(&str, &[f64]); 2] = [
+    (
+        BATCH_MESSAGES,
+        &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 5000.0],
+    ),
+    (
+        SINK_SECONDS,
+        &[
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+        ],
+    ),
+];
+
+/// Gives the per-queue series their help text and units in the installed recorder.
+pub fn describe_metrics() {
+    let counters = [
+        (RECEIVED, "Messages got from the queue (under syncpoint or not)"),
+        (COMMITTED, "Messages the sink took whose unit of work MQ committed"),
+        (
+            POISONED,
+            "Messages moved to the backout queue (backout count at the threshold)",
+        ),
+        (
+            BACKED_OUT,
+            "Messages returned to the queue by MQBACK, their backout count raised",
+        ),
+        (
+            COMMIT_UNKNOWN,
+            "Messages whose MQCMIT failed with the connection: committed or backed out, unknown",
+        ),
+        (
+            LOST,
+            "Messages got without syncpoint whose delivery failed (receive = no-syncpoint only)",
+        ),
+        (SINK_FAILURES, "Batches the sink failed"),
+    ];
+    for (name, help) in counters {
+        metrics::describe_counter!(name, Unit::Count, help);
+    }
+    metrics::describe_histogram!(BATCH_MESSAGES, Unit::Count, "Messages per batch received");
+    metrics::describe_histogram!(SINK_SECONDS, Unit::Seconds, "Time the sink took per batch");
+    metrics::describe_gauge!(
+        POLLERS,
+        Unit::Count,
+        "Pollers of the queue still running: fewer than configured means some stopped (see the log)"
+    );
+}
+
 /// The queue's Prometheus series, registered once: looking a series up by name and label
 /// hashes and locks, five times a batch (five times a message with `receive = "single"`).
 #[derive(Debug)]
@@ -29,23 +90,37 @@ struct QueueMetrics {
     poisoned: Counter,
     backed_out: Counter,
     commit_unknown: Counter,
+    lost: Counter,
     sink_failures: Counter,
     sink_seconds: Histogram,
+    pollers: Gauge,
 }
 
 impl QueueMetrics {
     fn register(queue: &str) -> Self {
         let label = || [("queue", queue.to_owned())];
         Self {
-            received: metrics::counter!("mqpilot_messages_received_total", &label()),
-            batch_size: metrics::histogram!("mqpilot_batch_size", &label()),
-            committed: metrics::counter!("mqpilot_messages_committed_total", &label()),
-            poisoned: metrics::counter!("mqpilot_messages_poisoned_total", &label()),
-            backed_out: metrics::counter!("mqpilot_messages_backed_out_total", &label()),
-            commit_unknown: metrics::counter!("mqpilot_messages_commit_unknown_total", &label()),
-            sink_failures: metrics::counter!("mqpilot_sink_failures_total", &label()),
-            sink_seconds: metrics::histogram!("mqpilot_sink_seconds", &label()),
+            received: metrics::counter!(RECEIVED, &label()),
+            batch_size: metrics::histogram!(BATCH_MESSAGES, &label()),
+            committed: metrics::counter!(COMMITTED, &label()),
+            poisoned: metrics::counter!(POISONED, &label()),
+            backed_out: metrics::counter!(BACKED_OUT, &label()),
+            commit_unknown: metrics::counter!(COMMIT_UNKNOWN, &label()),
+            lost: metrics::counter!(LOST, &label()),
+            sink_failures: metrics::counter!(SINK_FAILURES, &label()),
+            sink_seconds: metrics::histogram!(SINK_SECONDS, &label()),
+            pollers: metrics::gauge!(POLLERS, &label()),
         }
+    }
+}
+
+/// A running poller, in `mqpilot_pollers` until dropped (also when its task panics or is
+/// dropped).
+pub(crate) struct PollerRunning(Gauge);
+
+impl Drop for PollerRunning {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
     }
 }
 
@@ -124,6 +199,13 @@ impl QueueCounters {
 
     pub(crate) fn lost(&self, n: usize) {
         self.lost_at_most_once.fetch_add(n as u64, Ordering::Relaxed);
+        self.metrics.lost.increment(n as u64);
+    }
+
+    /// Counts a poller of the queue as running until the returned guard is dropped.
+    pub(crate) fn poller_running(&self) -> PollerRunning {
+        self.metrics.pollers.increment(1.0);
+        PollerRunning(self.metrics.pollers.clone())
     }
 
     /// A copy of the counters.

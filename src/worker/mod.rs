@@ -20,4 +20,4 @@ mod round;
 pub mod run;
 pub mod sink;
 
-pub use counters::{QueueCounters, QueueTotals};
+pub use counters::{HISTOGRAM_BUCKETS, QueueCounters, QueueTotals, describe_metrics};

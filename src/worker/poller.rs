@@ -85,10 +85,28 @@ const MAX_ROUNDS_PER_CHECKOUT: usize = 1024;
 const EMPTY_RECEIVE_FLOOR: Duration = Duration::from_millis(100);
 
 /// Polls `plan.queue` until cancelled, a limit is reached or a problem that will not fix
-/// itself. Connection-level failures are retried on a new connection. (Long because it is a
-/// poller's whole life: checkout, rounds on the connection's thread, and what each of their
-/// outcomes leads to.)
+/// itself. Connection-level failures are retried on a new connection. While it runs, the
+/// poller counts in `mqpilot_pollers`; one that stops says why in the log at once, not only
+/// in the summary at exit, since the process and the queue's other pollers go on.
 pub async fn poll(
+    pool: Pool,
+    plan: Arc<PollPlan>,
+    counters: Arc<QueueCounters>,
+    limits: Arc<RunLimits>,
+    cancel: CancellationToken,
+) -> PollEnd {
+    let _running = counters.poller_running();
+    let queue = Arc::clone(&plan.queue);
+    let end = poll_until_end(pool, plan, counters, limits, cancel).await;
+    if let PollEnd::Stopped(why) = &end {
+        tracing::error!(queue = %queue, "a poller stopped polling the queue: {why}");
+    }
+    end
+}
+
+/// A poller's whole life: checkout, rounds on the connection's thread, and what each of their
+/// outcomes leads to. (Long for that reason.)
+async fn poll_until_end(
     pool: Pool,
     plan: Arc<PollPlan>,
     counters: Arc<QueueCounters>,
@@ -168,7 +186,6 @@ pub async fn poll(
             Err(Stop::Fatal(why)) => return PollEnd::Stopped(why),
             // `cancel` is the run's own: every other poller finishes its batch and ends.
             Err(Stop::Abort { why, .. }) => {
-                tracing::error!(queue = %plan.queue, "{why}");
                 cancel.cancel();
                 return PollEnd::Stopped(why);
             }

@@ -133,8 +133,8 @@ fn refuse_itself(queue: &str, boq: &str) -> Result<(), Error> {
 
 /// Refuses a batch whose unit of work would pass MAXUMSGS: every batch would stop on 2024.
 /// A queue sink puts each message it gets, so its unit of work holds twice the batch. (Poison
-/// messages moved to the backout queue add puts too, but only now and then; should they pass
-/// the limit, the pollers stop on 2024 and say so.)
+/// messages moved to the backout queue add puts too, but only now and then: a round stops
+/// adding messages while the next one's get and put might not fit, so it never meets 2024.)
 fn check_unit_of_work(q: &QueueConfig, batch: usize, sink: &SinkTarget, max_uncommitted: usize) -> Result<(), Error> {
     if q.receive == Receive::NoSyncpoint {
         return Ok(());

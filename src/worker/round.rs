@@ -148,6 +148,11 @@ fn syncpoint_round(
     Ok(delivered)
 }
 
+/// Whether `m`'s backout count has reached the threshold (none with a threshold of 0).
+fn is_poison(plan: &PollPlan, m: &Message) -> bool {
+    plan.backout_threshold > 0 && i64::from(m.backout_count()) >= i64::from(plan.backout_threshold)
+}
+
 /// Puts the batch's poison messages to the backout queue and hands the others to the sink,
 /// in the unit of work. Returns the poison messages and how many the sink took.
 fn move_and_deliver(
@@ -158,8 +163,8 @@ fn move_and_deliver(
     rt: &tokio::runtime::Handle,
 ) -> Result<(Vec<Message>, usize), Stop> {
     let received = batch.len();
-    let threshold = i32::try_from(plan.backout_threshold).unwrap_or(i32::MAX);
-    let is_poison = |m: &Message| threshold > 0 && m.backout_count() >= threshold;
+    let threshold = plan.backout_threshold;
+    let is_poison = |m: &Message| is_poison(plan, m);
     let (poison, good): (Vec<Message>, Vec<Message>) = if batch.iter().any(is_poison) {
         batch.into_iter().partition(is_poison)
     } else {
@@ -268,16 +273,20 @@ fn receive(c: &mut PooledConn, turn: &Turn, claim: &mut Claim) -> Result<Receive
     turn.limits.claim_more(claim, plan.batch.saturating_sub(claim.room()));
     let room = claim.room().min(plan.batch);
     let mut bytes = m.data.len();
+    let mut unit = UnitOfWork::new(plan, c.max_uncommitted());
+    unit.add(plan, &m);
     let mut batch = Vec::with_capacity(room);
     batch.push(m);
     let next = GetRequest {
         syncpoint: plan.syncpoint,
         wait_ms: 0,
     };
-    while batch.len() < room && bytes < plan.max_batch_bytes && turn.waiting.load(Ordering::Acquire) {
+    while batch.len() < room && bytes < plan.max_batch_bytes && unit.has_room() && turn.waiting.load(Ordering::Acquire)
+    {
         match c.get(&plan.queue, next) {
             Ok(Some(m)) => {
                 bytes += m.data.len();
+                unit.add(plan, &m);
                 batch.push(m);
             }
             Ok(None) => break,
@@ -291,6 +300,47 @@ fn receive(c: &mut PooledConn, turn: &Turn, claim: &mut Claim) -> Result<Receive
         }
     }
     Ok(Received::Batch(batch))
+}
+
+/// The messages a batch's unit of work will hold, against MAXUMSGS: each get, and a put for
+/// each message a queue sink takes or that goes to the backout queue. In a batch that fits
+/// MAXUMSGS (as the start checks require: its gets, and a queue sink's puts), a message is
+/// added only while the worst next one (a get and a put) still fits, so a poison message met
+/// mid-batch cannot take the unit of work past MAXUMSGS (2024) and stop the queue. A batch
+/// that does not fit (started without those checks) meets 2024 as MQ answers it. Without
+/// syncpoint, or with MAXUMSGS unknown (0), there is no limit.
+struct UnitOfWork {
+    held: usize,
+    limit: usize,
+    /// Puts the worst next message can add: 1 with a queue sink or a backout queue.
+    worst_put: usize,
+}
+
+impl UnitOfWork {
+    fn new(plan: &PollPlan, max_uncommitted: usize) -> Self {
+        let to_queue = matches!(plan.sink, SinkTarget::Queue(_));
+        let puts = to_queue || (plan.backout_threshold > 0 && plan.backout_queue.is_some());
+        let fits = plan.batch.saturating_mul(1 + usize::from(to_queue)) <= max_uncommitted;
+        Self {
+            held: 0,
+            limit: if plan.syncpoint && fits {
+                max_uncommitted
+            } else {
+                usize::MAX
+            },
+            worst_put: usize::from(puts),
+        }
+    }
+
+    /// Counts `m`'s get and the put it will need.
+    fn add(&mut self, plan: &PollPlan, m: &Message) {
+        let put = matches!(plan.sink, SinkTarget::Queue(_)) || is_poison(plan, m);
+        self.held += 1 + usize::from(put);
+    }
+
+    fn has_room(&self) -> bool {
+        self.held.saturating_add(1 + self.worst_put) <= self.limit
+    }
 }
 
 /// A round's first MQGET: waits up to `wait_ms` for a message (less what it waited before
@@ -335,7 +385,7 @@ fn deliver(
     if good.is_empty() {
         return Ok(());
     }
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let result = match &plan.sink {
         SinkTarget::External(sink) => deliver_external(sink.as_ref(), good, rt).map_err(|e| {
             if e.permanent {
@@ -370,6 +420,7 @@ fn deliver_at_most_once(
     rt: &tokio::runtime::Handle,
 ) -> Result<(), Stop> {
     let n = good.len();
+    let started = Instant::now();
     let result = match &plan.sink {
         SinkTarget::External(sink) => deliver_external(sink.as_ref(), good, rt),
         SinkTarget::Queue(_) => Err(SinkError::retry(
@@ -377,6 +428,7 @@ fn deliver_at_most_once(
             "a queue sink needs syncpoint; use receive = \"batch\"".to_owned(),
         )),
     };
+    counters.sink_took(started.elapsed());
     match result {
         Ok(()) => {
             counters.committed(n, 0);

@@ -922,6 +922,38 @@ fn drained_then_terminated(child: &mut Running, port: u16) -> (String, std::proc
 }
 
 #[test]
+fn metrics_show_no_connection_while_the_queue_manager_cannot_be_reached_at_start() {
+    // Nothing listens where the fake-qm server should be: every connect fails.
+    let (server, metrics) = (free_port(), free_port());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mqpilot"));
+    for var in MACHINE_VARS {
+        cmd.env_remove(var);
+    }
+    let mut child = Running(
+        cmd.args([
+            "poll",
+            "--fake-qm",
+            &format!("127.0.0.1:{server}"),
+            "--queue",
+            "ORDERS.IN",
+        ])
+        .args(["--conn", "APP.SVRCONN/TCP/localhost(1414)"])
+        .args(["--metrics-listen", &format!("127.0.0.1:{metrics}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start mqpilot"),
+    );
+    let deadline = Instant::now() + RUN_DEADLINE;
+    let page = http_get(metrics, "/metrics", "mqpilot_connect_failures_total 1", deadline);
+    // An alert on no connection fires before the first connect ever succeeded.
+    assert!(page.contains("\nmqpilot_connections 0\n"), "{page}");
+    assert!(page.contains("# HELP mqpilot_connections "), "{page}");
+    child.signal("TERM", false);
+    child.exit_by(deadline);
+}
+
+#[test]
 fn metrics_are_served_and_sigterm_drains_and_exits_zero() {
     let (mut child, port) = demo_bridge_with_metrics();
     // The pool's counters are listed from the start, and only /metrics answers.
@@ -951,8 +983,18 @@ fn metrics_are_served_and_sigterm_drains_and_exits_zero() {
     // Every per-queue series is there, with the run's numbers.
     for series in [
         "mqpilot_messages_received_total{queue=\"DEMO.IN\"} 1000",
-        "mqpilot_batch_size_sum{queue=\"DEMO.IN\"} 1000",
-        "mqpilot_sink_seconds_count{queue=\"DEMO.IN\"}",
+        "mqpilot_batch_messages_sum{queue=\"DEMO.IN\"} 1000",
+        "mqpilot_messages_lost_total{queue=\"DEMO.IN\"} 0",
+        "mqpilot_pollers{queue=\"DEMO.IN\"} 1",
+        // Histograms with buckets, which add up across replicas (a summary's quantiles do not),
+        // and every series described.
+        "# TYPE mqpilot_batch_messages histogram",
+        "mqpilot_batch_messages_bucket{queue=\"DEMO.IN\",le=\"+Inf\"}",
+        "# TYPE mqpilot_sink_seconds histogram",
+        "mqpilot_sink_seconds_bucket{queue=\"DEMO.IN\",le=\"0.01\"}",
+        "# HELP mqpilot_pollers ",
+        "# HELP mqpilot_messages_committed_total ",
+        "# HELP mqpilot_handle_budget ",
         // MAXHANDS 256 less the default reserve of 8, from the connect on (no 2017 needed).
         "mqpilot_handle_budget{connection=\"0\"} 248",
     ] {

@@ -24,4 +24,5 @@ mod plan_net;
 mod plan_validate;
 mod support;
 mod worker;
+mod worker_metrics;
 mod worker_props;

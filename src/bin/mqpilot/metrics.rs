@@ -10,8 +10,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::http::header::CONTENT_TYPE;
 use axum::routing::get;
+use metrics_exporter_prometheus::Matcher;
 
-/// Serves the metrics on `addr` until the process ends; the pool's counters start at 0.
+/// Serves the metrics on `addr` until the process ends: histograms with buckets (they add up
+/// across replicas, where summaries would not), every series described, the pool's counters
+/// from 0.
 ///
 /// # Errors
 /// When `addr` cannot be bound or a recorder is installed already.
@@ -19,10 +22,17 @@ pub(crate) async fn serve(addr: SocketAddr) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot serve metrics on {addr}"))?;
-    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+    let mut builder = metrics_exporter_prometheus::PrometheusBuilder::new();
+    for (name, buckets) in mqpilot::worker::HISTOGRAM_BUCKETS {
+        builder = builder
+            .set_buckets_for_metric(Matcher::Full(name.to_owned()), buckets)
+            .context("histogram buckets")?;
+    }
+    let handle = builder
         .install_recorder()
         .with_context(|| format!("cannot serve metrics on {addr}"))?;
-    mqpilot::pool::register_counters();
+    mqpilot::pool::register_metrics();
+    mqpilot::worker::describe_metrics();
     let upkeep = handle.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
