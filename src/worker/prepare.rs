@@ -66,8 +66,8 @@ struct Checked {
 /// Opens and inquires `q` (and a queue sink's target) on a pooled connection, and opens the
 /// backout queue its poison messages would go to (BOQNAME, or `backout_queue`) for output, so
 /// that a missing or forbidden one stops the run before it starts rather than at the first
-/// poison message. With a threshold of 0 no message is ever poison, so a backout queue is
-/// neither checked nor used.
+/// poison message. With a threshold of 0 no message is ever poison, so BOQNAME is neither
+/// checked nor used, and a `backout_queue` in the file is refused rather than ignored.
 async fn check(pool: &Pool, q: &QueueConfig, sink: &SinkTarget, cancel: &CancellationToken) -> Result<Checked, Error> {
     let mut lease = pool.checkout(cancel).await?;
     let name = q.name.clone();
@@ -79,6 +79,19 @@ async fn check(pool: &Pool, q: &QueueConfig, sink: &SinkTarget, cancel: &Cancell
     let threshold = q
         .backout_threshold
         .unwrap_or_else(|| u32::try_from(attrs.backout_threshold).unwrap_or(0));
+    if threshold == 0
+        && q.receive.syncpoint()
+        && let Some(configured) = &q.backout_queue
+    {
+        return Err(Error::Options {
+            source_name: format!("queue {}", q.name),
+            message: format!(
+                "backout_queue is {configured}, but the backout threshold is 0 (BOTHRESH 0 and no \
+                 backout_threshold), so no message would ever go to it: set backout_threshold in the \
+                 configuration file (or BOTHRESH on the queue), or drop backout_queue"
+            ),
+        });
+    }
     let (backout_queue, from) = match &q.backout_queue {
         Some(configured) => (Some(configured.clone()), "backout_queue"),
         None => (

@@ -4,7 +4,8 @@
 //! `mcp` exit codes are in `mcp.rs`. `poll` exit codes: 0 the run ended as asked (signal, `--until-empty`, `--max-messages`);
 //! 1 a queue's pollers stopped on a problem that will not fix itself (the summary says
 //! which; a closed standard output stops the whole run); 2 bad flags or configuration; 3 the queue manager or a queue could not be used
-//! at start (connect, unknown queue, sink set-up); 130 a second signal (in-flight units of
+//! at start (connect, unknown queue, sink set-up, a backout queue with no threshold), or the
+//! `--metrics-listen` address cannot be listened on; 130 a second signal (in-flight units of
 //! work are backed out by MQ when the process ends).
 
 /// `eprintln!` for a stderr that may be gone. When whatever read mqpilot's stderr has exited

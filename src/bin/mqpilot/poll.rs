@@ -1,7 +1,6 @@
 //! `mqpilot poll`: flags and configuration file -> worker configuration -> pool -> run.
 
 use std::io::IsTerminal as _;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -36,7 +35,8 @@ pub(crate) struct PollArgs {
     #[command(flatten)]
     backend: crate::connection::BackendArgs,
 
-    /// Queue to poll (repeat for several). With --fake and no queue: DEMO.IN.
+    /// Queue to poll (repeat for several); added to the --config file's queues, not instead of
+    /// them. With --fake and no queue: DEMO.IN.
     #[arg(long = "queue", short = 'q', value_name = "NAME")]
     queues: Vec<String>,
     /// Sink for queues given with --queue: stdout (JSON lines; the default) or queue (see
@@ -83,9 +83,9 @@ pub(crate) struct PollArgs {
     /// Log format on stderr (level from RUST_LOG, default info).
     #[arg(long, value_enum, default_value = "text")]
     pub(crate) log_format: LogFormat,
-    /// Serve Prometheus metrics at http://ADDR/metrics.
-    #[arg(long, value_name = "ADDR")]
-    metrics_listen: Option<SocketAddr>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (host:port; a host name is resolved).
+    #[arg(long, value_name = "ADDR", value_parser = crate::connection::host_port)]
+    metrics_listen: Option<String>,
 }
 
 /// A count without an upper bound, for a flag where 0 makes no sense (`--max-messages 0`
@@ -102,11 +102,14 @@ where
 }
 
 /// The worker configuration from the file and the flags, validated before anything connects.
+/// The file's queues come first, then those of --queue: `queue[i]` with `i` below the file's
+/// count is the file's.
 fn worker_config(args: &PollArgs) -> Result<WorkerConfig, Failure> {
     let mut config = match &args.config {
         Some(path) => WorkerConfig::from_file(path).map_err(usage)?,
         None => WorkerConfig::from_queues(Vec::new()),
     };
+    let from_file = config.queues.len();
     let mut queues = args.queues.clone();
     if queues.is_empty() && config.queues.is_empty() && args.backend.is_demo() {
         queues.push(DEMO_QUEUE.to_owned());
@@ -118,36 +121,90 @@ fn worker_config(args: &PollArgs) -> Result<WorkerConfig, Failure> {
             ..QueueConfig::new(name)
         });
     }
+    if config.queues.is_empty() {
+        return Err(usage(match &args.config {
+            Some(path) => anyhow::anyhow!(
+                "no queue to poll: {} has no [[queue]] and no --queue NAME was given: add a [[queue]] \
+                 to the file, or give --queue",
+                path.display()
+            ),
+            None => anyhow::anyhow!(
+                "no queue to poll: give --queue NAME, a --config file with [[queue]], or --fake for the demo"
+            ),
+        }));
+    }
+    apply_queue_flags(args, &mut config, from_file)?;
+    config.pool.connections = args.connections.unwrap_or(config.pool.connections);
+    config.pool.max_handles = args.max_handles.unwrap_or(config.pool.max_handles);
+    // A loop through a --queue queue; one within the file was refused when it was read.
+    if let Some(cycle) = config.sink_cycle() {
+        let set_at = |i: usize| match (i < from_file, &config.queues[i].sink) {
+            (true, _) => format!("at {}", located(&config, &format!("queue[{i}].sink.queue"))),
+            (false, SinkConfig::Queue { queue }) => format!("by --queue {} --to {queue}", config.queues[i].name),
+            (false, _) => String::new(),
+        };
+        return Err(usage(anyhow::anyhow!("--to: {}", config.cycle_message(&cycle, set_at))));
+    }
+    let origin = args.config.as_ref().map_or_else(
+        || "command line".to_owned(),
+        |p| format!("{} and the command line", p.display()),
+    );
+    config
+        .validate(&origin)
+        .map_err(|e| usage(naming_the_flag(e, &config, from_file)))?;
+    Ok(config)
+}
+
+/// `--receive`, `--batch`, `--wait-ms` and `--workers` over every queue. A `--receive` that
+/// changes a queue from single to another mode gives it the default batch unless `--batch`
+/// is given; `--batch` over a file's `receive = "single"` queue is refused naming that queue.
+fn apply_queue_flags(args: &PollArgs, config: &mut WorkerConfig, from_file: usize) -> Result<(), Failure> {
     let receive = match args.receive.as_deref() {
         Some("single") => Some(Receive::Single),
         Some("no-syncpoint") => Some(Receive::NoSyncpoint),
         Some(_) => Some(Receive::Batch),
         None => None,
     };
-    for q in &mut config.queues {
-        if let Some(r) = receive {
+    for i in 0..config.queues.len() {
+        if let (Some(batch), None) = (args.batch, receive)
+            && batch != 1
+            && config.queues[i].receive == Receive::Single
+        {
+            let at = if i < from_file {
+                format!(
+                    " ({}: queue[{i}].receive)",
+                    located(config, &format!("queue[{i}].receive"))
+                )
+            } else {
+                String::new()
+            };
+            return Err(usage(anyhow::anyhow!(
+                "--batch: is {batch}, but queue {} has receive = \"single\"{at}, which takes one message \
+                 at a time: leave --batch out, or add --receive batch",
+                config.queues[i].name
+            )));
+        }
+        let q = &mut config.queues[i];
+        if let Some(r) = receive
+            && r != q.receive
+        {
+            q.batch = match (q.receive, r) {
+                (_, Receive::Single) => 1,
+                (Receive::Single, _) => r.default_batch(),
+                _ => q.batch,
+            };
             q.receive = r;
-            if r == Receive::Single {
-                q.batch = 1;
-            }
         }
         q.batch = args.batch.unwrap_or(q.batch);
         q.wait_ms = args.wait_ms.unwrap_or(q.wait_ms);
         q.workers = args.workers.unwrap_or(q.workers);
     }
-    config.pool.connections = args.connections.unwrap_or(config.pool.connections);
-    config.pool.max_handles = args.max_handles.unwrap_or(config.pool.max_handles);
-    if config.queues.is_empty() {
-        return Err(usage(anyhow::anyhow!(
-            "no queue to poll: give --queue NAME, a --config file with [[queue]], or --fake for the demo"
-        )));
-    }
-    let origin = args.config.as_ref().map_or_else(
-        || "command line".to_owned(),
-        |p| format!("{} and the command line", p.display()),
-    );
-    config.validate(&origin).map_err(|e| usage(naming_the_flag(e)))?;
-    Ok(config)
+    Ok(())
+}
+
+/// Where dotted `field` is in the --config file (`worker.toml:5:1`), or the field itself.
+fn located(config: &WorkerConfig, field: &str) -> String {
+    config.file_location(field).unwrap_or_else(|| field.to_owned())
 }
 
 /// The sink of the queues given with --queue: --to alone means the queue sink, and a sink
@@ -175,11 +232,25 @@ fn flag_sink(kind: Option<SinkKind>, to: Option<&str>, flag_queues: bool) -> Res
 
 /// A check of the whole configuration that failed on a value a flag gave (the file's own
 /// values were checked when it was read) names that flag rather than the key behind it:
-/// `--to: is the queue itself`, not `command line:0:0: queue[0].sink.queue: ...`.
-fn naming_the_flag(e: mqpilot::Error) -> anyhow::Error {
+/// `--to: is the queue itself`, not `command line:0:0: queue[0].sink.queue: ...`. A flag that
+/// applies to every queue also names the queue it failed on, and where the file defines it.
+fn naming_the_flag(e: mqpilot::Error, config: &WorkerConfig, from_file: usize) -> anyhow::Error {
     match e {
         mqpilot::Error::Config { field, message, .. } if let Some(flag) = flag_for(&field) => {
-            anyhow::anyhow!("{flag}: {message}")
+            let queue = field
+                .strip_prefix("queue[")
+                .and_then(|rest| rest.split_once(']'))
+                .and_then(|(i, _)| i.parse::<usize>().ok())
+                .filter(|_| config.queues.len() > 1);
+            match queue {
+                Some(i) if i < from_file => anyhow::anyhow!(
+                    "{flag}: {message} (queue {} at {})",
+                    config.queues[i].name,
+                    located(config, &format!("queue[{i}].name"))
+                ),
+                Some(i) => anyhow::anyhow!("{flag}: {message} (queue {}, from --queue)", config.queues[i].name),
+                None => anyhow::anyhow!("{flag}: {message}"),
+            }
         }
         other => other.into(),
     }
@@ -196,6 +267,7 @@ fn flag_for(field: &str) -> Option<&'static str> {
         "batch" => "--batch",
         "wait_ms" => "--wait-ms",
         "workers" => "--workers",
+        "receive" => "--receive",
         "sink.queue" => "--to",
         "pool.connections" => "--connections",
         "pool.max_handles" => "--max-handles",
@@ -214,7 +286,12 @@ pub(crate) async fn run(args: PollArgs) -> Result<u8, Failure> {
     let options = config.connection.connect_options(env, &overrides).map_err(usage)?;
     let options = args.backend.route(options);
     let (library, backend) = args.backend.open_with(fake_config)?;
-    if let Some(addr) = args.metrics_listen {
+    if let Some(listen) = &args.metrics_listen {
+        let addr = tokio::net::lookup_host(listen.as_str())
+            .await
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| usage(anyhow::anyhow!("--metrics-listen: cannot resolve {listen}")))?;
         crate::metrics::serve(addr).await.map_err(|e| Failure(3, e))?;
         tracing::info!(%addr, "serving Prometheus metrics at /metrics");
     }
@@ -241,6 +318,7 @@ pub(crate) async fn run(args: PollArgs) -> Result<u8, Failure> {
         }
         Err(e) => return Err(Failure(3, anyhow::Error::new(e).context("cannot start"))),
     };
+    warn_of_a_budget_of_one(&pool, config.pool.handle_reserve);
     let limits = RunLimits::new(args.until_empty, args.max_messages);
     let (handle, run) = start(&pool, &queues, limits, &cancel);
     let status = std::io::stderr()
@@ -259,6 +337,25 @@ pub(crate) async fn run(args: PollArgs) -> Result<u8, Failure> {
         Backend::Ibm => print_summary(&summary, None),
     }
     Ok(if summary.stopped().is_empty() { 0 } else { 1 })
+}
+
+/// Warns when `pool.handle_reserve` leaves a connection (connected by the checks at start)
+/// a handle budget of 1: pollers then close and reopen their queues on almost every batch.
+fn warn_of_a_budget_of_one(pool: &Pool, handle_reserve: usize) {
+    let snapshot = pool.stats().snapshot();
+    if let Some(c) = snapshot
+        .connections
+        .values()
+        .find(|c| c.budget == 1 && c.max_handles.saturating_sub(handle_reserve) <= 1)
+    {
+        tracing::warn!(
+            handle_reserve,
+            max_handles = c.max_handles,
+            "pool.handle_reserve leaves a handle budget of 1 per connection (MAXHANDS minus \
+             handle_reserve): pollers will close and reopen their queues on almost every batch; \
+             lower handle_reserve below MAXHANDS"
+        );
+    }
 }
 
 /// The depths on a `fake-qm` server, as the summary shows them for the embedded fake.

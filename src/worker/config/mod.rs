@@ -4,7 +4,9 @@
 //! `deny_unknown_fields`), turned into a [`WorkerConfig`] with every default filled, then
 //! checked here; an error names the file, line, column and dotted field (`queue[1].batch`). A
 //! config built from flags goes through the same checks ([`WorkerConfig::validate`]), so a
-//! `WorkerConfig` that passed them is one a run can start from. Connection settings and their
+//! `WorkerConfig` that passed them is one a run can start from. A file may hold no `[[queue]]`
+//! (the queues may come from flags): only [`WorkerConfig::validate`] asks for at least one.
+//! Connection settings and their
 //! layering over flags and the environment are in `connection.rs`
 //! ([`ConnectionSettings::connect_options`]). The file never holds a password, only its path.
 
@@ -23,6 +25,7 @@ use super::sink::{HttpBody, Per, SinkConfig};
 use crate::Error;
 use crate::mq::options::check_name;
 use crate::toml_location;
+use ureq::http::{HeaderName, HeaderValue};
 
 /// Messages per batch when `batch` is not set (1 with [`Receive::Single`]).
 pub const DEFAULT_BATCH: usize = 20;
@@ -37,6 +40,8 @@ pub const DEFAULT_APPLICATION_NAME: &str = "mqpilot";
 
 const DEFAULT_RECONNECT_INITIAL_MS: u64 = 100;
 const DEFAULT_RECONNECT_MAX_MS: u64 = 30_000;
+/// Longest reconnect delay (`pool.reconnect_initial_ms`, `pool.reconnect_max_ms`): one hour.
+pub const MAX_RECONNECT_MS: u64 = 60 * 60 * 1000;
 /// Most messages per batch (`batch`, `--batch`).
 pub const MAX_BATCH: usize = 10_000;
 /// Longest wait for the first message of a batch (`wait_ms`, `--wait-ms`).
@@ -90,6 +95,25 @@ pub struct WorkerConfig {
     pub pool: PoolSettings,
     /// The queues to poll, at least one, names unique.
     pub queues: Vec<QueueConfig>,
+    /// The file the settings were read from, to place a setting in it; `None` when built in
+    /// code.
+    file: Option<ConfigFile>,
+}
+
+/// A configuration file's path and text, to give a setting's line and column. `Debug` shows
+/// the path only: the text may hold a credential (a `ccdt_url` with userinfo).
+#[derive(Clone, PartialEq, Eq)]
+struct ConfigFile {
+    path: PathBuf,
+    text: String,
+}
+
+impl std::fmt::Debug for ConfigFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigFile")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Pool settings (`[pool]`).
@@ -102,9 +126,9 @@ pub struct PoolSettings {
     pub max_handles: usize,
     /// Handles left free below MAXHANDS. Default 8.
     pub handle_reserve: usize,
-    /// First reconnect delay, at least 1 ms. Default 100 ms.
+    /// First reconnect delay, 1 ms to [`MAX_RECONNECT_MS`]. Default 100 ms.
     pub reconnect_initial: Duration,
-    /// Largest reconnect delay, at least `reconnect_initial`. Default 30 s.
+    /// Largest reconnect delay, `reconnect_initial` to [`MAX_RECONNECT_MS`]. Default 30 s.
     pub reconnect_max: Duration,
 }
 
@@ -175,6 +199,7 @@ impl WorkerConfig {
             connection: ConnectionSettings::default(),
             pool: PoolSettings::default(),
             queues,
+            file: None,
         }
     }
 
@@ -188,7 +213,8 @@ impl WorkerConfig {
         Self::from_toml(&text, path)
     }
 
-    /// Parses and checks TOML text; `origin` names the file in errors.
+    /// Parses and checks TOML text; `origin` names the file in errors. The file may have no
+    /// `[[queue]]`: [`validate`](Self::validate) the config once every queue is added.
     ///
     /// # Errors
     /// [`Error::Config`] with the line and column of the key that is wrong (of its table's
@@ -196,7 +222,24 @@ impl WorkerConfig {
     pub fn from_toml(text: &str, origin: &Path) -> Result<Self, Error> {
         let at_key = |Invalid { field, message }| toml_location::field_error(text, origin, field, message);
         let mut config = RawConfig::parse(text, origin)?.into_config().map_err(at_key)?;
-        config.check().map_err(at_key)?;
+        config.file = Some(ConfigFile {
+            path: origin.to_owned(),
+            text: text.to_owned(),
+        });
+        config.check_settings().map_err(at_key)?;
+        if let Some(cycle) = config.sink_cycle() {
+            let at = |i: usize| {
+                let field = format!("queue[{i}].sink.queue");
+                format!("at {}", config.file_location(&field).unwrap_or(field))
+            };
+            let first = format!("queue[{}].sink.queue", cycle[0]);
+            return Err(toml_location::field_error(
+                text,
+                origin,
+                first,
+                config.cycle_message(&cycle, at),
+            ));
+        }
         // Checked only when connecting, as a flag or the environment may complete them.
         for key in [
             "connection.password_file",
@@ -225,12 +268,94 @@ impl WorkerConfig {
         })
     }
 
+    /// Where dotted `field` is set in the file the config was read from (`w.toml:5:1`, the
+    /// header of its table when the key is not written); `None` when not read from a file.
+    #[must_use]
+    pub fn file_location(&self, field: &str) -> Option<String> {
+        let file = self.file.as_ref()?;
+        let (line, column) = toml_location::locate(&file.text, field);
+        Some(format!("{}:{line}:{column}", file.path.display()))
+    }
+
+    /// The polled queues whose queue sinks lead from one to the next and back to the first,
+    /// by index, starting at the lowest; `None` when there is no such loop, or when two queues
+    /// share a name (an error of its own). Messages put to such a loop would go round it
+    /// forever. A queue that is its own sink is left to that queue's own check.
+    #[must_use]
+    pub fn sink_cycle(&self) -> Option<Vec<usize>> {
+        let index: HashMap<&str, usize> = self
+            .queues
+            .iter()
+            .enumerate()
+            .map(|(i, q)| (q.name.as_str(), i))
+            .collect();
+        if index.len() != self.queues.len() {
+            return None;
+        }
+        let next = |i: usize| match &self.queues[i].sink {
+            SinkConfig::Queue { queue } => index.get(queue.as_str()).copied(),
+            _ => None,
+        };
+        (0..self.queues.len()).find_map(|start| {
+            let mut cycle = vec![start];
+            let mut at = next(start).filter(|&to| to != start)?;
+            while at != start {
+                // A path into a loop that `start` is not on, or one through a lower index
+                // (found from there).
+                if at < start || cycle.contains(&at) {
+                    return None;
+                }
+                cycle.push(at);
+                at = next(at)?;
+            }
+            Some(cycle)
+        })
+    }
+
+    /// The error for a loop of queue sinks ([`sink_cycle`](Self::sink_cycle)); `set_at(i)` says
+    /// where queue `i`'s sink is set (`at w.toml:5:1`, `by --to BRIDGE.IN`).
+    #[must_use]
+    pub fn cycle_message(&self, cycle: &[usize], set_at: impl Fn(usize) -> String) -> String {
+        let names: Vec<&str> = cycle
+            .iter()
+            .chain(cycle.first())
+            .map(|&i| self.queues[i].name.as_str())
+            .collect();
+        let entries: Vec<String> = cycle
+            .iter()
+            .map(|&i| {
+                format!(
+                    "{} -> {} {}",
+                    self.queues[i].name,
+                    sink_queue(&self.queues[i]),
+                    set_at(i)
+                )
+            })
+            .collect();
+        format!(
+            "the queue sinks go round in a loop ({}): every message would go round it forever; sinks: \
+             {}; send one of these queues elsewhere",
+            names.join(" -> "),
+            entries.join(", ")
+        )
+    }
+
     fn check(&self) -> Result<(), Invalid> {
-        self.connection.check()?;
-        self.pool.check()?;
         if self.queues.is_empty() {
             return Err(invalid("queue", "at least one [[queue]] is required"));
         }
+        self.check_settings()?;
+        if let Some(cycle) = self.sink_cycle() {
+            let message = self.cycle_message(&cycle, |i| format!("(queue[{i}].sink.queue)"));
+            return Err(invalid(format!("queue[{}].sink.queue", cycle[0]), message));
+        }
+        Ok(())
+    }
+
+    /// Every check but the ones on the queues as a whole (at least one, no loop of sinks).
+    fn check_settings(&self) -> Result<(), Invalid> {
+        self.connection.check()?;
+        self.pool.check()?;
         let mut seen = HashMap::new();
         for (i, queue) in self.queues.iter().enumerate() {
             queue.check(i)?;
@@ -249,9 +374,18 @@ impl PoolSettings {
     fn check(&self) -> Result<(), Invalid> {
         check_range("pool.connections", self.connections, 1, Some(MAX_CONNECTIONS))?;
         check_range("pool.max_handles", self.max_handles, 1, None)?;
-        if self.reconnect_initial < Duration::from_millis(1) {
-            return Err(invalid("pool.reconnect_initial_ms", "must be at least 1"));
-        }
+        check_range(
+            "pool.reconnect_initial_ms",
+            self.reconnect_initial.as_millis(),
+            1,
+            Some(u128::from(MAX_RECONNECT_MS)),
+        )?;
+        check_range(
+            "pool.reconnect_max_ms",
+            self.reconnect_max.as_millis(),
+            1,
+            Some(u128::from(MAX_RECONNECT_MS)),
+        )?;
         if self.reconnect_max < self.reconnect_initial {
             return Err(invalid(
                 "pool.reconnect_max_ms",
@@ -334,6 +468,23 @@ impl QueueConfig {
                     if header.name.trim().is_empty() {
                         return Err(invalid(field(&format!("headers[{j}].name")), "is empty"));
                     }
+                    if HeaderName::from_bytes(header.name.as_bytes()).is_err() {
+                        return Err(invalid(
+                            field(&format!("headers[{j}].name")),
+                            format!("{:?} is not a valid HTTP header name", header.name),
+                        ));
+                    }
+                    // The value is never echoed: it may be a secret.
+                    if header
+                        .value
+                        .as_deref()
+                        .is_some_and(|v| HeaderValue::from_str(v).is_err())
+                    {
+                        return Err(invalid(
+                            field(&format!("headers[{j}].value")),
+                            format!("of header {} is not valid in an HTTP header", header.name),
+                        ));
+                    }
                     let sources = [
                         header.value.is_some(),
                         header.value_env.is_some(),
@@ -365,6 +516,14 @@ impl QueueConfig {
                 Ok(())
             }
         }
+    }
+}
+
+/// The target of a queue sink (empty for any other sink).
+fn sink_queue(q: &QueueConfig) -> &str {
+    match &q.sink {
+        SinkConfig::Queue { queue } => queue,
+        _ => "",
     }
 }
 
@@ -553,11 +712,74 @@ mod tests {
     }
 
     #[test]
-    fn at_least_one_queue_is_required() {
+    fn a_file_may_leave_the_queues_to_flags_but_a_run_needs_one() {
+        let config = WorkerConfig::from_toml("[pool]\nconnections = 1\n", Path::new("w.toml")).unwrap();
+        assert!(config.queues.is_empty());
+        let error = config.validate("w.toml").unwrap_err().to_string();
+        assert!(error.contains("queue: at least one [[queue]] is required"), "{error}");
+    }
+
+    fn bridge(name: &str, to: &str) -> String {
+        format!("[[queue]]\nname = \"{name}\"\n[queue.sink]\ntype = \"queue\"\nqueue = \"{to}\"\n")
+    }
+
+    #[test]
+    fn a_loop_of_queue_sinks_names_every_queue_and_line() {
+        let text = [bridge("C", "A"), bridge("A", "B"), bridge("B", "C")].concat();
         assert_error_starts(
-            "[pool]\nconnections = 1\n",
-            "w.toml:0:0: queue: at least one [[queue]] is required",
+            &text,
+            "w.toml:5:1: queue[0].sink.queue: the queue sinks go round in a loop (C -> A -> B -> C)",
         );
+        let error = error_of(&text);
+        for part in ["C -> A at w.toml:5:1", "A -> B at w.toml:10:1", "B -> C at w.toml:15:1"] {
+            assert!(error.contains(part), "{error}");
+        }
+        // A chain into a loop is named by the loop alone.
+        let text = [bridge("X", "A"), bridge("A", "B"), bridge("B", "A")].concat();
+        assert_error_starts(
+            &text,
+            "w.toml:10:1: queue[1].sink.queue: the queue sinks go round in a loop (A -> B -> A)",
+        );
+    }
+
+    #[test]
+    fn a_chain_of_queue_sinks_that_ends_is_accepted() {
+        let text = [bridge("A", "B"), bridge("B", "C"), bridge("C", "D")].concat();
+        let config = WorkerConfig::from_toml(&text, Path::new("w.toml")).unwrap();
+        assert_eq!(config.sink_cycle(), None);
+        assert!(config.validate("w.toml").is_ok());
+    }
+
+    #[test]
+    fn reconnect_delays_are_capped_at_an_hour() {
+        let text = "[pool]\nreconnect_initial_ms = 9223372036854775807\nreconnect_max_ms = 9223372036854775807\n";
+        assert_error_starts(
+            text,
+            "w.toml:2:1: pool.reconnect_initial_ms: is 9223372036854775807, must be 1 to 3600000",
+        );
+        assert_error_starts(
+            "[pool]\nreconnect_max_ms = 3600001\n",
+            "w.toml:2:1: pool.reconnect_max_ms: is 3600001, must be 1 to 3600000",
+        );
+        let hour = "[pool]\nreconnect_initial_ms = 3600000\nreconnect_max_ms = 3600000\n";
+        assert!(WorkerConfig::from_toml(hour, Path::new("w.toml")).is_ok());
+    }
+
+    #[test]
+    fn a_header_that_http_refuses_is_a_config_error() {
+        let sink = "[[queue]]\nname = \"A\"\n[queue.sink]\ntype = \"http\"\nurl = \"http://x/in\"\n";
+        let text = format!("{sink}[[queue.sink.headers]]\nname = \"Bad Header\"\nvalue = \"x\"\n");
+        assert_error_starts(
+            &text,
+            "w.toml:7:1: queue[0].sink.headers[0].name: \"Bad Header\" is not a valid HTTP header name",
+        );
+        let text = format!("{sink}[[queue.sink.headers]]\nname = \"X-Token\"\nvalue = \"SECRET\\n\"\n");
+        let error = error_of(&text);
+        assert!(
+            error.starts_with("w.toml:8:1: queue[0].sink.headers[0].value: of header X-Token is not valid"),
+            "{error}"
+        );
+        assert!(!error.contains("SECRET"), "{error}");
     }
 
     #[test]

@@ -121,6 +121,18 @@ impl RawConfig {
             {
                 message.push_str("; the file never holds a password: set password_file, or MQ_PASSWORD_FILE");
             }
+            if let Error::Config {
+                line,
+                column,
+                field,
+                message,
+                ..
+            } = &mut error
+                && let Some(key) = key_of_wrong_type(text, field, message)
+            {
+                *field = format!("{field}.{key}");
+                (*line, *column) = toml_location::locate(text, field);
+            }
             error
         })
     }
@@ -168,7 +180,61 @@ impl RawConfig {
             connection,
             pool,
             queues,
+            file: None,
         })
+    }
+}
+
+/// The key of `table` (dotted, `queue[1].sink`) whose value has the wrong type, when serde
+/// reported the error at the table, not at the key: it does so inside an internally tagged
+/// table such as `[queue.sink]`. Found as the key without which the file no longer fails
+/// with `message` (the `type` tag aside).
+fn key_of_wrong_type(text: &str, table: &str, message: &str) -> Option<String> {
+    if !message.starts_with("invalid type") {
+        return None;
+    }
+    let document: toml::Table = toml::from_str(text).ok()?;
+    let keys: Vec<String> = table_at(&document, table)?.keys().cloned().collect();
+    keys.into_iter().filter(|key| key != "type").find(|key| {
+        let mut without = document.clone();
+        if let Some(t) = table_at_mut(&mut without, table) {
+            t.remove(key);
+        }
+        match toml::Value::Table(without).try_into::<RawConfig>() {
+            Ok(_) => true,
+            Err(e) => e.message().trim() != message,
+        }
+    })
+}
+
+/// The table at dotted `path` (`queue[1].sink`) of a parsed document.
+fn table_at<'a>(document: &'a toml::Table, path: &str) -> Option<&'a toml::Table> {
+    path.split('.').try_fold(document, |table, part| {
+        let (key, index) = split_index(part)?;
+        match (table.get(key)?, index) {
+            (toml::Value::Table(t), None) => Some(t),
+            (toml::Value::Array(a), Some(i)) => a.get(i)?.as_table(),
+            _ => None,
+        }
+    })
+}
+
+fn table_at_mut<'a>(document: &'a mut toml::Table, path: &str) -> Option<&'a mut toml::Table> {
+    path.split('.').try_fold(document, |table, part| {
+        let (key, index) = split_index(part)?;
+        match (table.get_mut(key)?, index) {
+            (toml::Value::Table(t), None) => Some(t),
+            (toml::Value::Array(a), Some(i)) => a.get_mut(i)?.as_table_mut(),
+            _ => None,
+        }
+    })
+}
+
+/// `queue[1]` as `("queue", Some(1))`, `sink` as `("sink", None)`.
+fn split_index(part: &str) -> Option<(&str, Option<usize>)> {
+    match part.strip_suffix(']').and_then(|p| p.split_once('[')) {
+        Some((key, index)) => Some((key, Some(index.parse().ok()?))),
+        None => Some((part, None)),
     }
 }
 
@@ -225,6 +291,18 @@ url = "https://orders.example.com/in"
 name = "AUDIT.IN"
 receive = "single"
 "#;
+
+    #[test]
+    fn a_wrong_type_in_a_sink_points_at_its_key() {
+        let text = "[[queue]]\nname = \"A\"\n[queue.sink]\ntype = \"exec\"\ncommand = [\"cat\"]\ntimeout_ms = \"5\"\nper = \"message\"\n";
+        let error = WorkerConfig::from_toml(text, Path::new("w.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("w.toml:6:1: queue[0].sink.timeout_ms: invalid type: string \"5\""),
+            "{error}"
+        );
+    }
 
     #[test]
     fn a_full_file_loads_with_defaults_filled() {
