@@ -12,7 +12,9 @@ use std::sync::Arc;
 use crate::Error;
 use crate::mq::message::Message;
 use crate::mq::reason::Reason;
-use crate::mq::session::{Access, Browsed, GetRequest, Got, QueueAttrs, Session, is_connection_lost};
+use crate::mq::session::{
+    Access, Browsed, GetRequest, Got, QueueAttrs, Session, is_commit_outcome_unknown, is_connection_lost,
+};
 
 use super::stats::PoolStats;
 
@@ -203,11 +205,12 @@ impl PooledConn {
     /// [`Error::Mq`].
     pub fn commit(&mut self) -> Result<(), Error> {
         let result = self.session.commit();
-        // Only a commit that happened, one MQ backed out instead (2003), or a lost connection
-        // ends the unit of work; after any other failure it is still open, and must be backed
-        // out rather than left for MQDISC, which would commit it.
+        // Only a commit that happened, one MQ backed out instead (2003), or one whose outcome
+        // is unknown (a lost connection, 2549 after client reconnection) ends the unit of
+        // work; after any other failure it is still open, and must be backed out rather than
+        // left for MQDISC, which would commit it.
         if result.as_ref().map_or_else(
-            |e| e.reason() == Some(Reason::BACKED_OUT) || is_connection_lost(e),
+            |e| e.reason() == Some(Reason::BACKED_OUT) || is_commit_outcome_unknown(e),
             |()| true,
         ) {
             self.in_unit_of_work = false;
