@@ -200,7 +200,8 @@ impl Session {
     /// and closed again, so it briefly needs one free handle).
     ///
     /// # Errors
-    /// [`Error::Mq`] from MQOPEN or MQINQ.
+    /// [`Error::Mq`] from MQOPEN or MQINQ: 2035 when the user has no inquire authority on the
+    /// queue manager object (`+inq` on `-t qmgr`).
     pub fn limits(&self) -> Result<QmgrLimits, Error> {
         let qmgr = Object::open(Rc::clone(&self.conn), &(QueueManagerName::default(), MQOO_INQUIRE))
             .map_err(|e| mq_error(&e, &self.target))?

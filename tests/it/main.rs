@@ -22,6 +22,7 @@ mod plan;
 mod plan_golden;
 mod plan_net;
 mod plan_validate;
+mod qmgr_inquire;
 mod reconnect_codes;
 mod support;
 mod worker;
