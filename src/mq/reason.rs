@@ -286,6 +286,21 @@ reason_table! {
     FUNCTION_NOT_SUPPORTED = 2298, Config, warning: false,
         "the function is not supported by this queue manager or client",
         "check the client and queue manager versions and the platform";
+    KEY_REPOSITORY_ERROR = 2381, Config, warning: false,
+        "the TLS key repository is not given, not found, or cannot be opened (its password is \
+         missing or wrong)",
+        "give the repository's stem without .kdb (clients before 9.3 answer 2381 to key.kdb), \
+         keep its stash file (key.sth) next to it, readable by this user; the client's \
+         AMQERR01.LOG names the cause";
+    SSL_INITIALIZATION_ERROR = 2393, Config, warning: false,
+        "the client's TLS environment could not be set up for MQCONNX",
+        "check the cipher spec matches the server channel's SSLCIPH, the key repository and its \
+         stash file (key.sth next to key.kdb), and the certificate label; the client's \
+         AMQERR01.LOG names the cause";
+    JSSE_ERROR = 2397, Config, warning: false,
+        "the Java TLS provider (JSSE) reported an error; IBM returns this code to Java clients only",
+        "check the cipher spec matches the server channel's SSLCIPH, the key repository and the \
+         certificate label; the queue manager's AMQERR01.LOG names the failure";
     CHANNEL_NOT_AVAILABLE = 2537, Retry, warning: false,
         "the server-connection channel is stopped or at an instance limit",
         "channel instance limit (MAXINST, MAXINSTC or MaxChannels) reached: raise the limit or \
@@ -546,6 +561,9 @@ mod tests {
         MQRC_INCONSISTENT_BROWSE,
         MQRC_CHANNEL_NOT_ACTIVATED,
         MQRC_FUNCTION_NOT_SUPPORTED,
+        MQRC_KEY_REPOSITORY_ERROR,
+        MQRC_SSL_INITIALIZATION_ERROR,
+        MQRC_JSSE_ERROR,
         MQRC_CHANNEL_NOT_AVAILABLE,
         MQRC_HOST_NOT_AVAILABLE,
         MQRC_CHANNEL_CONFIG_ERROR,

@@ -828,7 +828,7 @@ fn the_password_never_reaches_stdout_or_stderr() {
     // Without a password, --user alone is refused: the runs below do use the secret.
     mqpilot(&user)
         .expect_code(2)
-        .stderr_starts("mqpilot: user: user \"app\" is set but no password");
+        .stderr_starts("mqpilot: --user: user \"app\" is set but no password");
     let debug = [("RUST_LOG", "debug"), ("MQ_PASSWORD", secret.as_str())];
     let from_file = [&user[..], &["--password-file", password_file.arg()]].concat();
     let json_log = [&user[..], &["--log-format", "json"]].concat();

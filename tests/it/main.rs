@@ -1,6 +1,7 @@
 //! Integration tests: production code through `mqi` against the fake queue manager.
 
 mod cli;
+mod cli_connection;
 mod fake_basics;
 mod fake_browse;
 mod fake_hidden;

@@ -199,6 +199,7 @@ impl WorkerConfig {
         config.check().map_err(at_key)?;
         // Checked only when connecting, as a flag or the environment may complete them.
         for key in [
+            "connection.user",
             "connection.password_file",
             "connection.sharecnv",
             "connection.tls.cipher_spec",
