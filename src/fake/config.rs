@@ -53,6 +53,10 @@ pub struct QmgrDef {
     pub max_msg_length: i32,
     /// Users and passwords checked at connect (CONNAUTH); empty = no checking.
     pub users: Vec<UserDef>,
+    /// Whether applications may open the queue manager object to inquire on it (`+inq` on
+    /// `-t qmgr`); `false` answers that MQOPEN with 2035, as MQ does for a user granted only
+    /// `+connect` there. Default true.
+    pub qmgr_inquire: bool,
 }
 
 impl Default for QmgrDef {
@@ -66,6 +70,7 @@ impl Default for QmgrDef {
             max_connections: None,
             max_msg_length: 4 * 1024 * 1024,
             users: Vec::new(),
+            qmgr_inquire: true,
         }
     }
 }

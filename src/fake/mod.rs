@@ -250,7 +250,7 @@ impl FakeQm {
     }
 
     /// Makes the next `n` calls of `verb` fail with `reason`. A connection-ending reason
-    /// (2009, 2162, 2203, 2548) also breaks the connection, as MQ would have; 2003 on MQCMIT
+    /// (2009, 2162, 2203, 2546, 2548, 2556) also breaks the connection, as MQ would have; 2003 on MQCMIT
     /// backs the unit of work out and is a warning, as MQ's failed commit is.
     pub fn fail_next(&self, verb: Verb, n: u32, reason: i32) {
         self.lock().faults.push(state::Fault {

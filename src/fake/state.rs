@@ -202,7 +202,12 @@ pub(crate) struct State {
 pub(crate) const fn breaks_connection(reason: Reason) -> bool {
     matches!(
         reason,
-        mq::MQRC_CONNECTION_BROKEN | mq::MQRC_Q_MGR_STOPPING | mq::MQRC_CONNECTION_STOPPING | mq::MQRC_RECONNECT_FAILED
+        mq::MQRC_CONNECTION_BROKEN
+            | mq::MQRC_Q_MGR_STOPPING
+            | mq::MQRC_CONNECTION_STOPPING
+            | mq::MQRC_RECONNECT_QMID_MISMATCH
+            | mq::MQRC_RECONNECT_FAILED
+            | mq::MQRC_RECONNECT_TIMED_OUT
     )
 }
 

@@ -512,6 +512,9 @@ fn open(st: &mut State, hconn: i32, object: &ObjectRef, options: i32) -> Result<
         return Err(mq::MQRC_OPTIONS_ERROR);
     }
     let target = resolve(st, object, options)?;
+    if matches!(target, Target::QueueManager) && options & mq::MQOO_INQUIRE != 0 && !st.def.qmgr_inquire {
+        return Err(mq::MQRC_NOT_AUTHORIZED);
+    }
     let max_handles = usize::try_from(st.def.max_handles).unwrap_or(0);
     if st.conns[&hconn].handles.len() >= max_handles {
         return Err(mq::MQRC_HANDLE_NOT_AVAILABLE);

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
-use crate::mq::session::is_connection_lost;
+use crate::mq::session::{is_commit_outcome_unknown, is_connection_lost};
 use crate::pool::Lease;
 
 /// One held lock.
@@ -392,7 +392,7 @@ impl Locks {
                 })
                 .await
                 .map_err(|e| {
-                    if is_connection_lost(&e) {
+                    if is_commit_outcome_unknown(&e) {
                         LockError::CommitUnknown(e)
                     } else {
                         LockError::Mq(e)

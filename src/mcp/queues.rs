@@ -15,7 +15,7 @@ use super::locks::{Lifetime, LockError, LockLimit, Locks};
 use super::schema::{ConnectionOut, MessageOut, PoolStatus};
 use crate::Error;
 use crate::mq::message::Message;
-use crate::mq::session::{Browsed, GetRequest, Got, QueueAttrs, is_connection_lost};
+use crate::mq::session::{Browsed, GetRequest, Got, QueueAttrs, is_commit_outcome_unknown, is_connection_lost};
 use crate::pool::{Lease, Patience, Pool};
 
 /// What a receive took off the queue.
@@ -301,7 +301,7 @@ impl Queues {
                     }),
                     // Committed or backed out, nobody can tell: the caller gets them, and
                     // another consumer may get them too.
-                    Err(e) if is_connection_lost(&e) => Ok(Taken {
+                    Err(e) if is_commit_outcome_unknown(&e) => Ok(Taken {
                         messages,
                         commit_unknown: Some(e),
                         stopped_by,

@@ -14,9 +14,38 @@ use crate::Error;
 use crate::fake::FakeMqi;
 use crate::fake::net::{RemoteMqi, RemoteVerbs};
 
-/// Where IBM's library is looked for after `MQ_LIB`: the loader's search path, then the
-/// default installation directory.
+/// Where IBM's library is looked for after `MQ_LIB` and `MQ_INSTALLATION_PATH`: the loader's
+/// search path (`LD_LIBRARY_PATH` among it), then the default installation directory.
 pub const DEFAULT_IBM_LIBRARY_PATHS: [&str; 2] = ["libmqm_r.so", "/opt/mqm/lib64/libmqm_r.so"];
+
+/// Where IBM's library is looked for, in order, with the environment read through `env`:
+/// `MQ_LIB`, then `$MQ_INSTALLATION_PATH/lib64/libmqm_r.so` (the variable IBM's `setmqenv`
+/// sets for an installation outside /opt/mqm), then [`DEFAULT_IBM_LIBRARY_PATHS`]. Empty
+/// variables count as unset.
+#[must_use]
+pub fn ibm_library_candidates(env: impl Fn(&str) -> Option<String>) -> Vec<String> {
+    let var = |name: &str| env(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let mut candidates: Vec<String> = var("MQ_LIB").into_iter().collect();
+    if let Some(installation) = var("MQ_INSTALLATION_PATH") {
+        let path = std::path::Path::new(&installation).join("lib64").join("libmqm_r.so");
+        candidates.push(path.to_string_lossy().into_owned());
+    }
+    for path in DEFAULT_IBM_LIBRARY_PATHS {
+        if !candidates.iter().any(|c| c == path) {
+            candidates.push(path.to_owned());
+        }
+    }
+    candidates
+}
+
+/// How a candidate shows in the error: a bare name says where the loader looked for it.
+fn shown_candidate(path: &str) -> String {
+    if path.contains('/') {
+        path.to_owned()
+    } else {
+        format!("{path} on LD_LIBRARY_PATH and the loader's path")
+    }
+}
 
 /// The MQI implementation behind a connection.
 pub enum Backend {
@@ -63,15 +92,13 @@ impl MqLibrary {
         Self(Arc::new(Backend::Remote(RemoteMqi::over(verbs))))
     }
 
-    /// IBM's client library from `MQ_LIB` (read through `env`), then
-    /// [`DEFAULT_IBM_LIBRARY_PATHS`].
+    /// IBM's client library from the first of [`ibm_library_candidates`] (the environment
+    /// read through `env`) that loads.
     ///
     /// # Errors
     /// [`Error::Library`] naming every path tried when none loads.
     pub fn ibm_from_env(env: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
-        let mut candidates: Vec<String> = env("MQ_LIB").filter(|p| !p.trim().is_empty()).into_iter().collect();
-        candidates.extend(DEFAULT_IBM_LIBRARY_PATHS.iter().map(|s| (*s).to_owned()));
-        Self::ibm_from(&candidates)
+        Self::ibm_from(&ibm_library_candidates(env))
     }
 
     /// IBM's client library from the first of `candidates` that loads.
@@ -101,7 +128,7 @@ impl MqLibrary {
             }
         }
         Err(Error::Library {
-            tried: candidates.to_vec(),
+            tried: candidates.iter().map(|c| shown_candidate(c)).collect(),
             source: shown.map(|(_, e)| e),
         })
     }
@@ -213,5 +240,37 @@ mod tests {
         assert!(text.contains("/opt/mqm/lib64/libmqm_r.so"), "{text}");
         assert!(text.contains("install the IBM MQ redistributable client"), "{text}");
         assert!(std::error::Error::source(&err).is_some());
+    }
+
+    #[test]
+    fn regression_mq_installation_path_is_searched_and_the_error_names_ld_library_path() {
+        let env = |k: &str| match k {
+            "MQ_LIB" => Some("/custom/libmqm_r.so".to_owned()),
+            "MQ_INSTALLATION_PATH" => Some("/opt/ibm/mq93".to_owned()),
+            _ => None,
+        };
+        assert_eq!(
+            ibm_library_candidates(env),
+            [
+                "/custom/libmqm_r.so",
+                "/opt/ibm/mq93/lib64/libmqm_r.so",
+                "libmqm_r.so",
+                "/opt/mqm/lib64/libmqm_r.so"
+            ]
+        );
+        let at_default = |k: &str| (k == "MQ_INSTALLATION_PATH").then(|| "/opt/mqm".to_owned());
+        assert_eq!(
+            ibm_library_candidates(at_default),
+            ["/opt/mqm/lib64/libmqm_r.so", "libmqm_r.so"],
+            "the default directory is tried once"
+        );
+        assert_eq!(
+            ibm_library_candidates(|_| Some(" ".to_owned())),
+            DEFAULT_IBM_LIBRARY_PATHS
+        );
+        let env = |k: &str| (k == "MQ_INSTALLATION_PATH").then(|| "/nonexistent/mq".to_owned());
+        let text = MqLibrary::ibm_from_env(env).unwrap_err().to_string();
+        assert!(text.contains("/nonexistent/mq/lib64/libmqm_r.so"), "{text}");
+        assert!(text.contains("libmqm_r.so on LD_LIBRARY_PATH"), "{text}");
     }
 }

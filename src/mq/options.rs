@@ -12,8 +12,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use mqi::connection::{Ccdt, ConnectOption, Credentials, MqServer, ThreadNoBlock};
-use mqi::types::{ApplName, CipherSpec, KeyRepo, MQCNO, QueueManagerName};
+use mqi::connection::{Binding, Ccdt, ConnectOption, Credentials, MqServer, ThreadNoBlock};
+use mqi::types::{ApplName, CertificateLabel, CipherSpec, KeyRepo, MQCNO, QueueManagerName};
 
 pub use super::channel::{ClientChannel, DEFAULT_PORT, Transport, parse_mqserver};
 use crate::error::Error;
@@ -57,9 +57,35 @@ impl fmt::Display for Secret {
 pub struct Tls {
     /// The channel's cipher spec (SSLCIPH), e.g. `ANY_TLS13_OR_HIGHER`; at most 32 characters.
     pub cipher_spec: String,
-    /// The key repository stem, without extension (e.g. `/var/mqm/ssl/key` for `key.kdb`).
-    /// `None` leaves it to `MQSSLKEYR` or mqclient.ini.
+    /// The key repository stem, without extension (e.g. `/var/mqm/ssl/key` for `key.kdb`);
+    /// one given with `.kdb` has it stripped when built. `None` leaves it to `MQSSLKEYR` or
+    /// mqclient.ini.
     pub key_repository: Option<PathBuf>,
+    /// The label of this client's certificate in the key repository (at most 64
+    /// characters). `None` leaves it to mqclient.ini's `CertificateLabel` or the client's
+    /// default (`ibmwebspheremq` and the user id).
+    pub cert_label: Option<String>,
+}
+
+impl Tls {
+    /// A cipher spec alone, with no key repository or certificate label.
+    #[must_use]
+    pub fn cipher(cipher_spec: impl Into<String>) -> Self {
+        Self {
+            cipher_spec: cipher_spec.into(),
+            key_repository: None,
+            cert_label: None,
+        }
+    }
+}
+
+/// The stem of a key repository given as `key.kdb` (any case), as MQ expects it; `None` when
+/// `path` has no `.kdb` extension. (MQ clients before 9.3 answer 2381 to the full name.)
+#[must_use]
+pub fn key_repository_stem(path: &Path) -> Option<PathBuf> {
+    path.extension()
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("kdb"))
+        .then(|| path.with_extension(""))
 }
 
 /// Whether the MQ client reconnects by itself after a broken connection.
@@ -181,6 +207,35 @@ pub struct ConnectOptionsBuilder {
 /// Most conversations a channel instance may share (MQ's SHARECNV range is 0..=999999999).
 pub const MAX_SHARECNV: u32 = 999_999_999;
 
+/// The SharingConversations mqpilot sends for a channel it defines (`--conn`, MQSERVER)
+/// when none is set: IBM's own default (MQCD_CLIENT_CONN_DEFAULT).
+pub const DEFAULT_SHARECNV: u32 = 10;
+
+/// The URL schemes the MQ client reads a CCDT from.
+const CCDT_SCHEMES: [&str; 4] = ["file://", "http://", "https://", "ftp://"];
+
+/// Checks that a CCDT URL has one of the schemes the MQ client reads (a bare path is not a
+/// URL, and only fails in MQCONNX otherwise).
+fn check_ccdt_url(url: &str) -> Result<(), String> {
+    let url = url.trim();
+    if url.is_empty() {
+        return Err("is empty".to_owned());
+    }
+    let lower = url.to_ascii_lowercase();
+    if CCDT_SCHEMES.iter().any(|scheme| lower.starts_with(scheme)) {
+        return Ok(());
+    }
+    let hint = if url.starts_with('/') {
+        format!(" (for a file: file://{url})")
+    } else {
+        String::new()
+    };
+    Err(format!(
+        "{:?} is not a URL the MQ client reads: give file://, http://, https:// or ftp://{hint}",
+        redact_url(url)
+    ))
+}
+
 impl ConnectOptions {
     /// A builder with nothing set.
     #[must_use]
@@ -206,6 +261,7 @@ impl ConnectOptions {
         if let Some(server) = var("MQSERVER") {
             builder.channel = Some(parse_mqserver(&server, "MQSERVER")?);
         } else if let Some(url) = var("MQCCDTURL") {
+            check_ccdt_url(&url).map_err(|message| options_error("MQCCDTURL", message))?;
             builder.ccdt_url = Some(CcdtUrl(url.trim().to_owned()));
         }
         builder.password = match (var("MQ_PASSWORD"), var("MQ_PASSWORD_FILE")) {
@@ -329,7 +385,11 @@ impl ConnectOptions {
     fn failure_detail(&self, reason: Reason) -> Option<String> {
         let advice = match reason {
             Reason::NOT_AUTHORIZED
+            | Reason::Q_MGR_NAME_ERROR
             | Reason::Q_MGR_NOT_AVAILABLE
+            | Reason::KEY_REPOSITORY_ERROR
+            | Reason::SSL_INITIALIZATION_ERROR
+            | Reason::JSSE_ERROR
             | Reason::CHANNEL_NOT_AVAILABLE
             | Reason::HOST_NOT_AVAILABLE => reason.info()?.advice,
             _ => return None,
@@ -348,13 +408,29 @@ impl ConnectOptions {
         let route = match (&self.channel, &self.ccdt_url) {
             (Some(channel), _) => format!("channel {} to {}", channel.name, channel.conn_name),
             (None, Some(url)) => format!("channel from CCDT {}", redact_url(&url.0)),
-            (None, None) => "the MQ client's own channel configuration".to_owned(),
+            (None, None) => "no channel given (--conn, MQSERVER, --ccdt-url or MQCCDTURL), so the MQ \
+                             client's channel table from MQCHLLIB/MQCHLTAB or mqclient.ini"
+                .to_owned(),
         };
         let user = match (reason, self.user()) {
             (Reason::NOT_AUTHORIZED, Some(user)) => format!(" as user {user}"),
             _ => String::new(),
         };
-        Some(format!("{route}{user}: {advice}"))
+        let tls = match (reason, &self.tls) {
+            (Reason::KEY_REPOSITORY_ERROR | Reason::SSL_INITIALIZATION_ERROR | Reason::JSSE_ERROR, Some(tls)) => {
+                let repository = tls.key_repository.as_ref().map_or_else(
+                    || "from MQSSLKEYR or mqclient.ini".to_owned(),
+                    |path| path.display().to_string(),
+                );
+                let label = tls.cert_label.as_deref().unwrap_or("the client's default");
+                format!(
+                    " with cipher spec {}, key repository {repository}, certificate label {label}",
+                    tls.cipher_spec
+                )
+            }
+            _ => String::new(),
+        };
+        Some(format!("{route}{user}{tls}: {advice}"))
     }
 }
 
@@ -434,14 +510,16 @@ impl ConnectOptionsBuilder {
     /// The client channel's SharingConversations (SHARECNV in the MQCD): how many connections
     /// of this process may share one channel instance; 0 = none, one instance per
     /// connection. The lower of this and the server channel's SHARECNV applies. Needs an
-    /// explicit channel. Default: not set, the MQ client's default (10).
+    /// explicit channel. Default: [`DEFAULT_SHARECNV`] (10, IBM's), sent in the MQCD of every
+    /// explicit channel.
     #[must_use]
     pub fn with_sharecnv(mut self, sharecnv: u32) -> Self {
         self.sharecnv = Some(sharecnv);
         self
     }
 
-    /// TLS for the client channel; needs an explicit channel. Default: none, plain TCP.
+    /// TLS for the client channel; needs an explicit channel. A key repository given with
+    /// `.kdb` is used by its stem (see [`key_repository_stem`]). Default: none, plain TCP.
     #[must_use]
     pub fn with_tls(mut self, tls: Tls) -> Self {
         self.tls = Some(tls);
@@ -465,13 +543,24 @@ impl ConnectOptionsBuilder {
     pub fn build(self) -> Result<ConnectOptions, Error> {
         self.check_fields()?;
         let credentials = self.credentials()?;
+        let tls = self.tls.map(|mut tls| {
+            if let Some(stem) = tls.key_repository.as_deref().and_then(key_repository_stem) {
+                tracing::info!(
+                    given = %tls.key_repository.as_deref().unwrap_or(&stem).display(),
+                    using = %stem.display(),
+                    "the key repository is named by its stem, without .kdb (clients before 9.3 answer 2381 to the full name)"
+                );
+                tls.key_repository = Some(stem);
+            }
+            tls
+        });
         let options = ConnectOptions {
             queue_manager: self.queue_manager,
             channel: self.channel,
             ccdt_url: self.ccdt_url,
             application_name: self.application_name,
             credentials,
-            tls: self.tls,
+            tls,
             reconnect: self.reconnect,
             sharecnv: self.sharecnv,
             dialled: None,
@@ -491,10 +580,8 @@ impl ConnectOptionsBuilder {
         if let Some(channel) = &self.channel {
             parse_mqserver(&channel.to_string(), "channel")?;
         }
-        if let Some(url) = &self.ccdt_url
-            && url.0.trim().is_empty()
-        {
-            return Err(options_error("CCDT URL", "is empty"));
+        if let Some(url) = &self.ccdt_url {
+            check_ccdt_url(&url.0).map_err(|message| options_error("CCDT URL", message))?;
         }
         if let Some(name) = &self.application_name {
             check_appl_name(name).map_err(|message| options_error("application name", message))?;
@@ -529,7 +616,10 @@ impl ConnectOptionsBuilder {
             )),
             (Some(user), None) => Err(options_error(
                 "user",
-                format!("user {user:?} is set but no password: set MQ_PASSWORD or MQ_PASSWORD_FILE"),
+                format!(
+                    "user {user:?} is set but no password: give a password file (--password-file, or \
+                     connection.password_file in the worker config) or set MQ_PASSWORD or MQ_PASSWORD_FILE"
+                ),
             )),
         }
     }
@@ -591,6 +681,12 @@ fn check_tls(tls: &Tls, has_channel: bool) -> Result<(), Error> {
         let repository_max = libmqm_sys::MQ_SSL_KEY_REPOSITORY_LENGTH;
         check_length(text, repository_max, "key repository").map_err(fail)?;
     }
+    if let Some(label) = &tls.cert_label {
+        if label.trim().is_empty() {
+            return Err(fail("certificate label is empty".to_owned()));
+        }
+        check_length(label, libmqm_sys::MQ_CERT_LABEL_LENGTH, "certificate label").map_err(fail)?;
+    }
     Ok(())
 }
 
@@ -623,6 +719,7 @@ struct MqiParts {
     server: Option<String>,
     cipher_spec: Option<CipherSpec>,
     key_repository: Option<KeyRepo>,
+    cert_label: Option<CertificateLabel>,
 }
 
 impl MqiParts {
@@ -631,6 +728,10 @@ impl MqiParts {
         let key_repository = tls
             .and_then(|tls| tls.key_repository.as_deref())
             .map(|path| mq_str(&path.to_string_lossy(), "TLS"))
+            .transpose()?;
+        let cert_label = tls
+            .and_then(|tls| tls.cert_label.as_deref())
+            .map(|label| mq_str(label, "TLS"))
             .transpose()?;
         Ok(Self {
             queue_manager: options
@@ -646,6 +747,7 @@ impl MqiParts {
             server: options.channel.as_ref().map(ClientChannel::to_string),
             cipher_spec: tls.map(|tls| mq_str(&tls.cipher_spec, "TLS")).transpose()?,
             key_repository,
+            cert_label,
         })
     }
 
@@ -663,12 +765,15 @@ impl MqiParts {
             .credentials
             .as_ref()
             .map(|(user, password)| Credentials::User(user.as_str(), password.expose().into()));
-        let tls = self
-            .key_repository
-            .as_ref()
-            .zip(self.cipher_spec.as_ref())
-            .map(|(repository, cipher)| mqi::connection::Tls::new(repository, None, cipher));
-        // Without a key repository only the cipher spec goes into the MQCD.
+        // A key repository or a certificate label needs the MQSCO; a blank repository in it
+        // leaves the repository to MQSSLKEYR or mqclient.ini.
+        let tls = self.cipher_spec.as_ref().and_then(|cipher| {
+            (self.key_repository.is_some() || self.cert_label.is_some()).then(|| {
+                let repository = self.key_repository.unwrap_or_default();
+                mqi::connection::Tls::new(&repository, self.cert_label.as_ref(), cipher)
+            })
+        });
+        // Without the MQSCO only the cipher spec goes into the MQCD.
         let cipher_spec = if tls.is_none() { self.cipher_spec } else { None };
         Ok((
             self.queue_manager,
@@ -680,7 +785,15 @@ impl MqiParts {
             cipher_spec,
             (
                 options.reconnect.mqcno(),
-                options.sharecnv.map(SharingConversations),
+                // mqpilot is an MQ client: never local bindings, also when the channel comes
+                // from the client's own configuration (MQCHLLIB/MQCHLTAB, mqclient.ini) on a
+                // host with a queue manager installed.
+                Binding::Client,
+                // Sent with every channel mqpilot defines, so the documented default holds
+                // whatever the MQCD's version would otherwise leave out.
+                server
+                    .as_ref()
+                    .map(|_| SharingConversations(options.sharecnv.unwrap_or(DEFAULT_SHARECNV))),
                 // A channel mqpilot defines itself allows what MQSERVER's does (100 MB); the
                 // MQCD's default of 4 MB would cap every message on it, whatever the server
                 // channel allows (the lower of the two applies).
@@ -904,6 +1017,10 @@ mod tests {
         let (source_name, message) = options_message(ConnectOptions::builder().with_user("app").build());
         assert_eq!(source_name, "user");
         assert!(message.contains("no password"), "{message}");
+        assert!(
+            message.contains("--password-file") && message.contains("connection.password_file"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -934,10 +1051,7 @@ mod tests {
 
     #[test]
     fn tls_needs_an_explicit_channel() {
-        let tls = Tls {
-            cipher_spec: "ANY_TLS13_OR_HIGHER".to_owned(),
-            key_repository: None,
-        };
+        let tls = Tls::cipher("ANY_TLS13_OR_HIGHER");
         let (source_name, message) = options_message(ConnectOptions::builder().with_tls(tls).build());
         assert_eq!(source_name, "TLS");
         assert!(message.contains("explicit channel"), "{message}");
@@ -955,6 +1069,7 @@ mod tests {
             .with_tls(Tls {
                 cipher_spec: "ANY_TLS13_OR_HIGHER".to_owned(),
                 key_repository: Some(PathBuf::from("/var/mqm/ssl/key")),
+                cert_label: Some("ibmwebspheremqapp".to_owned()),
             })
             .with_reconnect(Reconnect::QueueManager)
             .build()
@@ -974,6 +1089,8 @@ mod tests {
         assert_eq!(mq_text::<264>(&structs.cd.ConnectionName), "host(1415)");
         assert_eq!(mq_text::<32>(&structs.cd.SSLCipherSpec), "ANY_TLS13_OR_HIGHER");
         assert_eq!(mq_text::<256>(&structs.sco.KeyRepository), "/var/mqm/ssl/key");
+        assert!(structs.sco.Version >= libmqm_sys::MQSCO_VERSION_5);
+        assert_eq!(mq_text::<64>(&structs.sco.CertificateLabel), "ibmwebspheremqapp");
         assert_eq!(structs.csp.CSPUserIdLength, 3);
         assert_eq!(structs.csp.CSPPasswordLength, 2);
     }
@@ -1023,6 +1140,170 @@ mod tests {
         assert_eq!(structs.cno.CCDTUrlLength, 17);
         assert!(mqi_options.queue_manager_name().is_none());
         assert!(!MQCNO(structs.cno.Options).contains(mqi::constants::MQCNO_RECONNECT));
+    }
+
+    /// `check` run on the MQCONNX structures `options` become, as `mqi` fills them in.
+    fn with_structs<R>(options: &ConnectOptions, check: impl FnOnce(&ConnectStructs<'_>) -> R) -> R {
+        let parts = MqiParts::new(options).expect("converts");
+        let mqi_options = parts.connect_options(options).expect("converts");
+        let mut structs = ConnectStructs::default();
+        mqi_options.apply_param(&mut structs);
+        check(&structs)
+    }
+
+    #[test]
+    fn regression_an_explicit_channel_always_sends_sharecnv_10_in_an_mqcd_version_10() {
+        let channel = parse_mqserver("APP.SVRCONN/TCP/host(1414)", "MQSERVER").expect("valid");
+        let options = ConnectOptions::builder().with_channel(channel).build().expect("valid");
+        let (version, sharecnv) = with_structs(&options, |s| (s.cd.Version, s.cd.SharingConversations));
+        assert!(version >= libmqm_sys::MQCD_VERSION_10, "{version}");
+        assert_eq!(sharecnv, 10);
+        assert_eq!(
+            i64::from(libmqm_default::MQCD_CLIENT_CONN_DEFAULT.SharingConversations),
+            i64::from(DEFAULT_SHARECNV),
+            "IBM's own default"
+        );
+        let channel = parse_mqserver("APP.SVRCONN/TCP/host(1414)", "MQSERVER").expect("valid");
+        let none = ConnectOptions::builder()
+            .with_channel(channel)
+            .with_sharecnv(0)
+            .build()
+            .expect("valid");
+        assert_eq!(with_structs(&none, |s| s.cd.SharingConversations), 0, "0 is sent as 0");
+    }
+
+    #[test]
+    fn regression_client_binding_is_set_also_without_a_channel_or_ccdt() {
+        let options = ConnectOptions::builder()
+            .with_queue_manager("QM1")
+            .build()
+            .expect("valid");
+        let options_field = with_structs(&options, |s| s.cno.Options);
+        let cno = MQCNO(options_field);
+        assert!(cno.contains(mqi::constants::MQCNO_CLIENT_BINDING), "{options_field:#x}");
+        assert!(!cno.contains(mqi::constants::MQCNO_LOCAL_BINDING));
+        let detail = options.failure_detail(Reason::Q_MGR_NAME_ERROR).expect("detail");
+        assert!(
+            detail.starts_with("no channel given (--conn, MQSERVER, --ccdt-url or MQCCDTURL)"),
+            "{detail}"
+        );
+        assert!(detail.contains("MQCHLLIB/MQCHLTAB or mqclient.ini"), "{detail}");
+    }
+
+    #[test]
+    fn regression_a_ccdt_url_without_a_scheme_is_refused_before_mqconnx() {
+        let (source_name, message) = options_message(ConnectOptions::builder().with_ccdt_url("/etc/ccdt.json").build());
+        assert_eq!(source_name, "CCDT URL");
+        assert!(message.contains("file:///etc/ccdt.json"), "{message}");
+        let (source_name, message) = options_message(ConnectOptions::from_env(env(&[("MQCCDTURL", "ccdt.json")])));
+        assert_eq!(source_name, "MQCCDTURL");
+        assert!(message.contains("file://, http://, https:// or ftp://"), "{message}");
+        for url in [
+            "file:///c.json",
+            "HTTPS://h/c.json",
+            "http://h/c.json",
+            "ftp://u:p@h/c.json",
+        ] {
+            assert!(ConnectOptions::builder().with_ccdt_url(url).build().is_ok(), "{url}");
+        }
+    }
+
+    #[test]
+    fn a_kdb_key_repository_is_used_by_its_stem() {
+        assert_eq!(
+            key_repository_stem(Path::new("/var/mqm/ssl/key.kdb")),
+            Some(PathBuf::from("/var/mqm/ssl/key"))
+        );
+        assert_eq!(
+            key_repository_stem(Path::new("/ssl/key.KDB")),
+            Some(PathBuf::from("/ssl/key"))
+        );
+        assert_eq!(key_repository_stem(Path::new("/ssl/key")), None);
+        assert_eq!(key_repository_stem(Path::new("/ssl/key.p12")), None);
+        let channel = parse_mqserver("APP.SVRCONN/TCP/host(1414)", "MQSERVER").expect("valid");
+        let options = ConnectOptions::builder()
+            .with_channel(channel)
+            .with_tls(Tls {
+                key_repository: Some(PathBuf::from("/var/mqm/ssl/key.kdb")),
+                ..Tls::cipher("ANY_TLS13")
+            })
+            .build()
+            .expect("valid");
+        let tls = options.tls().expect("tls");
+        assert_eq!(tls.key_repository.as_deref(), Some(Path::new("/var/mqm/ssl/key")));
+        let repository = with_structs(&options, |s| mq_text::<256>(&s.sco.KeyRepository));
+        assert_eq!(repository, "/var/mqm/ssl/key");
+    }
+
+    #[test]
+    fn a_certificate_label_alone_goes_into_the_mqsco_and_is_checked() {
+        let channel = || parse_mqserver("APP.SVRCONN/TCP/host(1414)", "MQSERVER").expect("valid");
+        let options = ConnectOptions::builder()
+            .with_channel(channel())
+            .with_tls(Tls {
+                cert_label: Some("app-cert".to_owned()),
+                ..Tls::cipher("ANY_TLS13")
+            })
+            .build()
+            .expect("valid");
+        let (label, repository, cipher) = with_structs(&options, |s| {
+            (
+                mq_text::<64>(&s.sco.CertificateLabel),
+                mq_text::<256>(&s.sco.KeyRepository),
+                mq_text::<32>(&s.cd.SSLCipherSpec),
+            )
+        });
+        assert_eq!(label, "app-cert");
+        assert_eq!(repository, "", "left to MQSSLKEYR");
+        assert_eq!(cipher, "ANY_TLS13");
+        let too_long = Tls {
+            cert_label: Some("l".repeat(65)),
+            ..Tls::cipher("ANY_TLS13")
+        };
+        let (source_name, message) = options_message(
+            ConnectOptions::builder()
+                .with_channel(channel())
+                .with_tls(too_long)
+                .build(),
+        );
+        assert_eq!(source_name, "TLS");
+        assert!(
+            message.contains("certificate label") && message.contains("(at most 64)"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn tls_failures_name_cipher_repository_and_label_with_advice() {
+        let channel = parse_mqserver("APP.SVRCONN/TCP/host(1414)", "MQSERVER").expect("valid");
+        let options = ConnectOptions::builder()
+            .with_channel(channel)
+            .with_tls(Tls {
+                cipher_spec: "ANY_TLS13".to_owned(),
+                key_repository: Some(PathBuf::from("/ssl/key")),
+                cert_label: Some("app-cert".to_owned()),
+            })
+            .build()
+            .expect("valid");
+        let detail = options.failure_detail(Reason::KEY_REPOSITORY_ERROR).expect("2381");
+        assert!(
+            detail.starts_with(
+                "channel APP.SVRCONN to host(1414) with cipher spec ANY_TLS13, key repository /ssl/key, \
+                 certificate label app-cert: "
+            ),
+            "{detail}"
+        );
+        assert!(
+            detail.contains("without .kdb") && detail.contains("stash file"),
+            "{detail}"
+        );
+        for reason in [Reason::SSL_INITIALIZATION_ERROR, Reason::JSSE_ERROR] {
+            let detail = options.failure_detail(reason).expect("detail");
+            assert!(
+                detail.contains("SSLCIPH") && detail.contains("certificate label"),
+                "{detail}"
+            );
+        }
     }
 
     #[test]

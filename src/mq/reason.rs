@@ -286,6 +286,21 @@ reason_table! {
     FUNCTION_NOT_SUPPORTED = 2298, Config, warning: false,
         "the function is not supported by this queue manager or client",
         "check the client and queue manager versions and the platform";
+    KEY_REPOSITORY_ERROR = 2381, Config, warning: false,
+        "the TLS key repository is not given, not found, or cannot be opened (its password is \
+         missing or wrong)",
+        "give the repository's stem without .kdb (clients before 9.3 answer 2381 to key.kdb), \
+         keep its stash file (key.sth) next to it, readable by this user; the client's \
+         AMQERR01.LOG names the cause";
+    SSL_INITIALIZATION_ERROR = 2393, Config, warning: false,
+        "the client's TLS environment could not be set up for MQCONNX",
+        "check the cipher spec matches the server channel's SSLCIPH, the key repository and its \
+         stash file (key.sth next to key.kdb), and the certificate label; the client's \
+         AMQERR01.LOG names the cause";
+    JSSE_ERROR = 2397, Config, warning: false,
+        "the Java TLS provider (JSSE) reported an error; IBM returns this code to Java clients only",
+        "check the cipher spec matches the server channel's SSLCIPH, the key repository and the \
+         certificate label; the queue manager's AMQERR01.LOG names the failure";
     CHANNEL_NOT_AVAILABLE = 2537, Retry, warning: false,
         "the server-connection channel is stopped or at an instance limit",
         "channel instance limit (MAXINST, MAXINSTC or MaxChannels) reached: raise the limit or \
@@ -298,12 +313,23 @@ reason_table! {
         "the client and the server could not agree the channel's attributes",
         "compare the client and SVRCONN definitions (name, MAXMSGL, SHARECNV, cipher); the \
          queue manager's error log names the mismatch";
+    RECONNECT_QMID_MISMATCH = 2546, Reconnect, warning: false,
+        "automatic reconnection (MQCNO_RECONNECT_Q_MGR) reached a different queue manager from \
+         the one the connection was made to: the connection is gone",
+        "build a new connection; make the client's channel definitions lead to one queue manager, \
+         or allow any (connection.reconnect = \"any\")";
     RECONNECT_FAILED = 2548, Reconnect, warning: false,
         "automatic reconnection could not restore the connection's handles",
         "discard the connection and build a new one, reopening every queue";
     CALL_INTERRUPTED = 2549, Retry, warning: false,
-        "the connection broke during the call and was reconnected; the call's outcome is unknown",
-        "back out and retry the unit of work (a put may have happened: keep processing idempotent)";
+        "the connection broke during an MQPUT, MQPUT1 or MQCMIT and was reconnected; the call's \
+         outcome is unknown (after MQCMIT, the unit of work may or may not have been committed)",
+        "after MQCMIT count its messages as possibly delivered (they may come again); after a put, \
+         back out and retry (a put may have happened: keep processing idempotent)";
+    RECONNECT_TIMED_OUT = 2556, Reconnect, warning: false,
+        "automatic reconnection did not succeed within the client's reconnect timeout \
+         (MQReconnectTimeout in mqclient.ini): the connection is gone",
+        "build a new connection with backoff; the client's AMQERR01.LOG says why reconnection failed";
 }
 
 /// The name shown for codes that neither mqpilot nor IBM's constant list knows.
@@ -535,11 +561,16 @@ mod tests {
         MQRC_INCONSISTENT_BROWSE,
         MQRC_CHANNEL_NOT_ACTIVATED,
         MQRC_FUNCTION_NOT_SUPPORTED,
+        MQRC_KEY_REPOSITORY_ERROR,
+        MQRC_SSL_INITIALIZATION_ERROR,
+        MQRC_JSSE_ERROR,
         MQRC_CHANNEL_NOT_AVAILABLE,
         MQRC_HOST_NOT_AVAILABLE,
         MQRC_CHANNEL_CONFIG_ERROR,
+        MQRC_RECONNECT_QMID_MISMATCH,
         MQRC_RECONNECT_FAILED,
         MQRC_CALL_INTERRUPTED,
+        MQRC_RECONNECT_TIMED_OUT,
     ];
 
     /// MQ-REFERENCE.md section 2, with the class it gives each code.
@@ -672,6 +703,20 @@ mod tests {
         }
         assert_eq!(Reason(9999).class(), ReasonClass::Config);
         assert_eq!(ReasonClass::Reconnect.to_string(), "reconnect");
+    }
+
+    #[test]
+    fn client_reconnection_failures_are_reconnect_class() {
+        // A reconnectable client that reached another queue manager (2546) or gave up
+        // reconnecting (2556) has lost the connection: build a new one, never stop.
+        for (code, name) in [
+            (2546, "MQRC_RECONNECT_QMID_MISMATCH"),
+            (2548, "MQRC_RECONNECT_FAILED"),
+            (2556, "MQRC_RECONNECT_TIMED_OUT"),
+        ] {
+            assert_eq!(Reason(code).class(), ReasonClass::Reconnect, "{code}");
+            assert_eq!(Reason(code).name(), name);
+        }
     }
 
     #[test]

@@ -200,7 +200,8 @@ impl Session {
     /// and closed again, so it briefly needs one free handle).
     ///
     /// # Errors
-    /// [`Error::Mq`] from MQOPEN or MQINQ.
+    /// [`Error::Mq`] from MQOPEN or MQINQ: 2035 when the user has no inquire authority on the
+    /// queue manager object (`+inq` on `-t qmgr`).
     pub fn limits(&self) -> Result<QmgrLimits, Error> {
         let qmgr = Object::open(Rc::clone(&self.conn), &(QueueManagerName::default(), MQOO_INQUIRE))
             .map_err(|e| mq_error(&e, &self.target))?
@@ -561,6 +562,15 @@ pub fn is_connection_lost(error: &Error) -> bool {
     error
         .reason()
         .is_some_and(|r| r.class() == reason::ReasonClass::Reconnect)
+}
+
+/// Whether a failed MQCMIT leaves nobody knowing if it took effect: the connection went
+/// (MQ may have committed before it did, or backed out), or client reconnection cut the call
+/// (2549 MQRC_CALL_INTERRUPTED: the unit of work may or may not have been committed). Either
+/// way the unit of work is no longer open, so there is nothing to back out.
+#[must_use]
+pub fn is_commit_outcome_unknown(error: &Error) -> bool {
+    is_connection_lost(error) || error.reason() == Some(Reason::CALL_INTERRUPTED)
 }
 
 #[cfg(test)]

@@ -6,13 +6,21 @@
 //! issues an MQOPEN past its budget. If MQ still answers 2017 (another application shares the
 //! limit), the budget shrinks to what is open, one handle is closed, the open is retried once,
 //! and the event is counted.
+//!
+//! A user without inquire authority on the queue manager object (2035 on that MQOPEN) still
+//! connects: MAXHANDS and MAXUMSGS are then taken to be IBM's defaults, 256 and 10000, and
+//! one warning names the missing authority. A MAXHANDS set lower shows up as 2017 and shrinks
+//! the budget as above; a MAXUMSGS set lower shows up as 2024 on a batch.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::Error;
 use crate::mq::message::Message;
 use crate::mq::reason::Reason;
-use crate::mq::session::{Access, Browsed, GetRequest, Got, QueueAttrs, Session, is_connection_lost};
+use crate::mq::session::{
+    Access, Browsed, GetRequest, Got, QueueAttrs, Session, is_commit_outcome_unknown, is_connection_lost,
+};
 
 use super::stats::PoolStats;
 
@@ -29,6 +37,45 @@ pub struct PooledConn {
     max_uncommitted: usize,
 }
 
+/// MAXHANDS assumed when the queue manager object cannot be inquired: IBM's default.
+pub const ASSUMED_MAX_HANDLES: usize = 256;
+
+/// MAXUMSGS assumed when the queue manager object cannot be inquired: IBM's default.
+pub const ASSUMED_MAX_UNCOMMITTED: usize = 10_000;
+
+/// Whether the warning about the missing inquire authority was logged: once per process,
+/// since every connection of every pool meets the same authority.
+static WARNED_NO_QMGR_INQUIRE: AtomicBool = AtomicBool::new(false);
+
+/// MAXHANDS and MAXUMSGS as the queue manager states them, or IBM's defaults when this user
+/// may not inquire on the queue manager object (2035).
+fn qmgr_limits(session: &Session, id: usize) -> Result<(usize, usize), Error> {
+    match session.limits() {
+        Ok(limits) => Ok((
+            usize::try_from(limits.max_handles).unwrap_or(1),
+            usize::try_from(limits.max_uncommitted).unwrap_or(0),
+        )),
+        Err(e) if e.reason() == Some(Reason::NOT_AUTHORIZED) => {
+            if WARNED_NO_QMGR_INQUIRE.swap(true, Ordering::Relaxed) {
+                tracing::debug!(connection = id, error = %e, "MAXHANDS and MAXUMSGS assumed");
+            } else {
+                tracing::warn!(
+                    connection = id,
+                    error = %e,
+                    assumed_maxhands = ASSUMED_MAX_HANDLES,
+                    assumed_maxumsgs = ASSUMED_MAX_UNCOMMITTED,
+                    "cannot read MAXHANDS and MAXUMSGS: this user has no inquire authority on the queue \
+                     manager object; assuming IBM's defaults (MAXHANDS 256, MAXUMSGS 10000). To let \
+                     mqpilot read them, grant it: setmqaut -m QM -t qmgr -p USER +inq (or SET AUTHREC \
+                     OBJTYPE(QMGR) PRINCIPAL('USER') AUTHADD(INQ))"
+                );
+            }
+            Ok((ASSUMED_MAX_HANDLES, ASSUMED_MAX_UNCOMMITTED))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// The handle budget for a connection.
 #[must_use]
 pub fn budget(configured: usize, max_handles: usize, reserve: usize) -> usize {
@@ -43,8 +90,7 @@ impl PooledConn {
         reserve: usize,
         stats: Arc<PoolStats>,
     ) -> Result<Self, Error> {
-        let limits = session.limits()?;
-        let max_handles = usize::try_from(limits.max_handles).unwrap_or(1);
+        let (max_handles, max_uncommitted) = qmgr_limits(&session, id)?;
         let budget = budget(configured, max_handles, reserve);
         stats.connected(id, max_handles, budget);
         Ok(Self {
@@ -54,11 +100,12 @@ impl PooledConn {
             id,
             stats,
             in_unit_of_work: false,
-            max_uncommitted: usize::try_from(limits.max_uncommitted).unwrap_or(0),
+            max_uncommitted,
         })
     }
 
-    /// MAXUMSGS of the queue manager, read at connect.
+    /// MAXUMSGS of the queue manager, read at connect ([`ASSUMED_MAX_UNCOMMITTED`] when it
+    /// could not be).
     #[must_use]
     pub const fn max_uncommitted(&self) -> usize {
         self.max_uncommitted
@@ -203,11 +250,12 @@ impl PooledConn {
     /// [`Error::Mq`].
     pub fn commit(&mut self) -> Result<(), Error> {
         let result = self.session.commit();
-        // Only a commit that happened, one MQ backed out instead (2003), or a lost connection
-        // ends the unit of work; after any other failure it is still open, and must be backed
-        // out rather than left for MQDISC, which would commit it.
+        // Only a commit that happened, one MQ backed out instead (2003), or one whose outcome
+        // is unknown (a lost connection, 2549 after client reconnection) ends the unit of
+        // work; after any other failure it is still open, and must be backed out rather than
+        // left for MQDISC, which would commit it.
         if result.as_ref().map_or_else(
-            |e| e.reason() == Some(Reason::BACKED_OUT) || is_connection_lost(e),
+            |e| e.reason() == Some(Reason::BACKED_OUT) || is_commit_outcome_unknown(e),
             |()| true,
         ) {
             self.in_unit_of_work = false;

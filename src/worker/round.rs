@@ -20,7 +20,7 @@ use super::sink::{Sink, SinkError};
 use crate::Error;
 use crate::mq::message::Message;
 use crate::mq::reason::{Reason, ReasonClass};
-use crate::mq::session::{GetRequest, is_connection_lost};
+use crate::mq::session::{GetRequest, is_commit_outcome_unknown, is_connection_lost};
 use crate::pool::PooledConn;
 
 /// What one round came to.
@@ -213,16 +213,17 @@ fn move_and_deliver(
 /// next.
 ///
 /// - 2003: MQ backed the unit of work out instead; they are back on the queue.
-/// - The connection went (2009 ...): MQ may have committed before it went, or backed out, and
-///   cannot be asked. They are counted apart and taken as gone (`--max-messages` counts
-///   them, so the sink never sees more than N); there is no MQBACK to try.
+/// - The connection went (2009 ...), or client reconnection cut the call (2549): MQ may have
+///   committed, or backed out, and cannot be asked. They are counted apart and taken as gone
+///   (`--max-messages` counts them, so the sink never sees more than N); there is no MQBACK
+///   to try, and the connection is replaced.
 /// - Anything else: the unit of work is still open, and is backed out.
 fn failed_commit(c: &mut PooledConn, plan: &PollPlan, counters: &QueueCounters, n: usize, e: &Error) -> (usize, Stop) {
     if e.reason() == Some(Reason::BACKED_OUT) {
         counters.backed_out(n);
         return (0, classify(e));
     }
-    if is_connection_lost(e) {
+    if is_commit_outcome_unknown(e) {
         counters.commit_unknown(n);
         tracing::error!(
             queue = %plan.queue,

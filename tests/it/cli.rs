@@ -17,12 +17,13 @@ use serde_json::Value;
 const RUN_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Variables that would change what the binary connects to or authenticates with.
-pub const MACHINE_VARS: [&str; 6] = [
+pub const MACHINE_VARS: [&str; 7] = [
     "MQSERVER",
     "MQCCDTURL",
     "MQ_PASSWORD",
     "MQ_PASSWORD_FILE",
     "MQ_LIB",
+    "MQ_INSTALLATION_PATH",
     "RUST_LOG",
 ];
 
@@ -628,7 +629,8 @@ fn without_the_ibm_library_the_real_path_names_the_paths_tried() {
         .stdout_empty()
         .stderr_starts(
             "mqpilot: cannot load the IBM MQ client library \
-             (tried: /no/such/libmqm_r.so, libmqm_r.so, /opt/mqm/lib64/libmqm_r.so); \
+             (tried: /no/such/libmqm_r.so, libmqm_r.so on LD_LIBRARY_PATH and the loader's path, \
+             /opt/mqm/lib64/libmqm_r.so); \
              install the IBM MQ redistributable client",
         );
     // A file that is there but is no MQ client: its own error is the one shown, not the
@@ -828,7 +830,7 @@ fn the_password_never_reaches_stdout_or_stderr() {
     // Without a password, --user alone is refused: the runs below do use the secret.
     mqpilot(&user)
         .expect_code(2)
-        .stderr_starts("mqpilot: user: user \"app\" is set but no password");
+        .stderr_starts("mqpilot: --user: user \"app\" is set but no password");
     let debug = [("RUST_LOG", "debug"), ("MQ_PASSWORD", secret.as_str())];
     let from_file = [&user[..], &["--password-file", password_file.arg()]].concat();
     let json_log = [&user[..], &["--log-format", "json"]].concat();

@@ -1,6 +1,7 @@
 //! Integration tests: production code through `mqi` against the fake queue manager.
 
 mod cli;
+mod cli_connection;
 mod fake_basics;
 mod fake_browse;
 mod fake_hidden;
@@ -23,6 +24,8 @@ mod plan_golden;
 mod plan_net;
 mod plan_validate;
 mod poll_config;
+mod qmgr_inquire;
+mod reconnect_codes;
 mod support;
 mod worker;
 mod worker_metrics;

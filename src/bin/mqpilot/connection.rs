@@ -36,9 +36,12 @@ pub(crate) struct ConnectionArgs {
     /// TLS cipher spec (needs --conn).
     #[arg(long)]
     cipher_spec: Option<String>,
-    /// TLS key repository.
+    /// TLS key repository, its stem without .kdb (a .kdb given is stripped).
     #[arg(long, value_name = "PATH")]
     key_repository: Option<PathBuf>,
+    /// Label of this client's certificate in the key repository (needs --cipher-spec).
+    #[arg(long, value_name = "LABEL")]
+    cert_label: Option<String>,
 }
 
 impl ConnectionArgs {
@@ -58,6 +61,7 @@ impl ConnectionArgs {
                 .or_else(|| application_name.map(str::to_owned)),
             cipher_spec: self.cipher_spec.clone(),
             key_repository: self.key_repository.clone(),
+            cert_label: self.cert_label.clone(),
         }
     }
 }

@@ -63,6 +63,8 @@ pub struct ConnectionOverrides {
     pub cipher_spec: Option<String>,
     /// `--key-repository`.
     pub key_repository: Option<PathBuf>,
+    /// `--cert-label`.
+    pub cert_label: Option<String>,
 }
 
 impl ConnectionSettings {
@@ -133,8 +135,15 @@ impl ConnectionSettings {
             "queue manager" if overrides.queue_manager.is_some() => "--qmgr".to_owned(),
             "application name" if overrides.application_name.is_some() => "--application-name".to_owned(),
             "SHARECNV" if self.sharecnv.is_some() => self.named("connection.sharecnv"),
+            "user" if overrides.user.is_some() => "--user".to_owned(),
+            "user" if self.user.is_some() => self.named("connection.user"),
+            "CCDT URL" if overrides.ccdt_url.is_some() => "--ccdt-url".to_owned(),
+            "CCDT URL" if self.ccdt_url.is_some() => self.named("connection.ccdt_url"),
             "TLS" if message.starts_with("key repository") && overrides.key_repository.is_some() => {
                 "--key-repository".to_owned()
+            }
+            "TLS" if message.starts_with("certificate label") && overrides.cert_label.is_some() => {
+                "--cert-label".to_owned()
             }
             "TLS" if overrides.cipher_spec.is_some() => "--cipher-spec".to_owned(),
             "TLS" if self.tls.is_some() => self.named("connection.tls.cipher_spec"),
@@ -149,16 +158,22 @@ impl ConnectionSettings {
         let cipher_spec = (overrides.cipher_spec.clone()).or_else(|| file.map(|tls| tls.cipher_spec.clone()));
         let key_repository =
             (overrides.key_repository.clone()).or_else(|| file.and_then(|tls| tls.key_repository.clone()));
-        match (cipher_spec, key_repository) {
-            (Some(cipher_spec), key_repository) => Ok(Some(Tls {
+        let cert_label = (overrides.cert_label.clone()).or_else(|| file.and_then(|tls| tls.cert_label.clone()));
+        match (cipher_spec, key_repository, cert_label) {
+            (Some(cipher_spec), key_repository, cert_label) => Ok(Some(Tls {
                 cipher_spec,
                 key_repository,
+                cert_label,
             })),
-            (None, Some(_)) => Err(Error::Options {
+            (None, Some(_), _) => Err(Error::Options {
                 source_name: "--key-repository".to_owned(),
                 message: "needs a cipher spec: set --cipher-spec or connection.tls.cipher_spec".to_owned(),
             }),
-            (None, None) => Ok(None),
+            (None, None, Some(_)) => Err(Error::Options {
+                source_name: "--cert-label".to_owned(),
+                message: "needs a cipher spec: set --cipher-spec or connection.tls.cipher_spec".to_owned(),
+            }),
+            (None, None, None) => Ok(None),
         }
     }
 
@@ -208,13 +223,21 @@ impl ConnectionSettings {
             )?;
         }
         if let Some(tls) = &self.tls {
-            let cipher_only = Tls {
-                key_repository: None,
-                ..tls.clone()
-            };
+            let cipher_only = Tls::cipher(tls.cipher_spec.clone());
             let with_channel = || builder().with_channel(channel.clone());
-            check_setting("connection.tls.cipher_spec", with_channel().with_tls(cipher_only))?;
-            check_setting("connection.tls.key_repository", with_channel().with_tls(tls.clone()))?;
+            check_setting(
+                "connection.tls.cipher_spec",
+                with_channel().with_tls(cipher_only.clone()),
+            )?;
+            let repository_only = Tls {
+                key_repository: tls.key_repository.clone(),
+                ..cipher_only
+            };
+            check_setting(
+                "connection.tls.key_repository",
+                with_channel().with_tls(repository_only),
+            )?;
+            check_setting("connection.tls.cert_label", with_channel().with_tls(tls.clone()))?;
         }
         Ok(())
     }
@@ -467,6 +490,60 @@ mod tests {
             })
             .collect();
         assert_eq!(names, ["--qmgr", "--application-name", "--cipher-spec"]);
+    }
+
+    #[test]
+    fn a_certificate_label_comes_from_the_file_or_the_flag_and_a_bad_one_names_its_key() {
+        let text = "[connection]\nserver = \"APP.SVRCONN/TCP/host\"\n[connection.tls]\ncipher_spec = \"ANY_TLS13\"\n\
+                    key_repository = \"/ssl/key.kdb\"\ncert_label = \"file-label\"\n[[queue]]\nname = \"A\"\n";
+        let config = WorkerConfig::from_toml(text, Path::new("w.toml")).unwrap();
+        let none = ConnectionOverrides::default();
+        let options = config.connection.connect_options(env(&[]), &none).unwrap();
+        let tls = options.tls().unwrap();
+        assert_eq!(tls.cert_label.as_deref(), Some("file-label"));
+        assert_eq!(
+            tls.key_repository.as_deref(),
+            Some(Path::new("/ssl/key")),
+            ".kdb stripped"
+        );
+        let flag = ConnectionOverrides {
+            cert_label: Some("flag-label".to_owned()),
+            ..ConnectionOverrides::default()
+        };
+        let options = config.connection.connect_options(env(&[]), &flag).unwrap();
+        assert_eq!(options.tls().unwrap().cert_label.as_deref(), Some("flag-label"));
+
+        let long = "l".repeat(65);
+        let text = format!(
+            "[connection]\n[connection.tls]\ncipher_spec = \"ANY_TLS13\"\ncert_label = \"{long}\"\n[[queue]]\nname = \"A\"\n"
+        );
+        assert_error_starts(&text, "w.toml:4:1: connection.tls.cert_label: certificate label");
+    }
+
+    #[test]
+    fn a_user_without_a_password_is_named_by_the_flag_or_the_file_key() {
+        let text = "[connection]\nserver = \"APP.SVRCONN/TCP/host\"\nuser = \"app\"\n[[queue]]\nname = \"A\"\n";
+        let config = WorkerConfig::from_toml(text, Path::new("w.toml")).unwrap();
+        let none = ConnectionOverrides::default();
+        let e = config
+            .connection
+            .connect_options(env(&[]), &none)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("w.toml:3:1: connection.user: user \"app\" is set but no password"),
+            "{e}"
+        );
+        let flag = ConnectionOverrides {
+            user: Some("app".to_owned()),
+            ..ConnectionOverrides::default()
+        };
+        let e = ConnectionSettings::default()
+            .connect_options(env(&[]), &flag)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("--user: user \"app\" is set but no password"), "{e}");
+        assert!(e.contains("--password-file"), "{e}");
     }
 
     #[test]

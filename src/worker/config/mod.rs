@@ -242,6 +242,7 @@ impl WorkerConfig {
         }
         // Checked only when connecting, as a flag or the environment may complete them.
         for key in [
+            "connection.user",
             "connection.password_file",
             "connection.sharecnv",
             "connection.tls.cipher_spec",

@@ -64,6 +64,7 @@ enum RawReconnect {
 struct RawTls {
     cipher_spec: String,
     key_repository: Option<PathBuf>,
+    cert_label: Option<String>,
 }
 
 /// `[pool]`, each key defaulting to [`PoolSettings::default`].
@@ -164,6 +165,7 @@ impl RawConfig {
             tls: c.tls.map(|tls| Tls {
                 cipher_spec: tls.cipher_spec,
                 key_repository: tls.key_repository,
+                cert_label: tls.cert_label,
             }),
             sharecnv: c.sharecnv,
             keys_at: std::collections::BTreeMap::new(),
@@ -273,6 +275,7 @@ reconnect = "queue-manager"
 [connection.tls]
 cipher_spec = "TLS_AES_128_GCM_SHA256"
 key_repository = "/etc/mq/keys"
+cert_label = "orders-worker"
 
 [pool]
 connections = 4

@@ -1,0 +1,72 @@
+//! An application user with only `+connect` on the queue manager (no `+inq`): MQ refuses the
+//! queue manager object's MQOPEN for inquire with 2035, and mqpilot still runs on IBM's
+//! default MAXHANDS and MAXUMSGS.
+
+use std::sync::Arc;
+
+use mqpilot::fake::{FakeQm, Verb};
+use mqpilot::mq::MqLibrary;
+use mqpilot::mq::options::{ConnectOptions, parse_mqserver};
+use mqpilot::pool::{Pool, PoolConfig};
+use mqpilot::worker::poller::{PollEnd, SinkTarget};
+use mqpilot::worker::run::QueueRun;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::mcp::{ok, open_policy, qm as mcp_qm, server, stdio_client};
+use crate::worker::{Collect, fake, plan, run_until_empty, seed};
+
+fn no_qmgr_inquire(qm: &FakeQm) {
+    qm.alter_qmgr(|def| def.qmgr_inquire = false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_user_without_qmgr_inquire_authority_still_drains_the_queue() {
+    let qm = fake(256);
+    no_qmgr_inquire(&qm);
+    seed(&qm, "IN", 25);
+    let options = ConnectOptions::builder()
+        .with_channel(parse_mqserver("APP.SVRCONN/TCP/localhost(1414)", "test").unwrap())
+        .build()
+        .unwrap();
+    let config = PoolConfig {
+        connections: 1,
+        max_handles: 300,
+        handle_reserve: 8,
+        ..PoolConfig::default()
+    };
+    let pool = Pool::new(MqLibrary::fake(qm.library("10.0.0.1")), options, config);
+    let sink = Arc::new(Collect::default());
+    let queues = vec![QueueRun {
+        plan: plan("IN", 10, SinkTarget::External(sink.clone())),
+        workers: 1,
+    }];
+    let summary = run_until_empty(&pool, queues).await;
+    assert_eq!(summary.stopped(), Vec::<(String, String)>::new());
+    assert_eq!(summary.queues[0].2, [PollEnd::Empty]);
+    assert_eq!(sink.got.lock().unwrap().len(), 25);
+    assert_eq!(qm.depth("IN"), Some(0));
+    assert!(
+        qm.reason_count(Verb::Open, 2035) >= 1,
+        "the queue manager inquire was refused"
+    );
+    let mut lease = pool.checkout(&CancellationToken::new()).await.expect("a connection");
+    let (budget, max_uncommitted) = lease.run(|c| Ok((c.budget(), c.max_uncommitted()))).await.unwrap();
+    assert_eq!(
+        (budget, max_uncommitted),
+        (248, 10_000),
+        "IBM's default MAXHANDS assumed, less the reserve, below the configured 300; MAXUMSGS 10000"
+    );
+}
+
+#[tokio::test]
+async fn regression_mcp_serves_a_user_without_qmgr_inquire_authority() {
+    let qm = mcp_qm();
+    no_qmgr_inquire(&qm);
+    let cancel = CancellationToken::new();
+    let (client, _) = stdio_client(server(&qm, open_policy(), 1, 32, &cancel), &cancel).await;
+    let got = ok(&client, "receive_messages", json!({"queue": "ORDERS", "limit": 2})).await;
+    assert_eq!(got["commit_outcome"], "committed", "{got}");
+    assert_eq!(qm.depth("ORDERS"), Some(3));
+    assert!(qm.reason_count(Verb::Open, 2035) >= 1);
+}
