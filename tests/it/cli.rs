@@ -815,7 +815,12 @@ fn receive_flag_keeps_the_files_batch_size() {
     for receive in [&[][..], &["--receive", "batch"]] {
         let run = mqpilot(&[&args[..], &["--wait-ms", "50"], receive].concat());
         run.expect_code(0);
-        let sizes: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("batch-size=")).collect();
+        // The command's output is logged, a line each.
+        let sizes: Vec<&str> = run
+            .stderr
+            .lines()
+            .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("batch-size=")))
+            .collect();
         assert_eq!(sizes, ["batch-size=5"; 4], "with {receive:?}; stderr:\n{}", run.stderr);
     }
 }
@@ -1201,7 +1206,7 @@ fn a_second_signal_exits_at_once_with_130_and_takes_the_sink_command_along() {
     let (status, text) = run.wait();
     let exited_after = started.elapsed();
     assert_eq!(status.code(), Some(130), "{text}");
-    // The command inherits stderr, so a command still running keeps `wait` waiting too.
+    // `wait` also waits for the end of stderr, which only mqpilot itself holds.
     assert!(
         exited_after < Duration::from_millis(1500),
         "it waited for the sink: {exited_after:?}"

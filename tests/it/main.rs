@@ -22,6 +22,7 @@ mod plan;
 mod plan_golden;
 mod plan_net;
 mod plan_validate;
+mod shutdown;
 mod support;
 mod worker;
 mod worker_props;
