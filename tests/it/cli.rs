@@ -1217,9 +1217,9 @@ fn a_second_signal_exits_at_once_with_130_and_takes_the_sink_command_along() {
 
 #[test]
 fn signals_still_stop_mqpilot_when_nobody_reads_its_stderr() {
-    // The sink command fills the stderr pipe (64 KiB) it shares with mqpilot, whose reader
-    // never reads: every write to stderr now blocks, the signal's own message included.
-    let script = "echo $$ > pid; head -c 70000 /dev/zero >&2; sleep 20";
+    // The sink command's output, logged a line each, fills mqpilot's stderr pipe (64 KiB),
+    // whose reader never reads: stderr now takes nothing, the signal's own message included.
+    let script = "echo $$ > pid; yes | head -n 2000 >&2; sleep 20";
     let (dir, mut child) = exec_poll("stalled-stderr", script, false);
     let _unread = child.stderr.take();
     let deadline = Instant::now() + RUN_DEADLINE;

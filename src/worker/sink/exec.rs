@@ -3,11 +3,10 @@
 //! Exit status 0 is the only success. A non-zero exit, death by a signal, a program that cannot
 //! be started or one that outlives the timeout (it is killed) fails the batch. The child's
 //! stdout and stderr are pipes that mqpilot reads to the end and logs line by line, naming the
-//! queue and the program, within bounds (a line is cut at [`LINE_LIMIT_BYTES`], a run's output
-//! at [`OUTPUT_LIMIT_BYTES`] per stream, the rest read and dropped): a handler's output can
-//! never corrupt a `stdout` sink's JSON lines, and whatever happens to mqpilot's own stderr
-//! (closed, stalled, a terminal with `stty tostop`) never reaches the handler as an EPIPE, a
-//! SIGPIPE, a blocked write or a SIGTTOU, so it cannot turn a delivery into a failure.
+//! queue and the program, within bounds (see `output.rs`): a handler's output can never
+//! corrupt a `stdout` sink's JSON lines, and whatever happens to mqpilot's own stderr (closed,
+//! stalled, a terminal with `stty tostop`) never reaches the handler as an EPIPE, a SIGPIPE, a
+//! blocked write or a SIGTTOU, so it cannot turn a delivery into a failure.
 //!
 //! Each run gets a process group of its own. A Ctrl-C at a terminal signals the terminal's
 //! whole foreground group, which would kill a handler halfway through the batch the first
@@ -25,9 +24,10 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncWriteExt as _;
 use tokio::process::{Child, Command};
 
+use super::output::log_output;
 use super::stdout::json_lines;
 use super::{Delivery, Per, Sink, SinkError, message_fields};
 use crate::Error;
@@ -48,10 +48,6 @@ pub struct ExecSink {
     hidden_env: Vec<String>,
 }
 
-/// Longest line of a command's output that is logged; the rest of the line is dropped.
-pub const LINE_LIMIT_BYTES: usize = 1024;
-/// Most of one run's output that is logged, per stream; the rest is read and dropped.
-pub const OUTPUT_LIMIT_BYTES: usize = 64 * 1024;
 /// How long a finished run waits for its output's last lines to be logged (a command's own
 /// children may keep its pipes open; they are killed with its group right after).
 const OUTPUT_GRACE: Duration = Duration::from_secs(1);
@@ -343,82 +339,6 @@ fn die_with_parent(command: &mut Command) {
 #[cfg(not(target_os = "linux"))]
 fn die_with_parent(_command: &mut Command) {}
 
-/// Reads a command's stdout or stderr to the end on a task of its own, logging it line by
-/// line ([`OutputLog`]). Reading never waits for the log: a line the log cannot take is
-/// dropped there, so the command never blocks on its output.
-fn log_output(
-    mut pipe: impl AsyncRead + Unpin + Send + 'static,
-    queue: &str,
-    program: &str,
-    stream: &'static str,
-) -> tokio::task::JoinHandle<()> {
-    let (queue, program) = (queue.to_owned(), program.to_owned());
-    tokio::spawn(async move {
-        let emit = |line: &str| tracing::info!(queue = %queue, command = %program, stream, "{line}");
-        let mut log = OutputLog::default();
-        let mut buf = vec![0; 8192];
-        loop {
-            match pipe.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => log.feed(&buf[..n], &emit),
-            }
-        }
-        log.finish(&emit);
-    })
-}
-
-/// A command's output cut into lines within the limits: each line at most
-/// [`LINE_LIMIT_BYTES`] (then `...`), at most [`OUTPUT_LIMIT_BYTES`] in all, then one line
-/// saying how much more was dropped. Not UTF-8 is shown lossily.
-#[derive(Default)]
-struct OutputLog {
-    line: Vec<u8>,
-    /// The current line was longer than the limit.
-    cut: bool,
-    /// Bytes logged so far.
-    logged: usize,
-    /// Bytes read past the total limit.
-    dropped: u64,
-}
-
-impl OutputLog {
-    fn feed(&mut self, bytes: &[u8], emit: &impl Fn(&str)) {
-        for &b in bytes {
-            if self.logged >= OUTPUT_LIMIT_BYTES {
-                self.dropped += 1;
-            } else if b == b'\n' {
-                self.end_line(emit);
-            } else if self.line.len() < LINE_LIMIT_BYTES {
-                self.line.push(b);
-            } else {
-                self.cut = true;
-            }
-        }
-    }
-
-    fn end_line(&mut self, emit: &impl Fn(&str)) {
-        let text = String::from_utf8_lossy(&self.line);
-        let text = text.trim_end_matches('\r');
-        if self.cut {
-            emit(&format!("{text}..."));
-        } else {
-            emit(text);
-        }
-        self.logged += self.line.len() + 1;
-        self.line.clear();
-        self.cut = false;
-    }
-
-    fn finish(mut self, emit: &impl Fn(&str)) {
-        if !self.line.is_empty() || self.cut {
-            self.end_line(emit);
-        }
-        if self.dropped > 0 {
-            emit(&format!("({} more bytes of output not logged)", self.dropped));
-        }
-    }
-}
-
 impl fmt::Display for ExecSink {
     /// The program, for error messages; never its arguments, which may hold secrets.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -644,32 +564,6 @@ mod tests {
         running.close();
         let started = running.start(|| -> io::Result<u32> { panic!("started after close") }, |&id| Some(id));
         assert!(started.is_none());
-    }
-
-    /// The lines an [`OutputLog`] emits for `chunks`.
-    fn logged(chunks: &[&[u8]]) -> Vec<String> {
-        let lines = std::cell::RefCell::new(Vec::new());
-        let emit = |line: &str| lines.borrow_mut().push(line.to_owned());
-        let mut log = OutputLog::default();
-        for chunk in chunks {
-            log.feed(chunk, &emit);
-        }
-        log.finish(&emit);
-        lines.into_inner()
-    }
-
-    #[test]
-    fn output_is_logged_by_line_with_long_lines_cut_and_the_total_bounded() {
-        assert_eq!(logged(&[b"one\ntw", b"o\r\nthree"]), ["one", "two", "three"]);
-        let long = vec![b'x'; LINE_LIMIT_BYTES + 10];
-        let lines = logged(&[&long, b"\n"]);
-        assert_eq!(lines.len(), 1);
-        assert_eq!(lines[0].len(), LINE_LIMIT_BYTES + 3);
-        assert!(lines[0].ends_with("..."));
-        let many = b"0123456789abcde\n".repeat(OUTPUT_LIMIT_BYTES / 16 + 100);
-        let lines = logged(&[&many]);
-        assert_eq!(lines.len(), OUTPUT_LIMIT_BYTES / 16 + 1);
-        assert_eq!(lines.last().unwrap(), "(1600 more bytes of output not logged)");
     }
 
     #[tokio::test]
