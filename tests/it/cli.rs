@@ -817,7 +817,12 @@ fn receive_flag_keeps_the_files_batch_size() {
     for receive in [&[][..], &["--receive", "batch"]] {
         let run = mqpilot(&[&args[..], &["--wait-ms", "50"], receive].concat());
         run.expect_code(0);
-        let sizes: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("batch-size=")).collect();
+        // The command's output is logged, a line each.
+        let sizes: Vec<&str> = run
+            .stderr
+            .lines()
+            .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("batch-size=")))
+            .collect();
         assert_eq!(sizes, ["batch-size=5"; 4], "with {receive:?}; stderr:\n{}", run.stderr);
     }
 }
@@ -1245,7 +1250,7 @@ fn a_second_signal_exits_at_once_with_130_and_takes_the_sink_command_along() {
     let (status, text) = run.wait();
     let exited_after = started.elapsed();
     assert_eq!(status.code(), Some(130), "{text}");
-    // The command inherits stderr, so a command still running keeps `wait` waiting too.
+    // `wait` also waits for the end of stderr, which only mqpilot itself holds.
     assert!(
         exited_after < Duration::from_millis(1500),
         "it waited for the sink: {exited_after:?}"
@@ -1256,9 +1261,9 @@ fn a_second_signal_exits_at_once_with_130_and_takes_the_sink_command_along() {
 
 #[test]
 fn signals_still_stop_mqpilot_when_nobody_reads_its_stderr() {
-    // The sink command fills the stderr pipe (64 KiB) it shares with mqpilot, whose reader
-    // never reads: every write to stderr now blocks, the signal's own message included.
-    let script = "echo $$ > pid; head -c 70000 /dev/zero >&2; sleep 20";
+    // The sink command's output, logged a line each, fills mqpilot's stderr pipe (64 KiB),
+    // whose reader never reads: stderr now takes nothing, the signal's own message included.
+    let script = "echo $$ > pid; yes | head -n 2000 >&2; sleep 20";
     let (dir, mut child) = exec_poll("stalled-stderr", script, false);
     let _unread = child.stderr.take();
     let deadline = Instant::now() + RUN_DEADLINE;

@@ -26,6 +26,7 @@ mod plan_validate;
 mod poll_config;
 mod qmgr_inquire;
 mod reconnect_codes;
+mod shutdown;
 mod support;
 mod worker;
 mod worker_metrics;

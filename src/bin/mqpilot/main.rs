@@ -8,13 +8,13 @@
 //! `--metrics-listen` address cannot be listened on; 130 a second signal (in-flight units of
 //! work are backed out by MQ when the process ends).
 
-/// `eprintln!` for a stderr that may be gone. When whatever read mqpilot's stderr has exited
-/// (a closed pipe), `eprintln!` panics, and a panic in the signal watcher would leave mqpilot
-/// deaf to SIGTERM; what cannot be written is dropped instead.
+/// `eprintln!` for a stderr that may be gone or stalled: the line is queued for the stderr
+/// thread (see `stderr.rs`) and never blocks the caller; what cannot be written is dropped.
 macro_rules! say {
     ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
+        let mut line = format!($($arg)*);
+        line.push('\n');
+        $crate::stderr::write(line.into_bytes());
     }};
 }
 
@@ -24,6 +24,7 @@ mod mcp;
 mod metrics;
 mod poll;
 mod signals;
+mod stderr;
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
@@ -77,6 +78,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             say!("mqpilot: cannot start the async runtime: {e}");
+            stderr::flush(stderr::EXIT_FLUSH);
             return ExitCode::from(1);
         }
     };
@@ -85,16 +87,21 @@ fn main() -> ExitCode {
         Command::Mcp(args) => runtime.block_on(mcp::run(*args)),
         Command::FakeQm(args) => runtime.block_on(fake_qm::run(args)),
     };
-    match outcome {
-        Ok(code) => ExitCode::from(code),
+    let code = match outcome {
+        Ok(code) => code,
         Err(Failure(code, e)) => {
             say!("mqpilot: {e:#}");
-            ExitCode::from(code)
+            code
         }
-    }
+    };
+    // The summary and the last words are queued: wait for them, but not for ever (a stderr
+    // nobody reads would keep mqpilot from exiting).
+    stderr::flush(stderr::EXIT_FLUSH);
+    ExitCode::from(code)
 }
 
-/// Logs to stderr at the level RUST_LOG gives (default `info`).
+/// Logs to stderr at the level RUST_LOG gives (default `info`), through the stderr thread:
+/// logging never blocks, and drops lines rather than wait for a stalled stderr.
 ///
 /// Message payloads never reach the logs: rmcp logs every request and result it handles at
 /// debug (and whole messages at trace), and tool arguments and results carry payloads, so
@@ -110,11 +117,11 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
     let rmcp_named = spec.as_deref().is_some_and(names_rmcp);
     let no_payloads = tracing_subscriber::filter::filter_fn(move |meta| rmcp_named || !carries_payloads(meta));
-    // A log line that cannot be written (stderr closed) is dropped: tracing's own report of
-    // the failure would go to the same closed stderr, and panic there.
+    // A log line that cannot be written (stderr closed or stalled) is dropped: tracing's own
+    // report of the failure would go to the same stderr.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(stderr::EventWriter::default)
         .log_internal_errors(false);
     match format {
         LogFormat::Text => builder

@@ -80,6 +80,12 @@ pub(crate) struct PollArgs {
     #[arg(long, value_name = "N", value_parser = at_least_one::<u64>)]
     max_messages: Option<u64>,
 
+    /// After the first signal, seconds (at least 1) that in-flight batches get to finish;
+    /// then mqpilot does what a second signal does: kills exec commands, abandons requests
+    /// and exits 130, and MQ backs the batches out.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = at_least_one::<u64>)]
+    shutdown_timeout: u64,
+
     /// Log format on stderr (level from RUST_LOG, default info).
     #[arg(long, value_enum, default_value = "text")]
     pub(crate) log_format: LogFormat,
@@ -307,7 +313,8 @@ pub(crate) async fn run(args: PollArgs) -> Result<u8, Failure> {
     };
     let pool = Pool::new(library, options, pool_config);
     let cancel = CancellationToken::new();
-    tokio::spawn(crate::signals::watch_signals(cancel.clone()));
+    let shutdown_timeout = Duration::from_secs(args.shutdown_timeout);
+    crate::signals::watch_signals_within(cancel.clone(), shutdown_timeout).await;
     let queues = match mqpilot::worker::prepare::prepare(&pool, &config.queues, &cancel).await {
         Ok(queues) => queues,
         // Stopped while still connecting or checking (a queue manager that is not up yet):

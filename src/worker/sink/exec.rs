@@ -2,24 +2,32 @@
 //!
 //! Exit status 0 is the only success. A non-zero exit, death by a signal, a program that cannot
 //! be started or one that outlives the timeout (it is killed) fails the batch. The child's
-//! stdout is sent to our stderr and its stderr is inherited, so a handler's output can never
-//! corrupt a `stdout` sink's JSON lines or be mistaken for our own output.
+//! stdout and stderr are pipes that mqpilot reads to the end and logs line by line, naming the
+//! queue and the program, within bounds (see `output.rs`): a handler's output can never
+//! corrupt a `stdout` sink's JSON lines, and whatever happens to mqpilot's own stderr (closed,
+//! stalled, a terminal with `stty tostop`) never reaches the handler as an EPIPE, a SIGPIPE, a
+//! blocked write or a SIGTTOU, so it cannot turn a delivery into a failure.
 //!
 //! Each run gets a process group of its own. A Ctrl-C at a terminal signals the terminal's
 //! whole foreground group, which would kill a handler halfway through the batch the first
 //! signal is supposed to let finish; in its own group the handler only hears from us. The group
 //! is what a timeout kills (a `sh -c` handler's children with it), and what
-//! [`kill_running_commands`] kills when the process exits at once on a second signal.
+//! [`kill_running_commands`] kills when the process exits at once; from then on no command
+//! starts. On Linux the command is also killed if mqpilot dies without a chance to kill it
+//! (SIGKILL, a crash): its parent-death signal is SIGKILL.
+//!
+//! Error messages and logs name the program only, never its arguments, which may hold secrets.
 
 use std::fmt;
 use std::io;
 use std::process::{ExitStatus, Stdio};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt as _;
 use tokio::process::{Child, Command};
 
+use super::output::log_output;
 use super::stdout::json_lines;
 use super::{Delivery, Per, Sink, SinkError, message_fields};
 use crate::Error;
@@ -40,16 +48,56 @@ pub struct ExecSink {
     hidden_env: Vec<String>,
 }
 
-/// Process groups of the commands running now (each run leads its own group).
-static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+/// How long a finished run waits for its output's last lines to be logged (a command's own
+/// children may keep its pipes open; they are killed with its group right after).
+const OUTPUT_GRACE: Duration = Duration::from_secs(1);
+
+/// The commands running now, and whether new ones may start.
+struct Running {
+    /// Process groups of the commands running now (each run leads its own group).
+    groups: Vec<u32>,
+    /// Set by [`kill_running_commands`]: no command starts after it.
+    closed: bool,
+}
+
+static RUNNING: Mutex<Running> = Mutex::new(Running {
+    groups: Vec::new(),
+    closed: false,
+});
 
 /// Kills every exec sink command running now, with whatever it started (SIGKILL to each
-/// run's process group). For a process about to exit without running destructors: the
-/// batches those commands were handling are uncommitted, so MQ backs them out.
+/// run's process group), and keeps any more from starting. For a process about to exit
+/// without running destructors: the batches those commands were handling are uncommitted, so
+/// MQ backs them out. Starting and listing a command happen under the same lock, so none can
+/// start between the kill and the exit.
 pub fn kill_running_commands() {
-    let groups = RUNNING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    for &group in groups.iter() {
-        kill_group(group);
+    RUNNING.lock().unwrap_or_else(PoisonError::into_inner).close();
+}
+
+impl Running {
+    /// Kills the groups listed and starts no command from now on.
+    fn close(&mut self) {
+        self.closed = true;
+        for &group in &self.groups {
+            kill_group(group);
+        }
+    }
+
+    /// Starts a command with `spawn` and lists its group (`group` of what `spawn` returned),
+    /// unless closed: `None` then, and `spawn` is not called.
+    fn start<C>(
+        &mut self,
+        spawn: impl FnOnce() -> io::Result<C>,
+        group: impl Fn(&C) -> Option<u32>,
+    ) -> Option<io::Result<C>> {
+        if self.closed {
+            return None;
+        }
+        let started = spawn();
+        if let Some(id) = started.as_ref().ok().and_then(&group) {
+            self.groups.push(id);
+        }
+        Some(started)
     }
 }
 
@@ -69,23 +117,11 @@ fn kill_group(group: u32) {
 /// it kills the group, so a command cannot outlive the batch it was for.
 struct Group(Option<u32>);
 
-impl Group {
-    fn listed(group: Option<u32>) -> Self {
-        if let Some(group) = group {
-            RUNNING
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(group);
-        }
-        Self(group)
-    }
-}
-
 impl Drop for Group {
     fn drop(&mut self) {
         let Some(group) = self.0 else { return };
-        let mut running = RUNNING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        running.retain(|&g| g != group);
+        let mut running = RUNNING.lock().unwrap_or_else(PoisonError::into_inner);
+        running.groups.retain(|&g| g != group);
         // Whatever the command left running in its group goes with it.
         kill_group(group);
     }
@@ -97,6 +133,8 @@ struct Run {
     env: Vec<(String, String)>,
     /// Which message(s) the run is for, for error messages.
     what: String,
+    /// The queue the messages came from, for the logged output.
+    queue: String,
 }
 
 /// Checks that `program` can be run as `Command::new` would find it: a path containing `/`
@@ -170,6 +208,7 @@ impl ExecSink {
                     ),
                 ],
                 what: format!("a batch of {}", batch.len()),
+                queue: batch.first().map(|m| m.queue.to_string()).unwrap_or_default(),
             }],
             Per::Message => batch
                 .iter()
@@ -180,14 +219,16 @@ impl ExecSink {
                         .map(|(suffix, value)| (format!("MQ_{suffix}"), value))
                         .collect(),
                     what: format!("message {}", m.msg_id_hex()),
+                    queue: m.queue.to_string(),
                 })
                 .collect(),
         }
     }
 
-    /// Starts the command with stdin piped, stdout sent to our stderr and stderr inherited.
-    /// The MQ password variables are not passed on: the command has no business with them.
-    fn spawn(&self, env: Vec<(String, String)>) -> Result<Child, SinkError> {
+    /// Starts the command with stdin, stdout and stderr piped, in a process group of its own
+    /// that is listed in [`RUNNING`]; refuses once [`kill_running_commands`] has run. The MQ
+    /// password variables are not passed on: the command has no business with them.
+    fn spawn(&self, env: Vec<(String, String)>) -> Result<(Child, Group), SinkError> {
         let program = &self.command[0];
         let mut command = Command::new(program);
         for name in self
@@ -202,19 +243,37 @@ impl ExecSink {
             .args(&self.command[1..])
             .envs(env)
             .stdin(Stdio::piped())
-            .stdout(io::stderr())
-            .stderr(Stdio::inherit())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| fail(format!("cannot run {program}: {e}")))
+            .kill_on_drop(true);
+        die_with_parent(&mut command);
+        let started = RUNNING
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .start(|| command.spawn(), Child::id);
+        let child = started
+            .ok_or_else(|| fail(format!("{self} not started: mqpilot is exiting")))?
+            .map_err(|e| fail(format!("cannot run {program}: {e}")))?;
+        let group = Group(child.id());
+        Ok((child, group))
     }
 
     /// Runs the command once and waits for it, killing it at the timeout.
     async fn run(&self, run: Run) -> Result<(), SinkError> {
-        let mut child = self.spawn(run.env)?;
-        let _group = Group::listed(child.id());
+        let (mut child, _group) = self.spawn(run.env)?;
         let mut stdin = child.stdin.take().expect("stdin is piped");
+        let program = &self.command[0];
+        let output = [
+            child
+                .stdout
+                .take()
+                .map(|out| log_output(out, &run.queue, program, "stdout")),
+            child
+                .stderr
+                .take()
+                .map(|err| log_output(err, &run.queue, program, "stderr")),
+        ];
         let input = run.stdin;
         let feed = async move {
             let written = stdin.write_all(&input).await;
@@ -232,6 +291,14 @@ impl ExecSink {
                 "{self} timed out after {ms} ms for {what} and was killed"
             )));
         };
+        // Its last lines are logged before its verdict; the readers go on by themselves if
+        // something the command started still holds the pipes (until the group is killed).
+        let _ = tokio::time::timeout(OUTPUT_GRACE, async {
+            for task in output.into_iter().flatten() {
+                let _ = task.await;
+            }
+        })
+        .await;
         let status = status.map_err(|e| fail(format!("waiting for {self} ({what}): {e}")))?;
         if !status.success() {
             return Err(fail(format!("{self} {} for {what}", describe(status))));
@@ -247,10 +314,35 @@ impl ExecSink {
     }
 }
 
+/// Makes the command die (SIGKILL) when mqpilot does, however it ends. The parent-death
+/// signal fires when the thread that started the command ends; the command is started on
+/// the thread that waits for it, so that thread outlives it. If mqpilot died between the
+/// fork and the `prctl`, the command would never get the signal: it then does not start.
+#[cfg(target_os = "linux")]
+fn die_with_parent(command: &mut Command) {
+    let parent = libc::pid_t::try_from(std::process::id()).unwrap_or(0);
+    // SAFETY: the closure runs in the forked child before exec, and only makes the
+    // async-signal-safe calls prctl(2) and getppid(2); its error needs no allocation.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_command: &mut Command) {}
+
 impl fmt::Display for ExecSink {
-    /// The command as one line, for error messages.
+    /// The program, for error messages; never its arguments, which may hold secrets.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "`{}`", self.command.join(" "))
+        write!(f, "`{}`", self.command[0])
     }
 }
 
@@ -361,7 +453,7 @@ mod tests {
         let err = sink.deliver(&[message(b"a", 1), message(b"b", 2)]).await.unwrap_err();
         assert_eq!(err.sink, "exec");
         assert!(err.message.contains("exited with status 3"), "{err}");
-        assert!(err.message.contains("sh -c"), "{err}");
+        assert!(err.message.contains("`sh`"), "{err}");
         assert_eq!(std::fs::read_to_string(&out).unwrap(), "run\n");
         let _ = std::fs::remove_file(out);
     }
@@ -409,7 +501,7 @@ mod tests {
         let sink = ExecSink::new(command, Per::Batch, Duration::from_millis(200)).unwrap();
         let err = sink.deliver(&[message(b"a", 1)]).await.unwrap_err();
         assert!(err.message.contains("timed out after 200 ms"), "{err}");
-        assert!(err.message.contains("`sleep 5`"), "{err}");
+        assert!(err.message.contains("`sleep`"), "{err}");
     }
 
     #[tokio::test]
@@ -440,6 +532,47 @@ mod tests {
             .unwrap()
             .hiding_env(["HOME".to_owned()]);
         let result = hidden.deliver(&[message(b"a", 1)]).await;
+        assert!(result.is_ok(), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn errors_name_the_program_but_never_its_arguments() {
+        let command = ["sh", "-c", "exit 3", "sh", "--token=s3cret"]
+            .map(String::from)
+            .to_vec();
+        let sink = ExecSink::new(command, Per::Batch, Duration::from_secs(5)).unwrap();
+        let err = sink.deliver(&[message(b"a", 1)]).await.unwrap_err();
+        assert!(err.message.contains("`sh` exited with status 3"), "{err}");
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+        let command = ["sleep", "5", "s3cret"].map(String::from).to_vec();
+        let sink = ExecSink::new(command, Per::Batch, Duration::from_millis(100)).unwrap();
+        let err = sink.deliver(&[message(b"a", 1)]).await.unwrap_err();
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+    }
+
+    #[test]
+    fn no_command_starts_once_running_ones_are_killed() {
+        // A list of its own: closing the process-wide one would stop the other tests' runs.
+        let mut running = Running {
+            groups: Vec::new(),
+            closed: false,
+        };
+        let started = running.start(|| Ok(7_u32), |&id| Some(id));
+        assert!(matches!(started, Some(Ok(7))));
+        assert_eq!(running.groups, [7]);
+        running.groups.clear();
+        running.close();
+        let started = running.start(|| -> io::Result<u32> { panic!("started after close") }, |&id| Some(id));
+        assert!(started.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_command_with_much_output_on_both_streams_succeeds() {
+        // Far more than a pipe holds, on both streams: the readers keep up to the end.
+        let script = "head -c 1000000 /dev/zero | tr '\\0' 'o'; head -c 1000000 /dev/zero | tr '\\0' 'e' >&2";
+        let command = ["sh", "-c", script].map(String::from).to_vec();
+        let sink = ExecSink::new(command, Per::Batch, Duration::from_secs(20)).unwrap();
+        let result = sink.deliver(&[message(b"a", 1)]).await;
         assert!(result.is_ok(), "{result:?}");
     }
 

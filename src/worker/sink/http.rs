@@ -1,8 +1,11 @@
 //! The `http` sink: POSTs messages to a URL, as JSON or as raw payloads, and only 2xx is success.
 //!
 //! Redirects are not followed: a 3xx, like a 4xx, a 5xx, a timeout or a refused connection,
-//! fails the batch. Header values are secrets (a bearer token): they are never logged, never
-//! in `Debug` output, and error messages show the URL without its query string. A URL with
+//! fails the batch, and so does a 2xx whose body cannot be read to its end (cut short, reset,
+//! or not done within the timeout; a body past [`DRAIN_LIMIT_BYTES`] is not read further).
+//! Header values are secrets (a bearer token): they are never logged, never in `Debug`
+//! output. Error messages show the URL as scheme, host, port and first path segment only:
+//! webhooks carry tokens in the query and in later path segments (`/services/T0/B0/secret`). A URL with
 //! userinfo is refused: ureq would not send it, and secrets belong in headers read from the
 //! environment or a file.
 //! ureq is blocking, so requests run on tokio's blocking pool through one shared agent.
@@ -32,7 +35,7 @@ pub struct HttpSink {
 struct Endpoint {
     agent: ureq::Agent,
     url: String,
-    /// `url` without query or fragment, for messages.
+    /// `url` as [`check_url`] shows it, for messages.
     shown: String,
     body: HttpBody,
     per: Per,
@@ -157,12 +160,19 @@ impl Endpoint {
             .send(&request.body[..])
             .map_err(|e| fail(format!("POST {} failed for {what}: {}", self.shown, describe(&e))))?;
         let status = response.status();
-        // Read the answer only so the connection can be reused; its content does not matter.
-        let _ = response.body_mut().with_config().limit(DRAIN_LIMIT_BYTES).read_to_vec();
-        if status.is_success() {
-            Ok(())
-        } else {
-            Err(fail(format!("POST {} returned {status} for {what}", self.shown)))
+        if !status.is_success() {
+            return Err(fail(format!("POST {} returned {status} for {what}", self.shown)));
+        }
+        // The content does not matter, but a 2xx is only an answer once all of it came: a
+        // body cut short may be a proxy or server failing after its status line. Past the
+        // limit it is not read further (the connection is then not reused).
+        match response.body_mut().with_config().limit(DRAIN_LIMIT_BYTES).read_to_vec() {
+            Ok(_) | Err(ureq::Error::BodyExceedsLimit(_)) => Ok(()),
+            Err(e) => Err(fail(format!(
+                "POST {} returned {status} for {what}, but reading its body failed: {}",
+                self.shown,
+                describe(&e)
+            ))),
         }
     }
 }
@@ -267,7 +277,9 @@ fn resolve_header(h: &HeaderConfig) -> Result<(String, String), Error> {
 }
 
 /// Checks that `url` is an http(s) URL with a host and no userinfo; returns it as shown in
-/// messages: without query or fragment, which may hold secrets (a webhook token).
+/// messages: `scheme://host[:port]` and the path's first segment, each later segment shown as
+/// `***`, no query or fragment. All but the first segment may be a token
+/// (`https://hooks.example/services/***/***/***`).
 pub(crate) fn check_url(url: &str) -> Result<String, Error> {
     let uri: Uri = url
         .parse()
@@ -287,7 +299,21 @@ pub(crate) fn check_url(url: &str) -> Result<String, Error> {
             "credentials in the URL are not sent: use an Authorization header with value_env or value_file",
         ));
     }
-    Ok(format!("{scheme}://{authority}{}", uri.path()))
+    Ok(format!("{scheme}://{authority}{}", redacted_path(uri.path())))
+}
+
+/// `path` with every segment after the first replaced by `***`.
+fn redacted_path(path: &str) -> String {
+    let mut shown = String::new();
+    for (n, segment) in path.split('/').skip(1).enumerate() {
+        shown.push('/');
+        if n == 0 || segment.is_empty() {
+            shown.push_str(segment);
+        } else {
+            shown.push_str("***");
+        }
+    }
+    shown
 }
 
 /// Checks header names and values; marks the values sensitive. Errors name the header only.
@@ -477,6 +503,98 @@ mod tests {
             assert!(!err.to_string().contains(secret), "{err}");
         }
         assert_eq!(seen.try_iter().count(), 2, "the third message must not be sent");
+    }
+
+    #[tokio::test]
+    async fn a_path_token_never_appears_in_errors() {
+        let (base, _seen) = serve(&[500]);
+        let url = format!("{base}/services/T0ABC/B0DEF/pathS3cret");
+        let err = sink(&url, HttpBody::Json, Per::Batch)
+            .deliver(&[message(b"a", 1)])
+            .await
+            .unwrap_err();
+        assert!(
+            err.message
+                .contains(&format!("POST {base}/services/***/***/*** returned 500")),
+            "{err}"
+        );
+        for secret in ["T0ABC", "B0DEF", "pathS3cret"] {
+            assert!(!err.to_string().contains(secret), "{err}");
+        }
+    }
+
+    #[test]
+    fn urls_are_shown_with_their_first_path_segment_only() {
+        let shown = |url: &str| check_url(url).unwrap();
+        assert_eq!(shown("https://h/"), "https://h/");
+        assert_eq!(shown("https://h"), "https://h/");
+        assert_eq!(shown("https://h:8443/hook?k=v#f"), "https://h:8443/hook");
+        assert_eq!(shown("https://h/a/b/c/"), "https://h/a/***/***/");
+    }
+
+    /// A loopback server that answers one request with `head` and then `then` does to the
+    /// connection: the whole request is read first.
+    fn answer_once(head: &'static str, then: fn(std::net::TcpStream)) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let Ok((mut stream, _)) = listener.accept() else { return };
+            stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            if read_request(&mut stream).is_some() && stream.write_all(head.as_bytes()).is_ok() {
+                then(stream);
+            }
+        });
+        url
+    }
+
+    /// 200 with a body of 1000 bytes announced, 7 sent.
+    const CUT_SHORT: &str = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial";
+
+    async fn deliver_to(url: &str, timeout: Duration) -> Result<(), SinkError> {
+        HttpSink::new(url, HttpBody::Json, Per::Batch, Vec::new(), timeout)
+            .unwrap()
+            .deliver(&[message(b"a", 1)])
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_2xx_whose_body_is_cut_short_fails() {
+        let url = answer_once(CUT_SHORT, drop);
+        let err = deliver_to(&url, Duration::from_secs(5)).await.unwrap_err();
+        assert!(err.message.contains("reading its body failed"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_2xx_whose_connection_is_reset_mid_body_fails() {
+        let url = answer_once(CUT_SHORT, |stream| {
+            // Linger 0: close sends RST instead of FIN.
+            socket2::SockRef::from(&stream)
+                .set_linger(Some(Duration::ZERO))
+                .unwrap();
+            drop(stream);
+        });
+        let err = deliver_to(&url, Duration::from_secs(5)).await.unwrap_err();
+        assert!(err.message.contains("reading its body failed"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_2xx_whose_body_stalls_fails_at_the_timeout() {
+        let url = answer_once(CUT_SHORT, |stream| {
+            std::thread::sleep(Duration::from_secs(5));
+            drop(stream);
+        });
+        let err = deliver_to(&url, Duration::from_millis(300)).await.unwrap_err();
+        assert!(err.message.contains("reading its body failed"), "{err}");
+        assert!(err.message.contains("timed out"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_2xx_with_a_body_past_the_drain_limit_succeeds() {
+        let url = answer_once("HTTP/1.1 200 OK\r\nContent-Length: 200000\r\n\r\n", |mut stream| {
+            let _ = stream.write_all(&vec![b'x'; 200_000]);
+        });
+        let result = deliver_to(&url, Duration::from_secs(5)).await;
+        assert!(result.is_ok(), "{result:?}");
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@
 
 mod exec;
 mod http;
+mod output;
 mod stdout;
 
 use std::future::Future;
