@@ -312,7 +312,7 @@ impl McpServer {
     }
 
     #[tool(
-        description = "Take messages off a queue: gets under syncpoint, committed only after the result is built (the messages are gone afterwards). commit_outcome is unknown when MQCMIT failed with the connection: the messages are returned, and may be delivered again. Fewer than limit come back when the next message would take the payloads past the server's limits.max_result_bytes (it stays on the queue), or when a get fails after some were taken (note says why).",
+        description = "Take messages off a queue: gets under syncpoint, committed only after the result is built (the messages are gone afterwards). commit_outcome is unknown when MQCMIT failed with the connection, or was cut short by a client reconnection (2549): the messages are returned, and may be delivered again. Fewer than limit come back when the next message would take the payloads past the server's limits.max_result_bytes (it stays on the queue), or when a get fails after some were taken (note says why).",
         input_schema = input::<ReceiveArgs>(),
         annotations(
             read_only_hint = false,
@@ -348,8 +348,8 @@ impl McpServer {
                 None => CommitOutcome::Committed,
                 Some(e) => {
                     notes.push(format!(
-                        "MQCMIT failed with the connection ({}): MQ may have committed these \
-                         messages or backed them out, so they may be delivered again",
+                        "MQCMIT failed with the connection or was cut short by it ({}): MQ may have \
+                         committed these messages or backed them out, so they may be delivered again",
                         reason_text(e)
                     ));
                     CommitOutcome::Unknown
