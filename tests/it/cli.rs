@@ -31,16 +31,16 @@ pub const MACHINE_VARS: [&str; 7] = [
 const DEMO_UNTIL_EMPTY: [&str; 5] = ["poll", "--fake", "--until-empty", "--wait-ms", "50"];
 
 /// How a run of the binary ended.
-struct Run {
+pub struct Run {
     /// Exit code; `None` when a signal ended it.
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 impl Run {
     /// Panics, showing stderr, unless the run exited with `code`.
-    fn expect_code(&self, code: i32) -> &Self {
+    pub fn expect_code(&self, code: i32) -> &Self {
         assert_eq!(
             self.code,
             Some(code),
@@ -52,7 +52,7 @@ impl Run {
     }
 
     /// Panics unless stderr contains every one of `parts`.
-    fn stderr_has(&self, parts: &[&str]) -> &Self {
+    pub fn stderr_has(&self, parts: &[&str]) -> &Self {
         for part in parts {
             assert!(self.stderr.contains(part), "stderr lacks {part:?}:\n{}", self.stderr);
         }
@@ -60,7 +60,7 @@ impl Run {
     }
 
     /// Panics unless stderr starts with `prefix`.
-    fn stderr_starts(&self, prefix: &str) -> &Self {
+    pub fn stderr_starts(&self, prefix: &str) -> &Self {
         assert!(
             self.stderr.starts_with(prefix),
             "stderr does not start with {prefix:?}:\n{}",
@@ -69,7 +69,7 @@ impl Run {
         self
     }
 
-    fn stdout_empty(&self) -> &Self {
+    pub fn stdout_empty(&self) -> &Self {
         assert!(self.stdout.is_empty(), "stdout is not empty:\n{}", self.stdout);
         self
     }
@@ -92,7 +92,7 @@ fn mqpilot_env(args: &[&str], env: &[(&str, &str)]) -> Run {
 }
 
 /// Runs `command` with stdin closed, killing it after `deadline`.
-fn run_within(mut command: Command, deadline: Duration) -> Run {
+pub fn run_within(mut command: Command, deadline: Duration) -> Run {
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -4,48 +4,17 @@
 //! Runs use `examples/fake-qm.toml` as the embedded fake (`--fake --fake-config`), whose
 //! queues start empty, so a run that is not refused ends at once with `--until-empty`.
 
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use mqpilot::fake::net::AdminMessage;
 
-use crate::cli::MACHINE_VARS;
+use crate::cli::{MACHINE_VARS, Run, run_within};
 use crate::net_procs::{FakeQmProcess, Scratch};
 
 /// Longest a run may take before it is killed and fails its test.
 const RUN_DEADLINE: Duration = Duration::from_secs(30);
-
-/// How a run of the binary ended.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn expect_code(&self, code: i32) -> &Self {
-        assert_eq!(self.code, Some(code), "exit code; stderr:\n{}", self.stderr);
-        self
-    }
-
-    fn stderr_has(&self, parts: &[&str]) -> &Self {
-        for part in parts {
-            assert!(self.stderr.contains(part), "stderr lacks {part:?}:\n{}", self.stderr);
-        }
-        self
-    }
-
-    fn stderr_starts(&self, prefix: &str) -> &Self {
-        assert!(
-            self.stderr.starts_with(prefix),
-            "stderr does not start with {prefix:?}:\n{}",
-            self.stderr
-        );
-        self
-    }
-}
 
 fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name)
@@ -55,45 +24,15 @@ fn arg(path: &Path) -> &str {
     path.to_str().expect("UTF-8 path")
 }
 
-/// Runs `mqpilot args` with the machine's MQ variables removed, killing it at the deadline.
+/// Runs `mqpilot args` in the project's directory with the machine's MQ variables removed,
+/// killing it at the deadline.
 fn mqpilot(args: &[&str]) -> Run {
     let mut command = Command::new(env!("CARGO_BIN_EXE_mqpilot"));
     command.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
     for var in MACHINE_VARS {
         command.env_remove(var);
     }
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start mqpilot");
-    let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            pipe.read_to_string(&mut text).expect("read mqpilot's output");
-            text
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
-    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for mqpilot") {
-            break status;
-        }
-        if started.elapsed() > RUN_DEADLINE {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("mqpilot {args:?} still running after {RUN_DEADLINE:?}, killed");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Run {
-        code: status.code(),
-        stdout: stdout.join().expect("stdout reader"),
-        stderr: stderr.join().expect("stderr reader"),
-    }
+    run_within(command, RUN_DEADLINE)
 }
 
 /// `mqpilot poll` on the embedded fake of examples/fake-qm.toml over its channel, until every
