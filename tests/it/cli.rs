@@ -828,6 +828,22 @@ fn receive_flag_keeps_the_files_batch_size() {
 }
 
 #[test]
+fn an_exec_commands_stderr_is_logged_at_warn_and_its_stdout_at_info() {
+    let config = TempFile::new(
+        "exec-stderr.toml",
+        "[[queue]]\nname = \"DEMO.IN\"\nbatch = 5\n\n[queue.sink]\ntype = \"exec\"\n\
+         command = [\"sh\", \"-c\", \"cat > /dev/null; echo command-says-stderr >&2; echo command-says-stdout\"]\n",
+    );
+    let args = ["poll", "--fake", "--config", config.arg(), "--max-messages", "5"];
+    // With RUST_LOG=warn a failing command's own words must still show.
+    let run = mqpilot_env(&[&args[..], &["--wait-ms", "50"]].concat(), &[("RUST_LOG", "warn")]);
+    run.expect_code(0);
+    let lines = |word: &str| run.stderr.lines().filter(|l| l.contains(word)).count();
+    assert_eq!(lines("command-says-stderr"), 1, "{}", run.stderr);
+    assert_eq!(lines("command-says-stdout"), 0, "{}", run.stderr);
+}
+
+#[test]
 fn the_password_never_reaches_stdout_or_stderr() {
     let secret = format!("pw-{}-Zq8vR2", std::process::id());
     let password_file = TempFile::new("mq-password", &format!("{secret}\n"));

@@ -78,7 +78,25 @@ struct Poll(Child);
 impl Poll {
     /// `mqpilot poll` on `server` with the config, `extra` flags and `stderr`, run in `dir`.
     fn start(server: &FakeQmProcess, dir: &Dir, config: &Path, extra: &[&str], stderr: Stdio) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_mqpilot"));
+        Self::start_as(
+            Command::new(env!("CARGO_BIN_EXE_mqpilot")),
+            server,
+            dir,
+            config,
+            extra,
+            stderr,
+        )
+    }
+
+    /// As [`Poll::start`], from `command` (set up as the test needs).
+    fn start_as(
+        mut command: Command,
+        server: &FakeQmProcess,
+        dir: &Dir,
+        config: &Path,
+        extra: &[&str],
+        stderr: Stdio,
+    ) -> Self {
         for var in MACHINE_VARS {
             command.env_remove(var);
         }
@@ -313,6 +331,40 @@ fn sighup_drains_like_sigterm() {
     assert_eq!(poll.exit().code(), Some(0));
     assert_eq!(server.depth("IN"), 0, "the batch in flight was committed");
     assert_eq!(dir.read("delivered").lines().count(), 2);
+}
+
+#[test]
+fn a_sighup_ignored_when_mqpilot_starts_stays_ignored_as_under_nohup() {
+    use std::os::unix::process::CommandExt as _;
+    let server = FakeQmProcess::start(QM);
+    put(&server, 1);
+    let dir = Dir::new("nohup");
+    let config = dir.exec_config("cat >> delivered", 30_000);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mqpilot"));
+    // SAFETY: runs in the forked child before exec, and only calls signal(2), which is
+    // async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut poll = Poll::start_as(command, &server, &dir, &config, &[], Stdio::null());
+    until("the first message to be delivered", || {
+        dir.read("delivered").lines().count() == 1
+    });
+    poll.signal("HUP");
+    // The run goes on: a message put after the SIGHUP is delivered too.
+    put(&server, 1);
+    until("the message put after SIGHUP to be delivered", || {
+        assert!(
+            matches!(poll.0.try_wait(), Ok(None)),
+            "mqpilot ended on an ignored SIGHUP"
+        );
+        dir.read("delivered").lines().count() == 2
+    });
+    poll.signal("TERM");
+    assert_eq!(poll.exit().code(), Some(0));
 }
 
 #[test]

@@ -14,7 +14,7 @@ macro_rules! say {
     ($($arg:tt)*) => {{
         let mut line = format!($($arg)*);
         line.push('\n');
-        $crate::stderr::write(line.into_bytes());
+        $crate::stderr::say(line.into_bytes());
     }};
 }
 
@@ -74,6 +74,7 @@ fn main() -> ExitCode {
         Command::FakeQm(_) => LogFormat::Text,
     };
     init_logging(log_format);
+    report_panics_through_the_stderr_thread();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -131,6 +132,21 @@ fn init_logging(format: LogFormat) {
             .init(),
         LogFormat::Json => builder.json().finish().with(no_payloads).init(),
     }
+}
+
+/// A panic's report goes through the stderr thread like any line. The default hook writes to
+/// stderr itself, and on a stalled stderr would block the panicking thread (a connection
+/// thread whose sink panicked, which the round would otherwise catch and back out).
+fn report_panics_through_the_stderr_thread() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let mut report = format!("thread '{}' {info}\n", thread.name().unwrap_or("<unnamed>"));
+        let backtrace = std::backtrace::Backtrace::capture();
+        if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
+            report.push_str(&format!("{backtrace}\n"));
+        }
+        stderr::say(report.into_bytes());
+    }));
 }
 
 /// Whether a RUST_LOG value has a directive for rmcp's targets.

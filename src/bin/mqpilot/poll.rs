@@ -82,7 +82,8 @@ pub(crate) struct PollArgs {
 
     /// After the first signal, seconds (at least 1) that in-flight batches get to finish;
     /// then mqpilot does what a second signal does: kills exec commands, abandons requests
-    /// and exits 130, and MQ backs the batches out.
+    /// and exits 130, and MQ backs the batches out (with receive = "no-syncpoint", messages
+    /// not yet delivered are lost).
     #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = at_least_one::<u64>)]
     shutdown_timeout: u64,
 

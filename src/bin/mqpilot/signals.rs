@@ -1,7 +1,7 @@
 //! Signal handling shared by the subcommands: the first signal cancels, the second exits.
 //!
 //! SIGINT, SIGTERM and SIGHUP (a closed terminal or SSH session, or a service manager's stop)
-//! are alike. The watcher runs on a thread and a runtime of its own, so it hears a signal
+//! are alike, except that a SIGHUP ignored when mqpilot started (`nohup`) stays ignored. The watcher runs on a thread and a runtime of its own, so it hears a signal
 //! even when every worker thread is busy or stuck; it writes nothing to stderr itself but
 //! through the stderr thread (`stderr.rs`), which never blocks it.
 
@@ -52,8 +52,11 @@ async fn start_watching(cancel: CancellationToken, shutdown_timeout: Option<Dura
 }
 
 async fn watch(cancel: CancellationToken, shutdown_timeout: Option<Duration>, ready: tokio::sync::oneshot::Sender<()>) {
-    let mut signals: Vec<Signal> = [SignalKind::interrupt(), SignalKind::terminate(), SignalKind::hangup()]
+    // A SIGHUP ignored when mqpilot started (`nohup`, a parent that ignores it) stays ignored.
+    let hangup = (!ignored(libc::SIGHUP)).then(SignalKind::hangup);
+    let mut signals: Vec<Signal> = [Some(SignalKind::interrupt()), Some(SignalKind::terminate()), hangup]
         .into_iter()
+        .flatten()
         .filter_map(|kind| {
             signal(kind)
                 .inspect_err(|e| tracing::warn!(error = %e, signal = ?kind, "cannot watch signal"))
@@ -86,6 +89,16 @@ async fn watch(cancel: CancellationToken, shutdown_timeout: Option<Duration>, re
     exit_at_once(&why);
 }
 
+/// Whether `signal` was set to be ignored (`SIG_IGN`) when this process started.
+fn ignored(signal: libc::c_int) -> bool {
+    // SAFETY: with a null new action, sigaction(2) only reads the current disposition into
+    // `old`, a zeroed sigaction that it fills in.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &raw mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
+    }
+}
+
 /// Waits for the next of `signals` (not empty).
 async fn next(signals: &mut [Signal]) {
     let polled = std::future::poll_fn(|cx| {
@@ -103,7 +116,10 @@ async fn next(signals: &mut [Signal]) {
 /// [`EXIT_AT_ONCE`]. `exit` runs no destructors: the commands would otherwise outlive us.
 fn exit_at_once(why: &str) -> ! {
     mqpilot::worker::sink::kill_running_commands();
-    say!("mqpilot: {why}: exiting now; MQ backs out uncommitted work");
+    say!(
+        "mqpilot: {why}: exiting now; MQ backs out uncommitted work (messages received without \
+         syncpoint and not yet delivered are lost)"
+    );
     crate::stderr::flush(LAST_WORD);
     std::process::exit(EXIT_AT_ONCE);
 }

@@ -1,33 +1,56 @@
 //! mqpilot's stderr: every log line and message goes through one bounded queue to a thread
 //! of its own that does the writing.
 //!
-//! Nothing else ever writes to stderr, so a stderr that blocks (a pipe nobody reads, a
-//! terminal paused with Ctrl-S) blocks that thread only: the pollers, the signal watcher and
-//! the exit never wait for it. A line that finds the queue full is dropped, and how many were
-//! is said once stderr takes lines again. A closed stderr drops every line. At exit,
+//! Apart from a panic's report (see `main.rs`, which routes it here too), nothing else writes
+//! to stderr, so a stderr that blocks (a pipe nobody reads, a terminal paused with Ctrl-S)
+//! blocks that thread only: the pollers, the signal watcher and the exit never wait for it.
+//! A log line that finds the queue nearly full is dropped, and how many were is said once
+//! stderr takes lines again (or at exit); the last [`RESERVED_LINES`] places are kept for
+//! mqpilot's own messages (the summary, the last error), so a flood of log lines (an exec
+//! command's output) cannot push those out. A closed stderr drops every line. At exit,
 //! [`flush`] waits a bounded time for what is queued, then gives up.
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-/// Lines the queue holds before new ones are dropped.
-const QUEUE_LINES: usize = 4096;
+/// Lines the queue holds.
+const QUEUE_LINES: u64 = 4096;
+
+/// Places at the end of the queue that log lines never take.
+const RESERVED_LINES: u64 = 256;
 
 /// How long the exit waits for queued lines to be written before giving up on them.
 pub(crate) const EXIT_FLUSH: Duration = Duration::from_secs(2);
 
+/// What a line is: a log event, or one of mqpilot's own messages (`say!`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Log,
+    Message,
+}
+
+/// Whether a line of `kind` is taken while `pending` lines wait to be written.
+fn admits(kind: Kind, pending: u64) -> bool {
+    match kind {
+        Kind::Log => pending < QUEUE_LINES - RESERVED_LINES,
+        Kind::Message => pending < QUEUE_LINES,
+    }
+}
+
 /// The queue to the writing thread, and its counters.
 struct Queue {
     sender: SyncSender<Vec<u8>>,
-    /// Lines accepted into the queue so far.
+    /// Lines accepted into the queue so far (counted before they are sent).
     queued: AtomicU64,
-    /// Lines dropped (queue full) since the writer last said so.
+    /// Lines the writer has handled (written, or failed to write).
+    done: AtomicU64,
+    /// Lines dropped since the writer last said so.
     dropped: AtomicU64,
-    /// Lines the writer has handled (written, or failed to write), with its wake-up.
-    done: Mutex<u64>,
+    /// The writer's wake-up for [`flush`].
+    lock: Mutex<()>,
     written: Condvar,
 }
 
@@ -35,7 +58,8 @@ static QUEUE: OnceLock<Queue> = OnceLock::new();
 
 fn queue() -> &'static Queue {
     QUEUE.get_or_init(|| {
-        let (sender, receiver) = mpsc::sync_channel::<Vec<u8>>(QUEUE_LINES);
+        let capacity = usize::try_from(QUEUE_LINES).unwrap_or(usize::MAX);
+        let (sender, receiver) = mpsc::sync_channel::<Vec<u8>>(capacity);
         // Without a thread to write with, lines fill the queue and are then dropped.
         let _ = std::thread::Builder::new()
             .name("mqpilot-stderr".into())
@@ -43,8 +67,9 @@ fn queue() -> &'static Queue {
         Queue {
             sender,
             queued: AtomicU64::new(0),
+            done: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
-            done: Mutex::new(0),
+            lock: Mutex::new(()),
             written: Condvar::new(),
         }
     })
@@ -58,46 +83,67 @@ fn write_all(receiver: &mpsc::Receiver<Vec<u8>>) {
         let q = queue();
         let dropped = q.dropped.swap(0, Ordering::Relaxed);
         if dropped > 0 {
-            let _ = writeln!(
-                stderr,
-                "mqpilot: {dropped} log lines dropped: stderr was not keeping up"
-            );
+            let _ = writeln!(stderr, "{}", dropped_line(dropped));
         }
         let _ = stderr.write_all(&line);
         let _ = stderr.flush();
-        *q.done.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        q.done.fetch_add(1, Ordering::Release);
+        let _held = q.lock.lock().unwrap_or_else(PoisonError::into_inner);
         q.written.notify_all();
     }
 }
 
-/// Queues `line` (which should end in a newline) for stderr; drops it if the queue is full.
-pub(crate) fn write(line: Vec<u8>) {
-    let q = queue();
-    match q.sender.try_send(line) {
-        Ok(()) => {
-            q.queued.fetch_add(1, Ordering::Relaxed);
-        }
-        Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-            q.dropped.fetch_add(1, Ordering::Relaxed);
-        }
-    }
+fn dropped_line(dropped: u64) -> String {
+    format!("mqpilot: {dropped} log lines dropped: stderr was not keeping up")
 }
 
-/// Waits until every line queued so far is written, or `timeout` has passed; returns whether
-/// they were.
+/// Queues a log `line` (which should end in a newline) for stderr; drops it if the queue is
+/// nearly full.
+pub(crate) fn write(line: Vec<u8>) {
+    send(Kind::Log, line);
+}
+
+/// Queues one of mqpilot's own messages: it may take the places log lines leave free.
+pub(crate) fn say(line: Vec<u8>) {
+    send(Kind::Message, line);
+}
+
+fn send(kind: Kind, line: Vec<u8>) {
+    let q = queue();
+    let pending = q
+        .queued
+        .load(Ordering::Acquire)
+        .saturating_sub(q.done.load(Ordering::Acquire));
+    // Counted before it is sent, so that a flush never sees it written before it was queued.
+    if admits(kind, pending) {
+        q.queued.fetch_add(1, Ordering::AcqRel);
+        if q.sender.try_send(line).is_ok() {
+            return;
+        }
+        q.queued.fetch_sub(1, Ordering::AcqRel);
+    }
+    q.dropped.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Says how many lines were dropped, if the writer has not yet, then waits until every line
+/// queued so far is written, or `timeout` has passed; returns whether they were.
 pub(crate) fn flush(timeout: Duration) -> bool {
     let q = queue();
-    let target = q.queued.load(Ordering::Relaxed);
+    let dropped = q.dropped.swap(0, Ordering::Relaxed);
+    if dropped > 0 {
+        say(format!("{}\n", dropped_line(dropped)).into_bytes());
+    }
+    let target = q.queued.load(Ordering::Acquire);
     let deadline = Instant::now() + timeout;
-    let mut done = q.done.lock().unwrap_or_else(PoisonError::into_inner);
-    while *done < target {
+    let mut held = q.lock.lock().unwrap_or_else(PoisonError::into_inner);
+    while q.done.load(Ordering::Acquire) < target {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return false;
         }
-        done = q
+        held = q
             .written
-            .wait_timeout(done, left)
+            .wait_timeout(held, left)
             .unwrap_or_else(PoisonError::into_inner)
             .0;
     }
@@ -131,6 +177,16 @@ impl Drop for EventWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_lines_leave_the_last_places_to_mqpilots_own_messages() {
+        let log_room = QUEUE_LINES - RESERVED_LINES;
+        assert!(admits(Kind::Log, log_room - 1));
+        assert!(!admits(Kind::Log, log_room));
+        assert!(admits(Kind::Message, log_room));
+        assert!(admits(Kind::Message, QUEUE_LINES - 1));
+        assert!(!admits(Kind::Message, QUEUE_LINES));
+    }
 
     #[test]
     fn queued_lines_are_written_and_flush_says_so() {

@@ -4,8 +4,9 @@
 //! fails the batch, and so does a 2xx whose body cannot be read to its end (cut short, reset,
 //! or not done within the timeout; a body past [`DRAIN_LIMIT_BYTES`] is not read further).
 //! Header values are secrets (a bearer token): they are never logged, never in `Debug`
-//! output. Error messages show the URL as scheme, host, port and first path segment only:
-//! webhooks carry tokens in the query and in later path segments (`/services/T0/B0/secret`). A URL with
+//! output. Error messages show the URL as scheme, host and port, each path segment as `***`:
+//! webhooks carry tokens in the query and in any path segment (`/services/T0/B0/secret`,
+//! `/bot<token>/sendMessage`). A URL with
 //! userinfo is refused: ureq would not send it, and secrets belong in headers read from the
 //! environment or a file.
 //! ureq is blocking, so requests run on tokio's blocking pool through one shared agent.
@@ -277,9 +278,8 @@ fn resolve_header(h: &HeaderConfig) -> Result<(String, String), Error> {
 }
 
 /// Checks that `url` is an http(s) URL with a host and no userinfo; returns it as shown in
-/// messages: `scheme://host[:port]` and the path's first segment, each later segment shown as
-/// `***`, no query or fragment. All but the first segment may be a token
-/// (`https://hooks.example/services/***/***/***`).
+/// messages: `scheme://host[:port]`, each path segment shown as `***`, no query or fragment
+/// (`https://hooks.example/***/***/***/***`).
 pub(crate) fn check_url(url: &str) -> Result<String, Error> {
     let uri: Uri = url
         .parse()
@@ -302,14 +302,13 @@ pub(crate) fn check_url(url: &str) -> Result<String, Error> {
     Ok(format!("{scheme}://{authority}{}", redacted_path(uri.path())))
 }
 
-/// `path` with every segment after the first replaced by `***`.
+/// `path` with every segment replaced by `***`: a token can be any of them (`/services/T/B/X`
+/// webhooks, Telegram's `/bot<token>/sendMessage`, `https://host/<token>`).
 fn redacted_path(path: &str) -> String {
     let mut shown = String::new();
-    for (n, segment) in path.split('/').skip(1).enumerate() {
+    for segment in path.split('/').skip(1) {
         shown.push('/');
-        if n == 0 || segment.is_empty() {
-            shown.push_str(segment);
-        } else {
+        if !segment.is_empty() {
             shown.push_str("***");
         }
     }
@@ -497,7 +496,7 @@ mod tests {
         let err = sink.deliver(&batch).await.unwrap_err();
 
         assert_eq!(err.sink, "http");
-        assert!(err.message.contains(&format!("POST {base}/hook returned 500")), "{err}");
+        assert!(err.message.contains(&format!("POST {base}/*** returned 500")), "{err}");
         assert!(err.message.contains(&batch[1].msg_id_hex()), "{err}");
         for secret in ["t0ken", "s3cret"] {
             assert!(!err.to_string().contains(secret), "{err}");
@@ -515,7 +514,7 @@ mod tests {
             .unwrap_err();
         assert!(
             err.message
-                .contains(&format!("POST {base}/services/***/***/*** returned 500")),
+                .contains(&format!("POST {base}/***/***/***/*** returned 500")),
             "{err}"
         );
         for secret in ["T0ABC", "B0DEF", "pathS3cret"] {
@@ -524,12 +523,16 @@ mod tests {
     }
 
     #[test]
-    fn urls_are_shown_with_their_first_path_segment_only() {
+    fn urls_are_shown_with_their_host_and_port_only() {
         let shown = |url: &str| check_url(url).unwrap();
         assert_eq!(shown("https://h/"), "https://h/");
         assert_eq!(shown("https://h"), "https://h/");
-        assert_eq!(shown("https://h:8443/hook?k=v#f"), "https://h:8443/hook");
-        assert_eq!(shown("https://h/a/b/c/"), "https://h/a/***/***/");
+        assert_eq!(shown("https://h:8443/hook?k=v#f"), "https://h:8443/***");
+        assert_eq!(shown("https://h/a/b/c/"), "https://h/***/***/***/");
+        assert_eq!(
+            shown("https://api.example/bot123456:AAHsecret/sendMessage"),
+            "https://api.example/***/***"
+        );
     }
 
     /// A loopback server that answers one request with `head` and then `then` does to the
@@ -615,7 +618,11 @@ mod tests {
             .deliver(&[message(b"a", 1)])
             .await
             .unwrap_err();
-        assert!(err.message.contains(&format!("POST {url} failed")), "{err}");
+        assert!(
+            err.message
+                .contains(&format!("POST http://127.0.0.1:{port}/*** failed")),
+            "{err}"
+        );
     }
 
     #[tokio::test]
@@ -660,8 +667,8 @@ mod tests {
         let s = sink("https://h/x?key=k3y", HttpBody::Json, Per::Batch);
         let debug = format!("{s:?}");
         assert!(debug.contains("authorization"), "{debug}");
-        assert!(debug.contains("https://h/x"), "{debug}");
-        for secret in ["s3cret", "k3y"] {
+        assert!(debug.contains("https://h/***"), "{debug}");
+        for secret in ["s3cret", "k3y", "/x"] {
             assert!(!debug.contains(secret), "{debug}");
         }
     }

@@ -23,7 +23,14 @@ pub(super) fn log_output(
 ) -> tokio::task::JoinHandle<()> {
     let (queue, program) = (queue.to_owned(), program.to_owned());
     tokio::spawn(async move {
-        let emit = |line: &str| tracing::info!(queue = %queue, command = %program, stream, "{line}");
+        // Its stderr at warn: a failing command's own words still show with RUST_LOG=warn.
+        let emit = |line: &str| {
+            if stream == "stderr" {
+                tracing::warn!(queue = %queue, command = %program, stream, "{line}");
+            } else {
+                tracing::info!(queue = %queue, command = %program, stream, "{line}");
+            }
+        };
         let mut log = OutputLog::default();
         let mut buf = vec![0; 8192];
         loop {
