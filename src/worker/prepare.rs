@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::config::{QueueConfig, Receive};
 use super::poller::{PollPlan, SinkTarget};
 use super::run::QueueRun;
-use super::sink::{ExecSink, HttpSink, SinkConfig, StdoutSink, resolve_headers};
+use super::sink::{ExecSink, HttpSink, SinkConfig, StdoutSink, resolve_headers, resolve_url};
 use crate::Error;
 use crate::mq::session::{QueueAttrs, is_connection_lost};
 use crate::pool::Pool;
@@ -36,12 +36,14 @@ pub fn build_sink(config: &SinkConfig, secret_env: &[String]) -> Result<SinkTarg
         )),
         SinkConfig::Http {
             url,
+            url_env,
+            url_file,
             body,
             per,
             headers,
             timeout_ms,
         } => SinkTarget::External(Arc::new(HttpSink::new(
-            url,
+            resolve_url(url.as_ref(), url_env.as_ref(), url_file.as_ref())?,
             *body,
             *per,
             resolve_headers(headers)?,
@@ -182,7 +184,12 @@ pub async fn prepare(pool: &Pool, queues: &[QueueConfig], cancel: &CancellationT
     let secret_env: Vec<String> = queues
         .iter()
         .filter_map(|q| match &q.sink {
-            SinkConfig::Http { headers, .. } => Some(headers.iter().filter_map(|h| h.value_env.clone())),
+            SinkConfig::Http { headers, url_env, .. } => Some(
+                headers
+                    .iter()
+                    .filter_map(|h| h.value_env.clone())
+                    .chain(url_env.clone()),
+            ),
             _ => None,
         })
         .flatten()

@@ -81,7 +81,7 @@ fn mqpilot(args: &[&str]) -> Run {
 }
 
 /// Runs `mqpilot args` with the machine's MQ variables removed and `env` added.
-fn mqpilot_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+pub fn mqpilot_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut command = Command::new(env!("CARGO_BIN_EXE_mqpilot"));
     command.args(args);
     for var in MACHINE_VARS {

@@ -8,6 +8,7 @@ mod fake_hidden;
 mod fake_limits;
 mod fake_model;
 mod fake_waits;
+mod http_url;
 mod library;
 mod mcp;
 mod mcp_http;

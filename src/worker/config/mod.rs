@@ -450,13 +450,26 @@ impl QueueConfig {
             }
             SinkConfig::Http {
                 url,
+                url_env,
+                url_file,
                 body,
                 per,
                 headers,
                 timeout_ms,
             } => {
-                // The URL itself is never echoed: its query may hold a secret (a webhook token).
-                if let Err(Error::Options { message, .. }) = super::sink::check_url(url) {
+                if [url.is_some(), url_env.is_some(), url_file.is_some()]
+                    .iter()
+                    .filter(|&&set| set)
+                    .count()
+                    != 1
+                {
+                    return Err(invalid(field("url"), "set exactly one of url, url_env and url_file"));
+                }
+                // The URL itself is never echoed: it may hold a secret (a webhook token). One
+                // from url_env or url_file is checked when the sink is built.
+                if let Some(url) = url
+                    && let Err(Error::Options { message, .. }) = super::sink::check_url(url)
+                {
                     return Err(invalid(field("url"), message));
                 }
                 if *body == HttpBody::Raw && *per != Per::Message {

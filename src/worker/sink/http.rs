@@ -235,7 +235,33 @@ pub fn resolve_headers(headers: &[HeaderConfig]) -> Result<Vec<(String, String)>
 
 fn resolve_header(h: &HeaderConfig) -> Result<(String, String), Error> {
     let source = format!("header {}", h.name);
-    let value = match (&h.value, &h.value_env, &h.value_file) {
+    let value = setting_value(&source, "value", (&h.value, &h.value_env, &h.value_file))?;
+    Ok((h.name.clone(), value))
+}
+
+/// The URL of an http sink from `url`, `url_env` or `url_file` (exactly one), read when the
+/// sink is built. Errors name the variable or the file, never the URL.
+///
+/// # Errors
+/// [`Error::Options`] for a variable that is not set or empty, or not exactly one source;
+/// [`Error::SettingFile`] for a file that cannot be read.
+pub fn resolve_url(
+    url: Option<&String>,
+    url_env: Option<&String>,
+    url_file: Option<&std::path::PathBuf>,
+) -> Result<String, Error> {
+    setting_value("sink", "url", (&url.cloned(), &url_env.cloned(), &url_file.cloned()))
+}
+
+/// A value given as `KEY`, or read from the variable `KEY_env` or the file `KEY_file`
+/// (exactly one; a file's trailing newline is trimmed; empty is refused). Errors name the
+/// variable or the file, never the value: it may be a secret.
+fn setting_value(
+    source: &str,
+    key: &str,
+    (value, env, file): (&Option<String>, &Option<String>, &Option<std::path::PathBuf>),
+) -> Result<String, Error> {
+    Ok(match (value, env, file) {
         (Some(value), None, None) => value.clone(),
         (None, Some(var), None) => {
             let value = std::env::var(var).map_err(|e| {
@@ -244,37 +270,33 @@ fn resolve_header(h: &HeaderConfig) -> Result<(String, String), Error> {
                     std::env::VarError::NotPresent => "is not set",
                     std::env::VarError::NotUnicode(_) => "is not valid Unicode",
                 };
-                options_error(&source, format!("value_env {var} {why}"))
+                options_error(source, format!("{key}_env {var} {why}"))
             })?;
             if value.is_empty() {
-                return Err(options_error(&source, format!("value_env {var} is empty")));
+                return Err(options_error(source, format!("{key}_env {var} is empty")));
             }
             value
         }
         (None, None, Some(path)) => {
             let text = std::fs::read_to_string(path).map_err(|e| Error::SettingFile {
-                setting: format!("{source}: value_file"),
+                setting: format!("{source}: {key}_file"),
                 path: path.clone(),
                 source: e,
             })?;
             let value = text.strip_suffix('\n').unwrap_or(&text);
             let value = value.strip_suffix('\r').unwrap_or(value);
             if value.is_empty() {
-                return Err(options_error(
-                    &source,
-                    format!("value_file {} is empty", path.display()),
-                ));
+                return Err(options_error(source, format!("{key}_file {} is empty", path.display())));
             }
             value.to_owned()
         }
         _ => {
             return Err(options_error(
-                &source,
-                "set exactly one of value, value_env and value_file",
+                source,
+                format!("set exactly one of {key}, {key}_env and {key}_file"),
             ));
         }
-    };
-    Ok((h.name.clone(), value))
+    })
 }
 
 /// Checks that `url` is an http(s) URL with a host and no userinfo; returns it as shown in

@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 pub use exec::{ExecSink, kill_running_commands};
 pub(crate) use http::check_url;
-pub use http::{HttpSink, resolve_headers};
+pub use http::{HttpSink, resolve_headers, resolve_url};
 pub use stdout::StdoutSink;
 
 use crate::mq::message::Message;
@@ -132,8 +132,13 @@ pub enum SinkConfig {
     },
     /// POST to a URL; any 2xx is success.
     Http {
-        /// The URL (http or https).
-        url: String,
+        /// The URL (http or https). Exactly one of `url`, `url_env` and `url_file`: a webhook
+        /// URL that carries a token belongs in the environment or a file, not the config text.
+        url: Option<String>,
+        /// Environment variable holding the URL.
+        url_env: Option<String>,
+        /// File holding the URL (trailing newline trimmed).
+        url_file: Option<std::path::PathBuf>,
         /// JSON (default) or raw payload.
         #[serde(default)]
         body: HttpBody,
