@@ -65,9 +65,9 @@ fn qmgr_limits(session: &Session, id: usize) -> Result<(usize, usize), Error> {
                     assumed_maxhands = ASSUMED_MAX_HANDLES,
                     assumed_maxumsgs = ASSUMED_MAX_UNCOMMITTED,
                     "cannot read MAXHANDS and MAXUMSGS: this user has no inquire authority on the queue \
-                     manager object; assuming IBM's defaults (MAXHANDS 256, MAXUMSGS 10000). To let \
-                     mqpilot read them, grant it: setmqaut -m QM -t qmgr -p USER +inq (or SET AUTHREC \
-                     OBJTYPE(QMGR) PRINCIPAL('USER') AUTHADD(INQ))"
+                     manager object; assuming IBM's defaults (MAXHANDS {ASSUMED_MAX_HANDLES}, MAXUMSGS \
+                     {ASSUMED_MAX_UNCOMMITTED}). To let mqpilot read them, grant it: setmqaut -m QM -t \
+                     qmgr -p USER +inq (or SET AUTHREC OBJTYPE(QMGR) PRINCIPAL('USER') AUTHADD(INQ))"
                 );
             }
             Ok((ASSUMED_MAX_HANDLES, ASSUMED_MAX_UNCOMMITTED))

@@ -43,7 +43,7 @@ pub fn build_sink(config: &SinkConfig, secret_env: &[String]) -> Result<SinkTarg
             headers,
             timeout_ms,
         } => SinkTarget::External(Arc::new(HttpSink::new(
-            resolve_url(url.as_ref(), url_env.as_ref(), url_file.as_ref())?,
+            resolve_url(url.as_deref(), url_env.as_deref(), url_file.as_deref())?,
             *body,
             *per,
             resolve_headers(headers)?,

@@ -69,6 +69,14 @@ impl Run {
         self
     }
 
+    /// The words of stderr that start with `prefix` (`batch-size=5`), in order: an exec
+    /// command's output is logged, a log line per line it writes.
+    pub fn logged_words(&self, prefix: &str) -> Vec<&str> {
+        (self.stderr.lines())
+            .filter_map(|l| l.split_whitespace().find(|w| w.starts_with(prefix)))
+            .collect()
+    }
+
     pub fn stdout_empty(&self) -> &Self {
         assert!(self.stdout.is_empty(), "stdout is not empty:\n{}", self.stdout);
         self
@@ -817,12 +825,7 @@ fn receive_flag_keeps_the_files_batch_size() {
     for receive in [&[][..], &["--receive", "batch"]] {
         let run = mqpilot(&[&args[..], &["--wait-ms", "50"], receive].concat());
         run.expect_code(0);
-        // The command's output is logged, a line each.
-        let sizes: Vec<&str> = run
-            .stderr
-            .lines()
-            .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("batch-size=")))
-            .collect();
+        let sizes = run.logged_words("batch-size=");
         assert_eq!(sizes, ["batch-size=5"; 4], "with {receive:?}; stderr:\n{}", run.stderr);
     }
 }

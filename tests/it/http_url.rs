@@ -5,7 +5,7 @@ use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
-use crate::cli::mqpilot_env;
+use crate::cli::{Run, mqpilot_env};
 use crate::net_procs::Scratch;
 
 /// A loopback server answering every request 200; the request lines it saw.
@@ -39,6 +39,21 @@ fn answering_200() -> (String, Arc<Mutex<Vec<String>>>) {
     (base, seen)
 }
 
+/// `mqpilot poll --fake` with `config` and `env`, ending after five messages.
+fn five_with(config: &Scratch, env: &[(&str, &str)]) -> Run {
+    let args = [
+        "poll",
+        "--fake",
+        "--config",
+        config.arg(),
+        "--max-messages",
+        "5",
+        "--wait-ms",
+        "50",
+    ];
+    mqpilot_env(&args, env)
+}
+
 fn http_sink(source: &str) -> Scratch {
     Scratch::new(
         "http-url.toml",
@@ -57,17 +72,7 @@ fn the_url_comes_from_url_file_or_url_env_and_its_token_is_never_logged() {
         (&from_file, vec![]),
         (&from_env, vec![("MQPILOT_TEST_HOOK_URL", url.as_str())]),
     ] {
-        let args = [
-            "poll",
-            "--fake",
-            "--config",
-            config.arg(),
-            "--max-messages",
-            "5",
-            "--wait-ms",
-            "50",
-        ];
-        let run = mqpilot_env(&args, &[&env[..], &[("RUST_LOG", "debug")]].concat());
+        let run = five_with(config, &[&env[..], &[("RUST_LOG", "debug")]].concat());
         run.expect_code(0);
         assert!(!run.stderr.contains("T0K3N"), "{}", run.stderr);
     }
@@ -104,21 +109,11 @@ fn an_exec_command_does_not_inherit_the_variable_an_http_sink_takes_its_url_from
             dump.arg()
         ),
     );
-    let args = [
-        "poll",
-        "--fake",
-        "--config",
-        config.arg(),
-        "--max-messages",
-        "5",
-        "--wait-ms",
-        "50",
-    ];
     let env = [
         ("MQPILOT_TEST_HOOK_URL", "http://127.0.0.1:1/hooks/T0K3N"),
         ("SEEN_BY_EXEC", "yes"),
     ];
-    mqpilot_env(&args, &env).expect_code(0);
+    five_with(&config, &env).expect_code(0);
     let seen = dump.read();
     assert!(seen.contains("SEEN_BY_EXEC=yes"), "{seen}");
     assert!(!seen.contains("MQPILOT_TEST_HOOK_URL"), "{seen}");

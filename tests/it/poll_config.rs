@@ -151,10 +151,7 @@ fn regression_receive_batch_over_a_single_queue_takes_the_default_batch() {
     let args = ["poll", "--fake", "--config", config.arg(), "--max-messages", "40"];
     let run = mqpilot(&[&args[..], &["--wait-ms", "50", "--receive", "batch"]].concat());
     run.expect_code(0);
-    // The command's output is logged, a line of the log per line it writes.
-    let sizes: Vec<&str> = (run.stderr.lines())
-        .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("batch-size=")))
-        .collect();
+    let sizes = run.logged_words("batch-size=");
     assert_eq!(sizes, ["batch-size=20"; 2], "stderr:\n{}", run.stderr);
 }
 

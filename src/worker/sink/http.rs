@@ -235,7 +235,13 @@ pub fn resolve_headers(headers: &[HeaderConfig]) -> Result<Vec<(String, String)>
 
 fn resolve_header(h: &HeaderConfig) -> Result<(String, String), Error> {
     let source = format!("header {}", h.name);
-    let value = setting_value(&source, "value", (&h.value, &h.value_env, &h.value_file))?;
+    let value = setting_value(
+        &source,
+        "value",
+        h.value.as_deref(),
+        h.value_env.as_deref(),
+        h.value_file.as_deref(),
+    )?;
     Ok((h.name.clone(), value))
 }
 
@@ -246,11 +252,11 @@ fn resolve_header(h: &HeaderConfig) -> Result<(String, String), Error> {
 /// [`Error::Options`] for a variable that is not set or empty, or not exactly one source;
 /// [`Error::SettingFile`] for a file that cannot be read.
 pub fn resolve_url(
-    url: Option<&String>,
-    url_env: Option<&String>,
-    url_file: Option<&std::path::PathBuf>,
+    url: Option<&str>,
+    url_env: Option<&str>,
+    url_file: Option<&std::path::Path>,
 ) -> Result<String, Error> {
-    setting_value("sink", "url", (&url.cloned(), &url_env.cloned(), &url_file.cloned()))
+    setting_value("sink", "url", url, url_env, url_file)
 }
 
 /// A value given as `KEY`, or read from the variable `KEY_env` or the file `KEY_file`
@@ -259,10 +265,12 @@ pub fn resolve_url(
 fn setting_value(
     source: &str,
     key: &str,
-    (value, env, file): (&Option<String>, &Option<String>, &Option<std::path::PathBuf>),
+    value: Option<&str>,
+    env: Option<&str>,
+    file: Option<&std::path::Path>,
 ) -> Result<String, Error> {
     Ok(match (value, env, file) {
-        (Some(value), None, None) => value.clone(),
+        (Some(value), None, None) => value.to_owned(),
         (None, Some(var), None) => {
             let value = std::env::var(var).map_err(|e| {
                 // Never echo the variable: a value that is not Unicode would be printed.
@@ -280,7 +288,7 @@ fn setting_value(
         (None, None, Some(path)) => {
             let text = std::fs::read_to_string(path).map_err(|e| Error::SettingFile {
                 setting: format!("{source}: {key}_file"),
-                path: path.clone(),
+                path: path.to_owned(),
                 source: e,
             })?;
             let value = text.strip_suffix('\n').unwrap_or(&text);
