@@ -1,6 +1,7 @@
 //! What a run has done per queue: the numbers behind metrics, the status line and the summary.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use metrics::{Counter, Gauge, Histogram, Unit};
@@ -16,6 +17,9 @@ pub struct QueueCounters {
     sink_failures: AtomicU64,
     batches: AtomicU64,
     lost_at_most_once: AtomicU64,
+    /// Messages received without syncpoint whose batch is still with its sink.
+    undelivered: AtomicU64,
+    queue: Arc<str>,
     metrics: QueueMetrics,
 }
 
@@ -160,6 +164,8 @@ impl QueueCounters {
             sink_failures: AtomicU64::new(0),
             batches: AtomicU64::new(0),
             lost_at_most_once: AtomicU64::new(0),
+            undelivered: AtomicU64::new(0),
+            queue: queue.into(),
             metrics: QueueMetrics::register(queue),
         }
     }
@@ -202,6 +208,19 @@ impl QueueCounters {
         self.metrics.lost.increment(n as u64);
     }
 
+    /// Lists these counters in [`undelivered_without_syncpoint`] while they live: the queue
+    /// is received without syncpoint.
+    pub(crate) fn watch_undelivered(self: &Arc<Self>) {
+        let mut watched = WITHOUT_SYNCPOINT.lock().unwrap_or_else(PoisonError::into_inner);
+        watched.retain(|c| c.strong_count() > 0);
+        watched.push(Arc::downgrade(self));
+    }
+
+    /// Counts the messages of a batch received without syncpoint until its delivery ends.
+    pub(crate) const fn undelivered(&self) -> Undelivered<'_> {
+        Undelivered { counters: self, n: 0 }
+    }
+
     /// Counts a poller of the queue as running until the returned guard is dropped.
     pub(crate) fn poller_running(&self) -> PollerRunning {
         self.metrics.pollers.increment(1.0);
@@ -222,4 +241,43 @@ impl QueueCounters {
             lost_at_most_once: self.lost_at_most_once.load(Ordering::Relaxed),
         }
     }
+}
+
+/// The counters of the queues received without syncpoint in this process, for
+/// [`undelivered_without_syncpoint`]; a run's counters leave it when the run is gone.
+static WITHOUT_SYNCPOINT: Mutex<Vec<Weak<QueueCounters>>> = Mutex::new(Vec::new());
+
+/// A batch being received without syncpoint, counted in [`undelivered_without_syncpoint`]
+/// from each MQGET until dropped, when its delivery has ended, whatever came of it.
+pub(crate) struct Undelivered<'a> {
+    counters: &'a QueueCounters,
+    n: u64,
+}
+
+impl Undelivered<'_> {
+    /// Counts one more message got.
+    pub(crate) fn add(&mut self) {
+        self.n += 1;
+        self.counters.undelivered.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Undelivered<'_> {
+    fn drop(&mut self) {
+        self.counters.undelivered.fetch_sub(self.n, Ordering::Relaxed);
+    }
+}
+
+/// Messages received without syncpoint (`receive = "no-syncpoint"`) in batches not yet
+/// delivered in full, per queue with any: at most what exiting now loses, since MQ has
+/// nothing to back out for them.
+#[must_use]
+pub fn undelivered_without_syncpoint() -> Vec<(String, u64)> {
+    let watched = WITHOUT_SYNCPOINT.lock().unwrap_or_else(PoisonError::into_inner);
+    watched
+        .iter()
+        .filter_map(Weak::upgrade)
+        .map(|c| (c.queue.to_string(), c.undelivered.load(Ordering::Relaxed)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
 }

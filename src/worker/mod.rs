@@ -20,4 +20,4 @@ mod round;
 pub mod run;
 pub mod sink;
 
-pub use counters::{HISTOGRAM_BUCKETS, QueueCounters, QueueTotals, describe_metrics};
+pub use counters::{HISTOGRAM_BUCKETS, QueueCounters, QueueTotals, describe_metrics, undelivered_without_syncpoint};

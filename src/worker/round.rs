@@ -13,7 +13,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::counters::QueueCounters;
+use super::counters::{QueueCounters, Undelivered};
 use super::limits::Claim;
 use super::poller::{PollPlan, SinkTarget, Turn};
 use super::sink::{Sink, SinkError};
@@ -88,7 +88,10 @@ pub(super) fn claimed_round(c: &mut PooledConn, turn: &Turn, mut claim: Claim) -
 /// unknown), so `--max-messages` counts them.
 fn round(c: &mut PooledConn, turn: &Turn, claim: &mut Claim) -> Result<Outcome, (usize, Stop)> {
     let Turn { plan, counters, rt, .. } = turn;
-    let batch = match receive(c, turn, claim) {
+    // Messages got without syncpoint are nowhere but here until the sink has them: an exit at
+    // once in between loses them, and says how many.
+    let mut unsynced = (!plan.syncpoint).then(|| counters.undelivered());
+    let batch = match receive(c, turn, claim, unsynced.as_mut()) {
         Ok(Received::Batch(batch)) => batch,
         Ok(Received::Idle(idle)) => return Ok(Outcome::Idle(idle)),
         // The messages got before the failure are in the unit of work, backed out with it.
@@ -262,12 +265,23 @@ enum Received {
 /// back in its order, so its messages are then retried one at a time: the one that made the
 /// sink fail goes to the backout queue alone, and the others are delivered, instead of all of
 /// them reaching the threshold together.
-fn receive(c: &mut PooledConn, turn: &Turn, claim: &mut Claim) -> Result<Received, (usize, Error)> {
+fn receive(
+    c: &mut PooledConn,
+    turn: &Turn,
+    claim: &mut Claim,
+    mut unsynced: Option<&mut Undelivered<'_>>,
+) -> Result<Received, (usize, Error)> {
     let plan = &turn.plan;
+    let mut got = || {
+        if let Some(u) = unsynced.as_deref_mut() {
+            u.add();
+        }
+    };
     let m = match first_get(c, turn).map_err(|e| (0, e))? {
         Ok(m) => m,
         Err(idle) => return Ok(Received::Idle(idle)),
     };
+    got();
     if plan.syncpoint && m.backout_count() > 0 {
         return Ok(Received::Batch(vec![m]));
     }
@@ -286,6 +300,7 @@ fn receive(c: &mut PooledConn, turn: &Turn, claim: &mut Claim) -> Result<Receive
     {
         match c.get(&plan.queue, next) {
             Ok(Some(m)) => {
+                got();
                 bytes += m.data.len();
                 unit.add(plan, &m);
                 batch.push(m);

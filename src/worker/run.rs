@@ -94,6 +94,9 @@ pub fn start(pool: &Pool, queues: &[QueueRun], limits: RunLimits, cancel: &Cance
     let mut counters = Vec::new();
     for (qi, q) in queues.iter().enumerate() {
         let c = Arc::new(QueueCounters::new(&q.plan.queue));
+        if !q.plan.syncpoint {
+            c.watch_undelivered();
+        }
         counters.push((q.plan.queue.to_string(), Arc::clone(&c)));
         for _ in 0..q.workers.max(1) {
             let (pool, plan, c, limits, cancel) = (

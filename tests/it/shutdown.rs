@@ -396,3 +396,52 @@ fn a_shutdown_timeout_of_0_is_a_usage_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--shutdown-timeout"), "{stderr}");
 }
+
+#[test]
+fn an_exit_at_once_says_how_many_messages_received_without_syncpoint_it_loses() {
+    let server = FakeQmProcess::start(QM);
+    put(&server, 3);
+    let dir = Dir::new("no-syncpoint-exit");
+    let command = serde_json::to_string(&["sh", "-c", "echo $$ > pid; exec sleep 600"]).expect("json");
+    let config = dir.path("worker.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[queue]]\nname = \"IN\"\nreceive = \"no-syncpoint\"\nbatch = 10\n[queue.sink]\ntype = \"exec\"\n\
+             command = {command}\ntimeout_ms = 600000\n"
+        ),
+    )
+    .expect("write config");
+    let stderr = std::fs::File::create(dir.path("stderr")).expect("stderr file");
+    let mut poll = Poll::start(&server, &dir, &config, &["--shutdown-timeout", "1"], stderr.into());
+    let handler = handler_pid(&dir);
+    let _reap = Reap(handler);
+    poll.signal("TERM");
+    assert_eq!(poll.exit().code(), Some(130));
+    let said = dir.read("stderr");
+    assert!(
+        said.contains("up to 3 messages received without syncpoint and not yet delivered are LOST (IN 3)"),
+        "{said}"
+    );
+    assert_eq!(
+        server.depth("IN"),
+        0,
+        "got without syncpoint: MQ has nothing to back out"
+    );
+}
+
+#[test]
+fn an_exit_at_once_under_syncpoint_claims_no_loss() {
+    let server = FakeQmProcess::start(QM);
+    put(&server, 2);
+    let dir = Dir::new("syncpoint-exit");
+    let config = dir.exec_config("echo $$ > pid; exec sleep 600", 600_000);
+    let stderr = std::fs::File::create(dir.path("stderr")).expect("stderr file");
+    let mut poll = Poll::start(&server, &dir, &config, &["--shutdown-timeout", "1"], stderr.into());
+    let _reap = Reap(handler_pid(&dir));
+    poll.signal("TERM");
+    assert_eq!(poll.exit().code(), Some(130));
+    let said = dir.read("stderr");
+    assert!(said.contains("exiting now; MQ backs out uncommitted work\n"), "{said}");
+    assert!(!said.contains("LOST"), "{said}");
+}

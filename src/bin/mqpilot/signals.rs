@@ -115,11 +115,20 @@ async fn next(signals: &mut [Signal]) {
 /// Kills running exec sink commands (and starts no more), says why, and exits with
 /// [`EXIT_AT_ONCE`]. `exit` runs no destructors: the commands would otherwise outlive us.
 fn exit_at_once(why: &str) -> ! {
+    // Counted first: a killed command fails its delivery, which ends the count of its batch.
+    let lost = mqpilot::worker::undelivered_without_syncpoint();
     mqpilot::worker::sink::kill_running_commands();
-    say!(
-        "mqpilot: {why}: exiting now; MQ backs out uncommitted work (messages received without \
-         syncpoint and not yet delivered are lost)"
-    );
+    if lost.is_empty() {
+        say!("mqpilot: {why}: exiting now; MQ backs out uncommitted work");
+    } else {
+        let total: u64 = lost.iter().map(|(_, n)| n).sum();
+        let per_queue: Vec<String> = lost.iter().map(|(q, n)| format!("{q} {n}")).collect();
+        say!(
+            "mqpilot: {why}: exiting now; MQ backs out uncommitted work, but up to {total} messages \
+             received without syncpoint and not yet delivered are LOST ({})",
+            per_queue.join(", ")
+        );
+    }
     crate::stderr::flush(LAST_WORD);
     std::process::exit(EXIT_AT_ONCE);
 }

@@ -291,14 +291,17 @@ impl ExecSink {
                 "{self} timed out after {ms} ms for {what} and was killed"
             )));
         };
-        // Its last lines are logged before its verdict; the readers go on by themselves if
-        // something the command started still holds the pipes (until the group is killed).
+        // Its last lines are logged before its verdict. Past the grace, something the command
+        // started still holds the pipes: its group is killed after this, and a descendant that
+        // left the group (`setsid`) is not ours to wait for, so its readers stop here.
+        let mut readers: Vec<_> = output.into_iter().flatten().collect();
         let _ = tokio::time::timeout(OUTPUT_GRACE, async {
-            for task in output.into_iter().flatten() {
+            for task in &mut readers {
                 let _ = task.await;
             }
         })
         .await;
+        readers.iter().for_each(tokio::task::JoinHandle::abort);
         let status = status.map_err(|e| fail(format!("waiting for {self} ({what}): {e}")))?;
         if !status.success() {
             return Err(fail(format!("{self} {} for {what}", describe(status))));
@@ -574,6 +577,34 @@ mod tests {
         let sink = ExecSink::new(command, Per::Batch, Duration::from_secs(20)).unwrap();
         let result = sink.deliver(&[message(b"a", 1)]).await;
         assert!(result.is_ok(), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn output_readers_end_with_the_grace_when_a_daemon_holds_the_pipes() {
+        let pid_file = scratch("daemon-pid");
+        // The daemon leaves the command's process group, so it outlives the group's kill, and
+        // keeps the command's stdout and stderr open.
+        let script = r#"setsid sh -c 'echo $$ > "$1"; exec sleep 60' sh "$1" & echo started"#;
+        let sink = sh(script, &pid_file, Per::Batch);
+        let metrics = tokio::runtime::Handle::current().metrics();
+        let before = metrics.num_alive_tasks();
+        let delivered = sink.deliver(&[message(b"a", 1)]).await;
+        for _ in 0..100 {
+            if metrics.num_alive_tasks() == before {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let left = metrics.num_alive_tasks();
+        let daemon = std::fs::read_to_string(&pid_file).unwrap_or_default();
+        if let Ok(pid) = daemon.trim().parse::<libc::pid_t>() {
+            // SAFETY: kill(2) with plain integers, on the daemon this test started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        let _ = std::fs::remove_file(pid_file);
+        assert!(delivered.is_ok(), "{delivered:?}");
+        assert!(!daemon.is_empty(), "the daemon did not start");
+        assert_eq!(left, before, "the output readers outlived the delivery");
     }
 
     #[test]
