@@ -217,8 +217,9 @@ impl WorkerConfig {
     /// `[[queue]]`: [`validate`](Self::validate) the config once every queue is added.
     ///
     /// # Errors
-    /// [`Error::Config`] with the line and column of the key that is wrong (of its table's
-    /// header when the key is not written) and its dotted name, e.g. `queue[1].batch`.
+    /// [`Error::Config`] with the line and column of the key that is wrong, in an inline
+    /// table too (of its table when the key is not written), and its dotted
+    /// name, e.g. `queue[1].batch`.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Self, Error> {
         let at_key = |Invalid { field, message }| toml_location::field_error(text, origin, field, message);
         let mut config = RawConfig::parse(text, origin)?.into_config().map_err(at_key)?;
@@ -247,15 +248,14 @@ impl WorkerConfig {
             "connection.sharecnv",
             "connection.tls.cipher_spec",
         ] {
-            let (line, column) = toml_location::locate(text, key);
-            let at = format!("{}:{line}:{column}: {key}", origin.display());
+            let at = format!("{}: {key}", toml_location::place(text, origin, key));
             config.connection.keys_at.insert(key.to_owned(), at);
         }
         Ok(config)
     }
 
     /// Checks a config built in code, e.g. from flags; `origin` (such as `command line`)
-    /// stands where a file name would, with line and column 0.
+    /// stands where a file name would, with no line and column.
     ///
     /// # Errors
     /// [`Error::Config`] naming the dotted field that is wrong.
@@ -269,13 +269,13 @@ impl WorkerConfig {
         })
     }
 
-    /// Where dotted `field` is set in the file the config was read from (`w.toml:5:1`, the
-    /// header of its table when the key is not written); `None` when not read from a file.
+    /// Where dotted `field` is set in the file the config was read from (`w.toml:5:1`, its
+    /// table when the key is not written, the file name alone when neither is); `None` when
+    /// not read from a file.
     #[must_use]
     pub fn file_location(&self, field: &str) -> Option<String> {
         let file = self.file.as_ref()?;
-        let (line, column) = toml_location::locate(&file.text, field);
-        Some(format!("{}:{line}:{column}", file.path.display()))
+        Some(toml_location::place(&file.text, &file.path, field))
     }
 
     /// The polled queues whose queue sinks lead from one to the next and back to the first,
@@ -796,6 +796,89 @@ mod tests {
         assert!(!error.contains("SECRET"), "{error}");
     }
 
+    /// Regression: a key inside an inline table was placed at `w.toml:0:0`, at the header of
+    /// the table around it, or named by the key holding the inline table.
+    #[test]
+    fn regression_errors_inside_inline_tables_point_at_the_key() {
+        assert_error_starts(
+            "queue = [{name = \"A\", batch = 0}]\n",
+            "w.toml:1:23: queue[0].batch: is 0, must be 1 to 10000",
+        );
+        assert_error_starts(
+            "queue = [{name = \"A\", wait_ms = \"soon\"}]\n",
+            "w.toml:1:33: queue[0].wait_ms: invalid type: string \"soon\"",
+        );
+        assert_error_starts(
+            "queue = [{batch = 1}]\n",
+            "w.toml:1:10: queue[0].name: missing field `name`",
+        );
+        let queue = "[[queue]]\nname = \"A\"\n";
+        let sinks = [
+            (
+                "sink = { type = \"exec\", command = [] }",
+                "w.toml:3:25: queue[0].sink.command: is empty",
+            ),
+            (
+                "sink = { type = \"exec\", command = [\"cat\"], timeout_ms = \"5\" }",
+                "w.toml:3:44: queue[0].sink.timeout_ms: invalid type: string \"5\"",
+            ),
+            (
+                "sink = { type = \"http\", url = \"http://x/in\", colour = 1 }",
+                "w.toml:3:46: queue[0].sink.colour: unknown field `colour`",
+            ),
+            (
+                "sink = { type = \"exec\", command = [\"cat\"], per = \"msg\" }",
+                "w.toml:3:44: queue[0].sink.per: unknown variant `msg`",
+            ),
+        ];
+        for (sink, prefix) in sinks {
+            assert_error_starts(&format!("{queue}{sink}\n"), prefix);
+        }
+        assert_error_starts(
+            "queue = [{name = \"A\", sink = {type = \"exec\", command = [\"cat\"], timeout_ms = \"5\"}}]\n",
+            "w.toml:1:65: queue[0].sink.timeout_ms: invalid type: string \"5\"",
+        );
+        let http = "[[queue]]\nname = \"A\"\n[queue.sink]\ntype = \"http\"\nurl = \"http://x/in\"\n";
+        assert_error_starts(
+            &format!("{http}headers = [{{ name = \"Bad Header\", value = \"x\" }}]\n"),
+            "w.toml:6:14: queue[0].sink.headers[0].name: \"Bad Header\" is not a valid HTTP header name",
+        );
+        assert_error_starts(
+            "[connection]\ntls = { cipher_spec = \"TLS_AES_128_GCM_SHA256\", colour = 1 }\n",
+            "w.toml:2:49: connection.tls.colour: unknown field `colour`",
+        );
+    }
+
+    #[test]
+    fn keys_in_inline_tables_are_placed_for_later_errors() {
+        let text = "queue = [{name = \"A\", sink = {type = \"queue\", queue = \"B\"}}, \
+                    {name = \"B\", sink = {type = \"queue\", queue = \"A\"}}]\n";
+        let error = error_of(text);
+        assert!(
+            error.starts_with("w.toml:1:47: queue[0].sink.queue: the queue sinks go round in a loop"),
+            "{error}"
+        );
+        assert!(error.contains("B -> A at w.toml:1:99"), "{error}");
+        let text = "[connection]\ntls = { cipher_spec = \"TLS_AES_128_GCM_SHA256\" }\n";
+        let config = WorkerConfig::from_toml(text, Path::new("w.toml")).unwrap();
+        let keys_at = &config.connection.keys_at;
+        assert_eq!(
+            keys_at["connection.tls.cipher_spec"],
+            "w.toml:2:9: connection.tls.cipher_spec"
+        );
+        assert_eq!(config.file_location("connection.tls"), Some("w.toml:2:1".to_owned()));
+    }
+
+    #[test]
+    fn a_key_that_cannot_be_placed_is_named_with_the_file_alone() {
+        let config = WorkerConfig::from_toml("[[queue]]\nname = \"A\"\n", Path::new("w.toml")).unwrap();
+        assert_eq!(
+            config.connection.keys_at["connection.sharecnv"],
+            "w.toml: connection.sharecnv"
+        );
+        assert_eq!(config.file_location("pool.connections"), Some("w.toml".to_owned()));
+    }
+
     #[test]
     fn a_raw_http_body_needs_per_message() {
         let text = "[[queue]]\nname = \"A\"\n[queue.sink]\ntype = \"http\"\nurl = \"http://x/in\"\nbody = \"raw\"\n";
@@ -858,11 +941,11 @@ mod tests {
             },
         ]);
         let error = bad.validate("command line").unwrap_err().to_string();
-        assert_eq!(error, "command line:0:0: queue[1].workers: is 65, must be 1 to 64");
+        assert_eq!(error, "command line: queue[1].workers: is 65, must be 1 to 64");
         let none = WorkerConfig::from_queues(Vec::new())
             .validate("command line")
             .unwrap_err();
-        assert!(none.to_string().starts_with("command line:0:0: queue: "), "{none}");
+        assert!(none.to_string().starts_with("command line: queue: "), "{none}");
     }
 }
 
