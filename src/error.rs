@@ -4,7 +4,7 @@
 //! (retry, reconnect, config); file problems keep file, line and field; a missing IBM
 //! library names every path that was tried.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::mq::reason::Reason;
 
@@ -39,8 +39,9 @@ pub enum Error {
         detail: Option<String>,
     },
 
-    /// A configuration or model file is invalid.
-    #[error("{}:{line}:{column}: {field}: {message}", path.display())]
+    /// A configuration or model file is invalid. The message starts `w.toml:5:1: field: `,
+    /// or `w.toml: field: ` when the line is not known.
+    #[error("{}: {field}: {message}", position(path, *line, *column))]
     Config {
         /// The file.
         path: PathBuf,
@@ -104,6 +105,16 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+}
+
+/// Where in `path` something is, as errors print it: `w.toml:5:1`, or `w.toml` alone when
+/// `line` is 0 (not known).
+pub(crate) fn position(path: &Path, line: usize, column: usize) -> String {
+    if line == 0 {
+        path.display().to_string()
+    } else {
+        format!("{}:{line}:{column}", path.display())
+    }
 }
 
 impl Error {

@@ -1,14 +1,20 @@
 //! Where a setting sits in a TOML config file: its dotted name, line and column, for errors.
 //!
-//! A setting is named the way validation names fields: dotted, with each array of tables
-//! indexed per parent, sub-tables included, so `url` under the second `[[queue]]`'s
-//! `[queue.sink]` is `queue[1].sink.url`. A name that is not written in the file is placed at
-//! the header of the deepest table holding it, else at 0:0. This is a line scan, not a TOML
-//! parser: it reads table headers and `key = value` lines, all the config files here use.
-//! Parsing and checking a file stay with its config type; this only places the errors.
+//! A setting is named the way validation names fields: dotted, with each entry of an array of
+//! tables indexed per parent, so `url` of the second queue's sink is `queue[1].sink.url`
+//! whether the file writes `[[queue]]` and `[queue.sink]` headers, dotted keys, or inline
+//! tables (`queue = [{...}, {name = "B", sink = {url = ...}}]`). Positions come from the
+//! spans of the TOML parser, so a key is placed at its own line and column wherever it is
+//! written. A name that is not written in the file is placed at the deepest table holding it
+//! (its header, its key, or the `{` of an entry of an inline array), else nowhere: line and
+//! column 0, which [`Error::Config`] leaves out. Parsing and checking a file stay with its config type; this
+//! only places the errors.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::ops::Range;
 use std::path::Path;
+
+use toml::de::{DeTable, DeValue};
 
 use crate::Error;
 
@@ -20,21 +26,21 @@ pub(crate) fn read_text(path: &Path) -> Result<String, Error> {
     })
 }
 
-/// A TOML parse error as [`Error::Config`], named by the dotted key it is about: the key on
-/// the error's line (`queue[1].batch`), or, where serde reports the error at a table's header
-/// (as it does inside an internally tagged table such as `[queue.sink]`), that table and the
-/// key the message names (`queue[1].sink.url`), placed on the key's own line when it is
+/// A TOML parse error as [`Error::Config`], named by the dotted key it is about: the key or
+/// value the error points at (`queue[1].batch`), or, where serde reports the error at a
+/// table (as it does inside an internally tagged table such as `[queue.sink]`), that table
+/// and the key the message names (`queue[1].sink.url`), placed at the key when it is
 /// written. Without either, the key or value the message quotes, else `document`.
 pub(crate) fn parse_error(e: &toml::de::Error, text: &str, origin: &Path) -> Error {
     let message = e.message().trim().to_owned();
-    let at = e.span().map_or((0, 0), |span| line_col(text, span.start));
-    let (field, (line, column)) = match line_name(text, at.0) {
-        Some(LineName::Key(key)) => (key, at),
-        Some(LineName::Table(table)) => match key_named_in(&message) {
+    let offset = e.span().map(|span| span.start);
+    let at = offset.map_or((0, 0), |offset| line_col(text, offset));
+    let (field, (line, column)) = match offset.and_then(|offset| name_at(text, offset)) {
+        Some(Named::Key(key)) => (key, at),
+        Some(Named::Table(table)) => match key_named_in(&message) {
             Some(key) => {
                 let field = dotted(&table, key);
-                let found = locate(text, &field);
-                let line_column = if found.0 > 0 { found } else { at };
+                let line_column = locate(text, &field).unwrap_or(at);
                 (field, line_column)
             }
             None => value_named_in(&message)
@@ -51,7 +57,14 @@ pub(crate) fn parse_error(e: &toml::de::Error, text: &str, origin: &Path) -> Err
 
 /// A checked file's error about dotted `field` as [`Error::Config`], placed by [`locate`].
 pub(crate) fn field_error(text: &str, origin: &Path, field: String, message: String) -> Error {
-    config_error(origin, locate(text, &field), field, message)
+    config_error(origin, locate(text, &field).unwrap_or((0, 0)), field, message)
+}
+
+/// Where dotted `field` is set, as errors print it: `w.toml:5:1`, or `w.toml` alone when
+/// [`locate`] cannot place it.
+pub(crate) fn place(text: &str, origin: &Path, field: &str) -> String {
+    let (line, column) = locate(text, field).unwrap_or((0, 0));
+    crate::error::position(origin, line, column)
 }
 
 fn config_error(origin: &Path, (line, column): (usize, usize), field: String, message: String) -> Error {
@@ -64,41 +77,60 @@ fn config_error(origin: &Path, (line, column): (usize, usize), field: String, me
     }
 }
 
-/// Where dotted `field` (`queue[1].sink.url`) is set: the 1-based line and column of its key,
-/// or, when the key is not written (a default), of the header of the deepest table holding it
-/// (`[queue.sink]` under the second `[[queue]]`), or (0, 0).
-pub(crate) fn locate(text: &str, field: &str) -> (usize, usize) {
-    let mut tables = Tables::default();
-    let mut header = (0, 0);
-    for (n, raw) in text.lines().enumerate() {
-        let column = raw.len() - raw.trim_start().len() + 1;
-        match tables.read(raw) {
-            Line::Header if holds(&tables.current, field) => header = (n + 1, column),
-            Line::Key(key) if dotted(&tables.current, key) == field => return (n + 1, column),
-            Line::Header | Line::Key(_) | Line::Other => {}
-        }
-    }
-    header
+/// Where dotted `field` (`queue[1].sink.url`) is set: the 1-based line and column of its key
+/// (of its header, for a table written as one), or, when the key is not written (a default),
+/// of the deepest table holding it (`[queue.sink]` under the second `[[queue]]`, `sink = {`,
+/// the `{` of an entry of `queue = [...]`); `None` when no table holding it is written.
+pub(crate) fn locate(text: &str, field: &str) -> Option<(usize, usize)> {
+    let nodes = nodes(text);
+    let node = nodes.iter().find(|node| node.name == field).or_else(|| {
+        nodes
+            .iter()
+            .filter(|node| node.table && holds(&node.name, field))
+            .max_by_key(|node| node.name.len())
+    })?;
+    Some(line_col(text, node.start()))
 }
 
-/// What a line names, dotted: the key it sets or the table its header opens.
-enum LineName {
+/// What a position in the file belongs to, dotted: a key (with its value) or a table.
+enum Named {
     Key(String),
     Table(String),
 }
 
-/// The dotted name of what 1-based `line` of `text` holds; `None` for line 0, a blank or
-/// comment line, or one that is neither a header nor a `key = value`.
-fn line_name(text: &str, line: usize) -> Option<LineName> {
-    let mut tables = Tables::default();
-    for raw in text.lines().take(line.checked_sub(1)?) {
-        tables.read(raw);
-    }
-    match tables.read(text.lines().nth(line - 1)?) {
-        Line::Key(key) => Some(LineName::Key(dotted(&tables.current, key))),
-        Line::Header => Some(LineName::Table(tables.current)),
-        Line::Other => None,
-    }
+/// The dotted name of what byte `offset` of `text` is part of: the innermost key, value or
+/// table written there; outside all of them (a duplicate key, say), the table whose header
+/// it comes under. An entry of an array of scalars is named by the array's key. `None` at
+/// the top level outside any key.
+fn name_at(text: &str, offset: usize) -> Option<Named> {
+    let nodes = nodes(text);
+    let covers = |span: &Range<usize>| span.contains(&offset) || span.start == offset;
+    let innermost = nodes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, node)| {
+            let span = [Some(&node.value), node.key.as_ref()]
+                .into_iter()
+                .flatten()
+                .filter(|span| covers(span))
+                .map(ExactSizeIterator::len)
+                .min()?;
+            // A child comes after its parent and may have the same span (`[[queue]]`).
+            Some(((span, Reverse(i)), node))
+        })
+        .min_by_key(|(order, _)| *order)
+        .map(|(_, node)| node);
+    let node = innermost.or_else(|| {
+        nodes
+            .iter()
+            .filter(|node| node.table && node.value.start <= offset && text[node.value.clone()].starts_with('['))
+            .max_by_key(|node| node.value.start)
+    })?;
+    Some(if node.table {
+        Named::Table(node.name.clone())
+    } else {
+        Named::Key(node.name.clone())
+    })
 }
 
 /// The key serde names in a `missing field` or `unknown field` message.
@@ -116,20 +148,17 @@ fn value_named_in(message: &str) -> Option<&str> {
 
 /// The dotted name, line and column of the key in `table` whose value is the string `value`.
 fn key_holding(text: &str, table: &str, value: &str) -> Option<(String, (usize, usize))> {
-    let mut tables = Tables::default();
-    for (n, raw) in text.lines().enumerate() {
-        if let Line::Key(key) = tables.read(raw)
-            && tables.current == table
-        {
-            let written = raw.split_once('=').map_or("", |(_, v)| v.trim());
-            let written = written.split_once('#').map_or(written, |(v, _)| v.trim_end());
-            if written.trim_matches(['"', '\'']) == value && written.len() == value.len() + 2 {
-                let column = raw.len() - raw.trim_start().len() + 1;
-                return Some((dotted(table, key), (n + 1, column)));
-            }
-        }
-    }
-    None
+    nodes(text)
+        .into_iter()
+        .find(|node| {
+            let parent = node.name.rsplit_once('.').map_or("", |(parent, _)| parent);
+            let written = &text[node.value.clone()];
+            parent == table
+                && !node.table
+                && written.len() == value.len() + 2
+                && written.trim_matches(['"', '\'']) == value
+        })
+        .map(|node| (node.name.clone(), line_col(text, node.start())))
 }
 
 /// `key` inside `table` (the top level when `table` is empty).
@@ -156,83 +185,66 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-/// One line as far as naming goes.
-enum Line<'a> {
-    /// A table header; [`Tables::current`] now names its table.
-    Header,
-    /// A `key = value` line: the key, unquoted (dotted keys stay as written).
-    Key(&'a str),
-    /// Blank, a comment, part of a multi-line value, or a header that cannot be read.
-    Other,
+/// One key of a parsed file, or one entry of an array of tables, where it is written.
+struct Node {
+    /// Dotted, with the index of each entry of an array of tables: `queue[1].sink.url`.
+    name: String,
+    /// The key as written (quotes included); `None` for an entry of an array.
+    key: Option<Range<usize>>,
+    /// The value: a scalar or array as written, an inline table with its braces, the header
+    /// of a table written as one (`[queue.sink]`, `[[queue]]`), or the key that a dotted key
+    /// (`sink.type = ...`) makes a table of.
+    value: Range<usize>,
+    /// Whether the value is a table.
+    table: bool,
 }
 
-/// The tables a file's lines are in, read top to bottom.
-#[derive(Default)]
-struct Tables {
-    /// Entries so far of each array of tables, by its dotted name with its parents' indices
-    /// (`queue`, `queue[1].sink.headers`), so entries are counted per parent.
-    arrays: HashMap<String, usize>,
-    /// The dotted name of the table the lines read so far are in; empty at the top level.
-    current: String,
+impl Node {
+    /// Where the setting starts: its key, or its header when that comes first.
+    fn start(&self) -> usize {
+        self.key
+            .as_ref()
+            .map_or(self.value.start, |key| key.start.min(self.value.start))
+    }
 }
 
-impl Tables {
-    /// Reads the next line, moving into the table its header opens.
-    fn read<'a>(&mut self, raw: &'a str) -> Line<'a> {
-        let line = raw.trim();
-        if line.starts_with('#') {
-            return Line::Other;
-        }
-        if line.starts_with('[') {
-            return match header(line) {
-                Some((name, array)) => {
-                    self.current = self.open(name, array);
-                    Line::Header
+/// Every key and entry of an array of tables in `text`, each after its parent; as much as
+/// can be read when the file has a syntax error.
+fn nodes(text: &str) -> Vec<Node> {
+    let (document, _errors) = DeTable::parse_recoverable(text);
+    let mut nodes = Vec::new();
+    collect(document.get_ref(), "", &mut nodes);
+    nodes
+}
+
+fn collect(table: &DeTable<'_>, parent: &str, nodes: &mut Vec<Node>) {
+    for (key, value) in table {
+        let name = dotted(parent, key.get_ref());
+        nodes.push(Node {
+            name: name.clone(),
+            key: Some(key.span()),
+            value: value.span(),
+            table: matches!(value.get_ref(), DeValue::Table(_)),
+        });
+        match value.get_ref() {
+            DeValue::Table(inner) => collect(inner, &name, nodes),
+            DeValue::Array(entries) => {
+                for (i, entry) in entries.iter().enumerate() {
+                    if let DeValue::Table(inner) = entry.get_ref() {
+                        let name = format!("{name}[{i}]");
+                        nodes.push(Node {
+                            name: name.clone(),
+                            key: None,
+                            value: entry.span(),
+                            table: true,
+                        });
+                        collect(inner, &name, nodes);
+                    }
                 }
-                None => Line::Other,
-            };
-        }
-        match line.split_once('=') {
-            Some((key, _)) => Line::Key(key.trim().trim_matches('"')),
-            None => Line::Other,
+            }
+            _ => {}
         }
     }
-
-    /// The dotted, indexed name of the table a header opens: each part that names an array of
-    /// tables gets the index of its latest entry, and a `[[...]]` header adds an entry.
-    fn open(&mut self, name: &str, array: bool) -> String {
-        let parts: Vec<&str> = name.split('.').map(|part| part.trim().trim_matches('"')).collect();
-        let mut table = String::new();
-        for (i, part) in parts.iter().enumerate() {
-            if i > 0 {
-                table.push('.');
-            }
-            table.push_str(part);
-            let entries = if array && i + 1 == parts.len() {
-                let entries = self.arrays.entry(table.clone()).or_insert(0);
-                *entries += 1;
-                Some(*entries)
-            } else {
-                self.arrays.get(&table).copied()
-            };
-            if let Some(entries) = entries {
-                table = format!("{table}[{}]", entries - 1);
-            }
-        }
-        table
-    }
-}
-
-/// The name inside a `[table]` or `[[array]]` header line (a trailing comment allowed), and
-/// whether it is an array of tables.
-fn header(line: &str) -> Option<(&str, bool)> {
-    let line = line.split_once('#').map_or(line, |(header, _)| header).trim();
-    let (name, array) = match line.strip_prefix("[[").and_then(|rest| rest.strip_suffix("]]")) {
-        Some(name) => (name, true),
-        None => (line.strip_prefix('[')?.strip_suffix(']')?, false),
-    };
-    let name = name.trim();
-    (!name.is_empty() && !name.contains(['[', ']'])).then_some((name, array))
 }
 
 #[cfg(test)]
@@ -259,31 +271,52 @@ name = \"H2\"
 
     #[test]
     fn a_subtable_of_an_array_is_named_by_its_entry() {
-        assert_eq!(locate(NESTED, "queue[1].sink.url"), (9, 1));
-        assert_eq!(locate(NESTED, "queue[0].sink.type"), (4, 1));
-        assert_eq!(locate(NESTED, "queue[1].name"), (7, 1));
+        assert_eq!(locate(NESTED, "queue[1].sink.url"), Some((9, 1)));
+        assert_eq!(locate(NESTED, "queue[0].sink.type"), Some((4, 1)));
+        assert_eq!(locate(NESTED, "queue[1].name"), Some((7, 1)));
     }
 
     #[test]
     fn arrays_of_tables_are_counted_per_parent() {
         let text = format!("{NESTED}[[queue]]\n[[queue.sink.headers]]\nname = \"H3\"\n");
-        assert_eq!(locate(&text, "queue[1].sink.headers[1].name"), (13, 1));
-        assert_eq!(locate(&text, "queue[2].sink.headers[0].name"), (16, 1));
+        assert_eq!(locate(&text, "queue[1].sink.headers[1].name"), Some((13, 1)));
+        assert_eq!(locate(&text, "queue[2].sink.headers[0].name"), Some((16, 1)));
     }
 
     #[test]
     fn a_key_not_written_points_at_its_deepest_table_header() {
-        assert_eq!(locate(NESTED, "queue[1].sink.timeout_ms"), (8, 1));
-        assert_eq!(locate(NESTED, "queue[1].batch"), (6, 1));
-        assert_eq!(locate(NESTED, "queue[1]"), (6, 1));
-        assert_eq!(locate(NESTED, "pool.connections"), (0, 0));
+        assert_eq!(locate(NESTED, "queue[1].sink.timeout_ms"), Some((8, 1)));
+        assert_eq!(locate(NESTED, "queue[1].batch"), Some((6, 1)));
+        assert_eq!(locate(NESTED, "queue[1]"), Some((6, 1)));
+        assert_eq!(locate(NESTED, "pool.connections"), None);
     }
 
     #[test]
     fn top_level_keys_and_indented_keys_are_found() {
         let text = "version = 1\n[pool]\n  connections = 2\n";
-        assert_eq!(locate(text, "version"), (1, 1));
-        assert_eq!(locate(text, "pool.connections"), (3, 3));
+        assert_eq!(locate(text, "version"), Some((1, 1)));
+        assert_eq!(locate(text, "pool.connections"), Some((3, 3)));
+    }
+
+    #[test]
+    fn keys_in_inline_tables_are_placed_at_their_own_column() {
+        let text = "queue = [\n  {name = \"A\"},\n  {name = \"B\", sink = {type = \"exec\", command = [\"x\"]}},\n]\n";
+        assert_eq!(locate(text, "queue[0].name"), Some((2, 4)));
+        assert_eq!(locate(text, "queue[1].name"), Some((3, 4)));
+        assert_eq!(locate(text, "queue[1].sink.command"), Some((3, 39)));
+        // Not written: the key of the inline table that would hold it, or the entry's brace.
+        assert_eq!(locate(text, "queue[1].sink.timeout_ms"), Some((3, 16)));
+        assert_eq!(locate(text, "queue[0].batch"), Some((2, 3)));
+        let text = "[queue.sink]\nheaders = [{ name = \"H\" }]\n";
+        assert_eq!(locate(text, "queue.sink.headers[0].name"), Some((2, 14)));
+        assert_eq!(locate(text, "queue.sink.headers[0]"), Some((2, 12)));
+    }
+
+    #[test]
+    fn dotted_keys_are_placed_at_their_key() {
+        let text = "[[queue]]\nname = \"A\"\nsink.type = \"exec\"\n";
+        assert_eq!(locate(text, "queue[0].sink.type"), Some((3, 6)));
+        assert_eq!(locate(text, "queue[0].sink.command"), Some((3, 1)));
     }
 
     #[derive(Debug, Deserialize)]
@@ -312,6 +345,28 @@ name = \"H2\"
         assert!(error.starts_with("t.toml:4:5: item[1].n: invalid type"), "{error}");
         let error = parse("[[item]]\nn = 1\nm = 2\n");
         assert!(error.starts_with("t.toml:3:1: item[0].m: unknown field `m`"), "{error}");
+    }
+
+    #[test]
+    fn a_parse_error_inside_an_inline_table_is_named_by_its_key() {
+        let error = parse("item = [{n = 1}, {n = \"x\"}]\n");
+        assert!(error.starts_with("t.toml:1:23: item[1].n: invalid type"), "{error}");
+        let error = parse("item = [{n = 1, m = 2}]\n");
+        assert!(
+            error.starts_with("t.toml:1:17: item[0].m: unknown field `m`"),
+            "{error}"
+        );
+        let error = parse("item = [{n = 1}, {}]\n");
+        assert!(
+            error.starts_with("t.toml:1:18: item[1].n: missing field `n`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_is_named_by_the_table_it_is_in() {
+        let error = parse("[[item]]\nn = 1\nn = 2\n");
+        assert!(error.starts_with("t.toml:3:1: item[0]: duplicate key"), "{error}");
     }
 
     #[test]

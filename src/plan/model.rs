@@ -787,6 +787,6 @@ batch = 20
         let mut bad = value;
         bad["app"][0]["instances"] = serde_json::json!(0);
         let e = Model::from_json(&bad, Path::new("json")).unwrap_err().to_string();
-        assert_eq!(e, "json:0:0: app[0].instances: must be at least 1, not 0");
+        assert_eq!(e, "json: app[0].instances: must be at least 1, not 0");
     }
 }

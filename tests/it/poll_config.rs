@@ -193,6 +193,37 @@ fn regression_a_bad_header_name_is_a_config_error_naming_its_line() {
         ));
 }
 
+/// Regression: a bad key inside an inline table was reported at `FILE:0:0`, or at the line
+/// of the table around it.
+#[test]
+fn regression_a_bad_key_in_an_inline_table_is_named_at_its_line_and_column() {
+    let cases = [
+        (
+            "queue = [{name = \"A\", batch = 0}]\n",
+            "1:23: queue[0].batch: is 0, must be 1 to 10000",
+        ),
+        (
+            "queue = [{name = \"A\", wait_ms = \"soon\"}]\n",
+            "1:33: queue[0].wait_ms: invalid type: string \"soon\"",
+        ),
+        (
+            "[[queue]]\nname = \"A\"\nsink = { type = \"exec\", command = [] }\n",
+            "3:25: queue[0].sink.command: is empty",
+        ),
+        (
+            "queue = [{name = \"A\", sink = {type = \"exec\", command = [\"cat\"], timeout_ms = \"5\"}}]\n",
+            "1:65: queue[0].sink.timeout_ms: invalid type: string \"5\"",
+        ),
+    ];
+    for (text, error) in cases {
+        let config = Scratch::new("inline.toml", text);
+        let path = config.arg();
+        poll_example_fake(&["--config", path])
+            .expect_code(2)
+            .stderr_starts(&format!("mqpilot: {path}:{error}"));
+    }
+}
+
 /// A reserve that leaves one handle per connection is warned about, naming the key.
 #[test]
 fn a_handle_reserve_that_leaves_one_handle_is_warned_about() {

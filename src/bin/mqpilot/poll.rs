@@ -239,7 +239,7 @@ fn flag_sink(kind: Option<SinkKind>, to: Option<&str>, flag_queues: bool) -> Res
 
 /// A check of the whole configuration that failed on a value a flag gave (the file's own
 /// values were checked when it was read) names that flag rather than the key behind it:
-/// `--to: is the queue itself`, not `command line:0:0: queue[0].sink.queue: ...`. A flag that
+/// `--to: is the queue itself`, not `command line: queue[0].sink.queue: ...`. A flag that
 /// applies to every queue also names the queue it failed on, and where the file defines it.
 fn naming_the_flag(e: mqpilot::Error, config: &WorkerConfig, from_file: usize) -> anyhow::Error {
     match e {

@@ -132,7 +132,9 @@ impl RawConfig {
                 && let Some(key) = key_of_wrong_type(text, field, message)
             {
                 *field = format!("{field}.{key}");
-                (*line, *column) = toml_location::locate(text, field);
+                if let Some(at) = toml_location::locate(text, field) {
+                    (*line, *column) = at;
+                }
             }
             error
         })
