@@ -14,7 +14,7 @@ use std::ptr;
 use libmqm_sys as mq;
 
 use super::mqi_verbs::Verbs;
-use super::verbs::{Attr, ConnectRequest, GetOptions, ObjectRef};
+use super::verbs::{Attr, ConnectRequest, GetOptions, ObjectRef, put_warning};
 use super::{FakeQm, default_md};
 
 /// One client process's MQI library (`mqi::Library`) over some [`Verbs`]: its connections
@@ -108,13 +108,23 @@ fn set(cc: &mut mq::MQLONG, rc: &mut mq::MQLONG, reason: i32) {
         | mq::MQRC_NO_MSG_LOCKED
         | mq::MQRC_CHAR_ATTRS_TOO_SHORT
         | mq::MQRC_INT_ATTR_COUNT_TOO_SMALL
-        | mq::MQRC_SELECTOR_NOT_FOR_TYPE => mq::MQCC_WARNING,
+        | mq::MQRC_SELECTOR_NOT_FOR_TYPE
+        | mq::MQRC_PRIORITY_EXCEEDS_MAXIMUM => mq::MQCC_WARNING,
         _ => mq::MQCC_FAILED,
     };
 }
 
 fn outcome(cc: &mut mq::MQLONG, rc: &mut mq::MQLONG, result: Result<(), i32>) {
     set(cc, rc, result.err().unwrap_or(mq::MQRC_NONE));
+}
+
+/// MQCMIT's and MQDISC's outcome: their 2003 (the unit of work was backed out instead of
+/// committed) comes with MQCC_WARNING, as MQ reports it; on MQGET or MQPUT it is a failure.
+fn syncpoint_outcome(cc: &mut mq::MQLONG, rc: &mut mq::MQLONG, result: Result<(), i32>) {
+    outcome(cc, rc, result);
+    if *rc == mq::MQRC_BACKED_OUT {
+        *cc = mq::MQCC_WARNING;
+    }
 }
 
 /// A blank-padded MQCHAR field as a trimmed string.
@@ -413,11 +423,7 @@ impl<V: Verbs> mq::Mqi for MqiAdapter<V> {
     }
 
     unsafe fn MQCMIT(&self, Hconn: mq::MQHCONN, CompCode: &mut mq::MQLONG, Reason: &mut mq::MQLONG) {
-        outcome(CompCode, Reason, self.qm.commit(Hconn));
-        if *Reason == mq::MQRC_BACKED_OUT {
-            // MQCMIT's 2003 (backed out instead) comes with MQCC_WARNING.
-            *CompCode = mq::MQCC_WARNING;
-        }
+        syncpoint_outcome(CompCode, Reason, self.qm.commit(Hconn));
     }
 
     unsafe fn MQCONN(
@@ -470,9 +476,10 @@ impl<V: Verbs> mq::Mqi for MqiAdapter<V> {
     }
 
     unsafe fn MQDISC(&self, Hconn: &mut mq::MQHCONN, CompCode: &mut mq::MQLONG, Reason: &mut mq::MQLONG) {
+        // The connection ends whatever MQDISC answers.
         let result = self.qm.disconnect(*Hconn);
         *Hconn = mq::MQHC_UNUSABLE_HCONN;
-        outcome(CompCode, Reason, result);
+        syncpoint_outcome(CompCode, Reason, result);
     }
 
     unsafe fn MQDLTMH(
@@ -672,9 +679,9 @@ impl<V: Verbs> mq::Mqi for MqiAdapter<V> {
             self.qm.put(Hconn, Hobj, &mut md, PutMsgOpts.Options, buf?)?;
             // SAFETY: checked by read_md.
             unsafe { write_md(MsgDesc, &md) };
-            Ok(())
+            Ok(put_warning(&md))
         });
-        outcome(CompCode, Reason, result);
+        set(CompCode, Reason, result.unwrap_or_else(|reason| reason));
     }
 
     unsafe fn MQPUT1(
@@ -695,9 +702,9 @@ impl<V: Verbs> mq::Mqi for MqiAdapter<V> {
             self.qm.put1(Hconn, &object, &mut md, PutMsgOpts.Options, buf?)?;
             // SAFETY: checked by read_md.
             unsafe { write_md(MsgDesc, &md) };
-            Ok(())
+            Ok(put_warning(&md))
         });
-        outcome(CompCode, Reason, result);
+        set(CompCode, Reason, result.unwrap_or_else(|reason| reason));
     }
 
     unsafe fn MQSET(

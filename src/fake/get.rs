@@ -106,6 +106,10 @@ pub(super) fn try_get<B: Buffer + ?Sized>(
     };
     check_get_options(o, gmo.wait_interval, handle.options, handle.input.is_some())?;
     quiescing?;
+    // A unit of work that can only back out takes no more gets (MQ's 2003).
+    if o & mq::MQGMO_SYNCPOINT != 0 && conn.backout_only {
+        return Err(mq::MQRC_BACKED_OUT);
+    }
     let queue = &mut queues[q];
     if o & mq::MQGMO_UNLOCK != 0 {
         return Ok(match handle.locked.take() {
@@ -157,6 +161,9 @@ pub(super) fn try_get<B: Buffer + ?Sized>(
     let syncpoint = destructive
         && (o & mq::MQGMO_SYNCPOINT != 0
             || (o & mq::MQGMO_SYNCPOINT_IF_PERSISTENT != 0 && msg.md.Persistence == mq::MQPER_PERSISTENT));
+    if syncpoint && conn.backout_only {
+        return Err(mq::MQRC_BACKED_OUT);
+    }
     if syncpoint && conn.uow.len() >= max_uncommitted {
         return Err(mq::MQRC_SYNCPOINT_LIMIT_REACHED);
     }

@@ -4,13 +4,15 @@
 //! Two layers: the safe state machine ([`FakeQm`], verbs in `verbs.rs`, rules in `state.rs`
 //! and `queue.rs`) and one adapter ([`FakeMqi`], `adapter.rs`) that implements
 //! `libmqm_sys::Mqi`, so `mqi` and everything above it run unchanged. All `unsafe` is in the
-//! adapter. Tests and tools use [`FakeQm`] directly to define objects, inject faults and read
-//! what MQ's `DISPLAY CONN`/`DISPLAY QSTATUS` would show.
+//! adapter. Tests and tools use [`FakeQm`] directly to define objects, inject faults
+//! (`faults.rs`: calls that fail instead of running or after running) and read what MQ's
+//! `DISPLAY CONN`/`DISPLAY QSTATUS` would show.
 
 mod adapter;
 pub mod calls;
 pub mod config;
 mod descriptor;
+mod faults;
 mod get;
 mod inquire;
 mod mqi_verbs;
@@ -201,13 +203,42 @@ impl FakeQm {
         }
     }
 
-    /// Breaks one connection as a network failure would: later calls get 2009, a waiting get
-    /// is cancelled, the unit of work is backed out, handles and locks are released. The
-    /// messages a network client fetched ahead and may still hand out stay hidden until its
-    /// next request or until its socket closes, then come back with backout count + 1 (those
-    /// it releases unhanded: unchanged), so they never reach two consumers at once.
+    /// Breaks one connection, one conversation, as a failure confined to it would: later
+    /// calls get 2009, a waiting get is cancelled, the unit of work is backed out, handles
+    /// and locks are released. The messages a network client fetched ahead and may still
+    /// hand out stay hidden until its next request or until its socket closes, then come
+    /// back with backout count + 1 (those it releases unhanded: unchanged), so they never
+    /// reach two consumers at once. Conversations sharing its channel instance carry on; a
+    /// network failure, which drops the instance's socket and every conversation on it, is
+    /// [`FakeQm::break_channel_instance`].
     pub fn break_connection(&self, hconn: i32) {
         self.lock().break_conn(hconn, mq::MQRC_CONNECTION_BROKEN);
+    }
+
+    /// Breaks the channel instance that `hconn` is a conversation on, as a network failure
+    /// would: its TCP socket drops, so every connection sharing it (SHARECNV) breaks with
+    /// 2009, each as [`FakeQm::break_connection`] describes (its unit of work backed out,
+    /// got messages back with backout count + 1). A bindings connection, on no instance,
+    /// breaks alone. Returns how many connections broke: 0 when `hconn` is unknown or
+    /// already broken.
+    pub fn break_channel_instance(&self, hconn: i32) -> usize {
+        let mut st = self.lock();
+        let Some(conn) = st.conns.get(&hconn).filter(|c| c.broken.is_none()) else {
+            return 0;
+        };
+        let on_instance: Vec<i32> = match &conn.channel {
+            Some(instance) => st
+                .conns
+                .iter()
+                .filter(|(_, c)| c.channel.as_ref() == Some(instance))
+                .map(|(&h, _)| h)
+                .collect(),
+            None => vec![hconn],
+        };
+        for &h in &on_instance {
+            st.break_conn(h, mq::MQRC_CONNECTION_BROKEN);
+        }
+        on_instance.len()
     }
 
     /// Breaks every connection (2009).
@@ -247,24 +278,6 @@ impl FakeQm {
     pub fn set_latency(&self, latency: Duration) {
         let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         self.inner.latency_us.store(us, Ordering::Relaxed);
-    }
-
-    /// Makes the next `n` calls of `verb` fail with `reason`. A connection-ending reason
-    /// (2009, 2162, 2203, 2546, 2548, 2556) also breaks the connection, as MQ would have; 2003 on MQCMIT
-    /// backs the unit of work out and is a warning, as MQ's failed commit is.
-    pub fn fail_next(&self, verb: Verb, n: u32, reason: i32) {
-        self.lock().faults.push(state::Fault {
-            verb,
-            remaining: n,
-            reason,
-        });
-    }
-
-    /// The next `n` MQCMITs commit and then fail with `reason` (a connection-ending reason
-    /// also breaks the connection): the reply of a commit that took effect was lost, so the
-    /// application cannot tell whether it did, as a client can meet on a real network.
-    pub fn fail_after_commit(&self, n: u32, reason: i32) {
-        self.lock().commits_then_failing = (n > 0).then_some((n, reason));
     }
 }
 

@@ -102,7 +102,8 @@ impl Queue {
     /// The delivery-order key for a new message.
     pub fn key_for(&self, priority: i32, seq: u64) -> Key {
         match self.def.delivery {
-            // Priority is 0..=9 once resolved, so the cast cannot wrap.
+            // A priority above MaxPriority (9) is queued at 9, as MQ queues it; the clamp
+            // also keeps the cast from wrapping.
             Delivery::Priority => (9 - priority.clamp(0, 9) as u8, seq),
             // MQ enqueues every message of a FIFO queue at its default priority, so those
             // put before a change of MSGDLVSQ keep their place among later ones.
@@ -154,19 +155,22 @@ impl Queue {
     }
 
     /// Backout of a get: the message returns to its place with BackoutCount + 1, at most
-    /// [`MAX_BACKOUT_COUNT`] (where MQ stops counting).
+    /// [`MAX_BACKOUT_COUNT`] (where MQ stops counting). CURDEPTH grows again, so the peak
+    /// depth may too: puts since the get may have filled the queue meanwhile.
     pub fn backout_get(&mut self, key: Key) {
         if let Some(mut m) = self.got.remove(&key) {
             m.state = MsgState::Visible;
             m.md.BackoutCount = m.md.BackoutCount.saturating_add(1).min(MAX_BACKOUT_COUNT);
             self.msgs.insert(key, m);
             self.uncommitted -= 1;
+            self.peak_depth = self.peak_depth.max(self.depth());
             self.wake();
         }
     }
 
     /// Release of a get the application never received (a network client's read-ahead):
-    /// the message returns to its place, visible, with its backout count unchanged.
+    /// the message returns to its place, visible, with its backout count unchanged (and the
+    /// peak depth follows CURDEPTH, as after a backout).
     pub fn release_get(&mut self, key: Key) -> bool {
         let Some(mut m) = self.got.remove(&key) else {
             return false;
@@ -174,6 +178,7 @@ impl Queue {
         m.state = MsgState::Visible;
         self.msgs.insert(key, m);
         self.uncommitted -= 1;
+        self.peak_depth = self.peak_depth.max(self.depth());
         self.wake();
         true
     }
@@ -322,5 +327,30 @@ impl Selector {
 
     fn matches(&self, md: &mq::MQMD) -> bool {
         self.msg_id.is_none_or(|id| id == md.MsgId) && self.correl_id.is_none_or(|id| id == md.CorrelId)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn visible(data: &str) -> Box<Msg> {
+        Box::new(Msg {
+            md: libmqm_default::MQMD_DEFAULT,
+            data: data.into(),
+            state: MsgState::Visible,
+            arrived: std::time::SystemTime::now(),
+        })
+    }
+
+    #[test]
+    fn a_release_that_raises_the_depth_raises_the_peak_depth() {
+        let mut q = Queue::new(QueueDef::new("Q"));
+        q.insert(q.key_for(0, 1), visible("one"));
+        q.get_under_syncpoint(q.key_for(0, 1), 1);
+        q.insert(q.key_for(0, 2), visible("two"));
+        assert_eq!((q.depth(), q.peak_depth), (1, 1));
+        assert!(q.release_get(q.key_for(0, 1)));
+        assert_eq!((q.depth(), q.peak_depth), (2, 2));
     }
 }

@@ -67,7 +67,7 @@ impl FakeQm {
     /// reached, a message longer than `buffer` or than what is left of the limit's bytes, any
     /// failure (which is not counted: the client never made that call). Only a plain get
     /// under MQGMO_SYNCPOINT qualifies, and nothing is read ahead while a failure of MQGET is
-    /// planned ([`FakeQm::fail_next`]). Returns how many it took. When it took any, `notice`
+    /// planned ([`FakeQm::fail_next`], [`FakeQm::fail_after`]). Returns how many it took. When it took any, `notice`
     /// is kept until the client's next request and called if GET(DISABLED) or quiescing
     /// (for gets that fail if quiescing) comes first (see [`unlock_revoking_ahead`]).
     #[allow(clippy::too_many_arguments)] // MQGET's own parameters, the limit, the sink, the notice
@@ -91,7 +91,7 @@ impl FakeQm {
             match_options: gmo.match_options,
         };
         let mut st = self.lock();
-        if st.faults.iter().any(|f| f.verb == Verb::Get) {
+        if st.faults.planned(Verb::Get) {
             return 0;
         }
         let (mut taken, mut bytes, mut queue) = (0, 0, None);

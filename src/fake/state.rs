@@ -9,6 +9,7 @@ use rustc_hash::FxHashMap as HashMap;
 use libmqm_sys as mq;
 
 use super::config::{ChannelDef, FakeConfig, QmgrDef, Sharing};
+use super::faults::Faults;
 use super::queue::{Key, Queue};
 use super::read_ahead::AheadWatch;
 
@@ -154,6 +155,10 @@ pub(crate) struct Conn {
     pub ahead: Vec<(usize, Key)>,
     /// `Some(reason)` once broken: every later call fails with it.
     pub broken: Option<Reason>,
+    /// The unit of work met an error that prevents its commit (MQ's 2003 on MQGET, MQPUT or
+    /// MQPUT1): gets and puts under syncpoint fail with 2003 until it is backed out, and
+    /// MQCMIT and MQDISC back it out instead of committing.
+    pub backout_only: bool,
 }
 
 impl Conn {
@@ -165,13 +170,6 @@ impl Conn {
             _ => Ok(()),
         }
     }
-}
-
-/// A planned failure: the next `remaining` calls of `verb` fail with `reason`.
-pub(crate) struct Fault {
-    pub verb: Verb,
-    pub remaining: u32,
-    pub reason: Reason,
 }
 
 pub(crate) struct State {
@@ -189,10 +187,8 @@ pub(crate) struct State {
     pub reasons: HashMap<(Verb, i32), u64>,
     /// Calls that completed with MQRC_NONE, per verb (indexed by `Verb as usize`).
     pub successes: [u64; Verb::ALL.len()],
-    pub faults: Vec<Fault>,
-    /// MQCMITs still to take effect and then fail with the reason: a commit whose reply
-    /// was lost.
-    pub commits_then_failing: Option<(u32, Reason)>,
+    /// Failures planned by `fail_next` and `fail_after` (`faults.rs`).
+    pub faults: Faults,
     /// Per hconn, the network client's latest read-ahead while it may hand it out
     /// (`read_ahead.rs`).
     pub ahead_watches: HashMap<i32, AheadWatch>,
@@ -226,8 +222,7 @@ impl State {
             peak_connections: 0,
             reasons: HashMap::default(),
             successes: [0; Verb::ALL.len()],
-            faults: Vec::new(),
-            commits_then_failing: None,
+            faults: Faults::default(),
             ahead_watches: HashMap::default(),
         };
         for c in config.channels {
@@ -278,15 +273,6 @@ impl State {
             *self.reasons.entry((verb, rc)).or_default() += 1;
         }
         result
-    }
-
-    /// An injected failure for this verb, if one is planned.
-    pub fn injected(&mut self, verb: Verb) -> Option<Reason> {
-        let fault = self.faults.iter_mut().find(|f| f.verb == verb && f.remaining > 0)?;
-        fault.remaining -= 1;
-        let reason = fault.reason;
-        self.faults.retain(|f| f.remaining > 0);
-        Some(reason)
     }
 
     /// The connection, if it exists and is not broken.
@@ -387,9 +373,10 @@ impl State {
     }
 
     /// Backs out the connection's unit of work: got messages return with BackoutCount + 1,
-    /// put messages vanish.
+    /// put messages vanish. The next unit of work starts clean.
     pub fn backout_uow(&mut self, hconn: i32) {
         let Some(conn) = self.conns.get_mut(&hconn) else { return };
+        conn.backout_only = false;
         let work = std::mem::take(&mut conn.uow);
         for &w in &work {
             match w {
@@ -491,6 +478,24 @@ impl State {
             self.leave_channel(&name, instance);
         }
         self.wake_all();
+    }
+
+    /// Ends a connection for good, broken or not: what is left of its unit of work is backed
+    /// out (a network client's read-ahead included), its handles and locks are released, its
+    /// conversation ends, and its handle is forgotten (2018 from then on). A commit, if any,
+    /// is the caller's, before.
+    pub fn end_conn(&mut self, hconn: i32) {
+        if !self.conns.contains_key(&hconn) {
+            return;
+        }
+        self.backout_uow(hconn);
+        let hobjs: Vec<i32> = self.conns[&hconn].handles.keys().copied().collect();
+        for hobj in hobjs {
+            self.close_handle(hconn, hobj);
+        }
+        if let Some((name, instance)) = self.conns.remove(&hconn).and_then(|c| c.channel) {
+            self.leave_channel(&name, instance);
+        }
     }
 
     /// Wakes every waiting get so it re-checks its connection and queue.

@@ -16,10 +16,11 @@ use libmqm_sys as mq;
 use super::FakeQm;
 use super::config::Sharing;
 use super::descriptor::{copy_padded, message_id, stamp_put_time};
+use super::faults::Timing;
 use super::get::{Buffer, try_get};
 use super::inquire::inquire;
 use super::queue::{Msg, MsgState};
-use super::state::{Conn, Handle, Reason, State, Target, Verb, Work, breaks_connection};
+use super::state::{Conn, Handle, Reason, State, Target, Verb, Work};
 
 /// What a client asks for at MQCONNX.
 #[derive(Debug, Clone, Default)]
@@ -138,18 +139,18 @@ pub enum Attr {
 }
 
 impl FakeQm {
-    /// Locks the state for one call, after the configured latency; returns an injected
-    /// failure for `verb` instead when one is planned (breaking the connection if the
-    /// reason code would).
+    /// Locks the state for one call, after the configured latency; returns a failure
+    /// planned for `verb` instead, when there is one, leaving the connection as that
+    /// failure would (`faults.rs`).
     fn begin(&self, verb: Verb, hconn: Option<i32>) -> Result<MutexGuard<'_, State>, Reason> {
         let latency = self.latency();
         if !latency.is_zero() {
             std::thread::sleep(latency);
         }
         let mut st = self.lock();
-        if let Some(reason) = st.injected(verb) {
-            if let Some(hconn) = hconn.filter(|_| breaks_connection(reason)) {
-                st.break_conn(hconn, reason);
+        if let Some(reason) = st.faults.take(verb, Timing::Instead) {
+            if let Some(hconn) = hconn {
+                st.apply_failure(verb, hconn, reason);
             }
             return Err(st.record::<()>(verb, Err(reason), 0).unwrap_err());
         }
@@ -166,36 +167,31 @@ impl FakeQm {
     pub fn connect(&self, req: &ConnectRequest) -> Result<i32, Reason> {
         let mut st = self.begin(Verb::Connx, None)?;
         let result = connect(&mut st, req);
-        st.record(Verb::Connx, result, 0)
+        st.finish(Verb::Connx, result.ok(), result, 0)
     }
 
-    /// MQDISC: commits the unit of work, closes every handle, ends the conversation.
+    /// MQDISC: commits the unit of work, closes every handle, ends the conversation. The
+    /// connection ends whatever the answer.
     ///
     /// # Errors
-    /// 2018 for an unknown connection; a broken one is removed and reports why it broke.
+    /// 2018 for an unknown connection; a broken one is removed and reports why it broke;
+    /// 2003 (a warning, as MQ's) when the unit of work could not be committed and was backed
+    /// out instead.
     pub fn disconnect(&self, hconn: i32) -> Result<(), Reason> {
         let mut st = self.begin(Verb::Disc, Some(hconn))?;
-        let result = match st.conns.get(&hconn).map(|c| c.broken) {
+        let result = match st.conns.get(&hconn).map(|c| (c.broken, c.backout_only)) {
             None => Err(mq::MQRC_HCONN_ERROR),
-            Some(Some(reason)) => {
-                // What the break kept for a network client's read-ahead comes back now.
-                st.backout_uow(hconn);
-                st.conns.remove(&hconn);
-                Err(reason)
-            }
-            Some(None) => {
+            // What the break kept for a network client's read-ahead comes back now.
+            Some((Some(reason), _)) => Err(reason),
+            // The implicit commit fails: the unit of work is backed out.
+            Some((None, true)) => Err(mq::MQRC_BACKED_OUT),
+            Some((None, false)) => {
                 st.commit_uow(hconn);
-                let hobjs: Vec<i32> = st.conns[&hconn].handles.keys().copied().collect();
-                for hobj in hobjs {
-                    st.close_handle(hconn, hobj);
-                }
-                if let Some((name, instance)) = st.conns.remove(&hconn).and_then(|c| c.channel) {
-                    st.leave_channel(&name, instance);
-                }
                 Ok(())
             }
         };
-        st.record(Verb::Disc, result, 0)
+        st.end_conn(hconn);
+        st.finish(Verb::Disc, Some(hconn), result, 0)
     }
 
     /// MQOPEN.
@@ -206,7 +202,7 @@ impl FakeQm {
     pub fn open(&self, hconn: i32, object: &ObjectRef, options: i32) -> Result<i32, Reason> {
         let mut st = self.begin(Verb::Open, Some(hconn))?;
         let result = open(&mut st, hconn, object, options);
-        st.record(Verb::Open, result, 0)
+        st.finish(Verb::Open, Some(hconn), result, 0)
     }
 
     /// MQCLOSE: releases the handle's lock and open counts.
@@ -221,13 +217,16 @@ impl FakeQm {
             .map(|()| {
                 st.close_handle(hconn, hobj);
             });
-        st.record(Verb::Close, result, 0)
+        st.finish(Verb::Close, Some(hconn), result, 0)
     }
 
-    /// MQPUT on an open handle; fills MsgId, PutDate and PutTime in `md`.
+    /// MQPUT on an open handle; fills MsgId, PutDate and PutTime in `md`. A Priority above
+    /// MaxPriority is kept in `md` and the message queued at MaxPriority: the caller reports
+    /// warning 2049 ([`put_warning`]).
     ///
     /// # Errors
-    /// 2039 not open for output, 2051, 2030, 2031, 2053, 2024, 2046, connection errors.
+    /// 2039 not open for output, 2051, 2030, 2031, 2053, 2024, 2046, 2003 when the unit of
+    /// work can only back out, connection errors.
     pub fn put(&self, hconn: i32, hobj: i32, md: &mut mq::MQMD, options: i32, data: &[u8]) -> Result<(), Reason> {
         let new = NewMsg::new(md, data);
         let mut st = self.begin(Verb::Put, Some(hconn))?;
@@ -240,7 +239,8 @@ impl FakeQm {
             }
         });
         let result = result.and_then(|q| put_on(&mut st, hconn, q, md, options, new));
-        st.record(Verb::Put, result, 0)
+        let warning = result.map_or(0, |()| put_warning(md));
+        st.finish(Verb::Put, Some(hconn), result, warning)
     }
 
     /// MQPUT1: open, put and close in one call. The handle counts against MAXHANDS while the
@@ -259,7 +259,8 @@ impl FakeQm {
         let new = NewMsg::new(md, data);
         let mut st = self.begin(Verb::Put1, Some(hconn))?;
         let result = put1(&mut st, hconn, object, md, options, new);
-        st.record(Verb::Put1, result, 0)
+        let warning = result.map_or(0, |()| put_warning(md));
+        st.finish(Verb::Put1, Some(hconn), result, warning)
     }
 
     /// MQGET, waiting up to the wait interval without holding the state lock.
@@ -313,7 +314,7 @@ impl FakeQm {
             st.queues[q].waiters -= 1;
         };
         let warning = result.map_or(0, |g| g.warning);
-        st.record(Verb::Get, result, warning)
+        st.finish(Verb::Get, Some(hconn), result, warning)
     }
 
     /// MQINQ. A selector that MQ knows but that does not apply to the object comes back as
@@ -324,38 +325,26 @@ impl FakeQm {
     pub fn inquire(&self, hconn: i32, hobj: i32, selectors: &[i32]) -> Result<Vec<Attr>, Reason> {
         let mut st = self.begin(Verb::Inq, Some(hconn))?;
         let result = inquire(&mut st, hconn, hobj, selectors);
-        st.record(Verb::Inq, result, 0)
+        st.finish(Verb::Inq, Some(hconn), result, 0)
     }
 
     /// MQCMIT: got messages are removed, put messages become visible.
     ///
     /// # Errors
-    /// Connection errors.
+    /// Connection errors; 2003 (which the adapter reports as a warning, as MQ does) when
+    /// the unit of work could not be committed and was backed out instead.
     pub fn commit(&self, hconn: i32) -> Result<(), Reason> {
-        let mut st = match self.begin(Verb::Cmit, Some(hconn)) {
-            // An injected 2003 is MQ failing to commit (its log full, say): it backs the unit of
-            // work out instead, and the adapter reports the 2003 as a warning, as MQ does.
-            Err(mq::MQRC_BACKED_OUT) => {
-                let mut st = self.lock();
-                if st.live(hconn).is_ok() {
-                    st.backout_uow(hconn);
-                }
-                return Err(mq::MQRC_BACKED_OUT);
+        let mut st = self.begin(Verb::Cmit, Some(hconn))?;
+        let result = st.live(hconn).map(|c| c.backout_only).and_then(|backout_only| {
+            if backout_only {
+                st.backout_uow(hconn);
+                Err(mq::MQRC_BACKED_OUT)
+            } else {
+                st.commit_uow(hconn);
+                Ok(())
             }
-            other => other?,
-        };
-        let mut result = st.live(hconn).map(|_| ());
-        if result.is_ok() {
-            st.commit_uow(hconn);
-            if let Some((left, reason)) = st.commits_then_failing {
-                st.commits_then_failing = (left > 1).then_some((left - 1, reason));
-                if breaks_connection(reason) {
-                    st.break_conn(hconn, reason);
-                }
-                result = Err(reason);
-            }
-        }
-        st.record(Verb::Cmit, result, 0)
+        });
+        st.finish(Verb::Cmit, Some(hconn), result, 0)
     }
 
     /// MQBACK: got messages return with BackoutCount + 1, put messages vanish.
@@ -368,7 +357,7 @@ impl FakeQm {
         if result.is_ok() {
             st.backout_uow(hconn);
         }
-        st.record(Verb::Back, result, 0)
+        st.finish(Verb::Back, Some(hconn), result, 0)
     }
 
     /// Any verb the fake does not implement: 2298, counted.
@@ -429,6 +418,7 @@ fn connect(st: &mut State, req: &ConnectRequest) -> Result<i32, Reason> {
             uow: Vec::new(),
             ahead: Vec::new(),
             broken: None,
+            backout_only: false,
         },
     );
     st.peak_connections = st.peak_connections.max(st.live_count());
@@ -591,6 +581,19 @@ fn put1(
     put_on(st, hconn, q, md, options, new)
 }
 
+/// MQ's MaxPriority (MQIA_MAX_PRIORITY) on every platform but z/OS.
+pub(crate) const MAX_PRIORITY: i32 = 9;
+
+/// The warning of a put that succeeded with descriptor `md` (as MQPUT returns it): 2049
+/// when its Priority exceeds MaxPriority, else 0.
+pub(crate) const fn put_warning(md: &mq::MQMD) -> Reason {
+    if md.Priority > MAX_PRIORITY {
+        mq::MQRC_PRIORITY_EXCEEDS_MAXIMUM
+    } else {
+        mq::MQRC_NONE
+    }
+}
+
 /// A message to put, allocated (descriptor and payload copied) and time-stamped before the
 /// lock is taken, so that a put holds the lock only to check, number and insert it. Its
 /// PutDate and PutTime are read a moment before the lock, as a real queue manager reads them
@@ -636,6 +639,9 @@ pub(super) fn put_on(
     if syncpoint && options & mq::MQPMO_NO_SYNCPOINT != 0 {
         return Err(mq::MQRC_OPTIONS_ERROR);
     }
+    if syncpoint && st.conns.get(&hconn).is_some_and(|c| c.backout_only) {
+        return Err(mq::MQRC_BACKED_OUT);
+    }
     let queue = &st.queues[q];
     if !queue.def.put_enabled {
         return Err(mq::MQRC_PUT_INHIBITED);
@@ -653,10 +659,12 @@ pub(super) fn put_on(
     if syncpoint && st.conns[&hconn].uow.len() >= usize::try_from(st.def.max_uncommitted).unwrap_or(0) {
         return Err(mq::MQRC_SYNCPOINT_LIMIT_REACHED);
     }
+    // Above MaxPriority the message is queued at it (`Queue::key_for`) and keeps the
+    // Priority asked for, as in MQ.
     md.Priority = match md.Priority {
         mq::MQPRI_PRIORITY_AS_Q_DEF => queue.def.default_priority,
         p if p < 0 => return Err(mq::MQRC_PRIORITY_ERROR),
-        p => p.min(9),
+        p => p,
     };
     md.Persistence = match md.Persistence {
         mq::MQPER_PERSISTENCE_AS_Q_DEF => i32::from(queue.def.default_persistent),

@@ -2,7 +2,7 @@
 
 use mqi::Syncpoint;
 use mqi::constants::*;
-use mqpilot::fake::{Delivery, PutSpec, QueueDef};
+use mqpilot::fake::{Delivery, PutSpec, QueueDef, Verb};
 
 use crate::support::*;
 
@@ -73,4 +73,59 @@ fn a_commit_whose_reply_is_lost_has_taken_effect() {
         "the commit took effect before the reply was lost"
     );
     assert_eq!(rc(Syncpoint::new(&conn).commit()), 2009, "the connection is broken");
+}
+
+#[test]
+fn a_backout_that_raises_the_depth_raises_the_peak_depth() {
+    let qm = qm();
+    let conn = connect(&qm);
+    let q = open(&conn, "A", MQOO_INPUT_SHARED | MQOO_OUTPUT).unwrap();
+    put(&q, "one").unwrap();
+    put(&q, "two").unwrap();
+    get(&q, MQGMO_SYNCPOINT).unwrap();
+    put(&q, "three").unwrap();
+    assert_eq!(qm.queue_status("A").unwrap().peak_depth, 2);
+    let _ = Syncpoint::new(&conn).backout().unwrap();
+    let status = qm.queue_status("A").unwrap();
+    assert_eq!((status.depth, status.peak_depth), (3, 3));
+}
+
+#[test]
+fn a_priority_above_9_is_queued_at_9_with_warning_2049_and_kept_in_the_descriptor() {
+    let qm = qm();
+    let conn = connect(&qm);
+    let q = open(&conn, "A", MQOO_INPUT_SHARED | MQOO_OUTPUT).unwrap();
+    let with_priority = |priority| {
+        mqi::structs::MQMD::new(libmqm_sys::MQMD {
+            Priority: priority,
+            ..libmqm_default::MQMD_DEFAULT
+        })
+    };
+    let eight = q.put_message(&(MQPMO_NO_SYNCPOINT, with_priority(8)), "eight");
+    assert!(eight.unwrap().warning().is_none());
+    let twelve = q
+        .put_message_with::<mqi::structs::MQMD>(&(MQPMO_NO_SYNCPOINT, with_priority(12)), "twelve")
+        .expect("MQ queues the message");
+    assert_eq!(
+        twelve.warning().map(|(rc, _)| rc.0),
+        Some(MQRC_PRIORITY_EXCEEDS_MAXIMUM.0)
+    );
+    assert_eq!(
+        twelve.discard_warning().Priority,
+        12,
+        "the caller's descriptor keeps it"
+    );
+    let nine = q.put_message(&(MQPMO_NO_SYNCPOINT, with_priority(9)), "nine");
+    assert!(nine.unwrap().warning().is_none());
+    let order: Vec<(String, i32)> = qm
+        .browse("A")
+        .into_iter()
+        .map(|m| (String::from_utf8_lossy(&m.data).into_owned(), m.priority))
+        .collect();
+    assert_eq!(
+        order,
+        [("twelve".into(), 12), ("nine".into(), 9), ("eight".into(), 8)],
+        "queued at 9 in arrival order, stored with the priority asked for"
+    );
+    assert_eq!(qm.reason_count(Verb::Put, MQRC_PRIORITY_EXCEEDS_MAXIMUM.0), 1);
 }

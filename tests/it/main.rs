@@ -4,6 +4,7 @@ mod cli;
 mod cli_connection;
 mod fake_basics;
 mod fake_browse;
+mod fake_faults;
 mod fake_hidden;
 mod fake_limits;
 mod fake_model;

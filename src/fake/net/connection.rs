@@ -245,9 +245,9 @@ impl Connection {
                     self.pace_reads();
                     self.left();
                     let result = qm.disconnect(h);
-                    // This socket no longer owns the connection: whatever MQDISC left behind
-                    // (an injected failure returns before the unit of work is touched) is
-                    // backed out and released now, never leaked.
+                    // This socket no longer owns the connection: its read-ahead watch goes,
+                    // and anything MQDISC left behind (it ends the connection whatever it
+                    // answers) is backed out and released now, never leaked.
                     end_connection(&qm, h);
                     result
                 });
