@@ -1,115 +1,9 @@
-//! Emitters: MQSC that sets the limits a plan needs, and a KEDA ScaledObject capped where
-//! an app's limits keep their headroom.
-//!
-//! Values never go down: each limit is set to the larger of what is configured and what
-//! covers the planned maximum with the headroom, and every line says why. Names are quoted
-//! (MQSC keeps their case; YAML reads them as strings), and the model only admits MQ names,
-//! so nothing in a model can add a command or a key of its own.
+//! A KEDA ScaledObject for one app, capped where the limits it shares keep their headroom.
 
 use std::fmt::Write as _;
 
-use super::check::{Status, covering, status};
-use super::math::Limit;
-use super::model::UNLIMITED;
-use super::report::{Plan, count, instances, mqsc_name};
-
-/// What `limit` is set to: what covers `need` with the headroom, never less than `was` and
-/// never more than MQ takes; and a comment line when even that does not cover it (else "").
-fn setting(limit: &str, was: u64, need: u64, headroom: f64) -> (u64, String) {
-    let covers = covering(need, headroom);
-    let note = if covers > UNLIMITED {
-        format!(
-            "\n* {limit}: no value covers {} with {headroom}% headroom (MQ takes at most {UNLIMITED}): \
-             change the design (mqplan check)",
-            count(need)
-        )
-    } else {
-        String::new()
-    };
-    (was.max(covers).min(UNLIMITED), note)
-}
-
-/// MQSC for the queue manager and its channels, with a comment on each line, and a note for
-/// qm.ini's MaxChannels/MaxActiveChannels (not an MQSC attribute).
-#[must_use]
-pub fn mqsc(plan: &Plan, headroom: f64) -> String {
-    let checks = plan.checks(&plan.instances, headroom);
-    let need = |limit: Limit, scope: &dyn Fn(&str) -> bool| {
-        checks
-            .iter()
-            .filter(|c| c.limit == limit && scope(&c.scope))
-            .map(|c| c.required)
-            .max()
-            .unwrap_or(0)
-    };
-    let qm = &plan.model.queue_manager;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "* mqplan: limits for {} covering the planned maximum with {headroom}% headroom",
-        qm.name
-    );
-    let hands = need(Limit::MaxHands, &|_| true);
-    let umsgs = need(Limit::MaxUmsgs, &|_| true);
-    let (set_hands, hands_note) = setting("MAXHANDS", qm.max_handles, hands, headroom);
-    let (set_umsgs, umsgs_note) = setting("MAXUMSGS", qm.max_uncommitted, umsgs, headroom);
-    let (hands, umsgs) = (count(hands), count(umsgs));
-    let _ = writeln!(
-        out,
-        "ALTER QMGR MAXHANDS({set_hands}) MAXUMSGS({set_umsgs})\n\
-         * MAXHANDS: at most {hands} handles on one connection (was {}); MAXUMSGS: at most {umsgs} messages in one \
-         unit of work (was {}){hands_note}{umsgs_note}",
-        qm.max_handles, qm.max_uncommitted,
-    );
-    for (c, channel) in qm.channels.iter().enumerate() {
-        if !plan.model.apps.iter().any(|a| a.channel == c) {
-            continue;
-        }
-        let on =
-            |s: &str| s == format!("channel {}", channel.name) || s.starts_with(&format!("channel {},", channel.name));
-        let inst = need(Limit::MaxInst, &on);
-        let instc = need(Limit::MaxInstc, &on);
-        let sharecnv = plan
-            .model
-            .apps
-            .iter()
-            .zip(&plan.numbers)
-            .filter(|(a, _)| a.channel == c)
-            .map(|(_, n)| n.sharecnv)
-            .max()
-            .unwrap_or(channel.sharecnv);
-        let (set_inst, inst_note) = setting("MAXINST", channel.max_inst, inst, headroom);
-        let (set_instc, instc_note) = setting("MAXINSTC", channel.max_instc, instc, headroom);
-        let (inst, instc) = (count(inst), count(instc));
-        let _ = writeln!(
-            out,
-            "ALTER CHANNEL({}) CHLTYPE(SVRCONN) MAXINST({set_inst}) MAXINSTC({set_instc}) SHARECNV({})\n\
-             * {}: {inst} instances from all clients (was MAXINST {}), at most {instc} from one client address \
-             (was MAXINSTC {}); SHARECNV {} kept (the lower of client and server applies; clients use up to \
-             {sharecnv}){}{}",
-            mqsc_name(&channel.name),
-            channel.sharecnv,
-            channel.name,
-            channel.max_inst,
-            channel.max_instc,
-            channel.sharecnv,
-            inst_note,
-            instc_note,
-        );
-    }
-    let channels = need(Limit::MaxChannels, &|_| true);
-    let (set_channels, channels_note) = setting("MaxChannels", qm.max_channels, channels, headroom);
-    let (set_active, _) = setting("MaxActiveChannels", qm.max_active_channels, channels, headroom);
-    let channels = count(channels);
-    let _ = writeln!(
-        out,
-        "* qm.ini, CHANNELS stanza (not MQSC; restart the queue manager): MaxChannels={set_channels} \
-         MaxActiveChannels={set_active}\n\
-         * {channels} channel instances in all (was MaxChannels {}, MaxActiveChannels {}){}",
-        qm.max_channels, qm.max_active_channels, channels_note,
-    );
-    out
-}
+use crate::plan::check::{Status, status};
+use crate::plan::report::{Plan, instances};
 
 /// A KEDA ScaledObject for app `app` (IBM MQ scaler on the queue of its first workload that
 /// takes messages off a queue: not a send, a producer or a browse).
@@ -195,7 +89,7 @@ pub fn keda(plan: &Plan, app: usize, headroom: f64) -> Result<String, String> {
             "\n# at risk whatever the count: {} on {} keeps {}% headroom (mqplan check)",
             r.limit.name(),
             r.scope,
-            super::check::headroom_pct(r.required(&plan.instances), r.configured)
+            crate::plan::check::headroom_pct(r.required(&plan.instances), r.configured)
         );
     }
     let qm = &report.queue_manager.name;
@@ -224,7 +118,7 @@ pub fn keda(plan: &Plan, app: usize, headroom: f64) -> Result<String, String> {
 
 /// The checks `app` takes part in that do not grow with its instances (MAXHANDS, MAXUMSGS,
 /// one instance's MAXINSTC) and are not ok with `headroom`: no replica count changes them.
-fn fixed_and_short(plan: &Plan, app: usize, headroom: f64) -> Vec<&super::math::Requirement> {
+fn fixed_and_short(plan: &Plan, app: usize, headroom: f64) -> Vec<&crate::plan::math::Requirement> {
     plan.requirements
         .iter()
         .filter(|r| r.terms.iter().any(|&(a, c)| a == app && c == 0))
@@ -277,54 +171,8 @@ fn kubernetes_name(name: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
+    use super::super::tests::{logicapps, plan};
     use super::*;
-    use crate::plan::Model;
-
-    fn plan(text: &str) -> Plan {
-        Plan::new(Model::from_toml(text, Path::new("m.toml")).expect("valid"))
-    }
-
-    /// A Logic Apps app on a channel with MAXINST `max_inst`, `instances` of them, a browse-lock
-    /// batch of `batch`, and MAXHANDS 256.
-    fn logicapps(max_inst: u64, instances: &str, batch: u64) -> Plan {
-        plan(&format!(
-            "[queue_manager]\nname = \"QM1\"\n[[queue_manager.channel]]\nname = \"app.svrconn\"\n\
-             max_inst = {max_inst}\n[[app]]\nname = \"_Orders_\"\nprofile = \"logicapps-builtin\"\n\
-             channel = \"app.svrconn\"\ninstances = {instances}\n[[app.workload]]\nqueue = \"ORDERS.IN\"\n\
-             kind = \"browse-lock-trigger\"\nbatch = {batch}\n"
-        ))
-    }
-
-    #[test]
-    fn mqsc_quotes_names_so_their_case_is_kept() {
-        let mqsc = mqsc(&logicapps(100, "5", 1), 20.0);
-        assert!(
-            mqsc.contains("ALTER CHANNEL('app.svrconn') CHLTYPE(SVRCONN) MAXINST(100)"),
-            "{mqsc}"
-        );
-    }
-
-    #[test]
-    fn mqsc_never_sets_more_than_mq_takes() {
-        // 999,999,999 handles on a connection: covering it with 20% headroom needs more than MQ's
-        // largest MAXHANDS.
-        let mqsc = mqsc(&logicapps(100, "1", 999_999_999), 20.0);
-        assert!(mqsc.contains("ALTER QMGR MAXHANDS(999999999) "), "{mqsc}");
-        assert!(
-            mqsc.contains("* MAXHANDS: no value covers 999999999 with 20% headroom"),
-            "{mqsc}"
-        );
-        let report = logicapps(100, "1", 999_999_999).report("", 20.0);
-        let r = report
-            .recommendations
-            .iter()
-            .find(|r| r.limit == Some(Limit::MaxHands))
-            .expect("advice");
-        assert_eq!(r.recommended, None);
-        assert!(r.text.contains("no value covers the plan"), "{}", r.text);
-    }
 
     #[test]
     fn keda_keeps_the_headroom_and_never_goes_below_the_minimum() {
@@ -358,39 +206,6 @@ mod tests {
         );
         let yaml = keda(&logicapps(50, "{ min = 2, max = 12 }", 10), 0, 20.0).expect("safe");
         assert!(!yaml.contains("whatever the count"), "{yaml}");
-    }
-
-    #[test]
-    fn the_largest_need_of_a_limit_is_the_one_recommended() {
-        let custom = |handles: &[u64]| {
-            let apps: String = handles
-                .iter()
-                .enumerate()
-                .map(|(i, h)| {
-                    format!(
-                        "[[app]]\nname = \"a{i}\"\nprofile = \"custom\"\nchannel = \"C\"\ninstances = 1\n\
-                         connections = 1\nhandles_per_connection = {h}\nuncommitted = 0\n"
-                    )
-                })
-                .collect();
-            let p = plan(&format!(
-                "[queue_manager]\nname = \"QM1\"\n[[queue_manager.channel]]\nname = \"C\"\n{apps}"
-            ));
-            let report = p.report("", 20.0);
-            let r = report
-                .recommendations
-                .iter()
-                .find(|r| r.limit == Some(Limit::MaxHands))
-                .cloned();
-            (r.expect("a MAXHANDS recommendation"), mqsc(&p, 20.0))
-        };
-        let (r, _) = custom(&[300, 200]);
-        assert_eq!(r.recommended, Some(375));
-        // Neither can be set; the text and the MQSC both give the larger need.
-        let (r, mqsc) = custom(&[900_000_000, 950_000_000]);
-        assert_eq!(r.recommended, None);
-        assert!(r.text.contains("1187500000"), "{}", r.text);
-        assert!(mqsc.contains("no value covers 950000000"), "{mqsc}");
     }
 
     #[test]
