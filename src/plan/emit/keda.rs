@@ -3,7 +3,8 @@
 use std::fmt::Write as _;
 
 use crate::plan::check::{Status, status};
-use crate::plan::report::{Plan, instances};
+use crate::plan::math::{Limit, Requirement};
+use crate::plan::report::{AppReport, Plan, instances};
 
 /// A KEDA ScaledObject for app `app` (IBM MQ scaler on the queue of its first workload that
 /// takes messages off a queue: not a send, a producer or a browse).
@@ -19,29 +20,71 @@ use crate::plan::report::{Plan, instances};
 pub fn keda(plan: &Plan, app: usize, headroom: f64) -> Result<String, String> {
     let report = plan.report("", headroom);
     let a = &report.apps[app];
-    let model_app = &plan.model.apps[app];
-    let min = model_app.min_instances;
+    let min = plan.model.apps[app].min_instances;
     if a.max_safe_instances < min {
-        let why = a.first_failure.map_or_else(
-            || format!("no count up to {} is safe", a.max_safe_instances),
-            |f| {
-                format!(
-                    "{} instance{} already fail{} {} (reason code {})",
-                    f.instances,
-                    if f.instances == 1 { "" } else { "s" },
-                    if f.instances == 1 { "s" } else { "" },
-                    f.limit.name(),
-                    f.reason_code
-                )
-            },
-        );
-        return Err(format!(
-            "app {}: {why}, and it is planned with at least {min}: no replica count is safe; fix that limit first \
-             (mqplan check, mqplan emit mqsc)",
-            a.name
-        ));
+        return Err(refusal(a, min));
     }
-    let queue = model_app
+    let queue = consumed_queue(plan, app)?;
+    let name = kubernetes_name(&a.name).ok_or_else(|| {
+        format!(
+            "app name {:?} has no letter or digit to make a Kubernetes name of",
+            a.name
+        )
+    })?;
+    let cap = keeping_headroom(plan, app, headroom, a.max_safe_instances);
+    let max = cap.count.max(min);
+    let mut header = format!(
+        "# mqplan: KEDA ScaledObject for {} on {}\n",
+        a.name, plan.model.queue_manager.name
+    );
+    header.push_str(&bound(a, &cap, min, max, headroom));
+    header.push_str(&others(plan, app, &cap));
+    header.push_str(&caveats(headroom));
+    for r in fixed_and_short(plan, app, headroom) {
+        let _ = writeln!(
+            header,
+            "# at risk whatever the count: {} on {} keeps {}% headroom (mqplan check)",
+            r.limit.name(),
+            r.scope,
+            crate::plan::check::headroom_pct(r.required(&plan.instances), r.configured)
+        );
+    }
+    Ok(scaled_object(
+        &header,
+        &name,
+        &plan.model.queue_manager.name,
+        queue,
+        min,
+        max,
+    ))
+}
+
+/// Why no ScaledObject is safe for app `a`, planned with at least `min` instances.
+fn refusal(a: &AppReport, min: u64) -> String {
+    let why = a.first_failure.map_or_else(
+        || format!("no count up to {} is safe", a.max_safe_instances),
+        |f| {
+            format!(
+                "{} instance{} already fail{} {} (reason code {})",
+                f.instances,
+                if f.instances == 1 { "" } else { "s" },
+                if f.instances == 1 { "s" } else { "" },
+                f.limit.name(),
+                f.reason_code
+            )
+        },
+    );
+    format!(
+        "app {}: {why}, and it is planned with at least {min}: no replica count is safe; fix that limit first \
+         (mqplan check, mqplan emit mqsc)",
+        a.name
+    )
+}
+
+/// The queue whose depth the scaler watches: the first one `app` takes messages off.
+fn consumed_queue(plan: &Plan, app: usize) -> Result<&str, String> {
+    let model_app = &plan.model.apps[app];
+    model_app
         .workloads
         .iter()
         .find(|w| w.kind.consumes())
@@ -50,54 +93,94 @@ pub fn keda(plan: &Plan, app: usize, headroom: f64) -> Result<String, String> {
             format!(
                 "app {} takes messages off no queue (it has no workload of a consuming kind), so there is no \
                  backlog for the IBM MQ scaler to watch",
-                a.name
+                model_app.name
             )
-        })?;
-    let name = kubernetes_name(&a.name).ok_or_else(|| {
-        format!(
-            "app name {:?} has no letter or digit to make a Kubernetes name of",
-            a.name
-        )
-    })?;
-    let roomy = keeping_headroom(plan, app, headroom, a.max_safe_instances);
-    let max = roomy.max(min);
+        })
+}
+
+/// The comment line saying where `max` comes from.
+fn bound(a: &AppReport, cap: &Cap, min: u64, max: u64, headroom: f64) -> String {
     let failure = a.first_failure.map_or_else(
         || format!("no limit fails up to {}", instances(a.max_safe_instances)),
         |f| {
             format!(
-                "{} would fail {} with reason code {}",
+                "{} would fail {} with reason code {} (the other apps as planned)",
                 instances(f.instances),
                 f.limit.name(),
                 f.reason_code
             )
         },
     );
-    let mut bound = if roomy < min {
+    if cap.count < min {
         format!(
             "# maxReplicaCount {max} is the planned minimum: already there a limit keeps less than {headroom}% \
-             headroom, so the app should not scale further (mqplan check); {failure}"
+             headroom, so the app should not scale further (mqplan check); {failure}\n"
         )
     } else {
         format!(
             "# maxReplicaCount {max}: the most instances at which every limit that grows with this app keeps \
-             {headroom}% headroom; {failure}"
+             {headroom}% headroom; {failure}\n"
         )
-    };
-    for r in fixed_and_short(plan, app, headroom) {
-        let _ = write!(
-            bound,
-            "\n# at risk whatever the count: {} on {} keeps {}% headroom (mqplan check)",
-            r.limit.name(),
-            r.scope,
-            crate::plan::check::headroom_pct(r.required(&plan.instances), r.configured)
+    }
+}
+
+/// The comment lines saying what the cap assumes of the other apps.
+fn others(plan: &Plan, app: usize, cap: &Cap) -> String {
+    let mut out = String::from(
+        "# assumed of the other apps: each stays within its planned maximum (a range's max, or its fixed count), \
+         except that fixed-count apps sharing a limit split the room it has left above the planned counts\n",
+    );
+    if plan.model.apps[app].range {
+        let _ = writeln!(
+            out,
+            "# this app has a range, so it never scales past its max ({})",
+            plan.model.apps[app].max_instances
         );
     }
-    let qm = &report.queue_manager.name;
+    for s in &cap.shared {
+        let (apps, own) = if s.others.len() == 1 {
+            ("app", "it may get a ScaledObject of its own")
+        } else {
+            ("apps", "they may get ScaledObjects of their own")
+        };
+        let scope = if s.scope.starts_with("channel") { "" } else { "the " };
+        let _ = writeln!(
+            out,
+            "# {} on {scope}{} also grows with the fixed-count {apps} {} ({own}): this app takes 1/{} of the room \
+             it has left above the planned counts",
+            s.limit.name(),
+            s.scope,
+            s.others.join(", "),
+            s.others.len() + 1
+        );
+    }
+    out
+}
+
+/// The comment lines on what can pass maxReplicaCount for a while, and on the queue.
+fn caveats(headroom: f64) -> String {
+    let surge = if headroom > 0.0 {
+        // (100 - h)% of a limit at the cap, times 1 + s, stays within it while s <= h / (100 - h).
+        let covered = (headroom * 1000.0 / (100.0 - headroom)).floor() / 10.0;
+        format!("the {headroom}% headroom covers a surge of up to {covered}% over it")
+    } else {
+        "with no headroom, nothing covers it (--headroom 20 covers the default 25% surge)".to_owned()
+    };
+    format!(
+        "# a rolling update (maxSurge, 25% by default) runs old and new pods side by side, and a pod that ends \
+         without disconnecting keeps its channel instances until the queue manager notices (heartbeat, HBINT 300 s \
+         by default, or TCP keepalive): either can pass maxReplicaCount for a while; {surge}\n\
+         # the ibmmq scaler reads the depth with DISPLAY QLOCAL, so queueName must be a local queue (for an alias \
+         queue, name its target)\n"
+    )
+}
+
+/// The ScaledObject: `header` (comment lines), then the YAML.
+fn scaled_object(header: &str, name: &str, qm: &str, queue: &str, min: u64, max: u64) -> String {
     let quoted = |v: &str| serde_json::to_string(v).unwrap_or_default();
     let url_qm = qm.replace('%', "%25").replace('/', "%2F");
-    Ok(format!(
-        "# mqplan: KEDA ScaledObject for {app_name} on {qm}\n\
-         {bound}\n\
+    format!(
+        "{header}\
          apiVersion: keda.sh/v1alpha1\n\
          kind: ScaledObject\n\
          metadata:\n  name: {name_yaml}\n\
@@ -105,20 +188,19 @@ pub fn keda(plan: &Plan, app: usize, headroom: f64) -> Result<String, String> {
          \x20   - type: ibmmq\n      metadata:\n        queueManager: {qm_yaml}\n        queueName: {queue_yaml}\n        \
          queueDepth: \"20\"\n        host: {host}\n      \
          authenticationRef:\n        name: {auth_yaml}\n",
-        app_name = a.name,
-        name_yaml = quoted(&name),
+        name_yaml = quoted(name),
         auth_yaml = quoted(&format!("{name}-ibmmq")),
         qm_yaml = quoted(qm),
         queue_yaml = quoted(queue),
         host = quoted(&format!(
             "https://mq.example.com:9443/ibmmq/rest/v2/admin/action/qmgr/{url_qm}/mqsc"
         )),
-    ))
+    )
 }
 
 /// The checks `app` takes part in that do not grow with its instances (MAXHANDS, MAXUMSGS,
 /// one instance's MAXINSTC) and are not ok with `headroom`: no replica count changes them.
-fn fixed_and_short(plan: &Plan, app: usize, headroom: f64) -> Vec<&crate::plan::math::Requirement> {
+fn fixed_and_short(plan: &Plan, app: usize, headroom: f64) -> Vec<&Requirement> {
     plan.requirements
         .iter()
         .filter(|r| r.terms.iter().any(|&(a, c)| a == app && c == 0))
@@ -126,33 +208,81 @@ fn fixed_and_short(plan: &Plan, app: usize, headroom: f64) -> Vec<&crate::plan::
         .collect()
 }
 
+/// What bounds an app's maxReplicaCount.
+struct Cap {
+    /// The most instances that keep the headroom (0 if even one does not).
+    count: u64,
+    /// The limits whose room above the planned counts it shares with other fixed-count apps.
+    shared: Vec<Shared>,
+}
+
+/// A limit a fixed-count app shares with other fixed-count apps.
+struct Shared {
+    limit: Limit,
+    scope: String,
+    /// The other fixed-count apps that grow with it.
+    others: Vec<String>,
+}
+
 /// The most instances of `app`, up to `cap`, at which every check that grows with it keeps
-/// `headroom` percent (the other apps as planned); 0 if even one instance does not.
-fn keeping_headroom(plan: &Plan, app: usize, headroom: f64, cap: u64) -> u64 {
-    let mut instances = plan.instances.clone();
-    let mut best = cap;
+/// `headroom` percent, so that the ScaledObjects of every app together keep it too.
+///
+/// Each app's cap is worked out with the others at their planned counts, which is sound only
+/// while no app passes its own: a range app never does (`cap` is at most the range's max),
+/// but a fixed-count app could take the whole room a limit has left and so could each of the
+/// others. So a fixed-count app gets room past its planned count split evenly with the other
+/// fixed-count apps the limit grows with: together they use at most what the limit has left.
+fn keeping_headroom(plan: &Plan, app: usize, headroom: f64, cap: u64) -> Cap {
+    let planned = plan.instances[app];
+    let fixed = |a: usize| !plan.model.apps[a].range;
+    let mut out = Cap {
+        count: cap,
+        shared: Vec::new(),
+    };
     let growing = plan
         .requirements
         .iter()
         .filter(|r| !r.capped && r.terms.iter().any(|&(a, c)| a == app && c > 0));
     for r in growing {
-        let mut keeps = |i: u64| {
-            instances[app] = i;
-            status(r, r.required(&instances), headroom) == Status::Ok
-        };
-        // The required count grows with `i`, so the counts that keep the headroom are 0..=n:
-        // find n by bisection.
-        let (mut lo, mut hi) = (0, best);
-        if keeps(hi) {
-            continue;
+        let mut room = room(plan, r, app, headroom, cap);
+        let sharing: Vec<usize> = r
+            .terms
+            .iter()
+            .filter(|&&(a, c)| a != app && c > 0 && fixed(a))
+            .map(|&(a, _)| a)
+            .collect();
+        if fixed(app) && room > planned && !sharing.is_empty() {
+            room = planned + (room - planned) / (sharing.len() as u64 + 1);
+            out.shared.push(Shared {
+                limit: r.limit,
+                scope: r.scope.clone(),
+                others: sharing.iter().map(|&a| plan.model.apps[a].name.clone()).collect(),
+            });
         }
-        while hi - lo > 1 {
-            let mid = lo + (hi - lo) / 2;
-            if keeps(mid) { lo = mid } else { hi = mid }
-        }
-        best = lo;
+        out.count = out.count.min(room);
     }
-    best
+    out
+}
+
+/// The most instances of `app`, up to `cap`, at which `r` keeps `headroom` percent with the
+/// other apps at their planned counts.
+fn room(plan: &Plan, r: &Requirement, app: usize, headroom: f64, cap: u64) -> u64 {
+    let mut instances = plan.instances.clone();
+    let mut keeps = |i: u64| {
+        instances[app] = i;
+        status(r, r.required(&instances), headroom) == Status::Ok
+    };
+    // The required count grows with `i`, so the counts that keep the headroom are 0..=n: find
+    // n by bisection.
+    let (mut lo, mut hi) = (0, cap);
+    if keeps(hi) {
+        return hi;
+    }
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if keeps(mid) { lo = mid } else { hi = mid }
+    }
+    lo
 }
 
 /// `name` as a Kubernetes object name (RFC 1123 label): lower case, `-` for anything else,
