@@ -418,12 +418,35 @@ fn setting_text(limit: Limit, scope: &str, current: u64, needed: u64, headroom: 
         ),
         Limit::MaxChannels => format!("MaxChannels={needed} in qm.ini's CHANNELS stanza"),
         Limit::MaxActiveChannels => format!("MaxActiveChannels={needed} in qm.ini's CHANNELS stanza"),
-        Limit::MaxConnections => format!("a connection limit of at least {needed}"),
+        Limit::MaxConnections => format!(
+            "a connection limit of at least {needed}; it is not an MQSC attribute: raise it where your \
+             installation sets it, or open fewer connections"
+        ),
         Limit::MaxUmsgs => format!("ALTER QMGR MAXUMSGS({needed})"),
     };
+    let caveat = match limit {
+        Limit::MaxChannels | Limit::MaxActiveChannels if needed > MAX_CHANNELS_DOCUMENTED => {
+            format!("; {}", above_documented(needed))
+        }
+        _ => String::new(),
+    };
     format!(
-        "{} on {scope}: {current} -> {needed} ({what}) covers the plan with {headroom}% headroom",
+        "{} on {scope}: {current} -> {needed} ({what}) covers the plan with {headroom}% headroom{caveat}",
         limit.name()
+    )
+}
+
+/// The largest MaxChannels and MaxActiveChannels older IBM MQ references document on
+/// distributed platforms (1 to 65535). Newer queue managers may take more, so a larger value
+/// is recommended with a caveat rather than refused.
+pub const MAX_CHANNELS_DOCUMENTED: u64 = 65_535;
+
+/// The caveat for a MaxChannels or MaxActiveChannels of `n`, above [`MAX_CHANNELS_DOCUMENTED`].
+#[must_use]
+pub fn above_documented(n: u64) -> String {
+    format!(
+        "{n} is above {MAX_CHANNELS_DOCUMENTED}, the largest MaxChannels older IBM MQ references document on \
+         distributed platforms: check that your version takes it, or spread the fleet over more queue managers"
     )
 }
 

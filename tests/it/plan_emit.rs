@@ -92,3 +92,73 @@ fn keda_caps_of_apps_sharing_a_channel_fit_its_maxinst_together() {
         "{yaml}"
     );
 }
+
+/// A TIBCO app of 6 instances x 15 connections (90) against a connection limit of 50.
+const CONNECTION_LIMIT: &str = "\
+[queue_manager]
+name = \"QM1\"
+max_connections = 50
+
+[[queue_manager.channel]]
+name = \"BW.SVRCONN\"
+
+[[app]]
+name = \"bw\"
+profile = \"tibco\"
+channel = \"BW.SVRCONN\"
+instances = 6
+
+[[app.workload]]
+queue = \"BW.IN\"
+kind = \"process\"
+activities = 3
+concurrency = 5
+";
+
+#[test]
+fn emit_mqsc_says_when_the_connection_limit_fails_and_that_mqsc_cannot_raise_it() {
+    let model = temp("connection-limit.toml", CONNECTION_LIMIT);
+    let out = mqplan(&["emit", "mqsc", model.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mqsc = stdout(&out);
+    let line = mqsc
+        .lines()
+        .find(|l| l.starts_with("* max_connections:"))
+        .unwrap_or_else(|| panic!("no line for the connection limit:\n{mqsc}"));
+    assert!(line.contains("90 connections") && line.contains("50"), "{line}");
+    assert!(line.contains("fails with 2025"), "{line}");
+    assert!(line.contains("not an MQSC attribute"), "{line}");
+
+    let report = mqpilot::plan::check_text(CONNECTION_LIMIT, "t.toml", 20.0).expect("valid");
+    let advice = report
+        .recommendations
+        .iter()
+        .find(|r| r.limit == Some(mqpilot::plan::math::Limit::MaxConnections))
+        .expect("a recommendation for the connection limit");
+    assert_eq!(advice.recommended, Some(113));
+    assert!(advice.text.contains("not an MQSC attribute"), "{}", advice.text);
+}
+
+#[test]
+fn max_channels_past_65535_is_recommended_with_a_caveat() {
+    // 70,000 instances of one channel instance each.
+    let model = CONNECTION_LIMIT
+        .replace("max_connections = 50", "max_channels = 100")
+        .replace("instances = 6", "instances = 70000")
+        .replace("activities = 3\nconcurrency = 5\n", "");
+    let report = mqpilot::plan::check_text(&model, "t.toml", 20.0).expect("valid");
+    let advice = report
+        .recommendations
+        .iter()
+        .find(|r| r.limit == Some(mqpilot::plan::math::Limit::MaxChannels))
+        .expect("a MaxChannels recommendation");
+    assert_eq!(advice.recommended, Some(87_500));
+    assert!(advice.text.contains("65535"), "{}", advice.text);
+    let small = model.replace("instances = 70000", "instances = 700");
+    let report = mqpilot::plan::check_text(&small, "t.toml", 20.0).expect("valid");
+    assert!(report.recommendations.iter().all(|r| !r.text.contains("65535")));
+    let file = temp("many-channels.toml", &model);
+    let mqsc = stdout(&mqplan(&["emit", "mqsc", file.to_str().expect("utf-8")]));
+    assert!(mqsc.contains("MaxChannels=87500"), "{mqsc}");
+    assert!(mqsc.contains("65535"), "{mqsc}");
+}
