@@ -52,6 +52,8 @@ pub struct QmgrReport {
     pub max_uncommitted: u64,
     /// Connection limit, if any.
     pub max_connections: Option<u64>,
+    /// Channel instances the modelled apps do not start, counted against MaxChannels.
+    pub other_channels: u64,
     /// Channels.
     pub channels: Vec<ChannelReport>,
 }
@@ -204,6 +206,7 @@ impl Plan {
                 max_active_channels: qm.max_active_channels,
                 max_uncommitted: qm.max_uncommitted,
                 max_connections: qm.max_connections,
+                other_channels: qm.other_channels,
                 channels: qm
                     .channels
                     .iter()

@@ -30,6 +30,13 @@ pub fn render_text(report: &Report, colour: bool) -> String {
         qm.max_uncommitted,
         qm.max_connections.map_or_else(|| "none".to_owned(), |n| n.to_string())
     );
+    if qm.other_channels > 0 {
+        let _ = writeln!(
+            out,
+            "  other channels: {} channel instances the apps below do not start, counted against MaxChannels",
+            qm.other_channels
+        );
+    }
     for c in &qm.channels {
         let _ = writeln!(
             out,

@@ -104,6 +104,32 @@ fn an_address_group_past_maxinstc_gets_2537() {
 }
 
 #[test]
+fn other_channels_leave_the_fleet_the_rest_of_max_channels() {
+    // 4 channel instances of the fleet's own and 7 of other channels against MaxChannels 10.
+    let model = json!({
+        "queue_manager": { "name": "QM1", "max_channels": 10, "other_channels": 7,
+                           "channel": [{ "name": "C", "sharecnv": 1 }] },
+        "app": [{ "name": "t", "profile": "tibco", "channel": "C", "instances": 4,
+                  "workload": [{ "queue": "Q", "kind": "process" }] }]
+    });
+    let (plan, outcome) = run(&model);
+    assert_matches(&model, &outcome);
+    let report = plan.report("t", 20.0);
+    let check = report
+        .checks
+        .iter()
+        .find(|c| c.limit == mqpilot::plan::math::Limit::MaxChannels)
+        .expect("MaxChannels");
+    assert_eq!((check.required, check.configured), (11, 10));
+    assert!(
+        outcome.observed_reasons.contains_key(&2537),
+        "{}",
+        validate::render(&outcome)
+    );
+    assert!(validate::fake_config_toml(&plan).contains("max_channels = 3\n"));
+}
+
+#[test]
 fn the_real_worker_holds_what_the_mqpilot_profile_predicts() {
     let model = json!({
         "queue_manager": qmgr(256, 100, json!({ "name": "C", "sharecnv": 3 })),

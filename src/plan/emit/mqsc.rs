@@ -94,10 +94,15 @@ fn qm_ini(plan: &Plan, checks: &[Check], headroom: f64) -> String {
     } else {
         String::new()
     };
+    let other = if qm.other_channels > 0 {
+        format!(", {} of them other channels'", qm.other_channels)
+    } else {
+        String::new()
+    };
     format!(
         "* qm.ini, CHANNELS stanza (not MQSC; restart the queue manager): MaxChannels={set_channels} \
          MaxActiveChannels={set_active}\n\
-         * {} channel instances in all (was MaxChannels {}, MaxActiveChannels {}){channels_note}{caveat}\n",
+         * {} channel instances in all{other} (was MaxChannels {}, MaxActiveChannels {}){channels_note}{caveat}\n",
         count(channels),
         qm.max_channels,
         qm.max_active_channels,

@@ -78,6 +78,8 @@ struct RawQmgr {
     max_uncommitted: i64,
     max_connections: Option<i64>,
     #[serde(default)]
+    other_channels: i64,
+    #[serde(default)]
     channel: Vec<RawChannel>,
 }
 
@@ -136,6 +138,10 @@ pub struct QueueManager {
     pub max_uncommitted: u64,
     /// The optional connection limit.
     pub max_connections: Option<u64>,
+    /// Channel instances the modelled apps do not start (senders, receivers, cluster channels,
+    /// administrators' and other clients' SVRCONNs): counted against MaxChannels and
+    /// MaxActiveChannels with the fleet's. Default 0.
+    pub other_channels: u64,
     /// Server-connection channels.
     pub channels: Vec<Channel>,
 }
@@ -290,6 +296,7 @@ impl Model {
                 .max_connections
                 .map(|v| count("queue_manager.max_connections", v))
                 .transpose()?,
+            other_channels: bounded(q.other_channels, 0).map_err(|m| err("queue_manager.other_channels".into(), m))?,
             channels,
         };
         let mut apps = Vec::new();
