@@ -37,6 +37,7 @@ pub(super) struct RawApp {
     sharecnv: Option<i64>,
     handles_per_connection: Option<i64>,
     uncommitted: Option<i64>,
+    extra_handles: Option<i64>,
     #[serde(default)]
     workload: Vec<RawWorkload>,
 }
@@ -134,6 +135,9 @@ pub(super) fn check_app(
             .uncommitted
             .map(|v| bounded(v, 0).map_err(|m| err(at("uncommitted"), m)))
             .transpose()?,
+        extra_handles: a
+            .extra_handles
+            .map_or(Ok(0), |v| bounded(v, 0).map_err(|m| err(at("extra_handles"), m)))?,
         workloads,
     };
     if app.profile == Profile::Custom {
@@ -203,10 +207,17 @@ fn check_workload(
 fn unused_app_fields(profile: Profile, a: &RawApp) -> Result<(), (&'static str, String)> {
     let custom = profile == Profile::Custom;
     let pool = matches!(profile, Profile::LogicappsBuiltin | Profile::Mqpilot) || custom;
+    if custom && a.extra_handles.is_some() {
+        return Err((
+            "extra_handles",
+            "the custom profile takes its handles as given: add them to `handles_per_connection`".into(),
+        ));
+    }
     for (field, given, read) in [
         ("connections", a.connections.is_some(), pool),
         ("handles_per_connection", a.handles_per_connection.is_some(), custom),
         ("uncommitted", a.uncommitted.is_some(), custom),
+        ("extra_handles", a.extra_handles.is_some(), profile != Profile::Mqpilot),
     ] {
         if given && !read {
             return Err((field, unused(profile, field)));
@@ -290,6 +301,14 @@ mod tests {
         assert!(Model::from_toml(&browse_lock, Path::new("m.toml")).is_ok());
         let e = error(&GOOD.replace("batch = 20", "batch = 20\nto = \"OUT\""));
         assert!(e.contains("app[0].workload[0].to: only a forward workload"), "{e}");
+        let mqpilot = GOOD
+            .replace("\"logicapps-builtin\"", "\"mqpilot\"")
+            .replace("\"browse-lock-trigger\"", "\"poll\"");
+        let e = error(&mqpilot.replace("instances = {", "extra_handles = 2\ninstances = {"));
+        assert!(
+            e.starts_with("m.toml:12:1: app[0].extra_handles: the mqpilot profile does not use `extra_handles`"),
+            "{e}"
+        );
         let e = error(&GOOD.replace("instances = {", "uncommitted = 5\ninstances = {"));
         assert!(
             e.contains("app[0].uncommitted: the logicapps-builtin profile does not use"),

@@ -193,6 +193,10 @@ pub struct App {
     pub handles_per_connection: Option<u64>,
     /// `uncommitted` (custom profile).
     pub uncommitted: Option<u64>,
+    /// Handles each connection holds that the profile does not count (JMS temporary reply
+    /// queues, the queue manager object opened to inquire, ...). Default 0; not for the mqpilot
+    /// and custom profiles.
+    pub extra_handles: u64,
     /// What it does.
     pub workloads: Vec<Workload>,
 }
