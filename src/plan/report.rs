@@ -258,7 +258,13 @@ impl Plan {
                     uncommitted_per_unit_of_work: n.demand.uncommitted,
                     max_safe_instances: first.map_or(self.search_max(i), |f| f.instances - 1),
                     first_failure: first,
-                    assumptions: n.demand.assumptions.clone(),
+                    assumptions: n
+                        .demand
+                        .assumptions
+                        .iter()
+                        .cloned()
+                        .chain(address_warning(app))
+                        .collect(),
                 }
             })
             .collect()
@@ -337,6 +343,26 @@ impl Plan {
         }
         out
     }
+}
+
+/// A warning for an app left on the per-instance default: MAXINSTC counts a client address,
+/// and instances often share one they do not know about.
+fn address_warning(app: &App) -> Option<String> {
+    if app.client_address_given {
+        return None;
+    }
+    let why = if app.profile == Profile::LogicappsBuiltin {
+        "Logic Apps Standard instances usually leave through shared outbound IP addresses or a NAT gateway"
+    } else {
+        "pods often leave through their node's address (SNAT), and a NAT gateway or a proxy makes many \
+         instances one address"
+    };
+    Some(format!(
+        "warning: no `client_address` given, so each instance is taken to connect from an address of its own \
+         (per-instance); {why}, and MAXINSTC counts everything from one address together: if instances share an \
+         outbound address, set client_address to a group name (client_address = \"per-instance\" keeps the \
+         default without this warning)"
+    ))
 }
 
 /// SHARECNV that fits this many conversations on a channel instance: MQ's default.

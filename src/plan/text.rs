@@ -240,6 +240,42 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn an_app_left_on_the_per_instance_default_is_warned_about_it() {
+        let model = |address: &str| {
+            format!(
+                "[queue_manager]\nname = \"QM1\"\n[[queue_manager.channel]]\nname = \"C\"\n[[app]]\nname = \"la\"\n\
+                 profile = \"logicapps-builtin\"\nchannel = \"C\"\ninstances = 4\n{address}[[app.workload]]\n\
+                 queue = \"Q\"\nkind = \"receive\"\n[[app]]\nname = \"j\"\nprofile = \"jms\"\nchannel = \"C\"\n\
+                 instances = 2\n{address}[[app.workload]]\nqueue = \"Q\"\nkind = \"listener\"\n"
+            )
+        };
+        let report = crate::plan::check_text(&model(""), "t.toml", 20.0).unwrap();
+        let warning = |a: usize| {
+            report.apps[a]
+                .assumptions
+                .iter()
+                .find(|s| s.starts_with("warning:"))
+                .cloned()
+        };
+        let la = warning(0).expect("a warning for the Logic Apps app");
+        assert!(la.contains("outbound") && la.contains("client_address"), "{la}");
+        let jms = warning(1).expect("a warning for the jms app");
+        assert!(jms.contains("SNAT") && jms.contains("client_address"), "{jms}");
+        let text = render_text(&report, false);
+        assert!(text.contains(&format!("    - {la}\n")), "{text}");
+        let json = serde_json::to_string(&report).unwrap();
+        assert!(json.contains("warning: no `client_address`"), "{json}");
+        // Saying so, even for the same addresses, leaves the warning out.
+        let report = crate::plan::check_text(&model("client_address = \"per-instance\"\n"), "t.toml", 20.0).unwrap();
+        assert!(
+            report
+                .apps
+                .iter()
+                .all(|a| a.assumptions.iter().all(|s| !s.starts_with("warning:")))
+        );
+    }
+
+    #[test]
     fn colour_marks_status_words_only_when_asked() {
         let report = crate::plan::check_text(
             "[queue_manager]\nname = \"QM1\"\n[[queue_manager.channel]]\nname = \"C\"\n[[app]]\nname = \"a\"\n\

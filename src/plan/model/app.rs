@@ -31,8 +31,7 @@ pub(super) struct RawApp {
     profile: Profile,
     channel: String,
     instances: RawInstances,
-    #[serde(default = "per_instance")]
-    client_address: String,
+    client_address: Option<String>,
     connections: Option<i64>,
     sharecnv: Option<i64>,
     handles_per_connection: Option<i64>,
@@ -42,8 +41,27 @@ pub(super) struct RawApp {
     workload: Vec<RawWorkload>,
 }
 
-fn per_instance() -> String {
-    PER_INSTANCE.to_owned()
+/// A `client_address`: `per-instance` in any case, or an address group's name. A name that
+/// only differs from `per-instance` in its punctuation is refused: it would silently be a
+/// group of every instance.
+fn address(given: &str) -> Result<Address, String> {
+    label(given)?;
+    let name = given.trim();
+    if name.eq_ignore_ascii_case(PER_INSTANCE) {
+        return Ok(Address::PerInstance);
+    }
+    let letters: String = name
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    if letters == "perinstance" {
+        return Err(format!(
+            "{name:?} would name one address group shared by every instance: write \"{PER_INSTANCE}\" for an \
+             address per instance, or a group name that does not look like it"
+        ));
+    }
+    Ok(Address::Group(name.to_owned()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -101,10 +119,9 @@ pub(super) fn check_app(
             (min, max, true)
         }
     };
-    label(&a.client_address).map_err(|m| err(at("client_address"), m))?;
-    let address = match a.client_address.trim() {
-        PER_INSTANCE => Address::PerInstance,
-        group => Address::Group(group.to_owned()),
+    let address = match &a.client_address {
+        Some(given) => address(given).map_err(|m| err(at("client_address"), m))?,
+        None => Address::PerInstance,
     };
     let sharecnv = match a.sharecnv {
         Some(v) => bounded(v, 0).map_err(|m| err(at("sharecnv"), m))?,
@@ -125,6 +142,7 @@ pub(super) fn check_app(
         max_instances: max,
         range,
         address,
+        client_address_given: a.client_address.is_some(),
         connections: a.connections.map(|v| count(at("connections"), v)).transpose()?,
         sharecnv,
         handles_per_connection: a
@@ -272,8 +290,34 @@ fn unused(profile: Profile, field: &str) -> String {
 mod tests {
     use std::path::Path;
 
-    use super::super::Model;
     use super::super::tests::{GOOD, error};
+    use super::super::{Address, Model};
+
+    #[test]
+    fn per_instance_is_read_in_any_case_and_a_near_miss_is_an_error() {
+        let with = |address: &str| {
+            GOOD.replace(
+                "instances = {",
+                &format!("client_address = {address:?}\ninstances = {{"),
+            )
+        };
+        for spelling in ["Per-Instance", " PER-INSTANCE "] {
+            let m = Model::from_toml(&with(spelling), Path::new("m.toml")).expect("valid");
+            assert_eq!(m.apps[0].address, Address::PerInstance, "{spelling:?}");
+            assert!(m.apps[0].client_address_given);
+        }
+        for spelling in ["per_instance", "per instance", "PerInstance"] {
+            let e = error(&with(spelling));
+            assert!(
+                e.starts_with("m.toml:12:1: app[0].client_address:") && e.contains("\"per-instance\""),
+                "{spelling:?}: {e}"
+            );
+        }
+        let m = Model::from_toml(&with("nat-egress"), Path::new("m.toml")).expect("valid");
+        assert_eq!(m.apps[0].address, Address::Group("nat-egress".into()));
+        let m = Model::from_toml(GOOD, Path::new("m.toml")).expect("valid");
+        assert!(!m.apps[0].client_address_given);
+    }
 
     #[test]
     fn fields_the_profile_does_not_use_are_errors() {

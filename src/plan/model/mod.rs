@@ -185,6 +185,8 @@ pub struct App {
     pub range: bool,
     /// Client address.
     pub address: Address,
+    /// Whether the model gave `client_address`, rather than leaving the per-instance default.
+    pub client_address_given: bool,
     /// `connections`, when given.
     pub connections: Option<u64>,
     /// Client-side SHARECNV. Default 10.
