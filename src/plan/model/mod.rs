@@ -230,18 +230,7 @@ impl Model {
     /// # Errors
     /// [`Error::Config`] with file:line:column and the field path.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Self, Error> {
-        let raw: RawModel = toml::from_str(text).map_err(|e| {
-            let mut error = parse_error(&e, text, origin);
-            if let Error::Config { message, .. } = &mut error {
-                if let Some(n) = out_of_range(message) {
-                    *message = format!("{n} is out of range: a count here is 0 to {UNLIMITED} (MQ's largest value)");
-                } else if message.contains("untagged enum RawInstances") {
-                    *message =
-                        "expected a count (instances = 12) or a range (instances = { min = 1, max = 40 })".into();
-                }
-            }
-            error
-        })?;
+        let raw: RawModel = toml::from_str(text).map_err(|e| reworded(parse_error(&e, text, origin), text))?;
         Self::from_raw(raw, &|field: String, message: String| {
             field_error(text, origin, field, message)
         })
@@ -323,6 +312,48 @@ impl Model {
     #[must_use]
     pub fn app(&self, name: &str) -> Option<usize> {
         self.apps.iter().position(|a| a.name == name)
+    }
+}
+
+/// A parse error in the planner's words: counts out of range, instances neither a count nor a
+/// range, and an unclosed table header named by its table (the parser's message names no key,
+/// so the field would be the `]` it expected).
+fn reworded(mut error: Error, text: &str) -> Error {
+    if let Error::Config {
+        message, field, line, ..
+    } = &mut error
+    {
+        if let Some(n) = out_of_range(message) {
+            *message = format!("{n} is out of range: a count here is 0 to {UNLIMITED} (MQ's largest value)");
+        } else if message.contains("untagged enum RawInstances") {
+            *message = "expected a count (instances = 12) or a range (instances = { min = 1, max = 40 })".into();
+        } else if message.starts_with("unclosed table") || message.starts_with("unclosed array table") {
+            *field = unclosed_header(text, *line);
+            *message = "unclosed table header, expected `]`".into();
+        }
+    }
+    error
+}
+
+/// The table an unclosed header on 1-based `line` opens (`[[app.workload]` -> `app.workload`),
+/// or `document` when there is no readable name.
+fn unclosed_header(text: &str, line: usize) -> String {
+    let header = text.lines().nth(line.saturating_sub(1)).unwrap_or("");
+    let name = header
+        .split('#')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .trim_matches(|c| c == '[' || c == ']')
+        .trim();
+    let readable = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if readable {
+        name.to_owned()
+    } else {
+        "document".to_owned()
     }
 }
 
@@ -516,6 +547,17 @@ batch = 20
         );
         let ok = GOOD.replace("max_handles = 256", "max_handles = 999999999");
         assert!(Model::from_toml(&ok, Path::new("m.toml")).is_ok());
+    }
+
+    #[test]
+    fn an_unclosed_table_header_names_its_table_not_a_bracket() {
+        let e = error(&GOOD.replace("[queue_manager]", "[queue_manager"));
+        assert_eq!(e, "m.toml:1:15: queue_manager: unclosed table header, expected `]`");
+        let e = error(&GOOD.replace("[[app.workload]]", "[[app.workload]"));
+        assert!(
+            e.starts_with("m.toml:14:") && e.contains(": app.workload: unclosed table header"),
+            "{e}"
+        );
     }
 
     #[test]
