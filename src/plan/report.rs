@@ -316,6 +316,7 @@ impl Plan {
                 ),
             });
         }
+        out.extend(self.blocked_channels());
         for (app, n) in self.model.apps.iter().zip(&self.numbers) {
             let locks = app.workloads.iter().any(|w| w.kind.browse_locks());
             if app.profile == Profile::LogicappsBuiltin && locks && n.demand.handles > 1 {
@@ -365,6 +366,36 @@ fn address_warning(app: &App) -> Option<String> {
     ))
 }
 
+impl Plan {
+    /// A note for each channel in use that MAXINST(0) or MAXINSTC(0) blocks.
+    fn blocked_channels(&self) -> Vec<Recommendation> {
+        let qm = &self.model.queue_manager;
+        qm.channels
+            .iter()
+            .enumerate()
+            .filter(|&(c, _)| self.model.apps.iter().any(|a| a.channel == c))
+            .filter_map(|(_, channel)| {
+                let zero = match (channel.max_inst, channel.max_instc) {
+                    (0, _) => "MAXINST(0)",
+                    (_, 0) => "MAXINSTC(0)",
+                    _ => return None,
+                };
+                Some(Recommendation {
+                    limit: None,
+                    scope: format!("channel {}", channel.name),
+                    current: None,
+                    recommended: None,
+                    text: format!(
+                        "{zero} blocks it: no client can start an instance of channel {}, so every app on it gets \
+                         2537 (the setting above gives the value the plan needs)",
+                        channel.name
+                    ),
+                })
+            })
+            .collect()
+    }
+}
+
 /// SHARECNV that fits this many conversations on a channel instance: MQ's default.
 const SHARED_CONVERSATIONS: u64 = 10;
 
@@ -400,8 +431,15 @@ fn sharecnv_advice(app: &App, n: &AppNumbers, channel: &Channel) -> Option<Strin
         (true, false) => format!("{client} to {target}"),
         _ => format!("{server} to {target}{alter}"),
     };
+    let behaviour = if n.sharecnv == 0 {
+        "; SHARECNV 0 is the IBM MQ V6-compatible mode: no shared conversations, no read-ahead, no asynchronous \
+         consume and no bidirectional heartbeats, so raising it from 0 changes how the channel behaves, not only \
+         how many instances it starts: test the app with it"
+    } else {
+        ""
+    };
     Some(format!(
-        "{what} ({} per instance); raising {raise} would start {shared}",
+        "{what} ({} per instance); raising {raise} would start {shared}{behaviour}",
         n.channel_instances
     ))
 }

@@ -276,6 +276,27 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn sharecnv_0_advice_says_raising_it_changes_how_the_channel_behaves() {
+        let report = crate::plan::check_text(
+            &TWO_SHARECNV.replace("sharecnv = 1\n", "sharecnv = 0\n"),
+            "t.toml",
+            20.0,
+        )
+        .unwrap();
+        let text = render_text(&report, false);
+        let b = text
+            .lines()
+            .find(|l| l.starts_with("  - app b: SHARECNV 0"))
+            .expect("advice for b");
+        assert!(b.contains("V6-compatible mode") && b.contains("no read-ahead"), "{b}");
+        let a = text
+            .lines()
+            .find(|l| l.starts_with("  - app a: SHARECNV 2"))
+            .expect("advice for a");
+        assert!(!a.contains("V6"), "{a}");
+    }
+
+    #[test]
     fn colour_marks_status_words_only_when_asked() {
         let report = crate::plan::check_text(
             "[queue_manager]\nname = \"QM1\"\n[[queue_manager.channel]]\nname = \"C\"\n[[app]]\nname = \"a\"\n\

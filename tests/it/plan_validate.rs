@@ -130,6 +130,37 @@ fn other_channels_leave_the_fleet_the_rest_of_max_channels() {
 }
 
 #[test]
+fn a_channel_with_maxinst_0_is_blocked() {
+    let model = json!({
+        "queue_manager": qmgr(256, 100, json!({ "name": "C", "max_inst": 0 })),
+        "app": [{ "name": "t", "profile": "tibco", "channel": "C", "instances": 2,
+                  "workload": [{ "queue": "Q", "kind": "process" }] }]
+    });
+    let (plan, outcome) = run(&model);
+    assert_matches(&model, &outcome);
+    assert!(outcome.observed_reasons.contains_key(&2537));
+    let report = plan.report("t", 20.0);
+    let check = report
+        .checks
+        .iter()
+        .find(|c| c.limit == mqpilot::plan::math::Limit::MaxInst)
+        .expect("MAXINST");
+    assert_eq!((check.required, check.configured, check.headroom_pct), (2, 0, -100.0));
+    assert!(
+        report
+            .recommendations
+            .iter()
+            .any(|r| r.text.contains("MAXINST(0) blocks it")),
+        "{:?}",
+        report.recommendations
+    );
+    let same = json!({ "queue_manager": qmgr(256, 100, json!({ "name": "C", "max_instc": 0 })),
+                       "app": model["app"].clone() });
+    let (_, outcome) = run(&same);
+    assert_matches(&same, &outcome);
+}
+
+#[test]
 fn extra_handles_are_held_on_every_connection() {
     // A listener session holds its queue, one extra destination and 2 extra handles: 4,
     // past MAXHANDS 3.

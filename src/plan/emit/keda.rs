@@ -3,8 +3,8 @@
 use std::fmt::Write as _;
 
 use crate::plan::check::{Status, status};
-use crate::plan::math::{Limit, Requirement};
-use crate::plan::report::{AppReport, Plan, instances};
+use crate::plan::math::{FirstFailure, Limit, Requirement};
+use crate::plan::report::{AppReport, Plan, count, instances};
 
 /// A KEDA ScaledObject for app `app` (IBM MQ scaler on the queue of its first workload that
 /// takes messages off a queue: not a send, a producer or a browse).
@@ -22,7 +22,7 @@ pub fn keda(plan: &Plan, app: usize, headroom: f64) -> Result<String, String> {
     let a = &report.apps[app];
     let min = plan.model.apps[app].min_instances;
     if a.max_safe_instances < min {
-        return Err(refusal(a, min));
+        return Err(refusal(plan, app, a, min));
     }
     let queue = consumed_queue(plan, app)?;
     let name = kubernetes_name(&a.name).ok_or_else(|| {
@@ -59,18 +59,20 @@ pub fn keda(plan: &Plan, app: usize, headroom: f64) -> Result<String, String> {
     ))
 }
 
-/// Why no ScaledObject is safe for app `a`, planned with at least `min` instances.
-fn refusal(a: &AppReport, min: u64) -> String {
+/// Why no ScaledObject is safe for app `a` (index `app`), planned with at least `min`
+/// instances.
+fn refusal(plan: &Plan, app: usize, a: &AppReport, min: u64) -> String {
     let why = a.first_failure.map_or_else(
         || format!("no count up to {} is safe", a.max_safe_instances),
         |f| {
             format!(
-                "{} instance{} already fail{} {} (reason code {})",
+                "{} instance{} already fail{} {} (reason code {}){}",
                 f.instances,
                 if f.instances == 1 { "" } else { "s" },
                 if f.instances == 1 { "s" } else { "" },
                 f.limit.name(),
-                f.reason_code
+                f.reason_code,
+                users(plan, app, f).map(|u| format!(": {u}")).unwrap_or_default()
             )
         },
     );
@@ -79,6 +81,53 @@ fn refusal(a: &AppReport, min: u64) -> String {
          (mqplan check, mqplan emit mqsc)",
         a.name
     )
+}
+
+/// Who else uses the limit `app` first fails, as planned: "MAXINST 10 on channel C is used up
+/// by alpha (6 channel instances) and beta (4) as planned"; `None` when no one else does.
+fn users(plan: &Plan, app: usize, f: FirstFailure) -> Option<String> {
+    let r = plan.requirements.iter().find(|r| {
+        r.limit == f.limit && r.involves(app) && r.first_failure(app, &plan.instances) == Some(f.instances)
+    })?;
+    let mut users: Vec<(String, u64)> = r
+        .terms
+        .iter()
+        .filter(|&&(a, _)| a != app)
+        .map(|&(a, c)| (plan.model.apps[a].name.clone(), c.saturating_mul(plan.instances[a])))
+        .filter(|&(_, n)| n > 0)
+        .collect();
+    if matches!(r.limit, Limit::MaxChannels | Limit::MaxActiveChannels) && r.constant > 0 {
+        users.push(("other channels".into(), r.constant));
+    }
+    let unit = if r.limit == Limit::MaxConnections {
+        "connections"
+    } else {
+        "channel instances"
+    };
+    let mut named: Vec<String> = users
+        .iter()
+        .enumerate()
+        .map(|(i, (name, n))| {
+            if i == 0 {
+                format!("{name} ({} {unit})", count(*n))
+            } else {
+                format!("{name} ({})", count(*n))
+            }
+        })
+        .collect();
+    let last = named.pop()?;
+    let list = if named.is_empty() {
+        last
+    } else {
+        format!("{} and {last}", named.join(", "))
+    };
+    let how = if f.instances == 1 { "used up by" } else { "shared with" };
+    Some(format!(
+        "{} {} on {} is {how} {list} as planned",
+        r.limit.name(),
+        r.configured,
+        r.scope
+    ))
 }
 
 /// The queue whose depth the scaler watches: the first one `app` takes messages off.
@@ -350,6 +399,29 @@ mod tests {
         // MAXINST 50 fails at 51, above a minimum of 60.
         let why = keda(&logicapps(50, "{ min = 60, max = 80 }", 1), 0, 20.0).unwrap_err();
         assert!(why.contains("51 instances already fail MAXINST"), "{why}");
+    }
+
+    #[test]
+    fn keda_names_the_apps_that_use_up_a_shared_limit() {
+        // alpha's 6 and beta's 4 planned instances take all of MAXINST 10: other cannot start one.
+        let app = |name: &str, instances: &str| {
+            format!(
+                "[[app]]\nname = \"{name}\"\nprofile = \"tibco\"\nchannel = \"C\"\ninstances = {instances}\n\
+                 [[app.workload]]\nqueue = \"Q\"\nkind = \"process\"\n"
+            )
+        };
+        let p = plan(&format!(
+            "[queue_manager]\nname = \"QM1\"\n[[queue_manager.channel]]\nname = \"C\"\nmax_inst = 10\n{}{}{}",
+            app("alpha", "6"),
+            app("other", "{ min = 1, max = 5 }"),
+            app("beta", "4")
+        ));
+        let why = keda(&p, 1, 20.0).unwrap_err();
+        assert!(why.starts_with("app other: 1 instance already fails MAXINST"), "{why}");
+        assert!(
+            why.contains("MAXINST 10 on channel C is used up by alpha (6 channel instances) and beta (4) as planned"),
+            "{why}"
+        );
     }
 
     #[test]

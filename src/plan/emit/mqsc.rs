@@ -68,16 +68,19 @@ fn channel(plan: &Plan, checks: &[Check], c: usize, headroom: f64) -> String {
     let (set_inst, inst_note) = setting("MAXINST", channel.max_inst, inst, headroom);
     let (set_instc, instc_note) = setting("MAXINSTC", channel.max_instc, instc, headroom);
     let (inst, instc) = (count(inst), count(instc));
+    let blocks = |n: u64| if n == 0 { ", which blocks the channel" } else { "" };
     format!(
         "ALTER CHANNEL({}) CHLTYPE(SVRCONN) MAXINST({set_inst}) MAXINSTC({set_instc}) SHARECNV({})\n\
-         * {}: {inst} instances from all clients (was MAXINST {}), at most {instc} from one client address \
-         (was MAXINSTC {}); SHARECNV {} unchanged: each app gets the lower of its own and the channel's: {} \
+         * {}: {inst} instances from all clients (was MAXINST {}{}), at most {instc} from one client address \
+         (was MAXINSTC {}{}); SHARECNV {} unchanged: each app gets the lower of its own and the channel's: {} \
          (0 = no sharing){inst_note}{instc_note}\n",
         mqsc_name(&channel.name),
         channel.sharecnv,
         channel.name,
         channel.max_inst,
+        blocks(channel.max_inst),
         channel.max_instc,
+        blocks(channel.max_instc),
         channel.sharecnv,
         effective.join(", "),
     )

@@ -151,9 +151,9 @@ pub struct QueueManager {
 pub struct Channel {
     /// Channel name.
     pub name: String,
-    /// MAXINST. Default 999999999.
+    /// MAXINST; 0 blocks the channel. Default 999999999.
     pub max_inst: u64,
-    /// MAXINSTC. Default 999999999.
+    /// MAXINSTC; 0 blocks the channel. Default 999999999.
     pub max_instc: u64,
     /// SHARECNV; 0 = no sharing. Default 10.
     pub sharecnv: u64,
@@ -273,8 +273,9 @@ impl Model {
             let sharecnv = bounded(c.sharecnv, 0).map_err(|m| err(at("sharecnv"), m))?;
             channels.push(Channel {
                 name: c.name,
-                max_inst: count(&at("max_inst"), c.max_inst)?,
-                max_instc: count(&at("max_instc"), c.max_instc)?,
+                // MQ takes 0 for both: the channel then starts no instance at all.
+                max_inst: bounded(c.max_inst, 0).map_err(|m| err(at("max_inst"), m))?,
+                max_instc: bounded(c.max_instc, 0).map_err(|m| err(at("max_instc"), m))?,
                 sharecnv,
             });
         }
