@@ -4,9 +4,10 @@
 use std::fmt::Write as _;
 
 use super::setting;
+use crate::plan::advice::{MAX_CHANNELS_DOCUMENTED, above_documented};
 use crate::plan::check::{Check, Status};
 use crate::plan::math::Limit;
-use crate::plan::report::{MAX_CHANNELS_DOCUMENTED, Plan, above_documented, count, mqsc_name};
+use crate::plan::report::{Plan, count, mqsc_name};
 
 /// MQSC for the queue manager and its channels, with a comment on each line, a note for
 /// qm.ini's MaxChannels/MaxActiveChannels and one for the connection limit (neither is an MQSC
