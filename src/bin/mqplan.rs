@@ -123,7 +123,8 @@ enum Emit {
         /// The model (TOML).
         model: PathBuf,
     },
-    /// A KEDA ScaledObject whose maxReplicaCount is the app's max safe instances.
+    /// A KEDA ScaledObject whose maxReplicaCount keeps the headroom on every limit the app grows
+    /// (so it is below the app's max safe instances).
     Keda {
         /// The model (TOML).
         model: PathBuf,

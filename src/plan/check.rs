@@ -64,6 +64,10 @@ pub fn headroom_pct(required: u64, configured: u64) -> f64 {
 /// 20% although it shows as 20.0%, and [`covering`] and a status never disagree.
 #[must_use]
 pub fn headroom_left(required: u64, configured: u64) -> f64 {
+    // A limit of 0 (MAXINST(0) blocks a channel) leaves nothing: fully short of anything asked.
+    if configured == 0 {
+        return if required == 0 { 0.0 } else { -100.0 };
+    }
     // Multiplied before divided: the numerator is then exact (for counts below 2^46), so a
     // headroom of exactly 29% is 29.0, not 28.999999999999996.
     (configured as f64 - required as f64) * 100.0 / configured as f64

@@ -30,6 +30,13 @@ pub fn render_markdown(report: &Report) -> String {
         qm.max_uncommitted,
         qm.max_connections.map_or_else(|| "none".to_owned(), |n| n.to_string())
     );
+    if qm.other_channels > 0 {
+        let _ = writeln!(
+            out,
+            "Other channels: {} channel instances the apps below do not start, counted against MaxChannels.\n",
+            qm.other_channels
+        );
+    }
     out.push_str("| channel | MAXINST | MAXINSTC | SHARECNV |\n|---|---|---|---|\n");
     for c in &qm.channels {
         let _ = writeln!(

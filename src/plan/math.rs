@@ -3,7 +3,8 @@
 //! Every limit is a [`Requirement`] that is linear in the apps' instance counts:
 //! `required = constant + sum(coefficient(app) x instances(app))`. That one shape covers
 //! MAXHANDS (a constant), MAXINST (sum of I x C over a channel's apps), MAXINSTC (C per
-//! instance, or a group's sum), MaxChannels, the connection limit and MAXUMSGS, and lets the
+//! instance, or a group's sum), MaxChannels (the other channels' instances plus the fleet's),
+//! the connection limit and MAXUMSGS, and lets the
 //! first failing instance count of an app be solved in closed form instead of searched.
 
 use serde::Serialize;
@@ -231,7 +232,7 @@ pub fn requirements(model: &Model, numbers: &[AppNumbers]) -> Vec<Requirement> {
     out.push(Requirement {
         limit: Limit::MaxChannels,
         scope: "queue manager".into(),
-        constant: 0,
+        constant: qm.other_channels,
         terms: all_instances.clone(),
         configured: qm.max_channels,
         capped: false,
@@ -240,7 +241,7 @@ pub fn requirements(model: &Model, numbers: &[AppNumbers]) -> Vec<Requirement> {
         out.push(Requirement {
             limit: Limit::MaxActiveChannels,
             scope: "queue manager".into(),
-            constant: 0,
+            constant: qm.other_channels,
             terms: all_instances,
             configured: qm.max_active_channels,
             capped: false,
@@ -339,6 +340,25 @@ mod tests {
         assert_eq!(r.required(&[3, 3]), u64::MAX);
         let alone = linear(0, vec![(0, u64::MAX / 2)], 999_999_999);
         assert_eq!(alone.first_failure(0, &[999_999_999]), Some(1));
+    }
+
+    #[test]
+    fn other_channels_count_against_max_channels_and_max_active_channels() {
+        // 6 channel instances of the app's own, 5 of other channels: 11 against 10.
+        let text = "[queue_manager]\nname = \"QM1\"\nmax_channels = 20\nmax_active_channels = 10\n\
+                    other_channels = 5\n[[queue_manager.channel]]\nname = \"C\"\nsharecnv = 1\n[[app]]\n\
+                    name = \"a\"\nprofile = \"tibco\"\nchannel = \"C\"\ninstances = 6\n[[app.workload]]\n\
+                    queue = \"Q\"\nkind = \"process\"\n";
+        let model = Model::from_toml(text, std::path::Path::new("m.toml")).expect("valid");
+        let numbers = app_numbers(&model);
+        let reqs = requirements(&model, &numbers);
+        for limit in [Limit::MaxChannels, Limit::MaxActiveChannels] {
+            let r = reqs.iter().find(|r| r.limit == limit).expect("the requirement");
+            assert_eq!(r.required(&[6]), 11, "{limit:?}");
+        }
+        // MaxActiveChannels 10 already holds 5: the app's 6th instance is the first too many.
+        let first = first_failure(&reqs, 0, &[6], u64::MAX).expect("a failure");
+        assert_eq!((first.instances, first.limit), (6, Limit::MaxActiveChannels));
     }
 
     proptest! {

@@ -2,11 +2,13 @@
 //!
 //! `model` reads and checks the TOML (or JSON) model; `profile` turns each app into K
 //! connections, H handles per connection and U messages per unit of work; `math` (pure)
-//! builds the linear requirements and solves first failures; `check` grades them; `report`
-//! assembles the JSON contract that `text` and `markdown` render; `sweep` and `chart` scale one
-//! app; `emit` writes MQSC and a KEDA ScaledObject; `validate` runs a model on the fake queue
-//! manager and compares what it observes with the prediction.
+//! builds the linear requirements and solves first failures; `check` grades them; `advice`
+//! recommends settings and design changes; `report` assembles the JSON contract that `text`
+//! and `markdown` render; `sweep` and `chart` scale one app; `emit` writes MQSC and a KEDA
+//! ScaledObject; `validate` runs a model on the fake queue manager and compares what it
+//! observes with the prediction.
 
+mod advice;
 pub mod chart;
 pub mod check;
 pub mod emit;

@@ -173,14 +173,24 @@ fn total(values: impl Iterator<Item = u64>) -> u64 {
 /// The demand of one instance of `app`.
 #[must_use]
 pub fn demand(app: &App) -> Demand {
-    match app.profile {
+    let mut demand = match app.profile {
         Profile::LogicappsBuiltin => logicapps(app),
         Profile::Mqpilot => mqpilot(app),
         Profile::Jms => jms(app),
         Profile::Ace => ace(app),
         Profile::Tibco => tibco(app),
         Profile::Custom => custom(app),
+    };
+    let extra = app.extra_handles;
+    if extra > 0 {
+        demand.handles = demand.handles.saturating_add(extra);
+        demand.assumptions.push(format!(
+            "`extra_handles`: {extra} more handle{} on every connection, which the profile does not count: {} in all",
+            plural(extra),
+            demand.handles
+        ));
     }
+    demand
 }
 
 fn logicapps(app: &App) -> Demand {
@@ -289,10 +299,19 @@ pub fn mqpilot_queues(app: &App) -> (Vec<&str>, Vec<&str>) {
 fn jms(app: &App) -> Demand {
     let k = total(app.workloads.iter().map(|w| w.concurrency.saturating_add(1)));
     let h = 1 + app.workloads.iter().map(|w| w.queues.len() as u64).max().unwrap_or(0);
+    // A listener's extra destinations are sends while it handles a message: in a transacted
+    // session they share the message's unit of work.
+    let u = 1 + app
+        .workloads
+        .iter()
+        .filter(|w| w.kind == Kind::Listener)
+        .map(|w| w.queues.len() as u64)
+        .max()
+        .unwrap_or(0);
     Demand {
         connections: k,
         handles: h,
-        uncommitted: 1,
+        uncommitted: u,
         assumptions: vec![
             format!(
                 "each JMS connection and each JMS session is its own MQ connection: sum of (concurrency + 1) = {k}"
@@ -301,7 +320,12 @@ fn jms(app: &App) -> Demand {
                 "a session holds its destination plus the extra `queues`: {h} handle{}",
                 plural(h)
             ),
-            "one message per unit of work (transacted session or client acknowledge)".into(),
+            format!(
+                "a listener gets one message and puts one to each of its `queues` in the same unit of work \
+                 (transacted session, as a JmsTemplate send inside the listener); a producer puts one: {u} \
+                 message{} per unit of work",
+                plural(u)
+            ),
         ],
     }
 }
@@ -436,6 +460,42 @@ mod tests {
     }
 
     #[test]
+    fn extra_handles_add_to_every_profile_that_takes_them() {
+        let listener = "[[app.workload]]\nqueue = \"Q\"\nkind = \"listener\"\nqueues = [\"R\"]\n";
+        let jms = demand(&app("jms", "extra_handles = 3", listener));
+        assert_eq!(jms.handles, 1 + 1 + 3);
+        assert!(
+            jms.assumptions.iter().any(|a| a.contains("3 more handles")),
+            "{:?}",
+            jms.assumptions
+        );
+        let trigger = "[[app.workload]]\nqueue = \"Q\"\nkind = \"browse-lock-trigger\"\nbatch = 5\n";
+        assert_eq!(
+            demand(&app("logicapps-builtin", "extra_handles = 2", trigger)).handles,
+            5 + 2
+        );
+        let flow = "[[app.workload]]\nqueue = \"Q\"\nkind = \"flow\"\nqueues = [\"R\"]\n";
+        assert_eq!(demand(&app("ace", "extra_handles = 1", flow)).handles, 2 + 1);
+        let process = "[[app.workload]]\nqueue = \"Q\"\nkind = \"process\"\n";
+        assert_eq!(demand(&app("tibco", "extra_handles = 4", process)).handles, 1 + 4);
+    }
+
+    #[test]
+    fn a_jms_listener_puts_to_its_queues_in_its_unit_of_work() {
+        let two = "[[app.workload]]\nqueue = \"Q\"\nkind = \"listener\"\nqueues = [\"R\", \"S\"]\n\
+                   [[app.workload]]\nqueue = \"P\"\nkind = \"producer\"\n";
+        let d = demand(&app("jms", "", two));
+        assert_eq!(d.uncommitted, 1 + 2);
+        assert!(
+            d.assumptions.iter().any(|a| a.contains("3 messages per unit of work")),
+            "{:?}",
+            d.assumptions
+        );
+        let none = "[[app.workload]]\nqueue = \"Q\"\nkind = \"listener\"\n";
+        assert_eq!(demand(&app("jms", "", none)).uncommitted, 1);
+    }
+
+    #[test]
     fn jms_ace_tibco_and_custom_follow_the_table() {
         let j = app(
             "jms",
@@ -444,7 +504,8 @@ mod tests {
              [[app.workload]]\nqueue = \"P\"\nkind = \"producer\"\n",
         );
         let d = demand(&j);
-        assert_eq!((d.connections, d.handles, d.uncommitted), (6 + 2, 2, 1));
+        // The listener's message and its put to R share a unit of work.
+        assert_eq!((d.connections, d.handles, d.uncommitted), (6 + 2, 2, 2));
         let a = app(
             "ace",
             "",

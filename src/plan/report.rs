@@ -6,10 +6,10 @@
 
 use serde::Serialize;
 
-use super::check::{Check, Status, check, covering};
+use super::check::{Check, Status, check};
 use super::math::{AppNumbers, FirstFailure, Limit, Requirement, app_numbers, first_failure, requirements};
-use super::model::{Address, App, Channel, Model, PER_INSTANCE, UNLIMITED};
-use super::profile::{Kind, Profile};
+use super::model::{Address, App, Model, PER_INSTANCE, UNLIMITED};
+use super::profile::Profile;
 
 /// Version of the JSON contract; raised only for a change that is not an addition.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -52,6 +52,8 @@ pub struct QmgrReport {
     pub max_uncommitted: u64,
     /// Connection limit, if any.
     pub max_connections: Option<u64>,
+    /// Channel instances the modelled apps do not start, counted against MaxChannels.
+    pub other_channels: u64,
     /// Channels.
     pub channels: Vec<ChannelReport>,
 }
@@ -204,6 +206,7 @@ impl Plan {
                 max_active_channels: qm.max_active_channels,
                 max_uncommitted: qm.max_uncommitted,
                 max_connections: qm.max_connections,
+                other_channels: qm.other_channels,
                 channels: qm
                     .channels
                     .iter()
@@ -255,176 +258,37 @@ impl Plan {
                     uncommitted_per_unit_of_work: n.demand.uncommitted,
                     max_safe_instances: first.map_or(self.search_max(i), |f| f.instances - 1),
                     first_failure: first,
-                    assumptions: n.demand.assumptions.clone(),
+                    assumptions: n
+                        .demand
+                        .assumptions
+                        .iter()
+                        .cloned()
+                        .chain(address_warning(app))
+                        .collect(),
                 }
             })
             .collect()
     }
-
-    /// One setting per limit and scope that is not ok (the most any of its checks needs),
-    /// then design advice.
-    fn recommendations(&self, checks: &[Check], headroom: f64) -> Vec<Recommendation> {
-        // The most any check needs, per limit and the scope it is set on.
-        let mut needs: Vec<(Limit, String, u64, u64)> = Vec::new();
-        for c in checks.iter().filter(|c| c.status != Status::Ok) {
-            let scope = setting_scope(c);
-            match needs.iter_mut().find(|(limit, s, ..)| *limit == c.limit && *s == scope) {
-                Some((.., required)) => *required = (*required).max(c.required),
-                None => needs.push((c.limit, scope, c.configured, c.required)),
-            }
-        }
-        let mut out: Vec<Recommendation> = needs
-            .into_iter()
-            .map(|(limit, scope, current, required)| {
-                let needed = covering(required, headroom);
-                Recommendation {
-                    limit: Some(limit),
-                    text: setting_text(limit, &scope, current, needed, headroom),
-                    scope,
-                    current: Some(current),
-                    // A value MQ would refuse is no recommendation: the text says what to change.
-                    recommended: (needed <= UNLIMITED).then_some(needed),
-                }
-            })
-            .collect();
-        out.extend(self.design_advice());
-        out
-    }
-
-    fn design_advice(&self) -> Vec<Recommendation> {
-        let mut out = Vec::new();
-        let qm = &self.model.queue_manager;
-        if qm.max_active_channels > qm.max_channels {
-            out.push(Recommendation {
-                limit: None,
-                scope: "queue manager".into(),
-                current: None,
-                recommended: None,
-                text: format!(
-                    "max_active_channels ({}) is above max_channels ({}): no more than MaxChannels channel \
-                     instances can start, so {} applies to both (the checks use MaxChannels)",
-                    qm.max_active_channels, qm.max_channels, qm.max_channels
-                ),
-            });
-        }
-        for (app, n) in self.model.apps.iter().zip(&self.numbers) {
-            let locks = app.workloads.iter().any(|w| w.kind.browse_locks());
-            if app.profile == Profile::LogicappsBuiltin && locks && n.demand.handles > 1 {
-                out.push(design(
-                    &app.name,
-                    format!(
-                        "receiving these batches under syncpoint (mqpilot `poll`) needs 1 handle per connection \
-                         instead of {}",
-                        n.demand.handles
-                    ),
-                ));
-            }
-            if let Some(advice) = sharecnv_advice(app, n, &self.model.queue_manager.channels[app.channel]) {
-                out.push(design(&app.name, advice));
-            }
-            if app.profile == Profile::Mqpilot
-                && n.demand.uncommitted > self.model.queue_manager.max_uncommitted
-                && app.workloads.iter().any(|w| w.kind == Kind::Forward)
-            {
-                out.push(design(
-                    &app.name,
-                    "a forward batch counts its gets and its puts against MAXUMSGS: halve the batch".into(),
-                ));
-            }
-        }
-        out
-    }
 }
 
-/// SHARECNV that fits this many conversations on a channel instance: MQ's default.
-const SHARED_CONVERSATIONS: u64 = 10;
-
-/// Advice when the effective SHARECNV (the lower of the client's and the channel's) starts more
-/// channel instances than SHARECNV 10 would, saying which side to raise.
-fn sharecnv_advice(app: &App, n: &AppNumbers, channel: &Channel) -> Option<String> {
-    let target = SHARED_CONVERSATIONS;
-    let shared = n.demand.connections.div_ceil(target);
-    if n.sharecnv >= target || n.channel_instances <= shared {
+/// A warning for an app left on the per-instance default: MAXINSTC counts a client address,
+/// and instances often share one they do not know about.
+fn address_warning(app: &App) -> Option<String> {
+    if app.client_address_given {
         return None;
     }
-    let sides = format!(
-        "the lower of the client's {} and channel {}'s {}",
-        app.sharecnv, channel.name, channel.sharecnv
-    );
-    let what = if n.sharecnv == 0 {
-        format!("SHARECNV 0 ({sides}) starts a channel instance per connection")
+    let why = if app.profile == Profile::LogicappsBuiltin {
+        "Logic Apps Standard instances usually leave through shared outbound IP addresses or a NAT gateway"
     } else {
-        let plural = if n.sharecnv == 1 { "" } else { "s" };
-        format!(
-            "SHARECNV {} ({sides}) allows {} conversation{plural} per channel instance",
-            n.sharecnv, n.sharecnv
-        )
-    };
-    let client = "the client's SHARECNV (the app's `sharecnv`)";
-    let server = format!("channel {}'s SHARECNV", channel.name);
-    let alter = format!(
-        " (ALTER CHANNEL({}) CHLTYPE(SVRCONN) SHARECNV({target}))",
-        mqsc_name(&channel.name)
-    );
-    let raise = match (app.sharecnv < target, channel.sharecnv < target) {
-        (true, true) => format!("{client} and {server} to {target}{alter}"),
-        (true, false) => format!("{client} to {target}"),
-        _ => format!("{server} to {target}{alter}"),
+        "pods often leave through their node's address (SNAT), and a NAT gateway or a proxy makes many \
+         instances one address"
     };
     Some(format!(
-        "{what} ({} per instance); raising {raise} would start {shared}",
-        n.channel_instances
+        "warning: no `client_address` given, so each instance is taken to connect from an address of its own \
+         (per-instance); {why}, and MAXINSTC counts everything from one address together: if instances share an \
+         outbound address, set client_address to a group name (client_address = \"per-instance\" keeps the \
+         default without this warning)"
     ))
-}
-
-fn design(app: &str, text: String) -> Recommendation {
-    Recommendation {
-        limit: None,
-        scope: format!("app {app}"),
-        current: None,
-        recommended: None,
-        text,
-    }
-}
-
-/// Where a limit is set: MAXINST and MAXINSTC on the channel, the rest on the queue manager.
-fn setting_scope(c: &Check) -> String {
-    match c.limit {
-        Limit::MaxInst | Limit::MaxInstc => c.scope.split(',').next().unwrap_or(&c.scope).to_owned(),
-        _ => "queue manager".into(),
-    }
-}
-
-fn setting_text(limit: Limit, scope: &str, current: u64, needed: u64, headroom: f64) -> String {
-    if needed > UNLIMITED {
-        let instead = match limit {
-            Limit::MaxHands => "hold fewer handles on one connection",
-            Limit::MaxUmsgs => "use smaller units of work",
-            _ => "spread the fleet over more channels or queue managers, or share conversations (SHARECNV)",
-        };
-        return format!(
-            "{} on {scope}: no value covers the plan ({} with {headroom}% headroom; MQ takes at most \
-             {UNLIMITED}): {instead}",
-            limit.name(),
-            count(needed)
-        );
-    }
-    let what = match limit {
-        Limit::MaxHands => format!("ALTER QMGR MAXHANDS({needed})"),
-        Limit::MaxInst | Limit::MaxInstc => format!(
-            "ALTER CHANNEL({}) CHLTYPE(SVRCONN) {}({needed})",
-            mqsc_name(scope.trim_start_matches("channel ")),
-            limit.name()
-        ),
-        Limit::MaxChannels => format!("MaxChannels={needed} in qm.ini's CHANNELS stanza"),
-        Limit::MaxActiveChannels => format!("MaxActiveChannels={needed} in qm.ini's CHANNELS stanza"),
-        Limit::MaxConnections => format!("a connection limit of at least {needed}"),
-        Limit::MaxUmsgs => format!("ALTER QMGR MAXUMSGS({needed})"),
-    };
-    format!(
-        "{} on {scope}: {current} -> {needed} ({what}) covers the plan with {headroom}% headroom",
-        limit.name()
-    )
 }
 
 /// `n` for a report: a count saturated at `u64::MAX` (a sum or product past what a `u64`

@@ -21,7 +21,7 @@ pub struct SweepRow {
     pub channel_instances: u64,
     /// Channel instances on its channel over all apps (MAXINST's view).
     pub channel_total: u64,
-    /// Channel instances on the queue manager (MaxChannels' view).
+    /// Channel instances on the queue manager, the other channels' included (MaxChannels' view).
     pub qmgr_channel_instances: u64,
     /// Handles on one of its connections (does not grow with instances).
     pub handles_per_connection: u64,
@@ -84,7 +84,7 @@ pub fn sweep(plan: &Plan, app: usize, from: u64, to: u64, headroom: f64) -> Swee
             .map(|j| instances[j].saturating_mul(plan.numbers[j].channel_instances))
             .fold(0, u64::saturating_add)
     };
-    let (others_on_channel, others_on_qmgr) = (others(true), others(false));
+    let (others_on_channel, others_on_qmgr) = (others(true), others(false).saturating_add(qm.other_channels));
     // Ties go to the requirement listed first, as for the first failure.
     let limiting = involved
         .iter()

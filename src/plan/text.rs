@@ -30,6 +30,13 @@ pub fn render_text(report: &Report, colour: bool) -> String {
         qm.max_uncommitted,
         qm.max_connections.map_or_else(|| "none".to_owned(), |n| n.to_string())
     );
+    if qm.other_channels > 0 {
+        let _ = writeln!(
+            out,
+            "  other channels: {} channel instances the apps below do not start, counted against MaxChannels",
+            qm.other_channels
+        );
+    }
     for c in &qm.channels {
         let _ = writeln!(
             out,
@@ -230,6 +237,63 @@ pub(crate) mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn an_app_left_on_the_per_instance_default_is_warned_about_it() {
+        let model = |address: &str| {
+            format!(
+                "[queue_manager]\nname = \"QM1\"\n[[queue_manager.channel]]\nname = \"C\"\n[[app]]\nname = \"la\"\n\
+                 profile = \"logicapps-builtin\"\nchannel = \"C\"\ninstances = 4\n{address}[[app.workload]]\n\
+                 queue = \"Q\"\nkind = \"receive\"\n[[app]]\nname = \"j\"\nprofile = \"jms\"\nchannel = \"C\"\n\
+                 instances = 2\n{address}[[app.workload]]\nqueue = \"Q\"\nkind = \"listener\"\n"
+            )
+        };
+        let report = crate::plan::check_text(&model(""), "t.toml", 20.0).unwrap();
+        let warning = |a: usize| {
+            report.apps[a]
+                .assumptions
+                .iter()
+                .find(|s| s.starts_with("warning:"))
+                .cloned()
+        };
+        let la = warning(0).expect("a warning for the Logic Apps app");
+        assert!(la.contains("outbound") && la.contains("client_address"), "{la}");
+        let jms = warning(1).expect("a warning for the jms app");
+        assert!(jms.contains("SNAT") && jms.contains("client_address"), "{jms}");
+        let text = render_text(&report, false);
+        assert!(text.contains(&format!("    - {la}\n")), "{text}");
+        let json = serde_json::to_string(&report).unwrap();
+        assert!(json.contains("warning: no `client_address`"), "{json}");
+        // Saying so, even for the same addresses, leaves the warning out.
+        let report = crate::plan::check_text(&model("client_address = \"per-instance\"\n"), "t.toml", 20.0).unwrap();
+        assert!(
+            report
+                .apps
+                .iter()
+                .all(|a| a.assumptions.iter().all(|s| !s.starts_with("warning:")))
+        );
+    }
+
+    #[test]
+    fn sharecnv_0_advice_says_raising_it_changes_how_the_channel_behaves() {
+        let report = crate::plan::check_text(
+            &TWO_SHARECNV.replace("sharecnv = 1\n", "sharecnv = 0\n"),
+            "t.toml",
+            20.0,
+        )
+        .unwrap();
+        let text = render_text(&report, false);
+        let b = text
+            .lines()
+            .find(|l| l.starts_with("  - app b: SHARECNV 0"))
+            .expect("advice for b");
+        assert!(b.contains("V6-compatible mode") && b.contains("no read-ahead"), "{b}");
+        let a = text
+            .lines()
+            .find(|l| l.starts_with("  - app a: SHARECNV 2"))
+            .expect("advice for a");
+        assert!(!a.contains("V6"), "{a}");
     }
 
     #[test]

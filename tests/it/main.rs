@@ -22,6 +22,7 @@ mod net_fuzz;
 mod net_memory;
 mod net_procs;
 mod plan;
+mod plan_emit;
 mod plan_golden;
 mod plan_net;
 mod plan_validate;

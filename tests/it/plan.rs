@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 use mqpilot::plan::{self, Plan, Status, chart, model::Model, sweep};
 
-fn mqplan(args: &[&str]) -> Output {
+pub(crate) fn mqplan(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mqplan"))
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -15,15 +15,15 @@ fn mqplan(args: &[&str]) -> Output {
         .expect("run mqplan")
 }
 
-fn stdout(o: &Output) -> String {
+pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-fn temp(name: &str, text: &str) -> PathBuf {
+pub(crate) fn temp(name: &str, text: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("mqplan-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join(name);

@@ -104,6 +104,107 @@ fn an_address_group_past_maxinstc_gets_2537() {
 }
 
 #[test]
+fn other_channels_leave_the_fleet_the_rest_of_max_channels() {
+    // 4 channel instances of the fleet's own and 7 of other channels against MaxChannels 10.
+    let model = json!({
+        "queue_manager": { "name": "QM1", "max_channels": 10, "other_channels": 7,
+                           "channel": [{ "name": "C", "sharecnv": 1 }] },
+        "app": [{ "name": "t", "profile": "tibco", "channel": "C", "instances": 4,
+                  "workload": [{ "queue": "Q", "kind": "process" }] }]
+    });
+    let (plan, outcome) = run(&model);
+    assert_matches(&model, &outcome);
+    let report = plan.report("t", 20.0);
+    let check = report
+        .checks
+        .iter()
+        .find(|c| c.limit == mqpilot::plan::math::Limit::MaxChannels)
+        .expect("MaxChannels");
+    assert_eq!((check.required, check.configured), (11, 10));
+    assert!(
+        outcome.observed_reasons.contains_key(&2537),
+        "{}",
+        validate::render(&outcome)
+    );
+    assert!(validate::fake_config_toml(&plan).contains("max_channels = 3\n"));
+}
+
+#[test]
+fn a_channel_with_maxinst_0_is_blocked() {
+    let model = json!({
+        "queue_manager": qmgr(256, 100, json!({ "name": "C", "max_inst": 0 })),
+        "app": [{ "name": "t", "profile": "tibco", "channel": "C", "instances": 2,
+                  "workload": [{ "queue": "Q", "kind": "process" }] }]
+    });
+    let (plan, outcome) = run(&model);
+    assert_matches(&model, &outcome);
+    assert!(outcome.observed_reasons.contains_key(&2537));
+    let report = plan.report("t", 20.0);
+    let check = report
+        .checks
+        .iter()
+        .find(|c| c.limit == mqpilot::plan::math::Limit::MaxInst)
+        .expect("MAXINST");
+    assert_eq!((check.required, check.configured, check.headroom_pct), (2, 0, -100.0));
+    assert!(
+        report
+            .recommendations
+            .iter()
+            .any(|r| r.text.contains("MAXINST(0) blocks it")),
+        "{:?}",
+        report.recommendations
+    );
+    let same = json!({ "queue_manager": qmgr(256, 100, json!({ "name": "C", "max_instc": 0 })),
+                       "app": model["app"].clone() });
+    let (_, outcome) = run(&same);
+    assert_matches(&same, &outcome);
+}
+
+#[test]
+fn extra_handles_are_held_on_every_connection() {
+    // A listener session holds its queue, one extra destination and 2 extra handles: 4,
+    // past MAXHANDS 3.
+    let model = json!({
+        "queue_manager": qmgr(3, 100, json!({ "name": "C" })),
+        "app": [{ "name": "j", "profile": "jms", "channel": "C", "instances": 2, "extra_handles": 2,
+                  "workload": [{ "queue": "Q", "kind": "listener", "concurrency": 3, "queues": ["R"] }] },
+                { "name": "t", "profile": "tibco", "channel": "C", "instances": 2, "extra_handles": 1,
+                  "workload": [{ "queue": "T", "kind": "process", "activities": 2 }] }]
+    });
+    let (plan, outcome) = run(&model);
+    assert_matches(&model, &outcome);
+    assert_eq!(plan.numbers[0].demand.handles, 4);
+    assert!(
+        outcome.observed_reasons.contains_key(&2017),
+        "{}",
+        validate::render(&outcome)
+    );
+    let find = |what: &str| outcome.numbers.iter().find(|c| c.what == what).expect(what).observed;
+    assert_eq!(find("j: peak handles per connection"), 3);
+    assert_eq!(find("t: peak handles per connection"), 2);
+}
+
+#[test]
+fn a_jms_listeners_puts_past_maxumsgs_are_noted_not_expected() {
+    // A listener's message and its puts to R and S: 3 in a unit of work, past MAXUMSGS 2. The
+    // run puts nothing, so no 2024 is expected, and a note says why.
+    let model = json!({
+        "queue_manager": { "name": "QM1", "max_uncommitted": 2, "channel": [{ "name": "C" }] },
+        "app": [{ "name": "j", "profile": "jms", "channel": "C", "instances": 1,
+                  "workload": [{ "queue": "Q", "kind": "listener", "queues": ["R", "S"] }] }]
+    });
+    let (plan, outcome) = run(&model);
+    assert_eq!(plan.report("t", 20.0).status, mqpilot::plan::Status::Fails);
+    assert_matches(&model, &outcome);
+    assert!(outcome.predicted_reasons.is_empty(), "{}", validate::render(&outcome));
+    assert!(
+        outcome.notes.iter().any(|n| n.starts_with("j: its puts")),
+        "{}",
+        validate::render(&outcome)
+    );
+}
+
+#[test]
 fn the_real_worker_holds_what_the_mqpilot_profile_predicts() {
     let model = json!({
         "queue_manager": qmgr(256, 100, json!({ "name": "C", "sharecnv": 3 })),
@@ -207,14 +308,15 @@ fn the_largest_mqpilot_fleet_in_the_ranges_validates() {
 }
 
 /// A random app as JSON; `i` keeps names apart. Every profile spans instances 1..=30 and
-/// SHARECNV 0..=10; pools (K) span 1..=12 where the profile has a pool, batches 1..=60.
+/// SHARECNV 0..=10; pools (K) span 1..=12 where the profile has a pool, batches 1..=60; all
+/// but custom hold 0..=2 `extra_handles` on each connection.
 fn app_strategy(i: usize) -> impl Strategy<Value = Value> {
     let address = prop_oneof![
         Just("per-instance".to_owned()),
         Just("nat-a".to_owned()),
         Just("nat-b".to_owned())
     ];
-    let common = (1u64..=30, address, 0u64..=10);
+    let common = (1u64..=30, address, 0u64..=10, 0u64..=2);
     let profile = prop_oneof![
         (1u64..=12, 1u64..=60, 1u64..=12, 0u64..=24).prop_map(|(k, batch, c, sends)| {
             let mut w = vec![json!({ "queue": "LA.IN", "kind": "browse-lock-trigger", "batch": batch, "concurrency": c })];
@@ -240,7 +342,10 @@ fn app_strategy(i: usize) -> impl Strategy<Value = Value> {
         (1u64..=12, 1u64..=60, 0u64..=60).prop_map(|(k, h, u)| json!({
             "profile": "custom", "connections": k, "handles_per_connection": h, "uncommitted": u })),
     ];
-    (common, profile).prop_map(move |((instances, address, sharecnv), mut app)| {
+    (common, profile).prop_map(move |((instances, address, sharecnv, extra_handles), mut app)| {
+        if extra_handles > 0 && app["profile"] != "custom" {
+            app["extra_handles"] = json!(extra_handles);
+        }
         app["name"] = json!(format!("app{i}"));
         app["channel"] = json!(if i.is_multiple_of(2) { "C1" } else { "C2" });
         app["instances"] = json!(instances);

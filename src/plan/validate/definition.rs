@@ -16,8 +16,9 @@ pub(crate) fn fake_config(plan: &Plan) -> FakeConfig {
     config.queue_manager.name.clone_from(&m.name);
     config.queue_manager.max_handles = clamp_i32(m.max_handles);
     config.queue_manager.max_uncommitted = clamp_i32(m.max_uncommitted);
-    config.queue_manager.max_channels = clamp_u32(m.max_channels);
-    config.queue_manager.max_active_channels = Some(clamp_u32(m.max_active_channels));
+    // The fake starts none of the other channels: the fleet gets what they leave.
+    config.queue_manager.max_channels = clamp_u32(m.max_channels.saturating_sub(m.other_channels));
+    config.queue_manager.max_active_channels = Some(clamp_u32(m.max_active_channels.saturating_sub(m.other_channels)));
     config.queue_manager.max_connections = m.max_connections.map(clamp_u32);
     for c in &m.channels {
         config.channels.push(
@@ -52,6 +53,14 @@ pub fn fake_config_toml(plan: &Plan) -> String {
     let q = &config.queue_manager;
     let text = |s: &str| toml::Value::String(s.to_owned()).to_string();
     let mut out = String::from("# The fake queue manager for this model: mqpilot fake-qm --config FILE\n");
+    let other = plan.model.queue_manager.other_channels;
+    if other > 0 {
+        let _ = writeln!(
+            out,
+            "# max_channels and max_active_channels less the model's other_channels ({other}), which the fake \
+             does not start"
+        );
+    }
     let _ = writeln!(out, "[queue_manager]\nname = {}", text(&q.name));
     let _ = writeln!(out, "max_handles = {}", q.max_handles);
     let _ = writeln!(out, "max_uncommitted = {}", q.max_uncommitted);

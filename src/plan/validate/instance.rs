@@ -1,6 +1,6 @@
 //! Instances driven through the fake's safe verbs: logicapps-builtin, jms, ace, tibco and
 //! custom, each instance one client process that connects and opens what its profile holds at
-//! its worst moment, and keeps it open.
+//! its worst moment (with the app's `extra_handles` on each connection), and keeps it open.
 //!
 //! The verbs are the in-process [`FakeQm`](crate::fake::FakeQm) or a `fake-qm` server's
 //! [`RemoteVerbs`](crate::fake::net::RemoteVerbs); the calls are `fake::calls`, so nothing
@@ -32,6 +32,16 @@ impl<V: Verbs> Instance<'_, V> {
         let _ = browse_lock_first(self.verbs, hconn, hobj);
     }
 
+    /// Opens the app's `extra_handles` on `hconn` (for output: they take no message), on
+    /// `queue`.
+    fn extras(&self, hconn: i32, queue: &str, n: u64) {
+        for _ in 0..n {
+            if self.open(hconn, queue, Access::Output).is_none() {
+                break;
+            }
+        }
+    }
+
     /// Gets `n` messages under syncpoint (stops at the first failure, e.g. 2024).
     fn get_under_syncpoint(&self, hconn: i32, hobj: i32, n: u64) {
         for _ in 0..n {
@@ -60,6 +70,7 @@ pub(super) fn drive_instance<V: Verbs>(plan: &Plan, a: usize, i: u64, process: u
             ..ConnectRequest::default()
         },
     };
+    let extra = app.extra_handles;
     match app.profile {
         Profile::LogicappsBuiltin => {
             let conns: Vec<Option<i32>> = (0..n.demand.connections).map(|_| inst.connect()).collect();
@@ -85,6 +96,9 @@ pub(super) fn drive_instance<V: Verbs>(plan: &Plan, a: usize, i: u64, process: u
                     }
                 }
             }
+            for hconn in conns.iter().flatten() {
+                inst.extras(*hconn, &app.workloads[0].queue, extra);
+            }
         }
         Profile::Jms => {
             for w in &app.workloads {
@@ -96,6 +110,7 @@ pub(super) fn drive_instance<V: Verbs>(plan: &Plan, a: usize, i: u64, process: u
                         for q in &w.queues {
                             inst.open(hconn, q, OUTPUT);
                         }
+                        inst.extras(hconn, &w.queue, extra);
                     }
                 }
             }
@@ -111,6 +126,7 @@ pub(super) fn drive_instance<V: Verbs>(plan: &Plan, a: usize, i: u64, process: u
                         for q in &queues {
                             inst.open(hconn, q, OUTPUT);
                         }
+                        inst.extras(hconn, &w.queue, extra);
                     }
                 }
             }
@@ -118,8 +134,10 @@ pub(super) fn drive_instance<V: Verbs>(plan: &Plan, a: usize, i: u64, process: u
         Profile::Tibco => {
             for w in &app.workloads {
                 for _ in 0..w.activities * w.concurrency {
-                    if let Some(hconn) = inst.connect() {
-                        inst.open(hconn, &w.queue, INPUT);
+                    if let Some(hconn) = inst.connect()
+                        && inst.open(hconn, &w.queue, INPUT).is_some()
+                    {
+                        inst.extras(hconn, &w.queue, extra);
                     }
                 }
             }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Compared, Outcome, WATCHED};
 use crate::fake::{ChannelStatus, ConnStatus, FakeQm};
-use crate::plan::check::Status;
+use crate::plan::check::{Check, Status};
 use crate::plan::math::{Limit, MQRC_CHANNEL_NOT_AVAILABLE, MQRC_MAX_CONNS_LIMIT_REACHED};
 use crate::plan::model::Address;
 use crate::plan::profile::{Profile, mqpilot_queues};
@@ -48,6 +48,28 @@ pub(super) fn watched(counts: impl IntoIterator<Item = (i32, u64)>) -> BTreeMap<
     out
 }
 
+/// Notes for the jms apps whose MAXUMSGS check fails: only a listener's puts to its `queues`
+/// pass it, and the run puts nothing.
+fn undriven_listener_puts(plan: &Plan, failing: &[&Check]) -> Vec<String> {
+    plan.model
+        .apps
+        .iter()
+        .filter(|a| a.profile == Profile::Jms)
+        .filter(|a| {
+            failing
+                .iter()
+                .any(|c| c.limit == Limit::MaxUmsgs && c.apps.contains(&a.name))
+        })
+        .map(|a| {
+            format!(
+                "{}: its puts in the listener's unit of work, which would pass MAXUMSGS, are not driven, so no 2024 \
+                 is expected from the run",
+                a.name
+            )
+        })
+        .collect()
+}
+
 /// Sets the snapshot against the plan.
 pub(super) fn observe(plan: &Plan, snap: &Snapshot, mut notes: Vec<String>) -> Outcome {
     let report = plan.report("validate", 0.0);
@@ -56,9 +78,12 @@ pub(super) fn observe(plan: &Plan, snap: &Snapshot, mut notes: Vec<String>) -> O
     // The runner holds each batch it gets; it does not put a forward's batch to its target,
     // so a MAXUMSGS failure that only those puts would cause (B <= MAXUMSGS < 2B) cannot
     // show, and the worker's pollers run on.
+    // The same for a jms listener's puts to its `queues`: its one get never passes MAXUMSGS.
     let undriven_umsgs = |app: &str| {
         plan.model.apps.iter().any(|a| {
-            a.name == app && a.profile == Profile::Mqpilot && a.workloads.iter().all(|w| w.batch <= max_uncommitted)
+            a.name == app
+                && (a.profile == Profile::Jms
+                    || a.profile == Profile::Mqpilot && a.workloads.iter().all(|w| w.batch <= max_uncommitted))
         })
     };
     let predicted_reasons: BTreeSet<i32> = failing
@@ -73,6 +98,7 @@ pub(super) fn observe(plan: &Plan, snap: &Snapshot, mut notes: Vec<String>) -> O
     let channels = &snap.channels;
     // The worker stops a queue's pollers on 2024 (it will not fix itself), so an mqpilot app
     // whose batch passes MAXUMSGS never holds its worst case: its counts are not compared.
+    notes.extend(undriven_listener_puts(plan, &failing));
     let stopped: BTreeSet<&str> = plan
         .model
         .apps

@@ -12,6 +12,10 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+mod app;
+
+use app::{RawApp, check_app};
+
 use super::profile::{Kind, Profile};
 use crate::Error;
 use crate::toml_location::{field_error, parse_error};
@@ -74,6 +78,8 @@ struct RawQmgr {
     max_uncommitted: i64,
     max_connections: Option<i64>,
     #[serde(default)]
+    other_channels: i64,
+    #[serde(default)]
     channel: Vec<RawChannel>,
 }
 
@@ -105,55 +111,6 @@ struct RawChannel {
     sharecnv: i64,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum RawInstances {
-    Count(i64),
-    Range(RawRange),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRange {
-    min: i64,
-    max: i64,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawApp {
-    name: String,
-    profile: Profile,
-    channel: String,
-    instances: RawInstances,
-    #[serde(default = "per_instance")]
-    client_address: String,
-    connections: Option<i64>,
-    sharecnv: Option<i64>,
-    handles_per_connection: Option<i64>,
-    uncommitted: Option<i64>,
-    #[serde(default)]
-    workload: Vec<RawWorkload>,
-}
-
-fn per_instance() -> String {
-    PER_INSTANCE.to_owned()
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawWorkload {
-    queue: String,
-    kind: String,
-    batch: Option<i64>,
-    concurrency: Option<i64>,
-    to: Option<String>,
-    backout_queue: Option<String>,
-    #[serde(default)]
-    queues: Vec<String>,
-    activities: Option<i64>,
-}
-
 /// The `client_address` value that gives every instance its own address.
 pub const PER_INSTANCE: &str = "per-instance";
 
@@ -181,6 +138,10 @@ pub struct QueueManager {
     pub max_uncommitted: u64,
     /// The optional connection limit.
     pub max_connections: Option<u64>,
+    /// Channel instances the modelled apps do not start (senders, receivers, cluster channels,
+    /// administrators' and other clients' SVRCONNs): counted against MaxChannels and
+    /// MaxActiveChannels with the fleet's. Default 0.
+    pub other_channels: u64,
     /// Server-connection channels.
     pub channels: Vec<Channel>,
 }
@@ -190,9 +151,9 @@ pub struct QueueManager {
 pub struct Channel {
     /// Channel name.
     pub name: String,
-    /// MAXINST. Default 999999999.
+    /// MAXINST; 0 blocks the channel. Default 999999999.
     pub max_inst: u64,
-    /// MAXINSTC. Default 999999999.
+    /// MAXINSTC; 0 blocks the channel. Default 999999999.
     pub max_instc: u64,
     /// SHARECNV; 0 = no sharing. Default 10.
     pub sharecnv: u64,
@@ -224,6 +185,8 @@ pub struct App {
     pub range: bool,
     /// Client address.
     pub address: Address,
+    /// Whether the model gave `client_address`, rather than leaving the per-instance default.
+    pub client_address_given: bool,
     /// `connections`, when given.
     pub connections: Option<u64>,
     /// Client-side SHARECNV. Default 10.
@@ -232,6 +195,10 @@ pub struct App {
     pub handles_per_connection: Option<u64>,
     /// `uncommitted` (custom profile).
     pub uncommitted: Option<u64>,
+    /// Handles each connection holds that the profile does not count (JMS temporary reply
+    /// queues, the queue manager object opened to inquire, ...). Default 0; not for the mqpilot
+    /// and custom profiles.
+    pub extra_handles: u64,
     /// What it does.
     pub workloads: Vec<Workload>,
 }
@@ -263,18 +230,7 @@ impl Model {
     /// # Errors
     /// [`Error::Config`] with file:line:column and the field path.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Self, Error> {
-        let raw: RawModel = toml::from_str(text).map_err(|e| {
-            let mut error = parse_error(&e, text, origin);
-            if let Error::Config { message, .. } = &mut error {
-                if let Some(n) = out_of_range(message) {
-                    *message = format!("{n} is out of range: a count here is 0 to {UNLIMITED} (MQ's largest value)");
-                } else if message.contains("untagged enum RawInstances") {
-                    *message =
-                        "expected a count (instances = 12) or a range (instances = { min = 1, max = 40 })".into();
-                }
-            }
-            error
-        })?;
+        let raw: RawModel = toml::from_str(text).map_err(|e| reworded(parse_error(&e, text, origin), text))?;
         Self::from_raw(raw, &|field: String, message: String| {
             field_error(text, origin, field, message)
         })
@@ -317,8 +273,9 @@ impl Model {
             let sharecnv = bounded(c.sharecnv, 0).map_err(|m| err(at("sharecnv"), m))?;
             channels.push(Channel {
                 name: c.name,
-                max_inst: count(&at("max_inst"), c.max_inst)?,
-                max_instc: count(&at("max_instc"), c.max_instc)?,
+                // MQ takes 0 for both: the channel then starts no instance at all.
+                max_inst: bounded(c.max_inst, 0).map_err(|m| err(at("max_inst"), m))?,
+                max_instc: bounded(c.max_instc, 0).map_err(|m| err(at("max_instc"), m))?,
                 sharecnv,
             });
         }
@@ -335,6 +292,7 @@ impl Model {
                 .max_connections
                 .map(|v| count("queue_manager.max_connections", v))
                 .transpose()?,
+            other_channels: bounded(q.other_channels, 0).map_err(|m| err("queue_manager.other_channels".into(), m))?,
             channels,
         };
         let mut apps = Vec::new();
@@ -355,6 +313,48 @@ impl Model {
     #[must_use]
     pub fn app(&self, name: &str) -> Option<usize> {
         self.apps.iter().position(|a| a.name == name)
+    }
+}
+
+/// A parse error in the planner's words: counts out of range, instances neither a count nor a
+/// range, and an unclosed table header named by its table (the parser's message names no key,
+/// so the field would be the `]` it expected).
+fn reworded(mut error: Error, text: &str) -> Error {
+    if let Error::Config {
+        message, field, line, ..
+    } = &mut error
+    {
+        if let Some(n) = out_of_range(message) {
+            *message = format!("{n} is out of range: a count here is 0 to {UNLIMITED} (MQ's largest value)");
+        } else if message.contains("untagged enum RawInstances") {
+            *message = "expected a count (instances = 12) or a range (instances = { min = 1, max = 40 })".into();
+        } else if message.starts_with("unclosed table") || message.starts_with("unclosed array table") {
+            *field = unclosed_header(text, *line);
+            *message = "unclosed table header, expected `]`".into();
+        }
+    }
+    error
+}
+
+/// The table an unclosed header on 1-based `line` opens (`[[app.workload]` -> `app.workload`),
+/// or `document` when there is no readable name.
+fn unclosed_header(text: &str, line: usize) -> String {
+    let header = text.lines().nth(line.saturating_sub(1)).unwrap_or("");
+    let name = header
+        .split('#')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .trim_matches(|c| c == '[' || c == ']')
+        .trim();
+    let readable = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if readable {
+        name.to_owned()
+    } else {
+        "document".to_owned()
     }
 }
 
@@ -382,204 +382,11 @@ fn without_nulls(value: &serde_json::Value) -> serde_json::Value {
     }
 }
 
-fn check_app(i: usize, a: RawApp, qm: &QueueManager, err: &dyn Fn(String, String) -> Error) -> Result<App, Error> {
-    let at = |k: &str| format!("app[{i}].{k}");
-    let count = |field: String, v: i64| bounded(v, 1).map_err(|m| err(field, m));
-    label(&a.name).map_err(|m| err(at("name"), m))?;
-    // The name is the application name its connections show (and validate counts them by).
-    crate::mq::options::check_appl_name(&a.name).map_err(|m| err(at("name"), m))?;
-    unused_app_fields(a.profile, &a).map_err(|(field, m)| err(at(field), m))?;
-    let channel = qm.channels.iter().position(|c| c.name == a.channel).ok_or_else(|| {
-        let known: Vec<&str> = qm.channels.iter().map(|c| c.name.as_str()).collect();
-        err(
-            at("channel"),
-            format!(
-                "channel {:?} is not defined under [[queue_manager.channel]] (defined: {})",
-                a.channel,
-                if known.is_empty() {
-                    "none".into()
-                } else {
-                    known.join(", ")
-                }
-            ),
-        )
-    })?;
-    let (min, max, range) = match a.instances {
-        RawInstances::Count(n) => {
-            let n = count(at("instances"), n)?;
-            (n, n, false)
-        }
-        RawInstances::Range(r) => {
-            let min = count(at("instances.min"), r.min)?;
-            let max = count(at("instances.max"), r.max)?;
-            if min > max {
-                return Err(err(at("instances"), format!("min ({min}) is greater than max ({max})")));
-            }
-            (min, max, true)
-        }
-    };
-    label(&a.client_address).map_err(|m| err(at("client_address"), m))?;
-    let address = match a.client_address.trim() {
-        PER_INSTANCE => Address::PerInstance,
-        group => Address::Group(group.to_owned()),
-    };
-    let sharecnv = match a.sharecnv {
-        Some(v) => bounded(v, 0).map_err(|m| err(at("sharecnv"), m))?,
-        None => 10,
-    };
-    let mut workloads = Vec::new();
-    for (w, raw) in a.workload.into_iter().enumerate() {
-        workloads.push(check_workload(&format!("app[{i}].workload[{w}]"), a.profile, raw, err)?);
-    }
-    if workloads.is_empty() && a.profile != Profile::Custom {
-        return Err(err(at("workload"), "an app needs at least one [[app.workload]]".into()));
-    }
-    let app = App {
-        name: a.name,
-        profile: a.profile,
-        channel,
-        min_instances: min,
-        max_instances: max,
-        range,
-        address,
-        connections: a.connections.map(|v| count(at("connections"), v)).transpose()?,
-        sharecnv,
-        handles_per_connection: a
-            .handles_per_connection
-            .map(|v| count(at("handles_per_connection"), v))
-            .transpose()?,
-        uncommitted: a
-            .uncommitted
-            .map(|v| bounded(v, 0).map_err(|m| err(at("uncommitted"), m)))
-            .transpose()?,
-        workloads,
-    };
-    if app.profile == Profile::Custom {
-        for (field, given) in [
-            ("connections", app.connections.is_some()),
-            ("handles_per_connection", app.handles_per_connection.is_some()),
-            ("uncommitted", app.uncommitted.is_some()),
-        ] {
-            if !given {
-                return Err(err(at(field), format!("the custom profile needs `{field}`")));
-            }
-        }
-    }
-    Ok(app)
-}
-
-fn check_workload(
-    at: &str,
-    profile: Profile,
-    w: RawWorkload,
-    err: &dyn Fn(String, String) -> Error,
-) -> Result<Workload, Error> {
-    let field = |k: &str| format!("{at}.{k}");
-    let count = |k: &str, v: Option<i64>| v.map_or(Ok(1), |v| bounded(v, 1).map_err(|m| err(field(k), m)));
-    let kind = Kind::parse(profile, &w.kind).ok_or_else(|| {
-        err(
-            field("kind"),
-            format!(
-                "unknown kind {:?} for profile {}; expected one of: {}",
-                w.kind,
-                profile.name(),
-                profile.kinds().join(", ")
-            ),
-        )
-    })?;
-    unused_workload_fields(profile, kind, &w).map_err(|(k, m)| err(field(k), m))?;
-    let queue_name = |k: String, name: &str| mq_name(name, NAME_LENGTH, "queue name").map_err(|m| err(k, m));
-    queue_name(field("queue"), &w.queue)?;
-    for (k, name) in [("to", &w.to), ("backout_queue", &w.backout_queue)] {
-        if let Some(name) = name {
-            queue_name(field(k), name)?;
-        }
-    }
-    for (n, name) in w.queues.iter().enumerate() {
-        queue_name(format!("{at}.queues[{n}]"), name)?;
-    }
-    if kind == Kind::Forward && w.to.is_none() {
-        return Err(err(
-            field("to"),
-            "a forward workload needs `to`, the target queue".into(),
-        ));
-    }
-    Ok(Workload {
-        queue: w.queue,
-        kind,
-        batch: count("batch", w.batch)?,
-        concurrency: count("concurrency", w.concurrency)?,
-        to: w.to,
-        backout_queue: w.backout_queue,
-        queues: w.queues,
-        activities: count("activities", w.activities)?,
-    })
-}
-
-/// Refuses an app field its profile does not read: it would change nothing in the plan, so
-/// a number the user believes is counted would silently not be.
-fn unused_app_fields(profile: Profile, a: &RawApp) -> Result<(), (&'static str, String)> {
-    let custom = profile == Profile::Custom;
-    let pool = matches!(profile, Profile::LogicappsBuiltin | Profile::Mqpilot) || custom;
-    for (field, given, read) in [
-        ("connections", a.connections.is_some(), pool),
-        ("handles_per_connection", a.handles_per_connection.is_some(), custom),
-        ("uncommitted", a.uncommitted.is_some(), custom),
-    ] {
-        if given && !read {
-            return Err((field, unused(profile, field)));
-        }
-    }
-    Ok(())
-}
-
-/// The same for a workload's fields.
-fn unused_workload_fields(profile: Profile, kind: Kind, w: &RawWorkload) -> Result<(), (&'static str, String)> {
-    use Profile::{Ace, Custom, Jms, LogicappsBuiltin, Mqpilot, Tibco};
-    if w.to.is_some() && kind != Kind::Forward {
-        return Err(("to", "only a forward workload (mqpilot) uses `to`; remove it".into()));
-    }
-    if w.batch.is_some() && profile == LogicappsBuiltin && !kind.browse_locks() {
-        return Err((
-            "batch",
-            format!(
-                "a {} workload gets or puts one message per operation, so `batch` would change nothing in the \
-                 plan (only browse-lock-trigger and browse-lock use it); remove it",
-                w.kind
-            ),
-        ));
-    }
-    for (field, given, read) in [
-        (
-            "batch",
-            w.batch.is_some(),
-            matches!(profile, LogicappsBuiltin | Mqpilot),
-        ),
-        ("concurrency", w.concurrency.is_some(), profile != Custom),
-        ("backout_queue", w.backout_queue.is_some(), profile == Mqpilot),
-        ("queues", !w.queues.is_empty(), matches!(profile, Jms | Ace)),
-        ("activities", w.activities.is_some(), profile == Tibco),
-    ] {
-        if given && !read {
-            return Err((field, unused(profile, field)));
-        }
-    }
-    Ok(())
-}
-
-fn unused(profile: Profile, field: &str) -> String {
-    format!(
-        "the {} profile does not use `{field}`, so it would change nothing in the plan (see \"The math\" in the \
-         README); remove it",
-        profile.name()
-    )
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    const GOOD: &str = "\
+    pub(super) const GOOD: &str = "\
 [queue_manager]
 name = \"QM1\"
 max_handles = 256
@@ -599,7 +406,7 @@ kind = \"browse-lock-trigger\"
 batch = 20
 ";
 
-    fn error(text: &str) -> String {
+    pub(super) fn error(text: &str) -> String {
         Model::from_toml(text, Path::new("m.toml")).unwrap_err().to_string()
     }
 
@@ -744,34 +551,12 @@ batch = 20
     }
 
     #[test]
-    fn fields_the_profile_does_not_use_are_errors() {
-        let jms = GOOD
-            .replace("\"logicapps-builtin\"", "\"jms\"")
-            .replace("\"browse-lock-trigger\"", "\"listener\"")
-            .replace("batch = 20", "concurrency = 2");
-        assert!(Model::from_toml(&jms, Path::new("m.toml")).is_ok());
-        let e = error(&jms.replace("instances = {", "connections = 200\ninstances = {"));
+    fn an_unclosed_table_header_names_its_table_not_a_bracket() {
+        let e = error(&GOOD.replace("[queue_manager]", "[queue_manager"));
+        assert_eq!(e, "m.toml:1:15: queue_manager: unclosed table header, expected `]`");
+        let e = error(&GOOD.replace("[[app.workload]]", "[[app.workload]"));
         assert!(
-            e.starts_with("m.toml:12:1: app[0].connections: the jms profile does not use `connections`"),
-            "{e}"
-        );
-        let e = error(&jms.replace("concurrency = 2", "concurrency = 2\nbatch = 20000"));
-        assert!(
-            e.contains("app[0].workload[0].batch: the jms profile does not use `batch`"),
-            "{e}"
-        );
-        let e = error(&GOOD.replace("\"browse-lock-trigger\"", "\"receive\""));
-        assert!(
-            e.starts_with("m.toml:17:1: app[0].workload[0].batch: a receive workload gets or puts one message"),
-            "{e}"
-        );
-        let browse_lock = GOOD.replace("\"browse-lock-trigger\"", "\"browse-lock\"");
-        assert!(Model::from_toml(&browse_lock, Path::new("m.toml")).is_ok());
-        let e = error(&GOOD.replace("batch = 20", "batch = 20\nto = \"OUT\""));
-        assert!(e.contains("app[0].workload[0].to: only a forward workload"), "{e}");
-        let e = error(&GOOD.replace("instances = {", "uncommitted = 5\ninstances = {"));
-        assert!(
-            e.contains("app[0].uncommitted: the logicapps-builtin profile does not use"),
+            e.starts_with("m.toml:14:") && e.contains(": app.workload: unclosed table header"),
             "{e}"
         );
     }
