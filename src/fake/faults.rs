@@ -79,7 +79,16 @@ impl FakeQm {
     /// [`FakeQm::fail_next`] with that reason: a connection-ending reason breaks it, which
     /// backs out what a get or put under syncpoint did; an MQCONNX that fails so ends the
     /// connection it made.
+    ///
+    /// # Panics
+    /// For MQCMIT with 2003 (MQRC_BACKED_OUT): MQ never says "backed out" of work it
+    /// committed (a lost reply is 2009 or the like); plan MQCMIT's 2003 with
+    /// [`FakeQm::fail_next`].
     pub fn fail_after(&self, verb: Verb, n: u32, reason: i32) {
+        assert!(
+            !(verb == Verb::Cmit && reason == mq::MQRC_BACKED_OUT),
+            "MQ does not answer 2003 for an MQCMIT that committed: plan it with fail_next"
+        );
         self.lock().faults.plan(verb, Timing::After, n, reason);
     }
 

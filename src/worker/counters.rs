@@ -19,6 +19,8 @@ pub struct QueueCounters {
     lost_at_most_once: AtomicU64,
     /// Messages received without syncpoint whose batch is still with its sink.
     undelivered: AtomicU64,
+    /// MQGETs without syncpoint under way.
+    getting: AtomicU64,
     queue: Arc<str>,
     metrics: QueueMetrics,
 }
@@ -165,6 +167,7 @@ impl QueueCounters {
             batches: AtomicU64::new(0),
             lost_at_most_once: AtomicU64::new(0),
             undelivered: AtomicU64::new(0),
+            getting: AtomicU64::new(0),
             queue: queue.into(),
             metrics: QueueMetrics::register(queue),
         }
@@ -218,7 +221,11 @@ impl QueueCounters {
 
     /// Counts the messages of a batch received without syncpoint until its delivery ends.
     pub(crate) const fn undelivered(&self) -> Undelivered<'_> {
-        Undelivered { counters: self, n: 0 }
+        Undelivered {
+            counters: self,
+            n: 0,
+            getting: false,
+        }
     }
 
     /// Counts a poller of the queue as running until the returned guard is dropped.
@@ -248,36 +255,65 @@ impl QueueCounters {
 static WITHOUT_SYNCPOINT: Mutex<Vec<Weak<QueueCounters>>> = Mutex::new(Vec::new());
 
 /// A batch being received without syncpoint, counted in [`undelivered_without_syncpoint`]
-/// from each MQGET until dropped, when its delivery has ended, whatever came of it.
+/// from each MQGET on until dropped, when its delivery has ended, whatever came of it.
 pub(crate) struct Undelivered<'a> {
     counters: &'a QueueCounters,
+    /// Messages got.
     n: u64,
+    /// An MQGET is under way: it may be taking a message.
+    getting: bool,
 }
 
 impl Undelivered<'_> {
-    /// Counts one more message got.
-    pub(crate) fn add(&mut self) {
-        self.n += 1;
-        self.counters.undelivered.fetch_add(1, Ordering::Relaxed);
+    /// An MQGET is about to be issued.
+    pub(crate) fn getting(&mut self) {
+        self.counters.getting.fetch_add(1, Ordering::Relaxed);
+        self.getting = true;
+    }
+
+    /// The MQGET ended; `took` whether it took a message.
+    pub(crate) fn got(&mut self, took: bool) {
+        if took {
+            self.n += 1;
+            self.counters.undelivered.fetch_add(1, Ordering::Relaxed);
+        }
+        if std::mem::take(&mut self.getting) {
+            self.counters.getting.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
 impl Drop for Undelivered<'_> {
     fn drop(&mut self) {
+        self.got(false);
         self.counters.undelivered.fetch_sub(self.n, Ordering::Relaxed);
     }
 }
 
-/// Messages received without syncpoint (`receive = "no-syncpoint"`) in batches not yet
-/// delivered in full, per queue with any: at most what exiting now loses, since MQ has
-/// nothing to back out for them.
+/// One queue's share of what exiting now would lose, received without syncpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsynced {
+    /// The queue.
+    pub queue: String,
+    /// Messages got, in batches not yet delivered in full.
+    pub messages: u64,
+    /// MQGETs under way, each of which may be taking one more.
+    pub gets: u64,
+}
+
+/// What exiting now would lose of the queues received without syncpoint (`receive =
+/// "no-syncpoint"`), per queue with anything at stake: MQ has nothing to back out for them.
 #[must_use]
-pub fn undelivered_without_syncpoint() -> Vec<(String, u64)> {
+pub fn undelivered_without_syncpoint() -> Vec<Unsynced> {
     let watched = WITHOUT_SYNCPOINT.lock().unwrap_or_else(PoisonError::into_inner);
     watched
         .iter()
         .filter_map(Weak::upgrade)
-        .map(|c| (c.queue.to_string(), c.undelivered.load(Ordering::Relaxed)))
-        .filter(|(_, n)| *n > 0)
+        .map(|c| Unsynced {
+            queue: c.queue.to_string(),
+            messages: c.undelivered.load(Ordering::Relaxed),
+            gets: c.getting.load(Ordering::Relaxed),
+        })
+        .filter(|u| u.messages > 0 || u.gets > 0)
         .collect()
 }

@@ -20,4 +20,6 @@ mod round;
 pub mod run;
 pub mod sink;
 
-pub use counters::{HISTOGRAM_BUCKETS, QueueCounters, QueueTotals, describe_metrics, undelivered_without_syncpoint};
+pub use counters::{
+    HISTOGRAM_BUCKETS, QueueCounters, QueueTotals, Unsynced, describe_metrics, undelivered_without_syncpoint,
+};

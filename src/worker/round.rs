@@ -272,16 +272,10 @@ fn receive(
     mut unsynced: Option<&mut Undelivered<'_>>,
 ) -> Result<Received, (usize, Error)> {
     let plan = &turn.plan;
-    let mut got = || {
-        if let Some(u) = unsynced.as_deref_mut() {
-            u.add();
-        }
-    };
-    let m = match first_get(c, turn).map_err(|e| (0, e))? {
+    let m = match first_get(c, turn, &mut unsynced).map_err(|e| (0, e))? {
         Ok(m) => m,
         Err(idle) => return Ok(Received::Idle(idle)),
     };
-    got();
     if plan.syncpoint && m.backout_count() > 0 {
         return Ok(Received::Batch(vec![m]));
     }
@@ -298,9 +292,8 @@ fn receive(
     };
     while batch.len() < room && bytes < plan.max_batch_bytes && unit.has_room() && turn.waiting.load(Ordering::Acquire)
     {
-        match c.get(&plan.queue, next) {
+        match counted_get(c, &plan.queue, next, &mut unsynced) {
             Ok(Some(m)) => {
-                got();
                 bytes += m.data.len();
                 unit.add(plan, &m);
                 batch.push(m);
@@ -361,7 +354,11 @@ impl UnitOfWork {
 
 /// A round's first MQGET: waits up to `wait_ms` for a message (less what it waited before
 /// it gave its room up), in slices of at most [`WAIT_SLICE`].
-fn first_get(c: &mut PooledConn, turn: &Turn) -> Result<Result<Message, Idle>, Error> {
+fn first_get(
+    c: &mut PooledConn,
+    turn: &Turn,
+    unsynced: &mut Option<&mut Undelivered<'_>>,
+) -> Result<Result<Message, Idle>, Error> {
     let plan = &turn.plan;
     let started = Instant::now();
     let before = turn.idle_for.take();
@@ -373,7 +370,7 @@ fn first_get(c: &mut PooledConn, turn: &Turn) -> Result<Result<Message, Idle>, E
             syncpoint: plan.syncpoint,
             wait_ms: u32::try_from(slice.as_millis()).unwrap_or(u32::MAX),
         };
-        if let Some(m) = c.get(&plan.queue, request)? {
+        if let Some(m) = counted_get(c, &plan.queue, request, unsynced)? {
             return Ok(Ok(m));
         }
         if turn.cancel.is_cancelled() || !turn.waiting.load(Ordering::Acquire) {
@@ -387,6 +384,23 @@ fn first_get(c: &mut PooledConn, turn: &Turn) -> Result<Result<Message, Idle>, E
             return Ok(Err(Idle::Yielded { idle_for }));
         }
     }
+}
+
+/// An MQGET. Without syncpoint (`unsynced`), from the call on: a message it takes is off the
+/// queue, and nowhere but here until the sink has it.
+fn counted_get(
+    c: &mut PooledConn,
+    queue: &std::sync::Arc<str>,
+    request: GetRequest,
+    unsynced: &mut Option<&mut Undelivered<'_>>,
+) -> Result<Option<Message>, Error> {
+    let Some(u) = unsynced.as_deref_mut() else {
+        return c.get(queue, request);
+    };
+    u.getting();
+    let got = c.get(queue, request);
+    u.got(matches!(got, Ok(Some(_))));
+    got
 }
 
 /// Hands the batch to the sink. For a queue sink the puts join the unit of work, and a put's

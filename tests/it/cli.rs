@@ -847,6 +847,48 @@ fn an_exec_commands_stderr_is_logged_at_warn_and_its_stdout_at_info() {
 }
 
 #[test]
+fn an_exec_commands_last_output_is_logged_when_a_daemon_it_started_keeps_the_pipes() {
+    let pid_file = std::env::temp_dir().join(format!("mqpilot-daemon-{}", std::process::id()));
+    let _ = std::fs::remove_file(&pid_file);
+    // The daemon leaves the command's process group and keeps its stdout and stderr open; the
+    // command's last words have no newline.
+    let script = format!(
+        "cat > /dev/null; setsid sh -c 'echo $$ > {}; exec sleep 60' & printf last-words-no-newline",
+        pid_file.display()
+    );
+    let command = serde_json::to_string(&["sh", "-c", &script]).expect("json");
+    let config = TempFile::new(
+        "exec-daemon.toml",
+        &format!("[[queue]]\nname = \"DEMO.IN\"\nbatch = 5\n\n[queue.sink]\ntype = \"exec\"\ncommand = {command}\n"),
+    );
+    let args = [
+        "poll",
+        "--fake",
+        "--config",
+        config.arg(),
+        "--max-messages",
+        "5",
+        "--wait-ms",
+        "50",
+    ];
+    let run = mqpilot_env(&args, &[("RUST_LOG", "info")]);
+    if let Ok(pid) = std::fs::read_to_string(&pid_file)
+        .unwrap_or_default()
+        .trim()
+        .parse::<i32>()
+    {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+    let _ = std::fs::remove_file(&pid_file);
+    run.expect_code(0).stderr_has(&[
+        "last-words-no-newline",
+        "not read further: a process the command started keeps this output open",
+    ]);
+}
+
+#[test]
 fn the_password_never_reaches_stdout_or_stderr() {
     let secret = format!("pw-{}-Zq8vR2", std::process::id());
     let password_file = TempFile::new("mq-password", &format!("{secret}\n"));

@@ -222,3 +222,10 @@ fn a_get_under_syncpoint_whose_reply_is_lost_is_backed_out_with_its_connection()
         [("one".into(), 1, "visible"), ("two".into(), 0, "visible")]
     );
 }
+
+#[test]
+#[should_panic(expected = "MQ does not answer 2003 for an MQCMIT that committed")]
+fn a_commit_is_never_answered_backed_out_after_it_committed() {
+    let qm = FakeQm::new(mqpilot::fake::FakeConfig::default());
+    qm.fail_after_commit(1, MQRC_BACKED_OUT.0);
+}

@@ -192,3 +192,72 @@ async fn a_poison_message_mid_batch_does_not_take_a_batch_of_maxumsgs_past_it() 
     assert_eq!(boq, [b"m5".to_vec()]);
     assert_eq!(sink.got.lock().unwrap().len(), 10);
 }
+
+/// A sink that holds each batch until a permit is added.
+struct Held(tokio::sync::Semaphore);
+
+impl mqpilot::worker::sink::Sink for Held {
+    fn deliver<'a>(&'a self, _batch: &'a [mqpilot::mq::message::Message]) -> mqpilot::worker::sink::Delivery<'a> {
+        Box::pin(async move {
+            self.0.acquire().await.expect("open").forget();
+            Ok(())
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        "held"
+    }
+}
+
+/// What an exit now would lose of `queue`: messages got without syncpoint, MQGETs under way.
+async fn at_stake_becomes(queue: &str, wanted: (u64, u64)) {
+    let started = Instant::now();
+    loop {
+        let now = mqpilot::worker::undelivered_without_syncpoint()
+            .into_iter()
+            .find(|u| u.queue == queue)
+            .map_or((0, 0), |u| (u.messages, u.gets));
+        if now == wanted {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{queue}: {now:?}, not {wanted:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_got_without_syncpoint_count_from_their_mqget_until_the_sink_has_them() {
+    const QUEUE: &str = "UNSYNCED.IN";
+    let mut config = FakeConfig::default();
+    config.channels.push(ChannelDef::new("APP.SVRCONN"));
+    config.queues.push(QueueDef::new(QUEUE));
+    let qm = FakeQm::new(config);
+    let sink = Arc::new(Held(tokio::sync::Semaphore::new(0)));
+    let mut unsynced = (*plan(QUEUE, 10, SinkTarget::External(sink.clone()))).clone();
+    unsynced.syncpoint = false;
+    unsynced.wait_ms = 60_000;
+    let queues = [QueueRun {
+        plan: Arc::new(unsynced),
+        workers: 1,
+    }];
+    let cancel = CancellationToken::new();
+    let (_handle, run) = start(&pool(&qm, 1), &queues, RunLimits::new(false, None), &cancel);
+    // Idle: its MQGET waits, and may take a message at any moment.
+    at_stake_becomes(QUEUE, (0, 1)).await;
+    for i in 0..3 {
+        qm.put_message(QUEUE, PutSpec::text(format!("m{i}"))).expect("put");
+    }
+    // Off the queue, with the sink.
+    at_stake_becomes(QUEUE, (3, 0)).await;
+    assert_eq!(qm.depth(QUEUE).expect("depth"), 0);
+    sink.0.add_permits(1);
+    at_stake_becomes(QUEUE, (0, 1)).await;
+    cancel.cancel();
+    sink.0.add_permits(100);
+    let summary = run.finish().await;
+    assert_eq!(summary.total().delivered, 3);
+    at_stake_becomes(QUEUE, (0, 0)).await;
+}

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use mqpilot::worker::Unsynced;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
@@ -116,19 +117,81 @@ async fn next(signals: &mut [Signal]) {
 /// [`EXIT_AT_ONCE`]. `exit` runs no destructors: the commands would otherwise outlive us.
 fn exit_at_once(why: &str) -> ! {
     // Counted first: a killed command fails its delivery, which ends the count of its batch.
-    let lost = mqpilot::worker::undelivered_without_syncpoint();
+    let at_stake = mqpilot::worker::undelivered_without_syncpoint();
     mqpilot::worker::sink::kill_running_commands();
-    if lost.is_empty() {
-        say!("mqpilot: {why}: exiting now; MQ backs out uncommitted work");
-    } else {
-        let total: u64 = lost.iter().map(|(_, n)| n).sum();
-        let per_queue: Vec<String> = lost.iter().map(|(q, n)| format!("{q} {n}")).collect();
-        say!(
-            "mqpilot: {why}: exiting now; MQ backs out uncommitted work, but up to {total} messages \
-             received without syncpoint and not yet delivered are LOST ({})",
-            per_queue.join(", ")
-        );
-    }
+    say!(
+        "mqpilot: {why}: exiting now; MQ backs out uncommitted work{}",
+        lost(&at_stake)
+    );
     crate::stderr::flush(LAST_WORD);
     std::process::exit(EXIT_AT_ONCE);
+}
+
+/// What an exit now loses of the queues received without syncpoint, as the end of the exit
+/// message: nothing, or the messages got and not yet delivered, and the MQGETs under way
+/// that may be taking one more each.
+fn lost(at_stake: &[Unsynced]) -> String {
+    let per_queue = |n: fn(&Unsynced) -> u64| -> (u64, String) {
+        let listed: Vec<String> = at_stake
+            .iter()
+            .filter(|u| n(u) > 0)
+            .map(|u| format!("{} {}", u.queue, n(u)))
+            .collect();
+        (at_stake.iter().map(n).sum(), listed.join(", "))
+    };
+    let mut said = String::new();
+    let (messages, queues) = per_queue(|u| u.messages);
+    if messages > 0 {
+        let (noun, verb) = if messages == 1 {
+            ("message", "is")
+        } else {
+            ("messages", "are")
+        };
+        said += &format!(
+            ", but up to {messages} {noun} received without syncpoint and not yet delivered {verb} LOST ({queues})"
+        );
+    }
+    let (gets, queues) = per_queue(|u| u.gets);
+    if gets > 0 {
+        let (noun, verb) = if gets == 1 {
+            ("MQGET", "was")
+        } else {
+            ("MQGETs", "were")
+        };
+        said += &format!(
+            "; {gets} {noun} without syncpoint {verb} under way ({queues}): a message one takes now is LOST too"
+        );
+    }
+    said
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at_stake(queue: &str, messages: u64, gets: u64) -> Unsynced {
+        Unsynced {
+            queue: queue.to_owned(),
+            messages,
+            gets,
+        }
+    }
+
+    #[test]
+    fn the_exit_message_counts_what_no_syncpoint_queues_lose() {
+        assert_eq!(lost(&[]), "");
+        assert_eq!(
+            lost(&[at_stake("A", 3, 0), at_stake("B", 1, 1)]),
+            ", but up to 4 messages received without syncpoint and not yet delivered are LOST (A 3, B 1); \
+             1 MQGET without syncpoint was under way (B 1): a message one takes now is LOST too"
+        );
+        assert_eq!(
+            lost(&[at_stake("A", 1, 0)]),
+            ", but up to 1 message received without syncpoint and not yet delivered is LOST (A 1)"
+        );
+        assert_eq!(
+            lost(&[at_stake("A", 0, 2)]),
+            "; 2 MQGETs without syncpoint were under way (A 2): a message one takes now is LOST too"
+        );
+    }
 }

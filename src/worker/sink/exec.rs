@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt as _;
 use tokio::process::{Child, Command};
+use tokio_util::sync::CancellationToken;
 
 use super::output::log_output;
 use super::stdout::json_lines;
@@ -261,19 +262,23 @@ impl ExecSink {
 
     /// Runs the command once and waits for it, killing it at the timeout.
     async fn run(&self, run: Run) -> Result<(), SinkError> {
-        let (mut child, _group) = self.spawn(run.env)?;
+        let (mut child, group) = self.spawn(run.env)?;
         let mut stdin = child.stdin.take().expect("stdin is piped");
         let program = &self.command[0];
-        let output = [
+        let stop_reading = CancellationToken::new();
+        let output: Vec<_> = [
             child
                 .stdout
                 .take()
-                .map(|out| log_output(out, &run.queue, program, "stdout")),
+                .map(|out| log_output(out, &run.queue, program, "stdout", &stop_reading)),
             child
                 .stderr
                 .take()
-                .map(|err| log_output(err, &run.queue, program, "stderr")),
-        ];
+                .map(|err| log_output(err, &run.queue, program, "stderr", &stop_reading)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         let input = run.stdin;
         let feed = async move {
             let written = stdin.write_all(&input).await;
@@ -284,24 +289,18 @@ impl ExecSink {
         let what = run.what;
         let finished = tokio::time::timeout(self.timeout, async { tokio::join!(feed, child.wait()) }).await;
         let Ok((written, status)) = finished else {
-            // Kill and reap; if it exited in the meantime there is nothing left to kill.
+            // Kill its group and reap it; if it exited in the meantime there is nothing left
+            // to kill. What it wrote until then is logged first.
+            drop(group);
             let _ = child.kill().await;
+            finish_output(output, stop_reading).await;
             let ms = self.timeout.as_millis();
             return Err(fail(format!(
                 "{self} timed out after {ms} ms for {what} and was killed"
             )));
         };
-        // Its last lines are logged before its verdict. Past the grace, something the command
-        // started still holds the pipes: its group is killed after this, and a descendant that
-        // left the group (`setsid`) is not ours to wait for, so its readers stop here.
-        let mut readers: Vec<_> = output.into_iter().flatten().collect();
-        let _ = tokio::time::timeout(OUTPUT_GRACE, async {
-            for task in &mut readers {
-                let _ = task.await;
-            }
-        })
-        .await;
-        readers.iter().for_each(tokio::task::JoinHandle::abort);
+        // Its last lines are logged before its verdict; its group is killed after that.
+        finish_output(output, stop_reading).await;
         let status = status.map_err(|e| fail(format!("waiting for {self} ({what}): {e}")))?;
         if !status.success() {
             return Err(fail(format!("{self} {} for {what}", describe(status))));
@@ -314,6 +313,23 @@ impl ExecSink {
             }
             _ => Ok(()),
         }
+    }
+}
+
+/// Lets a command's output readers reach the end of its output, for at most
+/// [`OUTPUT_GRACE`]: past it, something the command started still holds its pipes (killed
+/// with its group after this, or a daemon that left the group with `setsid`, which is not
+/// ours to wait for), and the readers log what they hold and stop.
+async fn finish_output(readers: Vec<tokio::task::JoinHandle<()>>, stop: CancellationToken) {
+    let all = async {
+        for reader in readers {
+            let _ = reader.await;
+        }
+    };
+    tokio::pin!(all);
+    if tokio::time::timeout(OUTPUT_GRACE, &mut all).await.is_err() {
+        stop.cancel();
+        all.await;
     }
 }
 
@@ -603,6 +619,27 @@ mod tests {
         }
         let _ = std::fs::remove_file(pid_file);
         assert!(delivered.is_ok(), "{delivered:?}");
+        assert!(!daemon.is_empty(), "the daemon did not start");
+        assert_eq!(left, before, "the output readers outlived the delivery");
+    }
+
+    #[tokio::test]
+    async fn a_command_past_its_timeout_leaves_no_output_reader_behind_a_daemon() {
+        let pid_file = scratch("daemon-timeout-pid");
+        let script = r#"setsid sh -c 'echo $$ > "$1"; exec sleep 60' sh "$1" & exec sleep 60"#;
+        let command = ["sh", "-c", script, "sh", pid_file.to_str().unwrap()].map(String::from);
+        let sink = ExecSink::new(command.to_vec(), Per::Batch, Duration::from_millis(300)).unwrap();
+        let metrics = tokio::runtime::Handle::current().metrics();
+        let before = metrics.num_alive_tasks();
+        let delivered = sink.deliver(&[message(b"a", 1)]).await;
+        let left = metrics.num_alive_tasks();
+        let daemon = std::fs::read_to_string(&pid_file).unwrap_or_default();
+        if let Ok(pid) = daemon.trim().parse::<libc::pid_t>() {
+            // SAFETY: kill(2) with plain integers, on the daemon this test started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        let _ = std::fs::remove_file(pid_file);
+        assert!(delivered.unwrap_err().message.contains("timed out"));
         assert!(!daemon.is_empty(), "the daemon did not start");
         assert_eq!(left, before, "the output readers outlived the delivery");
     }

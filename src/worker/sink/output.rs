@@ -6,6 +6,7 @@
 //! a run logs at most [`OUTPUT_LIMIT_BYTES`] per stream, and the rest is read and dropped.
 
 use tokio::io::{AsyncRead, AsyncReadExt as _};
+use tokio_util::sync::CancellationToken;
 
 /// Longest line of a command's output that is logged; the rest of the line is dropped.
 pub const LINE_LIMIT_BYTES: usize = 1024;
@@ -15,13 +16,15 @@ pub const OUTPUT_LIMIT_BYTES: usize = 64 * 1024;
 /// Reads a command's stdout or stderr to the end on a task of its own, logging it line by
 /// line ([`OutputLog`]). Reading never waits for the log: a line the log cannot take is
 /// dropped there, so the command never blocks on its output.
+/// Once `stop` is cancelled it reads no more, logs what it holds and ends.
 pub(super) fn log_output(
     mut pipe: impl AsyncRead + Unpin + Send + 'static,
     queue: &str,
     program: &str,
     stream: &'static str,
+    stop: &CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
-    let (queue, program) = (queue.to_owned(), program.to_owned());
+    let (queue, program, stop) = (queue.to_owned(), program.to_owned(), stop.clone());
     tokio::spawn(async move {
         // Its stderr at warn: a failing command's own words still show with RUST_LOG=warn.
         let emit = |line: &str| {
@@ -34,7 +37,15 @@ pub(super) fn log_output(
         let mut log = OutputLog::default();
         let mut buf = vec![0; 8192];
         loop {
-            match pipe.read(&mut buf).await {
+            let read = tokio::select! {
+                read = pipe.read(&mut buf) => read,
+                () = stop.cancelled() => {
+                    log.finish(&emit);
+                    emit("(not read further: a process the command started keeps this output open)");
+                    return;
+                }
+            };
+            match read {
                 Ok(0) | Err(_) => break,
                 Ok(n) => log.feed(&buf[..n], &emit),
             }
