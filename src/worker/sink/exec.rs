@@ -595,53 +595,44 @@ mod tests {
         assert!(result.is_ok(), "{result:?}");
     }
 
-    #[tokio::test]
-    async fn output_readers_end_with_the_grace_when_a_daemon_holds_the_pipes() {
-        let pid_file = scratch("daemon-pid");
-        // The daemon leaves the command's process group, so it outlives the group's kill, and
-        // keeps the command's stdout and stderr open.
-        let script = r#"setsid sh -c 'echo $$ > "$1"; exec sleep 60' sh "$1" & echo started"#;
-        let sink = sh(script, &pid_file, Per::Batch);
+    /// Delivers one message through `sh -c script`, whose `setsid` daemon (started with
+    /// [`DAEMON`]) leaves the command's process group, so it outlives the group's kill, and
+    /// keeps the command's stdout and stderr open; then kills the daemon. The delivery's
+    /// result, and how many more tasks are alive than before it.
+    async fn deliver_past_a_daemon(name: &str, script: &str, timeout: Duration) -> (Result<(), SinkError>, usize) {
+        let pid_file = scratch(name);
+        let command = ["sh", "-c", script, "sh", pid_file.to_str().unwrap()].map(String::from);
+        let sink = ExecSink::new(command.to_vec(), Per::Batch, timeout).unwrap();
         let metrics = tokio::runtime::Handle::current().metrics();
         let before = metrics.num_alive_tasks();
-        let delivered = sink.deliver(&[message(b"a", 1)]).await;
-        for _ in 0..100 {
-            if metrics.num_alive_tasks() == before {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let left = metrics.num_alive_tasks();
+        // The daemon lives 60 s: a delivery that waits for it is cut short here.
+        let delivered = tokio::time::timeout(Duration::from_secs(30), sink.deliver(&[message(b"a", 1)])).await;
+        let left = metrics.num_alive_tasks().saturating_sub(before);
         let daemon = std::fs::read_to_string(&pid_file).unwrap_or_default();
-        if let Ok(pid) = daemon.trim().parse::<libc::pid_t>() {
-            // SAFETY: kill(2) with plain integers, on the daemon this test started.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
         let _ = std::fs::remove_file(pid_file);
+        let pid: libc::pid_t = daemon.trim().parse().expect("the daemon's pid");
+        // SAFETY: kill(2) with plain integers, on the daemon this test started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        (delivered.expect("the delivery waited for the daemon"), left)
+    }
+
+    /// Starts the daemon of [`deliver_past_a_daemon`] in the background.
+    const DAEMON: &str = r#"setsid sh -c 'echo $$ > "$1"; exec sleep 60' sh "$1" &"#;
+
+    #[tokio::test]
+    async fn output_readers_end_with_the_grace_when_a_daemon_holds_the_pipes() {
+        let script = format!("{DAEMON} echo started");
+        let (delivered, left) = deliver_past_a_daemon("daemon-pid", &script, Duration::from_secs(10)).await;
         assert!(delivered.is_ok(), "{delivered:?}");
-        assert!(!daemon.is_empty(), "the daemon did not start");
-        assert_eq!(left, before, "the output readers outlived the delivery");
+        assert_eq!(left, 0, "the output readers outlived the delivery");
     }
 
     #[tokio::test]
     async fn a_command_past_its_timeout_leaves_no_output_reader_behind_a_daemon() {
-        let pid_file = scratch("daemon-timeout-pid");
-        let script = r#"setsid sh -c 'echo $$ > "$1"; exec sleep 60' sh "$1" & exec sleep 60"#;
-        let command = ["sh", "-c", script, "sh", pid_file.to_str().unwrap()].map(String::from);
-        let sink = ExecSink::new(command.to_vec(), Per::Batch, Duration::from_millis(300)).unwrap();
-        let metrics = tokio::runtime::Handle::current().metrics();
-        let before = metrics.num_alive_tasks();
-        let delivered = sink.deliver(&[message(b"a", 1)]).await;
-        let left = metrics.num_alive_tasks();
-        let daemon = std::fs::read_to_string(&pid_file).unwrap_or_default();
-        if let Ok(pid) = daemon.trim().parse::<libc::pid_t>() {
-            // SAFETY: kill(2) with plain integers, on the daemon this test started.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-        let _ = std::fs::remove_file(pid_file);
+        let script = format!("{DAEMON} exec sleep 60");
+        let (delivered, left) = deliver_past_a_daemon("daemon-timeout-pid", &script, Duration::from_millis(300)).await;
         assert!(delivered.unwrap_err().message.contains("timed out"));
-        assert!(!daemon.is_empty(), "the daemon did not start");
-        assert_eq!(left, before, "the output readers outlived the delivery");
+        assert_eq!(left, 0, "the output readers outlived the delivery");
     }
 
     #[test]
