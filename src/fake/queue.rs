@@ -22,6 +22,7 @@ use std::sync::Condvar;
 use libmqm_sys as mq;
 
 use super::config::{Delivery, QueueDef};
+use super::verbs::MAX_PRIORITY;
 
 /// MQ's largest BackoutCount: a backout past it leaves the count there.
 pub const MAX_BACKOUT_COUNT: i32 = 999_999_999;
@@ -104,10 +105,13 @@ impl Queue {
         match self.def.delivery {
             // A priority above MaxPriority (9) is queued at 9, as MQ queues it; the clamp
             // also keeps the cast from wrapping.
-            Delivery::Priority => (9 - priority.clamp(0, 9) as u8, seq),
+            Delivery::Priority => ((MAX_PRIORITY - priority.clamp(0, MAX_PRIORITY)) as u8, seq),
             // MQ enqueues every message of a FIFO queue at its default priority, so those
             // put before a change of MSGDLVSQ keep their place among later ones.
-            Delivery::Fifo => (9 - self.def.default_priority.clamp(0, 9) as u8, seq),
+            Delivery::Fifo => (
+                (MAX_PRIORITY - self.def.default_priority.clamp(0, MAX_PRIORITY)) as u8,
+                seq,
+            ),
         }
     }
 

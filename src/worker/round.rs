@@ -91,7 +91,7 @@ fn round(c: &mut PooledConn, turn: &Turn, claim: &mut Claim) -> Result<Outcome, 
     // Messages got without syncpoint are nowhere but here until the sink has them: an exit at
     // once in between loses them, and says how many.
     let mut unsynced = (!plan.syncpoint).then(|| counters.undelivered());
-    let batch = match receive(c, turn, claim, unsynced.as_mut()) {
+    let batch = match receive(c, turn, claim, &mut unsynced) {
         Ok(Received::Batch(batch)) => batch,
         Ok(Received::Idle(idle)) => return Ok(Outcome::Idle(idle)),
         // The messages got before the failure are in the unit of work, backed out with it.
@@ -269,10 +269,10 @@ fn receive(
     c: &mut PooledConn,
     turn: &Turn,
     claim: &mut Claim,
-    mut unsynced: Option<&mut Undelivered<'_>>,
+    unsynced: &mut Option<Undelivered<'_>>,
 ) -> Result<Received, (usize, Error)> {
     let plan = &turn.plan;
-    let m = match first_get(c, turn, &mut unsynced).map_err(|e| (0, e))? {
+    let m = match first_get(c, turn, unsynced).map_err(|e| (0, e))? {
         Ok(m) => m,
         Err(idle) => return Ok(Received::Idle(idle)),
     };
@@ -292,7 +292,7 @@ fn receive(
     };
     while batch.len() < room && bytes < plan.max_batch_bytes && unit.has_room() && turn.waiting.load(Ordering::Acquire)
     {
-        match counted_get(c, &plan.queue, next, &mut unsynced) {
+        match counted_get(c, &plan.queue, next, unsynced) {
             Ok(Some(m)) => {
                 bytes += m.data.len();
                 unit.add(plan, &m);
@@ -357,7 +357,7 @@ impl UnitOfWork {
 fn first_get(
     c: &mut PooledConn,
     turn: &Turn,
-    unsynced: &mut Option<&mut Undelivered<'_>>,
+    unsynced: &mut Option<Undelivered<'_>>,
 ) -> Result<Result<Message, Idle>, Error> {
     let plan = &turn.plan;
     let started = Instant::now();
@@ -392,9 +392,9 @@ fn counted_get(
     c: &mut PooledConn,
     queue: &std::sync::Arc<str>,
     request: GetRequest,
-    unsynced: &mut Option<&mut Undelivered<'_>>,
+    unsynced: &mut Option<Undelivered<'_>>,
 ) -> Result<Option<Message>, Error> {
-    let Some(u) = unsynced.as_deref_mut() else {
+    let Some(u) = unsynced else {
         return c.get(queue, request);
     };
     u.getting();

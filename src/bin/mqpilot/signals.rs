@@ -131,38 +131,29 @@ fn exit_at_once(why: &str) -> ! {
 /// message: nothing, or the messages got and not yet delivered, and the MQGETs under way
 /// that may be taking one more each.
 fn lost(at_stake: &[Unsynced]) -> String {
-    let per_queue = |n: fn(&Unsynced) -> u64| -> (u64, String) {
-        let listed: Vec<String> = at_stake
-            .iter()
-            .filter(|u| n(u) > 0)
-            .map(|u| format!("{} {}", u.queue, n(u)))
-            .collect();
-        (at_stake.iter().map(n).sum(), listed.join(", "))
-    };
     let mut said = String::new();
-    let (messages, queues) = per_queue(|u| u.messages);
-    if messages > 0 {
-        let (noun, verb) = if messages == 1 {
-            ("message", "is")
-        } else {
-            ("messages", "are")
-        };
-        said += &format!(
-            ", but up to {messages} {noun} received without syncpoint and not yet delivered {verb} LOST ({queues})"
-        );
+    if let Some((n, queues)) = per_queue(at_stake, |u| u.messages) {
+        let (noun, verb) = if n == 1 { ("message", "is") } else { ("messages", "are") };
+        said +=
+            &format!(", but up to {n} {noun} received without syncpoint and not yet delivered {verb} LOST ({queues})");
     }
-    let (gets, queues) = per_queue(|u| u.gets);
-    if gets > 0 {
-        let (noun, verb) = if gets == 1 {
-            ("MQGET", "was")
-        } else {
-            ("MQGETs", "were")
-        };
-        said += &format!(
-            "; {gets} {noun} without syncpoint {verb} under way ({queues}): a message one takes now is LOST too"
-        );
+    if let Some((n, queues)) = per_queue(at_stake, |u| u.gets) {
+        let (noun, verb) = if n == 1 { ("MQGET", "was") } else { ("MQGETs", "were") };
+        said +=
+            &format!("; {n} {noun} without syncpoint {verb} under way ({queues}): a message one takes now is LOST too");
     }
     said
+}
+
+/// The total of `n` over `at_stake` and the queues that have any (`IN 3, OUT 1`); `None`
+/// when none has.
+fn per_queue(at_stake: &[Unsynced], n: fn(&Unsynced) -> u64) -> Option<(u64, String)> {
+    let listed: Vec<String> = at_stake
+        .iter()
+        .filter(|u| n(u) > 0)
+        .map(|u| format!("{} {}", u.queue, n(u)))
+        .collect();
+    (!listed.is_empty()).then(|| (at_stake.iter().map(n).sum(), listed.join(", ")))
 }
 
 #[cfg(test)]

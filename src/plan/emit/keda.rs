@@ -66,9 +66,8 @@ fn refusal(plan: &Plan, app: usize, a: &AppReport, min: u64) -> String {
         || format!("no count up to {} is safe", a.max_safe_instances),
         |f| {
             format!(
-                "{} instance{} already fail{} {} (reason code {}){}",
-                f.instances,
-                if f.instances == 1 { "" } else { "s" },
+                "{} already fail{} {} (reason code {}){}",
+                instances(f.instances),
                 if f.instances == 1 { "s" } else { "" },
                 f.limit.name(),
                 f.reason_code,

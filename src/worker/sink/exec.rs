@@ -26,9 +26,8 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt as _;
 use tokio::process::{Child, Command};
-use tokio_util::sync::CancellationToken;
 
-use super::output::log_output;
+use super::output::Output;
 use super::stdout::json_lines;
 use super::{Delivery, Per, Sink, SinkError, message_fields};
 use crate::Error;
@@ -48,10 +47,6 @@ pub struct ExecSink {
     /// other sinks' secrets.
     hidden_env: Vec<String>,
 }
-
-/// How long a finished run waits for its output's last lines to be logged (a command's own
-/// children may keep its pipes open; they are killed with its group right after).
-const OUTPUT_GRACE: Duration = Duration::from_secs(1);
 
 /// The commands running now, and whether new ones may start.
 struct Running {
@@ -265,20 +260,7 @@ impl ExecSink {
         let (mut child, group) = self.spawn(run.env)?;
         let mut stdin = child.stdin.take().expect("stdin is piped");
         let program = &self.command[0];
-        let stop_reading = CancellationToken::new();
-        let output: Vec<_> = [
-            child
-                .stdout
-                .take()
-                .map(|out| log_output(out, &run.queue, program, "stdout", &stop_reading)),
-            child
-                .stderr
-                .take()
-                .map(|err| log_output(err, &run.queue, program, "stderr", &stop_reading)),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
+        let output = Output::read(&mut child, &run.queue, program);
         let input = run.stdin;
         let feed = async move {
             let written = stdin.write_all(&input).await;
@@ -293,14 +275,14 @@ impl ExecSink {
             // to kill. What it wrote until then is logged first.
             drop(group);
             let _ = child.kill().await;
-            finish_output(output, stop_reading).await;
+            output.finish().await;
             let ms = self.timeout.as_millis();
             return Err(fail(format!(
                 "{self} timed out after {ms} ms for {what} and was killed"
             )));
         };
         // Its last lines are logged before its verdict; its group is killed after that.
-        finish_output(output, stop_reading).await;
+        output.finish().await;
         let status = status.map_err(|e| fail(format!("waiting for {self} ({what}): {e}")))?;
         if !status.success() {
             return Err(fail(format!("{self} {} for {what}", describe(status))));
@@ -313,23 +295,6 @@ impl ExecSink {
             }
             _ => Ok(()),
         }
-    }
-}
-
-/// Lets a command's output readers reach the end of its output, for at most
-/// [`OUTPUT_GRACE`]: past it, something the command started still holds its pipes (killed
-/// with its group after this, or a daemon that left the group with `setsid`, which is not
-/// ours to wait for), and the readers log what they hold and stop.
-async fn finish_output(readers: Vec<tokio::task::JoinHandle<()>>, stop: CancellationToken) {
-    let all = async {
-        for reader in readers {
-            let _ = reader.await;
-        }
-    };
-    tokio::pin!(all);
-    if tokio::time::timeout(OUTPUT_GRACE, &mut all).await.is_err() {
-        stop.cancel();
-        all.await;
     }
 }
 

@@ -5,7 +5,11 @@
 //! mqpilot's own stderr stays mqpilot's business. Each line is cut at [`LINE_LIMIT_BYTES`],
 //! a run logs at most [`OUTPUT_LIMIT_BYTES`] per stream, and the rest is read and dropped.
 
+use std::time::Duration;
+
 use tokio::io::{AsyncRead, AsyncReadExt as _};
+use tokio::process::Child;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Longest line of a command's output that is logged; the rest of the line is dropped.
@@ -13,20 +17,66 @@ pub const LINE_LIMIT_BYTES: usize = 1024;
 /// Most of one run's output that is logged, per stream; the rest is read and dropped.
 pub const OUTPUT_LIMIT_BYTES: usize = 64 * 1024;
 
-/// Reads a command's stdout or stderr to the end on a task of its own, logging it line by
-/// line ([`OutputLog`]). Reading never waits for the log: a line the log cannot take is
+/// How long a command's output is still read after the command ended: its last lines, or
+/// those of whatever it started in its group, which is killed after that.
+pub(super) const OUTPUT_GRACE: Duration = Duration::from_secs(1);
+
+/// A command's stdout and stderr, each read to the end on a task of its own and logged line
+/// by line ([`OutputLog`]). Reading never waits for the log: a line the log cannot take is
 /// dropped there, so the command never blocks on its output.
-/// Once `stop` is cancelled it reads no more, logs what it holds and ends.
-pub(super) fn log_output(
+pub(super) struct Output {
+    readers: Vec<JoinHandle<()>>,
+    /// Cancelled past the grace: the readers log what they hold and end.
+    stop: CancellationToken,
+}
+
+impl Output {
+    /// Starts reading `child`'s piped stdout and stderr, logged with the queue and program.
+    pub(super) fn read(child: &mut Child, queue: &str, program: &str) -> Self {
+        let stop = CancellationToken::new();
+        let out = child
+            .stdout
+            .take()
+            .map(|pipe| log(pipe, queue, program, "stdout", &stop));
+        let err = child
+            .stderr
+            .take()
+            .map(|pipe| log(pipe, queue, program, "stderr", &stop));
+        Self {
+            readers: out.into_iter().chain(err).collect(),
+            stop,
+        }
+    }
+
+    /// Lets the readers reach the end of the output, for at most [`OUTPUT_GRACE`]: past it,
+    /// something the command started still holds its pipes (killed with its group after
+    /// this, or a daemon that left the group with `setsid`, which is not ours to wait for),
+    /// and the readers log what they hold and stop.
+    pub(super) async fn finish(self) {
+        let all = async {
+            for reader in self.readers {
+                let _ = reader.await;
+            }
+        };
+        tokio::pin!(all);
+        if tokio::time::timeout(OUTPUT_GRACE, &mut all).await.is_err() {
+            self.stop.cancel();
+            all.await;
+        }
+    }
+}
+
+/// Reads `pipe` to the end, or until `stop`, logging it; its stderr at warn, so that a
+/// failing command's own words still show with RUST_LOG=warn.
+fn log(
     mut pipe: impl AsyncRead + Unpin + Send + 'static,
     queue: &str,
     program: &str,
     stream: &'static str,
     stop: &CancellationToken,
-) -> tokio::task::JoinHandle<()> {
+) -> JoinHandle<()> {
     let (queue, program, stop) = (queue.to_owned(), program.to_owned(), stop.clone());
     tokio::spawn(async move {
-        // Its stderr at warn: a failing command's own words still show with RUST_LOG=warn.
         let emit = |line: &str| {
             if stream == "stderr" {
                 tracing::warn!(queue = %queue, command = %program, stream, "{line}");
