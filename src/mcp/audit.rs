@@ -15,6 +15,9 @@ pub enum Outcome {
     Denied,
     /// MQ or the arguments refused it.
     Failed,
+    /// Its arguments did not match the tool's schema (a missing, unknown or mistyped field):
+    /// nothing ran.
+    Invalid,
 }
 
 impl Outcome {
@@ -23,6 +26,7 @@ impl Outcome {
             Self::Ok => "ok",
             Self::Denied => "denied",
             Self::Failed => "failed",
+            Self::Invalid => "invalid",
         }
     }
 }

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use rmcp::RoleServer;
+use rmcp::service::RequestContext;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
@@ -36,6 +38,19 @@ impl Caller {
         Self {
             name: name.to_owned(),
             capabilities: None,
+        }
+    }
+
+    /// The caller of a tool call: the one the HTTP gate set in the request's parts (a request
+    /// without one is refused every capability), or the local user of a stdio server.
+    #[must_use]
+    pub fn of(ctx: &RequestContext<RoleServer>) -> Self {
+        match ctx.extensions.get::<axum::http::request::Parts>() {
+            Some(parts) => parts.extensions.get::<Self>().cloned().unwrap_or_else(|| Self {
+                name: "unauthenticated".into(),
+                capabilities: Some(BTreeSet::new()),
+            }),
+            None => Self::local("stdio"),
         }
     }
 
@@ -335,8 +350,13 @@ impl Authenticator {
             .filter_map(Capability::parse)
             .collect();
         // Namespaced, so a JWT subject never shares an identity (locks, in-flight limit) with
-        // a static token of the same name.
-        let sub = data.claims.sub.ok_or("the JWT has no sub")?;
+        // a static token of the same name. An empty one would make every such token the
+        // same caller.
+        let sub = data
+            .claims
+            .sub
+            .filter(|s| !s.trim().is_empty())
+            .ok_or("the JWT has no sub, or an empty one: its caller needs a name")?;
         Ok(Caller {
             name: format!("jwt:{sub}"),
             capabilities: Some(capabilities),

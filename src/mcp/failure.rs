@@ -2,17 +2,21 @@
 //!
 //! Arguments that do not match their schema or are out of range are JSON-RPC invalid-params
 //! errors and the tool does not run; refusals (policy, credential, limits) and MQ failures
-//! are tool results with `isError: true` and a structured [`Failure`] naming the rule or the
-//! reason code with its meaning and advice.
+//! are tool results with `isError: true` whose text is a [`Failure`] as JSON, naming the rule
+//! or the reason code with its meaning and advice. An error carries no structured content:
+//! clients check structured content against the tool's output schema, which describes its
+//! successful result. A call refused while its arguments are read is audited here, since
+//! its tool never runs.
 
 use std::sync::Arc;
 
 use rmcp::ErrorData;
 use rmcp::handler::server::common::{FromContextPart, schema_for_input};
 use rmcp::handler::server::tool::{IntoCallToolResult, ToolCallContext};
-use rmcp::model::{CallToolResponse, CallToolResult, JsonObject};
+use rmcp::model::{CallToolResponse, CallToolResult, ContentBlock, JsonObject};
 
-use super::audit::Outcome;
+use super::audit::{self, Outcome};
+use super::auth::Caller;
 use super::schema::Failure;
 use crate::Error;
 
@@ -30,8 +34,10 @@ impl IntoCallToolResult for Fail {
         match self {
             Self::Invalid(message) => Err(ErrorData::invalid_params(message, None)),
             Self::Tool(failure, _) => {
-                let value = serde_json::to_value(&failure).unwrap_or_default();
-                Ok(CallToolResult::structured_error(value).into())
+                let text = serde_json::to_string(&failure).map_err(|e| {
+                    ErrorData::internal_error(format!("the failure could not be written as JSON: {e}"), None)
+                })?;
+                Ok(CallToolResult::error(vec![ContentBlock::text(text)]).into())
             }
         }
     }
@@ -39,15 +45,25 @@ impl IntoCallToolResult for Fail {
 
 /// Tool arguments that must match their schema: a mismatch (missing field, wrong type,
 /// unknown field) is a JSON-RPC invalid-params error, like an out-of-range value, and the
-/// tool does not run.
+/// tool does not run. The call is audited as `invalid`, with its queue when the arguments
+/// name one as text.
 pub struct Args<T>(pub T);
 
 impl<S, T: serde::de::DeserializeOwned> FromContextPart<ToolCallContext<'_, S>> for Args<T> {
     fn from_context_part(context: &mut ToolCallContext<'_, S>) -> Result<Self, ErrorData> {
         let arguments = context.arguments.take().unwrap_or_default();
+        // Copied before the arguments are consumed, for the audit line of a refusal.
+        let queue = arguments
+            .get("queue")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned);
         serde_json::from_value(serde_json::Value::Object(arguments))
             .map(Args)
-            .map_err(|e| ErrorData::invalid_params(format!("invalid arguments: {e}"), None))
+            .map_err(|e| {
+                let who = Caller::of(&context.request_context);
+                audit::record(&who, &context.name, queue.as_deref(), Outcome::Invalid, None);
+                ErrorData::invalid_params(format!("invalid arguments: {e}"), None)
+            })
     }
 }
 

@@ -3,14 +3,18 @@
 //!
 //! Refuses to listen on a non-loopback address without auth. Order of checks on every
 //! request: Host and Origin (403), credentials (401 with `WWW-Authenticate: Bearer
-//! resource_metadata="..."`), `GET` (405: mqpilot sends no messages of its own), then a POST's
-//! body is read here, within the read timeout, the size limit and the server-wide budget of
-//! buffered body bytes (408, 413, 503 with `Retry-After`; rmcp's own body limit is only a
-//! backstop), then calls in flight for that caller (429), then, for an
-//! `initialize`, the session caps (503 in all, 429 per caller, with `Retry-After`). The MCP
-//! protocol is rmcp's: protocol 2026-07-28 requests are served statelessly, older clients get
-//! `initialize` and a session (`Mcp-Session-Id`). A call counts as in flight until its handler
-//! is done, even when its caller has gone away.
+//! resource_metadata="..."`), a session id the caller did not open (404, as for an unknown
+//! one), `GET` (405: mqpilot sends no messages of its own), then a POST's body is read here,
+//! within the read timeout, the size limit and the server-wide budget of buffered body bytes
+//! (408, 413, 503 with `Retry-After`; rmcp's own body limit is only a backstop). A body that
+//! carries a JSON-RPC request (a call) is then refused while the server stops (503), then
+//! past the caller's calls in flight (429), then, for an `initialize`, past the session caps
+//! (503 in all, 429 per caller, with `Retry-After`); notifications and responses start no
+//! call and pass. The MCP protocol is rmcp's: protocol 2026-07-28 requests are served
+//! statelessly, older clients get `initialize` and a session (`Mcp-Session-Id`) bound to the
+//! caller that opened it. A call counts as in flight until its handler is done, even when its
+//! caller has gone away. On a stop, calls in flight are answered (rmcp's token is not
+//! cancelled) until their answers are out or [`SHUTDOWN_GRACE`] has passed.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -29,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use super::auth::{Authenticator, Caller};
 use super::policy::Capability;
 use super::server::McpServer;
+use super::sessions::{SESSION_HEADER, Sessions};
 use crate::Error;
 
 /// The path of the MCP endpoint.
@@ -36,7 +41,7 @@ pub const MCP_PATH: &str = "/mcp";
 /// The RFC 9728 metadata path.
 pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
 
-pub use super::listener::serve;
+pub use super::listener::{SHUTDOWN_GRACE, serve};
 
 /// HTTP settings.
 #[derive(Debug, Clone)]
@@ -118,6 +123,9 @@ struct Gate {
     read_timeout: Duration,
     sessions: Sessions,
     in_flight: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Fires when the server starts to stop: requests that would start a call are refused.
+    stopping: CancellationToken,
+    exchanges: Exchanges,
 }
 
 /// The name part of a `Host` value (`name`, `name:port`, `[v6]` or `[v6]:port`). Anything
@@ -158,7 +166,7 @@ fn refuse(status: StatusCode, text: &str) -> Response {
 }
 
 /// [`refuse`], telling the client to try again after `secs` seconds.
-fn refuse_for_now(status: StatusCode, text: &str, secs: &'static str) -> Response {
+pub(super) fn refuse_for_now(status: StatusCode, text: &str, secs: &'static str) -> Response {
     let mut r = refuse(status, text);
     r.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static(secs));
@@ -237,6 +245,16 @@ async fn guard(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Respo
         Ok(c) => c,
         Err(why) => return gate.unauthorized(&req, &why),
     };
+    // rmcp reads a session id only as text; one it cannot read is none, here as there.
+    let session = req.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok());
+    if let Some(id) = session
+        && !gate.sessions.opened_by(id, &caller.name)
+    {
+        // Another caller's session is as unknown as one never opened: the same 404 rmcp
+        // gives for that, so the answer tells nothing about other callers' sessions.
+        return refuse(StatusCode::NOT_FOUND, "Not Found: Session not found");
+    }
+    let in_session = session.is_some();
     if req.method() == axum::http::Method::GET {
         // The optional stream for messages the server starts on its own: mqpilot sends none,
         // and each stream would hold a connection for as long as its client likes. 405 is
@@ -250,10 +268,17 @@ async fn guard(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Respo
         return r;
     }
     if req.method() != axum::http::Method::POST {
+        let exchange = gate.exchanges.enter();
         let mut req = req;
         req.extensions_mut().insert(caller);
-        return next.run(req).await;
+        return answer(next.run(req).await, None, exchange);
     }
+    post(&gate, caller, in_session, req, next).await
+}
+
+/// A POST by `caller`, `in_session` when it names a session: its body is read, then what
+/// it carries decides what else it needs (see the module).
+async fn post(gate: &Arc<Gate>, caller: Caller, in_session: bool, req: Request, next: Next) -> Response {
     // Read here, before a call slot is taken: a body that trickles in would otherwise hold
     // its connection and the caller's slot for as long as the client likes.
     let (parts, body) = req.into_parts();
@@ -273,43 +298,51 @@ async fn guard(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Respo
         Ok(Err(BodyError::Unreadable)) => return refuse(StatusCode::BAD_REQUEST, "the request body could not be read"),
         Err(_) => return refuse(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time"),
     };
-    // rmcp opens a session for an initialize without a session id it can read, as text.
-    let initialize = parts
-        .headers
-        .get(SESSION_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .is_none()
-        && is_initialize(&bytes);
+    let carries = Carries::of(&bytes, in_session);
+    // Counted before the stop is looked at: a stop that comes after this check waits for
+    // this exchange's answer.
+    let exchange = gate.exchanges.enter();
+    if carries != Carries::NoRequest && gate.stopping.is_cancelled() {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is stopping: it takes no new calls, and answers the ones it has",
+        );
+    }
     let mut req = Request::from_parts(parts, axum::body::Body::from(bytes));
-    match gate.permits(&caller.name).try_acquire_owned() {
-        // The permit rides in the request's parts, which rmcp hands to the tool as part of
-        // its context: it is released when the handler is done, not when the response is,
-        // so a caller that disconnects cannot start more work while its abandoned calls
-        // still run.
-        Ok(p) => {
-            req.extensions_mut().insert(InFlight { _permit: Arc::new(p) });
-        }
-        Err(_) => {
-            return refuse_for_now(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many calls in flight for this caller",
-                "1",
-            );
+    // Notifications (`notifications/cancelled` among them) and responses start no work and
+    // take no slot: a caller with every slot taken can still cancel.
+    if carries != Carries::NoRequest {
+        match gate.permits(&caller.name).try_acquire_owned() {
+            // The permit rides in the request's parts, which rmcp hands to the tool as part
+            // of its context: it is released when the handler is done, not when the
+            // response is, so a caller that disconnects cannot start more work while its
+            // abandoned calls still run.
+            Ok(p) => {
+                req.extensions_mut().insert(InFlight { _permit: Arc::new(p) });
+            }
+            Err(_) => {
+                return refuse_for_now(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many calls in flight for this caller",
+                    "1",
+                );
+            }
         }
     }
-    let opener = initialize.then(|| caller.name.clone());
+    let opener = (carries == Carries::Initialize).then(|| caller.name.clone());
     req.extensions_mut().insert(caller);
     if let Some(name) = opener {
         // Checked, created and recorded one at a time, and to the end even if the client
         // leaves half-way, so the counts stay true.
-        let gate = Arc::clone(&gate);
-        return tokio::spawn(async move {
+        let gate = Arc::clone(gate);
+        let response = tokio::spawn(async move {
             let response = gate.sessions.open(&name, next, req).await;
             drop(buffered);
             response
         })
         .await
         .unwrap_or_else(|_| refuse(StatusCode::INTERNAL_SERVER_ERROR, "opening the session failed"));
+        return answer(response, None, exchange);
     }
     // rmcp cancels a call's own token when a stateless client goes away, not when a session
     // client does (its answer is an event stream the session outlives). This token fires
@@ -319,83 +352,64 @@ async fn guard(State(gate): State<Arc<Gate>>, req: Request, next: Next) -> Respo
     let armed = gone.drop_guard();
     let response = next.run(req).await;
     drop(buffered);
+    answer(response, Some(armed), exchange)
+}
+
+/// `response` with its body watched: `armed` fires if the body is dropped before the answer
+/// left, and `exchange` counts until the body is done with.
+fn answer(response: Response, armed: Option<tokio_util::sync::DropGuard>, exchange: Exchange) -> Response {
     response.map(|body| {
         axum::body::Body::new(GoneOnDrop {
             inner: body,
-            armed: Some(armed),
+            armed,
+            _exchange: exchange,
         })
     })
 }
 
-/// The header naming a 2025-11-25 session.
-const SESSION_HEADER: &str = "mcp-session-id";
-
-/// The 2025-11-25 sessions rmcp holds, and which caller opened each: an `initialize` past
-/// the limits is refused before rmcp creates a session for it.
-struct Sessions {
-    rmcp: Arc<LocalSessionManager>,
-    max: usize,
-    max_per_caller: usize,
-    /// Session id to the caller that opened it; held while a session is being opened, so
-    /// that check, create and record happen together.
-    owners: tokio::sync::Mutex<HashMap<String, String>>,
+/// What a POST body carries, as far as the gate is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Carries {
+    /// An `initialize` outside a session, which opens one.
+    Initialize,
+    /// Another JSON-RPC request: a call. So is a body that is not one JSON-RPC message
+    /// (rmcp refuses it).
+    Request,
+    /// A notification or a response: nothing for a handler to answer.
+    NoRequest,
 }
 
-impl Sessions {
-    /// Opens a session for `caller` with `req` (an `initialize`), unless that would pass a
-    /// limit: 503 for all sessions, 429 for the caller's.
-    async fn open(&self, caller: &str, next: Next, req: Request) -> Response {
-        let mut owners = self.owners.lock().await;
-        if let Some(refused) = self.refusal(caller, &mut owners).await {
-            return refused;
-        }
-        let response = next.run(req).await;
-        if let Some(id) = response.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()) {
-            owners.insert(id.to_owned(), caller.to_owned());
-        }
-        response
-    }
+/// A field that counts as there whatever its value, `null` included.
+#[derive(Default)]
+struct Present(bool);
 
-    /// Why `caller` may not open another session, if a limit says so. Forgets the owners
-    /// of sessions rmcp no longer holds (closed or expired) first.
-    async fn refusal(&self, caller: &str, owners: &mut HashMap<String, String>) -> Option<Response> {
-        let live = self.rmcp.sessions.read().await;
-        owners.retain(|id, _| live.contains_key(id.as_str()));
-        let held = owners.values().filter(|c| *c == caller).count();
-        let (status, message) = if live.len() >= self.max {
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("{} MCP sessions are open (--max-sessions)", self.max),
-            )
-        } else if held >= self.max_per_caller {
-            (
-                StatusCode::TOO_MANY_REQUESTS,
-                format!(
-                    "this caller holds {} MCP sessions (--max-sessions-per-caller)",
-                    self.max_per_caller
-                ),
-            )
-        } else {
-            return None;
+impl<'de> serde::Deserialize<'de> for Present {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d).map(|_| Self(true))
+    }
+}
+
+impl Carries {
+    /// What `body` carries; `in_session` when the request names a session.
+    fn of(body: &[u8], in_session: bool) -> Self {
+        #[derive(serde::Deserialize)]
+        struct Message<'a> {
+            #[serde(borrow)]
+            method: Option<std::borrow::Cow<'a, str>>,
+            #[serde(default)]
+            id: Present,
+        }
+        let Ok(message) = serde_json::from_slice::<Message<'_>>(body) else {
+            return Self::Request;
         };
-        Some(refuse_for_now(
-            status,
-            &format!(
-                "{message}: close one (DELETE /mcp with its Mcp-Session-Id) or wait for an idle one to expire; protocol 2026-07-28 clients need no session"
-            ),
-            "5",
-        ))
+        match message.method.as_deref() {
+            // JSON-RPC: a request has an id, a notification none; a response has no method.
+            None => Self::NoRequest,
+            Some(_) if !message.id.0 => Self::NoRequest,
+            Some("initialize") if !in_session => Self::Initialize,
+            Some(_) => Self::Request,
+        }
     }
-}
-
-/// Whether a request body is an `initialize`, which opens a session.
-fn is_initialize(body: &[u8]) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Method<'a> {
-        #[serde(borrow)]
-        method: Option<std::borrow::Cow<'a, str>>,
-    }
-    serde_json::from_slice::<Method<'_>>(body).is_ok_and(|m| m.method.as_deref() == Some("initialize"))
 }
 
 /// Why a request body was not read.
@@ -471,6 +485,39 @@ pub struct ResponseGone(pub CancellationToken);
 struct GoneOnDrop {
     inner: axum::body::Body,
     armed: Option<tokio_util::sync::DropGuard>,
+    _exchange: Exchange,
+}
+
+/// The exchanges under way: requests handed to rmcp whose response bodies are not done
+/// with yet. A stop waits for them before it cancels what is left.
+#[derive(Clone)]
+struct Exchanges(Arc<tokio::sync::watch::Sender<usize>>);
+
+/// One of the [`Exchanges`], until dropped.
+struct Exchange(Arc<tokio::sync::watch::Sender<usize>>);
+
+impl Default for Exchanges {
+    fn default() -> Self {
+        Self(Arc::new(tokio::sync::watch::Sender::new(0)))
+    }
+}
+
+impl Exchanges {
+    fn enter(&self) -> Exchange {
+        self.0.send_modify(|n| *n += 1);
+        Exchange(Arc::clone(&self.0))
+    }
+
+    /// Completes when no exchange is under way.
+    async fn drained(&self) {
+        let _ = self.0.subscribe().wait_for(|n| *n == 0).await;
+    }
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
 }
 
 impl http_body::Body for GoneOnDrop {
@@ -533,7 +580,28 @@ impl axum::extract::FromRef<AppState> for Arc<serde_json::Value> {
     }
 }
 
+/// Once `stop` fires, waits until the exchanges under way are done (their answers written or
+/// their clients gone) or [`SHUTDOWN_GRACE`] has passed, then fires `abort`: what is left is
+/// cancelled (a receive backs out).
+async fn abort_after_answers(stop: CancellationToken, exchanges: Exchanges, abort: CancellationToken) {
+    stop.cancelled().await;
+    if tokio::time::timeout(SHUTDOWN_GRACE, exchanges.drained()).await.is_err() {
+        tracing::warn!(
+            "calls still running {} s after the stop: cancelling them",
+            SHUTDOWN_GRACE.as_secs()
+        );
+    }
+    abort.cancel();
+}
+
 /// The axum router: `/mcp` and the metadata, behind the checks. `addr` is where it listens.
+///
+/// When `cancel` fires, requests that would start a call get 503; calls in flight go on
+/// until answered, for at most [`SHUTDOWN_GRACE`], and are cancelled then. Must be called
+/// within a Tokio runtime (it starts the task that does that). The token `server` was built
+/// with (see [`super::build`]) stops its waits for pooled connections: fire it once
+/// [`serve`] has returned, not with `cancel`, or calls in flight that wait for a connection
+/// fail at once.
 pub fn router(
     server: McpServer,
     options: &HttpOptions,
@@ -572,10 +640,21 @@ pub fn router(
             rmcp: Arc::clone(&sessions),
             max: options.max_sessions.max(1),
             max_per_caller: options.max_sessions_per_caller.max(1),
-            owners: tokio::sync::Mutex::default(),
+            opening: tokio::sync::Mutex::default(),
+            owners: Mutex::default(),
         },
         in_flight: Mutex::new(HashMap::new()),
+        stopping: cancel.clone(),
+        exchanges: Exchanges::default(),
     });
+    // rmcp's own token (sessions, their streams, calls in flight) fires only once the calls
+    // under way at a stop have been answered, or the grace is over.
+    let abort = CancellationToken::new();
+    tokio::spawn(abort_after_answers(
+        cancel.clone(),
+        gate.exchanges.clone(),
+        abort.clone(),
+    ));
     let meta = Arc::new(serde_json::json!({
         "resource": resource,
         "authorization_servers": options.authorization_servers,
@@ -590,7 +669,7 @@ pub fn router(
         .with_sse_retry(None)
         .with_json_response(true)
         .with_max_request_body_bytes(options.max_body_bytes)
-        .with_cancellation_token(cancel.child_token())
+        .with_cancellation_token(abort)
         .disable_allowed_hosts()
         .disable_allowed_origins();
     let service: StreamableHttpService<McpServer, LocalSessionManager> =
@@ -649,6 +728,7 @@ mod tests {
         let mut body = GoneOnDrop {
             inner: axum::body::Body::new(Frames(frames.iter().copied().collect())),
             armed: Some(token.clone().drop_guard()),
+            _exchange: Exchanges::default().enter(),
         };
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         for _ in 0..=frames.len() {
@@ -667,6 +747,32 @@ mod tests {
             "the answer event left; the stream's end was not polled yet"
         );
         assert!(!gone_after(&[": keep-alive\n\n", "data: {}\n\n"]));
+    }
+
+    #[test]
+    fn only_requests_are_calls() {
+        let of = |body: &str, in_session| Carries::of(body.as_bytes(), in_session);
+        let cancel = r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":2}}"#;
+        assert_eq!(of(cancel, true), Carries::NoRequest);
+        assert_eq!(of(r#"{"jsonrpc":"2.0","id":7,"result":{}}"#, true), Carries::NoRequest);
+        let call = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{}}"#;
+        assert_eq!(of(call, true), Carries::Request);
+        assert_eq!(
+            of(r#"{"jsonrpc":"2.0","id":null,"method":"tools/call"}"#, true),
+            Carries::Request
+        );
+        let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#;
+        assert_eq!(of(init, false), Carries::Initialize);
+        assert_eq!(of(init, true), Carries::Request, "no new session from within one");
+        // Whatever is not one JSON-RPC message counts as a call: rmcp refuses it.
+        for other in [
+            "[]",
+            "[{\"jsonrpc\":\"2.0\",\"method\":\"x\"}]",
+            "{\"method\":5}",
+            "not json",
+        ] {
+            assert_eq!(of(other, true), Carries::Request, "{other}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - [`catalog`]: queue names and the status MQINQ cannot give.
 //! - [`auth`]: bearer tokens and JWTs for HTTP callers.
 //! - [`http`]: streamable HTTP with Host/Origin checks, auth, limits and RFC 9728 metadata.
+//! - `sessions`: HTTP sessions, their caps, and the caller each belongs to.
 //! - [`audit`]: one line per tool call.
 //!
 //! Invariant: a call the policy or the caller's credential refuses never reaches MQ, and
@@ -27,6 +28,7 @@ pub mod policy;
 pub mod queues;
 pub mod schema;
 pub mod server;
+mod sessions;
 
 use std::sync::Arc;
 

@@ -12,6 +12,7 @@ mod fake_waits;
 mod http_url;
 mod library;
 mod mcp;
+mod mcp_cli;
 mod mcp_http;
 mod message_length;
 mod net;

@@ -128,11 +128,14 @@ pub async fn ok(client: &Client, tool: &str, args: Value) -> Value {
     s
 }
 
-/// The structured error of a call that failed as a tool error.
+/// The failure of a call that failed as a tool error: its text, which is JSON (an error
+/// carries no structured content, which clients check against the tool's output schema).
 pub async fn tool_error(client: &Client, tool: &str, args: Value) -> Value {
     let r = call(client, tool, args).await.expect("call");
-    assert_eq!(r.is_error, Some(true), "{tool} should fail: {:?}", r.structured_content);
-    r.structured_content.expect("structured error")
+    assert_eq!(r.is_error, Some(true), "{tool} should fail: {:?}", r.content);
+    assert_eq!(r.structured_content, None, "{tool}: an error has no structured content");
+    let text = &r.content[0].as_text().expect("text content").text;
+    serde_json::from_str(text).expect("the failure is JSON")
 }
 
 /// Returns once `done` holds, checking every 10 ms; fails the test with `what` after `secs`.

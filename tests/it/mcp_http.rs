@@ -1035,3 +1035,199 @@ async fn a_receive_whose_client_left_gets_no_more_of_its_batch() {
         "only the message the waiting MQGET took was got and backed out"
     );
 }
+
+/// The body of a `tools/call` on a session.
+fn session_call(id: u64, tool: &str, arguments: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": arguments}})
+}
+
+#[tokio::test]
+async fn a_caller_with_every_slot_taken_can_still_cancel() {
+    let options = HttpOptions {
+        max_in_flight: 1,
+        ..HttpOptions::default()
+    };
+    let h = start(open_policy(), tokens_auth(), options).await;
+    let session = Session::open(&h, OPS_TOKEN).await;
+    let receive = session.post(&session_call(
+        2,
+        "receive_messages",
+        json!({"queue": "Q09", "wait_ms": 8000}),
+    ));
+    let waiting = tokio::spawn(async move { receive.send().await.expect("receive").text().await });
+    until_mqget_waits(&h.qm, "Q09").await;
+    // The receive holds the caller's only slot: another call is refused...
+    let refused = session
+        .post(&session_call(3, "queue_status", json!({"queue": "ORDERS"})))
+        .send()
+        .await
+        .expect("status");
+    assert_eq!(refused.status(), 429);
+    // ...but a notification starts no call and takes no slot.
+    let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": 2, "reason": "no longer needed"}});
+    let cancelled = session.post(&cancel).send().await.expect("cancel");
+    assert_eq!(
+        cancelled.status(),
+        202,
+        "{}",
+        cancelled.text().await.unwrap_or_default()
+    );
+    // The cancel reached the receive: the message its MQGET gets goes back to the queue.
+    h.qm.put_message("Q09", mqpilot::fake::PutSpec::text("for nobody"))
+        .expect("put");
+    assert!(
+        backed_out(&h.qm, "Q09").await,
+        "the cancelled receive committed the message"
+    );
+    let _ = waiting.await;
+}
+
+#[tokio::test]
+async fn a_session_serves_only_the_caller_that_opened_it() {
+    let h = start(open_policy(), tokens_auth(), HttpOptions::default()).await;
+    let theirs = Session::open(&h, OPS_TOKEN).await;
+    // Another caller naming that session is told it does not exist, whatever it asks.
+    let intruder = Session {
+        url: h.url.clone(),
+        token: READER_TOKEN,
+        id: theirs.id.clone(),
+    };
+    let call = intruder
+        .post(&session_call(2, "queue_status", json!({"queue": "ORDERS"})))
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(call.status(), 404);
+    assert_eq!(call.text().await.expect("body"), "Not Found: Session not found");
+    let on_their_session = |method: reqwest::Method| {
+        http()
+            .request(method, &h.url)
+            .bearer_auth(READER_TOKEN)
+            .header("Accept", "application/json, text/event-stream")
+            .header("MCP-Protocol-Version", "2025-11-25")
+            .header("Mcp-Session-Id", &theirs.id)
+            .send()
+    };
+    for method in [reqwest::Method::DELETE, reqwest::Method::GET] {
+        let r = on_their_session(method.clone()).await.expect("response");
+        assert_eq!(r.status(), 404, "{method}");
+    }
+    // The session is untouched and still serves its caller.
+    let answer = theirs
+        .post(&session_call(3, "queue_status", json!({"queue": "ORDERS"})))
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(answer.status(), 200);
+    assert!(answer.text().await.expect("body").contains("\"depth\":5"));
+    let closed = http()
+        .delete(&h.url)
+        .bearer_auth(OPS_TOKEN)
+        .header("MCP-Protocol-Version", "2025-11-25")
+        .header("Mcp-Session-Id", &theirs.id)
+        .send()
+        .await
+        .expect("delete");
+    assert!(closed.status().is_success(), "{}", closed.status());
+}
+
+#[tokio::test]
+async fn a_jwt_without_a_subject_is_refused() {
+    let secret = temp_file("hs256.secret", HS_SECRET);
+    let auth =
+        Authenticator::none().with_jwt(JwtConfig::hs256(&secret, ISSUER.into(), AUDIENCE.into()).expect("jwt config"));
+    let h = start(open_policy(), auth, HttpOptions::default()).await;
+    let later = now() + 600;
+    for sub in ["", "  "] {
+        let mut nameless = claims(ISSUER, AUDIENCE, later);
+        nameless["sub"] = json!(sub);
+        let r = post(&h.url, Some(&jwt(&nameless)), &initialize_body()).await;
+        assert_eq!(r.status(), 401, "sub {sub:?}");
+        assert!(r.headers().contains_key("www-authenticate"));
+        let why = r.text().await.expect("body");
+        assert!(why.contains("no sub, or an empty one"), "{why}");
+    }
+    let named = post(&h.url, Some(&jwt(&claims(ISSUER, AUDIENCE, later))), &initialize_body()).await;
+    assert_eq!(named.status(), 200);
+}
+
+/// Returns once `addr` refuses new connections: the server has stopped listening.
+async fn until_refused(addr: SocketAddr) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(addr).await.is_ok() {
+        assert!(std::time::Instant::now() < deadline, "still listening after the stop");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn calls_in_flight_at_a_stop_get_their_answers_and_new_ones_get_503() {
+    use tokio::io::AsyncWriteExt as _;
+    let mut h = start(open_policy(), tokens_auth(), HttpOptions::default()).await;
+    // A receive waiting in MQGET in each protocol generation.
+    let stateless = tokio::spawn(
+        stateless_call(
+            &h.url,
+            OPS_TOKEN,
+            "receive_messages",
+            json!({"queue": "Q09", "wait_ms": 8000}),
+        )
+        .send(),
+    );
+    let session = Session::open(&h, OPS_TOKEN).await;
+    let receive = session.post(&session_call(
+        2,
+        "receive_messages",
+        json!({"queue": "Q10", "wait_ms": 8000}),
+    ));
+    let on_session = tokio::spawn(receive.send());
+    until_mqget_waits(&h.qm, "Q09").await;
+    until_mqget_waits(&h.qm, "Q10").await;
+    // A call whose body is still on its way: the server is reading it (it asked for it).
+    let body = stateless_body("queue_status", json!({"queue": "ORDERS"})).to_string();
+    let mut late = tokio::net::TcpStream::connect(h.addr).await.expect("connect");
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {OPS_TOKEN}\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\n\
+         Mcp-Method: tools/call\r\nMcp-Name: queue_status\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+        h.addr,
+        body.len()
+    );
+    late.write_all(head.as_bytes()).await.expect("write");
+    let asked = read_headers(&mut late).await;
+    assert!(asked.starts_with("HTTP/1.1 100"), "{asked}");
+
+    h.cancel.cancel();
+    until_refused(h.addr).await;
+    // The messages arrive after the stop, within the grace: each receive gets its own.
+    h.qm.put_message("Q09", mqpilot::fake::PutSpec::text("stateless, after the stop"))
+        .expect("put");
+    h.qm.put_message("Q10", mqpilot::fake::PutSpec::text("session, after the stop"))
+        .expect("put");
+    let r = stateless.await.expect("task").expect("stateless answer");
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.expect("json");
+    assert_eq!(
+        answer["result"]["structuredContent"]["messages"][0]["payload"], "stateless, after the stop",
+        "{answer}"
+    );
+    let r = on_session.await.expect("task").expect("session answer");
+    assert_eq!(r.status(), 200);
+    let answer = r.text().await.expect("event stream");
+    assert!(answer.contains("session, after the stop"), "{answer}");
+    assert!(
+        h.qm.browse("Q09").is_empty() && h.qm.browse("Q10").is_empty(),
+        "committed once answered"
+    );
+
+    // The call that came in during the stop is refused, not started.
+    late.write_all(body.as_bytes()).await.expect("write");
+    let refused = read_to_close(&mut late).await;
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    assert!(refused.contains("the server is stopping"), "{refused}");
+    tokio::time::timeout(Duration::from_secs(20), &mut h.served)
+        .await
+        .expect("serve returned once the answers were out")
+        .expect("serve");
+}

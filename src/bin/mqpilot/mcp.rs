@@ -3,10 +3,14 @@
 //! Exit codes: 0 the server stopped as asked (signal, stdin closed); 2 bad flags, policy or
 //! credential files, or a non-loopback `--listen` without auth; 3 the listener or the IBM
 //! library could not be set up. Logs go to stderr only: on `--stdio`, stdout is the protocol.
+//! A signal stops a stdio server even while its client keeps stdin open: stdin is read on a
+//! thread that nothing waits for.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 
 use anyhow::Context as _;
 use clap::Args;
@@ -158,15 +162,26 @@ pub(crate) async fn run(args: McpArgs) -> Result<u8, Failure> {
         ..PoolConfig::default()
     };
     let cancel = CancellationToken::new();
-    tokio::spawn(crate::signals::watch_signals(cancel.clone()));
+    // Awaited: a signal from here on is a clean stop, not the default action's kill.
+    crate::signals::watch_signals(cancel.clone()).await;
     let patience = Patience {
         busy: std::time::Duration::from_secs(args.connection_wait_secs),
         ..Patience::default()
     };
-    let server = mcp::build(library, options, pool_config, catalog, policy, patience, &cancel);
+    // The MQ side stops (waits for pooled connections, lock expiry timers) when the protocol
+    // side is done: over HTTP that is after the calls in flight at a signal were answered.
+    let mq_stop = if args.stdio {
+        cancel.clone()
+    } else {
+        CancellationToken::new()
+    };
+    let server = mcp::build(library, options, pool_config, catalog, policy, patience, &mq_stop);
     if args.stdio {
         tracing::info!("serving MCP on stdio");
-        mcp::serve_stream(server, tokio::io::stdin(), tokio::io::stdout(), cancel)
+        let stdin = DetachedStdin::start()
+            .context("cannot read stdin")
+            .map_err(|e| Failure(3, e))?;
+        mcp::serve_stream(server, stdin, tokio::io::stdout(), cancel)
             .await
             .map_err(|e| Failure(3, e.into()))?;
         return Ok(0);
@@ -195,9 +210,83 @@ pub(crate) async fn run(args: McpArgs) -> Result<u8, Failure> {
     let router = mcp::http::router(server, &http, Arc::new(auth), bound, &cancel);
     tracing::info!(url = %format!("http://{bound}{}", mcp::http::MCP_PATH), "serving MCP over streamable HTTP");
     mcp::http::serve(listener, router, &http, cancel).await;
+    mq_stop.cancel();
     let released = queues.shutdown().await;
     if released > 0 {
         tracing::info!(locks = released, "backed out locks held at shutdown");
     }
     Ok(0)
+}
+
+/// Stdin, read on a thread of its own. Tokio's stdin reads on a blocking thread that the
+/// runtime waits for when it shuts down, and a read from a client that keeps stdin open
+/// never ends: a stopped server would not exit. Nothing waits for this thread; it ends with
+/// the process.
+struct DetachedStdin {
+    chunks: tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    /// The chunk being handed out, and how much of it has been.
+    chunk: Vec<u8>,
+    given: usize,
+}
+
+/// Bytes read from stdin at once.
+const STDIN_CHUNK_BYTES: usize = 64 * 1024;
+
+impl DetachedStdin {
+    fn start() -> std::io::Result<Self> {
+        // A few chunks ahead at most: a client that sends faster than it is served waits.
+        let (sender, chunks) = tokio::sync::mpsc::channel(4);
+        std::thread::Builder::new()
+            .name("mqpilot-stdin".into())
+            .spawn(move || {
+                use std::io::Read as _;
+                let mut stdin = std::io::stdin().lock();
+                loop {
+                    let mut chunk = vec![0; STDIN_CHUNK_BYTES];
+                    let read = match stdin.read(&mut chunk) {
+                        Ok(0) => return,
+                        Ok(n) => {
+                            chunk.truncate(n);
+                            Ok(chunk)
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(e) => Err(e),
+                    };
+                    let failed = read.is_err();
+                    if sender.blocking_send(read).is_err() || failed {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Self {
+            chunks,
+            chunk: Vec::new(),
+            given: 0,
+        })
+    }
+}
+
+impl tokio::io::AsyncRead for DetachedStdin {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.given == self.chunk.len() {
+            match ready!(self.chunks.poll_recv(cx)) {
+                // The end of stdin: nothing more is read.
+                None => return Poll::Ready(Ok(())),
+                Some(Err(e)) => return Poll::Ready(Err(e)),
+                Some(Ok(chunk)) => {
+                    self.chunk = chunk;
+                    self.given = 0;
+                }
+            }
+        }
+        let n = buf.remaining().min(self.chunk.len() - self.given);
+        let from = self.given;
+        buf.put_slice(&self.chunk[from..from + n]);
+        self.given += n;
+        Poll::Ready(Ok(()))
+    }
 }
