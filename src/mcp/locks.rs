@@ -4,7 +4,10 @@
 //! MQBACK, they are back with backout count + 1), expires (MQBACK) or the server shuts down
 //! (MQBACK). Lock ids are 128 random bits in hex, bound to the caller that took them: another
 //! caller's id is answered exactly like an unknown one. Every path that does not commit backs
-//! out, and a lease dropped in a unit of work is backed out by the pool as well.
+//! out, and a lease dropped in a unit of work is backed out by the pool as well. However a
+//! lock ends, its connection closes its input handle for the queue before going back to the
+//! pool, so an idle connection is never a consumer of the queue (IPPROCS) and never keeps an
+//! exclusive one (DEFSOPT(EXCL), NOSHARE) out.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,9 +16,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
+use super::queues::CallerGone;
 use crate::Error;
-use crate::mq::session::{is_commit_outcome_unknown, is_connection_lost};
-use crate::pool::Lease;
+use crate::mq::session::{Access, is_commit_outcome_unknown, is_connection_lost};
+use crate::pool::{Lease, PooledConn};
 
 /// One held lock.
 struct Held {
@@ -167,22 +171,50 @@ fn locks(n: usize) -> String {
 
 /// Why a lock ended without being completed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Expiry {
+pub(crate) enum Expiry {
     /// Its `lock_seconds` ran out.
     Ttl,
     /// The answer carrying its id never left the server.
     AnswerLost,
 }
 
-/// How long a lock lives: `ttl`, unless `answer_lost` fires first (the answer carrying its
-/// id never reached its caller, who therefore cannot complete it): then it is backed out at
-/// once.
+/// How long a lock lives: `ttl`, unless the answer carrying its id never reaches its
+/// caller, who therefore cannot complete it: then it is backed out at once.
 #[derive(Debug)]
 pub struct Lifetime {
     /// Until the lock expires.
     pub ttl: Duration,
-    /// Fires when the answer with the lock's id is lost (over stdio, never).
-    pub answer_lost: CancellationToken,
+    /// Until the answer is handed back, any way of going ends the lock; after, only an HTTP
+    /// response dropped before it was sent does (rmcp cancels a request's own token once
+    /// its answer is sent too, so that token says nothing then).
+    pub caller: CallerGone,
+}
+
+/// Who holds a lock, on which queue, under what id and until when: chosen before its
+/// messages are got, so that its answer can be built before the lock is held.
+#[derive(Debug)]
+pub struct Ticket {
+    /// Random and opaque.
+    pub id: String,
+    owner: String,
+    queue: String,
+    expires: Instant,
+    /// When it expires, as the answer states it.
+    pub expires_at: SystemTime,
+}
+
+impl Ticket {
+    /// A new id, for a lock of `owner` on `queue` expiring `ttl` from now.
+    #[must_use]
+    pub fn new(owner: &str, queue: &str, ttl: Duration) -> Self {
+        Self {
+            id: new_id(),
+            owner: owner.to_owned(),
+            queue: queue.to_owned(),
+            expires: Instant::now() + ttl,
+            expires_at: SystemTime::now() + ttl,
+        }
+    }
 }
 
 /// A random, opaque lock id.
@@ -190,6 +222,12 @@ fn new_id() -> String {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).expect("the operating system provides random bytes");
     crate::mq::message::hex(&bytes)
+}
+
+/// Closes `queue`'s input handle on a connection whose unit of work is over (see the file's
+/// header).
+pub(crate) fn stop_consuming(c: &mut PooledConn, queue: &str) {
+    c.close(queue, Access::Input);
 }
 
 /// `when` as RFC 3339 UTC, to the second.
@@ -216,9 +254,14 @@ pub fn rfc3339(when: SystemTime) -> String {
     )
 }
 
-async fn back_out(mut lease: Lease) -> Result<(), Error> {
+async fn back_out(mut lease: Lease, queue: &str) -> Result<(), Error> {
+    let queue = queue.to_owned();
     lease
-        .run(|c| if c.in_unit_of_work() { c.backout() } else { Ok(()) })
+        .run(move |c| {
+            let backed_out = if c.in_unit_of_work() { c.backout() } else { Ok(()) };
+            stop_consuming(c, &queue);
+            backed_out
+        })
         .await
 }
 
@@ -265,22 +308,21 @@ impl Locks {
         Ok(Reservation(Arc::clone(&self.inner)))
     }
 
-    /// Registers a lease holding `messages` uncommitted gets as a lock of `owner` for the
-    /// `life` given; returns its id and expiry time.
+    /// Registers a lease holding `messages` uncommitted gets as the lock `ticket`, until it
+    /// expires or `answer_lost` fires (the answer carrying its id was lost after it was
+    /// handed back).
     ///
     /// # Errors
     /// [`LockError::Full`]: the lease is backed out.
     pub async fn insert(
         &self,
         reservation: Reservation,
-        owner: &str,
-        queue: &str,
         lease: Lease,
         messages: usize,
-        life: Lifetime,
-    ) -> Result<(String, SystemTime), LockError> {
-        let Lifetime { ttl, answer_lost } = life;
-        let id = new_id();
+        ticket: &Ticket,
+        answer_lost: CancellationToken,
+    ) -> Result<(), LockError> {
+        let id = ticket.id.clone();
         let refused = {
             let mut held = self
                 .inner
@@ -293,11 +335,11 @@ impl Locks {
                 held.insert(
                     id.clone(),
                     Held {
-                        owner: owner.to_owned(),
-                        queue: queue.to_owned(),
+                        owner: ticket.owner.clone(),
+                        queue: ticket.queue.clone(),
                         lease,
                         messages,
-                        expires: Instant::now() + ttl,
+                        expires: ticket.expires,
                     },
                 );
                 None
@@ -305,25 +347,25 @@ impl Locks {
         };
         drop(reservation);
         if let Some(lease) = refused {
-            back_out(lease).await.map_err(LockError::Mq)?;
+            back_out(lease, &ticket.queue).await.map_err(LockError::Mq)?;
             return Err(LockError::Full(self.inner.limit));
         }
         let locks = self.clone();
-        let expiry_id = id.clone();
+        let expires = tokio::time::Instant::from_std(ticket.expires);
         tokio::spawn(async move {
             tokio::select! {
-                () = tokio::time::sleep(ttl) => locks.expire(&expiry_id, Expiry::Ttl).await,
-                () = answer_lost.cancelled() => locks.expire(&expiry_id, Expiry::AnswerLost).await,
+                () = tokio::time::sleep_until(expires) => locks.expire(&id, Expiry::Ttl).await,
+                () = answer_lost.cancelled() => locks.expire(&id, Expiry::AnswerLost).await,
                 () = locks.inner.shutdown.cancelled() => {}
             }
         });
-        Ok((id, SystemTime::now() + ttl))
+        Ok(())
     }
 
     /// Backs lock `id` out, if it is still held, saying why in the log. Only a lock whose
     /// time ran out is remembered as expired: one whose answer was lost has an id nobody
     /// knows, and must not push a real expiry out of the bounded list.
-    async fn expire(&self, id: &str, why: Expiry) {
+    pub(crate) async fn expire(&self, id: &str, why: Expiry) {
         let taken = self
             .inner
             .held
@@ -347,7 +389,7 @@ impl Locks {
                 expired.pop_front();
             }
         }
-        if let Err(e) = back_out(held.lease).await {
+        if let Err(e) = back_out(held.lease, &held.queue).await {
             tracing::warn!(queue = %held.queue, error = %e, "MQBACK of an expired lock failed; MQ backs it out when the connection ends");
         }
     }
@@ -381,13 +423,15 @@ impl Locks {
             });
         };
         let mut lease = held.lease;
+        let queue = held.queue.clone();
         match action {
             Action::Commit => lease
-                .run(|c| {
+                .run(move |c| {
                     let result = c.commit();
                     if result.is_err() && c.in_unit_of_work() {
                         let _ = c.backout();
                     }
+                    stop_consuming(c, &queue);
                     result
                 })
                 .await
@@ -400,7 +444,14 @@ impl Locks {
                 })?,
             // MQ backs out the unit of work of a connection it lost: an abort whose MQBACK
             // failed with the connection has done what it was asked (the pool replaces it).
-            Action::Abort => match lease.run(|c| c.backout()).await {
+            Action::Abort => match lease
+                .run(move |c| {
+                    let result = c.backout();
+                    stop_consuming(c, &queue);
+                    result
+                })
+                .await
+            {
                 Err(e) if is_connection_lost(&e) => {
                     tracing::info!(lock = id, error = %e, "MQBACK failed with the connection: MQ backs the lock's messages out");
                 }
@@ -422,7 +473,7 @@ impl Locks {
             .collect();
         let n = all.len();
         for held in all {
-            if let Err(e) = back_out(held.lease).await {
+            if let Err(e) = back_out(held.lease, &held.queue).await {
                 tracing::warn!(queue = %held.queue, error = %e, "MQBACK of a lock at shutdown failed; MQ backs it out when the connection ends");
             }
         }

@@ -73,13 +73,21 @@ pub struct Limits {
     pub max_lock_seconds: u32,
     /// Most messages one browse, receive or lock returns. Default and ceiling 100.
     pub max_messages: usize,
-    /// Most payload bytes one browse, receive or lock returns in all; the message that would
-    /// go past it stays on the queue for the next call. Default 4 MiB, at most 100 MiB: a
-    /// result carries each payload twice (structured content and its text) and binary ones
-    /// in base64, so 4 MiB of payload stays under the 16 MiB a message of rmcp's clients may
-    /// be.
+    /// Most bytes the payloads of one browse, receive or lock take in its result, as they
+    /// are encoded there: each twice (structured content and its copy in the text), as
+    /// escaped JSON text or base64 (see `output::text_cost`). The message that would go past
+    /// it stays on the queue for the next call. Default 12 MiB, at most 15 MiB: with the
+    /// other fields of 100 messages a result stays under the 16 MiB a message of rmcp's
+    /// clients may be.
     pub max_result_bytes: usize,
 }
+
+/// `limits.max_result_bytes` by default.
+pub const DEFAULT_RESULT_BYTES: usize = 12 * 1024 * 1024;
+
+/// The range of `limits.max_result_bytes`: a result must hold some payload, and stay under
+/// the 16 MiB line rmcp's clients read (see [`Limits::max_result_bytes`]).
+pub const RESULT_BYTES: std::ops::RangeInclusive<usize> = 1024..=15 * 1024 * 1024;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -88,7 +96,7 @@ impl Default for Limits {
             max_locks: 2,
             max_lock_seconds: 300,
             max_messages: 100,
-            max_result_bytes: 4 * 1024 * 1024,
+            max_result_bytes: DEFAULT_RESULT_BYTES,
         }
     }
 }
@@ -283,8 +291,11 @@ impl Policy {
         if !(1..=100).contains(&limits.max_messages) {
             return Err(bad("limits.max_messages", "must be 1..=100".into()));
         }
-        if limits.max_result_bytes == 0 || limits.max_result_bytes > crate::mq::session::MAX_MESSAGE_BYTES {
-            return Err(bad("limits.max_result_bytes", "must be 1..=104857600".into()));
+        if !RESULT_BYTES.contains(&limits.max_result_bytes) {
+            return Err(bad(
+                "limits.max_result_bytes",
+                format!("must be {}..={}", RESULT_BYTES.start(), RESULT_BYTES.end()),
+            ));
         }
         Ok(Self {
             enabled,
@@ -444,10 +455,14 @@ mod tests {
     fn limits_are_range_checked() {
         let e = parse("[limits]\nmax_lock_seconds = 301\n").unwrap_err().to_string();
         assert!(e.contains("policy.toml:2:1: limits.max_lock_seconds"), "{e}");
-        let e = parse("[limits]\nmax_result_bytes = 0\n").unwrap_err().to_string();
-        assert!(e.contains("limits.max_result_bytes"), "{e}");
+        for bad in [0, 1023, 15 * 1024 * 1024 + 1] {
+            let e = parse(&format!("[limits]\nmax_result_bytes = {bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("limits.max_result_bytes: must be 1024..=15728640"), "{e}");
+        }
         let p = parse("[limits]\nmax_result_bytes = 65536\n").expect("policy");
         assert_eq!(p.limits.max_result_bytes, 65536);
-        assert_eq!(Policy::default().limits.max_result_bytes, 4 * 1024 * 1024);
+        assert_eq!(Policy::default().limits.max_result_bytes, 12 * 1024 * 1024);
     }
 }

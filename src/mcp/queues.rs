@@ -2,27 +2,31 @@
 //!
 //! Every call checks a connection out of the pool (the back-pressure point), runs on its
 //! thread and gives it back, so the handle budget of each connection holds for the MCP
-//! server as for the worker. Destructive gets are under syncpoint: `receive` commits only
-//! after the result is built, `lock` keeps the lease (and so the unit of work) in
-//! [`Locks`]. Policy checks happen before any of this, in the tools.
+//! server as for the worker. Destructive gets are under syncpoint: `receive` builds its
+//! whole answer, then commits, `lock` keeps the lease (and so the unit of work) in
+//! [`Locks`]. A receive or lock closes its input handle when it ends, so between calls the
+//! server is no consumer of the queue. Policy checks happen before any of this, in the tools.
 
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
 use super::catalog::{AdminStatus, Catalog};
-use super::locks::{Lifetime, LockError, LockLimit, Locks};
+use super::locks::{Expiry, Lifetime, LockError, LockLimit, Locks, Ticket, stop_consuming};
+use super::output::fits;
 use super::schema::{ConnectionOut, MessageOut, PoolStatus};
 use crate::Error;
 use crate::mq::message::Message;
-use crate::mq::session::{Browsed, GetRequest, Got, QueueAttrs, is_commit_outcome_unknown, is_connection_lost};
-use crate::pool::{Lease, Patience, Pool};
+use crate::mq::session::{GetRequest, Got, QueueAttrs, is_commit_outcome_unknown, is_connection_lost};
+use crate::pool::{Lease, Patience, Pool, PooledConn};
 
-/// What a receive took off the queue.
+/// What a receive took off the queue, as the answer its `build` made.
 #[derive(Debug)]
-pub struct Taken {
-    /// The messages, in delivery order.
-    pub messages: Vec<MessageOut>,
+pub struct Taken<A> {
+    /// The answer, built before the commit.
+    pub answer: A,
+    /// How many messages it holds.
+    pub messages: usize,
     /// Set when MQCMIT failed with the connection: MQ may have committed the messages or
     /// backed them out (for a client, a call failing that way may have completed), so they
     /// are returned and may be delivered again.
@@ -32,7 +36,7 @@ pub struct Taken {
     pub stopped_by: Option<Error>,
 }
 
-/// What a lock took.
+/// What a lock took, for its answer to be built from.
 #[derive(Debug)]
 pub struct Locking {
     /// The lock's id and expiry; `None` when no message came (nothing is held).
@@ -45,7 +49,7 @@ pub struct Locking {
 
 /// The messages a batch got, and the failure that ended it early, if one did.
 struct Batch {
-    got: Vec<Message>,
+    got: Vec<MessageOut>,
     stopped_by: Option<Error>,
 }
 
@@ -85,6 +89,12 @@ impl CallerGone {
         Self { request, response }
     }
 
+    /// The HTTP response's token alone.
+    #[must_use]
+    pub fn response(&self) -> CancellationToken {
+        self.response.clone()
+    }
+
     /// Whether the caller has gone.
     #[must_use]
     pub fn is_gone(&self) -> bool {
@@ -100,10 +110,14 @@ impl CallerGone {
     }
 }
 
-/// Gets up to `limit` messages of at most `max_bytes` payload bytes in all, under
-/// syncpoint. The message that would go past `max_bytes` is not taken: MQ refuses the get
-/// (2080, truncation not accepted) and leaves it on the queue, so nothing is lost or
-/// counted as backed out. When even the first message does not fit, that is the error.
+/// Gets up to `limit` messages under syncpoint, each as it will be in the answer, whose
+/// payloads cost at most `budget` bytes of the result in all (see [`MessageOut::with_payload`]).
+/// Each MQGET's buffer is what still fits in base64, the costliest encoding, so whatever
+/// comes fits; a text payload whose text would not fit goes as base64. The message that is
+/// longer than the buffer is not taken: MQ refuses the get (2080, truncation not accepted)
+/// and leaves it on the queue, so nothing is lost or counted as backed out. When even the
+/// first message does not fit, that is the error.
+///
 /// `stop` is asked before each MQGET: once it says so, no more messages are taken (a caller
 /// that has gone would only see them backed out, their backout counts raised). A get that
 /// fails after some messages were got ends the batch without failing it: those are kept
@@ -111,22 +125,26 @@ impl CallerGone {
 /// the backout counts of messages nobody saw; the failed get took nothing. A failure of the
 /// first get, or a lost connection (MQ has backed the unit of work out), is the error.
 fn get_batch(
-    conn: &mut crate::pool::PooledConn,
+    conn: &mut PooledConn,
     queue: &Arc<str>,
     limit: usize,
     wait_ms: u32,
-    max_bytes: usize,
+    budget: usize,
     stop: &dyn Fn() -> bool,
 ) -> Result<Batch, Error> {
     let mut got = Vec::with_capacity(limit);
-    let mut left = max_bytes;
-    while got.len() < limit && left > 0 && !stop() {
+    let mut left = budget;
+    while got.len() < limit && !stop() {
+        let buffer = fits(left);
+        if buffer == 0 {
+            break;
+        }
         let wait = if got.is_empty() { wait_ms } else { 0 };
         let request = GetRequest {
             syncpoint: true,
             wait_ms: wait,
         };
-        let next = match conn.get_within(queue, request, left) {
+        let next = match conn.get_within(queue, request, buffer) {
             Ok(next) => next,
             Err(e) if !got.is_empty() && !is_connection_lost(&e) => {
                 return Ok(Batch {
@@ -138,26 +156,37 @@ fn get_batch(
         };
         match next {
             Got::Message(m) => {
-                left -= m.data.len().min(left);
-                got.push(m);
+                let (out, cost) = MessageOut::with_payload(&m, &m.data, false, left);
+                left = left.saturating_sub(cost);
+                got.push(out);
             }
             Got::Empty => break,
-            Got::TooLong if got.is_empty() => return Err(over_result_cap(queue, max_bytes)),
+            Got::TooLong if got.is_empty() => return Err(over_result_cap(queue, budget)),
             Got::TooLong => break,
         }
     }
     Ok(Batch { got, stopped_by: None })
 }
 
-/// The error for a first message longer than the whole result may be.
-fn over_result_cap(queue: &str, max_bytes: usize) -> Error {
+/// The error for a first message longer than the whole result may hold.
+fn over_result_cap(queue: &str, budget: usize) -> Error {
     Error::Mq {
         verb: "MQGET",
         object: queue.to_owned(),
         reason: crate::mq::reason::Reason::TRUNCATED_MSG_FAILED,
         detail: Some(format!(
-            "the next message is longer than limits.max_result_bytes ({max_bytes} bytes); it stays on the queue"
+            "the next message is longer than {} bytes, the largest payload a result can carry under \
+             limits.max_result_bytes ({budget}); it stays on the queue",
+            fits(budget)
         )),
+    }
+}
+
+/// Backs out what `c` got, if anything; a failure is left for the pool, which backs out a
+/// connection given back in a unit of work or replaces it.
+fn back_out_quietly(c: &mut PooledConn) {
+    if c.in_unit_of_work() {
+        let _ = c.backout();
     }
 }
 
@@ -224,8 +253,11 @@ impl Queues {
         self.catalog.status(queue)
     }
 
-    /// Browses up to `limit` messages, `max_payload_bytes` of each and `max_total_bytes` in
-    /// all (see `Session::browse`).
+    /// Browses up to `limit` messages: with `payload_bytes` (`None`: no payload), at most
+    /// that many of each payload and at most `budget` bytes of payload as the result
+    /// carries them (see [`MessageOut::with_payload`]). The browse stops before a message
+    /// that would pass `budget`; a first message that would is cut to fit. A payload cut
+    /// inside a character keeps the whole characters before the cut as text.
     ///
     /// # Errors
     /// [`Error::Mq`].
@@ -233,141 +265,146 @@ impl Queues {
         &self,
         queue: &str,
         limit: usize,
-        max_payload_bytes: usize,
-        max_total_bytes: usize,
-    ) -> Result<Vec<Browsed>, Error> {
+        payload_bytes: Option<usize>,
+        budget: usize,
+    ) -> Result<Vec<MessageOut>, Error> {
         let q = queue.to_owned();
-        self.lease()
+        // No payload byte costs less than 2: no result holds more than budget / 2 of them.
+        let read = payload_bytes.unwrap_or(0);
+        let browsed = self
+            .lease()
             .await?
-            .run(move |c| c.browse(&q, limit, max_payload_bytes, max_total_bytes))
-            .await
+            .run(move |c| c.browse(&q, limit, read, budget / 2))
+            .await?;
+        let mut out = Vec::with_capacity(browsed.len());
+        let mut left = budget;
+        for b in browsed {
+            if payload_bytes.is_none() {
+                out.push(MessageOut::summary(&b.message));
+                continue;
+            }
+            let (mut m, mut cost) = MessageOut::with_payload(&b.message, &b.message.data, b.truncated, left);
+            if cost > left {
+                if !out.is_empty() {
+                    break;
+                }
+                (m, cost) = MessageOut::cut_to(&b.message, &b.message.data, left);
+            }
+            left = left.saturating_sub(cost);
+            out.push(m);
+        }
+        Ok(out)
     }
 
-    /// Gets up to `limit` messages, `max_bytes` of payload in all (see `get_batch`), under
-    /// syncpoint, builds the result, then commits. A failed get, or a commit that fails on a
-    /// live connection, backs out: nothing is lost. A commit that fails with the connection
-    /// may have taken effect: the messages are returned all the same, marked
-    /// ([`Taken::commit_unknown`]), and the connection is replaced.
+    /// Gets up to `limit` messages whose payloads cost at most `budget` bytes of the
+    /// result (see `get_batch`), under syncpoint; `build` makes the answer from them, and
+    /// only then, if the caller is still there, are they committed. Building the answer
+    /// before the commit leaves only MQCMIT itself and the hand-back of a ready answer
+    /// between the commit and the caller: a caller found gone after the commit is logged
+    /// with the message ids, since those messages are gone and nobody saw them.
+    ///
+    /// A failed get, a failed build, a caller gone before the commit, or a commit that
+    /// fails on a live connection backs out: nothing is lost. A commit that fails with the
+    /// connection may have taken effect: the answer is returned all the same, marked
+    /// ([`Taken::commit_unknown`]), and the connection is replaced. The input handle is
+    /// closed however it ends.
     ///
     /// # Errors
-    /// [`Error::Mq`].
-    pub async fn receive(
+    /// [`Error::Mq`], or what `build` returned.
+    pub async fn receive<A: Send + 'static>(
         &self,
         queue: &str,
         limit: usize,
         wait_ms: u32,
-        max_bytes: usize,
+        budget: usize,
         caller: &CallerGone,
-    ) -> Result<Taken, Error> {
+        build: impl FnOnce(Vec<MessageOut>) -> Result<A, Error> + Send + 'static,
+    ) -> Result<Taken<A>, Error> {
         let q: Arc<str> = queue.into();
         let mut lease = tokio::select! {
-            lease = self.lease() => lease?,
+            biased;
             () = caller.gone() => return Err(cancelled_request()),
+            lease = self.lease() => lease?,
         };
-        let caller = caller.clone();
-        let taken = lease
+        let watch = caller.clone();
+        let (taken, ids) = lease
             .run(move |c| {
-                let Batch { got, stopped_by } = match get_batch(c, &q, limit, wait_ms, max_bytes, &|| caller.is_gone())
-                {
-                    Ok(batch) => batch,
-                    Err(e) => {
-                        if c.in_unit_of_work() {
-                            let _ = c.backout();
-                        }
-                        return Err(e);
-                    }
-                };
-                // A caller that cancelled or went away would never see these messages:
-                // they go back to the queue instead of being committed.
-                if caller.is_gone() {
-                    if c.in_unit_of_work() {
-                        c.backout()?;
-                    }
-                    return Err(cancelled_request());
-                }
-                let messages: Vec<MessageOut> = got.iter().map(|m| MessageOut::new(m, true, false)).collect();
-                if !c.in_unit_of_work() {
-                    return Ok(Taken {
-                        messages,
-                        commit_unknown: None,
-                        stopped_by,
-                    });
-                }
-                match c.commit() {
-                    Ok(()) => Ok(Taken {
-                        messages,
-                        commit_unknown: None,
-                        stopped_by,
-                    }),
-                    // Committed or backed out, nobody can tell: the caller gets them, and
-                    // another consumer may get them too.
-                    Err(e) if is_commit_outcome_unknown(&e) => Ok(Taken {
-                        messages,
-                        commit_unknown: Some(e),
-                        stopped_by,
-                    }),
-                    Err(e) => {
-                        if c.in_unit_of_work() {
-                            let _ = c.backout();
-                        }
-                        Err(e)
-                    }
-                }
+                let taken = take_and_commit(c, &q, limit, wait_ms, budget, &watch, build);
+                stop_consuming(c, &q);
+                taken
             })
             .await?;
         if let Some(e) = &taken.commit_unknown {
             lease.mark_broken();
-            tracing::warn!(queue, messages = taken.messages.len(), error = %e, "MQCMIT failed with the connection: the messages are returned and may be delivered again");
+            tracing::warn!(queue, messages = taken.messages, error = %e, "MQCMIT failed with the connection: the messages are returned and may be delivered again");
+        }
+        if taken.messages > 0 && caller.is_gone() {
+            let done = if taken.commit_unknown.is_some() {
+                "may have been committed (MQCMIT failed with the connection)"
+            } else {
+                "were committed"
+            };
+            tracing::warn!(
+                queue,
+                messages = taken.messages,
+                msg_ids = %ids.join(","),
+                "the caller cancelled or went away while MQCMIT ran: these messages {done}, and the answer carrying them could not be delivered"
+            );
         }
         Ok(taken)
     }
 
-    /// Gets up to `limit` messages, `max_bytes` of payload in all (see `get_batch`), under
-    /// syncpoint on a connection that stays reserved for the lock; `None` id when no message
-    /// came (nothing is held). The lock lives as `life` says.
+    /// Gets up to `limit` messages whose payloads cost at most `budget` bytes of the
+    /// result (see `get_batch`), under syncpoint, on a connection that then stays reserved
+    /// for the lock. `build` makes the answer, with the lock's id and expiry when a message
+    /// came (`None` and nothing held otherwise); the lock lives as `life` says. Until the
+    /// answer is handed back, a caller that goes gets no message or, once it has some, has
+    /// them backed out at once: nobody else could complete that lock.
     ///
     /// # Errors
-    /// [`LockError`].
-    pub async fn lock(
+    /// [`LockError`]; [`LockError::Mq`] with what `build` returned.
+    pub async fn lock<A: Send + 'static>(
         &self,
         owner: &str,
         queue: &str,
         limit: usize,
-        max_bytes: usize,
+        budget: usize,
         life: Lifetime,
-    ) -> Result<Locking, LockError> {
+        build: impl FnOnce(Locking) -> Result<A, Error> + Send + 'static,
+    ) -> Result<A, LockError> {
+        let caller = &life.caller;
         let reservation = self.locks.reserve()?;
-        let mut lease = self.lease().await.map_err(LockError::Mq)?;
+        let mut lease = tokio::select! {
+            biased;
+            () = caller.gone() => return Err(LockError::Mq(cancelled_request())),
+            lease = self.lease() => lease.map_err(LockError::Mq)?,
+        };
+        let ticket = Ticket::new(owner, queue, life.ttl);
         let q: Arc<str> = queue.into();
-        let Batch { got, stopped_by } = lease
-            .run(move |c| match get_batch(c, &q, limit, 0, max_bytes, &|| false) {
-                Ok(batch) => Ok(batch),
-                Err(e) => {
-                    if c.in_unit_of_work() {
-                        let _ = c.backout();
-                    }
-                    Err(e)
+        let watch = caller.clone();
+        let held = (ticket.id.clone(), ticket.expires_at);
+        let (answer, messages) = lease
+            .run(move |c| {
+                let locked = take_for_lock(c, &q, limit, budget, &watch, held, build);
+                if !matches!(locked, Ok((_, n)) if n > 0) {
+                    stop_consuming(c, &q);
                 }
+                locked
             })
             .await
             .map_err(LockError::Mq)?;
-        let messages: Vec<MessageOut> = got.iter().map(|m| MessageOut::new(m, true, false)).collect();
-        if got.is_empty() {
-            return Ok(Locking {
-                held: None,
-                messages,
-                stopped_by,
-            });
+        if messages == 0 {
+            return Ok(answer);
         }
-        let held = self
-            .locks
-            .insert(reservation, owner, queue, lease, got.len(), life)
+        self.locks
+            .insert(reservation, lease, messages, &ticket, caller.response())
             .await?;
-        Ok(Locking {
-            held: Some(held),
-            messages,
-            stopped_by,
-        })
+        // The last moment this call can tell: past it, the answer is on its way.
+        if caller.is_gone() {
+            self.locks.expire(&ticket.id, Expiry::AnswerLost).await;
+            return Err(LockError::Mq(cancelled_request()));
+        }
+        Ok(answer)
     }
 
     /// Puts one message outside syncpoint.
@@ -417,10 +454,84 @@ impl Queues {
     }
 }
 
+/// The batch of a receive, its answer built, then committed if the caller is still there
+/// (see [`Queues::receive`]); also the message ids, for the log. Every path that does not
+/// commit backs out.
+fn take_and_commit<A>(
+    c: &mut PooledConn,
+    queue: &Arc<str>,
+    limit: usize,
+    wait_ms: u32,
+    budget: usize,
+    caller: &CallerGone,
+    build: impl FnOnce(Vec<MessageOut>) -> Result<A, Error>,
+) -> Result<(Taken<A>, Vec<String>), Error> {
+    let Batch { got, stopped_by } =
+        get_batch(c, queue, limit, wait_ms, budget, &|| caller.is_gone()).inspect_err(|_| back_out_quietly(c))?;
+    let messages = got.len();
+    let ids: Vec<String> = got.iter().map(|m| m.msg_id.clone()).collect();
+    let answer = build(got).inspect_err(|_| back_out_quietly(c))?;
+    // A caller that cancelled or went away would never see these messages: they go back
+    // to the queue instead of being committed.
+    if caller.is_gone() {
+        if c.in_unit_of_work() {
+            c.backout()?;
+        }
+        return Err(cancelled_request());
+    }
+    let taken = |commit_unknown| Taken {
+        answer,
+        messages,
+        commit_unknown,
+        stopped_by,
+    };
+    if !c.in_unit_of_work() {
+        return Ok((taken(None), ids));
+    }
+    match c.commit() {
+        Ok(()) => Ok((taken(None), ids)),
+        // Committed or backed out, nobody can tell: the caller gets them, and another
+        // consumer may get them too.
+        Err(e) if is_commit_outcome_unknown(&e) => Ok((taken(Some(e)), ids)),
+        Err(e) => {
+            back_out_quietly(c);
+            Err(e)
+        }
+    }
+}
+
+/// The batch of a lock, its answer built with `held` as the lock's id and expiry when a
+/// message came; also how many came. A caller gone after the gets, or a failed build,
+/// backs them out.
+fn take_for_lock<A>(
+    c: &mut PooledConn,
+    queue: &Arc<str>,
+    limit: usize,
+    budget: usize,
+    caller: &CallerGone,
+    held: (String, std::time::SystemTime),
+    build: impl FnOnce(Locking) -> Result<A, Error>,
+) -> Result<(A, usize), Error> {
+    let Batch { got, stopped_by } =
+        get_batch(c, queue, limit, 0, budget, &|| caller.is_gone()).inspect_err(|_| back_out_quietly(c))?;
+    if caller.is_gone() {
+        back_out_quietly(c);
+        return Err(cancelled_request());
+    }
+    let messages = got.len();
+    let locking = Locking {
+        held: (messages > 0).then_some(held),
+        messages: got,
+        stopped_by,
+    };
+    let answer = build(locking).inspect_err(|_| back_out_quietly(c))?;
+    Ok((answer, messages))
+}
+
 /// The error for a request its caller cancelled (or abandoned) before it finished.
 pub(crate) fn cancelled_request() -> Error {
     Error::Options {
         source_name: "request".into(),
-        message: "cancelled by the caller: nothing was taken from the queue".into(),
+        message: "cancelled by the caller: no message was taken from the queue".into(),
     }
 }

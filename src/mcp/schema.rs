@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::output::Structured;
+use super::output::{Structured, as_text, base64_cost, fits, text_cost, text_within};
 
 use crate::mq::message::Message;
 use crate::mq::session::QueueAttrs;
@@ -119,14 +119,54 @@ pub struct PutArgs {
 }
 
 /// A reason code as a number or a name.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(untagged)]
+#[derive(Debug, JsonSchema)]
+#[schemars(untagged)]
 pub enum ReasonArg {
     /// 2085.
     Code(i32),
     /// `MQRC_UNKNOWN_OBJECT_NAME` or `UNKNOWN_OBJECT_NAME`.
     Name(String),
 }
+
+/// Reads `code` so that a wrong value is refused naming the argument and what it takes
+/// (an untagged enum would only say that no variant matched).
+impl<'de> Deserialize<'de> for ReasonArg {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Code;
+        impl serde::de::Visitor<'_> for Code {
+            type Value = ReasonArg;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "code to be a reason code number (an integer such as 2085) or name (such as \
+                     MQRC_UNKNOWN_OBJECT_NAME)",
+                )
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ReasonArg, E> {
+                i32::try_from(v)
+                    .map(ReasonArg::Code)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ReasonArg, E> {
+                i32::try_from(v)
+                    .map(ReasonArg::Code)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ReasonArg, E> {
+                Ok(ReasonArg::Name(v.to_owned()))
+            }
+        }
+        deserializer.deserialize_any(Code)
+    }
+}
+
+/// `pool_status` arguments: none.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PoolStatusArgs {}
 
 /// `explain_reason_code` arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -266,29 +306,19 @@ pub struct MessageOut {
     pub reply_to: String,
     /// The payload (absent when not asked for).
     pub payload: Option<String>,
-    /// `text` (valid UTF-8) or `base64`.
+    /// `text` (valid UTF-8 without control characters other than tab, line feed and
+    /// carriage return, and small enough as text) or `base64`.
     pub payload_encoding: Option<&'static str>,
-    /// Bytes returned in `payload`.
+    /// Payload bytes returned in `payload` (decoded, for base64).
     pub payload_bytes: usize,
-    /// Whether the payload was cut at `max_payload_bytes`.
+    /// Whether the payload was cut: at `max_payload_bytes`, or to fit the result.
     pub truncated: bool,
 }
 
 impl MessageOut {
-    /// A message, with its payload when `include_payload`.
+    /// A message's MQMD summary, without its payload.
     #[must_use]
-    pub fn new(m: &Message, include_payload: bool, truncated: bool) -> Self {
-        let (payload, encoding) = if include_payload {
-            match std::str::from_utf8(&m.data) {
-                Ok(text) => (Some(text.to_owned()), Some("text")),
-                Err(_) => (
-                    Some(base64::engine::general_purpose::STANDARD.encode(&m.data)),
-                    Some("base64"),
-                ),
-            }
-        } else {
-            (None, None)
-        };
+    pub fn summary(m: &Message) -> Self {
         Self {
             msg_id: m.msg_id_hex(),
             correl_id: m.correl_id_hex(),
@@ -298,10 +328,59 @@ impl MessageOut {
             format: m.format(),
             backout_count: m.backout_count(),
             reply_to: m.reply_to_queue(),
-            payload,
-            payload_encoding: encoding,
-            payload_bytes: if include_payload { m.data.len() } else { 0 },
+            payload: None,
+            payload_encoding: None,
+            payload_bytes: 0,
+            truncated: false,
+        }
+    }
+
+    /// `m` with its payload `data` (all of it, or its first bytes when `cut`): as text when
+    /// it is text ([`as_text`]) and costs at most `left` bytes of the result, in base64
+    /// otherwise. Also returns what it costs ([`text_cost`], [`base64_cost`]), which is more
+    /// than `left` only when not even base64 fits.
+    #[must_use]
+    pub fn with_payload(m: &Message, data: &[u8], cut: bool, left: usize) -> (Self, usize) {
+        match as_text(data, cut).map(|text| (text, text_cost(text))) {
+            Some((text, cost)) if cost <= left => (Self::text(m, text, cut), cost),
+            _ => (Self::base64(m, data, cut), base64_cost(data.len())),
+        }
+    }
+
+    /// `m` with as much of its payload `data` (all of it or its first bytes) as fits in
+    /// `left` bytes of the result: the whole characters of a text payload that fit, or the
+    /// bytes whose base64 fits. Always marked truncated.
+    #[must_use]
+    pub fn cut_to(m: &Message, data: &[u8], left: usize) -> (Self, usize) {
+        match as_text(data, true) {
+            Some(text) => {
+                let text = text_within(text, left);
+                (Self::text(m, text, true), text_cost(text))
+            }
+            None => {
+                let n = fits(left).min(data.len());
+                (Self::base64(m, &data[..n], true), base64_cost(n))
+            }
+        }
+    }
+
+    fn text(m: &Message, text: &str, truncated: bool) -> Self {
+        Self {
+            payload: Some(text.to_owned()),
+            payload_encoding: Some("text"),
+            payload_bytes: text.len(),
             truncated,
+            ..Self::summary(m)
+        }
+    }
+
+    fn base64(m: &Message, data: &[u8], truncated: bool) -> Self {
+        Self {
+            payload: Some(base64::engine::general_purpose::STANDARD.encode(data)),
+            payload_encoding: Some("base64"),
+            payload_bytes: data.len(),
+            truncated,
+            ..Self::summary(m)
         }
     }
 }

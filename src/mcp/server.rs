@@ -19,9 +19,9 @@ use super::auth::Caller;
 use super::failure::{Args, Fail, failure, in_range, input, invalid};
 use super::http::ResponseGone;
 use super::locks::{Action, Lifetime, LockError};
-use super::output::Json;
+use super::output::{self, Json, Prepared};
 use super::policy::{Capability, Policy, glob_matches};
-use super::queues::{CallerGone, Queues, cancelled_request};
+use super::queues::{CallerGone, Locking, Queues, cancelled_request};
 use super::schema::*;
 use crate::Error;
 use crate::mq::put_fields::{self, PutFields};
@@ -167,7 +167,6 @@ impl McpServer {
     }
 
     /// Audits the call and shapes the result.
-    #[allow(clippy::unused_self)]
     fn finish<T>(
         &self,
         who: &Caller,
@@ -175,12 +174,18 @@ impl McpServer {
         queue: Option<&str>,
         result: Result<T, Fail>,
     ) -> Result<Json<T>, Fail> {
+        self.audited(who, tool, queue, result).map(Json::new)
+    }
+
+    /// Audits the call.
+    #[allow(clippy::unused_self)]
+    fn audited<R>(&self, who: &Caller, tool: &str, queue: Option<&str>, result: Result<R, Fail>) -> Result<R, Fail> {
         match &result {
             Ok(_) => audit::record(who, tool, queue, Outcome::Ok, None),
             Err(Fail::Invalid(_)) => audit::record(who, tool, queue, Outcome::Failed, None),
             Err(Fail::Tool(f, outcome)) => audit::record(who, tool, queue, *outcome, f.reason_code),
         }
-        result.map(Json)
+        result
     }
 
     #[tool(
@@ -264,7 +269,7 @@ impl McpServer {
     }
 
     #[tool(
-        description = "Browse messages without removing them: MQMD summary (ids in hex, put time, priority, persistence, format, backout count) and the payload as UTF-8 text or base64, cut at max_payload_bytes. Fewer than limit come back when the next payload would take the result past the server's limits.max_result_bytes.",
+        description = "Browse messages without removing them: MQMD summary (ids in hex, put time, priority, persistence, format, backout count) and the payload as text (UTF-8 without control characters other than tab, LF and CR) or base64, cut at max_payload_bytes (text between characters). Fewer than limit come back when the next payload would take the result past the server's limits.max_result_bytes (payload bytes as the result carries them).",
         input_schema = input::<BrowseArgs>(),
         annotations(
             read_only_hint = true,
@@ -292,19 +297,16 @@ impl McpServer {
             )?;
             let include = args.include_payload.unwrap_or(true);
             self.gate(&who, Capability::Browse, Some(("queue", &queue)))?;
-            let read_bytes = if include { bytes as usize } else { 0 };
-            let total = self.state.policy.limits.max_result_bytes;
-            let got = self
+            let payload_bytes = include.then_some(bytes as usize);
+            let budget = self.state.policy.limits.max_result_bytes;
+            let messages = self
                 .state
                 .queues
-                .browse(&queue, limit as usize, read_bytes, total)
+                .browse(&queue, limit as usize, payload_bytes, budget)
                 .await?;
             Ok(Messages {
                 queue: queue.clone(),
-                messages: got
-                    .iter()
-                    .map(|b| MessageOut::new(&b.message, include, b.truncated && include))
-                    .collect(),
+                messages,
             })
         })
         .await;
@@ -312,7 +314,7 @@ impl McpServer {
     }
 
     #[tool(
-        description = "Take messages off a queue: gets under syncpoint, committed only after the result is built (the messages are gone afterwards). commit_outcome is unknown when MQCMIT failed with the connection, or was cut short by a client reconnection (2549): the messages are returned, and may be delivered again. Fewer than limit come back when the next message would take the payloads past the server's limits.max_result_bytes (it stays on the queue), or when a get fails after some were taken (note says why).",
+        description = "Take messages off a queue: gets under syncpoint, committed only after the whole result is built (the messages are gone afterwards). commit_outcome is unknown when MQCMIT failed with the connection, or was cut short by a client reconnection (2549): the messages are returned, and may be delivered again. Fewer than limit come back when the next message would take the payloads past the server's limits.max_result_bytes (it stays on the queue), or when a get fails after some were taken (note says why).",
         input_schema = input::<ReceiveArgs>(),
         annotations(
             read_only_hint = false,
@@ -333,16 +335,22 @@ impl McpServer {
             let limit = in_range("limit", args.limit, 1, max, 1)?;
             let wait = in_range("wait_ms", args.wait_ms, 0, MAX_WAIT_MS, 0)?;
             self.gate(&who, Capability::Consume, Some(("queue", &queue)))?;
-            let max_bytes = self.state.policy.limits.max_result_bytes;
+            let budget = self.state.policy.limits.max_result_bytes;
+            // The whole answer but its last two fields is built before the commit: they are
+            // known only after it, and adding them copies nothing.
+            let name = queue.clone();
+            let build = move |messages| {
+                Prepared::new(Messages { queue: name, messages }).map_err(|e| unwritable("receive_messages", &e))
+            };
             let taken = self
                 .state
                 .queues
-                .receive(&queue, limit as usize, wait, max_bytes, &caller_gone(&ctx))
+                .receive(&queue, limit as usize, wait, budget, &caller_gone(&ctx), build)
                 .await
-                .map_err(result_cap)?;
+                .map_err(|e| result_cap(e, budget))?;
             let mut notes = Vec::new();
             if let Some(e) = &taken.stopped_by {
-                notes.push(stopped_note(e, taken.messages.len()));
+                notes.push(stopped_note(e, taken.messages));
             }
             let commit_outcome = match &taken.commit_unknown {
                 None => CommitOutcome::Committed,
@@ -355,15 +363,14 @@ impl McpServer {
                     CommitOutcome::Unknown
                 }
             };
-            Ok(Received {
-                queue: queue.clone(),
-                messages: taken.messages,
-                commit_outcome,
-                note: (!notes.is_empty()).then(|| notes.join("; ")),
-            })
+            let mut late = vec![("commit_outcome", serde_json::json!(commit_outcome))];
+            if !notes.is_empty() {
+                late.push(("note", notes.join("; ").into()));
+            }
+            Ok(Json::built(taken.answer.finish(late)))
         }
         .await;
-        self.finish(&who, "receive_messages", Some(&queue), result)
+        self.audited(&who, "receive_messages", Some(&queue), result)
     }
 
     #[tool(
@@ -395,35 +402,36 @@ impl McpServer {
                 1,
             )?;
             self.gate(&who, Capability::Consume, Some(("queue", &queue)))?;
-            let taken = self
+            let budget = limits.max_result_bytes;
+            let name = queue.clone();
+            let build = move |taken: Locking| {
+                let note = taken.stopped_by.as_ref().map(|e| stopped_note(e, taken.messages.len()));
+                let locked = Locked {
+                    lock_id: taken.held.as_ref().map(|h| h.0.clone()),
+                    expires_at: taken.held.map(|h| super::locks::rfc3339(h.1)),
+                    queue: name,
+                    messages: taken.messages,
+                    note,
+                };
+                output::build(locked).map_err(|e| unwritable("lock_messages", &e))
+            };
+            let life = Lifetime {
+                ttl: Duration::from_secs(secs.into()),
+                caller: caller_gone(&ctx),
+            };
+            let built = self
                 .state
                 .queues
-                .lock(
-                    &who.name,
-                    &queue,
-                    limit as usize,
-                    limits.max_result_bytes,
-                    Lifetime {
-                        ttl: Duration::from_secs(secs.into()),
-                        answer_lost: response_gone(&ctx),
-                    },
-                )
+                .lock(&who.name, &queue, limit as usize, budget, life, build)
                 .await
                 .map_err(|e| match e {
-                    LockError::Mq(e) => result_cap(e),
+                    LockError::Mq(e) => result_cap(e, budget),
                     other => lock_failure(other),
                 })?;
-            let note = taken.stopped_by.as_ref().map(|e| stopped_note(e, taken.messages.len()));
-            Ok(Locked {
-                lock_id: taken.held.as_ref().map(|h| h.0.clone()),
-                expires_at: taken.held.map(|h| super::locks::rfc3339(h.1)),
-                queue: queue.clone(),
-                messages: taken.messages,
-                note,
-            })
+            Ok(Json::built(built))
         }
         .await;
-        self.finish(&who, "lock_messages", Some(&queue), result)
+        self.audited(&who, "lock_messages", Some(&queue), result)
     }
 
     #[tool(
@@ -607,6 +615,7 @@ impl McpServer {
 
     #[tool(
         description = "The connection pool: connections, handles per connection against the budget and MAXHANDS, reconnects, locks held.",
+        input_schema = input::<PoolStatusArgs>(),
         annotations(
             read_only_hint = true,
             destructive_hint = false,
@@ -614,7 +623,11 @@ impl McpServer {
             open_world_hint = false
         )
     )]
-    async fn pool_status(&self, ctx: RequestContext<RoleServer>) -> Result<Json<PoolStatus>, Fail> {
+    async fn pool_status(
+        &self,
+        Args(PoolStatusArgs {}): Args<PoolStatusArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<PoolStatus>, Fail> {
         let who = caller(&ctx);
         let result = self
             .gate(&who, Capability::Inspect, None)
@@ -623,18 +636,38 @@ impl McpServer {
     }
 }
 
-/// An MQ failure; 2080 here means the first message was longer than the whole result may
-/// be (the message stays on the queue), a refusal by `limits.max_result_bytes`.
-fn result_cap(e: Error) -> Fail {
+/// An MQ failure; 2080 here means the first message was longer than a result under
+/// `limits.max_result_bytes` (`budget`) can hold, a refusal by that limit: the message
+/// stays on the queue, and MQ's own advice (a bigger buffer) is not the caller's to follow.
+fn result_cap(e: Error, budget: usize) -> Fail {
     if e.reason() != Some(Reason::TRUNCATED_MSG_FAILED) {
         return Fail::from(e);
     }
     match Fail::from(e) {
         Fail::Tool(mut f, _) => {
             f.rule = Some("limits.max_result_bytes".into());
+            f.meaning = Some(format!(
+                "the next message's payload is longer than {} bytes, the most a result can carry under \
+                 limits.max_result_bytes ({budget}); it was not taken and stays on the queue, its backout \
+                 count unchanged",
+                output::fits(budget)
+            ));
+            f.advice = Some(
+                "this server cannot return that message; consume it with another MQ application, or have \
+                 the server's operator raise limits.max_result_bytes in its policy file"
+                    .into(),
+            );
             Fail::Tool(f, Outcome::Denied)
         }
         other => other,
+    }
+}
+
+/// The error for an answer serde_json could not write: nothing is committed.
+fn unwritable(tool: &str, e: &serde_json::Error) -> Error {
+    Error::Options {
+        source_name: tool.into(),
+        message: format!("the result could not be written as JSON: {e}"),
     }
 }
 

@@ -183,8 +183,9 @@ impl PooledConn {
         result
     }
 
-    /// Closes the handle for (queue, access), if one is open.
-    fn close(&mut self, queue: &str, access: Access) {
+    /// Closes the handle for (queue, access), if one is open. The unit of work is not
+    /// touched.
+    pub fn close(&mut self, queue: &str, access: Access) {
         self.lru.retain(|(q, a)| !(q == queue && *a == access));
         self.session.close(queue, access);
         self.stats.handles(self.id, self.lru.len());

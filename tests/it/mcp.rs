@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mqpilot::fake::{ChannelDef, FakeConfig, FakeQm, PutSpec, QueueDef};
+use mqpilot::mcp::locks::Lifetime;
+use mqpilot::mcp::queues::CallerGone;
 use mqpilot::mcp::{self, Capability, McpServer, Policy};
 use mqpilot::mq::MqLibrary;
 use mqpilot::mq::options::{ConnectOptions, parse_mqserver};
@@ -321,8 +323,10 @@ async fn receive_commits_and_put_sets_the_descriptor() {
 #[tokio::test]
 async fn receive_and_lock_stop_at_max_result_bytes_and_leave_the_rest_on_the_queue() {
     let qm = qm();
+    // Each 2000-byte text payload costs 4006 bytes of a result (its JSON string and that
+    // string's copy in the text); after two, 1988 bytes are left, room in base64 for 741.
     for c in ["a", "b", "c"] {
-        qm.put_message("Q03", PutSpec::text(c.repeat(4000))).expect("put");
+        qm.put_message("Q03", PutSpec::text(c.repeat(2000))).expect("put");
     }
     qm.put_message("Q04", PutSpec::text("x".repeat(20_000))).expect("put");
     let mut policy = open_policy();
@@ -337,22 +341,31 @@ async fn receive_and_lock_stop_at_max_result_bytes_and_leave_the_rest_on_the_que
         .iter()
         .map(|m| &m["payload"].as_str().expect("payload")[..1])
         .collect();
-    assert_eq!(payloads, ["a", "b"], "two of 4000 bytes fit in 10000, a third does not");
+    assert_eq!(payloads, ["a", "b"], "two of 2000 bytes fit in 10000, a third does not");
     assert_eq!(depth(&qm, "Q03"), 1, "the third stays on the queue");
     assert_eq!(qm.queue_status("Q03").expect("status").uncommitted, 0);
     assert_eq!(backout_counts(&qm, "Q03"), [0], "and was never taken");
 
-    // A message longer than the whole cap is refused, and stays where it is.
+    // A message longer than the whole cap is refused, and stays where it is; the refusal
+    // says the limit and the largest payload that fits under it.
     let e = tool_error(&client, "receive_messages", json!({"queue": "Q04"})).await;
     assert_eq!(e["rule"], "limits.max_result_bytes", "{e}");
+    assert_eq!(e["reason_code"], 2080, "{e}");
+    let meaning = e["meaning"].as_str().expect("meaning");
+    assert!(
+        meaning.contains("longer than 3747 bytes") && meaning.contains("limits.max_result_bytes (10000)"),
+        "{e}"
+    );
+    assert!(!e["advice"].as_str().expect("advice").contains("buffer"), "{e}");
     assert_eq!(depth(&qm, "Q04"), 1);
     assert_eq!(backout_counts(&qm, "Q04"), [0]);
     let e = tool_error(&client, "lock_messages", json!({"queue": "Q04"})).await;
     assert_eq!(e["rule"], "limits.max_result_bytes", "{e}");
     assert_eq!(ok(&client, "pool_status", json!({})).await["locks_held"], 0);
+    assert_eq!(backout_counts(&qm, "Q04"), [0]);
 
     for c in ["d", "e"] {
-        qm.put_message("Q03", PutSpec::text(c.repeat(4000))).expect("put");
+        qm.put_message("Q03", PutSpec::text(c.repeat(2000))).expect("put");
     }
     let lock = ok(&client, "lock_messages", json!({"queue": "Q03", "limit": 10})).await;
     assert_eq!(lock["messages"].as_array().expect("messages").len(), 2);
@@ -362,7 +375,7 @@ async fn receive_and_lock_stop_at_max_result_bytes_and_leave_the_rest_on_the_que
     let rest = ok(&client, "receive_messages", json!({"queue": "Q03", "limit": 10})).await;
     assert_eq!(
         rest["messages"][0]["payload"].as_str().expect("payload"),
-        "e".repeat(4000)
+        "e".repeat(2000)
     );
     assert_eq!(depth(&qm, "Q03"), 0);
 }
@@ -371,7 +384,7 @@ async fn receive_and_lock_stop_at_max_result_bytes_and_leave_the_rest_on_the_que
 async fn browse_stops_at_max_result_bytes_too() {
     let qm = qm();
     for c in ["a", "b", "c"] {
-        qm.put_message("Q05", PutSpec::text(c.repeat(4000))).expect("put");
+        qm.put_message("Q05", PutSpec::text(c.repeat(2000))).expect("put");
     }
     let mut policy = open_policy();
     policy.limits.max_result_bytes = 10_000;
@@ -385,8 +398,9 @@ async fn browse_stops_at_max_result_bytes_too() {
         .iter()
         .map(|m| (m["payload"].as_str().expect("payload").len(), m["truncated"] == true))
         .collect();
-    assert_eq!(lengths, [(4000, false), (4000, false)], "a third 4000 would pass 10000");
-    // A first message longer than the whole cap comes back cut to it, and says so.
+    assert_eq!(lengths, [(2000, false), (2000, false)], "a third 2000 would pass 10000");
+    // A first message longer than the whole cap comes back cut to fit, and says so: 4997
+    // bytes of text cost 2 * 4997 + 6 = 10000.
     qm.put_message("Q06", PutSpec::text("z".repeat(20_000))).expect("put");
     let got = ok(
         &client,
@@ -394,7 +408,7 @@ async fn browse_stops_at_max_result_bytes_too() {
         json!({"queue": "Q06", "max_payload_bytes": 1_000_000}),
     )
     .await;
-    assert_eq!(got["messages"][0]["payload"].as_str().expect("payload").len(), 10_000);
+    assert_eq!(got["messages"][0]["payload"].as_str().expect("payload").len(), 4997);
     assert_eq!(got["messages"][0]["truncated"], true);
     assert_eq!(depth(&qm, "Q05"), 3, "browsing takes nothing");
     assert_eq!(depth(&qm, "Q06"), 1);
@@ -1143,4 +1157,404 @@ async fn a_get_failing_mid_batch_returns_the_messages_already_taken() {
     let e = tool_error(&client, "receive_messages", json!({"queue": "ORDERS", "limit": 2})).await;
     assert_eq!(e["reason_code"], 2016, "{e}");
     assert_eq!(backout_counts(&qm, "ORDERS"), [0, 0]);
+}
+
+/// A `tools/call` the test can cancel (`notifications/cancelled`) while it runs.
+async fn cancellable(client: &Client, tool: &str, args: Value) -> rmcp::service::RequestHandle<RoleClient> {
+    let Value::Object(map) = args else {
+        panic!("arguments must be an object")
+    };
+    let request = rmcp::model::CallToolRequest::new(CallToolRequestParams::new(tool.to_owned()).with_arguments(map));
+    client
+        .peer()
+        .send_cancellable_request(
+            rmcp::model::ClientRequest::CallToolRequest(request),
+            rmcp::service::PeerRequestOptions::no_options(),
+        )
+        .await
+        .expect("request sent")
+}
+
+/// What the build step of a receive or lock saw of ORDERS: (depth, uncommitted).
+type Seen = Arc<std::sync::Mutex<Option<(i32, u32)>>>;
+
+fn look(qm: &FakeQm, seen: &Seen) {
+    let status = qm.queue_status("ORDERS").expect("status");
+    *seen.lock().expect("seen") = Some((status.depth, status.uncommitted));
+}
+
+#[tokio::test]
+async fn regression_a_receive_builds_its_answer_before_the_commit_and_backs_out_if_cancelled_meanwhile() {
+    let qm = qm();
+    let cancel = CancellationToken::new();
+    let server = server(&qm, open_policy(), 2, 32, &cancel);
+    let queues = server.queues().clone();
+    let budget = open_policy().limits.max_result_bytes;
+    let never = CancellationToken::new;
+
+    // The answer is built while the gets are still uncommitted, then they are committed.
+    let seen = Seen::default();
+    let (watch, saw) = (qm.clone(), Arc::clone(&seen));
+    let caller = CallerGone::new(never(), never());
+    let taken = queues
+        .receive("ORDERS", 2, 0, budget, &caller, move |messages| {
+            look(&watch, &saw);
+            Ok(messages.len())
+        })
+        .await
+        .expect("received");
+    assert_eq!((taken.answer, taken.messages), (2, 2));
+    assert_eq!(*seen.lock().expect("seen"), Some((3, 2)), "two got, not yet committed");
+    assert_eq!(depth(&qm, "ORDERS"), 3);
+    assert_eq!(qm.queue_status("ORDERS").expect("status").uncommitted, 0, "committed");
+
+    // The caller cancels after the gets, while the answer is being built: nothing is
+    // committed, the messages are back (backout count + 1).
+    let request = never();
+    let caller = CallerGone::new(request.clone(), never());
+    let taken = queues
+        .receive("ORDERS", 2, 0, budget, &caller, move |messages| {
+            request.cancel();
+            Ok(messages.len())
+        })
+        .await;
+    assert!(taken.is_err(), "a cancelled receive returns nothing: {taken:?}");
+    assert_eq!(depth(&qm, "ORDERS"), 3);
+    assert_eq!(qm.queue_status("ORDERS").expect("status").uncommitted, 0);
+    assert_eq!(backout_counts(&qm, "ORDERS"), [1, 1, 0]);
+
+    // The same for an HTTP response dropped meanwhile.
+    let response = never();
+    let caller = CallerGone::new(never(), response.clone());
+    let taken = queues
+        .receive("ORDERS", 1, 0, budget, &caller, move |messages| {
+            response.cancel();
+            Ok(messages.len())
+        })
+        .await;
+    assert!(taken.is_err(), "{taken:?}");
+    assert_eq!(depth(&qm, "ORDERS"), 3);
+    assert_eq!(backout_counts(&qm, "ORDERS"), [2, 1, 0]);
+}
+
+#[tokio::test]
+async fn regression_a_lock_whose_caller_goes_before_its_answer_is_handed_back_is_backed_out_at_once() {
+    let qm = qm();
+    let cancel = CancellationToken::new();
+    let server = server(&qm, open_policy(), 3, 32, &cancel);
+    let queues = server.queues().clone();
+    let budget = open_policy().limits.max_result_bytes;
+    let life = |caller| Lifetime {
+        ttl: Duration::from_secs(300),
+        caller,
+    };
+
+    // Cancelled while its answer is built (after the gets): no lock is left behind.
+    let request = CancellationToken::new();
+    let caller = CallerGone::new(request.clone(), CancellationToken::new());
+    let seen = Seen::default();
+    let (watch, saw) = (qm.clone(), Arc::clone(&seen));
+    let locked = queues
+        .lock("stdio", "ORDERS", 2, budget, life(caller), move |taken| {
+            look(&watch, &saw);
+            request.cancel();
+            Ok(taken.held.is_some())
+        })
+        .await;
+    assert!(locked.is_err(), "a cancelled lock returns nothing");
+    assert_eq!(
+        *seen.lock().expect("seen"),
+        Some((3, 2)),
+        "the answer was built with the gets"
+    );
+    assert_eq!(queues.pool_status().locks_held, 0, "and the lock backed out at once");
+    assert_eq!(depth(&qm, "ORDERS"), 5);
+    assert_eq!(qm.queue_status("ORDERS").expect("status").uncommitted, 0);
+    assert_eq!(backout_counts(&qm, "ORDERS"), [1, 1, 0, 0, 0]);
+
+    // Gone before the lock starts: no MQGET at all.
+    let gone = CancellationToken::new();
+    gone.cancel();
+    let caller = CallerGone::new(gone, CancellationToken::new());
+    let locked = queues
+        .lock("stdio", "ORDERS", 2, budget, life(caller), |taken| {
+            Ok(taken.messages.len())
+        })
+        .await;
+    assert!(locked.is_err());
+    assert_eq!(backout_counts(&qm, "ORDERS"), [1, 1, 0, 0, 0], "nothing was taken");
+    assert_eq!(
+        qm.reason_count(mqpilot::fake::Verb::Get, 0),
+        2,
+        "the two gets of the first lock only"
+    );
+}
+
+#[tokio::test]
+async fn regression_a_lock_cancelled_while_it_waits_for_a_connection_takes_nothing() {
+    let qm = qm();
+    let cancel = CancellationToken::new();
+    // Two connections, both busy with receives waiting on an empty queue.
+    let (client, _) = stdio_client(server(&qm, open_policy(), 2, 32, &cancel), &cancel).await;
+    let client = Arc::new(client);
+    let waiting: Vec<_> = (0..2)
+        .map(|_| {
+            let c = Arc::clone(&client);
+            tokio::spawn(async move { ok(&c, "receive_messages", json!({"queue": "Q01", "wait_ms": 10_000})).await })
+        })
+        .collect();
+    until("both receives wait on Q01", 10, || qm.waiting_gets("Q01") == 2).await;
+    let lock = cancellable(&client, "lock_messages", json!({"queue": "ORDERS", "limit": 2})).await;
+    let pool = || async { ok(&client, "pool_status", json!({})).await };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while pool().await["waits_for_connection"] != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lock never waited for a connection"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    lock.cancel(Some("stop".into())).await.expect("cancel sent");
+    // The next call in line gets the first connection that frees up: had the lock still
+    // been waiting, it would have got it first, taken messages and held them.
+    let status = {
+        let c = Arc::clone(&client);
+        tokio::spawn(async move { ok(&c, "queue_status", json!({"queue": "ORDERS"})).await })
+    };
+    qm.put_message("Q01", PutSpec::text("wake one")).expect("put");
+    let status = tokio::time::timeout(Duration::from_secs(5), status)
+        .await
+        .expect("the freed connection went to the next call")
+        .expect("task");
+    assert_eq!(
+        (status["depth"].as_i64(), status["uncommitted"].as_i64()),
+        (Some(5), Some(0))
+    );
+    assert_eq!(pool().await["locks_held"], 0);
+    assert_eq!(
+        backout_counts(&qm, "ORDERS"),
+        [0; 5],
+        "no message was taken or backed out"
+    );
+    qm.put_message("Q01", PutSpec::text("wake the other")).expect("put");
+    for w in waiting {
+        w.await.expect("receive");
+    }
+}
+
+#[tokio::test]
+async fn regression_a_receive_or_a_lock_leaves_no_input_handle_open_after_it() {
+    let mut config = FakeConfig::default();
+    config.channels.push(ChannelDef::new("APP.SVRCONN"));
+    config
+        .queues
+        .push(QueueDef::new("EX").default_share(mqpilot::fake::Sharing::Exclusive));
+    let qm = FakeQm::new(config);
+    for i in 0..4 {
+        qm.put_message("EX", PutSpec::text(format!("m{i}"))).expect("put");
+    }
+    let cancel = CancellationToken::new();
+    let (client, _) = stdio_client(server(&qm, open_policy(), 3, 32, &cancel), &cancel).await;
+    // Another application, which opens EX for exclusive input between the agent's calls.
+    let other = crate::support::connect(&qm);
+    let exclusive =
+        || crate::support::open(&other, "EX", mqi::constants::MQOO_INPUT_EXCLUSIVE).map(|handle| drop(handle.close()));
+    let open_input = |qm: &FakeQm| qm.queue_status("EX").expect("status").ipprocs;
+
+    ok(&client, "receive_messages", json!({"queue": "EX"})).await;
+    assert_eq!(open_input(&qm), 0, "no idle consumer after a receive");
+    assert_eq!(
+        ok(&client, "queue_status", json!({"queue": "EX"})).await["open_input"],
+        0
+    );
+    assert_eq!(exclusive(), Ok(()), "the queue can be opened exclusively");
+
+    let again = ok(&client, "receive_messages", json!({"queue": "EX"})).await;
+    assert_eq!(
+        again["messages"].as_array().map(Vec::len),
+        Some(1),
+        "the handle opens again"
+    );
+    assert_eq!(open_input(&qm), 0);
+    for action in ["commit", "abort"] {
+        let lock = ok(&client, "lock_messages", json!({"queue": "EX"})).await;
+        assert_eq!(open_input(&qm), 1, "a held lock is a consumer");
+        let id = lock["lock_id"].as_str().expect("lock id");
+        ok(&client, "complete_messages", json!({"lock_id": id, "action": action})).await;
+        assert_eq!(open_input(&qm), 0, "none after a lock's {action}");
+        assert_eq!(exclusive(), Ok(()));
+    }
+    let lock = ok(&client, "lock_messages", json!({"queue": "EX", "lock_seconds": 1})).await;
+    assert!(lock["lock_id"].is_string());
+    assert_eq!(depth(&qm, "EX"), 0);
+    until("the lock expired", 10, || depth(&qm, "EX") == 1).await;
+    until("its input handle closed", 10, || open_input(&qm) == 0).await;
+    assert_eq!(exclusive(), Ok(()));
+}
+
+/// What `payload` takes of a result as serde_json writes it: its JSON string in the
+/// structured content, and that string again, escaped, in the text.
+fn encoded(payload: &str) -> usize {
+    let structured = serde_json::to_string(payload).expect("json");
+    structured.len() + serde_json::to_string(&structured).expect("json").len() - 2
+}
+
+#[tokio::test]
+async fn regression_a_result_of_nul_padded_quoted_or_binary_payloads_stays_within_max_result_bytes() {
+    let qm = qm();
+    let nul_padded = [b"CUST0001".as_slice(), &[0u8; 2992]].concat();
+    let quoted = "say \"hi\\\" ".repeat(300);
+    let binary: Vec<u8> = (0..3000_u32).map(|i| (i * 7 % 256) as u8).collect();
+    for _ in 0..10 {
+        qm.put_message("Q07", PutSpec::text(nul_padded.clone())).expect("put");
+        qm.put_message("Q07", PutSpec::text(quoted.clone())).expect("put");
+        qm.put_message("Q07", PutSpec::text(binary.clone())).expect("put");
+    }
+    let budget = 100_000;
+    let mut policy = open_policy();
+    policy.limits.max_result_bytes = budget;
+    let cancel = CancellationToken::new();
+    let (client, _) = stdio_client(server(&qm, policy, 2, 32, &cancel), &cancel).await;
+    let result = call(&client, "receive_messages", json!({"queue": "Q07", "limit": 100}))
+        .await
+        .expect("call");
+    assert_ne!(result.is_error, Some(true), "{:?}", result.structured_content);
+    let got = result.structured_content.clone().expect("structured");
+    let messages = got["messages"].as_array().expect("messages");
+    let payloads: usize = messages
+        .iter()
+        .map(|m| encoded(m["payload"].as_str().expect("payload")))
+        .sum();
+    assert!(
+        payloads <= budget,
+        "payloads take {payloads} bytes of the result, past {budget}"
+    );
+    // What is left is the other fields: the result is the payloads and little more.
+    let written = serde_json::to_string(&result).expect("json").len();
+    assert!(
+        written - payloads < 1024 * (messages.len() + 1),
+        "{written} bytes in all for {payloads} of payloads"
+    );
+    assert!(payloads > budget * 8 / 10, "a full result: {payloads} of {budget}");
+    // NUL-padded records come as base64, and each payload is the message's.
+    use base64::Engine as _;
+    for (i, m) in messages.iter().enumerate() {
+        let payload = m["payload"].as_str().expect("payload");
+        let data = match m["payload_encoding"].as_str() {
+            Some("text") => payload.as_bytes().to_vec(),
+            _ => base64::engine::general_purpose::STANDARD
+                .decode(payload)
+                .expect("base64"),
+        };
+        let expected = [nul_padded.as_slice(), quoted.as_bytes(), &binary][i % 3];
+        assert_eq!(data, expected, "message {i}");
+        assert_eq!(m["payload_bytes"], data.len());
+    }
+    assert_eq!(messages[0]["payload_encoding"], "base64", "NULs are not sent as text");
+    // Nothing was committed that is not in the answer.
+    assert_eq!(depth(&qm, "Q07") as usize, 30 - messages.len());
+    assert_eq!(qm.queue_status("Q07").expect("status").uncommitted, 0);
+    assert!(backout_counts(&qm, "Q07").iter().all(|&n| n == 0));
+}
+
+#[tokio::test]
+async fn regression_a_payload_one_byte_past_what_fits_in_base64_stays_on_the_queue() {
+    let qm = qm();
+    let budget = 10_000;
+    // 3747 bytes are 4996 base64 characters, twice 9992 bytes, with the quotes 9998.
+    let fits = 3747;
+    let binary = |n: usize| vec![0xff_u8; n];
+    qm.put_message("Q08", PutSpec::text(binary(fits + 1))).expect("put");
+    qm.put_message("Q09", PutSpec::text(binary(fits))).expect("put");
+    let mut policy = open_policy();
+    policy.limits.max_result_bytes = budget;
+    let cancel = CancellationToken::new();
+    let (client, _) = stdio_client(server(&qm, policy, 3, 32, &cancel), &cancel).await;
+    for tool in ["receive_messages", "lock_messages"] {
+        let e = tool_error(&client, tool, json!({"queue": "Q08"})).await;
+        assert_eq!(e["rule"], "limits.max_result_bytes", "{e}");
+        assert!(
+            e["meaning"]
+                .as_str()
+                .expect("meaning")
+                .contains("longer than 3747 bytes"),
+            "{e}"
+        );
+        assert_eq!(depth(&qm, "Q08"), 1);
+        assert_eq!(backout_counts(&qm, "Q08"), [0], "{tool}: never taken");
+    }
+    let got = ok(&client, "receive_messages", json!({"queue": "Q09"})).await;
+    assert_eq!(got["messages"][0]["payload_bytes"], fits);
+    assert_eq!(encoded(got["messages"][0]["payload"].as_str().expect("payload")), 9998);
+    assert_eq!(depth(&qm, "Q09"), 0);
+}
+
+#[tokio::test]
+async fn regression_browse_cuts_text_between_characters() {
+    let qm = qm();
+    qm.put_message("Q10", PutSpec::text("Grüße aus Köln")).expect("put");
+    qm.put_message("Q10", PutSpec::text(b"ok\0\0".to_vec())).expect("put");
+    let cancel = CancellationToken::new();
+    let (client, _) = stdio_client(server(&qm, open_policy(), 2, 32, &cancel), &cancel).await;
+    for (bytes, text) in [(2, "Gr"), (3, "Gr"), (4, "Grü"), (5, "Grü")] {
+        let got = ok(
+            &client,
+            "browse_messages",
+            json!({"queue": "Q10", "limit": 1, "max_payload_bytes": bytes}),
+        )
+        .await;
+        let m = &got["messages"][0];
+        assert_eq!(m["payload_encoding"], "text", "{bytes}: {m}");
+        assert_eq!(m["payload"], text, "{bytes}");
+        assert_eq!(m["payload_bytes"], text.len(), "{bytes}");
+        assert_eq!(m["truncated"], true, "{bytes}");
+    }
+    // A payload with control characters stays base64, cut or not.
+    let got = ok(
+        &client,
+        "browse_messages",
+        json!({"queue": "Q10", "max_payload_bytes": 3}),
+    )
+    .await;
+    assert_eq!(got["messages"][1]["payload_encoding"], "base64", "{got}");
+    assert_eq!(got["messages"][1]["payload"], "b2sA");
+}
+
+#[tokio::test]
+async fn regression_unknown_or_ill_typed_arguments_name_the_argument() {
+    let qm = qm();
+    let cancel = CancellationToken::new();
+    let (client, _) = stdio_client(server(&qm, open_policy(), 2, 32, &cancel), &cancel).await;
+    for (tool, args, says) in [
+        ("pool_status", json!({"x": 1}), "unknown field `x`"),
+        (
+            "explain_reason_code",
+            json!({"code": 2085.5}),
+            "code to be a reason code number",
+        ),
+        (
+            "explain_reason_code",
+            json!({"code": true}),
+            "code to be a reason code number",
+        ),
+        ("explain_reason_code", json!({"code": 4_294_967_296_u64}), "4294967296"),
+        ("explain_reason_code", json!({"code": -3_000_000_000_i64}), "code to be"),
+    ] {
+        match call(&client, tool, args.clone()).await {
+            Err(ServiceError::McpError(e)) => {
+                assert_eq!(e.code.0, -32602, "{tool} {args}: {e:?}");
+                assert!(e.message.contains(says), "{tool} {args}: {e:?}");
+            }
+            other => panic!("{tool} {args}: expected invalid params, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        ok(&client, "explain_reason_code", json!({"code": 2085})).await["code"],
+        2085
+    );
+    assert_eq!(
+        ok(&client, "explain_reason_code", json!({"code": "UNKNOWN_OBJECT_NAME"})).await["code"],
+        2085
+    );
+    ok(&client, "pool_status", json!({})).await;
 }
