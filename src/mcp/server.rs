@@ -4,7 +4,8 @@
 //! does not enable are removed from the router, so they are neither listed nor callable.
 //! Every call is checked against the caller's credential and the policy before any MQ call
 //! (a refusal names the rule), returns its result both as structured content (with an
-//! output schema) and as the same JSON in text, and writes one audit line.
+//! output schema) and as the same JSON in text (a failure as JSON text only), and writes one
+//! audit line.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,14 +71,7 @@ impl std::fmt::Debug for McpServer {
 }
 
 fn caller(ctx: &RequestContext<RoleServer>) -> Caller {
-    match ctx.extensions.get::<axum::http::request::Parts>() {
-        // Over HTTP the auth layer always sets a caller; a request without one gets nothing.
-        Some(parts) => parts.extensions.get::<Caller>().cloned().unwrap_or_else(|| Caller {
-            name: "unauthenticated".into(),
-            capabilities: Some(std::collections::BTreeSet::new()),
-        }),
-        None => Caller::local("stdio"),
-    }
+    Caller::of(ctx)
 }
 
 /// What tells a call that its caller will not see the answer: rmcp's token for the request
@@ -182,7 +176,7 @@ impl McpServer {
     fn audited<R>(&self, who: &Caller, tool: &str, queue: Option<&str>, result: Result<R, Fail>) -> Result<R, Fail> {
         match &result {
             Ok(_) => audit::record(who, tool, queue, Outcome::Ok, None),
-            Err(Fail::Invalid(_)) => audit::record(who, tool, queue, Outcome::Failed, None),
+            Err(Fail::Invalid(_)) => audit::record(who, tool, queue, Outcome::Invalid, None),
             Err(Fail::Tool(f, outcome)) => audit::record(who, tool, queue, *outcome, f.reason_code),
         }
         result

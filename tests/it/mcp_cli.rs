@@ -149,6 +149,9 @@ fn a_call_refused_while_its_arguments_are_read_is_audited() {
     assert_eq!(refused["error"]["code"], -32602, "{refused}");
     let refused = server.call(3, "queue_status", json!({"queue": "DEMO.IN", "colour": "red"}));
     assert_eq!(refused["error"]["code"], -32602, "{refused}");
+    // Read, but out of range: refused by the tool itself, audited the same way.
+    let refused = server.call(4, "browse_messages", json!({"queue": "DEMO.OUT.OF.RANGE", "limit": 0}));
+    assert_eq!(refused["error"]["code"], -32602, "{refused}");
     drop(server.stdin.take());
     assert_eq!(server.exit("stdin closed").code(), Some(0));
     let audited: Vec<Value> = server
@@ -158,10 +161,14 @@ fn a_call_refused_while_its_arguments_are_read_is_audited() {
         .filter(|line| line["target"] == "mqpilot::audit")
         .map(|line| line["fields"].clone())
         .collect();
-    for tool in ["browse_messages", "queue_status"] {
+    for (tool, queue) in [
+        ("browse_messages", "DEMO.IN"),
+        ("queue_status", "DEMO.IN"),
+        ("browse_messages", "DEMO.OUT.OF.RANGE"),
+    ] {
         assert!(
             audited.iter().any(|f| f["tool"] == tool
-                && f["queue"] == "DEMO.IN"
+                && f["queue"] == queue
                 && f["caller"] == "stdio"
                 && f["outcome"] == "invalid"),
             "no audit line for the refused {tool}: {audited:?}"
