@@ -299,7 +299,9 @@ impl State {
     /// Finds a free conversation on one of this process's instances, or starts an instance.
     ///
     /// Instances count against the channel's MAXINST, its MAXINSTC for the client address
-    /// and the queue manager's MaxChannels/MaxActiveChannels; past any of them: 2537.
+    /// and the queue manager's MaxChannels/MaxActiveChannels; past any of them: 2537. A
+    /// channel the queue manager does not define: 2540, as MQ answers a client whose
+    /// SVRCONN channel is not there (AMQ9520 in its error log).
     pub fn join_channel(
         &mut self,
         name: &str,
@@ -316,7 +318,7 @@ impl State {
             .channels
             .iter_mut()
             .find(|c| c.def.name == name)
-            .ok_or(mq::MQRC_Q_MGR_NOT_AVAILABLE)?;
+            .ok_or(mq::MQRC_UNKNOWN_CHANNEL_NAME)?;
         let sharecnv = channel.def.sharecnv.min(client_sharecnv);
         if sharecnv > 0
             && let Some(inst) = channel
