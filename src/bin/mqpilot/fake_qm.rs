@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use mqpilot::fake::net::{AdminMessage, DEFAULT_MAX_SOCKETS, DEFAULT_READ_AHEAD, RemoteAdmin, Server, Status};
-use mqpilot::fake::{FakeConfig, FakeQm};
+use mqpilot::fake::{FakeConfig, FakeQm, MAX_BACKOUT_COUNT};
 
 use crate::connection::host_port;
 use crate::{Failure, usage};
@@ -65,10 +65,11 @@ enum AdminCommand {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
         count: u64,
         /// Priority 0..=9 (default: the queue's DEFPRTY).
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(i32).range(0..=9))]
         priority: Option<i32>,
-        /// Initial backout count (to seed poison messages).
-        #[arg(long, default_value_t = 0)]
+        /// Initial backout count, 0..=999999999 (to seed poison messages; MQ counts no higher).
+        #[arg(long, default_value_t = 0,
+              value_parser = clap::value_parser!(i32).range(0..=i64::from(MAX_BACKOUT_COUNT)))]
         backout_count: i32,
     },
     /// Every message on a queue, whatever its state, as JSON lines.
