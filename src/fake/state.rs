@@ -181,6 +181,9 @@ pub(crate) struct State {
     pub conns: HashMap<i32, Conn>,
     pub next_hconn: i32,
     pub next_seq: u64,
+    /// Added to a put's sequence number in its MsgId (`descriptor::message_id_base`), so
+    /// that this queue manager's MsgIds differ from those of an earlier start.
+    pub msg_id_base: u64,
     pub next_instance: u64,
     pub peak_connections: usize,
     /// Calls that failed or warned, per verb and reason code.
@@ -218,6 +221,7 @@ impl State {
             conns: HashMap::default(),
             next_hconn: 1,
             next_seq: 1,
+            msg_id_base: super::descriptor::message_id_base(),
             next_instance: 1,
             peak_connections: 0,
             reasons: HashMap::default(),

@@ -673,11 +673,12 @@ pub(super) fn put_on(
     };
     let seq = st.next_seq;
     st.next_seq += 1;
+    let unique = st.msg_id_base.wrapping_add(seq);
     if options & mq::MQPMO_NEW_MSG_ID != 0 || md.MsgId == [0; 24] {
-        md.MsgId = message_id(&st.def.name, seq);
+        md.MsgId = message_id(&st.def.name, unique);
     }
     if options & mq::MQPMO_NEW_CORREL_ID != 0 {
-        md.CorrelId = message_id(&st.def.name, seq);
+        md.CorrelId = message_id(&st.def.name, unique);
     }
     md.BackoutCount = 0;
     if let Some(conn) = st.conns.get(&hconn) {
