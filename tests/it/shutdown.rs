@@ -317,6 +317,33 @@ fn a_handler_dies_with_mqpilot_killed_by_sigkill() {
     });
 }
 
+/// Regression: only the handler itself got the parent-death signal, so what it started (a
+/// shell script's commands) outlived a `kill -9` of mqpilot and went on with messages MQ had
+/// backed out for another worker. Its whole process group dies now.
+#[test]
+fn regression_what_a_handler_started_dies_with_mqpilot_killed_by_sigkill() {
+    let server = FakeQmProcess::start(QM);
+    put(&server, 1);
+    let dir = Dir::new("sigkill-group");
+    // No `exec`: the shell waits for its child, as a handler script's commands run.
+    let config = dir.exec_config("sleep 600 & echo $! > pid; wait", 600_000);
+    let mut poll = Poll::start(&server, &dir, &config, &[], Stdio::null());
+    let started = handler_pid(&dir);
+    let _reap = Reap(started);
+    assert!(alive(started));
+    poll.signal("KILL");
+    poll.exit();
+    until("what the handler started to die with mqpilot", || !alive(started));
+    until("the message to be back on IN", || {
+        server
+            .admin()
+            .browse("IN")
+            .expect("browse")
+            .iter()
+            .any(|m| m.state == "visible" && m.backout_count == 1)
+    });
+}
+
 #[test]
 fn sighup_drains_like_sigterm() {
     let server = FakeQmProcess::start(QM);
