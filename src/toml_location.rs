@@ -149,12 +149,22 @@ fn syntax_context(text: &str, offset: usize) -> String {
     let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
     let line = text[line_start..].lines().next().unwrap_or("");
     if line.trim_start().starts_with('[') {
-        let name = line.split('#').next().unwrap_or("").trim().trim_matches(['[', ']']).trim();
+        let name = line
+            .split('#')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .trim_matches(['[', ']'])
+            .trim();
         let readable = !name.is_empty()
             && name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-        return if readable { name.to_owned() } else { "document".to_owned() };
+        return if readable {
+            name.to_owned()
+        } else {
+            "document".to_owned()
+        };
     }
     match name_at(&text[..line_start], offset) {
         Some(Named::Table(name) | Named::Key(name)) => name,
@@ -415,8 +425,7 @@ name = \"H2\"
     fn an_unclosed_header_is_named_by_the_table_it_opens_not_by_the_next_key() {
         let error = parse("[[item]]\nn = 1\n[[item]\nn = 2\n");
         assert_eq!(
-            error,
-            "t.toml:3:8: item: unclosed array table, expected `]`",
+            error, "t.toml:3:8: item: unclosed array table, expected `]`",
             "the recovered parse reads `n` as a table here"
         );
         let error = parse("[[item]]\nn = 1\n[[ ]\n");

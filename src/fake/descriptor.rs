@@ -164,7 +164,10 @@ mod tests {
 
     #[test]
     fn each_base_is_above_the_last_and_not_behind_the_clock() {
-        let clock = SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let clock = SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
         let first = message_id_base();
         let second = message_id_base();
         assert!(second > first);

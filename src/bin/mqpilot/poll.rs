@@ -9,12 +9,12 @@ use clap::builder::RangedU64ValueParser;
 use clap::{Args, ValueEnum};
 use mqpilot::fake::FakeQm;
 use mqpilot::pool::{BackoffConfig, Pool, PoolConfig, PoolSnapshot};
+use mqpilot::worker::QueueTotals;
 use mqpilot::worker::config::{
     MAX_BATCH, MAX_CONNECTIONS, MAX_WAIT_MS, MAX_WORKERS, QueueConfig, Receive, WorkerConfig,
 };
 use mqpilot::worker::demo::DEMO_QUEUE;
 use mqpilot::worker::limits::RunLimits;
-use mqpilot::worker::QueueTotals;
 use mqpilot::worker::run::{RunHandle, RunSummary, start};
 use mqpilot::worker::sink::SinkConfig;
 use tokio_util::sync::CancellationToken;

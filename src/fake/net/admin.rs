@@ -327,11 +327,15 @@ mod tests {
         config.queues.push(QueueDef::new("Q"));
         let qm = FakeQm::new(config);
         for bad in [10, 1000, -1] {
-            let put = format!(r#"{{"op":"put","queue":"Q","messages":[{{"data":"a"}},{{"data":"b","priority":{bad}}}]}}"#);
+            let put =
+                format!(r#"{{"op":"put","queue":"Q","messages":[{{"data":"a"}},{{"data":"b","priority":{bad}}}]}}"#);
             let AdminReply::Error(e) = reply(&qm, &put) else {
                 panic!("priority {bad} was put")
             };
-            assert!(e.contains(&format!("message 2 has priority {bad}, outside 0..=9")), "{e}");
+            assert!(
+                e.contains(&format!("message 2 has priority {bad}, outside 0..=9")),
+                "{e}"
+            );
         }
         assert_eq!(qm.depth("Q"), Some(0), "nothing was put");
         let put = r#"{"op":"put","queue":"Q","messages":[{"data":"a","priority":0},{"data":"b","priority":9}]}"#;

@@ -270,9 +270,13 @@ fn remove_at(document: &mut toml::Table, path: &str) {
         Some(parent) => {
             let mut parts = parent.split('.');
             let Some(first) = parts.next() else { return };
-            let Some(mut value) = step_mut(document, first) else { return };
+            let Some(mut value) = step_mut(document, first) else {
+                return;
+            };
             for part in parts {
-                let Some(next) = value.as_table_mut().and_then(|t| step_mut(t, part)) else { return };
+                let Some(next) = value.as_table_mut().and_then(|t| step_mut(t, part)) else {
+                    return;
+                };
                 value = next;
             }
             let Some(table) = value.as_table_mut() else { return };
@@ -380,12 +384,15 @@ receive = "single"
     }
 
     fn error_of(text: &str) -> String {
-        WorkerConfig::from_toml(text, Path::new("w.toml")).unwrap_err().to_string()
+        WorkerConfig::from_toml(text, Path::new("w.toml"))
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
     fn regression_a_value_out_of_range_in_a_sink_points_at_its_key() {
-        let error = error_of("[[queue]]\nname = \"A\"\n[queue.sink]\ntype = \"http\"\nurl = \"http://x\"\ntimeout_ms = -1\n");
+        let error =
+            error_of("[[queue]]\nname = \"A\"\n[queue.sink]\ntype = \"http\"\nurl = \"http://x\"\ntimeout_ms = -1\n");
         assert!(
             error.starts_with("w.toml:6:1: queue[0].sink.timeout_ms: invalid value: integer `-1`, expected u64"),
             "{error}"
