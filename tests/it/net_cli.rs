@@ -163,3 +163,19 @@ fn regression_put_values_outside_mqs_ranges_exit_2_naming_the_flag() {
     let browsed = server.admin().browse("IN").expect("browse");
     assert_eq!((browsed[0].priority, browsed[0].backout_count), (9, 999_999_999));
 }
+
+/// Regression: `put` sent every message in one request, so a `--count` whose messages came
+/// to more than a frame carries (about 100 MiB) failed with "the connection failed before the
+/// answer" after building them all in memory. Requests now carry a bounded share each.
+#[test]
+fn regression_a_put_past_one_frame_is_sent_in_several_requests() {
+    let server =
+        FakeQmProcess::start("[[channel]]\nname = \"APP.SVRCONN\"\n[[queue]]\nname = \"IN\"\nmax_depth = 5000\n");
+    let data = "x".repeat(100 << 10);
+    let args = ["fake-qm", "put", "--server", &server.addr, "-q", "IN", "--data", &data];
+    let (code, out, err) = mqpilot(&[&args[..], &["--count", "1100"]].concat());
+    assert_eq!(code, Some(0), "{err}");
+    let ids: std::collections::BTreeSet<&str> = out.lines().collect();
+    assert_eq!(ids.len(), 1100, "one id per message");
+    assert_eq!(server.depth("IN"), 1100);
+}

@@ -170,6 +170,11 @@ async fn serve(args: &FakeQmArgs) -> Result<u8, Failure> {
     Ok(0)
 }
 
+/// Most messages, and about the most bytes of payload, one `put` request carries: far below
+/// the frame limit (about 100 MiB), whatever `--count` and `--data` are.
+const PUT_REQUEST_MESSAGES: u64 = 10_000;
+const PUT_REQUEST_BYTES: u64 = 16 << 20;
+
 fn admin(command: AdminCommand) -> Result<u8, Failure> {
     let fail = |e: mqpilot::Error| Failure(1, e.into());
     let mut out = std::io::stdout().lock();
@@ -185,19 +190,36 @@ fn admin(command: AdminCommand) -> Result<u8, Failure> {
             priority,
             backout_count,
         } => {
-            let messages = (1..=count)
-                .map(|n| AdminMessage {
-                    data: data.replace("{n}", &n.to_string()),
-                    priority,
-                    persistent: None,
-                    backout_count,
-                })
-                .collect();
-            let ids = RemoteAdmin::new(server.server).put(&queue, messages).map_err(fail)?;
-            print(ids.iter().fold(String::new(), |mut s, id| {
-                let _ = writeln!(s, "{id}");
-                s
-            }));
+            let admin = RemoteAdmin::new(server.server);
+            // One request per chunk: a request's frame has a limit, --count has none.
+            let chunk = (PUT_REQUEST_BYTES / (data.len() as u64 + 64)).clamp(1, PUT_REQUEST_MESSAGES);
+            let mut first = 1;
+            while first <= count {
+                let last = count.min(first + chunk - 1);
+                let messages = (first..=last)
+                    .map(|n| AdminMessage {
+                        data: data.replace("{n}", &n.to_string()),
+                        priority,
+                        persistent: None,
+                        backout_count,
+                    })
+                    .collect();
+                let ids = admin.put(&queue, messages).map_err(|e| match first {
+                    1 => fail(e),
+                    _ => Failure(
+                        1,
+                        anyhow::Error::new(e).context(format!(
+                            "put of messages {first} to {last} (the {} before them were put)",
+                            first - 1
+                        )),
+                    ),
+                })?;
+                print(ids.iter().fold(String::new(), |mut s, id| {
+                    let _ = writeln!(s, "{id}");
+                    s
+                }));
+                first = last + 1;
+            }
         }
         AdminCommand::Browse { server, queue } => {
             let messages = RemoteAdmin::new(server.server).browse(&queue).map_err(fail)?;
