@@ -30,11 +30,17 @@ pub(crate) fn read_text(path: &Path) -> Result<String, Error> {
 /// value the error points at (`queue[1].batch`), or, where serde reports the error at a
 /// table (as it does inside an internally tagged table such as `[queue.sink]`), that table
 /// and the key the message names (`queue[1].sink.url`), placed at the key when it is
-/// written. Without either, the key or value the message quotes, else `document`.
+/// written. Without either, the key or value the message quotes, else `document`. A file
+/// that is not TOML at all is named by [`syntax_context`], never by a key the parser made up
+/// while reading past the error.
 pub(crate) fn parse_error(e: &toml::de::Error, text: &str, origin: &Path) -> Error {
     let message = e.message().trim().to_owned();
     let offset = e.span().map(|span| span.start);
     let at = offset.map_or((0, 0), |offset| line_col(text, offset));
+    if DeTable::parse(text).is_err() {
+        let field = offset.map_or_else(|| "document".to_owned(), |offset| syntax_context(text, offset));
+        return config_error(origin, at, field, message);
+    }
     let (field, (line, column)) = match offset.and_then(|offset| name_at(text, offset)) {
         Some(Named::Key(key)) => (key, at),
         Some(Named::Table(table)) => match key_named_in(&message) {
@@ -131,6 +137,52 @@ fn name_at(text: &str, offset: usize) -> Option<Named> {
     } else {
         Named::Key(node.name.clone())
     })
+}
+
+/// What a syntax error at byte `offset` is in: on a table header line, the table the header
+/// opens (`[[queue]` opens `queue`), or `document` when it has no readable name; elsewhere,
+/// the table whose header the line comes under, as read from the lines before it (what the
+/// parser recovers past the error is no guide: an unclosed `[[queue]` can make the next
+/// line's key look like a table), or `document` at the top level.
+fn syntax_context(text: &str, offset: usize) -> String {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    if line.trim_start().starts_with('[') {
+        let name = line
+            .split('#')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .trim_matches(['[', ']'])
+            .trim();
+        let readable = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        return if readable {
+            name.to_owned()
+        } else {
+            "document".to_owned()
+        };
+    }
+    match name_at(&text[..line_start], offset) {
+        Some(Named::Table(name) | Named::Key(name)) => name,
+        None => "document".to_owned(),
+    }
+}
+
+/// The dotted table a parse error was reported at, when it was reported at a table rather
+/// than at a key or value: serde does so for any error inside an internally tagged table
+/// (`[queue.sink]`), having lost the key's own position. `None` for a syntax error.
+pub(crate) fn table_of_error(e: &toml::de::Error, text: &str) -> Option<String> {
+    if DeTable::parse(text).is_err() {
+        return None;
+    }
+    match name_at(text, e.span()?.start)? {
+        Named::Table(table) => Some(table),
+        Named::Key(_) => None,
+    }
 }
 
 /// The key serde names in a `missing field` or `unknown field` message.
@@ -367,6 +419,27 @@ name = \"H2\"
     fn a_syntax_error_is_named_by_the_table_it_is_in() {
         let error = parse("[[item]]\nn = 1\nn = 2\n");
         assert!(error.starts_with("t.toml:3:1: item[0]: duplicate key"), "{error}");
+    }
+
+    #[test]
+    fn an_unclosed_header_is_named_by_the_table_it_opens_not_by_the_next_key() {
+        let error = parse("[[item]]\nn = 1\n[[item]\nn = 2\n");
+        assert_eq!(
+            error, "t.toml:3:8: item: unclosed array table, expected `]`",
+            "the recovered parse reads `n` as a table here"
+        );
+        let error = parse("[[item]]\nn = 1\n[[ ]\n");
+        assert!(error.starts_with("t.toml:3:"), "{error}");
+        assert!(error.contains(": document: "), "{error}");
+    }
+
+    #[test]
+    fn a_syntax_error_on_a_key_line_is_named_by_the_table_above_it() {
+        let error = parse("[[item]]\nn = 1\nm = = 2\n");
+        assert!(error.starts_with("t.toml:3:"), "{error}");
+        assert!(error.contains(": item[0]: "), "{error}");
+        let error = parse("n = = 1\n");
+        assert!(error.contains(": document: "), "{error}");
     }
 
     #[test]

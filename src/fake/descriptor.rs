@@ -1,22 +1,45 @@
 //! Message descriptor fields the queue manager fills in at MQPUT: MsgId, PutDate, PutTime.
 //!
 //! These run on every put, so they write into the MQMD's fixed-size fields in place, do not
-//! allocate, and format the date and time of day once per second per thread.
+//! allocate, and format the date and time of day once per second per thread. MsgIds count up
+//! from a base taken from the clock when the queue manager is created, so that a restarted
+//! fake does not hand out the ids of its previous run again.
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use libmqm_sys as mq;
 
-/// A unique 24-byte message id: `AMQ `, the queue manager name (12 bytes), a sequence number.
-pub(super) fn message_id(qmgr: &str, seq: u64) -> [u8; 24] {
+/// A 24-byte message id as MQ builds one: `AMQ `, the queue manager name (12 bytes), and 8
+/// bytes that count up from a time-based start (`unique`: [`message_id_base`] plus the put's
+/// sequence number).
+pub(super) fn message_id(qmgr: &str, unique: u64) -> [u8; 24] {
     let mut id = [b' '; 24];
     id[..4].copy_from_slice(b"AMQ ");
     let name = qmgr.as_bytes();
     let n = name.len().min(12);
     id[4..4 + n].copy_from_slice(&name[..n]);
-    id[16..].copy_from_slice(&seq.to_be_bytes());
+    id[16..].copy_from_slice(&unique.to_be_bytes());
     id
+}
+
+/// The highest base handed out in this process.
+static LAST_BASE: AtomicU64 = AtomicU64::new(0);
+
+/// Where a new queue manager's MsgIds start counting: the time in nanoseconds since the
+/// epoch, and above every base handed out before in this process. Its ids are then unique
+/// across restarts as MQ's are, which count from the time the queue manager started: an
+/// earlier run could only reach this one's first id by putting more than one message a
+/// nanosecond.
+pub(super) fn message_id_base() -> u64 {
+    let now = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    let previous = LAST_BASE
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| Some(now.max(last + 1)))
+        .unwrap_or_else(|last| last);
+    now.max(previous + 1)
 }
 
 /// Copies `text` into a blank-padded MQCHAR field.
@@ -137,5 +160,17 @@ mod tests {
     fn message_ids_are_unique_and_24_bytes() {
         assert_ne!(message_id("QM1", 1), message_id("QM1", 2));
         assert_eq!(&message_id("QM1", 1)[..7], b"AMQ QM1");
+    }
+
+    #[test]
+    fn each_base_is_above_the_last_and_not_behind_the_clock() {
+        let clock = SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let first = message_id_base();
+        let second = message_id_base();
+        assert!(second > first);
+        assert!(u128::from(first) >= clock);
     }
 }

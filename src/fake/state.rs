@@ -181,6 +181,9 @@ pub(crate) struct State {
     pub conns: HashMap<i32, Conn>,
     pub next_hconn: i32,
     pub next_seq: u64,
+    /// Added to a put's sequence number in its MsgId (`descriptor::message_id_base`), so
+    /// that this queue manager's MsgIds differ from those of an earlier start.
+    pub msg_id_base: u64,
     pub next_instance: u64,
     pub peak_connections: usize,
     /// Calls that failed or warned, per verb and reason code.
@@ -218,6 +221,7 @@ impl State {
             conns: HashMap::default(),
             next_hconn: 1,
             next_seq: 1,
+            msg_id_base: super::descriptor::message_id_base(),
             next_instance: 1,
             peak_connections: 0,
             reasons: HashMap::default(),
@@ -299,7 +303,9 @@ impl State {
     /// Finds a free conversation on one of this process's instances, or starts an instance.
     ///
     /// Instances count against the channel's MAXINST, its MAXINSTC for the client address
-    /// and the queue manager's MaxChannels/MaxActiveChannels; past any of them: 2537.
+    /// and the queue manager's MaxChannels/MaxActiveChannels; past any of them: 2537. A
+    /// channel the queue manager does not define: 2540, as MQ answers a client whose
+    /// SVRCONN channel is not there (AMQ9520 in its error log).
     pub fn join_channel(
         &mut self,
         name: &str,
@@ -316,7 +322,7 @@ impl State {
             .channels
             .iter_mut()
             .find(|c| c.def.name == name)
-            .ok_or(mq::MQRC_Q_MGR_NOT_AVAILABLE)?;
+            .ok_or(mq::MQRC_UNKNOWN_CHANNEL_NAME)?;
         let sharecnv = channel.def.sharecnv.min(client_sharecnv);
         if sharecnv > 0
             && let Some(inst) = channel

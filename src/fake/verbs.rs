@@ -160,9 +160,9 @@ impl FakeQm {
     /// MQCONNX: connects, starting or sharing a channel instance.
     ///
     /// # Errors
-    /// 2161 while quiescing, 2059 when stopped or the channel is unknown, 2058 for another
-    /// queue manager's name, 2035 for bad credentials, 2025 past the connection limit,
-    /// 2537 past MAXINST, MAXINSTC or MaxChannels; 2058, 2059 and 2595 for names and
+    /// 2161 while quiescing, 2059 when stopped, 2540 for a channel it does not define, 2058
+    /// for another queue manager's name, 2035 for bad credentials, 2025 past the connection
+    /// limit, 2537 past MAXINST, MAXINSTC or MaxChannels; 2058, 2059 and 2595 for names and
     /// credentials longer than MQ's ([`ConnectRequest::check_lengths`]).
     pub fn connect(&self, req: &ConnectRequest) -> Result<i32, Reason> {
         let mut st = self.begin(Verb::Connx, None)?;
@@ -380,7 +380,7 @@ fn connect(st: &mut State, req: &ConnectRequest) -> Result<i32, Reason> {
         return Err(mq::MQRC_Q_MGR_NAME_ERROR);
     }
     // The channel instance starts (or a conversation joins one) before the connection is
-    // authenticated, as in MQ: an unknown or full channel answers 2059 or 2537 whatever the
+    // authenticated, as in MQ: an unknown or full channel answers 2540 or 2537 whatever the
     // credentials, and a refused connection ends its conversation again.
     let channel = match &req.channel {
         Some(name) => {
@@ -673,11 +673,12 @@ pub(super) fn put_on(
     };
     let seq = st.next_seq;
     st.next_seq += 1;
+    let unique = st.msg_id_base.wrapping_add(seq);
     if options & mq::MQPMO_NEW_MSG_ID != 0 || md.MsgId == [0; 24] {
-        md.MsgId = message_id(&st.def.name, seq);
+        md.MsgId = message_id(&st.def.name, unique);
     }
     if options & mq::MQPMO_NEW_CORREL_ID != 0 {
-        md.CorrelId = message_id(&st.def.name, seq);
+        md.CorrelId = message_id(&st.def.name, unique);
     }
     md.BackoutCount = 0;
     if let Some(conn) = st.conns.get(&hconn) {

@@ -352,8 +352,8 @@ impl ConnectOptions {
     /// and otherwise ignored.
     ///
     /// # Errors
-    /// [`Error::Mq`] with verb `MQCONNX` when the queue manager refuses; for 2035, 2059, 2537
-    /// and 2538 the detail says which route was tried and what to do.
+    /// [`Error::Mq`] with verb `MQCONNX` when the queue manager refuses; for 2035, 2059, 2537,
+    /// 2538 and 2540 the detail says which route was tried and what to do.
     pub fn connect<L>(&self, lib: L) -> Result<mqi::Connection<L, ThreadNoBlock>, Error>
     where
         L: mqi::Library<MQ: libmqm_sys::Mqi>,
@@ -391,7 +391,8 @@ impl ConnectOptions {
             | Reason::SSL_INITIALIZATION_ERROR
             | Reason::JSSE_ERROR
             | Reason::CHANNEL_NOT_AVAILABLE
-            | Reason::HOST_NOT_AVAILABLE => reason.info()?.advice,
+            | Reason::HOST_NOT_AVAILABLE
+            | Reason::UNKNOWN_CHANNEL_NAME => reason.info()?.advice,
             _ => return None,
         };
         if let Some(address) = &self.dialled {

@@ -313,6 +313,10 @@ reason_table! {
         "the client and the server could not agree the channel's attributes",
         "compare the client and SVRCONN definitions (name, MAXMSGL, SHARECNV, cipher); the \
          queue manager's error log names the mismatch";
+    UNKNOWN_CHANNEL_NAME = 2540, Config, warning: false,
+        "the queue manager has no server-connection channel of the name the client asked for",
+        "check the channel name (case matters) in --conn, MQSERVER or the CCDT against DEFINE \
+         CHANNEL(...) CHLTYPE(SVRCONN) on the queue manager, whose error log shows AMQ9520";
     RECONNECT_QMID_MISMATCH = 2546, Reconnect, warning: false,
         "automatic reconnection (MQCNO_RECONNECT_Q_MGR) reached a different queue manager from \
          the one the connection was made to: the connection is gone",
@@ -567,6 +571,7 @@ mod tests {
         MQRC_CHANNEL_NOT_AVAILABLE,
         MQRC_HOST_NOT_AVAILABLE,
         MQRC_CHANNEL_CONFIG_ERROR,
+        MQRC_UNKNOWN_CHANNEL_NAME,
         MQRC_RECONNECT_QMID_MISMATCH,
         MQRC_RECONNECT_FAILED,
         MQRC_CALL_INTERRUPTED,
@@ -665,7 +670,7 @@ mod tests {
 
     #[test]
     fn parse_knows_ibm_names_outside_the_table() {
-        assert_eq!(parse_reason("MQRC_UNKNOWN_CHANNEL_NAME"), Ok(Reason(2540)));
+        assert_eq!(parse_reason("MQRC_ENVIRONMENT_ERROR"), Ok(Reason(2012)));
         assert_eq!(parse_reason("9999"), Ok(Reason(9999)));
     }
 
@@ -688,7 +693,7 @@ mod tests {
         );
         assert_eq!(Reason::NONE.to_string(), "0 MQRC_NONE");
         assert_eq!(Reason(9999).to_string(), "9999 MQRC_UNKNOWN");
-        assert_eq!(Reason(2540).to_string(), "2540 MQRC_UNKNOWN_CHANNEL_NAME");
+        assert_eq!(Reason(2012).to_string(), "2012 MQRC_ENVIRONMENT_ERROR");
     }
 
     #[test]
@@ -697,6 +702,8 @@ mod tests {
         assert_eq!(Reason::NO_MSG_AVAILABLE.class(), ReasonClass::Normal);
         assert_eq!(Reason::HANDLE_NOT_AVAILABLE.class(), ReasonClass::Config);
         assert_eq!(Reason::CHANNEL_NOT_AVAILABLE.class(), ReasonClass::Retry);
+        // A channel the queue manager does not define will not appear by retrying.
+        assert_eq!(Reason::UNKNOWN_CHANNEL_NAME.class(), ReasonClass::Config);
         // Transient shortages and a call cut by client reconnection: retry, never stop.
         for transient in [2056, 2071, 2102, 2189, 2549] {
             assert_eq!(Reason(transient).class(), ReasonClass::Retry, "{transient}");
@@ -733,7 +740,7 @@ mod tests {
         assert!(text.contains("class: retry"), "{text}");
         assert!(text.contains("MAXINSTC"), "{text}");
         assert!(text.lines().count() >= 4, "{text}");
-        let unknown = Reason(2540).explain();
+        let unknown = Reason(2012).explain();
         assert!(unknown.contains("class: config"), "{unknown}");
         assert!(unknown.contains("ibm.com"), "{unknown}");
     }

@@ -791,6 +791,27 @@ fn a_mistake_in_the_fake_config_comes_before_there_being_no_queue_to_poll() {
         ));
 }
 
+/// Regression: a channel the queue manager does not define was answered 2059 and retried
+/// for ever with the advice to check that the queue manager runs. MQ answers 2540, which no
+/// retry fixes: the run stops at once (exit 3) naming the code and the channel, in process
+/// and against a `fake-qm` server alike.
+#[test]
+fn regression_a_channel_the_queue_manager_does_not_define_exits_3_with_2540() {
+    let conn = ["--conn", "NO.SUCH.SVRCONN/TCP/localhost(1414)", "--until-empty"];
+    let fake = TempFile::new("fake-qm-channel.toml", ORDERS_QM);
+    let in_process = ["poll", "--fake", "--fake-config", fake.arg(), "--queue", "ORDERS.IN"];
+    let server = crate::net_procs::FakeQmProcess::start(ORDERS_QM);
+    let remote = ["poll", "--fake-qm", &server.addr, "--queue", "ORDERS.IN"];
+    for args in [&in_process[..], &remote[..]] {
+        let run = mqpilot(&[args, &conn[..]].concat());
+        run.expect_code(3).stdout_empty().stderr_has(&[
+            "2540 MQRC_UNKNOWN_CHANNEL_NAME (channel NO.SUCH.SVRCONN to ",
+            "check the channel name",
+        ]);
+        assert!(!run.stderr.contains("connect failed"), "retried:\n{}", run.stderr);
+    }
+}
+
 /// Regression: `--fake-config` without `--conn` connects over the demo's DEV.APP.SVRCONN,
 /// which a definition like examples/fake-qm.toml does not have, and the pool retries 2059
 /// forever instead of ending the run.

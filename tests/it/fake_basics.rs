@@ -129,3 +129,27 @@ fn a_priority_above_9_is_queued_at_9_with_warning_2049_and_kept_in_the_descripto
     );
     assert_eq!(qm.reason_count(Verb::Put, MQRC_PRIORITY_EXCEEDS_MAXIMUM.0), 1);
 }
+
+/// Regression: MsgIds counted from 1 in every queue manager, so a restarted fake handed out
+/// the ids of its previous run again. MQ's count from the time the queue manager started.
+#[test]
+fn regression_message_ids_differ_between_starts_and_within_one() {
+    let first_of = |qm: &mqpilot::fake::FakeQm| qm.put_message("A", PutSpec::text("x")).unwrap();
+    let before = qm();
+    let restarted = qm();
+    assert_ne!(first_of(&before), first_of(&restarted));
+
+    let mut ids = std::collections::BTreeSet::new();
+    let conn = connect(&restarted);
+    let q = open(&conn, "A", MQOO_OUTPUT).unwrap();
+    for _ in 0..100 {
+        put(&q, "y").unwrap();
+    }
+    drop(q);
+    for m in restarted.browse("A") {
+        assert_eq!(m.msg_id.len(), 24);
+        assert_eq!(&m.msg_id[..7], b"AMQ QM1");
+        ids.insert(m.msg_id);
+    }
+    assert_eq!(ids.len(), 101, "every message its own id");
+}

@@ -107,13 +107,16 @@ fn connection_limit_gives_2025() {
     assert_eq!(rc(err), MQRC_MAX_CONNS_LIMIT_REACHED.0);
 }
 
+/// MQ answers a client whose SVRCONN channel is not defined with 2540 (the queue manager
+/// logs AMQ9520), not 2059: retrying cannot help.
 #[test]
-fn unknown_channel_or_stopped_qmgr_gives_2059_and_wrong_name_2058() {
+fn unknown_channel_gives_2540_stopped_qmgr_2059_and_wrong_name_2058() {
     let qm = with(|_| {});
     assert_eq!(
         connect_client(qm.library("h"), "NO.SUCH").err(),
-        Some(MQRC_Q_MGR_NOT_AVAILABLE.0)
+        Some(MQRC_UNKNOWN_CHANNEL_NAME.0)
     );
+    assert_eq!(qm.reason_count(Verb::Connx, MQRC_UNKNOWN_CHANNEL_NAME.0), 1);
     let wrong =
         mqi::connect_lib::<mqi::connection::ThreadNone, _>(qm.library("h"), &QueueManagerName(mqi::mqstr!("QMX")));
     assert_eq!(rc(wrong), MQRC_Q_MGR_NAME_ERROR.0);
@@ -406,7 +409,7 @@ fn the_channel_is_checked_before_the_credentials() {
         ..ConnectRequest::default()
     };
     // MQ starts the channel instance first: unknown and full channels answer as such.
-    assert_eq!(qm.connect(&request("NO.SUCH.SVRCONN", "wrong")), Err(2059));
+    assert_eq!(qm.connect(&request("NO.SUCH.SVRCONN", "wrong")), Err(2540));
     assert_eq!(qm.connect(&request("FULL.SVRCONN", "wrong")), Err(2537));
     // A refused connection ends its channel instance: MAXINST 1 still has room after it.
     assert_eq!(qm.connect(&request("APP.SVRCONN", "wrong")), Err(2035));

@@ -520,9 +520,10 @@ fn regression_mqconnx_strings_longer_than_mqs_are_refused_and_never_reach_status
         req
     };
     type Change = fn(&mut ConnectRequest);
-    let cases: [(Change, i32); 4] = [
+    let cases: [(Change, i32); 5] = [
         (|r| r.qmgr_name = "Q".repeat(49), 2058),
         (|r| r.channel = Some("C".repeat(21)), 2059),
+        (|r| r.channel = Some("NO.SUCH.SVRCONN".into()), 2540),
         (|r| r.user = Some("u".repeat(1025)), 2595),
         (|r| r.password = Some("p".repeat(1025)), 2595),
     ];

@@ -136,3 +136,46 @@ fn a_value_that_is_not_host_port_or_a_count_of_0_is_a_usage_error_naming_the_fla
     let (_, _, err) = mqpilot(&["fake-qm", "depth", "--server", "notaport", "-q", "IN"]);
     assert!(err.contains("\"notaport\" is not host:port"), "{err}");
 }
+
+/// Regression: `put --priority 1000` was put with priority 1000 although `--help` says
+/// 0..=9, and `--backout-count 1000000000` reached the server, which refused it (exit 1).
+/// Both are bad flag values: exit 2 naming the flag, and nothing is put.
+#[test]
+fn regression_put_values_outside_mqs_ranges_exit_2_naming_the_flag() {
+    let server = FakeQmProcess::start(CONFIG);
+    let put = ["fake-qm", "put", "--server", server.addr.as_str(), "-q", "IN"];
+    for (flag, value) in [
+        ("--priority", "1000"),
+        ("--priority", "10"),
+        ("--priority", "-1"),
+        ("--backout-count", "1000000000"),
+        ("--backout-count", "-1"),
+    ] {
+        let given = format!("{flag}={value}");
+        let (code, _, err) = mqpilot(&[&put[..], &[given.as_str()]].concat());
+        assert_eq!(code, Some(2), "{flag} {value}: {err}");
+        assert!(err.contains(&format!("for '{flag} <")), "{flag} {value}: {err}");
+    }
+    assert_eq!(server.depth("IN"), 0, "nothing was put");
+    // The ends of the ranges are put as given.
+    let (code, _, err) = mqpilot(&[&put[..], &["--priority", "9", "--backout-count", "999999999"]].concat());
+    assert_eq!(code, Some(0), "{err}");
+    let browsed = server.admin().browse("IN").expect("browse");
+    assert_eq!((browsed[0].priority, browsed[0].backout_count), (9, 999_999_999));
+}
+
+/// Regression: `put` sent every message in one request, so a `--count` whose messages came
+/// to more than a frame carries (about 100 MiB) failed with "the connection failed before the
+/// answer" after building them all in memory. Requests now carry a bounded share each.
+#[test]
+fn regression_a_put_past_one_frame_is_sent_in_several_requests() {
+    let server =
+        FakeQmProcess::start("[[channel]]\nname = \"APP.SVRCONN\"\n[[queue]]\nname = \"IN\"\nmax_depth = 5000\n");
+    let data = "x".repeat(100 << 10);
+    let args = ["fake-qm", "put", "--server", &server.addr, "-q", "IN", "--data", &data];
+    let (code, out, err) = mqpilot(&[&args[..], &["--count", "1100"]].concat());
+    assert_eq!(code, Some(0), "{err}");
+    let ids: std::collections::BTreeSet<&str> = out.lines().collect();
+    assert_eq!(ids.len(), 1100, "one id per message");
+    assert_eq!(server.depth("IN"), 1100);
+}

@@ -317,6 +317,33 @@ fn a_handler_dies_with_mqpilot_killed_by_sigkill() {
     });
 }
 
+/// Regression: only the handler itself got the parent-death signal, so what it started (a
+/// shell script's commands) outlived a `kill -9` of mqpilot and went on with messages MQ had
+/// backed out for another worker. Its whole process group dies now.
+#[test]
+fn regression_what_a_handler_started_dies_with_mqpilot_killed_by_sigkill() {
+    let server = FakeQmProcess::start(QM);
+    put(&server, 1);
+    let dir = Dir::new("sigkill-group");
+    // No `exec`: the shell waits for its child, as a handler script's commands run.
+    let config = dir.exec_config("sleep 600 & echo $! > pid; wait", 600_000);
+    let mut poll = Poll::start(&server, &dir, &config, &[], Stdio::null());
+    let started = handler_pid(&dir);
+    let _reap = Reap(started);
+    assert!(alive(started));
+    poll.signal("KILL");
+    poll.exit();
+    until("what the handler started to die with mqpilot", || !alive(started));
+    until("the message to be back on IN", || {
+        server
+            .admin()
+            .browse("IN")
+            .expect("browse")
+            .iter()
+            .any(|m| m.state == "visible" && m.backout_count == 1)
+    });
+}
+
 #[test]
 fn sighup_drains_like_sigterm() {
     let server = FakeQmProcess::start(QM);
@@ -444,4 +471,30 @@ fn an_exit_at_once_under_syncpoint_claims_no_loss() {
     let said = dir.read("stderr");
     assert!(said.contains("exiting now; MQ backs out uncommitted work\n"), "{said}");
     assert!(!said.contains("LOST"), "{said}");
+}
+
+/// Regression: an exit at once (a second signal, `--shutdown-timeout`) printed no summary,
+/// although one is printed at exit: it now prints the counts so far, before exiting 130.
+#[test]
+fn regression_an_exit_at_once_prints_the_summary_so_far() {
+    let server = FakeQmProcess::start(QM);
+    put(&server, 2);
+    let dir = Dir::new("summary-at-once");
+    let config = dir.exec_config("echo $$ > pid; exec sleep 600", 600_000);
+    let stderr = std::fs::File::create(dir.path("stderr")).expect("stderr file");
+    let mut poll = Poll::start(&server, &dir, &config, &["--shutdown-timeout", "1"], stderr.into());
+    let _reap = Reap(handler_pid(&dir));
+    poll.signal("TERM");
+    assert_eq!(poll.exit().code(), Some(130));
+    let said = dir.read("stderr");
+    let summary = said
+        .split_once("exiting now; MQ backs out uncommitted work\n")
+        .map(|(_, after)| after)
+        .unwrap_or_else(|| panic!("no exit message:\n{said}"));
+    let lines: Vec<&str> = summary.lines().take(4).collect();
+    assert_eq!(lines[0], "mqpilot: summary at exit (counted so far)", "{said}");
+    // The killed handler's batch may or may not be counted as backed out yet.
+    assert!(lines[1].starts_with("  IN: received 2, delivered 0, "), "{said}");
+    assert!(lines[2].starts_with("  connection 0: peak handles "), "{said}");
+    assert!(lines[3].starts_with("  pool: 1 connects, 0 reconnects"), "{said}");
 }

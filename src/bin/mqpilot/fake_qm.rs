@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use mqpilot::fake::net::{AdminMessage, DEFAULT_MAX_SOCKETS, DEFAULT_READ_AHEAD, RemoteAdmin, Server, Status};
-use mqpilot::fake::{FakeConfig, FakeQm};
+use mqpilot::fake::{FakeConfig, FakeQm, MAX_BACKOUT_COUNT};
 
 use crate::connection::host_port;
 use crate::{Failure, usage};
@@ -65,10 +65,11 @@ enum AdminCommand {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
         count: u64,
         /// Priority 0..=9 (default: the queue's DEFPRTY).
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(i32).range(0..=9))]
         priority: Option<i32>,
-        /// Initial backout count (to seed poison messages).
-        #[arg(long, default_value_t = 0)]
+        /// Initial backout count, 0..=999999999 (to seed poison messages; MQ counts no higher).
+        #[arg(long, default_value_t = 0,
+              value_parser = clap::value_parser!(i32).range(0..=i64::from(MAX_BACKOUT_COUNT)))]
         backout_count: i32,
     },
     /// Every message on a queue, whatever its state, as JSON lines.
@@ -169,6 +170,11 @@ async fn serve(args: &FakeQmArgs) -> Result<u8, Failure> {
     Ok(0)
 }
 
+/// Most messages, and about the most bytes of payload, one `put` request carries: far below
+/// the frame limit (about 100 MiB), whatever `--count` and `--data` are.
+const PUT_REQUEST_MESSAGES: u64 = 10_000;
+const PUT_REQUEST_BYTES: u64 = 16 << 20;
+
 fn admin(command: AdminCommand) -> Result<u8, Failure> {
     let fail = |e: mqpilot::Error| Failure(1, e.into());
     let mut out = std::io::stdout().lock();
@@ -184,19 +190,36 @@ fn admin(command: AdminCommand) -> Result<u8, Failure> {
             priority,
             backout_count,
         } => {
-            let messages = (1..=count)
-                .map(|n| AdminMessage {
-                    data: data.replace("{n}", &n.to_string()),
-                    priority,
-                    persistent: None,
-                    backout_count,
-                })
-                .collect();
-            let ids = RemoteAdmin::new(server.server).put(&queue, messages).map_err(fail)?;
-            print(ids.iter().fold(String::new(), |mut s, id| {
-                let _ = writeln!(s, "{id}");
-                s
-            }));
+            let admin = RemoteAdmin::new(server.server);
+            // One request per chunk: a request's frame has a limit, --count has none.
+            let chunk = (PUT_REQUEST_BYTES / (data.len() as u64 + 64)).clamp(1, PUT_REQUEST_MESSAGES);
+            let mut first = 1;
+            while first <= count {
+                let last = count.min(first + chunk - 1);
+                let messages = (first..=last)
+                    .map(|n| AdminMessage {
+                        data: data.replace("{n}", &n.to_string()),
+                        priority,
+                        persistent: None,
+                        backout_count,
+                    })
+                    .collect();
+                let ids = admin.put(&queue, messages).map_err(|e| match first {
+                    1 => fail(e),
+                    _ => Failure(
+                        1,
+                        anyhow::Error::new(e).context(format!(
+                            "put of messages {first} to {last} (the {} before them were put)",
+                            first - 1
+                        )),
+                    ),
+                })?;
+                print(ids.iter().fold(String::new(), |mut s, id| {
+                    let _ = writeln!(s, "{id}");
+                    s
+                }));
+                first = last + 1;
+            }
         }
         AdminCommand::Browse { server, queue } => {
             let messages = RemoteAdmin::new(server.server).browse(&queue).map_err(fail)?;

@@ -6,7 +6,8 @@
 //! which; a closed standard output stops the whole run); 2 bad flags or configuration; 3 the queue manager or a queue could not be used
 //! at start (connect, unknown queue, sink set-up, a backout queue with no threshold), or the
 //! `--metrics-listen` address cannot be listened on; 130 a second signal, or a drain past
-//! `--shutdown-timeout` (in-flight units of work are backed out by MQ when the process ends).
+//! `--shutdown-timeout`, after the summary so far (in-flight units of work are backed out by
+//! MQ when the process ends).
 
 /// `eprintln!` for a stderr that may be gone or stalled: the line is queued for the stderr
 /// thread (see `stderr.rs`) and never blocks the caller; what cannot be written is dropped.

@@ -5,6 +5,7 @@
 //! even when every worker thread is busy or stuck; it writes nothing to stderr itself but
 //! through the stderr thread (`stderr.rs`), which never blocks it.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use mqpilot::worker::Unsynced;
@@ -113,8 +114,21 @@ async fn next(signals: &mut [Signal]) {
     polled.await;
 }
 
-/// Kills running exec sink commands (and starts no more), says why, and exits with
-/// [`EXIT_AT_ONCE`]. `exit` runs no destructors: the commands would otherwise outlive us.
+/// The lines an exit at once prints after its message: the run's summary so far, or `None`
+/// when no run is under way.
+type SummaryAtExit = Box<dyn Fn() -> Option<Vec<String>> + Send + Sync>;
+
+static SUMMARY_AT_EXIT: OnceLock<SummaryAtExit> = OnceLock::new();
+
+/// Has an exit at once print what `summary` returns after its message. It must not block:
+/// it runs on the signal watcher's thread on the way out. Set once; later calls are ignored.
+pub(crate) fn summary_at_exit(summary: impl Fn() -> Option<Vec<String>> + Send + Sync + 'static) {
+    let _ = SUMMARY_AT_EXIT.set(Box::new(summary));
+}
+
+/// Kills running exec sink commands (and starts no more), says why and what the run did so
+/// far, and exits with [`EXIT_AT_ONCE`]. `exit` runs no destructors: the commands would
+/// otherwise outlive us.
 fn exit_at_once(why: &str) -> ! {
     // Counted first: a killed command fails its delivery, which ends the count of its batch.
     let at_stake = mqpilot::worker::undelivered_without_syncpoint();
@@ -123,6 +137,11 @@ fn exit_at_once(why: &str) -> ! {
         "mqpilot: {why}: exiting now; MQ backs out uncommitted work{}",
         lost(&at_stake)
     );
+    if let Some(lines) = SUMMARY_AT_EXIT.get().and_then(|summary| summary()) {
+        for line in lines {
+            say!("{line}");
+        }
+    }
     crate::stderr::flush(LAST_WORD);
     std::process::exit(EXIT_AT_ONCE);
 }

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::super::verbs::MAX_PRIORITY;
 use super::super::{ChannelStatus, ConnStatus, FakeQm, MAX_BACKOUT_COUNT, PutSpec, QueueStatus};
 use crate::mq::message::hex;
 
@@ -49,7 +50,8 @@ pub enum AdminRequest {
 pub struct AdminMessage {
     /// Payload as UTF-8 text.
     pub data: String,
-    /// Priority 0..=9; the queue's default when absent.
+    /// Priority 0..=9; the queue's default when absent. A put with one outside that is
+    /// refused whole.
     #[serde(default)]
     pub priority: Option<i32>,
     /// Persistence; the queue's default when absent.
@@ -247,18 +249,23 @@ fn run(qm: &FakeQm, request: AdminRequest) -> AdminReply {
     }
 }
 
-/// An error for the first message whose backout count MQ could not hold, if any: checked
-/// before anything is put, so a refused request puts nothing.
+/// An error for the first message whose backout count MQ could not hold, or whose priority
+/// is outside 0 to MaxPriority, if any: checked before anything is put, so a refused request
+/// puts nothing.
 fn out_of_range(messages: &[AdminMessage]) -> Option<AdminReply> {
-    let (i, m) = messages
-        .iter()
-        .enumerate()
-        .find(|(_, m)| !(0..=MAX_BACKOUT_COUNT).contains(&m.backout_count))?;
-    Some(AdminReply::Error(format!(
-        "message {} has backout count {}, outside 0..={MAX_BACKOUT_COUNT} (MQ's range): nothing was put",
-        i + 1,
-        m.backout_count
-    )))
+    messages.iter().enumerate().find_map(|(i, m)| {
+        let n = i + 1;
+        if !(0..=MAX_BACKOUT_COUNT).contains(&m.backout_count) {
+            return Some(AdminReply::Error(format!(
+                "message {n} has backout count {}, outside 0..={MAX_BACKOUT_COUNT} (MQ's range): nothing was put",
+                m.backout_count
+            )));
+        }
+        let priority = m.priority.filter(|p| !(0..=MAX_PRIORITY).contains(p))?;
+        Some(AdminReply::Error(format!(
+            "message {n} has priority {priority}, outside 0..={MAX_PRIORITY} (MaxPriority): nothing was put"
+        )))
+    })
 }
 
 fn status(qm: &FakeQm) -> Status {
@@ -312,6 +319,27 @@ mod tests {
         };
         assert_eq!(msgs[1].data, "b");
         assert_eq!(msgs[1].backout_count, 2);
+    }
+
+    #[test]
+    fn a_put_with_a_priority_outside_0_to_9_is_refused_whole() {
+        let mut config = FakeConfig::default();
+        config.queues.push(QueueDef::new("Q"));
+        let qm = FakeQm::new(config);
+        for bad in [10, 1000, -1] {
+            let put =
+                format!(r#"{{"op":"put","queue":"Q","messages":[{{"data":"a"}},{{"data":"b","priority":{bad}}}]}}"#);
+            let AdminReply::Error(e) = reply(&qm, &put) else {
+                panic!("priority {bad} was put")
+            };
+            assert!(
+                e.contains(&format!("message 2 has priority {bad}, outside 0..=9")),
+                "{e}"
+            );
+        }
+        assert_eq!(qm.depth("Q"), Some(0), "nothing was put");
+        let put = r#"{"op":"put","queue":"Q","messages":[{"data":"a","priority":0},{"data":"b","priority":9}]}"#;
+        assert!(matches!(reply(&qm, put), AdminReply::Put(ids) if ids.len() == 2));
     }
 
     #[test]

@@ -117,11 +117,6 @@ impl RawConfig {
     pub(super) fn parse(text: &str, origin: &Path) -> Result<Self, Error> {
         toml::from_str(text).map_err(|e| {
             let mut error = toml_location::parse_error(&e, text, origin);
-            if let Error::Config { field, message, .. } = &mut error
-                && field == "connection.password"
-            {
-                message.push_str("; the file never holds a password: set password_file, or MQ_PASSWORD_FILE");
-            }
             if let Error::Config {
                 line,
                 column,
@@ -129,11 +124,17 @@ impl RawConfig {
                 message,
                 ..
             } = &mut error
-                && let Some(key) = key_of_wrong_type(text, field, message)
             {
-                *field = format!("{field}.{key}");
-                if let Some(at) = toml_location::locate(text, field) {
-                    (*line, *column) = at;
+                if let Some(table) = toml_location::table_of_error(&e, text)
+                    && let Some(culprit) = culprit(text, &table, message)
+                {
+                    *field = culprit;
+                    if let Some(at) = toml_location::locate(text, field) {
+                        (*line, *column) = at;
+                    }
+                }
+                if field == "connection.password" {
+                    message.push_str("; the file never holds a password: set password_file, or MQ_PASSWORD_FILE");
                 }
             }
             error
@@ -189,49 +190,122 @@ impl RawConfig {
     }
 }
 
-/// The key of `table` (dotted, `queue[1].sink`) whose value has the wrong type, when serde
-/// reported the error at the table, not at the key: it does so inside an internally tagged
-/// table such as `[queue.sink]`. Found as the key without which the file no longer fails
-/// with `message` (the `type` tag aside).
-fn key_of_wrong_type(text: &str, table: &str, message: &str) -> Option<String> {
-    if !message.starts_with("invalid type") {
-        return None;
-    }
+/// What inside `table` (dotted, `queue[1].sink`) the error `message` is about, when serde
+/// reported it at the table rather than at the key: it does so for every error inside an
+/// internally tagged table such as `[queue.sink]`. Found as the innermost key or entry of an
+/// array of tables without which the file no longer fails with `message`: `timeout_ms` for
+/// `timeout_ms = -1`, `headers[0].valu` for a misspelt key of a header (serde reports the
+/// first error it meets, and a required key is only missed once every key written is
+/// read, so removing a key changes the error only when the error is in that key). A missing
+/// key is named inside the innermost such table (`headers[0].name`). `None` when no key of
+/// `table` is to blame: the table itself lacks a key.
+fn culprit(text: &str, table: &str, message: &str) -> Option<String> {
     let document: toml::Table = toml::from_str(text).ok()?;
-    let keys: Vec<String> = table_at(&document, table)?.keys().cloned().collect();
-    keys.into_iter().filter(|key| key != "type").find(|key| {
-        let mut without = document.clone();
-        if let Some(t) = table_at_mut(&mut without, table) {
-            t.remove(key);
+    let fails_alike = |without: toml::Table| match toml::Value::Table(without).try_into::<RawConfig>() {
+        Ok(_) => false,
+        Err(e) => e.message().trim() == message,
+    };
+    let mut found: Option<String> = None;
+    let mut at = table.to_owned();
+    loop {
+        let children: Vec<String> = match value_at(&document, &at)? {
+            // The tag: without it, serde cannot tell which sink the table is.
+            toml::Value::Table(t) => t
+                .keys()
+                .filter(|key| at != table || key.as_str() != "type")
+                .map(|key| format!("{at}.{key}"))
+                .collect(),
+            toml::Value::Array(entries) if entries.iter().all(toml::Value::is_table) => {
+                (0..entries.len()).map(|i| format!("{at}[{i}]")).collect()
+            }
+            _ => break,
+        };
+        let to_blame = children.into_iter().find(|child| {
+            let mut without = document.clone();
+            remove_at(&mut without, child);
+            !fails_alike(without)
+        });
+        match to_blame {
+            Some(child) => {
+                found = Some(child.clone());
+                at = child;
+            }
+            None => break,
         }
-        match toml::Value::Table(without).try_into::<RawConfig>() {
-            Ok(_) => true,
-            Err(e) => e.message().trim() != message,
-        }
+    }
+    let found = found?;
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next());
+    Some(match missing {
+        Some(key) if value_at(&document, &found).is_some_and(toml::Value::is_table) => format!("{found}.{key}"),
+        _ => found,
     })
 }
 
-/// The table at dotted `path` (`queue[1].sink`) of a parsed document.
-fn table_at<'a>(document: &'a toml::Table, path: &str) -> Option<&'a toml::Table> {
-    path.split('.').try_fold(document, |table, part| {
-        let (key, index) = split_index(part)?;
-        match (table.get(key)?, index) {
-            (toml::Value::Table(t), None) => Some(t),
-            (toml::Value::Array(a), Some(i)) => a.get(i)?.as_table(),
-            _ => None,
-        }
-    })
+/// The value at dotted `path` (`queue[1].sink.headers[0].name`) of a parsed document.
+fn value_at<'a>(document: &'a toml::Table, path: &str) -> Option<&'a toml::Value> {
+    let mut parts = path.split('.');
+    let first = step(document, parts.next()?)?;
+    parts.try_fold(first, |value, part| step(value.as_table()?, part))
 }
 
-fn table_at_mut<'a>(document: &'a mut toml::Table, path: &str) -> Option<&'a mut toml::Table> {
-    path.split('.').try_fold(document, |table, part| {
-        let (key, index) = split_index(part)?;
-        match (table.get_mut(key)?, index) {
-            (toml::Value::Table(t), None) => Some(t),
-            (toml::Value::Array(a), Some(i)) => a.get_mut(i)?.as_table_mut(),
-            _ => None,
+/// `part` (`headers` or `headers[0]`) of `table`.
+fn step<'a>(table: &'a toml::Table, part: &str) -> Option<&'a toml::Value> {
+    let (key, index) = split_index(part)?;
+    let value = table.get(key)?;
+    match index {
+        Some(i) => value.as_array()?.get(i),
+        None => Some(value),
+    }
+}
+
+/// Removes the key or array entry at dotted `path` from a parsed document, if it is there.
+fn remove_at(document: &mut toml::Table, path: &str) {
+    let (parent, last) = match path.rsplit_once('.') {
+        Some((parent, last)) => (Some(parent), last),
+        None => (None, path),
+    };
+    let table = match parent {
+        Some(parent) => {
+            let mut parts = parent.split('.');
+            let Some(first) = parts.next() else { return };
+            let Some(mut value) = step_mut(document, first) else {
+                return;
+            };
+            for part in parts {
+                let Some(next) = value.as_table_mut().and_then(|t| step_mut(t, part)) else {
+                    return;
+                };
+                value = next;
+            }
+            let Some(table) = value.as_table_mut() else { return };
+            table
         }
-    })
+        None => document,
+    };
+    match split_index(last) {
+        Some((key, None)) => {
+            table.remove(key);
+        }
+        Some((key, Some(i))) => {
+            if let Some(entries) = table.get_mut(key).and_then(toml::Value::as_array_mut)
+                && i < entries.len()
+            {
+                entries.remove(i);
+            }
+        }
+        None => {}
+    }
+}
+
+fn step_mut<'a>(table: &'a mut toml::Table, part: &str) -> Option<&'a mut toml::Value> {
+    let (key, index) = split_index(part)?;
+    let value = table.get_mut(key)?;
+    match index {
+        Some(i) => value.as_array_mut()?.get_mut(i),
+        None => Some(value),
+    }
 }
 
 /// `queue[1]` as `("queue", Some(1))`, `sink` as `("sink", None)`.
@@ -307,6 +381,64 @@ receive = "single"
             error.starts_with("w.toml:6:1: queue[0].sink.timeout_ms: invalid type: string \"5\""),
             "{error}"
         );
+    }
+
+    fn error_of(text: &str) -> String {
+        WorkerConfig::from_toml(text, Path::new("w.toml"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn regression_a_value_out_of_range_in_a_sink_points_at_its_key() {
+        let error =
+            error_of("[[queue]]\nname = \"A\"\n[queue.sink]\ntype = \"http\"\nurl = \"http://x\"\ntimeout_ms = -1\n");
+        assert!(
+            error.starts_with("w.toml:6:1: queue[0].sink.timeout_ms: invalid value: integer `-1`, expected u64"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn regression_a_misspelt_key_of_a_header_is_named_at_its_own_line_and_path() {
+        let text = "[[queue]]\nname = \"A\"\n[queue.sink]\ntype = \"http\"\nurl = \"http://x\"\n\n\n\n\
+                    headers = [{ name = \"A\", valu = \"b\" }]\n";
+        let error = error_of(text);
+        assert!(
+            error.starts_with("w.toml:9:26: queue[0].sink.headers[0].valu: unknown field `valu`"),
+            "{error}"
+        );
+        // Written as tables of their own, the second header.
+        let text = "[[queue]]\nname = \"A\"\n[queue.sink]\ntype = \"http\"\nurl = \"http://x\"\n\
+                    [[queue.sink.headers]]\nname = \"A\"\nvalue = \"a\"\n[[queue.sink.headers]]\nname = \"B\"\nvlaue = \"b\"\n";
+        let error = error_of(text);
+        assert!(
+            error.starts_with("w.toml:11:1: queue[0].sink.headers[1].vlaue: unknown field `vlaue`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_key_missing_from_a_header_is_named_in_that_header() {
+        let text = "[[queue]]\nname = \"A\"\n[queue.sink]\ntype = \"http\"\nurl = \"http://x\"\n\
+                    headers = [{ name = \"A\" }, { value = \"b\" }]\n";
+        let error = error_of(text);
+        assert!(
+            error.starts_with("w.toml:6:28: queue[0].sink.headers[1].name: missing field `name`"),
+            "{error}"
+        );
+        // A key the sink itself lacks stays named in the sink.
+        let error = error_of("[[queue]]\nname = \"A\"\n[queue.sink]\ntype = \"exec\"\nper = \"message\"\n");
+        assert!(
+            error.starts_with("w.toml:3:1: queue[0].sink.command: missing field `command`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn regression_an_unclosed_queue_header_names_no_key_the_parser_made_up() {
+        let error = error_of("[[queue]]\nname = \"A\"\nbatch = 5\n[[queue]\nname = \"B\"\n");
+        assert_eq!(error, "w.toml:4:9: queue: unclosed array table, expected `]`");
     }
 
     #[test]

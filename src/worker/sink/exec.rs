@@ -13,8 +13,9 @@
 //! signal is supposed to let finish; in its own group the handler only hears from us. The group
 //! is what a timeout kills (a `sh -c` handler's children with it), and what
 //! [`kill_running_commands`] kills when the process exits at once; from then on no command
-//! starts. On Linux the command is also killed if mqpilot dies without a chance to kill it
-//! (SIGKILL, a crash): its parent-death signal is SIGKILL.
+//! starts. On Linux the group is also killed if mqpilot dies without a chance to kill it
+//! (SIGKILL, a crash): the process mqpilot starts is a small guard that leads the group, runs
+//! the command in it and kills the group on mqpilot's death (see `guard.rs`).
 //!
 //! Error messages and logs name the program only, never its arguments, which may hold secrets.
 
@@ -27,11 +28,14 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt as _;
 use tokio::process::{Child, Command};
 
+use self::guard::die_with_parent;
 use super::output::Output;
 use super::stdout::json_lines;
 use super::{Delivery, Per, Sink, SinkError, message_fields};
 use crate::Error;
 use crate::mq::message::Message;
+
+mod guard;
 
 /// Runs a program with the batch (JSON lines) or one message's payload on its stdin.
 ///
@@ -297,31 +301,6 @@ impl ExecSink {
         }
     }
 }
-
-/// Makes the command die (SIGKILL) when mqpilot does, however it ends. The parent-death
-/// signal fires when the thread that started the command ends; the command is started on
-/// the thread that waits for it, so that thread outlives it. If mqpilot died between the
-/// fork and the `prctl`, the command would never get the signal: it then does not start.
-#[cfg(target_os = "linux")]
-fn die_with_parent(command: &mut Command) {
-    let parent = libc::pid_t::try_from(std::process::id()).unwrap_or(0);
-    // SAFETY: the closure runs in the forked child before exec, and only makes the
-    // async-signal-safe calls prctl(2) and getppid(2); its error needs no allocation.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
-                return Err(io::Error::last_os_error());
-            }
-            if libc::getppid() != parent {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn die_with_parent(_command: &mut Command) {}
 
 impl fmt::Display for ExecSink {
     /// The program, for error messages; never its arguments, which may hold secrets.
@@ -598,6 +577,48 @@ mod tests {
         let (delivered, left) = deliver_past_a_daemon("daemon-timeout-pid", &script, Duration::from_millis(300)).await;
         assert!(delivered.unwrap_err().message.contains("timed out"));
         assert_eq!(left, 0, "the output readers outlived the delivery");
+    }
+
+    /// Waits (bounded) for `path` to exist.
+    async fn until_exists(path: &std::path::Path) {
+        let waited = tokio::time::timeout(Duration::from_secs(30), async {
+            while !path.exists() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        waited
+            .await
+            .unwrap_or_else(|_| panic!("{} never appeared", path.display()));
+    }
+
+    /// The guard that runs a command holds none of mqpilot's descriptors: not the stdin of a
+    /// command started before it, which would then never see the end of its input while
+    /// the later command runs (nor the socket on which the spawn learns that the command
+    /// started, which would block it: two threads, so that the timeouts still fire).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_command_sees_the_end_of_its_input_while_a_later_one_runs() {
+        let dir = scratch("guard-fds");
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = |name: &str| dir.join(name);
+        // The first command holds off reading its input (more than a pipe holds, so mqpilot
+        // is still writing it) until the second one has started.
+        let first = sh(
+            r#"touch "$1/first"; while [ ! -e "$1/go" ]; do sleep 0.01; done; cat > /dev/null"#,
+            &dir,
+            Per::Batch,
+        );
+        let second = sh(r#"touch "$1/second"; exec sleep 60"#, &dir, Per::Batch);
+        let big = vec![b'x'; 1 << 20];
+        let reading = tokio::spawn(async move { first.deliver(&[message(&big, 1)]).await });
+        until_exists(&file("first")).await;
+        let running = tokio::spawn(async move { second.deliver(&[message(b"b", 2)]).await });
+        until_exists(&file("second")).await;
+        std::fs::write(file("go"), "").unwrap();
+        let read = tokio::time::timeout(Duration::from_secs(30), reading).await;
+        running.abort();
+        let _ = std::fs::remove_dir_all(&dir);
+        let read = read.expect("the first command never saw the end of its input");
+        assert!(matches!(read, Ok(Ok(()))), "{read:?}");
     }
 
     #[test]
