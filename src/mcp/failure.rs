@@ -57,13 +57,24 @@ impl<S, T: serde::de::DeserializeOwned> FromContextPart<ToolCallContext<'_, S>> 
             .get("queue")
             .and_then(serde_json::Value::as_str)
             .map(str::to_owned);
-        serde_json::from_value(serde_json::Value::Object(arguments))
+        serde_path_to_error::deserialize(serde_json::Value::Object(arguments))
             .map(Args)
             .map_err(|e| {
                 let who = Caller::of(&context.request_context);
                 audit::record(&who, &context.name, queue.as_deref(), Outcome::Invalid, None);
-                ErrorData::invalid_params(format!("invalid arguments: {e}"), None)
+                ErrorData::invalid_params(argument_error(&e), None)
             })
+    }
+}
+
+/// What is wrong with the arguments, naming the argument: serde names a missing or unknown
+/// field itself, but not the field whose value has the wrong type.
+fn argument_error(e: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let path = e.path().to_string();
+    if path == "." {
+        format!("invalid arguments: {}", e.inner())
+    } else {
+        format!("invalid arguments: `{path}`: {}", e.inner())
     }
 }
 

@@ -581,20 +581,25 @@ pub struct PoolStatus {
     pub waits_for_connection: u64,
 }
 
-/// A tool failure as agents see it (`isError: true`).
+/// A tool failure as agents see it (`isError: true`): the fields that apply, no nulls.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Failure {
     /// What went wrong.
     pub error: String,
     /// The MQ reason code, when MQ refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reason_code: Option<i32>,
     /// Its name.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reason_name: Option<String>,
     /// What it means.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub meaning: Option<String>,
     /// What to do about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub advice: Option<String>,
     /// The policy rule that refused, when the policy did.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
 }
 

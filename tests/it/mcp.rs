@@ -461,6 +461,8 @@ async fn mq_errors_are_tool_errors_with_the_reason_explained() {
     assert_eq!(e["reason_code"], 2085);
     assert_eq!(e["reason_name"], "MQRC_UNKNOWN_OBJECT_NAME");
     assert!(e["advice"].as_str().is_some_and(|a| !a.is_empty()));
+    // Only the fields that apply: no policy rule refused this.
+    assert!(e.get("rule").is_none(), "{e}");
     let e = tool_error(&client, "queue_status", json!({"queue": "NO.SUCH.QUEUE"})).await;
     assert_eq!(e["reason_code"], 2085);
     // OUT has MAXMSGL 64: MQ refuses, the server says why.
@@ -1539,6 +1541,19 @@ async fn regression_unknown_or_ill_typed_arguments_name_the_argument() {
         ),
         ("explain_reason_code", json!({"code": 4_294_967_296_u64}), "4294967296"),
         ("explain_reason_code", json!({"code": -3_000_000_000_i64}), "code to be"),
+        // A value of the wrong type names its argument, not only the type it should have.
+        (
+            "browse_messages",
+            json!({"queue": "IN", "limit": "x"}),
+            "`limit`: invalid type",
+        ),
+        (
+            "receive_messages",
+            json!({"queue": "IN", "wait_ms": -1}),
+            "`wait_ms`: invalid value",
+        ),
+        ("queue_status", json!({"queue": 5}), "`queue`: invalid type"),
+        ("browse_messages", json!({"limit": 1}), "missing field `queue`"),
     ] {
         match call(&client, tool, args.clone()).await {
             Err(ServiceError::McpError(e)) => {
