@@ -13,7 +13,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 /// How long the last message waits for stderr before mqpilot exits anyway.
-const LAST_WORD: Duration = Duration::from_millis(200);
+const LAST_WORD: Duration = Duration::from_secs(1);
 
 /// Exit status after a second signal or the shutdown timeout.
 const EXIT_AT_ONCE: i32 = 130;
