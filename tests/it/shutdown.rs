@@ -344,6 +344,51 @@ fn regression_what_a_handler_started_dies_with_mqpilot_killed_by_sigkill() {
     });
 }
 
+/// Regression: the guard an exec command runs under killed the command's whole group on
+/// any SIGTERM, not only on mqpilot's death; a stop that signals every process of the service
+/// (systemd's, or `pkill -f`, which matches the guard's command line) killed the handler
+/// mid-batch, and the batch was backed out. The guard now passes such a signal on to the
+/// command, which finishes (here it traps TERM), and the batch commits.
+#[cfg(target_os = "linux")]
+#[test]
+fn regression_a_sigterm_that_also_reaches_the_guard_lets_the_handler_finish() {
+    let server = FakeQmProcess::start(QM);
+    put(&server, 2);
+    let dir = Dir::new("guard-term");
+    let config = dir.exec_config(
+        "trap 'echo caught >> trapped' TERM; echo $$ > pid; cat >> delivered; \
+         i=0; while [ $i -lt 100 ] && [ ! -s trapped ]; do sleep 0.1; i=$((i+1)); done",
+        30_000,
+    );
+    let mut poll = Poll::start(&server, &dir, &config, &[], Stdio::null());
+    let handler = handler_pid(&dir);
+    let _reap = Reap(handler);
+    let guard = parent_of(handler);
+    assert_ne!(guard, poll.0.id(), "the handler runs under a guard");
+    let ok = Command::new("kill")
+        .args(["-s", "TERM", &guard.to_string()])
+        .status()
+        .expect("run kill")
+        .success();
+    assert!(ok, "kill -s TERM {guard} failed");
+    poll.signal("TERM");
+    assert_eq!(poll.exit().code(), Some(0));
+    assert_eq!(dir.read("trapped").trim(), "caught", "the signal reached the command");
+    assert_eq!(server.depth("IN"), 0, "the batch in flight was committed");
+    assert_eq!(dir.read("delivered").lines().count(), 2);
+}
+
+/// The parent of `pid`, from `/proc`.
+#[cfg(target_os = "linux")]
+fn parent_of(pid: u32) -> u32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let (_, rest) = stat.rsplit_once(')').expect("stat fields");
+    rest.split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .expect("ppid")
+}
+
 #[test]
 fn sighup_drains_like_sigterm() {
     let server = FakeQmProcess::start(QM);
@@ -444,8 +489,9 @@ fn an_exit_at_once_says_how_many_messages_received_without_syncpoint_it_loses() 
     let handler = handler_pid(&dir);
     let _reap = Reap(handler);
     poll.signal("TERM");
-    assert_eq!(poll.exit().code(), Some(130));
+    let code = poll.exit().code();
     let said = dir.read("stderr");
+    assert_eq!(code, Some(130), "{said}");
     assert!(
         said.contains("up to 3 messages received without syncpoint and not yet delivered are LOST (IN 3)"),
         "{said}"
@@ -467,8 +513,9 @@ fn an_exit_at_once_under_syncpoint_claims_no_loss() {
     let mut poll = Poll::start(&server, &dir, &config, &["--shutdown-timeout", "1"], stderr.into());
     let _reap = Reap(handler_pid(&dir));
     poll.signal("TERM");
-    assert_eq!(poll.exit().code(), Some(130));
+    let code = poll.exit().code();
     let said = dir.read("stderr");
+    assert_eq!(code, Some(130), "{said}");
     assert!(said.contains("exiting now; MQ backs out uncommitted work\n"), "{said}");
     assert!(!said.contains("LOST"), "{said}");
 }
@@ -485,8 +532,9 @@ fn regression_an_exit_at_once_prints_the_summary_so_far() {
     let mut poll = Poll::start(&server, &dir, &config, &["--shutdown-timeout", "1"], stderr.into());
     let _reap = Reap(handler_pid(&dir));
     poll.signal("TERM");
-    assert_eq!(poll.exit().code(), Some(130));
+    let code = poll.exit().code();
     let said = dir.read("stderr");
+    assert_eq!(code, Some(130), "{said}");
     let summary = said
         .split_once("exiting now; MQ backs out uncommitted work\n")
         .map(|(_, after)| after)

@@ -89,6 +89,7 @@ fn main() -> ExitCode {
         Command::Mcp(args) => runtime.block_on(mcp::run(*args)),
         Command::FakeQm(args) => runtime.block_on(fake_qm::run(args)),
     };
+    signals::hold_if_exiting_at_once();
     let code = match outcome {
         Ok(code) => code,
         Err(Failure(code, e)) => {

@@ -341,6 +341,7 @@ pub(crate) async fn run(args: PollArgs) -> Result<u8, Failure> {
         .is_terminal()
         .then(|| tokio::spawn(status_line(handle.clone())));
     let summary = run.finish().await;
+    crate::signals::hold_if_exiting_at_once();
     drop(live);
     if let Some(task) = status {
         task.abort();

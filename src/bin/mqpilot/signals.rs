@@ -126,22 +126,37 @@ pub(crate) fn summary_at_exit(summary: impl Fn() -> Option<Vec<String>> + Send +
     let _ = SUMMARY_AT_EXIT.set(Box::new(summary));
 }
 
+/// Set once an exit at once has begun: see [`hold_if_exiting_at_once`].
+static EXITING_AT_ONCE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Never returns once an exit at once has begun: the commands it kills end the run, and the
+/// run's normal end must not exit first, with its own status and summary.
+pub(crate) fn hold_if_exiting_at_once() {
+    while EXITING_AT_ONCE.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::park();
+    }
+}
+
 /// Kills running exec sink commands (and starts no more), says why and what the run did so
 /// far, and exits with [`EXIT_AT_ONCE`]. `exit` runs no destructors: the commands would
 /// otherwise outlive us.
 fn exit_at_once(why: &str) -> ! {
-    // Counted first: a killed command fails its delivery, which ends the count of its batch.
+    EXITING_AT_ONCE.store(true, std::sync::atomic::Ordering::SeqCst);
+    // Counted first: a killed command fails its delivery, which ends the count of its batch
+    // (and may end the run, and with it what the summary reads).
     let at_stake = mqpilot::worker::undelivered_without_syncpoint();
+    let summary = SUMMARY_AT_EXIT.get().and_then(|summary| summary()).unwrap_or_default();
     mqpilot::worker::sink::kill_running_commands();
-    say!(
+    // One write: a log line from a killed command's failed delivery cannot land in between.
+    let mut said = format!(
         "mqpilot: {why}: exiting now; MQ backs out uncommitted work{}",
         lost(&at_stake)
     );
-    if let Some(lines) = SUMMARY_AT_EXIT.get().and_then(|summary| summary()) {
-        for line in lines {
-            say!("{line}");
-        }
+    for line in summary {
+        said.push('\n');
+        said.push_str(&line);
     }
+    say!("{said}");
     crate::stderr::flush(LAST_WORD);
     std::process::exit(EXIT_AT_ONCE);
 }
