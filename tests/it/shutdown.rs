@@ -295,26 +295,7 @@ fn sigterm_ends_mqpilot_whose_stderr_is_full() {
 
 #[test]
 fn a_handler_dies_with_mqpilot_killed_by_sigkill() {
-    let server = FakeQmProcess::start(QM);
-    put(&server, 1);
-    let dir = Dir::new("sigkill");
-    let config = dir.exec_config("echo $$ > pid; exec sleep 600", 600_000);
-    let mut poll = Poll::start(&server, &dir, &config, &[], Stdio::null());
-    let handler = handler_pid(&dir);
-    let _reap = Reap(handler);
-    assert!(alive(handler));
-    poll.signal("KILL");
-    poll.exit();
-    until("the handler to die with mqpilot", || !alive(handler));
-    // MQ backs the batch out when the connection goes.
-    until("the message to be back on IN", || {
-        server
-            .admin()
-            .browse("IN")
-            .expect("browse")
-            .iter()
-            .any(|m| m.state == "visible" && m.backout_count == 1)
-    });
+    dies_with_mqpilot_killed_by_sigkill("sigkill", "echo $$ > pid; exec sleep 600");
 }
 
 /// Regression: only the handler itself got the parent-death signal, so what it started (a
@@ -322,18 +303,25 @@ fn a_handler_dies_with_mqpilot_killed_by_sigkill() {
 /// backed out for another worker. Its whole process group dies now.
 #[test]
 fn regression_what_a_handler_started_dies_with_mqpilot_killed_by_sigkill() {
+    // No `exec`: the shell waits for its child, as a handler script's commands run.
+    dies_with_mqpilot_killed_by_sigkill("sigkill-group", "sleep 600 & echo $! > pid; wait");
+}
+
+/// Runs `script` (which writes the pid to watch to `pid`) as the handler of one message,
+/// kills mqpilot with SIGKILL, and waits for that process to die and for MQ to back the
+/// batch out when the connection goes.
+fn dies_with_mqpilot_killed_by_sigkill(name: &str, script: &str) {
     let server = FakeQmProcess::start(QM);
     put(&server, 1);
-    let dir = Dir::new("sigkill-group");
-    // No `exec`: the shell waits for its child, as a handler script's commands run.
-    let config = dir.exec_config("sleep 600 & echo $! > pid; wait", 600_000);
+    let dir = Dir::new(name);
+    let config = dir.exec_config(script, 600_000);
     let mut poll = Poll::start(&server, &dir, &config, &[], Stdio::null());
-    let started = handler_pid(&dir);
-    let _reap = Reap(started);
-    assert!(alive(started));
+    let watched = handler_pid(&dir);
+    let _reap = Reap(watched);
+    assert!(alive(watched));
     poll.signal("KILL");
     poll.exit();
-    until("what the handler started to die with mqpilot", || !alive(started));
+    until("the handler's process to die with mqpilot", || !alive(watched));
     until("the message to be back on IN", || {
         server
             .admin()
@@ -344,12 +332,6 @@ fn regression_what_a_handler_started_dies_with_mqpilot_killed_by_sigkill() {
     });
 }
 
-/// Regression: the guard an exec command runs under killed the command's whole group on
-/// any SIGTERM, not only on mqpilot's death; a stop that signals every process of the service
-/// (systemd's, or `pkill -f`, which matches the guard's command line) killed the handler
-/// mid-batch, and the batch was backed out. The guard now passes such a signal on to the
-/// command, which finishes (here it traps TERM), and the batch commits.
-#[cfg(target_os = "linux")]
 #[test]
 fn regression_a_sigterm_that_also_reaches_the_guard_lets_the_handler_finish() {
     let server = FakeQmProcess::start(QM);
