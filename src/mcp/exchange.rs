@@ -214,9 +214,19 @@ impl http_body::Body for GoneOnDrop {
     }
 }
 
+/// Time a stop leaves, after calls must have answered, for those still running to answer
+/// that they were stopped (a receive waiting in MQGET notices within a wait slice, 1 s) and
+/// for the answers to be written.
+const ANSWERS_DUE_BEFORE_END: Duration = Duration::from_secs(4);
+
+/// Time a stop leaves, after rmcp is cancelled, for the answers that stand in for calls cut
+/// off, and any other answer still on its way, to be written.
+const ABORT_BEFORE_END: Duration = Duration::from_secs(2);
+
 /// Once `stop` fires, goes through a stop's steps over `grace` (see the module), each cut
 /// short once the exchanges under way are done (their answers written or their clients
-/// gone): `closing` closes at 60 % of it, `abort` fires at 80 %.
+/// gone): `closing` closes [`ANSWERS_DUE_BEFORE_END`] before the end of `grace`, `abort`
+/// fires [`ABORT_BEFORE_END`] before it.
 pub(super) async fn stop_in_steps(
     stop: CancellationToken,
     exchanges: Exchanges,
@@ -226,15 +236,17 @@ pub(super) async fn stop_in_steps(
 ) {
     stop.cancelled().await;
     let started = tokio::time::Instant::now();
-    if tokio::time::timeout(grace * 3 / 5, exchanges.drained()).await.is_err() {
+    let answers_due = grace.saturating_sub(ANSWERS_DUE_BEFORE_END);
+    if tokio::time::timeout(answers_due, exchanges.drained()).await.is_err() {
         closing.close(STOPPING);
-        if tokio::time::timeout_at(started + grace * 4 / 5, exchanges.drained())
+        let abort_at = grace.saturating_sub(ABORT_BEFORE_END);
+        if tokio::time::timeout_at(started + abort_at, exchanges.drained())
             .await
             .is_err()
         {
             tracing::warn!(
-                "calls still running {:?} after the stop, past their answer deadline: cancelling them",
-                grace * 4 / 5
+                "calls still running {} s after the stop, past their answer deadline: cancelling them",
+                abort_at.as_secs_f32()
             );
         }
     }

@@ -17,12 +17,13 @@
 //!
 //! A stop goes in steps over the shutdown grace ([`HttpOptions::shutdown_grace`]), each cut
 //! short once every answer under way is out: the listener closes; calls in flight run on
-//! and are answered; at 60 % of the grace every call still running counts its caller as
-//! gone (a receive or lock backs out what it got and answers that the server is stopping);
-//! at 80 % rmcp's token is cancelled, and a call that has still not answered gets a
-//! JSON-RPC error saying the server stopped; at the end, the connections still open are
-//! closed. An answer is delivered once its connection has written it ([`super::delivery`]):
-//! one whose messages were committed and that is lost is logged with their ids.
+//! and are answered; 4 s before the end of the grace every call still running counts its
+//! caller as gone (a receive or lock backs out what it got and answers that the server is
+//! stopping); 2 s before it rmcp's token is cancelled, and a call that has still not
+//! answered gets a JSON-RPC error saying the server stopped; at the end, the connections
+//! still open are closed. An answer is delivered once its connection has written it (see
+//! [`super::delivery`]): one whose messages were committed and that is lost is logged with
+//! their ids.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -86,9 +87,10 @@ pub struct HttpOptions {
     pub resource: Option<String>,
     /// Authorization servers named in the metadata (where agents get JWTs). Default none.
     pub authorization_servers: Vec<String>,
-    /// How long a stop may take (see the module for its steps): calls in flight have 60 %
-    /// of it to answer, anything still running is cancelled at 80 %, and the connections
-    /// still open are closed at its end. Default 10 s ([`SHUTDOWN_GRACE`]).
+    /// How long a stop may take (see the module for its steps): calls in flight have all
+    /// of it but the last 4 s to answer, anything still running is cancelled 2 s before its
+    /// end, and the connections still open are closed at its end. Default 10 s
+    /// ([`SHUTDOWN_GRACE`]).
     pub shutdown_grace: Duration,
 }
 

@@ -1246,7 +1246,8 @@ async fn stopping_within(grace: Duration, policy: Policy) -> Http {
 
 #[tokio::test]
 async fn regression_a_receive_still_waiting_at_a_stops_answer_deadline_takes_nothing_and_says_so() {
-    let mut h = stopping_within(Duration::from_secs(3), open_policy()).await;
+    // Its answer deadline 1 s after the stop, rmcp cancelled 2 s later.
+    let mut h = stopping_within(Duration::from_secs(5), open_policy()).await;
     let args = |queue| json!({"queue": queue, "wait_ms": 10_000});
     let stateless = tokio::spawn(stateless_call(&h.url, OPS_TOKEN, "receive_messages", args("Q09")).send());
     let session = Session::open(&h, OPS_TOKEN).await;
@@ -1321,7 +1322,9 @@ async fn regression_an_answer_committed_before_a_stop_is_written_to_the_end_or_i
     let warnings = Warnings::capture();
     let mut policy = open_policy();
     policy.limits.max_result_bytes = 16 << 20;
-    let mut h = stopping_within(Duration::from_secs(5), policy).await;
+    // Its answer deadline 2 s after the stop, rmcp cancelled 2 s later, the connections
+    // closed 2 s after that.
+    let mut h = stopping_within(Duration::from_secs(6), policy).await;
     // Answers of about 8 MB, more than a socket's buffers hold: each stays in the server
     // until its client reads it.
     for queue in ["Q07", "Q08"] {
@@ -1399,7 +1402,8 @@ async fn regression_an_answer_committed_before_a_stop_is_written_to_the_end_or_i
 
 #[tokio::test]
 async fn regression_a_call_still_running_when_a_stop_cancels_it_gets_an_error_saying_so() {
-    let mut h = stopping_within(Duration::from_secs(3), open_policy()).await;
+    // Its answer deadline 2 s after the stop, past the MQGET wait slices under way then.
+    let mut h = stopping_within(Duration::from_secs(6), open_policy()).await;
     let args = |queue| json!({"queue": queue, "wait_ms": 10_000});
     let stateless = tokio::spawn(stateless_call(&h.url, OPS_TOKEN, "receive_messages", args("Q09")).send());
     let session = Session::open(&h, OPS_TOKEN).await;
