@@ -13,8 +13,17 @@
 //! call and pass. The MCP protocol is rmcp's: protocol 2026-07-28 requests are served
 //! statelessly, older clients get `initialize` and a session (`Mcp-Session-Id`) bound to the
 //! caller that opened it. A call counts as in flight until its handler is done, even when its
-//! caller has gone away. On a stop, calls in flight are answered (rmcp's token is not
-//! cancelled) until their answers are out or [`SHUTDOWN_GRACE`] has passed.
+//! caller has gone away.
+//!
+//! A stop goes in steps over the shutdown grace ([`HttpOptions::shutdown_grace`]), each cut
+//! short once every answer under way is out: the listener closes; calls in flight run on
+//! and are answered; 4 s before the end of the grace every call still running counts its
+//! caller as gone (a receive or lock backs out what it got and answers that the server is
+//! stopping); 2 s before it rmcp's token is cancelled, and a call that has still not
+//! answered gets a JSON-RPC error saying the server stopped; at the end, the connections
+//! still open are closed. An answer is delivered once its connection has written it (see
+//! [`super::delivery`]): one whose messages were committed and that is lost is logged with
+//! their ids.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -31,6 +40,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::auth::{Authenticator, Caller};
+use super::delivery::{Answer, Closing, Watch};
+use super::exchange::{Exchanges, StandIn, Tracked, answer, stop_in_steps};
+use super::listener::Flushes;
 use super::policy::Capability;
 use super::server::McpServer;
 use super::sessions::{SESSION_HEADER, Sessions};
@@ -75,6 +87,11 @@ pub struct HttpOptions {
     pub resource: Option<String>,
     /// Authorization servers named in the metadata (where agents get JWTs). Default none.
     pub authorization_servers: Vec<String>,
+    /// How long a stop may take (see the module for its steps): calls in flight have all
+    /// of it but the last 4 s to answer, anything still running is cancelled 2 s before its
+    /// end, and the connections still open are closed at its end. Default 10 s
+    /// ([`SHUTDOWN_GRACE`]).
+    pub shutdown_grace: Duration,
 }
 
 impl Default for HttpOptions {
@@ -91,6 +108,7 @@ impl Default for HttpOptions {
             read_timeout: Duration::from_secs(30),
             resource: None,
             authorization_servers: Vec::new(),
+            shutdown_grace: SHUTDOWN_GRACE,
         }
     }
 }
@@ -125,6 +143,10 @@ struct Gate {
     in_flight: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// Fires when the server starts to stop: requests that would start a call are refused.
     stopping: CancellationToken,
+    /// Closes at a stop's answer deadline: every call still running counts its caller as gone.
+    closing: Closing,
+    /// Fires when rmcp's token is cancelled, at the end of a stop.
+    abort: CancellationToken,
     exchanges: Exchanges,
 }
 
@@ -298,7 +320,7 @@ async fn post(gate: &Arc<Gate>, caller: Caller, in_session: bool, req: Request, 
         Ok(Err(BodyError::Unreadable)) => return refuse(StatusCode::BAD_REQUEST, "the request body could not be read"),
         Err(_) => return refuse(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time"),
     };
-    let carries = Carries::of(&bytes, in_session);
+    let (carries, id) = Carries::read(&bytes, in_session);
     // Counted before the stop is looked at: a stop that comes after this check waits for
     // this exchange's answer.
     let exchange = gate.exchanges.enter();
@@ -345,26 +367,27 @@ async fn post(gate: &Arc<Gate>, caller: Caller, in_session: bool, req: Request, 
         return answer(response, None, exchange);
     }
     // rmcp cancels a call's own token when a stateless client goes away, not when a session
-    // client does (its answer is an event stream the session outlives). This token fires
-    // when the response is dropped before it was sent in full, whichever the protocol.
-    let gone = CancellationToken::new();
-    req.extensions_mut().insert(ResponseGone(gone.clone()));
-    let armed = gone.drop_guard();
+    // client does (its answer is an event stream the session outlives). The answer's token
+    // fires when the response is dropped before the answer left, or the connection closes
+    // before it has written it, whichever the protocol.
+    let watched = Answer::new(CancellationToken::new());
+    req.extensions_mut().insert(Watch {
+        closing: gate.closing.clone(),
+        answer: watched.clone(),
+    });
+    let flushes = req.extensions().get::<Arc<Flushes>>().cloned();
     let response = next.run(req).await;
     drop(buffered);
-    answer(response, Some(armed), exchange)
-}
-
-/// `response` with its body watched: `armed` fires if the body is dropped before the answer
-/// left, and `exchange` counts until the body is done with.
-fn answer(response: Response, armed: Option<tokio_util::sync::DropGuard>, exchange: Exchange) -> Response {
-    response.map(|body| {
-        axum::body::Body::new(GoneOnDrop {
-            inner: body,
-            armed,
-            _exchange: exchange,
-        })
-    })
+    let stand_in = id.filter(|_| carries != Carries::NoRequest).map(|id| StandIn {
+        id,
+        abort: gate.abort.clone(),
+    });
+    let tracked = Tracked {
+        answer: watched,
+        flushes,
+        stand_in,
+    };
+    answer(tracked.unless_cut_off(response), Some(tracked), exchange)
 }
 
 /// What a POST body carries, as far as the gate is concerned.
@@ -381,17 +404,23 @@ enum Carries {
 
 /// A field that counts as there whatever its value, `null` included.
 #[derive(Default)]
-struct Present(bool);
+struct Present(Option<serde_json::Value>);
 
 impl<'de> serde::Deserialize<'de> for Present {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        serde::de::IgnoredAny::deserialize(d).map(|_| Self(true))
+        serde_json::Value::deserialize(d).map(|v| Self(Some(v)))
     }
 }
 
 impl Carries {
     /// What `body` carries; `in_session` when the request names a session.
+    #[cfg(test)]
     fn of(body: &[u8], in_session: bool) -> Self {
+        Self::read(body, in_session).0
+    }
+
+    /// What `body` carries, and its JSON-RPC id when it has one.
+    fn read(body: &[u8], in_session: bool) -> (Self, Option<serde_json::Value>) {
         #[derive(serde::Deserialize)]
         struct Message<'a> {
             #[serde(borrow)]
@@ -400,15 +429,17 @@ impl Carries {
             id: Present,
         }
         let Ok(message) = serde_json::from_slice::<Message<'_>>(body) else {
-            return Self::Request;
+            return (Self::Request, None);
         };
-        match message.method.as_deref() {
+        let id = message.id.0;
+        let carries = match message.method.as_deref() {
             // JSON-RPC: a request has an id, a notification none; a response has no method.
             None => Self::NoRequest,
-            Some(_) if !message.id.0 => Self::NoRequest,
+            Some(_) if id.is_none() => Self::NoRequest,
             Some("initialize") if !in_session => Self::Initialize,
             Some(_) => Self::Request,
-        }
+        };
+        (carries, id)
     }
 }
 
@@ -471,87 +502,6 @@ async fn read_body(
     Ok((bytes, held))
 }
 
-/// Fires when the HTTP response of a call is dropped before the answer left the server:
-/// the client went away and will never see it. Tools find it in the request's parts.
-#[derive(Clone, Debug)]
-pub struct ResponseGone(pub CancellationToken);
-
-/// A response body that cancels its [`ResponseGone`] token if dropped before the answer
-/// left it: before its end, or its first frame that is not an SSE comment (a JSON body is
-/// the answer; in an event stream, keep-alives are comments and the first event is the
-/// answer, since mqpilot sends no notifications and announces no resumption). A client
-/// that closes as soon as it has read the answer, before the stream's end is polled, has
-/// not lost it.
-struct GoneOnDrop {
-    inner: axum::body::Body,
-    armed: Option<tokio_util::sync::DropGuard>,
-    _exchange: Exchange,
-}
-
-/// The exchanges under way: requests handed to rmcp whose response bodies are not done
-/// with yet. A stop waits for them before it cancels what is left.
-#[derive(Clone)]
-struct Exchanges(Arc<tokio::sync::watch::Sender<usize>>);
-
-/// One of the [`Exchanges`], until dropped.
-struct Exchange(Arc<tokio::sync::watch::Sender<usize>>);
-
-impl Default for Exchanges {
-    fn default() -> Self {
-        Self(Arc::new(tokio::sync::watch::Sender::new(0)))
-    }
-}
-
-impl Exchanges {
-    fn enter(&self) -> Exchange {
-        self.0.send_modify(|n| *n += 1);
-        Exchange(Arc::clone(&self.0))
-    }
-
-    /// Completes when no exchange is under way.
-    async fn drained(&self) {
-        let _ = self.0.subscribe().wait_for(|n| *n == 0).await;
-    }
-}
-
-impl Drop for Exchange {
-    fn drop(&mut self) {
-        self.0.send_modify(|n| *n -= 1);
-    }
-}
-
-impl http_body::Body for GoneOnDrop {
-    type Data = axum::body::Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
-        let answered = match &polled {
-            std::task::Poll::Ready(None) => true,
-            std::task::Poll::Ready(Some(Ok(frame))) => frame.data_ref().is_some_and(|d| d.first() != Some(&b':')),
-            _ => false,
-        };
-        if answered || self.inner.is_end_stream() {
-            // The answer is on its way: nothing to cancel.
-            if let Some(guard) = self.armed.take() {
-                guard.disarm();
-            }
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
 /// One of a caller's calls in flight; dropped with the last copy of the request's parts.
 #[derive(Clone)]
 struct InFlight {
@@ -580,24 +530,10 @@ impl axum::extract::FromRef<AppState> for Arc<serde_json::Value> {
     }
 }
 
-/// Once `stop` fires, waits until the exchanges under way are done (their answers written or
-/// their clients gone) or [`SHUTDOWN_GRACE`] has passed, then fires `abort`: what is left is
-/// cancelled (a receive backs out).
-async fn abort_after_answers(stop: CancellationToken, exchanges: Exchanges, abort: CancellationToken) {
-    stop.cancelled().await;
-    if tokio::time::timeout(SHUTDOWN_GRACE, exchanges.drained()).await.is_err() {
-        tracing::warn!(
-            "calls still running {} s after the stop: cancelling them",
-            SHUTDOWN_GRACE.as_secs()
-        );
-    }
-    abort.cancel();
-}
-
 /// The axum router: `/mcp` and the metadata, behind the checks. `addr` is where it listens.
 ///
 /// When `cancel` fires, requests that would start a call get 503; calls in flight go on
-/// until answered, for at most [`SHUTDOWN_GRACE`], and are cancelled then. Must be called
+/// until answered, within `options.shutdown_grace` (see the module). Must be called
 /// within a Tokio runtime (it starts the task that does that). The token `server` was built
 /// with (see [`super::build`]) stops its waits for pooled connections: fire it once
 /// [`serve`] has returned, not with `cancel`, or calls in flight that wait for a connection
@@ -645,14 +581,18 @@ pub fn router(
         },
         in_flight: Mutex::new(HashMap::new()),
         stopping: cancel.clone(),
+        closing: Closing::default(),
+        abort: CancellationToken::new(),
         exchanges: Exchanges::default(),
     });
     // rmcp's own token (sessions, their streams, calls in flight) fires only once the calls
-    // under way at a stop have been answered, or the grace is over.
-    let abort = CancellationToken::new();
-    tokio::spawn(abort_after_answers(
+    // under way at a stop have been answered, or late in the grace.
+    let abort = gate.abort.clone();
+    tokio::spawn(stop_in_steps(
         cancel.clone(),
         gate.exchanges.clone(),
+        options.shutdown_grace,
+        gate.closing.clone(),
         abort.clone(),
     ));
     let meta = Arc::new(serde_json::json!({
@@ -701,52 +641,6 @@ mod tests {
         assert_eq!(host_name("localhost"), "localhost");
         assert!(loopback_origin("http://localhost:6274"));
         assert!(!loopback_origin("https://evil.example"));
-    }
-
-    /// A body that yields `frames`, then waits for ever.
-    struct Frames(std::collections::VecDeque<&'static str>);
-
-    impl http_body::Body for Frames {
-        type Data = axum::body::Bytes;
-        type Error = axum::Error;
-
-        fn poll_frame(
-            mut self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-            match self.0.pop_front() {
-                Some(f) => std::task::Poll::Ready(Some(Ok(http_body::Frame::data(f.into())))),
-                None => std::task::Poll::Pending,
-            }
-        }
-    }
-
-    /// Polls a `GoneOnDrop` over `frames` once per frame, drops it, and says whether its
-    /// token fired.
-    fn gone_after(frames: &[&'static str]) -> bool {
-        let token = CancellationToken::new();
-        let mut body = GoneOnDrop {
-            inner: axum::body::Body::new(Frames(frames.iter().copied().collect())),
-            armed: Some(token.clone().drop_guard()),
-            _exchange: Exchanges::default().enter(),
-        };
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        for _ in 0..=frames.len() {
-            let _ = http_body::Body::poll_frame(std::pin::Pin::new(&mut body), &mut cx);
-        }
-        drop(body);
-        token.is_cancelled()
-    }
-
-    #[test]
-    fn the_token_fires_only_while_the_answer_has_not_left() {
-        assert!(gone_after(&[]), "dropped before anything was sent");
-        assert!(gone_after(&[": keep-alive\n\n"]), "only a keep-alive was sent");
-        assert!(
-            !gone_after(&["data: {\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{}}\n\n"]),
-            "the answer event left; the stream's end was not polled yet"
-        );
-        assert!(!gone_after(&[": keep-alive\n\n", "data: {}\n\n"]));
     }
 
     #[test]

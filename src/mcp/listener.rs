@@ -6,25 +6,33 @@
 //!   kept-alive connection that idles between requests.
 //! - A client has `read_timeout` to take each next part of a response: one that stops
 //!   reading is disconnected instead of holding its connection (and a stop) for ever.
-//! - On shutdown, connections finish what they are doing for at most [`SHUTDOWN_GRACE`].
+//! - On shutdown the listening socket is closed at once (new connections are refused), idle
+//!   connections are closed, and the others finish what they are doing for at most the
+//!   shutdown grace ([`HttpOptions::shutdown_grace`]), past the point where the router has
+//!   cancelled what is left, so the answers made until then can still be written.
+//! - Each connection knows when what it was handed is written ([`Flushes`]): an answer is
+//!   delivered once the connection has flushed it, lost if the connection ends first.
 
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use axum::extract::Request;
+use hyper_util::service::{TowerToHyperService, TowerToHyperServiceFuture};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use super::delivery::Answer;
 use super::http::HttpOptions;
 
-/// How long connections may take to finish once the server is stopping.
+/// How long a stop may take by default (see [`HttpOptions::shutdown_grace`]).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Serves `router` on `listener` until `cancel` fires, then lets the connections finish (at
-/// most [`SHUTDOWN_GRACE`]). Limits: see the module. Accept errors (out of file descriptors,
-/// for example) are logged and retried after a pause.
+/// most `options.shutdown_grace`). Limits: see the module. Accept errors (out of file
+/// descriptors, for example) are logged and retried after a pause.
 pub fn serve(
     listener: tokio::net::TcpListener,
     router: axum::Router,
@@ -33,6 +41,7 @@ pub fn serve(
 ) -> impl Future<Output = ()> + Send + 'static {
     let limit = options.max_connections.clamp(1, Semaphore::MAX_PERMITS);
     let stall = options.read_timeout;
+    let grace = options.shutdown_grace;
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(options.read_timeout);
@@ -63,8 +72,12 @@ pub fn serve(
                 () = cancel.cancelled() => break,
             };
             let _ = stream.set_nodelay(true);
-            let io = hyper_util::rt::TokioIo::new(WriteStall::new(stream, stall));
-            let service = hyper_util::service::TowerToHyperService::new(router.clone());
+            let flushes = Arc::new(Flushes::default());
+            let io = hyper_util::rt::TokioIo::new(WriteStall::new(stream, stall, Arc::clone(&flushes)));
+            let service = Connection {
+                router: TowerToHyperService::new(router.clone()),
+                flushes,
+            };
             let conn = http.serve_connection(io, service);
             let cancel = cancel.clone();
             tokio::spawn(async move {
@@ -74,7 +87,7 @@ pub fn serve(
                     () = cancel.cancelled() => {
                         conn.as_mut().graceful_shutdown();
                         // Past the grace the connection is dropped, which closes it.
-                        let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn).await;
+                        let _ = tokio::time::timeout(grace, conn).await;
                     }
                 }
                 drop(slot);
@@ -84,7 +97,68 @@ pub fn serve(
         // Every connection gives its slot back when it ends, at the latest at the grace's
         // end: having them all means none is left.
         let all = u32::try_from(limit).unwrap_or(u32::MAX);
-        let _ = tokio::time::timeout(SHUTDOWN_GRACE + Duration::from_secs(1), slots.acquire_many(all)).await;
+        let _ = tokio::time::timeout(grace + Duration::from_secs(1), slots.acquire_many(all)).await;
+    }
+}
+
+/// The router as one connection serves it: each request carries the connection's
+/// [`Flushes`].
+struct Connection {
+    router: TowerToHyperService<axum::Router>,
+    flushes: Arc<Flushes>,
+}
+
+impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Connection {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = TowerToHyperServiceFuture<axum::Router, Request<hyper::body::Incoming>>;
+
+    fn call(&self, mut req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        req.extensions_mut().insert(Arc::clone(&self.flushes));
+        self.router.call(req)
+    }
+}
+
+/// What one connection has written: answers handed to it wait here until its next flush
+/// (hyper flushes the socket only once everything it buffered has been written to it), and
+/// are lost if the connection ends first.
+pub(super) struct Flushes(Mutex<Option<Vec<Answer>>>);
+
+impl Default for Flushes {
+    fn default() -> Self {
+        Self(Mutex::new(Some(Vec::new())))
+    }
+}
+
+impl Flushes {
+    fn waiting(&self) -> std::sync::MutexGuard<'_, Option<Vec<Answer>>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// `answer` has been handed to the connection: delivered once it is flushed.
+    pub(super) fn deliver(&self, answer: Answer) {
+        let mut waiting = self.waiting();
+        match waiting.as_mut() {
+            Some(answers) => answers.push(answer),
+            None => {
+                drop(waiting);
+                answer.lost();
+            }
+        }
+    }
+
+    fn flushed(&self) {
+        let done = self.waiting().as_mut().map(std::mem::take).unwrap_or_default();
+        for answer in done {
+            answer.delivered();
+        }
+    }
+
+    fn ended(&self) {
+        let left = self.waiting().take().unwrap_or_default();
+        for answer in left {
+            answer.lost();
+        }
     }
 }
 
@@ -96,14 +170,17 @@ struct WriteStall<S> {
     limit: Duration,
     /// Running while a write waits for the peer; reset by any progress.
     stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Told of each flush done, and of the end.
+    flushes: Arc<Flushes>,
 }
 
 impl<S> WriteStall<S> {
-    const fn new(inner: S, limit: Duration) -> Self {
+    const fn new(inner: S, limit: Duration, flushes: Arc<Flushes>) -> Self {
         Self {
             inner,
             limit,
             stalled: None,
+            flushes,
         }
     }
 
@@ -151,11 +228,21 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteStall<S> {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         let polled = Pin::new(&mut self.inner).poll_flush(cx);
-        self.watch(cx, polled)
+        let polled = self.watch(cx, polled);
+        if matches!(polled, Poll::Ready(Ok(()))) {
+            self.flushes.flushed();
+        }
+        polled
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         let polled = Pin::new(&mut self.inner).poll_shutdown(cx);
         self.watch(cx, polled)
+    }
+}
+
+impl<S> Drop for WriteStall<S> {
+    fn drop(&mut self) {
+        self.flushes.ended();
     }
 }

@@ -184,9 +184,10 @@ pub(crate) enum Expiry {
 pub struct Lifetime {
     /// Until the lock expires.
     pub ttl: Duration,
-    /// Until the answer is handed back, any way of going ends the lock; after, only an HTTP
-    /// response dropped before it was sent does (rmcp cancels a request's own token once
-    /// its answer is sent too, so that token says nothing then).
+    /// Until the answer is handed back, any way of going ends the lock; after, only the
+    /// answer lost on its way does (an HTTP response dropped or cut off before it was
+    /// written, a stdio answer that could not be written): rmcp cancels a request's own
+    /// token once its answer is sent too, so that token says nothing then.
     pub caller: CallerGone,
 }
 

@@ -8,8 +8,10 @@
 //! - [`failure`]: tool errors and argument checks.
 //! - [`output`]: a tool's result as structured content and the same JSON as text.
 //! - [`catalog`]: queue names and the status MQINQ cannot give.
+//! - [`delivery`]: whether a caller can still get its answer, and whether it did.
 //! - [`auth`]: bearer tokens and JWTs for HTTP callers.
 //! - [`http`]: streamable HTTP with Host/Origin checks, auth, limits and RFC 9728 metadata.
+//! - `exchange`: an HTTP call's response until its answer is out, and the steps of a stop.
 //! - `sessions`: HTTP sessions, their caps, and the caller each belongs to.
 //! - [`audit`]: one line per tool call.
 //!
@@ -19,6 +21,8 @@
 pub mod audit;
 pub mod auth;
 pub mod catalog;
+pub mod delivery;
+mod exchange;
 pub mod failure;
 pub mod http;
 mod listener;
@@ -33,6 +37,7 @@ mod sessions;
 use std::sync::Arc;
 
 use rmcp::ServiceExt as _;
+use rmcp::service::ServerInitializeError;
 use tokio_util::sync::CancellationToken;
 
 pub use auth::{Authenticator, Caller, JwtConfig};
@@ -71,7 +76,9 @@ pub fn build(
 }
 
 /// Serves MCP over a byte stream pair (stdin/stdout, or an in-memory pipe) until the peer
-/// closes it or `cancel` fires, then backs out held locks.
+/// closes it or `cancel` fires, then backs out held locks. A destructive call still running
+/// when the input ends or `cancel` fires backs out what it got (see [`delivery`]).
+/// Stopped, or the input closed, before the client's `initialize` is a clean stop too.
 ///
 /// # Errors
 /// [`Error::Io`] when the MCP session cannot start.
@@ -81,19 +88,18 @@ where
     W: tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
     let queues = server.queues().clone();
-    let running = server
-        .serve_with_ct((read, write), cancel.child_token())
-        .await
-        .map_err(|e| Error::Io {
-            path: "MCP stream".into(),
-            source: std::io::Error::other(e.to_string()),
-        });
+    let transport = delivery::Watched::new(rmcp::transport::async_rw::AsyncRwTransport::new(read, write), &cancel);
+    let running = server.serve_with_ct(transport, cancel.child_token()).await;
     let result = match running {
         Ok(running) => {
             let _ = running.waiting().await;
             Ok(())
         }
-        Err(e) => Err(e),
+        Err(ServerInitializeError::Cancelled | ServerInitializeError::ConnectionClosed(_)) => Ok(()),
+        Err(e) => Err(Error::Io {
+            path: "MCP stream".into(),
+            source: std::io::Error::other(e.to_string()),
+        }),
     };
     let released = queues.shutdown().await;
     if released > 0 {

@@ -9,9 +9,12 @@
 
 use std::sync::Arc;
 
+use std::time::{Duration, Instant};
+
 use tokio_util::sync::CancellationToken;
 
 use super::catalog::{AdminStatus, Catalog};
+pub use super::delivery::CallerGone;
 use super::locks::{Expiry, Lifetime, LockError, LockLimit, Locks, Ticket, stop_consuming};
 use super::output::fits;
 use super::schema::{ConnectionOut, MessageOut, PoolStatus};
@@ -72,43 +75,10 @@ impl std::fmt::Debug for Queues {
     }
 }
 
-/// Tells a call that its answer can no longer reach its caller: the request's own token
-/// (the client sent `notifications/cancelled`, or rmcp saw a stateless client go away) or,
-/// over HTTP, the response dropped before it was sent (any client that disconnected).
-#[derive(Clone, Debug)]
-pub struct CallerGone {
-    request: CancellationToken,
-    response: CancellationToken,
-}
-
-impl CallerGone {
-    /// Watches `request` and `response` (a token nothing cancels where there is no HTTP
-    /// response to watch).
-    #[must_use]
-    pub const fn new(request: CancellationToken, response: CancellationToken) -> Self {
-        Self { request, response }
-    }
-
-    /// The HTTP response's token alone.
-    #[must_use]
-    pub fn response(&self) -> CancellationToken {
-        self.response.clone()
-    }
-
-    /// Whether the caller has gone.
-    #[must_use]
-    pub fn is_gone(&self) -> bool {
-        self.request.is_cancelled() || self.response.is_cancelled()
-    }
-
-    /// Completes when the caller has gone.
-    pub async fn gone(&self) {
-        tokio::select! {
-            () = self.request.cancelled() => {}
-            () = self.response.cancelled() => {}
-        }
-    }
-}
+/// Longest single MQGET wait: between slices of a receive's wait, a caller that has gone is
+/// noticed, and the receive ends instead of waiting on (and getting a message only to back
+/// it out).
+const WAIT_SLICE: Duration = Duration::from_secs(1);
 
 /// Gets up to `limit` messages under syncpoint, each as it will be in the answer, whose
 /// payloads cost at most `budget` bytes of the result in all (see [`MessageOut::with_payload`]).
@@ -118,8 +88,10 @@ impl CallerGone {
 /// and leaves it on the queue, so nothing is lost or counted as backed out. When even the
 /// first message does not fit, that is the error.
 ///
-/// `stop` is asked before each MQGET: once it says so, no more messages are taken (a caller
-/// that has gone would only see them backed out, their backout counts raised). A get that
+/// The first MQGET waits up to `wait_ms`, in slices of at most [`WAIT_SLICE`]. `stop` is
+/// asked before each MQGET, and so between slices: once it says so, no more messages are
+/// taken (a caller that has gone would only see them backed out, their backout counts
+/// raised) and the wait ends. A get that
 /// fails after some messages were got ends the batch without failing it: those are kept
 /// ([`Batch::stopped_by`] says why there are no more), since backing them out would raise
 /// the backout counts of messages nobody saw; the failed get took nothing. A failure of the
@@ -134,12 +106,18 @@ fn get_batch(
 ) -> Result<Batch, Error> {
     let mut got = Vec::with_capacity(limit);
     let mut left = budget;
+    let waited = Instant::now() + Duration::from_millis(u64::from(wait_ms));
     while got.len() < limit && !stop() {
         let buffer = fits(left);
         if buffer == 0 {
             break;
         }
-        let wait = if got.is_empty() { wait_ms } else { 0 };
+        let wait = if got.is_empty() {
+            let slice = waited.saturating_duration_since(Instant::now()).min(WAIT_SLICE);
+            u32::try_from(slice.as_millis()).unwrap_or(u32::MAX)
+        } else {
+            0
+        };
         let request = GetRequest {
             syncpoint: true,
             wait_ms: wait,
@@ -160,6 +138,8 @@ fn get_batch(
                 left = left.saturating_sub(cost);
                 got.push(out);
             }
+            // Waited a slice: the next one, unless the wait is over (or `stop` says so).
+            Got::Empty if got.is_empty() && Instant::now() < waited => {}
             Got::Empty => break,
             Got::TooLong if got.is_empty() => return Err(over_result_cap(queue, budget)),
             Got::TooLong => break,
@@ -300,8 +280,9 @@ impl Queues {
     /// result (see `get_batch`), under syncpoint; `build` makes the answer from them, and
     /// only then, if the caller is still there, are they committed. Building the answer
     /// before the commit leaves only MQCMIT itself and the hand-back of a ready answer
-    /// between the commit and the caller: a caller found gone after the commit is logged
-    /// with the message ids, since those messages are gone and nobody saw them.
+    /// between the commit and the caller: an answer found lost after the commit, then or
+    /// on its way (see [`super::delivery`]), is logged with the message ids, since those
+    /// messages are gone and nobody saw them.
     ///
     /// A failed get, a failed build, a caller gone before the commit, or a commit that
     /// fails on a live connection backs out: nothing is lost. A commit that fails with the
@@ -323,7 +304,7 @@ impl Queues {
         let q: Arc<str> = queue.into();
         let mut lease = tokio::select! {
             biased;
-            () = caller.gone() => return Err(cancelled_request()),
+            () = caller.gone() => return Err(caller.stopped(0)),
             lease = self.lease() => lease?,
         };
         let watch = caller.clone();
@@ -338,18 +319,8 @@ impl Queues {
             lease.mark_broken();
             tracing::warn!(queue, messages = taken.messages, error = %e, "MQCMIT failed with the connection: the messages are returned and may be delivered again");
         }
-        if taken.messages > 0 && caller.is_gone() {
-            let done = if taken.commit_unknown.is_some() {
-                "may have been committed (MQCMIT failed with the connection)"
-            } else {
-                "were committed"
-            };
-            tracing::warn!(
-                queue,
-                messages = taken.messages,
-                msg_ids = %ids.join(","),
-                "the caller cancelled or went away while MQCMIT ran: these messages {done}, and the answer carrying them could not be delivered"
-            );
+        if taken.messages > 0 {
+            caller.committed(queue, ids, taken.commit_unknown.is_some());
         }
         Ok(taken)
     }
@@ -376,7 +347,7 @@ impl Queues {
         let reservation = self.locks.reserve()?;
         let mut lease = tokio::select! {
             biased;
-            () = caller.gone() => return Err(LockError::Mq(cancelled_request())),
+            () = caller.gone() => return Err(LockError::Mq(caller.stopped(0))),
             lease = self.lease() => lease.map_err(LockError::Mq)?,
         };
         let ticket = Ticket::new(owner, queue, life.ttl);
@@ -402,7 +373,7 @@ impl Queues {
         // The last moment this call can tell: past it, the answer is on its way.
         if caller.is_gone() {
             self.locks.expire(&ticket.id, Expiry::AnswerLost).await;
-            return Err(LockError::Mq(cancelled_request()));
+            return Err(LockError::Mq(caller.stopped(messages)));
         }
         Ok(answer)
     }
@@ -477,7 +448,7 @@ fn take_and_commit<A>(
         if c.in_unit_of_work() {
             c.backout()?;
         }
-        return Err(cancelled_request());
+        return Err(caller.stopped(messages));
     }
     let taken = |commit_unknown| Taken {
         answer,
@@ -514,11 +485,11 @@ fn take_for_lock<A>(
 ) -> Result<(A, usize), Error> {
     let Batch { got, stopped_by } =
         get_batch(c, queue, limit, 0, budget, &|| caller.is_gone()).inspect_err(|_| back_out_quietly(c))?;
+    let messages = got.len();
     if caller.is_gone() {
         back_out_quietly(c);
-        return Err(cancelled_request());
+        return Err(caller.stopped(messages));
     }
-    let messages = got.len();
     let locking = Locking {
         held: (messages > 0).then_some(held),
         messages: got,
@@ -528,10 +499,14 @@ fn take_for_lock<A>(
     Ok((answer, messages))
 }
 
-/// The error for a request its caller cancelled (or abandoned) before it finished.
+/// The error for a call that changes no queue, stopped before it finished: its caller
+/// cancelled it or went away, or the server is stopping. Destructive calls say which, and
+/// what became of their gets ([`CallerGone::stopped`]).
 pub(crate) fn cancelled_request() -> Error {
     Error::Options {
         source_name: "request".into(),
-        message: "cancelled by the caller: no message was taken from the queue".into(),
+        message: "stopped before it finished (the caller cancelled it or went away, or the server is stopping); \
+                  this call takes no message from the queue"
+            .into(),
     }
 }

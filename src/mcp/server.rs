@@ -17,8 +17,8 @@ use rmcp::{RoleServer, ServerHandler, tool, tool_handler, tool_router};
 
 use super::audit::{self, Outcome};
 use super::auth::Caller;
+use super::delivery::Watch;
 use super::failure::{Args, Fail, failure, in_range, input, invalid};
-use super::http::ResponseGone;
 use super::locks::{Action, Lifetime, LockError};
 use super::output::{self, Json, Prepared};
 use super::policy::{Capability, Policy, glob_matches};
@@ -75,19 +75,15 @@ fn caller(ctx: &RequestContext<RoleServer>) -> Caller {
 }
 
 /// What tells a call that its caller will not see the answer: rmcp's token for the request
-/// and, over HTTP, the response being dropped.
+/// and what the transport watches (see [`Watch`]).
 fn caller_gone(ctx: &RequestContext<RoleServer>) -> CallerGone {
-    CallerGone::new(ctx.ct.clone(), response_gone(ctx))
+    CallerGone::watching(ctx.ct.clone(), response_gone(ctx))
 }
 
-/// Over HTTP, the token that fires when this call's response is dropped before the answer
-/// left the server; elsewhere (stdio) one that never fires.
-fn response_gone(ctx: &RequestContext<RoleServer>) -> tokio_util::sync::CancellationToken {
-    ctx.extensions
-        .get::<axum::http::request::Parts>()
-        .and_then(|parts| parts.extensions.get::<ResponseGone>())
-        .map(|gone| gone.0.clone())
-        .unwrap_or_default()
+/// What the transport watches of this call: its answer on its way, and the transport
+/// closing for every call (over HTTP in the request parts, over stdio in the request).
+fn response_gone(ctx: &RequestContext<RoleServer>) -> Option<&Watch> {
+    Watch::of(&ctx.extensions)
 }
 
 /// Runs a read-only tool's work, dropped if the caller goes first (it waits for a pooled

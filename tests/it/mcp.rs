@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mqpilot::fake::{ChannelDef, FakeConfig, FakeQm, PutSpec, QueueDef};
+use mqpilot::mcp::delivery::Closing;
 use mqpilot::mcp::locks::Lifetime;
 use mqpilot::mcp::queues::CallerGone;
 use mqpilot::mcp::{self, Capability, McpServer, Policy};
@@ -1572,4 +1573,223 @@ async fn regression_unknown_or_ill_typed_arguments_name_the_argument() {
         2085
     );
     ok(&client, "pool_status", json!({})).await;
+}
+
+#[tokio::test]
+async fn regression_a_receive_or_lock_stopped_after_its_gets_says_they_were_backed_out() {
+    let qm = qm();
+    let cancel = CancellationToken::new();
+    let server = server(&qm, open_policy(), 3, 32, &cancel);
+    let queues = server.queues().clone();
+    let budget = open_policy().limits.max_result_bytes;
+    let never = CancellationToken::new;
+
+    // The transport closes (a stop's answer deadline) while the answer is built: nothing is
+    // committed, and the error says why and what became of the gets.
+    let stop = never();
+    let caller = CallerGone::new(never(), never()).closing(Closing::under(&stop));
+    let e = queues
+        .receive("ORDERS", 2, 0, budget, &caller, move |messages| {
+            stop.cancel();
+            Ok(messages.len())
+        })
+        .await
+        .expect_err("nothing is committed once the server stops")
+        .to_string();
+    assert!(
+        e.contains("the server is stopping: the 2 messages this call got were backed out"),
+        "{e}"
+    );
+    assert_eq!(backout_counts(&qm, "ORDERS"), [1, 1, 0, 0, 0]);
+
+    // A caller that cancels after the gets is told the same of them.
+    let request = never();
+    let caller = CallerGone::new(request.clone(), never());
+    let e = queues
+        .receive("ORDERS", 1, 0, budget, &caller, move |messages| {
+            request.cancel();
+            Ok(messages.len())
+        })
+        .await
+        .expect_err("cancelled")
+        .to_string();
+    assert!(
+        e.contains("cancelled by the caller") && e.contains("the message this call got was backed out"),
+        "{e}"
+    );
+    assert_eq!(backout_counts(&qm, "ORDERS"), [2, 1, 0, 0, 0]);
+
+    // Gone before any get: the error says nothing was taken.
+    let gone = never();
+    gone.cancel();
+    let e = queues
+        .receive("ORDERS", 1, 0, budget, &CallerGone::new(gone, never()), |m| Ok(m.len()))
+        .await
+        .expect_err("gone")
+        .to_string();
+    assert!(e.contains("this call took no message from the queue"), "{e}");
+
+    // A lock whose transport closes after its gets.
+    let stop = never();
+    let life = Lifetime {
+        ttl: Duration::from_secs(300),
+        caller: CallerGone::new(never(), never()).closing(Closing::under(&stop)),
+    };
+    let e = queues
+        .lock("stdio", "ORDERS", 3, budget, life, move |taken| {
+            stop.cancel();
+            Ok(taken.messages.len())
+        })
+        .await
+        .expect_err("no lock once the server stops");
+    let e = e.to_string();
+    assert!(
+        e.contains("the server is stopping: the 3 messages this call got were backed out"),
+        "{e}"
+    );
+    assert_eq!(queues.pool_status().locks_held, 0);
+    assert_eq!(backout_counts(&qm, "ORDERS"), [3, 2, 1, 0, 0]);
+    assert_eq!(depth(&qm, "ORDERS"), 5, "nothing lost");
+}
+
+#[tokio::test]
+async fn regression_a_receive_waiting_for_a_message_ends_when_its_transport_closes() {
+    let qm = qm();
+    let cancel = CancellationToken::new();
+    let server = server(&qm, open_policy(), 2, 32, &cancel);
+    let queues = server.queues().clone();
+    let budget = open_policy().limits.max_result_bytes;
+    let stop = CancellationToken::new();
+    let caller = CallerGone::new(CancellationToken::new(), CancellationToken::new()).closing(Closing::under(&stop));
+    let receive = tokio::spawn(async move { queues.receive("Q07", 1, 10_000, budget, &caller, |m| Ok(m.len())).await });
+    until_mqget_waits(&qm, "Q07").await;
+    stop.cancel();
+    // It stops waiting (at its next slice) instead of holding its connection for the rest
+    // of its 10 s.
+    let e = tokio::time::timeout(Duration::from_secs(5), receive)
+        .await
+        .expect("the receive stopped waiting once its transport closed")
+        .expect("task")
+        .expect_err("stopped");
+    assert!(
+        e.to_string()
+            .contains("the server is stopping: this call took no message from the queue"),
+        "{e}"
+    );
+    // A message that comes now stays on the queue, untouched.
+    qm.put_message("Q07", PutSpec::text("later")).expect("put");
+    assert_eq!(backout_counts(&qm, "Q07"), [0]);
+}
+
+/// Everything logged at WARN while it is held, on this thread (a current-thread runtime's
+/// tasks included).
+pub struct Warnings {
+    text: Arc<std::sync::Mutex<Vec<u8>>>,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+impl Warnings {
+    pub fn capture() -> Self {
+        #[derive(Clone)]
+        struct Sink(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().expect("log").extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let text = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = Sink(Arc::clone(&text));
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .finish();
+        Self {
+            text,
+            _guard: tracing::subscriber::set_default(subscriber),
+        }
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.text.lock().expect("log")).into_owned()
+    }
+}
+
+/// `bytes` in hex, as message ids are logged.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A writer that fails every write once `broken` is set: a client that has gone.
+struct Breakable<W> {
+    inner: W,
+    broken: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Breakable<W> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if self.broken.load(std::sync::atomic::Ordering::SeqCst) {
+            return std::task::Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[tokio::test]
+async fn regression_a_stdio_answer_that_cannot_be_written_after_its_commit_is_logged_with_its_ids() {
+    let warnings = Warnings::capture();
+    let qm = qm();
+    let cancel = CancellationToken::new();
+    let server = server(&qm, open_policy(), 2, 32, &cancel);
+    let (ours, theirs) = tokio::io::duplex(1 << 20);
+    let (read, write) = tokio::io::split(theirs);
+    let broken = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let write = Breakable {
+        inner: write,
+        broken: Arc::clone(&broken),
+    };
+    let served = tokio::spawn({
+        let cancel = cancel.clone();
+        async move { mcp::serve_stream(server, read, write, cancel).await }
+    });
+    let client = ().serve(ours).await.expect("client initialized");
+    let ids: Vec<String> = qm.browse("ORDERS").iter().take(2).map(|m| hex(&m.msg_id)).collect();
+    // The client's end of stdout is gone: the answer cannot be written.
+    broken.store(true, std::sync::atomic::Ordering::SeqCst);
+    let receive = cancellable(&client, "receive_messages", json!({"queue": "ORDERS", "limit": 2})).await;
+    until("the receive never committed", 10, || depth(&qm, "ORDERS") == 3).await;
+    until("the lost answer was not logged", 10, || {
+        warnings.text().contains("could not be delivered")
+    })
+    .await;
+    let logged = warnings.text();
+    for id in &ids {
+        assert!(logged.contains(id.as_str()), "{id} not logged: {logged}");
+    }
+    assert!(!logged.contains("order 0"), "a payload reached the log: {logged}");
+    drop(receive);
+    cancel.cancel();
+    let _ = served.await;
 }

@@ -1,6 +1,6 @@
-//! `mqpilot mcp --stdio --fake` as a process: a signal stops it while its client keeps stdin
-//! open, a tool error is the failure as JSON text, and a call refused while its arguments are
-//! read is audited.
+//! `mqpilot mcp --stdio` as a process: a signal stops it while its client keeps stdin open,
+//! before `initialize` too, a receive waiting when stdin closes takes nothing, a tool error is
+//! the failure as JSON text, and a call refused while its arguments are read is audited.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
@@ -24,8 +24,14 @@ struct Server {
 
 impl Server {
     fn start() -> Self {
+        Self::start_with(&["--fake"])
+    }
+
+    /// `mqpilot mcp --stdio --log-format json` and `args`, initialized.
+    fn start_with(args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_mqpilot"))
-            .args(["mcp", "--stdio", "--fake", "--log-format", "json"])
+            .args(["mcp", "--stdio", "--log-format", "json"])
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -61,13 +67,22 @@ impl Server {
     /// Sends a request and returns its answer.
     fn request(&mut self, id: u64, method: &str, params: Value) -> Value {
         self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        self.answer(id).expect("an answer before stdout closed")
+    }
+
+    /// The answer to request `id`; `None` if stdout closes first.
+    fn answer(&mut self, id: u64) -> Option<Value> {
         let deadline = Instant::now() + BOUND;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.lines.recv_timeout(left).expect("an answer in time");
+            let line = match self.lines.recv_timeout(left) {
+                Ok(line) => line,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!("no answer to {id} within {BOUND:?}"),
+            };
             let message: Value = serde_json::from_str(&line).expect("stdout is JSON-RPC");
             if message["id"] == id {
-                return message;
+                return Some(message);
             }
         }
     }
@@ -174,4 +189,123 @@ fn a_call_refused_while_its_arguments_are_read_is_audited() {
             "no audit line for the refused {tool}: {audited:?}"
         );
     }
+}
+
+/// `mqpilot mcp --stdio --fake` with its stdin as given, not initialized; killed when dropped.
+fn uninitialized(stdin: Stdio) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_mqpilot"))
+        .args(["mcp", "--stdio", "--fake"])
+        .stdin(stdin)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start mqpilot")
+}
+
+/// Waits for `child` to exit; its status and stderr.
+fn exited(mut child: Child, what: &str) -> (ExitStatus, String) {
+    let deadline = Instant::now() + BOUND;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "mqpilot still running {BOUND:?} after {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut text = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut text)
+        .expect("read stderr");
+    (status, text)
+}
+
+#[test]
+fn regression_stdin_closed_before_initialize_is_a_clean_stop() {
+    let (status, stderr) = exited(uninitialized(Stdio::null()), "stdin closed");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
+
+#[test]
+fn regression_a_signal_before_initialize_is_a_clean_stop() {
+    // The client keeps stdin open and has not initialized yet.
+    let mut child = uninitialized(Stdio::piped());
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    // Signals are watched before this line is written.
+    while !line.contains("serving MCP on stdio") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).expect("stderr") > 0, "no start line");
+    }
+    let pid = i32::try_from(child.id()).expect("pid");
+    // SAFETY: kill(2) with a pid this test started and a valid signal number.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let deadline = Instant::now() + BOUND;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "mqpilot still running after SIGTERM");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut rest = String::new();
+    let _ = stderr.read_to_string(&mut rest);
+    assert_eq!(status.code(), Some(0), "a signal is a clean stop: {rest}");
+    assert!(child.stdin.is_some(), "stdin stayed open throughout");
+}
+
+#[test]
+fn regression_a_receive_waiting_when_stdin_closes_takes_nothing() {
+    use mqpilot::fake::{ChannelDef, FakeConfig, FakeQm, PutSpec, QueueDef};
+    let mut config = FakeConfig::default();
+    config.channels.push(ChannelDef::new("APP.SVRCONN"));
+    config.queues.push(QueueDef::new("ORDERS"));
+    let qm = FakeQm::new(config);
+    let fake = mqpilot::fake::net::Server::bind("127.0.0.1:0", qm.clone())
+        .and_then(mqpilot::fake::net::Server::spawn)
+        .expect("serve on loopback");
+    let addr = fake.local_addr().to_string();
+    let policy = std::env::temp_dir().join(format!("mqpilot-mcp-cli-{}-consume.toml", std::process::id()));
+    std::fs::write(
+        &policy,
+        "capabilities = [\"inspect\", \"consume\"]\n[consume]\nallow = [\"ORDERS\"]\n",
+    )
+    .expect("policy");
+    let policy_arg = policy.to_string_lossy().into_owned();
+    let mut server = Server::start_with(&[
+        "--fake-qm",
+        &addr,
+        "--conn",
+        "APP.SVRCONN/TCP/localhost(1414)",
+        "--policy",
+        &policy_arg,
+    ]);
+    server.send(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "receive_messages", "arguments": {"queue": "ORDERS", "wait_ms": 10_000}}}));
+    let deadline = Instant::now() + BOUND;
+    while qm.waiting_gets("ORDERS") == 0 {
+        assert!(Instant::now() < deadline, "the receive never waited");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The client closes stdin; a message comes while the receive still waits.
+    drop(server.stdin.take());
+    qm.put_message("ORDERS", PutSpec::text("for a client that left"))
+        .expect("put");
+    // Its answer, for a client that still reads stdout, says why nothing came.
+    let answer = server.answer(2).expect("an answer before the exit");
+    let text = answer["result"]["content"][0]["text"].as_str().unwrap_or_default();
+    assert!(text.contains("stdin was closed"), "{answer}");
+    assert_eq!(server.exit("stdin closed").code(), Some(0));
+    let messages = qm.browse("ORDERS");
+    assert!(
+        matches!(messages.as_slice(), [m] if m.state == "visible"),
+        "the message was taken for a client that had gone: {:?}",
+        messages.iter().map(|m| m.state).collect::<Vec<_>>()
+    );
+    let _ = std::fs::remove_file(&policy);
 }
