@@ -1244,16 +1244,29 @@ async fn stopping_within(grace: Duration, policy: Policy) -> Http {
     start(policy, tokens_auth(), options).await
 }
 
+/// Two receives waiting in MQGET (wait_ms 10 s): a stateless one on Q09 (request id 1) and
+/// one in a session on Q10 (id 2); the session is returned to keep it open.
+async fn two_waiting_receives(
+    h: &Http,
+) -> (
+    tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>,
+    Session,
+    tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>,
+) {
+    let args = |queue| json!({"queue": queue, "wait_ms": 10_000});
+    let stateless = tokio::spawn(stateless_call(&h.url, OPS_TOKEN, "receive_messages", args("Q09")).send());
+    let session = Session::open(h, OPS_TOKEN).await;
+    let on_session = tokio::spawn(session.post(&session_call(2, "receive_messages", args("Q10"))).send());
+    until_mqget_waits(&h.qm, "Q09").await;
+    until_mqget_waits(&h.qm, "Q10").await;
+    (stateless, session, on_session)
+}
+
 #[tokio::test]
 async fn regression_a_receive_still_waiting_at_a_stops_answer_deadline_takes_nothing_and_says_so() {
     // Its answer deadline 1 s after the stop, rmcp cancelled 2 s later.
     let mut h = stopping_within(Duration::from_secs(5), open_policy()).await;
-    let args = |queue| json!({"queue": queue, "wait_ms": 10_000});
-    let stateless = tokio::spawn(stateless_call(&h.url, OPS_TOKEN, "receive_messages", args("Q09")).send());
-    let session = Session::open(&h, OPS_TOKEN).await;
-    let on_session = tokio::spawn(session.post(&session_call(2, "receive_messages", args("Q10"))).send());
-    until_mqget_waits(&h.qm, "Q09").await;
-    until_mqget_waits(&h.qm, "Q10").await;
+    let (stateless, _session, on_session) = two_waiting_receives(&h).await;
     h.cancel.cancel();
 
     // Both answer before the stop is over, with a tool error saying why.
@@ -1404,12 +1417,7 @@ async fn regression_an_answer_committed_before_a_stop_is_written_to_the_end_or_i
 async fn regression_a_call_still_running_when_a_stop_cancels_it_gets_an_error_saying_so() {
     // Its answer deadline 2 s after the stop, past the MQGET wait slices under way then.
     let mut h = stopping_within(Duration::from_secs(6), open_policy()).await;
-    let args = |queue| json!({"queue": queue, "wait_ms": 10_000});
-    let stateless = tokio::spawn(stateless_call(&h.url, OPS_TOKEN, "receive_messages", args("Q09")).send());
-    let session = Session::open(&h, OPS_TOKEN).await;
-    let on_session = tokio::spawn(session.post(&session_call(2, "receive_messages", args("Q10"))).send());
-    until_mqget_waits(&h.qm, "Q09").await;
-    until_mqget_waits(&h.qm, "Q10").await;
+    let (stateless, _session, on_session) = two_waiting_receives(&h).await;
     // Their next MQGETs outlast the whole stop: they cannot answer in time.
     h.qm.set_latency(Duration::from_secs(8));
     h.cancel.cancel();

@@ -209,7 +209,8 @@ fn admin(command: AdminCommand) -> Result<u8, Failure> {
                     _ => Failure(
                         1,
                         anyhow::Error::new(e).context(format!(
-                            "put of messages {first} to {last} (the {} before them were put)",
+                            "put of messages {first} to {last} (the {} before them were put, and \
+                             the numbers below count from message {first})",
                             first - 1
                         )),
                     ),
