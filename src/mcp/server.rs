@@ -70,10 +70,6 @@ impl std::fmt::Debug for McpServer {
     }
 }
 
-fn caller(ctx: &RequestContext<RoleServer>) -> Caller {
-    Caller::of(ctx)
-}
-
 /// What tells a call that its caller will not see the answer: rmcp's token for the request
 /// and what the transport watches (see [`Watch`]).
 fn caller_gone(ctx: &RequestContext<RoleServer>) -> CallerGone {
@@ -193,7 +189,7 @@ impl McpServer {
         Args(args): Args<ListQueuesArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<QueueList>, Fail> {
-        let who = caller(&ctx);
+        let who = Caller::of(&ctx);
         let result = unless_gone(&ctx, async {
             self.gate(&who, Capability::Inspect, None)?;
             let pattern = args.pattern.as_deref().unwrap_or("*");
@@ -239,7 +235,7 @@ impl McpServer {
         Args(args): Args<QueueArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<QueueStatus>, Fail> {
-        let who = caller(&ctx);
+        let who = Caller::of(&ctx);
         let queue = args.queue;
         let result = unless_gone(&ctx, async {
             self.gate(&who, Capability::Inspect, Some(("queue", &queue)))?;
@@ -273,7 +269,7 @@ impl McpServer {
         Args(args): Args<BrowseArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<Messages>, Fail> {
-        let who = caller(&ctx);
+        let who = Caller::of(&ctx);
         let queue = args.queue;
         let result = unless_gone(&ctx, async {
             let max = u32::try_from(self.state.policy.limits.max_messages).unwrap_or(100);
@@ -318,7 +314,7 @@ impl McpServer {
         Args(args): Args<ReceiveArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<Received>, Fail> {
-        let who = caller(&ctx);
+        let who = Caller::of(&ctx);
         let queue = args.queue;
         let result = async {
             let max = u32::try_from(self.state.policy.limits.max_messages).unwrap_or(100);
@@ -378,7 +374,7 @@ impl McpServer {
         Args(args): Args<LockArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<Locked>, Fail> {
-        let who = caller(&ctx);
+        let who = Caller::of(&ctx);
         let queue = args.queue;
         let result = async {
             let limits = &self.state.policy.limits;
@@ -439,7 +435,7 @@ impl McpServer {
         Args(args): Args<CompleteArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<Completed>, Fail> {
-        let who = caller(&ctx);
+        let who = Caller::of(&ctx);
         let mut queue = None;
         let result = async {
             self.gate(&who, Capability::Consume, None)?;
@@ -477,7 +473,7 @@ impl McpServer {
         )
     )]
     async fn put_message(&self, Args(args): Args<PutArgs>, ctx: RequestContext<RoleServer>) -> Result<Json<Put>, Fail> {
-        let who = caller(&ctx);
+        let who = Caller::of(&ctx);
         let queue = args.queue.clone();
         let result = async {
             let encoding = args.encoding.unwrap_or_default();
@@ -545,7 +541,7 @@ impl McpServer {
         Args(args): Args<ReasonArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<Explained>, Fail> {
-        let who = caller(&ctx);
+        let who = Caller::of(&ctx);
         let result = (|| {
             self.gate(&who, Capability::Inspect, None)?;
             let reason = match args.code {
@@ -580,7 +576,7 @@ impl McpServer {
         Args(args): Args<PlanArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<serde_json::Value>, Fail> {
-        let who = caller(&ctx);
+        let who = Caller::of(&ctx);
         let result = (|| {
             self.gate(&who, Capability::Plan, None)?;
             let headroom = args.headroom_pct.unwrap_or(crate::plan::DEFAULT_HEADROOM_PCT);
@@ -618,7 +614,7 @@ impl McpServer {
         Args(PoolStatusArgs {}): Args<PoolStatusArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<PoolStatus>, Fail> {
-        let who = caller(&ctx);
+        let who = Caller::of(&ctx);
         let result = self
             .gate(&who, Capability::Inspect, None)
             .map(|()| self.state.queues.pool_status());
