@@ -292,8 +292,16 @@ fn regression_a_receive_waiting_when_stdin_closes_takes_nothing() {
         assert!(Instant::now() < deadline, "the receive never waited");
         std::thread::sleep(Duration::from_millis(10));
     }
-    // The client closes stdin; a message comes while the receive still waits.
+    // The client closes stdin: the receive stops waiting (within its 1 s MQGET slice, not
+    // its 10 s wait_ms) and takes nothing; a message that comes then stays on the queue.
+    // (Put only once the server has stopped: one put at the instant stdin closes may be got
+    // and committed before the server has read the end of its input, and then answered.)
     drop(server.stdin.take());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while qm.waiting_gets("ORDERS") != 0 {
+        assert!(Instant::now() < deadline, "the receive still waits after stdin closed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     qm.put_message("ORDERS", PutSpec::text("for a client that left"))
         .expect("put");
     // Its answer, for a client that still reads stdout, says why nothing came.
