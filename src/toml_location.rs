@@ -299,6 +299,40 @@ fn collect(table: &DeTable<'_>, parent: &str, nodes: &mut Vec<Node>) {
     }
 }
 
+/// A setting that is one of a few names, for a hand-written `Deserialize`. A value of another
+/// type is refused naming them, where a derived enum says "expected string or map" (or TOML
+/// "wanted string or table"), since a table could also hold an enum.
+pub(crate) struct OneOf<T: 'static>(pub(crate) &'static [(&'static str, T)]);
+impl<T: Copy> serde::de::Visitor<'_> for OneOf<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
+        match self.0.iter().find(|(name, _)| *name == v) {
+            Some((_, value)) => Ok(*value),
+            None => Err(E::custom(format_args!("unknown variant `{v}`, expected {self}"))),
+        }
+    }
+}
+
+/// The names taken: "`a`, `b` or `c`".
+impl<T> std::fmt::Display for OneOf<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (name, _)) in self.0.iter().enumerate() {
+            let separator = match i {
+                0 => "",
+                _ if i + 1 == self.0.len() => " or ",
+                _ => ", ",
+            };
+            write!(f, "{separator}`{name}`")?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde::Deserialize;

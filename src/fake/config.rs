@@ -12,8 +12,7 @@ use crate::Error;
 use crate::toml_location;
 
 /// Input sharing for a queue (`SHARE` / `NOSHARE`, `DEFSOPT`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Sharing {
     /// Shared input allowed (`SHARE`, `DEFSOPT(SHARED)`), IBM's default.
     #[default]
@@ -22,15 +21,32 @@ pub enum Sharing {
     Exclusive,
 }
 
+impl<'de> Deserialize<'de> for Sharing {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(crate::toml_location::OneOf(&[
+            ("shared", Self::Shared),
+            ("exclusive", Self::Exclusive),
+        ]))
+    }
+}
+
 /// Message delivery sequence (`MSGDLVSQ`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Delivery {
     /// Priority, then arrival order (IBM's default).
     #[default]
     Priority,
     /// Arrival order only.
     Fifo,
+}
+
+impl<'de> Deserialize<'de> for Delivery {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(crate::toml_location::OneOf(&[
+            ("priority", Self::Priority),
+            ("fifo", Self::Fifo),
+        ]))
+    }
 }
 
 /// The queue manager's own attributes and limits.
@@ -408,6 +424,34 @@ backout_queue = "ORDERS.BACKOUT"
         assert_eq!(c.channels[0].sharecnv, 10);
         assert_eq!(c.queues[0].max_depth, 5000);
         assert_eq!(c.queues[0].backout_queue, "ORDERS.BACKOUT");
+    }
+
+    /// Regression: `share` and `delivery` said "wanted string or table" for a value of another
+    /// type, not which names they take.
+    #[test]
+    fn regression_share_and_delivery_list_their_names() {
+        for (line, expected) in [
+            (
+                "share = 1",
+                "fake.toml:3:9: queue[0].share: invalid type: integer `1`, expected `shared` or `exclusive`",
+            ),
+            (
+                "delivery = \"lifo\"",
+                "fake.toml:3:12: queue[0].delivery: unknown variant `lifo`, expected `priority` or `fifo`",
+            ),
+        ] {
+            let text = format!("[[queue]]\nname = \"A\"\n{line}\n");
+            let err = FakeConfig::from_toml(&text, Path::new("fake.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(expected), "{err}");
+        }
+        let text = "[[queue]]\nname = \"A\"\nshare = \"exclusive\"\ndelivery = \"fifo\"\n";
+        let c = FakeConfig::from_toml(text, Path::new("fake.toml")).unwrap();
+        assert_eq!(
+            (c.queues[0].share, c.queues[0].delivery),
+            (Sharing::Exclusive, Delivery::Fifo)
+        );
     }
 
     #[test]

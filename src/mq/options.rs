@@ -402,6 +402,10 @@ impl ConnectOptions {
             };
             let advice = match reason {
                 Reason::HOST_NOT_AVAILABLE => "nothing answers there: check the address and that the server runs",
+                Reason::UNKNOWN_CHANNEL_NAME => {
+                    "check the channel name (case matters) in --conn against the fake's [[channel]] \
+                     definitions (its --config or --fake-config file)"
+                }
                 _ => advice,
             };
             return Some(format!("{route}: {advice}"));

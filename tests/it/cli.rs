@@ -806,8 +806,10 @@ fn regression_a_channel_the_queue_manager_does_not_define_exits_3_with_2540() {
         let run = mqpilot(&[args, &conn[..]].concat());
         run.expect_code(3).stdout_empty().stderr_has(&[
             "2540 MQRC_UNKNOWN_CHANNEL_NAME (channel NO.SUCH.SVRCONN to ",
-            "check the channel name",
+            "check the channel name (case matters) in --conn against the fake's [[channel]] definitions",
         ]);
+        // DEFINE CHANNEL is the advice for a real queue manager, not for the fake.
+        assert!(!run.stderr.contains("DEFINE"), "{}", run.stderr);
         assert!(!run.stderr.contains("connect failed"), "retried:\n{}", run.stderr);
     }
 }

@@ -135,6 +135,9 @@ fn a_value_that_is_not_host_port_or_a_count_of_0_is_a_usage_error_naming_the_fla
     }
     let (_, _, err) = mqpilot(&["fake-qm", "depth", "--server", "notaport", "-q", "IN"]);
     assert!(err.contains("\"notaport\" is not host:port"), "{err}");
+    // The range a queue can hold (MAXDEPTH at most 999 999 999), not u64's.
+    let (_, _, err) = mqpilot(&["fake-qm", "put", "--server", "127.0.0.1:1", "-q", "IN", "--count", "0"]);
+    assert!(err.contains("0 is not in 1..=999999999"), "{err}");
 }
 
 /// Regression: `put --priority 1000` was put with priority 1000 although `--help` says

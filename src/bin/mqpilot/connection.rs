@@ -118,11 +118,12 @@ impl BackendArgs {
         self.is_demo().then(|| format!("{DEMO_CHANNEL}/TCP/localhost(1414)"))
     }
 
-    /// `options` with a `fake-qm` server's address as what connect errors name: the server is
-    /// what is dialled, not --conn's host(port).
+    /// `options` with the fake as what connect errors name: a `fake-qm` server's address or
+    /// the embedded fake is what is reached, not --conn's host(port).
     pub(crate) fn route(&self, options: ConnectOptions) -> ConnectOptions {
         match &self.fake_qm {
             Some(addr) => options.dialling(format!("the mqpilot fake-qm server at {addr} (--fake-qm)")),
+            None if self.fake => options.dialling("the embedded fake queue manager (--fake)"),
             None => options,
         }
     }

@@ -58,11 +58,11 @@ enum AdminCommand {
         /// Target queue.
         #[arg(long, short = 'q')]
         queue: String,
-        /// Payload text; `{n}` becomes the message's number (1, 2, ...).
+        /// Payload text; the letter n in curly braces becomes the message's number (1, 2, ...).
         #[arg(long, default_value = "")]
         data: String,
-        /// How many messages (at least 1).
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        /// How many messages, 1..=999999999 (a queue's MAXDEPTH is at most that).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=999_999_999))]
         count: u64,
         /// Priority 0..=9 (default: the queue's DEFPRTY).
         #[arg(long, value_parser = clap::value_parser!(i32).range(0..=9))]

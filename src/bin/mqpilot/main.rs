@@ -174,4 +174,28 @@ mod tests {
         assert!(names_rmcp("info,rmcp=debug"));
         assert!(names_rmcp("rmcp::service=trace"));
     }
+
+    /// clap turns `{n}` in any help text into a line break, so a placeholder written that way
+    /// reaches `--help` as a broken line.
+    #[test]
+    fn no_help_text_has_a_placeholder_clap_would_break() {
+        fn walk(cmd: &clap::Command, path: &str, found: &mut Vec<String>) {
+            let texts = [cmd.get_about(), cmd.get_long_about()]
+                .into_iter()
+                .chain(cmd.get_arguments().flat_map(|a| [a.get_help(), a.get_long_help()]))
+                .flatten();
+            found.extend(
+                texts
+                    .map(ToString::to_string)
+                    .filter(|t| t.contains("{n}"))
+                    .map(|t| format!("{path}: {t}")),
+            );
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), found);
+            }
+        }
+        let mut found = Vec::new();
+        walk(&<Cli as clap::CommandFactory>::command(), "mqpilot", &mut found);
+        assert!(found.is_empty(), "{found:#?}");
+    }
 }

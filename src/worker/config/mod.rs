@@ -386,6 +386,34 @@ mod tests {
         );
     }
 
+    /// Regression: a setting that takes one of a few names said "expected string or map" (or
+    /// "wanted string or table") for a value of another type, and never which names it takes.
+    #[test]
+    fn regression_a_setting_of_a_few_names_lists_them() {
+        let sink = "[[queue]]\nname = \"A\"\n[queue.sink]\n";
+        for (text, prefix) in [
+            (
+                format!("{sink}type = \"exec\"\ncommand = [\"cat\"]\nper = 3\n"),
+                "w.toml:6:1: queue[0].sink.per: invalid type: integer `3`, expected `batch` or `message`",
+            ),
+            (
+                format!("{sink}type = \"http\"\nurl = \"http://x/in\"\nbody = \"text\"\n"),
+                "w.toml:6:1: queue[0].sink.body: unknown variant `text`, expected `json` or `raw`",
+            ),
+            (
+                "[[queue]]\nname = \"A\"\nreceive = 3\n".to_owned(),
+                "w.toml:3:11: queue[0].receive: invalid type: integer `3`, expected `batch`, `single` or `no-syncpoint`",
+            ),
+            (
+                "[connection]\nreconnect = \"qm\"\n".to_owned(),
+                "w.toml:2:13: connection.reconnect: unknown variant `qm`, expected `default`, `disabled`, \
+                 `queue-manager` or `any`",
+            ),
+        ] {
+            assert_error_starts(&text, prefix);
+        }
+    }
+
     #[test]
     fn an_unknown_variant_in_a_sink_points_at_its_key() {
         let text = "[[queue]]\nname = \"A\"\n[queue.sink]\ntype = \"exec\"\ncommand = [\"cat\"]\nper = \"msg\"\n";

@@ -16,8 +16,7 @@ use crate::Error;
 use crate::worker::sink::{HttpBody, Per, SinkConfig};
 
 /// How a queue's messages are received.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Receive {
     /// Up to `batch` messages per unit of work (default).
     #[default]
@@ -27,6 +26,16 @@ pub enum Receive {
     /// Outside syncpoint: a message leaves the queue when received, so a failed delivery loses
     /// it. Opt-in; the worker warns at start.
     NoSyncpoint,
+}
+
+impl<'de> Deserialize<'de> for Receive {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(crate::toml_location::OneOf(&[
+            ("batch", Self::Batch),
+            ("single", Self::Single),
+            ("no-syncpoint", Self::NoSyncpoint),
+        ]))
+    }
 }
 
 impl Receive {

@@ -48,14 +48,24 @@ struct RawConnection {
 }
 
 /// `reconnect`, as the file spells it.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, Default)]
 enum RawReconnect {
     #[default]
     Default,
     Disabled,
     QueueManager,
     Any,
+}
+
+impl<'de> Deserialize<'de> for RawReconnect {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(crate::toml_location::OneOf(&[
+            ("default", Self::Default),
+            ("disabled", Self::Disabled),
+            ("queue-manager", Self::QueueManager),
+            ("any", Self::Any),
+        ]))
+    }
 }
 
 /// `[connection.tls]`.

@@ -64,8 +64,7 @@ pub trait Sink: Send + Sync {
 }
 
 /// Whether a command or request is made once per batch or once per message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Per {
     /// One call for the whole batch (default).
     #[default]
@@ -75,8 +74,7 @@ pub enum Per {
 }
 
 /// How an HTTP sink sends messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum HttpBody {
     /// `application/json`: one message object, or an array of them per batch (default).
     #[default]
@@ -84,6 +82,21 @@ pub enum HttpBody {
     /// The payload bytes as they are (`application/octet-stream`), MQMD fields as `X-MQ-*`
     /// headers; only with `per = "message"`.
     Raw,
+}
+
+impl<'de> Deserialize<'de> for Per {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(crate::toml_location::OneOf(&[
+            ("batch", Self::Batch),
+            ("message", Self::Message),
+        ]))
+    }
+}
+
+impl<'de> Deserialize<'de> for HttpBody {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(crate::toml_location::OneOf(&[("json", Self::Json), ("raw", Self::Raw)]))
+    }
 }
 
 /// An HTTP header whose value is given, or read from an environment variable or a file (for
