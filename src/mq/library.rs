@@ -2,7 +2,8 @@
 //!
 //! All sit behind one `mqi::Library` ([`MqLibrary`]), so everything above this file runs
 //! the same code either way; the fake is in process or a `mqpilot fake-qm` server over TCP. IBM's `libmqm_r` is loaded at run time with dlopen2; when it is
-//! missing the error lists every path tried and says how to install it. Nothing panics.
+//! missing the error lists every path tried, says what is wrong with `MQ_LIB` when it is set,
+//! and says how to install it. Nothing panics.
 
 use std::sync::Arc;
 
@@ -45,6 +46,36 @@ fn shown_candidate(path: &str) -> String {
     } else {
         format!("{path} on LD_LIBRARY_PATH and the loader's path")
     }
+}
+
+/// How `MQ_LIB` shows in the error: with what is wrong with the path it names (no such file,
+/// a directory, a file that does not load), as the loader's error alone would not say.
+fn shown_mq_lib(path: &str) -> String {
+    if !path.contains('/') {
+        return format!("{} (MQ_LIB)", shown_candidate(path));
+    }
+    let why = match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "no such file".to_owned(),
+        Err(e) => format!("cannot be read: {e}"),
+        Ok(meta) if meta.is_dir() => format!(
+            "a directory; point MQ_LIB at the library file itself, e.g. {}",
+            library_in(std::path::Path::new(path))
+        ),
+        Ok(_) => "a file that does not load".to_owned(),
+    };
+    format!("{path} (MQ_LIB: {why})")
+}
+
+/// The library file in `dir` when it is an installation or its `lib64` directory, else the
+/// default installation's.
+fn library_in(dir: &std::path::Path) -> String {
+    [dir.join("libmqm_r.so"), dir.join("lib64").join("libmqm_r.so")]
+        .into_iter()
+        .find(|file| file.is_file())
+        .map_or_else(
+            || DEFAULT_IBM_LIBRARY_PATHS[1].to_owned(),
+            |file| file.to_string_lossy().into_owned(),
+        )
 }
 
 /// The MQI implementation behind a connection.
@@ -96,9 +127,11 @@ impl MqLibrary {
     /// read through `env`) that loads.
     ///
     /// # Errors
-    /// [`Error::Library`] naming every path tried when none loads.
+    /// [`Error::Library`] naming every path tried when none loads. When `MQ_LIB` is set, its
+    /// path is shown with what is wrong with it, and its loader error is the one kept.
     pub fn ibm_from_env(env: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
-        Self::ibm_from(&ibm_library_candidates(env))
+        let mq_lib = env("MQ_LIB").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        Self::load_first(&ibm_library_candidates(env), mq_lib.as_deref())
     }
 
     /// IBM's client library from the first of `candidates` that loads.
@@ -106,8 +139,14 @@ impl MqLibrary {
     /// # Errors
     /// [`Error::Library`] naming every candidate when none loads.
     pub fn ibm_from(candidates: &[String]) -> Result<Self, Error> {
-        // The error to show: a candidate that exists but does not load (a wrong library, a
-        // 32-bit build, missing symbols) says more than the ones that are simply not there.
+        Self::load_first(candidates, None)
+    }
+
+    /// The first of `candidates` that loads; `mq_lib` is the one `MQ_LIB` named, if any.
+    fn load_first(candidates: &[String], mq_lib: Option<&str>) -> Result<Self, Error> {
+        // The error to show: MQ_LIB's, which the user chose, or else a candidate that exists
+        // but does not load (a wrong library, a 32-bit build, missing symbols): either says
+        // more than the ones that are simply not there.
         let mut shown: Option<(bool, dlopen2::Error)> = None;
         for path in candidates {
             // SAFETY: loading IBM's MQ client runs its initialisers; that library is built to
@@ -120,15 +159,22 @@ impl MqLibrary {
                 }
                 Err(e) => {
                     tracing::debug!(library = %path, error = %e, "IBM MQ client library not loaded");
-                    let present = std::path::Path::new(path).is_file();
-                    if shown.as_ref().is_none_or(|(was_present, _)| !was_present) {
-                        shown = Some((present, e));
+                    let says_more = mq_lib == Some(path.as_str()) || std::path::Path::new(path).is_file();
+                    if shown.as_ref().is_none_or(|(said_more, _)| !said_more) {
+                        shown = Some((says_more, e));
                     }
                 }
             }
         }
+        let show = |c: &String| {
+            if mq_lib == Some(c.as_str()) {
+                shown_mq_lib(c)
+            } else {
+                shown_candidate(c)
+            }
+        };
         Err(Error::Library {
-            tried: candidates.iter().map(|c| shown_candidate(c)).collect(),
+            tried: candidates.iter().map(show).collect(),
             source: shown.map(|(_, e)| e),
         })
     }
@@ -272,5 +318,50 @@ mod tests {
         let text = MqLibrary::ibm_from_env(env).unwrap_err().to_string();
         assert!(text.contains("/nonexistent/mq/lib64/libmqm_r.so"), "{text}");
         assert!(text.contains("libmqm_r.so on LD_LIBRARY_PATH"), "{text}");
+    }
+
+    /// The first path tried and the loader's error shown, for `MQ_LIB` set to `mq_lib`.
+    fn failure_with_mq_lib(mq_lib: &str) -> (String, String) {
+        let env = |k: &str| (k == "MQ_LIB").then(|| mq_lib.to_owned());
+        let Err(Error::Library { tried, source }) = MqLibrary::ibm_from_env(env) else {
+            panic!("{mq_lib} loaded as the IBM MQ library");
+        };
+        (tried[0].clone(), source.expect("a loader error").to_string())
+    }
+
+    #[test]
+    fn regression_an_mq_lib_that_is_a_directory_points_at_the_library_file_in_it() {
+        let dir = std::env::temp_dir().join(format!("mqpilot-mq-lib-{}", std::process::id()));
+        let install = dir.to_str().unwrap().to_owned();
+        std::fs::create_dir_all(dir.join("lib64")).unwrap();
+        let (tried, shown) = failure_with_mq_lib(&install);
+        assert_eq!(
+            tried,
+            format!(
+                "{install} (MQ_LIB: a directory; point MQ_LIB at the library file itself, e.g. \
+                 /opt/mqm/lib64/libmqm_r.so)"
+            )
+        );
+        assert!(shown.contains(&install), "MQ_LIB's own error is the one shown: {shown}");
+        // An installation directory, or its lib64: the file in it is named.
+        std::fs::write(dir.join("lib64").join("libmqm_r.so"), b"").unwrap();
+        let (tried, _) = failure_with_mq_lib(&install);
+        let lib64 = format!("{install}/lib64");
+        let (tried_lib64, _) = failure_with_mq_lib(&lib64);
+        let _ = std::fs::remove_dir_all(&dir);
+        let file = format!("{install}/lib64/libmqm_r.so");
+        assert!(tried.ends_with(&format!("e.g. {file})")), "{tried}");
+        assert!(tried_lib64.ends_with(&format!("e.g. {file})")), "{tried_lib64}");
+    }
+
+    #[test]
+    fn regression_an_mq_lib_that_is_missing_or_does_not_load_says_which_and_shows_its_own_error() {
+        let (tried, shown) = failure_with_mq_lib("/nonexistent/libmqm_r.so");
+        assert_eq!(tried, "/nonexistent/libmqm_r.so (MQ_LIB: no such file)");
+        assert!(shown.contains("/nonexistent/libmqm_r.so"), "{shown}");
+        let not_a_library = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        let (tried, shown) = failure_with_mq_lib(not_a_library);
+        assert_eq!(tried, format!("{not_a_library} (MQ_LIB: a file that does not load)"));
+        assert!(shown.contains(not_a_library), "{shown}");
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! Everything that can be checked before messages move is checked here, so a run either
 //! starts whole or not at all: an unknown queue (2085), a sink that cannot be built, a header
-//! secret that cannot be read.
+//! secret or an http sink's `ca_file` that cannot be read.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +41,7 @@ pub fn build_sink(config: &SinkConfig, secret_env: &[String]) -> Result<SinkTarg
             body,
             per,
             headers,
+            ca_file,
             timeout_ms,
         } => SinkTarget::External(Arc::new(HttpSink::new(
             resolve_url(url.as_deref(), url_env.as_deref(), url_file.as_deref())?,
@@ -48,6 +49,7 @@ pub fn build_sink(config: &SinkConfig, secret_env: &[String]) -> Result<SinkTarg
             *per,
             resolve_headers(headers)?,
             Duration::from_millis(*timeout_ms),
+            ca_file.as_deref(),
         )?)),
         SinkConfig::Queue { queue } => SinkTarget::Queue(queue.clone()),
     })
@@ -68,15 +70,22 @@ struct Checked {
 /// Opens and inquires `q` (and a queue sink's target) on a pooled connection, and opens the
 /// backout queue its poison messages would go to (BOQNAME, or `backout_queue`) for output, so
 /// that a missing or forbidden one stops the run before it starts rather than at the first
-/// poison message. With a threshold of 0 no message is ever poison, so BOQNAME is neither
-/// checked nor used, and a `backout_queue` in the file is refused rather than ignored.
+/// poison message; an error on the sink's target or the backout queue says which it is. With
+/// a threshold of 0 no message is ever poison, so BOQNAME is neither checked nor used, and a
+/// `backout_queue` in the file is refused rather than ignored.
 async fn check(pool: &Pool, q: &QueueConfig, sink: &SinkTarget, cancel: &CancellationToken) -> Result<Checked, Error> {
     let mut lease = pool.checkout(cancel).await?;
     let name = q.name.clone();
     let attrs = lease.run(move |c| c.queue_attrs(&name)).await?;
     if let SinkTarget::Queue(target) = sink {
         let target = target.clone();
-        lease.run(move |c| c.queue_attrs(&target).map(|_| ())).await?;
+        lease
+            .run(move |c| c.queue_attrs(&target).map(|_| ()))
+            .await
+            .map_err(naming(format!(
+                "the queue sink's target for {}, from --to or sink.queue",
+                q.name
+            )))?;
     }
     let threshold = q
         .backout_threshold
@@ -104,21 +113,10 @@ async fn check(pool: &Pool, q: &QueueConfig, sink: &SinkTarget, cancel: &Cancell
     let backout_queue = backout_queue.filter(|_| threshold > 0);
     if let Some(boq) = backout_queue.clone().filter(|_| q.receive != Receive::NoSyncpoint) {
         refuse_itself(&q.name, &boq)?;
-        let of = q.name.clone();
-        lease.run(move |c| c.check_output(&boq)).await.map_err(|e| match e {
-            Error::Mq {
-                verb,
-                object,
-                reason,
-                detail: None,
-            } => Error::Mq {
-                verb,
-                object,
-                reason,
-                detail: Some(format!("the backout queue of {of}, from {from}")),
-            },
-            other => other,
-        })?;
+        lease
+            .run(move |c| c.check_output(&boq))
+            .await
+            .map_err(naming(format!("the backout queue of {}, from {from}", q.name)))?;
     }
     let max_uncommitted = lease.run(|c| Ok(c.max_uncommitted())).await?;
     Ok(Checked {
@@ -127,6 +125,15 @@ async fn check(pool: &Pool, q: &QueueConfig, sink: &SinkTarget, cancel: &Cancell
         backout_queue,
         max_uncommitted,
     })
+}
+
+/// Says which queue an MQ error is about (`the backout queue of IN, from BOQNAME`), where the
+/// queue's name alone would not: an error that already says more is left as it is.
+fn naming(what: String) -> impl FnOnce(Error) -> Error {
+    move |e| match e {
+        Error::Mq { detail: None, .. } => e.with_detail(what),
+        other => other,
+    }
 }
 
 /// Refuses a BOQNAME that names the queue itself: a poison message would be put back on its

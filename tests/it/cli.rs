@@ -576,11 +576,14 @@ fn an_unknown_queue_fails_the_start_with_2085() {
 }
 
 #[test]
-fn an_unknown_sink_queue_fails_the_start_with_2085() {
+fn an_unknown_sink_queue_fails_the_start_with_2085_naming_it_as_the_sink() {
     mqpilot(&[&DEMO_UNTIL_EMPTY[..], &["--sink", "queue", "--to", "NOPE.OUT"]].concat())
         .expect_code(3)
         .stdout_empty()
-        .stderr_starts("mqpilot: cannot start: MQOPEN of NOPE.OUT failed: 2085 MQRC_UNKNOWN_OBJECT_NAME");
+        .stderr_starts(
+            "mqpilot: cannot start: MQOPEN of NOPE.OUT failed: 2085 MQRC_UNKNOWN_OBJECT_NAME \
+             (the queue sink's target for DEMO.IN, from --to or sink.queue)",
+        );
 }
 
 #[test]
@@ -637,16 +640,49 @@ fn without_the_ibm_library_the_real_path_names_the_paths_tried() {
         .stdout_empty()
         .stderr_starts(
             "mqpilot: cannot load the IBM MQ client library \
-             (tried: /no/such/libmqm_r.so, libmqm_r.so on LD_LIBRARY_PATH and the loader's path, \
+             (tried: /no/such/libmqm_r.so (MQ_LIB: no such file), libmqm_r.so on LD_LIBRARY_PATH and the loader's path, \
              /opt/mqm/lib64/libmqm_r.so); \
              install the IBM MQ redistributable client",
         );
     // A file that is there but is no MQ client: its own error is the one shown, not the
     // last path's "no such file".
     let not_a_library = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
-    with_mq_lib(not_a_library)
-        .expect_code(3)
-        .stderr_has(&[&format!("Could not open library: {not_a_library}: invalid ELF header")]);
+    with_mq_lib(not_a_library).expect_code(3).stderr_has(&[
+        &format!("tried: {not_a_library} (MQ_LIB: a file that does not load), "),
+        &format!("Could not open library: {not_a_library}: invalid ELF header"),
+    ]);
+}
+
+#[test]
+fn regression_an_mq_lib_that_is_a_directory_or_missing_says_so_and_shows_its_own_error() {
+    if Path::new("/opt/mqm/lib64/libmqm_r.so").exists() {
+        eprintln!("skipped: the IBM MQ client is installed here, so it would be loaded");
+        return;
+    }
+    let with_mq_lib = |path: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mqpilot"));
+        command.args(["poll", "--queue", "Q", "--conn", "CH/TCP/localhost(1414)"]);
+        for var in MACHINE_VARS.into_iter().chain(["LD_LIBRARY_PATH"]) {
+            command.env_remove(var);
+        }
+        command.env("MQ_LIB", path);
+        run_within(command, RUN_DEADLINE)
+    };
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let run = with_mq_lib(dir);
+    run.expect_code(3).stdout_empty().stderr_starts(&format!(
+        "mqpilot: cannot load the IBM MQ client library (tried: {dir} (MQ_LIB: a directory; \
+         point MQ_LIB at the library file itself, e.g. /opt/mqm/lib64/libmqm_r.so), "
+    ));
+    assert!(
+        run.stderr.contains(&format!("Could not open library: {dir}: ")),
+        "MQ_LIB's own error is the cause shown:\n{}",
+        run.stderr
+    );
+    with_mq_lib("/no/such/libmqm_r.so").expect_code(3).stderr_has(&[
+        "tried: /no/such/libmqm_r.so (MQ_LIB: no such file), ",
+        "Could not open library: /no/such/libmqm_r.so: cannot open shared object file",
+    ]);
 }
 
 /// A small fake queue manager whose only channel is APP.SVRCONN, as in examples/fake-qm.toml.

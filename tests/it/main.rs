@@ -9,6 +9,7 @@ mod fake_hidden;
 mod fake_limits;
 mod fake_model;
 mod fake_waits;
+mod http_tls;
 mod http_url;
 mod library;
 mod mcp;

@@ -155,6 +155,7 @@ impl QueueConfig {
                 body,
                 per,
                 headers,
+                ca_file,
                 timeout_ms,
             } => {
                 if [url.is_some(), url_env.is_some(), url_file.is_some()]
@@ -167,10 +168,24 @@ impl QueueConfig {
                 }
                 // The URL itself is never echoed: it may hold a secret (a webhook token). One
                 // from url_env or url_file is checked when the sink is built.
-                if let Some(url) = url
-                    && let Err(Error::Options { message, .. }) = crate::worker::sink::check_url(url)
-                {
-                    return Err(invalid(field("url"), message));
+                let shown_url = match url.as_deref().map(crate::worker::sink::check_url) {
+                    Some(Err(Error::Options { message, .. })) => return Err(invalid(field("url"), message)),
+                    Some(shown) => shown.ok(),
+                    None => None,
+                };
+                // Read now, so that a CA file that cannot be used is refused with its line.
+                if let Some(path) = ca_file {
+                    match crate::worker::sink::trusted_roots(path, shown_url.as_deref()) {
+                        Ok(_) => {}
+                        Err(Error::SettingFile { path, source, .. }) => {
+                            return Err(invalid(
+                                field("ca_file"),
+                                format!("cannot read {}: {source}", path.display()),
+                            ));
+                        }
+                        Err(Error::Options { message, .. }) => return Err(invalid(field("ca_file"), message)),
+                        Err(other) => return Err(invalid(field("ca_file"), other.to_string())),
+                    }
                 }
                 if *body == HttpBody::Raw && *per != Per::Message {
                     return Err(invalid(
@@ -337,6 +352,23 @@ mod tests {
         assert!(!error.contains("SECRET1"), "{error}");
         let upper = "[[queue]]\nname = \"A\"\n[queue.sink]\ntype = \"http\"\nurl = \"HTTPS://x/h?token=S\"\n";
         assert!(WorkerConfig::from_toml(upper, Path::new("w.toml")).is_ok());
+    }
+
+    #[test]
+    fn an_http_sinks_ca_file_is_read_with_the_config_and_needs_an_https_url() {
+        let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/ca.pem");
+        let sink = |url: &str, ca_file: &str| {
+            format!("[[queue]]\nname = \"A\"\n[queue.sink]\ntype = \"http\"\nurl = \"{url}\"\nca_file = {ca_file:?}\n")
+        };
+        assert!(WorkerConfig::from_toml(&sink("https://x/in", ca), Path::new("w.toml")).is_ok());
+        assert_error_starts(
+            &sink("https://x/in", "/no/such/ca.pem"),
+            "w.toml:6:1: queue[0].sink.ca_file: cannot read /no/such/ca.pem: ",
+        );
+        assert_error_starts(
+            &sink("http://x/in", ca),
+            "w.toml:6:1: queue[0].sink.ca_file: is for https:// URLs, but the url is http://",
+        );
     }
 
     #[test]

@@ -9,13 +9,18 @@
 //! `/bot<token>/sendMessage`). A URL with
 //! userinfo is refused: ureq would not send it, and secrets belong in headers read from the
 //! environment or a file.
+//! An https server's certificate is checked against Mozilla's root CAs (built in, as ureq's
+//! webpki roots), or with `ca_file` against that file's certificates only, read when the sink
+//! is built. A `ca_file` for an http:// URL is refused rather than ignored.
 //! ureq is blocking, so requests run on tokio's blocking pool through one shared agent.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ureq::http::{HeaderName, HeaderValue, Uri};
+use ureq::tls::{PemItem, RootCerts, TlsConfig, parse_pem};
 
 use super::{Delivery, HeaderConfig, HttpBody, Per, Sink, SinkError, message_fields, message_json};
 use crate::Error;
@@ -44,6 +49,8 @@ struct Endpoint {
     headers: Vec<(HeaderName, HeaderValue)>,
     /// Whether `headers` sets Content-Type, which then wins over ours.
     has_content_type: bool,
+    /// The CA file trusted instead of Mozilla's roots, if any.
+    ca_file: Option<PathBuf>,
 }
 
 /// One request to make.
@@ -65,6 +72,7 @@ impl fmt::Debug for HttpSink {
             .field("body", &e.body)
             .field("per", &e.per)
             .field("headers", &names)
+            .field("ca_file", &e.ca_file)
             .finish_non_exhaustive()
     }
 }
@@ -72,22 +80,27 @@ impl fmt::Debug for HttpSink {
 impl HttpSink {
     /// A sink posting to `url` (http or https) with extra `headers` (resolved values, see
     /// [`resolve_headers`]); each request, including reading its response, is limited to
-    /// `timeout`.
+    /// `timeout`. An https server's certificate must chain to one of Mozilla's root CAs, or,
+    /// with `ca_file`, to one of that PEM file's certificates (read now).
     ///
     /// # Errors
     ///
     /// [`Error::Options`] when the URL is not an http(s) URL with a host or carries credentials,
-    /// when `body` is raw but `per` is batch (a raw body holds one payload), or when a header
-    /// name or value is not valid in HTTP (the message names the header, never its value).
+    /// when `body` is raw but `per` is batch (a raw body holds one payload), when a header
+    /// name or value is not valid in HTTP (the message names the header, never its value), or
+    /// when `ca_file` is given for an http URL, is not PEM or holds no certificate;
+    /// [`Error::SettingFile`] when `ca_file` cannot be read.
     pub fn new(
         url: impl Into<String>,
         body: HttpBody,
         per: Per,
         headers: Vec<(String, String)>,
         timeout: Duration,
+        ca_file: Option<&Path>,
     ) -> Result<Self, Error> {
         let url = url.into();
         let shown = check_url(&url)?;
+        let roots = ca_file.map(|path| trusted_roots(path, Some(&shown))).transpose()?;
         if body == HttpBody::Raw && per == Per::Batch {
             return Err(options_error(
                 "sink.body",
@@ -96,11 +109,16 @@ impl HttpSink {
         }
         let headers = check_headers(headers)?;
         let has_content_type = headers.iter().any(|(name, _)| name == ureq::http::header::CONTENT_TYPE);
+        let mut tls = TlsConfig::builder();
+        if let Some(roots) = roots {
+            tls = tls.root_certs(roots);
+        }
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
             .timeout_global(Some(timeout))
             .user_agent(concat!("mqpilot/", env!("CARGO_PKG_VERSION")))
+            .tls_config(tls.build())
             .build()
             .new_agent();
         let endpoint = Endpoint {
@@ -111,6 +129,7 @@ impl HttpSink {
             per,
             headers,
             has_content_type,
+            ca_file: ca_file.map(Path::to_path_buf),
         };
         Ok(Self {
             endpoint: Arc::new(endpoint),
@@ -157,9 +176,11 @@ impl Endpoint {
             builder = builder.content_type(request.content_type);
         }
         let what = &request.what;
-        let mut response = builder
-            .send(&request.body[..])
-            .map_err(|e| fail(format!("POST {} failed for {what}: {}", self.shown, describe(&e))))?;
+        let mut response = builder.send(&request.body[..]).map_err(|e| {
+            let why = describe(&e);
+            let trusted = self.trusted(&why);
+            fail(format!("POST {} failed for {what}: {why}{trusted}", self.shown))
+        })?;
         let status = response.status();
         if !status.is_success() {
             return Err(fail(format!("POST {} returned {status} for {what}", self.shown)));
@@ -174,6 +195,18 @@ impl Endpoint {
                 self.shown,
                 describe(&e)
             ))),
+        }
+    }
+
+    /// What the sink trusts, to add to `why` when the server's certificate was refused: the
+    /// fix is a `ca_file` (or another one), which the bare TLS error does not say.
+    fn trusted(&self, why: &str) -> String {
+        if !why.contains("invalid peer certificate") {
+            return String::new();
+        }
+        match &self.ca_file {
+            None => " (the sink trusts Mozilla's root certificates: set ca_file to trust a private CA)".to_owned(),
+            Some(path) => format!(" (the sink trusts only the certificates in ca_file {})", path.display()),
         }
     }
 }
@@ -332,6 +365,56 @@ pub(crate) fn check_url(url: &str) -> Result<String, Error> {
     Ok(format!("{scheme}://{authority}{}", redacted_path(uri.path())))
 }
 
+/// The certificates of the PEM file `path` (`ca_file`), as the roots an https server's
+/// certificate must chain to, instead of Mozilla's. `shown_url` is the URL as [`check_url`]
+/// shows it, when known: an http:// one is refused, as no certificate is checked there.
+///
+/// # Errors
+/// [`Error::SettingFile`] (`sink.ca_file`) when the file cannot be read; [`Error::Options`]
+/// (`sink.ca_file`) for an http URL, a file that is not valid PEM or holds no certificate.
+pub(crate) fn trusted_roots(path: &Path, shown_url: Option<&str>) -> Result<RootCerts, Error> {
+    if shown_url.is_some_and(|url| url.starts_with("http://")) {
+        return Err(options_error(
+            CA_FILE,
+            "is for https:// URLs, but the url is http://, where no certificate is checked: use \
+             https://, or drop ca_file",
+        ));
+    }
+    let pem = std::fs::read(path).map_err(|source| Error::SettingFile {
+        setting: CA_FILE.to_owned(),
+        path: path.to_owned(),
+        source,
+    })?;
+    let certs = certificates_in(&pem).map_err(|why| options_error(CA_FILE, format!("{} {why}", path.display())))?;
+    Ok(RootCerts::new_with_certs(&certs))
+}
+
+/// The key that names an http sink's CA file, in errors.
+const CA_FILE: &str = "sink.ca_file";
+
+/// The certificates of PEM text; other sections (a private key) are skipped. The error says
+/// what is wrong with the text, to follow its file's name.
+fn certificates_in(pem: &[u8]) -> Result<Vec<ureq::tls::Certificate<'static>>, String> {
+    let mut certs = Vec::new();
+    for item in parse_pem(pem) {
+        match item {
+            Ok(PemItem::Certificate(cert)) => certs.push(cert),
+            Ok(_) => {}
+            // ureq shows the PEM error with `Debug`; its own `Display` reads better, except for
+            // a missing end marker, which it names as a list of bytes.
+            Err(ureq::Error::Pem(e)) if e.to_string().starts_with("missing section end marker") => {
+                return Err("is not valid PEM: a section has no -----END line (cut short?)".to_owned());
+            }
+            Err(ureq::Error::Pem(e)) => return Err(format!("is not valid PEM: {e}")),
+            Err(e) => return Err(format!("is not valid PEM: {e}")),
+        }
+    }
+    if certs.is_empty() {
+        return Err("holds no certificate (no -----BEGIN CERTIFICATE----- section)".to_owned());
+    }
+    Ok(certs)
+}
+
 /// `path` with every segment replaced by `***`: a token can be any of them (`/services/T/B/X`
 /// webhooks, Telegram's `/bot<token>/sendMessage`, `https://host/<token>`).
 fn redacted_path(path: &str) -> String {
@@ -468,7 +551,7 @@ mod tests {
 
     fn sink(url: &str, body: HttpBody, per: Per) -> HttpSink {
         let headers = vec![("Authorization".to_owned(), "Bearer s3cret".to_owned())];
-        HttpSink::new(url, body, per, headers, Duration::from_secs(5)).unwrap()
+        HttpSink::new(url, body, per, headers, Duration::from_secs(5), None).unwrap()
     }
 
     #[tokio::test]
@@ -584,7 +667,7 @@ mod tests {
     const CUT_SHORT: &str = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial";
 
     async fn deliver_to(url: &str, timeout: Duration) -> Result<(), SinkError> {
-        HttpSink::new(url, HttpBody::Json, Per::Batch, Vec::new(), timeout)
+        HttpSink::new(url, HttpBody::Json, Per::Batch, Vec::new(), timeout, None)
             .unwrap()
             .deliver(&[message(b"a", 1)])
             .await
@@ -665,14 +748,22 @@ mod tests {
             std::thread::sleep(Duration::from_secs(3));
             drop(held);
         });
-        let sink = HttpSink::new(&url, HttpBody::Json, Per::Batch, Vec::new(), Duration::from_millis(200)).unwrap();
+        let sink = HttpSink::new(
+            &url,
+            HttpBody::Json,
+            Per::Batch,
+            Vec::new(),
+            Duration::from_millis(200),
+            None,
+        )
+        .unwrap();
         let err = sink.deliver(&[message(b"a", 1)]).await.unwrap_err();
         assert!(err.message.contains("timed out"), "{err}");
     }
 
     #[test]
     fn raw_per_batch_bad_urls_and_bad_headers_are_rejected() {
-        let new = |url: &str, body, per| HttpSink::new(url, body, per, Vec::new(), Duration::from_secs(1));
+        let new = |url: &str, body, per| HttpSink::new(url, body, per, Vec::new(), Duration::from_secs(1), None);
         let err = new("http://h/x", HttpBody::Raw, Per::Batch).unwrap_err();
         assert!(err.to_string().contains("per = \"message\""), "{err}");
         assert!(new("ftp://h/x", HttpBody::Json, Per::Batch).is_err());
@@ -687,9 +778,49 @@ mod tests {
             Per::Batch,
             bad_value,
             Duration::from_secs(1),
+            None,
         )
         .unwrap_err();
         assert!(err.to_string().contains("header X-Token"), "{err}");
+    }
+
+    fn test_data(name: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data")
+            .join(name)
+    }
+
+    #[test]
+    fn a_ca_file_needs_an_https_url_and_a_readable_pem_certificate() {
+        let new = |url: &str, ca: &std::path::Path| {
+            HttpSink::new(
+                url,
+                HttpBody::Json,
+                Per::Batch,
+                Vec::new(),
+                Duration::from_secs(1),
+                Some(ca),
+            )
+        };
+        let ca = test_data("ca.pem");
+        for url in ["http://h/x", "HTTP://h/x"] {
+            let err = new(url, &ca).unwrap_err();
+            assert!(
+                matches!(&err, Error::Options { source_name, .. } if source_name == "sink.ca_file"),
+                "{err}"
+            );
+            assert!(err.to_string().contains("the url is http://"), "{err}");
+        }
+        let sink = new("HTTPS://h/x", &ca).unwrap();
+        assert!(format!("{sink:?}").contains("ca.pem"), "{sink:?}");
+        let err = new("https://h/x", &test_data("localhost.key")).unwrap_err();
+        assert!(err.to_string().contains("localhost.key holds no certificate"), "{err}");
+        let missing = std::path::Path::new("/no/such/ca.pem");
+        let err = new("https://h/x", missing).unwrap_err();
+        assert!(
+            matches!(&err, Error::SettingFile { setting, path, .. } if setting == "sink.ca_file" && path == missing),
+            "{err}"
+        );
     }
 
     #[test]

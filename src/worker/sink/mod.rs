@@ -19,8 +19,8 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 pub use exec::{ExecSink, kill_running_commands};
-pub(crate) use http::check_url;
 pub use http::{HttpSink, resolve_headers, resolve_url};
+pub(crate) use http::{check_url, trusted_roots};
 pub use stdout::StdoutSink;
 
 use crate::mq::message::Message;
@@ -161,6 +161,9 @@ pub enum SinkConfig {
         /// Extra headers.
         #[serde(default)]
         headers: Vec<HeaderConfig>,
+        /// PEM file whose certificates are the CAs an https URL's server is checked against,
+        /// instead of Mozilla's (a private or corporate CA); https only. Default: Mozilla's.
+        ca_file: Option<std::path::PathBuf>,
         /// Request timeout. Default 30000.
         #[serde(default = "default_timeout_ms")]
         timeout_ms: u64,
