@@ -8,15 +8,17 @@
 //! and the event is counted.
 //!
 //! A user without inquire authority on the queue manager object (2035 on that MQOPEN) still
-//! connects: MAXHANDS and MAXUMSGS are then taken to be IBM's defaults, 256 and 10000, and
-//! one warning names the missing authority. A MAXHANDS set lower shows up as 2017 and shrinks
-//! the budget as above; a MAXUMSGS set lower shows up as 2024 on a batch.
+//! connects: MAXHANDS and MAXUMSGS are then taken to be IBM's defaults, 256 and 10000 (and
+//! the pool's stats say they were assumed), and one warning names the missing authority with
+//! the queue manager and user to grant it to. A MAXHANDS set lower shows up as 2017 and
+//! shrinks the budget as above; a MAXUMSGS set lower shows up as 2024 on a batch.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::Error;
 use crate::mq::message::Message;
+use crate::mq::options::ConnectOptions;
 use crate::mq::reason::Reason;
 use crate::mq::session::{
     Access, Browsed, GetRequest, Got, QueueAttrs, Session, is_commit_outcome_unknown, is_connection_lost,
@@ -47,18 +49,30 @@ pub const ASSUMED_MAX_UNCOMMITTED: usize = 10_000;
 /// since every connection of every pool meets the same authority.
 static WARNED_NO_QMGR_INQUIRE: AtomicBool = AtomicBool::new(false);
 
+/// MAXHANDS and MAXUMSGS as a connection knows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Limits {
+    max_handles: usize,
+    max_uncommitted: usize,
+    /// IBM's defaults, because the queue manager refused the MQINQ that reads them.
+    assumed: bool,
+}
+
 /// MAXHANDS and MAXUMSGS as the queue manager states them, or IBM's defaults when this user
-/// may not inquire on the queue manager object (2035).
-fn qmgr_limits(session: &Session, id: usize) -> Result<(usize, usize), Error> {
+/// may not inquire on the queue manager object (2035). The warning names the authority to
+/// grant, with the queue manager and user of `options` (placeholders where they are not set).
+fn qmgr_limits(session: &Session, id: usize, options: &ConnectOptions) -> Result<Limits, Error> {
     match session.limits() {
-        Ok(limits) => Ok((
-            usize::try_from(limits.max_handles).unwrap_or(1),
-            usize::try_from(limits.max_uncommitted).unwrap_or(0),
-        )),
+        Ok(limits) => Ok(Limits {
+            max_handles: usize::try_from(limits.max_handles).unwrap_or(1),
+            max_uncommitted: usize::try_from(limits.max_uncommitted).unwrap_or(0),
+            assumed: false,
+        }),
         Err(e) if e.reason() == Some(Reason::NOT_AUTHORIZED) => {
             if WARNED_NO_QMGR_INQUIRE.swap(true, Ordering::Relaxed) {
                 tracing::debug!(connection = id, error = %e, "MAXHANDS and MAXUMSGS assumed");
             } else {
+                let grant = inquire_grant(options.queue_manager(), options.user());
                 tracing::warn!(
                     connection = id,
                     error = %e,
@@ -66,14 +80,26 @@ fn qmgr_limits(session: &Session, id: usize) -> Result<(usize, usize), Error> {
                     assumed_maxumsgs = ASSUMED_MAX_UNCOMMITTED,
                     "cannot read MAXHANDS and MAXUMSGS: this user has no inquire authority on the queue \
                      manager object; assuming IBM's defaults (MAXHANDS {ASSUMED_MAX_HANDLES}, MAXUMSGS \
-                     {ASSUMED_MAX_UNCOMMITTED}). To let mqpilot read them, grant it: setmqaut -m QM -t \
-                     qmgr -p USER +inq (or SET AUTHREC OBJTYPE(QMGR) PRINCIPAL('USER') AUTHADD(INQ))"
+                     {ASSUMED_MAX_UNCOMMITTED}). To let mqpilot read them, grant it: {grant}"
                 );
             }
-            Ok((ASSUMED_MAX_HANDLES, ASSUMED_MAX_UNCOMMITTED))
+            Ok(Limits {
+                max_handles: ASSUMED_MAX_HANDLES,
+                max_uncommitted: ASSUMED_MAX_UNCOMMITTED,
+                assumed: true,
+            })
         }
         Err(e) => Err(e),
     }
+}
+
+/// The commands that grant `+inq` on the queue manager object to `user` on `queue_manager`;
+/// one not known (the client's default queue manager, a user MQ takes from the channel or
+/// the client's login) is a placeholder to fill in.
+fn inquire_grant(queue_manager: Option<&str>, user: Option<&str>) -> String {
+    let qm = queue_manager.unwrap_or("<qmgr>");
+    let user = user.unwrap_or("<user>");
+    format!("setmqaut -m {qm} -t qmgr -p {user} +inq (or SET AUTHREC OBJTYPE(QMGR) PRINCIPAL('{user}') AUTHADD(INQ))")
 }
 
 /// The handle budget for a connection.
@@ -83,16 +109,19 @@ pub fn budget(configured: usize, max_handles: usize, reserve: usize) -> usize {
 }
 
 impl PooledConn {
+    /// A connection made with `options` (whose queue manager and user the warning about a
+    /// missing inquire authority names), its budget from `configured`, MAXHANDS and `reserve`.
     pub(crate) fn new(
         session: Session,
         id: usize,
+        options: &ConnectOptions,
         configured: usize,
         reserve: usize,
         stats: Arc<PoolStats>,
     ) -> Result<Self, Error> {
-        let (max_handles, max_uncommitted) = qmgr_limits(&session, id)?;
-        let budget = budget(configured, max_handles, reserve);
-        stats.connected(id, max_handles, budget);
+        let limits = qmgr_limits(&session, id, options)?;
+        let budget = budget(configured, limits.max_handles, reserve);
+        stats.connected(id, limits.max_handles, limits.assumed, budget);
         Ok(Self {
             session,
             lru: Vec::new(),
@@ -100,7 +129,7 @@ impl PooledConn {
             id,
             stats,
             in_unit_of_work: false,
-            max_uncommitted,
+            max_uncommitted: limits.max_uncommitted,
         })
     }
 
@@ -352,7 +381,19 @@ impl Drop for PooledConn {
 
 #[cfg(test)]
 mod tests {
-    use super::budget;
+    use super::{budget, inquire_grant};
+
+    #[test]
+    fn the_inquire_grant_names_the_queue_manager_and_user_or_says_what_to_fill_in() {
+        assert_eq!(
+            inquire_grant(Some("QM2"), Some("app")),
+            "setmqaut -m QM2 -t qmgr -p app +inq (or SET AUTHREC OBJTYPE(QMGR) PRINCIPAL('app') AUTHADD(INQ))"
+        );
+        assert_eq!(
+            inquire_grant(None, None),
+            "setmqaut -m <qmgr> -t qmgr -p <user> +inq (or SET AUTHREC OBJTYPE(QMGR) PRINCIPAL('<user>') AUTHADD(INQ))"
+        );
+    }
 
     #[test]
     fn budget_is_the_smaller_of_configured_and_maxhands_minus_reserve() {

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use backoff::{Backoff, BackoffConfig};
 pub use conn::{PooledConn, budget};
-pub use stats::{ConnectionStats, PoolSnapshot, PoolStats, register_metrics};
+pub use stats::{ConnectionStats, PoolSnapshot, PoolStats, SlotStats, register_metrics};
 
 use crate::Error;
 use crate::mq::MqLibrary;
@@ -466,6 +466,7 @@ fn connection_thread(
         PooledConn::new(
             s,
             id,
+            &inner.options,
             inner.config.max_handles,
             inner.config.handle_reserve,
             Arc::clone(&inner.stats),

@@ -1416,3 +1416,262 @@ fn a_terminal_interrupt_lets_the_running_sink_command_finish_its_batch() {
         "the batch in flight was delivered: {text}"
     );
 }
+
+/// Each line of `stderr` as a JSON event (`level`, `fields.message`, ...); fails the test on
+/// a line that is not one.
+fn json_events(stderr: &str) -> Vec<Value> {
+    stderr
+        .lines()
+        .map(|line| {
+            let event: Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}\n{stderr}"));
+            assert!(
+                event["level"].is_string() && event["fields"]["message"].is_string(),
+                "not an event: {line}"
+            );
+            event
+        })
+        .collect()
+}
+
+/// The one event of `events` whose message is `message`.
+fn the_event<'a>(events: &'a [Value], message: &str) -> &'a Value {
+    let found: Vec<&Value> = events.iter().filter(|e| e["fields"]["message"] == message).collect();
+    assert_eq!(found.len(), 1, "events with message {message:?}: {events:#?}");
+    found[0]
+}
+
+#[test]
+fn under_log_format_json_every_line_on_stderr_is_an_event_and_the_summary_has_fields() {
+    let run = mqpilot(&[&DEMO_UNTIL_EMPTY[..], &["--log-format", "json"]].concat());
+    run.expect_code(0);
+    let events = json_events(&run.stderr);
+    let summary = the_event(&events, "summary");
+    assert_eq!(summary["level"], "INFO");
+    assert_eq!(summary["target"], "mqpilot");
+    let fields = &summary["fields"];
+    assert_eq!(
+        fields["queues"],
+        serde_json::json!([{
+            "queue": "DEMO.IN", "received": 1000, "delivered": 990, "backed_out": 0, "poisoned": 10,
+            "sink_failures": 0, "commit_unknown": 0, "lost_no_syncpoint": 0,
+        }])
+    );
+    assert_eq!(
+        fields["connections"],
+        serde_json::json!([{
+            "connection": 0, "peak_handles": 2, "budget": 248, "budget_shrunk": false,
+            "max_handles": 256, "max_handles_assumed": null, "reconnects": 0, "connected": true,
+        }])
+    );
+    assert_eq!(fields["pool"]["connects"], 1);
+    assert_eq!(fields["pool"]["reconnects"], 0);
+    assert_eq!(fields["pool"]["budget_shrinks"], 0);
+    assert_eq!(fields["stopped"], serde_json::json!([]));
+    assert_eq!(fields["exit_code"], 0);
+    let depths = the_event(&events, "fake queue manager depths");
+    assert_eq!(
+        depths["fields"]["depths"],
+        serde_json::json!({"DEMO.IN": 0, "DEMO.BACKOUT": 10, "DEMO.OUT": 0})
+    );
+}
+
+#[test]
+fn under_log_format_json_an_error_that_ends_mqpilot_is_an_error_event_with_its_exit_code() {
+    let unknown_queue = [&DEMO_UNTIL_EMPTY[..], &["--queue", "NOPE"]].concat();
+    let cases: [(&[&str], i32, &str); 4] = [
+        (
+            &unknown_queue,
+            3,
+            "cannot start: MQOPEN of NOPE failed: 2085 MQRC_UNKNOWN_OBJECT_NAME",
+        ),
+        // clap's own refusal of a flag.
+        (
+            &["poll", "--fake", "--batch", "0"],
+            2,
+            "invalid value '0' for '--batch <BATCH>'",
+        ),
+        (
+            &["poll", "--fake", "--config", "/no/such/worker.toml"],
+            2,
+            "cannot read /no/such/worker.toml",
+        ),
+        (
+            &["mcp", "--stdio", "--fake", "--policy", "/no/such/policy.toml"],
+            2,
+            "cannot read /no/such/policy.toml",
+        ),
+    ];
+    for (args, code, says) in cases {
+        let run = mqpilot(&[args, &["--log-format", "json"]].concat());
+        run.expect_code(code);
+        let events = json_events(&run.stderr);
+        let last = events
+            .last()
+            .unwrap_or_else(|| panic!("nothing on stderr for {args:?}"));
+        assert_eq!(last["level"], "ERROR", "{}", run.stderr);
+        assert_eq!(last["fields"]["exit_code"], code, "{}", run.stderr);
+        let message = last["fields"]["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with(says) || message.contains(says), "{}", run.stderr);
+        assert!(!message.starts_with("mqpilot: "), "{}", run.stderr);
+    }
+}
+
+#[test]
+fn under_log_format_json_a_library_that_cannot_load_is_an_error_event() {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mqpilot"));
+    command.args([
+        "poll",
+        "--queue",
+        "Q",
+        "--conn",
+        "CH/TCP/localhost(1414)",
+        "--log-format",
+        "json",
+    ]);
+    for var in MACHINE_VARS {
+        command.env_remove(var);
+    }
+    command.env("MQ_LIB", "/no/such/libmqm_r.so");
+    let run = run_within(command, RUN_DEADLINE);
+    run.expect_code(3);
+    let events = json_events(&run.stderr);
+    let last = events.last().expect("an event");
+    assert_eq!(last["level"], "ERROR");
+    assert_eq!(last["fields"]["exit_code"], 3);
+    let message = last["fields"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("cannot load the IBM MQ client library (tried: /no/such/libmqm_r.so"),
+        "{message}"
+    );
+}
+
+#[test]
+fn regression_an_invalid_rust_log_is_warned_about_once_and_logging_goes_on_at_info() {
+    for spec in ["garbage[", "mqpilot=debg"] {
+        let run = mqpilot_env(&DEMO_UNTIL_EMPTY, &[("RUST_LOG", spec)]);
+        run.expect_code(0);
+        let warnings: Vec<&str> = run.stderr.lines().filter(|l| l.contains("RUST_LOG")).collect();
+        assert_eq!(warnings.len(), 1, "{}", run.stderr);
+        assert!(warnings[0].contains(" WARN "), "{}", warnings[0]);
+        assert!(warnings[0].contains(spec), "{}", warnings[0]);
+        assert!(run.stderr.contains("queue ready"), "info applies:\n{}", run.stderr);
+        assert!(!run.stderr.contains(" DEBUG "), "{}", run.stderr);
+    }
+    let json = [&DEMO_UNTIL_EMPTY[..], &["--log-format", "json"]].concat();
+    let run = mqpilot_env(&json, &[("RUST_LOG", "garbage[")]);
+    run.expect_code(0);
+    let events = json_events(&run.stderr);
+    let warnings: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["fields"]["message"].as_str().is_some_and(|m| m.contains("RUST_LOG")))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", run.stderr);
+    assert_eq!(warnings[0]["level"], "WARN");
+    assert_eq!(warnings[0]["fields"]["rust_log"], "garbage[");
+    assert!(warnings[0]["fields"]["error"].is_string(), "{}", warnings[0]);
+}
+
+/// A `fake-qm` whose IN moves a message backed out 3 times to IN.BO.
+const BACKOUT_QM: &str = "[queue_manager]\nname = \"QM1\"\n\n[[channel]]\nname = \"APP.SVRCONN\"\n\n\
+    [[queue]]\nname = \"IN\"\nbackout_threshold = 3\nbackout_queue = \"IN.BO\"\n\n[[queue]]\nname = \"IN.BO\"\n";
+
+fn message(data: &str, backout_count: i32) -> mqpilot::fake::net::AdminMessage {
+    mqpilot::fake::net::AdminMessage {
+        data: data.to_owned(),
+        backout_count,
+        ..mqpilot::fake::net::AdminMessage::default()
+    }
+}
+
+/// Regression: the summary listed the connections open at the end only, so a connection that
+/// had held two handles (a queue and its backout queue) and was then replaced showed the
+/// peak of its replacement, 1.
+#[test]
+fn regression_a_connections_peak_handles_in_the_summary_count_the_connections_it_replaced() {
+    let server = crate::net_procs::FakeQmProcess::start(BACKOUT_QM);
+    let admin = server.admin();
+    admin.put("IN", vec![message("poison", 3)]).expect("put");
+    let mut worker = server.worker("peak", &["--queue", "IN", "--connections", "1", "--wait-ms", "100"]);
+    server.until(RUN_DEADLINE, "the poison message to move", |s| s.depth("IN.BO") == 1);
+    assert_eq!(admin.break_connections(None).expect("break"), 1);
+    // Received on the connection that replaced the broken one: one handle, IN.
+    admin.put("IN", vec![message("after the break", 0)]).expect("put");
+    server.until(RUN_DEADLINE, "the message after the break", |s| s.depth("IN") == 0);
+    worker.signal("TERM");
+    let status = worker.wait(RUN_DEADLINE);
+    let said = worker.stderr.read();
+    assert_eq!(status.code(), Some(0), "{said}");
+    let line = line_with(&said, "  connection 0:");
+    assert!(
+        line.starts_with("  connection 0: peak handles 2 of budget 248 (MAXHANDS 256)"),
+        "{said}"
+    );
+    assert!(line.contains("reconnected 1 time"), "{said}");
+    assert!(said.contains("  pool: 2 connects, 1 reconnects"), "{said}");
+}
+
+/// A `fake-qm` with MAXHANDS 2 that refuses MQINQ on the queue manager object.
+const NO_INQUIRE_QM: &str = "[queue_manager]\nname = \"QM1\"\nmax_handles = 2\nqmgr_inquire = false\n\n\
+    [[channel]]\nname = \"APP.SVRCONN\"\n\n[[queue]]\nname = \"A\"\n\n[[queue]]\nname = \"B\"\n\n[[queue]]\nname = \"OUT\"\n";
+
+/// Regression: with MAXHANDS not read (MQINQ refused), the summary gave IBM's default as
+/// the queue manager's MAXHANDS, even after a 2017 had shown it to be lower.
+#[test]
+fn regression_the_summary_says_maxhands_was_assumed_and_the_budget_shrunk_after_2017() {
+    let server = crate::net_procs::FakeQmProcess::start(NO_INQUIRE_QM);
+    let admin = server.admin();
+    for queue in ["A", "B"] {
+        admin.put(queue, vec![message("m", 0), message("m", 0)]).expect("put");
+    }
+    // Three handles on one connection (A, B and OUT): the third MQOPEN gets 2017.
+    let args = [
+        "--queue",
+        "A",
+        "--queue",
+        "B",
+        "--to",
+        "OUT",
+        "--connections",
+        "1",
+        "--until-empty",
+        "--wait-ms",
+        "50",
+    ];
+    let mut worker = server.worker("assumed", &args);
+    let status = worker.wait(RUN_DEADLINE);
+    let said = worker.stderr.read();
+    assert_eq!(status.code(), Some(0), "{said}");
+    assert_eq!(server.depth("OUT"), 4, "{said}");
+    let line = line_with(&said, "  connection 0:");
+    assert_eq!(
+        line,
+        "  connection 0: peak handles 2 of budget 2, shrunk after 2017 \
+         (MAXHANDS not known: MQINQ refused, 256 assumed)",
+        "{said}"
+    );
+    assert!(said.contains("1 budget shrinks after 2017"), "{said}");
+}
+
+/// Regression: the missing `+inq` authority was named with placeholders (`-m QM ... -p USER`)
+/// even when the queue manager and user were known.
+#[test]
+fn regression_the_missing_inquire_authority_warning_names_the_queue_manager_and_user() {
+    let qm = ORDERS_QM.replace("name = \"QM1\"\n", "name = \"QM2\"\nqmgr_inquire = false\n")
+        + "\n[[queue_manager.users]]\nname = \"app\"\npassword = \"pw\"\n";
+    let fake = TempFile::new("fake-qm-no-inquire.toml", &qm);
+    let password = TempFile::new("password", "pw\n");
+    let known = ["--qmgr", "QM2", "--user", "app", "--password-file", password.arg()];
+    poll_fake_config(&fake, "ORDERS.IN", &known)
+        .expect_code(0)
+        .stderr_has(&[
+            "setmqaut -m QM2 -t qmgr -p app +inq",
+            "SET AUTHREC OBJTYPE(QMGR) PRINCIPAL('app') AUTHADD(INQ)",
+        ]);
+    let anonymous = qm.replace("[[queue_manager.users]]\nname = \"app\"\npassword = \"pw\"\n", "");
+    let fake = TempFile::new("fake-qm-no-inquire-anonymous.toml", &anonymous);
+    let run = poll_fake_config(&fake, "ORDERS.IN", &[]);
+    run.expect_code(0)
+        .stderr_has(&["setmqaut -m <qmgr> -t qmgr -p <user> +inq", "PRINCIPAL('<user>')"]);
+    assert!(!run.stderr.contains("-p USER"), "{}", run.stderr);
+}

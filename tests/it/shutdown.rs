@@ -528,3 +528,42 @@ fn regression_an_exit_at_once_prints_the_summary_so_far() {
     assert!(lines[2].starts_with("  connection 0: peak handles "), "{said}");
     assert!(lines[3].starts_with("  pool: 1 connects, 0 reconnects"), "{said}");
 }
+
+/// Under `--log-format json` an exit at once says so in one event and its summary so far in
+/// the next, with the same one write keeping anything from landing in between.
+#[test]
+fn under_log_format_json_an_exit_at_once_is_an_event_followed_by_the_summary_so_far() {
+    let server = FakeQmProcess::start(QM);
+    put(&server, 2);
+    let dir = Dir::new("summary-at-once-json");
+    let config = dir.exec_config("echo $$ > pid; exec sleep 600", 600_000);
+    let stderr = std::fs::File::create(dir.path("stderr")).expect("stderr file");
+    let extra = ["--shutdown-timeout", "1", "--log-format", "json"];
+    let mut poll = Poll::start(&server, &dir, &config, &extra, stderr.into());
+    let _reap = Reap(handler_pid(&dir));
+    poll.signal("TERM");
+    let code = poll.exit().code();
+    let said = dir.read("stderr");
+    assert_eq!(code, Some(130), "{said}");
+    let events: Vec<serde_json::Value> = said
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}\n{said}")))
+        .collect();
+    let exit = events
+        .iter()
+        .position(|e| {
+            e["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("exiting now; MQ backs out uncommitted work"))
+        })
+        .unwrap_or_else(|| panic!("no exit event:\n{said}"));
+    assert_eq!(events[exit]["level"], "WARN", "{said}");
+    let summary = &events.get(exit + 1).unwrap_or_else(|| panic!("no summary:\n{said}"))["fields"];
+    assert_eq!(summary["message"], "summary at exit (counted so far)", "{said}");
+    assert_eq!(summary["queues"][0]["queue"], "IN", "{said}");
+    assert_eq!(summary["queues"][0]["received"], 2, "{said}");
+    assert_eq!(summary["queues"][0]["delivered"], 0, "{said}");
+    assert!(summary["queues"][0]["in_flight"].is_u64(), "{said}");
+    assert_eq!(summary["connections"][0]["connection"], 0, "{said}");
+    assert_eq!(summary["pool"]["connects"], 1, "{said}");
+}

@@ -9,14 +9,18 @@
 //! `--shutdown-timeout`, after the summary so far (in-flight units of work are backed out by
 //! MQ when the process ends).
 
-/// `eprintln!` for a stderr that may be gone or stalled: the line is queued for the stderr
-/// thread (see `stderr.rs`) and never blocks the caller; what cannot be written is dropped.
+/// `eprintln!` for mqpilot's own messages, on a stderr that may be gone or stalled: the line
+/// is queued for the stderr thread (see `stderr.rs`) and never blocks the caller; what cannot
+/// be written is dropped. Under `--log-format json` each line is an event at the level given
+/// (`say!(level: tracing::Level::INFO; "...")`), WARN if none is: a message mqpilot writes
+/// itself is one an operator must see, such as an exit at once.
 macro_rules! say {
-    ($($arg:tt)*) => {{
-        let mut line = format!($($arg)*);
-        line.push('\n');
-        $crate::stderr::say(line.into_bytes());
+    (level: $level:expr; $($arg:tt)*) => {{
+        $crate::stderr::say_at($level, &format!($($arg)*));
     }};
+    ($($arg:tt)*) => {
+        say!(level: tracing::Level::WARN; $($arg)*)
+    };
 }
 
 mod connection;
@@ -26,6 +30,7 @@ mod metrics;
 mod poll;
 mod signals;
 mod stderr;
+mod summary;
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
@@ -68,7 +73,10 @@ pub(crate) fn usage(e: impl Into<anyhow::Error>) -> Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => refuse_command_line(&e),
+    };
     let log_format = match &cli.command {
         Command::Poll(args) => args.log_format,
         Command::Mcp(args) => args.log_format,
@@ -79,7 +87,7 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            say!("mqpilot: cannot start the async runtime: {e}");
+            say_last_error(1, &format!("cannot start the async runtime: {e}"));
             stderr::flush(stderr::EXIT_FLUSH);
             return ExitCode::from(1);
         }
@@ -93,7 +101,7 @@ fn main() -> ExitCode {
     let code = match outcome {
         Ok(code) => code,
         Err(Failure(code, e)) => {
-            say!("mqpilot: {e:#}");
+            say_last_error(code, &format!("{e:#}"));
             code
         }
     };
@@ -103,22 +111,75 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
+/// Says the error that ends mqpilot with exit `code`: `mqpilot: {message}`, or under JSON an
+/// ERROR event with the message and `exit_code`.
+fn say_last_error(code: u8, message: &str) {
+    if stderr::json() {
+        let event = stderr::event(tracing::Level::ERROR, message, &[("exit_code", code.into())]);
+        stderr::say(event.into_bytes());
+    } else {
+        say!(level: tracing::Level::ERROR; "mqpilot: {message}");
+    }
+}
+
+/// A command line clap refuses: said and exited as clap does, or, when it asks for
+/// `--log-format json`, as an ERROR event with clap's exit code. `--help` and `--version`
+/// print as usual.
+fn refuse_command_line(e: &clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    let shown = matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if shown || !asks_for_json(std::env::args_os().skip(1)) {
+        e.exit();
+    }
+    stderr::set_json(true);
+    let code = u8::try_from(e.exit_code()).unwrap_or(2);
+    let said = e.render().to_string();
+    let said = said.trim();
+    say_last_error(code, said.strip_prefix("error: ").unwrap_or(said));
+    stderr::flush(stderr::EXIT_FLUSH);
+    std::process::exit(i32::from(code));
+}
+
+/// Whether `args` (a command line clap refused) ask for `--log-format json`.
+fn asks_for_json(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    let args: Vec<std::ffi::OsString> = args.collect();
+    args.iter().enumerate().any(|(i, arg)| {
+        arg == "--log-format=json" || (arg == "--log-format" && args.get(i + 1).is_some_and(|next| next == "json"))
+    })
+}
+
 /// Logs to stderr at the level RUST_LOG gives (default `info`), through the stderr thread:
-/// logging never blocks, and drops lines rather than wait for a stalled stderr.
+/// logging never blocks, and drops lines rather than wait for a stalled stderr. A RUST_LOG
+/// that does not parse is warned about once, naming it and why, and logging goes on at
+/// `info`: a typo there should not stop a consumer.
 ///
 /// Message payloads never reach the logs: rmcp logs every request and result it handles at
 /// debug (and whole messages at trace), and tool arguments and results carry payloads, so
 /// rmcp's events above info are dropped unless RUST_LOG names `rmcp` itself.
 fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
 
-    let spec = std::env::var(tracing_subscriber::EnvFilter::DEFAULT_ENV).ok();
-    let filter = spec
-        .as_deref()
-        .and_then(|s| tracing_subscriber::EnvFilter::try_new(s).ok())
-        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
-    let rmcp_named = spec.as_deref().is_some_and(names_rmcp);
+    stderr::set_json(matches!(format, LogFormat::Json));
+    let (spec, refused) = match std::env::var(EnvFilter::DEFAULT_ENV) {
+        // Set but empty, as unset: the default.
+        Ok(spec) if spec.trim().is_empty() => (None, None),
+        Ok(spec) => match EnvFilter::try_new(&spec) {
+            Ok(filter) => (Some((spec, filter)), None),
+            Err(e) => (None, Some((spec, e.to_string()))),
+        },
+        Err(std::env::VarError::NotPresent) => (None, None),
+        Err(std::env::VarError::NotUnicode(raw)) => (
+            None,
+            Some((raw.to_string_lossy().into_owned(), "not valid UTF-8".to_owned())),
+        ),
+    };
+    let rmcp_named = spec.as_ref().is_some_and(|(s, _)| names_rmcp(s));
+    let filter = spec.map_or_else(|| EnvFilter::new("info"), |(_, filter)| filter);
     let no_payloads = tracing_subscriber::filter::filter_fn(move |meta| rmcp_named || !carries_payloads(meta));
     // A log line that cannot be written (stderr closed or stalled) is dropped: tracing's own
     // report of the failure would go to the same stderr.
@@ -134,6 +195,9 @@ fn init_logging(format: LogFormat) {
             .init(),
         LogFormat::Json => builder.json().finish().with(no_payloads).init(),
     }
+    if let Some((rust_log, error)) = refused {
+        tracing::warn!(rust_log = %rust_log, error = %error, "RUST_LOG is not valid, so it is ignored: logging at info");
+    }
 }
 
 /// A panic's report goes through the stderr thread like any line. The default hook writes to
@@ -146,6 +210,9 @@ fn report_panics_through_the_stderr_thread() {
         let backtrace = std::backtrace::Backtrace::capture();
         if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
             report.push_str(&format!("{backtrace}\n"));
+        }
+        if stderr::json() {
+            report = stderr::event(tracing::Level::ERROR, report.trim_end(), &[]);
         }
         stderr::say(report.into_bytes());
     }));
@@ -166,6 +233,16 @@ fn carries_payloads(meta: &tracing::Metadata<'_>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_command_line_asks_for_json_only_with_log_format_json() {
+        let asks = |args: &[&str]| asks_for_json(args.iter().map(std::ffi::OsString::from));
+        assert!(asks(&["poll", "--batch", "0", "--log-format", "json"]));
+        assert!(asks(&["poll", "--log-format=json", "--batch", "0"]));
+        assert!(!asks(&["poll", "--batch", "0"]));
+        assert!(!asks(&["poll", "--log-format", "text", "--queue", "json"]));
+        assert!(!asks(&["poll", "--log-format"]));
+    }
 
     #[test]
     fn only_a_directive_for_rmcp_lets_its_payload_logs_through() {

@@ -7,15 +7,13 @@ use std::time::Duration;
 
 use clap::builder::RangedU64ValueParser;
 use clap::{Args, ValueEnum};
-use mqpilot::fake::FakeQm;
-use mqpilot::pool::{BackoffConfig, Pool, PoolConfig, PoolSnapshot};
-use mqpilot::worker::QueueTotals;
+use mqpilot::pool::{BackoffConfig, Pool, PoolConfig};
 use mqpilot::worker::config::{
     MAX_BATCH, MAX_CONNECTIONS, MAX_WAIT_MS, MAX_WORKERS, QueueConfig, Receive, WorkerConfig,
 };
 use mqpilot::worker::demo::DEMO_QUEUE;
 use mqpilot::worker::limits::RunLimits;
-use mqpilot::worker::run::{RunHandle, RunSummary, start};
+use mqpilot::worker::run::start;
 use mqpilot::worker::sink::SinkConfig;
 use tokio_util::sync::CancellationToken;
 
@@ -323,7 +321,7 @@ pub(crate) async fn run(args: PollArgs) -> Result<u8, Failure> {
         // Stopped while still connecting or checking (a queue manager that is not up yet):
         // the stop that was asked for, not a failure to start.
         Err(_) if cancel.is_cancelled() => {
-            say!("mqpilot: stopped by a signal before the queues were checked; nothing was received");
+            say!(level: tracing::Level::INFO; "mqpilot: stopped by a signal before the queues were checked; nothing was received");
             return Ok(0);
         }
         Err(e) => return Err(Failure(3, anyhow::Error::new(e).context("cannot start"))),
@@ -335,26 +333,28 @@ pub(crate) async fn run(args: PollArgs) -> Result<u8, Failure> {
     let live = Arc::new(handle.clone());
     crate::signals::summary_at_exit({
         let live = Arc::downgrade(&live);
-        move || live.upgrade().map(|h| summary_so_far(&h))
+        move || live.upgrade().map(|h| crate::summary::so_far(&h))
     });
     let status = std::io::stderr()
         .is_terminal()
-        .then(|| tokio::spawn(status_line(handle.clone())));
+        .then(|| tokio::spawn(crate::summary::status_line(handle.clone())));
     let summary = run.finish().await;
     crate::signals::hold_if_exiting_at_once();
     drop(live);
     if let Some(task) = status {
         task.abort();
     }
+    let code = if summary.stopped().is_empty() { 0 } else { 1 };
+    crate::summary::print(&summary, code);
     match backend {
-        Backend::Fake(qm) => print_summary(&summary, Some(&qm)),
-        Backend::Server(addr) => {
-            print_summary(&summary, None);
-            print_server_depths(addr).await;
+        Backend::Fake(qm) => {
+            let depths: Vec<(String, i32)> = qm.queues().into_iter().map(|q| (q.name, q.depth)).collect();
+            crate::summary::print_fake_depths(&depths);
         }
-        Backend::Ibm => print_summary(&summary, None),
+        Backend::Server(addr) => print_server_depths(addr).await,
+        Backend::Ibm => {}
     }
-    Ok(if summary.stopped().is_empty() { 0 } else { 1 })
+    Ok(code)
 }
 
 /// Warns when `pool.handle_reserve` leaves a connection (connected by the checks at start)
@@ -380,157 +380,7 @@ fn warn_of_a_budget_of_one(pool: &Pool, handle_reserve: usize) {
 async fn print_server_depths(addr: String) {
     let status = tokio::task::spawn_blocking(move || mqpilot::fake::net::RemoteAdmin::new(addr).status()).await;
     if let Ok(Ok(status)) = status {
-        let depths: Vec<String> = status
-            .queues
-            .iter()
-            .map(|q| format!("{} {}", q.name, q.depth))
-            .collect();
-        say!("  fake queue manager depths: {}", depths.join(", "));
-    }
-}
-
-async fn status_line(handle: RunHandle) {
-    let mut tick = tokio::time::interval(Duration::from_secs(10));
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        let totals: Vec<String> = handle
-            .totals()
-            .iter()
-            .map(|(q, t)| {
-                format!(
-                    "{q}: {} delivered, {} backed out, {} poisoned",
-                    t.delivered, t.backed_out, t.poisoned
-                )
-            })
-            .collect();
-        let pool = handle.pool();
-        say!(
-            "mqpilot: {} | connections {} | peak handles/connection {} | reconnects {}",
-            totals.join("; "),
-            pool.connections.len(),
-            pool.peak_handles(),
-            pool.reconnects
-        );
-    }
-}
-
-fn print_summary(summary: &RunSummary, fake: Option<&FakeQm>) {
-    say!("mqpilot: summary");
-    let queues = summary.queues.iter().map(|(queue, t, _)| (queue.as_str(), *t));
-    for line in summary_lines(queues, &summary.pool, false) {
-        say!("{line}");
-    }
-    for (queue, why) in summary.stopped() {
-        say!("  STOPPED {queue}: {why}");
-    }
-    if let Some(qm) = fake {
-        let depths: Vec<String> = qm.queues().iter().map(|q| format!("{} {}", q.name, q.depth)).collect();
-        say!("  fake queue manager depths: {}", depths.join(", "));
-    }
-}
-
-/// The summary an exit at once prints: the counters as they are, with each queue's messages
-/// still in flight. Reads atomics and the pool's counters only: nothing that waits on MQ,
-/// a sink or a network.
-fn summary_so_far(handle: &RunHandle) -> Vec<String> {
-    let mut lines = vec!["mqpilot: summary at exit (counted so far)".to_owned()];
-    let totals = handle.totals();
-    let queues = totals.iter().map(|(queue, t)| (queue.as_str(), *t));
-    lines.extend(summary_lines(queues, &handle.pool(), true));
-    lines
-}
-
-/// The summary's lines: per queue its counts (and, with `in_flight`, the messages received
-/// and not yet committed, backed out, moved or lost), each connection in pool-slot order
-/// (connection ids grow with every reconnect; slots are what the metrics are labelled by),
-/// then the pool's counts.
-fn summary_lines<'a>(
-    queues: impl Iterator<Item = (&'a str, QueueTotals)>,
-    pool: &PoolSnapshot,
-    in_flight: bool,
-) -> Vec<String> {
-    let mut lines = Vec::new();
-    for (queue, t) in queues {
-        let unknown = if t.commit_unknown > 0 {
-            format!(", commit outcome unknown {}", t.commit_unknown)
-        } else {
-            String::new()
-        };
-        let lost = if t.lost_at_most_once > 0 {
-            format!(", LOST (no syncpoint) {}", t.lost_at_most_once)
-        } else {
-            String::new()
-        };
-        let concluded = t.delivered + t.backed_out + t.poisoned + t.commit_unknown + t.lost_at_most_once;
-        let flying = t.received.saturating_sub(concluded);
-        let flying = if in_flight && flying > 0 {
-            format!(", in flight {flying}")
-        } else {
-            String::new()
-        };
-        lines.push(format!(
-            "  {queue}: received {}, delivered {}, backed out {}, poisoned {}, sink failures {}{unknown}{lost}{flying}",
-            t.received, t.delivered, t.backed_out, t.poisoned, t.sink_failures,
-        ));
-    }
-    let mut connections: Vec<_> = pool.connections.values().collect();
-    connections.sort_by_key(|c| c.slot);
-    for c in connections {
-        lines.push(format!(
-            "  connection {}: peak handles {} of budget {} (MAXHANDS {})",
-            c.slot, c.peak_handles, c.budget, c.max_handles
-        ));
-    }
-    lines.push(format!(
-        "  pool: {} connects, {} reconnects, {} budget shrinks after 2017",
-        pool.connects, pool.reconnects, pool.budget_shrinks
-    ));
-    lines
-}
-
-#[cfg(test)]
-mod tests {
-    use mqpilot::pool::ConnectionStats;
-
-    use super::*;
-
-    #[test]
-    fn the_summary_lists_connections_by_pool_slot_after_reconnects() {
-        let mut pool = PoolSnapshot::default();
-        // Ids grow with every reconnect: slot 0's connection was replaced last.
-        for (id, slot) in [(2, 2), (3, 3), (5, 1), (8, 0)] {
-            let stats = ConnectionStats {
-                slot,
-                ..ConnectionStats::default()
-            };
-            pool.connections.insert(id, stats);
-        }
-        let lines = summary_lines(std::iter::empty(), &pool, false);
-        let slots: Vec<&str> = lines
-            .iter()
-            .filter_map(|l| l.strip_prefix("  connection "))
-            .filter_map(|l| l.split(':').next())
-            .collect();
-        assert_eq!(slots, ["0", "1", "2", "3"]);
-    }
-
-    #[test]
-    fn the_summary_at_exit_counts_what_is_in_flight() {
-        let t = QueueTotals {
-            received: 30,
-            delivered: 10,
-            backed_out: 5,
-            poisoned: 1,
-            ..QueueTotals::default()
-        };
-        let pool = PoolSnapshot::default();
-        let at_exit = summary_lines([("IN", t)].into_iter(), &pool, true);
-        assert_eq!(
-            at_exit[0],
-            "  IN: received 30, delivered 10, backed out 5, poisoned 1, sink failures 0, in flight 14"
-        );
-        let at_end = summary_lines([("IN", t)].into_iter(), &pool, false);
-        assert!(!at_end[0].contains("in flight"), "{}", at_end[0]);
+        let depths: Vec<(String, i32)> = status.queues.into_iter().map(|q| (q.name, q.depth)).collect();
+        crate::summary::print_fake_depths(&depths);
     }
 }

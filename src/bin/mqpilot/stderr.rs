@@ -9,9 +9,14 @@
 //! mqpilot's own messages (the summary, the last error), so a flood of log lines (an exec
 //! command's output) cannot push those out. A closed stderr drops every line. At exit,
 //! [`flush`] waits a bounded time for what is queued, then gives up.
+//!
+//! Under `--log-format json` ([`set_json`]) mqpilot's own messages are JSON events shaped
+//! like the log lines (`timestamp`, `level`, `fields` with `message` first, `target`), so
+//! that every line on stderr is one JSON object; only the status line, written for a
+//! terminal, stays text.
 
 use std::io::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
@@ -83,7 +88,7 @@ fn write_all(receiver: &mpsc::Receiver<Vec<u8>>) {
         let q = queue();
         let dropped = q.dropped.swap(0, Ordering::Relaxed);
         if dropped > 0 {
-            let _ = writeln!(stderr, "{}", dropped_line(dropped));
+            let _ = stderr.write_all(dropped_line(dropped).as_bytes());
         }
         let _ = stderr.write_all(&line);
         let _ = stderr.flush();
@@ -93,8 +98,73 @@ fn write_all(receiver: &mpsc::Receiver<Vec<u8>>) {
     }
 }
 
+/// The line that says how many lines were dropped, with its newline.
 fn dropped_line(dropped: u64) -> String {
-    format!("mqpilot: {dropped} log lines dropped: stderr was not keeping up")
+    let message = format!("{dropped} log lines dropped: stderr was not keeping up");
+    if json() {
+        event(tracing::Level::WARN, &message, &[])
+    } else {
+        format!("mqpilot: {message}\n")
+    }
+}
+
+/// Whether mqpilot's own messages are JSON events rather than text.
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// Has mqpilot's own messages written as JSON events (`--log-format json`) or as text (the
+/// default). Set once, before the first message.
+pub(crate) fn set_json(on: bool) {
+    JSON.store(on, Ordering::Relaxed);
+}
+
+/// Whether mqpilot's own messages are written as JSON events.
+pub(crate) fn json() -> bool {
+    JSON.load(Ordering::Relaxed)
+}
+
+/// How every line [`event`] makes starts.
+const EVENT_START: &str = "{\"timestamp\":";
+
+/// One JSON event, as the JSON log lines are: the time, `level`, `message` and then `fields`
+/// in their order, target `mqpilot`; with its newline.
+pub(crate) fn event(level: tracing::Level, message: &str, fields: &[(&str, serde_json::Value)]) -> String {
+    use tracing_subscriber::fmt::time::FormatTime as _;
+    let mut timestamp = String::new();
+    let _ = tracing_subscriber::fmt::time::SystemTime
+        .format_time(&mut tracing_subscriber::fmt::format::Writer::new(&mut timestamp));
+    let text = |s: &str| serde_json::Value::from(s).to_string();
+    let mut line = format!(
+        "{EVENT_START}{},\"level\":{},\"fields\":{{\"message\":{}",
+        text(&timestamp),
+        text(level.as_str()),
+        text(message)
+    );
+    for (name, value) in fields {
+        line.push_str(&format!(",{}:{value}", text(name)));
+    }
+    line.push_str("},\"target\":\"mqpilot\"}\n");
+    line
+}
+
+/// Queues one of mqpilot's own messages (see `say!`): `text` as it is, or under JSON an
+/// event at `level` per line of it, with `mqpilot: ` left out of its message (the target
+/// says it); a line that is an event already ([`event`]) is kept as it is. One write
+/// whatever the lines, so nothing lands in between them.
+pub(crate) fn say_at(level: tracing::Level, text: &str) {
+    if !json() {
+        say(format!("{text}\n").into_bytes());
+        return;
+    }
+    let mut events = String::new();
+    for line in text.lines() {
+        if line.starts_with(EVENT_START) {
+            events.push_str(line);
+            events.push('\n');
+        } else {
+            events.push_str(&event(level, line.strip_prefix("mqpilot: ").unwrap_or(line), &[]));
+        }
+    }
+    say(events.into_bytes());
 }
 
 /// Queues a log `line` (which should end in a newline) for stderr; drops it if the queue is
@@ -131,7 +201,7 @@ pub(crate) fn flush(timeout: Duration) -> bool {
     let q = queue();
     let dropped = q.dropped.swap(0, Ordering::Relaxed);
     if dropped > 0 {
-        say(format!("{}\n", dropped_line(dropped)).into_bytes());
+        say(dropped_line(dropped).into_bytes());
     }
     let target = q.queued.load(Ordering::Acquire);
     let deadline = Instant::now() + timeout;
@@ -186,6 +256,27 @@ mod tests {
         assert!(admits(Kind::Message, log_room));
         assert!(admits(Kind::Message, QUEUE_LINES - 1));
         assert!(!admits(Kind::Message, QUEUE_LINES));
+    }
+
+    #[test]
+    fn an_event_is_one_json_line_shaped_like_the_log_lines() {
+        let line = event(
+            tracing::Level::ERROR,
+            "cannot start:\n\"quoted\"",
+            &[("exit_code", 3.into()), ("queues", serde_json::json!(["A"]))],
+        );
+        assert!(line.starts_with(EVENT_START) && line.ends_with("}\n"), "{line}");
+        assert_eq!(line.lines().count(), 1, "{line}");
+        let parsed: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+        assert_eq!(parsed["level"], "ERROR");
+        assert_eq!(parsed["target"], "mqpilot");
+        assert_eq!(
+            parsed["fields"],
+            serde_json::json!({"message": "cannot start:\n\"quoted\"", "exit_code": 3, "queues": ["A"]})
+        );
+        assert!(parsed["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')), "{line}");
+        let message_first = line.find("\"message\"").expect("message");
+        assert!(message_first < line.find("\"exit_code\"").expect("exit_code"), "{line}");
     }
 
     #[test]
