@@ -405,7 +405,9 @@ impl Queues {
                     handles: c.handles,
                     peak_handles: c.peak_handles,
                     budget: c.budget,
-                    max_handles: c.max_handles,
+                    max_handles: (!c.max_handles_assumed).then_some(c.max_handles),
+                    max_handles_assumed: c.max_handles_assumed.then_some(c.max_handles),
+                    budget_shrunk: c.budget_shrunk,
                 })
                 .collect(),
             max_connections: self.max_connections,

@@ -556,10 +556,15 @@ pub struct ConnectionOut {
     pub handles: usize,
     /// Most handles open at once.
     pub peak_handles: usize,
-    /// The handle budget: min(configured, MAXHANDS - reserve).
+    /// The handle budget: min(configured, MAXHANDS - reserve), lowered after a 2017.
     pub budget: usize,
-    /// MAXHANDS as the queue manager reported it.
-    pub max_handles: usize,
+    /// MAXHANDS as the queue manager reported it; `null` when it refused the MQINQ that reads
+    /// it (no `+inq` on its object).
+    pub max_handles: Option<usize>,
+    /// IBM's default MAXHANDS (256), assumed when the MQINQ was refused; else `null`.
+    pub max_handles_assumed: Option<usize>,
+    /// A 2017 (another application's handles on the connection) lowered `budget`.
+    pub budget_shrunk: bool,
 }
 
 /// `pool_status` result.

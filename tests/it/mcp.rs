@@ -253,6 +253,11 @@ async fn inspect_tools_report_queues_pool_and_reason_codes() {
     let conns = pool["connections"].as_array().expect("connections");
     assert!(!conns.is_empty() && conns.len() <= 2, "{pool}");
     assert_eq!(conns[0]["budget"], 32);
+    assert_eq!(
+        (&conns[0]["max_handles"], &conns[0]["max_handles_assumed"]),
+        (&json!(256), &json!(null)),
+        "{pool}"
+    );
 }
 
 #[tokio::test]

@@ -69,4 +69,16 @@ async fn regression_mcp_serves_a_user_without_qmgr_inquire_authority() {
     assert_eq!(got["commit_outcome"], "committed", "{got}");
     assert_eq!(qm.depth("ORDERS"), Some(3));
     assert!(qm.reason_count(Verb::Open, 2035) >= 1);
+    // pool_status says the MAXHANDS it shows was assumed, not read.
+    let pool = ok(&client, "pool_status", json!({})).await;
+    let conn = &pool["connections"][0];
+    assert_eq!(
+        (
+            &conn["max_handles"],
+            &conn["max_handles_assumed"],
+            &conn["budget_shrunk"]
+        ),
+        (&json!(null), &json!(256), &json!(false)),
+        "{pool}"
+    );
 }

@@ -148,10 +148,15 @@ fn exit_at_once(why: &str) -> ! {
     let summary = SUMMARY_AT_EXIT.get().and_then(|summary| summary()).unwrap_or_default();
     mqpilot::worker::sink::kill_running_commands();
     // One write: a log line from a killed command's failed delivery cannot land in between.
-    let mut said = format!(
-        "mqpilot: {why}: exiting now; MQ backs out uncommitted work{}",
-        lost(&at_stake)
-    );
+    let head = format!("{why}: exiting now; MQ backs out uncommitted work{}", lost(&at_stake));
+    let mut said = if crate::stderr::json() {
+        let fields = [("exit_code", EXIT_AT_ONCE.into())];
+        crate::stderr::event(tracing::Level::WARN, &head, &fields)
+            .trim_end()
+            .to_owned()
+    } else {
+        format!("mqpilot: {head}")
+    };
     for line in summary {
         said.push('\n');
         said.push_str(&line);
