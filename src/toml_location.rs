@@ -45,7 +45,11 @@ pub(crate) fn parse_error(e: &toml::de::Error, text: &str, origin: &Path) -> Err
         Some(Named::Key(key)) => (key, at),
         Some(Named::Table(table)) => match key_named_in(&message) {
             Some(key) => {
-                let field = dotted(&table, key);
+                let field = if is_the_unknown_table(text, &table, key, &message) {
+                    table
+                } else {
+                    dotted(&table, key)
+                };
                 let line_column = locate(text, &field).unwrap_or(at);
                 (field, line_column)
             }
@@ -191,6 +195,15 @@ fn key_named_in(message: &str) -> Option<&str> {
         .iter()
         .find_map(|prefix| message.strip_prefix(prefix))
         .and_then(|rest| rest.split('`').next())
+}
+
+/// Whether an `unknown field` error reported at `table` is about that table itself: serde
+/// reports an unknown key whose value is a table at the table (`[extra]`, `extra = {...}`),
+/// so the key it names is the table's own, not one written inside it.
+fn is_the_unknown_table(text: &str, table: &str, key: &str, message: &str) -> bool {
+    let own_name = table.rsplit('.').next() == Some(key);
+    let inside = dotted(table, key);
+    message.starts_with("unknown field `") && own_name && !nodes(text).iter().any(|node| node.name == inside)
 }
 
 /// The value serde quotes in an `unknown variant` message (`per = "msg"` in `[queue.sink]`).
@@ -431,6 +444,20 @@ name = \"H2\"
         assert!(error.starts_with("t.toml:4:5: item[1].n: invalid type"), "{error}");
         let error = parse("[[item]]\nn = 1\nm = 2\n");
         assert!(error.starts_with("t.toml:3:1: item[0].m: unknown field `m`"), "{error}");
+    }
+
+    #[test]
+    fn regression_an_unknown_top_level_table_is_named_once() {
+        let error = parse("[[item]]\nn = 1\n\n[extra]\nfoo = 1\n");
+        assert!(error.starts_with("t.toml:4:1: extra: unknown field `extra`"), "{error}");
+        let error = parse("extra = { foo = 1 }\n");
+        assert!(error.starts_with("t.toml:1:1: extra: unknown field `extra`"), "{error}");
+        // A table inside an entry, named like its parent, keeps its own name.
+        let error = parse("[[item]]\nn = 1\n[item.item]\nfoo = 1\n");
+        assert!(
+            error.starts_with("t.toml:3:1: item[0].item: unknown field `item`"),
+            "{error}"
+        );
     }
 
     #[test]

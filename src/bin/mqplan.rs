@@ -3,8 +3,9 @@
 //! Exit codes: `check` 0 every check ok, 1 something at risk, 2 something fails (with
 //! `--validate`, 3 when the embedded fake did not do what the report predicts); `validate` 0
 //! observed matches predicted, 1 a mismatch (74 when `--fake-qm` cannot run its processes);
-//! `sweep` and `emit` 0; every command 65 when the model is invalid, 64 for bad flags, 74 when a
-//! file cannot be read or written.
+//! `sweep` and `emit` 0, `emit keda` 2 when no ScaledObject is safe; every command 65 when the
+//! model is invalid, 64 for bad flags, 74 when a file cannot be read or written. Each
+//! command's `--help` lists its own.
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
@@ -25,11 +26,54 @@ const EXIT_NO_SAFE_SCALING: u8 = 2;
 /// `check --validate`: the embedded fake did not do what the report predicts.
 const EXIT_VALIDATION_MISMATCH: u8 = 3;
 
+/// The exit codes every command shares, the end of each `--help`.
+macro_rules! exit_codes {
+    ($($line:literal),* $(,)?) => {
+        concat!(
+            "Exit codes:\n",
+            $($line, "\n",)*
+            "  64  bad flags (--help and --version exit 0)\n",
+            "  65  the model is invalid (named by file, line, column and field)\n",
+            "  74  a file cannot be read or written",
+        )
+    };
+}
+
+const CHECK_EXIT_CODES: &str = exit_codes!(
+    "  0   every check ok",
+    "  1   something at risk (headroom below --headroom)",
+    "  2   something fails",
+    "  3   with --validate: the embedded fake did not do what the report predicts",
+);
+const SWEEP_EXIT_CODES: &str = exit_codes!("  0   the table (and the chart) written");
+const VALIDATE_EXIT_CODES: &str = "Exit codes:
+  0   observed matches predicted
+  1   a mismatch
+  64  bad flags (--help exits 0), a --fake-qm address that is not an IPv4 loopback HOST:PORT, or a fleet too \
+large to run (connections, handles and messages, processes, or open files past the hard limit)
+  65  the model is invalid (named by file, line, column and field)
+  74  the model cannot be read; with --fake-qm: the server cannot be served or reached, or an instance process \
+cannot start, ends early or is not ready in time";
+const EMIT_EXIT_CODES: &str = exit_codes!("  0   written to stdout");
+const EMIT_ALL_EXIT_CODES: &str = exit_codes!("  0   written to stdout", "  2   emit keda: no ScaledObject is safe",);
+const KEDA_EXIT_CODES: &str = exit_codes!(
+    "  0   the ScaledObject written to stdout",
+    "  2   no ScaledObject is safe: a limit fails at the planned minimum, the app takes messages off no queue, \
+     or its name has no ASCII letter or digit",
+);
+const ALL_EXIT_CODES: &str = exit_codes!(
+    "  0   ok (check: every check ok; validate: observed matches predicted)",
+    "  1   check: something at risk; validate: a mismatch",
+    "  2   check: something fails; emit keda: no ScaledObject is safe",
+    "  3   check --validate: the embedded fake did not do what the report predicts",
+);
+
 #[derive(Parser, Debug)]
 #[command(
     name = "mqplan",
     version,
-    about = "Capacity planner for IBM MQ fleets: which limit breaks first, at what scale, with which reason code"
+    about = "Capacity planner for IBM MQ fleets: which limit breaks first, at what scale, with which reason code",
+    after_help = ALL_EXIT_CODES
 )]
 struct Cli {
     #[command(subcommand)]
@@ -39,6 +83,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Check a model against every limit; exit 0 ok, 1 at risk, 2 fails.
+    #[command(after_help = CHECK_EXIT_CODES)]
     Check {
         /// The model (TOML).
         model: PathBuf,
@@ -57,6 +102,7 @@ enum Command {
         validate: bool,
     },
     /// Scale one app over a range of instance counts: a table, and optionally a chart.
+    #[command(after_help = SWEEP_EXIT_CODES)]
     Sweep {
         /// The model (TOML).
         model: PathBuf,
@@ -73,12 +119,14 @@ enum Command {
         #[arg(long, default_value_t = plan::DEFAULT_HEADROOM_PCT, allow_negative_numbers = true)]
         headroom: f64,
     },
-    /// Write MQSC or a KEDA ScaledObject for a model.
+    /// Write MQSC, a KEDA ScaledObject or the fake queue manager's definition for a model.
+    #[command(after_help = EMIT_ALL_EXIT_CODES)]
     Emit {
         #[command(subcommand)]
         what: Emit,
     },
     /// Run the model on the embedded fake queue manager and compare observed with predicted.
+    #[command(after_help = VALIDATE_EXIT_CODES)]
     Validate {
         /// The model (TOML).
         model: PathBuf,
@@ -111,6 +159,7 @@ enum Command {
 #[derive(Subcommand, Debug)]
 enum Emit {
     /// ALTER QMGR / ALTER CHANNEL commands that cover the plan, and the qm.ini note.
+    #[command(after_help = EMIT_EXIT_CODES)]
     Mqsc {
         /// The model (TOML).
         model: PathBuf,
@@ -119,12 +168,14 @@ enum Emit {
         headroom: f64,
     },
     /// The fake queue manager's definition file for the model (for `mqpilot fake-qm --config`).
+    #[command(after_help = EMIT_EXIT_CODES)]
     FakeQm {
         /// The model (TOML).
         model: PathBuf,
     },
     /// A KEDA ScaledObject whose maxReplicaCount keeps the headroom on every limit the app grows
     /// (so it is below the app's max safe instances).
+    #[command(after_help = KEDA_EXIT_CODES)]
     Keda {
         /// The model (TOML).
         model: PathBuf,
@@ -373,6 +424,10 @@ fn run(command: Command) -> Result<u8, Failure> {
             source,
             gate_timeout,
         } => {
+            // The run that started this instance is gone when its pipe ends before a release
+            // line: end at once, whatever the stage; the server backs out what the instance
+            // held when its sockets close.
+            let parent = plan::validate::Parent::watch(std::io::stdin(), || std::process::exit(EXIT_IO.into()))?;
             let (_, plan) = load(&model)?;
             let app = app_index(&plan, &app)?;
             if instance >= plan.model.apps[app].max_instances {
@@ -385,7 +440,7 @@ fn run(command: Command) -> Result<u8, Failure> {
                 source,
                 gate_wait: std::time::Duration::from_secs(gate_timeout),
             };
-            plan::validate::run_instance(&plan, &args, std::io::stdin().lock(), std::io::stdout())?;
+            plan::validate::run_instance(&plan, &args, &parent, std::io::stdout())?;
             Ok(0)
         }
     }

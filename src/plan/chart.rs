@@ -1,6 +1,10 @@
 //! The sweep chart: channel instances and handles per connection against instances, with the
 //! limits drawn as lines and the first failure marked. The only file that uses plotters.
 //!
+//! Every limit the chart shows is in its legend with its value; one far above the data (more
+//! than about twice their peak, such as an unlimited MAXINST) is not drawn, so that the data
+//! are not flattened against the axis, and its legend entry says it is above the chart.
+//!
 //! The font (DejaVu Sans) is compiled in and registered with plotters once, so charts render
 //! the same on a machine without fontconfig or any system font.
 
@@ -8,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordu64;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
@@ -162,7 +167,8 @@ fn with_margin(top: u64) -> u64 {
 type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
 /// The limit series drawn in a colour of their own: the one that fails first when it is none
-/// of MAXINST, MaxChannels (MaxActiveChannels) and MAXHANDS, which are always drawn.
+/// of MAXINST, MaxChannels (MaxActiveChannels) and MAXHANDS, which are always shown (drawn,
+/// or named as above the chart).
 const LIMITING: RGBColor = RGBColor(230, 120, 0);
 const LIMITING_LINE: RGBColor = RGBColor(140, 60, 0);
 
@@ -191,12 +197,38 @@ fn x_axis(s: &Sweep) -> (u64, u64) {
     }
 }
 
-/// The top of a y axis over `values`, with each limit in `limits` shown unless it is more
-/// than twice the values' peak (it would flatten them).
+/// The top of a y axis over `values`: 10% above their peak, or above the highest limit in
+/// `limits` that is at most twice the peak. A limit higher than that would flatten the values:
+/// it is left above the axis (and [`draw_limits`] names it in the legend).
 fn y_top(values: impl Iterator<Item = u64>, limits: &[u64]) -> u64 {
     let peak = values.max().unwrap_or(1);
     let shown = limits.iter().map(|&l| l.min(peak.saturating_mul(2))).max().unwrap_or(0);
     with_margin(peak.max(shown).max(1))
+}
+
+/// A chart of counts against instances.
+type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordu64, RangedCoordu64>>;
+
+/// Draws each limit of `lines` (value, colour, label) across the x range `(from, to)`; one
+/// above the y axis' `top` is not drawn, and its legend entry says it is above the chart.
+fn draw_limits<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    lines: Vec<(u64, RGBColor, String)>,
+    (from, to): (u64, u64),
+    top: u64,
+) -> DrawResult<DB> {
+    for (value, colour, label) in lines {
+        let (points, label) = if value <= top {
+            (vec![(from, value), (to, value)], label)
+        } else {
+            (Vec::new(), format!("{label} (above the chart)"))
+        };
+        chart
+            .draw_series(LineSeries::new(points, colour.stroke_width(1)))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
+    }
+    Ok(())
 }
 
 /// Draws both charts: channel instances above, per-connection numbers below.
@@ -245,7 +277,6 @@ fn draw_channels<DB: DrawingBackend>(top: &DrawingArea<DB, Shift>, s: &Sweep) ->
         .y_desc(y_desc)
         .label_style((FONT, 14))
         .draw()?;
-    let line = |v: u64| vec![(x_from, v), (x_to, v)];
     let mut series: Vec<Series> = vec![
         (
             s.rows.iter().map(|r| (r.instances, r.channel_total)).collect(),
@@ -283,12 +314,7 @@ fn draw_channels<DB: DrawingBackend>(top: &DrawingArea<DB, Shift>, s: &Sweep) ->
             format!("{} {}", l.limit.name(), l.configured),
         ));
     }
-    for (value, colour, label) in lines.into_iter().filter(|&(v, ..)| v <= y_max) {
-        chart
-            .draw_series(LineSeries::new(line(value), colour.stroke_width(1)))?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
-    }
+    draw_limits(&mut chart, lines, (x_from, x_to), y_max)?;
     match s.first_failure {
         Some(f) if f.instances >= first_row => {
             chart
@@ -334,7 +360,6 @@ fn draw_channels<DB: DrawingBackend>(top: &DrawingArea<DB, Shift>, s: &Sweep) ->
 fn draw_per_connection<DB: DrawingBackend>(bottom: &DrawingArea<DB, Shift>, s: &Sweep) -> DrawResult<DB> {
     let (x_from, x_to) = x_axis(s);
     let one_row = s.rows.len() == 1;
-    let line = |v: u64| vec![(x_from, v), (x_to, v)];
     let lower_extra = s.limiting.as_ref().filter(|l| l.limit == Limit::MaxUmsgs);
     let handles = s.rows.first().map_or(0, |r| r.handles_per_connection);
     let mut lower_limits = vec![s.max_handles];
@@ -382,12 +407,7 @@ fn draw_per_connection<DB: DrawingBackend>(bottom: &DrawingArea<DB, Shift>, s: &
             .label(label)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
     }
-    for (value, colour, label) in lines.into_iter().filter(|&(v, ..)| v <= h_max) {
-        lower
-            .draw_series(LineSeries::new(line(value), colour.stroke_width(1)))?
-            .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
-    }
+    draw_limits(&mut lower, lines, (x_from, x_to), h_max)?;
     lower
         .configure_series_labels()
         .label_font((FONT, 13))

@@ -700,3 +700,54 @@ fn regression_a_chart_draws_the_limit_that_fails_first() {
         assert!(texts.iter().any(|t| t == label), "the SVG lacks {label:?}: {texts:?}");
     }
 }
+
+#[test]
+fn regression_a_sweep_chart_names_a_limit_above_its_top() {
+    // orders at 5 instances: 39 channel instances on the queue manager, MAXINSTC 30 and
+    // MAXINST 80 drawn; MaxChannels 100 is above the axis and said so in the legend.
+    let texts = mixed_fleet_chart(5, 5);
+    for label in ["MAXINST 80", "MAXINSTC 30", "MaxChannels 100 (above the chart)"] {
+        assert!(texts.iter().any(|t| t == label), "the SVG lacks {label:?}: {texts:?}");
+    }
+    // Over a range whose data reach it, it is drawn as a line.
+    let texts = mixed_fleet_chart(1, 40);
+    assert!(texts.iter().any(|t| t == "MaxChannels 100"), "{texts:?}");
+}
+
+#[test]
+fn regression_a_bad_fake_qm_address_is_a_usage_error() {
+    for addr in ["abc", "10.1.2.3:1414", "[::1]:23100"] {
+        let out = mqplan(&["validate", "models/mixed-fleet.toml", "--fake-qm", addr]);
+        assert_eq!(out.status.code(), Some(64), "{addr}: {}", stderr(&out));
+        assert!(stderr(&out).contains("--fake-qm"), "{addr}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn regression_every_command_help_gives_its_exit_codes() {
+    let emit = stdout(&mqplan(&["--help"]));
+    let line = emit.lines().find(|l| l.trim_start().starts_with("emit")).expect("emit");
+    assert!(line.contains("fake queue manager"), "{line}");
+    for (args, codes) in [
+        (
+            &["check", "--help"][..],
+            &["0 ", "1 ", "2 ", "3 ", "64", "65", "74"][..],
+        ),
+        (&["sweep", "--help"], &["0 ", "64", "65", "74"]),
+        (&["validate", "--help"], &["0 ", "1 ", "64", "65", "74"]),
+        (&["emit", "mqsc", "--help"], &["0 ", "64", "65", "74"]),
+        (&["emit", "keda", "--help"], &["0 ", "2 ", "64", "65", "74"]),
+        (&["emit", "fake-qm", "--help"], &["0 ", "64", "65", "74"]),
+    ] {
+        let out = mqplan(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        let help = stdout(&out);
+        let exit = help
+            .split_once("Exit codes:")
+            .unwrap_or_else(|| panic!("{args:?} gives no exit codes:\n{help}"))
+            .1;
+        for code in codes {
+            assert!(exit.contains(&format!("  {code}")), "{args:?} lacks {code:?}:\n{help}");
+        }
+    }
+}

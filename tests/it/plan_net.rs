@@ -6,8 +6,8 @@
 //! Random fleets reuse the in-process property test's strategy with at most 3 instances per app.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::process::Command;
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use mqpilot::fake::net::{RemoteVerbs, Server};
 use mqpilot::fake::{ChannelDef, ConnectRequest, FakeConfig, FakeQm, Verbs};
@@ -365,6 +365,137 @@ fn a_client_bound_to_a_loopback_address_is_counted_at_it() {
     assert_eq!(net::client_ip(1).to_string(), "127.1.0.1");
     assert_eq!(net::client_ip(257).to_string(), "127.1.1.1");
     server.shutdown();
+}
+
+/// One custom app of 2 instances x 520 connections: 1,040 connections, past the 1,024
+/// sockets a `fake-qm` serves by default.
+const WIDE: &str = r#"
+[queue_manager]
+name = "QM1"
+max_channels = 5000
+
+[[queue_manager.channel]]
+name = "APP.SVRCONN"
+
+[[app]]
+name = "wide"
+profile = "custom"
+channel = "APP.SVRCONN"
+instances = 2
+client_address = "per-instance"
+connections = 520
+handles_per_connection = 1
+uncommitted = 0
+"#;
+
+#[test]
+fn regression_a_fleet_past_1024_connections_validates_with_processes() {
+    let outcome = run(WIDE);
+    assert_eq!(number(&outcome, "wide: connections"), (1040, 1040));
+}
+
+#[test]
+fn regression_a_running_server_short_of_sockets_is_named_as_the_cause() {
+    // logicapps(256) opens 12 connections; this server takes 4 sockets at once.
+    let toml = logicapps(256);
+    let file = Scratch::new("model.toml", &toml);
+    let plan = Plan::new(Model::from_toml(&toml, &file.0).expect("valid"));
+    let config = FakeConfig::from_toml(&validate::fake_config_toml(&plan), "qm.toml".as_ref()).expect("definition");
+    let mut server = Server::bind("127.0.0.1:0", FakeQm::new(config))
+        .map(|s| s.with_max_sockets(4))
+        .and_then(Server::spawn)
+        .expect("serve");
+    let mut opts = options(&file);
+    opts.server = Some(server.local_addr().to_string());
+    let err = net::run(&plan, &opts)
+        .expect_err("the server refuses sockets")
+        .to_string();
+    server.shutdown();
+    assert!(err.contains("--max-sockets"), "{err}");
+    assert!(err.contains("12 connections"), "{err}");
+}
+
+/// One mqpilot app polling a queue nothing is put on: its pollers never reach the gate, so
+/// its instance waits there for its --gate-timeout.
+const WAITING: &str = r#"
+[queue_manager]
+name = "QM1"
+
+[[queue_manager.channel]]
+name = "APP.SVRCONN"
+
+[[app]]
+name = "audit"
+profile = "mqpilot"
+channel = "APP.SVRCONN"
+instances = 1
+connections = 2
+
+[[app.workload]]
+queue = "AUDIT.IN"
+kind = "poll"
+batch = 5
+concurrency = 2
+"#;
+
+#[test]
+fn regression_an_instance_ends_when_its_parent_goes_during_the_gate_wait() {
+    let file = Scratch::new("model.toml", WAITING);
+    let plan = Plan::new(Model::from_toml(WAITING, &file.0).expect("valid"));
+    let config = FakeConfig::from_toml(&validate::fake_config_toml(&plan), "qm.toml".as_ref()).expect("definition");
+    let qm = FakeQm::new(config);
+    let mut server = Server::bind("127.0.0.1:0", qm.clone())
+        .and_then(Server::spawn)
+        .expect("serve");
+    let address = server.local_addr().to_string();
+    let mut child = Command::new(MQPLAN)
+        .args(["validate-instance", file.arg(), "--app", "audit", "--instance", "0"])
+        .args(["--server", &address, "--source", "127.1.0.1", "--gate-timeout", "120"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start an instance");
+    let stdin = child.stdin.take();
+    let live = || {
+        qm.connections()
+            .iter()
+            .filter(|c| c.appl_name == "audit" && c.broken.is_none())
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while live() == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let connected = live() > 0;
+    // What a parent killed outright does to the instance: its end of the pipe closes.
+    drop(stdin);
+    let closed = Instant::now();
+    let ended = loop {
+        if child.try_wait().expect("wait").is_some() {
+            break true;
+        }
+        if closed.elapsed() > Duration::from_secs(5) {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    if !ended {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while live() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let left = live();
+    server.shutdown();
+    assert!(connected, "the instance never connected");
+    assert!(
+        ended,
+        "the instance still ran 5 s after its parent's pipe closed, in its gate wait"
+    );
+    assert_eq!(left, 0, "the instance's connections outlived it");
 }
 
 /// A random fleet of the in-process property test, at most 3 instances per app (each one a

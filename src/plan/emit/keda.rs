@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use crate::plan::check::{Status, status};
 use crate::plan::math::{FirstFailure, Limit, Requirement};
-use crate::plan::report::{AppReport, Plan, count, instances};
+use crate::plan::report::{AppReport, Plan, Report, count, instances};
 
 /// A KEDA ScaledObject for app `app` (IBM MQ scaler on the queue of its first workload that
 /// takes messages off a queue: not a send, a producer or a browse).
@@ -19,19 +19,10 @@ use crate::plan::report::{AppReport, Plan, count, instances};
 /// messages off no queue, or its name has nothing Kubernetes can use.
 pub fn keda(plan: &Plan, app: usize, headroom: f64) -> Result<String, String> {
     let report = plan.report("", headroom);
+    let (queue, name) = scalable(plan, &report, app)?;
     let a = &report.apps[app];
     let min = plan.model.apps[app].min_instances;
-    if a.max_safe_instances < min {
-        return Err(refusal(plan, app, a, min));
-    }
-    let queue = consumed_queue(plan, app)?;
-    let name = kubernetes_name(&a.name).ok_or_else(|| {
-        format!(
-            "app name {:?} has no letter or digit to make a Kubernetes name of",
-            a.name
-        )
-    })?;
-    let cap = keeping_headroom(plan, app, headroom, a.max_safe_instances);
+    let cap = keeping_headroom(plan, &report, app, headroom, a.max_safe_instances);
     let max = cap.count.max(min);
     let mut header = format!(
         "# mqplan: KEDA ScaledObject for {} on {}\n",
@@ -57,6 +48,24 @@ pub fn keda(plan: &Plan, app: usize, headroom: f64) -> Result<String, String> {
         min,
         max,
     ))
+}
+
+/// The queue the scaler watches and the ScaledObject's name for app `app`, or why it gets
+/// no ScaledObject (see [`keda`]).
+fn scalable<'p>(plan: &'p Plan, report: &Report, app: usize) -> Result<(&'p str, String), String> {
+    let a = &report.apps[app];
+    let min = plan.model.apps[app].min_instances;
+    if a.max_safe_instances < min {
+        return Err(refusal(plan, app, a, min));
+    }
+    let queue = consumed_queue(plan, app)?;
+    let name = kubernetes_name(&a.name).ok_or_else(|| {
+        format!(
+            "app name {:?} has no ASCII letter or digit (a-z, A-Z, 0-9) to make a Kubernetes name of",
+            a.name
+        )
+    })?;
+    Ok((queue, name))
 }
 
 /// Why no ScaledObject is safe for app `a` (index `app`), planned with at least `min`
@@ -176,7 +185,8 @@ fn bound(a: &AppReport, cap: &Cap, min: u64, max: u64, headroom: f64) -> String 
 fn others(plan: &Plan, app: usize, cap: &Cap) -> String {
     let mut out = String::from(
         "# assumed of the other apps: each stays within its planned maximum (a range's max, or its fixed count), \
-         except that fixed-count apps sharing a limit split the room it has left above the planned counts\n",
+         except that fixed-count apps that can get a ScaledObject split the room a limit they share has left above \
+         the planned counts\n",
     );
     if plan.model.apps[app].range {
         let _ = writeln!(
@@ -187,9 +197,9 @@ fn others(plan: &Plan, app: usize, cap: &Cap) -> String {
     }
     for s in &cap.shared {
         let (apps, own) = if s.others.len() == 1 {
-            ("app", "it may get a ScaledObject of its own")
+            ("app", "it can get a ScaledObject of its own")
         } else {
-            ("apps", "they may get ScaledObjects of their own")
+            ("apps", "they can get ScaledObjects of their own")
         };
         let scope = if s.scope.starts_with("channel") { "" } else { "the " };
         let _ = writeln!(
@@ -278,11 +288,13 @@ struct Shared {
 /// Each app's cap is worked out with the others at their planned counts, which is sound only
 /// while no app passes its own: a range app never does (`cap` is at most the range's max),
 /// but a fixed-count app could take the whole room a limit has left and so could each of the
-/// others. So a fixed-count app gets room past its planned count split evenly with the other
-/// fixed-count apps the limit grows with: together they use at most what the limit has left.
-fn keeping_headroom(plan: &Plan, app: usize, headroom: f64, cap: u64) -> Cap {
+/// others that gets a ScaledObject. So a fixed-count app gets room past its planned count
+/// split evenly with the other fixed-count apps the limit grows with that get one: together
+/// they use at most what the limit has left. An app that gets none (it takes messages off no
+/// queue, say) stays at its count.
+fn keeping_headroom(plan: &Plan, report: &Report, app: usize, headroom: f64, cap: u64) -> Cap {
     let planned = plan.instances[app];
-    let fixed = |a: usize| !plan.model.apps[a].range;
+    let scales_past_its_count = |a: usize| !plan.model.apps[a].range && scalable(plan, report, a).is_ok();
     let mut out = Cap {
         count: cap,
         shared: Vec::new(),
@@ -296,10 +308,10 @@ fn keeping_headroom(plan: &Plan, app: usize, headroom: f64, cap: u64) -> Cap {
         let sharing: Vec<usize> = r
             .terms
             .iter()
-            .filter(|&&(a, c)| a != app && c > 0 && fixed(a))
+            .filter(|&&(a, c)| a != app && c > 0 && scales_past_its_count(a))
             .map(|&(a, _)| a)
             .collect();
-        if fixed(app) && room > planned && !sharing.is_empty() {
+        if !plan.model.apps[app].range && room > planned && !sharing.is_empty() {
             room = planned + (room - planned) / (sharing.len() as u64 + 1);
             out.shared.push(Shared {
                 limit: r.limit,
@@ -459,6 +471,18 @@ mod tests {
         assert_eq!(kubernetes_name("_Orders_"), Some("orders".into()));
         assert_eq!(kubernetes_name("Payments API (EU)"), Some("payments-api--eu".into()));
         assert_eq!(kubernetes_name("___"), None);
+        assert_eq!(kubernetes_name("ÅÄÖ"), None);
         assert_eq!(kubernetes_name(&"a".repeat(80)).map(|n| n.len()), Some(63));
+    }
+
+    #[test]
+    fn regression_a_name_without_ascii_letters_or_digits_is_refused_saying_so() {
+        let p = plan(
+            "[queue_manager]\nname = \"QM1\"\n[[queue_manager.channel]]\nname = \"C\"\n[[app]]\n\
+             name = \"ÅÄÖ\"\nprofile = \"tibco\"\nchannel = \"C\"\ninstances = 2\n[[app.workload]]\n\
+             queue = \"Q\"\nkind = \"process\"\n",
+        );
+        let why = keda(&p, 0, 20.0).unwrap_err();
+        assert!(why.contains("no ASCII letter or digit"), "{why}");
     }
 }

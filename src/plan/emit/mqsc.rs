@@ -1,5 +1,8 @@
 //! MQSC that sets the limits a plan needs: `ALTER QMGR`, an `ALTER CHANNEL` per channel in
 //! use, and the qm.ini note for what MQSC cannot set, every line saying why.
+//!
+//! Comment lines are wrapped at [`COMMENT_WIDTH`] characters, well within the 2,048 characters
+//! IBM MQ reads on one MQSC line, however many apps a channel serves.
 
 use std::fmt::Write as _;
 
@@ -8,6 +11,9 @@ use crate::plan::advice::{MAX_CHANNELS_DOCUMENTED, above_documented};
 use crate::plan::check::{Check, Status};
 use crate::plan::math::Limit;
 use crate::plan::report::{Plan, count, mqsc_name};
+
+/// The most characters on one comment line; a longer comment goes on over `*   ` lines.
+const COMMENT_WIDTH: usize = 100;
 
 /// MQSC for the queue manager and its channels, with a comment on each line, a note for
 /// qm.ini's MaxChannels/MaxActiveChannels and one for the connection limit (neither is an MQSC
@@ -24,13 +30,14 @@ pub fn mqsc(plan: &Plan, headroom: f64) -> String {
     let umsgs = need(&checks, Limit::MaxUmsgs, &|_| true);
     let (set_hands, hands_note) = setting("MAXHANDS", qm.max_handles, hands, headroom);
     let (set_umsgs, umsgs_note) = setting("MAXUMSGS", qm.max_uncommitted, umsgs, headroom);
-    let (hands, umsgs) = (count(hands), count(umsgs));
     let _ = writeln!(
         out,
         "ALTER QMGR MAXHANDS({set_hands}) MAXUMSGS({set_umsgs})\n\
-         * MAXHANDS: at most {hands} handles on one connection (was {}); MAXUMSGS: at most {umsgs} messages in one \
-         unit of work (was {}){hands_note}{umsgs_note}",
-        qm.max_handles, qm.max_uncommitted,
+         * MAXHANDS: {} on one connection (was {}); MAXUMSGS: {} in one unit of work (was {}){hands_note}{umsgs_note}",
+        at_most(hands, "handle", "handles"),
+        qm.max_handles,
+        at_most(umsgs, "message", "messages"),
+        qm.max_uncommitted,
     );
     for c in 0..qm.channels.len() {
         if plan.model.apps.iter().any(|a| a.channel == c) {
@@ -39,6 +46,52 @@ pub fn mqsc(plan: &Plan, headroom: f64) -> String {
     }
     out.push_str(&qm_ini(plan, &checks, headroom));
     out.push_str(&connections(&checks, headroom));
+    wrap_comments(&out)
+}
+
+/// "at most 2"; "more than 999999999" for a count past what a u64 holds.
+fn at_most_count(n: u64) -> String {
+    if n == u64::MAX {
+        count(n)
+    } else {
+        format!("at most {n}")
+    }
+}
+
+/// "at most 1 handle", "at most 2 handles", "more than 999999999 handles".
+fn at_most(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", at_most_count(n), if n == 1 { one } else { many })
+}
+
+/// "1 instance", "2 instances", "more than 999999999 instances".
+fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", count(n), if n == 1 { one } else { many })
+}
+
+/// `mqsc` with every comment line longer than [`COMMENT_WIDTH`] broken between words, each
+/// further line a comment of its own starting `*   `.
+fn wrap_comments(mqsc: &str) -> String {
+    let mut out = String::with_capacity(mqsc.len());
+    for line in mqsc.lines() {
+        let Some(text) = line.strip_prefix("* ").filter(|_| line.chars().count() > COMMENT_WIDTH) else {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        };
+        let mut current = String::from("*");
+        for word in text.split(' ') {
+            let width = current.chars().count();
+            if width > 4 && width + 1 + word.chars().count() > COMMENT_WIDTH {
+                out.push_str(&current);
+                out.push('\n');
+                current = String::from("*  ");
+            }
+            current.push(' ');
+            current.push_str(word);
+        }
+        out.push_str(&current);
+        out.push('\n');
+    }
     out
 }
 
@@ -68,11 +121,11 @@ fn channel(plan: &Plan, checks: &[Check], c: usize, headroom: f64) -> String {
         .collect();
     let (set_inst, inst_note) = setting("MAXINST", channel.max_inst, inst, headroom);
     let (set_instc, instc_note) = setting("MAXINSTC", channel.max_instc, instc, headroom);
-    let (inst, instc) = (count(inst), count(instc));
+    let (inst, instc) = (counted(inst, "instance", "instances"), at_most_count(instc));
     let blocks = |n: u64| if n == 0 { ", which blocks the channel" } else { "" };
     format!(
         "ALTER CHANNEL({}) CHLTYPE(SVRCONN) MAXINST({set_inst}) MAXINSTC({set_instc}) SHARECNV({})\n\
-         * {}: {inst} instances from all clients (was MAXINST {}{}), at most {instc} from one client address \
+         * {}: {inst} from all clients (was MAXINST {}{}), {instc} from one client address \
          (was MAXINSTC {}{}); SHARECNV {} unchanged: each app gets the lower of its own and the channel's: {} \
          (0 = no sharing){inst_note}{instc_note}\n",
         mqsc_name(&channel.name),
@@ -106,8 +159,8 @@ fn qm_ini(plan: &Plan, checks: &[Check], headroom: f64) -> String {
     format!(
         "* qm.ini, CHANNELS stanza (not MQSC; restart the queue manager): MaxChannels={set_channels} \
          MaxActiveChannels={set_active}\n\
-         * {} channel instances in all{other} (was MaxChannels {}, MaxActiveChannels {}){channels_note}{caveat}\n",
-        count(channels),
+         * {} in all{other} (was MaxChannels {}, MaxActiveChannels {}){channels_note}{caveat}\n",
+        counted(channels, "channel instance", "channel instances"),
         qm.max_channels,
         qm.max_active_channels,
     )
@@ -135,9 +188,9 @@ fn connections(checks: &[Check], headroom: f64) -> String {
         ": raise it where your installation sets it, or open fewer connections (fewer instances or smaller pools)"
     };
     format!(
-        "* max_connections: the fleet opens {} connections, {how}; the connection limit is not an MQSC attribute \
-         and no command above changes it{advice}\n",
-        count(c.required)
+        "* max_connections: the fleet opens {}, {how}; the connection limit is not an MQSC attribute and no command \
+         above changes it{advice}\n",
+        counted(c.required, "connection", "connections")
     )
 }
 

@@ -35,9 +35,10 @@ mod fleet;
 mod instance;
 pub mod net;
 mod observe;
+mod sockets;
 mod worker;
 
-pub use child::{InstanceArgs, run_instance};
+pub use child::{InstanceArgs, Parent, run_instance};
 use definition::fake_config;
 pub use definition::fake_config_toml;
 

@@ -10,6 +10,10 @@
 //! address group is its own loopback IP (127.1.0.1, 127.1.0.2, ...), which is what the server
 //! counts for MAXINSTC. With everything held, it reads the status, then releases and reaps
 //! every process; any failure kills them by PID first.
+//!
+//! Every connection is a socket of its own: a server of the run's own serves as many as the
+//! fleet opens, and the process's open-file limit is made to fit before anything starts
+//! (`sockets.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, TcpListener, ToSocketAddrs};
@@ -18,10 +22,11 @@ use std::time::{Duration, Instant};
 
 use super::fleet::Fleet;
 use super::observe::{Snapshot, observe, watched};
-use super::{Outcome, fake_config, seed_counts};
+use super::sockets::{self, Needs};
+use super::{Outcome, clamp_u32, fake_config, seed_counts};
 use crate::Error;
 use crate::fake::FakeQm;
-use crate::fake::net::{AdminMessage, RemoteAdmin, Server, ServerHandle, Status};
+use crate::fake::net::{AdminMessage, DEFAULT_MAX_SOCKETS, RemoteAdmin, Server, ServerHandle, Status};
 use crate::plan::model::Address;
 use crate::plan::profile::Profile;
 use crate::plan::report::Plan;
@@ -77,6 +82,8 @@ const MOST_PROCESSES: u64 = 1_000;
 /// Runs `plan` with one process per instance against a `fake-qm` server.
 ///
 /// # Errors
+/// [`Error::Options`] when the fleet is too large, the server's address is not an IPv4
+/// loopback `host:port`, or the process cannot open as many files as the fleet needs;
 /// [`Error::FakeServer`] when the server cannot be served, reached, lacks the model's
 /// objects or is in use, when a client address cannot be bound, or when an instance process
 /// cannot start, ends early or is not ready in time.
@@ -96,6 +103,14 @@ pub fn run(plan: &Plan, options: &NetOptions) -> Result<Outcome, Error> {
             ),
         });
     }
+    if let Some(addr) = &options.server {
+        check_loopback(addr).map_err(|message| Error::Options {
+            source_name: "--fake-qm".into(),
+            message: format!("{addr}: {message}"),
+        })?;
+    }
+    let needs = Needs::of(plan);
+    sockets::fit_descriptors(&needs, options.server.is_none())?;
     let mut served: Option<ServerHandle> = None;
     let server = match &options.server {
         Some(addr) => addr.clone(),
@@ -105,6 +120,7 @@ pub fn run(plan: &Plan, options: &NetOptions) -> Result<Outcome, Error> {
                 message: format!("cannot serve: {e}"),
             };
             let handle = Server::bind("127.0.0.1:0", FakeQm::new(fake_config(plan)))
+                .map(|s| s.with_max_sockets(clamp_u32(needs.server_sockets())))
                 .and_then(Server::spawn)
                 .map_err(fail)?;
             let addr = handle.local_addr().to_string();
@@ -112,19 +128,18 @@ pub fn run(plan: &Plan, options: &NetOptions) -> Result<Outcome, Error> {
             addr
         }
     };
-    let result = run_on(plan, options, &server);
+    let result = run_on(plan, options, &server, &needs);
     if let Some(mut handle) = served {
         handle.shutdown();
     }
     result
 }
 
-fn run_on(plan: &Plan, options: &NetOptions, server: &str) -> Result<Outcome, Error> {
+fn run_on(plan: &Plan, options: &NetOptions, server: &str, needs: &Needs) -> Result<Outcome, Error> {
     let fail = |message: String| Error::FakeServer {
         server: server.to_owned(),
         message,
     };
-    check_loopback(server).map_err(fail)?;
     let admin = RemoteAdmin::new(server.to_owned());
     let before = admin.status()?;
     check_server(plan, &before).map_err(fail)?;
@@ -171,7 +186,13 @@ fn run_on(plan: &Plan, options: &NetOptions, server: &str) -> Result<Outcome, Er
             }
         }
     }
-    let now = admin.status()?;
+    let now = admin.status().map_err(|e| match e {
+        Error::FakeServer { server, message } if options.server.is_some() => Error::FakeServer {
+            message: format!("{message}; {}", short_of_sockets(needs)),
+            server,
+        },
+        e => e,
+    })?;
     let mut snap = snapshot(&now, &before);
     snap.group_addresses = addresses.groups();
     let mut outcome = observe(plan, &snap, notes);
@@ -186,6 +207,18 @@ fn run_on(plan: &Plan, options: &NetOptions, server: &str) -> Result<Outcome, Er
     } else {
         Err(fail(problems.join("; ")))
     }
+}
+
+/// What may explain a running server that stops answering once the fleet is up: it closes
+/// every socket past its `--max-sockets` at once, its admin requests' too.
+fn short_of_sockets(needs: &Needs) -> String {
+    format!(
+        "a `mqpilot fake-qm` closes each socket past its --max-sockets (default {DEFAULT_MAX_SOCKETS}) at once, \
+         admin requests' too, and this fleet opens {} connections, each a socket: if that is the cause, start the \
+         server with --max-sockets {} or more",
+        needs.connections,
+        needs.server_sockets()
+    )
 }
 
 /// Waits (up to [`DRAIN_WAIT`]) until the server has noticed that every instance's sockets
