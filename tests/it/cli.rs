@@ -620,21 +620,23 @@ fn a_closed_stdout_refuses_the_stdout_sink_but_dev_null_is_a_choice() {
     through_sh(">/dev/null").expect_code(0).stderr_has(&["delivered 990"]);
 }
 
+/// `poll` on the real path with `MQ_LIB` at `path` and no other MQ setting of this machine.
+fn with_mq_lib(path: &str) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mqpilot"));
+    command.args(["poll", "--queue", "Q", "--conn", "CH/TCP/localhost(1414)"]);
+    for var in MACHINE_VARS.into_iter().chain(["LD_LIBRARY_PATH"]) {
+        command.env_remove(var);
+    }
+    command.env("MQ_LIB", path);
+    run_within(command, RUN_DEADLINE)
+}
+
 #[test]
 fn without_the_ibm_library_the_real_path_names_the_paths_tried() {
     if Path::new("/opt/mqm/lib64/libmqm_r.so").exists() {
         eprintln!("skipped: the IBM MQ client is installed here, so it would be loaded");
         return;
     }
-    let with_mq_lib = |path: &str| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_mqpilot"));
-        command.args(["poll", "--queue", "Q", "--conn", "CH/TCP/localhost(1414)"]);
-        for var in MACHINE_VARS.into_iter().chain(["LD_LIBRARY_PATH"]) {
-            command.env_remove(var);
-        }
-        command.env("MQ_LIB", path);
-        run_within(command, RUN_DEADLINE)
-    };
     with_mq_lib("/no/such/libmqm_r.so")
         .expect_code(3)
         .stdout_empty()
@@ -659,15 +661,6 @@ fn regression_an_mq_lib_that_is_a_directory_or_missing_says_so_and_shows_its_own
         eprintln!("skipped: the IBM MQ client is installed here, so it would be loaded");
         return;
     }
-    let with_mq_lib = |path: &str| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_mqpilot"));
-        command.args(["poll", "--queue", "Q", "--conn", "CH/TCP/localhost(1414)"]);
-        for var in MACHINE_VARS.into_iter().chain(["LD_LIBRARY_PATH"]) {
-            command.env_remove(var);
-        }
-        command.env("MQ_LIB", path);
-        run_within(command, RUN_DEADLINE)
-    };
     let dir = env!("CARGO_MANIFEST_DIR");
     let run = with_mq_lib(dir);
     run.expect_code(3).stdout_empty().stderr_starts(&format!(
