@@ -32,7 +32,7 @@ macro_rules! exit_codes {
         concat!(
             "Exit codes:\n",
             $($line, "\n",)*
-            "  64  bad flags (--help and --version exit 0)\n",
+            "  64  bad flags (--help exits 0)\n",
             "  65  the model is invalid (named by file, line, column and field)\n",
             "  74  a file cannot be read or written",
         )
@@ -424,15 +424,16 @@ fn run(command: Command) -> Result<u8, Failure> {
             source,
             gate_timeout,
         } => {
-            // The run that started this instance is gone when its pipe ends before a release
-            // line: end at once, whatever the stage; the server backs out what the instance
-            // held when its sockets close.
-            let parent = plan::validate::Parent::watch(std::io::stdin(), || std::process::exit(EXIT_IO.into()))?;
             let (_, plan) = load(&model)?;
             let app = app_index(&plan, &app)?;
             if instance >= plan.model.apps[app].max_instances {
                 return Err(Failure(EXIT_USAGE, anyhow::anyhow!("--instance: out of range")));
             }
+            // The run that started this instance is gone when its pipe ends before a release
+            // line: end at once, whatever the stage; the server backs out what the instance
+            // held when its sockets close. (Its arguments are checked first, so that a bad one
+            // is said even with no run behind it.)
+            let parent = plan::validate::Parent::watch(std::io::stdin(), || std::process::exit(EXIT_IO.into()))?;
             let args = plan::validate::InstanceArgs {
                 app,
                 instance,

@@ -198,11 +198,13 @@ fn x_axis(s: &Sweep) -> (u64, u64) {
 }
 
 /// The top of a y axis over `values`: 10% above their peak, or above the highest limit in
-/// `limits` that is at most twice the peak. A limit higher than that would flatten the values:
-/// it is left above the axis (and [`draw_limits`] names it in the legend).
+/// `limits` that is at most twice the peak (and its 10%). A limit higher than that would
+/// flatten the values: it is left above the axis (and [`draw_limits`] names it in the legend),
+/// and does not lift the axis either.
 fn y_top(values: impl Iterator<Item = u64>, limits: &[u64]) -> u64 {
     let peak = values.max().unwrap_or(1);
-    let shown = limits.iter().map(|&l| l.min(peak.saturating_mul(2))).max().unwrap_or(0);
+    let reach = with_margin(peak.saturating_mul(2));
+    let shown = limits.iter().copied().filter(|&l| l <= reach).max().unwrap_or(0);
     with_margin(peak.max(shown).max(1))
 }
 
@@ -416,4 +418,18 @@ fn draw_per_connection<DB: DrawingBackend>(bottom: &DrawingArea<DB, Shift>, s: &
         .position(SeriesLabelPosition::UpperLeft)
         .draw()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: a limit far above the data lifted the axis to twice their peak, leaving
+    /// the chart's top half empty although the limit was not drawn.
+    #[test]
+    fn regression_a_limit_left_above_the_chart_does_not_lift_its_axis() {
+        assert_eq!(y_top([10].into_iter(), &[1000]), with_margin(10));
+        assert_eq!(y_top([10].into_iter(), &[1000, 15]), with_margin(15));
+        assert_eq!(y_top([10].into_iter(), &[20]), with_margin(20));
+    }
 }

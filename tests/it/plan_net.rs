@@ -526,3 +526,20 @@ proptest::proptest! {
         proptest::prop_assert!(outcome.matches(), "{}\nmodel:\n{toml}", validate::render(&outcome));
     }
 }
+
+/// Regression: an instance started with no run behind it (stdin already closed) and a bad
+/// argument ended with exit 74 and said nothing, since it watched its stdin before it
+/// checked its arguments.
+#[test]
+fn regression_an_instance_with_a_bad_argument_says_so_with_stdin_closed() {
+    let file = Scratch::new("model.toml", WAITING);
+    let out = Command::new(MQPLAN)
+        .args(["validate-instance", file.arg(), "--app", "nosuch", "--instance", "0"])
+        .args(["--server", "127.0.0.1:1", "--source", "127.1.0.1"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run an instance");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("--app: no app \"nosuch\""), "{stderr}");
+}
