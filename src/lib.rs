@@ -12,7 +12,8 @@
 //!   handles, checks, reports, sweeps, charts, MQSC/KEDA emitters, validation on the fake (in
 //!   process, or one process per instance on a `fake-qm` server).
 //! - [`error`]: the crate's error type.
-//! - `toml_location`: where a key sits in a TOML config file, for file:line:field errors.
+//! - `toml_location`: where a key sits in a TOML config file, for file:line:field errors; the
+//!   names a setting of a few names takes, when it refuses a value.
 
 pub mod error;
 pub mod fake;

@@ -8,7 +8,8 @@
 //! written. A name that is not written in the file is placed at the deepest table holding it
 //! (its header, its key, or the `{` of an entry of an inline array), else nowhere: line and
 //! column 0, which [`Error::Config`] leaves out. Parsing and checking a file stay with its config type; this
-//! only places the errors.
+//! only places the errors, and words one kind of them: [`OneOf`], for a setting that takes
+//! one of a few names, names them when a value is refused.
 
 use std::cmp::Reverse;
 use std::ops::Range;

@@ -15,8 +15,7 @@ use crate::Error;
 use crate::toml_location::{field_error, parse_error};
 
 /// What a tool needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Capability {
     /// Queue attributes, pool status, reason codes.
     Inspect,
@@ -28,6 +27,18 @@ pub enum Capability {
     Produce,
     /// The capacity planner (no MQ access).
     Plan,
+}
+
+impl<'de> Deserialize<'de> for Capability {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(crate::toml_location::OneOf(&[
+            ("inspect", Self::Inspect),
+            ("browse", Self::Browse),
+            ("consume", Self::Consume),
+            ("produce", Self::Produce),
+            ("plan", Self::Plan),
+        ]))
+    }
 }
 
 impl Capability {
@@ -449,6 +460,12 @@ mod tests {
         assert!(e.starts_with("policy.toml:3:"), "{e}");
         let e = parse("capabilities = [\"delete\"]\n").unwrap_err().to_string();
         assert!(e.contains("policy.toml:1:"), "{e}");
+        // Regression: a value of another type said "wanted string or table", not the names.
+        let e = parse("capabilities = [1]\n").unwrap_err().to_string();
+        assert!(
+            e.contains("invalid type: integer `1`, expected `inspect`, `browse`, `consume`, `produce` or `plan`"),
+            "{e}"
+        );
     }
 
     #[test]

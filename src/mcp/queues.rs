@@ -396,20 +396,22 @@ impl Queues {
     #[must_use]
     pub fn pool_status(&self) -> PoolStatus {
         let s = self.pool.stats().snapshot();
+        let mut connections: Vec<ConnectionOut> = s
+            .connections
+            .values()
+            .map(|c| ConnectionOut {
+                id: c.slot,
+                handles: c.handles,
+                peak_handles: c.peak_handles,
+                budget: c.budget,
+                max_handles: (!c.max_handles_assumed).then_some(c.max_handles),
+                max_handles_assumed: c.max_handles_assumed.then_some(c.max_handles),
+                budget_shrunk: c.budget_shrunk,
+            })
+            .collect();
+        connections.sort_by_key(|c| c.id);
         PoolStatus {
-            connections: s
-                .connections
-                .iter()
-                .map(|(id, c)| ConnectionOut {
-                    id: *id,
-                    handles: c.handles,
-                    peak_handles: c.peak_handles,
-                    budget: c.budget,
-                    max_handles: (!c.max_handles_assumed).then_some(c.max_handles),
-                    max_handles_assumed: c.max_handles_assumed.then_some(c.max_handles),
-                    budget_shrunk: c.budget_shrunk,
-                })
-                .collect(),
+            connections,
             max_connections: self.max_connections,
             locks_held: self.locks.held(),
             connects: s.connects,

@@ -550,7 +550,7 @@ pub struct Explained {
 /// One pooled connection in `pool_status`.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ConnectionOut {
-    /// Pool slot id.
+    /// Pool slot, 0 to P-1: a connection that replaces a broken one takes its slot.
     pub id: usize,
     /// Handles open now.
     pub handles: usize,

@@ -403,8 +403,8 @@ impl ConnectOptions {
             let advice = match reason {
                 Reason::HOST_NOT_AVAILABLE => "nothing answers there: check the address and that the server runs",
                 Reason::UNKNOWN_CHANNEL_NAME => {
-                    "check the channel name (case matters) in --conn against the fake's [[channel]] \
-                     definitions (its --config or --fake-config file)"
+                    "check the channel name (case matters) in --conn against the fake's channels: the \
+                     [[channel]] names of its --config or --fake-config file, or the demo's DEV.APP.SVRCONN"
                 }
                 _ => advice,
             };

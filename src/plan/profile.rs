@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::model::{App, Workload};
 
 /// A kind of MQ client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Profile {
     /// The Azure Logic Apps Standard IBM MQ built-in connector.
@@ -25,6 +25,19 @@ pub enum Profile {
     Tibco,
     /// Numbers given directly.
     Custom,
+}
+
+impl<'de> Deserialize<'de> for Profile {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(crate::toml_location::OneOf(&[
+            ("logicapps-builtin", Self::LogicappsBuiltin),
+            ("mqpilot", Self::Mqpilot),
+            ("jms", Self::Jms),
+            ("ace", Self::Ace),
+            ("tibco", Self::Tibco),
+            ("custom", Self::Custom),
+        ]))
+    }
 }
 
 /// One workload's kind of operation, in its profile's vocabulary.

@@ -831,11 +831,13 @@ fn regression_a_channel_the_queue_manager_does_not_define_exits_3_with_2540() {
     let in_process = ["poll", "--fake", "--fake-config", fake.arg(), "--queue", "ORDERS.IN"];
     let server = crate::net_procs::FakeQmProcess::start(ORDERS_QM);
     let remote = ["poll", "--fake-qm", &server.addr, "--queue", "ORDERS.IN"];
-    for args in [&in_process[..], &remote[..]] {
+    let demo = ["poll", "--fake"];
+    for args in [&in_process[..], &remote[..], &demo[..]] {
         let run = mqpilot(&[args, &conn[..]].concat());
         run.expect_code(3).stdout_empty().stderr_has(&[
             "2540 MQRC_UNKNOWN_CHANNEL_NAME (channel NO.SUCH.SVRCONN to ",
-            "check the channel name (case matters) in --conn against the fake's [[channel]] definitions",
+            "check the channel name (case matters) in --conn against the fake's channels: the [[channel]] names",
+            &format!("or the demo's {}", mqpilot::worker::demo::DEMO_CHANNEL),
         ]);
         // DEFINE CHANNEL is the advice for a real queue manager, not for the fake.
         assert!(!run.stderr.contains("DEFINE"), "{}", run.stderr);

@@ -13,7 +13,7 @@ use mqpilot::worker::run::QueueRun;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::mcp::{ok, open_policy, qm as mcp_qm, server, stdio_client};
+use crate::mcp::{call, ok, open_policy, qm as mcp_qm, server, stdio_client};
 use crate::worker::{Collect, fake, plan, run_until_empty, seed};
 
 fn no_qmgr_inquire(qm: &FakeQm) {
@@ -81,4 +81,13 @@ async fn regression_mcp_serves_a_user_without_qmgr_inquire_authority() {
         (&json!(null), &json!(256), &json!(false)),
         "{pool}"
     );
+    // Regression: a connection that replaced a broken one was shown by its connection number
+    // (1, 2, ...), not by the pool slot it fills.
+    qm.break_all();
+    // The call that meets the broken connection fails (2009); the next gets a new one.
+    let _ = call(&client, "receive_messages", json!({"queue": "ORDERS", "limit": 1})).await;
+    let _ = ok(&client, "receive_messages", json!({"queue": "ORDERS", "limit": 1})).await;
+    let pool = ok(&client, "pool_status", json!({})).await;
+    assert_eq!(pool["reconnects"], 1, "{pool}");
+    assert_eq!(pool["connections"][0]["id"], 0, "{pool}");
 }

@@ -559,6 +559,11 @@ fn under_log_format_json_an_exit_at_once_is_an_event_followed_by_the_summary_so_
         .unwrap_or_else(|| panic!("no exit event:\n{said}"));
     assert_eq!(events[exit]["level"], "WARN", "{said}");
     assert_eq!(events[exit]["fields"]["exit_code"], 130, "{said}");
+    // A log store orders by time: the summary must not come before the exit that says it.
+    assert!(
+        events[exit]["timestamp"].as_str() <= events[exit + 1]["timestamp"].as_str(),
+        "{said}"
+    );
     let summary = &events.get(exit + 1).unwrap_or_else(|| panic!("no summary:\n{said}"))["fields"];
     assert_eq!(summary["message"], "summary at exit (counted so far)", "{said}");
     assert_eq!(summary["queues"][0]["queue"], "IN", "{said}");

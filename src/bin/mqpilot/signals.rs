@@ -145,9 +145,7 @@ fn exit_at_once(why: &str) -> ! {
     // Counted first: a killed command fails its delivery, which ends the count of its batch
     // (and may end the run, and with it what the summary reads).
     let at_stake = mqpilot::worker::undelivered_without_syncpoint();
-    let summary = SUMMARY_AT_EXIT.get().and_then(|summary| summary()).unwrap_or_default();
-    mqpilot::worker::sink::kill_running_commands();
-    // One write: a log line from a killed command's failed delivery cannot land in between.
+    // The exit's event before the summary's, so that their timestamps keep their order.
     let head = format!("{why}: exiting now; MQ backs out uncommitted work{}", lost(&at_stake));
     let mut said = if crate::stderr::json() {
         let fields = [("exit_code", EXIT_AT_ONCE.into())];
@@ -157,6 +155,9 @@ fn exit_at_once(why: &str) -> ! {
     } else {
         format!("mqpilot: {head}")
     };
+    let summary = SUMMARY_AT_EXIT.get().and_then(|summary| summary()).unwrap_or_default();
+    mqpilot::worker::sink::kill_running_commands();
+    // One write: a log line from a killed command's failed delivery cannot land in between.
     for line in summary {
         said.push('\n');
         said.push_str(&line);

@@ -438,6 +438,14 @@ batch = 20
             e.starts_with("m.toml:10:11: app[0].profile: unknown variant `mulesoft`"),
             "{e}"
         );
+        let e = error(&GOOD.replace("\"logicapps-builtin\"", "3"));
+        assert!(
+            e.starts_with(
+                "m.toml:10:11: app[0].profile: invalid type: integer `3`, expected `logicapps-builtin`, `mqpilot`, \
+                 `jms`, `ace`, `tibco` or `custom`"
+            ),
+            "{e}"
+        );
         let e = error(&GOOD.replace("\"browse-lock-trigger\"", "\"poll\""));
         assert!(
             e.starts_with("m.toml:16:1: app[0].workload[0].kind: unknown kind \"poll\""),

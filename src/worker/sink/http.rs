@@ -201,7 +201,9 @@ impl Endpoint {
     /// What the sink trusts, to add to `why` when the server's certificate was refused: the
     /// fix is a `ca_file` (or another one), which the bare TLS error does not say.
     fn trusted(&self, why: &str) -> String {
-        if !why.contains("invalid peer certificate") {
+        // Only a certificate no trusted CA issued: a wrong name or a date is not fixed by
+        // trusting another CA.
+        if !why.contains("UnknownIssuer") {
             return String::new();
         }
         match &self.ca_file {
@@ -411,6 +413,19 @@ fn certificates_in(pem: &[u8]) -> Result<Vec<ureq::tls::Certificate<'static>>, S
     }
     if certs.is_empty() {
         return Err("holds no certificate (no -----BEGIN CERTIFICATE----- section)".to_owned());
+    }
+    // The TLS library drops a certificate it cannot read as a trust anchor without a word,
+    // which would leave the sink trusting nothing: refuse the file instead.
+    let mut store = rustls::RootCertStore::empty();
+    for (i, cert) in certs.iter().enumerate() {
+        let der = rustls::pki_types::CertificateDer::from(cert.der().to_vec());
+        if let Err(e) = store.add(der) {
+            return Err(format!(
+                "holds a certificate that cannot be used (number {} of {}): {e}",
+                i + 1,
+                certs.len()
+            ));
+        }
     }
     Ok(certs)
 }
@@ -821,6 +836,36 @@ mod tests {
             matches!(&err, Error::SettingFile { setting, path, .. } if setting == "sink.ca_file" && path == missing),
             "{err}"
         );
+    }
+
+    /// Regression: a certificate damaged inside valid PEM (a base64 line lost in a copy) was
+    /// taken, then dropped by the TLS library, so the sink trusted nothing and every message
+    /// went to the backout queue.
+    #[test]
+    fn regression_a_ca_file_with_a_damaged_certificate_is_refused() {
+        let pem = std::fs::read_to_string(test_data("ca.pem")).expect("ca.pem");
+        let damaged: String = pem
+            .lines()
+            .enumerate()
+            .filter(|(i, _)| *i != 3)
+            .map(|(_, l)| format!("{l}\n"))
+            .collect();
+        let err = certificates_in(damaged.as_bytes()).unwrap_err();
+        assert!(
+            err.starts_with("holds a certificate that cannot be used (number 1 of 1)"),
+            "{err}"
+        );
+        assert_eq!(certificates_in(pem.as_bytes()).map(|c| c.len()), Ok(1));
+    }
+
+    /// Regression: a certificate refused for its name (or dates) was said to want a ca_file.
+    #[test]
+    fn regression_only_an_unknown_issuer_is_said_to_want_a_ca_file() {
+        let endpoint = sink("https://h/x", HttpBody::Json, Per::Batch).endpoint;
+        let name = "io: invalid peer certificate: certificate not valid for name \"localhost\"";
+        assert_eq!(endpoint.trusted(name), "");
+        let issuer = endpoint.trusted("io: invalid peer certificate: UnknownIssuer");
+        assert!(issuer.contains("set ca_file to trust a private CA"), "{issuer}");
     }
 
     #[test]
