@@ -317,6 +317,20 @@ fn collect(table: &DeTable<'_>, parent: &str, nodes: &mut Vec<Node>) {
 /// type is refused naming them, where a derived enum says "expected string or map" (or TOML
 /// "wanted string or table"), since a table could also hold an enum.
 pub(crate) struct OneOf<T: 'static>(pub(crate) &'static [(&'static str, T)]);
+
+/// `Deserialize` for an enum of unit variants, each written as one name
+/// (`deserialize_one_of!(Per { "batch" => Batch, "message" => Message })`): a refused value
+/// names them all ([`OneOf`]).
+macro_rules! deserialize_one_of {
+    ($enum:ident { $($name:literal => $variant:ident),+ $(,)? }) => {
+        impl<'de> serde::Deserialize<'de> for $enum {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                d.deserialize_str($crate::toml_location::OneOf(&[$(($name, Self::$variant)),+]))
+            }
+        }
+    };
+}
+pub(crate) use deserialize_one_of;
 impl<T: Copy> serde::de::Visitor<'_> for OneOf<T> {
     type Value = T;
 

@@ -21,14 +21,10 @@ pub enum Sharing {
     Exclusive,
 }
 
-impl<'de> Deserialize<'de> for Sharing {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_str(crate::toml_location::OneOf(&[
-            ("shared", Self::Shared),
-            ("exclusive", Self::Exclusive),
-        ]))
-    }
-}
+crate::toml_location::deserialize_one_of!(Sharing {
+    "shared" => Shared,
+    "exclusive" => Exclusive,
+});
 
 /// Message delivery sequence (`MSGDLVSQ`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -40,14 +36,10 @@ pub enum Delivery {
     Fifo,
 }
 
-impl<'de> Deserialize<'de> for Delivery {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_str(crate::toml_location::OneOf(&[
-            ("priority", Self::Priority),
-            ("fifo", Self::Fifo),
-        ]))
-    }
-}
+crate::toml_location::deserialize_one_of!(Delivery {
+    "priority" => Priority,
+    "fifo" => Fifo,
+});
 
 /// The queue manager's own attributes and limits.
 #[derive(Debug, Clone, Deserialize)]

@@ -29,17 +29,13 @@ pub enum Capability {
     Plan,
 }
 
-impl<'de> Deserialize<'de> for Capability {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_str(crate::toml_location::OneOf(&[
-            ("inspect", Self::Inspect),
-            ("browse", Self::Browse),
-            ("consume", Self::Consume),
-            ("produce", Self::Produce),
-            ("plan", Self::Plan),
-        ]))
-    }
-}
+crate::toml_location::deserialize_one_of!(Capability {
+    "inspect" => Inspect,
+    "browse" => Browse,
+    "consume" => Consume,
+    "produce" => Produce,
+    "plan" => Plan,
+});
 
 impl Capability {
     /// Every capability, in order.

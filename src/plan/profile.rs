@@ -5,7 +5,7 @@
 //! produced them written out for the report. The numbers follow the table in the README
 //! exactly; a change here is a change to that table.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::model::{App, Workload};
 
@@ -27,18 +27,14 @@ pub enum Profile {
     Custom,
 }
 
-impl<'de> Deserialize<'de> for Profile {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_str(crate::toml_location::OneOf(&[
-            ("logicapps-builtin", Self::LogicappsBuiltin),
-            ("mqpilot", Self::Mqpilot),
-            ("jms", Self::Jms),
-            ("ace", Self::Ace),
-            ("tibco", Self::Tibco),
-            ("custom", Self::Custom),
-        ]))
-    }
-}
+crate::toml_location::deserialize_one_of!(Profile {
+    "logicapps-builtin" => LogicappsBuiltin,
+    "mqpilot" => Mqpilot,
+    "jms" => Jms,
+    "ace" => Ace,
+    "tibco" => Tibco,
+    "custom" => Custom,
+});
 
 /// One workload's kind of operation, in its profile's vocabulary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

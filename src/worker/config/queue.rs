@@ -5,7 +5,6 @@
 //! command line. The checks here are the queue's own, its sink's included; the ones across
 //! queues (unique names, no loop of queue sinks) are the parent module's.
 
-use serde::Deserialize;
 use ureq::http::{HeaderName, HeaderValue};
 
 use super::{
@@ -28,15 +27,11 @@ pub enum Receive {
     NoSyncpoint,
 }
 
-impl<'de> Deserialize<'de> for Receive {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_str(crate::toml_location::OneOf(&[
-            ("batch", Self::Batch),
-            ("single", Self::Single),
-            ("no-syncpoint", Self::NoSyncpoint),
-        ]))
-    }
-}
+crate::toml_location::deserialize_one_of!(Receive {
+    "batch" => Batch,
+    "single" => Single,
+    "no-syncpoint" => NoSyncpoint,
+});
 
 impl Receive {
     /// Whether messages are received under syncpoint, so a failure backs them out.

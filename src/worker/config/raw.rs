@@ -57,16 +57,12 @@ enum RawReconnect {
     Any,
 }
 
-impl<'de> Deserialize<'de> for RawReconnect {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_str(crate::toml_location::OneOf(&[
-            ("default", Self::Default),
-            ("disabled", Self::Disabled),
-            ("queue-manager", Self::QueueManager),
-            ("any", Self::Any),
-        ]))
-    }
-}
+crate::toml_location::deserialize_one_of!(RawReconnect {
+    "default" => Default,
+    "disabled" => Disabled,
+    "queue-manager" => QueueManager,
+    "any" => Any,
+});
 
 /// `[connection.tls]`.
 #[derive(Debug, Deserialize)]

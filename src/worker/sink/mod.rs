@@ -84,20 +84,15 @@ pub enum HttpBody {
     Raw,
 }
 
-impl<'de> Deserialize<'de> for Per {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_str(crate::toml_location::OneOf(&[
-            ("batch", Self::Batch),
-            ("message", Self::Message),
-        ]))
-    }
-}
+crate::toml_location::deserialize_one_of!(Per {
+    "batch" => Batch,
+    "message" => Message,
+});
 
-impl<'de> Deserialize<'de> for HttpBody {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_str(crate::toml_location::OneOf(&[("json", Self::Json), ("raw", Self::Raw)]))
-    }
-}
+crate::toml_location::deserialize_one_of!(HttpBody {
+    "json" => Json,
+    "raw" => Raw,
+});
 
 /// An HTTP header whose value is given, or read from an environment variable or a file (for
 /// secrets such as `Authorization`; never put a secret in the config text itself). `Debug`
