@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
+use mqpilot::fake::FakeQm;
+use mqpilot::worker::QueueTotals;
 use mqpilot::worker::config::{QueueConfig, WorkerConfig};
 use mqpilot::worker::prepare::prepare;
 use rustls::pki_types::pem::PemObject as _;
@@ -102,19 +104,24 @@ fn ca_file_key(path: &Path) -> String {
     format!("ca_file = {:?}\n", path.to_str().expect("UTF-8 path"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_ca_file_a_private_cas_server_gets_the_messages_and_they_are_committed() {
+/// Drains `messages` seeded on IN through an http sink (with `more` keys) to a new https
+/// server: the run's totals, the queue manager, and the bodies the server received.
+async fn drain_to_https(more: &str, messages: usize) -> (QueueTotals, FakeQm, mpsc::Receiver<Vec<u8>>) {
     let (port, seen) = https_server();
-    let url = format!("https://localhost:{port}/hook");
-    let queues = queues(&http_queue(&url, &ca_file_key(&data("ca.pem"))));
+    let queues = queues(&http_queue(&format!("https://localhost:{port}/hook"), more));
     let qm = fake(256);
-    seed(&qm, "IN", 2);
+    seed(&qm, "IN", messages);
     let pool = pool(&qm, 1);
     let runs = prepare(&pool, &queues, &CancellationToken::new())
         .await
         .expect("prepare");
     let totals = run_until_empty(&pool, runs).await.total();
+    (totals, qm, seen)
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_ca_file_a_private_cas_server_gets_the_messages_and_they_are_committed() {
+    let (totals, qm, seen) = drain_to_https(&ca_file_key(&data("ca.pem")), 2).await;
     assert_eq!((totals.delivered, totals.sink_failures, totals.backed_out), (2, 0, 0));
     assert_eq!((qm.depth("IN"), qm.depth("IN.BACKOUT")), (Some(0), Some(0)));
     let batch: Vec<serde_json::Value> = serde_json::from_slice(&seen.try_recv().expect("a request")).unwrap();
@@ -124,17 +131,7 @@ async fn with_ca_file_a_private_cas_server_gets_the_messages_and_they_are_commit
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_ca_file_a_private_cas_server_is_refused_and_the_message_backed_out() {
-    let (port, seen) = https_server();
-    let url = format!("https://localhost:{port}/hook");
-    let queues = queues(&http_queue(&url, ""));
-    let qm = fake(256);
-    seed(&qm, "IN", 1);
-    let pool = pool(&qm, 1);
-    let runs = prepare(&pool, &queues, &CancellationToken::new())
-        .await
-        .expect("prepare");
-    let totals = run_until_empty(&pool, runs).await.total();
-
+    let (totals, qm, seen) = drain_to_https("", 1).await;
     // Each failure backs the message out, its backout count raised; at BOTHRESH 3 it moves.
     assert_eq!(
         (

@@ -485,18 +485,25 @@ fn an_exit_at_once_says_how_many_messages_received_without_syncpoint_it_loses() 
     );
 }
 
-#[test]
-fn an_exit_at_once_under_syncpoint_claims_no_loss() {
+/// Polls 2 messages on IN under syncpoint to a handler that never ends, then a SIGTERM with
+/// `--shutdown-timeout 1` (and `extra` flags): the exit code and what was said on stderr.
+fn exit_at_once_with_a_stuck_handler(name: &str, extra: &[&str]) -> (Option<i32>, String) {
     let server = FakeQmProcess::start(QM);
     put(&server, 2);
-    let dir = Dir::new("syncpoint-exit");
+    let dir = Dir::new(name);
     let config = dir.exec_config("echo $$ > pid; exec sleep 600", 600_000);
     let stderr = std::fs::File::create(dir.path("stderr")).expect("stderr file");
-    let mut poll = Poll::start(&server, &dir, &config, &["--shutdown-timeout", "1"], stderr.into());
+    let flags = [&["--shutdown-timeout", "1"][..], extra].concat();
+    let mut poll = Poll::start(&server, &dir, &config, &flags, stderr.into());
     let _reap = Reap(handler_pid(&dir));
     poll.signal("TERM");
     let code = poll.exit().code();
-    let said = dir.read("stderr");
+    (code, dir.read("stderr"))
+}
+
+#[test]
+fn an_exit_at_once_under_syncpoint_claims_no_loss() {
+    let (code, said) = exit_at_once_with_a_stuck_handler("syncpoint-exit", &[]);
     assert_eq!(code, Some(130), "{said}");
     assert!(said.contains("exiting now; MQ backs out uncommitted work\n"), "{said}");
     assert!(!said.contains("LOST"), "{said}");
@@ -506,16 +513,7 @@ fn an_exit_at_once_under_syncpoint_claims_no_loss() {
 /// although one is printed at exit: it now prints the counts so far, before exiting 130.
 #[test]
 fn regression_an_exit_at_once_prints_the_summary_so_far() {
-    let server = FakeQmProcess::start(QM);
-    put(&server, 2);
-    let dir = Dir::new("summary-at-once");
-    let config = dir.exec_config("echo $$ > pid; exec sleep 600", 600_000);
-    let stderr = std::fs::File::create(dir.path("stderr")).expect("stderr file");
-    let mut poll = Poll::start(&server, &dir, &config, &["--shutdown-timeout", "1"], stderr.into());
-    let _reap = Reap(handler_pid(&dir));
-    poll.signal("TERM");
-    let code = poll.exit().code();
-    let said = dir.read("stderr");
+    let (code, said) = exit_at_once_with_a_stuck_handler("summary-at-once", &[]);
     assert_eq!(code, Some(130), "{said}");
     let summary = said
         .split_once("exiting now; MQ backs out uncommitted work\n")
@@ -533,17 +531,7 @@ fn regression_an_exit_at_once_prints_the_summary_so_far() {
 /// the next, with the same one write keeping anything from landing in between.
 #[test]
 fn under_log_format_json_an_exit_at_once_is_an_event_followed_by_the_summary_so_far() {
-    let server = FakeQmProcess::start(QM);
-    put(&server, 2);
-    let dir = Dir::new("summary-at-once-json");
-    let config = dir.exec_config("echo $$ > pid; exec sleep 600", 600_000);
-    let stderr = std::fs::File::create(dir.path("stderr")).expect("stderr file");
-    let extra = ["--shutdown-timeout", "1", "--log-format", "json"];
-    let mut poll = Poll::start(&server, &dir, &config, &extra, stderr.into());
-    let _reap = Reap(handler_pid(&dir));
-    poll.signal("TERM");
-    let code = poll.exit().code();
-    let said = dir.read("stderr");
+    let (code, said) = exit_at_once_with_a_stuck_handler("summary-at-once-json", &["--log-format", "json"]);
     assert_eq!(code, Some(130), "{said}");
     let events: Vec<serde_json::Value> = said
         .lines()
