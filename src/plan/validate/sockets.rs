@@ -182,9 +182,15 @@ mod tests {
         };
         assert_eq!(needs.server_sockets(), 1044 + 118 + SPARE_SOCKETS);
         assert!(needs.server_sockets() > 1024, "past the default --max-sockets");
-        // The run's process holds the server's side: 4 per socket, 1 per spare socket, 3 per
-        // process, and a base.
-        assert_eq!(needs.descriptors(true), (1044 + 118) * 4 + 64 + 118 * 3 + 64);
+        // Measured (/proc/PID/fd): 1,040 connections in 2 processes peaked at 4,178 open files
+        // in the run's process. The estimate must cover that, without refusing fleets that fit.
+        let measured = Needs {
+            connections: 1040,
+            processes: 2,
+            most_per_instance: 520,
+        };
+        let estimate = measured.descriptors(true);
+        assert!((4178..=4178 * 11 / 10).contains(&estimate), "{estimate}");
         // Against a running server it holds only the pipes; an instance of 1,000 connections
         // then needs more.
         let wide = Needs {
