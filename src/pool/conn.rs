@@ -190,6 +190,7 @@ impl PooledConn {
                     "MQOPEN got 2017 MQRC_HANDLE_NOT_AVAILABLE below the handle budget: budget shrunk, retrying once"
                 );
                 self.close_least_recent();
+                self.stats.closed_for_budget();
                 self.session.open(queue, access)?;
             }
             Err(e) => return Err(e),

@@ -5,9 +5,11 @@
 //! code reaches it through a [`Lease`], which runs closures on that thread one at a time.
 //! Checking a connection out is the back-pressure point for pollers. A connection that
 //! reports a connection-level reason code (2009, 2018, 2161, 2162, 2202, 2203, 2548) is
-//! dropped with its handles and replaced on the next checkout, after an exponential backoff
-//! with jitter; so are failed connects with 2537, 2538, 2059 and 2025, logged with their
-//! reason-code advice. Each connection keeps its handles within its budget (see `conn.rs`).
+//! dropped with its handles and replaced on the next checkout; a caller whose new connections
+//! keep dying waits [`Pool::backoff`] between them (the worker's pollers do). Failed connects
+//! with 2537, 2538, 2059 and 2025 are retried here after an exponential backoff with jitter,
+//! logged with their reason-code advice. Each connection keeps its handles within its budget
+//! (see `conn.rs`).
 
 mod backoff;
 mod conn;
@@ -142,6 +144,10 @@ struct Inner {
     /// disconnecting never shares one with its replacement).
     next_id: std::sync::atomic::AtomicUsize,
     backoff: Mutex<Backoff>,
+    /// Connection threads started and not yet ended (each ends after its MQDISC).
+    threads: std::sync::atomic::AtomicUsize,
+    /// Told each time a connection thread ends.
+    thread_ended: tokio::sync::Notify,
 }
 
 /// A bounded pool of connections. Cheap to clone.
@@ -209,9 +215,18 @@ impl Pool {
                 returned: tokio::sync::Notify::new(),
                 next_id: std::sync::atomic::AtomicUsize::new(0),
                 backoff: Mutex::new(Backoff::new(config.backoff)),
+                threads: std::sync::atomic::AtomicUsize::new(0),
+                thread_ended: tokio::sync::Notify::new(),
                 config,
             }),
         }
+    }
+
+    /// The reconnect backoff: how long to wait before connecting again after a connection
+    /// was lost (and between failed connects).
+    #[must_use]
+    pub fn backoff(&self) -> BackoffConfig {
+        self.inner.config.backoff
     }
 
     /// The pool's counters.
@@ -373,10 +388,15 @@ impl Pool {
         let (ready_tx, ready_rx) = oneshot::channel();
         let (jobs, rx) = std::sync::mpsc::channel::<Job>();
         let inner = Arc::clone(&self.inner);
+        self.inner.threads.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         std::thread::Builder::new()
             .name(format!("mq-conn-{id}"))
-            .spawn(move || connection_thread(&inner, id, slot, ready_tx, &rx))
+            .spawn(move || {
+                let _ending = ThreadEnding(&inner);
+                connection_thread(&inner, id, slot, ready_tx, &rx);
+            })
             .map_err(|source| {
+                self.inner.threads.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
                 let e = Error::Io {
                     path: "thread".into(),
                     source,
@@ -406,6 +426,32 @@ impl Pool {
         }
     }
 
+    /// Waits until every connection thread of the pool has ended, each after closing its
+    /// handles and disconnecting (MQDISC), or until `limit` has passed. True if all have.
+    /// A process that exits before then cuts its connections off instead: the queue manager
+    /// sees sockets drop (and logs channel errors) rather than MQDISC.
+    pub async fn disconnected_within(&self, limit: Duration) -> bool {
+        let all_ended = || self.inner.threads.load(std::sync::atomic::Ordering::Acquire) == 0;
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let ended = self.inner.thread_ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            if all_ended() {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, ended).await.is_err() {
+                return all_ended();
+            }
+        }
+    }
+
+    /// Connection threads that have not ended yet.
+    #[must_use]
+    pub fn connection_threads(&self) -> usize {
+        self.inner.threads.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Disconnects every idle connection (leased ones disconnect when their lease drops).
     pub fn close_idle(&self) {
         let mut idle = self
@@ -414,11 +460,25 @@ impl Pool {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         idle.closes += 1;
-        idle.conns.clear();
+        self.inner.retire_idle(&mut idle);
     }
 }
 
 impl Inner {
+    /// Disconnects every idle connection. Each takes a pool slot with it until its thread
+    /// has closed its handles and disconnected (a round trip per handle on a real network),
+    /// so that checkouts meanwhile do not connect past the pool's size. An idle connection
+    /// holds no slot, so one is free for each, except when a checkout has just taken one
+    /// to reuse an idle connection it will now not find: that connection disconnects
+    /// without one.
+    fn retire_idle(&self, idle: &mut Idle) {
+        for conn in idle.conns.drain(..) {
+            if let Ok(slot) = Arc::clone(&self.permits).try_acquire_owned() {
+                free_after_disconnect(&conn.jobs, slot);
+            }
+        }
+    }
+
     /// An idle connection, if there is one.
     fn take_idle(&self) -> Option<ConnThread> {
         self.idle
@@ -450,6 +510,16 @@ fn cancelled() -> Error {
     Error::Options {
         source_name: "pool".into(),
         message: "shutting down".into(),
+    }
+}
+
+/// Counts a connection thread out when it ends, after everything else on it was dropped.
+struct ThreadEnding<'a>(&'a Inner);
+
+impl Drop for ThreadEnding<'_> {
+    fn drop(&mut self) {
+        self.0.threads.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        self.0.thread_ended.notify_waiters();
     }
 }
 
@@ -609,12 +679,8 @@ impl Drop for Lease {
                 free_after_disconnect(&conn.jobs, slot);
             }
             drop(conn);
-            self.pool
-                .idle
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .conns
-                .clear();
+            let mut idle = self.pool.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.pool.retire_idle(&mut idle);
             return;
         }
         let pool = Arc::clone(&self.pool);

@@ -105,6 +105,7 @@ const CONNECT_FAILURES: &str = "mqpilot_connect_failures_total";
 const RECONNECTS: &str = "mqpilot_reconnects_total";
 const CONNECTION_WAITS: &str = "mqpilot_connection_waits_total";
 const BUDGET_SHRINKS: &str = "mqpilot_budget_shrinks_total";
+const HANDLE_CLOSES_FOR_BUDGET: &str = "mqpilot_handle_closes_for_budget_total";
 const CONNECTIONS: &str = "mqpilot_connections";
 /// Per pool slot (label `connection`).
 const HANDLES: &str = "mqpilot_handles";
@@ -122,6 +123,12 @@ pub fn register_metrics() {
         (
             BUDGET_SHRINKS,
             "Handle budgets lowered after an unexpected 2017 (MQRC_HANDLE_NOT_AVAILABLE)",
+        ),
+        (
+            HANDLE_CLOSES_FOR_BUDGET,
+            "Cached handles closed to open another within the handle budget (a handle is never \
+             waited for: the least recently used one is closed); a steady rise means the budget \
+             is too small for the queues each connection uses",
         ),
     ];
     for (name, help) in counters {
@@ -221,6 +228,7 @@ impl PoolStats {
 
     pub(crate) fn closed_for_budget(&self) {
         self.handle_closes_for_budget.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(HANDLE_CLOSES_FOR_BUDGET).increment(1);
     }
 
     pub(crate) fn handles(&self, id: usize, handles: usize) {

@@ -113,10 +113,17 @@ async fn poll_until_end(
     limits: Arc<RunLimits>,
     cancel: CancellationToken,
 ) -> PollEnd {
+    // Between retries of a batch (a sink that failed, a put refused): up to 5 s, so a sink
+    // that is back is found soon.
     let mut pause = Backoff::new(BackoffConfig {
         initial: Duration::from_millis(100),
         max: Duration::from_secs(5),
     });
+    // Between connections lost one after the other: the pool's reconnect backoff
+    // (`reconnect_initial_ms`, `reconnect_max_ms`), since the queue manager takes each
+    // connect even when the connection dies on its first call (a proxy that resets
+    // sessions, STOP CONN in a script).
+    let mut reconnect = Backoff::new(pool.backoff());
     // Every message carries its queue's name; a private copy keeps the reference count of
     // that name on this poller's core instead of bouncing between pollers.
     let plan = Arc::new(PollPlan {
@@ -169,6 +176,7 @@ async fn poll_until_end(
         drop(waiting);
         if progressed {
             pause.reset();
+            reconnect.reset();
             lost_in_a_row = 0;
         }
         if matches!(outcome, Err(Stop::Lost(_) | Stop::Abort { retire: true, .. })) {
@@ -195,16 +203,27 @@ async fn poll_until_end(
                 lost_in_a_row += 1;
                 tracing::warn!(queue = %plan.queue, "{why}");
             }
-            Err(Stop::Retry(why) | Stop::Lost(why)) => {
+            Err(Stop::Lost(why)) => {
                 lost_in_a_row += 1;
-                let delay = pause.next_delay();
-                tracing::warn!(queue = %plan.queue, retry_in_ms = delay.as_millis() as u64, "{why}");
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => {}
-                    () = cancel.cancelled() => return PollEnd::Cancelled,
+                if !paused(&plan.queue, &why, reconnect.next_delay(), &cancel).await {
+                    return PollEnd::Cancelled;
+                }
+            }
+            Err(Stop::Retry(why)) => {
+                if !paused(&plan.queue, &why, pause.next_delay(), &cancel).await {
+                    return PollEnd::Cancelled;
                 }
             }
         }
+    }
+}
+
+/// Logs why a poller pauses and sleeps for `delay`; false if the run was cancelled meanwhile.
+async fn paused(queue: &str, why: &str, delay: Duration, cancel: &CancellationToken) -> bool {
+    tracing::warn!(queue = %queue, retry_in_ms = delay.as_millis() as u64, "{why}");
+    tokio::select! {
+        () = tokio::time::sleep(delay) => true,
+        () = cancel.cancelled() => false,
     }
 }
 

@@ -305,6 +305,14 @@ fn receive(
                 tracing::warn!(queue = %plan.queue, error = %e, "MQGET failed mid-batch; delivering what was got");
                 break;
             }
+            // GET(DISABLED) while a batch fills (an administrator pausing consumers): the
+            // messages already got are fine and their unit of work intact, so they are
+            // delivered and committed rather than backed out with their backout counts
+            // raised; the next round's first MQGET meets 2016 and pauses.
+            Err(e) if e.reason() == Some(Reason::GET_INHIBITED) => {
+                tracing::info!(queue = %plan.queue, count = batch.len(), "the queue was get-inhibited (2016) mid-batch; delivering what was got");
+                break;
+            }
             Err(e) => return Err((batch.len(), e)),
         }
     }
@@ -429,11 +437,28 @@ fn deliver(
         }),
         SinkTarget::Queue(target) => good
             .iter()
-            .try_for_each(|m| c.put(target, m, &m.data, true))
-            .map_err(|e| classify(&e)),
+            .try_for_each(|m| c.put(target, m, &m.data, true).map_err(|e| (m, e)))
+            .map_err(|(m, e)| refused_put(target, m, &e)),
     };
     counters.sink_took(started.elapsed());
     result
+}
+
+/// What a queue sink's refused MQPUT leads to. A message too long for the target (2030,
+/// 2031) is the message's fault, not the queue's: the batch is backed out and retried like a
+/// failed external sink, so the message comes back alone and, at the backout threshold, goes
+/// to the backout queue, while the rest of the queue flows on. Anything else is sorted like
+/// any MQ failure.
+fn refused_put(target: &str, m: &Message, e: &Error) -> Stop {
+    match e.reason() {
+        Some(Reason::MSG_TOO_BIG_FOR_Q | Reason::MSG_TOO_BIG_FOR_Q_MGR) => Stop::Retry(format!(
+            "{e}: message {} of {} bytes does not fit {target}; backed out, it goes to the backout \
+             queue at the backout threshold",
+            m.msg_id_hex(),
+            m.data.len()
+        )),
+        _ => classify(e),
+    }
 }
 
 /// Runs a sink to completion on this (connection) thread. A sink that panics, or a runtime

@@ -141,6 +141,9 @@ fn failed(e: tokio::task::JoinError) -> (tokio::task::Id, PollEnd) {
     (id, PollEnd::Stopped(format!("the poller panicked: {why}")))
 }
 
+/// How long a finished run waits for its connections to close their handles and disconnect.
+const DISCONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A started run: await [`Run::finish`] for its summary.
 #[derive(Debug)]
 pub struct Run {
@@ -152,7 +155,8 @@ pub struct Run {
 }
 
 impl Run {
-    /// Waits for every poller to end and returns the summary.
+    /// Waits for every poller to end, then for the pool's connections to close their handles
+    /// and disconnect (at most [`DISCONNECT_WAIT`]), and returns the summary.
     pub async fn finish(mut self) -> RunSummary {
         let mut ends: Vec<Vec<PollEnd>> = vec![Vec::new(); self.queues];
         while let Some(joined) = self.tasks.join_next_with_id().await {
@@ -163,6 +167,13 @@ impl Run {
         }
         let pool = self.handle.pool.stats().snapshot();
         self.handle.pool.close_idle();
+        if !self.handle.pool.disconnected_within(DISCONNECT_WAIT).await {
+            tracing::warn!(
+                connections = self.handle.pool.connection_threads(),
+                "connections not yet disconnected after {DISCONNECT_WAIT:?}: not waited for any longer; \
+                 the queue manager backs out what they held when their sockets close"
+            );
+        }
         RunSummary {
             queues: self
                 .handle

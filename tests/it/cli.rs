@@ -1085,6 +1085,7 @@ fn metrics_are_served_and_sigterm_drains_and_exits_zero() {
         "mqpilot_reconnects_total 0",
         "mqpilot_connection_waits_total 0",
         "mqpilot_budget_shrinks_total 0",
+        "mqpilot_handle_closes_for_budget_total 0",
     ] {
         assert!(first.contains(zero), "{zero} missing:\n{first}");
     }

@@ -5,16 +5,14 @@
 use std::sync::Arc;
 
 use mqpilot::fake::{FakeQm, Verb};
-use mqpilot::mq::MqLibrary;
-use mqpilot::mq::options::{ConnectOptions, parse_mqserver};
-use mqpilot::pool::{Pool, PoolConfig};
+use mqpilot::pool::PoolConfig;
 use mqpilot::worker::poller::{PollEnd, SinkTarget};
 use mqpilot::worker::run::QueueRun;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::mcp::{call, ok, open_policy, qm as mcp_qm, server, stdio_client};
-use crate::worker::{Collect, fake, plan, run_until_empty, seed};
+use crate::worker::{Collect, fake, plan, pool_with, run_until_empty, seed};
 
 fn no_qmgr_inquire(qm: &FakeQm) {
     qm.alter_qmgr(|def| def.qmgr_inquire = false);
@@ -25,17 +23,13 @@ async fn regression_a_user_without_qmgr_inquire_authority_still_drains_the_queue
     let qm = fake(256);
     no_qmgr_inquire(&qm);
     seed(&qm, "IN", 25);
-    let options = ConnectOptions::builder()
-        .with_channel(parse_mqserver("APP.SVRCONN/TCP/localhost(1414)", "test").unwrap())
-        .build()
-        .unwrap();
     let config = PoolConfig {
         connections: 1,
         max_handles: 300,
         handle_reserve: 8,
         ..PoolConfig::default()
     };
-    let pool = Pool::new(MqLibrary::fake(qm.library("10.0.0.1")), options, config);
+    let pool = pool_with(&qm, config);
     let sink = Arc::new(Collect::default());
     let queues = vec![QueueRun {
         plan: plan("IN", 10, SinkTarget::External(sink.clone())),

@@ -52,15 +52,20 @@ pub fn fake(max_handles: i32) -> FakeQm {
 }
 
 pub fn pool(qm: &FakeQm, connections: usize) -> Pool {
-    let options = ConnectOptions::builder()
-        .with_channel(parse_mqserver("APP.SVRCONN/TCP/localhost(1414)", "test").unwrap())
-        .build()
-        .unwrap();
     let config = PoolConfig {
         connections,
         handle_reserve: 0,
         ..PoolConfig::default()
     };
+    pool_with(qm, config)
+}
+
+/// A pool on APP.SVRCONN with `config`.
+pub fn pool_with(qm: &FakeQm, config: PoolConfig) -> Pool {
+    let options = ConnectOptions::builder()
+        .with_channel(parse_mqserver("APP.SVRCONN/TCP/localhost(1414)", "test").unwrap())
+        .build()
+        .unwrap();
     Pool::new(MqLibrary::fake(qm.library("10.0.0.1")), options, config)
 }
 
@@ -360,6 +365,31 @@ async fn messages_backed_out_after_an_mqget_fails_mid_batch_are_counted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_disabled_in_the_middle_of_a_batch_delivers_what_was_got_and_raises_no_backout_count() {
+    let qm = fake(256);
+    // Each MQGET takes 50 ms: a batch of 20 takes a second to fill.
+    let (sink, cancel, run) = filling_a_batch(&qm, 20, 50).await;
+    // The MQ administrator pauses consumers: ALTER QLOCAL(IN) GET(DISABLED).
+    qm.set_get_enabled("IN", false);
+    until(
+        || !sink.got.lock().unwrap().is_empty(),
+        "the messages got are delivered",
+    )
+    .await;
+    cancel.cancel();
+    let summary = tokio::time::timeout(std::time::Duration::from_secs(60), run.finish())
+        .await
+        .expect("the run ends");
+    let t = summary.total();
+    assert_eq!(t.backed_out, 0, "nothing was wrong with the messages got: {t:?}");
+    let delivered = sink.got.lock().unwrap().len();
+    assert!((1..20).contains(&delivered), "{delivered} of 20 delivered: {t:?}");
+    let left = qm.browse("IN");
+    assert!(left.iter().all(|m| m.backout_count == 0), "{left:?}");
+    assert_eq!(left.len() + delivered, 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_messages_stops_after_exactly_that_many() {
     let qm = fake(256);
     seed(&qm, "IN", 50);
@@ -482,6 +512,51 @@ async fn without_syncpoint_max_messages_counts_what_a_failing_sink_lost() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_the_queue_sink_target_refuses_as_too_long_goes_to_the_backout_queue() {
+    let qm = fake(256);
+    // The bridge's target takes at most 10 bytes (MAXMSGL 10); IN takes 4 MiB.
+    qm.define_queue(QueueDef::new("SMALL").max_msg_length(10));
+    let big = "x".repeat(100);
+    for data in ["m0".to_owned(), big.clone(), "m2".to_owned()] {
+        qm.put_message("IN", PutSpec::text(data)).unwrap();
+    }
+    let queues = vec![QueueRun {
+        plan: plan("IN", 10, SinkTarget::Queue("SMALL".into())),
+        workers: 1,
+    }];
+    let summary = run_until_empty(&pool(&qm, 1), queues).await;
+    assert!(
+        summary.stopped().is_empty(),
+        "one message stopped the bridge: {:?}",
+        summary.stopped()
+    );
+    let moved: Vec<_> = qm.browse("IN.BACKOUT").into_iter().map(|m| m.data).collect();
+    assert_eq!(moved, [big.into_bytes()]);
+    let out: Vec<_> = qm.browse("SMALL").into_iter().map(|m| m.data).collect();
+    assert_eq!(out, [b"m0".to_vec(), b"m2".to_vec()]);
+    assert_eq!(qm.depth("IN"), Some(0));
+    assert_eq!(summary.total().poisoned, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_run_has_closed_its_handles_and_disconnected() {
+    let qm = fake(256);
+    seed(&qm, "IN", 30);
+    // Every call takes 20 ms, as over a long link: each connection's MQCLOSE of its two
+    // handles and its MQDISC take 60 ms after the run's last batch.
+    qm.set_latency(std::time::Duration::from_millis(20));
+    let queues = vec![QueueRun {
+        plan: plan("IN", 10, SinkTarget::Queue("OUT".into())),
+        workers: 2,
+    }];
+    let summary = run_until_empty(&pool(&qm, 2), queues).await;
+    assert_eq!(summary.total().delivered, 30);
+    // Right after the run: a process that exits now cuts no connection off.
+    assert_eq!(qm.connections(), [], "connections still open when the run returned");
+    assert_eq!(qm.reason_count(Verb::Disc, 0), qm.reason_count(Verb::Connx, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_connections_are_replaced_and_nothing_is_lost() {
     let qm = fake(256);
     seed(&qm, "IN", 100);
@@ -496,6 +571,44 @@ async fn broken_connections_are_replaced_and_nothing_is_lost() {
     assert_eq!(qm.depth("OUT").unwrap() + qm.depth("IN").unwrap(), 100);
     assert_eq!(qm.depth("OUT"), Some(100));
     assert!(summary.pool.reconnects >= 4, "{:?}", summary.pool);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_lost_one_after_the_other_reconnect_with_the_configured_backoff() {
+    use mqpilot::pool::BackoffConfig;
+    use std::time::Duration;
+    // Every connect succeeds and every MQGET then breaks its connection (2009): a proxy that
+    // resets sessions. With a reconnect backoff of 1 s the poller connects at 0, again at
+    // once, then no sooner than 0.5 s and 1.5 s later (equal jitter), not every few
+    // hundred milliseconds.
+    let qm = fake(256);
+    seed(&qm, "IN", 5);
+    qm.fail_next(Verb::Get, 1_000, 2009);
+    let config = PoolConfig {
+        connections: 1,
+        handle_reserve: 0,
+        backoff: BackoffConfig {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(30),
+        },
+        ..PoolConfig::default()
+    };
+    let pool = pool_with(&qm, config);
+    let queues = vec![QueueRun {
+        plan: plan("IN", 10, SinkTarget::External(Arc::new(Collect::default()))),
+        workers: 1,
+    }];
+    let cancel = CancellationToken::new();
+    let (_handle, run) = start(&pool, &queues, RunLimits::new(false, None), &cancel);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let connects = pool.stats().snapshot().connects;
+    cancel.cancel();
+    run.finish().await;
+    assert!(
+        (2..=3).contains(&connects),
+        "{connects} connects in 1.2 s with a reconnect backoff of 1 s"
+    );
+    assert_eq!(qm.depth("IN"), Some(5), "nothing was taken off the queue");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -669,6 +782,22 @@ async fn an_unexpected_2017_shrinks_the_budget_and_the_work_still_completes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_handle_closed_after_an_unexpected_2017_is_counted_like_any_close_for_the_budget() {
+    let qm = fake(256);
+    let pool = pool(&qm, 1);
+    let cancel = CancellationToken::new();
+    let mut lease = pool.checkout(&cancel).await.unwrap();
+    lease.run(|c| c.open_output("OUT")).await.unwrap();
+    qm.alter_qmgr(|q| q.max_handles = 1);
+    // The second handle gets 2017: the budget shrinks to 1, OUT is closed, the open retried.
+    lease.run(|c| c.open_output("IN.BACKOUT")).await.unwrap();
+    drop(lease);
+    let stats = pool.stats().snapshot();
+    assert_eq!(stats.budget_shrinks, 1);
+    assert_eq!(stats.handle_closes_for_budget, 1, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_dropped_in_a_unit_of_work_whose_mqback_fails_is_never_reused() {
     use mqpilot::mq::session::GetRequest;
     let qm = fake(256);
@@ -826,6 +955,43 @@ async fn connects_given_up_on_never_take_the_pool_past_its_size() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(qm.peak_connections(), 1, "a pool of one had more connections at once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replacing_a_broken_connection_never_takes_the_pool_past_its_size() {
+    use std::time::Duration;
+    let qm = fake(256);
+    let pool = pool(&qm, 3);
+    let cancel = CancellationToken::new();
+    let mut a = pool.checkout(&cancel).await.unwrap();
+    let mut b = pool.checkout(&cancel).await.unwrap();
+    let mut d = pool.checkout(&cancel).await.unwrap();
+    for lease in [&mut b, &mut d] {
+        lease
+            .run(|c| {
+                for q in ["OUT", "IN.BACKOUT", "NOBOQ"] {
+                    c.open_output(q)?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+    }
+    drop(b);
+    drop(d);
+    assert_eq!(qm.peak_connections(), 3);
+    // A round trip per call: an idle connection's teardown (three MQCLOSE and MQDISC) takes
+    // four, while a new connection's MQCONNX comes after one.
+    qm.set_latency(Duration::from_millis(50));
+    a.mark_broken();
+    drop(a);
+    let (c, e) = tokio::join!(pool.checkout(&cancel), pool.checkout(&cancel));
+    let (_c, _e) = (c.unwrap(), e.unwrap());
+    assert_eq!(
+        qm.peak_connections(),
+        3,
+        "a pool of 3 held more connections at once while replacing a broken one"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -995,6 +1161,28 @@ async fn an_idle_queue_with_wait_ms_0_is_not_polled_in_a_tight_loop() {
 }
 
 /// Waits up to 30 s for `done`, checking every 5 ms.
+/// Seeds IN with `batch` messages and starts one poller taking them in one batch, each MQGET
+/// taking `per_get_ms`; returns once the batch's first message is got, with the sink, the
+/// run's token and the run.
+async fn filling_a_batch(
+    qm: &FakeQm,
+    batch: usize,
+    per_get_ms: u64,
+) -> (Arc<Collect>, CancellationToken, mqpilot::worker::run::Run) {
+    seed(qm, "IN", batch);
+    qm.set_latency(std::time::Duration::from_millis(per_get_ms));
+    let sink = Arc::new(Collect::default());
+    let queues = [QueueRun {
+        plan: plan("IN", batch, SinkTarget::External(sink.clone())),
+        workers: 1,
+    }];
+    let cancel = CancellationToken::new();
+    let (_handle, run) = start(&pool(qm, 1), &queues, RunLimits::new(false, None), &cancel);
+    let got = || qm.browse("IN").iter().any(|m| m.state == "got-uncommitted");
+    until(got, "the first message of the batch is got").await;
+    (sink, cancel, run)
+}
+
 async fn until(mut done: impl FnMut() -> bool, what: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !done() {
@@ -1024,18 +1212,8 @@ async fn shutdown_does_not_wait_out_a_long_mqget_wait() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_stops_growing_at_shutdown_and_what_was_got_is_committed() {
     let qm = fake(256);
-    seed(&qm, "IN", 100);
     // Each MQGET takes 100 ms: a batch of 100 would take ten seconds to fill.
-    qm.set_latency(std::time::Duration::from_millis(100));
-    let sink = Arc::new(Collect::default());
-    let queues = [QueueRun {
-        plan: plan("IN", 100, SinkTarget::External(sink.clone())),
-        workers: 1,
-    }];
-    let cancel = CancellationToken::new();
-    let (_handle, run) = start(&pool(&qm, 1), &queues, RunLimits::new(false, None), &cancel);
-    let got = || qm.browse("IN").iter().any(|m| m.state == "got-uncommitted");
-    until(got, "the first message of the batch is got").await;
+    let (sink, cancel, run) = filling_a_batch(&qm, 100, 100).await;
     cancel.cancel();
     let summary = tokio::time::timeout(std::time::Duration::from_secs(60), run.finish())
         .await

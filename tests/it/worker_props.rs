@@ -26,9 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mqpilot::fake::{ChannelDef, FakeConfig, FakeQm, PutSpec, QueueDef, Verb};
-use mqpilot::mq::MqLibrary;
 use mqpilot::mq::message::Message;
-use mqpilot::mq::options::{ConnectOptions, parse_mqserver};
 use mqpilot::pool::{BackoffConfig, Pool, PoolConfig, budget};
 use mqpilot::worker::QueueTotals;
 use mqpilot::worker::limits::RunLimits;
@@ -305,10 +303,6 @@ fn queue_manager(max_handles: i32, thresholds: impl IntoIterator<Item = i32>) ->
 /// A pool with the run's connections and reserve, and reconnect delays short enough for a
 /// test (the default starts at 100 ms).
 fn budget_pool(qm: &FakeQm, pools: &Pools) -> Pool {
-    let options = ConnectOptions::builder()
-        .with_channel(parse_mqserver("APP.SVRCONN/TCP/localhost(1414)", "test").unwrap())
-        .build()
-        .unwrap();
     let config = PoolConfig {
         connections: pools.connections,
         handle_reserve: pools.reserve,
@@ -318,7 +312,7 @@ fn budget_pool(qm: &FakeQm, pools: &Pools) -> Pool {
         },
         ..PoolConfig::default()
     };
-    Pool::new(MqLibrary::fake(qm.library("10.0.0.1")), options, config)
+    crate::worker::pool_with(qm, config)
 }
 
 /// Puts queue `q`'s messages; poison ones with a backout count at or above the threshold.
