@@ -348,7 +348,7 @@ fn lay_out(attrs: &[Attr], ints: &mut [mq::MQLONG], chars: &mut [u8]) -> i32 {
             }
             Attr::NotApplicable(width) => {
                 let end = (c + width).min(chars.len());
-                chars[c.min(end)..end].fill(b' ');
+                chars[c.min(end)..end].fill(b'*');
                 c += width;
                 warning = mq::MQRC_SELECTOR_NOT_FOR_TYPE;
             }

@@ -1,7 +1,10 @@
 //! MQINQ on the fake: which attributes a queue manager and a queue answer, and how.
 //!
-//! A selector MQ knows but that does not apply to the object is answered as not applicable
-//! (warning 2068), an unknown one fails with 2067, as MQ does.
+//! A selector that is not one of the object's attributes fails the call with 2067
+//! (MQRC_SELECTOR_ERROR), as MQ does: a queue manager selector asked of a queue, a queue
+//! selector asked of the queue manager, or one the fake does not know. (MQ's warning 2068,
+//! MQRC_SELECTOR_NOT_FOR_TYPE, is for a queue selector that another type of queue has, an
+//! alias or a remote queue's; the fake's queues are all local.)
 
 use libmqm_sys as mq;
 
@@ -39,33 +42,8 @@ fn inquire_qmgr(st: &State, selector: i32) -> Result<Attr, Reason> {
         mq::MQIA_MAX_MSG_LENGTH => Attr::Int(d.max_msg_length),
         mq::MQIA_COMMAND_LEVEL => Attr::Int(mq::MQCMDL_LEVEL_930),
         mq::MQIA_PLATFORM => Attr::Int(mq::MQPL_UNIX),
-        mq::MQCA_Q_NAME | mq::MQCA_BACKOUT_REQ_Q_NAME => Attr::NotApplicable(48),
-        mq::MQCA_Q_DESC => Attr::NotApplicable(64),
-        s if is_queue_selector(s) => Attr::NotApplicable(0),
         _ => return Err(mq::MQRC_SELECTOR_ERROR),
     })
-}
-
-fn is_queue_selector(s: i32) -> bool {
-    [
-        mq::MQCA_Q_NAME,
-        mq::MQCA_Q_DESC,
-        mq::MQCA_BACKOUT_REQ_Q_NAME,
-        mq::MQIA_CURRENT_Q_DEPTH,
-        mq::MQIA_MAX_Q_DEPTH,
-        mq::MQIA_OPEN_INPUT_COUNT,
-        mq::MQIA_OPEN_OUTPUT_COUNT,
-        mq::MQIA_BACKOUT_THRESHOLD,
-        mq::MQIA_INHIBIT_GET,
-        mq::MQIA_INHIBIT_PUT,
-        mq::MQIA_Q_TYPE,
-        mq::MQIA_DEF_INPUT_OPEN_OPTION,
-        mq::MQIA_SHAREABILITY,
-        mq::MQIA_MSG_DELIVERY_SEQUENCE,
-        mq::MQIA_DEF_PRIORITY,
-        mq::MQIA_DEF_PERSISTENCE,
-    ]
-    .contains(&s)
 }
 
 fn inquire_queue(st: &State, q: usize, selector: i32) -> Result<Attr, Reason> {
@@ -106,8 +84,6 @@ fn inquire_queue(st: &State, q: usize, selector: i32) -> Result<Attr, Reason> {
         }),
         mq::MQIA_DEF_PRIORITY => Attr::Int(d.default_priority),
         mq::MQIA_DEF_PERSISTENCE => Attr::Int(i32::from(d.default_persistent)),
-        mq::MQCA_Q_MGR_NAME => Attr::NotApplicable(48),
-        mq::MQIA_MAX_HANDLES | mq::MQIA_MAX_UNCOMMITTED_MSGS => Attr::NotApplicable(0),
         _ => return Err(mq::MQRC_SELECTOR_ERROR),
     })
 }

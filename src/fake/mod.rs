@@ -174,12 +174,11 @@ impl FakeQm {
         let new = verbs::NewMsg::new(&md, &spec.data);
         let mut st = self.lock();
         let q = *st.queue_index.get(queue).ok_or(mq::MQRC_UNKNOWN_OBJECT_NAME)?;
-        verbs::put_on(&mut st, 0, q, &mut md, mq::MQPMO_NO_SYNCPOINT, new)?;
-        if spec.backout_count > 0 {
-            let queue = &mut st.queues[q];
-            if let Some(m) = queue.msgs.values_mut().rev().find(|m| m.md.MsgId == md.MsgId) {
-                m.md.BackoutCount = spec.backout_count.min(MAX_BACKOUT_COUNT);
-            }
+        let key = verbs::put_on(&mut st, 0, q, &mut md, mq::MQPMO_NO_SYNCPOINT, new)?;
+        if spec.backout_count > 0
+            && let Some(m) = st.queues[q].msgs.get_mut(&key)
+        {
+            m.md.BackoutCount = spec.backout_count.min(MAX_BACKOUT_COUNT);
         }
         Ok(md.MsgId)
     }

@@ -19,7 +19,7 @@ use super::descriptor::{copy_padded, message_id, stamp_put_time};
 use super::faults::Timing;
 use super::get::{Buffer, try_get};
 use super::inquire::inquire;
-use super::queue::{Msg, MsgState};
+use super::queue::{Key, Msg, MsgState};
 use super::state::{Conn, Handle, Reason, State, Target, Verb, Work};
 
 /// What a client asks for at MQCONNX.
@@ -133,8 +133,9 @@ pub enum Attr {
     Int(i32),
     /// An MQCA_* value, blank-padded to `width` bytes.
     Text(String, usize),
-    /// A selector valid in MQ but not for this object type (2068, a warning): MQIAV_NOT_APPLICABLE
-    /// for an integer (width 0), blanks of `width` bytes for a text.
+    /// A selector valid for another type of queue (2068, a warning): MQIAV_NOT_APPLICABLE for
+    /// an integer (width 0), asterisks of `width` bytes for a text. (The fake's queues are all
+    /// local, so it answers none; the wire protocol still carries it.)
     NotApplicable(usize),
 }
 
@@ -238,7 +239,7 @@ impl FakeQm {
                 _ => Err(mq::MQRC_NOT_OPEN_FOR_OUTPUT),
             }
         });
-        let result = result.and_then(|q| put_on(&mut st, hconn, q, md, options, new));
+        let result = result.and_then(|q| put_on(&mut st, hconn, q, md, options, new).map(drop));
         let warning = result.map_or(0, |()| put_warning(md));
         st.finish(Verb::Put, Some(hconn), result, warning)
     }
@@ -317,11 +318,10 @@ impl FakeQm {
         st.finish(Verb::Get, Some(hconn), result, warning)
     }
 
-    /// MQINQ. A selector that MQ knows but that does not apply to the object comes back as
-    /// [`Attr::NotApplicable`], which the caller reports as warning 2068.
+    /// MQINQ.
     ///
     /// # Errors
-    /// 2038 not open for inquire, 2067 unknown selector.
+    /// 2038 not open for inquire, 2067 a selector that is not one of the object's attributes.
     pub fn inquire(&self, hconn: i32, hobj: i32, selectors: &[i32]) -> Result<Vec<Attr>, Reason> {
         let mut st = self.begin(Verb::Inq, Some(hconn))?;
         let result = inquire(&mut st, hconn, hobj, selectors);
@@ -578,7 +578,7 @@ fn put1(
     let Target::Queue(q) = target else {
         return Err(mq::MQRC_OBJECT_TYPE_ERROR);
     };
-    put_on(st, hconn, q, md, options, new)
+    put_on(st, hconn, q, md, options, new).map(drop)
 }
 
 /// MQ's MaxPriority (MQIA_MAX_PRIORITY) on every platform but z/OS.
@@ -621,6 +621,7 @@ impl NewMsg {
 
 /// Puts `new` on queue `q` for connection `hconn` (or the admin API when 0); `out` gets its
 /// descriptor as MQPUT returns it (MsgId, PutDate, PutTime, resolved priority and persistence).
+/// Returns where the message sits in its queue.
 pub(super) fn put_on(
     st: &mut State,
     hconn: i32,
@@ -628,7 +629,7 @@ pub(super) fn put_on(
     out: &mut mq::MQMD,
     options: i32,
     new: NewMsg,
-) -> Result<(), Reason> {
+) -> Result<Key, Reason> {
     let NewMsg(mut msg) = new;
     let data_len = msg.data.len();
     let md = &mut msg.md;
@@ -701,7 +702,7 @@ pub(super) fn put_on(
     } else {
         queue.wake();
     }
-    Ok(())
+    Ok(key)
 }
 
 #[cfg(test)]

@@ -153,3 +153,26 @@ fn regression_message_ids_differ_between_starts_and_within_one() {
     }
     assert_eq!(ids.len(), 101, "every message its own id");
 }
+
+#[test]
+fn a_seeded_backout_count_lands_on_the_message_just_put() {
+    // Two messages with the same MsgId, the older one queued behind the newer (priority 0
+    // after 5): the count goes to the one put, not to the first found with its id.
+    let qm = qm();
+    let id = [7u8; 24];
+    let old = PutSpec {
+        msg_id: Some(id),
+        priority: Some(0),
+        ..PutSpec::text("old")
+    };
+    qm.put_message("A", old).unwrap();
+    let new = PutSpec {
+        msg_id: Some(id),
+        priority: Some(5),
+        backout_count: 4,
+        ..PutSpec::text("new")
+    };
+    qm.put_message("A", new).unwrap();
+    let seen: Vec<_> = qm.browse("A").into_iter().map(|m| (m.data, m.backout_count)).collect();
+    assert_eq!(seen, vec![(b"new".to_vec(), 4), (b"old".to_vec(), 0)]);
+}

@@ -280,13 +280,24 @@ fn inquire_reads_qmgr_and_queue_attributes() {
         .discard_warning()
         .unwrap();
     assert!(String::from_utf8_lossy(&name.iter().map(|&c| c as u8).collect::<Vec<_>>()).starts_with("QM1"));
-    // A queue manager attribute asked of a queue: warning 2068, value MQIAV_NOT_APPLICABLE.
-    let not_for_queue = a.inquire_integer(mqi::attribute::MQIA_MAX_HANDLES).unwrap();
+    // An attribute of the other object type fails the call with 2067, as MQ's MQINQ does
+    // (2068 is for a queue attribute that another type of queue has).
     assert_eq!(
-        not_for_queue.warning().map(|w| w.0.0),
-        Some(MQRC_SELECTOR_NOT_FOR_TYPE.0)
+        rc(a.inquire_integer(mqi::attribute::MQIA_MAX_HANDLES)),
+        MQRC_SELECTOR_ERROR.0
     );
-    assert_eq!(*not_for_queue, Some(MQIAV_NOT_APPLICABLE.0));
+    assert_eq!(
+        rc(a.inquire_text(mqi::attribute::MQCA_Q_MGR_NAME)),
+        MQRC_SELECTOR_ERROR.0
+    );
+    assert_eq!(
+        rc(qmgr.inquire_integer(mqi::attribute::MQIA_BACKOUT_THRESHOLD)),
+        MQRC_SELECTOR_ERROR.0
+    );
+    assert_eq!(
+        rc(qmgr.inquire_text(mqi::attribute::MQCA_BACKOUT_REQ_Q_NAME)),
+        MQRC_SELECTOR_ERROR.0
+    );
 }
 
 #[test]
