@@ -118,9 +118,9 @@ struct ConnThread {
     jobs: std::sync::mpsc::Sender<Job>,
 }
 
-/// The idle connections, and how many times [`Pool::close_idle`] has run: a connection a
-/// lease gave back before a close, but that its thread only finished backing out after it,
-/// is closed too rather than kept.
+/// The idle connections, and how many times [`Pool::close_idle`] has run: a connection
+/// leased before a close and given back after it (or whose thread only finished backing out
+/// after it) is closed too rather than kept.
 #[derive(Default)]
 struct Idle {
     conns: Vec<ConnThread>,
@@ -179,6 +179,9 @@ pub struct Lease {
     settled: bool,
     /// The pool slot; given back once the connection is idle again (or gone).
     permit: Option<OwnedSemaphorePermit>,
+    /// [`Pool::close_idle`]'s count when the lease was made: a lease given back after a
+    /// close (a shutdown) is closed too rather than left idle and connected.
+    closes: u64,
 }
 
 impl std::fmt::Debug for Lease {
@@ -275,12 +278,19 @@ impl Pool {
             Some(conn) => (conn, permit),
             None => self.connect(permit, patience, cancel).await?,
         };
+        let closes = self
+            .inner
+            .idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .closes;
         Ok(Lease {
             conn: Some(conn),
             pool: Arc::clone(&self.inner),
             healthy: true,
             settled: true,
             permit: Some(permit),
+            closes,
         })
     }
 
@@ -685,13 +695,18 @@ impl Drop for Lease {
         }
         let pool = Arc::clone(&self.pool);
         let permit = self.permit.take();
+        let closes = self.closes;
         if self.settled {
             // Nothing runs on the connection and nothing is left to back out: idle at once,
-            // without a hand-over to its thread.
+            // without a hand-over to its thread; or, after a close, disconnected with its slot.
             let mut idle = pool.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            pool.give_back(&mut idle, conn);
-            drop(idle);
-            drop(permit);
+            if idle.closes == closes {
+                pool.give_back(&mut idle, conn);
+                drop(idle);
+                drop(permit);
+            } else if let Some(slot) = permit {
+                free_after_disconnect(&conn.jobs, slot);
+            }
             return;
         }
         // Whatever the lease left in a unit of work is backed out before reuse, on the
@@ -699,11 +714,6 @@ impl Drop for Lease {
         // fails, the connection is not reused (the next MQCMIT on it would commit what was
         // left): the job drops the last sender, the thread ends, and dropping the connection
         // backs out again or leaves it to MQ.
-        let closes = pool
-            .idle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .closes;
         let sender = conn.jobs.clone();
         let _ = sender.send(Box::new(
             move |c: &mut PooledConn, retire: &mut Option<OwnedSemaphorePermit>| {

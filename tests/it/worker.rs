@@ -995,6 +995,25 @@ async fn replacing_a_broken_connection_never_takes_the_pool_past_its_size() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_given_back_after_the_pool_closed_its_idle_connections_disconnects_too() {
+    // A shutdown closes the idle connections while a caller still holds one (a sender of
+    // `mqplan validate`, an MCP call): given back afterwards, it is not kept connected.
+    let qm = fake(256);
+    let pool = pool(&qm, 2);
+    let cancel = CancellationToken::new();
+    let lease = pool.checkout(&cancel).await.unwrap();
+    drop(pool.checkout(&cancel).await.unwrap());
+    pool.close_idle();
+    drop(lease);
+    assert!(
+        pool.disconnected_within(std::time::Duration::from_secs(5)).await,
+        "still connected: {:?}",
+        qm.connections()
+    );
+    assert_eq!(qm.connections(), []);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_mqback_replaces_the_connection_and_loses_nothing() {
     let qm = fake(256);
     seed(&qm, "IN", 5);
